@@ -1,0 +1,50 @@
+# LiveDesk developer entry points. Each target works on a fresh machine by itself.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8080
+PYTEST_ARGS ?=
+
+.PHONY: run install install-test system-deps test bench clean
+
+# Re-install only when pyproject.toml changes (the stamp lives inside .venv).
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(BIN)/.installed-test: $(BIN)/.installed
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+install-test: $(BIN)/.installed-test
+
+# Debian chromium (for Playwright, never `playwright install`) and redis-server, when missing.
+system-deps:
+	@need=""; \
+	command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium || need="$$need chromium"; \
+	command -v redis-server >/dev/null 2>&1 || need="$$need redis-server"; \
+	fc-list 2>/dev/null | grep -qi 'noto.*cjk' || need="$$need fonts-noto-cjk"; \
+	if [ -n "$$need" ]; then \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing:$$need"; \
+	    SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$need >/dev/null; \
+	  else echo "warning: missing$$need and no apt-get"; fi; \
+	fi
+
+run: install
+	$(BIN)/livedesk serve --dev --host $(HOST) --port $(PORT)
+
+test: install-test system-deps
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: install-test system-deps
+	$(BIN)/python -m benchmarks.bot
+
+clean:
+	rm -rf $(VENV) build *.egg-info tests/artifacts

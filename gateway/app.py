@@ -1,0 +1,135 @@
+"""The app factory: wires signaling, support and media into one aiohttp application.
+
+Everything is built from one :class:`~gateway.config.Config` and stored under typed
+``web.AppKey``s; resources that need closing (bus, hub tasks, peer connections) live in a
+cleanup context. No module-level state: two apps in one process do not share anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from signaling import Hub, MemoryBus, TokenAuthority
+from signaling.bus import Bus
+from signaling.hub import HubConfig
+from signaling.server import EdgeConfig, SocketEndpoint
+
+from .config import Config
+from .ice import IceProvider
+from .metrics import Metrics
+from .support.knowledge import Knowledge, demo_room_path
+from .support.responder import Responder
+from .support.room import RoomRegistry
+from .support.service import SupportConfig, SupportService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Gateway:
+    """Everything one node runs; handy for tests that want to reach inside."""
+
+    config: Config
+    bus: Bus
+    hub: Hub
+    tokens: TokenAuthority
+    rooms: RoomRegistry
+    support: SupportService
+    metrics: Metrics
+    ice: IceProvider
+    endpoint: SocketEndpoint
+    media: object | None = None
+
+
+GATEWAY = web.AppKey("gateway", Gateway)
+
+
+def default_responder(config: Config) -> Responder:
+    from .support.bot import OfflineBot
+
+    bot = OfflineBot()
+    if config.llm_url:
+        from .support.bot.llm import LLMResponder
+
+        return LLMResponder(url=config.llm_url, model=config.llm_model,
+                            api_key=config.llm_api_key, timeout_s=config.llm_timeout_s,
+                            fallback=bot)
+    return bot
+
+
+def load_rooms(config: Config) -> RoomRegistry:
+    rooms = RoomRegistry()
+    paths = config.rooms or [demo_room_path()]
+    for p in paths:
+        rooms.add(Knowledge.load(p))
+    return rooms
+
+
+def create_app(config: Config, responder: Responder | None = None,
+               bus: Bus | None = None) -> web.Application:
+    config.validate()
+    metrics = Metrics()
+    if bus is None:
+        if config.redis_url:
+            from signaling.redis_bus import RedisBus  # scale-out issue
+
+            bus = RedisBus(config.redis_url, node_id=config.node_id)
+        else:
+            bus = MemoryBus()
+    hub = Hub(bus, node_id=config.node_id,
+              config=HubConfig(retain_frames=config.retain_frames, retain_s=config.retain_s))
+    tokens = TokenAuthority(config.secret)
+    rooms = load_rooms(config)
+    responder = responder or default_responder(config)
+    support = SupportService(hub, rooms, responder,
+                             SupportConfig(agent_capacity=config.agent_capacity,
+                                           bot_timeout_s=config.bot_timeout_s),
+                             metrics=metrics)
+    ice = IceProvider(config.stun_urls, config.turn_urls, config.turn_secret, config.turn_ttl_s)
+
+    async def ready() -> bool:
+        try:
+            return await asyncio.wait_for(bus.ping(), 1.0)
+        except Exception:
+            return False
+
+    endpoint = SocketEndpoint(hub, tokens, ice_servers=lambda c: ice.for_user(c.user),
+                              ready=ready,
+                              config=EdgeConfig(rate_per_s=config.rate_per_s,
+                                                burst=config.rate_burst),
+                              metrics=metrics)
+    gw = Gateway(config, bus, hub, tokens, rooms, support, metrics, ice, endpoint)
+
+    app = web.Application()
+    app[GATEWAY] = gw
+
+    try:
+        from .media.service import MediaService  # calls issue; absent before it lands
+    except ImportError:
+        MediaService = None
+    if MediaService is not None:
+        gw.media = MediaService(hub, support, config, ice, metrics)
+
+    async def lifecycle(app: web.Application):
+        await bus.start()
+        await hub.start()
+        warm = getattr(responder, "warm_up", None)
+        if warm is not None:
+            await asyncio.get_running_loop().run_in_executor(None, warm)
+        yield
+        if gw.media is not None:
+            await gw.media.close()
+        await support.close()
+        await hub.close()
+        await bus.close()
+
+    app.cleanup_ctx.append(lifecycle)
+
+    from .http_api import setup_routes
+
+    setup_routes(app, gw)
+    return app

@@ -1,0 +1,123 @@
+"""``livedesk``: serve the gateway, mint tokens, evaluate the bot.
+
+Flags map one-to-one onto :class:`gateway.config.Config` fields; env vars
+(``LIVEDESK_*``) fill what flags leave out. See ``docs/configuration.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from .config import Config, ConfigError
+
+
+def _serve_parser(sub) -> None:
+    p = sub.add_parser("serve", help="run the gateway")
+    p.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="HTTP port (default 8080)")
+    p.add_argument("--redis-url", default=None, help="use Redis for multi-node state/bus")
+    p.add_argument("--room", action="append", type=Path, default=None,
+                   help="room knowledge file (repeatable); default: the bundled demo room")
+    p.add_argument("--dev", action="store_true", default=None,
+                   help="demo mode: /api/dev/token on, secret generated if unset (loopback only)")
+    p.add_argument("--media-mode", choices=("passthrough", "transcode"), default=None,
+                   help="how the media gateway forwards video/audio")
+    p.add_argument("--node-id", default=None, help="name of this node (default host-pid)")
+    p.add_argument("--public-url", default=None, help="URL browsers use to reach this node")
+    p.add_argument("--log-level", default=os.environ.get("LIVEDESK_LOG_LEVEL", "INFO"))
+
+
+def _token_parser(sub) -> None:
+    p = sub.add_parser("token", help="print a signed token (JWT) as the last line")
+    p.add_argument("--role", required=True, choices=("viewer", "agent", "host", "admin", "service"))
+    p.add_argument("--user", required=True)
+    p.add_argument("--room", default=None)
+    p.add_argument("--name", default=None)
+    p.add_argument("--ttl", type=int, default=3600, help="seconds until expiry (default 3600)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "bot-eval":
+        from .support.bot.eval import main as bot_eval
+
+        return bot_eval(argv[1:])
+    parser = argparse.ArgumentParser(prog="livedesk", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    _serve_parser(sub)
+    _token_parser(sub)
+    sub.add_parser("bot-eval", help="run the bot over a cases file (see docs/bot.md)")
+    args = parser.parse_args(argv)
+    if args.cmd == "token":
+        return _token(args)
+    return _serve(args)
+
+
+def _token(args) -> int:
+    from signaling import TokenAuthority
+
+    secret = os.environ.get("LIVEDESK_SECRET")
+    if not secret:
+        print("error: LIVEDESK_SECRET is not set", file=sys.stderr)
+        return 2
+    print(TokenAuthority(secret).issue(args.user, args.role, room=args.room, name=args.name,
+                                       ttl_s=args.ttl))
+    return 0
+
+
+def _serve(args) -> int:
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aioice").setLevel(logging.WARNING)
+    try:
+        config = Config.from_env(host=args.host, port=args.port, redis_url=args.redis_url,
+                                 rooms=args.room, dev=args.dev, media_mode=args.media_mode,
+                                 node_id=args.node_id, public_url=args.public_url).validate()
+    except ConfigError as e:
+        print(f"livedesk: {e}", file=sys.stderr)
+        return 2
+    return asyncio.run(_run(config))
+
+
+async def _run(config: Config) -> int:
+    from aiohttp import web
+
+    from .app import create_app
+
+    app = create_app(config)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port)
+    await site.start()
+    u = config.public_url
+    print(f"LiveDesk gateway {config.node_id} listening on {config.host}:{config.port}", flush=True)
+    print(f"  viewer widget : {u}/", flush=True)
+    print(f"  agent console : {u}/agent", flush=True)
+    print(f"  host panel    : {u}/host", flush=True)
+    print(f"  dashboard     : {u}/dashboard", flush=True)
+    print(f"  health/metrics: {u}/healthz  {u}/metrics", flush=True)
+    if config.dev:
+        print("  (dev mode: pages fetch demo tokens from /api/dev/token)", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except NotImplementedError:
+            pass
+    await stop.wait()
+    drain = getattr(app, "drain", None)
+    if drain:
+        await drain()
+    await runner.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Prometheus metrics, one registry per app (no import-time globals, so tests can run many
+apps in one process and each metric can be checked to move only when its event happens).
+
+Names are contracts (issue 5) and documented in ``docs/operations.md``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.sockets = Gauge("livedesk_sockets", "Open WebSocket connections", registry=r)
+        self.sessions = Gauge("livedesk_sessions", "Sessions held by this node", registry=r)
+        self.protocol_errors = Counter("livedesk_protocol_errors_total",
+                                       "Typed errors sent to clients", ["code"], registry=r)
+        self.messages = Counter("livedesk_messages_total", "Chat messages stored",
+                                ["role"], registry=r)
+        self.first_response = Histogram(
+            "livedesk_first_response_seconds",
+            "First human reply after escalation", buckets=LATENCY_BUCKETS, registry=r)
+        self.bot_first_response = Histogram(
+            "livedesk_bot_first_response_seconds",
+            "Bot reply latency to a viewer's first message",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2), registry=r)
+        self.conversations = Counter("livedesk_conversations_total",
+                                     "Conversations ended, by outcome", ["outcome"], registry=r)
+        self.csat = Histogram("livedesk_csat_rating", "CSAT ratings (1-5)",
+                              buckets=(1, 2, 3, 4, 5), registry=r)
+        self.queue_length = Gauge("livedesk_queue_length", "Conversations waiting for an agent",
+                                  registry=r)
+        self.queue_wait = Histogram("livedesk_queue_wait_seconds",
+                                    "Time from escalation to assignment",
+                                    buckets=LATENCY_BUCKETS, registry=r)
+        self.calls = Counter("livedesk_calls_total", "Calls ended, by outcome", ["outcome"],
+                             registry=r)
+        self.compensation = Counter("livedesk_compensation_amount_total",
+                                    "Compensation granted", ["kind"], registry=r)
+        self.conversions = Counter("livedesk_conversions_total",
+                                   "Orders within the window after a support conversation",
+                                   ["room"], registry=r)
+        self.agents = Gauge("livedesk_agents", "Agents by status", ["status"], registry=r)
+        self.escalations = Counter("livedesk_escalations_total", "Escalations by source",
+                                   ["source"], registry=r)
+        self.bot_replies = Counter("livedesk_bot_replies_total", "Bot replies by intent",
+                                   ["intent"], registry=r)
+        self.orders = Counter("livedesk_orders_total", "Shop orders by result", ["result"],
+                              registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

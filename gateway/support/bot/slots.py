@@ -1,0 +1,302 @@
+"""Slot extraction: which product, size, body measurements and order a message mentions.
+
+Owns turning free chat into structured values the answer composer can look up in the room
+knowledge: a product (by SKU, link number, a piece of its Chinese name, an English category
+word, or an attribute value only that product has), a size/variant token from the products'
+own size lists, height in cm and weight in kg (斤 = 0.5 kg, lb, "160 100斤", "175/130斤",
+"1米65", "5'6"), hair length for non-chart sizes, and an order id. The product index is
+built from the knowledge object and cached by its product names, so live stock changes do
+not rebuild it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ..knowledge import Knowledge, Product
+
+# English category words -> Chinese name fragments that a product name may contain.
+EN_CATEGORY: dict[str, tuple[str, ...]] = {
+    "hoodie": ("卫衣",), "hoody": ("卫衣",), "sweatshirt": ("卫衣",), "pullover": ("卫衣", "套头"),
+    "vest": ("马甲", "背心"), "gilet": ("马甲",), "waistcoat": ("马甲",), "puffer": ("羽绒",),
+    "down": ("羽绒",), "jeans": ("牛仔裤",), "denim": ("牛仔",), "pants": ("裤",), "trousers": ("裤",),
+    "cargo": ("工装",), "joggers": ("裤",), "leggings": ("瑜伽裤", "打底裤", "裤"), "yoga": ("瑜伽",),
+    "scarf": ("围巾",), "scarves": ("围巾",), "nuts": ("坚果",), "nut": ("坚果",), "trail": ("坚果",),
+    "jerky": ("牛肉干", "肉干"), "beef": ("牛肉",), "candy": ("糖",), "sesame": ("芝麻",),
+    "brittle": ("酥糖",), "snack": ("零食",), "snacks": ("零食",),
+    "wand": ("卷发棒",), "curler": ("卷发棒",), "curling": ("卷发棒",), "straightener": ("直发",),
+    "dryer": ("吹风机",), "hairdryer": ("吹风机",), "lipstick": ("口红", "唇膏"), "lip": ("唇",),
+    "foundation": ("粉底",), "mask": ("面膜",), "masks": ("面膜",), "toothbrush": ("牙刷",),
+    "tee": ("t恤", "短袖"), "t-shirt": ("t恤", "短袖"), "tshirt": ("t恤",), "shirt": ("衬衫", "t恤"),
+    "jacket": ("外套", "夹克", "冲锋衣"), "coat": ("大衣", "外套"), "shell": ("冲锋衣",),
+    "raincoat": ("雨衣",), "windbreaker": ("冲锋衣", "风衣"), "fleece": ("抓绒",),
+    "shoes": ("鞋",), "shoe": ("鞋",), "sneakers": ("鞋",), "boots": ("靴",), "hiking": ("徒步", "登山"),
+    "hat": ("帽",), "beanie": ("帽",), "cap": ("帽",), "gloves": ("手套",), "socks": ("袜",),
+    "bag": ("包",), "backpack": ("背包", "双肩包"), "sunscreen": ("防晒",), "spf": ("防晒",),
+    "serum": ("精华",), "cream": ("霜",), "moisturizer": ("面霜", "乳"), "lotion": ("乳",),
+    "cleanser": ("洁面", "洗面"), "toner": ("爽肤水", "化妆水"), "perfume": ("香水",),
+    "shampoo": ("洗发",), "tent": ("帐篷",), "lamp": ("灯",), "lantern": ("灯",), "light": ("灯",),
+    "cup": ("杯",), "mug": ("杯",), "bottle": ("壶", "瓶", "杯"), "thermos": ("保温",),
+    "flask": ("保温", "壶"), "poles": ("登山杖",), "pole": ("登山杖",), "trekking": ("登山杖",),
+    "chair": ("椅",), "sleeping": ("睡袋",), "blanket": ("毯",), "pillow": ("枕",),
+    "eyeshadow": ("眼影",), "mascara": ("睫毛",), "blush": ("腮红",), "cushion": ("气垫",),
+    "powder": ("粉",), "tea": ("茶",), "coffee": ("咖啡",), "honey": ("蜂蜜",), "dress": ("裙",),
+    "skirt": ("裙",), "sweater": ("毛衣", "针织"), "cardigan": ("开衫",), "underwear": ("内衣", "内裤"),
+    "bra": ("内衣",), "charger": ("充电",), "earbuds": ("耳机",), "headphones": ("耳机",),
+}
+_NAME_STOP = {"女款", "男款", "男士", "女士", "情侣", "新款", "同款", "款式", "男女", "女式", "男式",
+              "儿童", "加厚", "装的", "每日", "手工", "礼盒", "系列"}
+_LINK = re.compile(r"(?:(\d{1,2})\s*号\s*(?:链接|商品|宝贝|产品)?|链接\s*(\d{1,2})|\b(?:link|item|no\.?)\s*#?\s*(\d{1,2})\b)")
+_SKU = re.compile(r"\b([a-z]{1,3}\d{2,4})\b")
+_ORDER = re.compile(r"(?:订单号?|单号|order\s*(?:id|no\.?|number|#)?)\s*[:：#]?\s*([a-z0-9-]{6,})|\b(\d{10,})\b")
+
+
+@dataclass
+class ProductIndex:
+    products: list[Product]
+    fragments: list[dict[str, float]]  # per product: Chinese fragment -> score
+    en: dict[str, list[int]]  # English word -> product positions
+
+    @classmethod
+    def build(cls, kb: Knowledge) -> "ProductIndex":
+        frags: list[dict[str, float]] = []
+        for p in kb.products:
+            name = p.name.lower()
+            d: dict[str, float] = {}
+            n = len(name)
+            for i in range(n):
+                for j in range(i + 2, n + 1):
+                    s = name[i:j]
+                    if s in _NAME_STOP or re.fullmatch(r"[\d.a-z×*]+", s) and len(s) < 3:
+                        continue
+                    score = float(len(s))
+                    if j == n or (j == n - 1 and name[-1] in "装"):
+                        score += 1.0  # the head noun of a Chinese product name
+                    d[s] = max(d.get(s, 0.0), score)
+            if n and re.match(r"[\u4e00-\u9fff]", name[-1]) and name[-1] not in "装g":
+                d.setdefault(name[-1], 0.8)  # 裤 / 衣 / 糖: weak, often ambiguous
+            frags.append(d)
+        # attribute values and variant names unique to one product are weak aliases
+        counts: dict[str, int] = {}
+        cand: list[set[str]] = []
+        for p in kb.products:
+            toks: set[str] = set()
+            vals = list(p.attributes.values()) + list(p.sizes)
+            for v in vals:
+                for t in re.split(r"[/、，,;；\s+()（）#\d%]+", v.lower()):
+                    if 2 <= len(t) <= 6 and re.search(r"[\u4e00-\u9fff]", t):
+                        toks.add(t)
+            cand.append(toks)
+            for t in toks:
+                counts[t] = counts.get(t, 0) + 1
+        for d, toks in zip(frags, cand):
+            for t in toks:
+                if counts[t] == 1 and t not in d:
+                    d[t] = 1.5
+        en: dict[str, list[int]] = {}
+        for word, zh in EN_CATEGORY.items():
+            for i, p in enumerate(kb.products):
+                if any(z in p.name.lower() for z in zh):
+                    en.setdefault(word, []).append(i)
+        return cls(list(kb.products), frags, en)
+
+
+_INDEX_CACHE: dict[tuple[tuple[str, str], ...], ProductIndex] = {}
+
+
+def product_index(kb: Knowledge) -> ProductIndex:
+    key = tuple((p.sku, p.name) for p in kb.products)
+    idx = _INDEX_CACHE.get(key)
+    if idx is None:
+        if len(_INDEX_CACHE) > 256:
+            _INDEX_CACHE.clear()
+        idx = _INDEX_CACHE[key] = ProductIndex.build(kb)
+    return idx
+
+
+def find_products(text: str, kb: Knowledge) -> list[Product]:
+    """Products the (normalised) text names, best first; ties all returned."""
+    idx = product_index(kb)
+    # the index may be keyed on names only: map back to the live product objects by sku
+    live = {p.sku: p for p in kb.products}
+    scores = [0.0] * len(idx.products)
+    for m in _LINK.finditer(text):
+        k = int(next(g for g in m.groups() if g))
+        if 1 <= k <= len(idx.products):
+            scores[k - 1] += 10
+    for m in _SKU.finditer(text):
+        for i, p in enumerate(idx.products):
+            if p.sku.lower() == m.group(1):
+                scores[i] += 10
+    for i, frags in enumerate(idx.fragments):
+        best = 0.0
+        for s, sc in frags.items():
+            if sc > best and s in text:
+                best = sc
+        scores[i] += best
+    if idx.en:
+        words = re.findall(r"[a-z][a-z-]*", text)
+        for w in words:
+            for key in (w, w.rstrip("s")):
+                if key in idx.en:
+                    hits = idx.en[key]
+                    for i in hits:
+                        scores[i] += 3.0 / len(hits) + 0.5
+                    break
+    top = max(scores, default=0.0)
+    if top < 0.8:
+        return []
+    out = [idx.products[i] for i, s in enumerate(scores) if s >= top - 1e-9]
+    return [live.get(p.sku, p) for p in out]
+
+
+# ---- body measurements -------------------------------------------------------------------
+
+_H_M = re.compile(r"(?<![\d.])1\s*(?:米|m)\s*(\d{1,2})(?!\s*(?:kg|斤|公斤))")
+_H_DOT = re.compile(r"(?<![\d.])(1\.\d{1,2})\s*(?:米|m)(?![a-z])")
+_H_CM = re.compile(r"(?<![\d.])(1[4-9]\d|20\d)(?:\.\d)?\s*(?:cm|厘米|公分)")
+_H_FT = re.compile(r"(?<![\d.])([4-6])\s*(?:'|ft|feet|foot|尺)\s*(\d{1,2})?\s*(?:\"|''|in|inch|inches)?")
+_W_JIN = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d)?)\s*斤")
+_W_KG = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d)?)\s*(?:kg|公斤|千克|kilos?)")
+_W_LB = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d)?)\s*(?:lbs?|pounds?)")
+_BARE = re.compile(r"(?<![\d.a-z#])(\d{2,3}(?:\.\d)?)(?![\d.]|\s*(?:元|块|件|个|号|天|小时|mm|ml|g\b|%|w\b|cm|厘米|公分|斤|kg|公斤|千克|lb|pound|码|岁|年|月|分|秒|片|袋|盒|瓶|米|m\b))")
+
+
+@dataclass
+class Body:
+    height_cm: float | None = None
+    weight_kg: float | None = None
+
+
+def body_measurements(text: str) -> Body:
+    b = Body()
+    t = text
+    m = _H_DOT.search(t)
+    if m:
+        b.height_cm = round(float(m.group(1)) * 100)
+    m = m or None
+    if b.height_cm is None:
+        m2 = _H_M.search(t)
+        if m2:
+            d = m2.group(1)
+            b.height_cm = 100 + (int(d) * 10 if len(d) == 1 else int(d))
+    if b.height_cm is None:
+        m3 = _H_CM.search(t)
+        if m3:
+            b.height_cm = float(m3.group(1))
+    if b.height_cm is None:
+        m4 = _H_FT.search(t)
+        if m4 and (m4.group(2) or re.search(r"ft|feet|foot|'", m4.group(0))):
+            inches = int(m4.group(1)) * 12 + int(m4.group(2) or 0)
+            b.height_cm = round(inches * 2.54)
+    m5 = _W_JIN.search(t)
+    if m5:
+        b.weight_kg = float(m5.group(1)) / 2
+    else:
+        m6 = _W_KG.search(t)
+        if m6:
+            b.weight_kg = float(m6.group(1))
+        else:
+            m7 = _W_LB.search(t)
+            if m7:
+                b.weight_kg = round(float(m7.group(1)) * 0.4536, 1)
+    # unit-less numbers: "160 100", "175/65", "身高160体重50"
+    if b.height_cm is None or b.weight_kg is None:
+        bare = [float(x) for x in _BARE.findall(t)]
+        for v in bare:
+            if b.height_cm is None and 140 <= v <= 205 and (b.weight_kg is not None or len(bare) >= 2
+                                                           or re.search(r"身高|高|tall|height|个子", t)):
+                b.height_cm = v
+            elif b.weight_kg is None and v != b.height_cm and 30 <= v <= 250 and (
+                    b.height_cm is not None or re.search(r"体重|重|weigh|胖", t)):
+                zh = bool(re.search(r"[\u4e00-\u9fff]", t))
+                b.weight_kg = v / 2 if (zh and v >= 90) or v > 150 else v
+    return b
+
+
+# ---- sizes, hair, order id ---------------------------------------------------------------
+
+_GENERIC_SIZES = ("xxxl", "xxl", "3xl", "2xl", "xl", "xs", "s", "m", "l", "均码", "free size", "one size")
+
+
+def find_size(text: str, kb: Knowledge, product: Product | None = None) -> str | None:
+    """A size or variant token from the products' size lists that the text mentions."""
+    pools = [product.sizes] if product else []
+    pools.append([s for p in kb.products for s in p.sizes])
+    for pool in pools:
+        for s in sorted(set(pool), key=len, reverse=True):
+            sl = s.lower()
+            if re.fullmatch(r"[0-9a-z#.]+", sl):
+                if re.search(r"(?<![0-9a-z])" + re.escape(sl) + r"(?![0-9a-z])", text):
+                    if sl.isdigit() and not re.search(re.escape(sl) + r"\s*(?:码|号|腰|w\b)?", text):
+                        continue
+                    if len(sl) == 1 and sl in "sml" and not re.search(
+                            r"(?<![a-z])" + sl + r"(?:\s*(?:码|号|size|的|还|呢|吗|有|能|可以|$|\W))", text):
+                        continue
+                    return s
+            else:
+                core = re.sub(r"^#?\d+", "", sl)
+                if sl in text or (len(core) >= 2 and core in text):
+                    return s
+    return None
+
+
+def hair_length(text: str) -> str | None:
+    if re.search(r"长发|过肩|及腰|到腰|到背|超长|long hair|hair is long|past (?:my )?shoulder|long", text):
+        if not re.search(r"不长|not long|不算长", text):
+            return "long"
+    if re.search(r"短发|锁骨|齐肩|到肩|耳朵|下巴|不长|不算长|短|short|bob|chin|shoulder", text):
+        return "short"
+    if re.search(r"中长|medium", text):
+        return "medium"
+    return None
+
+
+def find_order_id(text: str) -> str | None:
+    m = _ORDER.search(text)
+    if not m:
+        return None
+    return next(g for g in m.groups() if g)
+
+
+@dataclass
+class Slots:
+    products: list[Product] = field(default_factory=list)
+    product_from: str = "none"  # "text" | "history" | "screen" | "none"
+    size: str | None = None
+    body: Body = field(default_factory=Body)
+    hair: str | None = None
+    order_id: str | None = None
+
+    @property
+    def product(self) -> Product | None:
+        return self.products[0] if len(self.products) == 1 else None
+
+    def as_dict(self) -> dict[str, object]:
+        d: dict[str, object] = {}
+        if self.products:
+            d["sku"] = [p.sku for p in self.products] if len(self.products) > 1 else self.products[0].sku
+            d["product_from"] = self.product_from
+        if self.size:
+            d["size"] = self.size
+        if self.body.height_cm is not None:
+            d["height_cm"] = self.body.height_cm
+        if self.body.weight_kg is not None:
+            d["weight_kg"] = self.body.weight_kg
+        if self.hair:
+            d["hair"] = self.hair
+        if self.order_id:
+            d["order_id"] = self.order_id
+        return d
+
+
+def extract(text: str, kb: Knowledge) -> Slots:
+    """Slots of one normalised message, without looking at history."""
+    prods = find_products(text, kb)
+    s = Slots(products=prods, product_from="text" if prods else "none")
+    s.size = find_size(text, kb, s.product)
+    s.body = body_measurements(text)
+    s.hair = hair_length(text)
+    s.order_id = find_order_id(text)
+    return s

@@ -1,0 +1,239 @@
+"""Room knowledge: the typed form of a room knowledge-base file.
+
+Owns parsing and serialising the KB format of ``shared/bot/README.md`` (room, products,
+promotions, policies, FAQ). These are plain value objects: the *live* copy that hosts and
+shop events change is :class:`gateway.support.room.Room`, which holds one of these and is
+the only thing allowed to mutate it. Keeping the format here means the bot, the room, the
+bot-eval CLI and the Redis seeding all read a KB the same way.
+
+Unknown keys are preserved in ``extra`` so a shop can extend the format without us
+dropping their data when we write the state back (e.g. into Redis).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROMOTION_KINDS = ("first_n_gift", "discount", "coupon", "bundle")
+
+
+class KnowledgeError(ValueError):
+    """A KB file that does not follow the format; the message names the field."""
+
+
+@dataclass
+class SizeRow:
+    size: str
+    height_cm: tuple[float, float] | None = None
+    weight_kg: tuple[float, float] | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SizeRow":
+        def rng(key: str) -> tuple[float, float] | None:
+            v = d.get(key)
+            if v is None:
+                return None
+            if not (isinstance(v, list) and len(v) == 2):
+                raise KnowledgeError(f"size_chart.{key} must be [min, max]")
+            return (float(v[0]), float(v[1]))
+
+        return cls(size=str(d["size"]), height_cm=rng("height_cm"), weight_kg=rng("weight_kg"))
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"size": self.size}
+        if self.height_cm is not None:
+            out["height_cm"] = list(self.height_cm)
+        if self.weight_kg is not None:
+            out["weight_kg"] = list(self.weight_kg)
+        return out
+
+
+@dataclass
+class Product:
+    sku: str
+    name: str
+    price: float
+    list_price: float | None = None
+    stock: int = 0
+    sizes: list[str] = field(default_factory=list)
+    size_chart: list[SizeRow] = field(default_factory=list)
+    attributes: dict[str, str] = field(default_factory=dict)
+    ships_within_hours: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    _KNOWN = ("sku", "name", "price", "list_price", "stock", "sizes", "size_chart",
+              "attributes", "ships_within_hours")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Product":
+        try:
+            return cls(
+                sku=str(d["sku"]),
+                name=str(d["name"]),
+                price=d.get("price") or 0,
+                list_price=d.get("list_price"),
+                stock=int(d.get("stock") or 0),
+                sizes=[str(s) for s in d.get("sizes") or []],
+                size_chart=[SizeRow.from_dict(r) for r in d.get("size_chart") or []],
+                attributes={str(k): str(v) for k, v in (d.get("attributes") or {}).items()},
+                ships_within_hours=d.get("ships_within_hours"),
+                extra={k: v for k, v in d.items() if k not in cls._KNOWN},
+            )
+        except KeyError as e:
+            raise KnowledgeError(f"product is missing field {e.args[0]!r}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self.extra)
+        out.update(
+            sku=self.sku, name=self.name, price=self.price, list_price=self.list_price,
+            stock=self.stock, sizes=list(self.sizes),
+            attributes=dict(self.attributes), ships_within_hours=self.ships_within_hours,
+        )
+        if self.size_chart:
+            out["size_chart"] = [r.to_dict() for r in self.size_chart]
+        return out
+
+
+@dataclass
+class Promotion:
+    id: str
+    kind: str
+    text: str = ""
+    limit: int | None = None
+    claimed: int | None = None
+    gift: str | None = None
+    sku: str | None = None
+    threshold: float | None = None
+    amount: float | None = None
+    code: str | None = None
+    ends_at: str | None = None
+    active: bool = True  # extension: hosts can stop a promotion without deleting it
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    _KNOWN = ("id", "kind", "text", "limit", "claimed", "gift", "sku", "threshold",
+              "amount", "code", "ends_at", "active")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Promotion":
+        if "id" not in d or "kind" not in d:
+            raise KnowledgeError("promotion needs 'id' and 'kind'")
+        if d["kind"] not in PROMOTION_KINDS:
+            raise KnowledgeError(f"promotion kind must be one of {PROMOTION_KINDS}, got {d['kind']!r}")
+        p = cls(**{k: d.get(k) for k in cls._KNOWN if k in d and k != "active"})
+        p.active = bool(d.get("active", True))
+        if p.kind == "first_n_gift":
+            p.limit = int(p.limit or 0)
+            p.claimed = int(p.claimed or 0)
+        p.extra = {k: v for k, v in d.items() if k not in cls._KNOWN}
+        return p
+
+    @property
+    def skus(self) -> list[str]:
+        """The SKUs the promotion names (a bundle's ``A002+A004`` is two)."""
+        return [s for s in (self.sku or "").split("+") if s]
+
+    def gifts_left(self, stock: int | None = None) -> int | None:
+        """Remaining first-N quota; when the gift is tied to a SKU, never more than its stock."""
+        if self.kind != "first_n_gift":
+            return None
+        left = max(0, (self.limit or 0) - (self.claimed or 0))
+        if stock is not None:
+            left = min(left, max(0, stock))
+        return left
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self.extra)
+        out.update({k: getattr(self, k) for k in self._KNOWN})
+        return out
+
+
+@dataclass
+class FaqEntry:
+    q: str
+    a: str
+    intent: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"q": self.q, "a": self.a, "intent": self.intent}
+
+
+@dataclass
+class RoomInfo:
+    id: str
+    title: str = ""
+    host: str = ""
+    currency: str = "CNY"
+
+
+@dataclass
+class Knowledge:
+    """One room's knowledge base, as loaded from a KB file."""
+
+    room: RoomInfo
+    products: list[Product] = field(default_factory=list)
+    promotions: list[Promotion] = field(default_factory=list)
+    policies: dict[str, str] = field(default_factory=dict)
+    faq: list[FaqEntry] = field(default_factory=list)
+    on_screen: str | None = None  # extension: SKU the host is showing now
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Knowledge":
+        if not isinstance(d, dict) or not isinstance(d.get("room"), dict) or "id" not in d["room"]:
+            raise KnowledgeError("KB must be an object with room.id")
+        r = d["room"]
+        kb = cls(
+            room=RoomInfo(id=str(r["id"]), title=str(r.get("title", "")),
+                          host=str(r.get("host", "")), currency=str(r.get("currency", "CNY"))),
+            products=[Product.from_dict(p) for p in d.get("products") or []],
+            promotions=[Promotion.from_dict(p) for p in d.get("promotions") or []],
+            policies={str(k): str(v) for k, v in (d.get("policies") or {}).items()},
+            faq=[FaqEntry(q=str(f.get("q", "")), a=str(f.get("a", "")), intent=f.get("intent"))
+                 for f in d.get("faq") or []],
+            on_screen=d.get("on_screen"),
+        )
+        skus = [p.sku for p in kb.products]
+        if len(set(skus)) != len(skus):
+            raise KnowledgeError("duplicate sku in products")
+        return kb
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Knowledge":
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise KnowledgeError(f"{path}: not valid JSON ({e})") from None
+        try:
+            return cls.from_dict(data)
+        except KnowledgeError as e:
+            raise KnowledgeError(f"{path}: {e}") from None
+
+    def product(self, sku: str) -> Product | None:
+        for p in self.products:
+            if p.sku == sku:
+                return p
+        return None
+
+    def promotion(self, promo_id: str) -> Promotion | None:
+        for p in self.promotions:
+            if p.id == promo_id:
+                return p
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "room": {"id": self.room.id, "title": self.room.title, "host": self.room.host,
+                     "currency": self.room.currency},
+            "products": [p.to_dict() for p in self.products],
+            "promotions": [p.to_dict() for p in self.promotions],
+            "policies": dict(self.policies),
+            "faq": [f.to_dict() for f in self.faq],
+            "on_screen": self.on_screen,
+        }
+
+
+def demo_room_path() -> Path:
+    """The demo room shipped inside the package; what ``make run`` serves."""
+    return Path(__file__).resolve().parent.parent / "demo" / "room_demo.json"

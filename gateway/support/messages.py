@@ -1,0 +1,149 @@
+"""Wire messages of the support domain (conversations, agents, queue), protocol v1.
+
+Names and fields here are contracts documented in ``docs/protocol.md``: extend, never rename.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from signaling.protocol import Event, Message, message
+
+AgentStatusName = Literal["available", "away", "break", "offline"]
+
+
+# --- client → server ------------------------------------------------------------------------
+
+@message("conversation.open", roles=("viewer",))
+class ConversationOpen(Message):
+    room: str
+    name: str | None = None  # display name override (otherwise the token's name)
+
+
+@message("message.send", roles=("viewer", "agent", "admin"))
+class MessageSend(Message):
+    conversation: str
+    text: str
+    client_msg_id: str
+
+
+@message("conversation.escalate", roles=("viewer",))
+class ConversationEscalate(Message):
+    conversation: str
+    reason: str | None = None
+
+
+@message("conversation.resolve", roles=("agent", "admin"))
+class ConversationResolve(Message):
+    conversation: str
+
+
+@message("conversation.transfer", roles=("agent", "admin"))
+class ConversationTransfer(Message):
+    conversation: str
+    agent: str | None = None
+
+
+@message("conversation.list", roles=("viewer", "agent", "admin"))
+class ConversationList(Message):
+    """Extension: the caller's open conversations (agents: assigned to them)."""
+
+
+@message("conversation.get", roles=("viewer", "agent", "admin"))
+class ConversationGet(Message):
+    """Extension: one conversation with its full history and context."""
+    conversation: str
+
+
+@message("agent.status", roles=("agent", "admin"))
+class AgentStatus(Message):
+    status: AgentStatusName
+
+
+@message("queue.get", roles=("agent", "admin"))
+class QueueGet(Message):
+    """Extension: the current queue (agents also get ``queue.update`` pushes)."""
+
+
+# --- server → client ------------------------------------------------------------------------
+
+@dataclass
+class ChatMessage(Event):
+    TYPE: ClassVar[str] = "message"
+    conversation: str
+    message_id: str
+    # ``from`` is a Python keyword: the wire name is produced in to_wire().
+    from_: dict
+    text: str
+    client_msg_id: str | None
+    ts: float
+    kind: str | None = None  # extension: "announcement" | "notice" | "system"
+
+    def to_wire(self) -> dict[str, Any]:
+        d = super().to_wire()
+        d["from"] = d.pop("from_")
+        if d.get("client_msg_id") is None:
+            d["client_msg_id"] = None
+        return d
+
+
+@dataclass
+class ConversationSnapshot(Event):
+    TYPE: ClassVar[str] = "conversation"
+    conversation: str
+    room: str
+    state: str
+    messages: list
+    agent: dict | None = None
+    viewer: dict | None = None
+    pinned: list | None = None
+
+
+@dataclass
+class ConversationStateEvent(Event):
+    TYPE: ClassVar[str] = "conversation.state"
+    conversation: str
+    state: str
+    agent: dict | None = None
+    reason: str | None = None
+
+
+@dataclass
+class QueuePosition(Event):
+    TYPE: ClassVar[str] = "queue"
+    conversation: str
+    position: int
+    estimated_wait_s: float
+
+
+@dataclass
+class ConversationAssigned(Event):
+    TYPE: ClassVar[str] = "conversation.assigned"
+    conversation: str
+    agent: dict
+    context: dict
+    room: str | None = None
+
+
+@dataclass
+class ConversationListReply(Event):
+    TYPE: ClassVar[str] = "conversations"
+    conversations: list = field(default_factory=list)
+
+
+@dataclass
+class QueueUpdate(Event):
+    TYPE: ClassVar[str] = "queue.update"
+    queue: list = field(default_factory=list)
+    agents: list | None = None
+
+
+@dataclass
+class AgentState(Event):
+    TYPE: ClassVar[str] = "agent.state"
+    user: str
+    status: str
+    since: float
+    load: int
+    capacity: int

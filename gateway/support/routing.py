@@ -1,0 +1,143 @@
+"""Routing: agent presence and load, the queue, and who gets the next conversation.
+
+The :class:`Router` is the single owner of agent status/load and of the queue on a node.
+:meth:`Router.assign_next` makes every decision synchronously (no ``await`` between
+"who is free" and "they now have it"), so 50 viewers escalating at once can neither push an
+agent over capacity nor be assigned twice. Policy: the first queued conversation goes to
+the least-loaded available agent under capacity; ties go to whoever was assigned least
+recently (fair rotation).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+AGENT_STATUSES = ("available", "away", "break", "offline")
+
+
+@dataclass
+class Agent:
+    user: str
+    name: str
+    status: str = "offline"
+    since: float = field(default_factory=time.time)
+    capacity: int = 5
+    conversations: set[str] = field(default_factory=set)
+    last_assigned: float = 0.0
+
+    @property
+    def load(self) -> int:
+        return len(self.conversations)
+
+    def to_wire(self) -> dict:
+        return {"user": self.user, "name": self.name, "status": self.status,
+                "since": self.since, "load": self.load, "capacity": self.capacity}
+
+
+@dataclass
+class QueueEntry:
+    conversation: str
+    room: str
+    viewer: str
+    since: float
+
+
+class Router:
+    def __init__(self, default_capacity: int = 5,
+                 reachable: Callable[[str], bool] | None = None) -> None:
+        self.default_capacity = default_capacity
+        self.agents: dict[str, Agent] = {}
+        self.queue: deque[QueueEntry] = deque()
+        self._reachable = reachable or (lambda user: True)
+        self._wait_ewma_s = 30.0  # recent queue wait, for estimates
+
+    # --- agents ----------------------------------------------------------------------------
+    def agent(self, user: str, name: str | None = None) -> Agent:
+        a = self.agents.get(user)
+        if a is None:
+            a = self.agents[user] = Agent(user=user, name=name or user,
+                                          capacity=self.default_capacity)
+        elif name:
+            a.name = name
+        return a
+
+    def set_status(self, user: str, status: str, name: str | None = None) -> Agent:
+        a = self.agent(user, name)
+        if a.status != status:
+            a.status = status
+            a.since = time.time()
+        return a
+
+    def available_agents(self) -> list[Agent]:
+        return [a for a in self.agents.values()
+                if a.status == "available" and self._reachable(a.user)]
+
+    # --- queue -----------------------------------------------------------------------------
+    def enqueue(self, conversation: str, room: str, viewer: str, front: bool = False) -> None:
+        if any(e.conversation == conversation for e in self.queue):
+            return
+        e = QueueEntry(conversation, room, viewer, time.time())
+        if front:
+            self.queue.appendleft(e)
+        else:
+            self.queue.append(e)
+
+    def remove(self, conversation: str) -> bool:
+        for e in list(self.queue):
+            if e.conversation == conversation:
+                self.queue.remove(e)
+                return True
+        return False
+
+    def position(self, conversation: str) -> int | None:
+        for i, e in enumerate(self.queue):
+            if e.conversation == conversation:
+                return i + 1
+        return None
+
+    def estimated_wait_s(self, position: int) -> float:
+        free = sum(max(0, a.capacity - a.load) for a in self.available_agents())
+        if position <= free:
+            return 0.0
+        n = max(1, len(self.available_agents()))
+        return round(self._wait_ewma_s * position / n, 1)
+
+    # --- assignment ------------------------------------------------------------------------
+    def pick(self, exclude: str | None = None) -> Agent | None:
+        best = None
+        for a in self.available_agents():
+            if a.load >= a.capacity or a.user == exclude:
+                continue
+            if best is None or (a.load, a.last_assigned) < (best.load, best.last_assigned):
+                best = a
+        return best
+
+    def assign_next(self) -> tuple[QueueEntry, Agent] | None:
+        """Pop the head of the queue and give it to the best agent, atomically."""
+        if not self.queue:
+            return None
+        a = self.pick()
+        if a is None:
+            return None
+        e = self.queue.popleft()
+        self.attach(e.conversation, a)
+        waited = time.time() - e.since
+        self._wait_ewma_s = 0.8 * self._wait_ewma_s + 0.2 * max(waited, 5.0)
+        return e, a
+
+    def attach(self, conversation: str, agent: Agent) -> None:
+        agent.conversations.add(conversation)
+        agent.last_assigned = time.monotonic()
+
+    def release(self, conversation: str, agent_user: str | None) -> None:
+        if agent_user and agent_user in self.agents:
+            self.agents[agent_user].conversations.discard(conversation)
+
+    def snapshot(self) -> list[dict]:
+        now = time.time()
+        return [{"conversation": e.conversation, "room": e.room, "viewer": e.viewer,
+                 "position": i + 1, "waited_s": round(now - e.since, 1)}
+                for i, e in enumerate(self.queue)]

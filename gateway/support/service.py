@@ -1,0 +1,430 @@
+"""The support service: conversation handlers, the bot turn, escalation and assignment.
+
+Wires the protocol (``messages.py``) to the state owners (``ConversationStore``, ``Router``,
+``RoomRegistry``) and to the automatic answerer (a ``Responder``). It decides *who is told
+what*; the stores decide *what is true*. All delivery goes through the hub, hence the Bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from signaling import ErrorCode, Hub, ProtocolError, Request, Session
+
+from .conversation import Author, Conversation, ConversationStore, StoredMessage
+from .messages import (AgentState, AgentStatus, ChatMessage, ConversationAssigned,
+                       ConversationEscalate, ConversationGet, ConversationList,
+                       ConversationListReply, ConversationOpen, ConversationResolve,
+                       ConversationSnapshot, ConversationStateEvent, ConversationTransfer,
+                       MessageSend, QueueGet, QueuePosition, QueueUpdate)
+from .responder import BotQuery, Responder
+from .room import RoomRegistry
+from .routing import AGENT_STATUSES, Router
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT_CHARS = 4000
+BOT = Author(role="bot", user="bot", name="小助手")
+AGENTS_TOPIC = "agents"
+
+
+@dataclass
+class SupportConfig:
+    agent_capacity: int = 5
+    bot_timeout_s: float = 0.8  # a viewer gets an answer within 1 s, whatever the responder does
+    greeting_zh: str = "您好，我是直播间小助手，商品、尺码、优惠、物流、售后都可以问我；需要人工请点「转人工」。"
+
+
+class SupportService:
+    def __init__(self, hub: Hub, rooms: RoomRegistry, responder: Responder,
+                 config: SupportConfig | None = None, metrics: Any = None,
+                 context_providers: list[Callable[[Conversation], dict]] | None = None):
+        self.hub = hub
+        self.rooms = rooms
+        self.responder = responder
+        self.config = config or SupportConfig()
+        self.metrics = metrics
+        self.store = ConversationStore()
+        self.router = Router(self.config.agent_capacity, reachable=hub.online)
+        self.context_providers = list(context_providers or [])
+        self._bot_locks: dict[str, asyncio.Lock] = {}
+        self._sent_positions: dict[str, int] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._listeners: dict[str, list[Callable]] = {}
+
+        hub.handle(ConversationOpen, self.on_open)
+        hub.handle(MessageSend, self.on_message)
+        hub.handle(ConversationEscalate, self.on_escalate)
+        hub.handle(ConversationResolve, self.on_resolve)
+        hub.handle(ConversationTransfer, self.on_transfer)
+        hub.handle(ConversationList, self.on_list)
+        hub.handle(ConversationGet, self.on_get)
+        hub.handle(AgentStatus, self.on_agent_status)
+        hub.handle(QueueGet, self.on_queue_get)
+        hub.on("live", self._on_session_live)
+        hub.on("resumed", self._on_session_live)
+        hub.on("detached", self._on_session_detached)
+        hub.on("expired", self._on_session_expired)
+
+    # --- hooks for other parts of the gateway (media, workspace) ----------------------------
+    def on(self, event: str, cb: Callable) -> None:
+        """Domain events: ``resolved``, ``assigned``, ``message``, ``escalated``."""
+        self._listeners.setdefault(event, []).append(cb)
+
+    def _fire(self, event: str, *args) -> None:
+        for cb in self._listeners.get(event, ()):
+            try:
+                r = cb(*args)
+                if asyncio.iscoroutine(r):
+                    self._spawn(r)
+            except Exception:
+                log.exception("support listener %s failed", event)
+
+    def _spawn(self, coro) -> asyncio.Task:
+        t = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+        return t
+
+    async def close(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+
+    # --- helpers ---------------------------------------------------------------------------
+    def conversation_for(self, req: Request, conv_id: str, *, allow_admin: bool = True) -> Conversation:
+        conv = self.store.get(conv_id)
+        if conv is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown conversation {conv_id!r}")
+        if conv.is_member(req.user) or (allow_admin and req.role == "admin"):
+            return conv
+        raise ProtocolError(ErrorCode.NOT_MEMBER, f"you are not a member of conversation {conv_id!r}")
+
+    async def tell_members(self, conv: Conversation, event, exclude_session: str | None = None) -> None:
+        for user in conv.members():
+            await self.hub.send_to_user(user, event, exclude_session=exclude_session)
+
+    def _chat_event(self, m: StoredMessage) -> ChatMessage:
+        return ChatMessage(conversation=m.conversation, message_id=m.message_id,
+                           from_=m.author.to_wire(), text=m.text, client_msg_id=m.client_msg_id,
+                           ts=m.ts, kind=m.kind)
+
+    def snapshot(self, conv: Conversation, for_role: str = "viewer") -> ConversationSnapshot:
+        return ConversationSnapshot(
+            conversation=conv.id, room=conv.room, state=conv.state,
+            messages=[m.to_history() for m in conv.messages], agent=conv.agent_ref(),
+            viewer={"user": conv.viewer, "name": conv.viewer_name},
+            pinned=list(conv.pinned) or None)
+
+    def context(self, conv: Conversation) -> dict[str, Any]:
+        """What an agent sees on assignment; other modules add to it via providers."""
+        ctx: dict[str, Any] = {
+            "messages": [dict(m.to_history(), bot=m.author.role == "bot") for m in conv.messages],
+            "viewer": {"user": conv.viewer, "name": conv.viewer_name},
+            "room": conv.room,
+            "mood": conv.mood,
+            "reason": conv.escalation_reason,
+            "intents": [m.meta.get("intent") for m in conv.messages if m.meta.get("intent")],
+        }
+        for provider in self.context_providers:
+            try:
+                ctx.update(provider(conv))
+            except Exception:
+                log.exception("context provider failed")
+        return ctx
+
+    async def post(self, conv: Conversation, author: Author, text: str,
+                   kind: str | None = None, meta: dict | None = None) -> StoredMessage:
+        """Store a server-authored message (bot, notice, announcement) and fan it out."""
+        m, _ = self.store.append(conv, author, text, None, kind=kind, meta=meta)
+        await self.tell_members(conv, self._chat_event(m))
+        self._fire("message", conv, m)
+        return m
+
+    # --- viewer: open ----------------------------------------------------------------------
+    async def on_open(self, req: Request):
+        msg: ConversationOpen = req.msg
+        room = self.rooms.get(msg.room)
+        if room is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown room {msg.room!r}")
+        if req.claims.room and req.claims.room != msg.room:
+            raise ProtocolError(ErrorCode.FORBIDDEN,
+                                f"your token is for room {req.claims.room!r}, not {msg.room!r}")
+        name = msg.name or req.claims.display_name
+        conv, created = self.store.open(msg.room, req.user, name)
+        if created:
+            self.store.append(conv, BOT, self.config.greeting_zh, None, kind="system")
+            for a in room.announcements[-3:]:
+                conv.pinned.append(a)
+        self.hub.watch(req.session, f"room:{msg.room}")
+        return self.snapshot(conv)
+
+    # --- messages --------------------------------------------------------------------------
+    async def on_message(self, req: Request):
+        msg: MessageSend = req.msg
+        conv = self.conversation_for(req, msg.conversation, allow_admin=False)
+        if not msg.text.strip():
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "message.send: field 'text' is empty")
+        if len(msg.text) > MAX_TEXT_CHARS:
+            raise ProtocolError(ErrorCode.TOO_LARGE,
+                                f"message.send: 'text' is {len(msg.text)} characters; "
+                                f"the limit is {MAX_TEXT_CHARS}")
+        if not msg.client_msg_id:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "message.send: 'client_msg_id' is empty")
+        prev = conv.by_client_id.get(f"{req.user}:{msg.client_msg_id}")
+        if prev is not None:  # duplicate: the sender alone gets the original again
+            return self._chat_event(prev)
+        if conv.state == "resolved":
+            raise ProtocolError(ErrorCode.BAD_STATE, "conversation is resolved; open a new one")
+        author = Author(role=req.role, user=req.user, name=req.claims.name)
+        m, _ = self.store.append(conv, author, msg.text, msg.client_msg_id)
+        if self.metrics:
+            self.metrics.messages.labels(role=req.role).inc()
+        ev = self._chat_event(m)
+        req.reply(ev)
+        await self.tell_members(conv, ev, exclude_session=req.session.id)
+        self._fire("message", conv, m)
+        if req.role in ("agent", "admin") and conv.first_agent_reply_at is None \
+                and conv.escalated_at is not None:
+            conv.first_agent_reply_at = time.time()
+            if self.metrics:
+                self.metrics.first_response.observe(conv.first_agent_reply_at - conv.escalated_at)
+        if req.role == "viewer" and conv.state == "bot":
+            self._spawn(self._bot_turn(conv, m))
+        return None
+
+    async def _bot_turn(self, conv: Conversation, m: StoredMessage) -> None:
+        """Answer one viewer message. Turns of one conversation run one at a time, in order."""
+        lock = self._bot_locks.setdefault(conv.id, asyncio.Lock())
+        async with lock:
+            if conv.state != "bot":
+                return
+            room = self.rooms.get(conv.room)
+            idx = conv.messages.index(m)
+            history = [x.text for x in conv.messages[:idx]
+                       if x.author.role == "viewer" and not x.kind]
+            t0 = time.perf_counter()
+            query = BotQuery(text=m.text, history=history, knowledge=room.knowledge,
+                             user=conv.viewer, context={"conversation": conv.id})
+            try:
+                reply = await asyncio.wait_for(self.responder.respond(query),
+                                               self.config.bot_timeout_s)
+            except Exception:
+                log.exception("responder failed; escalating")
+                reply = None
+            if reply is None:
+                await self.post(conv, BOT, "抱歉，我暂时无法回答，正在为您转接人工客服。", meta={"intent": "other"})
+                await self.escalate(conv, "bot_error", source="bot")
+                return
+            conv.mood = reply.mood or conv.mood
+            await self.post(conv, BOT, reply.text,
+                            meta={"intent": reply.intent, "mood": reply.mood,
+                                  "escalate": reply.escalate})
+            if self.metrics:
+                self.metrics.bot_replies.labels(intent=reply.intent).inc()
+                if len(history) == 0:
+                    self.metrics.bot_first_response.observe(time.perf_counter() - t0)
+            if reply.escalate and conv.state == "bot":
+                await self.escalate(conv, f"bot:{reply.intent}", source="bot")
+
+    # --- escalation and assignment ---------------------------------------------------------
+    async def on_escalate(self, req: Request):
+        msg: ConversationEscalate = req.msg
+        conv = self.conversation_for(req, msg.conversation, allow_admin=False)
+        if conv.state == "resolved":
+            raise ProtocolError(ErrorCode.BAD_STATE, "conversation is resolved; open a new one")
+        req.reply({"type": "ack"})
+        await self.escalate(conv, msg.reason or "viewer_request", source="viewer")
+
+    async def escalate(self, conv: Conversation, reason: str, source: str) -> None:
+        if conv.state in ("queued", "assigned", "resolved"):
+            if conv.state == "queued":
+                await self._send_position(conv, force=True)
+            return
+        conv.state = "queued"
+        conv.escalated_at = time.time()
+        conv.escalation_reason = reason
+        self.router.enqueue(conv.id, conv.room, conv.viewer)
+        if self.metrics:
+            self.metrics.escalations.labels(source=source).inc()
+        await self.tell_members(conv, ConversationStateEvent(conv.id, "queued", reason=reason))
+        await self._send_position(conv, force=True)
+        self._fire("escalated", conv)
+        await self.pump()
+
+    async def pump(self) -> None:
+        """Assign as many queued conversations as agents can take, then refresh positions."""
+        while True:
+            got = self.router.assign_next()
+            if got is None:
+                break
+            entry, agent = got
+            conv = self.store.get(entry.conversation)
+            if conv is None or conv.state != "queued":
+                self.router.release(entry.conversation, agent.user)
+                continue
+            self._sent_positions.pop(conv.id, None)
+            await self._assign(conv, agent.user, agent.name)
+        await self._refresh_queue()
+
+    async def _assign(self, conv: Conversation, agent_user: str, agent_name: str) -> None:
+        conv.state = "assigned"
+        conv.agent = agent_user
+        conv.agent_name = agent_name
+        now = time.time()
+        if conv.assigned_at is None and conv.escalated_at is not None and self.metrics:
+            self.metrics.queue_wait.observe(now - conv.escalated_at)
+        conv.assigned_at = now
+        ev = ConversationAssigned(conversation=conv.id, agent=conv.agent_ref(),
+                                  context=self.context(conv), room=conv.room)
+        await self.tell_members(conv, ev)
+        await self.tell_members(conv, ConversationStateEvent(conv.id, "assigned",
+                                                             agent=conv.agent_ref()))
+        self._fire("assigned", conv)
+
+    async def _send_position(self, conv: Conversation, force: bool = False) -> None:
+        pos = self.router.position(conv.id)
+        if pos is None:
+            return
+        if not force and self._sent_positions.get(conv.id) == pos:
+            return
+        self._sent_positions[conv.id] = pos
+        await self.hub.send_to_user(conv.viewer, QueuePosition(
+            conversation=conv.id, position=pos,
+            estimated_wait_s=self.router.estimated_wait_s(pos)))
+
+    async def _refresh_queue(self) -> None:
+        for e in list(self.router.queue):
+            conv = self.store.get(e.conversation)
+            if conv is not None:
+                await self._send_position(conv)
+        if self.metrics:
+            self.metrics.queue_length.set(len(self.router.queue))
+            for st in AGENT_STATUSES:
+                self.metrics.agents.labels(status=st).set(
+                    sum(1 for a in self.router.agents.values() if a.status == st))
+        await self.hub.publish(AGENTS_TOPIC, QueueUpdate(
+            queue=self.router.snapshot(), agents=[a.to_wire() for a in self.router.agents.values()]))
+
+    # --- agent actions ---------------------------------------------------------------------
+    async def on_resolve(self, req: Request):
+        msg: ConversationResolve = req.msg
+        conv = self.conversation_for(req, msg.conversation)
+        if conv.state == "resolved":
+            raise ProtocolError(ErrorCode.BAD_STATE, "conversation is already resolved")
+        await self.resolve(conv, outcome="resolved_by_agent")
+        return None
+
+    async def resolve(self, conv: Conversation, outcome: str) -> None:
+        self.router.remove(conv.id)
+        self.router.release(conv.id, conv.agent)
+        conv.state = "resolved"
+        conv.resolved_at = time.time()
+        if self.metrics:
+            self.metrics.conversations.labels(outcome=outcome).inc()
+        await self.tell_members(conv, ConversationStateEvent(conv.id, "resolved",
+                                                             agent=conv.agent_ref()))
+        self._fire("resolved", conv)
+        await self.pump()
+
+    async def on_transfer(self, req: Request):
+        msg: ConversationTransfer = req.msg
+        conv = self.conversation_for(req, msg.conversation)
+        if conv.state != "assigned":
+            raise ProtocolError(ErrorCode.BAD_STATE,
+                                f"only an assigned conversation can be transferred (it is {conv.state})")
+        old = conv.agent
+        if msg.agent:
+            target = self.router.agents.get(msg.agent)
+            if target is None:
+                raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown agent {msg.agent!r}")
+            if target.user == old:
+                raise ProtocolError(ErrorCode.BAD_REQUEST, "conversation is already with that agent")
+            if target.status != "available" or target.load >= target.capacity:
+                raise ProtocolError(ErrorCode.BAD_STATE,
+                                    f"agent {msg.agent!r} is {target.status} with "
+                                    f"{target.load}/{target.capacity} conversations")
+            req.reply({"type": "ack"})
+            self.router.release(conv.id, old)
+            self.router.attach(conv.id, target)
+            await self._assign(conv, target.user, target.name)
+            if old:
+                await self.hub.send_to_user(old, ConversationStateEvent(
+                    conv.id, "assigned", agent=conv.agent_ref(), reason="transferred"))
+        else:
+            req.reply({"type": "ack"})
+            self.router.release(conv.id, old)
+            conv.state = "queued"
+            conv.agent = conv.agent_name = None
+            self.router.enqueue(conv.id, conv.room, conv.viewer, front=True)
+            await self.tell_members(conv, ConversationStateEvent(conv.id, "queued",
+                                                                 reason="transferred"))
+            if old:
+                await self.hub.send_to_user(old, ConversationStateEvent(
+                    conv.id, "queued", reason="transferred"))
+            await self._send_position(conv, force=True)
+            await self.pump()
+        await self._refresh_queue()
+
+    async def requeue(self, conv: Conversation, reason: str) -> None:
+        """Put an assigned conversation back at the head of the queue (missed call, agent gone)."""
+        if conv.state != "assigned":
+            return
+        old = conv.agent
+        self.router.release(conv.id, old)
+        conv.state = "queued"
+        conv.agent = conv.agent_name = None
+        self.router.enqueue(conv.id, conv.room, conv.viewer, front=True)
+        await self.tell_members(conv, ConversationStateEvent(conv.id, "queued", reason=reason))
+        if old:
+            await self.hub.send_to_user(old, ConversationStateEvent(conv.id, "queued", reason=reason))
+        await self._send_position(conv, force=True)
+        await self.pump()
+
+    async def on_agent_status(self, req: Request):
+        msg: AgentStatus = req.msg
+        a = self.router.set_status(req.user, msg.status, req.claims.name)
+        req.reply({"type": "ack"})
+        await self.hub.send_to_user(req.user, AgentState(a.user, a.status, a.since, a.load, a.capacity))
+        await self.pump()
+
+    async def on_list(self, req: Request):
+        if req.role == "viewer":
+            convs = self.store.for_viewer(req.user)
+        elif req.role == "admin":
+            convs = [c for c in self.store.all() if c.state != "resolved"]
+        else:
+            convs = self.store.for_agent(req.user)
+        return ConversationListReply(conversations=[c.summary() for c in convs])
+
+    async def on_get(self, req: Request):
+        msg: ConversationGet = req.msg
+        conv = self.conversation_for(req, msg.conversation)
+        snap = self.snapshot(conv).to_wire()
+        if req.role in ("agent", "admin"):
+            snap["context"] = self.context(conv)
+        return snap
+
+    async def on_queue_get(self, req: Request):
+        return QueueUpdate(queue=self.router.snapshot(),
+                           agents=[a.to_wire() for a in self.router.agents.values()])
+
+    # --- session lifecycle -----------------------------------------------------------------
+    def _on_session_live(self, session: Session) -> None:
+        if session.role in ("agent", "admin"):
+            self.hub.watch(session, AGENTS_TOPIC)
+            self.router.agent(session.user, session.claims.name) if session.role == "agent" else None
+            self._spawn(self.pump())
+
+    def _on_session_detached(self, session: Session) -> None:
+        return None
+
+    def _on_session_expired(self, session: Session) -> None:
+        if session.role == "agent" and not self.hub.user_sessions(session.user):
+            a = self.router.agents.get(session.user)
+            if a is not None:
+                self.router.set_status(a.user, "offline")
+                self._spawn(self._refresh_queue())

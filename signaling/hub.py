@@ -1,0 +1,285 @@
+"""The hub: sessions on this node, request dispatch, and delivery to users and topics.
+
+Owns the table of sessions held by this node and the handler table. Domain code registers
+a handler per message class and talks back through three calls only:
+
+* ``Request.reply(event)`` — the one direct reply (carries the request ``id``);
+* ``hub.send_to_user(user, event)`` — every live session of a user, on any node;
+* ``hub.publish(topic, event)`` — every session that watches a topic (a room, say).
+
+Both deliveries go through the :class:`~signaling.bus.Bus`, so the same code works on one
+node and on many. Sessions subscribe lazily: a node listens to ``user:<id>`` only while it
+holds a live session of that user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from .auth import Claims
+from .bus import Bus
+from .errors import ErrorCode, ProtocolError
+from .protocol import Ack, Event, Message
+from .session import Session, Transport
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[["Request"], Awaitable[Event | dict | None]]
+Listener = Callable[[Session], Any]
+
+
+def _wire(event: Event | dict) -> dict:
+    return event.to_wire() if isinstance(event, Event) else event
+
+
+@dataclass
+class Request:
+    """One validated client request on its way through a handler."""
+
+    hub: "Hub"
+    session: Session
+    msg: Message
+    id: Any = None
+    replied: bool = False
+
+    @property
+    def claims(self) -> Claims:
+        return self.session.claims
+
+    @property
+    def user(self) -> str:
+        return self.session.user
+
+    @property
+    def role(self) -> str:
+        return self.session.role
+
+    def reply(self, event: Event | dict) -> None:
+        """Send the direct reply now (it carries the request id). Only the first counts."""
+        if self.replied:
+            return
+        self.replied = True
+        out = dict(_wire(event))
+        if self.id is not None:
+            out["id"] = self.id
+        self.session.send(out)
+
+
+@dataclass
+class HubConfig:
+    retain_frames: int = 1000
+    retain_s: float = 600.0
+    reap_interval_s: float = 5.0
+
+
+class Hub:
+    def __init__(self, bus: Bus, node_id: str | None = None, config: HubConfig | None = None):
+        self.bus = bus
+        self.node_id = node_id or secrets.token_hex(4)
+        self.config = config or HubConfig()
+        self.sessions: dict[str, Session] = {}
+        self._by_user: dict[str, set[str]] = defaultdict(set)
+        self._topic_members: dict[str, set[str]] = defaultdict(set)
+        self._handlers: dict[str, Handler] = {}
+        self._listeners: dict[str, list[Listener]] = defaultdict(list)
+        self._user_cbs: dict[str, Callable] = {}
+        self._topic_cbs: dict[str, Callable] = {}
+        self._reaper: asyncio.Task | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        self._reaper = asyncio.get_running_loop().create_task(self._reap_loop())
+
+    async def close(self) -> None:
+        if self._reaper:
+            self._reaper.cancel()
+        for s in list(self.sessions.values()):
+            s.detach(close_code=1001, reason="server shutting down")
+
+    def on(self, event: str, listener: Listener) -> None:
+        """Lifecycle listeners: ``live``, ``detached``, ``resumed``, ``expired``."""
+        self._listeners[event].append(listener)
+
+    def _emit(self, event: str, session: Session) -> None:
+        for cb in self._listeners[event]:
+            try:
+                r = cb(session)
+                if asyncio.iscoroutine(r):
+                    asyncio.get_running_loop().create_task(r)
+            except Exception:
+                log.exception("listener %s failed", event)
+
+    # --- handlers ------------------------------------------------------------------------
+    def handle(self, msg_cls: type[Message], handler: Handler) -> None:
+        if msg_cls.TYPE in self._handlers:
+            raise ValueError(f"handler for {msg_cls.TYPE} already registered")
+        self._handlers[msg_cls.TYPE] = handler
+
+    async def dispatch(self, session: Session, msg: Message, req_id: Any = None) -> None:
+        """Run one request to completion; exactly one reply or error reaches the requester."""
+        req = Request(self, session, msg, req_id)
+        try:
+            if session.role not in msg.ROLES:
+                raise ProtocolError(ErrorCode.FORBIDDEN,
+                                    f"role {session.role!r} may not send {msg.TYPE!r}")
+            handler = self._handlers.get(msg.TYPE)
+            if handler is None:
+                raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"no handler for {msg.TYPE!r}")
+            result = await handler(req)
+            if not req.replied:
+                req.reply(result if result is not None else Ack())
+        except ProtocolError as e:
+            if not req.replied:
+                req.replied = True
+                session.send(e.to_wire(req_id))
+        except Exception:
+            log.exception("handler for %s failed", msg.TYPE)
+            if not req.replied:
+                req.replied = True
+                session.send(ProtocolError(ErrorCode.INTERNAL,
+                                           f"internal error while handling {msg.TYPE!r}")
+                             .to_wire(req_id))
+
+    # --- sessions ------------------------------------------------------------------------
+    def new_session(self, claims: Claims, transport: Transport) -> Session:
+        s = Session(id="s_" + secrets.token_urlsafe(12), claims=claims,
+                    retain_frames=self.config.retain_frames, retain_s=self.config.retain_s)
+        self.sessions[s.id] = s
+        s.attach(transport)
+        return s
+
+    def make_live(self, session: Session) -> None:
+        """From now on the session receives events (first request after ``hello``)."""
+        if session.live:
+            return
+        session.live = True
+        user = session.user
+        first = not self._by_user[user]
+        self._by_user[user].add(session.id)
+        if first:
+            cb = lambda payload, u=user: self._deliver_user(u, payload)  # noqa: E731
+            self._user_cbs[user] = cb
+            self.bus.subscribe(f"user:{user}", cb)
+        self._emit("live", session)
+
+    async def retire(self, new: Session) -> None:
+        """``resume``: the socket of ``new`` is about to continue an older session, so
+        ``new`` is discarded unseen. Its writer is drained first so its ``welcome`` reaches
+        the socket before anything the resumed session replays; the socket stays open.
+        """
+        writer = new._writer
+        new._transport = None
+        if new._queue is not None:
+            new._queue.put_nowait(None)
+        new._queue = new._writer = None
+        if writer is not None:
+            try:
+                await asyncio.wait_for(writer, 2.0)
+            except Exception:
+                pass
+        self._drop(new)
+
+    def detached(self, session: Session) -> None:
+        """Socket gone. A live session stays (retaining frames) until it expires."""
+        if session.attached:
+            return
+        if not session.live:
+            self._drop(session)
+            return
+        self._emit("detached", session)
+
+    def resumed(self, session: Session) -> None:
+        self._emit("resumed", session)
+
+    def end_session(self, session: Session) -> None:
+        """Explicit end (logout, or expiry): forget the session everywhere."""
+        session.detach()
+        was_live = session.live
+        self._drop(session)
+        if was_live:
+            self._emit("expired", session)
+
+    def _drop(self, session: Session) -> None:
+        self.sessions.pop(session.id, None)
+        ids = self._by_user.get(session.user)
+        if ids is not None:
+            ids.discard(session.id)
+            if not ids:
+                del self._by_user[session.user]
+                cb = self._user_cbs.pop(session.user, None)
+                if cb:
+                    self.bus.unsubscribe(f"user:{session.user}", cb)
+        for topic in list(session.attrs.get("topics", ())):
+            self.unwatch(session, topic)
+
+    async def _reap_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.reap_interval_s)
+            self.reap()
+
+    def reap(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        for s in list(self.sessions.values()):
+            if s.detached_at is not None and now - s.detached_at > self.config.retain_s:
+                self.end_session(s)
+
+    def user_sessions(self, user: str) -> list[Session]:
+        """Live sessions of ``user`` held by this node."""
+        return [self.sessions[i] for i in self._by_user.get(user, ()) if i in self.sessions]
+
+    def online(self, user: str) -> bool:
+        return any(s.attached for s in self.user_sessions(user))
+
+    # --- delivery ------------------------------------------------------------------------
+    async def send_to_user(self, user: str, event: Event | dict,
+                           exclude_session: str | None = None) -> None:
+        payload = {"e": _wire(event)}
+        if exclude_session:
+            payload["x"] = exclude_session
+        await self.bus.publish(f"user:{user}", payload)
+
+    def _deliver_user(self, user: str, payload: dict) -> None:
+        x = payload.get("x")
+        for s in self.user_sessions(user):
+            if s.id != x:
+                s.send(payload["e"])
+
+    def watch(self, session: Session, topic: str) -> None:
+        """Let a session receive everything published on ``topic`` (e.g. ``room:<id>``)."""
+        members = self._topic_members[topic]
+        if session.id in members:
+            return
+        first = not members
+        members.add(session.id)
+        session.attrs.setdefault("topics", set()).add(topic)
+        if first:
+            cb = lambda payload, t=topic: self._deliver_topic(t, payload)  # noqa: E731
+            self._topic_cbs[topic] = cb
+            self.bus.subscribe(topic, cb)
+
+    def unwatch(self, session: Session, topic: str) -> None:
+        members = self._topic_members.get(topic)
+        session.attrs.get("topics", set()).discard(topic)
+        if not members:
+            return
+        members.discard(session.id)
+        if not members:
+            del self._topic_members[topic]
+            cb = self._topic_cbs.pop(topic, None)
+            if cb:
+                self.bus.unsubscribe(topic, cb)
+
+    async def publish(self, topic: str, event: Event | dict) -> None:
+        await self.bus.publish(topic, {"e": _wire(event)})
+
+    def _deliver_topic(self, topic: str, payload: dict) -> None:
+        for sid in list(self._topic_members.get(topic, ())):
+            s = self.sessions.get(sid)
+            if s is not None:
+                s.send(payload["e"])

@@ -1,0 +1,203 @@
+"""The edge: one aiohttp WebSocket per client, validated frame by frame.
+
+Order of checks for every frame: size → rate limit → JSON → object → known type → fields
+→ authenticated → role (in the hub) → handler. Each failure is a typed ``error`` to this
+socket only; the socket stays usable except for an oversized frame (closed 1009) and a bad
+token (closed 4401). Messages on one socket are handled strictly in order: the next frame
+is read only after the previous request has been answered.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from aiohttp import WSMsgType, web
+
+from .auth import Claims, TokenAuthority
+from .errors import ErrorCode, ProtocolError
+from .hub import Hub
+from .protocol import (MAX_FRAME_BYTES, PROTOCOL_VERSION, Hello, Ping, Pong, Resume, Resumed,
+                       Welcome, decode_frame, dumps, parse_json_frame)
+from .ratelimit import TokenBucket
+from .session import Session
+
+log = logging.getLogger(__name__)
+
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_TOO_LARGE = 1009
+CLOSE_TRY_AGAIN = 1013
+
+
+@dataclass
+class EdgeConfig:
+    rate_per_s: float = 20.0
+    burst: int = 40
+    heartbeat_s: float = 20.0
+    # aiohttp refuses frames above this by itself; ours (64 KiB) is checked below it so the
+    # sender gets a typed error first.
+    transport_max_bytes: int = 4 * 1024 * 1024
+
+
+class SocketEndpoint:
+    def __init__(self, hub: Hub, tokens: TokenAuthority,
+                 ice_servers: Callable[[Claims], list[dict]],
+                 ready: Callable[[], Awaitable[bool]] | None = None,
+                 config: EdgeConfig | None = None,
+                 metrics: Any = None):
+        self.hub = hub
+        self.tokens = tokens
+        self.ice_servers = ice_servers
+        self.ready = ready
+        self.config = config or EdgeConfig()
+        self.metrics = metrics
+        self.open_sockets = 0
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=self.config.transport_max_bytes,
+                                   heartbeat=self.config.heartbeat_s)
+        await ws.prepare(request)
+        self.open_sockets += 1
+        session: Session | None = None
+        expect_resume = False
+        bucket = TokenBucket(self.config.rate_per_s, self.config.burst)
+
+        async def error(err: ProtocolError, req_id: Any = None) -> None:
+            if self.metrics is not None:
+                self.metrics.protocol_errors.labels(code=err.code.value).inc()
+            if session is not None:
+                session.send(err.to_wire(req_id))
+            else:
+                await ws.send_str(dumps(err.to_wire(req_id)))
+
+        try:
+            async for frame in ws:
+                if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    break
+                data = frame.data
+                size = len(data.encode("utf-8")) if isinstance(data, str) else len(data)
+                if size > MAX_FRAME_BYTES:
+                    await error(ProtocolError(
+                        ErrorCode.TOO_LARGE,
+                        f"frame is {size} bytes; the limit is {MAX_FRAME_BYTES} bytes"))
+                    if session is not None:
+                        await session.flush()
+                    await ws.close(code=CLOSE_TOO_LARGE, message=b"frame too large")
+                    break
+                if not bucket.take():
+                    await error(ProtocolError(
+                        ErrorCode.RATE_LIMITED,
+                        f"more than {self.config.rate_per_s:g} messages/s "
+                        f"(burst {self.config.burst}); slow down"))
+                    continue
+                req_id = None
+                try:
+                    obj = parse_json_frame(data)
+                    req_id = obj.get("id")
+                    msg = decode_frame(obj)
+                except ProtocolError as e:
+                    if session is None and e.code == ErrorCode.UNKNOWN_TYPE:
+                        e = ProtocolError(ErrorCode.UNAUTHENTICATED,
+                                          "send hello {token, protocol: 1} first")
+                    await error(e, req_id)
+                    continue
+
+                if session is None:
+                    if not isinstance(msg, Hello):
+                        await error(ProtocolError(ErrorCode.UNAUTHENTICATED,
+                                                  "send hello {token, protocol: 1} first"), req_id)
+                        continue
+                    if msg.protocol != PROTOCOL_VERSION:
+                        await error(ProtocolError(
+                            ErrorCode.BAD_REQUEST,
+                            f"protocol {msg.protocol} is not supported; use {PROTOCOL_VERSION}"),
+                            req_id)
+                        continue
+                    try:
+                        claims = self.tokens.verify(msg.token)
+                    except ProtocolError as e:
+                        await error(e, req_id)
+                        await ws.close(code=CLOSE_UNAUTHORIZED, message=e.message.encode()[:120])
+                        break
+                    if self.ready is not None and not await self.ready():
+                        await error(ProtocolError(ErrorCode.UNAVAILABLE,
+                                                  "the gateway cannot reach its state store; "
+                                                  "retry shortly"), req_id)
+                        await ws.close(code=CLOSE_TRY_AGAIN, message=b"unavailable")
+                        break
+                    session = self.hub.new_session(claims, ws)
+                    welcome = Welcome(session=session.id, user=claims.user, role=claims.role,
+                                      protocol=PROTOCOL_VERSION, ice_servers=self.ice_servers(claims),
+                                      name=claims.name, room=claims.room).to_wire()
+                    if req_id is not None:
+                        welcome["id"] = req_id
+                    session.send(welcome)
+                    expect_resume = True
+                    continue
+
+                if isinstance(msg, Hello):
+                    await error(ProtocolError(ErrorCode.BAD_STATE,
+                                              "already authenticated on this socket"), req_id)
+                    continue
+                if isinstance(msg, Resume):
+                    if not expect_resume:
+                        await error(ProtocolError(ErrorCode.BAD_STATE,
+                                                  "resume must be the first message after hello"),
+                                    req_id)
+                        continue
+                    expect_resume = False
+                    resumed = await self._resume(session, msg, ws, req_id)
+                    if resumed is None:
+                        continue  # error sent; the fresh session goes on
+                    session = resumed
+                    continue
+                expect_resume = False
+                self.hub.make_live(session)
+                if isinstance(msg, Ping):
+                    out = Pong(ts=__import__("time").time()).to_wire()
+                    if req_id is not None:
+                        out["id"] = req_id
+                    session.send(out)
+                    continue
+                await self.hub.dispatch(session, msg, req_id)
+        except Exception:
+            log.exception("socket handler failed")
+        finally:
+            self.open_sockets -= 1
+            if session is not None and session.detach_if(ws):
+                self.hub.detached(session)
+        return ws
+
+    async def _resume(self, fresh: Session, msg: Resume, ws, req_id) -> Session | None:
+        old = self.hub.sessions.get(msg.session)
+        reason = None
+        if old is None:
+            reason = "unknown session (it may have expired)"
+        elif old.user != fresh.user:
+            reason = "that session belongs to another user"
+        elif old is fresh:
+            reason = "cannot resume the session this socket just created"
+        frames = None
+        if reason is None:
+            frames = old.frames_after(msg.last_seq)
+            if frames is None:
+                reason = (f"last_seq {msg.last_seq} is outside what is retained "
+                          f"(seq now {old.seq}); start afresh")
+        if reason is not None:
+            err = ProtocolError(ErrorCode.RESUME_FAILED, reason).to_wire(req_id)
+            fresh.send(err)
+            return None
+        await self.hub.retire(fresh)
+        # From here on nothing awaits until the replay is queued, so no event produced
+        # meanwhile can overtake the frames being replayed.
+        frames = old.frames_after(msg.last_seq) or []
+        old.attach(ws)
+        old.replay(frames)
+        out = Resumed(session=old.id, last_seq=msg.last_seq).to_wire()
+        if req_id is not None:
+            out["id"] = req_id
+        old.send(out)
+        self.hub.make_live(old)
+        self.hub.resumed(old)
+        return old

@@ -1,0 +1,81 @@
+"""Shared fixtures: a real gateway on a free port, and protocol clients that talk to it."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from gateway.app import GATEWAY, create_app
+from gateway.config import Config
+from tests.wsclient import WSClient
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Running:
+    """A gateway app served on a real TCP port, plus helpers to mint tokens and clients."""
+
+    def __init__(self, app: web.Application, runner: web.AppRunner, url: str,
+                 http: aiohttp.ClientSession):
+        self.app = app
+        self.runner = runner
+        self.url = url
+        self.http = http
+        self.gw = app[GATEWAY]
+        self.clients: list[WSClient] = []
+
+    def token(self, role: str, user: str, room: str | None = None, name: str | None = None,
+              ttl: int = 600) -> str:
+        return self.gw.tokens.issue(user, role, room=room, name=name, ttl_s=ttl)
+
+    async def client(self, role: str | None = None, user: str | None = None,
+                     room: str | None = None, name: str | None = None) -> WSClient:
+        c = await WSClient(self.url, self.http).connect()
+        self.clients.append(c)
+        if role:
+            w = await c.hello(self.token(role, user or f"{role}-{len(self.clients)}", room, name))
+            assert w["type"] == "welcome", w
+        return c
+
+    @property
+    def room_id(self) -> str:
+        return self.gw.rooms.ids()[0]
+
+
+async def start_gateway(config: Config | None = None, **kw) -> Running:
+    config = config or Config(dev=True, port=free_port(), retain_s=600)
+    config.port = config.port or free_port()
+    app = create_app(config, **kw)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", config.port).start()
+    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    return Running(app, runner, f"http://127.0.0.1:{config.port}", http)
+
+
+async def stop_gateway(r: Running) -> None:
+    for c in r.clients:
+        await c.close()
+    await r.http.close()
+    await r.runner.cleanup()
+
+
+@pytest.fixture
+async def gateway():
+    r = await start_gateway()
+    try:
+        yield r
+    finally:
+        await stop_gateway(r)
