@@ -42,6 +42,7 @@ class Gateway:
     metrics: Metrics
     ice: IceProvider
     endpoint: SocketEndpoint
+    rooms_service: object | None = None
     media: object | None = None
 
 
@@ -89,6 +90,11 @@ def create_app(config: Config, responder: Responder | None = None,
                              SupportConfig(agent_capacity=config.agent_capacity,
                                            bot_timeout_s=config.bot_timeout_s),
                              metrics=metrics)
+    from .support.replies import load_team_replies
+    from .support.room_service import RoomService
+
+    rooms_service = RoomService(hub, rooms, support, team_replies=load_team_replies(config.replies_file),
+                                metrics=metrics)
     ice = IceProvider(config.stun_urls, config.turn_urls, config.turn_secret, config.turn_ttl_s)
 
     async def ready() -> bool:
@@ -102,7 +108,8 @@ def create_app(config: Config, responder: Responder | None = None,
                               config=EdgeConfig(rate_per_s=config.rate_per_s,
                                                 burst=config.rate_burst),
                               metrics=metrics)
-    gw = Gateway(config, bus, hub, tokens, rooms, support, metrics, ice, endpoint)
+    gw = Gateway(config, bus, hub, tokens, rooms, support, metrics, ice, endpoint,
+                 rooms_service=rooms_service)
 
     app = web.Application()
     app[GATEWAY] = gw

@@ -47,6 +47,7 @@ class Config:
     # support
     agent_capacity: int = 5
     bot_timeout_s: float = 0.8
+    replies_file: Path | None = None
     llm_url: str | None = None
     llm_model: str = "gpt-4o-mini"
     llm_api_key: str | None = None
@@ -93,6 +94,8 @@ class Config:
                            ("media_address", "MEDIA_ADDRESS")):
             if _env(name):
                 setattr(c, attr, _list(_env(name)))
+        if _env("REPLIES_FILE"):
+            c.replies_file = Path(_env("REPLIES_FILE"))
         if _env("ROOMS"):
             c.rooms = [Path(p) for p in _list(_env("ROOMS"))]
         if _env("DEV"):

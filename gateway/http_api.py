@@ -105,6 +105,10 @@ def setup_routes(app: web.Application, gw: "Gateway") -> None:
             {"id": r.id, "title": r.knowledge.room.title, "host": r.knowledge.room.host}
             for r in gw.rooms]}, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
+    async def post_order(request):
+        claims = bearer_claims(gw, request, ("service",))
+        return await gw.rooms_service.http_order(request, claims)
+
     def page(name: str):
         async def serve(request):
             return web.FileResponse(web_root / name)
@@ -115,6 +119,7 @@ def setup_routes(app: web.Application, gw: "Gateway") -> None:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/ws", gw.endpoint.handle)
     app.router.add_get("/api/rooms", rooms)
+    app.router.add_post("/api/rooms/{room}/orders", post_order)
     if gw.config.dev:
         app.router.add_get("/api/dev/token", dev_token)
     app.router.add_get("/", page("index.html"))

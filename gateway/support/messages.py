@@ -26,6 +26,7 @@ class MessageSend(Message):
     conversation: str
     text: str
     client_msg_id: str
+    template: bool = False  # extension: fill {promo.X.left}-style placeholders at send time
 
 
 @message("conversation.escalate", roles=("viewer",))
@@ -147,3 +148,101 @@ class AgentState(Event):
     since: float
     load: int
     capacity: int
+
+
+# --- rooms (issue 3) -------------------------------------------------------------------------
+
+@message("room.watch", roles=("viewer", "agent", "host", "admin"))
+class RoomWatch(Message):
+    room: str
+
+
+@message("room.unwatch", roles=("viewer", "agent", "host", "admin"))
+class RoomUnwatch(Message):
+    room: str
+
+
+@message("room.on_screen", roles=("host", "admin"))
+class RoomOnScreen(Message):
+    room: str
+    sku: str | None = None
+
+
+@message("room.stock", roles=("host", "admin"))
+class RoomStock(Message):
+    room: str
+    sku: str
+    stock: int
+
+
+@message("room.promo.upsert", roles=("host", "admin"))
+class RoomPromoUpsert(Message):
+    room: str
+    promotion: dict
+
+
+@message("room.promo.stop", roles=("host", "admin"))
+class RoomPromoStop(Message):
+    room: str
+    promotion: str
+
+
+@message("room.promo.start", roles=("host", "admin"))
+class RoomPromoStart(Message):
+    room: str
+    promotion: str
+
+
+@message("room.announce", roles=("host", "admin"))
+class RoomAnnounce(Message):
+    room: str
+    text: str
+
+
+@message("replies.list", roles=("agent", "admin"))
+class RepliesList(Message):
+    room: str
+    q: str | None = None
+
+
+@dataclass
+class RoomStateEvent(Event):
+    TYPE: ClassVar[str] = "room.state"
+    room: str
+    version: int
+    title: str
+    host: str
+    currency: str
+    products: list
+    promotions: list
+    policies: dict
+    on_screen: str | None
+    counters: dict
+    announcements: list
+    hosts_online: list | None = None
+
+
+@dataclass
+class RoomUpdate(Event):
+    TYPE: ClassVar[str] = "room.update"
+    room: str
+    version: int
+    change: dict
+    counters: dict
+    products: list | None = None
+    promotions: list | None = None
+
+
+@dataclass
+class RoomAnnouncement(Event):
+    TYPE: ClassVar[str] = "room.announcement"
+    room: str
+    text: str
+    ts: float
+    by: str
+
+
+@dataclass
+class RepliesReply(Event):
+    TYPE: ClassVar[str] = "replies"
+    replies: list = field(default_factory=list)

@@ -1,15 +1,24 @@
 """Rooms: the live state of each live stream (products, stock, promotions, on-screen item).
 
 A :class:`Room` owns one :class:`~gateway.support.knowledge.Knowledge` and is the only code
-that mutates it. The :class:`RoomRegistry` owns the set of rooms on a node.
+that mutates it. Each mutation is one synchronous method that validates, applies, bumps
+``version`` and returns a *change* dict — the caller (``RoomService``) publishes it as a
+``room.update`` event on the Bus. The bot reads the same ``Knowledge`` object, so an answer
+given after a change always reflects it.
+
+Orders are the one check-then-change step that must be atomic across nodes; they go through
+the :class:`OrderLedger` interface (memory here; one Lua script in the Redis ledger).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from .knowledge import Knowledge
+from signaling import ErrorCode, ProtocolError
+
+from .knowledge import Knowledge, KnowledgeError, Promotion
 
 
 @dataclass
@@ -22,20 +31,90 @@ class Room:
     def id(self) -> str:
         return self.knowledge.room.id
 
-    def counters(self) -> dict[str, Any]:
+    # --- views ---------------------------------------------------------------------------
+    def gifts(self) -> dict[str, dict[str, Any]]:
         kb = self.knowledge
-        gifts = {}
+        out = {}
         for p in kb.promotions:
             if p.kind == "first_n_gift":
                 prod = kb.product(p.sku) if p.sku else None
-                gifts[p.id] = {"limit": p.limit, "claimed": p.claimed, "active": p.active,
-                               "left": p.gifts_left(prod.stock if prod else None)}
-        return {"stock": {p.sku: p.stock for p in kb.products}, "gifts": gifts,
-                "on_screen": kb.on_screen}
+                out[p.id] = {"limit": p.limit, "claimed": p.claimed, "active": p.active,
+                             "sku": p.sku, "gift": p.gift,
+                             "left": p.gifts_left(prod.stock if prod else None)}
+        return out
+
+    def counters(self) -> dict[str, Any]:
+        return {"stock": {p.sku: p.stock for p in self.knowledge.products},
+                "gifts": self.gifts(), "on_screen": self.knowledge.on_screen}
 
     def snapshot(self) -> dict[str, Any]:
-        return {"room": self.id, "version": self.version, "knowledge": self.knowledge.to_dict(),
-                "counters": self.counters(), "announcements": list(self.announcements)}
+        kb = self.knowledge
+        return {"room": self.id, "version": self.version, "title": kb.room.title,
+                "host": kb.room.host, "currency": kb.room.currency,
+                "products": [p.to_dict() for p in kb.products],
+                "promotions": [p.to_dict() for p in kb.promotions],
+                "policies": dict(kb.policies), "on_screen": kb.on_screen,
+                "counters": self.counters(), "announcements": list(self.announcements[-20:])}
+
+    # --- mutations (each returns the change to publish) ------------------------------------
+    def _product(self, sku: str):
+        p = self.knowledge.product(sku)
+        if p is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown sku {sku!r} in room {self.id!r}")
+        return p
+
+    def _bump(self, change: dict[str, Any]) -> dict[str, Any]:
+        self.version += 1
+        change["ts"] = time.time()
+        return change
+
+    def set_on_screen(self, sku: str | None) -> dict[str, Any]:
+        if sku is not None:
+            self._product(sku)
+        self.knowledge.on_screen = sku
+        return self._bump({"kind": "on_screen", "sku": sku})
+
+    def set_stock(self, sku: str, stock: int) -> dict[str, Any]:
+        if stock < 0:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "stock must be ≥ 0")
+        p = self._product(sku)
+        before = p.stock
+        p.stock = stock
+        return self._bump({"kind": "stock", "sku": sku, "stock": stock, "before": before})
+
+    def upsert_promotion(self, data: dict[str, Any]) -> dict[str, Any]:
+        existing = self.knowledge.promotion(str(data.get("id", "")))
+        merged = dict(existing.to_dict()) if existing else {}
+        merged.update({k: v for k, v in data.items()})
+        try:
+            promo = Promotion.from_dict(merged)
+        except (KnowledgeError, TypeError, ValueError) as e:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"room.promo.upsert: {e}") from None
+        for sku in promo.skus:
+            self._product(sku)
+        if promo.kind == "first_n_gift" and (promo.limit or 0) < (promo.claimed or 0):
+            raise ProtocolError(ErrorCode.BAD_REQUEST,
+                                f"limit {promo.limit} is below claimed {promo.claimed}")
+        if existing:
+            idx = self.knowledge.promotions.index(existing)
+            self.knowledge.promotions[idx] = promo
+        else:
+            self.knowledge.promotions.append(promo)
+        return self._bump({"kind": "promotion", "promotion": promo.to_dict(),
+                           "created": existing is None})
+
+    def set_promotion_active(self, promo_id: str, active: bool) -> dict[str, Any]:
+        promo = self.knowledge.promotion(promo_id)
+        if promo is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown promotion {promo_id!r}")
+        promo.active = active
+        return self._bump({"kind": "promotion", "promotion": promo.to_dict(), "created": False})
+
+    def announce(self, text: str, by: str) -> dict[str, Any]:
+        a = {"text": text, "ts": time.time(), "by": by}
+        self.announcements.append(a)
+        del self.announcements[:-50]
+        return self._bump({"kind": "announcement", "announcement": a})
 
 
 class RoomRegistry:
@@ -55,3 +134,74 @@ class RoomRegistry:
 
     def __iter__(self):
         return iter(self._rooms.values())
+
+
+# --- orders ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Order:
+    order_id: str
+    user: str
+    sku: str
+    qty: int
+
+
+@dataclass
+class OrderOutcome:
+    """``status`` 200 (accepted or repeated) or 409 (conflict / out_of_stock)."""
+
+    status: int
+    body: dict[str, Any]
+    repeated: bool = False
+    change: dict[str, Any] | None = None  # what changed in the room (None if nothing)
+
+
+class OrderLedger(Protocol):
+    """The atomic step: check stock, claim a first-N gift, record the order id — together."""
+
+    async def place(self, room: Room, order: Order) -> OrderOutcome: ...
+
+
+class MemoryOrderLedger:
+    """One-process ledger: ``place`` has no ``await`` inside its critical section."""
+
+    def __init__(self) -> None:
+        self._orders: dict[tuple[str, str], tuple[Order, dict[str, Any]]] = {}
+
+    async def place(self, room: Room, order: Order) -> OrderOutcome:
+        return self.place_now(room, order)
+
+    def place_now(self, room: Room, order: Order) -> OrderOutcome:
+        key = (room.id, order.order_id)
+        prev = self._orders.get(key)
+        if prev is not None:
+            if prev[0] == order:
+                return OrderOutcome(200, dict(prev[1]), repeated=True)
+            return OrderOutcome(409, {"error": "conflict",
+                                      "message": f"order {order.order_id!r} was already placed "
+                                                 f"with different sku, qty or user"})
+        product = room.knowledge.product(order.sku)
+        if product is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown sku {order.sku!r}")
+        if order.qty > product.stock:
+            return OrderOutcome(409, {"error": "out_of_stock",
+                                      "message": f"only {product.stock} of {order.sku} left",
+                                      "stock_left": product.stock})
+        product.stock -= order.qty
+        gift, rank, promo_id = False, None, None
+        for p in room.knowledge.promotions:
+            if p.kind != "first_n_gift" or not p.active:
+                continue
+            if p.sku not in (None, "", order.sku):
+                continue
+            if (p.claimed or 0) < (p.limit or 0):
+                p.claimed = (p.claimed or 0) + 1
+                gift, rank, promo_id = True, p.claimed, p.id
+                break
+        body = {"gift": gift, "rank": rank, "stock_left": product.stock}
+        self._orders[key] = (order, body)
+        room.version += 1
+        change = {"kind": "order", "sku": order.sku, "qty": order.qty,
+                  "stock": product.stock, "gift_promotion": promo_id, "rank": rank,
+                  "ts": time.time()}
+        return OrderOutcome(200, dict(body), change=change)

@@ -179,8 +179,14 @@ class SupportService:
             return self._chat_event(prev)
         if conv.state == "resolved":
             raise ProtocolError(ErrorCode.BAD_STATE, "conversation is resolved; open a new one")
+        text = msg.text
+        if msg.template:
+            if req.role == "viewer":
+                raise ProtocolError(ErrorCode.FORBIDDEN, "only agents may send templates")
+            from .replies import fill
+            text = fill(text, self.rooms.get(conv.room))
         author = Author(role=req.role, user=req.user, name=req.claims.name)
-        m, _ = self.store.append(conv, author, msg.text, msg.client_msg_id)
+        m, _ = self.store.append(conv, author, text, msg.client_msg_id)
         if self.metrics:
             self.metrics.messages.labels(role=req.role).inc()
         ev = self._chat_event(m)

@@ -1,0 +1,211 @@
+"""Room service: host commands, shop order events and room watchers.
+
+Turns ``room.*`` requests and ``POST /api/rooms/{room}/orders`` into :class:`Room` /
+:class:`OrderLedger` changes and publishes each change on the Bus topic ``room:<id>`` as
+``room.update`` (watchers: host panels, agent consoles, viewer widgets). Announcements are
+also pinned into every open conversation of the room.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from signaling import ErrorCode, Hub, ProtocolError, Request
+
+from .conversation import Author
+from .messages import (RepliesList, RepliesReply, RoomAnnounce, RoomAnnouncement,
+                       RoomOnScreen, RoomPromoStart, RoomPromoStop, RoomPromoUpsert,
+                       RoomStateEvent, RoomStock, RoomUnwatch, RoomUpdate, RoomWatch)
+from .replies import CannedReply, room_replies, search
+from .room import MemoryOrderLedger, Order, OrderLedger, Room, RoomRegistry
+from .service import SupportService
+
+log = logging.getLogger(__name__)
+
+
+def room_topic(room_id: str) -> str:
+    return f"room:{room_id}"
+
+
+class RoomService:
+    def __init__(self, hub: Hub, rooms: RoomRegistry, support: SupportService,
+                 ledger: OrderLedger | None = None, team_replies: list[CannedReply] | None = None,
+                 metrics: Any = None):
+        self.hub = hub
+        self.rooms = rooms
+        self.support = support
+        self.ledger = ledger or MemoryOrderLedger()
+        self.team_replies = team_replies or []
+        self.metrics = metrics
+        self.order_listeners: list = []  # cb(room, order, outcome): conversions (workspace)
+        hub.handle(RoomWatch, self.on_watch)
+        hub.handle(RoomUnwatch, self.on_unwatch)
+        hub.handle(RoomOnScreen, self.on_on_screen)
+        hub.handle(RoomStock, self.on_stock)
+        hub.handle(RoomPromoUpsert, self.on_promo_upsert)
+        hub.handle(RoomPromoStop, self.on_promo_stop)
+        hub.handle(RoomPromoStart, self.on_promo_start)
+        hub.handle(RoomAnnounce, self.on_announce)
+        hub.handle(RepliesList, self.on_replies)
+        # conversation counts shown on the host panel move with conversation state
+        for ev in ("escalated", "assigned", "resolved"):
+            support.on(ev, self._conversation_changed)
+
+    # --- views -----------------------------------------------------------------------------
+    def counters(self, room: Room) -> dict[str, Any]:
+        c = room.counters()
+        convs = [x for x in self.support.store.all() if x.room == room.id]
+        c["open_conversations"] = sum(1 for x in convs if x.state != "resolved")
+        c["queue"] = sum(1 for e in self.support.router.queue if e.room == room.id)
+        return c
+
+    def state_event(self, room: Room) -> RoomStateEvent:
+        s = room.snapshot()
+        hosts = []
+        for sess in list(self.hub.sessions.values()):
+            if sess.role == "host" and sess.claims.room == room.id and sess.live and sess.attached:
+                if all(h["user"] != sess.user for h in hosts):
+                    hosts.append({"user": sess.user, "name": sess.claims.display_name})
+        return RoomStateEvent(room=s["room"], version=s["version"], title=s["title"],
+                              host=s["host"], currency=s["currency"], products=s["products"],
+                              promotions=s["promotions"], policies=s["policies"],
+                              on_screen=s["on_screen"], counters=self.counters(room),
+                              announcements=s["announcements"], hosts_online=hosts)
+
+    async def publish_change(self, room: Room, change: dict[str, Any]) -> None:
+        kind = change.get("kind")
+        ev = RoomUpdate(room=room.id, version=room.version, change=change,
+                        counters=self.counters(room),
+                        products=[p.to_dict() for p in room.knowledge.products]
+                        if kind in ("stock", "order") else None,
+                        promotions=[p.to_dict() for p in room.knowledge.promotions]
+                        if kind in ("promotion", "order") else None)
+        await self.hub.publish(room_topic(room.id), ev)
+
+    async def _conversation_changed(self, conv) -> None:
+        room = self.rooms.get(conv.room)
+        if room is not None:
+            await self.publish_change(room, {"kind": "conversations"})
+
+    # --- access ----------------------------------------------------------------------------
+    def _room(self, room_id: str) -> Room:
+        room = self.rooms.get(room_id)
+        if room is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown room {room_id!r}")
+        return room
+
+    def _check_claim(self, req: Request, room_id: str) -> None:
+        if req.role in ("viewer", "host") and req.claims.room and req.claims.room != room_id:
+            raise ProtocolError(ErrorCode.FORBIDDEN,
+                                f"your token is for room {req.claims.room!r}, not {room_id!r}")
+        if req.role == "host" and not req.claims.room:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "host tokens must carry a room claim")
+
+    def _host_room(self, req: Request, room_id: str) -> Room:
+        room = self._room(room_id)
+        self._check_claim(req, room_id)
+        return room
+
+    # --- handlers --------------------------------------------------------------------------
+    async def on_watch(self, req: Request):
+        room = self._host_room(req, req.msg.room)
+        self.hub.watch(req.session, room_topic(room.id))
+        if req.role == "host":
+            req.reply(self.state_event(room))
+            await self.publish_change(room, {"kind": "hosts"})  # agents see the host online
+            return None
+        return self.state_event(room)
+
+    async def on_unwatch(self, req: Request):
+        self.hub.unwatch(req.session, room_topic(req.msg.room))
+        return None
+
+    async def on_on_screen(self, req: Request):
+        room = self._host_room(req, req.msg.room)
+        await self._apply(req, room, room.set_on_screen(req.msg.sku))
+
+    async def on_stock(self, req: Request):
+        room = self._host_room(req, req.msg.room)
+        await self._apply(req, room, room.set_stock(req.msg.sku, req.msg.stock))
+
+    async def on_promo_upsert(self, req: Request):
+        room = self._host_room(req, req.msg.room)
+        if not req.msg.promotion.get("id"):
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "room.promo.upsert: promotion.id is required")
+        await self._apply(req, room, room.upsert_promotion(req.msg.promotion))
+
+    async def on_promo_stop(self, req: Request):
+        room = self._host_room(req, req.msg.room)
+        await self._apply(req, room, room.set_promotion_active(req.msg.promotion, False))
+
+    async def on_promo_start(self, req: Request):
+        room = self._host_room(req, req.msg.room)
+        await self._apply(req, room, room.set_promotion_active(req.msg.promotion, True))
+
+    async def on_announce(self, req: Request):
+        room = self._host_room(req, req.msg.room)
+        text = req.msg.text.strip()
+        if not text or len(text) > 1000:
+            raise ProtocolError(ErrorCode.BAD_REQUEST,
+                                "room.announce: 'text' must be 1–1000 characters")
+        change = room.announce(text, req.claims.display_name)
+        req.reply({"type": "ack"})
+        a = change["announcement"]
+        await self.hub.publish(room_topic(room.id), RoomAnnouncement(room.id, a["text"], a["ts"], a["by"]))
+        host = Author(role="host", user=req.user, name=req.claims.display_name)
+        for conv in self.support.store.all():
+            if conv.room == room.id and conv.state != "resolved":
+                conv.pinned.append(a)
+                await self.support.post(conv, host, text, kind="announcement")
+        await self.publish_change(room, change)
+
+    async def _apply(self, req: Request, room: Room, change: dict[str, Any]) -> None:
+        req.reply({"type": "ack", "version": room.version})
+        await self.publish_change(room, change)
+
+    async def on_replies(self, req: Request):
+        room = self._room(req.msg.room)
+        items = search(self.team_replies + room_replies(room), req.msg.q)
+        return RepliesReply(replies=[r.to_wire() for r in items])
+
+    # --- HTTP: shop order events -------------------------------------------------------------
+    async def http_order(self, request: web.Request, claims) -> web.Response:
+        from ..http_api import json_error, read_json
+
+        room_id = request.match_info["room"]
+        if claims.room and claims.room != room_id:
+            raise ProtocolError(ErrorCode.FORBIDDEN,
+                                f"this service token is for room {claims.room!r}")
+        room = self._room(room_id)
+        body = await read_json(request)
+        order = _parse_order(body)
+        outcome = await self.ledger.place(room, order)
+        if self.metrics:
+            self.metrics.orders.labels(
+                result="repeat" if outcome.repeated else
+                ("accepted" if outcome.status == 200 else outcome.body.get("error", "refused"))).inc()
+        if outcome.change is not None:
+            await self.publish_change(room, outcome.change)
+            for cb in self.order_listeners:
+                try:
+                    cb(room, order, outcome)
+                except Exception:
+                    log.exception("order listener failed")
+        if outcome.status != 200:
+            return json_error(ErrorCode(outcome.body["error"]), outcome.body["message"],
+                              **{k: v for k, v in outcome.body.items()
+                                 if k not in ("error", "message")})
+        return web.json_response(outcome.body)
+
+
+def _parse_order(body: dict) -> Order:
+    for name, typ in (("order_id", str), ("user", str), ("sku", str)):
+        if not isinstance(body.get(name), typ) or not body[name]:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"field {name!r} must be a non-empty string")
+    qty = body.get("qty")
+    if isinstance(qty, bool) or not isinstance(qty, int) or qty < 1:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "field 'qty' must be an integer ≥ 1")
+    return Order(order_id=body["order_id"], user=body["user"], sku=body["sku"], qty=qty)
