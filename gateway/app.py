@@ -74,13 +74,17 @@ def create_app(config: Config, responder: Responder | None = None,
                bus: Bus | None = None) -> web.Application:
     config.validate()
     metrics = Metrics()
-    if bus is None:
-        if config.redis_url:
-            from signaling.redis_bus import RedisBus  # scale-out issue
+    redis_client = None
+    if config.redis_url:
+        import redis.asyncio as aioredis
 
-            bus = RedisBus(config.redis_url, node_id=config.node_id)
-        else:
-            bus = MemoryBus()
+        from signaling.redis_bus import RedisBus, make_pool
+
+        redis_client = aioredis.Redis(connection_pool=make_pool(config.redis_url))
+        if bus is None:
+            bus = RedisBus(config.redis_url, node_id=config.node_id, redis=redis_client)
+    if bus is None:
+        bus = MemoryBus()
     hub = Hub(bus, node_id=config.node_id,
               config=HubConfig(retain_frames=config.retain_frames, retain_s=config.retain_s))
     tokens = TokenAuthority(config.secret)
@@ -93,8 +97,16 @@ def create_app(config: Config, responder: Responder | None = None,
     from .support.replies import load_team_replies
     from .support.room_service import RoomService
 
-    rooms_service = RoomService(hub, rooms, support, team_replies=load_team_replies(config.replies_file),
+    ledger = room_sync = None
+    if redis_client is not None:
+        from .support.redis_room import RedisRoomStore, RoomSync
+
+        ledger = RedisRoomStore(redis_client)
+        room_sync = RoomSync(ledger, rooms, bus, config.node_id)
+    rooms_service = RoomService(hub, rooms, support, ledger=ledger,
+                                team_replies=load_team_replies(config.replies_file),
                                 metrics=metrics)
+    rooms_service.sync = room_sync
     ice = IceProvider(config.stun_urls, config.turn_urls, config.turn_secret, config.turn_ttl_s)
 
     async def ready() -> bool:
@@ -124,6 +136,8 @@ def create_app(config: Config, responder: Responder | None = None,
     async def lifecycle(app: web.Application):
         await bus.start()
         await hub.start()
+        if room_sync is not None:
+            await room_sync.start()
         warm = getattr(responder, "warm_up", None)
         if warm is not None:
             await asyncio.get_running_loop().run_in_executor(None, warm)
@@ -132,6 +146,8 @@ def create_app(config: Config, responder: Responder | None = None,
             await gw.media.close()
         await support.close()
         await hub.close()
+        if room_sync is not None:
+            await room_sync.close()
         await bus.close()
 
     app.cleanup_ctx.append(lifecycle)

@@ -94,3 +94,18 @@ async def gateway():
         yield r
     finally:
         await stop_gateway(r)
+
+
+@pytest.fixture
+def redis_server():
+    """A fresh redis-server (or REDIS_URL, flushed) per test."""
+    from tests.redis_server import redis_url_or_server
+    url, srv = redis_url_or_server()
+    if srv is None:
+        import redis
+        redis.Redis.from_url(url).flushdb()
+    try:
+        yield srv if srv is not None else type("External", (), {"url": url, "restart": None})()
+    finally:
+        if srv is not None:
+            srv.cleanup()

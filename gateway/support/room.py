@@ -25,6 +25,7 @@ from .knowledge import Knowledge, KnowledgeError, Promotion
 class Room:
     knowledge: Knowledge
     version: int = 0
+    redis_version: int = 0  # last Redis-side version applied (multi-node only)
     announcements: list[dict[str, Any]] = field(default_factory=list)
 
     @property

@@ -41,6 +41,7 @@ class RoomService:
         self.team_replies = team_replies or []
         self.metrics = metrics
         self.order_listeners: list = []  # cb(room, order, outcome): conversions (workspace)
+        self.sync = None  # RoomSync when running on Redis (several nodes)
         hub.handle(RoomWatch, self.on_watch)
         hub.handle(RoomUnwatch, self.on_unwatch)
         hub.handle(RoomOnScreen, self.on_on_screen)
@@ -152,6 +153,8 @@ class RoomService:
             raise ProtocolError(ErrorCode.BAD_REQUEST,
                                 "room.announce: 'text' must be 1–1000 characters")
         change = room.announce(text, req.claims.display_name)
+        if self.sync is not None:
+            await self.sync.announce(room, change)
         req.reply({"type": "ack"})
         a = change["announcement"]
         await self.hub.publish(room_topic(room.id), RoomAnnouncement(room.id, a["text"], a["ts"], a["by"]))
@@ -163,6 +166,9 @@ class RoomService:
         await self.publish_change(room, change)
 
     async def _apply(self, req: Request, room: Room, change: dict[str, Any]) -> None:
+        if self.sync is not None:
+            await self.sync.store.save(room)
+            await self.sync.announce(room, change)
         req.reply({"type": "ack", "version": room.version})
         await self.publish_change(room, change)
 
@@ -188,6 +194,8 @@ class RoomService:
                 result="repeat" if outcome.repeated else
                 ("accepted" if outcome.status == 200 else outcome.body.get("error", "refused"))).inc()
         if outcome.change is not None:
+            if self.sync is not None:
+                await self.sync.announce(room, outcome.change)
             await self.publish_change(room, outcome.change)
             for cb in self.order_listeners:
                 try:

@@ -1,0 +1,144 @@
+"""RedisBus: the Bus across nodes, on Redis pub/sub.
+
+Same contract as :class:`~signaling.bus.MemoryBus`: synchronous callbacks, per-topic order,
+at-most-once. Two details make it behave like the in-memory bus for local traffic:
+
+* ``publish`` delivers to this node's subscribers *immediately* (no round trip), and the copy
+  that comes back from Redis is skipped by origin id. Local order and latency are therefore
+  those of the memory bus; only cross-node hops pay Redis.
+* Subscriptions are local first; the Redis SUBSCRIBE follows in the listener task. Anything
+  that must not be lost does not depend on pub/sub (Streams and resume recover it).
+
+The connection pool is a ``BlockingConnectionPool``: under bursts callers wait for a
+connection instead of failing (redis-py's default asyncio pool raises on exhaustion).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import defaultdict
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.connection import BlockingConnectionPool
+
+from .bus import Bus, Callback
+
+log = logging.getLogger(__name__)
+
+PREFIX = "ld:bus:"
+
+
+def make_pool(url: str, max_connections: int = 64) -> BlockingConnectionPool:
+    return BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=5,
+                                           socket_connect_timeout=1.0,
+                                           health_check_interval=5, decode_responses=False)
+
+
+class RedisBus(Bus):
+    def __init__(self, url: str, node_id: str, redis: aioredis.Redis | None = None):
+        self.url = url
+        self.node_id = node_id
+        self.redis = redis or aioredis.Redis(connection_pool=make_pool(url))
+        self._subs: dict[str, list[Callback]] = defaultdict(list)
+        self._remote: set[str] = set()  # channels subscribed at Redis
+        self._wanted = asyncio.Event()
+        self._listener: asyncio.Task | None = None
+        self._pubsub = None
+        self.connected = False
+
+    async def start(self) -> None:
+        self._listener = asyncio.get_running_loop().create_task(self._listen(), name="redis-bus")
+
+    async def close(self) -> None:
+        if self._listener:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+        if self._pubsub is not None:
+            try:
+                await self._pubsub.aclose()
+            except Exception:
+                pass
+        await self.redis.aclose()
+
+    async def publish(self, topic: str, payload: dict[str, Any]) -> None:
+        self._deliver(topic, payload)
+        data = json.dumps({"o": self.node_id, "p": payload}, ensure_ascii=False,
+                          separators=(",", ":"))
+        await self.redis.publish(PREFIX + topic, data)
+
+    def _deliver(self, topic: str, payload: dict[str, Any]) -> None:
+        for cb in list(self._subs.get(topic, ())):
+            try:
+                cb(payload)
+            except Exception:
+                log.exception("bus subscriber for %s failed", topic)
+
+    def subscribe(self, topic: str, callback: Callback) -> None:
+        self._subs[topic].append(callback)
+        if topic not in self._remote:
+            self._wanted.set()
+
+    def unsubscribe(self, topic: str, callback: Callback) -> None:
+        subs = self._subs.get(topic)
+        if subs and callback in subs:
+            subs.remove(callback)
+            if not subs:
+                del self._subs[topic]
+                self._wanted.set()
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await asyncio.wait_for(self.redis.ping(), 1.0))
+        except Exception:
+            return False
+
+    async def _sync_subscriptions(self) -> None:
+        want = set(self._subs)
+        add = want - self._remote
+        drop = self._remote - want
+        if add:
+            await self._pubsub.subscribe(*[PREFIX + t for t in add])
+            self._remote |= add
+        if drop:
+            await self._pubsub.unsubscribe(*[PREFIX + t for t in drop])
+            self._remote -= drop
+
+    async def _listen(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+                self._remote = set()
+                await self._pubsub.subscribe(PREFIX + "__node__:" + self.node_id)
+                self.connected = True
+                backoff = 0.1
+                while True:
+                    if self._wanted.is_set():
+                        self._wanted.clear()
+                        await self._sync_subscriptions()
+                    msg = await self._pubsub.get_message(timeout=0.05)
+                    if msg is None:
+                        continue
+                    try:
+                        env = json.loads(msg["data"])
+                    except (ValueError, TypeError):
+                        continue
+                    if env.get("o") == self.node_id:
+                        continue
+                    ch = msg["channel"]
+                    topic = (ch.decode() if isinstance(ch, bytes) else ch)[len(PREFIX):]
+                    self._deliver(topic, env["p"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                self.connected = False
+                log.warning("redis bus connection lost (%s); retrying in %.1fs", e, backoff)
+                try:
+                    await self._pubsub.aclose()
+                except Exception:
+                    pass
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
