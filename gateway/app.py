@@ -56,9 +56,8 @@ def default_responder(config: Config) -> Responder:
     if config.llm_url:
         from .support.bot.llm import LLMResponder
 
-        return LLMResponder(url=config.llm_url, model=config.llm_model,
-                            api_key=config.llm_api_key, timeout_s=config.llm_timeout_s,
-                            fallback=bot)
+        return LLMResponder(config.llm_url, config.llm_model, api_key=config.llm_api_key,
+                            timeout=config.llm_timeout_s, fallback=bot)
     return bot
 
 

@@ -54,22 +54,7 @@ class Running:
         return self.gw.rooms.ids()[0]
 
 
-def _tmp_stub():  # TEMPORARY while the bot lands; removed before commit
-    import os
-    if not os.environ.get("STUB_BOT"):
-        return None
-    from gateway.support.responder import BotReply
-
-    class Stub:
-        async def respond(self, q):
-            esc = "人工" in q.text or "person" in q.text
-            return BotReply(intent="human_request" if esc else "other", escalate=esc, text="stub")
-    return Stub()
-
-
 async def start_gateway(config: Config | None = None, **kw) -> Running:
-    if "responder" not in kw and _tmp_stub():
-        kw["responder"] = _tmp_stub()
     config = config or Config(dev=True, port=free_port(), retain_s=600)
     config.port = config.port or free_port()
     app = create_app(config, **kw)

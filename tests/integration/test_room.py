@@ -199,3 +199,28 @@ async def test_canned_replies_fill_live_placeholders_at_send_time(gateway):
     e = await a.request("message.send", conversation=cid, text="{promo.NOPE.left}",
                         client_msg_id="t2", template=True)
     assert e["code"] == "bad_request" and "NOPE" in e["message"]
+
+
+async def test_bot_answer_follows_orders_within_100ms(gateway):
+    """Gifts claimed through the orders endpoint show in the very next bot answer."""
+    v = await gateway.client("viewer", "v-bot", room=gateway.room_id)
+    cid = (await v.request("conversation.open", room=gateway.room_id))["conversation"]
+    promo = first_gift(gateway)
+    room = gateway.gw.rooms.get(gateway.room_id)
+    product = room.knowledge.product(promo.sku)
+
+    async def ask(i):
+        mine = await v.request("message.send", conversation=cid, client_msg_id=f"g{i}",
+                               text=f"{product.name}下单送的{promo.gift}还剩几个名额呀")
+        return await v.wait_for(lambda f: f["type"] == "message" and f["from"]["role"] == "bot"
+                                and f["seq"] > mine["seq"], timeout=1.0)
+
+    before = await ask(0)
+    left0 = room.gifts()[promo.id]["left"]
+    assert str(left0) in before["text"]
+    for i in range(3):
+        await post_order(gateway, {"order_id": f"bot{i}", "user": "u", "sku": promo.sku, "qty": 1})
+    t0 = time.perf_counter()
+    after = await ask(1)
+    assert time.perf_counter() - t0 < 0.1
+    assert str(left0 - 3) in after["text"] and str(left0) not in after["text"]

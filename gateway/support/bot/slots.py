@@ -48,8 +48,28 @@ EN_CATEGORY: dict[str, tuple[str, ...]] = {
 _NAME_STOP = {"女款", "男款", "男士", "女士", "情侣", "新款", "同款", "款式", "男女", "女式", "男式",
               "儿童", "加厚", "装的", "每日", "手工", "礼盒", "系列"}
 _LINK = re.compile(r"(?:(\d{1,2})\s*号\s*(?:链接|商品|宝贝|产品)?|链接\s*(\d{1,2})|\b(?:link|item|no\.?)\s*#?\s*(\d{1,2})\b)")
-_SKU = re.compile(r"\b([a-z]{1,3}\d{2,4})\b")
+_SKU = re.compile(r"(?<![a-z0-9])([a-z]{1,3}\d{2,4})(?![a-z0-9])")
 _ORDER = re.compile(r"(?:订单号?|单号|order\s*(?:id|no\.?|number|#)?)\s*[:：#]?\s*([a-z0-9-]{6,})|\b(\d{10,})\b")
+
+
+def _is_food(p: Product) -> bool:
+    return any(k in p.attributes for k in ("保质期", "配料", "口味", "辣度", "储存")) and not p.size_chart
+
+
+def _is_clothing(p: Product) -> bool:
+    return bool(p.size_chart) or any(k in p.attributes for k in ("面料",)) or re.search(r"衣|裤|裙|衫|马甲|外套", p.name) is not None
+
+
+def _is_beauty(p: Product) -> bool:
+    return any(k in p.attributes for k in ("适合肤质", "质地", "净含量", "防晒", "主要成分"))
+
+
+# category words that name a group of products rather than one
+_GROUPS = [
+    (r"零食|吃的|食品|snacks?|food", _is_food),
+    (r"衣服|服装|衣物|clothes|clothing|apparel", _is_clothing),
+    (r"美妆|化妆品|护肤|makeup|cosmetics|skincare|beauty", _is_beauty),
+]
 
 
 @dataclass
@@ -144,6 +164,11 @@ def find_products(text: str, kb: Knowledge) -> list[Product]:
                     for i in hits:
                         scores[i] += 3.0 / len(hits) + 0.5
                     break
+    for pat, pred in _GROUPS:
+        if re.search(pat, text):
+            for i, p in enumerate(idx.products):
+                if scores[i] < 1.0 and pred(p):
+                    scores[i] = 1.0
     top = max(scores, default=0.0)
     if top < 0.8:
         return []

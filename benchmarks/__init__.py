@@ -1,0 +1,1 @@
+"""Benchmarks: figures, not pass/fail (run each with python -m benchmarks.<name>)."""

@@ -1,0 +1,105 @@
+"""Offline bot throughput and latency.
+
+Measures (1) replies per second on one core - ``OfflineBot.answer`` in a tight loop over a
+mixed Chinese/English message set with some multi-turn history - and (2) reply latency
+under a fixed offered load (default 500 messages/s): an asyncio loop schedules each
+message at its due time and awaits ``OfflineBot.respond``, so latency includes any queueing
+on the event loop. Prints the figures and a final JSON line.
+
+    python -m benchmarks.bot [--room KB.json] [--seconds 5] [--rate 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+
+from gateway.support.bot import OfflineBot
+from gateway.support.knowledge import Knowledge, demo_room_path
+from gateway.support.responder import BotQuery
+
+MESSAGES: list[tuple[list[str], str]] = [
+    ([], "主播晚上好呀"), ([], "冲锋衣是什么面料"), ([], "172 130斤穿冲锋衣什么码"), ([], "徒步裤M码现在还有吗"),
+    ([], "送毛巾的名额还剩几个"), ([], "券码发一下"), (["登山鞋是什么材质"], "那它还有库存吗"),
+    ([], "拍错颜色了 想换成松针绿"), ([], "保温壶多久能发货"), ([], "可以用花呗分期付款吗"),
+    ([], "防晒乳拆封了还可以退吗"), ([], "等了一周还没发货 什么破店"), ([], "帮我接人工客服"),
+    ([], "今天直播到几点"), ([], "how much is the rain jacket?"), ([], "I'm 5'7 and 140 lbs, which size pants?"),
+    ([], "is the camping lamp sold out?"), ([], "the sunscreen gave me a rash"), ([], "can I get an invoice?"),
+    (["is the coffee strong?"], "what about the price?"),
+]
+
+
+def _queries(kb: Knowledge) -> list[BotQuery]:
+    return [BotQuery(text=t, history=h, knowledge=kb) for h, t in MESSAGES]
+
+
+def throughput(bot: OfflineBot, qs: list[BotQuery], seconds: float) -> float:
+    n = 0
+    t0 = time.perf_counter()
+    end = t0 + seconds
+    while time.perf_counter() < end:
+        for q in qs:
+            bot.answer(q)
+        n += len(qs)
+    return n / (time.perf_counter() - t0)
+
+
+async def offered_load(bot: OfflineBot, qs: list[BotQuery], rate: float, seconds: float) -> list[float]:
+    loop = asyncio.get_running_loop()
+    lat: list[float] = []
+    total = int(rate * seconds)
+    start = loop.time() + 0.05
+    tasks = []
+
+    async def one(i: int) -> None:
+        due = start + i / rate
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await bot.respond(qs[i % len(qs)])
+        lat.append(loop.time() - due)
+
+    for i in range(total):
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    return lat
+
+
+def pct(xs: list[float], p: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.bot")
+    ap.add_argument("--room", default=str(demo_room_path()))
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--rate", type=float, default=500.0)
+    args = ap.parse_args(argv)
+    kb = Knowledge.load(args.room)
+    bot = OfflineBot()
+    warm = bot.warm_up()
+    qs = _queries(kb)
+    for q in qs:  # first-touch caches (product index, regex)
+        bot.answer(q)
+    rps = throughput(bot, qs, args.seconds)
+    lat = asyncio.run(offered_load(bot, qs, args.rate, args.seconds))
+    ms = [x * 1000 for x in lat]
+    res = {
+        "bench": "bot", "warm_up_s": round(warm, 3), "replies_per_s_one_core": round(rps, 1),
+        "mean_ms_per_reply": round(1000 / rps, 3), "offered_rate_per_s": args.rate, "n_offered": len(ms),
+        "p50_ms": round(statistics.median(ms), 3), "p99_ms": round(pct(ms, 99), 3), "max_ms": round(max(ms), 3),
+    }
+    print(f"warm-up (jieba + classifier): {warm:.2f} s")
+    print(f"throughput, one core: {rps:,.0f} replies/s ({1000 / rps:.3f} ms per reply)")
+    print(f"at {args.rate:.0f} msg/s offered for {args.seconds:.0f}s ({len(ms)} msgs): "
+          f"p50 {res['p50_ms']:.3f} ms, p99 {res['p99_ms']:.3f} ms, max {res['max_ms']:.3f} ms")
+    print(json.dumps(res))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,594 @@
+"""Reply composition, grounded in the room's live knowledge.
+
+Owns what the bot says for each intent, in Chinese or English. Every number in a reply is
+read from the :class:`Knowledge` object passed in at that moment - stock, price, gifts left
+(``Promotion.gifts_left``), coupon codes, ship windows, policy text - never remembered
+from an earlier message, so a host changing the room is reflected in the next answer.
+Size advice follows the README rule: the chart row for the height and the row for the
+weight; if they differ, the larger size. Sizes that are not on a chart (a curling-wand
+barrel, a shade) come from the product's attributes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..knowledge import FaqEntry, Knowledge, Product, Promotion, SizeRow
+from .slots import Body, Slots
+
+KEY_EN = {"材质": "material", "面料": "fabric", "颜色": "colours", "产地": "origin", "保质期": "shelf life",
+          "规格": "size/pack", "配料": "ingredients", "成分": "ingredients", "主要成分": "key ingredients",
+          "辣度": "spiciness", "口味": "taste", "洗涤": "care", "版型": "fit", "填充物": "filling",
+          "含绒量": "down content", "充绒量": "down fill", "储存": "storage", "尺寸": "dimensions",
+          "功率": "power", "续航": "battery", "防水": "waterproof", "质地": "texture", "净含量": "net content",
+          "防晒": "sun protection", "适合肤质": "skin type", "弹力": "stretch", "腰型": "rise", "口袋": "pockets",
+          "裤型": "cut", "特点": "features", "温度档位": "heat settings", "适用发长": "hair length",
+          "发货说明": "shipping note", "刷头": "brush heads", "充电": "charging"}
+
+# question words -> attribute key fragments they ask about
+ATTR_HINTS: list[tuple[str, tuple[str, ...]]] = [
+    (r"面料|材质|材料|料子|纯棉|棉|毛|made of|material|fabric|cotton|wool|polyester", ("材质", "面料", "材料")),
+    (r"成分|配料|配方|添加|ingredient|contain|what'?s in", ("配料", "成分")),
+    (r"产地|哪里产|哪产|哪里生产|origin|made in|where .*made|from where", ("产地",)),
+    (r"保质期|过期|多久|shelf|expir|best before", ("保质期", "储存")),
+    (r"颜色|色|colou?r|shade", ("颜色", "色")),
+    (r"辣|spicy|hot", ("辣度",)),
+    (r"甜|口味|味道|好吃|taste|sweet|flavou?r", ("口味", "辣度")),
+    (r"洗|wash|clean", ("洗涤",)),
+    (r"绒|down|fill|filling", ("填充物", "含绒量", "充绒量")),
+    (r"弹|stretch", ("弹力", "材质", "面料")),
+    (r"规格|多少克|几袋|几片|多大|尺寸|容量|size|pack|how many|dimension|ml|weight", ("规格", "尺寸", "净含量")),
+    (r"功率|瓦|power|watt", ("功率",)),
+    (r"温度|几度|档|temperature|heat", ("温度档位",)),
+    (r"续航|电池|充电|battery|charge", ("续航", "充电")),
+    (r"防水|waterproof|water", ("防水",)),
+    (r"防晒|spf|sun", ("防晒",)),
+    (r"肤质|干皮|油皮|敏感|skin", ("适合肤质",)),
+    (r"版型|宽松|修身|fit|loose|slim", ("版型", "裤型")),
+    (r"口袋|pocket", ("口袋",)),
+    (r"质地|texture|matte|finish", ("质地",)),
+]
+
+
+@dataclass
+class Ctx:
+    kb: Knowledge
+    text: str
+    lang: str
+    slots: Slots
+    escalate: bool
+    reasons: list[str]
+
+
+def num(x: float | int | None) -> str:
+    if x is None:
+        return ""
+    f = float(x)
+    return str(int(f)) if f.is_integer() else f"{f:g}"
+
+
+def short_name(p: Product) -> str:
+    return p.name
+
+
+def _zh(ctx: Ctx) -> bool:
+    return ctx.lang != "en"
+
+
+def _bigrams(s: str) -> set[str]:
+    s = re.sub(r"[\s?？!！。，,~～]", "", s.lower())
+    return {s[i:i + 2] for i in range(len(s) - 1)} or {s}
+
+
+def faq_match(ctx: Ctx, intent: str, threshold: float = 0.34) -> FaqEntry | None:
+    q = _bigrams(ctx.text)
+    best, best_sim = None, 0.0
+    for f in ctx.kb.faq:
+        if f.intent and f.intent != intent:
+            continue
+        fb = _bigrams(f.q)
+        sim = len(q & fb) / max(1, len(fb))
+        if sim > best_sim:
+            best, best_sim = f, sim
+    return best if best_sim >= threshold else None
+
+
+# ---- promotions ----------------------------------------------------------------------------
+
+def product_promos(kb: Knowledge, p: Product | None) -> list[Promotion]:
+    out = []
+    for pr in kb.promotions:
+        if not pr.active:
+            continue
+        if p is None or p.sku in pr.skus or not pr.skus:
+            out.append(pr)
+    return out
+
+
+def gift_stock(kb: Knowledge, pr: Promotion) -> int | None:
+    if len(pr.skus) == 1:
+        prod = kb.product(pr.skus[0])
+        if prod is not None:
+            return prod.stock
+    return None
+
+
+def promo_line(kb: Knowledge, pr: Promotion, zh: bool) -> str:
+    text = pr.text.strip()
+    if pr.kind == "first_n_gift":
+        left = pr.gifts_left(gift_stock(kb, pr)) or 0
+        if zh:
+            tail = f"目前还剩{left}个名额（共{pr.limit}名，已领{pr.claimed}）" if left > 0 else f"赠品{pr.gift or ''}已经送完啦（{pr.limit}个名额已领完）"
+        else:
+            tail = (f"gift spots left right now: {left} (limit: {pr.limit}, claimed: {pr.claimed})" if left > 0
+                    else f"sorry, the gifts ({pr.gift or ''}) are all gone - claimed: {pr.claimed}/{pr.limit}")
+        return f"「{text}」{tail}" if zh else f"\"{text}\" - {tail}"
+    if pr.kind == "coupon":
+        if zh:
+            return f"「{text}」券码：{pr.code}" if pr.code else f"「{text}」"
+        bits = []
+        if pr.code:
+            bits.append(f"code: {pr.code}")
+        if pr.threshold is not None and pr.amount is not None:
+            bits.append(f"saves ¥{num(pr.amount)} on orders from ¥{num(pr.threshold)}")
+        return f"\"{text}\" - " + ", ".join(bits) if bits else f"\"{text}\""
+    if pr.kind == "bundle":
+        names = [kb.product(s).name for s in pr.skus if kb.product(s)]
+        if zh:
+            return f"「{text}」（{'+'.join(names)}，立减{num(pr.amount)}元）"
+        return f"\"{text}\" - bundle {' + '.join(names)}: together you save ¥{num(pr.amount)}"
+    # discount
+    if zh:
+        return f"「{text}」"
+    extra = ""
+    if pr.threshold is not None and pr.amount is not None:
+        extra = f" - saves ¥{num(pr.amount)} when you spend ¥{num(pr.threshold)}"
+    return f"\"{text}\"{extra}"
+
+
+def _mentioned_gift_promos(ctx: Ctx) -> list[Promotion]:
+    out = []
+    for pr in ctx.kb.promotions:
+        if pr.kind != "first_n_gift" or not pr.gift:
+            continue
+        g = pr.gift.lower()
+        frags = {g[i:i + 2] for i in range(len(g) - 1)} | ({g[-1]} if re.match(r"[\u4e00-\u9fff]", g[-1:]) else set())
+        if any(f in ctx.text for f in frags if f.strip()):
+            out.append(pr)
+    return out
+
+
+def price_line(p: Product, zh: bool) -> str:
+    if zh:
+        s = f"{p.name}直播价{num(p.price)}元"
+        if p.list_price and float(p.list_price) > float(p.price):
+            s += f"（原价{num(p.list_price)}元）"
+        return s
+    s = f"{p.name}: live price ¥{num(p.price)}"
+    if p.list_price and float(p.list_price) > float(p.price):
+        s += f" (list price: ¥{num(p.list_price)})"
+    return s
+
+
+# ---- size rule ------------------------------------------------------------------------------
+
+def _row_for(chart: list[SizeRow], value: float, attr: str) -> int | None:
+    rows = [(i, getattr(r, attr)) for i, r in enumerate(chart) if getattr(r, attr) is not None]
+    if not rows:
+        return None
+    hit = None
+    for i, (lo, hi) in rows:
+        if lo <= value <= hi:
+            hit = i  # on a boundary the later (larger) row wins
+    if hit is not None:
+        return hit
+    if value < rows[0][1][0]:
+        return rows[0][0]
+    if value > rows[-1][1][1]:
+        return rows[-1][0]
+    # in a gap between rows: the next larger row
+    for i, (lo, hi) in rows:
+        if value < lo:
+            return i
+    return rows[-1][0]
+
+
+def recommend_size(p: Product, body: Body) -> tuple[str, str | None, str | None, bool] | None:
+    """(size, size by height, size by weight, off_chart) by the README rule, or None."""
+    chart = p.size_chart
+    if not chart or (body.height_cm is None and body.weight_kg is None):
+        return None
+    hi = _row_for(chart, body.height_cm, "height_cm") if body.height_cm is not None else None
+    wi = _row_for(chart, body.weight_kg, "weight_kg") if body.weight_kg is not None else None
+    idx = max(i for i in (hi, wi) if i is not None)
+    off = False
+    for v, attr in ((body.height_cm, "height_cm"), (body.weight_kg, "weight_kg")):
+        if v is None:
+            continue
+        rng = [getattr(r, attr) for r in chart if getattr(r, attr)]
+        if rng and (v < rng[0][0] or v > rng[-1][1]):
+            off = True
+    return (chart[idx].size, chart[hi].size if hi is not None else None,
+            chart[wi].size if wi is not None else None, off)
+
+
+def _size_attr_items(p: Product) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in p.attributes.items()
+            if re.search(r"适用|建议|发长|尺码|尺寸|选择|长度|规格|容量|净含量|肤色|肤质|色号", k)]
+
+
+def size_text(ctx: Ctx, p: Product) -> str:
+    zh = _zh(ctx)
+    body = ctx.slots.body
+    rec = recommend_size(p, body)
+    if rec:
+        size, by_h, by_w, off = rec
+        desc = []
+        if body.height_cm is not None:
+            desc.append(f"身高{num(body.height_cm)}cm" if zh else f"height {num(body.height_cm)}cm")
+        if body.weight_kg is not None:
+            desc.append(f"体重{num(body.weight_kg)}kg" if zh else f"weight {num(body.weight_kg)}kg")
+        if zh:
+            s = f"{'、'.join(desc)}，{p.name}建议选 {size} 码"
+            if by_h and by_w and by_h != by_w:
+                s += f"（按身高是{by_h}、按体重是{by_w}，两者不一致时选大的那个）"
+            if off:
+                s += "；您的数据超出了尺码表范围，建议联系客服确认"
+            return s + "。"
+        s = f"For {' / '.join(desc)} the {p.name} size we recommend is: {size}."
+        if by_h and by_w and by_h != by_w:
+            s += f" (by height: {by_h}; by weight: {by_w}; when they differ take the larger one)"
+        if off:
+            s += " You're outside our size chart, so please double-check with an agent."
+        return s
+    items = _size_attr_items(p)
+    if items and not p.size_chart:
+        pick = None
+        for k, v in items:
+            for clause in re.split(r"[，,；;。]", v):
+                opts = [s for s in p.sizes if s and s.lower() in clause.lower()]
+                if not opts:
+                    continue
+                if ctx.slots.hair == "long" and re.search(r"长|过肩|long", clause):
+                    pick = opts[0]
+                elif ctx.slots.hair == "short" and re.search(r"短|锁骨|肩上|short", clause):
+                    pick = opts[0]
+                elif ctx.slots.hair == "medium" and re.search(r"中长|肩|medium", clause):
+                    pick = pick or opts[0]
+        info = "；".join(f"{k}：{v}" for k, v in items)
+        if zh:
+            return (f"{p.name}建议选 {pick}。" if pick else f"{p.name}可选：{'/'.join(p.sizes)}。") + info + "。"
+        return (f"For the {p.name} we'd pick: {pick}. " if pick else f"The {p.name} comes in {'/'.join(p.sizes)}. ") + \
+            "; ".join(f"{KEY_EN.get(k, k)} ({k}): {v}" for k, v in items) + "."
+    if p.size_chart:
+        rows = "；".join(_chart_row(r, zh) for r in p.size_chart)
+        if zh:
+            return f"{p.name}尺码表：{rows}。告诉我身高和体重（斤或公斤都行），帮您按表推荐；两者对应码数不一致时选大一码。"
+        return f"Size chart for the {p.name}: {rows}. Tell me your height and weight and I'll pick one (if they point to different sizes, take the larger)."
+    if p.sizes:
+        return (f"{p.name}可选：{'/'.join(p.sizes)}。" if zh else f"The {p.name} comes in: {'/'.join(p.sizes)}.") + \
+            attr_text(p, zh, limit=3)
+    return f"{p.name}是均码/单一规格，不用选码哦。" if zh else f"The {p.name} is one size only."
+
+
+def _chart_row(r: SizeRow, zh: bool) -> str:
+    parts = [r.size + ":"]
+    if r.height_cm:
+        parts.append(f"身高{num(r.height_cm[0])}-{num(r.height_cm[1])}cm" if zh else f"height {num(r.height_cm[0])}-{num(r.height_cm[1])}cm")
+    if r.weight_kg:
+        parts.append(f"体重{num(r.weight_kg[0])}-{num(r.weight_kg[1])}kg" if zh else f"weight {num(r.weight_kg[0])}-{num(r.weight_kg[1])}kg")
+    return " ".join(parts)
+
+
+# ---- product attributes ---------------------------------------------------------------------
+
+def attr_text(p: Product, zh: bool, text: str = "", limit: int | None = None) -> str:
+    keys: list[str] = []
+    for pat, frags in ATTR_HINTS:
+        if text and re.search(pat, text):
+            for k in p.attributes:
+                if any(f in k for f in frags) and k not in keys:
+                    keys.append(k)
+    rest = [k for k in p.attributes if k not in keys]
+    order = keys + rest
+    if limit is not None and not keys:
+        order = order[:limit]
+    if zh:
+        return "；".join(f"{k}：{p.attributes[k]}" for k in order)
+    return "; ".join(f"{KEY_EN.get(k, k)} ({k}): {p.attributes[k]}" for k in order)
+
+
+# ---- per-intent composers -------------------------------------------------------------------
+
+def _products_or_all(ctx: Ctx) -> list[Product]:
+    return ctx.slots.products or list(ctx.kb.products)
+
+
+def greeting(ctx: Ctx) -> str:
+    kb = ctx.kb
+    if _zh(ctx):
+        s = f"欢迎来到{kb.room.host or '主播'}的直播间「{kb.room.title}」～"
+        promos = [pr for pr in kb.promotions if pr.active][:1]
+        if promos:
+            s += "今天的福利：" + promo_line(kb, promos[0], True) + "。"
+        return s + "有任何问题随时问我哦！"
+    s = f"Welcome to {kb.room.host or 'our'}'s live room \"{kb.room.title}\"! "
+    return s + "Ask me anything about the products, sizes, deals or shipping."
+
+
+def product_info(ctx: Ctx) -> str:
+    zh = _zh(ctx)
+    faq = faq_match(ctx, "product_info")
+    prods = ctx.slots.products[:3]
+    parts = []
+    for p in prods:
+        a = attr_text(p, zh, ctx.text)
+        extra = ""
+        if p.sizes and re.search(r"颜色|色号|色|colou?r|shade|款|variant|option", ctx.text):
+            extra = ("；可选：" if zh else "; options: ") + "/".join(p.sizes)
+        parts.append((f"{p.name}：{a}{extra}。" if zh else f"{p.name} - {a}{extra}."))
+    if faq and (not prods or any(_bigrams(p.name) & _bigrams(faq.q) for p in prods)):
+        parts.insert(0, faq.a)
+    if parts:
+        return " ".join(parts)
+    names = "、".join(p.name for p in ctx.kb.products)
+    if zh:
+        return f"您想了解哪一款呢？直播间在售：{names}。告诉我商品名或链接号，我把参数发给您。"
+    return f"Which item do you mean? On sale now: {names}. Tell me the name or link number and I'll share the details."
+
+
+def size_advice(ctx: Ctx) -> str:
+    zh = _zh(ctx)
+    prods = ctx.slots.products
+    body = ctx.slots.body
+    has_body = body.height_cm is not None or body.weight_kg is not None
+    if not prods:
+        charted = [p for p in ctx.kb.products if p.size_chart]
+        if has_body and charted:
+            male = re.search(r"男|老公|男朋友|男友|爸|儿子|哥|弟|boyfriend|husband|\bhe\b|\bhim\b|\bhis\b|\bmen|\bdad|brother|son\b", ctx.text)
+            female = re.search(r"女|老婆|女朋友|妈|闺蜜|姐|妹|girlfriend|wife|\bshe\b|\bher\b|women|mom|sister|daughter", ctx.text)
+            if male and not female:
+                charted = [p for p in charted if "男" in p.name] or charted
+            elif female and not male:
+                charted = [p for p in charted if "女" in p.name] or charted
+            prods = charted
+        elif ctx.slots.hair:
+            prods = [p for p in ctx.kb.products if _size_attr_items(p)] or []
+    if not prods:
+        faq = faq_match(ctx, "size_advice")
+        base = (faq.a + " ") if faq else ""
+        names = "、".join(p.name for p in ctx.kb.products if p.size_chart or p.sizes)
+        if zh:
+            return base + f"请告诉我是哪一款（{names}）以及身高体重，我按尺码表帮您选；身高和体重对应的码不一致时选大一码。"
+        return base + f"Which item is it ({names})? Tell me your height and weight and I'll check the size chart (if they differ, take the larger size)."
+    return " ".join(size_text(ctx, p) for p in prods[:4])
+
+
+def stock(ctx: Ctx) -> str:
+    zh = _zh(ctx)
+    prods = ctx.slots.products
+    lines = []
+    for p in (prods or ctx.kb.products)[:8]:
+        size = ctx.slots.size if prods and ctx.slots.size and ctx.slots.size in p.sizes else None
+        if p.stock > 0:
+            if zh:
+                s = f"{p.name}{size + '有货，' if size else ''}目前库存还剩{p.stock}件"
+                s += "（所有尺码/颜色合计）" if size else ""
+                if p.stock <= 10:
+                    s += "，数量不多了，喜欢的抓紧拍"
+            else:
+                s = f"{p.name} - in stock: {p.stock}" + (f" (size {size}: available; the count is for all sizes/colours)" if size else "")
+                if p.stock <= 10:
+                    s += " - only a few left!"
+        else:
+            s = f"{p.name}已经售罄（库存0），可以先收藏等补货通知" if zh else f"{p.name} - sold out right now (in stock: 0)"
+        lines.append(s)
+    if prods:
+        for pr in product_promos(ctx.kb, prods[0] if len(prods) == 1 else None):
+            if pr.kind == "first_n_gift" and pr.skus and prods[0].sku in pr.skus:
+                lines.append(promo_line(ctx.kb, pr, zh))
+    return ("；".join(lines) + "。") if zh else ("; ".join(lines) + ".")
+
+
+def price_promo(ctx: Ctx) -> str:
+    zh = _zh(ctx)
+    kb = ctx.kb
+    prods = ctx.slots.products if ctx.slots.product_from == "text" else ctx.slots.products[:1]
+    lines: list[str] = []
+    wants_coupon = re.search(r"券|码|口令|code|coupon|voucher", ctx.text)
+    gift_promos = _mentioned_gift_promos(ctx)
+    picked: list[Promotion] = []
+    if gift_promos:
+        picked += gift_promos
+    if wants_coupon:
+        picked += [pr for pr in kb.promotions if pr.kind == "coupon" and pr.active]
+    if re.search(r"送|赠|名额|前\d+|gift|free|giveaway|quota|spots?\b|freebie|first \d+", ctx.text) and not gift_promos:
+        gp = [pr for pr in kb.promotions if pr.kind == "first_n_gift" and pr.active]
+        if prods:
+            gp = [pr for pr in gp if any(p.sku in pr.skus for p in prods)] or gp
+        picked += gp
+    if re.search(r"一起|两件|搭配|套装|组合|bundle|both|together|combo", ctx.text):
+        picked += [pr for pr in kb.promotions if pr.kind == "bundle" and pr.active
+                   and (not prods or any(p.sku in pr.skus for p in prods))]
+    for p in prods[:3]:
+        lines.append(price_line(p, zh))
+        for pr in product_promos(kb, p):
+            if pr.skus and p.sku in pr.skus:
+                picked.append(pr)
+    if not picked and not prods:
+        picked = [pr for pr in kb.promotions if pr.active]
+    elif prods:
+        picked += [pr for pr in kb.promotions if pr.active and not pr.skus and pr.kind in ("coupon", "discount")]
+    seen = set()
+    for pr in picked:
+        if pr.id in seen:
+            continue
+        seen.add(pr.id)
+        lines.append(promo_line(kb, pr, zh))
+    if not lines:
+        return "现在没有进行中的优惠活动哦。" if zh else "There's no promotion running right now."
+    return ("；".join(lines) + "。") if zh else ("; ".join(lines) + ".")
+
+
+def order_change(ctx: Ctx) -> str:
+    zh = _zh(ctx)
+    faqs = [f for f in ctx.kb.faq if f.intent == "order_change"]
+    best = faq_match(ctx, "order_change", threshold=0.2)
+    if best:
+        faqs = [best] + [f for f in faqs if f is not best]
+    oid = ctx.slots.order_id
+    p = ctx.slots.product
+    if zh:
+        s = "好的，订单在未发货前都可以修改（地址、尺码、颜色或取消）。"
+        if oid:
+            s += f"已记下您的订单号{oid}。"
+        if ctx.slots.size:
+            s += f"想改成{ctx.slots.size}的话，可以取消后重拍，或备注给客服修改。"
+        s += "".join(f.a for f in faqs[:2])
+        if p and p.ships_within_hours:
+            s += f"{p.name}付款后{p.ships_within_hours}小时内发货，请尽快操作哦。"
+        return s
+    s = "Sure - orders can be changed (address, size, colour) or cancelled until they ship. "
+    if oid:
+        s += f"I've noted your order: {oid}. "
+    if ctx.slots.size:
+        s += f"To switch to size {ctx.slots.size}: cancel and re-order, or leave a note for our agent. "
+    s += " ".join(f.a for f in faqs[:2])
+    if p and p.ships_within_hours:
+        s += f" The {p.name} ships within a {p.ships_within_hours}-hour window after payment, so please do it soon."
+    return s
+
+
+def logistics(ctx: Ctx) -> str:
+    zh = _zh(ctx)
+    kb = ctx.kb
+    lines = []
+    prods = ctx.slots.products
+    if prods:
+        for p in prods[:3]:
+            if p.ships_within_hours:
+                note = p.attributes.get("发货说明", "")
+                lines.append((f"{p.name}付款后{p.ships_within_hours}小时内发货" + (f"（{note}）" if note else ""))
+                             if zh else f"the {p.name} ships within a {p.ships_within_hours}-hour window after payment")
+    else:
+        faq = faq_match(ctx, "logistics", threshold=0.3)
+        if faq:
+            lines.append(faq.a)
+        hours = {}
+        for p in kb.products:
+            if p.ships_within_hours:
+                hours.setdefault(p.ships_within_hours, []).append(p.name)
+        if hours:
+            if zh:
+                lines.append("发货时效：" + "；".join(f"{'、'.join(v)} {h}小时内" for h, v in sorted(hours.items())))
+            else:
+                lines.append("ship windows: " + "; ".join(f"{', '.join(v)}: {h}-hour" for h, v in sorted(hours.items())))
+    pol = kb.policies.get("shipping")
+    if pol:
+        lines.append(pol if zh else f"shipping policy: {pol}")
+    if re.search(r"到哪|物流|单号|没收到|还没到|不动|track|where is|hasn'?t|not arrived|parcel|package", ctx.text):
+        lines.append("发货后可在订单详情查看物流单号和轨迹，若物流长时间不更新，发我订单号帮您催件。" if zh else
+                     "Once shipped, the tracking number is in your order details; send me your order number if it seems stuck.")
+    if zh:
+        return "；".join(lines) + ("" if lines and lines[-1].endswith("。") else "。")
+    if not lines:
+        return "Shipping info is on the product page."
+    out = "; ".join(lines)
+    return out[0].upper() + out[1:] + ("" if out.endswith(("。", ".")) else ".")
+
+
+def payment(ctx: Ctx) -> str:
+    zh = _zh(ctx)
+    pol = ctx.kb.policies
+    lines = []
+    inv = re.search(r"发票|开票|抬头|税号|报销|invoice|receipt|fapiao|vat|tax", ctx.text)
+    if re.search(r"扣|失败|付不|没成功|charged|declin|fail|error|double|twice", ctx.text):
+        lines.append("扣款异常请把订单号发给我，我们核实后会处理，重复扣款会原路退回" if zh else
+                     "Sorry about the payment trouble - send me your order number and we'll check it; duplicate charges are refunded to the original method")
+    if inv and pol.get("invoice"):
+        lines.append(pol["invoice"])
+    if pol.get("payment"):
+        lines.append(pol["payment"])
+    if not inv and pol.get("invoice") and not lines[1:]:
+        pass
+    if not lines:
+        return "支付问题请联系客服处理。" if zh else "Please contact support about payment."
+    if zh:
+        return "".join(x if x.endswith("。") else x + "。" for x in lines)
+    return " ".join(lines[:1]) + (" Policy: " + " ".join(lines[1:]) if len(lines) > 1 else "")
+
+
+def return_refund(ctx: Ctx) -> str:
+    zh = _zh(ctx)
+    pol = ctx.kb.policies.get("returns", "")
+    faq = faq_match(ctx, "return_refund", threshold=0.3)
+    s = ""
+    if zh:
+        s = "售后规则是这样的：" + pol if pol else "售后问题请联系客服。"
+        if faq and faq.a not in s:
+            s += " " + faq.a
+        return s + " 在订单详情点「申请售后」即可办理。"
+    s = ("Here's our return/refund policy: " + pol) if pol else "Please contact support for returns."
+    return s + " You can start it from \"after-sales\" in your order details."
+
+
+def complaint(ctx: Ctx) -> str:
+    zh = _zh(ctx)
+    r = set(ctx.reasons)
+    if zh:
+        s = "非常抱歉给您带来不好的体验！"
+        if "health" in r:
+            s += "请先立即停止使用/食用，如有不适请及时就医。"
+        if re.search(r"慢|还没发|没到|等了|发货|物流|快递", ctx.text):
+            p = ctx.slots.product
+            if p and p.ships_within_hours:
+                s += f"{p.name}承诺付款后{p.ships_within_hours}小时内发货，"
+            s += "我们会帮您催仓库和快递。"
+        pol = ctx.kb.policies.get("returns")
+        if pol and re.search(r"质量|坏|破|缩水|掉色|起球|线头|色差|不一样|不符|发错|少发|过期|变质|异味|broke|defect|quality|faded|shrank|wrong|damaged", ctx.text):
+            s += "质量问题可以申请售后：" + pol
+        if not ctx.escalate:
+            s += "您的反馈已记录，需要处理的话随时告诉我。"
+        return s
+    s = "We're really sorry about this experience. "
+    if "health" in r:
+        s += "Please stop using the product right away and see a doctor if you feel unwell. "
+    pol = ctx.kb.policies.get("returns")
+    if pol and re.search(r"quality|broke|defect|faded|shrank|wrong|damaged|torn|not as described|different", ctx.text):
+        s += "Quality problems are covered by our after-sales policy: " + pol + " "
+    if not ctx.escalate:
+        s += "Your feedback is logged - tell me if you'd like us to fix it."
+    return s.strip()
+
+
+def human_request(ctx: Ctx) -> str:
+    if _zh(ctx):
+        return "好的，正在为您转接人工客服，请稍等片刻～人工客服也可以和您语音或视频连线。"
+    return "Sure - I'm connecting you to a human agent now, please hold on a moment. They can also do a voice or video call with you."
+
+
+def other(ctx: Ctx) -> str:
+    faq = faq_match(ctx, "other", threshold=0.5)
+    if faq:
+        return faq.a
+    if _zh(ctx):
+        return "这个小助手暂时回答不了哦～商品、尺码、库存、优惠、物流、售后的问题都可以问我，主播也会在直播里回复大家！"
+    return "I can't help with that one, sorry! Ask me about products, sizes, stock, deals, shipping or returns anytime."
+
+
+COMPOSERS = {
+    "greeting": greeting, "product_info": product_info, "size_advice": size_advice, "stock": stock,
+    "price_promo": price_promo, "order_change": order_change, "logistics": logistics, "payment": payment,
+    "return_refund": return_refund, "complaint": complaint, "human_request": human_request, "other": other,
+}
+
+HANDOFF_ZH = "已为您转接人工客服，稍后会有专人跟进处理，请稍等。"
+HANDOFF_EN = "I'm connecting you to a human agent who will follow up shortly."
+
+
+def compose(intent: str, ctx: Ctx) -> str:
+    text = COMPOSERS[intent](ctx)
+    if ctx.escalate and intent != "human_request":
+        text = text.rstrip() + (" " if not _zh(ctx) else "") + (HANDOFF_ZH if _zh(ctx) else HANDOFF_EN)
+    return text

@@ -1,0 +1,55 @@
+"""Conversation context: what earlier viewer messages say about the current one.
+
+Owns resolving references across turns. "那这个还有库存吗" or "what about the blue one" name
+no product, so the product comes from the most recent earlier viewer message that named
+one (then from the product on screen). Body measurements and hair length given earlier
+carry over ("160 100斤" ... "那裤子呢"), and the intent of the previous message is
+offered to :mod:`.intent` for elliptical follow-ups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..knowledge import Knowledge
+from .normalize import normalize
+from .slots import Slots, extract, find_size
+
+
+@dataclass
+class Context:
+    prev_text: str | None = None
+    prev_slots: Slots | None = None
+
+
+def resolve(slots: Slots, text: str, history: list[str], kb: Knowledge) -> Context:
+    """Fill in missing product/body slots of ``slots`` from history (newest first), in place."""
+    ctx = Context()
+    hist = [normalize(h) for h in history[-6:] if h and h.strip()]
+    if hist:
+        ctx.prev_text = hist[-1]
+    need_product = not slots.products
+    need_body = slots.body.height_cm is None and slots.body.weight_kg is None
+    for i, h in enumerate(reversed(hist)):
+        hs = extract(h, kb)
+        if i == 0:
+            ctx.prev_slots = hs
+        if need_product and hs.products:
+            slots.products = hs.products
+            slots.product_from = "history"
+            need_product = False
+        if need_body and (hs.body.height_cm is not None or hs.body.weight_kg is not None):
+            slots.body = hs.body
+            need_body = False
+        if slots.hair is None and hs.hair:
+            slots.hair = hs.hair
+        if not need_product and not need_body:
+            break
+    if not slots.products and kb.on_screen:
+        p = kb.product(kb.on_screen)
+        if p is not None:
+            slots.products = [p]
+            slots.product_from = "screen"
+    if slots.size is None and slots.product is not None:
+        slots.size = find_size(text, kb, slots.product)
+    return ctx
