@@ -44,6 +44,7 @@ class Gateway:
     endpoint: SocketEndpoint
     rooms_service: object | None = None
     media: object | None = None
+    workspace: object | None = None
 
 
 GATEWAY = web.AppKey("gateway", Gateway)
@@ -84,8 +85,19 @@ def create_app(config: Config, responder: Responder | None = None,
             bus = RedisBus(config.redis_url, node_id=config.node_id, redis=redis_client)
     if bus is None:
         bus = MemoryBus()
+    mirror = presence = None
+    if redis_client is not None:
+        from signaling.directory import RedisPresence, RedisSessionMirror
+
+        mirror = RedisSessionMirror(redis_client, config.node_id,
+                                    ttl_s=int(config.retain_s) + 60)
+        presence = RedisPresence(redis_client, config.node_id,
+                                 info=lambda: {"url": config.public_url,
+                                               "media_address": config.media_address,
+                                               "sessions": len(hub.sessions)})
     hub = Hub(bus, node_id=config.node_id,
-              config=HubConfig(retain_frames=config.retain_frames, retain_s=config.retain_s))
+              config=HubConfig(retain_frames=config.retain_frames, retain_s=config.retain_s),
+              mirror=mirror, presence=presence)
     tokens = TokenAuthority(config.secret)
     rooms = load_rooms(config)
     responder = responder or default_responder(config)
@@ -122,6 +134,11 @@ def create_app(config: Config, responder: Responder | None = None,
     gw = Gateway(config, bus, hub, tokens, rooms, support, metrics, ice, endpoint,
                  rooms_service=rooms_service)
 
+    from .support.workspace import Workspace  # issue 5: context, actions, CSAT, metrics
+
+    gw.workspace = Workspace(gw)
+    support.responder = gw.workspace.aftersale(support.responder)
+
     app = web.Application()
     app[GATEWAY] = gw
 
@@ -135,6 +152,8 @@ def create_app(config: Config, responder: Responder | None = None,
     async def lifecycle(app: web.Application):
         await bus.start()
         await hub.start()
+        if presence is not None:
+            await presence.start()
         if room_sync is not None:
             await room_sync.start()
         warm = getattr(responder, "warm_up", None)
@@ -145,6 +164,8 @@ def create_app(config: Config, responder: Responder | None = None,
             await gw.media.close()
         await support.close()
         await hub.close()
+        if presence is not None:
+            await presence.close()
         if room_sync is not None:
             await room_sync.close()
         await bus.close()

@@ -15,6 +15,7 @@ holds a live session of that user.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 import time
@@ -31,6 +32,19 @@ from .session import Session, Transport
 log = logging.getLogger(__name__)
 
 Handler = Callable[["Request"], Awaitable[Event | dict | None]]
+
+
+class Forward(Exception):
+    """Raised by a handler whose work belongs to another node (e.g. the node hosting a call).
+
+    The hub ships the request to that node over the Bus, runs the same handler there with a
+    proxy session, relays every frame it sends back to the real session, and only then reads
+    the next frame of the socket, so per-socket ordering holds across nodes.
+    """
+
+    def __init__(self, node: str):
+        super().__init__(node)
+        self.node = node
 Listener = Callable[[Session], Any]
 
 
@@ -79,8 +93,12 @@ class HubConfig:
 
 
 class Hub:
-    def __init__(self, bus: Bus, node_id: str | None = None, config: HubConfig | None = None):
+    def __init__(self, bus: Bus, node_id: str | None = None, config: HubConfig | None = None,
+                 mirror: Any = None, presence: Any = None):
         self.bus = bus
+        self.mirror = mirror  # RedisSessionMirror: sessions survive this node
+        self.presence = presence  # RedisPresence: user → nodes registry
+        self._rpcs: dict[str, asyncio.Future] = {}
         self.node_id = node_id or secrets.token_hex(4)
         self.config = config or HubConfig()
         self.sessions: dict[str, Session] = {}
@@ -95,6 +113,9 @@ class Hub:
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
         self._reaper = asyncio.get_running_loop().create_task(self._reap_loop())
+        self.bus.subscribe(f"node:{self.node_id}", self._on_node_message)
+        if self.mirror is not None:
+            self.mirror.on_fenced = self._fenced
 
     async def close(self) -> None:
         if self._reaper:
@@ -134,6 +155,15 @@ class Hub:
             result = await handler(req)
             if not req.replied:
                 req.reply(result if result is not None else Ack())
+        except Forward as f:
+            if f.node == self.node_id or isinstance(session, RemoteSession):
+                log.error("forward loop for %s to %s", msg.TYPE, f.node)
+                if not req.replied:
+                    req.replied = True
+                    session.send(ProtocolError(ErrorCode.UNAVAILABLE,
+                                               "request could not be routed").to_wire(req_id))
+            else:
+                await self._forward(session, msg, req_id, f.node)
         except ProtocolError as e:
             if not req.replied:
                 req.replied = True
@@ -146,13 +176,113 @@ class Hub:
                                            f"internal error while handling {msg.TYPE!r}")
                              .to_wire(req_id))
 
+    # --- forwarding between nodes -------------------------------------------------------------
+    async def _forward(self, session: Session, msg: Message, req_id: Any, node: str,
+                       timeout: float = 10.0) -> None:
+        rpc = secrets.token_hex(8)
+        fut = asyncio.get_running_loop().create_future()
+        self._rpcs[rpc] = fut
+        c = session.claims
+        body = {"type": msg.TYPE, **{k: v for k, v in dataclasses.asdict(msg).items()}}
+        try:
+            await self.bus.publish(f"node:{node}", {
+                "k": "rpc", "rpc": rpc, "from": self.node_id, "session": session.id,
+                "claims": {"user": c.user, "role": c.role, "room": c.room, "name": c.name},
+                "msg": body, "id": req_id})
+            await asyncio.wait_for(fut, timeout)
+        except (asyncio.TimeoutError, Exception) as e:
+            if not isinstance(e, asyncio.TimeoutError):
+                log.warning("forward to %s failed: %s", node, e)
+            session.send(ProtocolError(ErrorCode.UNAVAILABLE,
+                                       f"node {node} did not answer; retry").to_wire(req_id))
+        finally:
+            self._rpcs.pop(rpc, None)
+
+    def _on_node_message(self, payload: dict) -> None:
+        k = payload.get("k")
+        if k == "rpc":
+            asyncio.get_running_loop().create_task(self._serve_rpc(payload))
+        elif k == "frame":
+            s = self.sessions.get(payload["session"])
+            if s is not None:
+                s.send(payload["frame"])
+        elif k == "done":
+            s = self.sessions.get(payload.get("session", ""))
+            if s is not None:
+                for frame in payload.get("frames", ()):
+                    s.send(frame)
+            fut = self._rpcs.get(payload["rpc"])
+            if fut is not None and not fut.done():
+                fut.set_result(True)
+        elif k == "takeover":
+            s = self.sessions.get(payload["session"])
+            if s is not None and payload.get("node") != self.node_id:
+                self._fenced(s)
+
+    async def _serve_rpc(self, p: dict) -> None:
+        from .protocol import decode_frame
+
+        c = p["claims"]
+        proxy = RemoteSession(self, p["session"], p["from"],
+                              Claims(user=c["user"], role=c["role"], room=c.get("room"),
+                                     name=c.get("name")))
+        try:
+            msg = decode_frame(p["msg"])
+            await self.dispatch(proxy, msg, p.get("id"))
+        except ProtocolError as e:
+            proxy.send(e.to_wire(p.get("id")))
+        finally:
+            await self.bus.publish(f"node:{p['from']}", {"k": "done", "rpc": p["rpc"],
+                                                         "session": p["session"],
+                                                         "frames": proxy.frames})
+
     # --- sessions ------------------------------------------------------------------------
     def new_session(self, claims: Claims, transport: Transport) -> Session:
         s = Session(id="s_" + secrets.token_urlsafe(12), claims=claims,
                     retain_frames=self.config.retain_frames, retain_s=self.config.retain_s)
+        s.mirror = self.mirror
         self.sessions[s.id] = s
         s.attach(transport)
         return s
+
+    async def restore(self, session_id: str, user: str) -> Session | None | str:
+        """Resume of a session this node does not hold: take it over from the mirror.
+
+        The claim fences the previous holder (its mirror writes are refused from now on) and
+        a ``takeover`` tells it to close its socket if it is still alive.
+        """
+        if self.mirror is None:
+            return None
+        rec = await self.mirror.load(session_id)
+        if rec is None:
+            return None
+        if rec.claims.user != user:
+            return "that session belongs to another user"
+        frames = await self.mirror.frames_after(session_id, 0) or []
+        await self.mirror.claim(session_id)
+        if rec.node and rec.node != self.node_id:
+            await self.bus.publish(f"node:{rec.node}", {"k": "takeover", "session": session_id,
+                                                         "node": self.node_id})
+        s = Session(id=session_id, claims=rec.claims, retain_frames=self.config.retain_frames,
+                    retain_s=self.config.retain_s)
+        s.seq = max([rec.seq] + [f.seq for f in frames])
+        s.cursors = dict(rec.cursors)
+        for f in frames:
+            s._frames.append(f)
+        s.mirror = self.mirror
+        s.attrs["restored_from"] = rec.node
+        s.detached_at = time.monotonic()  # reaped like any detached session if never resumed
+        self.mirror._mirrored[session_id] = s.seq
+        self.mirror._created.add(session_id)
+        self.sessions[s.id] = s
+        return s
+
+    def _fenced(self, session: Session) -> None:
+        """Another node took this session over: close our socket, forget it quietly."""
+        session.detach(close_code=4000, reason="session taken over on another node")
+        self._drop(session)
+        if self.mirror is not None:
+            self.mirror.forget(session.id)
 
     def make_live(self, session: Session) -> None:
         """From now on the session receives events (first request after ``hello``)."""
@@ -162,6 +292,9 @@ class Hub:
         user = session.user
         first = not self._by_user[user]
         self._by_user[user].add(session.id)
+        if self.presence is not None:
+            c = session.claims
+            self.presence.set_local(user, {"role": c.role, "room": c.room, "name": c.name})
         if first:
             cb = lambda payload, u=user: self._deliver_user(u, payload)  # noqa: E731
             self._user_cbs[user] = cb
@@ -184,6 +317,9 @@ class Hub:
             except Exception:
                 pass
         self._drop(new)
+        if self.mirror is not None:
+            self.mirror.forget(new.id)
+            await self.mirror.delete(new.id)
 
     def detached(self, session: Session) -> None:
         """Socket gone. A live session stays (retaining frames) until it expires."""
@@ -202,6 +338,9 @@ class Hub:
         session.detach()
         was_live = session.live
         self._drop(session)
+        if self.mirror is not None:
+            self.mirror.forget(session.id)
+            asyncio.get_running_loop().create_task(self.mirror.delete(session.id))
         if was_live:
             self._emit("expired", session)
 
@@ -212,6 +351,8 @@ class Hub:
             ids.discard(session.id)
             if not ids:
                 del self._by_user[session.user]
+                if self.presence is not None:
+                    self.presence.set_local(session.user, None)
                 cb = self._user_cbs.pop(session.user, None)
                 if cb:
                     self.bus.unsubscribe(f"user:{session.user}", cb)
@@ -235,6 +376,16 @@ class Hub:
 
     def online(self, user: str) -> bool:
         return any(s.attached for s in self.user_sessions(user))
+
+    async def presence_of(self, user: str) -> list[dict]:
+        """Where ``user`` is connected: ``[{role, room, name, node}]`` across all nodes."""
+        if self.presence is not None:
+            try:
+                return await self.presence.users_online(user)
+            except Exception:
+                pass
+        return [{"role": s.role, "room": s.claims.room, "name": s.claims.name,
+                 "node": self.node_id} for s in self.user_sessions(user) if s.attached]
 
     # --- delivery ------------------------------------------------------------------------
     async def send_to_user(self, user: str, event: Event | dict,
@@ -283,3 +434,33 @@ class Hub:
             s = self.sessions.get(sid)
             if s is not None:
                 s.send(payload["e"])
+
+
+class RemoteSession:
+    """Stands in for a session held by another node while a forwarded request runs here.
+
+    Frames it is asked to send go back to the holding node, which numbers and delivers them.
+    """
+
+    live = True
+    attached = True
+
+    def __init__(self, hub: Hub, session_id: str, node: str, claims: Claims):
+        self.hub = hub
+        self.id = session_id
+        self.node = node
+        self.claims = claims
+        self.attrs: dict = {}
+        self.frames: list[dict] = []  # shipped back in order with the completion
+
+    @property
+    def user(self) -> str:
+        return self.claims.user
+
+    @property
+    def role(self) -> str:
+        return self.claims.role
+
+    def send(self, event: dict) -> int:
+        self.frames.append(event)
+        return 0

@@ -172,7 +172,19 @@ class SocketEndpoint:
     async def _resume(self, fresh: Session, msg: Resume, ws, req_id) -> Session | None:
         old = self.hub.sessions.get(msg.session)
         reason = None
-        if old is None:
+        if old is None and self.hub.mirror is not None:
+            try:
+                got = await self.hub.restore(msg.session, fresh.user)
+            except Exception as e:
+                got = None
+                log.warning("restore of %s failed: %s", msg.session, e)
+            if isinstance(got, str):
+                reason = got
+            else:
+                old = got
+        if reason is not None:
+            pass
+        elif old is None:
             reason = "unknown session (it may have expired)"
         elif old.user != fresh.user:
             reason = "that session belongs to another user"

@@ -54,6 +54,8 @@ class Session:
     _queue: asyncio.Queue | None = None
     _writer: asyncio.Task | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
+    cursors: dict[str, int] = field(default_factory=dict)
+    mirror: Any = None  # SessionMirror when sessions must survive this node (Redis)
 
     @property
     def user(self) -> str:
@@ -69,22 +71,36 @@ class Session:
 
     # --- sending -------------------------------------------------------------------------
     def send(self, event: dict[str, Any]) -> int:
-        """Number, retain and queue one frame. Returns its seq."""
-        self.seq += 1
+        """Number, retain and queue one frame. Returns its seq (0 if suppressed).
+
+        An event may carry an internal ``_cursor: [stream, n]`` (a position in an ordered
+        log, e.g. a conversation's message index). The session remembers the highest ``n``
+        per stream it has numbered and drops an event at or below it: that is what makes a
+        catch-up after a cross-node resume and the live feed never deliver twice.
+        """
         frame = dict(event)
+        cur = frame.pop("_cursor", None)
+        if cur is not None:
+            stream, n = cur
+            if n <= self.cursors.get(stream, -1):
+                return 0
+            self.cursors[stream] = n
+        self.seq += 1
         frame["seq"] = self.seq
         text = dumps(frame)
         now = time.monotonic()
         self._frames.append(RetainedFrame(self.seq, text, now))
         self._trim(now)
-        self._enqueue(text)
+        if self.mirror is not None:
+            self.mirror.push(self, self.seq, text, cur)
+        self._enqueue(text, self.seq)
         return self.seq
 
     def send_unnumbered(self, event: dict[str, Any]) -> None:
         """Frames outside the sequence (errors before ``hello``)."""
         self._enqueue(dumps(event))
 
-    def _enqueue(self, text: str) -> None:
+    def _enqueue(self, text: str, seq: int = 0) -> None:
         if self._queue is None:
             return
         if self._queue.qsize() >= self.max_queue:
@@ -92,7 +108,7 @@ class Session:
             log.warning("session %s: send queue full, closing socket", self.id)
             self.detach(close_code=4008, reason="send queue overflow, resume")
             return
-        self._queue.put_nowait(text)
+        self._queue.put_nowait((seq, text))
 
     def _trim(self, now: float) -> None:
         frames = self._frames
@@ -115,7 +131,7 @@ class Session:
 
     def replay(self, frames: list[RetainedFrame]) -> None:
         for f in frames:
-            self._enqueue(f.text)
+            self._enqueue(f.text, f.seq)
 
     # --- sockets -------------------------------------------------------------------------
     def attach(self, transport: Transport) -> None:
@@ -156,9 +172,13 @@ class Session:
     async def _write_loop(self, transport: Transport, queue: asyncio.Queue) -> None:
         try:
             while True:
-                text = await queue.get()
-                if text is None:
+                item = await queue.get()
+                if item is None:
                     return
+                seq, text = item
+                if seq and self.mirror is not None:
+                    # never show a client a frame that a node failure could lose
+                    await self.mirror.wait_mirrored(self, seq)
                 await transport.send_str(text)
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
             return
