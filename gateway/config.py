@@ -52,6 +52,16 @@ class Config:
     llm_model: str = "gpt-4o-mini"
     llm_api_key: str | None = None
     llm_timeout_s: float = 0.6
+    # agent workspace (issue 5): commerce adapter, authority limits, wellbeing, metrics
+    commerce_url: str | None = None  # HTTP commerce adapter; None = embedded demo data
+    commerce_token: str | None = None
+    commerce_timeout_s: float = 2.0
+    max_compensation_default: float = 50.0
+    compensation_limits: dict = field(default_factory=dict)  # agent id / team → limit
+    agent_capacities: dict = field(default_factory=dict)  # agent id → max conversations
+    fatigue_threshold: int = 3
+    conversion_window_s: float = 3600.0
+    idle_close_s: float = 1800.0
     # media
     stun_urls: list[str] = field(default_factory=list)
     turn_urls: list[str] = field(default_factory=list)
@@ -82,6 +92,12 @@ class Config:
             "udp_port_max": ("UDP_PORT_MAX", int), "video_codec": ("VIDEO_CODEC", str),
             "media_mode": ("MEDIA_MODE", str), "max_call_s": ("MAX_CALL_S", float),
             "ring_timeout_s": ("RING_TIMEOUT_S", float), "call_grace_s": ("CALL_GRACE_S", float),
+            "commerce_url": ("COMMERCE_URL", str), "commerce_token": ("COMMERCE_TOKEN", str),
+            "commerce_timeout_s": ("COMMERCE_TIMEOUT_S", float),
+            "max_compensation_default": ("MAX_COMPENSATION_DEFAULT", float),
+            "fatigue_threshold": ("FATIGUE_THRESHOLD", int),
+            "conversion_window_s": ("CONVERSION_WINDOW_S", float),
+            "idle_close_s": ("IDLE_CLOSE_S", float),
         }
         for attr, (name, typ) in env_map.items():
             v = _env(name)
@@ -98,6 +114,10 @@ class Config:
             c.replies_file = Path(_env("REPLIES_FILE"))
         if _env("ROOMS"):
             c.rooms = [Path(p) for p in _list(_env("ROOMS"))]
+        for attr, name in (("compensation_limits", "COMPENSATION_LIMITS"),
+                           ("agent_capacities", "AGENT_CAPACITIES")):
+            if _env(name):
+                setattr(c, attr, _json_object(name, _env(name)))
         if _env("DEV"):
             c.dev = _env("DEV") not in ("0", "false", "no")
         for k, v in overrides.items():
@@ -129,6 +149,25 @@ class Config:
             host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
             self.public_url = f"http://{host}:{self.port}"
         return self
+
+
+def _json_object(name: str, value: str) -> dict:
+    """``LIVEDESK_<name>``: a JSON object inline, or the path of a file holding one."""
+    import json
+
+    text = value if value.lstrip().startswith("{") else None
+    if text is None:
+        try:
+            text = Path(value).read_text(encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"LIVEDESK_{name}: not inline JSON and not a readable file ({e})") from None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"LIVEDESK_{name} is not valid JSON: {e}") from None
+    if not isinstance(obj, dict):
+        raise ConfigError(f"LIVEDESK_{name} must be a JSON object")
+    return obj
 
 
 def _is_loopback(host: str) -> bool:

@@ -9,8 +9,6 @@ with each method one Lua script.
 
 from __future__ import annotations
 
-import itertools
-import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +39,7 @@ class StoredMessage:
     ts: float
     kind: str | None = None  # None for chat; "announcement" | "notice" | "system"
     meta: dict[str, Any] = field(default_factory=dict)  # bot intent/mood, never sent to viewers
+    n: int = 0  # position in the conversation log, 1-based (the log's order for everyone)
 
     def to_history(self) -> dict[str, Any]:
         """The form used in ``conversation.messages`` and handoff context (no seq)."""
@@ -71,6 +70,7 @@ class Conversation:
     escalation_reason: str | None = None
     mood: str = "neutral"
     pinned: list[dict[str, Any]] = field(default_factory=list)
+    state_version: int = 0
 
     def members(self) -> list[str]:
         return [u for u in (self.viewer, self.agent) if u]
@@ -95,12 +95,11 @@ class Conversation:
 
 
 class ConversationStore:
-    """In-memory owner of every conversation on this node."""
+    """This node's copy of every conversation. Only the backend's replica mutates it."""
 
     def __init__(self) -> None:
         self._convs: dict[str, Conversation] = {}
         self._open_by_viewer: dict[tuple[str, str], str] = {}  # (room, viewer) → conversation
-        self._ids = itertools.count(1)
 
     def get(self, conv_id: str) -> Conversation | None:
         return self._convs.get(conv_id)
@@ -108,41 +107,29 @@ class ConversationStore:
     def all(self) -> list[Conversation]:
         return list(self._convs.values())
 
-    def open(self, room: str, viewer: str, name: str) -> tuple[Conversation, bool]:
-        """The viewer's open conversation in ``room``, created if there is none."""
-        key = (room, viewer)
-        cid = self._open_by_viewer.get(key)
-        if cid is not None:
-            conv = self._convs[cid]
-            if conv.state != "resolved":
-                return conv, False
-        conv = Conversation(id="c_" + secrets.token_urlsafe(9), room=room, viewer=viewer,
-                            viewer_name=name)
-        self._convs[conv.id] = conv
-        self._open_by_viewer[key] = conv.id
-        return conv, True
+    def create(self, cid: str, room: str, viewer: str, name: str, created_at: float) -> Conversation:
+        conv = self._convs.get(cid)
+        if conv is None:
+            conv = Conversation(id=cid, room=room, viewer=viewer, viewer_name=name,
+                                created_at=created_at)
+            self._convs[cid] = conv
+            self._open_by_viewer[(room, viewer)] = cid
+        return conv
+
+    def add(self, conv: Conversation, m: StoredMessage) -> None:
+        conv.messages.append(m)
+        if m.client_msg_id is not None:
+            conv.by_client_id[f"{m.author.user}:{m.client_msg_id}"] = m
+
+    def closed(self, conv: Conversation) -> None:
+        key = (conv.room, conv.viewer)
+        if self._open_by_viewer.get(key) == conv.id:
+            del self._open_by_viewer[key]
 
     def open_for(self, room: str, viewer: str) -> Conversation | None:
         cid = self._open_by_viewer.get((room, viewer))
         conv = self._convs.get(cid) if cid else None
         return conv if conv and conv.state != "resolved" else None
-
-    def append(self, conv: Conversation, author: Author, text: str,
-               client_msg_id: str | None = None, kind: str | None = None,
-               meta: dict[str, Any] | None = None) -> tuple[StoredMessage, bool]:
-        """Append a message; returns (message, duplicate). Duplicates are not stored again."""
-        if client_msg_id is not None:
-            prev = conv.by_client_id.get(f"{author.user}:{client_msg_id}")
-            if prev is not None:
-                return prev, True
-        msg = StoredMessage(message_id=f"m_{next(self._ids)}_{secrets.token_hex(3)}",
-                            conversation=conv.id, author=author, text=text,
-                            client_msg_id=client_msg_id, ts=time.time(), kind=kind,
-                            meta=meta or {})
-        conv.messages.append(msg)
-        if client_msg_id is not None:
-            conv.by_client_id[f"{author.user}:{client_msg_id}"] = msg
-        return msg, False
 
     def for_viewer(self, viewer: str) -> list[Conversation]:
         return [c for c in self._convs.values() if c.viewer == viewer]

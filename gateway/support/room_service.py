@@ -161,7 +161,7 @@ class RoomService:
         host = Author(role="host", user=req.user, name=req.claims.display_name)
         for conv in self.support.store.all():
             if conv.room == room.id and conv.state != "resolved":
-                conv.pinned.append(a)
+                await self.support.backend.set_fields(conv, pinned=conv.pinned + [a])
                 await self.support.post(conv, host, text, kind="announcement")
         await self.publish_change(room, change)
 

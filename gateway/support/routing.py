@@ -27,6 +27,7 @@ class Agent:
     capacity: int = 5
     conversations: set[str] = field(default_factory=set)
     last_assigned: float = 0.0
+    paused: bool = False  # fatigue guard (workspace): no new assignments until a status is set
 
     @property
     def load(self) -> int:
@@ -66,6 +67,7 @@ class Router:
 
     def set_status(self, user: str, status: str, name: str | None = None) -> Agent:
         a = self.agent(user, name)
+        a.paused = False
         if a.status != status:
             a.status = status
             a.since = time.time()
@@ -76,10 +78,11 @@ class Router:
                 if a.status == "available" and self._reachable(a.user)]
 
     # --- queue -----------------------------------------------------------------------------
-    def enqueue(self, conversation: str, room: str, viewer: str, front: bool = False) -> None:
+    def enqueue(self, conversation: str, room: str, viewer: str, front: bool = False,
+                since: float | None = None) -> None:
         if any(e.conversation == conversation for e in self.queue):
             return
-        e = QueueEntry(conversation, room, viewer, time.time())
+        e = QueueEntry(conversation, room, viewer, since if since is not None else time.time())
         if front:
             self.queue.appendleft(e)
         else:
@@ -109,28 +112,19 @@ class Router:
     def pick(self, exclude: str | None = None) -> Agent | None:
         best = None
         for a in self.available_agents():
-            if a.load >= a.capacity or a.user == exclude:
+            if a.paused or a.load >= a.capacity or a.user == exclude:
                 continue
             if best is None or (a.load, a.last_assigned) < (best.load, best.last_assigned):
                 best = a
         return best
 
-    def assign_next(self) -> tuple[QueueEntry, Agent] | None:
-        """Pop the head of the queue and give it to the best agent, atomically."""
-        if not self.queue:
-            return None
-        a = self.pick()
-        if a is None:
-            return None
-        e = self.queue.popleft()
-        self.attach(e.conversation, a)
-        waited = time.time() - e.since
-        self._wait_ewma_s = 0.8 * self._wait_ewma_s + 0.2 * max(waited, 5.0)
-        return e, a
+    def note_wait(self, waited_s: float) -> None:
+        """Feed the wait estimate with a real queue wait."""
+        self._wait_ewma_s = 0.8 * self._wait_ewma_s + 0.2 * max(waited_s, 5.0)
 
-    def attach(self, conversation: str, agent: Agent) -> None:
+    def attach(self, conversation: str, agent: Agent, at: float | None = None) -> None:
         agent.conversations.add(conversation)
-        agent.last_assigned = time.monotonic()
+        agent.last_assigned = at if at is not None else time.time()
 
     def release(self, conversation: str, agent_user: str | None) -> None:
         if agent_user and agent_user in self.agents:

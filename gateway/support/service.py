@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from signaling import ErrorCode, Hub, ProtocolError, Request, Session
 
+from .backend import MemoryBackend, SupportBackend
 from .conversation import Author, Conversation, ConversationStore, StoredMessage
 from .messages import (AgentState, AgentStatus, ChatMessage, ConversationAssigned,
                        ConversationEscalate, ConversationGet, ConversationList,
@@ -42,14 +43,21 @@ class SupportConfig:
 class SupportService:
     def __init__(self, hub: Hub, rooms: RoomRegistry, responder: Responder,
                  config: SupportConfig | None = None, metrics: Any = None,
-                 context_providers: list[Callable[[Conversation], dict]] | None = None):
+                 context_providers: list[Callable[[Conversation], dict]] | None = None,
+                 backend: SupportBackend | None = None):
         self.hub = hub
         self.rooms = rooms
         self.responder = responder
         self.config = config or SupportConfig()
         self.metrics = metrics
-        self.store = ConversationStore()
-        self.router = Router(self.config.agent_capacity, reachable=hub.online)
+        if backend is None:
+            backend = MemoryBackend(ConversationStore(),
+                                    Router(self.config.agent_capacity, reachable=hub.online),
+                                    default_capacity=self.config.agent_capacity)
+        self.backend = backend
+        self.store = backend.store
+        self.router = backend.router
+        backend.replica.on_message = self._deliver_message
         self.context_providers = list(context_providers or [])
         self._bot_locks: dict[str, asyncio.Lock] = {}
         self._sent_positions: dict[str, int] = {}
@@ -95,8 +103,12 @@ class SupportService:
             t.cancel()
 
     # --- helpers ---------------------------------------------------------------------------
-    def conversation_for(self, req: Request, conv_id: str, *, allow_admin: bool = True) -> Conversation:
+    async def conversation_for(self, req: Request, conv_id: str, *,
+                               allow_admin: bool = True) -> Conversation:
         conv = self.store.get(conv_id)
+        if conv is None or not (conv.is_member(req.user) or req.role == "admin"):
+            await self.backend.sync()  # another node may have just changed it
+            conv = self.store.get(conv_id)
         if conv is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown conversation {conv_id!r}")
         if conv.is_member(req.user) or (allow_admin and req.role == "admin"):
@@ -106,6 +118,27 @@ class SupportService:
     async def tell_members(self, conv: Conversation, event, exclude_session: str | None = None) -> None:
         for user in conv.members():
             await self.hub.send_to_user(user, event, exclude_session=exclude_session)
+
+    def _deliver_message(self, conv: Conversation, m: StoredMessage, origin: str | None) -> None:
+        """Called by the replica, in log order, on every node: hand the message to this
+        node's sessions of the conversation's members (the origin socket gets it as its
+        reply instead)."""
+        ev = self._chat_event(m).to_wire()
+        ev["_cursor"] = [conv.id, m.n]
+        for user in conv.members():
+            for s in self.hub.user_sessions(user):
+                if s.id != origin:
+                    s.send(ev)
+
+    async def open_conversation(self, room: str, viewer: str, name: str,
+                                origin: str | None = None) -> tuple[Conversation, bool]:
+        """The viewer's open conversation in ``room`` (started, with the greeting, if none)."""
+        conv, created = await self.backend.open(room, viewer, name, (BOT, self.config.greeting_zh),
+                                                origin=origin)
+        r = self.rooms.get(room)
+        if created and r is not None and r.announcements:
+            await self.backend.set_fields(conv, pinned=list(r.announcements[-3:]))
+        return conv, created
 
     def _chat_event(self, m: StoredMessage) -> ChatMessage:
         return ChatMessage(conversation=m.conversation, message_id=m.message_id,
@@ -139,8 +172,7 @@ class SupportService:
     async def post(self, conv: Conversation, author: Author, text: str,
                    kind: str | None = None, meta: dict | None = None) -> StoredMessage:
         """Store a server-authored message (bot, notice, announcement) and fan it out."""
-        m, _ = self.store.append(conv, author, text, None, kind=kind, meta=meta)
-        await self.tell_members(conv, self._chat_event(m))
+        m, _ = await self.backend.append(conv, author, text, None, kind=kind, meta=meta)
         self._fire("message", conv, m)
         return m
 
@@ -154,18 +186,15 @@ class SupportService:
             raise ProtocolError(ErrorCode.FORBIDDEN,
                                 f"your token is for room {req.claims.room!r}, not {msg.room!r}")
         name = msg.name or req.claims.display_name
-        conv, created = self.store.open(msg.room, req.user, name)
-        if created:
-            self.store.append(conv, BOT, self.config.greeting_zh, None, kind="system")
-            for a in room.announcements[-3:]:
-                conv.pinned.append(a)
+        conv, created = await self.open_conversation(msg.room, req.user, name,
+                                                     origin=req.session.id)
         self.hub.watch(req.session, f"room:{msg.room}")
         return self.snapshot(conv)
 
     # --- messages --------------------------------------------------------------------------
     async def on_message(self, req: Request):
         msg: MessageSend = req.msg
-        conv = self.conversation_for(req, msg.conversation, allow_admin=False)
+        conv = await self.conversation_for(req, msg.conversation, allow_admin=False)
         if not msg.text.strip():
             raise ProtocolError(ErrorCode.BAD_REQUEST, "message.send: field 'text' is empty")
         if len(msg.text) > MAX_TEXT_CHARS:
@@ -177,8 +206,6 @@ class SupportService:
         prev = conv.by_client_id.get(f"{req.user}:{msg.client_msg_id}")
         if prev is not None:  # duplicate: the sender alone gets the original again
             return self._chat_event(prev)
-        if conv.state == "resolved":
-            raise ProtocolError(ErrorCode.BAD_STATE, "conversation is resolved; open a new one")
         text = msg.text
         if msg.template:
             if req.role == "viewer":
@@ -186,16 +213,20 @@ class SupportService:
             from .replies import fill
             text = fill(text, self.rooms.get(conv.room))
         author = Author(role=req.role, user=req.user, name=req.claims.name)
-        m, _ = self.store.append(conv, author, text, msg.client_msg_id)
+        m, dup = await self.backend.append(conv, author, text, msg.client_msg_id,
+                                           origin=req.session.id)
+        ev = self._chat_event(m)
+        if dup:
+            return ev
         if self.metrics:
             self.metrics.messages.labels(role=req.role).inc()
-        ev = self._chat_event(m)
-        req.reply(ev)
-        await self.tell_members(conv, ev, exclude_session=req.session.id)
+        out = ev.to_wire()
+        out["_cursor"] = [conv.id, m.n]
+        req.reply(out)
         self._fire("message", conv, m)
         if req.role in ("agent", "admin") and conv.first_agent_reply_at is None \
                 and conv.escalated_at is not None:
-            conv.first_agent_reply_at = time.time()
+            await self.backend.set_fields(conv, first_agent_reply_at=time.time())
             if self.metrics:
                 self.metrics.first_response.observe(conv.first_agent_reply_at - conv.escalated_at)
         if req.role == "viewer" and conv.state == "bot":
@@ -225,7 +256,8 @@ class SupportService:
                 await self.post(conv, BOT, "抱歉，我暂时无法回答，正在为您转接人工客服。", meta={"intent": "other"})
                 await self.escalate(conv, "bot_error", source="bot")
                 return
-            conv.mood = reply.mood or conv.mood
+            if reply.mood and reply.mood != conv.mood:
+                await self.backend.set_fields(conv, mood=reply.mood)
             await self.post(conv, BOT, reply.text,
                             meta={"intent": reply.intent, "mood": reply.mood,
                                   "escalate": reply.escalate})
@@ -239,7 +271,7 @@ class SupportService:
     # --- escalation and assignment ---------------------------------------------------------
     async def on_escalate(self, req: Request):
         msg: ConversationEscalate = req.msg
-        conv = self.conversation_for(req, msg.conversation, allow_admin=False)
+        conv = await self.conversation_for(req, msg.conversation, allow_admin=False)
         if conv.state == "resolved":
             raise ProtocolError(ErrorCode.BAD_STATE, "conversation is resolved; open a new one")
         req.reply({"type": "ack"})
@@ -250,10 +282,8 @@ class SupportService:
             if conv.state == "queued":
                 await self._send_position(conv, force=True)
             return
-        conv.state = "queued"
-        conv.escalated_at = time.time()
-        conv.escalation_reason = reason
-        self.router.enqueue(conv.id, conv.room, conv.viewer)
+        if not await self.backend.escalate(conv, reason):
+            return await self.escalate(conv, reason, source)  # lost a race: state moved on
         if self.metrics:
             self.metrics.escalations.labels(source=source).inc()
         await self.tell_members(conv, ConversationStateEvent(conv.id, "queued", reason=reason))
@@ -264,26 +294,22 @@ class SupportService:
     async def pump(self) -> None:
         """Assign as many queued conversations as agents can take, then refresh positions."""
         while True:
-            got = self.router.assign_next()
+            got = await self.backend.assign_next()
             if got is None:
                 break
-            entry, agent = got
-            conv = self.store.get(entry.conversation)
-            if conv is None or conv.state != "queued":
-                self.router.release(entry.conversation, agent.user)
-                continue
+            conv, agent = got
             self._sent_positions.pop(conv.id, None)
-            await self._assign(conv, agent.user, agent.name)
+            await self._assigned(conv)
         await self._refresh_queue()
 
-    async def _assign(self, conv: Conversation, agent_user: str, agent_name: str) -> None:
-        conv.state = "assigned"
-        conv.agent = agent_user
-        conv.agent_name = agent_name
+    async def _assigned(self, conv: Conversation) -> None:
+        """Announce an assignment the backend has made."""
         now = time.time()
-        if conv.assigned_at is None and conv.escalated_at is not None and self.metrics:
-            self.metrics.queue_wait.observe(now - conv.escalated_at)
-        conv.assigned_at = now
+        if conv.escalated_at is not None and not conv.__dict__.get("_wait_observed"):
+            conv.__dict__["_wait_observed"] = True
+            self.router.note_wait(now - conv.escalated_at)
+            if self.metrics:
+                self.metrics.queue_wait.observe(now - conv.escalated_at)
         ev = ConversationAssigned(conversation=conv.id, agent=conv.agent_ref(),
                                   context=self.context(conv), room=conv.room)
         await self.tell_members(conv, ev)
@@ -318,17 +344,15 @@ class SupportService:
     # --- agent actions ---------------------------------------------------------------------
     async def on_resolve(self, req: Request):
         msg: ConversationResolve = req.msg
-        conv = self.conversation_for(req, msg.conversation)
+        conv = await self.conversation_for(req, msg.conversation)
         if conv.state == "resolved":
             raise ProtocolError(ErrorCode.BAD_STATE, "conversation is already resolved")
         await self.resolve(conv, outcome="resolved_by_agent")
         return None
 
     async def resolve(self, conv: Conversation, outcome: str) -> None:
-        self.router.remove(conv.id)
-        self.router.release(conv.id, conv.agent)
-        conv.state = "resolved"
-        conv.resolved_at = time.time()
+        if not await self.backend.resolve(conv):
+            return
         if self.metrics:
             self.metrics.conversations.labels(outcome=outcome).inc()
         await self.tell_members(conv, ConversationStateEvent(conv.id, "resolved",
@@ -338,34 +362,18 @@ class SupportService:
 
     async def on_transfer(self, req: Request):
         msg: ConversationTransfer = req.msg
-        conv = self.conversation_for(req, msg.conversation)
+        conv = await self.conversation_for(req, msg.conversation)
         if conv.state != "assigned":
             raise ProtocolError(ErrorCode.BAD_STATE,
                                 f"only an assigned conversation can be transferred (it is {conv.state})")
-        old = conv.agent
+        old = await self.backend.transfer(conv, msg.agent, "transferred")
+        req.reply({"type": "ack"})
         if msg.agent:
-            target = self.router.agents.get(msg.agent)
-            if target is None:
-                raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown agent {msg.agent!r}")
-            if target.user == old:
-                raise ProtocolError(ErrorCode.BAD_REQUEST, "conversation is already with that agent")
-            if target.status != "available" or target.load >= target.capacity:
-                raise ProtocolError(ErrorCode.BAD_STATE,
-                                    f"agent {msg.agent!r} is {target.status} with "
-                                    f"{target.load}/{target.capacity} conversations")
-            req.reply({"type": "ack"})
-            self.router.release(conv.id, old)
-            self.router.attach(conv.id, target)
-            await self._assign(conv, target.user, target.name)
+            await self._assigned(conv)
             if old:
                 await self.hub.send_to_user(old, ConversationStateEvent(
                     conv.id, "assigned", agent=conv.agent_ref(), reason="transferred"))
         else:
-            req.reply({"type": "ack"})
-            self.router.release(conv.id, old)
-            conv.state = "queued"
-            conv.agent = conv.agent_name = None
-            self.router.enqueue(conv.id, conv.room, conv.viewer, front=True)
             await self.tell_members(conv, ConversationStateEvent(conv.id, "queued",
                                                                  reason="transferred"))
             if old:
@@ -379,11 +387,7 @@ class SupportService:
         """Put an assigned conversation back at the head of the queue (missed call, agent gone)."""
         if conv.state != "assigned":
             return
-        old = conv.agent
-        self.router.release(conv.id, old)
-        conv.state = "queued"
-        conv.agent = conv.agent_name = None
-        self.router.enqueue(conv.id, conv.room, conv.viewer, front=True)
+        old = await self.backend.transfer(conv, None, reason)
         await self.tell_members(conv, ConversationStateEvent(conv.id, "queued", reason=reason))
         if old:
             await self.hub.send_to_user(old, ConversationStateEvent(conv.id, "queued", reason=reason))
@@ -392,7 +396,7 @@ class SupportService:
 
     async def on_agent_status(self, req: Request):
         msg: AgentStatus = req.msg
-        a = self.router.set_status(req.user, msg.status, req.claims.name)
+        a = await self.backend.set_status(req.user, msg.status, req.claims.name)
         req.reply({"type": "ack"})
         await self.hub.send_to_user(req.user, AgentState(a.user, a.status, a.since, a.load, a.capacity))
         await self.pump()
@@ -408,7 +412,7 @@ class SupportService:
 
     async def on_get(self, req: Request):
         msg: ConversationGet = req.msg
-        conv = self.conversation_for(req, msg.conversation)
+        conv = await self.conversation_for(req, msg.conversation)
         snap = self.snapshot(conv).to_wire()
         if req.role in ("agent", "admin"):
             snap["context"] = self.context(conv)
@@ -432,5 +436,7 @@ class SupportService:
         if session.role == "agent" and not self.hub.user_sessions(session.user):
             a = self.router.agents.get(session.user)
             if a is not None:
-                self.router.set_status(a.user, "offline")
-                self._spawn(self._refresh_queue())
+                async def offline():
+                    await self.backend.set_status(a.user, "offline", a.name)
+                    await self._refresh_queue()
+                self._spawn(offline())

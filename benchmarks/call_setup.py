@@ -1,0 +1,256 @@
+"""Call set-up time: viewer taps "video call" → first remote frame rendered at the agent.
+
+Headless Chromium (fake camera/mic), median of N runs (default 10), measured two ways in
+the same run:
+
+* **gateway**: the real pages (`/` widget and `/agent` console) through an in-process
+  LiveDesk gateway and its aiortc media plane; the agent accepts as soon as the incoming
+  call arrives (no human in the loop);
+* **direct**: the same two browser contexts connected browser-to-browser, exchanging SDP
+  and trickle ICE through a tiny in-process aiohttp WebSocket relay (the floor: no media
+  server on the path).
+
+Both marks are wall-clock (`performance.timeOrigin + performance.now()`) in the two pages.
+Prints both medians and their ratio; the last line is one JSON object.
+
+    .venv/bin/python -m benchmarks.call_setup [--runs 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from aiohttp import WSMsgType, web
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.conftest import start_gateway, stop_gateway  # noqa: E402
+from tests.e2e.conftest import CHROMIUM_ARGS, CHROMIUM, DESKTOP, PHONE  # noqa: E402
+
+P2P_PAGE = """<!doctype html><meta charset="utf-8"><title>p2p</title>
+<video id="remote" autoplay playsinline muted></video>
+<script>
+const now = () => performance.timeOrigin + performance.now();
+const role = new URLSearchParams(location.search).get('role');
+const ws = new WebSocket(`ws://${location.host}/relay?role=${role}`);
+const send = (m) => ws.send(JSON.stringify(m));
+window.marks = {};
+let pc = null;
+function makePc() {
+  pc = new RTCPeerConnection({iceServers: []});
+  pc.onicecandidate = (e) => send({type: 'candidate', candidate: e.candidate ? e.candidate.toJSON() : null});
+  pc.ontrack = (e) => {
+    const v = document.getElementById('remote');
+    if (e.track.kind !== 'video') return;
+    v.srcObject = new MediaStream([e.track]);
+    v.requestVideoFrameCallback(() => { if (!window.marks.firstFrame) window.marks.firstFrame = now(); });
+  };
+  return pc;
+}
+window.reset = () => { if (pc) pc.close(); pc = null; window.marks = {}; document.getElementById('remote').srcObject = null; };
+window.tap = async () => {           // the caller: the "video call" button
+  window.marks.tap = now();
+  send({type: 'ring'});
+  const s = await navigator.mediaDevices.getUserMedia({audio: true, video: {width: 640, height: 480}});
+  window.stream = s;
+};
+ws.onmessage = async (ev) => {
+  const m = JSON.parse(ev.data);
+  if (m.type === 'ring') {          // the callee accepts at once, then offers (like the console)
+    const s = await navigator.mediaDevices.getUserMedia({audio: true, video: {width: 640, height: 480}});
+    makePc();
+    for (const t of s.getTracks()) pc.addTrack(t, s);
+    await pc.setLocalDescription(await pc.createOffer());
+    send({type: 'offer', sdp: pc.localDescription.sdp});
+  } else if (m.type === 'offer') {
+    const s = window.stream || await navigator.mediaDevices.getUserMedia({audio: true, video: true});
+    makePc();
+    for (const t of s.getTracks()) pc.addTrack(t, s);
+    await pc.setRemoteDescription({type: 'offer', sdp: m.sdp});
+    await pc.setLocalDescription(await pc.createAnswer());
+    send({type: 'answer', sdp: pc.localDescription.sdp});
+  } else if (m.type === 'answer') {
+    await pc.setRemoteDescription({type: 'answer', sdp: m.sdp});
+  } else if (m.type === 'candidate' && pc) {
+    try { await pc.addIceCandidate(m.candidate || undefined); } catch (e) {}
+  }
+};
+window.ready = new Promise((r) => ws.onopen = r);
+</script>"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def start_relay():
+    """Serve the p2p page and a two-party WebSocket relay (whatever one sends, the other gets)."""
+    peers: dict[str, web.WebSocketResponse] = {}
+
+    async def page(request):
+        return web.Response(text=P2P_PAGE, content_type="text/html")
+
+    async def relay(request):
+        role = request.query["role"]
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        peers[role] = ws
+        async for m in ws:
+            if m.type != WSMsgType.TEXT:
+                break
+            for r, other in list(peers.items()):
+                if r != role and not other.closed:
+                    await other.send_str(m.data)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/p2p", page)
+    app.router.add_get("/relay", relay)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}"
+
+
+async def poll(page, expr: str, timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = await page.evaluate(expr)
+        if v:
+            return v
+        await asyncio.sleep(0.02)
+    return None
+
+
+async def gateway_runs(browser, runs: int, timeout: float) -> tuple[list[float], list[str]]:
+    gw = await start_gateway()
+    results, failures = [], []
+    try:
+        actx = await browser.new_context(viewport=DESKTOP, permissions=["camera", "microphone"])
+        agent = await actx.new_page()
+        await agent.goto(f"{gw.url}/agent?user=bench-agent&name=Bench")
+        await agent.wait_for_selector('[data-testid="conn-state"][data-state="online"]')
+        # accept as soon as the call arrives (after the console has shown the banner)
+        await agent.evaluate("""() => window.__ld.client.on('call.incoming',
+            () => setTimeout(() => window.__ld.calls.accept().catch(() => {}), 0))""")
+        for i in range(runs):
+            vctx = await browser.new_context(viewport=PHONE, permissions=["camera", "microphone"])
+            viewer = await vctx.new_page()
+            try:
+                await viewer.goto(f"{gw.url}/?user=bench-viewer-{i}")
+                await viewer.wait_for_selector('[data-testid="conn-state"][data-state="online"]',
+                                               state="attached")
+                await viewer.click('[data-testid="open-support"]')
+                await viewer.wait_for_selector('[data-testid="conv-state"][data-state="bot"]')
+                await viewer.click('[data-testid="talk-to-person"]')
+                await viewer.wait_for_selector('[data-testid="conv-state"][data-state="assigned"]')
+                await asyncio.sleep(0.3)  # let the console settle on the new conversation
+                await viewer.click('[data-testid="video-call"]')
+                tap = await poll(viewer, "window.__ld.calls.marks.tap", 5)
+                first = await poll(agent, "window.__ld.calls.marks.firstFrame", timeout)
+                if tap and first:
+                    results.append(first - tap)
+                else:
+                    failures.append(f"run {i}: no remote frame at the agent within {timeout}s")
+                await viewer.evaluate("window.__ld.calls.hangup()")
+                await agent.wait_for_selector('[data-testid="call-view"]', state="hidden", timeout=10_000)
+                conv = await agent.evaluate("window.__ld.selected")
+                await agent.evaluate(f"window.__ld.client.request('conversation.resolve', {{conversation: '{conv}'}})")
+            except Exception as e:  # keep going: a benchmark reports, it does not stop
+                failures.append(f"run {i}: {type(e).__name__}: {e}"[:300])
+                try:
+                    await agent.evaluate("window.__ld.calls.hangup()")
+                except Exception:
+                    pass
+            finally:
+                await vctx.close()
+        await actx.close()
+    finally:
+        await stop_gateway(gw)
+    return results, failures
+
+
+async def direct_runs(browser, runs: int, timeout: float) -> tuple[list[float], list[str]]:
+    runner, url = await start_relay()
+    results, failures = [], []
+    try:
+        for i in range(runs):
+            actx = await browser.new_context(viewport=DESKTOP, permissions=["camera", "microphone"])
+            vctx = await browser.new_context(viewport=PHONE, permissions=["camera", "microphone"])
+            agent, viewer = await actx.new_page(), await vctx.new_page()
+            try:
+                await agent.goto(f"{url}/p2p?role=agent")
+                await viewer.goto(f"{url}/p2p?role=viewer")
+                await agent.evaluate("window.ready")
+                await viewer.evaluate("window.ready")
+                await viewer.evaluate("window.tap()")
+                tap = await viewer.evaluate("window.marks.tap")
+                first = await poll(agent, "window.marks.firstFrame", timeout)
+                if first:
+                    results.append(first - tap)
+                else:
+                    failures.append(f"run {i}: no remote frame within {timeout}s")
+            except Exception as e:
+                failures.append(f"run {i}: {type(e).__name__}: {e}"[:300])
+            finally:
+                await actx.close()
+                await vctx.close()
+    finally:
+        await runner.cleanup()
+    return results, failures
+
+
+def median(xs: list[float]) -> float | None:
+    return round(statistics.median(xs), 1) if xs else None
+
+
+async def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for a frame")
+    args = ap.parse_args(argv)
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            g, gfail = await gateway_runs(browser, args.runs, args.timeout)
+            d, dfail = await direct_runs(browser, args.runs, args.timeout)
+        finally:
+            await browser.close()
+    gm, dm = median(g), median(d)
+    out = {
+        "benchmark": "call_setup",
+        "metric": "tap_to_first_remote_frame_at_agent_ms",
+        "runs": args.runs,
+        "gateway_median_ms": gm,
+        "direct_median_ms": dm,
+        "ratio_gateway_over_direct": round(gm / dm, 2) if gm and dm else None,
+        "gateway_ms": [round(x, 1) for x in g],
+        "direct_ms": [round(x, 1) for x in d],
+        "gateway_failures": gfail,
+        "direct_failures": dfail,
+    }
+    print(f"through the gateway : median {gm} ms over {len(g)}/{args.runs} runs {out['gateway_ms']}")
+    print(f"direct browser↔browser: median {dm} ms over {len(d)}/{args.runs} runs {out['direct_ms']}")
+    print(f"ratio gateway/direct: {out['ratio_gateway_over_direct']}")
+    for f in gfail + dfail:
+        print("  failure:", f)
+    print(json.dumps(out, ensure_ascii=False))
+    return out
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,125 @@
+"""Wire messages of calls (``call.*``) and of WebRTC negotiation (``rtc.*``), protocol v1.
+
+Names and fields are the contract of issue 4 and are documented in ``docs/protocol.md``:
+extend, never rename. Client messages are validated at the edge into these dataclasses
+(types and roles) before :mod:`gateway.media.service` sees them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from signaling.protocol import Event, Message, message
+
+# --- client → server ------------------------------------------------------------------------
+
+
+@message("call.request", roles=("viewer", "agent"))
+class CallRequest(Message):
+    conversation: str
+    video: bool = True
+
+
+@message("call.accept", roles=("viewer", "agent", "host"))
+class CallAccept(Message):
+    """The callee answers a ringing call; an invited host may accept instead of ``call.join``."""
+    call: str
+
+
+@message("call.decline", roles=("viewer", "agent", "host"))
+class CallDecline(Message):
+    call: str
+
+
+@message("call.hangup", roles=("viewer", "agent", "host"))
+class CallHangup(Message):
+    call: str
+
+
+@message("call.invite", roles=("agent",))
+class CallInvite(Message):
+    call: str
+    user: str
+
+
+@message("call.join", roles=("host",))
+class CallJoin(Message):
+    call: str
+
+
+@message("call.mute", roles=("viewer", "agent", "host"))
+class CallMute(Message):
+    call: str
+    audio: bool | None = None
+    video: bool | None = None
+
+
+@message("rtc.offer", roles=("viewer", "agent", "host"))
+class RtcOffer(Message):
+    call: str
+    sdp: str
+
+
+@message("rtc.answer", roles=("viewer", "agent", "host"))
+class RtcAnswer(Message):
+    call: str
+    sdp: str
+
+
+@message("rtc.candidate", roles=("viewer", "agent", "host"))
+class RtcCandidate(Message):
+    call: str
+    candidate: str  # the browser's "candidate:…" string; "" means end of candidates
+    sdpMid: str | None = None  # noqa: N815 (names from the WebRTC standard)
+    sdpMLineIndex: int | None = None  # noqa: N815
+
+
+# --- server → client ------------------------------------------------------------------------
+
+
+@dataclass
+class CallIncoming(Event):
+    TYPE: ClassVar[str] = "call.incoming"
+    call: str
+    conversation: str
+    # ``from`` is a Python keyword: the wire name is produced in to_wire().
+    from_: dict
+    video: bool
+
+    def to_wire(self) -> dict[str, Any]:
+        d = super().to_wire()
+        d["from"] = d.pop("from_")
+        return d
+
+
+@dataclass
+class CallStateEvent(Event):
+    """Every change of a call, to the conversation's members and any invited host."""
+    TYPE: ClassVar[str] = "call.state"
+    call: str
+    state: str  # ringing | connecting | active | ended
+    participants: list  # [{user, role, audio, video, status}]
+    reason: str | None = None
+    # extensions
+    conversation: str | None = None
+    video: bool | None = None
+    started_at: float | None = None  # wall clock when the call became active
+    invited: list | None = None  # users invited but not (yet) in the call
+    ice_servers: list | None = None  # for a recipient that still has to send its rtc.offer
+
+
+@dataclass
+class RtcOfferEvent(Event):
+    TYPE: ClassVar[str] = "rtc.offer"
+    call: str
+    sdp: str
+    tracks: list | None = None  # extension: [{mid, user, kind}] forwarded on this connection
+
+
+@dataclass
+class RtcAnswerEvent(Event):
+    TYPE: ClassVar[str] = "rtc.answer"
+    call: str
+    sdp: str
+    tracks: list | None = None  # extension, as in rtc.offer

@@ -1,0 +1,280 @@
+"""One participant's RTCPeerConnection with the gateway, and its negotiation state machine.
+
+A :class:`Peer` owns exactly one aiortc connection and the rules for talking SDP over it:
+
+* the **client offers first** (``rtc.offer``); the gateway answers, filling only the m-lines
+  that offer already has with tracks forwarded from the others (aiortc cannot add m-lines
+  to an answer);
+* afterwards **only the gateway offers** (participants joining or leaving), with at most
+  one offer outstanding; more changes while one is outstanding are folded into the next
+  offer, sent when the answer arrives (``wanted``);
+* a client offer while a gateway offer is outstanding is *glare*: aiortc cannot roll back,
+  so the gateway is the impolite peer and the client gets ``error`` ``glare``;
+* a send slot (transceiver) whose forwarded track ended is never reused: aiortc's sender
+  task ends with its track, so a participant who leaves turns its slots ``inactive`` (or
+  back to ``recvonly`` on the client's own m-lines) and a newcomer gets fresh m-lines.
+
+aiortc has no ICE restart: a participant that comes back after a network drop gets a new
+``Peer`` (a new *generation*), see ``service.py``. The connection is always built with an
+explicit ``RTCConfiguration`` so aiortc never falls back to its default public STUN server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from aiortc import (RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpReceiver,
+                    RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription)
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc import sdp as sdp_module
+from aiortc.sdp import candidate_from_sdp
+
+from signaling.errors import ErrorCode, ProtocolError
+
+from .forwarder import Forwarder, SourceKey
+from .ice_policy import IcePolicy, applied
+
+log = logging.getLogger(__name__)
+
+OfferSink = Callable[["Peer", str, list], Awaitable[None]]
+
+
+@dataclass
+class Slot:
+    """One transceiver of the connection, as the gateway uses it to send."""
+
+    transceiver: RTCRtpTransceiver
+    own: bool  # created from the client's offer (else added by the gateway: sendonly)
+    key: SourceKey | None = None  # the forwarded source it carries now
+    spent: bool = False  # carried a track that ended: never reused
+
+
+@dataclass
+class Received:
+    key: SourceKey
+    track: MediaStreamTrack
+    receiver: RTCRtpReceiver
+
+
+def _check_sdp(sdp: str, what: str) -> None:
+    """What aiortc lets through but we cannot use: not SDP at all, or no audio/video.
+
+    (aiortc's parser skips unknown lines, so ``"v=0\r\ngarbage"`` parses as an empty
+    session and would be answered with an empty answer.)
+    """
+    try:
+        parsed = sdp_module.SessionDescription.parse(sdp)
+    except Exception as e:
+        raise ProtocolError(ErrorCode.BAD_SDP, f"{what}: the SDP does not parse: "
+                                               f"{type(e).__name__}: {e}"[:300]) from None
+    if not sdp.lstrip().startswith("v=0") or not any(
+            m.kind in ("audio", "video") for m in parsed.media):
+        raise ProtocolError(ErrorCode.BAD_SDP, f"{what}: the SDP has no audio or video m-line")
+
+
+def ice_servers_for_gateway(urls: list[str]) -> list[RTCIceServer]:
+    """The gateway's own ICE servers: STUN only (it has no use for TURN credentials)."""
+    return [RTCIceServer(urls=list(urls))] if urls else []
+
+
+class Peer:
+    def __init__(self, owner: str, gen: int, forwarder: Forwarder, on_offer: OfferSink,
+                 ice_servers: list[RTCIceServer] | None = None, video_codec: str = "VP8",
+                 on_state: Callable[["Peer"], None] | None = None,
+                 ice_policy: IcePolicy | None = None):
+        self.owner = owner
+        self.gen = gen
+        self.forwarder = forwarder
+        self.on_offer = on_offer
+        self.video_codec = video_codec
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers or [])))
+        self.lock = asyncio.Lock()
+        self.negotiated = False  # the client's first offer has been answered
+        self.offering = False  # a gateway offer is outstanding
+        self.wanted = False  # another gateway offer is needed
+        self.closed = False
+        self.slots: list[Slot] = []
+        self.received: list[Received] = []
+        self._on_state = on_state
+        self.ice_policy = ice_policy
+
+        @self.pc.on("connectionstatechange")
+        def _changed() -> None:
+            if self._on_state is not None:
+                self._on_state(self)
+
+    # --- state -----------------------------------------------------------------------------
+    @property
+    def connection_state(self) -> str:
+        return self.pc.connectionState
+
+    @property
+    def connected(self) -> bool:
+        return self.pc.connectionState == "connected"
+
+    def forwarded(self) -> set[SourceKey]:
+        return {s.key for s in self.slots if s.key is not None}
+
+    def tracks(self) -> list[dict]:
+        """``[{mid, user, kind}]`` for every forwarded track on this connection."""
+        return [{"mid": s.transceiver.mid, "user": s.key.owner, "kind": s.key.kind}
+                for s in self.slots if s.key is not None and s.transceiver.mid is not None]
+
+    # --- the client's (first) offer -------------------------------------------------------
+    async def answer(self, sdp: str, sources: list[SourceKey]) -> str:
+        """Apply the client's offer and answer it, filling its m-lines from ``sources``.
+
+        Raises ``bad_sdp`` if aiortc refuses the offer; the caller then discards this peer
+        (a half-applied remote description cannot be rolled back).
+        """
+        async with self.lock:
+            if self.negotiated:
+                raise ProtocolError(ErrorCode.BAD_STATE,
+                                    "this connection is negotiated; the gateway offers now")
+            _check_sdp(sdp, "rtc.offer")
+            got: list[MediaStreamTrack] = []
+            self.pc.on("track", got.append)
+            try:
+                await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            except Exception as e:  # aiortc raises ValueError, AssertionError, OperationError…
+                raise ProtocolError(ErrorCode.BAD_SDP, f"rtc.offer: the SDP was refused: "
+                                                       f"{type(e).__name__}: {e}"[:300]) from None
+            finally:
+                self.pc.remove_listener("track", got.append)
+            for t in self.pc.getTransceivers():
+                self._prefer_codec(t, reorder=True)
+                self.slots.append(Slot(t, own=True))
+                if t.receiver.track is not None and t.receiver.track in got:
+                    self.received.append(Received(SourceKey(self.owner, t.kind, t.mid, self.gen),
+                                                  t.receiver.track, t.receiver))
+            for key in sources:
+                if key not in self.forwarder.sources():
+                    continue
+                slot = self._free_own_slot(key.kind)
+                if slot is not None:
+                    self._fill(slot, key)
+            try:
+                with applied(self.ice_policy):  # gathering happens here
+                    await self.pc.setLocalDescription(await self.pc.createAnswer())
+            except Exception as e:
+                raise ProtocolError(ErrorCode.BAD_SDP, f"rtc.offer: cannot answer this offer: "
+                                                       f"{type(e).__name__}: {e}"[:300]) from None
+            self.negotiated = True
+            return self.pc.localDescription.sdp
+
+    # --- forwarding changes ---------------------------------------------------------------
+    def forward(self, key: SourceKey) -> None:
+        """Send ``key`` to this participant (a new m-line; needs :meth:`renegotiate`)."""
+        if self.closed or key in self.forwarded() or key not in self.forwarder.sources():
+            return
+        track = self.forwarder.subscribe(key, self.owner)
+        t = self.pc.addTransceiver(track, direction="sendonly")
+        self._prefer_codec(t)
+        self.slots.append(Slot(t, own=False, key=key))
+        self.wanted = True
+
+    def unforward(self, key: SourceKey) -> None:
+        """Stop sending ``key``; its slot goes quiet for good (needs :meth:`renegotiate`)."""
+        for s in self.slots:
+            if s.key == key:
+                self.forwarder.unsubscribe(key, self.owner)
+                s.key = None
+                s.spent = True
+                if not self.closed:
+                    s.transceiver.direction = "recvonly" if s.own else "inactive"
+                self.wanted = True
+
+    def _free_own_slot(self, kind: str) -> Slot | None:
+        for s in self.slots:
+            if (s.own and not s.spent and s.key is None and s.transceiver.kind == kind
+                    and s.transceiver.sender.track is None):
+                return s
+        return None
+
+    def _fill(self, slot: Slot, key: SourceKey) -> None:
+        track = self.forwarder.subscribe(key, self.owner)
+        slot.transceiver.sender.replaceTrack(track)
+        slot.transceiver.direction = "sendrecv"
+        slot.key = key
+
+    def _prefer_codec(self, t: RTCRtpTransceiver, reorder: bool = False) -> None:
+        if t.kind != "video" or not self.video_codec:
+            return
+        want = f"video/{self.video_codec}".lower()
+        caps = RTCRtpSender.getCapabilities("video").codecs
+        first = [c for c in caps if c.mimeType.lower() == want]
+        if not first:
+            return
+        t.setCodecPreferences(first + [c for c in caps if c not in first])
+        if reorder:  # the answer is built from the codecs negotiated in setRemoteDescription
+            t._codecs.sort(key=lambda c: c.mimeType.lower() != want)
+
+    # --- gateway offers --------------------------------------------------------------------
+    async def renegotiate(self) -> None:
+        """Offer the current set of forwarded tracks if anything changed (one at a time)."""
+        async with self.lock:
+            await self._offer_if_wanted()
+
+    async def _offer_if_wanted(self) -> None:
+        if not self.wanted or self.offering or not self.negotiated or self.closed:
+            return
+        self.wanted = False
+        with applied(self.ice_policy):
+            await self.pc.setLocalDescription(await self.pc.createOffer())
+        self.offering = True
+        await self.on_offer(self, self.pc.localDescription.sdp, self.tracks())
+
+    async def accept_answer(self, sdp: str) -> None:
+        async with self.lock:
+            if not self.offering:
+                raise ProtocolError(ErrorCode.BAD_STATE,
+                                    "rtc.answer: the gateway has no offer outstanding")
+            _check_sdp(sdp, "rtc.answer")
+            try:
+                await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+            except Exception as e:
+                raise ProtocolError(ErrorCode.BAD_SDP, f"rtc.answer: the SDP was refused: "
+                                                       f"{type(e).__name__}: {e}"[:300]) from None
+            self.offering = False
+            await self._offer_if_wanted()
+
+    async def add_candidate(self, candidate: str, sdp_mid: str | None,
+                            sdp_mline_index: int | None) -> None:
+        """A trickled browser candidate; ``""`` marks the end of candidates."""
+        if self.closed or self.pc.remoteDescription is None:
+            return  # nothing to add it to (stale, or before the offer): harmless
+        if not candidate:
+            await self.pc.addIceCandidate(None)
+            return
+        text = candidate[len("candidate:"):] if candidate.startswith("candidate:") else candidate
+        try:
+            c = candidate_from_sdp(text)
+        except Exception:
+            raise ProtocolError(ErrorCode.BAD_REQUEST,
+                                "rtc.candidate: 'candidate' is not an ICE candidate line") from None
+        c.sdpMid = sdp_mid
+        c.sdpMLineIndex = sdp_mline_index
+        if c.sdpMid is None and c.sdpMLineIndex is None:
+            c.sdpMLineIndex = 0
+        await self.pc.addIceCandidate(c)
+
+    # --- end -------------------------------------------------------------------------------
+    async def close(self) -> None:
+        """Close the connection and end everything it sent or subscribed to."""
+        if self.closed:
+            return
+        self.closed = True
+        for s in self.slots:
+            if s.key is not None:
+                self.forwarder.unsubscribe(s.key, self.owner)
+                s.key = None
+        try:
+            await self.pc.close()
+        except Exception:
+            log.exception("closing peer connection of %s failed", self.owner)
+        self.slots.clear()
+        self.received.clear()
+        self._on_state = None

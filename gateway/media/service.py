@@ -1,0 +1,455 @@
+"""The media service: call handlers, who is told what, timers, and the peers behind a call.
+
+Wires the ``call.*``/``rtc.*`` protocol (``messages.py``) to the call state
+(``call.py``), one :class:`~gateway.media.peer.Peer` per participant (``peer.py``) and the
+:class:`~gateway.media.forwarder.Forwarder` that carries every participant's tracks to the
+others. It owns the call lifecycle rules of issue 4:
+
+* ringing times out after ``ring_timeout_s`` → ``ended``/``missed``; if the viewer was
+  calling, a system line is posted and the conversation goes back to the head of the queue;
+* a call lasts at most ``max_call_s`` (→ ``ended``/``max_duration``);
+* the viewer or the agent hanging up ends the call for everyone (``hangup``); the host
+  hanging up removes only the host; a resolved conversation ends its call (``resolved``);
+* a participant whose socket drops keeps its place for ``call_grace_s``: when it comes
+  back (resume, or any new live session of the same user) its next ``rtc.offer`` rebuilds
+  its peer connection (aiortc has no ICE restart) and the others are renegotiated; after
+  the grace period it leaves (a host is removed, the viewer or agent ends the call with
+  ``left``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from typing import Any
+
+from signaling import ErrorCode, Hub, ProtocolError, Request, Session
+
+from ..support.conversation import Conversation
+from ..support.service import BOT, SupportService
+from .call import Call, CallRegistry, Participant
+from .forwarder import Forwarder, RelayForwarder
+from .messages import (CallAccept, CallDecline, CallHangup, CallIncoming, CallInvite,
+                       CallJoin, CallMute, CallRequest, CallStateEvent, RtcAnswer,
+                       RtcAnswerEvent, RtcCandidate, RtcOffer, RtcOfferEvent)
+from .ice_policy import IcePolicy
+from .ice_policy import install as install_ice_policy
+from .peer import Peer, ice_servers_for_gateway
+
+log = logging.getLogger(__name__)
+
+MISSED_CALL_ZH = "客服暂时未能接听，已为您重新排队，请稍候。"
+ENDED_KEEP = 1000  # ended call ids remembered, so late messages get bad_state, not not_found
+
+
+class MediaService:
+    def __init__(self, hub: Hub, support: SupportService, config: Any, ice: Any,
+                 metrics: Any = None, forwarder: Forwarder | None = None):
+        self.hub = hub
+        self.support = support
+        self.config = config
+        self.ice = ice
+        self.metrics = metrics
+        self.forwarder = forwarder or RelayForwarder()
+        self.calls = CallRegistry()
+        self._ended: OrderedDict[str, str] = OrderedDict()
+        self._tasks: set[asyncio.Task] = set()
+        self._gateway_ice = ice_servers_for_gateway(list(getattr(config, "stun_urls", []) or []))
+        self.ice_policy = IcePolicy.from_config(list(getattr(config, "media_address", []) or []),
+                                                getattr(config, "udp_port_min", 0),
+                                                getattr(config, "udp_port_max", 0))
+        if self.ice_policy.active:
+            install_ice_policy()
+
+        hub.handle(CallRequest, self.on_request)
+        hub.handle(CallAccept, self.on_accept)
+        hub.handle(CallDecline, self.on_decline)
+        hub.handle(CallHangup, self.on_hangup)
+        hub.handle(CallInvite, self.on_invite)
+        hub.handle(CallJoin, self.on_join)
+        hub.handle(CallMute, self.on_mute)
+        hub.handle(RtcOffer, self.on_offer)
+        hub.handle(RtcAnswer, self.on_answer)
+        hub.handle(RtcCandidate, self.on_candidate)
+        hub.on("detached", self._on_detached)
+        hub.on("live", self._on_back)
+        hub.on("resumed", self._on_back)
+        support.on("resolved", self._on_resolved)
+
+    # --- plumbing --------------------------------------------------------------------------
+    def _spawn(self, coro) -> asyncio.Task:
+        t = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._task_done)
+        return t
+
+    def _task_done(self, t: asyncio.Task) -> None:
+        self._tasks.discard(t)
+        if not t.cancelled() and t.exception() is not None:
+            log.error("media task failed", exc_info=t.exception())
+
+    def _later(self, delay: float, coro_fn, *args) -> asyncio.TimerHandle:
+        return asyncio.get_running_loop().call_later(delay, lambda: self._spawn(coro_fn(*args)))
+
+    def _members(self, call: Call) -> list[str]:
+        conv = self.support.store.get(call.conversation)
+        return conv.members() if conv is not None else []
+
+    def _call_for(self, req: Request, call_id: str) -> Call:
+        call = self.calls.get(call_id)
+        if call is None:
+            if call_id in self._ended:
+                raise ProtocolError(ErrorCode.BAD_STATE, f"call {call_id!r} has ended")
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown call {call_id!r}")
+        if not call.may_touch(req.user, self._members(call)):
+            raise ProtocolError(ErrorCode.NOT_MEMBER, f"you are not part of call {call_id!r}")
+        return call
+
+    def _participant(self, req: Request, call: Call, what: str) -> Participant:
+        if call.state == "ringing":
+            raise ProtocolError(ErrorCode.BAD_STATE,
+                                f"{what}: the call is ringing; wait for call.state connecting")
+        p = call.participants.get(req.user)
+        if p is None:
+            raise ProtocolError(ErrorCode.BAD_STATE, f"{what}: accept or join the call first")
+        return p
+
+    def _state_for(self, call: Call, user: str) -> CallStateEvent:
+        ev = CallStateEvent(call=call.id, state=call.state,
+                            participants=[p.to_wire() for p in call.participants.values()],
+                            reason=call.reason, conversation=call.conversation,
+                            video=call.video, started_at=call.started_at,
+                            invited=list(call.invited) or None)
+        p = call.participants.get(user)
+        if (call.live and call.state != "ringing" and p is not None
+                and (p.peer is None or not p.peer.negotiated or p.restart)):
+            ev.ice_servers = self.ice.for_user(user)  # it has an rtc.offer to send
+        return ev
+
+    async def _announce(self, call: Call, req: Request | None = None,
+                        extra: list[str] = ()) -> None:
+        """``call.state`` to everyone concerned; the requester's copy is its reply."""
+        users = call.audience(self._members(call))
+        users += [u for u in extra if u not in users]
+        for user in users:
+            ev = self._state_for(call, user)
+            if req is not None and user == req.user:
+                req.reply(ev)
+                await self.hub.send_to_user(user, ev, exclude_session=req.session.id)
+            else:
+                await self.hub.send_to_user(user, ev)
+
+    # --- call.request / accept / decline ---------------------------------------------------
+    async def on_request(self, req: Request):
+        msg: CallRequest = req.msg
+        conv = self.support.store.get(msg.conversation)
+        if conv is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown conversation {msg.conversation!r}")
+        if not conv.is_member(req.user):
+            raise ProtocolError(ErrorCode.NOT_MEMBER,
+                                f"you are not a member of conversation {msg.conversation!r}")
+        if conv.state != "assigned" or not conv.agent:
+            raise ProtocolError(ErrorCode.BAD_STATE,
+                                f"call.request: the conversation is {conv.state}; a call needs "
+                                f"an assigned agent")
+        if self.calls.for_conversation(conv.id) is not None:
+            raise ProtocolError(ErrorCode.CONFLICT, "the conversation already has a call")
+        callee = conv.agent if req.user == conv.viewer else conv.viewer
+        call = self.calls.create(conv.id, conv.room, msg.video, req.user, req.role, callee)
+        call.timers["ring"] = self._later(self.config.ring_timeout_s, self._ring_timeout, call)
+        await self._announce(call, req)
+        await self.hub.send_to_user(callee, CallIncoming(
+            call=call.id, conversation=conv.id, video=msg.video,
+            from_={"user": req.user, "role": req.role, "name": req.claims.name or req.user}))
+
+    async def _ring_timeout(self, call: Call) -> None:
+        if call.state == "ringing":
+            await self._end(call, "missed")
+
+    async def on_accept(self, req: Request):
+        call = self._call_for(req, req.msg.call)
+        if req.user in call.invited:
+            return await self._join(req, call)
+        if call.state != "ringing":
+            raise ProtocolError(ErrorCode.BAD_STATE, f"call.accept: the call is {call.state}")
+        if req.user != call.callee:
+            raise ProtocolError(ErrorCode.BAD_STATE, "call.accept: you placed this call")
+        call.cancel_timer("ring")
+        call.add(req.user, req.role)
+        call.state = "connecting"
+        call.timers["max"] = self._later(self.config.max_call_s, self._max_length, call)
+        await self._announce(call, req)
+
+    async def _max_length(self, call: Call) -> None:
+        if call.live:
+            await self._end(call, "max_duration")
+
+    async def on_decline(self, req: Request):
+        call = self._call_for(req, req.msg.call)
+        if req.user in call.invited:
+            del call.invited[req.user]
+            await self._announce(call, req, extra=[req.user])
+            return None
+        if call.state == "ringing" and req.user == call.callee:
+            await self._end(call, "declined", req)
+            return None
+        raise ProtocolError(ErrorCode.BAD_STATE, "call.decline: nothing to decline")
+
+    # --- hangup, invite, join, mute --------------------------------------------------------
+    async def on_hangup(self, req: Request):
+        call = self._call_for(req, req.msg.call)
+        if not call.live:
+            raise ProtocolError(ErrorCode.BAD_STATE, "the call has ended")
+        p = call.participants.get(req.user)
+        if p is None:
+            if call.state == "ringing" and req.user == call.callee:
+                await self._end(call, "declined", req)
+                return None
+            if req.user in call.invited:
+                del call.invited[req.user]
+                await self._announce(call, req, extra=[req.user])
+                return None
+            raise ProtocolError(ErrorCode.BAD_STATE, "call.hangup: you are not in the call")
+        await self._leave(call, p, "hangup", req)
+        return None
+
+    async def on_invite(self, req: Request):
+        msg: CallInvite = req.msg
+        call = self._call_for(req, msg.call)
+        if req.user not in call.participants or call.state not in ("connecting", "active"):
+            raise ProtocolError(ErrorCode.BAD_STATE,
+                                "call.invite: only an agent in a connected call can invite")
+        if msg.user in call.participants:
+            raise ProtocolError(ErrorCode.CONFLICT, f"{msg.user!r} is already in the call")
+        where = await self._presence(msg.user)
+        if not where:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"{msg.user!r} is not connected")
+        if not any(w["role"] == "host" for w in where):
+            raise ProtocolError(ErrorCode.FORBIDDEN, f"{msg.user!r} is not a host")
+        if not any(w["role"] == "host" and w["room"] == call.room for w in where):
+            raise ProtocolError(ErrorCode.FORBIDDEN,
+                                f"{msg.user!r} is not the host of room {call.room!r}")
+        call.invited[msg.user] = req.user
+        await self._announce(call, req)
+        await self.hub.send_to_user(msg.user, CallIncoming(
+            call=call.id, conversation=call.conversation, video=call.video,
+            from_={"user": req.user, "role": req.role, "name": req.claims.name or req.user}))
+
+    async def _presence(self, user: str) -> list[dict]:
+        """Connected (live, attached) sessions of ``user``: ``[{role, room, …}]``."""
+        presence_of = getattr(self.hub, "presence_of", None)
+        if presence_of is not None:
+            return await presence_of(user)
+        return [{"role": s.role, "room": s.claims.room}
+                for s in self.hub.user_sessions(user) if s.attached]
+
+    async def on_join(self, req: Request):
+        call = self._call_for(req, req.msg.call)
+        if req.user not in call.invited:
+            raise ProtocolError(ErrorCode.BAD_STATE, "call.join: you have not been invited")
+        return await self._join(req, call)
+
+    async def _join(self, req: Request, call: Call):
+        if call.state not in ("connecting", "active"):
+            raise ProtocolError(ErrorCode.BAD_STATE, f"call.join: the call is {call.state}")
+        call.add(req.user, req.role)
+        await self._announce(call, req)
+
+    async def on_mute(self, req: Request):
+        msg: CallMute = req.msg
+        call = self._call_for(req, msg.call)
+        p = self._participant(req, call, "call.mute")
+        if msg.audio is not None:
+            p.audio = msg.audio
+        if msg.video is not None:
+            p.video = msg.video
+        await self._announce(call, req)
+
+    # --- rtc.* -----------------------------------------------------------------------------
+    async def on_offer(self, req: Request):
+        msg: RtcOffer = req.msg
+        call = self._call_for(req, msg.call)
+        p = self._participant(req, call, "rtc.offer")
+        if p.peer is not None and p.peer.negotiated:
+            if p.restart or p.peer.connection_state in ("failed", "closed"):
+                await self._retire_peer(call, p)  # rebuild: aiortc has no ICE restart
+            elif p.peer.offering:
+                raise ProtocolError(ErrorCode.GLARE, "rtc.offer: the gateway has an offer "
+                                                     "outstanding; answer it instead")
+            else:
+                raise ProtocolError(ErrorCode.BAD_STATE, "rtc.offer: already negotiated; "
+                                                         "renegotiation is offered by the gateway")
+        if p.peer is None:
+            p.gen += 1
+            p.peer = self._new_peer(call, p)
+        peer = p.peer
+        others = [k for k in self.forwarder.sources()
+                  if k.owner != p.user and k.owner in call.participants]
+        try:
+            sdp = await peer.answer(msg.sdp, others)
+        except ProtocolError as e:
+            if e.code == ErrorCode.BAD_SDP and p.peer is peer:  # discard the half-applied peer
+                p.peer = None
+                self._spawn(peer.close())
+            raise
+        p.restart = False
+        req.reply(RtcAnswerEvent(call=call.id, sdp=sdp, tracks=peer.tracks()))
+        # Now that this participant's first offer is answered: its tracks go to everyone
+        # else, and everything it could not get inside its own m-lines comes in a gateway offer.
+        for r in peer.received:
+            self.forwarder.publish(r.key, r.track, r.receiver)
+        for key in others:
+            peer.forward(key)
+        touched = [peer]
+        for q in call.participants.values():
+            if q is p or q.peer is None or not q.peer.negotiated:
+                continue
+            for r in peer.received:
+                q.peer.forward(r.key)
+            touched.append(q.peer)
+        for x in touched:
+            self._spawn(x.renegotiate())
+        await self._announce(call)
+
+    def _new_peer(self, call: Call, p: Participant) -> Peer:
+        async def send_offer(peer: Peer, sdp: str, tracks: list) -> None:
+            if p.peer is peer and call.live:
+                await self.hub.send_to_user(p.user, RtcOfferEvent(call=call.id, sdp=sdp,
+                                                                  tracks=tracks))
+
+        def state_changed(peer: Peer) -> None:
+            if p.peer is peer and call.live:
+                self._spawn(self._peer_state(call, p, peer))
+
+        return Peer(p.user, p.gen, self.forwarder, send_offer, ice_servers=self._gateway_ice,
+                    video_codec=getattr(self.config, "video_codec", "VP8"),
+                    on_state=state_changed, ice_policy=self.ice_policy)
+
+    async def _peer_state(self, call: Call, p: Participant, peer: Peer) -> None:
+        if not call.live or p.peer is not peer:
+            return
+        connected = [q for q in call.participants.values() if q.peer is not None and q.peer.connected]
+        if call.state == "connecting" and len(connected) >= 2:
+            call.state = "active"
+            call.started_at = time.time()
+        await self._announce(call)
+
+    async def on_answer(self, req: Request):
+        msg: RtcAnswer = req.msg
+        call = self._call_for(req, msg.call)
+        p = self._participant(req, call, "rtc.answer")
+        if p.peer is None:
+            raise ProtocolError(ErrorCode.BAD_STATE, "rtc.answer: send your rtc.offer first")
+        await p.peer.accept_answer(msg.sdp)
+
+    async def on_candidate(self, req: Request):
+        msg: RtcCandidate = req.msg
+        call = self._call_for(req, msg.call)
+        p = self._participant(req, call, "rtc.candidate")
+        if p.peer is not None:
+            await p.peer.add_candidate(msg.candidate, msg.sdpMid, msg.sdpMLineIndex)
+
+    # --- leaving and ending ----------------------------------------------------------------
+    async def _retire_peer(self, call: Call, p: Participant, renegotiate: bool = True) -> None:
+        """Close ``p``'s connection: its tracks stop reaching the others, who are re-offered."""
+        peer, p.peer = p.peer, None
+        if peer is None:
+            return
+        keys = [r.key for r in peer.received]
+        touched = []
+        for q in call.participants.values():
+            if q is p or q.peer is None:
+                continue
+            for k in keys:
+                q.peer.unforward(k)
+            touched.append(q.peer)
+        for k in keys:
+            self.forwarder.unpublish(k)
+        await peer.close()
+        if renegotiate:
+            for x in touched:
+                self._spawn(x.renegotiate())
+
+    async def _leave(self, call: Call, p: Participant, reason: str,
+                     req: Request | None = None) -> None:
+        """``p`` is out (hangup, or grace over). The viewer or agent leaving ends the call."""
+        if p.role in ("viewer", "agent"):
+            await self._end(call, reason, req)
+            return
+        if p.grace is not None:
+            p.grace.cancel()
+            p.grace = None
+        call.participants.pop(p.user, None)
+        await self._retire_peer(call, p)
+        await self._announce(call, req, extra=[p.user])
+
+    async def _end(self, call: Call, reason: str, req: Request | None = None) -> None:
+        if not call.live:
+            return
+        call.end(reason)
+        self.calls.remove(call)
+        self._ended[call.id] = call.conversation
+        while len(self._ended) > ENDED_KEEP:
+            self._ended.popitem(last=False)
+        if self.metrics is not None:
+            self.metrics.calls.labels(outcome=reason).inc()
+        conv = self.support.store.get(call.conversation)
+        await self._announce(call, req)
+        for p in list(call.participants.values()):
+            await self._retire_peer(call, p, renegotiate=False)
+        if reason == "missed" and conv is not None and call.requester == conv.viewer:
+            await self._missed(conv)
+
+    async def _missed(self, conv: Conversation) -> None:
+        await self.support.post(conv, BOT, MISSED_CALL_ZH, kind="system")
+        await self.support.requeue(conv, "missed_call")
+
+    def _on_resolved(self, conv: Conversation) -> None:
+        call = self.calls.for_conversation(conv.id)
+        if call is not None:
+            self._spawn(self._end(call, "resolved"))
+
+    # --- sockets dropping and coming back --------------------------------------------------
+    def _on_detached(self, session: Session) -> None:
+        if self.hub.online(session.user):
+            return  # another socket of the same user is still there
+        for call in self.calls.with_participant(session.user):
+            p = call.participants[session.user]
+            if p.dropped:
+                continue
+            p.dropped = True
+            p.grace = self._later(self.config.call_grace_s, self._grace_over, call, p)
+            self._spawn(self._announce(call))
+
+    def _on_back(self, session: Session) -> None:
+        for call in self.calls.with_participant(session.user):
+            p = call.participants[session.user]
+            if not p.dropped:
+                continue
+            p.dropped = False
+            if p.grace is not None:
+                p.grace.cancel()
+                p.grace = None
+            p.restart = p.peer is not None and p.peer.negotiated
+            self._spawn(self._announce(call))
+
+    async def _grace_over(self, call: Call, p: Participant) -> None:
+        p.grace = None
+        if call.live and p.dropped and call.participants.get(p.user) is p:
+            await self._leave(call, p, "left")
+
+    # --- shutdown --------------------------------------------------------------------------
+    async def close(self) -> None:
+        for call in self.calls.all():
+            await self._end(call, "shutdown")
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.forwarder.close()
+
+    # --- introspection (tests, metrics) ----------------------------------------------------
+    def peers(self) -> list[Peer]:
+        return [p.peer for c in self.calls.all() for p in c.participants.values()
+                if p.peer is not None]

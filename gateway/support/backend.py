@@ -1,0 +1,277 @@
+"""Support state changes: one atomic step each, applied to every node's replica in one order.
+
+``SupportService`` never mutates conversations or routing itself; it asks a backend for one
+*step* (open, append, escalate, assign-next, resolve, transfer, requeue, agent status, set
+fields). A step validates and produces a list of primitive *changes* with absolute values;
+the :class:`Replica` applies changes to the node's in-memory :class:`ConversationStore` and
+:class:`Router`, which is what every read uses.
+
+* :class:`MemoryBackend` (one process): validate in Python, apply at once.
+* :class:`~gateway.support.redis_backend.RedisBackend` (many nodes): validate-and-change in
+  one Lua script per step (the race-free part), which also appends the changes to the
+  Redis Stream ``ld:{ld}:ops``; every node tails that stream and applies it in stream order.
+  A step returns once the local replica has applied it (read-your-writes).
+
+Because both apply the same change lists through the same code, one node and many nodes
+behave alike; and chat messages are delivered by the applier, so every recipient on every
+node sees a conversation in its log order.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from typing import Any, Callable
+
+from signaling import ErrorCode, ProtocolError
+
+from .conversation import Author, Conversation, ConversationStore, StoredMessage
+from .routing import Agent, Router
+
+Change = list  # ["conv", {...}] | ["set", cid, {...}] | ["msg", {...}, origin] | ...
+MessageSink = Callable[[Conversation, StoredMessage, str | None], None]
+
+
+def message_from_record(rec: dict[str, Any]) -> StoredMessage:
+    a = rec["author"]
+    return StoredMessage(message_id=rec["message_id"], conversation=rec["cid"],
+                         author=Author(role=a["role"], user=a["user"], name=a.get("name") or None),
+                         text=rec["text"], client_msg_id=rec.get("cmid") or None,
+                         ts=float(rec["ts"]), kind=rec.get("kind") or None,
+                         meta=rec.get("meta") or {}, n=int(rec["n"]))
+
+
+def message_record(conv: Conversation, n: int, author: Author, text: str, cmid: str | None,
+                   kind: str | None, meta: dict | None, ts: float) -> dict[str, Any]:
+    return {"cid": conv.id, "n": n, "message_id": f"{conv.id}:{n}",
+            "author": {"role": author.role, "user": author.user, "name": author.name or ""},
+            "text": text, "cmid": cmid or "", "ts": ts, "kind": kind or "", "meta": meta or {}}
+
+
+class Replica:
+    """Applies change lists to this node's copy of conversations and routing."""
+
+    FIELDS = ("state", "agent", "agent_name", "escalated_at", "assigned_at", "resolved_at",
+              "first_agent_reply_at", "escalation_reason", "mood", "pinned", "viewer_name")
+
+    def __init__(self, store: ConversationStore, router: Router) -> None:
+        self.store = store
+        self.router = router
+        self.on_message: MessageSink | None = None
+        self.on_change: Callable[[list], None] | None = None
+
+    def apply(self, changes: list[Change]) -> None:
+        for ch in changes:
+            kind = ch[0]
+            if kind == "conv":
+                d = ch[1]
+                self.store.create(d["cid"], d["room"], d["viewer"], d["viewer_name"],
+                                  float(d["created_at"]))
+            elif kind == "set":
+                conv = self.store.get(ch[1])
+                if conv is None:
+                    continue
+                for k, v in ch[2].items():
+                    if k in self.FIELDS:
+                        if k == "state":
+                            conv.state_version += 1
+                        setattr(conv, k, None if v in ("", None) and k not in ("mood",) else v)
+                if conv.state == "resolved":
+                    self.store.closed(conv)
+            elif kind == "msg":
+                rec, origin = ch[1], (ch[2] if len(ch) > 2 else None)
+                conv = self.store.get(rec["cid"])
+                if conv is None or int(rec["n"]) <= len(conv.messages):
+                    continue  # unknown, or already applied (bootstrap overlap)
+                m = message_from_record(rec)
+                self.store.add(conv, m)
+                if self.on_message is not None:
+                    self.on_message(conv, m, origin)
+            elif kind == "q_add":
+                conv = self.store.get(ch[1])
+                if conv is not None:
+                    self.router.enqueue(conv.id, conv.room, conv.viewer, front=bool(ch[3]),
+                                        since=float(ch[2]))
+            elif kind == "q_del":
+                self.router.remove(ch[1])
+            elif kind == "attach":
+                a = self.router.agent(ch[2])
+                self.router.attach(ch[1], a, float(ch[3]))
+            elif kind == "release":
+                if ch[2]:
+                    self.router.release(ch[1], ch[2])
+            elif kind == "agent":
+                d = ch[1]
+                a = self.router.agent(d["user"], d.get("name") or None)
+                a.status = d["status"]
+                a.since = float(d["since"])
+                a.capacity = int(d["capacity"])
+                a.paused = bool(d.get("paused"))
+                a.last_assigned = float(d.get("last_assigned") or 0)
+        if self.on_change is not None:
+            self.on_change(changes)
+
+
+class SupportBackend(ABC):
+    def __init__(self, store: ConversationStore, router: Router) -> None:
+        self.store = store
+        self.router = router
+        self.replica = Replica(store, router)
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def ready(self) -> bool:
+        return True
+
+    async def sync(self) -> None:
+        """Wait until this node has applied every change made anywhere so far."""
+        return None
+
+    @abstractmethod
+    async def open(self, room: str, viewer: str, name: str, greeting: tuple[Author, str] | None,
+                   origin: str | None = None) -> tuple[Conversation, bool]: ...
+
+    @abstractmethod
+    async def append(self, conv: Conversation, author: Author, text: str, cmid: str | None,
+                     kind: str | None = None, meta: dict | None = None,
+                     origin: str | None = None) -> tuple[StoredMessage, bool]: ...
+
+    @abstractmethod
+    async def escalate(self, conv: Conversation, reason: str) -> bool: ...
+
+    @abstractmethod
+    async def assign_next(self) -> tuple[Conversation, Agent] | None: ...
+
+    @abstractmethod
+    async def resolve(self, conv: Conversation) -> bool: ...
+
+    @abstractmethod
+    async def transfer(self, conv: Conversation, to_agent: str | None, reason: str) -> str | None:
+        """Move an assigned conversation to ``to_agent`` or back to the queue's head.
+        Returns the previous agent."""
+
+    @abstractmethod
+    async def set_status(self, user: str, status: str, name: str | None,
+                         capacity: int | None = None, paused: bool = False) -> Agent: ...
+
+    @abstractmethod
+    async def set_fields(self, conv: Conversation, **fields: Any) -> None: ...
+
+
+class MemoryBackend(SupportBackend):
+    """One process: each step checks and applies synchronously (no await in between)."""
+
+    def __init__(self, store: ConversationStore, router: Router, reachable=None,
+                 default_capacity: int = 5, capacities: dict[str, int] | None = None) -> None:
+        super().__init__(store, router)
+        self.default_capacity = default_capacity
+        self.capacities = capacities or {}
+        self._ids = 0
+
+    def _new_id(self) -> str:
+        import secrets
+        return "c_" + secrets.token_urlsafe(9)
+
+    async def open(self, room, viewer, name, greeting, origin=None):
+        conv = self.store.open_for(room, viewer)
+        if conv is not None:
+            return conv, False
+        now = time.time()
+        cid = self._new_id()
+        changes: list[Change] = [["conv", {"cid": cid, "room": room, "viewer": viewer,
+                                           "viewer_name": name, "created_at": now}]]
+        self.replica.apply(changes)
+        conv = self.store.get(cid)
+        if greeting is not None:
+            author, text = greeting
+            self.replica.apply([["msg", message_record(conv, 1, author, text, None, "system",
+                                                       None, now), origin]])
+        return conv, True
+
+    async def append(self, conv, author, text, cmid, kind=None, meta=None, origin=None):
+        if cmid is not None:
+            prev = conv.by_client_id.get(f"{author.user}:{cmid}")
+            if prev is not None:
+                return prev, True
+        if conv.state == "resolved" and not kind:
+            raise ProtocolError(ErrorCode.BAD_STATE, "conversation is resolved; open a new one")
+        rec = message_record(conv, len(conv.messages) + 1, author, text, cmid, kind, meta,
+                             time.time())
+        self.replica.apply([["msg", rec, origin]])
+        return conv.messages[-1], False
+
+    async def escalate(self, conv, reason):
+        if conv.state != "bot":
+            return False
+        now = time.time()
+        self.replica.apply([["set", conv.id, {"state": "queued", "escalated_at": now,
+                                              "escalation_reason": reason}],
+                            ["q_add", conv.id, now, False]])
+        return True
+
+    async def assign_next(self):
+        while self.router.queue:
+            head = self.router.queue[0]
+            conv = self.store.get(head.conversation)
+            if conv is None or conv.state != "queued":
+                self.replica.apply([["q_del", head.conversation]])
+                continue
+            a = self.router.pick()
+            if a is None:
+                return None
+            now = time.time()
+            self.replica.apply([["q_del", conv.id], ["attach", conv.id, a.user, now],
+                                ["set", conv.id, {"state": "assigned", "agent": a.user,
+                                                  "agent_name": a.name, "assigned_at": now}]])
+            return conv, a
+        return None
+
+    async def resolve(self, conv):
+        if conv.state == "resolved":
+            return False
+        self.replica.apply([["q_del", conv.id], ["release", conv.id, conv.agent],
+                            ["set", conv.id, {"state": "resolved", "resolved_at": time.time()}]])
+        return True
+
+    async def transfer(self, conv, to_agent, reason):
+        if conv.state != "assigned":
+            raise ProtocolError(ErrorCode.BAD_STATE,
+                                f"only an assigned conversation can be transferred (it is {conv.state})")
+        old = conv.agent
+        now = time.time()
+        if to_agent:
+            t = self.router.agents.get(to_agent)
+            if t is None:
+                raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown agent {to_agent!r}")
+            if t.user == old:
+                raise ProtocolError(ErrorCode.BAD_REQUEST, "conversation is already with that agent")
+            if t.status != "available" or t.load >= t.capacity:
+                raise ProtocolError(ErrorCode.BAD_STATE,
+                                    f"agent {to_agent!r} is {t.status} with {t.load}/{t.capacity} conversations")
+            self.replica.apply([["release", conv.id, old], ["attach", conv.id, t.user, now],
+                                ["set", conv.id, {"state": "assigned", "agent": t.user,
+                                                  "agent_name": t.name, "assigned_at": now}]])
+        else:
+            self.replica.apply([["release", conv.id, old],
+                                ["set", conv.id, {"state": "queued", "agent": None,
+                                                  "agent_name": None}],
+                                ["q_add", conv.id, now, True]])
+        return old
+
+    async def set_status(self, user, status, name, capacity=None, paused=False):
+        a = self.router.agents.get(user)
+        now = time.time()
+        cap = capacity or self.capacities.get(user) or (a.capacity if a else self.default_capacity)
+        rec = {"user": user, "name": name or (a.name if a else user), "status": status,
+               "since": now if (a is None or a.status != status) else a.since,
+               "capacity": cap, "paused": paused,
+               "last_assigned": a.last_assigned if a else 0}
+        self.replica.apply([["agent", rec]])
+        return self.router.agents[user]
+
+    async def set_fields(self, conv, **fields):
+        self.replica.apply([["set", conv.id, fields]])

@@ -1,0 +1,99 @@
+"""Agent wellbeing: capacity per agent, the fatigue guard and the supervisor's agents view.
+
+Owns the per-agent capacities from configuration (applied when an agent comes online), the
+run of consecutive negative-mood conversations each agent has resolved, and the fatigue
+guard: after ``fatigue_threshold`` of them in a row (mood ``negative``/``angry`` as the bot
+judged it at handoff), the agent gets ``agent.break_suggested`` and is *paused* (the
+router's ``Agent.paused``: no new assignments) until they set a status again.
+``supervisor.agents`` (admin) answers with every agent's status, time in status, load,
+capacity, pause and run; changes are pushed to admins as ``agents`` by the workspace ticker.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from signaling import Hub, Request, Session
+from signaling.protocol import Event, Message, message
+
+from .actions import ADMINS_TOPIC
+from .conversation import Conversation
+
+NEGATIVE_MOODS = ("negative", "angry")
+
+
+@message("supervisor.agents", roles=("admin",))
+class SupervisorAgents(Message):
+    """Every agent's status, load and wellbeing (admins also get ``agents`` pushes)."""
+
+
+@dataclass
+class AgentsView(Event):
+    TYPE: ClassVar[str] = "agents"
+    agents: list = field(default_factory=list)
+
+
+@dataclass
+class BreakSuggested(Event):
+    TYPE: ClassVar[str] = "agent.break_suggested"
+    agent: str
+    consecutive: int
+
+
+class Wellbeing:
+    def __init__(self, hub: Hub, support, capacities: dict[str, Any] | None = None,
+                 fatigue_threshold: int = 3):
+        self.hub = hub
+        self.support = support
+        self.router = support.router
+        self.capacities = {str(k): int(v) for k, v in (capacities or {}).items()}
+        self.threshold = max(1, int(fatigue_threshold))
+        self.consecutive: dict[str, int] = {}
+        self._paused_by_guard: set[str] = set()
+        hub.handle(SupervisorAgents, self.on_agents)
+        hub.on("live", self._on_live)
+        support.on("resolved", self._on_resolved)
+
+    def _on_live(self, session: Session) -> None:
+        if session.role == "agent":
+            a = self.router.agent(session.user, session.claims.name)
+            if session.user in self.capacities:
+                a.capacity = self.capacities[session.user]
+
+    def run_of(self, agent: str) -> int:
+        """The agent's current run; a status set since the guard paused them starts afresh."""
+        a = self.router.agents.get(agent)
+        if agent in self._paused_by_guard and (a is None or not a.paused):
+            self._paused_by_guard.discard(agent)
+            self.consecutive[agent] = 0
+        return self.consecutive.get(agent, 0)
+
+    async def _on_resolved(self, conv: Conversation) -> None:
+        agent = conv.agent
+        if not agent:
+            return
+        run = self.run_of(agent)
+        run = run + 1 if conv.mood in NEGATIVE_MOODS else 0
+        self.consecutive[agent] = run
+        a = self.router.agents.get(agent)
+        if run >= self.threshold and a is not None and not a.paused:
+            await self.support.backend.set_status(a.user, a.status, a.name, paused=True)
+            self._paused_by_guard.add(agent)
+            ev = BreakSuggested(agent, run)
+            await self.hub.send_to_user(agent, ev)
+            await self.hub.publish(ADMINS_TOPIC, ev)
+
+    def view(self) -> list[dict[str, Any]]:
+        now = time.time()
+        out = []
+        for a in self.router.agents.values():
+            out.append({"user": a.user, "name": a.name, "status": a.status, "since": a.since,
+                        "in_status_s": round(now - a.since, 1), "load": a.load,
+                        "capacity": a.capacity, "paused": a.paused,
+                        "consecutive_negative": self.run_of(a.user)})
+        return sorted(out, key=lambda x: x["user"])
+
+    async def on_agents(self, req: Request):
+        return AgentsView(self.view())

@@ -1,0 +1,80 @@
+"""End-to-end fixtures: a real gateway in-process and headless Chromium (fake camera/mic).
+
+Never runs ``playwright install``: Chromium is the system one at /usr/bin/chromium.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from tests.conftest import ARTIFACTS, start_gateway, stop_gateway
+
+CHROMIUM = os.environ.get("LIVEDESK_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+    "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+    # keep timers and media running in background tabs/contexts
+    "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows", "--autoplay-policy=no-user-gesture-required",
+]
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1440, "height": 900}
+
+
+def chromium_available() -> bool:
+    return os.path.exists(CHROMIUM)
+
+
+async def launch(pw):
+    return await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+
+
+@pytest.fixture
+async def browser():
+    if not chromium_available():
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        b = await launch(pw)
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+@pytest.fixture
+async def gw():
+    r = await start_gateway()
+    try:
+        yield r
+    finally:
+        await stop_gateway(r)
+
+
+@pytest.fixture
+def artifacts():
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+async def open_page(browser, url: str, viewport: dict, *, phone: bool = False, logs: list | None = None):
+    """A page in its own browser context (its own storage: a separate user)."""
+    ctx = await browser.new_context(
+        viewport=viewport, permissions=["camera", "microphone"],
+        device_scale_factor=1, is_mobile=phone, has_touch=phone, locale="zh-CN")
+    page = await ctx.new_page()
+    if logs is not None:
+        page.on("console", lambda m: logs.append(f"{m.type}: {m.text}"))
+        page.on("pageerror", lambda e: logs.append(f"pageerror: {e}"))
+    await page.goto(url)
+    return page
+
+
+async def wait_online(page, timeout: float = 10_000):
+    await page.wait_for_selector('[data-testid="conn-state"][data-state="online"]', state="attached",
+                                 timeout=timeout)

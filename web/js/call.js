@@ -1,0 +1,569 @@
+// Browser side of LiveDesk calls, reused by the viewer widget, agent console and host panel.
+//
+// Negotiation rules (protocol v1, issue 4):
+//  - the requester sends its FIRST rtc.offer only after call.state says "connecting";
+//    the accepter right after call.accept is acknowledged, a joiner after call.join;
+//  - after that only the gateway offers (participants joining/leaving); we answer with
+//    rtc.answer. The gateway is the impolite peer: if its offer meets ours, we roll back;
+//  - trickle ICE: every local candidate goes out as rtc.candidate, "" marks the end;
+//  - after a resumed socket the peer connection is rebuilt and re-offered (aiortc has no
+//    ICE restart: the gateway rebuilds its side too).
+//
+// CallManager holds the state; CallView renders one call (self view, remote views, mute,
+// camera off, hang up, timer, reconnecting indicator) into a container.
+
+import { t } from "./i18n.js";
+import { h, icon } from "./common.js";
+
+// wall-clock milliseconds, comparable across pages (benchmarks compare tap and first frame)
+const now = () => performance.timeOrigin + performance.now();
+
+export class CallManager {
+  constructor(client, { onChange, log } = {}) {
+    this.client = client;
+    this.onChange = onChange || (() => {});
+    this.log = log || (() => {});
+    this.call = null; // the call we are in (or dialling)
+    this.incoming = null; // a call.incoming we have not answered yet
+    this.local = null; // MediaStream
+    this.localPromise = null;
+    this.pc = null;
+    this.remotes = new Map(); // mid → {track, kind, stream, mid}
+    this.audioMuted = false;
+    this.videoOff = false;
+    this.mediaError = null;
+    this.pcState = "new";
+    this.marks = {}; // timing marks for benchmarks (now())
+    this.trackOwners = new Map(); // mid → user (rtc.offer/answer "tracks" extension)
+    this._negotiated = false;
+
+    client.on("call.incoming", (f) => this._onIncoming(f));
+    client.on("call.state", (f) => this._onState(f));
+    // negotiation steps run one at a time, in arrival order
+    this._chain = Promise.resolve();
+    const serial = (fn) => (f) => (this._chain = this._chain.then(() => fn(f)).catch((e) => this.log(e)));
+    client.on("rtc.answer", serial((f) => this._onAnswer(f)));
+    client.on("rtc.offer", serial((f) => this._onOffer(f)));
+    client.on("resumed", () => this._onResumed());
+    client.on("fresh", () => this._teardown("connection_lost"));
+    client.onState((s) => {
+      if (this.call) this._changed();
+    });
+  }
+
+  get inCall() {
+    return !!this.call && this.call.state !== "ended";
+  }
+
+  /** Tap "video call" / "voice call": ask for the call and get the camera in parallel. */
+  async request(conversation, video) {
+    if (this.inCall) return this.call;
+    this.marks = { tap: now() };
+    this.call = { id: null, conversation, video, state: "ringing", participants: [], mine: "requester", startedAt: null };
+    this._changed();
+    this._getMedia(video);
+    try {
+      const r = await this.client.request("call.request", { conversation, video });
+      const id = r.call || r.call_id;
+      if (this.call && !this.call.id) this.call.id = id;
+      if (r.type === "call.state") this._onState(r);
+      this._changed();
+      return this.call;
+    } catch (e) {
+      this._teardown("error", e.message);
+      throw e;
+    }
+  }
+
+  /** Accept (agent/viewer) or join (host) the incoming call. */
+  async accept() {
+    const inc = this.incoming;
+    if (!inc) return;
+    this.incoming = null;
+    this.marks = { accept: now() };
+    const join = inc.join ?? this.client.role === "host";
+    this.call = {
+      id: inc.call, conversation: inc.conversation, video: inc.video !== false, state: "connecting",
+      participants: inc.participants || [], mine: join ? "joiner" : "accepter", startedAt: null,
+    };
+    this._changed();
+    const media = this._getMedia(this.call.video);
+    try {
+      const r = await this.client.request(join ? "call.join" : "call.accept", { call: inc.call });
+      if (r.type === "call.state") this._onState(r);
+      await media;
+      await this._offer();
+    } catch (e) {
+      this._teardown("error", e.message);
+      throw e;
+    }
+  }
+
+  async decline() {
+    const inc = this.incoming;
+    if (!inc) return;
+    this.incoming = null;
+    this._changed();
+    const join = inc.join ?? this.client.role === "host";
+    try {
+      await this.client.request("call.decline", { call: inc.call });
+    } catch (e) {
+      if (!join) this.log("decline failed", e);
+    }
+  }
+
+  async hangup() {
+    const c = this.call;
+    if (!c) return;
+    this._teardown("hangup");
+    if (c.id) {
+      try {
+        await this.client.request("call.hangup", { call: c.id });
+      } catch (e) {
+        this.log("hangup failed", e);
+      }
+    }
+  }
+
+  async invite(user) {
+    if (!this.call?.id) throw new Error("no call");
+    return this.client.request("call.invite", { call: this.call.id, user });
+  }
+
+  toggleMute() {
+    this.audioMuted = !this.audioMuted;
+    for (const tr of this.local?.getAudioTracks() || []) tr.enabled = !this.audioMuted;
+    if (this.call?.id) this.client.send("call.mute", { call: this.call.id, audio: !this.audioMuted });
+    this._changed();
+  }
+
+  toggleCamera() {
+    this.videoOff = !this.videoOff;
+    for (const tr of this.local?.getVideoTracks() || []) tr.enabled = !this.videoOff;
+    if (this.call?.id) this.client.send("call.mute", { call: this.call.id, video: !this.videoOff });
+    this._changed();
+  }
+
+  /** Active remote video tracks, in m-line order. */
+  remoteVideos() {
+    return [...this.remotes.values()].filter((r) => r.kind === "video");
+  }
+
+  // --- events -----------------------------------------------------------------------------
+  _onIncoming(f) {
+    if (this.call && this.call.id === f.call) return;
+    this.incoming = { ...f, join: f.invited ?? (this.client.role === "host" ? true : undefined) };
+    this._changed();
+  }
+
+  _onState(f) {
+    if (this.incoming && this.incoming.call === f.call && f.state === "ended") {
+      this.incoming = null;
+      this.lastEnded = { reason: f.reason };
+      this._changed();
+      return;
+    }
+    const c = this.call;
+    if (!c) return;
+    if (!c.id && c.mine === "requester" && (!f.conversation || f.conversation === c.conversation)) c.id = f.call;
+    if (c.id !== f.call) return;
+    const prev = c.state;
+    c.state = f.state;
+    if (f.participants) c.participants = f.participants;
+    if (f.ice_servers) c.iceServers = f.ice_servers;
+    if (f.reason) c.reason = f.reason;
+    if (f.state === "active" && !c.startedAt) c.startedAt = Date.now();
+    if (f.state === "ended") {
+      this._teardown(f.reason || "hangup");
+      return;
+    }
+    if (f.state === "connecting" && prev === "ringing" && c.mine === "requester" && !this.pc) {
+      this._offer().catch((e) => this.log("offer failed", e));
+    }
+    this._changed();
+  }
+
+  async _onAnswer(f) {
+    if (!this.pc || !this.call || f.call !== this.call.id) return;
+    this._noteTracks(f.tracks);
+    try {
+      await this.pc.setRemoteDescription({ type: "answer", sdp: f.sdp });
+      this._negotiated = true;
+      this._reconcile();
+    } catch (e) {
+      this.log("setRemoteDescription(answer) failed", e);
+    }
+  }
+
+  async _onOffer(f) {
+    if (!this.call || f.call !== this.call.id) return;
+    if (!this.pc) this._makePc();
+    const pc = this.pc;
+    this._noteTracks(f.tracks);
+    try {
+      if (pc.signalingState === "have-local-offer") {
+        await pc.setLocalDescription({ type: "rollback" }); // the gateway wins (we are polite)
+      }
+      await pc.setRemoteDescription({ type: "offer", sdp: stripAudioLevel(f.sdp) });
+      avoidAudioLevel(pc);
+      const answer = await pc.createAnswer();
+      await pc.setLocalDescription({ type: "answer", sdp: stripAudioLevel(answer.sdp) });
+      this.client.send("rtc.answer", { call: this.call.id, sdp: pc.localDescription.sdp });
+      this._negotiated = true;
+      this._reconcile();
+    } catch (e) {
+      this.log("answering the gateway's offer failed", e);
+    }
+  }
+
+  _noteTracks(tracks) {
+    for (const tr of tracks || []) if (tr.mid != null) this.trackOwners.set(String(tr.mid), tr.user);
+  }
+
+  /** The participant whose media arrives on m-line ``mid`` (when the gateway says). */
+  ownerOf(mid) {
+    const user = this.trackOwners.get(String(mid));
+    return (this.call?.participants || []).find((p) => p.user === user) || (user ? { user } : null);
+  }
+
+  _onResumed() {
+    if (!this.inCall || !this.pc) return;
+    // aiortc cannot ICE-restart: rebuild our peer connection and offer afresh.
+    this._closePc();
+    this._offer().catch((e) => this.log("re-offer after resume failed", e));
+    this._changed();
+  }
+
+  // --- media and peer connection ---------------------------------------------------------
+  _getMedia(video) {
+    if (!this.localPromise) {
+      this.localPromise = navigator.mediaDevices
+        .getUserMedia({ audio: true, video: video ? { width: 640, height: 480 } : false })
+        .then((s) => {
+          this.local = s;
+          for (const tr of s.getAudioTracks()) tr.enabled = !this.audioMuted;
+          for (const tr of s.getVideoTracks()) tr.enabled = !this.videoOff;
+          this._changed();
+          return s;
+        })
+        .catch((e) => {
+          this.mediaError = e.message || String(e);
+          this._changed();
+          return null;
+        });
+    }
+    return this.localPromise;
+  }
+
+  _iceServers() {
+    return this.call?.iceServers || this.client.welcome?.ice_servers || [];
+  }
+
+  _makePc() {
+    const pc = new RTCPeerConnection({ iceServers: this._iceServers(), bundlePolicy: "max-bundle" });
+    this.pc = pc;
+    this.remotes = new Map();
+    this.trackOwners = new Map();
+    this._negotiated = false;
+    pc.onicecandidate = (ev) => {
+      if (!this.call?.id || this.pc !== pc) return;
+      const c = ev.candidate;
+      this.client.send("rtc.candidate", {
+        call: this.call.id,
+        candidate: c ? c.candidate : "",
+        sdpMid: c ? c.sdpMid : null,
+        sdpMLineIndex: c ? c.sdpMLineIndex : null,
+      });
+    };
+    pc.ontrack = (ev) => {
+      const mid = ev.transceiver?.mid ?? ev.track.id;
+      this.remotes.set(mid, { track: ev.track, kind: ev.track.kind, mid, stream: new MediaStream([ev.track]), streamId: ev.streams[0]?.id });
+      if (!this.marks.track) this.marks.track = now();
+      ev.track.addEventListener("ended", () => this._reconcile());
+      this._changed();
+    };
+    pc.onconnectionstatechange = () => {
+      this.pcState = pc.connectionState;
+      this._changed();
+    };
+    return pc;
+  }
+
+  async _offer() {
+    if (!this.call) return;
+    const stream = await this._getMedia(this.call.video);
+    if (!this.call) return;
+    const pc = this._makePc();
+    if (stream) {
+      for (const tr of stream.getTracks()) pc.addTrack(tr, stream);
+    }
+    // make sure we can receive even without a camera/microphone
+    if (!stream || !stream.getAudioTracks().length) pc.addTransceiver("audio", { direction: "recvonly" });
+    if (this.call.video && (!stream || !stream.getVideoTracks().length)) pc.addTransceiver("video", { direction: "recvonly" });
+    avoidAudioLevel(pc);
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription({ type: "offer", sdp: aiortcFriendlyOffer(offer.sdp) });
+    if (this.pc !== pc || !this.call) return;
+    this.marks.offer = now();
+    this.client.send("rtc.offer", { call: this.call.id, sdp: pc.localDescription.sdp });
+    this._changed();
+  }
+
+  _reconcile() {
+    if (!this.pc) return;
+    const live = new Set();
+    for (const tr of this.pc.getTransceivers()) {
+      const d = tr.currentDirection;
+      if (tr.mid != null && (d === "sendrecv" || d === "recvonly") && tr.receiver.track.readyState === "live") {
+        live.add(tr.mid);
+        if (!this.remotes.has(tr.mid)) {
+          const track = tr.receiver.track;
+          this.remotes.set(tr.mid, { track, kind: track.kind, mid: tr.mid, stream: new MediaStream([track]) });
+        }
+      }
+    }
+    for (const mid of [...this.remotes.keys()]) if (!live.has(mid)) this.remotes.delete(mid);
+    this._changed();
+  }
+
+  _closePc() {
+    if (this.pc) {
+      try {
+        this.pc.close();
+      } catch {}
+    }
+    this.pc = null;
+    this.remotes = new Map();
+    this.pcState = "new";
+  }
+
+  _teardown(reason, message) {
+    this._closePc();
+    if (this.local) for (const tr of this.local.getTracks()) tr.stop();
+    this.local = null;
+    this.localPromise = null;
+    if (this.call) this.lastEnded = { reason, message, call: this.call.id };
+    this.call = null;
+    this.audioMuted = false;
+    this.videoOff = false;
+    this._changed();
+  }
+
+  _changed() {
+    try {
+      this.onChange(this);
+    } catch (e) {
+      console.error(e);
+    }
+  }
+}
+
+// aiortc (the gateway) fails to parse some of Chromium's ssrc-audio-level RTP header
+// extensions and its receive loop dies (struct.error in rtp.py); do not negotiate it.
+const AUDIO_LEVEL = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
+function avoidAudioLevel(pc) {
+  for (const tr of pc.getTransceivers()) {
+    if (!tr.getHeaderExtensionsToNegotiate || !tr.setHeaderExtensionsToNegotiate) return;
+    try {
+      const exts = tr.getHeaderExtensionsToNegotiate();
+      if (!exts.some((e) => e.uri === AUDIO_LEVEL && e.direction !== "stopped")) continue;
+      tr.setHeaderExtensionsToNegotiate(exts.map((e) => (e.uri === AUDIO_LEVEL ? { ...e, direction: "stopped" } : e)));
+    } catch (e) {
+      /* older browsers: stripAudioLevel() below does it */
+    }
+  }
+}
+
+export function stripAudioLevel(sdp) {
+  return sdp
+    .split("\r\n")
+    .filter((l) => !(l.startsWith("a=extmap:") && l.includes(AUDIO_LEVEL)))
+    .join("\r\n");
+}
+
+// The gateway's own (re-)offers number header extensions from aiortc's fixed table
+// (sdes:mid = 1, ssrc-audio-level = 2, abs-send-time = 3); Chromium refuses an offer that
+// gives a negotiated id another URI. So our first offer uses the same numbering, and keeps
+// only what aiortc supports.
+const AIORTC_EXT_IDS = {
+  "urn:ietf:params:rtp-hdrext:sdes:mid": 1,
+  "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time": 3,
+};
+
+export function aiortcFriendlyOffer(sdp) {
+  return sdp
+    .split("\r\n")
+    .filter((l) => l !== "a=extmap-allow-mixed")
+    .map((l) => {
+      const m = l.match(/^a=extmap:(\d+)(\/\w+)? (\S+)(.*)$/);
+      if (!m) return l;
+      const id = AIORTC_EXT_IDS[m[3]];
+      return id ? `a=extmap:${id}${m[2] || ""} ${m[3]}${m[4]}` : null;
+    })
+    .filter((l) => l !== null)
+    .join("\r\n");
+}
+
+function pad(n) {
+  return String(n).padStart(2, "0");
+}
+
+export function fmtTimer(ms) {
+  const s = Math.floor(ms / 1000);
+  return `${pad(Math.floor(s / 60))}:${pad(s % 60)}`;
+}
+
+/**
+ * Renders a CallManager's current call into `root`. Keeps <video> elements across renders
+ * so playback is not interrupted. `extra` adds page-specific controls (e.g. invite host).
+ */
+export class CallView {
+  constructor(root, mgr, { extraControls } = {}) {
+    this.root = root;
+    this.mgr = mgr;
+    this.extraControls = extraControls;
+    this.videos = new Map(); // mid → tile element
+    this.audios = new Map();
+    root.classList.add("call");
+    root.dataset.testid = "call-view";
+    this.status = h("span.status", { testid: "call-status" });
+    this.timer = h("span.timer", { testid: "call-timer", text: "00:00" });
+    this.parts = h("span.parts.muted", { testid: "call-participants" });
+    this.remotesEl = h("div.remotes", { testid: "call-remotes" });
+    this.selfVideo = h("video", { autoplay: true, muted: true, playsInline: true, testid: "self-video" });
+    this.selfVideo.muted = true;
+    this.selfEl = h("div.self", {}, this.selfVideo);
+    this.reconnecting = h("div.reconnecting.hidden", { testid: "call-reconnecting" }, h("span", { text: t("call.reconnecting") }));
+    this.muteBtn = h("button", { testid: "call-mute", on: { click: () => mgr.toggleMute() } });
+    this.camBtn = h("button", { testid: "call-camera", on: { click: () => mgr.toggleCamera() } });
+    this.hangBtn = h("button.danger", { testid: "call-hangup", on: { click: () => mgr.hangup() } });
+    this.extra = h("span.extra");
+    root.replaceChildren(
+      h("div.call-top", {}, this.status, this.parts, this.timer),
+      this.reconnecting,
+      this.remotesEl,
+      this.selfEl,
+      h("div.controls", {}, this.muteBtn, this.camBtn, this.extra, this.hangBtn),
+      h("div.audios.hidden"),
+    );
+    this.audioBox = root.querySelector(".audios");
+    this._tick = setInterval(() => this._renderTimer(), 500);
+  }
+
+  render() {
+    const mgr = this.mgr;
+    const c = mgr.call;
+    this.root.classList.toggle("hidden", !c);
+    if (!c) {
+      for (const el of this.videos.values()) el.remove();
+      this.videos.clear();
+      for (const el of this.audios.values()) el.remove();
+      this.audios.clear();
+      this.selfVideo.srcObject = null;
+      return;
+    }
+    this.root.dataset.state = c.state;
+    this.status.textContent = t(`call.${c.state}`) || c.state;
+    const others = (c.participants || []).filter((p) => p.user !== mgr.client.user);
+    this.parts.textContent = others
+      .map((p) => `${t(`role.${p.role}`)}${p.audio === false ? "·" + t("call.muted") : ""}`)
+      .join(" / ");
+    // self view
+    if (mgr.local && this.selfVideo.srcObject !== mgr.local) this.selfVideo.srcObject = mgr.local;
+    this.selfEl.classList.toggle("hidden", !c.video || !mgr.local || mgr.videoOff);
+    // remote videos: one tile per live remote video track
+    const vids = mgr.remoteVideos();
+    const want = new Set(vids.map((r) => r.mid));
+    for (const [mid, el] of this.videos) {
+      if (!want.has(mid)) {
+        el.remove();
+        this.videos.delete(mid);
+      }
+    }
+    let i = 0;
+    const byOwner = new Set(vids.map((r) => mgr.ownerOf(r.mid)?.user).filter(Boolean)).size === vids.length;
+    for (const r of vids) {
+      let tile = this.videos.get(r.mid);
+      if (!tile) {
+        const v = h("video", { autoplay: true, playsInline: true, testid: "remote-video" });
+        v.muted = true; // audio plays through the <audio> elements
+        v.srcObject = r.stream;
+        tile = h("div.remote", { dataset: { mid: r.mid } }, v, h("span.label"));
+        this.videos.set(r.mid, tile);
+        this.remotesEl.append(tile);
+        if (!mgr.marks.firstFrame && v.requestVideoFrameCallback) {
+          v.requestVideoFrameCallback(() => {
+            if (!mgr.marks.firstFrame) mgr.marks.firstFrame = now();
+          });
+        }
+      }
+      const p = byOwner ? mgr.ownerOf(r.mid) : others[i];
+      i++;
+      tile.dataset.user = p?.user || "";
+      tile.querySelector(".label").textContent = p ? (p.role ? t(`role.${p.role}`) : p.user) + (p.video === false ? " · " + t("call.camoff") : "") + (p.audio === false ? " · " + t("call.muted") : "") : "";
+    }
+    const waiting = vids.length === 0;
+    let w = this.remotesEl.querySelector(".waiting");
+    if (waiting && !w) {
+      w = h("div.waiting", {}, "");
+      this.remotesEl.append(w);
+    } else if (!waiting && w) w.remove();
+    if (w) w.replaceChildren(c.video ? "" : icon("headset"), " ", c.video ? t(c.state === "ringing" ? "call.ringing" : "call.remote.waiting") : t("call.audioonly"));
+    this.remotesEl.dataset.n = String(Math.max(1, vids.length));
+    // remote audio
+    const auds = [...mgr.remotes.values()].filter((r) => r.kind === "audio");
+    const wantA = new Set(auds.map((r) => r.mid));
+    for (const [mid, el] of this.audios) {
+      if (!wantA.has(mid)) {
+        el.remove();
+        this.audios.delete(mid);
+      }
+    }
+    for (const r of auds) {
+      if (!this.audios.has(r.mid)) {
+        const a = h("audio", { autoplay: true, testid: "remote-audio" });
+        a.srcObject = r.stream;
+        this.audios.set(r.mid, a);
+        this.audioBox.append(a);
+      }
+    }
+    // controls
+    this.muteBtn.textContent = mgr.audioMuted ? t("call.unmute") : t("call.mute");
+    this.muteBtn.setAttribute("aria-pressed", String(mgr.audioMuted));
+    this.camBtn.textContent = mgr.videoOff ? t("call.camon") : t("call.camoff");
+    this.camBtn.setAttribute("aria-pressed", String(mgr.videoOff));
+    this.camBtn.classList.toggle("hidden", !c.video);
+    this.hangBtn.textContent = c.state === "ringing" ? t("call.cancel") : t("call.hangup");
+    const reconnecting =
+      mgr.client.state === "reconnecting" || mgr.pcState === "disconnected" || mgr.pcState === "failed";
+    this.reconnecting.classList.toggle("hidden", !reconnecting);
+    this.root.dataset.reconnecting = String(reconnecting);
+    if (this.extraControls) this.extraControls(this.extra, c);
+    this._renderTimer();
+  }
+
+  _renderTimer() {
+    const c = this.mgr.call;
+    this.timer.textContent = c && c.startedAt ? fmtTimer(Date.now() - c.startedAt) : "00:00";
+  }
+}
+
+/** The incoming-call banner (accept/decline or join/decline), shared by the pages. */
+export function renderIncoming(el, mgr) {
+  const inc = mgr.incoming;
+  el.classList.toggle("hidden", !inc);
+  if (!inc) {
+    el.replaceChildren();
+    return;
+  }
+  const who = inc.from?.name || inc.from?.user || "";
+  const join = inc.join ?? mgr.client.role === "host";
+  const text = join ? t("call.invited", { name: who }) : t(inc.video === false ? "call.incoming.voice" : "call.incoming.video", { name: who });
+  el.replaceChildren(
+    icon(inc.video === false ? "phone" : "video"),
+    h("span.who", { testid: "incoming-text", text }),
+    h("button.green", { testid: join ? "call-join" : "call-accept", text: join ? t("call.join") : t("call.accept"), on: { click: () => mgr.accept().catch((e) => console.error(e)) } }),
+    h("button.danger", { testid: "call-decline", text: t("call.decline"), on: { click: () => mgr.decline() } }),
+  );
+}

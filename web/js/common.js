@@ -1,0 +1,224 @@
+// Small helpers shared by the page modules: DOM building, the connection badge, room state.
+import { t, tOr, applyI18n, toggleLang, onLangChange } from "./i18n.js";
+
+export const $ = (sel, root = document) => root.querySelector(sel);
+export const $$ = (sel, root = document) => [...root.querySelectorAll(sel)];
+
+/** h("div.cls#id", {attrs, on: {click}}, ...children) */
+export function h(spec, attrs = {}, ...children) {
+  const m = spec.match(/^([a-z0-9]+)?((?:[.#][\w-]+)*)$/i);
+  const el = document.createElement((m && m[1]) || "div");
+  if (m && m[2]) {
+    for (const part of m[2].match(/[.#][\w-]+/g)) {
+      if (part[0] === ".") el.classList.add(part.slice(1));
+      else el.id = part.slice(1);
+    }
+  }
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "on") for (const [ev, fn] of Object.entries(v)) el.addEventListener(ev, fn);
+    else if (k === "text") el.textContent = v;
+    else if (k === "testid") el.dataset.testid = v;
+    else if (k === "dataset") Object.assign(el.dataset, v);
+    else if (k === "class") el.className = v;
+    else if (k in el && typeof v !== "string") el[k] = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+// Inline SVG icons (no emoji font is assumed to exist on the machine).
+const ICONS = {
+  video: '<rect x="2" y="6" width="13" height="12" rx="2"/><path d="M15 10l6-4v12l-6-4z"/>',
+  phone: '<path d="M5 3h4l2 5-3 2a11 11 0 0 0 6 6l2-3 5 2v4a2 2 0 0 1-2 2A17 17 0 0 1 3 5a2 2 0 0 1 2-2z"/>',
+  gift: '<rect x="3" y="8" width="18" height="4"/><rect x="5" y="12" width="14" height="9"/><path d="M12 8v13M12 8c-2-4-6-4-6-1s6 1 6 1zm0 0c2-4 6-4 6-1s-6 1-6 1z"/>',
+  pin: '<path d="M12 16v6M8 3h8l-1 6 3 4H6l3-4z"/>',
+  bot: '<rect x="4" y="8" width="16" height="12" rx="3"/><path d="M12 4v4M9 14h.01M15 14h.01"/>',
+  chat: '<path d="M21 12a8 8 0 0 1-11.6 7.1L4 20l1-4.6A8 8 0 1 1 21 12z"/>',
+  person: '<circle cx="12" cy="8" r="4"/><path d="M4 21a8 8 0 0 1 16 0"/>',
+  megaphone: '<path d="M3 10v4h4l8 5V5L7 10zM18 9a4 4 0 0 1 0 6"/>',
+  plus: '<path d="M12 5v14M5 12h14"/>',
+  headset: '<path d="M4 14v-2a8 8 0 0 1 16 0v2"/><rect x="3" y="14" width="4" height="6" rx="1"/><rect x="17" y="14" width="4" height="6" rx="1"/>',
+};
+
+export function icon(name) {
+  const span = document.createElement("i");
+  span.className = `icon icon-${name}`;
+  span.setAttribute("aria-hidden", "true");
+  span.innerHTML = `<svg viewBox="0 0 24 24" width="1em" height="1em" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">${ICONS[name] || ""}</svg>`;
+  return span;
+}
+
+/** Fill every <i data-icon="name"> placeholder of the static HTML. */
+export function hydrateIcons(root = document) {
+  for (const el of root.querySelectorAll("i[data-icon]")) el.replaceWith(icon(el.dataset.icon));
+}
+
+export function fmtTime(ts) {
+  const d = new Date(ts * 1000);
+  return d.toTimeString().slice(0, 5);
+}
+
+export function param(name) {
+  return new URLSearchParams(location.search).get(name);
+}
+
+/** Wire a connection indicator element to a client's state. */
+export function bindConnBadge(client, el) {
+  const render = () => {
+    el.dataset.state = client.state;
+    el.textContent = t(`conn.${client.state}`);
+  };
+  client.onState(render);
+  onLangChange(render);
+}
+
+/** Wire a language switch button; calls rerender after the switch. */
+export function bindLangSwitch(btn, rerender) {
+  btn.addEventListener("click", () => {
+    toggleLang();
+    rerender && rerender();
+  });
+  onLangChange(() => (btn.textContent = t("lang.switch")));
+  btn.textContent = t("lang.switch");
+}
+
+export function moodLabel(m) {
+  return m ? tOr(`mood.${m}`, m) : "—";
+}
+
+export function reasonLabel(r) {
+  if (!r) return "—";
+  if (r.startsWith("bot:")) return `${tOr("role.bot", "bot")}: ${r.slice(4)}`;
+  return tOr(`reason.${r}`, r);
+}
+
+export function toast(msg, ms = 2500) {
+  let box = document.getElementById("ld-toasts");
+  if (!box) {
+    box = h("div#ld-toasts.toasts");
+    document.body.append(box);
+  }
+  const el = h("div.toast", { testid: "toast", text: msg });
+  box.append(el);
+  setTimeout(() => el.remove(), ms);
+}
+
+/**
+ * Live room state kept from room.state / room.update (room.* may be absent on older
+ * servers: watch() then resolves null). Calls cb(state, change) on every change.
+ */
+export class RoomState {
+  constructor(client, room, { refreshOnHosts = false } = {}) {
+    this.client = client;
+    this.refreshOnHosts = refreshOnHosts;
+    this.room = room;
+    this.state = null;
+    this.cbs = new Set();
+    this.announcementCbs = new Set();
+    client.on("room.state", (f) => {
+      if (f.room !== this.room) return;
+      this.state = f;
+      this._fire(null);
+    });
+    client.on("room.update", (f) => {
+      if (f.room !== this.room || !this.state) return;
+      if (typeof f.version === "number" && f.version <= (this.state.version ?? -1)) return;
+      const s = this.state;
+      s.version = f.version;
+      if (f.counters) s.counters = { ...(s.counters || {}), ...f.counters };
+      if (f.products) s.products = f.products;
+      if (f.promotions) s.promotions = f.promotions;
+      if ("on_screen" in f) s.on_screen = f.on_screen;
+      else if (f.counters && "on_screen" in f.counters) s.on_screen = f.counters.on_screen;
+      else if (f.change?.kind === "on_screen") s.on_screen = f.change.sku;
+      if (f.hosts_online) s.hosts_online = f.hosts_online;
+      if (f.title) s.title = f.title;
+      const a = f.change?.kind === "announcement" ? f.change.announcement || f.change : null;
+      if (a && a.text && !(s.announcements || []).some((x) => x.ts === a.ts && x.text === a.text)) {
+        s.announcements = [...(s.announcements || []), a];
+      }
+      // "hosts" changes carry no list: agents re-read the room (hosts must not: it would echo)
+      if (f.change?.kind === "hosts" && !f.hosts_online && this.refreshOnHosts) this.watch();
+      this._fire(f.change || null);
+    });
+    client.on("room.announcement", (f) => {
+      if (f.room !== this.room) return;
+      if (this.state) {
+        const a = this.state.announcements || (this.state.announcements = []);
+        if (!a.some((x) => x.ts === f.ts && x.text === f.text)) a.push(f);
+      }
+      for (const cb of this.announcementCbs) cb(f);
+      this._fire({ kind: "announcement" });
+    });
+  }
+
+  onChange(cb) {
+    this.cbs.add(cb);
+  }
+
+  onAnnouncement(cb) {
+    this.announcementCbs.add(cb);
+  }
+
+  _fire(change) {
+    for (const cb of this.cbs) {
+      try {
+        cb(this.state, change);
+      } catch (e) {
+        console.error(e);
+      }
+    }
+  }
+
+  /** Subscribe; returns the room.state frame or null when the server has no room.watch. */
+  async watch() {
+    try {
+      const f = await this.client.request("room.watch", { room: this.room });
+      if (f.type === "room.state") {
+        this.state = f;
+        this._fire(null);
+      }
+      return f;
+    } catch (e) {
+      this.unavailable = e.code === "unknown_type" || e.code === "forbidden" ? e.code : null;
+      return null;
+    }
+  }
+
+  product(sku) {
+    return (this.state?.products || []).find((p) => p.sku === sku);
+  }
+
+  stock(sku) {
+    const c = this.state?.counters?.stock;
+    if (c && sku in c) return c[sku];
+    return this.product(sku)?.stock;
+  }
+
+  gifts() {
+    const out = [];
+    const g = this.state?.counters?.gifts || {};
+    for (const p of this.state?.promotions || []) {
+      if (p.kind !== "first_n_gift") continue;
+      const c = g[p.id] || {};
+      out.push({
+        id: p.id,
+        text: p.text,
+        gift: p.gift,
+        sku: p.sku,
+        limit: c.limit ?? p.limit,
+        claimed: c.claimed ?? p.claimed,
+        left: c.left ?? Math.max(0, (p.limit ?? 0) - (p.claimed ?? 0)),
+        active: c.active ?? p.active,
+      });
+    }
+    return out;
+  }
+}
+
+export { t, applyI18n };
