@@ -101,10 +101,23 @@ def create_app(config: Config, responder: Responder | None = None,
     tokens = TokenAuthority(config.secret)
     rooms = load_rooms(config)
     responder = responder or default_responder(config)
+    backend = None
+    if redis_client is not None:
+        from .support.conversation import ConversationStore
+        from .support.redis_backend import RedisBackend
+        from .support.routing import Router
+
+        backend = RedisBackend(
+            redis_client, ConversationStore(), Router(config.agent_capacity, reachable=hub.online),
+            default_capacity=config.agent_capacity,
+            capacities=dict(getattr(config, "agent_capacities", {}) or {}),
+            local_agents=lambda: {s.user for s in hub.sessions.values()
+                                  if s.role == "agent" and s.attached},
+            url=config.redis_url)
     support = SupportService(hub, rooms, responder,
                              SupportConfig(agent_capacity=config.agent_capacity,
                                            bot_timeout_s=config.bot_timeout_s),
-                             metrics=metrics)
+                             metrics=metrics, backend=backend)
     from .support.replies import load_team_replies
     from .support.room_service import RoomService
 
@@ -154,6 +167,7 @@ def create_app(config: Config, responder: Responder | None = None,
         await hub.start()
         if presence is not None:
             await presence.start()
+        await support.backend.start()
         if room_sync is not None:
             await room_sync.start()
         warm = getattr(responder, "warm_up", None)
@@ -163,6 +177,7 @@ def create_app(config: Config, responder: Responder | None = None,
         if gw.media is not None:
             await gw.media.close()
         await support.close()
+        await support.backend.close()
         await hub.close()
         if presence is not None:
             await presence.close()

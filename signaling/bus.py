@@ -44,6 +44,14 @@ class Bus(ABC):
     async def ping(self) -> bool:
         """True when the bus can deliver right now (``/readyz``)."""
 
+    async def settle(self, timeout: float = 1.0) -> None:
+        """Wait until every subscription made so far is effective on every node's path.
+
+        Pub/sub is at-most-once: a message published before a remote SUBSCRIBE is in place
+        is not delivered. The edge settles after a session goes live or watches a topic, so
+        "I asked, then it happened" never loses the event."""
+        return None
+
 
 class MemoryBus(Bus):
     """One-process bus: publish calls the subscribers directly, in order."""

@@ -89,6 +89,13 @@ class RedisBus(Bus):
                 del self._subs[topic]
                 self._wanted.set()
 
+    async def settle(self, timeout: float = 1.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (set(self._subs) - self._remote) and loop.time() < deadline:
+            self._wanted.set()
+            await asyncio.sleep(0.002)
+
     async def ping(self) -> bool:
         try:
             return bool(await asyncio.wait_for(self.redis.ping(), 1.0))
@@ -119,7 +126,7 @@ class RedisBus(Bus):
                     if self._wanted.is_set():
                         self._wanted.clear()
                         await self._sync_subscriptions()
-                    msg = await self._pubsub.get_message(timeout=0.05)
+                    msg = await self._pubsub.get_message(timeout=0.01)
                     if msg is None:
                         continue
                     try:

@@ -153,7 +153,9 @@ class SocketEndpoint:
                     session = resumed
                     continue
                 expect_resume = False
-                self.hub.make_live(session)
+                if not session.live:
+                    self.hub.make_live(session)
+                    await self.hub.bus.settle()
                 if isinstance(msg, Ping):
                     out = Pong(ts=__import__("time").time()).to_wire()
                     if req_id is not None:
@@ -161,6 +163,8 @@ class SocketEndpoint:
                     session.send(out)
                     continue
                 await self.hub.dispatch(session, msg, req_id)
+                if msg.TYPE.endswith(".watch") or msg.TYPE in ("conversation.open", "agent.status"):
+                    await self.hub.bus.settle()
         except Exception:
             log.exception("socket handler failed")
         finally:
@@ -212,4 +216,5 @@ class SocketEndpoint:
         old.send(out)
         self.hub.make_live(old)
         self.hub.resumed(old)
+        await self.hub.bus.settle()
         return old

@@ -231,6 +231,7 @@ class RoomUpdate(Event):
     counters: dict
     products: list | None = None
     promotions: list | None = None
+    hosts_online: list | None = None
 
 
 @dataclass

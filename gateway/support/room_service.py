@@ -52,7 +52,7 @@ class RoomService:
         hub.handle(RoomAnnounce, self.on_announce)
         hub.handle(RepliesList, self.on_replies)
         # conversation counts shown on the host panel move with conversation state
-        for ev in ("escalated", "assigned", "resolved"):
+        for ev in ("opened", "escalated", "assigned", "resolved"):
             support.on(ev, self._conversation_changed)
 
     # --- views -----------------------------------------------------------------------------
@@ -83,7 +83,8 @@ class RoomService:
                         products=[p.to_dict() for p in room.knowledge.products]
                         if kind in ("stock", "order") else None,
                         promotions=[p.to_dict() for p in room.knowledge.promotions]
-                        if kind in ("promotion", "order") else None)
+                        if kind in ("promotion", "order") else None,
+                        hosts_online=self.state_event(room).hosts_online if kind == "hosts" else None)
         await self.hub.publish(room_topic(room.id), ev)
 
     async def _conversation_changed(self, conv) -> None:

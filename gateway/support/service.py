@@ -8,6 +8,7 @@ what*; the stores decide *what is true*. All delivery goes through the hub, henc
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -38,6 +39,21 @@ class SupportConfig:
     agent_capacity: int = 5
     bot_timeout_s: float = 0.8  # a viewer gets an answer within 1 s, whatever the responder does
     greeting_zh: str = "您好，我是直播间小助手，商品、尺码、优惠、物流、售后都可以问我；需要人工请点「转人工」。"
+
+
+def _origin(req: Request) -> str:
+    """Who asked for a change: the session and request id, carried through the change log."""
+    return req.session.id + "|" + json.dumps(req.id)
+
+
+SKIP = "!"  # origin marker: the origin session already has this message (e.g. in a snapshot)
+
+
+def _parse_origin(origin: str | None) -> tuple[str | None, object]:
+    if not origin or "|" not in origin:
+        return origin or None, SKIP
+    sid, _, rid = origin.partition("|")
+    return sid, (SKIP if rid == SKIP else json.loads(rid))
 
 
 class SupportService:
@@ -122,12 +138,17 @@ class SupportService:
     def _deliver_message(self, conv: Conversation, m: StoredMessage, origin: str | None) -> None:
         """Called by the replica, in log order, on every node: hand the message to this
         node's sessions of the conversation's members (the origin socket gets it as its
-        reply instead)."""
+        copy, in the same place in the order, carrying its request id)."""
         ev = self._chat_event(m).to_wire()
         ev["_cursor"] = [conv.id, m.n]
+        origin_sid, origin_id = _parse_origin(origin)
         for user in conv.members():
             for s in self.hub.user_sessions(user):
-                if s.id != origin:
+                if s.id == origin_sid:
+                    if origin_id is SKIP:
+                        continue
+                    s.send(ev if origin_id is None else dict(ev, id=origin_id))  # its reply
+                else:
                     s.send(ev)
 
     async def open_conversation(self, room: str, viewer: str, name: str,
@@ -187,7 +208,9 @@ class SupportService:
                                 f"your token is for room {req.claims.room!r}, not {msg.room!r}")
         name = msg.name or req.claims.display_name
         conv, created = await self.open_conversation(msg.room, req.user, name,
-                                                     origin=req.session.id)
+                                                     origin=req.session.id + "|" + SKIP)
+        if created:
+            self._fire("opened", conv)
         self.hub.watch(req.session, f"room:{msg.room}")
         return self.snapshot(conv)
 
@@ -214,15 +237,13 @@ class SupportService:
             text = fill(text, self.rooms.get(conv.room))
         author = Author(role=req.role, user=req.user, name=req.claims.name)
         m, dup = await self.backend.append(conv, author, text, msg.client_msg_id,
-                                           origin=req.session.id)
+                                           origin=_origin(req))
         ev = self._chat_event(m)
         if dup:
             return ev
+        req.replied = True  # delivered by the replica, in log order, with our id
         if self.metrics:
             self.metrics.messages.labels(role=req.role).inc()
-        out = ev.to_wire()
-        out["_cursor"] = [conv.id, m.n]
-        req.reply(out)
         self._fire("message", conv, m)
         if req.role in ("agent", "admin") and conv.first_agent_reply_at is None \
                 and conv.escalated_at is not None:
@@ -424,10 +445,29 @@ class SupportService:
 
     # --- session lifecycle -----------------------------------------------------------------
     def _on_session_live(self, session: Session) -> None:
+        if session.attrs.pop("restored_from", None) is not None:
+            self._catch_up(session)
         if session.role in ("agent", "admin"):
             self.hub.watch(session, AGENTS_TOPIC)
             self.router.agent(session.user, session.claims.name) if session.role == "agent" else None
             self._spawn(self.pump())
+
+    def _catch_up(self, session: Session) -> None:
+        """A session taken over from a dead node: deliver what no node could deliver while
+        it had no holder — messages after its per-conversation cursor (from this node's
+        replica, synchronously, so nothing live can overtake them) and current states."""
+        if session.role == "viewer":
+            convs = [c for c in self.store.for_viewer(session.user) if c.state != "resolved"]
+        else:
+            convs = self.store.for_agent(session.user)
+        for conv in convs:
+            seen = session.cursors.get(conv.id, 0)
+            for m in conv.messages[seen:]:
+                ev = self._chat_event(m).to_wire()
+                ev["_cursor"] = [conv.id, m.n]
+                session.send(ev)
+            session.send(ConversationStateEvent(conv.id, conv.state,
+                                                agent=conv.agent_ref()).to_wire())
 
     def _on_session_detached(self, session: Session) -> None:
         return None

@@ -66,5 +66,7 @@ async def test_2000_concurrent_orders_over_3_nodes_give_exactly_100_gifts(nodes)
                 await ws.receive_json()
                 await ws.send_json({"type": "room.watch", "id": 2, "room": "flash"})
                 st = await ws.receive_json()
+                while st.get("id") != 2:
+                    st = await ws.receive_json()
                 assert st["counters"]["gifts"]["G1"]["claimed"] == 100, n.node_id
                 assert st["counters"]["stock"]["S1"] == 100000 - 1800, n.node_id

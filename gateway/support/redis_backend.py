@@ -1,0 +1,491 @@
+"""Support state on Redis: one Lua script per check-then-change step, one ordered change log.
+
+Every key lives under the hash tag ``{ld}``, so each script runs on one Redis Cluster slot
+(support chat is small next to a shard's throughput; rooms, orders and sessions use their own
+tags and spread). Layout:
+
+* ``ld:{ld}:conv:<cid>``  hash: room, viewer, viewer_name, state, agent, agent_name, n, ...
+* ``ld:{ld}:log:<cid>``   Stream: the conversation's messages, in log order (entry ``j``)
+* ``ld:{ld}:cmid:<cid>``  hash: ``user:client_msg_id`` → message JSON (dedupe)
+* ``ld:{ld}:open``        hash: ``room|viewer`` → cid of the open conversation
+* ``ld:{ld}:convs``       set of conversations not yet resolved (bootstrap)
+* ``ld:{ld}:queue``       list of queued cids, head first
+* ``ld:{ld}:agents``      hash: user → JSON {name, status, since, capacity, paused, last_assigned, hb}
+* ``ld:{ld}:load:<user>`` set of the agent's assigned cids
+* ``ld:{ld}:ops``         Stream: the change lists every node applies, in order
+
+Scripts touch keys named from the ``{ld}`` prefix they are given (all in the same slot).
+Each returns the id of the ops entry it appended; the caller waits until its own replica has
+applied that entry, so a request's reply always reflects its own change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from signaling import ErrorCode, ProtocolError
+
+from .backend import Change, SupportBackend, message_record
+from .conversation import Author, Conversation, ConversationStore
+from .routing import Agent, Router
+
+log = logging.getLogger(__name__)
+
+P = "ld:{ld}:"
+
+PRELUDE = """
+local P = ARGV[1]
+local function emit(changes)
+  return redis.call('XADD', P .. 'ops', 'MAXLEN', '~', '500000', '*', 'c', cjson.encode(changes))
+end
+local function cget(cid, f) return redis.call('HGET', P .. 'conv:' .. cid, f) end
+"""
+
+OPEN = PRELUDE + """
+local room, viewer, name, cid, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local key = room .. '|' .. viewer
+local cur = redis.call('HGET', P .. 'open', key)
+if cur then
+  local st = cget(cur, 'state')
+  if st and st ~= 'resolved' then return {cur, 0, ''} end
+end
+redis.call('HSET', P .. 'conv:' .. cid, 'room', room, 'viewer', viewer, 'viewer_name', name,
+           'state', 'bot', 'created_at', now, 'n', 0)
+redis.call('HSET', P .. 'open', key, cid)
+redis.call('SADD', P .. 'convs', cid)
+local changes = {{'conv', {cid = cid, room = room, viewer = viewer, viewer_name = name,
+                           created_at = tonumber(now)}}}
+if ARGV[7] ~= '' then
+  local n = redis.call('HINCRBY', P .. 'conv:' .. cid, 'n', 1)
+  local msg = cjson.decode(ARGV[7])
+  msg.n = n
+  msg.message_id = cid .. ':' .. n
+  redis.call('XADD', P .. 'log:' .. cid, '*', 'j', cjson.encode(msg))
+  table.insert(changes, {'msg', msg, ARGV[8]})
+end
+return {cid, 1, emit(changes)}
+"""
+
+APPEND = PRELUDE + """
+local cid, cmid, kind = ARGV[2], ARGV[3], ARGV[4]
+local st = cget(cid, 'state')
+if not st then return {'not_found'} end
+if cmid ~= '' then
+  local prev = redis.call('HGET', P .. 'cmid:' .. cid, cmid)
+  if prev then return {'dup', prev} end
+end
+if st == 'resolved' and kind == '' then return {'resolved'} end
+local n = redis.call('HINCRBY', P .. 'conv:' .. cid, 'n', 1)
+local msg = cjson.decode(ARGV[5])
+msg.n = n
+msg.message_id = cid .. ':' .. n
+local enc = cjson.encode(msg)
+redis.call('XADD', P .. 'log:' .. cid, '*', 'j', enc)
+if cmid ~= '' then redis.call('HSET', P .. 'cmid:' .. cid, cmid, enc) end
+return {'ok', enc, emit({{'msg', msg, ARGV[6]}})}
+"""
+
+ESCALATE = PRELUDE + """
+local cid, reason, now = ARGV[2], ARGV[3], ARGV[4]
+local st = cget(cid, 'state')
+if st ~= 'bot' then return {st or 'not_found'} end
+redis.call('HSET', P .. 'conv:' .. cid, 'state', 'queued', 'escalated_at', now,
+           'escalation_reason', reason, 'queued_at', now)
+redis.call('RPUSH', P .. 'queue', cid)
+return {'ok', emit({{'set', cid, {state = 'queued', escalated_at = tonumber(now),
+                                  escalation_reason = reason}},
+                    {'q_add', cid, tonumber(now), false}})}
+"""
+
+ASSIGN = PRELUDE + """
+local now, hb_ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
+local q = P .. 'queue'
+local changes = {}
+local cid = redis.call('LINDEX', q, 0)
+while cid and cget(cid, 'state') ~= 'queued' do
+  redis.call('LPOP', q)
+  table.insert(changes, {'q_del', cid})
+  cid = redis.call('LINDEX', q, 0)
+end
+if not cid then
+  if #changes > 0 then return {'', '', emit(changes)} end
+  return {}
+end
+local all = redis.call('HGETALL', P .. 'agents')
+local best, bestload = nil, nil
+for i = 1, #all, 2 do
+  local a = cjson.decode(all[i + 1])
+  if a.status == 'available' and not a.paused and (now - (a.hb or 0)) <= hb_ttl then
+    local load = redis.call('SCARD', P .. 'load:' .. a.user)
+    if load < a.capacity and (best == nil or load < bestload or
+        (load == bestload and (a.last_assigned or 0) < (best.last_assigned or 0))) then
+      best, bestload = a, load
+    end
+  end
+end
+if not best then
+  if #changes > 0 then return {'', '', emit(changes)} end
+  return {}
+end
+redis.call('LPOP', q)
+redis.call('SADD', P .. 'load:' .. best.user, cid)
+best.last_assigned = now
+redis.call('HSET', P .. 'agents', best.user, cjson.encode(best))
+redis.call('HSET', P .. 'conv:' .. cid, 'state', 'assigned', 'agent', best.user,
+           'agent_name', best.name, 'assigned_at', now)
+table.insert(changes, {'q_del', cid})
+table.insert(changes, {'attach', cid, best.user, now})
+table.insert(changes, {'set', cid, {state = 'assigned', agent = best.user,
+                                    agent_name = best.name, assigned_at = now}})
+return {cid, best.user, emit(changes)}
+"""
+
+RESOLVE = PRELUDE + """
+local cid, now = ARGV[2], ARGV[3]
+local st = cget(cid, 'state')
+if not st or st == 'resolved' then return {st or 'not_found'} end
+local agent = cget(cid, 'agent') or ''
+redis.call('HSET', P .. 'conv:' .. cid, 'state', 'resolved', 'resolved_at', now)
+redis.call('LREM', P .. 'queue', 0, cid)
+if agent ~= '' then redis.call('SREM', P .. 'load:' .. agent, cid) end
+local key = cget(cid, 'room') .. '|' .. cget(cid, 'viewer')
+if redis.call('HGET', P .. 'open', key) == cid then redis.call('HDEL', P .. 'open', key) end
+redis.call('SREM', P .. 'convs', cid)
+return {'ok', emit({{'q_del', cid}, {'release', cid, agent},
+                    {'set', cid, {state = 'resolved', resolved_at = tonumber(now)}}})}
+"""
+
+TRANSFER = PRELUDE + """
+local cid, target, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local st = cget(cid, 'state')
+if not st then return {'not_found', ''} end
+if st ~= 'assigned' then return {'bad_state', st} end
+local old = cget(cid, 'agent') or ''
+if target ~= '' then
+  local raw = redis.call('HGET', P .. 'agents', target)
+  if not raw then return {'no_agent', ''} end
+  if target == old then return {'same', ''} end
+  local a = cjson.decode(raw)
+  local load = redis.call('SCARD', P .. 'load:' .. target)
+  if a.status ~= 'available' or load >= a.capacity then
+    return {'busy', a.status .. ' with ' .. load .. '/' .. a.capacity .. ' conversations'}
+  end
+  redis.call('SREM', P .. 'load:' .. old, cid)
+  redis.call('SADD', P .. 'load:' .. target, cid)
+  a.last_assigned = now
+  redis.call('HSET', P .. 'agents', target, cjson.encode(a))
+  redis.call('HSET', P .. 'conv:' .. cid, 'agent', target, 'agent_name', a.name, 'assigned_at', now)
+  return {'ok', old, emit({{'release', cid, old}, {'attach', cid, target, now},
+                           {'set', cid, {state = 'assigned', agent = target, agent_name = a.name,
+                                         assigned_at = now}}})}
+end
+redis.call('SREM', P .. 'load:' .. old, cid)
+redis.call('HSET', P .. 'conv:' .. cid, 'state', 'queued', 'queued_at', now)
+redis.call('HDEL', P .. 'conv:' .. cid, 'agent', 'agent_name')
+redis.call('LPUSH', P .. 'queue', cid)
+return {'ok', old, emit({{'release', cid, old},
+                         {'set', cid, {state = 'queued', agent = '', agent_name = ''}},
+                         {'q_add', cid, now, true}})}
+"""
+
+STATUS = PRELUDE + """
+local user, status, name, cap, now, paused = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]),
+                                             tonumber(ARGV[6]), ARGV[7] == '1'
+local raw = redis.call('HGET', P .. 'agents', user)
+local a
+if raw then a = cjson.decode(raw) else
+  a = {user = user, name = name, status = 'offline', since = now, capacity = cap,
+       last_assigned = 0, hb = now}
+end
+if name ~= '' then a.name = name end
+if a.status ~= status then a.status = status; a.since = now end
+if ARGV[8] == '1' then a.capacity = cap end
+a.paused = paused
+a.hb = now
+redis.call('HSET', P .. 'agents', user, cjson.encode(a))
+return {'ok', emit({{'agent', a}})}
+"""
+
+HEARTBEAT = PRELUDE + """
+local now = tonumber(ARGV[2])
+for i = 3, #ARGV do
+  local raw = redis.call('HGET', P .. 'agents', ARGV[i])
+  if raw then
+    local a = cjson.decode(raw)
+    a.hb = now
+    redis.call('HSET', P .. 'agents', ARGV[i], cjson.encode(a))
+  end
+end
+return 1
+"""
+
+SET_FIELDS = PRELUDE + """
+local cid = ARGV[2]
+if not cget(cid, 'state') then return {'not_found'} end
+local f = cjson.decode(ARGV[3])
+for k, v in pairs(f) do
+  if type(v) == 'table' then v = cjson.encode(v) end
+  if v == cjson.null then redis.call('HDEL', P .. 'conv:' .. cid, k)
+  else redis.call('HSET', P .. 'conv:' .. cid, k, tostring(v)) end
+end
+return {'ok', emit({{'set', cid, f}})}
+"""
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+class RedisBackend(SupportBackend):
+    """Support state in Redis; this node's replica follows ``ld:{ld}:ops``."""
+
+    HB_TTL_S = 10.0
+
+    def __init__(self, redis: aioredis.Redis, store: ConversationStore, router: Router,
+                 default_capacity: int = 5, capacities: dict[str, int] | None = None,
+                 local_agents=None, url: str | None = None) -> None:
+        super().__init__(store, router)
+        self.redis = redis
+        self.url = url
+        self.default_capacity = default_capacity
+        self.capacities = capacities or {}
+        self.local_agents = local_agents or (lambda: [])
+        self._s = {name: redis.register_script(src) for name, src in (
+            ("open", OPEN), ("append", APPEND), ("escalate", ESCALATE), ("assign", ASSIGN),
+            ("resolve", RESOLVE), ("transfer", TRANSFER), ("status", STATUS),
+            ("hb", HEARTBEAT), ("fields", SET_FIELDS))}
+        self._last_id = "0-0"
+        self._applied = asyncio.Event()
+        self._tail: asyncio.Task | None = None
+        self._beat: asyncio.Task | None = None
+        self._tail_redis: aioredis.Redis | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self._bootstrap()
+        # a dedicated connection for the blocking XREAD, so it never holds a pool slot
+        if self.url:
+            self._tail_redis = aioredis.Redis.from_url(self.url, socket_connect_timeout=1.0)
+        else:
+            kw = dict(self.redis.connection_pool.connection_kwargs)
+            self._tail_redis = aioredis.Redis(**{k: v for k, v in kw.items()
+                                                if k in ("host", "port", "db", "password",
+                                                         "username", "path")})
+        self._tail = asyncio.get_running_loop().create_task(self._tail_loop(), name="ops-tail")
+        self._beat = asyncio.get_running_loop().create_task(self._heartbeat_loop())
+
+    async def close(self) -> None:
+        for t in (self._tail, self._beat):
+            if t:
+                t.cancel()
+                await asyncio.gather(t, return_exceptions=True)
+        if self._tail_redis is not None:
+            await self._tail_redis.aclose()
+
+    async def ready(self) -> bool:
+        return self._tail is not None and not self._tail.done()
+
+    async def _bootstrap(self) -> None:
+        """Snapshot from the hashes, then follow the log from where the snapshot began.
+        Changes in the overlap are applied again, which the replica tolerates."""
+        last = await self.redis.xrevrange(P + "ops", count=1)
+        self._last_id = _s(last[0][0]) if last else "0-0"
+        agents = await self.redis.hgetall(P + "agents")
+        changes: list[Change] = []
+        for _, raw in agents.items():
+            changes.append(["agent", json.loads(raw)])
+        cids = [_s(c) for c in await self.redis.smembers(P + "convs")]
+        queued = []
+        for cid in cids:
+            h = {_s(k): _s(v) for k, v in (await self.redis.hgetall(P + f"conv:{cid}")).items()}
+            if not h:
+                continue
+            changes.append(["conv", {"cid": cid, "room": h["room"], "viewer": h["viewer"],
+                                     "viewer_name": h.get("viewer_name", h["viewer"]),
+                                     "created_at": float(h.get("created_at", 0))}])
+            for eid, f in await self.redis.xrange(P + f"log:{cid}"):
+                changes.append(["msg", json.loads(f[b"j"]), None])
+            fields = {k: h.get(k) for k in ("state", "agent", "agent_name", "escalation_reason",
+                                            "mood") if h.get(k)}
+            for k in ("escalated_at", "assigned_at", "first_agent_reply_at"):
+                if h.get(k):
+                    fields[k] = float(h[k])
+            if h.get("pinned"):
+                fields["pinned"] = json.loads(h["pinned"])
+            changes.append(["set", cid, fields])
+            if h.get("agent") and h.get("state") == "assigned":
+                changes.append(["attach", cid, h["agent"], float(h.get("assigned_at", 0))])
+            if h.get("state") == "queued":
+                queued.append((cid, float(h.get("queued_at", 0))))
+        qorder = [_s(c) for c in await self.redis.lrange(P + "queue", 0, -1)]
+        since = dict(queued)
+        for cid in qorder:
+            if cid in since:
+                changes.append(["q_add", cid, since[cid], False])
+        on_message, self.replica.on_message = self.replica.on_message, None
+        try:
+            self.replica.apply(changes)  # no delivery for history
+        finally:
+            self.replica.on_message = on_message
+
+    async def _tail_loop(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                res = await self._tail_redis.xread({P + "ops": self._last_id}, block=1000,
+                                                   count=500)
+                backoff = 0.1
+                for _, entries in res or ():
+                    for eid, fields in entries:
+                        try:
+                            self.replica.apply(json.loads(fields[b"c"]))
+                        except Exception:
+                            log.exception("applying change %s failed", _s(eid))
+                        self._last_id = _s(eid)
+                self._applied.set()
+                self._applied = asyncio.Event()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("ops tail lost Redis (%s); retrying in %.1fs", e, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(3.0)
+            users = list(self.local_agents())
+            if users:
+                try:
+                    await self._s["hb"](args=[P, time.time(), *users])
+                except Exception as e:
+                    log.debug("agent heartbeat failed: %s", e)
+
+    @staticmethod
+    def _id_key(eid: str) -> tuple[int, int]:
+        a, b = eid.split("-")
+        return int(a), int(b)
+
+    async def applied(self, eid: str, timeout: float = 5.0) -> None:
+        """Wait until the replica has applied the ops entry ``eid``."""
+        want = self._id_key(eid)
+        deadline = time.monotonic() + timeout
+        while self._id_key(self._last_id) < want:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ProtocolError(ErrorCode.UNAVAILABLE, "state store is lagging; retry")
+            ev = self._applied
+            try:
+                await asyncio.wait_for(ev.wait(), min(left, 0.5))
+            except asyncio.TimeoutError:
+                pass
+
+    async def sync(self) -> None:
+        last = await self.redis.xrevrange(P + "ops", count=1)
+        if last:
+            await self.applied(_s(last[0][0]))
+
+    async def _run(self, name: str, *args: Any) -> list:
+        try:
+            return await self._s[name](args=[P, *args])
+        except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as e:
+            raise ProtocolError(ErrorCode.UNAVAILABLE,
+                                f"state store unavailable ({e.__class__.__name__}); retry") from None
+
+    # --- steps -----------------------------------------------------------------------------
+    async def open(self, room, viewer, name, greeting, origin=None):
+        cid = "c_" + secrets.token_urlsafe(9)
+        now = time.time()
+        g = ""
+        if greeting is not None:
+            author, text = greeting
+            rec = message_record(Conversation(cid, room, viewer, name), 0, author, text, None,
+                                 "system", None, now)
+            g = json.dumps(rec, ensure_ascii=False)
+        res = await self._run("open", room, viewer, name, cid, now, g, origin or "")
+        got, created, eid = _s(res[0]), int(res[1]), _s(res[2])
+        if eid:
+            await self.applied(eid)
+        conv = self.store.get(got)
+        if conv is None:
+            await self.sync()
+            conv = self.store.get(got)
+        return conv, bool(created)
+
+    async def append(self, conv, author, text, cmid, kind=None, meta=None, origin=None):
+        rec = message_record(conv, 0, author, text, cmid, kind, meta, time.time())
+        res = await self._run("append", conv.id, f"{author.user}:{cmid}" if cmid else "",
+                              kind or "", json.dumps(rec, ensure_ascii=False), origin or "")
+        status = _s(res[0])
+        if status == "not_found":
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown conversation {conv.id!r}")
+        if status == "resolved":
+            raise ProtocolError(ErrorCode.BAD_STATE, "conversation is resolved; open a new one")
+        if status == "dup":
+            from .backend import message_from_record
+            return message_from_record(json.loads(res[1])), True
+        await self.applied(_s(res[2]))
+        n = json.loads(res[1])["n"]
+        return conv.messages[n - 1], False
+
+    async def escalate(self, conv, reason):
+        res = await self._run("escalate", conv.id, reason, time.time())
+        if _s(res[0]) != "ok":
+            await self.sync()
+            return False
+        await self.applied(_s(res[1]))
+        return True
+
+    async def assign_next(self):
+        res = await self._run("assign", time.time(), self.HB_TTL_S)
+        if not res:
+            return None
+        cid, user, eid = _s(res[0]), _s(res[1]), _s(res[2])
+        await self.applied(eid)
+        if not cid:
+            return await self.assign_next()
+        return self.store.get(cid), self.router.agents[user]
+
+    async def resolve(self, conv):
+        res = await self._run("resolve", conv.id, time.time())
+        if _s(res[0]) != "ok":
+            return False
+        await self.applied(_s(res[1]))
+        return True
+
+    async def transfer(self, conv, to_agent, reason):
+        res = await self._run("transfer", conv.id, to_agent or "", time.time())
+        status, detail = _s(res[0]), _s(res[1])
+        if status == "not_found":
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown conversation {conv.id!r}")
+        if status == "bad_state":
+            raise ProtocolError(ErrorCode.BAD_STATE,
+                                f"only an assigned conversation can be transferred (it is {detail})")
+        if status == "no_agent":
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown agent {to_agent!r}")
+        if status == "same":
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "conversation is already with that agent")
+        if status == "busy":
+            raise ProtocolError(ErrorCode.BAD_STATE, f"agent {to_agent!r} is {detail}")
+        await self.applied(_s(res[2]))
+        return detail or None
+
+    async def set_status(self, user, status, name, capacity=None, paused=False):
+        cap = capacity or self.capacities.get(user) or self.default_capacity
+        res = await self._run("status", user, status, name or "", cap, time.time(),
+                              "1" if paused else "0",
+                              "1" if (capacity or user in self.capacities) else "0")
+        await self.applied(_s(res[1]))
+        return self.router.agents[user]
+
+    async def set_fields(self, conv, **fields):
+        res = await self._run("fields", conv.id, json.dumps(fields, ensure_ascii=False))
+        if _s(res[0]) == "ok":
+            await self.applied(_s(res[1]))
