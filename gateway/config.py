@@ -75,6 +75,7 @@ class Config:
     max_call_s: float = 3600.0
     ring_timeout_s: float = 30.0
     call_grace_s: float = 10.0
+    drain_s: float = 30.0
 
     @classmethod
     def from_env(cls, **overrides) -> "Config":
@@ -110,6 +111,10 @@ class Config:
                            ("media_address", "MEDIA_ADDRESS")):
             if _env(name):
                 setattr(c, attr, _list(_env(name)))
+        if _env("WEB_ROOT"):
+            c.web_root = Path(_env("WEB_ROOT"))
+        if _env("DRAIN_S"):
+            c.drain_s = float(_env("DRAIN_S"))
         if _env("REPLIES_FILE"):
             c.replies_file = Path(_env("REPLIES_FILE"))
         if _env("ROOMS"):
