@@ -27,6 +27,7 @@ class WSClient:
         self.closed_code: int | None = None
         self._cond = asyncio.Condition()
         self._reader: asyncio.Task | None = None
+        self.on_frame = None  # optional callback(frame), e.g. benchmarks timestamping arrivals
 
     async def connect(self) -> "WSClient":
         url = self.base_url.replace("http", "ws", 1) + "/ws"
@@ -42,6 +43,8 @@ class WSClient:
                 f = json.loads(m.data)
                 if "seq" in f:
                     self.last_seq = max(self.last_seq, f["seq"])
+                if self.on_frame is not None:
+                    self.on_frame(f)
                 async with self._cond:
                     self.frames.append(f)
                     self._cond.notify_all()

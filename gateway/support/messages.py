@@ -148,6 +148,7 @@ class AgentState(Event):
     since: float
     load: int
     capacity: int
+    max_compensation: float | None = None  # the agent's authority (workspace)
 
 
 # --- rooms (issue 3) -------------------------------------------------------------------------

@@ -75,6 +75,7 @@ class SupportService:
         self.router = backend.router
         backend.replica.on_message = self._deliver_message
         self.context_providers = list(context_providers or [])
+        self.agent_info: Callable[[str], dict] | None = None  # extra agent.state fields
         self._bot_locks: dict[str, asyncio.Lock] = {}
         self._sent_positions: dict[str, int] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -209,6 +210,8 @@ class SupportService:
         name = msg.name or req.claims.display_name
         conv, created = await self.open_conversation(msg.room, req.user, name,
                                                      origin=req.session.id + "|" + SKIP)
+        if not created and conv.viewer_name == conv.viewer and name != conv.viewer:
+            await self.backend.set_fields(conv, viewer_name=name)  # opened by a notice
         if created:
             self._fire("opened", conv)
         self.hub.watch(req.session, f"room:{msg.room}")
@@ -419,7 +422,9 @@ class SupportService:
         msg: AgentStatus = req.msg
         a = await self.backend.set_status(req.user, msg.status, req.claims.name)
         req.reply({"type": "ack"})
-        await self.hub.send_to_user(req.user, AgentState(a.user, a.status, a.since, a.load, a.capacity))
+        info = self.agent_info(req.user) if self.agent_info else {}
+        await self.hub.send_to_user(req.user, AgentState(a.user, a.status, a.since, a.load,
+                                                         a.capacity, info.get("max_compensation")))
         await self.pump()
 
     async def on_list(self, req: Request):

@@ -53,6 +53,7 @@ class Workspace:
                                    self.actions, self.wellbeing)
         self._room_buyers: dict[str, set[str]] = {}
         support.context_providers += [self.browsing.context, self.handoff.context]
+        support.agent_info = lambda user: {"max_compensation": self.actions.authority.limit_for(user)}
         if gw.rooms_service is not None:
             gw.rooms_service.order_listeners.append(self._on_order)
         gw.extra_routes = (*getattr(gw, "extra_routes", ()), self.setup_routes)

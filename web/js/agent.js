@@ -1,8 +1,11 @@
-// The agent console (1440×900): status, queue, conversations, chat with the bot part marked,
-// context panel, one-click canned replies, incoming calls and the in-call view.
+// The agent console (1440×900): status with time in status, queue, conversations, chat with
+// the bot part marked, the handoff context (viewer and mood, browsing timeline, orders with
+// logistics, promotions, earlier conversations; `context` pushes and context.get), actions
+// within authority (action.compensate → action.result, approvals; action.return), the
+// fatigue guard's break banner, one-click canned replies, incoming calls and the call view.
 import { Client, devTokenSource, gatewayUrls } from "./client.js";
-import { t, tOr, applyI18n, duration } from "./i18n.js";
-import { $, h, icon, hydrateIcons, fmtTime, param, bindConnBadge, bindLangSwitch, toast, moodLabel, reasonLabel, RoomState } from "./common.js";
+import { t, tOr, applyI18n, duration, getLang } from "./i18n.js";
+import { $, h, icon, hydrateIcons, fmtTime, param, bindConnBadge, bindLangSwitch, toast, moodLabel, reasonLabel, intentLabel, clock, money, RoomState } from "./common.js";
 import { CallManager, CallView, renderIncoming } from "./call.js";
 
 const ident = devTokenSource("agent", { name: param("name") || "" });
@@ -25,7 +28,24 @@ const ui = {
   replySearch: $('[data-testid="replies-search"]'),
   banner: $('[data-testid="incoming-call"]'),
   callCol: $('[data-testid="call-column"]'),
+  since: $('[data-testid="status-since"]'),
+  limit: $('[data-testid="agent-limit"]'),
+  breakBanner: $('[data-testid="break-banner"]'),
+  actions: $('[data-testid="actions-panel"]'),
+  compForm: $('[data-testid="comp-form"]'),
+  compKind: $('[data-testid="comp-kind"]'),
+  compAmount: $('[data-testid="comp-amount"]'),
+  compReason: $('[data-testid="comp-reason"]'),
+  compSubmit: $('[data-testid="comp-submit"]'),
+  compHint: $('[data-testid="comp-hint"]'),
+  compLimit: $('[data-testid="comp-limit"]'),
+  returnForm: $('[data-testid="return-form"]'),
+  returnOrder: $('[data-testid="return-order"]'),
+  returnReason: $('[data-testid="return-reason"]'),
+  actionList: $('[data-testid="action-list"]'),
 };
+// this agent: status and since (agent.state), authority limit if the server tells it
+const me = { status: null, since: null, load: 0, capacity: null, maxCompensation: null, breakSuggested: null };
 
 const convs = new Map(); // id → {id, room, state, viewer, agent, messages: Map, order, context, unread}
 let selected = null;
@@ -37,10 +57,12 @@ const rooms = new Map(); // room → RoomState
 function upsertConv(id, patch = {}) {
   let c = convs.get(id);
   if (!c) {
-    c = { id, room: null, state: null, viewer: null, agent: null, messages: new Map(), order: [], context: null, unread: 0, createdAt: Date.now() };
+    c = { id, room: null, state: null, viewer: null, agent: null, messages: new Map(), order: [], context: null, ctxVersion: 0, actions: [], unread: 0, createdAt: Date.now() };
     convs.set(id, c);
   }
-  Object.assign(c, Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)));
+  const { context, ...rest } = patch;
+  Object.assign(c, Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)));
+  if (context) setContext(c, context);
   if (c.room) watchRoom(c.room);
   return c;
 }
@@ -51,6 +73,25 @@ function addMsg(c, m) {
   c.order.push(m.message_id);
   c.order.sort((a, b) => (c.messages.get(a).ts ?? 0) - (c.messages.get(b).ts ?? 0));
   return true;
+}
+
+/** Merge a context (assignment, conversation.get, context push/reply) into the conversation. */
+function setContext(c, ctx) {
+  const clean = Object.fromEntries(Object.entries(ctx).filter(([k]) => !["type", "id", "seq", "conversation"].includes(k)));
+  c.context = { ...(c.context || {}), ...clean };
+  c.ctxVersion++;
+  if (typeof ctx.max_compensation === "number") me.maxCompensation = ctx.max_compensation;
+}
+
+async function fetchContext(id) {
+  try {
+    const r = await client.request("context.get", { conversation: id });
+    const c = convs.get(id);
+    if (c) setContext(c, r);
+    renderContext();
+  } catch (e) {
+    if (e.code !== "unknown_type") console.warn("context.get", e.message);
+  }
 }
 
 function loadSnapshot(snap) {
@@ -121,9 +162,16 @@ function renderLists() {
   $('[data-testid="agents-title"]').textContent = t("agent.agents", { n: agents.length });
   ui.agentList.replaceChildren(
     ...agents.map((a) =>
-      h("li.agent", { testid: "agent-item" }, h(`span.dot.${a.status}`), h("span", { text: a.name || a.user }),
-        h("span.muted", { text: `${tOr(`status.${a.status}`, a.status)} · ${t("agent.agent.load", { load: a.load, cap: a.capacity })}` }))),
+      h("li.agent", { testid: "agent-item", dataset: { user: a.user, status: a.status } }, h(`span.dot.${a.status}`), h("span", { text: a.name || a.user }),
+        h("span.muted", { testid: "agent-item-status", text: agentLine(a) }))),
   );
+}
+
+function agentLine(a) {
+  const bits = [tOr(`status.${a.status}`, a.status)];
+  if (typeof a.since === "number") bits.push(clock(Date.now() / 1000 - a.since));
+  bits.push(t("agent.agent.load", { load: a.load, cap: a.capacity }));
+  return bits.join(" · ");
 }
 
 function botSplit(c) {
@@ -154,7 +202,8 @@ function renderChat() {
     const mine = f.user === client.user;
     const isBot = f.role === "bot" || m.bot;
     const cls = ["msg", mine ? "mine" : "", isBot && !m.kind ? "bot" : "", m.kind || "", i <= lastBot ? "botphase" : ""].filter(Boolean).join(".");
-    const who = isBot ? f.name || t("role.bot") : mine ? t("widget.you") : `${tOr(`role.${f.role}`, f.role)} ${f.name || f.user}`;
+    const who = isBot ? f.name || t("role.bot") : mine ? t("widget.you") : m.kind === "notice" ? t("widget.notice")
+      : f.role === "system" ? t("widget.system") : `${tOr(`role.${f.role}`, f.role)} ${f.name || f.user}`;
     els.push(h(`div.${cls}`, { testid: isBot && !m.kind ? "msg-bot" : mine ? "msg-mine" : `msg-${m.kind || f.role}`, dataset: { id: m.message_id, phase: i <= lastBot ? "bot" : "human" } },
       h("div.meta", { text: `${who} · ${fmtTime(m.ts)}` }),
       h("div.bubble", { text: m.text })));
@@ -172,17 +221,126 @@ function section(title, testid, ...body) {
   return h("section.ctx-sec", { testid }, h("h4", { text: title }), ...body);
 }
 
+const kv = (k, val, testid) => h("div.kv", { testid }, h("span.k.muted", { text: k }), h("span.v", { text: val ?? "—" }));
+
+function productName(c, sku) {
+  return rooms.get(c.room)?.product(sku)?.name || sku;
+}
+
+function ordersSection(c, ctx) {
+  const orders = ctx.orders || [];
+  const body = [];
+  if (ctx.orders_loaded === false && !orders.length) body.push(h("div.muted.placeholder", { testid: "orders-loading", text: t("ctx.loading") }));
+  else if (!orders.length) body.push(h("div.muted.placeholder", { text: t("ctx.orders.empty") }));
+  for (const o of orders) {
+    const lg = o.logistics || {};
+    body.push(h("div.order", { testid: "order-item", dataset: { order: o.order_id, status: o.status || "", logistics: lg.status || "" } },
+      h("div.o-top", {},
+        h("b.o-name", { text: `${o.name || o.sku}${o.qty > 1 ? ` ×${o.qty}` : ""}` }),
+        h("span.o-amt", { text: money(o.amount) }),
+        h("span.badge", { testid: "order-status", text: tOr(`order.${o.status}`, o.status || "") }),
+        h("button.small.o-return", { testid: "order-return", disabled: c.state !== "assigned", on: { click: () => pickReturn(o.order_id) } }, t("act.return"))),
+      h("div.o-id.muted", { text: `#${o.order_id}${o.placed_at ? ` · ${String(o.placed_at).slice(0, 16).replace("T", " ")}` : ""}` }),
+      lg.status
+        ? h("div.o-logi", {},
+            h(`span.logi.${lg.status}`, { testid: "order-logistics", dataset: { status: lg.status } }, icon("truck"), " " + tOr(`logi.${lg.status}`, lg.status)),
+            h("span", { text: [lg.courier, lg.tracking_no].filter(Boolean).join(" ") }),
+            lg.eta ? h("span.muted", { text: t("logi.eta", { eta: lg.eta }) }) : null)
+        : null,
+      lg.last_event ? h("div.o-event.muted", { testid: "order-last-event", text: lg.last_event }) : null));
+  }
+  return section(`${t("ctx.orders")}${orders.length ? ` (${orders.length})` : ""}`, "ctx-orders", ...body);
+}
+
+function timelineSection(c, ctx) {
+  const events = (ctx.browsing || ctx.timeline || []).filter((e) => e.kind !== "stream_time");
+  const cart = ctx.cart || [];
+  const head = [];
+  if (cart.length) head.push(kv(t("ctx.cart"), cart.map((sku) => productName(c, sku)).join("、"), "ctx-cart"));
+  if (ctx.on_screen_at_open) head.push(kv(t("ctx.onscreen_at_open"), productName(c, ctx.on_screen_at_open), "ctx-onscreen-at-open"));
+  if (typeof ctx.time_in_stream_s === "number") head.push(kv(t("ctx.stream_time"), duration(ctx.time_in_stream_s), "ctx-stream-time"));
+  const items = events.slice(-20).map((e) =>
+    h(`li.tl.${e.kind}`, { testid: "timeline-item", dataset: { kind: e.kind, sku: e.sku || "" } },
+      h("span.tl-time.muted", { text: e.ts ? fmtTime(e.ts) : "" }),
+      h("span.tl-dot"),
+      h("span.tl-kind", { text: tOr(`browse.${e.kind}`, e.kind) }),
+      h("span.tl-what", { text: e.name || (e.sku ? productName(c, e.sku) : "") })));
+  return section(t("ctx.timeline"), "ctx-timeline", ...head,
+    items.length ? h("ol.timeline", {}, ...items) : h("div.muted.placeholder", { text: t("ctx.timeline.empty") }));
+}
+
+function promosSection(ctx) {
+  const promos = ctx.promotions || [];
+  return section(t("ctx.promos"), "ctx-promos", ...(promos.length
+    ? promos.map((p) => h("div.promo-ctx", { testid: "promo-item", dataset: { promo: p.id, status: p.status || "" } },
+        h(`span.pstat.${p.status}`, { text: tOr(`promo.${p.status}`, p.status || "") }),
+        h("span.ptext", {}, p.text || p.id,
+          p.code ? h("code", { text: ` ${p.code}` }) : null,
+          typeof p.left === "number" ? h("span.muted", { text: ` · ${t("ctx.promo.left", { n: p.left })}` }) : null,
+          p.missing ? h("span.muted", { text: ` · ${p.missing}` }) : null)))
+    : [h("div.muted.small", { text: t("ctx.promos.empty") })]));
+}
+
+function earlierSection(ctx) {
+  const list = ctx.earlier_conversations || [];
+  return section(`${t("ctx.earlier")}${list.length ? ` (${list.length})` : ""}`, "ctx-earlier", ...(list.length
+    ? list.slice(0, 8).map((e) => h("div.earlier", { testid: "earlier-item", dataset: { conversation: e.conversation } },
+        h("div.e-top", {},
+          h("span.muted", { text: e.created_at ? new Date(e.created_at * 1000).toLocaleDateString(getLang() === "zh" ? "zh-CN" : "en") + " " + fmtTime(e.created_at) : "" }),
+          h("span.badge", { text: tOr(`outcome.${e.outcome}`, e.outcome || tOr(`state.${e.state}`, e.state || "")) }),
+          e.mood ? h(`span.mood.${e.mood}`, { text: moodLabel(e.mood) }) : null,
+          typeof e.csat === "number" ? h("span.csat-chip", { text: `★${e.csat}` }) : null),
+        h("div.e-msg", { text: e.first_message || "" })))
+    : [h("div.muted.small", { text: t("ctx.earlier.empty") })]));
+}
+
 function renderContext() {
   const c = convs.get(selected);
+  renderActionsPanel();
   if (!c) {
     ui.ctx.replaceChildren(h("div.muted", { text: t("agent.pick") }));
+    renderContext.key = null;
     return;
   }
+  // rebuild only when something shown changed (not on every chat line or room tick)
+  const key = `${c.id}|${c.ctxVersion}|${c.state}|${getLang()}|${rooms.get(c.room)?.state ? 1 : 0}`;
+  if (renderContext.key === key) return;
+  renderContext.key = key;
+  const scroll = ui.ctx.scrollTop;
   const ctx = c.context || {};
   const v = ctx.viewer || c.viewer || {};
-  const kv = (k, val, testid) => h("div.kv", { testid }, h("span.k.muted", { text: k }), h("span.v", { text: val ?? "—" }));
   const intents = [...new Set((ctx.intents || []).filter(Boolean))];
   const chatSoFar = (ctx.messages || []).filter((m) => !m.kind || m.kind === "announcement");
+  const mood = ctx.mood || "neutral";
+  ui.ctx.replaceChildren(
+    h("section.ctx-sec.ctx-who", { testid: "ctx-viewer" },
+      h("div.who-row", {},
+        h("span.avatar", {}, icon("person")),
+        h("div.who-name", {}, h("b", { text: v.name || v.user || "?" }), v.user && v.name && v.name !== v.user ? h("span.muted", { text: ` ${v.user}` }) : null,
+          h("div.muted.small", { text: `${t("ctx.room")} ${ctx.room || c.room || ""}` })),
+        h("div.mood-box", {},
+          h(`span.mood.big.${mood}`, { testid: "ctx-mood", dataset: { mood }, title: t("ctx.mood") }, moodLabel(ctx.mood)),
+          h("div.muted.tiny", { text: t("ctx.mood.by_bot") }))),
+      kv(t("ctx.reason"), reasonLabel(ctx.reason), "ctx-reason"),
+      kv(t("ctx.intents"), intents.map(intentLabel).join("、") || "—", "ctx-intents")),
+    ordersSection(c, ctx),
+    timelineSection(c, ctx),
+    promosSection(ctx),
+    earlierSection(ctx),
+    section(t("ctx.chat"), "ctx-chat",
+      h("ol.ctx-chat", {}, ...chatSoFar.slice(-12).map((m) =>
+        h(`li${m.bot || m.from?.role === "bot" ? ".bot" : ""}`, {}, icon(m.bot || m.from?.role === "bot" ? "bot" : "person"), " ", m.text)))),
+    h("section.ctx-sec", { testid: "ctx-live" }),
+  );
+  renderLive();
+  ui.ctx.scrollTop = scroll;
+}
+
+/** The live room bits change often: only they are redrawn on room updates. */
+function renderLive() {
+  const box = ui.ctx.querySelector('[data-testid="ctx-live"]');
+  const c = convs.get(selected);
+  if (!box || !c) return;
   const rs = rooms.get(c.room);
   const liveBits = [];
   if (rs?.state) {
@@ -191,24 +349,177 @@ function renderContext() {
     if (p) liveBits.push(kv(t("live.onscreen"), `${p.name} · ¥${p.price} · ${t("live.stock", { n: rs.stock(sku) })}`, "ctx-onscreen"));
     for (const g of rs.gifts()) liveBits.push(kv(t("host.promo.gift") + " " + (g.gift || g.id), `${g.left}/${g.limit}`, "ctx-gift"));
   }
-  ui.ctx.replaceChildren(
-    section(t("ctx.viewer"), "ctx-viewer", kv(t("ctx.viewer"), `${v.name || v.user || "?"}${v.user && v.name && v.name !== v.user ? ` (${v.user})` : ""}`), kv(t("ctx.room"), ctx.room || c.room)),
-    section(t("ctx.mood"), "ctx-mood-sec",
-      h("div", {}, h(`span.mood.${ctx.mood || "neutral"}`, { testid: "ctx-mood", text: moodLabel(ctx.mood) })),
-      kv(t("ctx.reason"), reasonLabel(ctx.reason), "ctx-reason"),
-      kv(t("ctx.intents"), intents.join(", ") || "—", "ctx-intents")),
-    section(t("ctx.chat"), "ctx-chat",
-      h("ol.ctx-chat", {}, ...chatSoFar.slice(-12).map((m) =>
-        h(`li${m.bot || m.from?.role === "bot" ? ".bot" : ""}`, {}, icon(m.bot || m.from?.role === "bot" ? "bot" : "person"), " ", m.text)))),
-    section(t("ctx.live"), "ctx-live", ...(liveBits.length ? liveBits : [h("div.muted", { text: "—" })])),
-    section(t("ctx.timeline"), "ctx-timeline", ...(ctx.timeline?.length
-      ? ctx.timeline.map((e) => h("div.kv", {}, h("span.k.muted", { text: e.ts ? fmtTime(e.ts) : "" }), h("span.v", { text: e.text || e.kind || JSON.stringify(e) })))
-      : [h("div.muted.placeholder", { text: t("ctx.timeline.empty") })])),
-    section(t("ctx.orders"), "ctx-orders", ...(ctx.orders?.length
-      ? ctx.orders.map((o) => h("div.kv", {}, h("span.k", { text: o.order_id || o.id || "" }), h("span.v", { text: [o.sku, o.status, o.amount].filter(Boolean).join(" · ") })))
-      : [h("div.muted.placeholder", { text: t("ctx.orders.empty") })])),
-  );
+  box.replaceChildren(h("h4", { text: t("ctx.live") }), ...(liveBits.length ? liveBits : [h("div.muted", { text: "—" })]));
 }
+
+// --- actions within authority -------------------------------------------------------------
+function limitKnown() {
+  return typeof me.maxCompensation === "number";
+}
+
+function renderActionsPanel() {
+  const c = convs.get(selected);
+  ui.actions.classList.toggle("hidden", !c);
+  if (!c) return;
+  const open = c.state === "assigned";
+  for (const el of [ui.compKind, ui.compAmount, ui.compReason, ui.compSubmit, ui.returnOrder, ui.returnReason, $('[data-testid="return-submit"]')]) el.disabled = !open;
+  ui.compLimit.textContent = limitKnown() ? t("act.limit", { limit: me.maxCompensation }) : "";
+  ui.compLimit.dataset.limit = limitKnown() ? String(me.maxCompensation) : "";
+  updateCompHint();
+  // the viewer's orders for a return, keeping the current pick
+  const orders = c.context?.orders || [];
+  const keep = ui.returnOrder.value;
+  const sig = orders.map((o) => o.order_id).join(",") + getLang();
+  if (ui.returnOrder.dataset.sig !== sig) {
+    ui.returnOrder.dataset.sig = sig;
+    ui.returnOrder.replaceChildren(...orders.map((o) => h("option", { value: o.order_id, text: `${o.name || o.sku} · #${o.order_id}` })));
+    if (orders.some((o) => o.order_id === keep)) ui.returnOrder.value = keep;
+  }
+  ui.returnForm.classList.toggle("hidden", !orders.length);
+  renderActionList();
+}
+
+function updateCompHint() {
+  const amount = Number(ui.compAmount.value);
+  const over = limitKnown() && amount > me.maxCompensation;
+  ui.compSubmit.textContent = over ? t("act.submit.approval") : t("act.submit");
+  ui.compSubmit.classList.toggle("blue", !over);
+  ui.compSubmit.classList.toggle("amber", over);
+  ui.compHint.textContent = over ? t("act.over", { limit: me.maxCompensation }) : limitKnown() ? "" : t("act.limit.unknown");
+  ui.compHint.dataset.over = String(over);
+}
+
+function actionText(a) {
+  if (a.action === "return") return t("act.line.return", { order: a.order_id });
+  return t("act.line.compensate", { kind: tOr(`act.kind.${a.kind}`, a.kind), amount: money(a.amount).slice(1) });
+}
+
+function renderActionList() {
+  const c = convs.get(selected);
+  const list = c?.actions || [];
+  ui.actionList.replaceChildren(...(list.length
+    ? list.slice().reverse().map((a) =>
+        h(`li.act.${a.status}`, { testid: "action-item", dataset: { action: a.action, status: a.status, approval: a.approval || "", kind: a.kind || "", amount: a.amount ?? "" } },
+          h("span.act-icon", {}, icon(a.status === "done" ? "check" : a.status === "denied" || a.status === "failed" ? "x" : a.action === "return" ? "truck" : "gift")),
+          h("span.act-what", { text: actionText(a) }),
+          h(`span.act-status.${a.status}`, { testid: "action-status", text: tOr(`act.status.${a.status}`, a.status) }),
+          h("span.act-ref.muted", { title: a.reason || "", text: [a.approval && a.status !== "pending_approval" ? t("act.approved_by") : null, a.reference, a.note ? t("act.note", { note: a.note }) : null, a.ts ? fmtTime(a.ts) : null].filter(Boolean).join(" · ") })))
+    : [h("li.muted.small", { text: t("act.none") })]));
+}
+
+/** Apply an action.result (our reply, or the copy after a supervisor's decision). */
+function applyResult(f) {
+  const c = convs.get(f.conversation);
+  if (!c) return;
+  let a = f.approval ? c.actions.find((x) => x.approval === f.approval) : null;
+  if (!a && f.id !== undefined) a = c.actions.find((x) => x.reqId === f.id);
+  if (!a) {
+    a = { action: f.action, ts: Date.now() / 1000 };
+    c.actions.push(a);
+  }
+  Object.assign(a, {
+    action: f.action || a.action, status: f.status, kind: f.kind ?? a.kind, amount: f.amount ?? a.amount,
+    order_id: f.order_id ?? a.order_id, approval: f.approval ?? a.approval, reference: f.reference ?? a.reference, note: f.note ?? a.note,
+  });
+  if (f.conversation === selected) renderActionList();
+}
+
+async function compensate(ev) {
+  ev.preventDefault();
+  const c = convs.get(selected);
+  if (!c || c.state !== "assigned") return;
+  const kind = ui.compKind.value;
+  const amount = Math.round(Number(ui.compAmount.value) * 100) / 100;
+  const reason = ui.compReason.value.trim();
+  if (!(amount > 0) || !reason) {
+    toast(t("act.invalid"));
+    return;
+  }
+  const id = client.nextId; // the id request() will use: lets the reply find its line
+  const a = { action: "compensate", kind, amount, reason, status: "sending", reqId: id, ts: Date.now() / 1000 };
+  c.actions.push(a);
+  renderActionList();
+  ui.compAmount.value = "";
+  ui.compReason.value = "";
+  updateCompHint();
+  try {
+    const r = await client.request("action.compensate", { conversation: c.id, kind, amount, reason });
+    applyResult(r);
+  } catch (e) {
+    a.status = "failed";
+    a.note = e.message;
+    renderActionList();
+    toast(t("common.error", { msg: e.message }));
+  }
+}
+
+function pickReturn(orderId) {
+  ui.returnOrder.value = orderId;
+  ui.returnReason.focus();
+}
+
+async function startReturn(ev) {
+  ev.preventDefault();
+  const c = convs.get(selected);
+  if (!c || c.state !== "assigned") return;
+  const order_id = ui.returnOrder.value;
+  const reason = ui.returnReason.value.trim();
+  if (!order_id || !reason) {
+    toast(t("act.invalid"));
+    return;
+  }
+  const a = { action: "return", order_id, reason, status: "sending", reqId: client.nextId, ts: Date.now() / 1000 };
+  c.actions.push(a);
+  renderActionList();
+  ui.returnReason.value = "";
+  try {
+    applyResult(await client.request("action.return", { conversation: c.id, order_id, reason }));
+    fetchContext(c.id); // the order's state moved
+  } catch (e) {
+    a.status = "failed";
+    a.note = e.message;
+    renderActionList();
+    toast(t("common.error", { msg: e.message }));
+  }
+}
+
+// --- status, time in status, the break banner ------------------------------------------------
+function renderMe() {
+  const since = typeof me.since === "number" ? Math.max(0, Date.now() / 1000 - me.since) : null;
+  ui.since.textContent = since === null ? "" : t("agent.since", { t: clock(since) });
+  ui.since.dataset.status = me.status || "";
+  ui.limit.classList.toggle("hidden", !limitKnown());
+  if (limitKnown()) ui.limit.textContent = t("agent.me.limit", { limit: me.maxCompensation });
+  const b = me.breakSuggested;
+  ui.breakBanner.classList.toggle("hidden", !b);
+  if (b) {
+    ui.breakBanner.replaceChildren(
+      h("span.bb-icon", {}, icon("coffee")),
+      h("div.bb-text", {}, h("b", { text: t("break.title") }), " ", h("span", { text: t("break.text", { n: b.consecutive }) })),
+      h("button.green", { testid: "break-take", on: { click: () => setStatus("break") } }, t("break.take")),
+      h("button", { testid: "break-continue", on: { click: () => setStatus("available") } }, t("break.continue")));
+  }
+}
+
+async function setStatus(status) {
+  ui.status.value = status;
+  localStorage.setItem("ld.agent.status", status);
+  try {
+    await client.request("agent.status", { status });
+    me.breakSuggested = null; // any status ends the pause
+  } catch (e) {
+    toast(t("common.error", { msg: e.message }));
+  }
+  renderMe();
+}
+
+setInterval(() => {
+  renderMe();
+  for (const el of document.querySelectorAll('[data-testid="agent-item-status"]')) {
+    const a = agents.find((x) => x.user === el.closest("li")?.dataset.user);
+    if (a) el.textContent = agentLine(a);
+  }
+}, 1000);
 
 // --- canned replies ---------------------------------------------------------------------
 let repliesTimer = null;
@@ -264,6 +575,8 @@ function select(id) {
   selected = id;
   renderAll();
   if (changed) loadReplies();
+  const c = convs.get(id);
+  if (changed && c && c.state === "assigned" && !(c.context && "browsing" in c.context)) fetchContext(id);
   ui.input.focus();
 }
 
@@ -272,7 +585,10 @@ function watchRoom(room) {
   const rs = new RoomState(client, room, { refreshOnHosts: true });
   rooms.set(room, rs);
   rs.onChange(() => {
-    if (convs.get(selected)?.room === room) renderContext();
+    if (convs.get(selected)?.room === room) {
+      renderContext(); // no-op unless this is the first room state (product names)
+      renderLive();
+    }
     callView.render();
   });
   if (client.state === "online") rs.watch();
@@ -372,13 +688,43 @@ client.on("queue.update", (f) => {
   renderLists();
 });
 client.on("agent.state", (f) => {
-  if (f.user === client.user) ui.status.value = f.status;
+  if (f.user === client.user) {
+    ui.status.value = f.status;
+    Object.assign(me, { status: f.status, since: f.since, load: f.load, capacity: f.capacity });
+    if (typeof f.max_compensation === "number") me.maxCompensation = f.max_compensation;
+    renderMe();
+    renderActionsPanel();
+  }
   const a = agents.find((x) => x.user === f.user);
   if (a) Object.assign(a, f);
   renderLists();
 });
+client.on("context", (f) => {
+  if (f.id !== undefined) return; // a context.get reply: handled by fetchContext
+  const c = convs.get(f.conversation);
+  if (!c) return;
+  setContext(c, f);
+  if (f.conversation === selected) renderContext();
+});
+client.on("action.result", (f) => {
+  if (f.id === undefined) applyResult(f); // the copy after a supervisor's decision
+});
+client.on("approval.decided", (f) => {
+  const c = convs.get(f.conversation);
+  const a = c?.actions.find((x) => x.approval === f.approval);
+  if (!a) return;
+  a.status = f.status;
+  if (f.note) a.note = f.note;
+  if (f.conversation === selected) renderActionList();
+});
+client.on("agent.break_suggested", (f) => {
+  if (f.agent !== client.user) return;
+  me.breakSuggested = f;
+  renderMe();
+});
 client.on("welcome", async () => {
   $('[data-testid="agent-me"]').textContent = client.welcome?.name || client.user;
+  if (typeof client.welcome?.max_compensation === "number") me.maxCompensation = client.welcome.max_compensation;
   const status = localStorage.getItem("ld.agent.status") || "available";
   ui.status.value = status;
   client.request("agent.status", { status }).catch((e) => toast(t("common.error", { msg: e.message })));
@@ -386,14 +732,11 @@ client.on("welcome", async () => {
   await refreshAll();
   loadReplies();
 });
-ui.status.addEventListener("change", async () => {
-  localStorage.setItem("ld.agent.status", ui.status.value);
-  try {
-    await client.request("agent.status", { status: ui.status.value });
-  } catch (e) {
-    toast(t("common.error", { msg: e.message }));
-  }
-});
+ui.status.addEventListener("change", () => setStatus(ui.status.value));
+ui.compForm.addEventListener("submit", compensate);
+ui.compAmount.addEventListener("input", updateCompHint);
+ui.returnForm.addEventListener("submit", startReturn);
+$('[data-testid="ctx-refresh"]').addEventListener("click", () => selected && fetchContext(selected));
 ui.form.addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const c = convs.get(selected);
@@ -436,10 +779,11 @@ bindConnBadge(client, $('[data-testid="conn-state"]'));
 bindLangSwitch($('[data-testid="lang-switch"]'), () => {
   renderAll();
   renderCall();
+  renderMe();
 });
 hydrateIcons();
 applyI18n();
 renderAll();
 client.connect();
 
-window.__ld = { client, convs, calls, rooms, get selected() { return selected; } };
+window.__ld = { client, convs, calls, rooms, me, get selected() { return selected; } };

@@ -43,6 +43,15 @@ const ICONS = {
   megaphone: '<path d="M3 10v4h4l8 5V5L7 10zM18 9a4 4 0 0 1 0 6"/>',
   plus: '<path d="M12 5v14M5 12h14"/>',
   headset: '<path d="M4 14v-2a8 8 0 0 1 16 0v2"/><rect x="3" y="14" width="4" height="6" rx="1"/><rect x="17" y="14" width="4" height="6" rx="1"/>',
+  bag: '<path d="M5 8h14l-1 13H6z"/><path d="M9 8V6a3 3 0 0 1 6 0v2"/>',
+  cart: '<circle cx="9" cy="20" r="1.5"/><circle cx="18" cy="20" r="1.5"/><path d="M2 3h3l2.5 12h11l2-8H6.2"/>',
+  star: '<path d="M12 3l2.8 5.7 6.2.9-4.5 4.4 1.1 6.2L12 17.3 6.4 20.2l1.1-6.2L3 9.6l6.2-.9z"/>',
+  bell: '<path d="M6 16V11a6 6 0 0 1 12 0v5l2 2H4zM10 20a2 2 0 0 0 4 0"/>',
+  truck: '<rect x="2" y="6" width="12" height="10" rx="1"/><path d="M14 9h4l3 4v3h-7z"/><circle cx="6" cy="18" r="1.5"/><circle cx="17" cy="18" r="1.5"/>',
+  coffee: '<path d="M4 9h13v5a5 5 0 0 1-5 5H9a5 5 0 0 1-5-5zM17 10h2a2 2 0 0 1 0 4h-2M8 3v3M12 3v3"/>',
+  refresh: '<path d="M20 11a8 8 0 1 0-2.3 5.7M20 4v7h-7"/>',
+  check: '<path d="M5 12l5 5 9-10"/>',
+  x: '<path d="M6 6l12 12M18 6L6 18"/>',
 };
 
 export function icon(name) {
@@ -93,8 +102,28 @@ export function moodLabel(m) {
 
 export function reasonLabel(r) {
   if (!r) return "—";
-  if (r.startsWith("bot:")) return `${tOr("role.bot", "bot")}: ${r.slice(4)}`;
+  if (r.startsWith("bot:")) return t("reason.bot", { what: intentLabel(r.slice(4)) });
   return tOr(`reason.${r}`, r);
+}
+
+export function intentLabel(i) {
+  return i ? tOr(`intent.${i}`, i) : "—";
+}
+
+/** Seconds as a running clock: "0:42", "12:03", "1:05:03". */
+export function clock(seconds) {
+  const s = Math.max(0, Math.floor(seconds || 0));
+  const hh = Math.floor(s / 3600);
+  const mm = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, "0");
+  return hh ? `${hh}:${String(mm).padStart(2, "0")}:${ss}` : `${mm}:${ss}`;
+}
+
+/** A money amount: "¥20", "¥19.9". */
+export function money(n) {
+  if (n === null || n === undefined || n === "") return "—";
+  const v = Number(n);
+  return `¥${Number.isInteger(v) ? v : v.toFixed(2).replace(/0$/, "")}`;
 }
 
 export function toast(msg, ms = 2500) {

@@ -1,7 +1,11 @@
 // The demo live-stream page with the viewer support widget (mobile-first overlay).
+// Besides the chat: browsing reports (browse.event: product_view / add_to_cart /
+// support_opened / stream_time), proactive shop notices (notice), the CSAT prompt
+// (csat.request → csat.submit, kept in localStorage so it survives a reconnect or reload)
+// and ending the conversation (conversation.close).
 import { Client, devTokenSource, gatewayUrls } from "./client.js";
 import { t, tOr, applyI18n, duration } from "./i18n.js";
-import { $, h, icon, hydrateIcons, fmtTime, param, bindConnBadge, bindLangSwitch, toast, RoomState } from "./common.js";
+import { $, h, icon, hydrateIcons, fmtTime, param, bindConnBadge, bindLangSwitch, toast, money, RoomState } from "./common.js";
 import { CallManager, CallView } from "./call.js";
 
 const ident = devTokenSource("viewer", { room: param("room") || "" });
@@ -23,6 +27,13 @@ const ui = {
   product: $('[data-testid="on-screen-product"]'),
   promos: $('[data-testid="promo-counters"]'),
   ticker: $('[data-testid="stream-announcement"]'),
+  noticeBanner: $('[data-testid="notice-banner"]'),
+  csat: $('[data-testid="csat"]'),
+  end: $('[data-testid="end-conversation"]'),
+  dot: $('[data-testid="launcher-dot"]'),
+  shelf: $('[data-testid="shelf"]'),
+  shelfList: $('[data-testid="shelf-list"]'),
+  cartCount: $('[data-testid="cart-count"]'),
 };
 
 // --- conversation state -----------------------------------------------------------------
@@ -55,6 +66,7 @@ function resetConversation(snap) {
   conv.queue = null;
   conv.notices = [];
   for (const m of snap.messages || []) addMessage(m, false);
+  if (snap.state === "resolved") conv.notices.push({ after: conv.order[conv.order.length - 1] || null, text: t("resolved.notice") });
   renderAll();
 }
 
@@ -86,6 +98,27 @@ async function openConversation() {
   return opening;
 }
 
+/**
+ * After a (re)load: show the viewer's latest conversation in this room, even a resolved one
+ * (its history and the rating prompt belong together), instead of starting an empty one;
+ * writing to a resolved conversation starts a new one (ensureOpenConversation).
+ */
+async function restoreConversation() {
+  if (!conv.id) {
+    try {
+      const r = await client.request("conversation.list");
+      const last = (r.conversations || []).filter((c) => c.room === room).sort((a, b) => (b.created_at || 0) - (a.created_at || 0))[0];
+      if (last && last.state === "resolved") {
+        resetConversation(await client.request("conversation.get", { conversation: last.conversation }));
+        return conv.id;
+      }
+    } catch (e) {
+      console.warn("conversation.list", e.message);
+    }
+  }
+  return openConversation();
+}
+
 async function ensureOpenConversation() {
   if (!conv.id || conv.state === "resolved") await openConversation();
   return conv.id;
@@ -95,6 +128,7 @@ async function sendText(text, cmid = newClientMsgId()) {
   text = text.trim();
   if (!text) return;
   conv.pending.set(cmid, { text, status: "pending", ts: Date.now() / 1000 });
+  if (csat && csat.status !== "ask" && csat.status !== "sending") setCsat(null);
   renderAll();
   try {
     const id = await ensureOpenConversation();
@@ -115,6 +149,8 @@ function authorLabel(m) {
   if (f.role === "viewer") return t("widget.you");
   if (f.role === "agent") return t("widget.agent", { name: f.name || f.user });
   if (f.role === "host") return t("role.host") + (f.name ? " " + f.name : "");
+  if (m.kind === "notice") return t("widget.notice");
+  if (f.role === "system") return t("widget.system");
   return f.name || f.user || "";
 }
 
@@ -124,7 +160,7 @@ function messageEl(m) {
   const cls = ["msg", mine ? "mine" : "", f.role === "bot" && !m.kind ? "bot" : "", m.kind || "", f.role ? `from-${f.role}` : ""].filter(Boolean).join(".");
   return h(`div.${cls}`, { testid: f.role === "bot" && !m.kind ? "msg-bot" : mine ? "msg-mine" : `msg-${m.kind || f.role}`, dataset: { id: m.message_id } },
     h("div.meta", { text: `${authorLabel(m)} · ${fmtTime(m.ts)}` }),
-    h("div.bubble", { text: m.text }),
+    h("div.bubble", {}, m.kind === "notice" ? icon("bell") : null, m.kind === "notice" ? " " : null, m.text),
   );
 }
 
@@ -186,6 +222,12 @@ function renderState() {
   if (last) ui.pinned.replaceChildren(h("b", {}, icon("pin"), " " + t("widget.pinned")), h("span", { testid: "pinned-text", text: last.text }));
   const busy = calls.inCall;
   ui.video.disabled = ui.voice.disabled = busy || !conv.id;
+  const canEnd = !!conv.id && conv.state !== "resolved";
+  ui.end.disabled = !canEnd;
+  ui.end.classList.toggle("hidden", !canEnd);
+  const armed = canEnd && Date.now() - endArmedAt < END_CONFIRM_MS;
+  ui.end.classList.toggle("armed", armed);
+  ui.end.textContent = armed ? t("widget.end.confirm") : t("widget.end");
 }
 
 function renderRoom() {
@@ -199,13 +241,13 @@ function renderRoom() {
     const stock = roomState.stock(sku);
     ui.product.replaceChildren(
       h("div.pc-tag", { text: t("live.onscreen") }),
-      h("div.pc-body", {},
+      h("div.pc-body", { testid: "product-card", dataset: { sku }, on: { click: () => viewProduct(sku) } },
         h("div.pc-img", { text: (p.name || "?").slice(0, 1) }),
         h("div.pc-info", {},
           h("div.pc-name", { testid: "product-name", text: p.name }),
           h("div.pc-price", {}, h("b", { text: t("live.price", { price: p.price }) }), p.list_price ? h("s.muted", { text: t("live.listprice", { price: p.list_price }) }) : null),
           h("div.pc-stock", { testid: "product-stock", dataset: { stock }, text: t("live.stock", { n: stock }) })),
-        h("button.primary.buy", { text: t("live.buy") })),
+        addCartButton(sku, "add-to-cart")),
     );
   } else {
     ui.product.replaceChildren(h("div.muted", { text: t("live.nothing") }));
@@ -223,6 +265,249 @@ function renderRoom() {
   const ann = s.announcements?.slice(-1)[0];
   ui.ticker.classList.toggle("hidden", !ann);
   if (ann) ui.ticker.replaceChildren(icon("megaphone"), " " + ann.text);
+  renderShelf();
+}
+
+// --- product shelf and cart ----------------------------------------------------------------
+const cart = new Set(JSON.parse(sessionStorage.getItem("ld.viewer.cart") || "[]"));
+
+function addCartButton(sku, testid) {
+  const inCart = cart.has(sku);
+  return h(`button.primary.addcart${inCart ? ".incart" : ""}`, {
+    testid, type: "button", dataset: { sku, incart: String(inCart) },
+    on: { click: (ev) => { ev.stopPropagation(); addToCart(sku); } },
+  }, icon(inCart ? "check" : "cart"), " " + t("live.addcart"));
+}
+
+function renderShelf() {
+  const s = roomState?.state;
+  const products = s?.products || [];
+  $('[data-testid="shelf-title"]').textContent = t("live.shelf.title", { n: products.length });
+  ui.shelfList.replaceChildren(...products.map((p, i) =>
+    h(`li.shelf-item${p.sku === browse.viewing ? ".viewing" : ""}`, { testid: "shelf-item", dataset: { sku: p.sku }, on: { click: () => viewProduct(p.sku) } },
+      h("span.si-no", { text: String(i + 1) }),
+      h("div.pc-img", { text: (p.name || "?").slice(0, 1) }),
+      h("div.si-info", {},
+        h("div.si-name", {}, p.sku === s.on_screen ? h("span.pc-tag", { text: t("live.onscreen") }) : null, p.name),
+        h("div.pc-price", {}, h("b", { text: money(p.price) }), p.list_price ? h("s.muted", { text: money(p.list_price) }) : null),
+        h("div.pc-stock", { text: t("live.stock", { n: roomState.stock(p.sku) }) })),
+      addCartButton(p.sku, "shelf-add"))));
+  ui.cartCount.classList.toggle("hidden", !cart.size);
+  ui.cartCount.textContent = String(cart.size);
+}
+
+function openShelf(open) {
+  ui.shelf.classList.toggle("hidden", !open);
+  if (open) renderShelf();
+}
+
+function viewProduct(sku) {
+  if (!sku) return;
+  const now = Date.now();
+  browse.viewing = sku;
+  // a tap on the card already on view within a few seconds is the same look, not a new one
+  if (!(browse.lastView.sku === sku && now - browse.lastView.at < 5000)) reportBrowse("product_view", { sku });
+  browse.lastView = { sku, at: now };
+  renderShelf();
+}
+
+function addToCart(sku) {
+  const p = roomState?.product(sku);
+  cart.add(sku);
+  sessionStorage.setItem("ld.viewer.cart", JSON.stringify([...cart]));
+  reportBrowse("add_to_cart", { sku });
+  toast(`${t("live.added")} · ${p?.name || sku}`);
+  renderRoom();
+}
+
+// --- browsing reports (browse.event) ---------------------------------------------------------
+const STREAM_TICK_MS = 60_000;
+const browse = {
+  enabled: true, // off when the server does not know browse.event
+  sent: 0,
+  acked: 0,
+  failed: 0,
+  waiting: [], // events before we know the room / are welcomed
+  lastOnScreen: null,
+  lastView: { sku: null, at: 0 },
+  viewing: null,
+};
+const streamStart = Number(sessionStorage.getItem("ld.viewer.stream_start")) || Date.now();
+sessionStorage.setItem("ld.viewer.stream_start", String(streamStart));
+
+function reportBrowse(kind, fields = {}) {
+  if (!browse.enabled) return;
+  const ev = { kind, ts: Date.now() / 1000, ...fields };
+  if (!room || !client.welcome) browse.waiting.push(ev);
+  else sendBrowse(ev);
+}
+
+function sendBrowse(ev) {
+  browse.sent++;
+  client
+    .request("browse.event", { room, ...ev })
+    .then(() => browse.acked++)
+    .catch((e) => {
+      browse.failed++;
+      if (e.code === "unknown_type") browse.enabled = false;
+      else console.warn("browse.event", ev.kind, e.code, e.message);
+    });
+}
+
+function flushBrowse() {
+  const q = browse.waiting;
+  browse.waiting = [];
+  for (const ev of q) sendBrowse(ev);
+}
+
+function onScreenChanged() {
+  const sku = roomState?.state?.on_screen;
+  if (sku && sku !== browse.lastOnScreen) {
+    browse.lastOnScreen = sku;
+    browse.lastView = { sku, at: Date.now() };
+    reportBrowse("product_view", { sku });
+  }
+}
+
+setInterval(() => {
+  if (client.state !== "online" || !room) return;
+  reportBrowse("stream_time", { seconds: Math.min(604800, Math.round((Date.now() - streamStart) / 1000)) });
+}, STREAM_TICK_MS);
+
+// --- proactive notices -------------------------------------------------------------------------
+let noticeTimer = null;
+function showNotice(f) {
+  const el = ui.noticeBanner;
+  const hide = () => el.classList.add("hidden");
+  el.dataset.kind = f.kind || "";
+  el.replaceChildren(
+    h("span.nb-icon", {}, icon(f.kind === "logistics_delay" ? "truck" : f.kind === "restock" ? "bag" : "bell")),
+    h("div.nb-body", {},
+      h("b", { testid: "notice-kind", text: tOr(`notice.${f.kind}`, t("widget.notice")) }),
+      h("div", { testid: "notice-text", text: f.text })),
+    h("button.ghost.nb-x", { testid: "notice-dismiss", title: t("notice.dismiss"), on: { click: (ev) => { ev.stopPropagation(); hide(); } } }, icon("x")));
+  el.onclick = () => {
+    hide();
+    openWidget({ byViewer: true });
+  };
+  el.classList.remove("hidden");
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(hide, 15_000);
+  if (!widgetOpened) setDot(true);
+}
+
+function setDot(on) {
+  ui.dot.classList.toggle("hidden", !on);
+}
+
+// --- CSAT ----------------------------------------------------------------------------------
+// {conversation, agent, status: ask|sending|done|skipped, rating, comment}; persisted per user
+let csat = null;
+const csatKey = () => `ld.viewer.csat.${client.user || ident.user}`;
+
+function loadCsat() {
+  try {
+    csat = JSON.parse(localStorage.getItem(csatKey()) || "null");
+  } catch {
+    csat = null;
+  }
+  if (csat && csat.status === "sending") csat.status = "ask";
+  renderCsat();
+}
+
+function setCsat(v) {
+  csat = v;
+  if (csat) localStorage.setItem(csatKey(), JSON.stringify(csat));
+  else localStorage.removeItem(csatKey());
+  renderCsat();
+}
+
+function renderCsat() {
+  const box = ui.csat;
+  const c = csat;
+  if (!c || c.status === "skipped") {
+    box.classList.add("hidden");
+    box.replaceChildren();
+    return;
+  }
+  box.classList.remove("hidden");
+  box.dataset.status = c.status;
+  box.dataset.conversation = c.conversation;
+  const stars = (interactive) =>
+    h("div.stars", { testid: "csat-stars", dataset: { rating: c.rating || 0 } }, ...[1, 2, 3, 4, 5].map((n) =>
+      h(`button.star${n <= (c.rating || 0) ? ".on" : ""}`, {
+        testid: "csat-star", type: "button", dataset: { value: n }, title: t("csat.star", { n }),
+        "aria-pressed": String(n === c.rating), disabled: !interactive || c.status === "sending",
+        on: { click: () => setCsat({ ...c, rating: n }) },
+      }, icon("star"))));
+  if (c.status === "done") {
+    box.replaceChildren(
+      h("div.csat-done", {}, stars(false),
+        h("div.csat-thanks", { testid: "csat-thanks" }, icon("check"), " " + t("csat.thanks"))),
+      h("button.ghost.csat-x", { testid: "csat-close", title: t("notice.dismiss"), on: { click: () => setCsat(null) } }, icon("x")));
+    return;
+  }
+  const name = c.agent?.name || c.agent?.user;
+  const comment = h("textarea", {
+    testid: "csat-comment", rows: 2, maxLength: 1000, placeholder: t("csat.comment"),
+    on: { input: (e) => { c.comment = e.target.value; localStorage.setItem(csatKey(), JSON.stringify(c)); } },
+  });
+  comment.value = c.comment || "";
+  box.replaceChildren(
+    h("div.csat-title", { testid: "csat-title", text: name ? t("csat.title", { name }) : t("csat.title.anon") }),
+    h("div.csat-row", {}, stars(true), h("span.csat-label.muted", { testid: "csat-label", text: c.rating ? t(`csat.r${c.rating}`) : "" })),
+    comment,
+    h("div.csat-btns", {},
+      h("button.ghost", { testid: "csat-skip", type: "button", text: t("csat.skip"), on: { click: () => setCsat({ ...c, status: "skipped" }) } }),
+      h("button.primary", { testid: "csat-submit", type: "button", disabled: !c.rating || c.status === "sending",
+        text: c.status === "sending" ? t("csat.sending") : t("csat.submit"), on: { click: submitCsat } })),
+  );
+}
+
+async function submitCsat() {
+  const c = csat;
+  if (!c || !c.rating || c.status === "sending") return;
+  c.status = "sending";
+  renderCsat();
+  const comment = (c.comment || "").trim();
+  try {
+    await client.request("csat.submit", { conversation: c.conversation, rating: c.rating, ...(comment ? { comment } : {}) });
+    setCsat({ ...c, status: "done" });
+  } catch (e) {
+    if (e.code === "conflict") setCsat({ ...c, status: "done" }); // rated already (another tab)
+    else if (["bad_state", "not_member", "not_found"].includes(e.code)) {
+      setCsat(null);
+      toast(t("common.error", { msg: e.message }));
+    } else {
+      setCsat({ ...c, status: "ask" }); // network trouble: keep the prompt, try again
+      toast(t("common.error", { msg: e.message }));
+    }
+  }
+}
+
+// --- ending the conversation ------------------------------------------------------------------
+const END_CONFIRM_MS = 3000;
+let endArmedAt = 0;
+async function endConversation() {
+  if (!conv.id || conv.state === "resolved") return;
+  if (Date.now() - endArmedAt > END_CONFIRM_MS) {
+    endArmedAt = Date.now(); // first tap arms, the second ends
+    renderState();
+    setTimeout(renderState, END_CONFIRM_MS + 50);
+    return;
+  }
+  endArmedAt = 0;
+  const id = conv.id;
+  try {
+    await client.request("conversation.close", { conversation: id });
+    if (conv.id === id && conv.state !== "resolved") {
+      conv.state = "resolved";
+      conv.notices.push({ after: conv.order[conv.order.length - 1] || null, text: t("resolved.notice") });
+    }
+  } catch (e) {
+    toast(t("common.error", { msg: e.message }));
+  }
+  renderAll();
 }
 
 // --- calls -------------------------------------------------------------------------------
@@ -257,7 +542,9 @@ client.on("message", (m) => {
 });
 client.on("conversation.state", (f) => {
   if (f.conversation !== conv.id) return;
+  const was = conv.state;
   conv.state = f.state;
+  if (f.state === "resolved" && was === "resolved") return renderAll();
   if (f.agent) conv.agent = f.agent;
   if (f.state !== "queued") conv.queue = null;
   if (f.state === "resolved") conv.notices.push({ after: conv.order[conv.order.length - 1] || null, text: t("resolved.notice") });
@@ -276,6 +563,17 @@ client.on("conversation.assigned", (f) => {
   conv.notices.push({ after: conv.order[conv.order.length - 1] || null, text: t("assigned.notice", { name: f.agent?.name || f.agent?.user }) });
   renderAll();
 });
+client.on("notice", (f) => {
+  if (room && f.room && f.room !== room) return;
+  showNotice(f);
+  // the notice may have opened a new conversation (ours was resolved, or none yet): load it
+  if (f.conversation && f.conversation !== conv.id) openConversation().catch(() => {});
+});
+client.on("csat.request", (f) => {
+  if (csat && csat.conversation === f.conversation) return; // replayed after a resume
+  setCsat({ conversation: f.conversation, agent: f.agent || null, status: "ask", rating: 0, comment: "" });
+  if (!widgetOpened) setDot(true);
+});
 client.on("room.announcement", (f) => {
   if (f.room !== room) return;
   if (!conv.pinned.some((p) => p.text === f.text && Math.abs((p.ts || 0) - (f.ts || 0)) < 2)) conv.pinned.push(f);
@@ -287,13 +585,16 @@ client.on("welcome", async () => {
   if (!roomState || roomState.room !== room) {
     roomState = new RoomState(client, room);
     roomState.onChange(() => {
+      onScreenChanged();
       renderRoom();
       renderState();
     });
   }
+  loadCsat();
+  flushBrowse();
   const st = await roomState.watch();
   if (!st) fallbackRoomInfo();
-  if (widgetOpened || conv.id) openConversation().catch(() => {});
+  if (widgetOpened || conv.id) restoreConversation().catch(() => {});
 });
 
 async function fallbackRoomInfo() {
@@ -312,18 +613,29 @@ client.onState((s) => ui.widget.dataset.conn = s);
 bindLangSwitch($('[data-testid="lang-switch"]'), () => {
   renderAll();
   renderRoom();
+  renderCsat();
   callView.render();
 });
 
-function openWidget() {
+function openWidget({ byViewer = false } = {}) {
+  const wasOpen = widgetOpened && !ui.widget.classList.contains("hidden");
   widgetOpened = true;
   localStorage.setItem("ld.viewer.widget", "1");
   ui.widget.classList.remove("hidden");
   document.body.classList.add("widget-open");
-  if (client.state === "online" && !conv.id) openConversation().catch(() => {});
+  setDot(false);
+  openShelf(false);
+  if (byViewer && !wasOpen) {
+    const sku = roomState?.state?.on_screen;
+    reportBrowse("support_opened", sku ? { sku } : {});
+  }
+  if (client.state === "online" && !conv.id) restoreConversation().catch(() => {});
   setTimeout(() => ui.input.focus(), 50);
 }
-$('[data-testid="open-support"]').addEventListener("click", openWidget);
+$('[data-testid="open-support"]').addEventListener("click", () => openWidget({ byViewer: true }));
+$('[data-testid="shelf-open"]').addEventListener("click", () => openShelf(ui.shelf.classList.contains("hidden")));
+$('[data-testid="shelf-close"]').addEventListener("click", () => openShelf(false));
+ui.end.addEventListener("click", endConversation);
 $('[data-testid="close-support"]').addEventListener("click", () => {
   widgetOpened = false;
   localStorage.setItem("ld.viewer.widget", "0");
@@ -353,4 +665,4 @@ if (widgetOpened) openWidget();
 renderState();
 client.connect();
 
-window.__ld = { client, conv, calls, get roomState() { return roomState; } };
+window.__ld = { client, conv, calls, browse, cart, get csat() { return csat; }, get roomState() { return roomState; } };
