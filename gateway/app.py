@@ -44,6 +44,8 @@ class Gateway:
     endpoint: SocketEndpoint
     rooms_service: object | None = None
     media: object | None = None
+    draining: bool = False
+    drain: object | None = None
     workspace: object | None = None
 
 
@@ -186,6 +188,29 @@ def create_app(config: Config, responder: Responder | None = None,
         await bus.close()
 
     app.cleanup_ctx.append(lifecycle)
+
+    def no_new_calls(session, msg):
+        if gw.draining and msg.TYPE in ("call.request", "call.invite"):
+            from signaling import ErrorCode, ProtocolError
+            return ProtocolError(ErrorCode.UNAVAILABLE,
+                                 "this node is shutting down; reconnect and try again")
+        return None
+
+    hub.gates.append(no_new_calls)
+
+    async def drain() -> None:
+        """SIGTERM: become unready, refuse new calls, give active calls up to ``drain_s``,
+        then tell every socket to reconnect elsewhere (resume keeps their sessions)."""
+        gw.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + config.drain_s
+        calls = getattr(gw.media, "calls", None)
+        while calls is not None and calls.all() and loop.time() < deadline:
+            await asyncio.sleep(0.2)
+        n = await hub.tell_all_to_reconnect("draining")
+        log.info("drained: %d sockets told to reconnect", n)
+
+    gw.drain = drain
 
     from .http_api import setup_routes
 

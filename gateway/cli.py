@@ -112,9 +112,10 @@ async def _run(config: Config) -> int:
         except NotImplementedError:
             pass
     await stop.wait()
-    drain = getattr(app, "drain", None)
-    if drain:
-        await drain()
+    from .app import GATEWAY
+
+    print("draining…", flush=True)
+    await app[GATEWAY].drain()
     await runner.cleanup()
     return 0
 

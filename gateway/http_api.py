@@ -78,7 +78,10 @@ def setup_routes(app: web.Application, gw: "Gateway") -> None:
             ok = await asyncio.wait_for(gw.bus.ping(), 1.0)
         except Exception:
             ok = False
-        return web.json_response({"ready": ok, "node": gw.config.node_id},
+        if gw.draining:
+            ok = False
+        return web.json_response({"ready": ok, "node": gw.config.node_id,
+                                  "draining": gw.draining},
                                  status=200 if ok else 503)
 
     async def metrics(request):

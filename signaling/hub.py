@@ -99,6 +99,8 @@ class Hub:
         self.mirror = mirror  # RedisSessionMirror: sessions survive this node
         self.presence = presence  # RedisPresence: user → nodes registry
         self._rpcs: dict[str, asyncio.Future] = {}
+        # checks run before any handler, e.g. "no new calls while draining"
+        self.gates: list[Callable[[Session, Message], ProtocolError | None]] = []
         self.node_id = node_id or secrets.token_hex(4)
         self.config = config or HubConfig()
         self.sessions: dict[str, Session] = {}
@@ -116,6 +118,18 @@ class Hub:
         self.bus.subscribe(f"node:{self.node_id}", self._on_node_message)
         if self.mirror is not None:
             self.mirror.on_fenced = self._fenced
+
+    async def tell_all_to_reconnect(self, reason: str, close_code: int = 1012) -> int:
+        """Drain: every attached socket gets a numbered ``reconnect`` frame (so it is also in
+        the session's replay) and is closed; clients resume on another node."""
+        n = 0
+        for s in list(self.sessions.values()):
+            if s.attached:
+                s.send({"type": "reconnect", "reason": reason})
+                s.detach(close_code=close_code, reason=reason)
+                n += 1
+        await asyncio.sleep(0.1)
+        return n
 
     async def close(self) -> None:
         if self._reaper:
@@ -149,6 +163,10 @@ class Hub:
             if session.role not in msg.ROLES:
                 raise ProtocolError(ErrorCode.FORBIDDEN,
                                     f"role {session.role!r} may not send {msg.TYPE!r}")
+            for gate in self.gates:
+                err = gate(session, msg)
+                if err is not None:
+                    raise err
             handler = self._handlers.get(msg.TYPE)
             if handler is None:
                 raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"no handler for {msg.TYPE!r}")
