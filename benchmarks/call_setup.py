@@ -157,10 +157,13 @@ async def gateway_runs(browser, runs: int, timeout: float) -> tuple[list[float],
                 await viewer.click('[data-testid="talk-to-person"]')
                 await viewer.wait_for_selector('[data-testid="conv-state"][data-state="assigned"]')
                 await asyncio.sleep(0.3)  # let the console settle on the new conversation
+                # the previous call's marks stay until the agent accepts: never read those
+                await agent.evaluate("window.__ld.calls.marks = {}")
                 await viewer.click('[data-testid="video-call"]')
                 tap = await poll(viewer, "window.__ld.calls.marks.tap", 5)
-                first = await poll(agent, "window.__ld.calls.marks.firstFrame", timeout)
-                if tap and first:
+                first = await poll(agent, "window.__ld.calls.marks.accept && "
+                                          "window.__ld.calls.marks.firstFrame", timeout)
+                if tap and first and first > tap:
                     results.append(first - tap)
                 else:
                     failures.append(f"run {i}: no remote frame at the agent within {timeout}s")

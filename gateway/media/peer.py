@@ -2,17 +2,22 @@
 
 A :class:`Peer` owns exactly one aiortc connection and the rules for talking SDP over it:
 
-* the **client offers first** (``rtc.offer``); the gateway answers, filling only the m-lines
-  that offer already has with tracks forwarded from the others (aiortc cannot add m-lines
-  to an answer);
+* the **client offers first** (``rtc.offer``); the gateway answers it with its m-lines
+  ``recvonly``: the answer only *takes* the client's own media. Forwarded tracks never go
+  into the client's m-lines; they always travel on m-lines the gateway creates
+  (``sendonly``) and offers right after the answer. One path for every track, whoever
+  joined first, and no dependence on how a browser treats an answer that starts sending
+  on its own m-lines;
 * afterwards **only the gateway offers** (participants joining or leaving), with at most
   one offer outstanding; more changes while one is outstanding are folded into the next
-  offer, sent when the answer arrives (``wanted``);
+  offer, sent when the answer arrives (``wanted``). Every gateway offer keeps the payload
+  types and header-extension ids the client chose in its first offer
+  (:func:`~gateway.media.aiortc_compat.renumber_offer`);
 * a client offer while a gateway offer is outstanding is *glare*: aiortc cannot roll back,
   so the gateway is the impolite peer and the client gets ``error`` ``glare``;
 * a send slot (transceiver) whose forwarded track ended is never reused: aiortc's sender
-  task ends with its track, so a participant who leaves turns its slots ``inactive`` (or
-  back to ``recvonly`` on the client's own m-lines) and a newcomer gets fresh m-lines.
+  task ends with its track, so a participant who leaves turns its slots ``inactive`` and a
+  newcomer gets fresh m-lines.
 
 aiortc has no ICE restart: a participant that comes back after a network drop gets a new
 ``Peer`` (a new *generation*), see ``service.py``. The connection is always built with an
@@ -34,6 +39,7 @@ from aiortc.sdp import candidate_from_sdp
 
 from signaling.errors import ErrorCode, ProtocolError
 
+from .aiortc_compat import Numbering, create_offer, prefer_codec_in_answer
 from .forwarder import Forwarder, SourceKey
 from .ice_policy import IcePolicy, applied
 
@@ -47,7 +53,7 @@ class Slot:
     """One transceiver of the connection, as the gateway uses it to send."""
 
     transceiver: RTCRtpTransceiver
-    own: bool  # created from the client's offer (else added by the gateway: sendonly)
+    own: bool  # created from the client's offer (recvonly: the client's media), else sendonly
     key: SourceKey | None = None  # the forwarded source it carries now
     spent: bool = False  # carried a track that ended: never reused
 
@@ -98,6 +104,7 @@ class Peer:
         self.closed = False
         self.slots: list[Slot] = []
         self.received: list[Received] = []
+        self.numbering: Numbering | None = None  # the client's payload types / extmap ids
         self._on_state = on_state
         self.ice_policy = ice_policy
 
@@ -124,9 +131,10 @@ class Peer:
                 for s in self.slots if s.key is not None and s.transceiver.mid is not None]
 
     # --- the client's (first) offer -------------------------------------------------------
-    async def answer(self, sdp: str, sources: list[SourceKey]) -> str:
-        """Apply the client's offer and answer it, filling its m-lines from ``sources``.
+    async def answer(self, sdp: str) -> str:
+        """Apply the client's offer and answer it: ``recvonly``, the client's media only.
 
+        Forwarded tracks follow in a gateway offer (:meth:`forward`, :meth:`renegotiate`).
         Raises ``bad_sdp`` if aiortc refuses the offer; the caller then discards this peer
         (a half-applied remote description cannot be rolled back).
         """
@@ -135,6 +143,7 @@ class Peer:
                 raise ProtocolError(ErrorCode.BAD_STATE,
                                     "this connection is negotiated; the gateway offers now")
             _check_sdp(sdp, "rtc.offer")
+            log.debug("offer from %s:\n%s", self.owner, sdp)
             got: list[MediaStreamTrack] = []
             self.pc.on("track", got.append)
             try:
@@ -144,18 +153,14 @@ class Peer:
                                                        f"{type(e).__name__}: {e}"[:300]) from None
             finally:
                 self.pc.remove_listener("track", got.append)
+            self.numbering = Numbering.from_sdp(sdp)
             for t in self.pc.getTransceivers():
                 self._prefer_codec(t, reorder=True)
-                self.slots.append(Slot(t, own=True))
+                t.direction = "recvonly"
+                self.slots.append(Slot(t, own=True))  # never carries forwarded tracks
                 if t.receiver.track is not None and t.receiver.track in got:
                     self.received.append(Received(SourceKey(self.owner, t.kind, t.mid, self.gen),
                                                   t.receiver.track, t.receiver))
-            for key in sources:
-                if key not in self.forwarder.sources():
-                    continue
-                slot = self._free_own_slot(key.kind)
-                if slot is not None:
-                    self._fill(slot, key)
             try:
                 with applied(self.ice_policy):  # gathering happens here
                     await self.pc.setLocalDescription(await self.pc.createAnswer())
@@ -163,6 +168,7 @@ class Peer:
                 raise ProtocolError(ErrorCode.BAD_SDP, f"rtc.offer: cannot answer this offer: "
                                                        f"{type(e).__name__}: {e}"[:300]) from None
             self.negotiated = True
+            log.debug("gateway answer to %s:\n%s", self.owner, self.pc.localDescription.sdp)
             return self.pc.localDescription.sdp
 
     # --- forwarding changes ---------------------------------------------------------------
@@ -184,21 +190,8 @@ class Peer:
                 s.key = None
                 s.spent = True
                 if not self.closed:
-                    s.transceiver.direction = "recvonly" if s.own else "inactive"
+                    s.transceiver.direction = "inactive"
                 self.wanted = True
-
-    def _free_own_slot(self, kind: str) -> Slot | None:
-        for s in self.slots:
-            if (s.own and not s.spent and s.key is None and s.transceiver.kind == kind
-                    and s.transceiver.sender.track is None):
-                return s
-        return None
-
-    def _fill(self, slot: Slot, key: SourceKey) -> None:
-        track = self.forwarder.subscribe(key, self.owner)
-        slot.transceiver.sender.replaceTrack(track)
-        slot.transceiver.direction = "sendrecv"
-        slot.key = key
 
     def _prefer_codec(self, t: RTCRtpTransceiver, reorder: bool = False) -> None:
         if t.kind != "video" or not self.video_codec:
@@ -210,7 +203,7 @@ class Peer:
             return
         t.setCodecPreferences(first + [c for c in caps if c not in first])
         if reorder:  # the answer is built from the codecs negotiated in setRemoteDescription
-            t._codecs.sort(key=lambda c: c.mimeType.lower() != want)
+            prefer_codec_in_answer(t, want)
 
     # --- gateway offers --------------------------------------------------------------------
     async def renegotiate(self) -> None:
@@ -222,9 +215,11 @@ class Peer:
         if not self.wanted or self.offering or not self.negotiated or self.closed:
             return
         self.wanted = False
+        sdp = await create_offer(self.pc, self.numbering)  # the client's PTs and extmap ids
         with applied(self.ice_policy):
-            await self.pc.setLocalDescription(await self.pc.createOffer())
+            await self.pc.setLocalDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         self.offering = True
+        log.debug("gateway offer to %s:\n%s", self.owner, self.pc.localDescription.sdp)
         await self.on_offer(self, self.pc.localDescription.sdp, self.tracks())
 
     async def accept_answer(self, sdp: str) -> None:
@@ -233,6 +228,7 @@ class Peer:
                 raise ProtocolError(ErrorCode.BAD_STATE,
                                     "rtc.answer: the gateway has no offer outstanding")
             _check_sdp(sdp, "rtc.answer")
+            log.debug("answer from %s:\n%s", self.owner, sdp)
             try:
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
             except Exception as e:

@@ -285,10 +285,8 @@ class MediaService:
             p.gen += 1
             p.peer = self._new_peer(call, p)
         peer = p.peer
-        others = [k for k in self.forwarder.sources()
-                  if k.owner != p.user and k.owner in call.participants]
         try:
-            sdp = await peer.answer(msg.sdp, others)
+            sdp = await peer.answer(msg.sdp)
         except ProtocolError as e:
             if e.code == ErrorCode.BAD_SDP and p.peer is peer:  # discard the half-applied peer
                 p.peer = None
@@ -296,12 +294,19 @@ class MediaService:
             raise
         p.restart = False
         req.reply(RtcAnswerEvent(call=call.id, sdp=sdp, tracks=peer.tracks()))
-        # Now that this participant's first offer is answered: its tracks go to everyone
-        # else, and everything it could not get inside its own m-lines comes in a gateway offer.
+        if p.peer is not peer or not call.live:
+            return None  # replaced or ended while answering
+        # From here to the end of the distribution there is no await: this participant's
+        # tracks go to everyone already negotiated, and everything published so far —
+        # computed *now*, after the answer, so two first offers answered concurrently still
+        # see each other — comes to it in a gateway offer (never inside its own m-lines).
         for r in peer.received:
             self.forwarder.publish(r.key, r.track, r.receiver)
-        for key in others:
-            peer.forward(key)
+        for key in self.forwarder.sources():
+            q = call.participants.get(key.owner)
+            if key.owner != p.user and q is not None and q.peer is not None \
+                    and key.gen == q.gen:
+                peer.forward(key)
         touched = [peer]
         for q in call.participants.values():
             if q is p or q.peer is None or not q.peer.negotiated:

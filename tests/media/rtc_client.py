@@ -27,6 +27,41 @@ BLUE = (40, 60, 220)
 
 VIDEO_CLOCK = 90000
 
+# Chromium's numbering (payload types, header-extension ids), which differs from aiortc's
+# fixed tables (opus=96, VP8=97/rtx 98, sdes:mid=1, ssrc-audio-level=2, abs-send-time=3).
+# A client created with ``browser_numbering=True`` rewrites its first offer to it, so the
+# gateway deals with a client that numbers like a browser (as it must in production).
+CHROMIUM_PT = {("audio", "opus"): 111, ("video", "vp8"): 96, ("video", "h264/42001f"): 102,
+               ("video", "h264/42e01f"): 108}
+CHROMIUM_EXT = {"urn:ietf:params:rtp-hdrext:ssrc-audio-level": 1,
+                "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time": 2,
+                "urn:ietf:params:rtp-hdrext:sdes:mid": 4}
+
+
+def browser_numbered(sdp: str) -> str:
+    """An aiortc offer renumbered like Chromium's (RTX = base + 1, as Chromium does)."""
+    from aiortc import sdp as sdp_module
+
+    desc = sdp_module.SessionDescription.parse(sdp)
+    for m in desc.media:
+        pts: dict[int, int] = {}
+        for c in m.rtp.codecs:
+            name = c.mimeType.split("/")[1].lower()
+            if name == "h264":
+                name += "/" + str(c.parameters.get("profile-level-id"))
+            if (m.kind, name) in CHROMIUM_PT:
+                pts[c.payloadType] = CHROMIUM_PT[(m.kind, name)]
+        for c in m.rtp.codecs:
+            if c.mimeType.lower().endswith("/rtx"):
+                c.payloadType = pts[c.parameters["apt"]] + 1
+                c.parameters = dict(c.parameters, apt=pts[c.parameters["apt"]])
+            else:
+                c.payloadType = pts.get(c.payloadType, c.payloadType)
+        m.fmt = [c.payloadType for c in m.rtp.codecs]
+        for x in m.rtp.headerExtensions:
+            x.id = CHROMIUM_EXT.get(x.uri, x.id)
+    return str(desc)
+
 
 class ColourTrack(MediaStreamTrack):
     """320x240 frames of one solid colour, paced at ``fps``."""
@@ -78,6 +113,7 @@ class RtcClient:
     user: str
     colour: tuple[int, int, int]
     auto_answer: bool = True
+    browser_numbering: bool = False  # number our first offer like Chromium does
     pc: RTCPeerConnection | None = None
     call: str | None = None
     tracks: dict[str, dict] = field(default_factory=dict)  # mid → {user, kind}
@@ -110,7 +146,9 @@ class RtcClient:
             v = ColourTrack(self.colour)
             self._local.append(v)
             pc.addTrack(v)
-        await pc.setLocalDescription(await pc.createOffer())
+        offer = await pc.createOffer()
+        sdp = browser_numbered(offer.sdp) if self.browser_numbering else offer.sdp
+        await pc.setLocalDescription(RTCSessionDescription(sdp, "offer"))
         self._start_pump()
         reply = await self.ws.request("rtc.offer", call=call, sdp=pc.localDescription.sdp,
                                       timeout=10)

@@ -3,6 +3,9 @@
 // Negotiation rules (protocol v1, issue 4):
 //  - the requester sends its FIRST rtc.offer only after call.state says "connecting";
 //    the accepter right after call.accept is acknowledged, a joiner after call.join;
+//  - the gateway's answer to our offer only takes our media (its m-lines are recvonly);
+//    every remote track arrives on m-lines the gateway adds in its own rtc.offer, which may
+//    come right behind that answer (messages are applied in order, see _chain);
 //  - after that only the gateway offers (participants joining/leaving); we answer with
 //    rtc.answer. The gateway is the impolite peer: if its offer meets ours, we roll back;
 //  - trickle ICE: every local candidate goes out as rtc.candidate, "" marks the end;
@@ -204,10 +207,8 @@ export class CallManager {
       if (pc.signalingState === "have-local-offer") {
         await pc.setLocalDescription({ type: "rollback" }); // the gateway wins (we are polite)
       }
-      await pc.setRemoteDescription({ type: "offer", sdp: stripAudioLevel(f.sdp) });
-      avoidAudioLevel(pc);
-      const answer = await pc.createAnswer();
-      await pc.setLocalDescription({ type: "answer", sdp: stripAudioLevel(answer.sdp) });
+      await pc.setRemoteDescription({ type: "offer", sdp: f.sdp });
+      await pc.setLocalDescription(await pc.createAnswer());
       this.client.send("rtc.answer", { call: this.call.id, sdp: pc.localDescription.sdp });
       this._negotiated = true;
       this._reconcile();
@@ -300,9 +301,9 @@ export class CallManager {
     // make sure we can receive even without a camera/microphone
     if (!stream || !stream.getAudioTracks().length) pc.addTransceiver("audio", { direction: "recvonly" });
     if (this.call.video && (!stream || !stream.getVideoTracks().length)) pc.addTransceiver("video", { direction: "recvonly" });
-    avoidAudioLevel(pc);
-    const offer = await pc.createOffer();
-    await pc.setLocalDescription({ type: "offer", sdp: aiortcFriendlyOffer(offer.sdp) });
+    // No SDP munging: the gateway answers with our own numbering and keeps our payload
+    // types and header-extension ids in all its later offers (docs/media.md).
+    await pc.setLocalDescription(await pc.createOffer());
     if (this.pc !== pc || !this.call) return;
     this.marks.offer = now();
     this.client.send("rtc.offer", { call: this.call.id, sdp: pc.localDescription.sdp });
@@ -356,53 +357,6 @@ export class CallManager {
       console.error(e);
     }
   }
-}
-
-// aiortc (the gateway) fails to parse some of Chromium's ssrc-audio-level RTP header
-// extensions and its receive loop dies (struct.error in rtp.py); do not negotiate it.
-const AUDIO_LEVEL = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
-
-function avoidAudioLevel(pc) {
-  for (const tr of pc.getTransceivers()) {
-    if (!tr.getHeaderExtensionsToNegotiate || !tr.setHeaderExtensionsToNegotiate) return;
-    try {
-      const exts = tr.getHeaderExtensionsToNegotiate();
-      if (!exts.some((e) => e.uri === AUDIO_LEVEL && e.direction !== "stopped")) continue;
-      tr.setHeaderExtensionsToNegotiate(exts.map((e) => (e.uri === AUDIO_LEVEL ? { ...e, direction: "stopped" } : e)));
-    } catch (e) {
-      /* older browsers: stripAudioLevel() below does it */
-    }
-  }
-}
-
-export function stripAudioLevel(sdp) {
-  return sdp
-    .split("\r\n")
-    .filter((l) => !(l.startsWith("a=extmap:") && l.includes(AUDIO_LEVEL)))
-    .join("\r\n");
-}
-
-// The gateway's own (re-)offers number header extensions from aiortc's fixed table
-// (sdes:mid = 1, ssrc-audio-level = 2, abs-send-time = 3); Chromium refuses an offer that
-// gives a negotiated id another URI. So our first offer uses the same numbering, and keeps
-// only what aiortc supports.
-const AIORTC_EXT_IDS = {
-  "urn:ietf:params:rtp-hdrext:sdes:mid": 1,
-  "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time": 3,
-};
-
-export function aiortcFriendlyOffer(sdp) {
-  return sdp
-    .split("\r\n")
-    .filter((l) => l !== "a=extmap-allow-mixed")
-    .map((l) => {
-      const m = l.match(/^a=extmap:(\d+)(\/\w+)? (\S+)(.*)$/);
-      if (!m) return l;
-      const id = AIORTC_EXT_IDS[m[3]];
-      return id ? `a=extmap:${id}${m[2] || ""} ${m[3]}${m[4]}` : null;
-    })
-    .filter((l) => l !== null)
-    .join("\r\n");
 }
 
 function pad(n) {
