@@ -163,6 +163,14 @@ def create_app(config: Config, responder: Responder | None = None,
         MediaService = None
     if MediaService is not None:
         gw.media = MediaService(hub, support, config, ice, metrics)
+        if presence is not None:
+            from .media.directory import RedisCallDirectory
+
+            gw.media.directory = RedisCallDirectory(redis_client, presence)
+            presence.info = lambda: {"url": config.public_url,
+                                     "media_address": config.media_address,
+                                     "sessions": len(hub.sessions),
+                                     "calls": len(gw.media.calls.all())}
 
     async def lifecycle(app: web.Application):
         await bus.start()
@@ -170,6 +178,8 @@ def create_app(config: Config, responder: Responder | None = None,
         if presence is not None:
             await presence.start()
         await support.backend.start()
+        if gw.media is not None and hasattr(gw.media, "start"):
+            await gw.media.start()
         if room_sync is not None:
             await room_sync.start()
         warm = getattr(responder, "warm_up", None)

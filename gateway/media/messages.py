@@ -107,6 +107,7 @@ class CallStateEvent(Event):
     started_at: float | None = None  # wall clock when the call became active
     invited: list | None = None  # users invited but not (yet) in the call
     ice_servers: list | None = None  # for a recipient that still has to send its rtc.offer
+    node: str | None = None  # the gateway node hosting the call's media (multi-node)
 
 
 @dataclass

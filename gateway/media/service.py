@@ -25,11 +25,13 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from signaling.hub import Forward, RemoteSession
 from signaling import ErrorCode, Hub, ProtocolError, Request, Session
 
 from ..support.conversation import Conversation
 from ..support.service import BOT, SupportService
 from .call import Call, CallRegistry, Participant
+from .directory import LocalCallDirectory
 from .forwarder import Forwarder, RelayForwarder
 from .messages import (CallAccept, CallDecline, CallHangup, CallIncoming, CallInvite,
                        CallJoin, CallMute, CallRequest, CallStateEvent, RtcAnswer,
@@ -39,6 +41,11 @@ from .ice_policy import install as install_ice_policy
 from .peer import Peer, ice_servers_for_gateway
 
 log = logging.getLogger(__name__)
+
+
+def _forwarded(req: Request) -> bool:
+    """True when this request was forwarded here by another node (never forward it again)."""
+    return isinstance(req.session, RemoteSession)
 
 MISSED_CALL_ZH = "客服暂时未能接听，已为您重新排队，请稍候。"
 ENDED_KEEP = 1000  # ended call ids remembered, so late messages get bad_state, not not_found
@@ -54,6 +61,8 @@ class MediaService:
         self.metrics = metrics
         self.forwarder = forwarder or RelayForwarder()
         self.calls = CallRegistry()
+        self.directory = LocalCallDirectory()  # RedisCallDirectory with several nodes
+        self._watch: asyncio.Task | None = None
         self._ended: OrderedDict[str, str] = OrderedDict()
         self._tasks: set[asyncio.Task] = set()
         self._gateway_ice = ice_servers_for_gateway(list(getattr(config, "stun_urls", []) or []))
@@ -97,8 +106,12 @@ class MediaService:
         conv = self.support.store.get(call.conversation)
         return conv.members() if conv is not None else []
 
-    def _call_for(self, req: Request, call_id: str) -> Call:
+    async def _call_for(self, req: Request, call_id: str) -> Call:
         call = self.calls.get(call_id)
+        if call is None and not _forwarded(req):
+            rec = await self.directory.lookup(call_id)
+            if rec is not None and rec["node"] != self.hub.node_id:
+                raise Forward(rec["node"])  # the call lives on another node: run it there
         if call is None:
             if call_id in self._ended:
                 raise ProtocolError(ErrorCode.BAD_STATE, f"call {call_id!r} has ended")
@@ -121,7 +134,7 @@ class MediaService:
                             participants=[p.to_wire() for p in call.participants.values()],
                             reason=call.reason, conversation=call.conversation,
                             video=call.video, started_at=call.started_at,
-                            invited=list(call.invited) or None)
+                            invited=list(call.invited) or None, node=self.hub.node_id)
         p = call.participants.get(user)
         if (call.live and call.state != "ringing" and p is not None
                 and (p.peer is None or not p.peer.negotiated or p.restart)):
@@ -145,6 +158,9 @@ class MediaService:
     async def on_request(self, req: Request):
         msg: CallRequest = req.msg
         conv = self.support.store.get(msg.conversation)
+        if conv is None or not conv.is_member(req.user):
+            await self.support.backend.sync()  # changed on another node a moment ago?
+            conv = self.support.store.get(msg.conversation)
         if conv is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown conversation {msg.conversation!r}")
         if not conv.is_member(req.user):
@@ -156,8 +172,13 @@ class MediaService:
                                 f"an assigned agent")
         if self.calls.for_conversation(conv.id) is not None:
             raise ProtocolError(ErrorCode.CONFLICT, "the conversation already has a call")
+        if not _forwarded(req):
+            node = await self.directory.pick_node(self.hub.node_id)
+            if node != self.hub.node_id:
+                raise Forward(node)  # least-loaded node hosts the call's peers
         callee = conv.agent if req.user == conv.viewer else conv.viewer
         call = self.calls.create(conv.id, conv.room, msg.video, req.user, req.role, callee)
+        await self.directory.record(call.id, self.hub.node_id, conv.id, [conv.viewer, conv.agent])
         call.timers["ring"] = self._later(self.config.ring_timeout_s, self._ring_timeout, call)
         await self._announce(call, req)
         await self.hub.send_to_user(callee, CallIncoming(
@@ -169,7 +190,7 @@ class MediaService:
             await self._end(call, "missed")
 
     async def on_accept(self, req: Request):
-        call = self._call_for(req, req.msg.call)
+        call = await self._call_for(req, req.msg.call)
         if req.user in call.invited:
             return await self._join(req, call)
         if call.state != "ringing":
@@ -187,7 +208,7 @@ class MediaService:
             await self._end(call, "max_duration")
 
     async def on_decline(self, req: Request):
-        call = self._call_for(req, req.msg.call)
+        call = await self._call_for(req, req.msg.call)
         if req.user in call.invited:
             del call.invited[req.user]
             await self._announce(call, req, extra=[req.user])
@@ -199,7 +220,7 @@ class MediaService:
 
     # --- hangup, invite, join, mute --------------------------------------------------------
     async def on_hangup(self, req: Request):
-        call = self._call_for(req, req.msg.call)
+        call = await self._call_for(req, req.msg.call)
         if not call.live:
             raise ProtocolError(ErrorCode.BAD_STATE, "the call has ended")
         p = call.participants.get(req.user)
@@ -217,7 +238,7 @@ class MediaService:
 
     async def on_invite(self, req: Request):
         msg: CallInvite = req.msg
-        call = self._call_for(req, msg.call)
+        call = await self._call_for(req, msg.call)
         if req.user not in call.participants or call.state not in ("connecting", "active"):
             raise ProtocolError(ErrorCode.BAD_STATE,
                                 "call.invite: only an agent in a connected call can invite")
@@ -232,6 +253,8 @@ class MediaService:
             raise ProtocolError(ErrorCode.FORBIDDEN,
                                 f"{msg.user!r} is not the host of room {call.room!r}")
         call.invited[msg.user] = req.user
+        await self.directory.record(call.id, self.hub.node_id, call.conversation,
+                                    self._members(call) + list(call.invited))
         await self._announce(call, req)
         await self.hub.send_to_user(msg.user, CallIncoming(
             call=call.id, conversation=call.conversation, video=call.video,
@@ -246,7 +269,7 @@ class MediaService:
                 for s in self.hub.user_sessions(user) if s.attached]
 
     async def on_join(self, req: Request):
-        call = self._call_for(req, req.msg.call)
+        call = await self._call_for(req, req.msg.call)
         if req.user not in call.invited:
             raise ProtocolError(ErrorCode.BAD_STATE, "call.join: you have not been invited")
         return await self._join(req, call)
@@ -259,7 +282,7 @@ class MediaService:
 
     async def on_mute(self, req: Request):
         msg: CallMute = req.msg
-        call = self._call_for(req, msg.call)
+        call = await self._call_for(req, msg.call)
         p = self._participant(req, call, "call.mute")
         if msg.audio is not None:
             p.audio = msg.audio
@@ -270,7 +293,7 @@ class MediaService:
     # --- rtc.* -----------------------------------------------------------------------------
     async def on_offer(self, req: Request):
         msg: RtcOffer = req.msg
-        call = self._call_for(req, msg.call)
+        call = await self._call_for(req, msg.call)
         p = self._participant(req, call, "rtc.offer")
         if p.peer is not None and p.peer.negotiated:
             if p.restart or p.peer.connection_state in ("failed", "closed"):
@@ -343,7 +366,7 @@ class MediaService:
 
     async def on_answer(self, req: Request):
         msg: RtcAnswer = req.msg
-        call = self._call_for(req, msg.call)
+        call = await self._call_for(req, msg.call)
         p = self._participant(req, call, "rtc.answer")
         if p.peer is None:
             raise ProtocolError(ErrorCode.BAD_STATE, "rtc.answer: send your rtc.offer first")
@@ -351,7 +374,7 @@ class MediaService:
 
     async def on_candidate(self, req: Request):
         msg: RtcCandidate = req.msg
-        call = self._call_for(req, msg.call)
+        call = await self._call_for(req, msg.call)
         p = self._participant(req, call, "rtc.candidate")
         if p.peer is not None:
             await p.peer.add_candidate(msg.candidate, msg.sdpMid, msg.sdpMLineIndex)
@@ -395,6 +418,10 @@ class MediaService:
             return
         call.end(reason)
         self.calls.remove(call)
+        try:
+            await self.directory.remove(call.id, self.hub.node_id)
+        except Exception as e:
+            log.warning("call directory remove failed: %s", e)
         self._ended[call.id] = call.conversation
         while len(self._ended) > ENDED_KEEP:
             self._ended.popitem(last=False)
@@ -446,7 +473,32 @@ class MediaService:
             await self._leave(call, p, "left")
 
     # --- shutdown --------------------------------------------------------------------------
+    async def start(self) -> None:
+        if not isinstance(self.directory, LocalCallDirectory):
+            self._watch = asyncio.get_running_loop().create_task(self._watch_nodes())
+
+    async def _watch_nodes(self, interval_s: float = 2.0) -> None:
+        """End the calls of nodes that died (their presence expired): reason ``node_lost``."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                for node in await self.directory.dead_nodes_with_calls():
+                    for rec in await self.directory.claim_dead(node):
+                        if self.metrics is not None:
+                            self.metrics.calls.labels(outcome="node_lost").inc()
+                        ev = CallStateEvent(call=rec["call"], state="ended", participants=[],
+                                            reason="node_lost", conversation=rec["conversation"])
+                        for user in rec.get("users", []):
+                            await self.hub.send_to_user(user, ev)
+                        log.warning("call %s ended: node %s lost", rec["call"], node)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.debug("node watch failed: %s", e)
+
     async def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
         for call in self.calls.all():
             await self._end(call, "shutdown")
         for t in list(self._tasks):
