@@ -106,3 +106,13 @@ async def test_kill_9_mid_conversation_loses_nothing(cluster):
     assert theirs == want  # nothing lost, nothing twice, order kept
     seqs = [f["seq"] for f in viewer.frames + v2.frames if "seq" in f and f["type"] != "welcome"]
     assert len(seqs) == len(set(seqs))
+
+
+async def test_acceptance_walk_with_viewer_and_agent_on_different_nodes(cluster):
+    """The same independent protocol client as on one node; the viewer resumes on a third."""
+    from tests.integration.test_acceptance import walk
+    (a, b, c), http = cluster
+
+    def tok(role, user, room, name):
+        return token(role, user, room=room, name=name)
+    await walk(http, a.url, b.url, tok, "flash", resume_url=c.url)
