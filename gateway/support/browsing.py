@@ -85,12 +85,7 @@ class Browsing:
 
     async def on_browse(self, req: Request):
         msg: BrowseEvent = req.msg
-        room = self.rooms.get(msg.room)
-        if room is None:
-            raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown room {msg.room!r}")
-        if req.claims.room and req.claims.room != msg.room:
-            raise ProtocolError(ErrorCode.FORBIDDEN,
-                                f"your token is for room {req.claims.room!r}, not {msg.room!r}")
+        room = self.rooms.for_claims(req.claims, msg.room)
         now = time.time()
         ev: dict[str, Any] = {"kind": msg.kind, "room": msg.room,
                               "ts": msg.ts if msg.ts and now - 86400 < msg.ts <= now + 60 else now}

@@ -33,8 +33,8 @@ import redis.asyncio as aioredis
 from signaling import ErrorCode, ProtocolError
 
 from .backend import Change, SupportBackend, message_record
-from .conversation import Author, Conversation, ConversationStore
-from .routing import Agent, Router
+from .conversation import Conversation, ConversationStore
+from .routing import Router
 
 log = logging.getLogger(__name__)
 

@@ -122,6 +122,17 @@ class RoomRegistry:
     def __init__(self) -> None:
         self._rooms: dict[str, Room] = {}
 
+    def for_claims(self, claims, room_id: str) -> Room:
+        """The room a caller names, checked against its token: ``not_found`` for an unknown
+        room, ``forbidden`` when a room-bound token (viewer, host, service) names another."""
+        room = self._rooms.get(room_id)
+        if room is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown room {room_id!r}")
+        if claims.room and claims.room != room_id:
+            raise ProtocolError(ErrorCode.FORBIDDEN,
+                                f"your token is for room {claims.room!r}, not {room_id!r}")
+        return room
+
     def add(self, kb: Knowledge) -> Room:
         room = Room(kb)
         self._rooms[room.id] = room

@@ -201,12 +201,7 @@ class SupportService:
     # --- viewer: open ----------------------------------------------------------------------
     async def on_open(self, req: Request):
         msg: ConversationOpen = req.msg
-        room = self.rooms.get(msg.room)
-        if room is None:
-            raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown room {msg.room!r}")
-        if req.claims.room and req.claims.room != msg.room:
-            raise ProtocolError(ErrorCode.FORBIDDEN,
-                                f"your token is for room {req.claims.room!r}, not {msg.room!r}")
+        self.rooms.for_claims(req.claims, msg.room)
         name = msg.name or req.claims.display_name
         conv, created = await self.open_conversation(msg.room, req.user, name,
                                                      origin=req.session.id + "|" + SKIP)

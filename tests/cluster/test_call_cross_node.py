@@ -9,7 +9,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from tests.cluster.nodes import Node, token, write_room
+from tests.cluster.nodes import Node, write_room
 from tests.cluster.test_cross_node import connect
 from tests.media.rtc_client import BLUE, RED, RtcClient
 

@@ -102,7 +102,7 @@ async def test_readyz_follows_redis(redis_server, tmp_path):
             ws = await http.ws_connect(n.url.replace("http", "ws") + "/ws")
             err = await hello(ws, token("viewer", "v", room="flash"))
             assert err["code"] == "unavailable"
-            msg = await ws.receive()
+            await ws.receive()
             assert ws.close_code == 1013
             redis_server.start()
             t0 = loop.time()

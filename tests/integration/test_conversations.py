@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
 
 from gateway.config import Config
 from tests.conftest import free_port, start_gateway, stop_gateway
