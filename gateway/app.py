@@ -100,6 +100,10 @@ def create_app(config: Config, responder: Responder | None = None,
     hub = Hub(bus, node_id=config.node_id,
               config=HubConfig(retain_frames=config.retain_frames, retain_s=config.retain_s),
               mirror=mirror, presence=presence)
+    if redis_client is not None:
+        import redis.exceptions as rexc
+
+        hub.unavailable_errors += (rexc.ConnectionError, rexc.TimeoutError)
     tokens = TokenAuthority(config.secret)
     rooms = load_rooms(config)
     responder = responder or default_responder(config)

@@ -58,12 +58,24 @@ async def read_json(request: web.Request, max_bytes: int = 64 * 1024) -> dict:
     return body
 
 
+try:
+    import redis.exceptions as _rexc
+
+    UNAVAILABLE_ERRORS: tuple = (ConnectionError, TimeoutError, _rexc.ConnectionError,
+                                 _rexc.TimeoutError)
+except ImportError:  # pragma: no cover
+    UNAVAILABLE_ERRORS = (ConnectionError, TimeoutError)
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler):
     try:
         return await handler(request)
     except ProtocolError as e:
         return json_error(e.code, e.message)
+    except UNAVAILABLE_ERRORS as e:
+        return json_error(ErrorCode.UNAVAILABLE, f"state store unavailable ({e.__class__.__name__}); "
+                                                 f"retry (orders are idempotent)")
 
 
 def setup_routes(app: web.Application, gw: "Gateway") -> None:

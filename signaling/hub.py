@@ -99,6 +99,8 @@ class Hub:
         self.mirror = mirror  # RedisSessionMirror: sessions survive this node
         self.presence = presence  # RedisPresence: user → nodes registry
         self._rpcs: dict[str, asyncio.Future] = {}
+        # exceptions meaning "the state store is unreachable" → error ``unavailable``
+        self.unavailable_errors: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
         # checks run before any handler, e.g. "no new calls while draining"
         self.gates: list[Callable[[Session, Message], ProtocolError | None]] = []
         self.node_id = node_id or secrets.token_hex(4)
@@ -186,6 +188,13 @@ class Hub:
             if not req.replied:
                 req.replied = True
                 session.send(e.to_wire(req_id))
+        except self.unavailable_errors as e:
+            log.warning("%s: state store unavailable (%s)", msg.TYPE, e)
+            if not req.replied:
+                req.replied = True
+                session.send(ProtocolError(ErrorCode.UNAVAILABLE,
+                                           f"{msg.TYPE}: state store unavailable; retry shortly")
+                             .to_wire(req_id))
         except Exception:
             log.exception("handler for %s failed", msg.TYPE)
             if not req.replied:

@@ -91,6 +91,10 @@ async def test_readyz_follows_redis(redis_server, tmp_path):
                 async with http.get(n.url + path) as r:
                     return r.status
             assert await status("/readyz") == 200
+            live = await http.ws_connect(n.url.replace("http", "ws") + "/ws")
+            await hello(live, token("viewer", "v-live", room="flash"))
+            await live.send_json({"type": "ping", "id": "p"})
+            await live.receive_json()
             redis_server.stop()
             loop = asyncio.get_running_loop()
             t0 = loop.time()
@@ -98,6 +102,17 @@ async def test_readyz_follows_redis(redis_server, tmp_path):
                 assert loop.time() - t0 < 1.5
                 await asyncio.sleep(0.05)
             assert await status("/healthz") == 200
+            # requests meanwhile are refused with a typed error, never dropped silently
+            async with http.post(n.url + "/api/rooms/flash/orders",
+                                 json={"order_id": "x", "user": "u", "sku": "S1", "qty": 1},
+                                 headers={"Authorization": "Bearer " + token("service", "s")}) as r:
+                assert r.status == 503 and (await r.json())["error"] == "unavailable"
+            await live.send_json({"type": "conversation.open", "id": "o", "room": "flash"})
+            while True:
+                f = await asyncio.wait_for(live.receive_json(), 5)
+                if f.get("id") == "o":
+                    break
+            assert f["type"] == "error" and f["code"] == "unavailable", f
             # a new socket's hello is refused with unavailable, then 1013
             ws = await http.ws_connect(n.url.replace("http", "ws") + "/ws")
             err = await hello(ws, token("viewer", "v", room="flash"))
