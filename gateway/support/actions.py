@@ -12,6 +12,7 @@ conversation as a ``system`` message (so the viewer is told), and
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import secrets
@@ -156,6 +157,9 @@ class AuditLog:
         self._entries.append(e)
         return e
 
+    def add(self, e: dict[str, Any]) -> None:
+        self._entries.append(e)
+
     def list(self, conversation: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
         out = [dict(e) for e in self._entries if conversation is None or e.get("conversation") == conversation]
         return out[-limit:]
@@ -174,6 +178,7 @@ class Approval:
     limit: float
     ts: float = field(default_factory=time.time)
     status: str = "pending"
+    by: str | None = None  # the admin deciding it
 
     def request_event(self, conv: Conversation) -> ApprovalRequest:
         return ApprovalRequest(approval=self.id, conversation=self.conversation,
@@ -195,6 +200,12 @@ class Actions:
         self.on_change = on_change  # called after every recorded action (dashboard, caches)
         self.approvals: dict[str, Approval] = {}
         self.granted: list[dict[str, Any]] = []  # done compensations (dashboard)
+        # approvals, the audit trail and grants are replicated records: an admin on any node
+        # decides (exactly once), and every node's audit and dashboard see every action
+        self.backend = support.backend
+        self.backend.listen("approval", self._approval_changed)
+        self.backend.listen("audit", self._audit_added)
+        self.backend.listen("granted", lambda k, v: self.granted.append(v))
         hub.handle(ActionCompensate, self.on_compensate)
         hub.handle(ActionReturn, self.on_return)
         hub.handle(ApprovalDecide, self.on_decide)
@@ -211,11 +222,18 @@ class Actions:
                                 f"conversation is {conv.state}; actions need an assigned one")
         return conv
 
-    def _record(self, **entry: Any) -> dict[str, Any]:
-        e = self.audit.record(**entry)
+    async def _record(self, **entry: Any) -> dict[str, Any]:
+        e = {"id": "au_" + secrets.token_hex(5), "ts": time.time(), **entry}
+        await self.backend.put("audit", e["id"], e)
+        return e
+
+    def _audit_added(self, key: str, e: dict[str, Any]) -> None:
+        self.audit.add(e)
         if self.on_change:
             self.on_change(e)
-        return e
+
+    def _approval_changed(self, key: str, v: dict[str, Any]) -> None:
+        self.approvals[key] = Approval(**v)
 
     # --- compensation ------------------------------------------------------------------------
     async def on_compensate(self, req: Request):
@@ -236,14 +254,14 @@ class Actions:
                     reason=reason, limit=limit)
         if amount <= limit:
             status, ref = await self._run(conv, msg.kind, amount, reason)
-            self._record(**base, outcome=status, reference=ref)
+            await self._record(**base, outcome=status, reference=ref)
             await self._tell_viewer(conv, msg.kind, amount, status)
             return ActionResult("compensate", conv.id, status, kind=msg.kind, amount=amount,
                                 reference=ref)
         ap = Approval("ap_" + secrets.token_urlsafe(6), conv.id, req.user,
                       req.claims.display_name, conv.viewer, msg.kind, amount, reason, limit)
-        self.approvals[ap.id] = ap
-        self._record(**base, outcome="pending_approval", approval=ap.id)
+        await self.backend.put("approval", ap.id, dataclasses.asdict(ap))
+        await self._record(**base, outcome="pending_approval", approval=ap.id)
         req.reply(ActionResult("compensate", conv.id, "pending_approval", kind=msg.kind,
                                amount=amount, approval=ap.id))
         await self.support.post(conv, SYSTEM,
@@ -263,8 +281,9 @@ class Actions:
         if status == "done":
             if self.metrics:
                 self.metrics.compensation.labels(kind=kind).inc(amount)
-            self.granted.append({"conversation": conv.id, "room": conv.room, "agent": conv.agent,
-                                 "kind": kind, "amount": amount, "ts": time.time()})
+            await self.backend.put("granted", "gr_" + secrets.token_hex(5), {
+                "conversation": conv.id, "room": conv.room, "agent": conv.agent,
+                "kind": kind, "amount": amount, "ts": time.time()})
         return status, r.get("reference")
 
     async def _tell_viewer(self, conv: Conversation, kind: str, amount: float, status: str) -> None:
@@ -279,17 +298,21 @@ class Actions:
         ap = self.approvals.get(msg.approval)
         if ap is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown approval {msg.approval!r}")
-        if ap.status != "pending":
-            raise ProtocolError(ErrorCode.BAD_STATE, f"approval was already decided ({ap.status})")
         conv = self.support.store.get(ap.conversation)
         note = (msg.note or "").strip()[:500] or None
-        ap.status = "deciding"  # no second decision while the adapter call runs
+        # one decision, whichever node it reaches first: compare-and-set on the record
+        written, cur = await self.backend.put(
+            "approval", ap.id, dict(dataclasses.asdict(ap), status="deciding", by=req.user),
+            expect={"status": "pending"})
+        if not written:
+            raise ProtocolError(ErrorCode.BAD_STATE,
+                                f"approval was already decided ({(cur or {}).get('status')})")
         if msg.approve:
             status, ref = await self._run(conv, ap.kind, ap.amount, ap.reason)
         else:
             status, ref = "denied", None
-        ap.status = status
-        self._record(action="approval", actor=req.user, role=req.role, conversation=conv.id,
+        await self.backend.put("approval", ap.id, dict(dataclasses.asdict(ap), status=status))
+        await self._record(action="approval", actor=req.user, role=req.role, conversation=conv.id,
                      room=conv.room, viewer=conv.viewer, kind=ap.kind, amount=ap.amount,
                      reason=ap.reason, approval=ap.id, requested_by=ap.agent,
                      outcome=status, reference=ref, note=note)
@@ -333,7 +356,7 @@ class Actions:
         except CommerceError as e:
             log.warning("return failed: %s", e)
             status, ref = "failed", None
-        self._record(action="return", actor=req.user, role=req.role, conversation=conv.id,
+        await self._record(action="return", actor=req.user, role=req.role, conversation=conv.id,
                      room=conv.room, viewer=conv.viewer, order_id=msg.order_id, reason=reason,
                      outcome=status, reference=ref)
         text = (f"已为您的订单 {msg.order_id} 发起退货申请（编号 {ref}），请留意后续通知。"

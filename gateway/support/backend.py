@@ -59,6 +59,13 @@ class Replica:
         self.router = router
         self.on_message: MessageSink | None = None
         self.on_change: Callable[[list], None] | None = None
+        # replicated records of the workspace (browsing, approvals, CSAT, audit, …)
+        self.records: dict[str, dict[str, Any]] = {}
+        self._record_listeners: dict[str, list[Callable[[str, Any], None]]] = {}
+
+    def listen(self, namespace: str, cb: Callable[[str, Any], None]) -> None:
+        """``cb(key, value)`` whenever a record of ``namespace`` is written, on every node."""
+        self._record_listeners.setdefault(namespace, []).append(cb)
 
     def apply(self, changes: list[Change]) -> None:
         for ch in changes:
@@ -100,6 +107,18 @@ class Replica:
             elif kind == "release":
                 if ch[2]:
                     self.router.release(ch[1], ch[2])
+            elif kind == "rec":
+                ns, key, value = ch[1], ch[2], ch[3]
+                if isinstance(value, str):
+                    import json
+                    value = json.loads(value)
+                self.records.setdefault(ns, {})[key] = value
+                for cb in self._record_listeners.get(ns, ()):
+                    try:
+                        cb(key, value)
+                    except Exception:
+                        import logging
+                        logging.getLogger(__name__).exception("record listener %s failed", ns)
             elif kind == "agent":
                 d = ch[1]
                 a = self.router.agent(d["user"], d.get("name") or None)
@@ -160,6 +179,19 @@ class SupportBackend(ABC):
 
     @abstractmethod
     async def set_fields(self, conv: Conversation, **fields: Any) -> None: ...
+
+    @abstractmethod
+    async def put(self, namespace: str, key: str, value: Any, *, if_absent: bool = False,
+                  expect: dict | None = None) -> tuple[bool, Any]:
+        """Write a replicated record, atomically checked: with ``if_absent`` only when there
+        is none; with ``expect`` only when the current value has those fields. Returns
+        ``(written, current value)``. Every node's listeners see each write, in order."""
+
+    def get(self, namespace: str, key: str) -> Any:
+        return self.replica.records.get(namespace, {}).get(key)
+
+    def listen(self, namespace: str, cb) -> None:
+        self.replica.listen(namespace, cb)
 
 
 class MemoryBackend(SupportBackend):
@@ -275,3 +307,12 @@ class MemoryBackend(SupportBackend):
 
     async def set_fields(self, conv, **fields):
         self.replica.apply([["set", conv.id, fields]])
+
+    async def put(self, namespace, key, value, *, if_absent=False, expect=None):
+        cur = self.get(namespace, key)
+        if if_absent and cur is not None:
+            return False, cur
+        if expect is not None and (cur is None or any(cur.get(k) != v for k, v in expect.items())):
+            return False, cur
+        self.replica.apply([["rec", namespace, key, value]])
+        return True, value

@@ -59,6 +59,14 @@ class BrowsingStore:
             self._events.popitem(last=False)
         return len(q)
 
+    def replace(self, user: str, events: list[dict[str, Any]]) -> None:
+        """Adopt a viewer's whole timeline (as replicated from whichever node recorded it)."""
+        q = self._events[user] = deque(events, maxlen=self.per_viewer)
+        self._events.move_to_end(user)
+        while len(self._events) > self.max_viewers:
+            self._events.popitem(last=False)
+        del q
+
     def timeline(self, user: str, room: str | None = None) -> list[dict[str, Any]]:
         return [dict(e) for e in self._events.get(user, ()) if room is None or e["room"] == room]
 
@@ -77,10 +85,13 @@ class Browsing:
     """``browse.event`` handler plus the ``browsing`` context provider."""
 
     def __init__(self, hub: Hub, rooms: RoomRegistry, store: BrowsingStore | None = None,
-                 on_event: Callable[[str, dict], Any] | None = None):
+                 on_event: Callable[[str, dict], Any] | None = None, backend: Any = None):
         self.rooms = rooms
         self.store = store or BrowsingStore()
         self.on_event = on_event
+        self.backend = backend  # replicates timelines to every node (handoff may run anywhere)
+        if backend is not None:
+            backend.listen("browse", lambda user, v: self.store.replace(user, v["events"]))
         hub.handle(BrowseEvent, self.on_browse)
 
     async def on_browse(self, req: Request):
@@ -101,7 +112,12 @@ class Browsing:
                 raise ProtocolError(ErrorCode.BAD_REQUEST,
                                     "browse.event: stream_time needs 'seconds' in 0..604800")
             ev["seconds"] = round(msg.seconds, 1)
-        n = self.store.add(req.user, ev)
+        if self.backend is not None:
+            events = (self.store.timeline(req.user) + [ev])[-self.store.per_viewer:]
+            await self.backend.put("browse", req.user, {"events": events})
+            n = len(events)
+        else:
+            n = self.store.add(req.user, ev)
         if self.on_event is not None:
             self.on_event(req.user, ev)
         return BrowseAck(stored=n)

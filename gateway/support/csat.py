@@ -55,13 +55,21 @@ class Csat:
         self.on_change = on_change
         self.requested: set[str] = set()
         self.ratings: dict[str, Rating] = {}
+        # both are replicated records, so a viewer may rate on any node, exactly once
+        support.backend.listen("csat_req", lambda cid, v: self.requested.add(cid))
+        support.backend.listen("csat", self._rated)
         hub.handle(CsatSubmit, self.on_submit)
         support.on("resolved", self._on_resolved)
+
+    def _rated(self, cid: str, v: dict) -> None:
+        r = self.ratings[cid] = Rating(cid, v["room"], v["agent"], v["rating"], v["comment"], v["ts"])
+        if self.on_change:
+            self.on_change(r)
 
     async def _on_resolved(self, conv: Conversation) -> None:
         if not conv.agent:  # nobody to rate: bot-only or abandoned
             return
-        self.requested.add(conv.id)
+        await self.support.backend.put("csat_req", conv.id, {"agent": conv.agent})
         await self.hub.send_to_user(conv.viewer, CsatRequest(conv.id, conv.agent_ref()))
 
     async def on_submit(self, req: Request):
@@ -78,14 +86,12 @@ class Csat:
                                 f"csat.submit: 'comment' is over {MAX_COMMENT} characters")
         if conv.state != "resolved" or conv.id not in self.requested:
             raise ProtocolError(ErrorCode.BAD_STATE, "no rating was asked for this conversation")
-        if conv.id in self.ratings:
+        r = Rating(conv.id, conv.room, conv.agent, msg.rating, comment, time.time())
+        written, _ = await self.support.backend.put("csat", conv.id, r.to_wire(), if_absent=True)
+        if not written:
             raise ProtocolError(ErrorCode.CONFLICT, "this conversation was already rated")
-        r = self.ratings[conv.id] = Rating(conv.id, conv.room, conv.agent, msg.rating, comment,
-                                           time.time())
         if self.metrics:
             self.metrics.csat.observe(msg.rating)
-        if self.on_change:
-            self.on_change(r)
         return None
 
     def for_conversation(self, conv_id: str) -> int | None:

@@ -226,6 +226,21 @@ end
 return 1
 """
 
+PUT = PRELUDE + """
+local h = P .. 'rec:' .. ARGV[2]
+local cur = redis.call('HGET', h, ARGV[3])
+if ARGV[5] == '1' and cur then return {0, cur, ''} end
+if ARGV[6] ~= '' then
+  if not cur then return {0, '', ''} end
+  local c, e = cjson.decode(cur), cjson.decode(ARGV[6])
+  for k, v in pairs(e) do if c[k] ~= v then return {0, cur, ''} end end
+end
+redis.call('HSET', h, ARGV[3], ARGV[4])
+redis.call('SADD', P .. 'recns', ARGV[2])
+-- the value travels as its JSON text: cjson would turn empty lists into objects
+return {1, ARGV[4], emit({{'rec', ARGV[2], ARGV[3], ARGV[4]}})}
+"""
+
 SET_FIELDS = PRELUDE + """
 local cid = ARGV[2]
 if not cget(cid, 'state') then return {'not_found'} end
@@ -260,7 +275,7 @@ class RedisBackend(SupportBackend):
         self._s = {name: redis.register_script(src) for name, src in (
             ("open", OPEN), ("append", APPEND), ("escalate", ESCALATE), ("assign", ASSIGN),
             ("resolve", RESOLVE), ("transfer", TRANSFER), ("status", STATUS),
-            ("hb", HEARTBEAT), ("fields", SET_FIELDS))}
+            ("hb", HEARTBEAT), ("fields", SET_FIELDS), ("put", PUT))}
         self._last_id = "0-0"
         self._applied = asyncio.Event()
         self._tail: asyncio.Task | None = None
@@ -329,6 +344,10 @@ class RedisBackend(SupportBackend):
         for cid in qorder:
             if cid in since:
                 changes.append(["q_add", cid, since[cid], False])
+        for ns in await self.redis.smembers(P + "recns"):
+            ns = _s(ns)
+            for key, raw in (await self.redis.hgetall(P + f"rec:{ns}")).items():
+                changes.append(["rec", ns, _s(key), _s(raw)])
         on_message, self.replica.on_message = self.replica.on_message, None
         try:
             self.replica.apply(changes)  # no delivery for history
@@ -489,3 +508,13 @@ class RedisBackend(SupportBackend):
         res = await self._run("fields", conv.id, json.dumps(fields, ensure_ascii=False))
         if _s(res[0]) == "ok":
             await self.applied(_s(res[1]))
+
+    async def put(self, namespace, key, value, *, if_absent=False, expect=None):
+        res = await self._run("put", namespace, key, json.dumps(value, ensure_ascii=False),
+                              "1" if if_absent else "0",
+                              json.dumps(expect, ensure_ascii=False) if expect else "")
+        written, cur, eid = int(res[0]), _s(res[1]), _s(res[2])
+        if written:
+            await self.applied(eid)
+            return True, value
+        return False, (json.loads(cur) if cur else None)
