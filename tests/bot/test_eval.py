@@ -39,11 +39,14 @@ def test_eval_reports_bad_input(tmp_path):
 
 
 @pytest.mark.skipif(not SCORE.exists(), reason=f"scorer not found at {SCORE} (shared/bot is not checked out next to the repo)")
-def test_own_room_floors(tmp_path):
+@pytest.mark.parametrize("room", ["b", "c"])
+def test_own_room_floors(tmp_path, room):
+    """Rooms and questions of our own: B (beauty + sportswear), C (kitchen appliances + tea,
+    written later by a second author)."""
     out = tmp_path / "p.jsonl"
-    assert bot_eval(["--room", str(HERE / "room_b.json"), "--cases", str(HERE / "cases_b.jsonl"),
+    assert bot_eval(["--room", str(HERE / f"room_{room}.json"), "--cases", str(HERE / f"cases_{room}.jsonl"),
                      "--predictions", str(out)]) == 0
-    m = _score(HERE / "cases_b.jsonl", out)
+    m = _score(HERE / f"cases_{room}.jsonl", out)
     assert m["auto_resolution"] >= 0.8, m
     assert m["escalation_recall"] >= 0.9, m
     assert m["wrong_escalation_rate"] <= 0.05, m

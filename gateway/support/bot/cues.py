@@ -57,7 +57,7 @@ _RAW: dict[str, list[tuple[str, float]]] = {
     ],
     "human_request": [],
     "other": [
-        (r"歌|音乐|bgm|背景|主播(?:是)?(?:哪里人|多大|几岁|多高|多重|结婚|单身|男朋友|女朋友|老家|本人)|(?:主播|你)(?:的)?(?:耳环|项链|发型|衣服|口红|头发|美甲|眼镜|手表|背景|桌子)|直播(?:到|几点)|几点下播|下播|明天(?:还)?播|几点播|什么时候(?:开)?播|每天都播|天气|吃饭了吗|吃了吗|好漂亮|好帅|好美|好可爱|哈哈|笑死|加油|辛苦了|在哪(?:里)?直播|哪个城市|哪里直播|怎么关注|粉丝团|灯牌|点赞|抖音号|微信号|加微信|加个微信|私聊|小号|录屏|回放|几号来|下次", 1.6),
+        (r"歌|音乐|bgm|背景|主播(?:是)?(?:哪里人|多大|几岁|多高|多重|结婚|单身|男朋友|女朋友|老家|本人)|(?:主播|你)(?:的|身上(?:那件|的)?)?(?:耳环|项链|发型|衣服|口红|头发|美甲|眼镜|手表|背景|桌子)|直播(?:到|几点)|几点下播|下播|明天(?:还)?播|几点播|什么时候(?:开)?播|每天都播|天气|吃饭了吗|吃了吗|好漂亮|好帅|好美|好可爱|哈哈|笑死|加油|辛苦了|在哪(?:里)?直播|哪个城市|哪里直播|怎么关注|粉丝团|灯牌|点赞|抖音号|微信号|加微信|加个微信|私聊|小号|录屏|回放|几号来|下次", 1.6),
         (r"song|music|bgm|background|where are you (?:streaming|from|located|based)|what city|how old|weather|lol|haha|your (?:earrings?|necklace|hair|outfit|nails|glasses|makeup|dress)|what time (?:does|do|is) (?:the )?(?:stream|live|show)|stream (?:end|tomorrow|again)|next (?:stream|live)|when do you (?:go live|stream)|are you (?:a bot|real|married|single)|follow|subscribe|replay|recording|instagram|tiktok|youtube|social media", 1.6),
     ],
 }

@@ -40,6 +40,9 @@ _VENT = re.compile(r"失望|不满|差劲|太差|很差|服务差|态度|无语|
 _ELLIPTIC = re.compile(r"^(?:那|那个|那么|还有|另外|and|what about|how about|and the|same for|also)|(?:呢|呐)[?？!！。~～]*$|"
                        r"^(?:那)?(?:它|这个|那个)(?:呢)?[?？]*$")
 
+# a bare short question ("哪一年的", "多重") carries no topic of its own
+_SHORT_Q = re.compile(r"[哪几多啥]|什么|怎么")
+
 DEFECT = re.compile(r"坏了|坏掉|不能用|用不了|破洞|开线|掉色|褪色|缩水|起球|线头|色差|少发|漏发|发错|压坏|碎了|漏了|"
                     r"broke|broken|defect|damaged|faded|shrank|shrunk|ripped|torn|hole|wrong item|missing|cracked|leak")
 
@@ -66,7 +69,8 @@ def classify(text: str, slots: Slots, esc: EscalationDecision, prev_intent: str 
     # elliptical follow-up: no cue of its own -> keep the previous topic
     strong = {k for k, v in cues.items() if v >= 1.5 and k not in ("greeting", "other")}
     if prev_intent and prev_intent not in ("greeting", "other", "human_request") and not strong \
-            and len(text) <= 30 and _ELLIPTIC.search(text):
+            and (len(text) <= 30 and _ELLIPTIC.search(text) or len(text) <= 6 and _SHORT_Q.search(text)) \
+            and not (set(esc.reasons) & {"anger", "threat", "compensation", "health"}):
         scores[prev_intent] += 4.0
     intent = max(scores, key=lambda k: scores[k])
     reasons = set(esc.reasons)
