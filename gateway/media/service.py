@@ -48,7 +48,8 @@ def _forwarded(req: Request) -> bool:
     return isinstance(req.session, RemoteSession)
 
 MISSED_CALL_ZH = "客服暂时未能接听，已为您重新排队，请稍候。"
-ENDED_KEEP = 1000  # ended call ids remembered, so late messages get bad_state, not not_found
+ENDED_KEEP = 1000
+PRESENCE_TOPIC = "media:presence"  # participants' sockets dropping/returning, for every node  # ended call ids remembered, so late messages get bad_state, not not_found
 
 
 class MediaService:
@@ -447,8 +448,26 @@ class MediaService:
     def _on_detached(self, session: Session) -> None:
         if self.hub.online(session.user):
             return  # another socket of the same user is still there
-        for call in self.calls.with_participant(session.user):
-            p = call.participants[session.user]
+        self._tell_nodes(session.user, "detached")
+        self._dropped(session.user)
+
+    def _tell_nodes(self, user: str, what: str) -> None:
+        """A participant's socket comes and goes on its own node; calls may live elsewhere."""
+        if not isinstance(self.directory, LocalCallDirectory):
+            self._spawn(self.hub.bus.publish(PRESENCE_TOPIC, {"user": user, "what": what,
+                                                              "node": self.hub.node_id}))
+
+    def _on_remote_presence(self, payload: dict) -> None:
+        if payload.get("node") == self.hub.node_id:
+            return
+        if payload.get("what") == "detached":
+            self._dropped(payload["user"])
+        else:
+            self._came_back(payload["user"])
+
+    def _dropped(self, user: str) -> None:
+        for call in self.calls.with_participant(user):
+            p = call.participants[user]
             if p.dropped:
                 continue
             p.dropped = True
@@ -456,8 +475,12 @@ class MediaService:
             self._spawn(self._announce(call))
 
     def _on_back(self, session: Session) -> None:
-        for call in self.calls.with_participant(session.user):
-            p = call.participants[session.user]
+        self._tell_nodes(session.user, "back")
+        self._came_back(session.user)
+
+    def _came_back(self, user: str) -> None:
+        for call in self.calls.with_participant(user):
+            p = call.participants[user]
             if not p.dropped:
                 continue
             p.dropped = False
@@ -476,6 +499,7 @@ class MediaService:
     async def start(self) -> None:
         if not isinstance(self.directory, LocalCallDirectory):
             self._watch = asyncio.get_running_loop().create_task(self._watch_nodes())
+            self.hub.bus.subscribe(PRESENCE_TOPIC, self._on_remote_presence)
 
     async def _watch_nodes(self, interval_s: float = 2.0) -> None:
         """End the calls of nodes that died (their presence expired): reason ``node_lost``."""

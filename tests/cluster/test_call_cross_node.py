@@ -9,7 +9,8 @@ import asyncio
 import aiohttp
 import pytest
 
-from tests.cluster.nodes import Node, write_room
+from tests.cluster.nodes import Node, token, write_room
+from tests.wsclient import WSClient
 from tests.cluster.test_cross_node import connect
 from tests.media.rtc_client import BLUE, RED, RtcClient
 
@@ -48,6 +49,31 @@ async def test_call_across_nodes_then_node_lost(redis_server, tmp_path):
         await rv.wait_colour("agent-1", BLUE, timeout=20)
         await ra.wait_colour("v1", RED, timeout=20)
         await rv.wait_audio("agent-1", timeout=20)
+
+        # the participant whose socket is NOT on the call's node drops and resumes on its
+        # own node: the call's node hears of it, marks it reconnecting, and takes its re-offer
+        remote_ws, remote_node, remote_rtc, other_ws, other_rtc, role, user, room_claim = (
+            (agent, b, ra, viewer, rv, "agent", "agent-1", None) if host_node == "A"
+            else (viewer, a, rv, agent, ra, "viewer", "v1", "flash"))
+        n = len(other_ws.frames)
+        await remote_ws.drop()
+        await other_ws.wait_for(lambda f: f.get("type") == "call.state" and any(
+            p["user"] == user and p["status"] == "reconnecting" for p in f["participants"]),
+            start=n, timeout=10)
+        back = await WSClient(remote_node.url, http).connect()
+        await back.hello(token(role, user, room=room_claim))
+        r = await back.request("resume", session=remote_ws.session, last_seq=remote_ws.last_seq)
+        assert r["type"] == "resumed", r
+        await back.wait_for(lambda f: f.get("type") == "call.state" and f.get("call") == call
+                            and "ice_servers" in f, timeout=10)
+        remote_rtc.use_socket(back)
+        await remote_rtc.start(call)
+        await rv.wait_colour("agent-1", BLUE, timeout=20)
+        await ra.wait_colour("v1", RED, timeout=20)
+        if remote_ws is agent:
+            agent = back
+        else:
+            viewer = back
 
         # the node hosting the call dies: the participant on the other node learns node_lost
         survivor_ws, dead = (agent, a) if host_node == "A" else (viewer, b)
