@@ -103,7 +103,8 @@ def create_app(config: Config, responder: Responder | None = None,
     if redis_client is not None:
         import redis.exceptions as rexc
 
-        hub.unavailable_errors += (rexc.ConnectionError, rexc.TimeoutError)
+        hub.unavailable_errors += (rexc.ConnectionError, rexc.TimeoutError,
+                                   rexc.OutOfMemoryError)
     tokens = TokenAuthority(config.secret)
     rooms = load_rooms(config)
     responder = responder or default_responder(config)
@@ -139,7 +140,11 @@ def create_app(config: Config, responder: Responder | None = None,
     rooms_service.sync = room_sync
     ice = IceProvider(config.stun_urls, config.turn_urls, config.turn_secret, config.turn_ttl_s)
 
+    gw_holder: list[Gateway] = []  # filled below; ready() runs only once the app serves
+
     async def ready() -> bool:
+        if gw_holder and gw_holder[0].draining:
+            return False  # a draining node takes no new sockets: they go to another node
         try:
             return await asyncio.wait_for(bus.ping(), 1.0)
         except Exception:
@@ -152,6 +157,7 @@ def create_app(config: Config, responder: Responder | None = None,
                               metrics=metrics)
     gw = Gateway(config, bus, hub, tokens, rooms, support, metrics, ice, endpoint,
                  rooms_service=rooms_service)
+    gw_holder.append(gw)
 
     from .support.workspace import Workspace  # issue 5: context, actions, CSAT, metrics
 
@@ -174,7 +180,8 @@ def create_app(config: Config, responder: Responder | None = None,
             presence.info = lambda: {"url": config.public_url,
                                      "media_address": config.media_address,
                                      "sessions": len(hub.sessions),
-                                     "calls": len(gw.media.calls.all())}
+                                     "calls": len(gw.media.calls.all()),
+                                     "draining": gw.draining}
 
     async def lifecycle(app: web.Application):
         await bus.start()
@@ -216,6 +223,8 @@ def create_app(config: Config, responder: Responder | None = None,
         """SIGTERM: become unready, refuse new calls, give active calls up to ``drain_s``,
         then tell every socket to reconnect elsewhere (resume keeps their sessions)."""
         gw.draining = True
+        if presence is not None:
+            await presence.beat()  # other nodes stop picking us for new calls at once
         loop = asyncio.get_running_loop()
         deadline = loop.time() + config.drain_s
         calls = getattr(gw.media, "calls", None)

@@ -71,7 +71,7 @@ class Config:
     udp_port_min: int = 0
     udp_port_max: int = 0
     video_codec: str = "VP8"
-    media_mode: str = "transcode"
+    media_mode: str = "passthrough"
     max_call_s: float = 3600.0
     ring_timeout_s: float = 30.0
     call_grace_s: float = 10.0

@@ -62,7 +62,7 @@ try:
     import redis.exceptions as _rexc
 
     UNAVAILABLE_ERRORS: tuple = (ConnectionError, TimeoutError, _rexc.ConnectionError,
-                                 _rexc.TimeoutError)
+                                 _rexc.TimeoutError, _rexc.OutOfMemoryError)
 except ImportError:  # pragma: no cover
     UNAVAILABLE_ERRORS = (ConnectionError, TimeoutError)
 

@@ -285,6 +285,14 @@ class RedisPresence:
     async def node_alive(self, node_id: str) -> bool:
         return bool(await self.redis.exists(f"ld:{{p}}:node:{node_id}"))
 
+    async def beat(self) -> None:
+        """Write this node's registry entry now (e.g. when it starts draining)."""
+        try:
+            await self.redis.set(f"ld:{{p}}:node:{self.node_id}",
+                                 json.dumps(dict(self.info(), ts=time.time())), ex=self.ttl_s)
+        except Exception as e:
+            log.debug("presence beat failed: %s", e)
+
     async def _beat(self) -> None:
         while True:
             try:

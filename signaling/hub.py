@@ -27,7 +27,7 @@ from .auth import Claims
 from .bus import Bus
 from .errors import ErrorCode, ProtocolError
 from .protocol import Ack, Event, Message
-from .session import Session, Transport
+from .session import Prepared, Session, Transport
 
 log = logging.getLogger(__name__)
 
@@ -285,8 +285,11 @@ class Hub:
             return None
         if rec.claims.user != user:
             return "that session belongs to another user"
-        frames = await self.mirror.frames_after(session_id, 0) or []
+        # claim first: from here the old holder's mirror writes are refused, so the frames
+        # read next are all there will ever be from it
         await self.mirror.claim(session_id)
+        frames = await self.mirror.frames_after(session_id, 0) or []
+        rec = await self.mirror.load(session_id) or rec
         if rec.node and rec.node != self.node_id:
             await self.bus.publish(f"node:{rec.node}", {"k": "takeover", "session": session_id,
                                                          "node": self.node_id})
@@ -295,7 +298,7 @@ class Hub:
         s.seq = max([rec.seq] + [f.seq for f in frames])
         s.cursors = dict(rec.cursors)
         for f in frames:
-            s._frames.append(f)
+            s.retain(f)
         s.mirror = self.mirror
         s.attrs["restored_from"] = rec.node
         s.detached_at = time.monotonic()  # reaped like any detached session if never resumed
@@ -333,11 +336,8 @@ class Hub:
         ``new`` is discarded unseen. Its writer is drained first so its ``welcome`` reaches
         the socket before anything the resumed session replays; the socket stays open.
         """
-        writer = new._writer
-        new._transport = None
-        if new._queue is not None:
-            new._queue.put_nowait(None)
-        new._queue = new._writer = None
+        writer = new._writer  # only there while frames are waiting to be written
+        new._transport = new._out = new._writer = None
         if writer is not None:
             try:
                 await asyncio.wait_for(writer, 2.0)
@@ -424,9 +424,13 @@ class Hub:
 
     def _deliver_user(self, user: str, payload: dict) -> None:
         x = payload.get("x")
-        for s in self.user_sessions(user):
-            if s.id != x:
-                s.send(payload["e"])
+        targets = [s for s in self.user_sessions(user) if s.id != x]
+        if len(targets) > 1:
+            frame = Prepared(payload["e"])  # serialized once for all of them
+            for s in targets:
+                s.send(frame)
+        elif targets:
+            targets[0].send(payload["e"])
 
     def watch(self, session: Session, topic: str) -> None:
         """Let a session receive everything published on ``topic`` (e.g. ``room:<id>``)."""
@@ -457,10 +461,15 @@ class Hub:
         await self.bus.publish(topic, {"e": _wire(event)})
 
     def _deliver_topic(self, topic: str, payload: dict) -> None:
-        for sid in list(self._topic_members.get(topic, ())):
-            s = self.sessions.get(sid)
+        members = self._topic_members.get(topic)
+        if not members:
+            return
+        frame = Prepared(payload["e"])  # serialized once; each session splices its seq
+        sessions = self.sessions
+        for sid in list(members):
+            s = sessions.get(sid)
             if s is not None:
-                s.send(payload["e"])
+                s.send(frame)
 
 
 class RemoteSession:

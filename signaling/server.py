@@ -122,8 +122,9 @@ class SocketEndpoint:
                         break
                     if self.ready is not None and not await self.ready():
                         await error(ProtocolError(ErrorCode.UNAVAILABLE,
-                                                  "the gateway cannot reach its state store; "
-                                                  "retry shortly"), req_id)
+                                                  "this gateway is not taking new connections "
+                                                  "(state store unreachable or draining); retry, "
+                                                  "another node may take you"), req_id)
                         await ws.close(code=CLOSE_TRY_AGAIN, message=b"unavailable")
                         break
                     session = self.hub.new_session(claims, ws)

@@ -6,9 +6,12 @@ Every frame sent after ``hello`` gets the next ``seq`` and is retained (at least
 is attached at that moment; a client that reconnects sends ``resume {session, last_seq}``
 and gets exactly what it missed, with the original seqs.
 
-Sending never awaits: frames are numbered and queued synchronously, and a per-socket
-writer task drains the queue. That keeps seq order equal to production order without
-locks, and a slow socket can't stall whoever is fanning out.
+Sending never awaits: frames are numbered synchronously and written at once when the
+socket takes them (the common case); only a socket that is behind (flow control), or a
+session whose frames must be mirrored first, gets a writer task that drains its queue in
+order. That keeps seq order equal to production order without locks, and a slow socket
+can't stall whoever is fanning out. A broadcast is serialized once (:class:`Prepared`) and
+each session splices its own ``seq`` into it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from aiohttp import WSMsgType
 
 from .auth import Claims
 from .protocol import dumps
@@ -31,11 +36,91 @@ class Transport(Protocol):
     async def close(self, *, code: int = 1000, message: bytes = b"") -> Any: ...
 
 
-@dataclass
+def _with_seq(head: str, seq: int) -> str:
+    return f'{head},"seq":{seq}}}'
+
+
+class Prepared:
+    """One event serialized once for every session it goes to (a topic broadcast).
+
+    ``head`` is its JSON without the closing brace; each session appends its own
+    ``"seq"``, which gives exactly the text ``dumps(dict(event, seq=n))`` would. Events that
+    already carry a ``seq`` key (or are empty) are not spliced: sessions serialize them.
+    """
+
+    __slots__ = ("event", "cursor", "head", "head_b")
+
+    def __init__(self, event: dict[str, Any]):
+        self.event = event
+        self.cursor = event.get("_cursor")
+        body = event if "_cursor" not in event else {k: v for k, v in event.items()
+                                                     if k != "_cursor"}
+        if body and "seq" not in body:
+            self.head = dumps(body)[:-1]
+            self.head_b = self.head.encode("utf-8")
+        else:
+            self.head = self.head_b = None
+
+
 class RetainedFrame:
-    seq: int
-    text: str
-    ts: float
+    """A numbered frame kept for resume (what :meth:`Session.frames_after` returns).
+
+    Inside a session frames are kept as plain tuples ``(seq, ts, text, head)``: the cyclic
+    GC stops tracking a tuple of strings and numbers, so ten thousand sessions retaining
+    every broadcast add nothing for full collections to walk (a slotted object per frame
+    made them grow and pause the loop for a second). A broadcast frame keeps only the
+    shared ``head``; its text is rebuilt when it is replayed."""
+
+    __slots__ = ("seq", "ts", "_text", "_head")
+
+    def __init__(self, seq: int, text: str | None, ts: float, head: str | None = None):
+        self.seq = seq
+        self.ts = ts
+        self._text = text
+        self._head = head
+
+    @property
+    def text(self) -> str:
+        return self._text if self._text is not None else _with_seq(self._head, self.seq)
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, RetainedFrame) and other.seq == self.seq
+                and other.text == self.text and other.ts == self.ts)
+
+    def __repr__(self) -> str:
+        return f"RetainedFrame(seq={self.seq}, text={self.text!r}, ts={self.ts})"
+
+
+def _send(transport: Transport, data: str | bytes):
+    """The send coroutine for one frame; ``bytes`` are already UTF-8 text."""
+    if type(data) is bytes:
+        send_frame = getattr(transport, "send_frame", None)
+        if send_frame is not None:
+            return send_frame(data, WSMsgType.TEXT)
+        data = data.decode("utf-8")
+    return transport.send_str(data)
+
+
+async def _finish(coro, yielded) -> None:
+    """Run to completion a send coroutine whose first step (driven by hand) suspended,
+    resuming it exactly as the Task that would have run it: when what it waits on is done."""
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            if asyncio.isfuture(yielded):
+                yielded._asyncio_future_blocking = False
+                if not yielded.done():
+                    w = loop.create_future()
+                    yielded.add_done_callback(lambda _f: w.done() or w.set_result(None))
+                    await w
+            else:  # a bare yield (sleep(0)): one turn of the loop
+                await asyncio.sleep(0)
+            yielded = coro.send(None)
+    except StopIteration:
+        return
+    except BaseException:
+        coro.close()
+        raise
 
 
 @dataclass
@@ -51,8 +136,8 @@ class Session:
     detached_at: float | None = None
     _frames: deque = field(default_factory=deque)
     _transport: Transport | None = None
-    _queue: asyncio.Queue | None = None
-    _writer: asyncio.Task | None = None
+    _out: deque | None = None  # frames waiting for the writer task; None: nothing more to write
+    _writer: asyncio.Task | None = None  # only while the socket is behind (or mirroring)
     attrs: dict[str, Any] = field(default_factory=dict)
     cursors: dict[str, int] = field(default_factory=dict)
     mirror: Any = None  # SessionMirror when sessions must survive this node (Redis)
@@ -70,49 +155,89 @@ class Session:
         return self._transport is not None
 
     # --- sending -------------------------------------------------------------------------
-    def send(self, event: dict[str, Any]) -> int:
+    def send(self, event: dict[str, Any] | Prepared) -> int:
         """Number, retain and queue one frame. Returns its seq (0 if suppressed).
 
         An event may carry an internal ``_cursor: [stream, n]`` (a position in an ordered
         log, e.g. a conversation's message index). The session remembers the highest ``n``
         per stream it has numbered and drops an event at or below it: that is what makes a
         catch-up after a cross-node resume and the live feed never deliver twice.
+
+        A :class:`Prepared` event (a broadcast) is serialized once for all its sessions.
         """
-        frame = dict(event)
-        cur = frame.pop("_cursor", None)
+        prepared = None
+        if type(event) is Prepared:
+            cur = event.cursor
+            if event.head is not None:
+                prepared = event
+            event = event.event
+        else:
+            cur = event.get("_cursor")
         if cur is not None:
             stream, n = cur
             if n <= self.cursors.get(stream, -1):
                 return 0
             self.cursors[stream] = n
         self.seq += 1
-        frame["seq"] = self.seq
-        text = dumps(frame)
+        seq = self.seq
         now = time.monotonic()
-        self._frames.append(RetainedFrame(self.seq, text, now))
+        if prepared is not None:
+            self._frames.append((seq, now, None, prepared.head))
+            data: str | bytes = prepared.head_b + b',"seq":%d}' % seq
+        else:
+            body = dict(event)
+            body.pop("_cursor", None)
+            body["seq"] = seq
+            data = dumps(body)
+            self._frames.append((seq, now, data, None))
         self._trim(now)
         if self.mirror is not None:
-            self.mirror.push(self, self.seq, text, cur)
-        self._enqueue(text, self.seq)
-        return self.seq
+            self.mirror.push(self, seq, data if type(data) is str else data.decode("utf-8"), cur)
+        self._enqueue(data, seq)
+        return seq
 
     def send_unnumbered(self, event: dict[str, Any]) -> None:
         """Frames outside the sequence (errors before ``hello``)."""
         self._enqueue(dumps(event))
 
-    def _enqueue(self, text: str, seq: int = 0) -> None:
-        if self._queue is None:
+    def _enqueue(self, data: str | bytes, seq: int = 0) -> None:
+        """Write now if the socket takes it (the common case: no task, no wake-up); else
+        queue it behind what is waiting for the writer task."""
+        out = self._out
+        if out is None:
             return
-        if self._queue.qsize() >= self.max_queue:
+        if self._writer is None and not (seq and self.mirror is not None):
+            transport = self._transport
+            coro = _send(transport, data)
+            try:
+                yielded = coro.send(None)
+            except StopIteration:
+                return
+            except (ConnectionError, RuntimeError):
+                self._out = None  # the socket is going away; frames stay retained for resume
+                return
+            except Exception:
+                log.exception("session %s: send failed", self.id)
+                self._out = None
+                return
+            # flow control (the socket is behind): the rest of this send, and whatever comes
+            # after it, is written by a task
+            self._writer = asyncio.get_running_loop().create_task(
+                self._write_loop(transport, out, (coro, yielded)), name=f"ws-writer-{self.id}")
+            return
+        if len(out) >= self.max_queue:
             # The client can't keep up; drop the socket, it will resume from its last seq.
             log.warning("session %s: send queue full, closing socket", self.id)
             self.detach(close_code=4008, reason="send queue overflow, resume")
             return
-        self._queue.put_nowait((seq, text))
+        out.append((seq, data))
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(
+                self._write_loop(self._transport, out), name=f"ws-writer-{self.id}")
 
     def _trim(self, now: float) -> None:
         frames = self._frames
-        while len(frames) > self.retain_frames and now - frames[0].ts > self.retain_s:
+        while len(frames) > self.retain_frames and now - frames[0][1] > self.retain_s:
             frames.popleft()
         while len(frames) > self.retain_frames * 20:  # hard cap against floods
             frames.popleft()
@@ -124,10 +249,15 @@ class Session:
             return None
         if last_seq == self.seq:
             return []
-        oldest = self._frames[0].seq if self._frames else self.seq + 1
+        oldest = self._frames[0][0] if self._frames else self.seq + 1
         if last_seq + 1 < oldest:
             return None
-        return [f for f in self._frames if f.seq > last_seq]
+        return [RetainedFrame(seq, text, ts, head) for seq, ts, text, head in self._frames
+                if seq > last_seq]
+
+    def retain(self, frame: RetainedFrame) -> None:
+        """Keep a frame numbered elsewhere (a session restored from the mirror)."""
+        self._frames.append((frame.seq, frame.ts, frame.text, None))
 
     def replay(self, frames: list[RetainedFrame]) -> None:
         for f in frames:
@@ -137,9 +267,8 @@ class Session:
     def attach(self, transport: Transport) -> None:
         self.detach(close_code=4000, reason="session taken over by a new socket")
         self._transport = transport
-        self._queue = asyncio.Queue()
-        self._writer = asyncio.get_running_loop().create_task(
-            self._write_loop(transport, self._queue), name=f"ws-writer-{self.id}")
+        self._out = deque()
+        self._writer = None
         self.detached_at = None
 
     def detach_if(self, transport: Transport) -> bool:
@@ -150,46 +279,52 @@ class Session:
         return False
 
     def detach(self, close_code: int | None = None, reason: str = "") -> None:
-        t, q, w = self._transport, self._queue, self._writer
-        self._transport = self._queue = self._writer = None
+        t, w = self._transport, self._writer
+        # a running writer flushes what is queued for this socket, then stops
+        self._transport = self._out = self._writer = None
         if t is None:
             return
         self.detached_at = time.monotonic()
-        if q is not None:
-            q.put_nowait(None)  # writer flushes what is queued, then stops
-        if close_code is not None and w is not None:
+        if close_code is not None:
             async def close_after_flush():
-                try:
-                    await asyncio.wait_for(asyncio.shield(w), 2.0)
-                except Exception:
-                    pass
+                if w is not None:
+                    try:
+                        await asyncio.wait_for(asyncio.shield(w), 2.0)
+                    except Exception:
+                        pass
                 try:
                     await t.close(code=close_code, message=reason.encode()[:120])
                 except Exception:
                     pass
             asyncio.get_running_loop().create_task(close_after_flush())
 
-    async def _write_loop(self, transport: Transport, queue: asyncio.Queue) -> None:
+    async def _write_loop(self, transport: Transport, out: deque, pending=None) -> None:
         try:
-            while True:
-                item = await queue.get()
-                if item is None:
-                    return
-                seq, text = item
+            if pending is not None:
+                await _finish(*pending)
+            while out:
+                seq, data = out.popleft()
                 if seq and self.mirror is not None:
                     # never show a client a frame that a node failure could lose
                     await self.mirror.wait_mirrored(self, seq)
-                await transport.send_str(text)
+                await _send(transport, data)
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
-            return
+            if self._out is out:
+                self._out = None
         except Exception:
             log.exception("session %s writer failed", self.id)
+            if self._out is out:
+                self._out = None
+        finally:
+            if self._writer is asyncio.current_task():
+                self._writer = None
 
     async def flush(self, timeout: float = 2.0) -> None:
         """Wait until queued frames are written (used before closing a socket on purpose)."""
-        q = self._queue
-        if q is None:
+        w = self._writer
+        if w is None:
             return
-        deadline = time.monotonic() + timeout
-        while not q.empty() and time.monotonic() < deadline:
-            await asyncio.sleep(0.005)
+        try:
+            await asyncio.wait_for(asyncio.shield(w), timeout)
+        except Exception:
+            pass

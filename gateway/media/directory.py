@@ -53,6 +53,7 @@ class RedisCallDirectory:
             nodes = await self.presence.nodes()
         except Exception:
             return local
+        nodes = {n: i for n, i in nodes.items() if not i.get("draining")} or nodes
         if not nodes:
             return local
 

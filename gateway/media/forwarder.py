@@ -13,11 +13,16 @@ interchangeable:
   encoder drops frames instead of queueing them) and its sender re-encodes. Decoding runs
   in the receiver's own thread, encoding in the loop's default thread pool (aiortc 1.16,
   ``RTCRtpSender._next_encoded_frame``), so neither blocks the event loop.
-* A passthrough forwarder would tap the receiver's encoded frames and hand subscribers
-  tracks that yield ``av.Packet`` (the sender's ``pack()`` path); it needs
-  :meth:`Forwarder.request_keyframe` to send PLI upstream when a subscriber joins or loses
-  a picture. The relay forwarder does not: each subscriber has its own encoder, which
-  starts on a keyframe and answers the subscriber's PLI/FIR by itself.
+* :class:`~gateway.media.passthrough.PassthroughForwarder` (``media_mode=passthrough``,
+  issue 7) taps the receiver's encoded frames (:meth:`Forwarder.prepare`, before the
+  receiver starts) and hands subscribers tracks that yield ``av.Packet`` (the sender's
+  ``pack()`` path). It restricts a destination's m-line to the source's codec
+  (:meth:`Forwarder.send_codec`), relays keyframe requests upstream (:meth:`Forwarder.bind`,
+  :meth:`Forwarder.request_keyframe`), and falls back to decode + encode for a pair whose
+  codecs differ. The relay forwarder needs none of that: each subscriber has its own
+  encoder, which starts on a keyframe and answers the subscriber's PLI/FIR by itself.
+
+:func:`make_forwarder` picks one from ``Config.media_mode``.
 """
 
 from __future__ import annotations
@@ -48,18 +53,37 @@ class SourceKey:
 class Forwarder(abc.ABC):
     """Per-source publish, per-destination subscribe, keyframe requests upstream."""
 
+    mode = "transcode"
+
+    def prepare(self, receiver: RTCRtpReceiver, kind: str) -> None:
+        """A new receiver, before its connection is up (encoded forwarding taps it here)."""
+
     @abc.abstractmethod
     def publish(self, key: SourceKey, track: MediaStreamTrack,
-                receiver: RTCRtpReceiver | None = None) -> None:
-        """A participant's connection received ``track``; make it available to others."""
+                receiver: RTCRtpReceiver | None = None, codec=None) -> None:
+        """A participant's connection received ``track`` (sent with ``codec``, an
+        ``RTCRtpCodecParameters`` when known); make it available to others."""
 
     @abc.abstractmethod
     def unpublish(self, key: SourceKey) -> None:
         """The source is gone: end every subscription to it (their tracks end)."""
 
     @abc.abstractmethod
-    def subscribe(self, key: SourceKey, dest: str) -> MediaStreamTrack:
-        """A track carrying ``key`` for participant ``dest`` (one per pair)."""
+    def subscribe(self, key: SourceKey, dest: str, accepts=None) -> MediaStreamTrack:
+        """A track carrying ``key`` for participant ``dest`` (one per pair). ``accepts``:
+        the codecs ``dest`` can receive for that kind (from its offer), when known."""
+
+    def send_codec(self, key: SourceKey, dest: str):
+        """The codec ``dest``'s m-line for ``key`` must be limited to, or None (any)."""
+        return None
+
+    def bind(self, key: SourceKey, dest: str, sender) -> None:
+        """The ``RTCRtpSender`` that sends ``dest``'s copy of ``key`` (hook PLI/FIR here)."""
+
+    def pair_mode(self, key: SourceKey, dest: str) -> str | None:
+        """``"passthrough"`` / ``"transcode"`` for a subscribed pair, else None."""
+        src = key in self.sources()
+        return self.mode if src else None
 
     @abc.abstractmethod
     def unsubscribe(self, key: SourceKey, dest: str) -> None:
@@ -96,7 +120,7 @@ class RelayForwarder(Forwarder):
         self._sources: dict[SourceKey, _Source] = {}
 
     def publish(self, key: SourceKey, track: MediaStreamTrack,
-                receiver: RTCRtpReceiver | None = None) -> None:
+                receiver: RTCRtpReceiver | None = None, codec=None) -> None:
         if key in self._sources:
             self.unpublish(key)
         src = _Source(track, receiver)
@@ -124,7 +148,7 @@ class RelayForwarder(Forwarder):
         if src.drain is not None:
             src.drain.cancel()
 
-    def subscribe(self, key: SourceKey, dest: str) -> MediaStreamTrack:
+    def subscribe(self, key: SourceKey, dest: str, accepts=None) -> MediaStreamTrack:
         src = self._sources[key]
         if dest in src.subs:
             raise ValueError(f"{dest} already subscribes to {key}")
@@ -146,6 +170,16 @@ class RelayForwarder(Forwarder):
     async def close(self) -> None:
         for key in list(self._sources):
             self.unpublish(key)
+
+
+def make_forwarder(mode: str) -> Forwarder:
+    """The forwarder for ``Config.media_mode`` (``passthrough`` | ``transcode``)."""
+    if mode == "passthrough":
+        from .passthrough import PassthroughForwarder
+        return PassthroughForwarder()
+    if mode == "transcode":
+        return RelayForwarder()
+    raise ValueError(f"unknown media mode {mode!r}")
 
 
 def _end(proxy: MediaStreamTrack) -> None:

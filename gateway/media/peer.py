@@ -35,11 +35,13 @@ from aiortc import (RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpRec
                     RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription)
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc import sdp as sdp_module
+from aiortc.rtcpeerconnection import is_codec_compatible
 from aiortc.sdp import candidate_from_sdp
 
 from signaling.errors import ErrorCode, ProtocolError
 
-from .aiortc_compat import Numbering, create_offer, prefer_codec_in_answer
+from .aiortc_compat import (Numbering, create_offer, negotiated_codec,
+                            prefer_codec_in_answer)
 from .forwarder import Forwarder, SourceKey
 from .ice_policy import IcePolicy, applied
 
@@ -63,6 +65,12 @@ class Received:
     key: SourceKey
     track: MediaStreamTrack
     receiver: RTCRtpReceiver
+    transceiver: RTCRtpTransceiver | None = None
+
+    @property
+    def codec(self):
+        """The codec the client sends this track with (first of the gateway's answer)."""
+        return negotiated_codec(self.transceiver) if self.transceiver is not None else None
 
 
 def _check_sdp(sdp: str, what: str) -> None:
@@ -159,8 +167,9 @@ class Peer:
                 t.direction = "recvonly"
                 self.slots.append(Slot(t, own=True))  # never carries forwarded tracks
                 if t.receiver.track is not None and t.receiver.track in got:
+                    self.forwarder.prepare(t.receiver, t.kind)  # before DTLS can start it
                     self.received.append(Received(SourceKey(self.owner, t.kind, t.mid, self.gen),
-                                                  t.receiver.track, t.receiver))
+                                                  t.receiver.track, t.receiver, t))
             try:
                 with applied(self.ice_policy):  # gathering happens here
                     await self.pc.setLocalDescription(await self.pc.createAnswer())
@@ -176,9 +185,15 @@ class Peer:
         """Send ``key`` to this participant (a new m-line; needs :meth:`renegotiate`)."""
         if self.closed or key in self.forwarded() or key not in self.forwarder.sources():
             return
-        track = self.forwarder.subscribe(key, self.owner)
+        accepts = self.numbering.codecs.get(key.kind) if self.numbering is not None else None
+        track = self.forwarder.subscribe(key, self.owner, accepts=accepts)
         t = self.pc.addTransceiver(track, direction="sendonly")
-        self._prefer_codec(t)
+        only = self.forwarder.send_codec(key, self.owner)
+        if only is not None:
+            self._only_codec(t, only)  # encoded forwarding: the source's codec, nothing else
+        else:
+            self._prefer_codec(t)
+        self.forwarder.bind(key, self.owner, t.sender)
         self.slots.append(Slot(t, own=False, key=key))
         self.wanted = True
 
@@ -204,6 +219,17 @@ class Peer:
         t.setCodecPreferences(first + [c for c in caps if c not in first])
         if reorder:  # the answer is built from the codecs negotiated in setRemoteDescription
             prefer_codec_in_answer(t, want)
+
+    @staticmethod
+    def _only_codec(t: RTCRtpTransceiver, codec) -> None:
+        """Offer only ``codec`` (and RTX) on ``t``: the sender then packs what it is given."""
+        caps = RTCRtpSender.getCapabilities(t.kind).codecs
+        same = [c for c in caps if is_codec_compatible(c, codec)]
+        if not same:
+            return
+        exact = [c for c in same if c.parameters == codec.parameters]
+        t.setCodecPreferences((exact or same)[:1] + [c for c in caps
+                                                     if c.mimeType.lower().endswith("/rtx")])
 
     # --- gateway offers --------------------------------------------------------------------
     async def renegotiate(self) -> None:

@@ -32,7 +32,7 @@ from ..support.conversation import Conversation
 from ..support.service import BOT, SupportService
 from .call import Call, CallRegistry, Participant
 from .directory import LocalCallDirectory
-from .forwarder import Forwarder, RelayForwarder
+from .forwarder import Forwarder, make_forwarder
 from .messages import (CallAccept, CallDecline, CallHangup, CallIncoming, CallInvite,
                        CallJoin, CallMute, CallRequest, CallStateEvent, RtcAnswer,
                        RtcAnswerEvent, RtcCandidate, RtcOffer, RtcOfferEvent)
@@ -60,7 +60,7 @@ class MediaService:
         self.config = config
         self.ice = ice
         self.metrics = metrics
-        self.forwarder = forwarder or RelayForwarder()
+        self.forwarder = forwarder or make_forwarder(getattr(config, "media_mode", "transcode"))
         self.calls = CallRegistry()
         self.directory = LocalCallDirectory()  # RedisCallDirectory with several nodes
         self._watch: asyncio.Task | None = None
@@ -325,7 +325,7 @@ class MediaService:
         # computed *now*, after the answer, so two first offers answered concurrently still
         # see each other — comes to it in a gateway offer (never inside its own m-lines).
         for r in peer.received:
-            self.forwarder.publish(r.key, r.track, r.receiver)
+            self.forwarder.publish(r.key, r.track, r.receiver, codec=r.codec)
         for key in self.forwarder.sources():
             q = call.participants.get(key.owner)
             if key.owner != p.user and q is not None and q.peer is not None \
@@ -443,6 +443,10 @@ class MediaService:
         call = self.calls.for_conversation(conv.id)
         if call is not None:
             self._spawn(self._end(call, "resolved"))
+        elif not isinstance(self.directory, LocalCallDirectory):
+            # resolved here, but its call (if any) may live on another node
+            self._spawn(self.hub.bus.publish(PRESENCE_TOPIC, {
+                "what": "resolved", "conversation": conv.id, "node": self.hub.node_id}))
 
     # --- sockets dropping and coming back --------------------------------------------------
     def _on_detached(self, session: Session) -> None:
@@ -460,7 +464,11 @@ class MediaService:
     def _on_remote_presence(self, payload: dict) -> None:
         if payload.get("node") == self.hub.node_id:
             return
-        if payload.get("what") == "detached":
+        if payload.get("what") == "resolved":
+            call = self.calls.for_conversation(payload["conversation"])
+            if call is not None:
+                self._spawn(self._end(call, "resolved"))
+        elif payload.get("what") == "detached":
             self._dropped(payload["user"])
         else:
             self._came_back(payload["user"])

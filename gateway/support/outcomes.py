@@ -125,8 +125,9 @@ class Outcomes:
         for conv in self.support.store.all():
             if conv.state not in ("bot", "queued") or now - last_activity(conv) < self.idle_close_s:
                 continue
-            if conv.state == "queued" and self.hub.online(conv.viewer):
-                continue
+            if conv.state == "queued" and (self.hub.online(conv.viewer)
+                                           or await self.hub.presence_of(conv.viewer)):
+                continue  # the viewer is still connected (on this node or another)
             await self.end(conv, "idle")
             n += 1
         return n

@@ -31,6 +31,10 @@ from .room import Order, OrderOutcome, Room
 log = logging.getLogger(__name__)
 
 
+def _s(v) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
 def k(room: str, name: str) -> str:
     return f"ld:{{r:{room}}}:{name}"
 
@@ -133,11 +137,31 @@ class RedisRoomStore:
                     promo.active = g.get(b"active", b"1") == b"1"
         room.redis_version = max(getattr(room, "redis_version", 0), version)
 
-    async def save(self, room: Room) -> None:
-        """After a host edit: write the knowledge and counters (host edits are last-writer-wins)."""
-        await self.redis.set(k(room.id, "kb"), json.dumps(room.knowledge.to_dict(), ensure_ascii=False))
-        await self._write_counters(room)
-        await self.redis.incr(k(room.id, "version"))
+    async def save(self, room: Room, change: dict[str, Any]) -> None:
+        """After a host edit: write the knowledge JSON and only the counter the host set.
+
+        Live counters (stock, gifts claimed) move with orders on every node; rewriting them
+        from this node's copy (which may lag) could hand out more gifts than the limit. So
+        a stock edit sets just that sku's stock, a promotion edit sets limit/sku/active and
+        never ``claimed`` (only a new promotion gets its initial ``claimed``)."""
+        rid = room.id
+        listed = {_s(x) for x in await self.redis.lrange(k(rid, "gifts"), 0, -1)}
+        p = self.redis.pipeline(transaction=True)
+        p.set(k(rid, "kb"), json.dumps(room.knowledge.to_dict(), ensure_ascii=False))
+        kind = change.get("kind")
+        if kind == "stock":
+            p.hset(k(rid, "stock"), change["sku"], change["stock"])
+        elif kind == "promotion":
+            promo = room.knowledge.promotion(change["promotion"]["id"])
+            if promo is not None and promo.kind == "first_n_gift":
+                g = k(rid, f"gift:{promo.id}")
+                p.hset(g, mapping={"limit": promo.limit or 0, "sku": promo.sku or "",
+                                   "active": "1" if promo.active else "0"})
+                p.hsetnx(g, "claimed", promo.claimed or 0)
+                if promo.id not in listed:  # keep the KB order of existing promotions
+                    p.rpush(k(rid, "gifts"), promo.id)
+        p.incr(k(rid, "version"))
+        await p.execute()
 
     async def place(self, room: Room, order: Order) -> OrderOutcome:
         rid = room.id

@@ -168,7 +168,7 @@ class RoomService:
 
     async def _apply(self, req: Request, room: Room, change: dict[str, Any]) -> None:
         if self.sync is not None:
-            await self.sync.store.save(room)
+            await self.sync.store.save(room, change)
             await self.sync.announce(room, change)
         req.reply({"type": "ack", "version": room.version})
         await self.publish_change(room, change)

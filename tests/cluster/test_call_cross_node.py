@@ -86,3 +86,30 @@ async def test_call_across_nodes_then_node_lost(redis_server, tmp_path):
         await http.close()
         a.stop()
         b.stop()
+
+
+async def test_resolving_on_another_node_ends_the_call(redis_server, tmp_path):
+    room = write_room(tmp_path / "flash.json")
+    a = Node(redis_server.url, "A", rooms=[room]).start()
+    b = Node(redis_server.url, "B", rooms=[room]).start()
+    http = aiohttp.ClientSession()
+    try:
+        agent = await connect(http, b, "agent", "agent-1")
+        await agent.request("agent.status", status="available")
+        viewer = await connect(http, a, "viewer", "v1", room="flash")
+        cid = (await viewer.request("conversation.open", room="flash"))["conversation"]
+        await viewer.request("conversation.escalate", conversation=cid)
+        await agent.event("conversation.assigned", conversation=cid, timeout=5)
+        st = await viewer.request("call.request", conversation=cid, video=False, timeout=10)
+        call, host_node = st["call"], st["node"]
+        # a supervisor on the OTHER node resolves the conversation
+        other = b if host_node == "A" else a
+        boss = await connect(http, other, "admin", "boss")
+        r = await boss.request("conversation.resolve", conversation=cid)
+        assert r["type"] == "ack", r
+        ended = await viewer.event("call.state", call=call, state="ended", timeout=10)
+        assert ended["reason"] == "resolved"
+    finally:
+        await http.close()
+        a.stop()
+        b.stop()

@@ -50,12 +50,16 @@ async def test_sigterm_drains_and_clients_resume_elsewhere(redis_server, tmp_pat
         b.stop()
 
 
-async def test_no_new_calls_while_draining(gateway):
-    gateway.gw.draining = True
+async def test_no_new_calls_or_sockets_while_draining(gateway):
     a = await gateway.client("agent", "a1")
     await a.request("agent.status", status="available")
     v = await gateway.client("viewer", "v1", room=gateway.room_id)
     cid = (await v.request("conversation.open", room=gateway.room_id))["conversation"]
+    gateway.gw.draining = True
+    late = await gateway.client()
+    e = await late.request("hello", token=gateway.token("viewer", "v9"), protocol=1)
+    assert e["code"] == "unavailable" and "draining" in e["message"]
+    assert await late.wait_closed() == 1013
     e = await v.request("call.request", conversation=cid, video=True)
     assert e["type"] == "error" and e["code"] == "unavailable" and "shutting down" in e["message"]
     async with gateway.http.get(gateway.url + "/readyz") as r:

@@ -70,3 +70,37 @@ async def test_2000_concurrent_orders_over_3_nodes_give_exactly_100_gifts(nodes)
                     st = await ws.receive_json()
                 assert st["counters"]["gifts"]["G1"]["claimed"] == 100, n.node_id
                 assert st["counters"]["stock"]["S1"] == 100000 - 1800, n.node_id
+
+
+async def test_host_edits_during_an_order_rush_never_over_issue_gifts(nodes):
+    """Host edits write only what the host set: stock/claimed moved by orders on other
+    nodes are never rewritten from a lagging copy."""
+    svc = token("service", "shop", room="flash")
+    conn = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=conn) as http:
+        host = await http.ws_connect(nodes[0].url.replace("http", "ws") + "/ws")
+        await host.send_json({"type": "hello", "id": 1, "token": token("host", "h", room="flash"),
+                              "protocol": 1})
+        await host.receive_json()
+
+        async def edits():
+            for i in range(30):
+                await host.send_json({"type": "room.on_screen", "id": 100 + i, "room": "flash",
+                                      "sku": "S1" if i % 2 else "S2"})
+                await host.send_json({"type": "room.promo.upsert", "id": 200 + i, "room": "flash",
+                                      "promotion": {"id": "G1", "text": f"edit {i}"}})
+                await asyncio.sleep(0.01)
+
+        async def post(i):
+            node = nodes[1 + i % 2]
+            async with http.post(f"{node.url}/api/rooms/flash/orders",
+                                 json={"order_id": f"r{i}", "user": "u", "sku": "S1", "qty": 1},
+                                 headers={"Authorization": f"Bearer {svc}"}) as r:
+                return await r.json()
+        results, _ = await asyncio.gather(asyncio.gather(*[post(i) for i in range(300)]), edits())
+        ranks = sorted(b["rank"] for b in results if b["gift"])
+        assert ranks == list(range(1, 101))
+        # after the rush, one more order: no gift (the quota was not reset by an edit)
+        last = await post(999)
+        assert last["gift"] is False and last["stock_left"] == 100000 - 301
+        await host.close()

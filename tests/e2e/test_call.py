@@ -13,6 +13,9 @@ import time
 
 import pytest
 
+from gateway.config import Config
+from tests.conftest import free_port, start_gateway, stop_gateway
+
 from .conftest import DESKTOP, PHONE, open_page, wait_online
 
 try:
@@ -27,6 +30,17 @@ pytestmark = [
 ]
 
 T = 15_000
+
+
+@pytest.fixture(params=["passthrough", "transcode"])
+async def gw(request):
+    """The gateway in each media mode: encoded passthrough (the default) and decoded relay."""
+    r = await start_gateway(Config(dev=True, port=free_port(), retain_s=600,
+                                   media_mode=request.param))
+    try:
+        yield r
+    finally:
+        await stop_gateway(r)
 
 # Resolves with per-video frame counts over ~1.5 s: every remote <video> must have a size and
 # must present new frames.
@@ -125,4 +139,4 @@ async def test_viewer_video_call_agent_accepts_host_joins(gw, browser, artifacts
         await p.wait_for_selector('[data-testid="call-view"]', state="hidden", timeout=T)
     errors = [l for l in logs if l.startswith("pageerror")]
     assert not errors, errors
-    print("frames", v1, a1, h2, v2, a2)
+    print("frames", gw.gw.config.media_mode, v1, a1, h2, v2, a2)

@@ -114,6 +114,7 @@ class RtcClient:
     colour: tuple[int, int, int]
     auto_answer: bool = True
     browser_numbering: bool = False  # number our first offer like Chromium does
+    video_codecs: tuple[str, ...] | None = None  # e.g. ("H264",): offer only these
     pc: RTCPeerConnection | None = None
     call: str | None = None
     tracks: dict[str, dict] = field(default_factory=dict)  # mid → {user, kind}
@@ -146,6 +147,13 @@ class RtcClient:
             v = ColourTrack(self.colour)
             self._local.append(v)
             pc.addTrack(v)
+            if self.video_codecs:
+                from aiortc import RTCRtpSender
+                want = {f"video/{c}".lower() for c in self.video_codecs}
+                caps = [c for c in RTCRtpSender.getCapabilities("video").codecs
+                        if c.mimeType.lower() in want or c.mimeType.lower() == "video/rtx"]
+                t = next(t for t in pc.getTransceivers() if t.kind == "video")
+                t.setCodecPreferences(caps)
         offer = await pc.createOffer()
         sdp = browser_numbered(offer.sdp) if self.browser_numbering else offer.sdp
         await pc.setLocalDescription(RTCSessionDescription(sdp, "offer"))

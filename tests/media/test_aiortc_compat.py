@@ -86,6 +86,66 @@ async def test_hook_create_offer_still_resets_negotiated_parameters():
         await gw.close()
 
 
+async def test_hooks_encoded_passthrough():
+    """Every aiortc internal the passthrough forwarder relies on is still there. If this
+    fails, the message names the hook (see aiortc_compat.py, section 4)."""
+    pc = _pc()
+    try:
+        receiver = pc.addTransceiver("video", direction="recvonly").receiver
+        missing = compat.missing_hooks(receiver)
+        assert missing == [], f"aiortc changed: passthrough hooks missing: {missing}"
+        tap = compat.tap_receiver(receiver, "video")
+        assert compat.receiver_tap(receiver) is tap
+        assert getattr(receiver, "_RTCRtpReceiver__jitter_buffer").assembler is tap.assembler
+        assert getattr(receiver, "_RTCRtpReceiver__decoder_queue") is tap.decoder_queue
+        sender = pc.addTransceiver("video", direction="sendonly").sender
+        called = []
+        compat.on_keyframe_request(sender, lambda: called.append(1))
+        from aiortc.rtp import RTCP_PSFB_PLI, RtcpPsfbPacket
+        await sender._handle_rtcp_packet(RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=1,
+                                                        media_ssrc=sender._ssrc))
+        assert called == [1], f"{compat.HOOK_SEND_KEYFRAME}: a PLI no longer reaches it"
+    finally:
+        await pc.close()
+
+
+async def test_tapped_receiver_yields_encoded_frames_through_aiortcs_own_receive_path():
+    """A tapped receiver, driven through aiortc's ``_handle_rtp_packet`` (routing, RTX,
+    NACK, depacketization stay aiortc's), hands complete VP8 frames to the sink and never
+    creates a decoder; stopping it ends its track as aiortc does."""
+    from aiortc import RTCRtpCodecParameters
+    from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
+    from aiortc.rtp import RtpPacket
+
+    from aiortc import RTCRtpReceiver
+    from aiortc.rtcrtpreceiver import RemoteStreamTrack
+
+    class FakeTransport:  # what RTCRtpReceiver needs of an RTCDtlsTransport here
+        state = "new"
+
+        def _register_rtp_receiver(self, *a): ...
+
+        def _unregister_rtp_receiver(self, *a): ...
+
+    receiver = RTCRtpReceiver("video", FakeTransport())
+    receiver._track = RemoteStreamTrack("video")
+    tap = compat.tap_receiver(receiver, "video")
+    got = []
+    tap.sink = lambda data, pts, key, pt: got.append((data, pts, key, pt))
+    vp8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
+    await receiver.receive(RTCRtpReceiveParameters(codecs=[vp8]))
+    for seq, marker, payload in ((10, 0, b"\x10\x00key-"), (11, 1, b"\x00rest")):
+        p = RtpPacket(payload_type=96, sequence_number=seq, timestamp=5000, ssrc=7,
+                      marker=marker)
+        p.payload = payload
+        await receiver._handle_rtp_packet(p, arrival_time_ms=0)
+    assert got == [(b"\x00key-rest", 0, True, 96)], got
+    assert tap.decoder_queue.tasks == 0 and tap.assembler.ssrc == 7
+    assert tap.mime_of(96) == "video/VP8" and tap.clock_rate(96) == 90000
+    await receiver.stop()
+    assert (await asyncio.wait_for(receiver._track._queue.get(), 2)) is None  # track ends
+
+
 def test_renumber_drops_what_the_client_did_not_offer():
     client = ("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
               "m=video 9 UDP/TLS/RTP/SAVPF 120 121\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"

@@ -1,0 +1,587 @@
+"""Media forwarding cost and latency: N concurrent 1:1 video calls through one gateway.
+
+For each media mode (``passthrough`` and ``transcode``) in the same run, a real gateway
+process (``livedesk serve --media-mode …``, so its CPU is read from /proc/<pid>/stat) hosts
+N calls (default 8). Each call is a viewer and an agent that escalate, ring and accept over
+the real ``/ws`` protocol, then send 640×480@30 VP8 video and Opus audio in both directions.
+
+The client side stays cheap: a 3 s VP8 clip and one second of Opus are encoded once at
+start, then replayed as ``av.Packet``s through aiortc's pre-encoded sender path (a PLI/FIR
+restarts the clip at its keyframe); receivers are tapped like the gateway's own receivers
+(``aiortc_compat.tap_receiver``): frames are counted and timed when their last packet
+arrives, never decoded.
+
+Latency is carried in the media: every frame gets an RTP timestamp of ``n·3000 + random
+jitter`` (< 1500), remembered with its send time; the gateway keeps timestamps up to a
+constant offset (both modes), which the receiver recovers by matching, so each received
+frame maps back to its send time. A direct aiortc→aiortc pair in the same client process
+(no gateway) is measured alongside: ``added_latency`` is the through-gateway figure minus
+that direct figure (the clients' own send/receive scheduling cancels out).
+
+Reported per mode: gateway CPU core-seconds per second per call, RSS per call, delivered
+video fps per stream, video frame loss, latency p50/p95 (through the gateway, direct, and
+added), audio packets per second per stream, and the time from a joiner's ``rtc.answer``
+(to the gateway offer carrying the other side's tracks) to the first video frame.
+
+    .venv/bin/python -m benchmarks.media [--calls 8] [--seconds 10] [--modes passthrough,transcode] [--json]
+
+The last line with ``--json`` is one JSON object (``cpu_per_call_passthrough``,
+``cpu_per_call_transcode``, ``cpu_ratio``, ``added_latency_ms_p50_passthrough``,
+``frame_loss_passthrough``, ``calls``, …).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import fractions
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+import av  # noqa: E402
+import numpy as np  # noqa: E402
+from aiortc import (MediaStreamTrack, RTCConfiguration, RTCPeerConnection,  # noqa: E402
+                    RTCSessionDescription)
+from aiortc.mediastreams import MediaStreamError  # noqa: E402
+
+from gateway.media import aiortc_compat as compat  # noqa: E402
+from tests.wsclient import WSClient  # noqa: E402
+
+SECRET = "media-bench-secret-0123456789abcdef"
+W, H, FPS = 640, 480, 30
+VIDEO_TB = fractions.Fraction(1, 90000)
+AUDIO_TB = fractions.Fraction(1, 48000)
+TICK = 90000 // FPS
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(*a) -> None:
+    print(*a, file=sys.stderr, flush=True)
+
+
+# --- media encoded once ----------------------------------------------------------------------
+
+def encode_clip(frames: int = 90, bitrate: int = 600_000) -> list[tuple[bytes, bool]]:
+    """A 640×480 VP8 clip with motion (keyframe first, then deltas only)."""
+    enc = av.CodecContext.create("libvpx", "w")
+    enc.width, enc.height, enc.pix_fmt = W, H, "yuv420p"
+    enc.bit_rate = bitrate
+    enc.time_base = fractions.Fraction(1, FPS)
+    enc.gop_size = 10_000
+    enc.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+    yy, xx = np.mgrid[0:H, 0:W]
+    out = []
+    for i in range(frames):
+        img = np.empty((H, W, 3), np.uint8)
+        img[..., 0] = (xx + 4 * i) % 256
+        img[..., 1] = (yy + 2 * i) % 256
+        img[..., 2] = 128
+        x0 = (i * 7) % (W - 80)
+        img[100:180, x0:x0 + 80] = (255, 255, 255)
+        f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
+        f.pts = i
+        for p in enc.encode(f):
+            out.append((bytes(p), bool(p.is_keyframe)))
+    for p in enc.encode(None):
+        out.append((bytes(p), bool(p.is_keyframe)))
+    assert out and out[0][1], "the clip must start with a keyframe"
+    return out
+
+
+def encode_opus(seconds: float = 1.0) -> list[bytes]:
+    enc = av.CodecContext.create("libopus", "w")
+    enc.sample_rate = 48000
+    enc.layout = "stereo"
+    enc.format = "s16"
+    enc.bit_rate = 32000
+    out = []
+    n = int(seconds * 50)
+    t = np.arange(960 * n) / 48000
+    pcm = (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16)
+    for i in range(n):
+        chunk = np.repeat(pcm[i * 960:(i + 1) * 960], 2).reshape(1, -1)
+        fr = av.AudioFrame.from_ndarray(chunk, format="s16", layout="stereo")
+        fr.sample_rate = 48000
+        fr.pts = i * 960
+        out += [bytes(p) for p in enc.encode(fr)]
+    return out
+
+
+class ReplayVideo(MediaStreamTrack):
+    """The clip as ``av.Packet``s at 30 fps; send time remembered per RTP timestamp."""
+
+    kind = "video"
+
+    def __init__(self, clip: list[tuple[bytes, bool]]):
+        super().__init__()
+        self.clip = clip
+        self.i = 0
+        self.n = 0
+        self.t0: float | None = None
+        self.sent: dict[int, float] = {}
+        self.keyframe_requests = 0
+
+    def keyframe(self) -> None:
+        self.keyframe_requests += 1
+        self.i = 0  # the clip starts with a keyframe
+
+    async def recv(self) -> av.Packet:
+        if self.readyState != "live":
+            raise MediaStreamError
+        now = time.monotonic()
+        if self.t0 is None:
+            self.t0 = now
+        else:
+            wait = self.t0 + self.n / FPS - now
+            if wait > 0:
+                await asyncio.sleep(wait)
+        data, _ = self.clip[self.i]
+        self.i = (self.i + 1) % len(self.clip)
+        pts = self.n * TICK + random.randrange(0, TICK // 2)
+        pkt = av.Packet(data)
+        pkt.pts, pkt.time_base = pts, VIDEO_TB
+        self.sent[pts] = time.monotonic()
+        self.n += 1
+        return pkt
+
+
+class ReplayAudio(MediaStreamTrack):
+    kind = "audio"
+
+    def __init__(self, packets: list[bytes]):
+        super().__init__()
+        self.packets = packets
+        self.n = 0
+        self.t0: float | None = None
+
+    async def recv(self) -> av.Packet:
+        if self.readyState != "live":
+            raise MediaStreamError
+        now = time.monotonic()
+        if self.t0 is None:
+            self.t0 = now
+        else:
+            wait = self.t0 + self.n * 0.02 - now
+            if wait > 0:
+                await asyncio.sleep(wait)
+        pkt = av.Packet(self.packets[self.n % len(self.packets)])
+        pkt.pts, pkt.time_base = self.n * 960, AUDIO_TB
+        self.n += 1
+        return pkt
+
+
+@dataclass
+class Rx:
+    """One received stream: (pts relative to its first frame, arrival) per frame."""
+
+    kind: str
+    frames: list[tuple[int, float]] = field(default_factory=list)
+
+    def on_frame(self, data: bytes, pts: int, key: bool, pt: int) -> None:
+        self.frames.append((pts, time.monotonic()))
+
+
+def attach(pc: RTCPeerConnection, on_track) -> None:
+    """Tap every receiver the moment its track appears (before it starts): no decoding."""
+    def track(t: MediaStreamTrack) -> None:
+        tr = next(x for x in pc.getTransceivers() if x.receiver.track is t)
+        rx = Rx(t.kind)
+        compat.tap_receiver(tr.receiver, t.kind).sink = rx.on_frame
+        on_track(tr, rx)
+    pc.on("track", track)
+
+
+def hook_keyframes(pc: RTCPeerConnection, video: ReplayVideo) -> None:
+    for t in pc.getTransceivers():
+        if t.sender.track is video:
+            compat.on_keyframe_request(t.sender, video.keyframe)
+
+
+# --- a client of the call protocol -----------------------------------------------------------
+
+class BenchClient:
+    def __init__(self, ws: WSClient, user: str, clip, opus):
+        self.ws = ws
+        self.user = user
+        self.video = ReplayVideo(clip)
+        self.audio = ReplayAudio(opus)
+        self.pc: RTCPeerConnection | None = None
+        self.call: str | None = None
+        self.tracks: dict[str, dict] = {}
+        self.rx: dict[str, Rx] = {}  # mid → stream
+        self.answered_at: dict[str, float] = {}  # mid → when our rtc.answer carrying it left
+        self._lock = asyncio.Lock()
+        self._pump: asyncio.Task | None = None
+
+    async def start(self, call: str) -> None:
+        self.call = call
+        async with self._lock:
+            self.pc = pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+            attach(pc, lambda tr, rx: self.rx.__setitem__(tr.mid, rx))
+            pc.addTrack(self.audio)
+            pc.addTrack(self.video)
+            hook_keyframes(pc, self.video)
+            await pc.setLocalDescription(await pc.createOffer())
+            self._pump = asyncio.get_running_loop().create_task(self._offers())
+            reply = await self.ws.request("rtc.offer", call=call, sdp=pc.localDescription.sdp,
+                                          timeout=20)
+            assert reply["type"] == "rtc.answer", reply
+            await pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
+
+    async def _offers(self) -> None:
+        i = len(self.ws.frames)
+        while True:
+            f = await self.ws.wait_for(lambda f: f.get("type") == "rtc.offer"
+                                       and f.get("call") == self.call, timeout=3600, start=i)
+            i = next(n for n, x in enumerate(self.ws.frames) if x is f) + 1
+            async with self._lock:
+                pc = self.pc
+                await pc.setRemoteDescription(RTCSessionDescription(f["sdp"], "offer"))
+                new = [t["mid"] for t in f.get("tracks") or () if t["mid"] not in self.tracks]
+                self.tracks = {t["mid"]: t for t in f.get("tracks") or ()}
+                await pc.setLocalDescription(await pc.createAnswer())
+                now = time.monotonic()
+                for mid in new:
+                    self.answered_at[mid] = now
+                await self.ws.request("rtc.answer", call=self.call, sdp=pc.localDescription.sdp,
+                                      timeout=20)
+
+    def stream_of(self, user: str, kind: str) -> tuple[str, Rx] | None:
+        for mid, t in self.tracks.items():
+            if t["user"] == user and t["kind"] == kind and mid in self.rx:
+                return mid, self.rx[mid]
+        return None
+
+    async def close(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+        if self.pc is not None:
+            await self.pc.close()
+
+
+# --- analysis ---------------------------------------------------------------------------------
+
+TOLERANCE = 2  # ticks: a decode + re-encode may round a timestamp by one
+
+
+def _nearest(sent_sorted: list[int], x: int) -> int | None:
+    i = bisect.bisect_left(sent_sorted, x - TOLERANCE)
+    if i < len(sent_sorted) and sent_sorted[i] <= x + TOLERANCE:
+        return sent_sorted[i]
+    return None
+
+
+def match_offset(rx: Rx, sent_sorted: list[int]) -> int | None:
+    """The constant C with received pts = sent pts + C (± rounding): the gateway keeps
+    timestamps up to an offset, and the jitter added at the sender makes C unique."""
+    head = [p for p, _ in rx.frames[:12]]
+    if len(head) < 3 or not sent_sorted:
+        return None
+    best, best_n = None, 0
+    for s in sent_sorted:
+        c = head[0] - s
+        n = sum(1 for p in head if _nearest(sent_sorted, p - c) is not None)
+        if n > best_n:
+            best, best_n = c, n
+    return best if best_n >= len(head) - 1 else None
+
+
+def stream_figures(rx: Rx, sent: dict[int, float], t0: float, t1: float) -> dict | None:
+    sent_sorted = sorted(sent)
+    c = match_offset(rx, sent_sorted)
+    if c is None:
+        return None
+    got = {}
+    for pts, t in rx.frames:
+        s = _nearest(sent_sorted, pts - c)
+        if s is not None:
+            got.setdefault(s, t)
+    lat = [(got[s] - sent[s]) * 1000 for s in got if t0 <= sent[s] <= t1]
+    due = [s for s, ts in sent.items() if t0 <= ts <= t1 - 0.5]
+    lost = sum(1 for s in due if s not in got)
+    fps = sum(1 for _, t in rx.frames if t0 <= t <= t1) / (t1 - t0)
+    return {"lat": lat, "due": len(due), "lost": lost, "fps": fps}
+
+
+def pct(xs: list[float], p: float) -> float:
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+# --- the gateway process ----------------------------------------------------------------------
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def token(role: str, user: str, room: str | None = None) -> str:
+    from signaling import TokenAuthority
+    return TokenAuthority(SECRET).issue(user, role, room=room, name=user, ttl_s=3600)
+
+
+def write_room(path: Path) -> Path:
+    kb = {"room": {"id": "bench", "title": "Bench", "host": "H", "currency": "CNY"},
+          "products": [{"sku": "S1", "name": "Thing", "price": 10, "stock": 100, "sizes": []}],
+          "promotions": [], "policies": {}, "faq": []}
+    path.write_text(json.dumps(kb))
+    return path
+
+
+class Gateway:
+    def __init__(self, mode: str, room: Path, logdir: Path):
+        self.mode = mode
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.logfile = logdir / f"gateway-{mode}-{self.port}.log"
+        env = dict(os.environ, LIVEDESK_SECRET=SECRET, LIVEDESK_AGENT_CAPACITY="1",
+                   LIVEDESK_RATE_PER_S="1000", LIVEDESK_RATE_BURST="1000")
+        args = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(self.port),
+                "--media-mode", mode, "--room", str(room), "--log-level", "WARNING"]
+        self.proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=open(self.logfile, "w"),
+                                     stderr=subprocess.STDOUT)
+        deadline = time.time() + 30
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited: {self.logfile.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/readyz", timeout=0.5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if time.time() > deadline:
+                    raise RuntimeError("gateway did not become ready") from None
+                time.sleep(0.1)
+
+    def cpu_s(self) -> float:
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+    def rss_mb(self) -> float:
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def threads(self) -> int:
+        return len(os.listdir(f"/proc/{self.proc.pid}/task"))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# --- one mode ----------------------------------------------------------------------------------
+
+async def direct_pair(clip) -> tuple[ReplayVideo, Rx, list]:
+    """aiortc → aiortc without the gateway: the clients' own share of the latency."""
+    a = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    b = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    video = ReplayVideo(clip)
+    got: list[Rx] = []
+    attach(b, lambda tr, rx: got.append(rx))
+    a.addTrack(video)
+    hook_keyframes(a, video)
+    await a.setLocalDescription(await a.createOffer())
+    await b.setRemoteDescription(a.localDescription)
+    await b.setLocalDescription(await b.createAnswer())
+    await a.setRemoteDescription(b.localDescription)
+    return video, got[0], [a, b]
+
+
+async def run_mode(mode: str, calls: int, seconds: float, clip, opus, room: Path,
+                   logdir: Path) -> dict:
+    gw = Gateway(mode, room, logdir)
+    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    sockets: list[WSClient] = []
+    clients: list[tuple[BenchClient, BenchClient]] = []
+    pcs: list = []
+    try:
+        log(f"{mode}: gateway pid {gw.proc.pid}, log {gw.logfile}")
+        await asyncio.sleep(1.0)
+        rss0 = gw.rss_mb()
+        threads0 = gw.threads()
+
+        async def ws(role: str, user: str, room_id: str | None = None) -> WSClient:
+            c = await WSClient(gw.url, http).connect()
+            sockets.append(c)
+            w = await c.hello(token(role, user, room_id))
+            assert w["type"] == "welcome", w
+            return c
+
+        for i in range(calls):  # one agent per conversation (capacity 1), set up in turn
+            a = await ws("agent", f"agent{i}")
+            assert (await a.request("agent.status", status="available"))["type"] == "ack"
+            v = await ws("viewer", f"viewer{i}", "bench")
+            conv = await v.request("conversation.open", room="bench")
+            cid = conv["conversation"]
+            r = await v.request("conversation.escalate", conversation=cid, reason="bench")
+            assert r["type"] == "ack", r
+            await a.event("conversation.assigned", conversation=cid, timeout=10)
+            st = await v.request("call.request", conversation=cid, video=True)
+            assert st["type"] == "call.state", st
+            call = st["call"]
+            await a.event("call.incoming", call=call, timeout=10)
+            assert (await a.request("call.accept", call=call))["type"] == "call.state"
+            vc, ac = BenchClient(v, f"viewer{i}", clip, opus), BenchClient(a, f"agent{i}", clip, opus)
+            await asyncio.gather(vc.start(call), ac.start(call))
+            clients.append((vc, ac))
+        video, direct_rx, pcs = await direct_pair(clip)
+
+        # everyone receives the other side's video
+        deadline = time.monotonic() + 30
+        while True:
+            ready = all(x.stream_of(y.user, "video") and x.stream_of(y.user, "video")[1].frames
+                        for vc, ac in clients for x, y in ((vc, ac), (ac, vc)))
+            if ready and direct_rx.frames:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{mode}: media did not flow to every participant")
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(2.0)  # warm-up
+        t0, cpu0 = time.monotonic(), gw.cpu_s()
+        await asyncio.sleep(seconds)
+        t1, cpu1 = time.monotonic(), gw.cpu_s()
+        rss1 = gw.rss_mb()
+        threads1 = gw.threads()
+        await asyncio.sleep(0.3)  # let the last frames of the window arrive
+
+        lat, fps, due, lost, joins, audio_pps = [], [], 0, 0, [], []
+        for vc, ac in clients:
+            for rxc, src in ((vc, ac), (ac, vc)):
+                mid, rx = rxc.stream_of(src.user, "video")
+                fig = stream_figures(rx, src.video.sent, t0, t1)
+                if fig is None:
+                    log(f"{mode}: could not match timestamps of {src.user}→{rxc.user}")
+                    continue
+                lat += fig["lat"]
+                fps.append(fig["fps"])
+                due += fig["due"]
+                lost += fig["lost"]
+                if rx.frames and mid in rxc.answered_at:
+                    joins.append((rx.frames[0][1] - rxc.answered_at[mid]) * 1000)
+                au = rxc.stream_of(src.user, "audio")
+                if au:
+                    audio_pps.append(sum(1 for _, t in au[1].frames if t0 <= t <= t1) / (t1 - t0))
+        dfig = stream_figures(direct_rx, video.sent, t0, t1) or {"lat": []}
+        cpu = (cpu1 - cpu0) / (t1 - t0)
+        out = {
+            "cpu_per_call": cpu / calls,
+            "cpu_total": cpu,
+            "rss_per_call_mb": (rss1 - rss0) / calls,
+            "rss_mb": rss1,
+            "threads_per_call": (threads1 - threads0) / calls,
+            "fps": statistics.mean(fps) if fps else 0.0,
+            "fps_min": min(fps) if fps else 0.0,
+            "frame_loss": lost / due if due else float("nan"),
+            "latency_ms_p50": pct(lat, 50),
+            "latency_ms_p95": pct(lat, 95),
+            "direct_latency_ms_p50": pct(dfig["lat"], 50),
+            "direct_latency_ms_p95": pct(dfig["lat"], 95),
+            "join_first_frame_ms_p50": pct(joins, 50),
+            "join_first_frame_ms_max": max(joins) if joins else float("nan"),
+            "audio_pps": statistics.mean(audio_pps) if audio_pps else 0.0,
+        }
+        out["added_latency_ms_p50"] = max(0.0, out["latency_ms_p50"] - out["direct_latency_ms_p50"])
+        out["added_latency_ms_p95"] = max(0.0, out["latency_ms_p95"] - out["direct_latency_ms_p95"])
+        return out
+    finally:
+        for vc, ac in clients:
+            await vc.close()
+            await ac.close()
+        for pc in pcs:
+            await pc.close()
+        for s in sockets:
+            await s.close()
+        await http.close()
+        gw.stop()
+
+
+async def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--calls", type=int, default=8)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--modes", default="passthrough,transcode")
+    ap.add_argument("--baseline-calls", type=int, default=2,
+                    help="also run each mode with this many calls (0: skip): the per-call "
+                         "cost while transcode is not CPU-bound on this machine")
+    ap.add_argument("--json", action="store_true", help="end with one JSON object")
+    args = ap.parse_args()
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+
+    t = time.monotonic()
+    clip, opus = encode_clip(), encode_opus()
+    log(f"clip: {len(clip)} VP8 frames, {sum(len(d) for d, _ in clip) * 8 / len(clip) * FPS / 1000:.0f} kbit/s; "
+        f"opus: {len(opus)} packets ({time.monotonic() - t:.1f} s)")
+    logdir = Path(tempfile.mkdtemp(prefix="ld-media-bench-"))
+    room = write_room(logdir / "room.json")
+    results = {}
+    for mode in modes:
+        log(f"{mode}: {args.calls} calls, {args.seconds:.0f} s …")
+        r = await run_mode(mode, args.calls, args.seconds, clip, opus, room, logdir)
+        results[mode] = r
+        log(f"{mode}: " + ", ".join(f"{k}={v:.4g}" for k, v in r.items()))
+
+    summary = {"calls": args.calls, "seconds": args.seconds, "cpus": os.cpu_count(),
+               "loadavg_end": os.getloadavg()[0]}
+    for mode, r in results.items():
+        for k, v in r.items():
+            summary[f"{k}_{mode}"] = round(v, 4) if isinstance(v, float) else v
+    if "passthrough" in results and "transcode" in results:
+        p, tr = results["passthrough"]["cpu_per_call"], results["transcode"]["cpu_per_call"]
+        summary["cpu_ratio"] = round(tr / p, 2) if p > 0 else None
+        # transcode that cannot keep up is capped by the machine, not by its cost
+        summary["transcode_cpu_bound"] = results["transcode"]["fps"] < 0.9 * FPS
+    if args.baseline_calls and args.baseline_calls != args.calls:
+        n = args.baseline_calls
+        base = {}
+        for mode in modes:
+            log(f"{mode}: {n} calls (baseline), {args.seconds:.0f} s …")
+            base[mode] = await run_mode(mode, n, args.seconds, clip, opus, room, logdir)
+            log(f"{mode} @{n}: " + ", ".join(f"{k}={v:.4g}" for k, v in base[mode].items()))
+            for k in ("cpu_per_call", "fps", "frame_loss", "latency_ms_p50", "added_latency_ms_p50"):
+                summary[f"{k}_{mode}_{n}calls"] = round(base[mode][k], 4)
+        if "passthrough" in base and "transcode" in base and base["passthrough"]["cpu_per_call"] > 0:
+            summary[f"cpu_ratio_{n}calls"] = round(
+                base["transcode"]["cpu_per_call"] / base["passthrough"]["cpu_per_call"], 2)
+    if not args.json:
+        for mode, r in results.items():
+            print(f"{mode:12s} cpu/call {r['cpu_per_call']:.3f} core  rss/call "
+                  f"{r['rss_per_call_mb']:.1f} MB  fps {r['fps']:.1f}  loss "
+                  f"{r['frame_loss'] * 100:.2f} %  latency p50 {r['latency_ms_p50']:.1f} ms "
+                  f"(added {r['added_latency_ms_p50']:.1f}) p95 {r['latency_ms_p95']:.1f} ms  "
+                  f"join→frame {r['join_first_frame_ms_p50']:.0f} ms")
+        if "cpu_ratio" in summary:
+            print(f"cpu_ratio (transcode / passthrough per call): {summary['cpu_ratio']}")
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,591 @@
+"""Encoded passthrough forwarding: participants' VP8/H.264/Opus frames go to the others as
+they arrived, never decoded nor re-encoded (``media_mode=passthrough``, issue 7).
+
+What this module owns (aiortc internals are reached only through ``aiortc_compat.py``):
+
+* :class:`FrameAssembler` — replaces aiortc's jitter buffer in the gateway's receivers. A
+  video frame is released the moment it is complete (marker bit, or the next timestamp
+  right behind a contiguous run of packets), not when the next frame starts as aiortc's
+  buffer does (one frame interval, ~33 ms at 30 fps, per hop); an audio packet is released
+  on arrival (aiortc holds four). A hole is waited for (NACK/RTX can fill it) for at most
+  ``max_wait_s``; then the assembler gives up, asks for a keyframe (PLI upstream) and
+  releases nothing until a keyframe starts a clean picture again. So a downstream decoder
+  never gets a delta frame whose reference was lost: the gateway re-packetizes with fresh
+  sequence numbers and picture ids, so a browser could not notice the gap itself.
+* :class:`PassthroughForwarder` — the :class:`~gateway.media.forwarder.Forwarder`: one
+  *source* per received track (its receiver tapped by :func:`aiortc_compat.tap_receiver`),
+  one :class:`PacketTrack` per destination yielding ``av.Packet`` (pts = RTP timestamp,
+  time base 1/clock rate) that the destination's ``RTCRtpSender`` packetizes through its
+  pre-encoded ``pack()`` path. Subscriptions are bounded: a consumer that falls behind
+  loses its backlog and resumes at the next keyframe (which it asks for). Keyframe
+  requests (a downstream PLI/FIR, a subscriber starting or resuming) become one PLI
+  upstream through the source's receiver, at most one per ``keyframe_interval_s`` per
+  source (a request inside the interval is sent when the interval ends, never dropped).
+* **Per-pair fallback**: a destination that cannot receive the source's codec (it did not
+  offer it, e.g. VP8 → an H.264-only client) gets a decoded copy instead: the source's
+  packets are decoded once (in a worker thread) and that destination's sender re-encodes,
+  like ``RelayForwarder``. Only that pair pays for it.
+
+Gaps (aiortc 1.16): REMB from a downstream receiver reaches the gateway's sender, which
+only hands it to an encoder (none here), and aiortc's receiver sends its own REMB upstream
+from what *it* measures; downstream estimates are not relayed. aiortc has no
+transport-cc (TWCC). See docs/media.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+import av
+from aiortc import MediaStreamTrack, RTCRtpReceiver
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcpeerconnection import is_codec_compatible
+
+from . import aiortc_compat as compat
+from .forwarder import Forwarder, SourceKey, _end
+
+log = logging.getLogger(__name__)
+
+KEYFRAME_INTERVAL_S = 0.5  # at most one PLI upstream per source per interval
+VIDEO_QUEUE = 15  # frames a subscription may hold (~0.5 s at 30 fps) before it resyncs
+AUDIO_QUEUE = 25  # 20 ms packets (~0.5 s); the oldest are dropped
+FRESH_KEYFRAME_S = 0.2  # a queued keyframe older than this is not worth starting with
+
+
+# --- keyframe detection ----------------------------------------------------------------------
+
+def is_keyframe(mime: str, data: bytes) -> bool:
+    """Does this complete encoded frame start a clean picture (needs no earlier frame)?"""
+    mime = mime.lower()
+    if mime == "video/vp8":
+        return bool(data) and not (data[0] & 0x01)  # frame tag: P bit clear = key frame
+    if mime == "video/h264":
+        return h264_has_idr(data)
+    return True  # audio: every packet stands alone
+
+
+def h264_has_idr(data: bytes) -> bool:
+    """An Annex-B access unit (aiortc's depayloader output) containing an IDR slice or SPS."""
+    i, n = 0, len(data)
+    while i < n:
+        j = data.find(b"\x00\x00\x01", i)
+        if j < 0 or j + 3 >= n:
+            return False
+        nal = data[j + 3] & 0x1F
+        if nal in (5, 7):
+            return True
+        if nal == 1:  # a non-IDR slice: this is a delta frame
+            return False
+        i = j + 3
+    return False
+
+
+def vp8_starts_frame(payload: bytes) -> bool:
+    """RTP VP8 payload descriptor: S=1 and PID=0 start partition 0, i.e. a new frame."""
+    return bool(payload) and (payload[0] & 0x10) != 0 and (payload[0] & 0x07) == 0
+
+
+def h264_starts_frame(payload: bytes) -> bool:
+    """RTP H.264 payload that can only open an access unit: STAP-A (SPS/PPS), SPS or AUD."""
+    return bool(payload) and (payload[0] & 0x1F) in (24, 7, 9)
+
+
+# --- receive path: the frame assembler -------------------------------------------------------
+
+@dataclass(slots=True)
+class _Pkt:
+    ts: int
+    marker: bool
+    data: bytes
+    start: bool | None  # codec says "first packet of a frame" (None: cannot tell)
+
+
+Emit = Callable[[bytes, int, bool, int], None]  # (data, pts, keyframe, payload type)
+
+
+class FrameAssembler:
+    """Reassembles depacketized RTP into frames and releases each as soon as it is complete.
+
+    ``add`` takes what aiortc's receiver has already done (RTX unwrapped, NACKs sent,
+    payload depacketized) and calls ``emit(data, pts, keyframe, payload_type)`` for every
+    frame completed by that packet (a retransmission can complete several). It returns
+    ``True`` when the caller should send a PLI upstream (a hole that NACK did not fill).
+    """
+
+    def __init__(self, kind: str, emit: Emit, mime_of: Callable[[int], str | None],
+                 max_wait_s: float = 0.15, capacity: int = 1024,
+                 clock: Callable[[], float] = time.monotonic):
+        self.kind = kind
+        self.video = kind == "video"
+        self.emit = emit
+        self.mime_of = mime_of
+        self.max_wait_s = max_wait_s
+        self.capacity = capacity
+        self.clock = clock
+        self.ssrc: int | None = None  # media SSRC (after RTX unwrap): where PLIs go
+        self.frames = 0
+        self.dropped = 0  # complete frames not released (waiting for a keyframe)
+        self.gaps = 0  # holes given up on
+        self._pkts: dict[int, _Pkt] = {}
+        self._high: int | None = None  # highest extended sequence number seen
+        self._next: int | None = None  # extended seq of the next frame's first packet
+        self._need_key = self.video
+        self._gap_since: float | None = None
+        self._last_pli = -1e9
+        self._ts_ext: int | None = None
+        self._ts_origin: int | None = None
+
+    # sequence numbers and timestamps, unwrapped
+    def _ext_seq(self, seq: int) -> int:
+        if self._high is None:
+            self._high = seq
+            return seq
+        d = (seq - self._high) & 0xFFFF
+        if d >= 0x8000:
+            d -= 0x10000
+        ext = self._high + d
+        if ext > self._high:
+            self._high = ext
+        return ext
+
+    def _pts(self, ts: int) -> int:
+        if self._ts_ext is None:
+            self._ts_ext = self._ts_origin = ts
+        else:
+            d = (ts - self._ts_ext) & 0xFFFFFFFF
+            if d >= 0x80000000:
+                d -= 0x100000000
+            self._ts_ext += d
+        return self._ts_ext - self._ts_origin
+
+    def add(self, seq: int, ts: int, marker: bool, ssrc: int, pt: int, data: bytes,
+            payload: bytes) -> bool:
+        self.ssrc = ssrc
+        ext = self._ext_seq(seq)
+        if not self.video:
+            if self._next is not None and ext < self._next:
+                return False  # late or duplicate
+            self._next = ext + 1
+            self.frames += 1
+            self.emit(data, self._pts(ts), True, pt)
+            return False
+        if (self._next is not None and ext < self._next) or ext in self._pkts:
+            return False  # already released / given up on, or a duplicate
+        mime = (self.mime_of(pt) or "").lower()
+        start = (vp8_starts_frame(payload) if mime == "video/vp8"
+                 else h264_starts_frame(payload) if mime == "video/h264" else None)
+        self._pkts[ext] = _Pkt(ts, bool(marker), data, start)
+        return self._drain(pt, mime)
+
+    def _starts(self, ext: int) -> bool:
+        p = self._pkts[ext]
+        prev = self._pkts.get(ext - 1)
+        if prev is not None:
+            return prev.marker or prev.ts != p.ts
+        return bool(p.start)
+
+    def _frame_at(self, first: int) -> int | None:
+        """Last extended seq of the complete frame starting at ``first``, else None.
+
+        Complete: a contiguous run up to the marker bit, or up to a packet of the next
+        timestamp (a sender that does not set the marker)."""
+        p = self._pkts.get(first)
+        if p is None:
+            return None
+        ext = first
+        while not p.marker:
+            nxt = self._pkts.get(ext + 1)
+            if nxt is None:
+                return None
+            if nxt.ts != p.ts:
+                return ext
+            ext += 1
+            p = nxt
+        return ext
+
+    def _has_hole(self, first: int) -> bool:
+        """Is a packet missing at or after ``first`` while newer packets are here?"""
+        e = first
+        while e in self._pkts:
+            e += 1
+        return e < self._high
+
+    def _release(self, first: int, last: int, pt: int, mime: str) -> bool:
+        ts = self._pkts[first].ts
+        data = b"".join([self._pkts.pop(e).data for e in range(first, last + 1)])
+        self._next = last + 1
+        key = is_keyframe(mime, data)
+        if self._need_key and not key:
+            self.dropped += 1
+            return False
+        self._need_key = False
+        self.frames += 1
+        self.emit(data, self._pts(ts), key, pt)
+        return True
+
+    def _drain(self, pt: int, mime: str) -> bool:
+        pli = False
+        while self._pkts:
+            if self._next is None:  # resynchronising: find a packet that starts a frame
+                first = next((e for e in sorted(self._pkts) if self._starts(e)), None)
+                if first is None:
+                    break
+                for e in [e for e in self._pkts if e < first]:
+                    del self._pkts[e]
+                self._next = first
+            first = self._next
+            last = self._frame_at(first)
+            if last is not None:
+                self._release(first, last, pt, mime)
+                self._gap_since = None
+                continue
+            if self._has_hole(first):  # not just in flight: something is missing
+                now = self.clock()
+                if self._gap_since is None:
+                    self._gap_since = now
+                if now - self._gap_since > self.max_wait_s or len(self._pkts) > self.capacity:
+                    self._give_up(first)
+                    pli = True
+                    continue
+            break
+        now = self.clock()
+        if self._need_key and (pli or (self.dropped and now - self._last_pli > 0.5)):
+            self._last_pli = now
+            return True
+        return False
+
+    def _give_up(self, first: int) -> None:
+        """Skip the hole: drop the partial frame before it, resynchronise after it."""
+        self.gaps += 1
+        self._need_key = True
+        self._gap_since = None
+        hole = first
+        while hole in self._pkts:
+            hole += 1
+        for e in [e for e in self._pkts if e < hole]:
+            del self._pkts[e]
+        self._next = None
+
+
+# --- subscriptions ---------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class Item:
+    packet: av.Packet
+    key: bool
+    mime: str
+    arrival: float
+
+
+class PacketTrack(MediaStreamTrack):
+    """What one destination's sender reads: the source's encoded frames as ``av.Packet``.
+
+    Bounded; video never skips to a delta frame: after dropping anything (a backlog, the
+    frames queued before the sender started) it waits for the next keyframe and asks the
+    source for one.
+    """
+
+    def __init__(self, kind: str, request_keyframe: Callable[[], None], mime: str | None = None):
+        super().__init__()
+        self.kind = kind
+        self.mime = mime.lower() if mime else None  # the codec the destination negotiated
+        self._request = request_keyframe
+        self._q: deque[Item] = deque()
+        self._wake = asyncio.Event()
+        self._need_key = kind == "video"
+        self._started = False
+        self._ended = False
+        self.sent = 0
+        self.resyncs = 0
+
+    def push(self, item: Item) -> None:
+        if self._ended:
+            return
+        if self.mime is not None and item.mime != self.mime:
+            return  # the source switched codec: this sender cannot pack it
+        if self.kind == "video":
+            if self._need_key:
+                if not item.key:
+                    return
+                self._need_key = False
+            if not self._started and item.key:
+                self._q.clear()  # before the sender starts, keep from the latest keyframe
+            self._q.append(item)
+            if len(self._q) > VIDEO_QUEUE:
+                self._resync()
+        else:
+            self._q.append(item)
+            if len(self._q) > AUDIO_QUEUE:
+                self._q.popleft()
+        self._wake.set()
+
+    def _resync(self) -> None:
+        self._q.clear()
+        self._need_key = True
+        self.resyncs += 1
+        self._request()
+
+    async def recv(self) -> av.Packet:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if not self._started:
+            self._started = True
+            if self.kind == "video":
+                head = self._q[0] if self._q else None
+                if head is None or not head.key or time.monotonic() - head.arrival > FRESH_KEYFRAME_S:
+                    self._resync()  # a joiner starts on a fresh keyframe
+            else:
+                while len(self._q) > 1:
+                    self._q.popleft()
+        while not self._q:
+            if self._ended or self.readyState != "live":
+                raise MediaStreamError
+            self._wake.clear()
+            await self._wake.wait()
+        self.sent += 1
+        return self._q.popleft().packet
+
+    def end(self) -> None:
+        """End the subscription and wake a sender blocked in :meth:`recv`."""
+        self._ended = True
+        self.stop()
+        self._wake.set()
+
+
+class DecodedTrack(MediaStreamTrack):
+    """The per-pair fallback: the source's packets decoded (off the loop), as frames."""
+
+    def __init__(self, kind: str, packets: PacketTrack, codec):
+        super().__init__()
+        self.kind = kind
+        self._packets = packets
+        self._decode = compat.decoder_for(codec)
+        self._pending: deque = deque()
+
+    async def recv(self):
+        loop = asyncio.get_running_loop()
+        while not self._pending:
+            try:
+                pkt = await self._packets.recv()
+            except MediaStreamError:
+                self.stop()
+                raise
+            self._pending.extend(await loop.run_in_executor(None, self._decode, pkt))
+        return self._pending.popleft()
+
+    def stop(self) -> None:
+        super().stop()
+        self._packets.end()
+
+
+# --- the forwarder ---------------------------------------------------------------------------
+
+class KeyframeRequester:
+    """At most one PLI per ``interval_s``; a request inside the interval is sent at its end."""
+
+    def __init__(self, send: Callable[[], bool], interval_s: float = KEYFRAME_INTERVAL_S):
+        self._send = send
+        self.interval_s = interval_s
+        self._last = -1e9
+        self._timer: asyncio.TimerHandle | None = None
+        self.sent = 0
+        self.requested = 0
+
+    def request(self) -> None:
+        self.requested += 1
+        if self._timer is not None:
+            return  # one is already scheduled
+        wait = self._last + self.interval_s - time.monotonic()
+        if wait <= 0:
+            self._fire()
+        else:
+            self._timer = asyncio.get_running_loop().call_later(wait, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        if self._send():
+            self._last = time.monotonic()
+            self.sent += 1
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+@dataclass
+class _Source:
+    key: SourceKey
+    track: MediaStreamTrack
+    receiver: RTCRtpReceiver | None
+    codec: object | None  # RTCRtpCodecParameters the source sends with
+    tap: object | None
+    keyframes: KeyframeRequester
+    subs: dict[str, PacketTrack] = field(default_factory=dict)
+    decoded: dict[str, MediaStreamTrack] = field(default_factory=dict)  # fallback pairs
+    relay_input: DecodedTrack | None = None
+    drain: asyncio.Task | None = None
+
+
+class PassthroughForwarder(Forwarder):
+    """Encoded forwarding; a pair whose codecs differ falls back to decode + encode."""
+
+    mode = "passthrough"
+
+    def __init__(self, keyframe_interval_s: float = KEYFRAME_INTERVAL_S):
+        self._sources: dict[SourceKey, _Source] = {}
+        self._relay = MediaRelay()
+        self.keyframe_interval_s = keyframe_interval_s
+
+    # receivers are tapped before they start (Peer.answer, before DTLS can connect)
+    def prepare(self, receiver: RTCRtpReceiver, kind: str) -> None:
+        compat.tap_receiver(receiver, kind)  # the tap lives on the receiver itself
+
+    def publish(self, key: SourceKey, track: MediaStreamTrack,
+                receiver: RTCRtpReceiver | None = None, codec=None) -> None:
+        if key in self._sources:
+            self.unpublish(key)
+        tap = None
+        if receiver is not None:  # tapped by prepare(); tapping now works if not started yet
+            tap = compat.receiver_tap(receiver) or compat.tap_receiver(receiver, key.kind)
+        src = _Source(key, track, receiver, codec, tap, None)  # type: ignore[arg-type]
+        src.keyframes = KeyframeRequester(lambda: self._send_pli(src), self.keyframe_interval_s)
+        if tap is not None:
+            tap.sink = lambda data, pts, key_, pt, s=src: self._fan_out(s, data, pts, key_, pt)
+            tap.on_end = lambda s=src: self._source_ended(s)
+        self._sources[key] = src
+
+    def _send_pli(self, src: _Source) -> bool:
+        if src.key.kind != "video" or src.tap is None or src.receiver is None:
+            return False
+        return compat.send_pli(src.receiver, src.tap)
+
+    def _fan_out(self, src: _Source, data: bytes, pts: int, key: bool, pt: int) -> None:
+        mime = src.tap.mime_of(pt) or ""
+        packet = av.Packet(data)
+        packet.pts = pts
+        packet.time_base = fractions.Fraction(1, src.tap.clock_rate(pt) or 90000)
+        item = Item(packet, key, mime.lower(), time.monotonic())
+        for sub in src.subs.values():
+            sub.push(item)
+
+    def _source_ended(self, src: _Source) -> None:
+        for sub in list(src.subs.values()):
+            sub.end()
+
+    def unpublish(self, key: SourceKey) -> None:
+        src = self._sources.pop(key, None)
+        if src is None:
+            return
+        src.keyframes.close()
+        for dest in list(src.decoded):
+            self._end_decoded(src, dest)
+        for sub in src.subs.values():
+            sub.end()
+        src.subs.clear()
+        if src.tap is not None:
+            src.tap.sink = None
+        if src.relay_input is not None:
+            src.relay_input.stop()
+            src.relay_input = None
+        if src.drain is not None:
+            src.drain.cancel()
+
+    def _can_pass(self, src: _Source, accepts) -> bool:
+        if src.codec is None or accepts is None:
+            return True  # nothing known to compare: assume the offer restricts it
+        return any(is_codec_compatible(src.codec, c) for c in accepts)
+
+    def subscribe(self, key: SourceKey, dest: str, accepts=None) -> MediaStreamTrack:
+        src = self._sources[key]
+        if dest in src.subs or dest in src.decoded:
+            raise ValueError(f"{dest} already subscribes to {key}")
+        if self._can_pass(src, accepts):
+            mime = src.codec.mimeType if src.codec is not None else None
+            sub = PacketTrack(key.kind, src.keyframes.request, mime)
+            src.subs[dest] = sub  # its first read asks for a keyframe (PacketTrack.recv)
+            return sub
+        # per-pair fallback: decode this source once, re-encode per such destination
+        if src.relay_input is None:
+            inner = PacketTrack(key.kind, src.keyframes.request,
+                                src.codec.mimeType if src.codec is not None else None)
+            src.subs["\0decode"] = inner
+            src.relay_input = DecodedTrack(key.kind, inner, src.codec)
+            sink = self._relay.subscribe(src.relay_input, buffered=False)
+            src.drain = asyncio.get_running_loop().create_task(
+                _drain(sink), name=f"media-decode-{key.owner}-{key.kind}")
+            src.decoded["\0drain"] = sink
+        proxy = self._relay.subscribe(src.relay_input, buffered=False)
+        src.decoded[dest] = proxy
+        log.info("media: %s → %s %s: codec %s not accepted, transcoding this pair",
+                 key.owner, dest, key.kind, src.codec.mimeType if src.codec else "?")
+        return proxy
+
+    def send_codec(self, key: SourceKey, dest: str):
+        src = self._sources.get(key)
+        if src is None or dest not in src.subs:
+            return None
+        return src.codec
+
+    def bind(self, key: SourceKey, dest: str, sender) -> None:
+        src = self._sources.get(key)
+        if src is not None and dest in src.subs:
+            # a PLI/FIR from this destination becomes a (rate-limited) PLI upstream
+            compat.on_keyframe_request(sender, src.keyframes.request)
+
+    def pair_mode(self, key: SourceKey, dest: str) -> str | None:
+        src = self._sources.get(key)
+        if src is None:
+            return None
+        if dest in src.subs:
+            return "passthrough"
+        if dest in src.decoded:
+            return "transcode"
+        return None
+
+    def unsubscribe(self, key: SourceKey, dest: str) -> None:
+        src = self._sources.get(key)
+        if src is None:
+            return
+        sub = src.subs.pop(dest, None)
+        if sub is not None:
+            sub.end()
+        if dest in src.decoded:
+            self._end_decoded(src, dest)
+
+    def _end_decoded(self, src: _Source, dest: str) -> None:
+        proxy = src.decoded.pop(dest, None)
+        if proxy is not None:
+            _end(proxy)
+
+    def request_keyframe(self, key: SourceKey) -> None:
+        src = self._sources.get(key)
+        if src is not None:
+            src.keyframes.request()
+
+    def sources(self) -> list[SourceKey]:
+        return list(self._sources)
+
+    def source_stats(self, key: SourceKey) -> dict:
+        src = self._sources[key]
+        return {"pli_sent": src.keyframes.sent, "keyframe_requests": src.keyframes.requested,
+                "frames": src.tap.assembler.frames if src.tap is not None else 0}
+
+    async def close(self) -> None:
+        for key in list(self._sources):
+            self.unpublish(key)
+
+
+async def _drain(sink: MediaStreamTrack) -> None:
+    try:
+        while True:
+            await sink.recv()
+    except (MediaStreamError, asyncio.CancelledError):
+        pass

@@ -1,0 +1,325 @@
+"""Encoded passthrough (issue 7): the gateway forwards the participants' encoded frames
+without decoding them, relays keyframe requests upstream (rate-limited), gets a joiner a
+keyframe, answers NACKs from what it sent, and falls back to decode + encode for exactly
+the pairs whose codecs differ. The in-process clients decode what they get (colour test)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import av
+import pytest
+from aiortc.rtp import RTCP_PSFB_PLI, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRtpfbPacket, RtpPacket
+
+from gateway.media import aiortc_compat as compat
+from gateway.media.passthrough import FrameAssembler, PacketTrack, PassthroughForwarder
+from tests.conftest import start_gateway, stop_gateway
+from tests.media.conftest import EscalatingStub, escalated, media_config, ring
+from tests.media.rtc_client import BLUE, GREEN, RED, RtcClient
+
+
+@pytest.fixture
+async def pgw():
+    r = await start_gateway(media_config(media_mode="passthrough"), responder=EscalatingStub())
+    try:
+        yield r
+    finally:
+        await stop_gateway(r)
+
+
+async def eventually(pred, timeout: float = 5.0, what: str = "condition") -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not pred():
+        assert loop.time() < deadline, f"{what} not reached in time"
+        await asyncio.sleep(0.02)
+
+
+def gateway_sender(media, dest: str, owner: str, kind: str = "video"):
+    """The gateway's RTCRtpSender that sends ``owner``'s ``kind`` to ``dest``."""
+    for peer in media.peers():
+        if peer.owner == dest:
+            for s in peer.slots:
+                if s.key is not None and s.key.owner == owner and s.key.kind == kind:
+                    return s.key, s.transceiver.sender
+    raise AssertionError(f"no sender {owner}→{dest} {kind}")
+
+
+def count_keyframe_requests(client: RtcClient) -> list:
+    """Spy on the client's own video sender: every PLI/FIR it receives is recorded."""
+    sender = next(t.sender for t in client.pc.getTransceivers()
+                  if t.kind == "video" and t.sender.track is not None)
+    calls: list = []
+    original = sender._send_keyframe
+
+    def spy():
+        calls.append(asyncio.get_running_loop().time())
+        original()
+
+    sender._send_keyframe = spy
+    return calls
+
+
+async def test_passthrough_delivers_encoded_frames_without_decoding(pgw):
+    media = pgw.gw.media
+    assert isinstance(media.forwarder, PassthroughForwarder)
+    v, a, cid = await escalated(pgw)
+    call = await ring(v, a, cid)
+    vc = RtcClient(v, "v1", RED, browser_numbering=True)  # numbers its SDP like Chromium
+    ac = RtcClient(a, "a1", GREEN)
+    try:
+        await vc.start(call)
+        await ac.start(call)
+        await asyncio.gather(vc.wait_colour("a1", GREEN), ac.wait_colour("v1", RED),
+                             vc.wait_audio("a1"), ac.wait_audio("v1"))
+        fw = media.forwarder
+        for peer in media.peers():
+            for r in peer.received:
+                tap = compat.receiver_tap(r.receiver)
+                assert tap is not None, f"{peer.owner} {r.key.kind}: receiver not tapped"
+                assert tap.assembler.frames > 0
+                assert tap.decoder_queue.tasks == 0, "a frame reached aiortc's decoder"
+            for s in peer.slots:
+                if s.key is None:
+                    continue
+                assert fw.pair_mode(s.key, peer.owner) == "passthrough"
+                track = s.transceiver.sender.track
+                assert isinstance(track, PacketTrack) and track.sent > 0
+        # what the senders are given is encoded data, never a decoded frame
+        _, sender = gateway_sender(media, "a1", "v1")
+        original = sender.track.recv
+        got = []
+
+        async def recv():
+            item = await original()
+            got.append(item)
+            return item
+
+        sender.track.recv = recv
+        await eventually(lambda: len(got) >= 3, what="forwarded packets")
+        assert all(isinstance(p, av.Packet) for p in got)
+        assert all(p.time_base.denominator == 90000 for p in got)
+        assert not (vc.errors or ac.errors)
+    finally:
+        await vc.close()
+        await ac.close()
+
+
+async def test_downstream_pli_becomes_rate_limited_upstream_pli(pgw):
+    media = pgw.gw.media
+    v, a, cid = await escalated(pgw)
+    call = await ring(v, a, cid)
+    vc, ac = RtcClient(v, "v1", RED), RtcClient(a, "a1", GREEN)
+    try:
+        await vc.start(call)
+        await ac.start(call)
+        await ac.wait_colour("v1", RED)
+        upstream = count_keyframe_requests(vc)
+        key, sender = gateway_sender(media, "a1", "v1")
+        await asyncio.sleep(0.6)  # past the start-up requests' rate limit
+        base = len(upstream)
+        stats0 = media.forwarder.source_stats(key)
+        # the agent's side reports picture loss five times in a row (PLI, then FIR-like PLIs)
+        for _ in range(5):
+            await sender._handle_rtcp_packet(RtcpPsfbPacket(
+                fmt=RTCP_PSFB_PLI, ssrc=1234, media_ssrc=sender._ssrc))
+        await eventually(lambda: len(upstream) > base, what="upstream PLI")
+        await asyncio.sleep(0.9)  # one more may follow at the end of the 500 ms interval
+        stats = media.forwarder.source_stats(key)
+        assert stats["keyframe_requests"] - stats0["keyframe_requests"] == 5
+        assert 1 <= stats["pli_sent"] - stats0["pli_sent"] <= 2
+        assert 1 <= len(upstream) - base <= 2, upstream
+        await ac.wait_colour("v1", RED)  # and the picture goes on
+    finally:
+        await vc.close()
+        await ac.close()
+
+
+async def test_joiner_gets_a_keyframe_promptly(pgw):
+    """aiortc's encoder sends a keyframe only every 3000 frames: a host joining a running
+    call sees the others only because the gateway asks them for a keyframe."""
+    v, a, cid = await escalated(pgw)
+    h = await pgw.client("host", "h1", room=pgw.room_id, name="Host")
+    await h.request("ping")
+    call = await ring(v, a, cid)
+    vc, ac, hc = RtcClient(v, "v1", RED), RtcClient(a, "a1", GREEN), RtcClient(h, "h1", BLUE)
+    try:
+        await vc.start(call)
+        await ac.start(call)
+        await asyncio.gather(vc.wait_colour("a1", GREEN), ac.wait_colour("v1", RED))
+        upstream = count_keyframe_requests(vc)
+        await asyncio.sleep(0.8)
+        assert (await a.request("call.invite", call=call, user="h1"))["type"] == "call.state"
+        await h.event("call.incoming", call=call)
+        await h.request("call.join", call=call)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await hc.start(call)
+        await asyncio.gather(hc.wait_colour("v1", RED, timeout=5, min_frames=1),
+                             hc.wait_colour("a1", GREEN, timeout=5, min_frames=1))
+        took = loop.time() - t0
+        assert upstream, "the joiner's arrival did not ask the viewer for a keyframe"
+        assert took < 5
+        await asyncio.gather(vc.wait_colour("a1", GREEN), ac.wait_colour("v1", RED),
+                             vc.wait_colour("h1", BLUE), ac.wait_colour("h1", BLUE))
+    finally:
+        for c in (vc, ac, hc):
+            await c.close()
+
+
+async def test_nack_is_answered_from_what_the_gateway_sent(pgw):
+    """NACK/RTX keep working: the gateway's sender retransmits what it packetized."""
+    media = pgw.gw.media
+    v, a, cid = await escalated(pgw)
+    call = await ring(v, a, cid)
+    vc, ac = RtcClient(v, "v1", RED), RtcClient(a, "a1", GREEN)
+    try:
+        await vc.start(call)
+        await ac.start(call)
+        await ac.wait_colour("v1", RED)
+        _, sender = gateway_sender(media, "a1", "v1")
+        dtls = sender.transport
+        sent: list[RtpPacket] = []
+        original = dtls._send_rtp
+
+        async def spy(data: bytes):
+            if len(data) > 12 and not 192 <= data[1] <= 223:  # RTP, not RTCP
+                sent.append(RtpPacket.parse(data))
+            await original(data)
+
+        dtls._send_rtp = spy
+        try:
+            await eventually(lambda: any(p.ssrc == sender._ssrc for p in sent), what="video RTP")
+            seq = next(p.sequence_number for p in sent if p.ssrc == sender._ssrc)
+            nack = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1234, media_ssrc=sender._ssrc)
+            nack.lost = [seq]
+            await sender._handle_rtcp_packet(nack)
+            rtx = [p for p in sent if p.ssrc == sender._rtx_ssrc]
+            assert rtx, "no retransmission (RTX) for a NACKed packet"
+            assert int.from_bytes(rtx[0].payload[:2], "big") == seq
+        finally:
+            dtls._send_rtp = original
+    finally:
+        await vc.close()
+        await ac.close()
+
+
+async def test_codec_mismatch_falls_back_to_transcoding_for_that_pair_only(pgw):
+    """Viewer offers VP8 only, agent H.264 only, host both. Pairs with a common codec
+    stay encoded (v→h VP8, a→h H.264, h→v VP8); a→v, v→a and h→a are transcoded."""
+    media = pgw.gw.media
+    v, a, cid = await escalated(pgw)
+    h = await pgw.client("host", "h1", room=pgw.room_id, name="Host")
+    await h.request("ping")
+    call = await ring(v, a, cid)
+    vc = RtcClient(v, "v1", RED, video_codecs=("VP8",), browser_numbering=True)
+    ac = RtcClient(a, "a1", GREEN, video_codecs=("H264",))
+    hc = RtcClient(h, "h1", BLUE)
+    try:
+        await vc.start(call)
+        await ac.start(call)
+        await asyncio.gather(vc.wait_colour("a1", GREEN), ac.wait_colour("v1", RED))
+        await a.request("call.invite", call=call, user="h1")
+        await h.event("call.incoming", call=call)
+        await h.request("call.join", call=call)
+        await hc.start(call)
+        await asyncio.gather(
+            hc.wait_colour("v1", RED), hc.wait_colour("a1", GREEN),
+            vc.wait_colour("h1", BLUE), vc.wait_colour("a1", GREEN),
+            ac.wait_colour("h1", BLUE), ac.wait_colour("v1", RED),
+            hc.wait_audio("v1"), ac.wait_audio("v1"))
+        fw = media.forwarder
+        modes = {}
+        for peer in media.peers():
+            for s in peer.slots:
+                if s.key is not None:
+                    modes[(s.key.owner, peer.owner, s.key.kind)] = fw.pair_mode(s.key, peer.owner)
+        assert modes == {
+            ("v1", "a1", "video"): "transcode", ("a1", "v1", "video"): "transcode",
+            ("h1", "a1", "video"): "transcode",
+            ("v1", "h1", "video"): "passthrough", ("a1", "h1", "video"): "passthrough",
+            ("h1", "v1", "video"): "passthrough",
+            **{(x, y, "audio"): "passthrough" for x in ("v1", "a1", "h1")
+               for y in ("v1", "a1", "h1") if x != y},
+        }, modes
+        # the H.264 source reaches the host as H.264, untouched
+        _, sender = gateway_sender(media, "h1", "a1")
+        assert isinstance(sender.track, PacketTrack) and sender.track.mime == "video/h264"
+        assert not (vc.errors or ac.errors or hc.errors)
+    finally:
+        for c in (vc, ac, hc):
+            await c.close()
+
+
+# --- the assembler, packet by packet --------------------------------------------------------
+
+def _vp8(first: bool, key: bool, body: bytes = b"x") -> tuple[bytes, bytes]:
+    """(RTP payload, depacketized data) for a VP8 packet."""
+    desc = bytes([0x10 if first else 0x00])
+    data = (bytes([0x00 if key else 0x01]) if first else b"") + body
+    return desc + data, data
+
+
+def _feed(asm: FrameAssembler, seq: int, ts: int, marker: bool, first: bool, key: bool = False):
+    payload, data = _vp8(first, key)
+    return asm.add(seq, ts, marker, 42, 96, data, payload)
+
+
+def test_assembler_releases_a_frame_at_its_marker_and_waits_out_a_hole():
+    out = []
+    now = [0.0]
+    asm = FrameAssembler("video", lambda d, pts, k, pt: out.append((pts, k)),
+                         lambda pt: "video/VP8", max_wait_s=0.1, clock=lambda: now[0])
+    _feed(asm, 100, 1000, False, True, key=True)
+    assert out == []
+    _feed(asm, 101, 1000, True, False)
+    assert out == [(0, True)]  # released at the marker, not when the next frame starts
+    # frame 2 loses its first packet; frame 3 is complete but must wait behind the hole
+    _feed(asm, 103, 4000, True, False)
+    _feed(asm, 104, 7000, True, True)
+    assert out == [(0, True)]
+    # the retransmission fills the hole: both frames leave at once, in order
+    _feed(asm, 102, 4000, False, True)
+    assert out == [(0, True), (3000, False), (6000, False)]
+    # a hole nobody fills: after max_wait the assembler gives up, asks for a keyframe (PLI)
+    # and releases no delta frame until a keyframe comes
+    _feed(asm, 106, 10000, True, False)  # 105 lost
+    now[0] = 0.2
+    assert _feed(asm, 107, 13000, True, True) is True
+    _feed(asm, 108, 16000, True, True)
+    assert out[-1] == (6000, False)
+    _feed(asm, 109, 19000, True, True, key=True)
+    assert out[-1] == (18000, True) and asm.gaps == 1
+
+
+def test_assembler_releases_audio_on_arrival():
+    out = []
+    asm = FrameAssembler("audio", lambda d, pts, k, pt: out.append(pts), lambda pt: "audio/opus")
+    for i, seq in enumerate((7, 8, 10, 9, 11)):
+        asm.add(seq, 960 * (seq - 7), True, 1, 111, b"o", b"o")
+    assert out == [0, 960, 2880, 3840]  # the late 9 is dropped, nothing waits
+
+
+async def test_transcode_mode_still_forwards_decoded():
+    """``media_mode=transcode`` keeps the decoded relay (aiortc decodes, senders encode)."""
+    from gateway.media.forwarder import RelayForwarder
+
+    cfg_gw = await start_gateway(media_config(media_mode="transcode"), responder=EscalatingStub())
+    try:
+        media = cfg_gw.gw.media
+        assert isinstance(media.forwarder, RelayForwarder)
+        v, a, cid = await escalated(cfg_gw)
+        call = await ring(v, a, cid)
+        vc, ac = RtcClient(v, "v1", RED, browser_numbering=True), RtcClient(a, "a1", GREEN)
+        try:
+            await vc.start(call)
+            await ac.start(call)
+            await asyncio.gather(vc.wait_colour("a1", GREEN), ac.wait_colour("v1", RED))
+            for peer in media.peers():
+                for r in peer.received:
+                    assert compat.receiver_tap(r.receiver) is None  # aiortc decodes
+        finally:
+            await vc.close()
+            await ac.close()
+    finally:
+        await stop_gateway(cfg_gw)
