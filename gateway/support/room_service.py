@@ -8,6 +8,7 @@ also pinned into every open conversation of the room.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -42,6 +43,9 @@ class RoomService:
         self.metrics = metrics
         self.order_listeners: list = []  # cb(room, order, outcome): conversions (workspace)
         self.sync = None  # RoomSync when running on Redis (several nodes)
+        self._hosts: dict[str, dict[str, str]] = {}  # room → host user → name (watchers)
+        self._pending_counts: set[str] = set()  # rooms with a coalesced counters update due
+        self.coalesce_s = 0.25
         hub.handle(RoomWatch, self.on_watch)
         hub.handle(RoomUnwatch, self.on_unwatch)
         hub.handle(RoomOnScreen, self.on_on_screen)
@@ -65,11 +69,9 @@ class RoomService:
 
     def state_event(self, room: Room) -> RoomStateEvent:
         s = room.snapshot()
-        hosts = []
-        for sess in list(self.hub.sessions.values()):
-            if sess.role == "host" and sess.claims.room == room.id and sess.live and sess.attached:
-                if all(h["user"] != sess.user for h in hosts):
-                    hosts.append({"user": sess.user, "name": sess.claims.display_name})
+        # hosts that watched this room and still have a socket here (O(hosts), not O(sessions))
+        hosts = [{"user": u, "name": n} for u, n in self._hosts.get(room.id, {}).items()
+                 if self.hub.online(u)]
         return RoomStateEvent(room=s["room"], version=s["version"], title=s["title"],
                               host=s["host"], currency=s["currency"], products=s["products"],
                               promotions=s["promotions"], policies=s["policies"],
@@ -88,9 +90,18 @@ class RoomService:
         await self.hub.publish(room_topic(room.id), ev)
 
     async def _conversation_changed(self, conv) -> None:
-        room = self.rooms.get(conv.room)
-        if room is not None:
-            await self.publish_change(room, {"kind": "conversations"})
+        """Conversation counts move with every open/escalation/assignment; in a flash sale
+        that is thousands per second, each a broadcast to every watcher. Coalesce: at most
+        one ``conversations`` update per room every ``coalesce_s``."""
+        if conv.room in self._pending_counts or self.rooms.get(conv.room) is None:
+            return
+        self._pending_counts.add(conv.room)
+
+        async def later(room_id=conv.room):
+            await asyncio.sleep(self.coalesce_s)
+            self._pending_counts.discard(room_id)
+            await self.publish_change(self.rooms.get(room_id), {"kind": "conversations"})
+        asyncio.get_running_loop().create_task(later())
 
     # --- access ----------------------------------------------------------------------------
     def _room(self, room_id: str) -> Room:
@@ -116,6 +127,7 @@ class RoomService:
         room = self._host_room(req, req.msg.room)
         self.hub.watch(req.session, room_topic(room.id))
         if req.role == "host":
+            self._hosts.setdefault(room.id, {})[req.user] = req.claims.display_name
             req.reply(self.state_event(room))
             await self.publish_change(room, {"kind": "hosts"})  # agents see the host online
             return None

@@ -139,12 +139,17 @@ async def test_seq_is_per_session(gateway):
     cid = conv["conversation"]
     await v.request("conversation.escalate", conversation=cid)
     await a.event("conversation.assigned", conversation=cid)
-    for _ in range(3):  # the viewer's sequence moves on alone
+    await a.request("ping")
+    # move the viewer's sequence on alone until it is clearly ahead of the agent's
+    for _ in range(max(0, a.last_seq - v.last_seq) + 3):
         await v.request("ping")
+    v_before, a_before = v.last_seq, a.last_seq
+    assert v_before != a_before
     mv = await v.request("message.send", conversation=cid, text="hello agent", client_msg_id="k1")
     ma = await a.event("message", client_msg_id="k1")
     assert mv["message_id"] == ma["message_id"]
-    assert mv["seq"] != ma["seq"]
+    # the same message: each recipient's next seq, so different numbers
+    assert mv["seq"] == v_before + 1 and ma["seq"] == a_before + 1
     for c in (v, a):
         seqs = [f["seq"] for f in c.frames if "seq" in f]
         assert seqs == list(range(1, len(seqs) + 1))
