@@ -94,6 +94,7 @@ class RedisSessionMirror:
         self._tasks: dict[str, asyncio.Task] = {}
         self._created: set[str] = set()
         self.failures = 0
+        self.healthy = True  # False from a failed write until the next successful one
 
     # --- called from Session ---------------------------------------------------------------
     def push(self, session: Session, seq: int, text: str, cursor) -> None:
@@ -104,6 +105,11 @@ class RedisSessionMirror:
     async def wait_mirrored(self, session: Session, seq: int, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
         while self._mirrored.get(session.id, 0) < seq:
+            if not self.healthy:
+                # Redis is failing right now: don't hold every frame for the timeout; send
+                # (availability over durability for this frame) and count it.
+                self.failures += 1
+                return
             ev = self._waiters.setdefault(session.id, asyncio.Event())
             left = deadline - time.monotonic()
             if left <= 0:
@@ -125,6 +131,7 @@ class RedisSessionMirror:
                 self._created.add(session.id)
             except Exception as e:
                 log.warning("session record create failed (%s); retrying", e)
+                self._unhealthy()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
         while self._pending.get(session.id):
@@ -142,9 +149,11 @@ class RedisSessionMirror:
                 try:
                     ok = await self._mirror(keys=[sk(session.id, "meta"), sk(session.id, "frames"),
                                                   sk(session.id, "cur")], args=args)
+                    self.healthy = True
                     break
                 except Exception as e:
                     log.warning("session mirror write failed (%s); retrying", e)
+                    self._unhealthy()
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 1.0)
             if not ok:
@@ -157,6 +166,11 @@ class RedisSessionMirror:
             ev = self._waiters.get(session.id)
             if ev:
                 ev.set()
+
+    def _unhealthy(self) -> None:
+        self.healthy = False
+        for ev in self._waiters.values():
+            ev.set()  # wake writers: they stop waiting while Redis is failing
 
     def forget(self, session_id: str) -> None:
         self._created.discard(session_id)

@@ -32,9 +32,19 @@ PREFIX = "ld:bus:"
 
 
 def make_pool(url: str, max_connections: int = 64) -> BlockingConnectionPool:
-    return BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=5,
-                                           socket_connect_timeout=1.0,
-                                           health_check_interval=5, decode_responses=False)
+    """A blocking pool whose commands survive a stale connection (e.g. after a Redis
+    restart): a connection error is retried, with backoff, on a fresh connection. Every
+    script we run is safe to repeat (idempotent by order id, client_msg_id, state checks)."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RConnectionError
+    from redis.exceptions import TimeoutError as RTimeoutError
+
+    return BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=5, socket_connect_timeout=1.0,
+        health_check_interval=5, decode_responses=False,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+        retry_on_error=[RConnectionError, RTimeoutError])
 
 
 class RedisBus(Bus):

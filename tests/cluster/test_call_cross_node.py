@@ -11,7 +11,7 @@ import pytest
 
 from tests.cluster.nodes import Node, token, write_room
 from tests.wsclient import WSClient
-from tests.cluster.test_cross_node import connect
+from tests.cluster.test_cross_node import assigned_pair, connect
 from tests.media.rtc_client import BLUE, RED, RtcClient
 
 pytestmark = pytest.mark.redis
@@ -24,12 +24,7 @@ async def test_call_across_nodes_then_node_lost(redis_server, tmp_path):
     http = aiohttp.ClientSession()
     clients = []
     try:
-        agent = await connect(http, b, "agent", "agent-1", name="Alice")
-        await agent.request("agent.status", status="available")
-        viewer = await connect(http, a, "viewer", "v1", room="flash")
-        cid = (await viewer.request("conversation.open", room="flash"))["conversation"]
-        await viewer.request("conversation.escalate", conversation=cid)
-        await agent.event("conversation.assigned", conversation=cid, timeout=5)
+        viewer, agent, cid = await assigned_pair(http, a, b)
 
         st = await viewer.request("call.request", conversation=cid, video=True, timeout=10)
         assert st["type"] == "call.state" and st["state"] == "ringing", st
@@ -94,12 +89,7 @@ async def test_resolving_on_another_node_ends_the_call(redis_server, tmp_path):
     b = Node(redis_server.url, "B", rooms=[room]).start()
     http = aiohttp.ClientSession()
     try:
-        agent = await connect(http, b, "agent", "agent-1")
-        await agent.request("agent.status", status="available")
-        viewer = await connect(http, a, "viewer", "v1", room="flash")
-        cid = (await viewer.request("conversation.open", room="flash"))["conversation"]
-        await viewer.request("conversation.escalate", conversation=cid)
-        await agent.event("conversation.assigned", conversation=cid, timeout=5)
+        viewer, agent, cid = await assigned_pair(http, a, b)
         st = await viewer.request("call.request", conversation=cid, video=False, timeout=10)
         call, host_node = st["call"], st["node"]
         # a supervisor on the OTHER node resolves the conversation

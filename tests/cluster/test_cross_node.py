@@ -33,6 +33,19 @@ async def connect(http, node, role, user, room=None, name=None) -> WSClient:
     return c
 
 
+async def assigned_pair(http, viewer_node, agent_node, viewer="v1", agent="agent-1",
+                        room="flash", agent_name="Alice"):
+    """An available agent on one node and a viewer on another whose conversation the agent
+    has been assigned: (viewer client, agent client, conversation id)."""
+    a = await connect(http, agent_node, "agent", agent, name=agent_name)
+    await a.request("agent.status", status="available")
+    v = await connect(http, viewer_node, "viewer", viewer, room=room)
+    cid = (await v.request("conversation.open", room=room))["conversation"]
+    await v.request("conversation.escalate", conversation=cid)
+    await a.event("conversation.assigned", conversation=cid, timeout=5)
+    return v, a, cid
+
+
 def chat(frames, cid):
     return [f for f in frames if f.get("type") == "message" and f.get("conversation") == cid]
 

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from tests.cluster.nodes import Node, token, write_room
-from tests.cluster.test_cross_node import chat, connect
+from tests.cluster.test_cross_node import assigned_pair, chat
 from tests.wsclient import WSClient
 
 pytestmark = pytest.mark.redis
@@ -22,12 +22,7 @@ async def test_sigterm_drains_and_clients_resume_elsewhere(redis_server, tmp_pat
     b = Node(redis_server.url, "B", rooms=[room]).start()
     http = aiohttp.ClientSession()
     try:
-        agent = await connect(http, b, "agent", "agent-1")
-        await agent.request("agent.status", status="available")
-        viewer = await connect(http, a, "viewer", "v1", room="flash")
-        cid = (await viewer.request("conversation.open", room="flash"))["conversation"]
-        await viewer.request("conversation.escalate", conversation=cid)
-        await agent.event("conversation.assigned", conversation=cid, timeout=5)
+        viewer, agent, cid = await assigned_pair(http, a, b)
         await agent.request("message.send", conversation=cid, text="one", client_msg_id="1")
         await viewer.wait_for(lambda f: f.get("text") == "one")
         a.proc.send_signal(signal.SIGTERM)

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from tests.cluster.nodes import Node, token, write_room
-from tests.cluster.test_cross_node import chat, connect
+from tests.cluster.test_cross_node import assigned_pair, chat, connect
 
 pytestmark = pytest.mark.redis
 
@@ -41,12 +41,7 @@ async def test_redis_restart_keeps_acknowledged_state(redis_server, tmp_path):
     b = Node(redis_server.url, "B", rooms=[room]).start()
     http = aiohttp.ClientSession()
     try:
-        agent = await connect(http, b, "agent", "agent-1", name="Alice")
-        await agent.request("agent.status", status="available")
-        viewer = await connect(http, a, "viewer", "v1", room="flash")
-        cid = (await viewer.request("conversation.open", room="flash"))["conversation"]
-        await viewer.request("conversation.escalate", conversation=cid)
-        await agent.event("conversation.assigned", conversation=cid, timeout=5)
+        viewer, agent, cid = await assigned_pair(http, a, b)
         acked = []
         for i in range(5):
             r = await viewer.request("message.send", conversation=cid, text=f"pre {i}",
