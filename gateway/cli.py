@@ -82,7 +82,25 @@ def _serve(args) -> int:
     except ConfigError as e:
         print(f"livedesk: {e}", file=sys.stderr)
         return 2
-    return asyncio.run(_run(config))
+    loop_factory = _loop_factory(config.loop)
+    if loop_factory is False:
+        print("livedesk: LIVEDESK_LOOP=uvloop but uvloop is not installed "
+              "(pip install uvloop, or LIVEDESK_LOOP=auto)", file=sys.stderr)
+        return 2
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(_run(config))
+
+
+def _loop_factory(choice: str):
+    """``Config.loop`` → an event-loop factory for ``asyncio.Runner`` (None: asyncio's own);
+    ``False`` when ``uvloop`` is required but not installed."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return False if choice == "uvloop" else None
+    return uvloop.new_event_loop
 
 
 async def _run(config: Config) -> int:
@@ -96,7 +114,8 @@ async def _run(config: Config) -> int:
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()
     u = config.public_url
-    print(f"LiveDesk gateway {config.node_id} listening on {config.host}:{config.port}", flush=True)
+    print(f"LiveDesk gateway {config.node_id} listening on {config.host}:{config.port} "
+          f"({type(asyncio.get_running_loop()).__module__.split('.')[0]} loop)", flush=True)
     print(f"  viewer widget : {u}/", flush=True)
     print(f"  agent console : {u}/agent", flush=True)
     print(f"  host panel    : {u}/host", flush=True)

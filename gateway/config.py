@@ -36,6 +36,7 @@ class Config:
     public_url: str = ""  # how browsers reach us; printed by `make run`
     web_root: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "web")
     node_id: str = ""
+    loop: str = "auto"  # event loop of `livedesk serve`: auto (uvloop if installed) | uvloop | asyncio
     # state
     redis_url: str | None = None
     rooms: list[Path] = field(default_factory=list)
@@ -98,7 +99,7 @@ class Config:
             "max_compensation_default": ("MAX_COMPENSATION_DEFAULT", float),
             "fatigue_threshold": ("FATIGUE_THRESHOLD", int),
             "conversion_window_s": ("CONVERSION_WINDOW_S", float),
-            "idle_close_s": ("IDLE_CLOSE_S", float),
+            "idle_close_s": ("IDLE_CLOSE_S", float), "loop": ("LOOP", str),
         }
         for attr, (name, typ) in env_map.items():
             v = _env(name)
@@ -144,6 +145,8 @@ class Config:
                               "(tokens are signed with it), or use --dev on 127.0.0.1 for a demo.")
         if self.media_mode not in ("passthrough", "transcode"):
             raise ConfigError("--media-mode must be passthrough or transcode")
+        if self.loop not in ("auto", "uvloop", "asyncio"):
+            raise ConfigError("LIVEDESK_LOOP must be auto, uvloop or asyncio")
         if self.udp_port_min and self.udp_port_max and self.udp_port_min > self.udp_port_max:
             raise ConfigError("LIVEDESK_UDP_PORT_MIN must not exceed LIVEDESK_UDP_PORT_MAX")
         if self.turn_urls and not self.turn_secret:

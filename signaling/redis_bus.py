@@ -33,8 +33,13 @@ PREFIX = "ld:bus:"
 
 def make_pool(url: str, max_connections: int = 64) -> BlockingConnectionPool:
     """A blocking pool whose commands survive a stale connection (e.g. after a Redis
-    restart): a connection error is retried, with backoff, on a fresh connection. Every
-    script we run is safe to repeat (idempotent by order id, client_msg_id, state checks)."""
+    restart): a connection error is retried, with backoff, on a fresh connection.
+
+    A retry can repeat a command that did run when the connection broke after sending it.
+    Our scripts are keyed so that this is harmless (orders by order id, viewer messages by
+    client_msg_id, state steps by their state checks), except a server-authored chat line
+    (bot answer, notice), which could then be stored twice: a visible duplicate, never a
+    lost or reordered message."""
     from redis.asyncio.retry import Retry
     from redis.backoff import ExponentialBackoff
     from redis.exceptions import ConnectionError as RConnectionError
