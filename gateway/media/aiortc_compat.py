@@ -325,9 +325,15 @@ class ReceiverTap:
         self.on_end = None
         self.assembler = FrameAssembler(kind, self._emit, self.mime_of)
         self.decoder_queue = _IdleDecoderQueue(self._ended)
+        self._codecs: dict = {}
 
     def _codec(self, pt: int):
-        return getattr(self.receiver, _R + "codecs", {}).get(pt)
+        c = self._codecs.get(pt)
+        if c is None:
+            c = getattr(self.receiver, _R + "codecs", {}).get(pt)
+            if c is not None:  # fixed once the receiver runs (receive() fills it once)
+                self._codecs[pt] = c
+        return c
 
     def mime_of(self, pt: int) -> str | None:
         c = self._codec(pt)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import functools
 import logging
 import time
 from collections import deque
@@ -141,6 +142,7 @@ class FrameAssembler:
         self._last_pli = -1e9
         self._ts_ext: int | None = None
         self._ts_origin: int | None = None
+        self._mimes: dict[int, str] = {}  # payload type → lower-case MIME (once known)
 
     # sequence numbers and timestamps, unwrapped
     def _ext_seq(self, seq: int) -> int:
@@ -178,7 +180,11 @@ class FrameAssembler:
             return False
         if (self._next is not None and ext < self._next) or ext in self._pkts:
             return False  # already released / given up on, or a duplicate
-        mime = (self.mime_of(pt) or "").lower()
+        mime = self._mimes.get(pt)
+        if mime is None:
+            mime = (self.mime_of(pt) or "").lower()
+            if mime:  # a receiver's codecs are fixed once it runs: cache what is known
+                self._mimes[pt] = mime
         start = (vp8_starts_frame(payload) if mime == "video/vp8"
                  else h264_starts_frame(payload) if mime == "video/h264" else None)
         self._pkts[ext] = _Pkt(ts, bool(marker), data, start)
@@ -432,6 +438,7 @@ class _Source:
     decoded: dict[str, MediaStreamTrack] = field(default_factory=dict)  # fallback pairs
     relay_input: DecodedTrack | None = None
     drain: asyncio.Task | None = None
+    pt_info: dict = field(default_factory=dict)  # payload type → (mime, time base)
 
 
 class PassthroughForwarder(Forwarder):
@@ -458,7 +465,7 @@ class PassthroughForwarder(Forwarder):
         src = _Source(key, track, receiver, codec, tap, None)  # type: ignore[arg-type]
         src.keyframes = KeyframeRequester(lambda: self._send_pli(src), self.keyframe_interval_s)
         if tap is not None:
-            tap.sink = lambda data, pts, key_, pt, s=src: self._fan_out(s, data, pts, key_, pt)
+            tap.sink = functools.partial(self._fan_out, src)
             tap.on_end = lambda s=src: self._source_ended(s)
         self._sources[key] = src
 
@@ -468,11 +475,18 @@ class PassthroughForwarder(Forwarder):
         return compat.send_pli(src.receiver, src.tap)
 
     def _fan_out(self, src: _Source, data: bytes, pts: int, key: bool, pt: int) -> None:
-        mime = src.tap.mime_of(pt) or ""
+        info = src.pt_info.get(pt)
+        if info is None:  # once per payload type: no per-frame codec lookups or Fractions
+            rate = src.tap.clock_rate(pt)
+            info = ((src.tap.mime_of(pt) or "").lower(), fractions.Fraction(1, rate or 90000))
+            if rate:
+                src.pt_info[pt] = info
+        if not src.subs:
+            return  # nobody reads it (yet): no packet to build
         packet = av.Packet(data)
         packet.pts = pts
-        packet.time_base = fractions.Fraction(1, src.tap.clock_rate(pt) or 90000)
-        item = Item(packet, key, mime.lower(), time.monotonic())
+        packet.time_base = info[1]
+        item = Item(packet, key, info[0], time.monotonic())
         for sub in src.subs.values():
             sub.push(item)
 
