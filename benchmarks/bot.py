@@ -20,6 +20,7 @@ import time
 from gateway.support.bot import OfflineBot
 from gateway.support.knowledge import Knowledge, demo_room_path
 from gateway.support.responder import BotQuery
+from benchmarks.common import pct  # noqa: E402
 
 MESSAGES: list[tuple[list[str], str]] = [
     ([], "主播晚上好呀"), ([], "冲锋衣是什么面料"), ([], "172 130斤穿冲锋衣什么码"), ([], "徒步裤M码现在还有吗"),
@@ -66,11 +67,6 @@ async def offered_load(bot: OfflineBot, qs: list[BotQuery], rate: float, seconds
         tasks.append(asyncio.create_task(one(i)))
     await asyncio.gather(*tasks)
     return lat
-
-
-def pct(xs: list[float], p: float) -> float:
-    s = sorted(xs)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
 
 
 def main(argv: list[str] | None = None) -> int:

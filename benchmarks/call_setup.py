@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import statistics
 import sys
 import time
@@ -35,6 +34,7 @@ if str(ROOT) not in sys.path:
 
 from tests.conftest import start_gateway, stop_gateway  # noqa: E402
 from tests.e2e.conftest import CHROMIUM_ARGS, CHROMIUM, DESKTOP, PHONE  # noqa: E402
+from benchmarks.common import free_port  # noqa: E402
 
 P2P_PAGE = """<!doctype html><meta charset="utf-8"><title>p2p</title>
 <video id="remote" autoplay playsinline muted></video>
@@ -86,12 +86,6 @@ ws.onmessage = async (ev) => {
 };
 window.ready = new Promise((r) => ws.onopen = r);
 </script>"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def start_relay():

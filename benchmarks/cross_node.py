@@ -29,11 +29,9 @@ sys.path.insert(0, str(ROOT))
 from tests.cluster.nodes import Node, token, write_room  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 from tests.wsclient import WSClient  # noqa: E402
+from benchmarks.common import pct  # noqa: E402
 
 
-def pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
 async def bare_redis(url: str, n: int, interval: float) -> list[float]:

@@ -61,6 +61,7 @@ from aiortc.mediastreams import MediaStreamError  # noqa: E402
 
 from gateway.media import aiortc_compat as compat  # noqa: E402
 from tests.wsclient import WSClient  # noqa: E402
+from benchmarks.common import free_port, pct  # noqa: E402
 
 SECRET = "media-bench-secret-0123456789abcdef"
 W, H, FPS = 640, 480, 30
@@ -318,20 +319,10 @@ def stream_figures(rx: Rx, sent: dict[int, float], t0: float, t1: float) -> dict
     return {"lat": lat, "due": len(due), "lost": lost, "fps": fps}
 
 
-def pct(xs: list[float], p: float) -> float:
-    if not xs:
-        return float("nan")
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
 # --- the gateway process ----------------------------------------------------------------------
 
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def token(role: str, user: str, room: str | None = None) -> str:

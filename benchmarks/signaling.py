@@ -40,7 +40,6 @@ import resource
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,6 +47,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+from benchmarks.common import free_port, pct  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -63,17 +63,8 @@ QUESTIONS = ["冲锋衣是什么面料", "172 130斤穿冲锋衣什么码", "徒
 mono = time.monotonic  # CLOCK_MONOTONIC: one clock for every process on this machine
 
 
-def pct(xs: list[float], p: float) -> float:
-    if not xs:
-        return float("nan")
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def raise_nofile() -> None:

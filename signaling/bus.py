@@ -87,6 +87,3 @@ class MemoryBus(Bus):
 
     async def ping(self) -> bool:
         return True
-
-    def topics(self) -> list[str]:
-        return list(self._subs)

@@ -196,10 +196,6 @@ class Session:
         self._enqueue(data, seq)
         return seq
 
-    def send_unnumbered(self, event: dict[str, Any]) -> None:
-        """Frames outside the sequence (errors before ``hello``)."""
-        self._enqueue(dumps(event))
-
     def _enqueue(self, data: str | bytes, seq: int = 0) -> None:
         """Write now if the socket takes it (the common case: no task, no wake-up); else
         queue it behind what is waiting for the writer task."""

@@ -19,6 +19,8 @@ node sees a conversation in its log order.
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from abc import ABC, abstractmethod
 from typing import Any, Callable
@@ -27,6 +29,8 @@ from signaling import ErrorCode, ProtocolError
 
 from .conversation import Author, Conversation, ConversationStore, StoredMessage
 from .routing import Agent, Router
+
+log = logging.getLogger(__name__)
 
 Change = list  # ["conv", {...}] | ["set", cid, {...}] | ["msg", {...}, origin] | ...
 MessageSink = Callable[[Conversation, StoredMessage, str | None], None]
@@ -80,8 +84,6 @@ class Replica:
                     continue
                 for k, v in ch[2].items():
                     if k in self.FIELDS:
-                        if k == "state":
-                            conv.state_version += 1
                         setattr(conv, k, None if v in ("", None) and k not in ("mood",) else v)
                 if conv.state == "resolved":
                     self.store.closed(conv)
@@ -110,15 +112,13 @@ class Replica:
             elif kind == "rec":
                 ns, key, value = ch[1], ch[2], ch[3]
                 if isinstance(value, str):
-                    import json
                     value = json.loads(value)
                 self.records.setdefault(ns, {})[key] = value
                 for cb in self._record_listeners.get(ns, ()):
                     try:
                         cb(key, value)
                     except Exception:
-                        import logging
-                        logging.getLogger(__name__).exception("record listener %s failed", ns)
+                        log.exception("record listener %s failed", ns)
             elif kind == "agent":
                 d = ch[1]
                 a = self.router.agent(d["user"], d.get("name") or None)
@@ -197,12 +197,11 @@ class SupportBackend(ABC):
 class MemoryBackend(SupportBackend):
     """One process: each step checks and applies synchronously (no await in between)."""
 
-    def __init__(self, store: ConversationStore, router: Router, reachable=None,
+    def __init__(self, store: ConversationStore, router: Router,
                  default_capacity: int = 5, capacities: dict[str, int] | None = None) -> None:
         super().__init__(store, router)
         self.default_capacity = default_capacity
         self.capacities = capacities or {}
-        self._ids = 0
 
     def _new_id(self) -> str:
         import secrets

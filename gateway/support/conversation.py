@@ -70,7 +70,6 @@ class Conversation:
     escalation_reason: str | None = None
     mood: str = "neutral"
     pinned: list[dict[str, Any]] = field(default_factory=list)
-    state_version: int = 0
 
     def members(self) -> list[str]:
         return [u for u in (self.viewer, self.agent) if u]

@@ -92,7 +92,6 @@ class SupportService:
         hub.handle(QueueGet, self.on_queue_get)
         hub.on("live", self._on_session_live)
         hub.on("resumed", self._on_session_live)
-        hub.on("detached", self._on_session_detached)
         hub.on("expired", self._on_session_expired)
 
     # --- hooks for other parts of the gateway (media, workspace) ----------------------------
@@ -167,7 +166,7 @@ class SupportService:
                            from_=m.author.to_wire(), text=m.text, client_msg_id=m.client_msg_id,
                            ts=m.ts, kind=m.kind)
 
-    def snapshot(self, conv: Conversation, for_role: str = "viewer") -> ConversationSnapshot:
+    def snapshot(self, conv: Conversation) -> ConversationSnapshot:
         return ConversationSnapshot(
             conversation=conv.id, room=conv.room, state=conv.state,
             messages=[m.to_history() for m in conv.messages], agent=conv.agent_ref(),
@@ -468,9 +467,6 @@ class SupportService:
                 session.send(ev)
             session.send(ConversationStateEvent(conv.id, conv.state,
                                                 agent=conv.agent_ref()).to_wire())
-
-    def _on_session_detached(self, session: Session) -> None:
-        return None
 
     def _on_session_expired(self, session: Session) -> None:
         if session.role == "agent" and not self.hub.user_sessions(session.user):

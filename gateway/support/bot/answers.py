@@ -68,10 +68,6 @@ def num(x: float | int | None) -> str:
     return str(int(f)) if f.is_integer() else f"{f:g}"
 
 
-def short_name(p: Product) -> str:
-    return p.name
-
-
 def _zh(ctx: Ctx) -> bool:
     return ctx.lang != "en"
 
@@ -300,10 +296,6 @@ def attr_text(p: Product, zh: bool, text: str = "", limit: int | None = None) ->
 
 
 # ---- per-intent composers -------------------------------------------------------------------
-
-def _products_or_all(ctx: Ctx) -> list[Product]:
-    return ctx.slots.products or list(ctx.kb.products)
-
 
 def greeting(ctx: Ctx) -> str:
     kb = ctx.kb

@@ -10,7 +10,6 @@ utterances, so a stale cache is retrained rather than trusted.
 from __future__ import annotations
 
 import hashlib
-import math
 import threading
 from pathlib import Path
 
@@ -150,6 +149,3 @@ def get_model(allow_cache: bool = True) -> IntentClassifier:
             _model = m
     return _model
 
-
-def entropy(p: dict[str, float]) -> float:
-    return -sum(v * math.log(v) for v in p.values() if v > 0)

@@ -76,6 +76,3 @@ def detect_lang(text: str) -> str:
         return "en"
     return "zh"
 
-
-def has_cjk(text: str) -> bool:
-    return bool(_CJK.search(text))
