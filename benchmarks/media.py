@@ -59,7 +59,10 @@ from aiortc import (MediaStreamTrack, RTCConfiguration, RTCPeerConnection,  # no
                     RTCSessionDescription)
 from aiortc.mediastreams import MediaStreamError  # noqa: E402
 
+from aiortc.codecs.vpx import Vp8Encoder  # noqa: E402
+
 from gateway.media import aiortc_compat as compat  # noqa: E402
+from gateway.media.passthrough import RtpSink, RtpTrack  # noqa: E402
 from tests.wsclient import WSClient  # noqa: E402
 from benchmarks.common import free_port, pct  # noqa: E402
 
@@ -136,6 +139,7 @@ class ReplayVideo(MediaStreamTrack):
         self.t0: float | None = None
         self.sent: dict[int, float] = {}
         self.keyframe_requests = 0
+        self.last = 0  # clip index of the frame recv() returned last
 
     def keyframe(self) -> None:
         self.keyframe_requests += 1
@@ -152,6 +156,7 @@ class ReplayVideo(MediaStreamTrack):
             if wait > 0:
                 await asyncio.sleep(wait)
         data, _ = self.clip[self.i]
+        self.last = self.i
         self.i = (self.i + 1) % len(self.clip)
         pts = self.n * TICK + random.randrange(0, TICK // 2)
         pkt = av.Packet(data)
@@ -207,10 +212,63 @@ def attach(pc: RTCPeerConnection, on_track) -> None:
     pc.on("track", track)
 
 
-def hook_keyframes(pc: RTCPeerConnection, video: ReplayVideo) -> None:
-    for t in pc.getTransceivers():
-        if t.sender.track is video:
-            compat.on_keyframe_request(t.sender, video.keyframe)
+def packetize_clip(clip: list[tuple[bytes, bool]]) -> list[list[bytes]]:
+    """The clip's VP8 RTP payloads, per frame, made once (aiortc's own packetizer)."""
+    enc = Vp8Encoder()
+    out = []
+    for data, _ in clip:
+        pkt = av.Packet(data)
+        pkt.pts, pkt.time_base = 0, VIDEO_TB
+        out.append(enc.pack(pkt)[0])
+    return out
+
+
+class RawSend:
+    """Sends a replayed track as ready-made RTP payloads through the gateway's own
+    :class:`~gateway.media.passthrough.RtpSink` (headers written per packet, no packetizer,
+    no encoder loop): the cheapest sender aiortc can host, so that the clients take as
+    little as possible of the two cores the gateway runs on. PLI/FIR restart the clip at
+    its keyframe, NACKs are answered from the sink's history."""
+
+    SSRC = 0x1D
+
+    def __init__(self, track, payloads: list[list[bytes]] | None, mime: str):
+        self.track = track
+        self.payloads = payloads  # per clip frame (video); None: one packet per recv (audio)
+        request = track.keyframe if payloads is not None else (lambda: None)
+        self.sink = RtpSink(track.kind, mime, request)
+        self.placeholder = RtpTrack(track.kind, self.sink)
+        self.task: asyncio.Task | None = None
+
+    def attach(self, pc: RTCPeerConnection) -> None:
+        sender = next(t.sender for t in pc.getTransceivers() if t.sender.track is self.placeholder)
+        self.sink.attach(sender)
+        self.task = asyncio.get_running_loop().create_task(self._pump())
+
+    async def _pump(self) -> None:
+        seq = 0
+        sink, video = self.sink, self.payloads is not None
+        try:
+            while True:
+                pkt = await self.track.recv()  # paced at the track's rate
+                if sink.write is None:
+                    continue  # not connected yet: a camera's frames would be lost too
+                if video:
+                    frame = self.payloads[self.track.last]
+                    key = self.track.clip[self.track.last][1]
+                else:
+                    frame, key = [bytes(pkt)], True
+                last = len(frame) - 1
+                for k, payload in enumerate(frame):
+                    sink.forward(self.SSRC, seq, pkt.pts, k == last, payload, key and k == 0)
+                    seq += 1
+        except (asyncio.CancelledError, MediaStreamError):
+            pass
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        self.placeholder.end()
 
 
 # --- a client of the call protocol -----------------------------------------------------------
@@ -221,6 +279,8 @@ class BenchClient:
         self.user = user
         self.video = ReplayVideo(clip)
         self.audio = ReplayAudio(opus)
+        self.sends = [RawSend(self.audio, None, "audio/opus"),
+                      RawSend(self.video, packetize_clip(clip), "video/vp8")]
         self.pc: RTCPeerConnection | None = None
         self.call: str | None = None
         self.tracks: dict[str, dict] = {}
@@ -234,9 +294,9 @@ class BenchClient:
         async with self._lock:
             self.pc = pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
             attach(pc, lambda tr, rx: self.rx.__setitem__(tr.mid, rx))
-            pc.addTrack(self.audio)
-            pc.addTrack(self.video)
-            hook_keyframes(pc, self.video)
+            for send in self.sends:
+                pc.addTrack(send.placeholder)
+                send.attach(pc)
             await pc.setLocalDescription(await pc.createOffer())
             self._pump = asyncio.get_running_loop().create_task(self._offers())
             reply = await self.ws.request("rtc.offer", call=call, sdp=pc.localDescription.sdp,
@@ -271,6 +331,8 @@ class BenchClient:
     async def close(self) -> None:
         if self._pump is not None:
             self._pump.cancel()
+        for send in self.sends:
+            send.close()
         if self.pc is not None:
             await self.pc.close()
 
@@ -397,12 +459,14 @@ async def direct_pair(clip) -> tuple[ReplayVideo, Rx, list]:
     video = ReplayVideo(clip)
     got: list[Rx] = []
     attach(b, lambda tr, rx: got.append(rx))
-    a.addTrack(video)
-    hook_keyframes(a, video)
+    send = RawSend(video, packetize_clip(clip), "video/vp8")  # the same sender as the calls'
+    a.addTrack(send.placeholder)
+    send.attach(a)
     await a.setLocalDescription(await a.createOffer())
     await b.setRemoteDescription(a.localDescription)
     await b.setLocalDescription(await b.createAnswer())
     await a.setRemoteDescription(b.localDescription)
+    a.on("connectionstatechange", lambda: a.connectionState == "closed" and send.close())
     return video, got[0], [a, b]
 
 

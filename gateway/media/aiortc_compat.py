@@ -57,11 +57,20 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import struct
 
-from aiortc import RTCRtpTransceiver, rtp
+from aiortc import RTCRtpTransceiver, clock, rtp
 from aiortc import sdp as sdp_module
+from aiortc.codecs import depayload as _depayload
 from aiortc.rtcpeerconnection import is_codec_compatible
+from aiortc.rtcrtpreceiver import StreamStatistics as _StreamStatistics
+from aiortc.rtp import RTCP_PSFB_APP as _PSFB_APP
+from aiortc.rtp import RtcpPsfbPacket as _RtcpPsfb
+from aiortc.rtp import pack_remb_fci as _pack_remb
+from aiortc.rtp import unwrap_rtx as _unwrap_rtx
+
+log = logging.getLogger(__name__)
 
 # --- 1. parse guard -------------------------------------------------------------------------
 
@@ -274,17 +283,15 @@ def missing_hooks(receiver=None) -> list[str]:
 
 
 class _JitterShim:
-    """Stands in for the receiver's ``JitterBuffer``: hands packets to the assembler."""
+    """Stands in for the receiver's ``JitterBuffer``: hands every packet to the tap."""
 
-    def __init__(self, assembler) -> None:
-        self.assembler = assembler
-        self.capacity = assembler.capacity
+    def __init__(self, tap) -> None:
+        self.tap = tap
+        self.assembler = tap.assembler
+        self.capacity = tap.assembler.capacity
 
     def add(self, packet):
-        pli = self.assembler.add(packet.sequence_number, packet.timestamp, packet.marker,
-                                 packet.ssrc, packet.payload_type,
-                                 getattr(packet, "_data", packet.payload), packet.payload)
-        return pli, None  # frames went to the forwarder already: nothing to decode
+        return self.tap.add(packet), None  # nothing for aiortc's decoder, ever
 
 
 class _IdleDecoderQueue:
@@ -314,7 +321,10 @@ class _IdleDecoderQueue:
 
 
 class ReceiverTap:
-    """A receiver whose frames go to ``sink(data, pts, keyframe, payload_type)`` undecoded."""
+    """A receiver whose packets go to ``on_packet(packet)`` as they arrive (RTP-level
+    forwarding) and, only while ``sink`` is set, also reassembled into frames for
+    ``sink(data, pts, keyframe, payload_type)`` (the per-pair decode fallback). Nothing is
+    ever decoded by aiortc."""
 
     def __init__(self, receiver, kind: str) -> None:
         from .passthrough import FrameAssembler
@@ -322,10 +332,80 @@ class ReceiverTap:
         self.receiver = receiver
         self.kind = kind
         self.sink = None
+        self.on_packet = None
         self.on_end = None
+        self.ssrc: int | None = None  # the media SSRC (after RTX unwrap): where PLIs go
+        self.packets = 0
+        self._fast = False
+        self._state = receiver.__dict__  # its name-mangled attributes, read per packet
+        lean_bitrate_estimator(self._state.get(_R + "remote_bitrate_estimator"))
         self.assembler = FrameAssembler(kind, self._emit, self.mime_of)
         self.decoder_queue = _IdleDecoderQueue(self._ended)
         self._codecs: dict = {}
+
+    def receive(self, packet, arrival_ms: int) -> None:
+        """The fast path's ``RTCRtpReceiver._handle_rtp_packet`` for a tapped receiver: the
+        same steps in the same order (bitrate estimate and REMB, statistics for receiver
+        reports, RTX unwrap, NACKs, PLI), synchronously, and without what only a decoder
+        needs (depacketization, unless the per-pair fallback assembles frames)."""
+        r, d = self.receiver, self._state
+        if not r._enabled:
+            return
+        ssrc = packet.ssrc
+        rbe = d[_R + "remote_bitrate_estimator"]
+        if rbe is not None:
+            ast = packet.extensions.abs_send_time
+            if ast is not None:
+                remb = rbe.add(abs_send_time=ast, arrival_time_ms=arrival_ms,
+                               payload_size=len(packet.payload) + packet.padding_size,
+                               ssrc=ssrc)
+                rtcp_ssrc = d[_R + "rtcp_ssrc"]
+                if remb is not None and rtcp_ssrc is not None:
+                    drive(r._send_rtcp(_RtcpPsfb(fmt=_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
+                                                 fci=_pack_remb(*remb))))
+        d[_R + "active_ssrc"][ssrc] = clock.current_datetime()
+        codecs = d[_R + "codecs"]
+        codec = codecs.get(packet.payload_type)
+        if codec is None:
+            return
+        streams = d[_R + "remote_streams"]
+        stats = streams.get(ssrc)
+        if stats is None:
+            stats = streams[ssrc] = _StreamStatistics(codec.clockRate)
+        stats.add(packet)
+        if codec.mimeType[-4:].lower() == "/rtx":
+            original = d[_R + "rtx_ssrc"].get(ssrc)
+            apt = codec.parameters.get("apt")
+            if (original is None or len(packet.payload) < 2 or not isinstance(apt, int)
+                    or apt not in codecs):
+                return
+            packet = _unwrap_rtx(packet, payload_type=apt, ssrc=original)
+            codec = codecs[apt]
+        nack = d[_R + "nack_generator"]
+        if nack is not None and nack.add(packet):
+            drive(r._send_rtcp_nack(packet.ssrc, sorted(nack.missing)))
+        if self.sink is not None:  # frames wanted (decode fallback): depacketize for them
+            try:
+                packet._data = _depayload(codec, packet.payload) if packet.payload else b""
+            except ValueError:
+                return
+        if self.add(packet):
+            drive(r._send_rtcp_pli(packet.ssrc))
+
+    def add(self, packet) -> bool:
+        """One received packet (RTX unwrapped, depacketized). ``True``: send a PLI."""
+        self.ssrc = packet.ssrc
+        self.packets += 1
+        if not self._fast:
+            self._fast = True
+            install_fast_receive(self.receiver.transport)
+        if self.on_packet is not None:
+            self.on_packet(packet)
+        if self.sink is None:
+            return False
+        return self.assembler.add(packet.sequence_number, packet.timestamp, packet.marker,
+                                  packet.ssrc, packet.payload_type,
+                                  getattr(packet, "_data", packet.payload), packet.payload)
 
     def _codec(self, pt: int):
         c = self._codecs.get(pt)
@@ -365,7 +445,7 @@ def tap_receiver(receiver, kind: str) -> ReceiverTap:
     if missing:
         raise RuntimeError(f"aiortc changed: {missing}; revisit aiortc_compat.tap_receiver")
     tap = ReceiverTap(receiver, kind)
-    setattr(receiver, _R + "jitter_buffer", _JitterShim(tap.assembler))
+    setattr(receiver, _R + "jitter_buffer", _JitterShim(tap))
     setattr(receiver, _R + "decoder_queue", tap.decoder_queue)
     receiver._livedesk_tap = tap
     return tap
@@ -379,7 +459,7 @@ def send_pli(receiver, tap: ReceiverTap) -> bool:
     """A PLI for the source's media SSRC through its receiver; False if none is known yet."""
     import asyncio
 
-    ssrc = tap.assembler.ssrc
+    ssrc = tap.ssrc
     if ssrc is None:
         return False
     asyncio.ensure_future(receiver._send_rtcp_pli(ssrc))
@@ -389,6 +469,367 @@ def send_pli(receiver, tap: ReceiverTap) -> bool:
 def on_keyframe_request(sender, callback) -> None:
     """A PLI/FIR that ``sender`` receives calls ``callback()`` instead of flagging its encoder."""
     sender._send_keyframe = callback
+
+
+# --- 5. RTP-level forwarding (the passthrough send path) -------------------------------------
+
+HOOK_SEND_PARAMS = "aiortc.RTCRtpSender.send(parameters) (codecs, muxId, headerExtensions)"
+HOOK_SEND_RETRANSMIT = "aiortc.RTCRtpSender._retransmit (called per NACKed sequence number)"
+HOOK_SEND_SR = ("aiortc.RTCRtpSender.__ntp_timestamp/__rtp_timestamp/__octet_count/"
+                "__packet_count (read by _run_rtcp for sender reports)")
+HOOK_DTLS_SEND = "aiortc.RTCDtlsTransport._send_rtp (_tx_srtp.protect → transport._send)"
+HOOK_ICE_SEND = "aioice.Connection._nominated / StunProtocol.send_data (transport.sendto)"
+HOOK_RECV_REMB = "aiortc.RTCRtpReceiver._send_rtcp (REMB from its bitrate estimator)"
+
+_S = "_RTCRtpSender__"
+NTP_EPOCH_OFFSET = 2208988800  # 1900-01-01 → 1970-01-01, seconds
+
+
+def ntp_now() -> int:
+    """64-bit NTP time now (what ``aiortc.clock.current_ntp_time`` gives, without datetime)."""
+    import time
+
+    t = time.time() + NTP_EPOCH_OFFSET
+    return (int(t) << 32) | int((t % 1.0) * 4294967296.0)
+
+
+def forwarding_hooks_missing() -> list[str]:
+    """Names of the RTP-forwarding hooks this aiortc/aioice no longer has (``[]`` = fine)."""
+    import inspect
+
+    from aioice import ice
+    from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
+
+    def src(fn) -> str:
+        try:
+            return inspect.getsource(fn)
+        except (OSError, TypeError):
+            return ""
+
+    missing = []
+    send = src(RTCRtpSender.send)
+    if "parameters.codecs[0]" not in send or "parameters.muxId" not in send:
+        missing.append(HOOK_SEND_PARAMS)
+    if "await self._retransmit(seq)" not in src(RTCRtpSender._handle_rtcp_packet):
+        missing.append(HOOK_SEND_RETRANSMIT)
+    rtcp = src(RTCRtpSender._run_rtcp)
+    if not all(f"self.__{n}" in rtcp for n in ("ntp_timestamp", "rtp_timestamp",
+                                                "octet_count", "packet_count")):
+        missing.append(HOOK_SEND_SR)
+    dtls = src(RTCDtlsTransport._send_rtp)
+    if "self._tx_srtp.protect(data)" not in dtls or "self.transport._send(data)" not in dtls:
+        missing.append(HOOK_DTLS_SEND)
+    if ("self._nominated.get(component)" not in src(ice.Connection.sendto)
+            or "self.transport.sendto(data, addr)" not in src(ice.StunProtocol.send_data)):
+        missing.append(HOOK_ICE_SEND)
+    if "await self._send_rtcp(rtcp_packet)" not in src(RTCRtpReceiver._handle_rtp_packet):
+        missing.append(HOOK_RECV_REMB)
+    return missing
+
+
+def on_send_parameters(sender, callback) -> None:
+    """``callback(parameters)`` when aiortc starts ``sender`` with the negotiated
+    :class:`~aiortc.RTCRtpSendParameters` (payload types, RTX, mid, extension ids): what a
+    forwarding sender needs to write its own packets."""
+    original = sender.send
+
+    async def send(parameters):
+        callback(parameters)
+        await original(parameters)
+
+    sender.send = send
+
+
+def on_retransmit(sender, callback) -> None:
+    """A NACKed sequence number on ``sender`` calls ``callback(seq)`` (aiortc's own
+    ``_retransmit`` looks in a history that only its packetizer fills)."""
+    async def retransmit(seq: int) -> None:
+        callback(seq)
+
+    sender._retransmit = retransmit
+
+
+def record_sent(sender, ntp: int, rtp_timestamp: int, octets: int) -> None:
+    """Account one RTP packet written around aiortc: its sender reports (SR) stay true."""
+    d = sender.__dict__
+    d[_S + "ntp_timestamp"] = ntp
+    d[_S + "rtp_timestamp"] = rtp_timestamp
+    d[_S + "octet_count"] += octets
+    d[_S + "packet_count"] += 1
+
+
+def rtp_writer(sender):
+    """``write(rtp: bytes) -> bool``: protect and send one plain RTP packet on ``sender``'s
+    transport, synchronously (no task, no coroutine chain per packet: aiortc's path is four
+    awaits deep, and the per-packet cost is what passthrough forwarding is made of).
+
+    A plain UDP candidate pair is written to directly; anything else (a TURN relay, whose
+    send may await) goes through aiortc's own ``_send_rtp`` in a task. ``False``: the
+    transport is not (or no longer) connected; the packet is dropped, as aiortc would."""
+    import asyncio
+
+    from aioice.ice import StunProtocol
+    from aiortc.rtcdtlstransport import State
+
+    connected = State.CONNECTED
+    plain_send = StunProtocol.send_data
+    dtls = sender.transport
+    conn = None
+
+    def slow(data: bytes) -> bool:
+        if dtls._state != connected:
+            return False
+        fut = asyncio.ensure_future(dtls._send_rtp(data))
+        fut.add_done_callback(_ignore_result)
+        return True
+
+    if forwarding_hooks_missing():
+        return slow
+
+    def write(data: bytes) -> bool:
+        nonlocal conn
+        if dtls._state != connected:
+            return False
+        if conn is None:
+            conn = dtls.transport._connection
+        pair = conn._nominated.get(1)
+        if pair is None:
+            return False
+        proto = pair.protocol
+        if type(proto).send_data is not plain_send:
+            return slow(data)
+        proto.transport.sendto(dtls._tx_srtp.protect(data), pair.remote_addr)
+        return True
+
+    return write
+
+
+def _ignore_result(fut) -> None:
+    if not fut.cancelled():
+        fut.exception()  # a send on a closing transport: nothing to report
+
+
+def on_remb(receiver, adjust) -> None:
+    """Every REMB ``receiver`` sends upstream (from aiortc's bitrate estimator) goes out as
+    ``adjust(bitrate, ssrcs) -> bitrate`` (``None``: not at all): the forwarder lowers it to
+    what the downstream receivers report, so a sender never sends more than the slowest of
+    them takes, and throttles it."""
+    from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci, unpack_remb_fci
+
+    original = receiver._send_rtcp
+
+    async def send_rtcp(packet) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                pass
+            else:
+                bitrate = adjust(bitrate, ssrcs)
+                if bitrate is None:
+                    return  # held back (throttled)
+                packet.fci = pack_remb_fci(int(bitrate), ssrcs)
+        await original(packet)
+
+    receiver._send_rtcp = send_rtcp
+
+
+def on_remb_received(sender, callback) -> None:
+    """A REMB that ``sender``'s far end reports calls ``callback(bitrate)`` (aiortc only
+    hands it to an encoder, and a forwarding sender has none)."""
+    from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
+
+    original = sender._handle_rtcp_packet
+
+    async def handle(packet) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                return
+            if sender._ssrc in ssrcs:
+                callback(bitrate)
+            return
+        await original(packet)
+
+    sender._handle_rtcp_packet = handle
+
+
+HOOK_FAST_RECV = ("aiortc.RTCDtlsTransport._rx_srtp/_handle_rtp_data/_handle_rtcp_data, "
+                  "aioice.StunProtocol.datagram_received/Connection._protocols")
+
+
+def fast_receive_hooks_missing() -> list[str]:
+    """What the fast receive path mirrors of aiortc 1.16, checked in its source: if an
+    upgrade changes any of it, the fast path stays off (aiortc's own path still works)."""
+    import inspect
+
+    from aiortc import RTCDtlsTransport, RTCRtpReceiver
+
+    handle = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    data = inspect.getsource(RTCDtlsTransport._handle_rtp_data)
+    recv = inspect.getsource(RTCDtlsTransport._recv_next)
+    wanted = [
+        (handle, "self.__remote_bitrate_estimator.add("), (handle, "self.__rtcp_ssrc"),
+        (handle, "self.__active_ssrc[packet.ssrc] = clock.current_datetime()"),
+        (handle, "self.__codecs.get(packet.payload_type)"),
+        (handle, "self.__remote_streams[packet.ssrc].add(packet)"),
+        (handle, "packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)"),
+        (handle, "self.__nack_generator.add(packet)"), (handle, "self.__jitter_buffer.add"),
+        (handle, "await self._send_rtcp_pli(packet.ssrc)"),
+        (data, "RtpPacket.parse(data, self._rtp_header_extensions_map)"),
+        (data, "self._rtp_router.route_rtp(packet)"),
+        (recv, "self._rx_srtp.unprotect(data)"), (recv, "self._rx_srtp.unprotect_rtcp(data)"),
+        (recv, "first_byte > 127 and first_byte < 192"),
+    ]
+    return [HOOK_FAST_RECV + f": {needle}" for text, needle in wanted if needle not in text]
+
+
+def lean_bitrate_estimator(rbe) -> None:
+    """Swap the hot parts of a receiver's ``RemoteBitrateEstimator`` for equivalents that
+    give the same numbers in a fraction of the time (a builtin ``min`` instead of a Python
+    loop over 60 deltas per frame; empty 1 ms buckets skipped instead of zeroed one by one).
+    ``tests/media/test_aiortc_compat.py`` feeds both the same packets and compares."""
+    if rbe is None or not hasattr(rbe, "estimator") or not hasattr(rbe, "incoming_bitrate"):
+        return
+    from aiortc import rate
+
+    class LeanOveruseEstimator(rate.OveruseEstimator):
+        def update_min_frame_period(self, ts_delta: float) -> float:
+            hist = self.ts_delta_hist
+            if len(hist) >= rate.MIN_FRAME_PERIOD_HISTORY_LENGTH:
+                hist.pop(0)
+            m = min(hist) if hist else ts_delta
+            hist.append(ts_delta)
+            return ts_delta if ts_delta < m else m
+
+    class LeanRateCounter(rate.RateCounter):
+        def _erase_old(self, now_ms: int) -> None:
+            new_origin_ms = now_ms - self._window_size + 1
+            steps = new_origin_ms - self._origin_ms
+            if steps <= 0:
+                return
+            buckets, size, total = self._buckets, self._window_size, self._total
+            i = self._origin_index
+            for _ in range(min(steps, size)):
+                b = buckets[i]
+                if b.count or b.value:
+                    total.count -= b.count
+                    total.value -= b.value
+                    b.count = 0
+                    b.value = 0
+                i += 1
+                if i == size:
+                    i = 0
+            self._origin_index = (self._origin_index + steps) % size
+            self._origin_ms = new_origin_ms
+
+    if type(rbe.estimator) is rate.OveruseEstimator:
+        rbe.estimator = LeanOveruseEstimator()
+    if type(rbe.incoming_bitrate) is rate.RateCounter:
+        rbe.incoming_bitrate = LeanRateCounter(1000, 8000)
+
+
+def drive(coro) -> None:
+    """Run ``coro`` now, on this stack, as far as it goes without waiting; if it does wait
+    (rarely: a TURN send, an RTCP write that blocks), a task finishes it. Saves the task, the
+    queue and the wake-ups that an awaited hand-over would cost per packet."""
+    try:
+        yielded = coro.send(None)
+    except StopIteration:
+        return
+    except Exception:
+        log.debug("fast path: handler failed", exc_info=True)
+        return
+    import asyncio
+
+    async def finish(yielded=yielded):
+        while True:
+            if asyncio.isfuture(yielded):
+                yielded._asyncio_future_blocking = False
+                try:
+                    await yielded
+                except BaseException as e:  # hand it to the coroutine, as a task would
+                    try:
+                        yielded = coro.throw(e)
+                    except StopIteration:
+                        return
+                    continue
+            else:
+                await asyncio.sleep(0)
+            try:
+                yielded = coro.send(None)
+            except StopIteration:
+                return
+
+    t = asyncio.ensure_future(finish())
+    t.add_done_callback(_ignore_result)
+
+
+def install_fast_receive(dtls) -> bool:
+    """Handle SRTP/SRTCP datagrams of ``dtls``'s connection in the socket's callback.
+
+    aiortc hands every datagram through aioice's queue to the DTLS transport's receive task
+    (a STUN parse attempt that raises, a queue put and get, a task wake-up and four awaits
+    per packet) before ``_handle_rtp_data`` runs. Here an SRTP/SRTCP datagram (first byte
+    128–191; STUN has 0–3, DTLS 20–63) is unprotected and handled at once, in the same
+    order, by the same aiortc methods; everything else takes aioice's path as before.
+    Returns False (and changes nothing) when a hook is missing."""
+    from aiortc.rtcdtlstransport import State
+    from aiortc.rtp import RtpPacket, is_rtcp
+
+    if fast_receive_hooks_missing():
+        return False
+    try:
+        conn = dtls.transport._connection
+        protocols = list(conn._protocols)
+    except AttributeError:
+        return False
+    if getattr(conn, "_livedesk_fast", False):
+        return True
+    if not all(hasattr(dtls, n) for n in ("_rx_srtp", "_handle_rtp_data",
+                                           "_handle_rtcp_data", "_state")):
+        return False
+    connected = State.CONNECTED
+    current_ms = clock.current_ms
+
+    parse = RtpPacket.parse
+
+    def handle(data: bytes) -> None:
+        srtp = dtls._rx_srtp
+        try:
+            if is_rtcp(data):
+                drive(dtls._handle_rtcp_data(srtp.unprotect_rtcp(data)))
+                return
+            data = srtp.unprotect(data)
+        except Exception:  # pylibsrtp.Error: a replay or a bad auth tag, dropped as aiortc does
+            return
+        arrival = current_ms()
+        try:  # RTCDtlsTransport._handle_rtp_data, with the tapped receivers' lean handler
+            packet = parse(data, dtls._rtp_header_extensions_map)
+        except ValueError:
+            return
+        receiver = dtls._rtp_router.route_rtp(packet)
+        if receiver is None:
+            return
+        tap = receiver.__dict__.get("_livedesk_tap")
+        if tap is not None:
+            tap.receive(packet, arrival)
+        else:
+            drive(receiver._handle_rtp_packet(packet, arrival_time_ms=arrival))
+
+    for proto in protocols:
+        original = proto.datagram_received
+
+        def datagram_received(data, addr, original=original):
+            if data and 127 < data[0] < 192 and dtls._state == connected and dtls._rx_srtp:
+                handle(data)
+            else:
+                original(data, addr)
+
+        proto.datagram_received = datagram_received
+    conn._livedesk_fast = True
+    return True
 
 
 def decoder_for(codec):

@@ -1,5 +1,5 @@
-"""Encoded passthrough (issue 7): the gateway forwards the participants' encoded frames
-without decoding them, relays keyframe requests upstream (rate-limited), gets a joiner a
+"""Encoded passthrough (issue 7): the gateway forwards the participants' RTP payloads
+untouched (only headers rewritten), never decoding them, relays keyframe requests upstream (rate-limited), gets a joiner a
 keyframe, answers NACKs from what it sent, and falls back to decode + encode for exactly
 the pairs whose codecs differ. The in-process clients decode what they get (colour test)."""
 
@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import asyncio
 
-import av
 import pytest
 from aiortc.rtp import RTCP_PSFB_PLI, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRtpfbPacket, RtpPacket
 
 from gateway.media import aiortc_compat as compat
-from gateway.media.passthrough import FrameAssembler, PacketTrack, PassthroughForwarder
+from gateway.media.passthrough import FrameAssembler, PassthroughForwarder, RtpTrack
 from tests.conftest import start_gateway, stop_gateway
 from tests.media.conftest import EscalatingStub, escalated, media_config, ring
 from tests.media.rtc_client import BLUE, GREEN, RED, RtcClient
@@ -77,28 +76,41 @@ async def test_passthrough_delivers_encoded_frames_without_decoding(pgw):
             for r in peer.received:
                 tap = compat.receiver_tap(r.receiver)
                 assert tap is not None, f"{peer.owner} {r.key.kind}: receiver not tapped"
-                assert tap.assembler.frames > 0
+                assert tap.packets > 0
                 assert tap.decoder_queue.tasks == 0, "a frame reached aiortc's decoder"
+                assert tap.assembler.frames == 0, "frames were assembled (RTP-level expected)"
             for s in peer.slots:
                 if s.key is None:
                     continue
                 assert fw.pair_mode(s.key, peer.owner) == "passthrough"
                 track = s.transceiver.sender.track
-                assert isinstance(track, PacketTrack) and track.sent > 0
-        # what the senders are given is encoded data, never a decoded frame
-        _, sender = gateway_sender(media, "a1", "v1")
-        original = sender.track.recv
-        got = []
+                assert isinstance(track, RtpTrack) and track.sent > 0
+        # what goes out to the agent is the viewer's RTP payload, byte for byte, with the
+        # agent sender's SSRC and negotiated payload type and consecutive sequence numbers
+        key, sender = gateway_sender(media, "a1", "v1")
+        src = fw._sources[key]
+        sink = src.sinks["a1"]
+        received: list[bytes] = []
+        sent: list[RtpPacket] = []
+        on_packet, write = src.tap.on_packet, sink.write
 
-        async def recv():
-            item = await original()
-            got.append(item)
-            return item
+        def spy_in(p):
+            received.append(p.payload)
+            on_packet(p)
 
-        sender.track.recv = recv
-        await eventually(lambda: len(got) >= 3, what="forwarded packets")
-        assert all(isinstance(p, av.Packet) for p in got)
-        assert all(p.time_base.denominator == 90000 for p in got)
+        def spy_out(data: bytes) -> bool:
+            sent.append(RtpPacket.parse(data))
+            return write(data)
+
+        src.tap.on_packet, sink.write = spy_in, spy_out
+        await eventually(lambda: len(sent) >= 20, what="forwarded packets")
+        src.tap.on_packet, sink.write = on_packet, write
+        assert [p.payload for p in sent] == received[:len(sent)]
+        assert {p.ssrc for p in sent} == {sender._ssrc}
+        assert {p.payload_type for p in sent} == {sink.pt}
+        seqs = [p.sequence_number for p in sent]
+        assert all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:])), seqs
+        await ac.wait_colour("v1", RED)
         assert not (vc.errors or ac.errors)
     finally:
         await vc.close()
@@ -177,28 +189,35 @@ async def test_nack_is_answered_from_what_the_gateway_sent(pgw):
         await vc.start(call)
         await ac.start(call)
         await ac.wait_colour("v1", RED)
-        _, sender = gateway_sender(media, "a1", "v1")
-        dtls = sender.transport
+        key, sender = gateway_sender(media, "a1", "v1")
+        sink = media.forwarder._sources[key].sinks["a1"]
         sent: list[RtpPacket] = []
-        original = dtls._send_rtp
+        original = sink.write
 
-        async def spy(data: bytes):
-            if len(data) > 12 and not 192 <= data[1] <= 223:  # RTP, not RTCP
-                sent.append(RtpPacket.parse(data))
-            await original(data)
+        def spy(data: bytes) -> bool:
+            sent.append(RtpPacket.parse(data))
+            return original(data)
 
-        dtls._send_rtp = spy
+        sink.write = spy
         try:
             await eventually(lambda: any(p.ssrc == sender._ssrc for p in sent), what="video RTP")
-            seq = next(p.sequence_number for p in sent if p.ssrc == sender._ssrc)
+            first = next(p for p in sent if p.ssrc == sender._ssrc)
             nack = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1234, media_ssrc=sender._ssrc)
-            nack.lost = [seq]
+            nack.lost = [first.sequence_number]
             await sender._handle_rtcp_packet(nack)
             rtx = [p for p in sent if p.ssrc == sender._rtx_ssrc]
             assert rtx, "no retransmission (RTX) for a NACKed packet"
-            assert int.from_bytes(rtx[0].payload[:2], "big") == seq
+            assert int.from_bytes(rtx[0].payload[:2], "big") == first.sequence_number
+            assert rtx[0].payload[2:] == first.payload
+            assert rtx[0].payload_type == sink.rtx_pt != sink.pt
+            assert rtx[0].timestamp == first.timestamp
+            # a sequence number it never sent (or that left its history) is not answered
+            nack.lost = [(first.sequence_number - 5000) & 0xFFFF]
+            n = len(sent)
+            await sender._handle_rtcp_packet(nack)
+            assert not [p for p in sent[n:] if p.ssrc == sender._rtx_ssrc]
         finally:
-            dtls._send_rtp = original
+            sink.write = original
     finally:
         await vc.close()
         await ac.close()
@@ -244,7 +263,7 @@ async def test_codec_mismatch_falls_back_to_transcoding_for_that_pair_only(pgw):
         }, modes
         # the H.264 source reaches the host as H.264, untouched
         _, sender = gateway_sender(media, "h1", "a1")
-        assert isinstance(sender.track, PacketTrack) and sender.track.mime == "video/h264"
+        assert isinstance(sender.track, RtpTrack) and sender.track.mime == "video/h264"
         assert not (vc.errors or ac.errors or hc.errors)
     finally:
         for c in (vc, ac, hc):
