@@ -194,3 +194,86 @@ async def test_browser_numbered_clients_offering_together_see_each_other(gw):
         finally:
             await vc.close()
             await ac.close()
+
+
+# --- 5. RTP-level forwarding and the fast receive path ---------------------------------------
+
+def test_hooks_rtp_forwarding_and_fast_receive():
+    """Names every aiortc/aioice internal the RTP-level path writes around; an upgrade that
+    changes one fails here, naming it (the fast receive path would also switch itself off)."""
+    assert compat.forwarding_hooks_missing() == []
+    assert compat.fast_receive_hooks_missing() == []
+
+
+def _feed_estimators(seed: int):
+    """The same packets (bursty frames, jittered arrivals, gaps) through aiortc's
+    RemoteBitrateEstimator and through one made lean: every output must be equal."""
+    import random
+
+    from aiortc.rate import RemoteBitrateEstimator
+
+    rnd = random.Random(seed)
+    plain, lean = RemoteBitrateEstimator(), RemoteBitrateEstimator()
+    compat.lean_bitrate_estimator(lean)
+    assert type(lean.estimator).__name__ == "LeanOveruseEstimator"
+    assert type(lean.incoming_bitrate).__name__ == "LeanRateCounter"
+    out_plain, out_lean = [], []
+    arrival = 1000
+    for frame in range(1500):
+        send_ms = frame * 33 + (rnd.randrange(0, 400) if rnd.random() < 0.01 else 0)
+        ast = (send_ms * (1 << 18) // 1000) & 0xFFFFFF
+        arrival += 33 + rnd.choice([0, 0, 0, 1, 3, 12, -2, 1500 if rnd.random() < 0.003 else 0])
+        for k in range(rnd.randrange(1, 6)):
+            args = dict(arrival_time_ms=arrival + k, abs_send_time=ast,
+                        payload_size=rnd.randrange(200, 1200), ssrc=5)
+            out_plain.append(plain.add(**args))
+            out_lean.append(lean.add(**args))
+    return out_plain, out_lean
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_lean_bitrate_estimator_gives_aiortcs_numbers(seed):
+    out_plain, out_lean = _feed_estimators(seed)
+    assert any(r is not None for r in out_plain), "the run never produced an estimate"
+    assert out_lean == out_plain
+
+
+async def test_fast_receive_path_is_taken_and_leaves_the_receiver_consistent():
+    """A tapped receiver on a connected pair: packets arrive through the socket callback
+    (not aioice's queue), RTCP statistics count them (receiver reports stay true), the
+    bitrate estimator runs."""
+    from tests.media.rtc_client import ColourTrack
+
+    a, b = _pc(), _pc()
+    got = []
+    taps = []
+
+    def on_track(track):
+        t = next(x for x in b.getTransceivers() if x.receiver.track is track)
+        tap = compat.tap_receiver(t.receiver, track.kind)
+        tap.on_packet = got.append
+        taps.append(tap)
+
+    b.on("track", on_track)
+    try:
+        a.addTrack(ColourTrack(RED))
+        await a.setLocalDescription(await a.createOffer())
+        await b.setRemoteDescription(a.localDescription)
+        await b.setLocalDescription(await b.createAnswer())
+        await a.setRemoteDescription(b.localDescription)
+        for _ in range(200):
+            if len(got) >= 30:
+                break
+            await asyncio.sleep(0.05)
+        assert len(got) >= 30, "no RTP reached the tap"
+        tap = taps[0]
+        conn = tap.receiver.transport.transport._connection
+        assert getattr(conn, "_livedesk_fast", False), "the fast receive path was not installed"
+        assert conn._queue.qsize() == 0
+        streams = tap._state["_RTCRtpReceiver__remote_streams"]
+        assert sum(s.packets_received for s in streams.values()) >= len(got) - 1
+        rbe = tap._state["_RTCRtpReceiver__remote_bitrate_estimator"]
+        assert rbe.incoming_bitrate._total.count > 0
+    finally:
+        await a.close()
+        await b.close()

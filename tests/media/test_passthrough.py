@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiortc.rtp import RTCP_PSFB_PLI, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRtpfbPacket, RtpPacket
+from aiortc.rtp import (RTCP_PSFB_PLI, RTCP_RTPFB_NACK, HeaderExtensionsMap, RtcpPsfbPacket,
+                        RtcpRtpfbPacket, RtpPacket)
 
 from gateway.media import aiortc_compat as compat
 from gateway.media.passthrough import FrameAssembler, PassthroughForwarder, RtpTrack
@@ -342,3 +343,143 @@ async def test_transcode_mode_still_forwards_decoded():
             await ac.close()
     finally:
         await stop_gateway(cfg_gw)
+
+
+# --- the RTP-level sink, packet by packet -----------------------------------------------------
+
+def test_starts_keyframe_reads_vp8_and_h264_payload_headers():
+    from gateway.media.passthrough import starts_keyframe
+
+    # VP8: X=1,S=1,PID=0 | I=1 | 15-bit picture id | frame tag with P=0 (key) / P=1 (delta)
+    assert starts_keyframe("video/vp8", bytes([0x90, 0x80, 0x80 | 0x12, 0x34, 0x00]))
+    assert not starts_keyframe("video/vp8", bytes([0x90, 0x80, 0x80 | 0x12, 0x34, 0x01]))
+    assert not starts_keyframe("video/vp8", bytes([0x80, 0x80, 0x12, 0x00]))  # S=0: not a start
+    assert starts_keyframe("video/vp8", bytes([0x10, 0x9C]))  # no extension byte, key
+    # H.264: STAP-A carrying SPS, FU-A start of an IDR, a plain non-IDR slice
+    sps = bytes([0x67, 1, 2, 3])
+    assert starts_keyframe("video/h264", bytes([24]) + len(sps).to_bytes(2, "big") + sps)
+    assert starts_keyframe("video/h264", bytes([28, 0x80 | 5, 9]))
+    assert not starts_keyframe("video/h264", bytes([28, 5, 9]))  # FU-A continuation
+    assert not starts_keyframe("video/h264", bytes([0x41, 9]))
+    assert starts_keyframe("audio/opus", b"\x01")
+
+
+class _FakeSender:
+    def __init__(self):
+        self._ssrc, self._rtx_ssrc = 1111, 2222
+        self.transport = None
+        for n in ("ntp_timestamp", "rtp_timestamp", "octet_count", "packet_count"):
+            setattr(self, "_RTCRtpSender__" + n, 0)
+
+
+def _sink(kind="video", rtx=True, asks=None):
+    from aiortc.rtcrtpparameters import (RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters,
+                                         RTCRtpSendParameters)
+
+    from gateway.media.passthrough import URI_ABS_SEND_TIME, URI_MID, RtpSink
+
+    asks = asks if asks is not None else []
+    sink = RtpSink(kind, "video/VP8" if kind == "video" else "audio/opus",
+                   lambda: asks.append(1), now=lambda: 0x1234_5678_9ABC_DEF0)
+    sink.sender = _FakeSender()
+    sink.ssrc, sink.rtx_ssrc = 1111, 2222
+    codecs = [RTCRtpCodecParameters(mimeType="video/VP8" if kind == "video" else "audio/opus",
+                                    clockRate=90000 if kind == "video" else 48000,
+                                    payloadType=96 if kind == "video" else 111)]
+    if rtx:
+        codecs.append(RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=97,
+                                            parameters={"apt": codecs[0].payloadType}))
+    sink._configure(RTCRtpSendParameters(codecs=codecs, muxId="3", headerExtensions=[
+        RTCRtpHeaderExtensionParameters(id=4, uri=URI_MID),
+        RTCRtpHeaderExtensionParameters(id=2, uri=URI_ABS_SEND_TIME)]))
+    out: list = []
+    sink.write = lambda data: out.append(RtpPacket.parse(data, _ext_map())) or True
+    return sink, out
+
+
+def _ext_map():
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+
+    from gateway.media.passthrough import URI_ABS_SEND_TIME, URI_MID
+
+    m = HeaderExtensionsMap()
+    m.configure(RTCRtpParameters(headerExtensions=[
+        RTCRtpHeaderExtensionParameters(id=4, uri=URI_MID),
+        RTCRtpHeaderExtensionParameters(id=2, uri=URI_ABS_SEND_TIME)]))
+    return m
+
+
+KEY = bytes([0x90, 0x80, 0x80, 0x01, 0x00]) + b"key"
+DELTA = bytes([0x90, 0x80, 0x80, 0x02, 0x01]) + b"delta"
+
+
+def test_sink_starts_at_a_keyframe_and_keeps_the_sources_gaps_and_order():
+    asks: list = []
+    sink, out = _sink(asks=asks)
+    n0 = len(asks)  # _configure asked for a keyframe already (a joiner starts on one)
+    sink.forward(7, 100, 9000, True, DELTA, None)
+    assert out == [] and len(asks) == n0 + 1, "a delta frame before any keyframe: wait, ask"
+    sink.forward(7, 101, 12000, False, KEY, None)
+    sink.forward(7, 102, 12000, True, b"rest-of-key", False)
+    sink.forward(7, 104, 15000, True, DELTA, False)  # 103 lost upstream
+    sink.forward(7, 103, 15000, False, b"late", False)  # …and arrives late
+    seqs = [p.sequence_number for p in out]
+    assert [(s - seqs[0]) & 0xFFFF for s in seqs] == [0, 1, 3, 2]
+    assert [p.payload for p in out] == [KEY, b"rest-of-key", DELTA, b"late"]
+    assert {p.ssrc for p in out} == {1111} and {p.payload_type for p in out} == {96}
+    assert [p.marker for p in out] == [0, 1, 1, 0]
+    assert (out[2].timestamp - out[0].timestamp) & 0xFFFFFFFF == 3000
+    assert {p.extensions.mid for p in out} == {"3"}
+    assert {p.extensions.abs_send_time for p in out} == {(0x1234_5678_9ABC_DEF0 >> 14) & 0xFFFFFF}
+    sender = sink.sender
+    assert sender._RTCRtpSender__packet_count == 4
+    assert sender._RTCRtpSender__octet_count == sum(len(p.payload) for p in out)
+    sink.forward(7, 99, 9000, True, DELTA, False)  # from before the start: never sent
+    assert len(out) == 4
+
+
+def test_sink_continues_its_numbering_when_the_source_restarts():
+    sink, out = _sink()
+    sink.forward(7, 500, 1000, True, KEY, True)
+    sink.forward(7, 501, 4000, True, DELTA, False)
+    sink.forward(8, 20, 777, True, DELTA, None)  # new SSRC, delta: wait for a key frame
+    assert len(out) == 2
+    sink.forward(8, 21, 3777, True, KEY, None)
+    assert len(out) == 3 and sink.restarts == 1
+    assert (out[2].sequence_number - out[1].sequence_number) & 0xFFFF == 1
+
+
+def test_sink_answers_nacks_from_its_history_as_rtx():
+    sink, out = _sink()
+    sink.forward(7, 1, 1000, True, KEY, True)
+    sink.forward(7, 2, 4000, True, DELTA, False)
+    first = out[0]
+    sink.retransmit(first.sequence_number)
+    rtx = out[-1]
+    assert (rtx.ssrc, rtx.payload_type) == (2222, 97)
+    assert rtx.payload == first.sequence_number.to_bytes(2, "big") + KEY
+    assert rtx.timestamp == first.timestamp and sink.retransmitted == 1
+    sink.retransmit((first.sequence_number + 100) & 0xFFFF)  # never sent
+    assert sink.retransmitted == 1
+    plain, out2 = _sink(rtx=False)  # no RTX negotiated: the packet itself again
+    plain.forward(7, 1, 1000, True, KEY, True)
+    plain.retransmit(out2[0].sequence_number)
+    assert out2[-1].sequence_number == out2[0].sequence_number and out2[-1].payload == KEY
+
+
+def test_upstream_remb_is_the_lowest_estimate_and_throttled():
+    from gateway.media.passthrough import _Source
+
+    fw = PassthroughForwarder()
+    src = _Source(None, None, None, None, None, None)  # type: ignore[arg-type]
+    a, _ = _sink()
+    b, _ = _sink()
+    src.sinks = {"a": a, "b": b}
+    assert fw._upstream_remb(src, 2_000_000, [7]) == 2_000_000  # nobody reported yet
+    assert fw._upstream_remb(src, 2_100_000, [7]) is None  # within 0.5 s and not lower
+    a._on_remb(900_000)
+    b._on_remb(1_500_000)
+    assert fw._upstream_remb(src, 2_000_000, [7]) == 900_000  # dropped > 3 %: at once
+    assert fw._upstream_remb(src, 1_000_000, [7]) is None  # same value, inside the interval
+    src.remb_sent = (src.remb_sent[0] - 1.0, src.remb_sent[1])
+    assert fw._upstream_remb(src, 3_000_000, [7]) == 900_000  # interval over: refreshed
