@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import logging
 import struct
 
@@ -236,6 +237,20 @@ def missing_hooks(receiver=None) -> list[str]:
     """Names of the passthrough hooks this aiortc no longer has (``[]`` = all there).
 
     With a (not started) ``receiver`` the instance attributes are checked too."""
+    missing = list(_missing_class_hooks())
+    if receiver is not None:
+        for name, hook in (("jitter_buffer", HOOK_RECV_JITTER),
+                           ("decoder_queue", HOOK_RECV_DECODER),
+                           ("codecs", HOOK_RECV_CODECS), ("started", HOOK_RECV_STARTED)):
+            if not hasattr(receiver, _R + name) and hook not in missing:
+                missing.append(hook)
+    return missing
+
+
+@functools.cache
+def _missing_class_hooks() -> tuple[str, ...]:
+    """The source-reading part of :func:`missing_hooks`, once per process (``inspect``
+    tokenizes aiortc's modules: tens of milliseconds, not something to do per call)."""
     import inspect
 
     from aiortc import RTCRtpReceiver, RTCRtpSender, codecs, jitterbuffer
@@ -273,13 +288,7 @@ def missing_hooks(receiver=None) -> list[str]:
         missing.append(HOOK_DECODER)
     if not hasattr(RTCRtpTransceiver, "setCodecPreferences"):
         missing.append(HOOK_ANSWER_CODEC)
-    if receiver is not None:
-        for name, hook in (("jitter_buffer", HOOK_RECV_JITTER),
-                           ("decoder_queue", HOOK_RECV_DECODER),
-                           ("codecs", HOOK_RECV_CODECS), ("started", HOOK_RECV_STARTED)):
-            if not hasattr(receiver, _R + name) and hook not in missing:
-                missing.append(hook)
-    return missing
+    return tuple(missing)
 
 
 class _JitterShim:
@@ -495,6 +504,11 @@ def ntp_now() -> int:
 
 def forwarding_hooks_missing() -> list[str]:
     """Names of the RTP-forwarding hooks this aiortc/aioice no longer has (``[]`` = fine)."""
+    return list(_forwarding_hooks_missing())
+
+
+@functools.cache
+def _forwarding_hooks_missing() -> tuple[str, ...]:
     import inspect
 
     from aioice import ice
@@ -524,7 +538,7 @@ def forwarding_hooks_missing() -> list[str]:
         missing.append(HOOK_ICE_SEND)
     if "await self._send_rtcp(rtcp_packet)" not in src(RTCRtpReceiver._handle_rtp_packet):
         missing.append(HOOK_RECV_REMB)
-    return missing
+    return tuple(missing)
 
 
 def on_send_parameters(sender, callback) -> None:
@@ -662,6 +676,11 @@ HOOK_FAST_RECV = ("aiortc.RTCDtlsTransport._rx_srtp/_handle_rtp_data/_handle_rtc
 def fast_receive_hooks_missing() -> list[str]:
     """What the fast receive path mirrors of aiortc 1.16, checked in its source: if an
     upgrade changes any of it, the fast path stays off (aiortc's own path still works)."""
+    return list(_fast_receive_hooks_missing())
+
+
+@functools.cache
+def _fast_receive_hooks_missing() -> tuple[str, ...]:
     import inspect
 
     from aiortc import RTCDtlsTransport, RTCRtpReceiver
@@ -682,7 +701,7 @@ def fast_receive_hooks_missing() -> list[str]:
         (recv, "self._rx_srtp.unprotect(data)"), (recv, "self._rx_srtp.unprotect_rtcp(data)"),
         (recv, "first_byte > 127 and first_byte < 192"),
     ]
-    return [HOOK_FAST_RECV + f": {needle}" for text, needle in wanted if needle not in text]
+    return tuple(HOOK_FAST_RECV + f": {needle}" for text, needle in wanted if needle not in text)
 
 
 def lean_bitrate_estimator(rbe) -> None:

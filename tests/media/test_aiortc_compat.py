@@ -205,6 +205,22 @@ def test_hooks_rtp_forwarding_and_fast_receive():
     assert compat.fast_receive_hooks_missing() == []
 
 
+def test_hook_checks_name_what_an_upgrade_removed(monkeypatch):
+    """The checks read aiortc's source; one that changes is reported by name (the cached
+    results are for this aiortc; the uncached functions are called here)."""
+    from aiortc import RTCRtpReceiver, RTCRtpSender
+
+    async def changed(self, *a, **kw):  # an aiortc whose methods do something else
+        return None
+
+    monkeypatch.setattr(RTCRtpReceiver, "_handle_rtp_packet", changed)
+    monkeypatch.setattr(RTCRtpSender, "_run_rtcp", changed)
+    fast = compat._fast_receive_hooks_missing.__wrapped__()
+    assert any("remote_bitrate_estimator" in m for m in fast), fast
+    fwd = compat._forwarding_hooks_missing.__wrapped__()
+    assert compat.HOOK_SEND_SR in fwd and compat.HOOK_RECV_REMB in fwd, fwd
+
+
 def _feed_estimators(seed: int):
     """The same packets (bursty frames, jittered arrivals, gaps) through aiortc's
     RemoteBitrateEstimator and through one made lean: every output must be equal."""
