@@ -13,6 +13,18 @@ from gateway.app import GATEWAY, create_app
 from gateway.config import Config
 from tests.wsclient import WSClient
 
+
+def pytest_asyncio_loop_factories(config, item):
+    """Tests marked ``uvloop`` run on uvloop's loop, the one ``livedesk serve`` runs on
+    (``LIVEDESK_LOOP=auto``); everything else on asyncio's."""
+    if item.get_closest_marker("uvloop") is None:
+        import asyncio
+
+        return {"asyncio": asyncio.new_event_loop}
+    import uvloop
+
+    return {"uvloop": uvloop.new_event_loop}
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 ARTIFACTS = ROOT / "tests" / "artifacts"

@@ -329,6 +329,16 @@ class _IdleDecoderQueue:
             self.tasks += 1
 
 
+# the receiver's name-mangled attributes the fast path reads per packet
+_K_REMOTE_BITRATE_ESTIMATOR = _R + "remote_bitrate_estimator"
+_K_RTCP_SSRC = _R + "rtcp_ssrc"
+_K_ACTIVE_SSRC = _R + "active_ssrc"
+_K_CODECS = _R + "codecs"
+_K_REMOTE_STREAMS = _R + "remote_streams"
+_K_RTX_SSRC = _R + "rtx_ssrc"
+_K_NACK_GENERATOR = _R + "nack_generator"
+
+
 class ReceiverTap:
     """A receiver whose packets go to ``on_packet(packet)`` as they arrive (RTP-level
     forwarding) and, only while ``sink`` is set, also reassembled into frames for
@@ -347,6 +357,8 @@ class ReceiverTap:
         self.packets = 0
         self._fast = False
         self._state = receiver.__dict__  # its name-mangled attributes, read per packet
+        self._active: dict[int, int] = {}  # SSRC → when its "last seen" was stamped (ms)
+        self._is_rtx: dict[int, bool] = {}  # payload type → is it RTX
         lean_bitrate_estimator(self._state.get(_R + "remote_bitrate_estimator"))
         self.assembler = FrameAssembler(kind, self._emit, self.mime_of)
         self.decoder_queue = _IdleDecoderQueue(self._ended)
@@ -361,36 +373,41 @@ class ReceiverTap:
         if not r._enabled:
             return
         ssrc = packet.ssrc
-        rbe = d[_R + "remote_bitrate_estimator"]
+        rbe = d[_K_REMOTE_BITRATE_ESTIMATOR]
         if rbe is not None:
             ast = packet.extensions.abs_send_time
             if ast is not None:
                 remb = rbe.add(abs_send_time=ast, arrival_time_ms=arrival_ms,
                                payload_size=len(packet.payload) + packet.padding_size,
                                ssrc=ssrc)
-                rtcp_ssrc = d[_R + "rtcp_ssrc"]
+                rtcp_ssrc = d[_K_RTCP_SSRC]
                 if remb is not None and rtcp_ssrc is not None:
                     drive(r._send_rtcp(_RtcpPsfb(fmt=_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
                                                  fci=_pack_remb(*remb))))
-        d[_R + "active_ssrc"][ssrc] = clock.current_datetime()
-        codecs = d[_R + "codecs"]
+        if arrival_ms - self._active.get(ssrc, -10_000) >= 1000:  # (getSynchronizationSources)
+            self._active[ssrc] = arrival_ms
+            d[_K_ACTIVE_SSRC][ssrc] = clock.current_datetime()
+        codecs = d[_K_CODECS]
         codec = codecs.get(packet.payload_type)
         if codec is None:
             return
-        streams = d[_R + "remote_streams"]
+        streams = d[_K_REMOTE_STREAMS]
         stats = streams.get(ssrc)
         if stats is None:
             stats = streams[ssrc] = _StreamStatistics(codec.clockRate)
         stats.add(packet)
-        if codec.mimeType[-4:].lower() == "/rtx":
-            original = d[_R + "rtx_ssrc"].get(ssrc)
+        rtx = self._is_rtx.get(codec.payloadType)
+        if rtx is None:  # once per payload type (a receiver's codecs are fixed once it runs)
+            rtx = self._is_rtx[codec.payloadType] = codec.mimeType.lower().endswith("/rtx")
+        if rtx:
+            original = d[_K_RTX_SSRC].get(ssrc)
             apt = codec.parameters.get("apt")
             if (original is None or len(packet.payload) < 2 or not isinstance(apt, int)
                     or apt not in codecs):
                 return
             packet = _unwrap_rtx(packet, payload_type=apt, ssrc=original)
             codec = codecs[apt]
-        nack = d[_R + "nack_generator"]
+        nack = d[_K_NACK_GENERATOR]
         if nack is not None and nack.add(packet):
             drive(r._send_rtcp_nack(packet.ssrc, sorted(nack.missing)))
         if self.sink is not None:  # frames wanted (decode fallback): depacketize for them
@@ -502,6 +519,13 @@ def ntp_now() -> int:
     return (int(t) << 32) | int((t % 1.0) * 4294967296.0)
 
 
+def ntp_ms() -> int:
+    """``aiortc.clock.current_ms`` (milliseconds since 1900) without building datetimes."""
+    import time
+
+    return int((time.time() + NTP_EPOCH_OFFSET) * 1000)
+
+
 def forwarding_hooks_missing() -> list[str]:
     """Names of the RTP-forwarding hooks this aiortc/aioice no longer has (``[]`` = fine)."""
     return list(_forwarding_hooks_missing())
@@ -563,13 +587,52 @@ def on_retransmit(sender, callback) -> None:
     sender._retransmit = retransmit
 
 
-def record_sent(sender, ntp: int, rtp_timestamp: int, octets: int) -> None:
-    """Account one RTP packet written around aiortc: its sender reports (SR) stay true."""
-    d = sender.__dict__
-    d[_S + "ntp_timestamp"] = ntp
-    d[_S + "rtp_timestamp"] = rtp_timestamp
-    d[_S + "octet_count"] += octets
-    d[_S + "packet_count"] += 1
+_SR_NTP, _SR_RTP = _S + "ntp_timestamp", _S + "rtp_timestamp"
+_SR_OCTETS, _SR_PACKETS = _S + "octet_count", _S + "packet_count"
+
+
+def record_sent(sender_state: dict, ntp: int, rtp_timestamp: int, octets: int) -> None:
+    """Account one RTP packet written around aiortc: its sender reports (SR) stay true.
+    ``sender_state`` is the sender's ``__dict__`` (where its private counters live)."""
+    sender_state[_SR_NTP] = ntp
+    sender_state[_SR_RTP] = rtp_timestamp
+    sender_state[_SR_OCTETS] += octets
+    sender_state[_SR_PACKETS] += 1
+
+
+HOOK_SRTP = "pylibsrtp.Session._srtp/_cdata/_buffer, pylibsrtp._binding.lib.srtp_(un)protect"
+
+
+def srtp_calls(session):
+    """``(protect, unprotect)`` for a pylibsrtp ``Session``: the same libsrtp calls on the
+    session's own buffer as its public methods, without a new ``int *`` and an
+    ``isinstance`` per packet (the wrapper costed about as much as the cipher: ~1.5 µs of
+    each call). The public methods when pylibsrtp's layout is not the one known here."""
+    try:
+        import pylibsrtp
+        from pylibsrtp import _binding
+        srtp, cdata, buf = session._srtp, session._cdata, session._buffer
+        lib, ffi = _binding.lib, _binding.ffi
+        do_protect, do_unprotect, ok = lib.srtp_protect, lib.srtp_unprotect, lib.srtp_err_status_ok
+        errors, trailer = pylibsrtp.ERRORS, pylibsrtp.SRTP_MAX_TRAILER_LEN
+    except (ImportError, AttributeError):
+        return session.protect, session.unprotect
+    room = len(cdata)
+    len_p = ffi.new("int *")  # reused: one loop thread calls these
+
+    def run(data: bytes, fn, reserve: int) -> bytes:
+        n = len(data)
+        if n > room - reserve:
+            raise ValueError("packet is too long")
+        len_p[0] = n
+        buf[0:n] = data
+        rc = fn(srtp[0], cdata, len_p)
+        if rc != ok:
+            raise pylibsrtp.Error(errors[rc])
+        return buf[0:len_p[0]]
+
+    return (lambda data: run(data, do_protect, trailer),
+            lambda data: run(data, do_unprotect, 0))
 
 
 def rtp_writer(sender):
@@ -589,6 +652,7 @@ def rtp_writer(sender):
     plain_send = StunProtocol.send_data
     dtls = sender.transport
     conn = None
+    tx_session: list = [None, None]
 
     def slow(data: bytes) -> bool:
         if dtls._state != connected:
@@ -612,7 +676,10 @@ def rtp_writer(sender):
         proto = pair.protocol
         if type(proto).send_data is not plain_send:
             return slow(data)
-        proto.transport.sendto(dtls._tx_srtp.protect(data), pair.remote_addr)
+        tx = dtls._tx_srtp
+        if tx is not tx_session[0]:  # (set when DTLS completes; looked up once)
+            tx_session[:] = [tx, srtp_calls(tx)[0]]
+        proto.transport.sendto(tx_session[1](data), pair.remote_addr)
         return True
 
     return write
@@ -749,6 +816,99 @@ def lean_bitrate_estimator(rbe) -> None:
         rbe.incoming_bitrate = LeanRateCounter(1000, 8000)
 
 
+class LeanExtensions:
+    """The header extensions a tapped receiver reads (``RtpPacket.extensions`` subset)."""
+
+    __slots__ = ("abs_send_time", "audio_level", "mid")
+
+    def __init__(self, abs_send_time=None, audio_level=None):
+        self.abs_send_time = abs_send_time
+        self.audio_level = audio_level
+        self.mid = None
+
+
+_header = struct.Struct("!BBHII").unpack_from
+_new_packet = rtp.RtpPacket.__new__
+
+
+def parse_rtp(data: bytes, ast_id, level_id):
+    """``RtpPacket.parse`` for the fast path: the same checks (``None`` where aiortc raises
+    ``ValueError``) and the same fields, but only the extensions a tapped receiver reads
+    (abs-send-time, audio level) and no ``HeaderExtensions`` dataclasses built per packet.
+    The result is an aiortc ``RtpPacket`` (its helpers, e.g. ``unwrap_rtx``, take it)."""
+    n = len(data)
+    if n < 12:
+        return None
+    b0, m_pt, seq, ts, ssrc = _header(data, 0)
+    if b0 >> 6 != 2:
+        return None
+    cc = b0 & 0x0F
+    pos = 12 + 4 * cc
+    if n < pos:
+        return None
+    ast = level = None
+    if b0 & 0x10:
+        if n < pos + 4:
+            return None
+        profile = (data[pos] << 8) | data[pos + 1]
+        end = pos + 4 + ((data[pos + 2] << 8) | data[pos + 3]) * 4
+        pos += 4
+        if n < end:
+            return None
+        if profile == 0xBEDE:  # one-byte header elements (RFC 8285)
+            while pos < end:
+                x = data[pos]
+                if x == 0:
+                    pos += 1
+                    continue
+                xid, ln = x >> 4, (x & 0x0F) + 1
+                if xid == 15:
+                    break
+                pos += 1
+                if pos + ln > end:
+                    return None
+                if xid == ast_id and ln == 3:
+                    ast = (data[pos] << 16) | (data[pos + 1] << 8) | data[pos + 2]
+                elif xid == level_id and ln == 1:
+                    v = data[pos]
+                    level = (v & 0x80 == 0x80, v & 0x7F)
+                pos += ln
+        elif (profile >> 4) == 0x100:  # two-byte header elements
+            while pos + 1 < end:
+                xid = data[pos]
+                if xid == 0:
+                    pos += 1
+                    continue
+                ln = data[pos + 1]
+                pos += 2
+                if pos + ln > end:
+                    return None
+                if xid == ast_id and ln == 3:
+                    ast = (data[pos] << 16) | (data[pos + 1] << 8) | data[pos + 2]
+                elif xid == level_id and ln == 1:
+                    v = data[pos]
+                    level = (v & 0x80 == 0x80, v & 0x7F)
+                pos += ln
+        pos = end
+    padding = 0
+    if b0 & 0x20:
+        padding = data[-1]
+        if not padding or padding > n - pos:
+            return None
+    p = _new_packet(rtp.RtpPacket)
+    p.version = 2
+    p.marker = m_pt >> 7
+    p.payload_type = m_pt & 0x7F
+    p.sequence_number = seq
+    p.timestamp = ts
+    p.ssrc = ssrc
+    p.csrc = [int.from_bytes(data[i:i + 4], "big") for i in range(12, 12 + 4 * cc, 4)] if cc else []
+    p.extensions = LeanExtensions(ast, level)
+    p.payload = data[pos:n - padding] if padding else data[pos:]
+    p.padding_size = padding
+    return p
+
+
 def drive(coro) -> None:
     """Run ``coro`` now, on this stack, as far as it goes without waiting; if it does wait
     (rarely: a TURN send, an RTCP write that blocks), a task finishes it. Saves the task, the
@@ -810,9 +970,14 @@ def install_fast_receive(dtls) -> bool:
                                            "_handle_rtcp_data", "_state")):
         return False
     connected = State.CONNECTED
-    current_ms = clock.current_ms
+    current_ms = ntp_ms
 
     parse = RtpPacket.parse
+    ids = dtls._rtp_header_extensions_map.__dict__.get("_HeaderExtensionsMap__ids")
+    if ids is None:
+        return False
+
+    rx_session: list = [None, None]
 
     def handle(data: bytes) -> None:
         srtp = dtls._rx_srtp
@@ -820,13 +985,15 @@ def install_fast_receive(dtls) -> bool:
             if is_rtcp(data):
                 drive(dtls._handle_rtcp_data(srtp.unprotect_rtcp(data)))
                 return
-            data = srtp.unprotect(data)
+            if srtp is not rx_session[0]:
+                rx_session[:] = [srtp, srtp_calls(srtp)[1]]
+            data = rx_session[1](data)
         except Exception:  # pylibsrtp.Error: a replay or a bad auth tag, dropped as aiortc does
             return
         arrival = current_ms()
-        try:  # RTCDtlsTransport._handle_rtp_data, with the tapped receivers' lean handler
-            packet = parse(data, dtls._rtp_header_extensions_map)
-        except ValueError:
+        # RTCDtlsTransport._handle_rtp_data, with the tapped receivers' lean handler
+        packet = parse_rtp(data, ids.abs_send_time, ids.audio_level)
+        if packet is None:
             return
         receiver = dtls._rtp_router.route_rtp(packet)
         if receiver is None:
@@ -834,8 +1001,12 @@ def install_fast_receive(dtls) -> bool:
         tap = receiver.__dict__.get("_livedesk_tap")
         if tap is not None:
             tap.receive(packet, arrival)
-        else:
-            drive(receiver._handle_rtp_packet(packet, arrival_time_ms=arrival))
+            return
+        try:  # not ours (never, in passthrough): aiortc's full parse and handler
+            packet = parse(data, dtls._rtp_header_extensions_map)
+        except ValueError:
+            return
+        drive(receiver._handle_rtp_packet(packet, arrival_time_ms=arrival))
 
     for proto in protocols:
         original = proto.datagram_received

@@ -290,6 +290,7 @@ URI_ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 URI_AUDIO_LEVEL = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 HISTORY = 512  # packets kept per destination for NACK (~1.5 s of 640×480 video)
 _pack_header = struct.Struct("!BBHIIHH").pack  # fixed header + one-byte extension profile
+_PAD = {1: b"\0", 2: b"\0\0", 3: b"\0\0\0"}
 
 
 def starts_keyframe(mime: str, payload: bytes) -> bool:
@@ -365,6 +366,7 @@ class RtpSink:
         self.rtx_ssrc = 0
         self._mid = b""  # the mid extension element, ready to send
         self._ast_id = 0  # abs-send-time id (0: not negotiated)
+        self._ast_word = 0
         self._level_id = 0  # ssrc-audio-level id (0: not negotiated)
         self.started = False
         self._in_ssrc: int | None = None
@@ -384,6 +386,7 @@ class RtpSink:
     # --- wiring to the destination's sender -----------------------------------------------
     def attach(self, sender) -> None:
         self.sender = sender
+        self._sender_state = sender.__dict__
         self.ssrc = sender._ssrc
         self.rtx_ssrc = sender._rtx_ssrc
         compat.on_send_parameters(sender, self._configure)
@@ -407,6 +410,7 @@ class RtpSink:
         mid_id = ids.get(URI_MID, 0)
         self._mid = bytes([(mid_id << 4) | (len(mid) - 1)]) + mid if mid_id and mid else b""
         self._ast_id = ids.get(URI_ABS_SEND_TIME, 0)
+        self._ast_word = (self._ast_id << 28) | (2 << 24)  # id, length-1 = 2 (3 bytes)
         self._level_id = ids.get(URI_AUDIO_LEVEL, 0) if not self.video else 0
         self.write = compat.rtp_writer(self.sender)
         if self.video:
@@ -447,24 +451,34 @@ class RtpSink:
         ts = (ts + self._ts_off) & 0xFFFFFFFF
         if ntp is None:
             ntp = self._now()
-        data = self._packet(self.pt, marker, seq, ts, self.ssrc, ntp, level) + payload
+        # the header and extensions, inline (this is the per-packet, per-destination cost)
+        ext = self._mid
+        if self._ast_id:
+            ext += (self._ast_word | ((ntp >> 14) & 0xFFFFFF)).to_bytes(4, "big")
+        if self._level_id and level is not None:
+            ext += bytes([self._level_id << 4, (0x80 if level[0] else 0) | (level[1] & 0x7F)])
+        pad = -len(ext) % 4
+        if pad:
+            ext += _PAD[pad]
+        data = _pack_header(0x90, (0x80 if marker else 0) | self.pt, seq, ts, self.ssrc,
+                            0xBEDE, len(ext) >> 2) + ext + payload
         self._history[seq % HISTORY] = (seq, ts, marker, payload, level)
         if write(data):
             self.sent += 1
-            compat.record_sent(self.sender, ntp, ts, len(payload))
+            compat.record_sent(self._sender_state, ntp, ts, len(payload))
 
     def _packet(self, pt: int, marker: bool, seq: int, ts: int, ssrc: int, ntp: int,
                 level) -> bytes:
         """RTP header + one-byte-header extensions (RFC 8285) for one packet."""
         ext = self._mid
         if self._ast_id:
-            ext += ((self._ast_id << 28) | (2 << 24) | ((ntp >> 14) & 0xFFFFFF)).to_bytes(4, "big")
+            ext += (self._ast_word | ((ntp >> 14) & 0xFFFFFF)).to_bytes(4, "big")
         if self._level_id and level is not None:
             vad, dbov = level
             ext += bytes([self._level_id << 4, (0x80 if vad else 0) | (dbov & 0x7F)])
         pad = -len(ext) % 4
         if pad:
-            ext += b"\0" * pad
+            ext += _PAD[pad]
         return _pack_header(0x90, (0x80 if marker else 0) | pt, seq, ts, ssrc,
                             0xBEDE, len(ext) >> 2) + ext
 

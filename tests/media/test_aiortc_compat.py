@@ -293,3 +293,82 @@ async def test_fast_receive_path_is_taken_and_leaves_the_receiver_consistent():
     finally:
         await a.close()
         await b.close()
+
+
+def test_lean_rtp_parse_agrees_with_aiortc():
+    """The fast path's parser reads what aiortc's does (header, CSRCs, padding, the
+    abs-send-time and audio-level extensions in one- and two-byte form) and refuses what
+    it refuses."""
+    import random
+
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+
+    m = rtp.HeaderExtensionsMap()
+    m.configure(RTCRtpParameters(headerExtensions=[
+        RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+        RTCRtpHeaderExtensionParameters(id=3, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"),
+        RTCRtpHeaderExtensionParameters(id=2, uri="urn:ietf:params:rtp-hdrext:ssrc-audio-level")]))
+    rnd = random.Random(5)
+    for i in range(300):
+        p = rtp.RtpPacket(payload_type=rnd.choice([96, 111]), sequence_number=rnd.randrange(65536),
+                          timestamp=rnd.randrange(1 << 32), ssrc=rnd.randrange(1 << 32),
+                          marker=rnd.randrange(2), payload=bytes(rnd.randrange(256)
+                                                                 for _ in range(rnd.randrange(0, 40))))
+        p.csrc = [rnd.randrange(1 << 32) for _ in range(rnd.randrange(0, 3))]
+        if rnd.random() < 0.7:
+            p.extensions.mid = str(rnd.randrange(10))
+            p.extensions.abs_send_time = rnd.randrange(1 << 24) if rnd.random() < 0.8 else None
+            p.extensions.audio_level = (bool(rnd.randrange(2)), rnd.randrange(128)) \
+                if rnd.random() < 0.5 else None
+        data = p.serialize(m)
+        if rnd.random() < 0.2:  # padding
+            pad = rnd.randrange(1, 9)
+            data = bytes([data[0] | 0x20]) + data[1:] + bytes(pad - 1) + bytes([pad])
+        ref = rtp.RtpPacket.parse(data, m)
+        got = compat.parse_rtp(data, 3, 2)
+        assert got is not None
+        for f in ("marker", "payload_type", "sequence_number", "timestamp", "ssrc", "csrc",
+                  "payload", "padding_size"):
+            assert getattr(got, f) == getattr(ref, f), (i, f)
+        assert got.extensions.abs_send_time == ref.extensions.abs_send_time
+        assert got.extensions.audio_level == ref.extensions.audio_level
+    # two-byte header form (profile 0x1000): id, length, value
+    two = (bytes([0x90, 96, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0x10, 0x00, 0, 2])
+           + bytes([3, 3, 1, 2, 3, 2, 1, 0x85]) + b"pl")
+    got = compat.parse_rtp(two, 3, 2)
+    assert got.extensions.abs_send_time == 0x010203 and got.extensions.audio_level == (True, 5)
+    assert got.payload == b"pl"
+    for bad in (b"\x80" * 11, bytes([0x40]) + bytes(11), bytes([0x83]) + bytes(11),
+                bytes([0x90]) + bytes(11) + b"\xbe\xde\x00\x05",
+                bytes([0xA0]) + bytes(11) + b"\x00\x09"):
+        with pytest.raises(ValueError):
+            rtp.RtpPacket.parse(bad, m)
+        assert compat.parse_rtp(bad, 3, 2) is None, bad
+
+
+def test_srtp_calls_match_pylibsrtps_own():
+    """The per-packet SRTP calls give byte for byte what pylibsrtp's methods give, and
+    refuse what they refuse (a replay, a forged tag)."""
+    import os
+
+    import pylibsrtp
+    from pylibsrtp import Policy, Session
+
+    key = os.urandom(30)
+    tx_a = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+    tx_b = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+    rx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND))
+    protect, _ = compat.srtp_calls(tx_a)
+    _, unprotect = compat.srtp_calls(rx)
+    for i in range(50):
+        plain = rtp.RtpPacket(payload_type=96, sequence_number=i, timestamp=i * 3000, ssrc=9,
+                              payload=os.urandom(100 + i)).serialize()
+        sealed = protect(plain)
+        assert sealed == tx_b.protect(plain)
+        assert unprotect(sealed) == plain
+    with pytest.raises(pylibsrtp.Error):
+        unprotect(sealed)  # replayed
+    with pytest.raises(pylibsrtp.Error):
+        unprotect(sealed[:-1] + bytes([sealed[-1] ^ 1]))
+    with pytest.raises(ValueError):
+        protect(bytes(1500))

@@ -118,6 +118,34 @@ async def test_passthrough_delivers_encoded_frames_without_decoding(pgw):
         await ac.close()
 
 
+@pytest.mark.uvloop
+async def test_passthrough_call_on_uvloop(pgw):
+    """The production loop: the fast receive path and the RTP writer work on uvloop's
+    datagram transports too (colours decoded both ways, packets forwarded)."""
+    loop = asyncio.get_running_loop()
+    assert type(loop).__module__.startswith("uvloop"), type(loop)
+    media = pgw.gw.media
+    v, a, cid = await escalated(pgw)
+    call = await ring(v, a, cid)
+    vc, ac = RtcClient(v, "v1", RED, browser_numbering=True), RtcClient(a, "a1", GREEN)
+    try:
+        await vc.start(call)
+        await ac.start(call)
+        await asyncio.gather(vc.wait_colour("a1", GREEN), ac.wait_colour("v1", RED),
+                             vc.wait_audio("a1"), ac.wait_audio("v1"))
+        for peer in media.peers():
+            for r in peer.received:
+                conn = r.receiver.transport.transport._connection
+                assert getattr(conn, "_livedesk_fast", False), "fast receive path not installed"
+                assert conn._queue.qsize() == 0
+            for s in peer.slots:
+                if s.key is not None:
+                    assert s.transceiver.sender.track.sent > 0
+    finally:
+        await vc.close()
+        await ac.close()
+
+
 async def test_downstream_pli_becomes_rate_limited_upstream_pli(pgw):
     media = pgw.gw.media
     v, a, cid = await escalated(pgw)
@@ -382,6 +410,7 @@ def _sink(kind="video", rtx=True, asks=None):
     sink = RtpSink(kind, "video/VP8" if kind == "video" else "audio/opus",
                    lambda: asks.append(1), now=lambda: 0x1234_5678_9ABC_DEF0)
     sink.sender = _FakeSender()
+    sink._sender_state = sink.sender.__dict__
     sink.ssrc, sink.rtx_ssrc = 1111, 2222
     codecs = [RTCRtpCodecParameters(mimeType="video/VP8" if kind == "video" else "audio/opus",
                                     clockRate=90000 if kind == "video" else 48000,
