@@ -855,32 +855,23 @@ def parse_rtp(data: bytes, ast_id, level_id):
         pos += 4
         if n < end:
             return None
-        if profile == 0xBEDE:  # one-byte header elements (RFC 8285)
+        one = profile == 0xBEDE  # one-byte header elements (RFC 8285); else two-byte
+        if one or (profile >> 4) == 0x100:
             while pos < end:
                 x = data[pos]
-                if x == 0:
+                if x == 0:  # padding between elements
                     pos += 1
                     continue
-                xid, ln = x >> 4, (x & 0x0F) + 1
-                if xid == 15:
-                    break
-                pos += 1
-                if pos + ln > end:
-                    return None
-                if xid == ast_id and ln == 3:
-                    ast = (data[pos] << 16) | (data[pos + 1] << 8) | data[pos + 2]
-                elif xid == level_id and ln == 1:
-                    v = data[pos]
-                    level = (v & 0x80 == 0x80, v & 0x7F)
-                pos += ln
-        elif (profile >> 4) == 0x100:  # two-byte header elements
-            while pos + 1 < end:
-                xid = data[pos]
-                if xid == 0:
+                if one:
+                    xid, ln = x >> 4, (x & 0x0F) + 1
+                    if xid == 15:
+                        break
                     pos += 1
-                    continue
-                ln = data[pos + 1]
-                pos += 2
+                else:
+                    if pos + 1 >= end:
+                        break
+                    xid, ln = x, data[pos + 1]
+                    pos += 2
                 if pos + ln > end:
                     return None
                 if xid == ast_id and ln == 3:
