@@ -1,6 +1,6 @@
 """Everything the gateway does *around* aiortc 1.16's own behaviour, in one place.
 
-Four things, each tied to a named aiortc hook that ``tests/media/test_aiortc_compat.py``
+Five things, each tied to a named aiortc hook that ``tests/media/test_aiortc_compat.py``
 checks, so an aiortc upgrade that moves or fixes one fails loudly with the hook's name:
 
 1. **RTP header-extension parse guard** (patch of ``aiortc.rtp.HeaderExtensionsMap.get``).
@@ -39,18 +39,25 @@ checks, so an aiortc upgrade that moves or fixes one fails loudly with the hook'
    always decodes: ``RTCRtpReceiver._handle_rtp_packet`` feeds its private jitter buffer
    (``__jitter_buffer.add(packet)``) and puts complete frames on ``__decoder_queue``, which
    a ``decoder_worker`` thread (started by ``receive()``) decodes. A tapped receiver gets a
-   jitter buffer that is the passthrough :class:`~gateway.media.passthrough.FrameAssembler`
-   (frames leave at their marker bit, straight to the forwarder, on the loop) and a
-   decoder queue that never hands the worker a frame (the worker idles until the receiver
-   stops, then ends the track as usual): no decoder is ever created. Everything else of
-   ``_handle_rtp_packet`` stays aiortc's: SSRC/payload-type routing, RTCP statistics, RTX
-   unwrapping, NACK generation, REMB from abs-send-time, depacketization.
-   On the send side, the pre-encoded path is public (a track yielding ``av.Packet`` is
-   ``pack()``ed, ``RTCRtpSender._next_encoded_frame``), but a PLI/FIR only sets a flag for
-   the sender's own encoder (``RTCRtpSender._send_keyframe``): a forwarding sender
-   replaces that method on the instance to ask the source for a keyframe, which goes out
-   through the source's receiver (``RTCRtpReceiver._send_rtcp_pli``).
-   :func:`missing_hooks` lists what an upgrade removed; the tests fail naming it.
+   jitter buffer that hands every packet to a :class:`ReceiverTap` and a decoder queue that
+   never hands the worker a frame (the worker idles until the receiver stops, then ends the
+   track as usual): no decoder is ever created. A PLI/FIR only sets a flag for the sender's
+   own encoder (``RTCRtpSender._send_keyframe``): a forwarding sender replaces that method
+   on the instance to ask the source for a keyframe, which goes out through the source's
+   receiver (``RTCRtpReceiver._send_rtcp_pli``).
+
+5. **RTP-level forwarding and the fast receive path** (:func:`install_fast_receive`,
+   :meth:`ReceiverTap.receive`, :func:`parse_rtp`, :func:`lean_bitrate_estimator`,
+   :func:`rtp_writer`, :func:`srtp_calls`, :func:`on_send_parameters`,
+   :func:`on_retransmit`, :func:`record_sent`, :func:`on_remb`, :func:`on_remb_received`).
+   SRTP datagrams of a tapped connection are handled in the socket callback (no aioice
+   queue, no DTLS receive task); the tap does what ``_handle_rtp_packet`` does, in the same
+   order, minus depacketization; the passthrough sinks write their packets to the
+   transport themselves, keep the sender's report counters, answer its NACKs, and relay
+   its PLI and REMB. :func:`missing_hooks`, :func:`forwarding_hooks_missing` and
+   :func:`fast_receive_hooks_missing` list what an upgrade removed or changed (the fast
+   path then stays off; the writer falls back to aiortc's ``_send_rtp``); the tests fail
+   naming it.
 """
 
 from __future__ import annotations

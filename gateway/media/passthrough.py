@@ -1,35 +1,30 @@
-"""Encoded passthrough forwarding: participants' VP8/H.264/Opus frames go to the others as
-they arrived, never decoded nor re-encoded (``media_mode=passthrough``, issue 7).
+"""Encoded passthrough forwarding at the RTP level (``media_mode=passthrough``, issue 7):
+each packet a participant sends goes out to the others as it arrived, header rewritten,
+payload untouched; never decoded, re-encoded or re-packetized.
 
 What this module owns (aiortc internals are reached only through ``aiortc_compat.py``):
 
-* :class:`FrameAssembler` — replaces aiortc's jitter buffer in the gateway's receivers. A
-  video frame is released the moment it is complete (marker bit, or the next timestamp
-  right behind a contiguous run of packets), not when the next frame starts as aiortc's
-  buffer does (one frame interval, ~33 ms at 30 fps, per hop); an audio packet is released
-  on arrival (aiortc holds four). A hole is waited for (NACK/RTX can fill it) for at most
-  ``max_wait_s``; then the assembler gives up, asks for a keyframe (PLI upstream) and
-  releases nothing until a keyframe starts a clean picture again. So a downstream decoder
-  never gets a delta frame whose reference was lost: the gateway re-packetizes with fresh
-  sequence numbers and picture ids, so a browser could not notice the gap itself.
+* :class:`RtpSink` — one per source × destination: the destination's SSRC, payload type
+  and extension ids, the source's sequence numbers and timestamps shifted by fixed offsets
+  (so losses and reordering upstream reach the destination as they are, and its NACKs and
+  PLIs mean what they say), a start at a key frame (:func:`starts_keyframe`), a history
+  that answers NACKs (RTX), the destination's REMB. It writes to the destination's
+  transport itself (``aiortc_compat.rtp_writer``); the destination's ``RTCRtpSender`` holds
+  an :class:`RtpTrack` that never yields and only runs RTCP (sender reports, feedback in).
 * :class:`PassthroughForwarder` — the :class:`~gateway.media.forwarder.Forwarder`: one
-  *source* per received track (its receiver tapped by :func:`aiortc_compat.tap_receiver`),
-  one :class:`PacketTrack` per destination yielding ``av.Packet`` (pts = RTP timestamp,
-  time base 1/clock rate) that the destination's ``RTCRtpSender`` packetizes through its
-  pre-encoded ``pack()`` path. Subscriptions are bounded: a consumer that falls behind
-  loses its backlog and resumes at the next keyframe (which it asks for). Keyframe
-  requests (a downstream PLI/FIR, a subscriber starting or resuming) become one PLI
-  upstream through the source's receiver, at most one per ``keyframe_interval_s`` per
-  source (a request inside the interval is sent when the interval ends, never dropped).
+  *source* per received track (its receiver tapped by :func:`aiortc_compat.tap_receiver`,
+  packets arriving through the fast receive path), the fan-out to its sinks, keyframe
+  requests upstream through a :class:`KeyframeRequester` (≤ one PLI per
+  ``keyframe_interval_s`` per source; a request inside the interval is sent when it ends,
+  never dropped), the REMB sent upstream (the gateway's own estimate lowered to the
+  lowest one a destination reported, throttled).
 * **Per-pair fallback**: a destination that cannot receive the source's codec (it did not
-  offer it, e.g. VP8 → an H.264-only client) gets a decoded copy instead: the source's
-  packets are decoded once (in a worker thread) and that destination's sender re-encodes,
-  like ``RelayForwarder``. Only that pair pays for it.
+  offer it, e.g. VP8 → an H.264-only client) gets a decoded copy: only then are the
+  source's packets reassembled into frames (:class:`FrameAssembler`, released at the
+  marker bit), decoded once (in a worker thread) and re-encoded by that destination's
+  sender, like ``RelayForwarder``. Only that pair pays for it.
 
-Gaps (aiortc 1.16): REMB from a downstream receiver reaches the gateway's sender, which
-only hands it to an encoder (none here), and aiortc's receiver sends its own REMB upstream
-from what *it* measures; downstream estimates are not relayed. aiortc has no
-transport-cc (TWCC). See docs/media.md.
+Gaps (aiortc 1.16): no transport-cc (TWCC), no simulcast/SVC. See docs/media.md.
 """
 
 from __future__ import annotations
