@@ -127,7 +127,16 @@ def bare_server_main(port: int) -> None:
     app.router.add_get("/ws", ws_handler)
     app.router.add_get("/healthz", healthz)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None,
-                handle_signals=True)
+                handle_signals=True, loop=same_loop_as_gateway())
+
+
+def same_loop_as_gateway():
+    """The event loop ``livedesk serve`` picks (``LIVEDESK_LOOP``, default ``auto``: uvloop
+    when installed): the baseline runs on the same one, or the ratio would measure loops."""
+    from gateway.cli import _loop_factory
+
+    factory = _loop_factory(os.environ.get("LIVEDESK_LOOP", "auto"))
+    return factory() if factory else asyncio.new_event_loop()
 
 
 # --- client worker processes -----------------------------------------------------------------
@@ -773,7 +782,8 @@ async def run(args) -> dict:
     res["fanout_ratio_p50"] = round(res["fanout_p50_ms"] / max(res["bare_fanout_p50_ms"], 1e-9), 3)
     import aiohttp as _a
     res["machine"] = {"cores": os.cpu_count(), "cpu": _cpu_model(), "python": platform.python_version(),
-                      "aiohttp": _a.__version__, "loadavg_at_end": [round(x, 2) for x in os.getloadavg()]}
+                      "aiohttp": _a.__version__, "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
+                      "loop": type(same_loop_as_gateway()).__module__.split(".")[0]}
     log(f"fan-out ratio (p99 gateway ÷ p99 bare): ×{res['fanout_ratio']}  "
         f"(p50 ×{res['fanout_ratio_p50']}; {os.cpu_count()} cores, {args.workers} client processes)")
     return res

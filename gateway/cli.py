@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -103,6 +104,28 @@ def _loop_factory(choice: str):
     return uvloop.new_event_loop
 
 
+GC_THRESHOLDS = (50_000, 20, 20)  # CPython's default: (700, 10, 10)
+
+
+def tune_gc() -> None:
+    """The cyclic GC policy of a serving gateway process (set here, by the entry point, not
+    as a side effect of an import).
+
+    With ten thousand sockets the process holds about a million GC-tracked objects, and a
+    full collection walks all of them: 420–560 ms measured, with the loop stopped. With
+    CPython's defaults one came every few seconds while sessions connect or a flash-sale
+    burst allocates, and one landing in a room broadcast made that update reach its last
+    viewer 0.5 s late. So: everything built at start-up (modules, the bot's dictionaries,
+    the app) is moved out of the collector's sight (``gc.freeze``: it lives as long as the
+    process anyway), and collections run every 50,000 allocations instead of 700, with
+    fewer escalations to the older generations. Objects freed by reference counting (nearly
+    all) are unaffected; cyclic garbage waits a little longer. docs/performance.md has the
+    figures."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 async def _run(config: Config) -> int:
     from aiohttp import web
 
@@ -111,6 +134,7 @@ async def _run(config: Config) -> int:
     app = create_app(config)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
+    tune_gc()
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()
     u = config.public_url

@@ -107,7 +107,10 @@ class Hub:
         self.config = config or HubConfig()
         self.sessions: dict[str, Session] = {}
         self._by_user: dict[str, set[str]] = defaultdict(set)
-        self._topic_members: dict[str, set[str]] = defaultdict(set)
+        # topic → its watching session ids, in the order they started watching (a dict as an
+        # ordered set): a broadcast reaches sockets in join order, deterministic and fair,
+        # and consecutive writes go to neighbouring connections
+        self._topic_members: dict[str, dict[str, None]] = defaultdict(dict)
         self._handlers: dict[str, Handler] = {}
         self._listeners: dict[str, list[Listener]] = defaultdict(list)
         self._user_cbs: dict[str, Callable] = {}
@@ -438,7 +441,7 @@ class Hub:
         if session.id in members:
             return
         first = not members
-        members.add(session.id)
+        members[session.id] = None
         session.attrs.setdefault("topics", set()).add(topic)
         if first:
             cb = lambda payload, t=topic: self._deliver_topic(t, payload)  # noqa: E731
@@ -450,7 +453,7 @@ class Hub:
         session.attrs.get("topics", set()).discard(topic)
         if not members:
             return
-        members.discard(session.id)
+        members.pop(session.id, None)
         if not members:
             del self._topic_members[topic]
             cb = self._topic_cbs.pop(topic, None)

@@ -27,6 +27,7 @@ from aiohttp import WSMsgType
 
 from .auth import Claims
 from .protocol import dumps
+from .wsframe import direct_writer
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,11 @@ class Prepared:
     already carry a ``seq`` key (or are empty) are not spliced: sessions serialize them.
     """
 
-    __slots__ = ("event", "cursor", "head", "head_b")
+    __slots__ = ("event", "cursor", "head", "head_b", "ts")
 
     def __init__(self, event: dict[str, Any]):
         self.event = event
+        self.ts = time.monotonic()  # one clock read for every session it goes to
         self.cursor = event.get("_cursor")
         body = event if "_cursor" not in event else {k: v for k, v in event.items()
                                                      if k != "_cursor"}
@@ -138,6 +140,7 @@ class Session:
     _transport: Transport | None = None
     _out: deque | None = None  # frames waiting for the writer task; None: nothing more to write
     _writer: asyncio.Task | None = None  # only while the socket is behind (or mirroring)
+    _direct: Any = None  # wsframe.direct_writer of the attached socket (None: aiohttp's path)
     attrs: dict[str, Any] = field(default_factory=dict)
     cursors: dict[str, int] = field(default_factory=dict)
     mirror: Any = None  # SessionMirror when sessions must survive this node (Redis)
@@ -167,6 +170,8 @@ class Session:
         """
         prepared = None
         if type(event) is Prepared:
+            if event.cursor is None and event.head is not None and self.mirror is None:
+                return self._send_broadcast(event)  # the fan-out's common case, kept short
             cur = event.cursor
             if event.head is not None:
                 prepared = event
@@ -196,6 +201,21 @@ class Session:
         self._enqueue(data, seq)
         return seq
 
+    def _send_broadcast(self, event: Prepared) -> int:
+        """:meth:`send` for a broadcast without cursor or mirror: same numbering, retention
+        and write, with the clock read once per broadcast and the trim only when due."""
+        self.seq = seq = self.seq + 1
+        frames = self._frames
+        frames.append((seq, event.ts, None, event.head))
+        if len(frames) > self.retain_frames:
+            self._trim(event.ts)
+        data = event.head_b + b',"seq":%d}' % seq
+        direct = self._direct
+        if direct is not None and self._writer is None and self._out is not None and direct(data):
+            return seq
+        self._enqueue(data, seq)
+        return seq
+
     def _enqueue(self, data: str | bytes, seq: int = 0) -> None:
         """Write now if the socket takes it (the common case: no task, no wake-up); else
         queue it behind what is waiting for the writer task."""
@@ -203,6 +223,9 @@ class Session:
         if out is None:
             return
         if self._writer is None and not (seq and self.mirror is not None):
+            direct = self._direct
+            if direct is not None and type(data) is bytes and direct(data):
+                return
             transport = self._transport
             coro = _send(transport, data)
             try:
@@ -263,6 +286,7 @@ class Session:
     def attach(self, transport: Transport) -> None:
         self.detach(close_code=4000, reason="session taken over by a new socket")
         self._transport = transport
+        self._direct = direct_writer(transport)
         self._out = deque()
         self._writer = None
         self.detached_at = None
@@ -277,7 +301,7 @@ class Session:
     def detach(self, close_code: int | None = None, reason: str = "") -> None:
         t, w = self._transport, self._writer
         # a running writer flushes what is queued for this socket, then stops
-        self._transport = self._out = self._writer = None
+        self._transport = self._out = self._writer = self._direct = None
         if t is None:
             return
         self.detached_at = time.monotonic()
