@@ -697,26 +697,32 @@ def _ignore_result(fut) -> None:
         fut.exception()  # a send on a closing transport: nothing to report
 
 
+def _remb_of(packet):
+    """``(bitrate, ssrcs)`` of an RTCP REMB packet; ``None`` for anything else."""
+    from aiortc.rtp import unpack_remb_fci
+
+    if isinstance(packet, _RtcpPsfb) and packet.fmt == _PSFB_APP:
+        try:
+            return unpack_remb_fci(packet.fci)
+        except ValueError:
+            return None
+    return None
+
+
 def on_remb(receiver, adjust) -> None:
     """Every REMB ``receiver`` sends upstream (from aiortc's bitrate estimator) goes out as
     ``adjust(bitrate, ssrcs) -> bitrate`` (``None``: not at all): the forwarder lowers it to
     what the downstream receivers report, so a sender never sends more than the slowest of
     them takes, and throttles it."""
-    from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci, unpack_remb_fci
-
     original = receiver._send_rtcp
 
     async def send_rtcp(packet) -> None:
-        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
-            try:
-                bitrate, ssrcs = unpack_remb_fci(packet.fci)
-            except ValueError:
-                pass
-            else:
-                bitrate = adjust(bitrate, ssrcs)
-                if bitrate is None:
-                    return  # held back (throttled)
-                packet.fci = pack_remb_fci(int(bitrate), ssrcs)
+        remb = _remb_of(packet)
+        if remb is not None:
+            bitrate = adjust(*remb)
+            if bitrate is None:
+                return  # held back (throttled)
+            packet.fci = _pack_remb(int(bitrate), remb[1])
         await original(packet)
 
     receiver._send_rtcp = send_rtcp
@@ -725,20 +731,14 @@ def on_remb(receiver, adjust) -> None:
 def on_remb_received(sender, callback) -> None:
     """A REMB that ``sender``'s far end reports calls ``callback(bitrate)`` (aiortc only
     hands it to an encoder, and a forwarding sender has none)."""
-    from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
-
     original = sender._handle_rtcp_packet
 
     async def handle(packet) -> None:
-        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
-            try:
-                bitrate, ssrcs = unpack_remb_fci(packet.fci)
-            except ValueError:
-                return
-            if sender._ssrc in ssrcs:
-                callback(bitrate)
-            return
-        await original(packet)
+        remb = _remb_of(packet)
+        if remb is None:
+            await original(packet)
+        elif sender._ssrc in remb[1]:
+            callback(remb[0])
 
     sender._handle_rtcp_packet = handle
 
