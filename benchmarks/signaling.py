@@ -61,6 +61,9 @@ QUESTIONS = ["冲锋衣是什么面料", "172 130斤穿冲锋衣什么码", "徒
              "登山鞋有几个颜色", "可以用花呗分期付款吗", "今天直播到几点", "how much is the rain jacket?",
              "is the camping lamp sold out?", "can I get an invoice?", "登山鞋是什么材质", "券码发一下"]
 mono = time.monotonic  # CLOCK_MONOTONIC: one clock for every process on this machine
+# what a client keeps of each broadcast frame: enough for the type, the key (room version or
+# bench key) and the change kind, which come first in both servers' frames
+HEAD_CHARS = 160
 
 
 
@@ -148,7 +151,7 @@ class Conn:
     def __init__(self, ws, user: str):
         self.ws = ws
         self.user = user
-        self.bcast: list = []  # (arrival, raw frame) of broadcast frames
+        self.bcast: list = []  # (arrival, head of the raw frame) of broadcast frames
         self.pending: dict = {}  # request id → future | (t_sent, client_msg_id)
         self.conv: str | None = None
         self.acked: list[str] = []
@@ -167,6 +170,7 @@ class Worker:
         self.pipe = conn
         self.idx = idx
         self.conns: list[Conn] = []
+        self.samples: list[str] = []  # a few whole broadcast frames (their size)
         self.http: aiohttp.ClientSession | None = None
         self.url = ""
 
@@ -205,7 +209,15 @@ class Worker:
                 t = mono()
                 d = m.data
                 if d.startswith('{"type":"room.update"') or d.startswith('{"type":"bench"'):
-                    c.bcast.append((t, d))  # parsed after the run: keep the read loop cheap
+                    # parsed after the run: keep the read loop cheap. Only the head (type,
+                    # version or key, change kind) is kept: keeping every 3.7 KB frame grew
+                    # the clients by ~150 MB per phase, and the first phase measured paid
+                    # for it in page faults (the kernel zeroing fresh pages was 48 % of a
+                    # client's samples in the gateway phase, ~0 in the bare phase that
+                    # reused the memory; client system time ×4.5)
+                    c.bcast.append((t, d[:HEAD_CHARS]))
+                    if len(self.samples) < 5:
+                        self.samples.append(d)
                     continue
                 if d.startswith('{"type":"room.') or d.startswith('{"type":"queue.'):
                     if '"id":' not in d:
@@ -236,7 +248,9 @@ class Worker:
             pass
 
     async def _open_one(self, url: str, user: str, token: str | None, open_conv: bool,
-                        sem: asyncio.Semaphore) -> Conn | None:
+                        sem: asyncio.Semaphore, at: float = 0.0) -> Conn | None:
+        if at > mono():
+            await asyncio.sleep(at - mono())
         async with sem:
             for attempt in range(5):
                 try:
@@ -264,9 +278,11 @@ class Worker:
             return c
 
     async def op_connect(self, url: str, n: int, secret: str | None, prefix: str,
-                         open_conv: bool = False, concurrency: int = 64) -> dict:
+                         open_conv: bool = False, concurrency: int = 64,
+                         spread_s: float = 0.0) -> dict:
         """Open ``n`` sockets; with a secret each says hello and watches the room (and, with
-        ``open_conv``, opens its conversation)."""
+        ``open_conv``, opens its conversation). ``spread_s``: start the connects evenly over
+        that many seconds instead of as fast as possible."""
         tokens = None
         self.url = url
         if secret is not None:
@@ -278,7 +294,8 @@ class Worker:
         t0 = mono()
         got = await asyncio.gather(*[
             self._open_one(url, f"{prefix}-{self.idx}-{i}", tokens[i] if tokens else None,
-                           open_conv, sem) for i in range(n)], return_exceptions=True)
+                           open_conv, sem, t0 + spread_s * i / max(n, 1))
+            for i in range(n)], return_exceptions=True)
         errs = [repr(g) for g in got if isinstance(g, BaseException)]
         ok = [g for g in got if isinstance(g, Conn)]
         self.conns.extend(ok)
@@ -293,7 +310,8 @@ class Worker:
         lat: list[float] = []
         by_key: dict[int, float] = {}  # slowest arrival per trigger
         missing = 0
-        sizes: list[int] = []
+        sizes = [len(d.encode("utf-8")) for d in self.samples]
+        self.samples.clear()
         for c in self.conns:
             seen = set()
             for t, d in c.bcast:
@@ -309,8 +327,6 @@ class Worker:
                     by_key[k] = max(by_key.get(k, 0.0), ms)
                     if k in measure:
                         lat.append(ms)
-                    if len(sizes) < 5:
-                        sizes.append(len(d))
             missing += len(t0) - len(seen)
             c.bcast.clear()
         return {"lat": lat, "missing": missing, "sizes": sizes, "by_key": by_key}
@@ -410,6 +426,24 @@ class Worker:
                 "first_send": first_send[0], "last_send": last_send[0],
                 "drained_at": drained_at, "bot_done_at": bot_done_at}
 
+    async def op_measure(self, start: bool) -> dict:
+        """Bracket a fan-out phase (both servers' alike). On ``start``: forget broadcast
+        frames received so far, collect once, then no automatic collections until the
+        results are read (the arrivals kept are strings in tuples: no cycles). The clients
+        are the instrument and their own collector must not pause them while they stamp
+        arrivals: measured without this, gen-1 collections of 20–50 ms in the client
+        processes overlapped about one update in three, full ones took up to 0.39 s."""
+        import gc
+        if start:
+            for c in self.conns:
+                c.bcast.clear()
+            self.samples.clear()
+            gc.collect()
+            gc.disable()
+        else:
+            gc.enable()
+        return {}
+
     async def op_close(self) -> dict:
         conns, self.conns = self.conns, []
         sem = asyncio.Semaphore(256)
@@ -443,16 +477,34 @@ def worker_main(conn, idx: int) -> None:
 class Workers:
     """The client processes, driven in lock-step over pipes."""
 
+    # glibc malloc of the client processes, fixed. asyncio reads a socket into a fresh
+    # 256 KiB bytes object (``max_size``) and shrinks it to what arrived; above glibc's
+    # *dynamic* mmap threshold that is an mmap + munmap (+ page faults) per read, below it a
+    # reuse of the heap's top. The threshold moves with what the process freed before, so
+    # the same clients paid it on 98 % of their reads in the first (gateway) phase and on
+    # 71 % in the second (bare) one (perf stat: 138,727 vs 98,684 mmaps per ~140,000 reads),
+    # and the phase measured first was measured with a slower instrument.
+    MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(4 << 20), "MALLOC_TRIM_THRESHOLD_": str(64 << 20)}
+
     def __init__(self, n: int):
         ctx = mp.get_context("spawn")
         self.pipes = []
         self.procs = []
-        for i in range(n):
-            a, b = ctx.Pipe()
-            p = ctx.Process(target=worker_main, args=(b, i), daemon=True)
-            p.start()
-            self.pipes.append(a)
-            self.procs.append(p)
+        saved = {k: os.environ.get(k) for k in self.MALLOC_ENV}
+        os.environ.update(self.MALLOC_ENV)  # read by glibc when each worker starts
+        try:
+            for i in range(n):
+                a, b = ctx.Pipe()
+                p = ctx.Process(target=worker_main, args=(b, i), daemon=True)
+                p.start()
+                self.pipes.append(a)
+                self.procs.append(p)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
     async def all(self, op: str, args_for) -> list[dict]:
         loop = asyncio.get_running_loop()
@@ -463,6 +515,10 @@ class Workers:
             if "error" in r:
                 raise RuntimeError(f"worker {op} failed: {r['error']}\n{r.get('tb', '')}")
         return res
+
+    def cpu(self) -> float:
+        """CPU seconds used so far by all client processes (the instrument's own load)."""
+        return sum(cpu_s(p.pid) for p in self.procs)
 
     def stop(self) -> None:
         for p in self.procs:
@@ -578,11 +634,11 @@ async def host_session(url: str, token: str) -> tuple:
 
 
 async def fanout_gateway(gw: Proc, req, n_updates: int, interval: float,
-                         warmup: int) -> tuple[dict, list, int]:
-    """``warmup`` updates first (reported apart), then the measured ones."""
+                         warmup: int) -> tuple[dict, list, str | None]:
+    """``warmup`` updates first (reported apart), then the measured ones. Returns the
+    triggers' times, the measured versions and the last ``room.update`` text."""
     t0: dict[int, float] = {}
     measured = []
-    size = 0
     for i in range(warmup + n_updates):
         t = mono()
         ack, _ = await req("room.stock", room=ROOM, sku="D001", stock=10_000 + i)
@@ -593,21 +649,41 @@ async def fanout_gateway(gw: Proc, req, n_updates: int, interval: float,
             measured.append(ack["version"])
         await asyncio.sleep(interval)
     await req("ping")  # drain the host's own copies
-    if req.last_update:
-        size = len(req.last_update)
-    return t0, measured, size
+    return t0, measured, req.last_update
 
 
-async def fanout_bare(url: str, n_updates: int, interval: float, size: int,
-                      warmup: int) -> dict:
+def bare_payload(k: int, frame: str | None, size: int = 3000) -> str:
+    """The text the bare server broadcasts for trigger ``k``: the gateway's own
+    ``room.update`` (``frame``, as a watcher received it) with its head replaced by
+    ``{"type":"bench","k":<k>`` and spaces before the closing brace, so it is the same
+    number of UTF-8 bytes and the same characters (the demo room's product names and
+    gifts are Chinese: ~400 of its ~2,900 characters are not ASCII, 3,675 bytes).
+
+    Same bytes on both sides, because the clients are the instrument: an ASCII pad of the
+    same *character* count (what this benchmark sent before) is 22 % fewer bytes to copy,
+    decodes ~8× faster, and is kept by the clients as a 1-byte-per-character string instead
+    of a 2-byte one; measured, that made the clients spend ~0.15 CPU-s less per update in
+    the bare phase than in the gateway's, on the two cores the servers use too. Without a
+    frame (``--bare-payload ascii``, or no update sent), an ASCII pad of ``size``
+    characters."""
+    if frame is None or ',"version"' not in frame:
+        head = '{"type":"bench","k":%d,"pad":"' % k
+        return head + "x" * max(0, size - len(head) - 2) + '"}'
+    body = '{"type":"bench","k":%d' % k + frame[frame.index(',"version"'):-1]
+    pad = len(frame.encode("utf-8")) - len(body.encode("utf-8")) - 1
+    return body + " " * max(pad, 0) + "}"
+
+
+async def fanout_bare(url: str, n_updates: int, interval: float, frame: str | None,
+                      warmup: int, ascii_pad: bool = False) -> dict:
     t0: dict[int, float] = {}
+    size = len(frame) if frame else 3000  # the ASCII pad: as many characters (before session 3)
     async with aiohttp.ClientSession() as http:
         ws = await http.ws_connect(url.replace("http", "ws", 1) + "/ws")
         for i in range(warmup + n_updates):
-            head = '{"type":"bench","k":%d,"pad":"' % i
-            pad = "x" * max(0, size - len(head) - 2)
+            payload = bare_payload(i, None if ascii_pad else frame, size)
             t0[i] = mono()
-            await ws.send_str("TRIGGER" + head + pad + '"}')
+            await ws.send_str("TRIGGER" + payload)
             await asyncio.sleep(interval)
         await ws.close()
     return t0
@@ -654,7 +730,7 @@ async def run(args) -> dict:
         # 1. the burst viewers (their conversations are opened before the crowd watches:
         #    each conversation opened is a room.update to every watcher)
         nb = min(args.burst_conversations, args.sessions)
-        t = mono()
+        t = connect_start = mono()
         r = await workers.all("connect", lambda i: dict(
             url=ws_url, n=split(nb, args.workers)[i], secret=secret, prefix="b", open_conv=True))
         opened_b = sum(x["opened"] for x in r)
@@ -668,6 +744,7 @@ async def run(args) -> dict:
             url=ws_url, n=split(args.sessions - nb, args.workers)[i], secret=secret, prefix="v"))
         opened_v = sum(x["opened"] for x in r)
         connect_s = mono() - t
+        connect_span_s = mono() - connect_start
         failed = sum(x["failed"] for x in r)
         errs = [e for x in r for e in x["errors"]]
         log(f"{opened_v} viewers: hello + room.watch in {connect_s:.1f} s "
@@ -676,6 +753,7 @@ async def run(args) -> dict:
         rss_all = rss_kb(gw.pid)
         sessions = opened_b + opened_v
         res.update(sessions=sessions, connect_s=round(connect_s, 1),
+                   connect_span_s=round(connect_span_s, 1),
                    rss_idle_mb=round(rss_idle / 1024, 1), rss_all_mb=round(rss_all / 1024, 1),
                    rss_per_session_kb=round((rss_all - rss_mid) / max(opened_v, 1), 2),
                    rss_per_session_all_kb=round((rss_all - rss_idle) / max(sessions, 1), 2))
@@ -683,21 +761,29 @@ async def run(args) -> dict:
             f"sessions; {res['rss_per_session_kb']} KB per watching session "
             f"({res['rss_per_session_all_kb']} KB/session over all incl. conversations)")
         # 3. fan-out through the gateway
+        await workers.all("measure", lambda i: dict(start=True))
+        await asyncio.sleep(1.0)
         spy = Spy(args.py_spy, gw.pid, "fanout")
         cpu0 = cpu_s(gw.pid)
-        t0, measured, size = await fanout_gateway(gw, req, args.updates, args.interval, args.warmup)
+        ccpu0 = workers.cpu()
+        t0, measured, frame = await fanout_gateway(gw, req, args.updates, args.interval, args.warmup)
         fan_cpu = cpu_s(gw.pid) - cpu0
+        client_cpu = workers.cpu() - ccpu0
+        size = len(frame.encode("utf-8")) if frame else 0
         spy.stop()
         lat, missing, sizes, slowest = summarize(
             await workers.all("results", lambda i: dict(kind="gw", t0=t0, measure=measured)))
+        await workers.all("measure", lambda i: dict(start=False))
         log(f"  slowest arrival per update (ms), {args.warmup} warm-up first: {slowest}")
         res["fanout_warmup_max_ms"] = max(slowest[:args.warmup], default=None)
         res.update(fanout_p50_ms=round(statistics.median(lat), 2), fanout_p99_ms=round(pct(lat, 99), 2),
                    fanout_max_ms=round(max(lat), 2), fanout_missing=missing, frame_bytes=size,
-                   fanout_gateway_cpu_s_per_update=round(fan_cpu / (args.updates + args.warmup), 3))
+                   fanout_gateway_cpu_s_per_update=round(fan_cpu / (args.updates + args.warmup), 3),
+                   fanout_client_cpu_s_per_update=round(client_cpu / (args.updates + args.warmup), 3))
         log(f"gateway fan-out to {sessions}: p50 {res['fanout_p50_ms']} ms, p99 {res['fanout_p99_ms']} ms, "
             f"max {res['fanout_max_ms']} ms, missing {missing} (room.update {size} B; "
-            f"{res['fanout_gateway_cpu_s_per_update']} CPU-s per update)")
+            f"{res['fanout_gateway_cpu_s_per_update']} CPU-s per update; clients "
+            f"{res['fanout_client_cpu_s_per_update']} CPU-s per update)")
         # 4. flash-sale burst
         if args.burst_seconds > 0 and nb > 0:
             spy = Spy(args.py_spy, gw.pid, "burst")
@@ -755,25 +841,38 @@ async def run(args) -> dict:
                 dict(os.environ), bport, "bare")
     try:
         await bare.ready()
+        # The sockets connect over as long as the gateway's did. aiohttp pings a socket 20 s
+        # after the last frame it received from it, so the connect times set when the
+        # heartbeat waves come: bare sockets opened as fast as possible (~2 s) pinged all
+        # 10,000 within ~2 s every 20 s, and the one update landing in that wave took
+        # ×1.5–2 longer (it set the bare p99); the gateway's, opened over ~12 s with their
+        # hello and watch, spread their pings over ~12 s of every 20.
         r = await workers.all("connect", lambda i: dict(
             url=bare.url.replace("http", "ws", 1) + "/ws", n=split(args.sessions, args.workers)[i],
-            secret=None, prefix="x", concurrency=256))
+            secret=None, prefix="x", concurrency=256, spread_s=connect_span_s))
+        await workers.all("measure", lambda i: dict(start=True))
         await asyncio.sleep(2.0)
         cpu0 = cpu_s(bare.pid)
-        t0 = await fanout_bare(bare.url, args.updates, args.interval, res.get("frame_bytes") or 3000,
-                               args.warmup)
+        ccpu0 = workers.cpu()
+        t0 = await fanout_bare(bare.url, args.updates, args.interval, frame, args.warmup,
+                               ascii_pad=args.bare_payload == "ascii")
         bare_cpu = cpu_s(bare.pid) - cpu0
+        client_cpu = workers.cpu() - ccpu0
         lat, missing, sizes, slowest = summarize(await workers.all("results", lambda i: dict(
             kind="bare", t0=t0, measure=list(range(args.warmup, args.warmup + args.updates)))))
+        await workers.all("measure", lambda i: dict(start=False))
         log(f"  slowest arrival per update (ms), {args.warmup} warm-up first: {slowest}")
         res["bare_warmup_max_ms"] = max(slowest[:args.warmup], default=None)
         res.update(bare_fanout_p50_ms=round(statistics.median(lat), 2),
                    bare_fanout_p99_ms=round(pct(lat, 99), 2), bare_fanout_max_ms=round(max(lat), 2),
                    bare_missing=missing, bare_frame_bytes=sizes[0] if sizes else None,
-                   bare_cpu_s_per_update=round(bare_cpu / (args.updates + args.warmup), 3))
+                   bare_cpu_s_per_update=round(bare_cpu / (args.updates + args.warmup), 3),
+                   bare_client_cpu_s_per_update=round(client_cpu / (args.updates + args.warmup), 3),
+                   bare_payload=args.bare_payload)
         log(f"bare aiohttp fan-out to {sum(x['opened'] for x in r)}: p50 {res['bare_fanout_p50_ms']} ms, "
             f"p99 {res['bare_fanout_p99_ms']} ms, max {res['bare_fanout_max_ms']} ms, missing {missing} "
-            f"({res['bare_frame_bytes']} B; {res['bare_cpu_s_per_update']} CPU-s per update)")
+            f"({res['bare_frame_bytes']} B; {res['bare_cpu_s_per_update']} CPU-s per update; clients "
+            f"{res['bare_client_cpu_s_per_update']} CPU-s per update)")
         await workers.all("quit", lambda i: {})
     finally:
         bare.stop()
@@ -815,6 +914,9 @@ def main() -> int:
                     help="max seconds to wait for outstanding acks after the last send")
     ap.add_argument("--rate-limit", type=int, default=1000,
                     help="per-socket LIVEDESK_RATE_PER_S for the gateway under test")
+    ap.add_argument("--bare-payload", choices=("same", "ascii"), default="same",
+                    help="what the bare server broadcasts: the gateway's room.update bytes "
+                         "(default) or an ASCII pad of as many characters (before session 3)")
     ap.add_argument("--py-spy", default=None, metavar="DIR",
                     help="record the gateway with py-spy during fan-out and burst (raw stacks)")
     ap.add_argument("--bare-server", type=int, default=None, help=argparse.SUPPRESS)
