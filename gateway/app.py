@@ -120,7 +120,7 @@ def create_app(config: Config, responder: Responder | None = None,
             capacities=dict(getattr(config, "agent_capacities", {}) or {}),
             local_agents=lambda: {s.user for s in hub.sessions.values()
                                   if s.role == "agent" and s.attached},
-            url=config.redis_url)
+            url=config.redis_url, metrics=metrics)
     support = SupportService(hub, rooms, responder,
                              SupportConfig(agent_capacity=config.agent_capacity,
                                            bot_timeout_s=config.bot_timeout_s),

@@ -50,6 +50,10 @@ class Metrics:
                                    ["intent"], registry=r)
         self.orders = Counter("livedesk_orders_total", "Shop orders by result", ["result"],
                               registry=r)
+        self.replica_resyncs = Counter(
+            "livedesk_replica_resyncs_total",
+            "Times this node rebuilt its support-state replica from Redis, by reason",
+            ["reason"], registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

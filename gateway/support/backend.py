@@ -136,6 +136,8 @@ class SupportBackend(ABC):
         self.store = store
         self.router = router
         self.replica = Replica(store, router)
+        # called with a conversation the state store lost and this node closed (Redis only)
+        self.on_lost: Callable[[Conversation], None] | None = None
 
     async def start(self) -> None:
         return None

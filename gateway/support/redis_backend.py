@@ -12,7 +12,15 @@ tags and spread). Layout:
 * ``ld:{ld}:queue``       list of queued cids, head first
 * ``ld:{ld}:agents``      hash: user → JSON {name, status, since, capacity, paused, last_assigned, hb}
 * ``ld:{ld}:load:<user>`` set of the agent's assigned cids
-* ``ld:{ld}:ops``         Stream: the change lists every node applies, in order
+* ``ld:{ld}:ops``         Stream: the change lists every node applies, in order; each entry
+  carries ``s``, its number from the counter ``ld:{ld}:opseq`` (1, 2, 3, … with no hole)
+
+Why the numbers: a Stream id says *when*, not *how many*. A node that fell more than the
+Stream's ``MAXLEN`` behind (its tail lost Redis for a while), or a Redis that came back with
+less than the node had applied (restarted without its data), would otherwise carry on from
+wherever ``XREAD`` lands, with a replica that silently differs from Redis. A hole or a step
+back in ``s`` makes the node rebuild its replica from the hashes instead
+(:meth:`RedisBackend._resync`), and say so in its log.
 
 Scripts touch keys named from the ``{ld}`` prefix they are given (all in the same slot).
 Each returns the id of the ops entry it appended; the caller waits until its own replica has
@@ -43,7 +51,9 @@ P = "ld:{ld}:"
 PRELUDE = """
 local P = ARGV[1]
 local function emit(changes)
-  return redis.call('XADD', P .. 'ops', 'MAXLEN', '~', '500000', '*', 'c', cjson.encode(changes))
+  local s = redis.call('INCR', P .. 'opseq')
+  return redis.call('XADD', P .. 'ops', 'MAXLEN', '~', '500000', '*', 'c', cjson.encode(changes),
+                    's', s)
 end
 local function cget(cid, f) return redis.call('HGET', P .. 'conv:' .. cid, f) end
 """
@@ -265,7 +275,7 @@ class RedisBackend(SupportBackend):
 
     def __init__(self, redis: aioredis.Redis, store: ConversationStore, router: Router,
                  default_capacity: int = 5, capacities: dict[str, int] | None = None,
-                 local_agents=None, url: str | None = None) -> None:
+                 local_agents=None, url: str | None = None, metrics: Any = None) -> None:
         super().__init__(store, router)
         self.redis = redis
         self.url = url
@@ -277,6 +287,9 @@ class RedisBackend(SupportBackend):
             ("resolve", RESOLVE), ("transfer", TRANSFER), ("status", STATUS),
             ("hb", HEARTBEAT), ("fields", SET_FIELDS), ("put", PUT))}
         self._last_id = "0-0"
+        self._last_seq: int | None = None  # ``s`` of the last entry applied (None: unknown)
+        self.resyncs = 0  # how often the replica was rebuilt (a gap or a Redis that lost data)
+        self.metrics = metrics
         self._applied = asyncio.Event()
         self._tail: asyncio.Task | None = None
         self._beat: asyncio.Task | None = None
@@ -310,8 +323,27 @@ class RedisBackend(SupportBackend):
     async def _bootstrap(self) -> None:
         """Snapshot from the hashes, then follow the log from where the snapshot began.
         Changes in the overlap are applied again, which the replica tolerates."""
+        self._last_id, self._last_seq = await self._position()
+        changes, _, _ = await self._snapshot()
+        on_message, self.replica.on_message = self.replica.on_message, None
+        try:
+            self.replica.apply(changes)  # no delivery for history
+        finally:
+            self.replica.on_message = on_message
+
+    async def _position(self) -> tuple[str, int | None]:
+        """Id and number of the log's last entry (read *before* a snapshot)."""
         last = await self.redis.xrevrange(P + "ops", count=1)
-        self._last_id = _s(last[0][0]) if last else "0-0"
+        if not last:
+            seq = await self.redis.get(P + "opseq")
+            return "0-0", int(seq) if seq is not None else 0
+        fields = last[0][1]
+        return _s(last[0][0]), int(fields[b"s"]) if b"s" in fields else None
+
+    async def _snapshot(self) -> tuple[list[Change], set[str], list[str]]:
+        """The change list that rebuilds every unresolved conversation (with its messages),
+        the agents, the queue (in order) and the records from Redis's hashes; with the set
+        of unresolved conversation ids and the queue's order."""
         agents = await self.redis.hgetall(P + "agents")
         changes: list[Change] = []
         for _, raw in agents.items():
@@ -329,6 +361,9 @@ class RedisBackend(SupportBackend):
                 changes.append(["msg", json.loads(f[b"j"]), None])
             fields = {k: h.get(k) for k in ("state", "agent", "agent_name", "escalation_reason",
                                             "mood") if h.get(k)}
+            # absolute, for a resync: a conversation handed back to the queue has no agent
+            fields.setdefault("agent", "")
+            fields.setdefault("agent_name", "")
             for k in ("escalated_at", "assigned_at", "first_agent_reply_at"):
                 if h.get(k):
                     fields[k] = float(h[k])
@@ -348,11 +383,60 @@ class RedisBackend(SupportBackend):
             ns = _s(ns)
             for key, raw in (await self.redis.hgetall(P + f"rec:{ns}")).items():
                 changes.append(["rec", ns, _s(key), _s(raw)])
-        on_message, self.replica.on_message = self.replica.on_message, None
-        try:
-            self.replica.apply(changes)  # no delivery for history
-        finally:
-            self.replica.on_message = on_message
+        return changes, set(cids), qorder
+
+    async def _resync(self, why: str, reason: str) -> None:
+        """Rebuild this node's replica from Redis's hashes, in place.
+
+        Messages the node missed are applied *with* delivery (its sessions get them, in log
+        order, as if the log had carried them); conversations Redis no longer holds open
+        (resolved meanwhile, or lost with Redis's data) are resolved here too; the queue and
+        the agents' assignments are rebuilt from Redis. This node's agents that Redis no
+        longer knows (it lost its data) are registered again with their current status, so
+        routing goes on without them having to touch their console."""
+        log.error("ops log: %s; rebuilding this node's replica from Redis (resync #%d)",
+                  why, self.resyncs + 1)
+        self._last_id, self._last_seq = await self._position()
+        changes, live, qorder = await self._snapshot()
+        pre: list[Change] = [["q_del", e.conversation] for e in list(self.router.queue)]
+        for a in self.router.agents.values():
+            pre += [["release", cid, a.user] for cid in list(a.conversations)]
+        post: list[Change] = []
+        lost: list[Conversation] = []
+        now = time.time()
+        for conv in self.store.all():
+            if conv.state != "resolved" and conv.id not in live:
+                h = {_s(k): _s(v) for k, v in
+                     (await self.redis.hgetall(P + f"conv:{conv.id}")).items()}
+                resolved_at = float(h["resolved_at"]) if h.get("resolved_at") else now
+                if not h:
+                    log.error("conversation %s is gone from Redis; closing it on this node "
+                              "(its messages stay readable here)", conv.id)
+                    lost.append(conv)
+                post.append(["set", conv.id, {"state": "resolved", "resolved_at": resolved_at}])
+        known = {_s(u) for u in await self.redis.hkeys(P + "agents")}
+        self.replica.apply(pre + changes + post)
+        for conv in lost:
+            if self.on_lost is not None:
+                try:
+                    self.on_lost(conv)
+                except Exception:
+                    log.exception("announcing lost conversation %s failed", conv.id)
+        self.resyncs += 1
+        if self.metrics is not None:
+            self.metrics.replica_resyncs.labels(reason=reason).inc()
+        lost_agents = [self.router.agents[u] for u in self.local_agents()
+                       if u not in known and u in self.router.agents]
+        if lost_agents:  # through the normal step, off the tail loop (it waits for the tail)
+            asyncio.get_running_loop().create_task(self._reregister(lost_agents))
+
+    async def _reregister(self, agents) -> None:
+        for a in agents:
+            try:
+                await self.set_status(a.user, a.status, a.name, a.capacity, a.paused)
+                log.warning("agent %s registered again after Redis lost its state", a.user)
+            except Exception as e:
+                log.warning("re-registering agent %s failed: %s", a.user, e)
 
     async def _tail_loop(self) -> None:
         backoff = 0.1
@@ -361,13 +445,25 @@ class RedisBackend(SupportBackend):
                 res = await self._tail_redis.xread({P + "ops": self._last_id}, block=1000,
                                                    count=500)
                 backoff = 0.1
+                if not res:
+                    await self._check_log()
                 for _, entries in res or ():
                     for eid, fields in entries:
+                        seq = int(fields[b"s"]) if b"s" in fields else None
+                        if (seq is not None and self._last_seq is not None
+                                and seq != self._last_seq + 1):
+                            ahead = seq > self._last_seq
+                            await self._resync(
+                                f"entry {_s(eid)} is change #{seq} but #{self._last_seq + 1} "
+                                f"was next ({'the ones between were trimmed before this node read them' if ahead else 'Redis went back: it lost data'})",
+                                "trimmed" if ahead else "redis_lost_data")
+                            break  # the snapshot covers the rest of this batch
                         try:
                             self.replica.apply(json.loads(fields[b"c"]))
                         except Exception:
                             log.exception("applying change %s failed", _s(eid))
                         self._last_id = _s(eid)
+                        self._last_seq = seq
                 self._applied.set()
                 self._applied = asyncio.Event()
             except asyncio.CancelledError:
@@ -376,6 +472,27 @@ class RedisBackend(SupportBackend):
                 log.warning("ops tail lost Redis (%s); retrying in %.1fs", e, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
+
+    async def _check_log(self) -> None:
+        """With nothing new to read, does Redis agree with this node on how many changes
+        there were? Fewer: Redis lost data (restarted without it, or failed over to a
+        replica that lagged). More, with no entry after ours: the entries this node has not
+        read were trimmed. (A script bumps the counter and appends its entry atomically, so
+        reading the counter first and the Stream second cannot see a number whose entry is
+        not there yet.)"""
+        if self._last_seq is None:
+            return  # following a log written before entries were numbered
+        seq = await self._tail_redis.get(P + "opseq")
+        have = int(seq) if seq is not None else 0
+        why = None
+        if have < self._last_seq:
+            why = f"Redis holds {have} changes but this node applied {self._last_seq}: it lost data"
+        elif have > self._last_seq and not await self._tail_redis.xrange(
+                P + "ops", min="(" + self._last_id if self._last_id != "0-0" else "-", count=1):
+            why = (f"changes #{self._last_seq + 1}..#{have} were trimmed from the log before "
+                   f"this node read them")
+        if why:
+            await self._resync(why, "redis_lost_data" if have < self._last_seq else "trimmed")
 
     async def _heartbeat_loop(self) -> None:
         while True:

@@ -74,6 +74,7 @@ class SupportService:
         self.store = backend.store
         self.router = backend.router
         backend.replica.on_message = self._deliver_message
+        backend.on_lost = self._conversation_lost
         self.context_providers = list(context_providers or [])
         self.agent_info: Callable[[str], dict] | None = None  # extra agent.state fields
         self._bot_locks: dict[str, asyncio.Lock] = {}
@@ -134,6 +135,16 @@ class SupportService:
     async def tell_members(self, conv: Conversation, event, exclude_session: str | None = None) -> None:
         for user in conv.members():
             await self.hub.send_to_user(user, event, exclude_session=exclude_session)
+
+    def _conversation_lost(self, conv: Conversation) -> None:
+        """The state store lost ``conv`` (Redis came back without its data) and the backend
+        closed it on this node: tell this node's sessions of its members, since no other
+        node knows of it to announce it."""
+        ev = ConversationStateEvent(conv.id, "resolved", agent=conv.agent_ref(),
+                                    reason="state_lost").to_wire()
+        for user in conv.members():
+            for s in self.hub.user_sessions(user):
+                s.send(ev)
 
     def _deliver_message(self, conv: Conversation, m: StoredMessage, origin: str | None) -> None:
         """Called by the replica, in log order, on every node: hand the message to this

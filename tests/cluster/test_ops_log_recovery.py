@@ -1,0 +1,139 @@
+"""A node whose replica cannot follow the shared change log any more rebuilds it from Redis,
+instead of carrying on with state that silently differs: the entries it had not read were
+trimmed (it lagged past ``MAXLEN``), or Redis came back with less than the node had applied.
+Real Redis, two gateways in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+import redis.asyncio as aioredis
+
+from gateway.config import Config
+from gateway.support.redis_backend import P
+from tests.conftest import free_port, start_gateway, stop_gateway
+
+pytestmark = pytest.mark.redis
+
+
+async def node(url: str, name: str):
+    return await start_gateway(Config(dev=True, port=free_port(), redis_url=url, node_id=name,
+                                      secret="ops-log-test-secret-of-32-bytes-or-more", retain_s=600))
+
+
+async def until(pred, timeout=8.0, what="condition"):
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    while not pred():
+        assert loop.time() - t0 < timeout, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_node_that_lagged_past_the_trimmed_log_resyncs_and_delivers_what_it_missed(
+        redis_server, caplog):
+    a = await node(redis_server.url, "A")
+    b = await node(redis_server.url, "B")
+    r = aioredis.Redis.from_url(redis_server.url)
+    try:
+        room = a.room_id
+        v1_a = await a.client("viewer", "v1", room=room)
+        c1 = (await v1_a.request("conversation.open", room=room))["conversation"]
+        v3 = await a.client("viewer", "v3", room=room)
+        c3 = (await v3.request("conversation.open", room=room))["conversation"]
+        agent = await b.client("agent", "ag", name="Agent")
+        await agent.request("agent.status", status="available")
+        await v3.request("conversation.escalate", conversation=c3)
+        await agent.event("conversation.assigned", conversation=c3)
+        ba = a.gw.support.backend
+        await until(lambda: a.gw.support.store.get(c3).state == "assigned", what="A in step")
+
+        # A stops reading the log (as when its tail lost Redis) ...
+        ba._tail.cancel()
+        await asyncio.gather(ba._tail, return_exceptions=True)
+        # ... while B changes things: a message in c1, a new conversation c2, c3 resolved
+        v1_b = await b.client("viewer", "v1", room=room)
+        sent = await v1_b.request("message.send", conversation=c1, text="sent while A lagged",
+                                  client_msg_id="lag-1")
+        assert sent["type"] == "message"
+        v2 = await b.client("viewer", "v2", room=room)
+        c2 = (await v2.request("conversation.open", room=room))["conversation"]
+        await v2.request("message.send", conversation=c2, text="hello from c2", client_msg_id="x")
+        await agent.request("conversation.resolve", conversation=c3)
+        # ... and the log is trimmed past what A read
+        await r.xtrim(P + "ops", maxlen=0, approximate=False)
+        assert a.gw.support.store.get(c2) is None  # A really missed it
+        n_before = len(v1_a.frames)
+
+        with caplog.at_level(logging.WARNING, logger="gateway.support.redis_backend"):
+            ba._tail = asyncio.get_running_loop().create_task(ba._tail_loop())
+            await until(lambda: ba.resyncs == 1, what="A's resync")
+        assert any("trimmed" in rec.getMessage() for rec in caplog.records)
+        metrics = (await (await a.http.get(a.url + "/metrics")).read()).decode()
+        assert 'livedesk_replica_resyncs_total{reason="trimmed"} 1.0' in metrics
+
+        store = a.gw.support.store
+        # everything B stored meanwhile (the bot's replies included), in log order
+        bs = b.gw.support.store
+        for cid in (c1, c2):  # (the bot may still be answering on B: its reply comes by log)
+            await until(lambda: [m.message_id for m in store.get(cid).messages] ==
+                        [m.message_id for m in bs.get(cid).messages], what=f"{cid} alike")
+        assert "sent while A lagged" in [m.text for m in store.get(c1).messages]
+        assert store.get(c3).state == "resolved"
+        assert c3 not in a.gw.support.router.agents["ag"].conversations
+        # v1's socket on A got the message A had missed, as the log would have brought it
+        got = await v1_a.event("message", after=n_before, conversation=c1)
+        assert got["text"] == "sent while A lagged"
+
+        # and A follows the log again from there, without another resync
+        await v2.request("message.send", conversation=c2, text="after", client_msg_id="y")
+        await until(lambda: "after" in [m.text for m in store.get(c2).messages],
+                    what="A applying")
+        assert ba.resyncs == 1
+    finally:
+        await r.aclose()
+        await stop_gateway(a)
+        await stop_gateway(b)
+
+
+async def test_a_node_ahead_of_a_redis_that_lost_its_data_resyncs_and_keeps_routing(
+        redis_server, caplog):
+    a = await node(redis_server.url, "A")
+    r = aioredis.Redis.from_url(redis_server.url)
+    try:
+        room = a.room_id
+        agent = await a.client("agent", "ag", name="Agent")
+        await agent.request("agent.status", status="available")
+        v = await a.client("viewer", "v1", room=room)
+        old = (await v.request("conversation.open", room=room))["conversation"]
+        await v.request("message.send", conversation=old, text="before", client_msg_id="b")
+
+        with caplog.at_level(logging.WARNING, logger="gateway.support.redis_backend"):
+            await r.flushall()  # Redis restarted without its data
+            await until(lambda: a.gw.support.backend.resyncs == 1, what="A's resync")
+        assert any("lost data" in rec.getMessage() for rec in caplog.records)
+        metrics = (await (await a.http.get(a.url + "/metrics")).read()).decode()
+        assert 'livedesk_replica_resyncs_total{reason="redis_lost_data"} 1.0' in metrics
+        # the conversation Redis lost is closed here (its messages stay readable) ...
+        lost = a.gw.support.store.get(old)
+        assert lost.state == "resolved" and "before" in [m.text for m in lost.messages]
+        st = await v.event("conversation.state", conversation=old, state="resolved")
+        assert st["conversation"] == old
+        # ... this node's agent is known to Redis again, with the status it had ...
+        for _ in range(100):
+            if await r.hexists(P + "agents", "ag"):
+                break
+            await asyncio.sleep(0.05)
+        assert await r.hexists(P + "agents", "ag")
+        # ... so a new conversation opens and escalates to that agent
+        fresh = await v.request("conversation.open", room=room)
+        assert fresh.get("conversation") not in (None, old), fresh
+        n = len(agent.frames)
+        await v.request("conversation.escalate", conversation=fresh["conversation"])
+        got = await agent.event("conversation.assigned", after=n,
+                                conversation=fresh["conversation"])
+        assert got["conversation"] == fresh["conversation"]
+    finally:
+        await r.aclose()
+        await stop_gateway(a)
