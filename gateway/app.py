@@ -120,10 +120,11 @@ def create_app(config: Config, responder: Responder | None = None,
             capacities=dict(getattr(config, "agent_capacities", {}) or {}),
             local_agents=lambda: {s.user for s in hub.sessions.values()
                                   if s.role == "agent" and s.attached},
-            url=config.redis_url, metrics=metrics)
+            url=config.redis_url, metrics=metrics, retention_s=config.resolved_retention_s)
     support = SupportService(hub, rooms, responder,
                              SupportConfig(agent_capacity=config.agent_capacity,
-                                           bot_timeout_s=config.bot_timeout_s),
+                                           bot_timeout_s=config.bot_timeout_s,
+                                           resolved_retention_s=config.resolved_retention_s),
                              metrics=metrics, backend=backend)
     from .support.replies import load_team_replies
     from .support.room_service import RoomService
@@ -189,6 +190,7 @@ def create_app(config: Config, responder: Responder | None = None,
         if presence is not None:
             await presence.start()
         await support.backend.start()
+        support.start()
         if gw.media is not None and hasattr(gw.media, "start"):
             await gw.media.start()
         if room_sync is not None:

@@ -125,6 +125,20 @@ class ConversationStore:
         if self._open_by_viewer.get(key) == conv.id:
             del self._open_by_viewer[key]
 
+    def prune(self, before: float) -> list[Conversation]:
+        """Forget conversations resolved before ``before`` (the retention policy) and return
+        them. Why: a node keeps every conversation it has applied; without a limit a
+        long-running node grows with every sale, and the sweeps that walk all conversations
+        (idle close) slow down with it."""
+        gone = [c for c in self._convs.values()
+                if c.state == "resolved" and (c.resolved_at or c.created_at) < before]
+        for c in gone:
+            del self._convs[c.id]
+            key = (c.room, c.viewer)
+            if self._open_by_viewer.get(key) == c.id:
+                del self._open_by_viewer[key]
+        return gone
+
     def open_for(self, room: str, viewer: str) -> Conversation | None:
         cid = self._open_by_viewer.get((room, viewer))
         conv = self._convs.get(cid) if cid else None

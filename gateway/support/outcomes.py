@@ -75,6 +75,7 @@ class Outcomes:
         hub.handle(ConversationClose, self.on_close)
         hub.on("expired", self._on_expired)
         support.on("resolved", self._on_resolved)
+        support.on("pruned", lambda conv: self.outcomes.pop(conv.id, None))
 
     # --- endings -----------------------------------------------------------------------------
     @staticmethod

@@ -158,11 +158,16 @@ return {cid, best.user, emit(changes)}
 """
 
 RESOLVE = PRELUDE + """
-local cid, now = ARGV[2], ARGV[3]
+local cid, now, ttl = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local st = cget(cid, 'state')
 if not st or st == 'resolved' then return {st or 'not_found'} end
 local agent = cget(cid, 'agent') or ''
 redis.call('HSET', P .. 'conv:' .. cid, 'state', 'resolved', 'resolved_at', now)
+if ttl > 0 then  -- the retention policy: a resolved conversation's keys expire by themselves
+  redis.call('EXPIRE', P .. 'conv:' .. cid, ttl)
+  redis.call('EXPIRE', P .. 'log:' .. cid, ttl)
+  redis.call('EXPIRE', P .. 'cmid:' .. cid, ttl)
+end
 redis.call('LREM', P .. 'queue', 0, cid)
 if agent ~= '' then redis.call('SREM', P .. 'load:' .. agent, cid) end
 local key = cget(cid, 'room') .. '|' .. cget(cid, 'viewer')
@@ -275,7 +280,8 @@ class RedisBackend(SupportBackend):
 
     def __init__(self, redis: aioredis.Redis, store: ConversationStore, router: Router,
                  default_capacity: int = 5, capacities: dict[str, int] | None = None,
-                 local_agents=None, url: str | None = None, metrics: Any = None) -> None:
+                 local_agents=None, url: str | None = None, metrics: Any = None,
+                 retention_s: float = 0.0) -> None:
         super().__init__(store, router)
         self.redis = redis
         self.url = url
@@ -290,6 +296,7 @@ class RedisBackend(SupportBackend):
         self._last_seq: int | None = None  # ``s`` of the last entry applied (None: unknown)
         self.resyncs = 0  # how often the replica was rebuilt (a gap or a Redis that lost data)
         self.metrics = metrics
+        self.retention_s = max(0.0, retention_s)  # TTL of a resolved conversation's keys; 0: none
         self._applied = asyncio.Event()
         self._tail: asyncio.Task | None = None
         self._beat: asyncio.Task | None = None
@@ -590,7 +597,7 @@ class RedisBackend(SupportBackend):
         return self.store.get(cid), self.router.agents[user]
 
     async def resolve(self, conv):
-        res = await self._run("resolve", conv.id, time.time())
+        res = await self._run("resolve", conv.id, time.time(), int(self.retention_s))
         if _s(res[0]) != "ok":
             return False
         await self.applied(_s(res[1]))

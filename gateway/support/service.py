@@ -38,6 +38,7 @@ AGENTS_TOPIC = "agents"
 class SupportConfig:
     agent_capacity: int = 5
     bot_timeout_s: float = 0.8  # a viewer gets an answer within 1 s, whatever the responder does
+    resolved_retention_s: float = 7 * 86400.0  # forget resolved conversations after this; 0: never
     greeting_zh: str = "您好，我是直播间小助手，商品、尺码、优惠、物流、售后都可以问我；需要人工请点「转人工」。"
 
 
@@ -97,7 +98,8 @@ class SupportService:
 
     # --- hooks for other parts of the gateway (media, workspace) ----------------------------
     def on(self, event: str, cb: Callable) -> None:
-        """Domain events: ``resolved``, ``assigned``, ``message``, ``escalated``."""
+        """Domain events: ``resolved``, ``assigned``, ``message``, ``escalated``, ``pruned``
+        (a resolved conversation forgotten by the retention policy)."""
         self._listeners.setdefault(event, []).append(cb)
 
     def _fire(self, event: str, *args) -> None:
@@ -115,9 +117,39 @@ class SupportService:
         t.add_done_callback(self._tasks.discard)
         return t
 
+    def start(self) -> None:
+        """Background work of the service (called once the loop runs)."""
+        if self.config.resolved_retention_s > 0:
+            self._spawn(self.run_retention(self.config.resolved_retention_s))
+
     async def close(self) -> None:
         for t in list(self._tasks):
             t.cancel()
+
+    # --- retention -------------------------------------------------------------------------
+    def prune(self, retention_s: float, now: float | None = None) -> int:
+        """Forget conversations resolved more than ``retention_s`` ago on this node (the
+        state store expires its copy by itself: see the backends). Listeners get
+        ``pruned`` to drop what they keep per conversation."""
+        now = time.time() if now is None else now
+        gone = self.store.prune(now - retention_s)
+        for conv in gone:
+            self._bot_locks.pop(conv.id, None)
+            self._sent_positions.pop(conv.id, None)
+            self._fire("pruned", conv)
+        return len(gone)
+
+    async def run_retention(self, retention_s: float) -> None:
+        interval = max(0.05, min(300.0, retention_s / 4))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                n = self.prune(retention_s)
+                if n:
+                    log.info("retention: forgot %d conversations resolved over %.0f s ago",
+                             n, retention_s)
+            except Exception:
+                log.exception("retention sweep failed")
 
     # --- helpers ---------------------------------------------------------------------------
     async def conversation_for(self, req: Request, conv_id: str, *,

@@ -38,6 +38,8 @@ def test_unsafe_settings_are_refused():
         Config(dev=True, media_mode="magic").validate()
     with pytest.raises(ConfigError, match="UDP_PORT"):
         Config(dev=True, udp_port_min=5000, udp_port_max=4000).validate()
+    with pytest.raises(ConfigError, match="RESOLVED_RETENTION_S"):
+        Config(dev=True, resolved_retention_s=-1).validate()
 
 
 def test_turn_credentials_follow_the_rest_api_scheme():
