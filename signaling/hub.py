@@ -463,6 +463,12 @@ class Hub:
     async def publish(self, topic: str, event: Event | dict) -> None:
         await self.bus.publish(topic, {"e": _wire(event)})
 
+    def publish_local(self, topic: str, event: Event | dict) -> None:
+        """To this node's watchers of ``topic`` only: for figures every node computes alike
+        from replicated state (each node pushes to its own; through the bus every watcher
+        would get one copy per node)."""
+        self._deliver_topic(topic, {"e": _wire(event)})
+
     def _deliver_topic(self, topic: str, payload: dict) -> None:
         members = self._topic_members.get(topic)
         if not members:

@@ -5,6 +5,11 @@ the ticker that, at most every 500 ms and only when the figures changed, publish
 ``dashboard`` event on the ``dashboard`` topic and the supervisor's ``agents`` view on the
 ``admins`` topic. Figures are computed from the state owners (conversations, router, CSAT,
 outcomes, actions) rather than kept twice; Prometheus holds the same events as counters.
+
+Every input is replicated state (conversations, router, and the ``outcome``, ``conversion``,
+``csat`` and ``granted`` records), so every node computes the same figures; and each node
+pushes them to *its own* watchers only (a push through the bus would reach every node's
+admins once per node). ``node`` says which node computed a push.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ class DashboardWatch(Message):
 class DashboardEvent(Event):
     TYPE: ClassVar[str] = "dashboard"
     ts: float
+    node: str = ""
     totals: dict = field(default_factory=dict)
     rooms: list = field(default_factory=list)
     agents: list = field(default_factory=list)
@@ -55,7 +61,7 @@ def _avg(xs: list[float]) -> float | None:
 
 class Dashboard:
     def __init__(self, hub: Hub, support, rooms, csat, outcomes, actions, wellbeing,
-                 interval_s: float = 0.5):
+                 interval_s: float = 0.5, node: str = ""):
         self.hub = hub
         self.support = support
         self.rooms = rooms
@@ -64,6 +70,7 @@ class Dashboard:
         self.actions = actions
         self.wellbeing = wellbeing
         self.interval_s = interval_s
+        self.node = node
         self._last_fig: str | None = None
         self._last_agents: str | None = None
         hub.handle(DashboardWatch, self.on_watch)
@@ -75,22 +82,25 @@ class Dashboard:
 
     # --- figures -----------------------------------------------------------------------------
     def figures(self) -> dict[str, Any]:
-        convs = self.support.store.all()
+        # open conversations from the replica; ended ones from their outcome records (a node
+        # holds in memory only the resolved conversations it saw end, not older ones)
+        convs = [c for c in self.support.store.all() if c.state != "resolved"]
+        ended = list(self.outcomes.records.values())
         ratings = list(self.csat.ratings.values())
 
-        def block(cs, rs, conversions, comp) -> dict[str, Any]:
+        def block(cs, es, rs, conversions, comp) -> dict[str, Any]:
             counts = {"open": 0, "bot": 0, "queued": 0, "assigned": 0, **{o: 0 for o in OUTCOMES}}
             frt = []
             for c in cs:
-                if c.state != "resolved":
-                    counts["open"] += 1
-                    counts[c.state] += 1
-                else:
-                    o = self.outcomes.outcomes.get(c.id)
-                    if o in counts:
-                        counts[o] += 1
+                counts["open"] += 1
+                counts[c.state] += 1
                 if c.first_agent_reply_at is not None and c.escalated_at is not None:
                     frt.append(c.first_agent_reply_at - c.escalated_at)
+            for e in es:
+                if e["outcome"] in counts:
+                    counts[e["outcome"]] += 1
+                if e.get("frt") is not None:
+                    frt.append(e["frt"])
             return {"conversations": counts, "frt_p50_s": _p50(frt),
                     "csat_avg": _avg([r.rating for r in rs]), "csat_count": len(rs),
                     "conversions": conversions, "compensation": comp}
@@ -104,6 +114,7 @@ class Dashboard:
         rooms = []
         for room in self.rooms:
             b = block([c for c in convs if c.room == room.id],
+                      [e for e in ended if e["room"] == room.id],
                       [r for r in ratings if r.room == room.id],
                       sum(1 for x in self.outcomes.conversions if x.room == room.id),
                       comp_of(g for g in self.actions.granted if g["room"] == room.id))
@@ -113,12 +124,13 @@ class Dashboard:
         agents = []
         for a in self.wellbeing.view():
             b = block([c for c in convs if c.agent == a["user"]],
+                      [e for e in ended if e.get("agent") == a["user"]],
                       [r for r in ratings if r.agent == a["user"]],
                       sum(1 for x in self.outcomes.conversions if x.agent == a["user"]),
                       comp_of(g for g in self.actions.granted if g["agent"] == a["user"]))
             b.update(a)
             agents.append(b)
-        totals = block(convs, ratings, len(self.outcomes.conversions),
+        totals = block(convs, ended, ratings, len(self.outcomes.conversions),
                        comp_of(self.actions.granted))
         totals["queue"] = len(self.support.router.queue)
         totals["agents"] = {}
@@ -129,7 +141,7 @@ class Dashboard:
         return {"totals": totals, "rooms": rooms, "agents": agents}
 
     def event(self) -> DashboardEvent:
-        return DashboardEvent(ts=time.time(), **self.figures())
+        return DashboardEvent(ts=time.time(), node=self.node, **self.figures())
 
     # --- delivery ----------------------------------------------------------------------------
     async def on_watch(self, req: Request):
@@ -147,13 +159,13 @@ class Dashboard:
         key = json.dumps(fig, sort_keys=True, default=str)
         if key != self._last_fig:
             self._last_fig = key
-            await self.hub.publish(DASHBOARD_TOPIC, self.event())
+            self.hub.publish_local(DASHBOARD_TOPIC, self.event())
         view = self.wellbeing.view()
         akey = json.dumps([{k: v for k, v in a.items() if k != "in_status_s"} for a in view],
                           sort_keys=True)
         if akey != self._last_agents:
             self._last_agents = akey
-            await self.hub.publish(ADMINS_TOPIC, AgentsView(view))
+            self.hub.publish_local(ADMINS_TOPIC, AgentsView(view))
 
     async def run(self) -> None:
         while True:

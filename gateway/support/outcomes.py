@@ -15,6 +15,12 @@ widget opened, not a support contact). It also owns conversions: an order placed
 ``POST /api/rooms/{room}/orders``) by a viewer within ``conversion_window_s`` after the last
 activity of one of their support conversations in that room counts once in
 ``livedesk_conversions_total{room}``.
+
+Outcomes and conversions are replicated records (namespaces ``outcome`` and ``conversion``
+of the support backend): the node that decides one writes it, every node's listener keeps
+it. Why: the dashboard is computed on whichever node the supervisor is connected to, and
+must show the same figures there as anywhere else (a node that only counted what it decided
+itself showed a different dashboard per node).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from signaling import ErrorCode, Hub, ProtocolError, Request, Session
@@ -69,13 +75,40 @@ class Outcomes:
         self.conversion_window_s = conversion_window_s
         self.on_change = on_change
         self.outcomes: dict[str, str] = {}  # conversation → outcome, for the dashboard
-        self.conversions: list[Conversion] = []
-        self._counted_orders: set[tuple[str, str]] = set()
+        # conversation → {outcome, room, agent, ts, frt}: the replicated ``outcome`` records
+        self.records: dict[str, dict[str, Any]] = {}
+        self._conversions: dict[str, Conversion] = {}  # "room:order" → conversion (replicated)
         self._next: dict[str, str] = {}
         hub.handle(ConversationClose, self.on_close)
         hub.on("expired", self._on_expired)
         support.on("resolved", self._on_resolved)
-        support.on("pruned", lambda conv: self.outcomes.pop(conv.id, None))
+        support.on("pruned", self._on_pruned)
+        support.backend.listen("outcome", self._on_outcome_record)
+        support.backend.listen("conversion", self._on_conversion_record)
+
+    @property
+    def conversions(self) -> list[Conversion]:
+        return list(self._conversions.values())
+
+    def _on_outcome_record(self, cid: str, rec: dict[str, Any]) -> None:
+        self.outcomes[cid] = rec["outcome"]
+        self.records[cid] = rec
+
+    def _on_conversion_record(self, key: str, rec: dict[str, Any]) -> None:
+        self._conversions.setdefault(key, Conversion(**rec))
+
+    def _on_pruned(self, conv: Conversation) -> None:
+        self.outcomes.pop(conv.id, None)
+        self.records.pop(conv.id, None)
+
+    def forget_before(self, cutoff: float) -> None:
+        """Retention for the records (a node also holds those of conversations it never had
+        in memory: it learnt them at start-up)."""
+        for cid in [c for c, r in self.records.items() if r.get("ts", 0) < cutoff]:
+            self.records.pop(cid, None)
+            self.outcomes.pop(cid, None)
+        for key in [k for k, c in self._conversions.items() if c.ts < cutoff]:
+            del self._conversions[key]
 
     # --- endings -----------------------------------------------------------------------------
     @staticmethod
@@ -83,9 +116,24 @@ class Outcomes:
         return {"bot": "resolved_by_bot", "queued": "abandoned"}.get(conv.state, "resolved_by_agent")
 
     def _on_resolved(self, conv: Conversation) -> None:
-        self.outcomes[conv.id] = self._next.pop(conv.id, "resolved_by_agent")
+        outcome = self._next.pop(conv.id, "resolved_by_agent")
+        frt = (conv.first_agent_reply_at - conv.escalated_at
+               if conv.first_agent_reply_at is not None and conv.escalated_at is not None
+               else None)
+        rec = {"outcome": outcome, "room": conv.room, "agent": conv.agent, "ts": time.time(),
+               "frt": frt}
+        self._on_outcome_record(conv.id, rec)  # here at once; everywhere once written
+        self.support._spawn(self._share("outcome", conv.id, rec))
         if self.on_change:
             self.on_change(conv)
+
+    async def _share(self, namespace: str, key: str, rec: dict[str, Any]) -> bool:
+        try:
+            written, _ = await self.support.backend.put(namespace, key, rec, if_absent=True)
+            return written
+        except Exception as e:  # the state store is away: this node still counts it
+            log.warning("recording %s %s failed: %s", namespace, key, e)
+            return False
 
     async def end(self, conv: Conversation, reason: str) -> str | None:
         """End ``conv`` with the outcome its state implies; None if it was closed quietly."""
@@ -139,13 +187,17 @@ class Outcomes:
             await asyncio.sleep(interval)
             try:
                 await self.sweep()
+                keep = getattr(self.support.config, "resolved_retention_s", 0)
+                if keep > 0:
+                    self.forget_before(time.time() - keep)
             except Exception:
                 log.exception("idle sweep failed")
 
     # --- conversions -------------------------------------------------------------------------
     def on_order(self, room, order, outcome) -> Conversion | None:
         """``RoomService.order_listeners`` callback."""
-        if outcome.status != 200 or outcome.repeated or (room.id, order.order_id) in self._counted_orders:
+        key = f"{room.id}:{order.order_id}"
+        if outcome.status != 200 or outcome.repeated or key in self._conversions:
             return None
         now = time.time()
         recent = [c for c in self.support.store.for_viewer(order.user)
@@ -154,11 +206,12 @@ class Outcomes:
         if not recent:
             return None
         conv = max(recent, key=last_activity)
-        self._counted_orders.add((room.id, order.order_id))
         conv_ = Conversion(order.order_id, room.id, order.user, order.sku, order.qty, conv.id,
                            conv.agent, now)
-        self.conversions.append(conv_)
-        del self.conversions[:-10000]
+        self._conversions[key] = conv_
+        # (a repeated order is ``outcome.repeated`` on every node: the room's order log is
+        # shared, so only one node gets here per order)
+        self.support._spawn(self._share("conversion", key, asdict(conv_)))
         if self.metrics:
             self.metrics.conversions.labels(room=room.id).inc()
         if self.on_change:

@@ -7,10 +7,14 @@ judged it at handoff), the agent gets ``agent.break_suggested`` and is *paused* 
 router's ``Agent.paused``: no new assignments) until they set a status again.
 ``supervisor.agents`` (admin) answers with every agent's status, time in status, load,
 capacity, pause and run; changes are pushed to admins as ``agents`` by the workspace ticker.
+
+An agent's run is a replicated record (``fatigue``: ``{run, guard}``), so every node shows
+the same run, and an agent who reconnects to another node keeps theirs.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -20,6 +24,8 @@ from signaling.protocol import Event, Message, message
 
 from .actions import ADMINS_TOPIC
 from .conversation import Conversation
+
+log = logging.getLogger(__name__)
 
 NEGATIVE_MOODS = ("negative", "angry")
 
@@ -55,6 +61,14 @@ class Wellbeing:
         hub.handle(SupervisorAgents, self.on_agents)
         hub.on("live", self._on_live)
         support.on("resolved", self._on_resolved)
+        support.backend.listen("fatigue", self._on_record)
+
+    def _on_record(self, agent: str, rec: dict[str, Any]) -> None:
+        self.consecutive[agent] = int(rec.get("run", 0))
+        if rec.get("guard"):
+            self._paused_by_guard.add(agent)
+        else:
+            self._paused_by_guard.discard(agent)
 
     def _on_live(self, session: Session) -> None:
         if session.role == "agent":
@@ -76,11 +90,17 @@ class Wellbeing:
             return
         run = self.run_of(agent)
         run = run + 1 if conv.mood in NEGATIVE_MOODS else 0
-        self.consecutive[agent] = run
         a = self.router.agents.get(agent)
-        if run >= self.threshold and a is not None and not a.paused:
+        guard = run >= self.threshold and a is not None and not a.paused
+        if guard:  # paused first: a node that saw the guard without the pause would reset it
             await self.support.backend.set_status(a.user, a.status, a.name, paused=True)
-            self._paused_by_guard.add(agent)
+        rec = {"run": run, "guard": guard or agent in self._paused_by_guard}
+        self._on_record(agent, rec)
+        try:
+            await self.support.backend.put("fatigue", agent, rec)
+        except Exception as e:  # the state store is away: this node still knows
+            log.warning("recording the run of %s failed: %s", agent, e)
+        if guard:
             ev = BreakSuggested(agent, run)
             await self.hub.send_to_user(agent, ev)
             await self.hub.publish(ADMINS_TOPIC, ev)

@@ -50,7 +50,7 @@ class Workspace:
         self.notices = Notices(hub, support, gw.rooms, self.browsing.store, self.adapter,
                                self.orders, known_viewers=self._known_viewers)
         self.dashboard = Dashboard(hub, support, gw.rooms, self.csat, self.outcomes,
-                                   self.actions, self.wellbeing)
+                                   self.actions, self.wellbeing, node=gw.config.node_id)
         self._room_buyers: dict[str, set[str]] = {}
         support.context_providers += [self.browsing.context, self.handoff.context]
         support.agent_info = lambda user: {"max_compensation": self.actions.authority.limit_for(user)}
