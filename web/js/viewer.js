@@ -547,7 +547,7 @@ client.on("conversation.state", (f) => {
   if (f.state === "resolved" && was === "resolved") return renderAll();
   if (f.agent) conv.agent = f.agent;
   if (f.state !== "queued") conv.queue = null;
-  if (f.state === "resolved") conv.notices.push({ after: conv.order[conv.order.length - 1] || null, text: t("resolved.notice") });
+  if (f.state === "resolved") conv.notices.push({ after: conv.order[conv.order.length - 1] || null, text: t(f.reason === "state_lost" ? "resolved.lost" : "resolved.notice") });
   renderAll();
 });
 client.on("queue", (f) => {
