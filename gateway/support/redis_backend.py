@@ -403,7 +403,9 @@ class RedisBackend(SupportBackend):
         routing goes on without them having to touch their console."""
         log.error("ops log: %s; rebuilding this node's replica from Redis (resync #%d)",
                   why, self.resyncs + 1)
-        self._last_id, self._last_seq = await self._position()
+        # the position is adopted only once the snapshot is applied: a step waiting in
+        # ``applied()`` must not be released onto a replica that does not hold it yet
+        last_id, last_seq = await self._position()
         changes, live, qorder = await self._snapshot()
         pre: list[Change] = [["q_del", e.conversation] for e in list(self.router.queue)]
         for a in self.router.agents.values():
@@ -423,6 +425,7 @@ class RedisBackend(SupportBackend):
                 post.append(["set", conv.id, {"state": "resolved", "resolved_at": resolved_at}])
         known = {_s(u) for u in await self.redis.hkeys(P + "agents")}
         self.replica.apply(pre + changes + post)
+        self._last_id, self._last_seq = last_id, last_seq
         for conv in lost:
             if self.on_lost is not None:
                 try:
