@@ -113,7 +113,10 @@ class Replica:
                 ns, key, value = ch[1], ch[2], ch[3]
                 if isinstance(value, str):
                     value = json.loads(value)
-                self.records.setdefault(ns, {})[key] = value
+                recs = self.records.setdefault(ns, {})
+                if key in recs and recs[key] == value:
+                    continue  # applied again (start-up overlap, a resync): listeners saw it
+                recs[key] = value
                 for cb in self._record_listeners.get(ns, ()):
                     try:
                         cb(key, value)
@@ -138,6 +141,9 @@ class SupportBackend(ABC):
         self.replica = Replica(store, router)
         # called with a conversation the state store lost and this node closed (Redis only)
         self.on_lost: Callable[[Conversation], None] | None = None
+        # called when the state store lost a conversation's last messages and this node
+        # dropped them too (Redis only): ``(conversation, messages kept)``
+        self.on_truncated: Callable[[Conversation, int], None] | None = None
 
     async def start(self) -> None:
         return None

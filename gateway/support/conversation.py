@@ -125,6 +125,12 @@ class ConversationStore:
         if self._open_by_viewer.get(key) == conv.id:
             del self._open_by_viewer[key]
 
+    def truncate(self, conv: Conversation, n: int) -> None:
+        """Keep the first ``n`` messages (the state store lost the rest: see
+        ``RedisBackend._resync``)."""
+        del conv.messages[n:]
+        conv.by_client_id = {k: m for k, m in conv.by_client_id.items() if m.n <= n}
+
     def prune(self, before: float) -> list[Conversation]:
         """Forget conversations resolved before ``before`` (the retention policy) and return
         them. Why: a node keeps every conversation it has applied; without a limit a

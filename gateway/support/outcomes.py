@@ -187,11 +187,11 @@ class Outcomes:
             await asyncio.sleep(interval)
             try:
                 await self.sweep()
-                keep = getattr(self.support.config, "resolved_retention_s", 0)
-                if keep > 0:
-                    self.forget_before(time.time() - keep)
             except Exception:
                 log.exception("idle sweep failed")
+            keep = getattr(self.support.config, "resolved_retention_s", 0)
+            if keep > 0:
+                self.forget_before(time.time() - keep)
 
     # --- conversions -------------------------------------------------------------------------
     def on_order(self, room, order, outcome) -> Conversion | None:

@@ -301,6 +301,7 @@ class RedisBackend(SupportBackend):
         self._tail: asyncio.Task | None = None
         self._beat: asyncio.Task | None = None
         self._tail_redis: aioredis.Redis | None = None
+        self._side_tasks: set[asyncio.Task] = set()
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -317,7 +318,7 @@ class RedisBackend(SupportBackend):
         self._beat = asyncio.get_running_loop().create_task(self._heartbeat_loop())
 
     async def close(self) -> None:
-        for t in (self._tail, self._beat):
+        for t in (self._tail, self._beat, *self._side_tasks):
             if t:
                 t.cancel()
                 await asyncio.gather(t, return_exceptions=True)
@@ -339,24 +340,30 @@ class RedisBackend(SupportBackend):
             self.replica.on_message = on_message
 
     async def _position(self) -> tuple[str, int | None]:
-        """Id and number of the log's last entry (read *before* a snapshot)."""
-        last = await self.redis.xrevrange(P + "ops", count=1)
+        """Id and number of the log's last entry (read *before* a snapshot). One MULTI: with
+        an empty Stream the number is the counter's, and a step between two separate reads
+        would look like a step back later."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xrevrange(P + "ops", count=1)
+            pipe.get(P + "opseq")
+            last, seq = await pipe.execute()
         if not last:
-            seq = await self.redis.get(P + "opseq")
             return "0-0", int(seq) if seq is not None else 0
         fields = last[0][1]
         return _s(last[0][0]), int(fields[b"s"]) if b"s" in fields else None
 
-    async def _snapshot(self) -> tuple[list[Change], set[str], list[str]]:
+    async def _snapshot(self) -> tuple[list[Change], dict[str, int], list[str]]:
         """The change list that rebuilds every unresolved conversation (with its messages),
-        the agents, the queue (in order) and the records from Redis's hashes; with the set
-        of unresolved conversation ids and the queue's order."""
+        the agents, the queue (in order) and the records from Redis's hashes; with the
+        unresolved conversations (id → how many messages Redis holds) and the queue's
+        order."""
         agents = await self.redis.hgetall(P + "agents")
         changes: list[Change] = []
         for _, raw in agents.items():
             changes.append(["agent", json.loads(raw)])
         cids = [_s(c) for c in await self.redis.smembers(P + "convs")]
         queued = []
+        counts: dict[str, int] = {}
         for cid in cids:
             h = {_s(k): _s(v) for k, v in (await self.redis.hgetall(P + f"conv:{cid}")).items()}
             if not h:
@@ -364,7 +371,9 @@ class RedisBackend(SupportBackend):
             changes.append(["conv", {"cid": cid, "room": h["room"], "viewer": h["viewer"],
                                      "viewer_name": h.get("viewer_name", h["viewer"]),
                                      "created_at": float(h.get("created_at", 0))}])
-            for eid, f in await self.redis.xrange(P + f"log:{cid}"):
+            log_entries = await self.redis.xrange(P + f"log:{cid}")
+            counts[cid] = len(log_entries)
+            for eid, f in log_entries:
                 changes.append(["msg", json.loads(f[b"j"]), None])
             fields = {k: h.get(k) for k in ("state", "agent", "agent_name", "escalation_reason",
                                             "mood") if h.get(k)}
@@ -390,7 +399,7 @@ class RedisBackend(SupportBackend):
             ns = _s(ns)
             for key, raw in (await self.redis.hgetall(P + f"rec:{ns}")).items():
                 changes.append(["rec", ns, _s(key), _s(raw)])
-        return changes, set(cids), qorder
+        return changes, counts, qorder
 
     async def _resync(self, why: str, reason: str) -> None:
         """Rebuild this node's replica from Redis's hashes, in place.
@@ -407,6 +416,22 @@ class RedisBackend(SupportBackend):
         # ``applied()`` must not be released onto a replica that does not hold it yet
         last_id, last_seq = await self._position()
         changes, live, qorder = await self._snapshot()
+        if reason == "redis_lost_data":
+            # this node is *ahead*: what Redis lost goes here too, or the next message of a
+            # conversation would take a number this node already holds and be skipped
+            for cid, n in live.items():
+                conv = self.store.get(cid)
+                if conv is not None and len(conv.messages) > n:
+                    log.error("conversation %s: Redis holds %d of the %d messages this node "
+                              "has; dropping the %d it lost", cid, n, len(conv.messages),
+                              len(conv.messages) - n)
+                    self.store.truncate(conv, n)
+                    if self.on_truncated is not None:
+                        self.on_truncated(conv, n)
+            held = {(ns, k) for ch in changes if ch[0] == "rec" for ns, k in [(ch[1], ch[2])]}
+            for ns, recs in self.replica.records.items():
+                for k in [k for k in recs if (ns, k) not in held]:
+                    del recs[k]
         pre: list[Change] = [["q_del", e.conversation] for e in list(self.router.queue)]
         for a in self.router.agents.values():
             pre += [["release", cid, a.user] for cid in list(a.conversations)]
@@ -418,7 +443,8 @@ class RedisBackend(SupportBackend):
                 h = {_s(k): _s(v) for k, v in
                      (await self.redis.hgetall(P + f"conv:{conv.id}")).items()}
                 resolved_at = float(h["resolved_at"]) if h.get("resolved_at") else now
-                if not h:
+                # (with nothing in Redis after a *hole*, it was resolved and then expired)
+                if not h and reason == "redis_lost_data":
                     log.error("conversation %s is gone from Redis; closing it on this node "
                               "(its messages stay readable here)", conv.id)
                     lost.append(conv)
@@ -438,7 +464,9 @@ class RedisBackend(SupportBackend):
         lost_agents = [self.router.agents[u] for u in self.local_agents()
                        if u not in known and u in self.router.agents]
         if lost_agents:  # through the normal step, off the tail loop (it waits for the tail)
-            asyncio.get_running_loop().create_task(self._reregister(lost_agents))
+            t = asyncio.get_running_loop().create_task(self._reregister(lost_agents))
+            self._side_tasks.add(t)
+            t.add_done_callback(self._side_tasks.discard)
 
     async def _reregister(self, agents) -> None:
         for a in agents:

@@ -76,6 +76,7 @@ class SupportService:
         self.router = backend.router
         backend.replica.on_message = self._deliver_message
         backend.on_lost = self._conversation_lost
+        backend.on_truncated = self._conversation_truncated
         self.context_providers = list(context_providers or [])
         self.agent_info: Callable[[str], dict] | None = None  # extra agent.state fields
         self._bot_locks: dict[str, asyncio.Lock] = {}
@@ -177,6 +178,14 @@ class SupportService:
         for user in conv.members():
             for s in self.hub.user_sessions(user):
                 s.send(ev)
+
+    def _conversation_truncated(self, conv: Conversation, kept: int) -> None:
+        """The state store lost the messages after ``kept``; the next ones take those
+        numbers again, so this node's sessions must not take them for ones already sent."""
+        members = set(conv.members())
+        for s in list(self.hub.sessions.values()):
+            if s.user in members and s.cursors.get(conv.id, 0) > kept:
+                s.cursors[conv.id] = kept
 
     def _deliver_message(self, conv: Conversation, m: StoredMessage, origin: str | None) -> None:
         """Called by the replica, in log order, on every node: hand the message to this

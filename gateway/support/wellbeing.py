@@ -90,6 +90,7 @@ class Wellbeing:
             return
         run = self.run_of(agent)
         run = run + 1 if conv.mood in NEGATIVE_MOODS else 0
+        self.consecutive[agent] = run  # at once: a second resolve on this node counts on it
         a = self.router.agents.get(agent)
         guard = run >= self.threshold and a is not None and not a.paused
         if guard:  # paused first: a node that saw the guard without the pause would reset it

@@ -137,3 +137,44 @@ async def test_a_node_ahead_of_a_redis_that_lost_its_data_resyncs_and_keeps_rout
     finally:
         await r.aclose()
         await stop_gateway(a)
+
+
+async def test_a_node_ahead_by_a_few_messages_drops_what_redis_lost_and_goes_on(redis_server):
+    """Redis came back with the last message of a conversation missing (an fsync window):
+    the node drops it too, so the next message (which takes that number again) is stored
+    and delivered rather than skipped as already known."""
+    a = await node(redis_server.url, "A")
+    r = aioredis.Redis.from_url(redis_server.url)
+    try:
+        room = a.room_id
+        v = await a.client("viewer", "v1", room=room)
+        cid = (await v.request("conversation.open", room=room))["conversation"]
+        backend = a.gw.support.backend
+        sent = await v.request("message.send", conversation=cid, text="kept", client_msg_id="k")
+        assert sent["type"] == "message"
+        store = a.gw.support.store
+        await until(lambda: len(store.get(cid).messages) == 3, what="greeting, kept, bot reply")
+        # Redis loses the last change (the bot's reply): log entry, counter, change number
+        last_id, _ = (await r.xrevrange(P + f"log:{cid}", count=1))[0]
+        await r.xdel(P + f"log:{cid}", last_id)
+        await r.hincrby(P + f"conv:{cid}", "n", -1)
+        ops_id, _ = (await r.xrevrange(P + "ops", count=1))[0]
+        await r.xdel(P + "ops", ops_id)
+        await r.decr(P + "opseq")
+        await until(lambda: backend.resyncs == 1, what="A's resync")
+        assert [m.text for m in store.get(cid).messages][-1] == "kept"
+        assert store.get(cid).state == "bot"  # still open: not lost as a whole
+        n = len(v.frames)
+        again = await v.request("message.send", conversation=cid, text="next one",
+                                client_msg_id="n1")
+        assert again["type"] == "message" and again["text"] == "next one", again
+        await until(lambda: "next one" in [m.text for m in store.get(cid).messages],
+                    what="the next message stored on A")
+        assert [m.n for m in store.get(cid).messages] == list(
+            range(1, len(store.get(cid).messages) + 1))
+        assert any(f.get("type") == "message" and f.get("text") == "next one"
+                   for f in v.frames[n:])
+        assert backend.resyncs == 1
+    finally:
+        await r.aclose()
+        await stop_gateway(a)
