@@ -32,15 +32,6 @@ HOOKS = ("WebSocketResponse._writer", "WebSocketWriter.transport/protocol/compre
          "use_mask/_closing", "BaseProtocol._paused")
 
 
-def frame_header(n: int, first: int = TEXT_FIN) -> bytes:
-    """The server-side (unmasked) header of a frame with an ``n``-byte payload."""
-    if n < 126:
-        return _LEN1(first, n)
-    if n < 65536:
-        return _LEN2(first, 126, n)
-    return _LEN3(first, 127, n)
-
-
 def direct_writer(ws: Any) -> Callable[[bytes], bool] | None:
     """``write(payload: bytes) -> bool`` for a prepared aiohttp ``WebSocketResponse``:
     ``True`` when the text frame was handed to the transport, ``False`` when the caller must

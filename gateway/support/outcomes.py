@@ -74,7 +74,6 @@ class Outcomes:
         self.idle_close_s = idle_close_s
         self.conversion_window_s = conversion_window_s
         self.on_change = on_change
-        self.outcomes: dict[str, str] = {}  # conversation → outcome, for the dashboard
         # conversation → {outcome, room, agent, ts, frt}: the replicated ``outcome`` records
         self.records: dict[str, dict[str, Any]] = {}
         self._conversions: dict[str, Conversion] = {}  # "room:order" → conversion (replicated)
@@ -90,23 +89,24 @@ class Outcomes:
     def conversions(self) -> list[Conversion]:
         return list(self._conversions.values())
 
+    def outcome_of(self, cid: str) -> str | None:
+        rec = self.records.get(cid)
+        return rec["outcome"] if rec else None
+
     def _on_outcome_record(self, cid: str, rec: dict[str, Any]) -> None:
-        self.outcomes[cid] = rec["outcome"]
         self.records[cid] = rec
 
     def _on_conversion_record(self, key: str, rec: dict[str, Any]) -> None:
         self._conversions.setdefault(key, Conversion(**rec))
 
     def _on_pruned(self, conv: Conversation) -> None:
-        self.outcomes.pop(conv.id, None)
         self.records.pop(conv.id, None)
 
     def forget_before(self, cutoff: float) -> None:
         """Retention for the records (a node also holds those of conversations it never had
         in memory: it learnt them at start-up)."""
         for cid in [c for c, r in self.records.items() if r.get("ts", 0) < cutoff]:
-            self.records.pop(cid, None)
-            self.outcomes.pop(cid, None)
+            del self.records[cid]
         for key in [k for k, c in self._conversions.items() if c.ts < cutoff]:
             del self._conversions[key]
 

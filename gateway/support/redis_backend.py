@@ -428,7 +428,7 @@ class RedisBackend(SupportBackend):
                     self.store.truncate(conv, n)
                     if self.on_truncated is not None:
                         self.on_truncated(conv, n)
-            held = {(ns, k) for ch in changes if ch[0] == "rec" for ns, k in [(ch[1], ch[2])]}
+            held = {(ch[1], ch[2]) for ch in changes if ch[0] == "rec"}
             for ns, recs in self.replica.records.items():
                 for k in [k for k in recs if (ns, k) not in held]:
                     del recs[k]
@@ -522,15 +522,13 @@ class RedisBackend(SupportBackend):
             return  # following a log written before entries were numbered
         seq = await self._tail_redis.get(P + "opseq")
         have = int(seq) if seq is not None else 0
-        why = None
         if have < self._last_seq:
-            why = f"Redis holds {have} changes but this node applied {self._last_seq}: it lost data"
+            await self._resync(f"Redis holds {have} changes but this node applied "
+                               f"{self._last_seq}: it lost data", "redis_lost_data")
         elif have > self._last_seq and not await self._tail_redis.xrange(
                 P + "ops", min="(" + self._last_id if self._last_id != "0-0" else "-", count=1):
-            why = (f"changes #{self._last_seq + 1}..#{have} were trimmed from the log before "
-                   f"this node read them")
-        if why:
-            await self._resync(why, "redis_lost_data" if have < self._last_seq else "trimmed")
+            await self._resync(f"changes #{self._last_seq + 1}..#{have} were trimmed from the "
+                               f"log before this node read them", "trimmed")
 
     async def _heartbeat_loop(self) -> None:
         while True:

@@ -72,7 +72,7 @@ class Workspace:
             self.orders.invalidate(entry["viewer"])
 
     def _earlier_extra(self, conv) -> dict[str, Any]:
-        return {"outcome": self.outcomes.outcomes.get(conv.id),
+        return {"outcome": self.outcomes.outcome_of(conv.id),
                 "csat": self.csat.for_conversation(conv.id)}
 
     def _known_viewers(self, room: str) -> set[str]:

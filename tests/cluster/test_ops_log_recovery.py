@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from gateway.config import Config
 from gateway.support.redis_backend import P
 from tests.conftest import free_port, start_gateway, stop_gateway
+from tests.workspace.helpers import viewer
 
 pytestmark = pytest.mark.redis
 
@@ -38,10 +39,8 @@ async def test_a_node_that_lagged_past_the_trimmed_log_resyncs_and_delivers_what
     r = aioredis.Redis.from_url(redis_server.url)
     try:
         room = a.room_id
-        v1_a = await a.client("viewer", "v1", room=room)
-        c1 = (await v1_a.request("conversation.open", room=room))["conversation"]
-        v3 = await a.client("viewer", "v3", room=room)
-        c3 = (await v3.request("conversation.open", room=room))["conversation"]
+        v1_a, c1 = await viewer(a, "v1")
+        v3, c3 = await viewer(a, "v3")
         agent = await b.client("agent", "ag", name="Agent")
         await agent.request("agent.status", status="available")
         await v3.request("conversation.escalate", conversation=c3)
@@ -57,8 +56,7 @@ async def test_a_node_that_lagged_past_the_trimmed_log_resyncs_and_delivers_what
         sent = await v1_b.request("message.send", conversation=c1, text="sent while A lagged",
                                   client_msg_id="lag-1")
         assert sent["type"] == "message"
-        v2 = await b.client("viewer", "v2", room=room)
-        c2 = (await v2.request("conversation.open", room=room))["conversation"]
+        v2, c2 = await viewer(b, "v2")
         await v2.request("message.send", conversation=c2, text="hello from c2", client_msg_id="x")
         await agent.request("conversation.resolve", conversation=c3)
         # ... and the log is trimmed past what A read
@@ -105,8 +103,7 @@ async def test_a_node_ahead_of_a_redis_that_lost_its_data_resyncs_and_keeps_rout
         room = a.room_id
         agent = await a.client("agent", "ag", name="Agent")
         await agent.request("agent.status", status="available")
-        v = await a.client("viewer", "v1", room=room)
-        old = (await v.request("conversation.open", room=room))["conversation"]
+        v, old = await viewer(a, "v1")
         await v.request("message.send", conversation=old, text="before", client_msg_id="b")
 
         with caplog.at_level(logging.WARNING, logger="gateway.support.redis_backend"):
@@ -146,9 +143,7 @@ async def test_a_node_ahead_by_a_few_messages_drops_what_redis_lost_and_goes_on(
     a = await node(redis_server.url, "A")
     r = aioredis.Redis.from_url(redis_server.url)
     try:
-        room = a.room_id
-        v = await a.client("viewer", "v1", room=room)
-        cid = (await v.request("conversation.open", room=room))["conversation"]
+        v, cid = await viewer(a, "v1")
         backend = a.gw.support.backend
         sent = await v.request("message.send", conversation=cid, text="kept", client_msg_id="k")
         assert sent["type"] == "message"
