@@ -1,7 +1,12 @@
 """Offline bot throughput and latency.
 
 Measures (1) replies per second on one core - ``OfflineBot.answer`` in a tight loop over a
-mixed Chinese/English message set with some multi-turn history - and (2) reply latency
+mixed Chinese/English message set with some multi-turn history (these 20 texts repeat, so
+after the first round the bot's memo answers their per-text work: what a flash sale's
+repeated questions cost), the same with the memo off (the baseline, same run), and two
+streams where every text is new - single messages, and conversations of up to seven turns
+whose earlier turns the bot read when they were current (what a real conversation costs) -
+and (2) reply latency
 under a fixed offered load (default 500 messages/s): an asyncio loop schedules each
 message at its due time and awaits ``OfflineBot.respond``, so latency includes any queueing
 on the event loop. Prints the figures and a final JSON line.
@@ -16,6 +21,7 @@ import asyncio
 import json
 import statistics
 import time
+from collections.abc import Iterator
 
 from gateway.support.bot import OfflineBot
 from gateway.support.knowledge import Knowledge, demo_room_path
@@ -35,6 +41,29 @@ MESSAGES: list[tuple[list[str], str]] = [
 
 def _queries(kb: Knowledge) -> list[BotQuery]:
     return [BotQuery(text=t, history=h, knowledge=kb) for h, t in MESSAGES]
+
+
+def unique_stream(kb: Knowledge, turns: int) -> Iterator[BotQuery]:
+    """Endless queries whose texts never repeat (a counter in each): conversations of
+    ``turns`` messages, each message asked after the earlier ones of its conversation."""
+    base = [t for _, t in MESSAGES]
+    i = 0
+    while True:
+        texts = [f"{base[(i + k) % len(base)]} {i * turns + k}" for k in range(turns)]
+        for k in range(turns):
+            yield BotQuery(text=texts[k], history=texts[:k], knowledge=kb)
+        i += 1
+
+
+def stream_rate(bot: OfflineBot, stream: Iterator[BotQuery], seconds: float) -> float:
+    n = 0
+    t0 = time.perf_counter()
+    end = t0 + seconds
+    while time.perf_counter() < end:
+        for _ in range(50):
+            bot.answer(next(stream))
+        n += 50
+    return n / (time.perf_counter() - t0)
 
 
 def throughput(bot: OfflineBot, qs: list[BotQuery], seconds: float) -> float:
@@ -82,15 +111,30 @@ def main(argv: list[str] | None = None) -> int:
     for q in qs:  # first-touch caches (product index, regex)
         bot.answer(q)
     rps = throughput(bot, qs, args.seconds)
+    plain = OfflineBot(memo=False)
+    plain.warm_up()
+    rps_plain = throughput(plain, qs, args.seconds)
+    rps_unique = stream_rate(OfflineBot(), unique_stream(kb, 1), args.seconds)
+    rps_conv = stream_rate(OfflineBot(), unique_stream(kb, 7), args.seconds)
+    rps_conv_plain = stream_rate(plain, unique_stream(kb, 7), args.seconds)
     lat = asyncio.run(offered_load(bot, qs, args.rate, args.seconds))
     ms = [x * 1000 for x in lat]
     res = {
         "bench": "bot", "warm_up_s": round(warm, 3), "replies_per_s_one_core": round(rps, 1),
-        "mean_ms_per_reply": round(1000 / rps, 3), "offered_rate_per_s": args.rate, "n_offered": len(ms),
+        "mean_ms_per_reply": round(1000 / rps, 3),
+        "replies_per_s_no_memo": round(rps_plain, 1), "memo_ratio": round(rps / rps_plain, 2),
+        "replies_per_s_unique": round(rps_unique, 1),
+        "replies_per_s_conversation": round(rps_conv, 1),
+        "replies_per_s_conversation_no_memo": round(rps_conv_plain, 1),
+        "offered_rate_per_s": args.rate, "n_offered": len(ms),
         "p50_ms": round(statistics.median(ms), 3), "p99_ms": round(pct(ms, 99), 3), "max_ms": round(max(ms), 3),
     }
     print(f"warm-up (jieba + classifier): {warm:.2f} s")
-    print(f"throughput, one core: {rps:,.0f} replies/s ({1000 / rps:.3f} ms per reply)")
+    print(f"throughput, one core, {len(qs)} repeated texts: {rps:,.0f} replies/s ({1000 / rps:.3f} ms per reply); "
+          f"memo off: {rps_plain:,.0f}/s ({1000 / rps_plain:.3f} ms), x{rps / rps_plain:.2f}")
+    print(f"every text new: single messages {rps_unique:,.0f}/s ({1000 / rps_unique:.3f} ms); "
+          f"7-turn conversations {rps_conv:,.0f}/s ({1000 / rps_conv:.3f} ms), memo off "
+          f"{rps_conv_plain:,.0f}/s ({1000 / rps_conv_plain:.3f} ms)")
     print(f"at {args.rate:.0f} msg/s offered for {args.seconds:.0f}s ({len(ms)} msgs): "
           f"p50 {res['p50_ms']:.3f} ms, p99 {res['p99_ms']:.3f} ms, max {res['max_ms']:.3f} ms")
     print(json.dumps(res))

@@ -3,7 +3,8 @@
 Owns the pipeline for one viewer message - normalise, detect language, extract slots,
 carry context from history, apply the escalation rules, pick the intent, compose a reply
 from the live knowledge and judge the mood. It is pure CPU work of well under a
-millisecond per message once warmed up, so ``respond`` runs it inline on the event loop;
+millisecond per message once warmed up (less again for what it has read before: see
+:mod:`.memo`), so ``respond`` runs it inline on the event loop;
 ``warm_up`` (jieba's dictionary, the classifier) is slow once and belongs in an executor
 at start-up.
 """
@@ -18,6 +19,7 @@ from .classifier import get_model
 from .escalation import decide
 from .features import load_jieba
 from .intent import classify
+from .memo import TextMemo
 from .mood import detect_mood
 from .multiturn import resolve
 from .normalize import detect_lang, normalize
@@ -25,10 +27,13 @@ from .slots import extract
 
 
 class OfflineBot:
-    """Rules + a small numpy classifier; no network, no model server."""
+    """Rules + a small numpy classifier; no network, no model server.
 
-    def __init__(self) -> None:
+    ``memo=False`` reads every message afresh (the reference the memo is tested against)."""
+
+    def __init__(self, memo: bool = True) -> None:
         self._warm = False
+        self.memo = TextMemo() if memo else None
 
     def warm_up(self) -> float:
         """Load jieba and the classifier; returns the seconds it took. Safe to call twice."""
@@ -51,13 +56,22 @@ class OfflineBot:
         if not self._warm:
             self.warm_up()
         kb = query.knowledge
-        text = normalize(query.text)
         lang = query.lang if query.lang in ("zh", "en") else detect_lang(query.text)
-        slots = extract(text, kb)
-        ctx = resolve(slots, text, list(query.history or []), kb)
-        esc = decide(text)
-        prev = self._prev_intent(ctx.prev_text, kb)
-        dec = classify(text, slots, esc, prev)
+        if self.memo is None:
+            text = normalize(query.text)
+            slots = extract(text, kb)
+            ctx = resolve(slots, text, list(query.history or []), kb)
+            esc = decide(text)
+            dec = classify(text, slots, esc, self._prev_intent(ctx.prev_text, kb))
+        else:
+            view = self.memo.view(kb)
+            text = self.memo.normalize(query.text)
+            seen = view.seen(text)
+            slots = view.slots(seen)
+            ctx = resolve(slots, text, list(query.history or []), kb, analyse=view.analyse)
+            esc = seen.esc
+            prev = view.seen(ctx.prev_text).intent if ctx.prev_text else None
+            dec = classify(text, slots, esc, prev, probs=seen.probs, cues=seen.cues)
         escalate = esc.escalate or dec.intent == "human_request"
         reasons = list(esc.reasons) or (["human"] if dec.intent == "human_request" else [])
         reply = compose(dec.intent, Ctx(kb=kb, text=text, lang=lang, slots=slots, escalate=escalate, reasons=reasons))

@@ -54,9 +54,14 @@ class IntentDecision:
     scores: dict[str, float]
 
 
-def classify(text: str, slots: Slots, esc: EscalationDecision, prev_intent: str | None = None) -> IntentDecision:
-    probs = get_model().probs(text)
-    cues = cue_scores(text)
+def classify(text: str, slots: Slots, esc: EscalationDecision, prev_intent: str | None = None,
+             probs: dict[str, float] | None = None, cues: dict[str, float] | None = None) -> IntentDecision:
+    """``probs`` / ``cues``: the classifier's and the lexicon's scores of ``text`` when the
+    caller has them already (they depend on the text alone); only read here."""
+    if probs is None:
+        probs = get_model().probs(text)
+    if cues is None:
+        cues = cue_scores(text)
     scores = {k: CLF_WEIGHT * v + cues.get(k, 0.0) for k, v in probs.items()}
     if slots.body.height_cm is not None or slots.body.weight_kg is not None:
         scores["size_advice"] += 2.5

@@ -9,11 +9,12 @@ offered to :mod:`.intent` for elliptical follow-ups.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..knowledge import Knowledge
 from .normalize import normalize
-from .slots import Slots, extract, find_size
+from .slots import Body, Slots, extract, find_size
 
 
 @dataclass
@@ -22,24 +23,33 @@ class Context:
     prev_slots: Slots | None = None
 
 
-def resolve(slots: Slots, text: str, history: list[str], kb: Knowledge) -> Context:
-    """Fill in missing product/body slots of ``slots`` from history (newest first), in place."""
+def _analyse(h: str, kb: Knowledge) -> tuple[str, Slots]:
+    n = normalize(h)
+    return n, extract(n, kb)
+
+
+def resolve(slots: Slots, text: str, history: list[str], kb: Knowledge,
+            analyse: Callable[[str], tuple[str, Slots]] | None = None) -> Context:
+    """Fill in missing product/body slots of ``slots`` from history (newest first), in place.
+
+    ``analyse(raw) -> (normalised, slots)`` is how an earlier message is read; the bot
+    passes its memo (every earlier message was once the current one). Slots it returns
+    are only read here, never stored in ``slots``: lists and bodies are copied."""
     ctx = Context()
-    hist = [normalize(h) for h in history[-6:] if h and h.strip()]
-    if hist:
-        ctx.prev_text = hist[-1]
+    read = analyse or (lambda h: _analyse(h, kb))
+    earlier = [h for h in history[-6:] if h and h.strip()]
     need_product = not slots.products
     need_body = slots.body.height_cm is None and slots.body.weight_kg is None
-    for i, h in enumerate(reversed(hist)):
-        hs = extract(h, kb)
+    for i, h in enumerate(reversed(earlier)):
+        n, hs = read(h)
         if i == 0:
-            ctx.prev_slots = hs
+            ctx.prev_text, ctx.prev_slots = n, hs
         if need_product and hs.products:
-            slots.products = hs.products
+            slots.products = list(hs.products)
             slots.product_from = "history"
             need_product = False
         if need_body and (hs.body.height_cm is not None or hs.body.weight_kg is not None):
-            slots.body = hs.body
+            slots.body = Body(hs.body.height_cm, hs.body.weight_kg)
             need_body = False
         if slots.hair is None and hs.hair:
             slots.hair = hs.hair

@@ -11,6 +11,7 @@ not rebuild it.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -122,11 +123,19 @@ class ProductIndex:
         return cls(list(kb.products), frags, en)
 
 
-_INDEX_CACHE: dict[tuple[tuple[str, str], ...], ProductIndex] = {}
+def catalog_key(kb: Knowledge) -> tuple:
+    """Everything about the products that slot extraction reads - and nothing it does not
+    (stock, prices, promotions change during a stream without changing what a message
+    names). Equal keys: every ``extract`` result is the same up to the live objects."""
+    return tuple((p.sku, p.name, tuple(p.sizes), tuple(p.attributes.items()), bool(p.size_chart))
+                 for p in kb.products)
+
+
+_INDEX_CACHE: dict[tuple, ProductIndex] = {}
 
 
 def product_index(kb: Knowledge) -> ProductIndex:
-    key = tuple((p.sku, p.name) for p in kb.products)
+    key = catalog_key(kb)  # the index reads attributes and sizes too, not only the names
     idx = _INDEX_CACHE.get(key)
     if idx is None:
         if len(_INDEX_CACHE) > 256:
@@ -245,25 +254,57 @@ def body_measurements(text: str) -> Body:
 _GENERIC_SIZES = ("xxxl", "xxl", "3xl", "2xl", "xl", "xs", "s", "m", "l", "均码", "free size", "one size")
 
 
+@dataclass(frozen=True)
+class _SizeToken:
+    """One size of a pool with its patterns compiled once (``find_size`` runs per message,
+    and per earlier message of the conversation, so building regexes per call was most of
+    the bot's time)."""
+
+    size: str
+    lower: str
+    word: re.Pattern | None  # tokens like "m", "xl", "27", "#02": matched as a whole word
+    digits: re.Pattern | None  # a numeric size must read like one ("27码", "27")
+    letter: re.Pattern | None  # a one-letter S/M/L needs a size-ish neighbour
+    core: str  # variant names: the name without a leading shade number ("#02 豆沙" -> "豆沙")
+
+
+@functools.lru_cache(maxsize=512)
+def _size_tokens(pool: tuple[str, ...]) -> tuple[_SizeToken, ...]:
+    # longest first, so "xxl" wins over "xl" and "l"; equal lengths keep the pool's order
+    # (deterministic: a set's order changes with the process's hash seed)
+    out = []
+    for s in sorted(dict.fromkeys(pool), key=len, reverse=True):
+        sl = s.lower()
+        if re.fullmatch(r"[0-9a-z#.]+", sl):
+            esc = re.escape(sl)
+            out.append(_SizeToken(
+                s, sl, re.compile(r"(?<![0-9a-z])" + esc + r"(?![0-9a-z])"),
+                re.compile(esc + r"\s*(?:码|号|腰|w\b)?") if sl.isdigit() else None,
+                re.compile(r"(?<![a-z])" + sl + r"(?:\s*(?:码|号|size|的|还|呢|吗|有|能|可以|$|\W))")
+                if len(sl) == 1 and sl in "sml" else None,
+                ""))
+        else:
+            out.append(_SizeToken(s, sl, None, None, None, re.sub(r"^#?\d+", "", sl)))
+    return tuple(out)
+
+
 def find_size(text: str, kb: Knowledge, product: Product | None = None) -> str | None:
-    """A size or variant token from the products' size lists that the text mentions."""
-    pools = [product.sizes] if product else []
-    pools.append([s for p in kb.products for s in p.sizes])
+    """A size or variant token from the products' size lists that the text mentions: the
+    named product's sizes first, then any product's; the longest token wins, then the
+    earliest in the product's list."""
+    pools = [tuple(product.sizes)] if product else []
+    pools.append(tuple(s for p in kb.products for s in p.sizes))
     for pool in pools:
-        for s in sorted(set(pool), key=len, reverse=True):
-            sl = s.lower()
-            if re.fullmatch(r"[0-9a-z#.]+", sl):
-                if re.search(r"(?<![0-9a-z])" + re.escape(sl) + r"(?![0-9a-z])", text):
-                    if sl.isdigit() and not re.search(re.escape(sl) + r"\s*(?:码|号|腰|w\b)?", text):
+        for t in _size_tokens(pool):
+            if t.word is not None:
+                if t.word.search(text):
+                    if t.digits is not None and not t.digits.search(text):
                         continue
-                    if len(sl) == 1 and sl in "sml" and not re.search(
-                            r"(?<![a-z])" + sl + r"(?:\s*(?:码|号|size|的|还|呢|吗|有|能|可以|$|\W))", text):
+                    if t.letter is not None and not t.letter.search(text):
                         continue
-                    return s
-            else:
-                core = re.sub(r"^#?\d+", "", sl)
-                if sl in text or (len(core) >= 2 and core in text):
-                    return s
+                    return t.size
+            elif t.lower in text or (len(t.core) >= 2 and t.core in text):
+                return t.size
     return None
 
 
