@@ -332,7 +332,7 @@ class Worker:
         return {"lat": lat, "missing": missing, "sizes": sizes, "by_key": by_key}
 
     async def op_burst(self, start_at: float, seconds: float, per_session_rate: float,
-                       drain_s: float) -> dict:
+                       drain_s: float, unique: bool = False) -> dict:
         convs = [c for c in self.conns if c.conv]
         first_send = [None]
         last_send = [0.0]
@@ -350,6 +350,8 @@ class Worker:
                 rid = c.ids
                 cmid = f"{c.user}-{k}"
                 text = QUESTIONS[(j + k) % len(QUESTIONS)]
+                if unique:  # a text no one asked before: the bot's memo cannot answer it
+                    text = f"{text} {c.user}-{k}"
                 ts = mono()
                 c.pending[rid] = (ts, cmid)
                 try:
@@ -792,7 +794,7 @@ async def run(args) -> dict:
             rate = args.burst_rate / nb
             r = await workers.all("burst", lambda i: dict(
                 start_at=start_at, seconds=args.burst_seconds, per_session_rate=rate,
-                drain_s=args.burst_drain))
+                drain_s=args.burst_drain, unique=args.burst_questions == "unique"))
             burst_cpu = cpu_s(gw.pid) - cpu0
             spy.stop()
             ack = [x for p in r for x in p["ack_ms"]]
@@ -809,6 +811,7 @@ async def run(args) -> dict:
             res.update(
                 burst_conversations=sum(p["conversations"] for p in r),
                 burst_seconds=args.burst_seconds, burst_offered_per_s=args.burst_rate,
+                burst_questions=args.burst_questions,
                 burst_sent=sent, burst_sent_per_s=round(sent / max(last - first, 1e-9), 1),
                 burst_acked=acked,
                 burst_achieved_per_s=round(acked / max(drained - first, 1e-9), 1),
@@ -910,6 +913,9 @@ def main() -> int:
     ap.add_argument("--burst-seconds", type=float, default=30.0)
     ap.add_argument("--burst-rate", type=float, default=5000.0, help="messages/s offered in total")
     ap.add_argument("--burst-conversations", type=int, default=1000)
+    ap.add_argument("--burst-questions", choices=("repeated", "unique"), default="repeated",
+                    help="repeated: 12 pre-sale questions cycled (as viewers repeat each other in "
+                         "a sale); unique: each made new by a suffix, so the bot reads every one")
     ap.add_argument("--burst-drain", type=float, default=120.0,
                     help="max seconds to wait for outstanding acks after the last send")
     ap.add_argument("--rate-limit", type=int, default=1000,

@@ -82,10 +82,13 @@ class ChatMessage(Event):
     kind: str | None = None  # extension: "announcement" | "notice" | "system"
 
     def to_wire(self) -> dict[str, Any]:
-        d = super().to_wire()
-        d["from"] = d.pop("from_")
-        if d.get("client_msg_id") is None:
-            d["client_msg_id"] = None
+        # written out rather than Event.to_wire's reflection: every chat message passes
+        # here once per node (the flash-sale burst's hottest event); same keys, same order
+        d = {"type": self.TYPE, "conversation": self.conversation, "message_id": self.message_id,
+             "text": self.text, "client_msg_id": self.client_msg_id, "ts": self.ts}
+        if self.kind is not None:
+            d["kind"] = self.kind
+        d["from"] = dict(self.from_)
         return d
 
 

@@ -25,7 +25,8 @@ MOODS = ("positive", "neutral", "negative", "angry")
 
 @dataclass
 class BotQuery:
-    """What a responder may look at. ``history`` holds earlier viewer messages, oldest first."""
+    """What a responder may look at. ``history`` holds the earlier viewer messages, oldest
+    first: the most recent 20 (``service.BOT_HISTORY``) in a longer conversation."""
 
     text: str
     history: list[str]

@@ -31,6 +31,27 @@ log = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 4000
 BOT = Author(role="bot", user="bot", name="小助手")
+# earlier viewer messages a responder sees (the offline bot reads six, an LLM prompt as
+# many): bounded, so a turn costs the same in a conversation's 300th message as in its 3rd
+BOT_HISTORY = 20
+
+
+def _earlier_viewer_texts(messages: list[StoredMessage], m: StoredMessage, limit: int) -> list[str]:
+    """The texts of up to ``limit`` viewer messages before ``m``, oldest first. Scans from
+    the end by identity: ``m`` was just appended, and ``list.index`` would compare every
+    message field by field (it was the burst's largest cost in long conversations)."""
+    i = len(messages) - 1
+    while i >= 0 and messages[i] is not m:
+        i -= 1
+    out: list[str] = []
+    i -= 1
+    while i >= 0 and len(out) < limit:
+        x = messages[i]
+        if x.author.role == "viewer" and not x.kind:
+            out.append(x.text)
+        i -= 1
+    out.reverse()
+    return out
 AGENTS_TOPIC = "agents"
 
 
@@ -310,9 +331,7 @@ class SupportService:
             if conv.state != "bot":
                 return
             room = self.rooms.get(conv.room)
-            idx = conv.messages.index(m)
-            history = [x.text for x in conv.messages[:idx]
-                       if x.author.role == "viewer" and not x.kind]
+            history = _earlier_viewer_texts(conv.messages, m, BOT_HISTORY)
             t0 = time.perf_counter()
             query = BotQuery(text=m.text, history=history, knowledge=room.knowledge,
                              user=conv.viewer, context={"conversation": conv.id})
