@@ -19,6 +19,7 @@ node sees a conversation in its log order.
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import time
@@ -66,10 +67,15 @@ class Replica:
         # replicated records of the workspace (browsing, approvals, CSAT, audit, …)
         self.records: dict[str, dict[str, Any]] = {}
         self._record_listeners: dict[str, list[Callable[[str, Any], None]]] = {}
+        self._forget_listeners: dict[str, list[Callable[[str], None]]] = {}
 
-    def listen(self, namespace: str, cb: Callable[[str, Any], None]) -> None:
-        """``cb(key, value)`` whenever a record of ``namespace`` is written, on every node."""
+    def listen(self, namespace: str, cb: Callable[[str, Any], None],
+               forget: Callable[[str], None] | None = None) -> None:
+        """``cb(key, value)`` whenever a record of ``namespace`` is written, on every node;
+        ``forget(key)`` when one expires (written with a TTL: see ``SupportBackend.put``)."""
         self._record_listeners.setdefault(namespace, []).append(cb)
+        if forget is not None:
+            self._forget_listeners.setdefault(namespace, []).append(forget)
 
     def apply(self, changes: list[Change]) -> None:
         for ch in changes:
@@ -122,6 +128,17 @@ class Replica:
                         cb(key, value)
                     except Exception:
                         log.exception("record listener %s failed", ns)
+            elif kind == "rec_del":
+                ns, key = ch[1], ch[2]
+                recs = self.records.get(ns)
+                if recs is None or key not in recs:
+                    continue
+                del recs[key]
+                for forget in self._forget_listeners.get(ns, ()):
+                    try:
+                        forget(key)
+                    except Exception:
+                        log.exception("record forget listener %s failed", ns)
             elif kind == "agent":
                 d = ch[1]
                 a = self.router.agent(d["user"], d.get("name") or None)
@@ -190,16 +207,26 @@ class SupportBackend(ABC):
 
     @abstractmethod
     async def put(self, namespace: str, key: str, value: Any, *, if_absent: bool = False,
-                  expect: dict | None = None) -> tuple[bool, Any]:
+                  expect: dict | None = None, ttl_s: float | None = None) -> tuple[bool, Any]:
         """Write a replicated record, atomically checked: with ``if_absent`` only when there
         is none; with ``expect`` only when the current value has those fields. Returns
-        ``(written, current value)``. Every node's listeners see each write, in order."""
+        ``(written, current value)``. Every node's listeners see each write, in order.
+
+        ``ttl_s``: the record is forgotten that long after this write (by
+        ``expire_records``, everywhere, listeners told); ``None`` keeps it (a later write
+        with a TTL sets one, one without clears it). Records that belong to a conversation
+        get the conversation's retention, or they would outlive it forever."""
+
+    @abstractmethod
+    async def expire_records(self, now: float | None = None) -> int:
+        """Forget every record whose TTL has run out; returns how many. Safe to run on every
+        node at once (each record is forgotten once, through the change log)."""
 
     def get(self, namespace: str, key: str) -> Any:
         return self.replica.records.get(namespace, {}).get(key)
 
-    def listen(self, namespace: str, cb) -> None:
-        self.replica.listen(namespace, cb)
+    def listen(self, namespace: str, cb, forget=None) -> None:
+        self.replica.listen(namespace, cb, forget)
 
 
 class MemoryBackend(SupportBackend):
@@ -210,6 +237,10 @@ class MemoryBackend(SupportBackend):
         super().__init__(store, router)
         self.default_capacity = default_capacity
         self.capacities = capacities or {}
+        # records written with a TTL: (namespace, key) → when; a heap of the same, whose
+        # entries for since-rewritten records are skipped when they come due
+        self._expiry: dict[tuple[str, str], float] = {}
+        self._due: list[tuple[float, str, str]] = []
 
     def _new_id(self) -> str:
         import secrets
@@ -315,11 +346,28 @@ class MemoryBackend(SupportBackend):
     async def set_fields(self, conv, **fields):
         self.replica.apply([["set", conv.id, fields]])
 
-    async def put(self, namespace, key, value, *, if_absent=False, expect=None):
+    async def put(self, namespace, key, value, *, if_absent=False, expect=None, ttl_s=None):
         cur = self.get(namespace, key)
         if if_absent and cur is not None:
             return False, cur
         if expect is not None and (cur is None or any(cur.get(k) != v for k, v in expect.items())):
             return False, cur
+        if ttl_s is None:
+            self._expiry.pop((namespace, key), None)
+        else:
+            at = time.time() + ttl_s
+            self._expiry[(namespace, key)] = at
+            heapq.heappush(self._due, (at, namespace, key))
         self.replica.apply([["rec", namespace, key, value]])
         return True, value
+
+    async def expire_records(self, now=None):
+        now = time.time() if now is None else now
+        gone: list[Change] = []
+        while self._due and self._due[0][0] <= now:
+            at, ns, key = heapq.heappop(self._due)
+            if self._expiry.get((ns, key)) == at:  # not rewritten since (else a stale entry)
+                del self._expiry[(ns, key)]
+                gone.append(["rec_del", ns, key])
+        self.replica.apply(gone)
+        return len(gone)

@@ -67,6 +67,9 @@ class BrowsingStore:
             self._events.popitem(last=False)
         del q
 
+    def forget(self, user: str) -> None:
+        self._events.pop(user, None)
+
     def timeline(self, user: str, room: str | None = None) -> list[dict[str, Any]]:
         return [dict(e) for e in self._events.get(user, ()) if room is None or e["room"] == room]
 
@@ -85,13 +88,16 @@ class Browsing:
     """``browse.event`` handler plus the ``browsing`` context provider."""
 
     def __init__(self, hub: Hub, rooms: RoomRegistry, store: BrowsingStore | None = None,
-                 on_event: Callable[[str, dict], Any] | None = None, backend: Any = None):
+                 on_event: Callable[[str, dict], Any] | None = None, backend: Any = None,
+                 ttl_s: float | None = None):
         self.rooms = rooms
         self.store = store or BrowsingStore()
         self.on_event = on_event
         self.backend = backend  # replicates timelines to every node (handoff may run anywhere)
+        self.ttl_s = ttl_s  # a viewer's timeline is forgotten this long after its last event
         if backend is not None:
-            backend.listen("browse", lambda user, v: self.store.replace(user, v["events"]))
+            backend.listen("browse", lambda user, v: self.store.replace(user, v["events"]),
+                           forget=self.store.forget)
         hub.handle(BrowseEvent, self.on_browse)
 
     async def on_browse(self, req: Request):
@@ -114,7 +120,7 @@ class Browsing:
             ev["seconds"] = round(msg.seconds, 1)
         if self.backend is not None:
             events = (self.store.timeline(req.user) + [ev])[-self.store.per_viewer:]
-            await self.backend.put("browse", req.user, {"events": events})
+            await self.backend.put("browse", req.user, {"events": events}, ttl_s=self.ttl_s)
             n = len(events)
         else:
             n = self.store.add(req.user, ev)

@@ -56,8 +56,9 @@ class Csat:
         self.requested: set[str] = set()
         self.ratings: dict[str, Rating] = {}
         # both are replicated records, so a viewer may rate on any node, exactly once
-        support.backend.listen("csat_req", lambda cid, v: self.requested.add(cid))
-        support.backend.listen("csat", self._rated)
+        support.backend.listen("csat_req", lambda cid, v: self.requested.add(cid),
+                               forget=self.requested.discard)
+        support.backend.listen("csat", self._rated, forget=self._forget_rating)
         hub.handle(CsatSubmit, self.on_submit)
         support.on("resolved", self._on_resolved)
 
@@ -66,10 +67,17 @@ class Csat:
         if self.on_change:
             self.on_change(r)
 
+    def _forget_rating(self, cid: str) -> None:
+        """Past the retention: the rating leaves the dashboard's figures with its conversation."""
+        r = self.ratings.pop(cid, None)
+        if r is not None and self.on_change:
+            self.on_change(r)
+
     async def _on_resolved(self, conv: Conversation) -> None:
         if not conv.agent:  # nobody to rate: bot-only or abandoned
             return
-        await self.support.backend.put("csat_req", conv.id, {"agent": conv.agent})
+        await self.support.backend.put("csat_req", conv.id, {"agent": conv.agent},
+                                       ttl_s=self.support.record_ttl_s)
         await self.hub.send_to_user(conv.viewer, CsatRequest(conv.id, conv.agent_ref()))
 
     async def on_submit(self, req: Request):
@@ -87,7 +95,8 @@ class Csat:
         if conv.state != "resolved" or conv.id not in self.requested:
             raise ProtocolError(ErrorCode.BAD_STATE, "no rating was asked for this conversation")
         r = Rating(conv.id, conv.room, conv.agent, msg.rating, comment, time.time())
-        written, _ = await self.support.backend.put("csat", conv.id, r.to_wire(), if_absent=True)
+        written, _ = await self.support.backend.put("csat", conv.id, r.to_wire(), if_absent=True,
+                                                   ttl_s=self.support.record_ttl_s)
         if not written:
             raise ProtocolError(ErrorCode.CONFLICT, "this conversation was already rated")
         if self.metrics:

@@ -82,8 +82,9 @@ class Outcomes:
         hub.on("expired", self._on_expired)
         support.on("resolved", self._on_resolved)
         support.on("pruned", self._on_pruned)
-        support.backend.listen("outcome", self._on_outcome_record)
-        support.backend.listen("conversion", self._on_conversion_record)
+        support.backend.listen("outcome", self._on_outcome_record, forget=self._forget_outcome)
+        support.backend.listen("conversion", self._on_conversion_record,
+                               forget=self._forget_conversion)
 
     @property
     def conversions(self) -> list[Conversion]:
@@ -98,6 +99,12 @@ class Outcomes:
 
     def _on_conversion_record(self, key: str, rec: dict[str, Any]) -> None:
         self._conversions.setdefault(key, Conversion(**rec))
+
+    def _forget_outcome(self, cid: str) -> None:
+        self.records.pop(cid, None)
+
+    def _forget_conversion(self, key: str) -> None:
+        self._conversions.pop(key, None)
 
     def _on_pruned(self, conv: Conversation) -> None:
         self.records.pop(conv.id, None)
@@ -129,7 +136,8 @@ class Outcomes:
 
     async def _share(self, namespace: str, key: str, rec: dict[str, Any]) -> bool:
         try:
-            written, _ = await self.support.backend.put(namespace, key, rec, if_absent=True)
+            written, _ = await self.support.backend.put(namespace, key, rec, if_absent=True,
+                                                        ttl_s=self.support.record_ttl_s)
             return written
         except Exception as e:  # the state store is away: this node still counts it
             log.warning("recording %s %s failed: %s", namespace, key, e)

@@ -252,8 +252,27 @@ if ARGV[6] ~= '' then
 end
 redis.call('HSET', h, ARGV[3], ARGV[4])
 redis.call('SADD', P .. 'recns', ARGV[2])
+-- a TTL: when the record is forgotten (EXPIRE_RECORDS); none: kept
+local m = ARGV[2] .. '\\n' .. ARGV[3]
+if ARGV[7] == '' then redis.call('ZREM', P .. 'recexp', m)
+else redis.call('ZADD', P .. 'recexp', ARGV[7], m) end
 -- the value travels as its JSON text: cjson would turn empty lists into objects
 return {1, ARGV[4], emit({{'rec', ARGV[2], ARGV[3], ARGV[4]}})}
+"""
+
+EXPIRE_RECORDS = PRELUDE + """
+local due = redis.call('ZRANGEBYSCORE', P .. 'recexp', '-inf', ARGV[2], 'LIMIT', 0,
+                       tonumber(ARGV[3]))
+if #due == 0 then return {0, ''} end
+local changes = {}
+for _, m in ipairs(due) do
+  local sep = string.find(m, '\\n', 1, true)
+  local ns, key = string.sub(m, 1, sep - 1), string.sub(m, sep + 1)
+  redis.call('HDEL', P .. 'rec:' .. ns, key)
+  redis.call('ZREM', P .. 'recexp', m)
+  changes[#changes + 1] = {'rec_del', ns, key}
+end
+return {#due, emit(changes)}
 """
 
 SET_FIELDS = PRELUDE + """
@@ -291,7 +310,8 @@ class RedisBackend(SupportBackend):
         self._s = {name: redis.register_script(src) for name, src in (
             ("open", OPEN), ("append", APPEND), ("escalate", ESCALATE), ("assign", ASSIGN),
             ("resolve", RESOLVE), ("transfer", TRANSFER), ("status", STATUS),
-            ("hb", HEARTBEAT), ("fields", SET_FIELDS), ("put", PUT))}
+            ("hb", HEARTBEAT), ("fields", SET_FIELDS), ("put", PUT),
+            ("expire_records", EXPIRE_RECORDS))}
         self._last_id = "0-0"
         self._last_seq: int | None = None  # ``s`` of the last entry applied (None: unknown)
         self.resyncs = 0  # how often the replica was rebuilt (a gap or a Redis that lost data)
@@ -662,12 +682,30 @@ class RedisBackend(SupportBackend):
         if _s(res[0]) == "ok":
             await self.applied(_s(res[1]))
 
-    async def put(self, namespace, key, value, *, if_absent=False, expect=None):
+    async def put(self, namespace, key, value, *, if_absent=False, expect=None, ttl_s=None):
+        if "\n" in namespace:
+            raise ValueError("a record namespace must not contain a newline")
         res = await self._run("put", namespace, key, json.dumps(value, ensure_ascii=False),
                               "1" if if_absent else "0",
-                              json.dumps(expect, ensure_ascii=False) if expect else "")
+                              json.dumps(expect, ensure_ascii=False) if expect else "",
+                              "" if ttl_s is None else repr(time.time() + ttl_s))
         written, cur, eid = int(res[0]), _s(res[1]), _s(res[2])
         if written:
             await self.applied(eid)
             return True, value
         return False, (json.loads(cur) if cur else None)
+
+    EXPIRE_BATCH = 500  # records per script run: a big backlog does not stall Redis
+
+    async def expire_records(self, now=None):
+        now = time.time() if now is None else now
+        total = 0
+        while True:
+            res = await self._run("expire_records", repr(now), self.EXPIRE_BATCH)
+            n = int(res[0])
+            if n == 0:
+                return total
+            total += n
+            await self.applied(_s(res[1]))
+            if n < self.EXPIRE_BATCH:
+                return total

@@ -161,6 +161,14 @@ class SupportService:
             self._fire("pruned", conv)
         return len(gone)
 
+    @property
+    def record_ttl_s(self) -> float | None:
+        """The TTL for replicated records that belong to a conversation or a viewer's
+        recent activity (CSAT, outcomes, conversions, browsing): the retention; ``None``
+        (kept) when retention is off."""
+        r = self.config.resolved_retention_s
+        return r if r > 0 else None
+
     async def run_retention(self, retention_s: float) -> None:
         interval = max(0.05, min(300.0, retention_s / 4))
         while True:
@@ -170,6 +178,9 @@ class SupportService:
                 if n:
                     log.info("retention: forgot %d conversations resolved over %.0f s ago",
                              n, retention_s)
+                n = await self.backend.expire_records()
+                if n:
+                    log.info("retention: forgot %d records past their TTL", n)
             except Exception:
                 log.exception("retention sweep failed")
 

@@ -36,7 +36,8 @@ class Workspace:
         self.gw = gw
         self.adapter = make_adapter(cfg.commerce_url, cfg.commerce_token, cfg.commerce_timeout_s)
         self.orders = ViewerOrders(self.adapter)
-        self.browsing = Browsing(hub, gw.rooms, on_event=self._on_browse, backend=support.backend)
+        self.browsing = Browsing(hub, gw.rooms, on_event=self._on_browse, backend=support.backend,
+                                 ttl_s=support.record_ttl_s)
         self.csat = Csat(hub, support, metrics)
         self.outcomes = Outcomes(hub, support, metrics, idle_close_s=cfg.idle_close_s,
                                  conversion_window_s=cfg.conversion_window_s)

@@ -1,0 +1,118 @@
+"""Replicated records written with a TTL are forgotten everywhere once it runs out.
+
+Records that belong to a conversation (CSAT, outcomes, conversions) or to a viewer's recent
+activity (browsing) get the retention as their TTL; before, they stayed in every node's
+memory and in Redis's ``rec:<ns>`` hashes forever, and every node loaded all of them at
+start-up. Both backends; with Redis, two backends on one Redis are two nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+import redis.asyncio as aioredis
+
+from gateway.config import Config
+from gateway.support.backend import MemoryBackend
+from gateway.support.conversation import ConversationStore
+from gateway.support.redis_backend import P, RedisBackend
+from gateway.support.routing import Router
+from tests.conftest import free_port, start_gateway, stop_gateway
+from tests.integration.test_conversations import escalated_pair
+
+
+def _listen(backend, ns: str, log: list) -> None:
+    backend.listen(ns, lambda k, v: log.append(("put", k)), forget=lambda k: log.append(("forget", k)))
+
+
+async def _expiry_walk(writer, readers) -> None:
+    """``writer`` writes; every backend in ``readers`` (``writer`` included) must follow."""
+    logs = []
+    for b in readers:
+        logs.append([])
+        _listen(b, "csat", logs[-1])
+    await writer.put("csat", "c_ttl", {"rating": 5}, ttl_s=60)
+    await writer.put("csat", "c_keep", {"rating": 4})
+    await writer.put("csat", "c_cleared", {"rating": 3}, ttl_s=60)
+    await writer.put("csat", "c_cleared", {"rating": 2})  # rewritten without a TTL: kept
+    await writer.put("csat", "c_moved", {"rating": 1}, ttl_s=60)
+    await writer.put("csat", "c_moved", {"rating": 1, "x": 1}, ttl_s=600)  # pushed back
+    for b in readers:
+        await b.sync()
+    assert await writer.expire_records(time.time() + 30) == 0  # nothing due yet
+    n = sum([await b.expire_records(time.time() + 120) for b in readers])
+    assert n == 1  # every node may sweep: the record is forgotten once
+    for b, log in zip(readers, logs):
+        await b.sync()
+        assert b.get("csat", "c_ttl") is None
+        assert b.get("csat", "c_keep") == {"rating": 4}
+        assert b.get("csat", "c_cleared") == {"rating": 2}
+        assert b.get("csat", "c_moved") == {"rating": 1, "x": 1}
+        assert log.count(("forget", "c_ttl")) == 1 and len([e for e in log if e[0] == "forget"]) == 1
+    assert sum([await b.expire_records(time.time() + 700) for b in readers]) == 1  # c_moved
+    for b in readers:
+        await b.sync()
+        assert b.get("csat", "c_moved") is None and b.get("csat", "c_keep") == {"rating": 4}
+
+
+async def test_memory_backend_forgets_records_past_their_ttl():
+    b = MemoryBackend(ConversationStore(), Router())
+    b.sync = _no_sync
+    await _expiry_walk(b, [b])
+
+
+async def _no_sync() -> None:
+    return None
+
+
+@pytest.mark.redis
+async def test_redis_records_expire_on_every_node_and_leave_redis(redis_server):
+    clients = [aioredis.Redis.from_url(redis_server.url) for _ in range(3)]
+    nodes = [RedisBackend(c, ConversationStore(), Router(), url=redis_server.url)
+             for c in clients[:2]]
+    try:
+        for n in nodes:
+            await n.start()
+        await _expiry_walk(nodes[0], nodes)
+        red = clients[2]
+        assert set(await red.hkeys(P + "rec:csat")) == {b"c_keep", b"c_cleared"}
+        assert await red.zcard(P + "recexp") == 0
+        # a node started now loads what is left, not what expired
+        late = RedisBackend(aioredis.Redis.from_url(redis_server.url), ConversationStore(),
+                            Router(), url=redis_server.url)
+        await late.start()
+        try:
+            assert late.get("csat", "c_ttl") is None and late.get("csat", "c_keep") == {"rating": 4}
+        finally:
+            await late.close()
+    finally:
+        for n in nodes:
+            await n.close()
+        for c in clients:
+            await c.aclose()
+
+
+async def test_resolved_conversations_records_leave_with_it():
+    """The whole chain in a gateway: the CSAT request and the outcome of a resolved
+    conversation carry the retention as their TTL and are gone, with the conversation,
+    from the records and from the workspace's maps."""
+    r = await start_gateway(Config(dev=True, port=free_port(), resolved_retention_s=0.4))
+    try:
+        v, a, cid = await escalated_pair(r)
+        await a.request("conversation.resolve", conversation=cid)
+        backend = r.gw.support.backend
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        while backend.get("outcome", cid) is None or backend.get("csat_req", cid) is None:
+            assert loop.time() - t0 < 3, "outcome / CSAT request never recorded"
+            await asyncio.sleep(0.02)
+        ws = r.gw.workspace
+        assert cid in ws.csat.requested and ws.outcomes.outcome_of(cid) is not None
+        while backend.get("outcome", cid) is not None or backend.get("csat_req", cid) is not None:
+            assert loop.time() - t0 < 5, "records of a forgotten conversation kept"
+            await asyncio.sleep(0.05)
+        assert cid not in ws.csat.requested and ws.outcomes.outcome_of(cid) is None
+    finally:
+        await stop_gateway(r)
