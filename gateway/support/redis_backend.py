@@ -449,9 +449,9 @@ class RedisBackend(SupportBackend):
                     if self.on_truncated is not None:
                         self.on_truncated(conv, n)
             held = {(ch[1], ch[2]) for ch in changes if ch[0] == "rec"}
-            for ns, recs in self.replica.records.items():
-                for k in [k for k in recs if (ns, k) not in held]:
-                    del recs[k]
+            # forgotten like expired ones, so the listeners' copies go too
+            self.replica.apply([["rec_del", ns, k] for ns, recs in self.replica.records.items()
+                                for k in list(recs) if (ns, k) not in held])
         pre: list[Change] = [["q_del", e.conversation] for e in list(self.router.queue)]
         for a in self.router.agents.values():
             pre += [["release", cid, a.user] for cid in list(a.conversations)]

@@ -105,6 +105,10 @@ async def test_a_node_ahead_of_a_redis_that_lost_its_data_resyncs_and_keeps_rout
         await agent.request("agent.status", status="available")
         v, old = await viewer(a, "v1")
         await v.request("message.send", conversation=old, text="before", client_msg_id="b")
+        ack = await v.request("browse.event", room=room, kind="product_view", sku="D001")
+        assert ack["type"] == "ack" and ack["stored"] == 1, ack
+        browsing = a.gw.workspace.browsing.store
+        assert [e.get("sku") for e in browsing.timeline("v1")] == ["D001"]
 
         with caplog.at_level(logging.WARNING, logger="gateway.support.redis_backend"):
             await r.flushall()  # Redis restarted without its data
@@ -115,6 +119,9 @@ async def test_a_node_ahead_of_a_redis_that_lost_its_data_resyncs_and_keeps_rout
         # the conversation Redis lost is closed here (its messages stay readable) ...
         lost = a.gw.support.store.get(old)
         assert lost.state == "resolved" and "before" in [m.text for m in lost.messages]
+        # records Redis lost are withdrawn from what the workspace built of them
+        assert a.gw.support.backend.get("browse", "v1") is None
+        assert browsing.timeline("v1") == []
         st = await v.event("conversation.state", conversation=old, state="resolved")
         assert st["conversation"] == old
         # ... this node's agent is known to Redis again, with the status it had ...
