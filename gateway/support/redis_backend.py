@@ -341,7 +341,18 @@ class RedisBackend(SupportBackend):
         for t in (self._tail, self._beat, *self._side_tasks):
             if t:
                 t.cancel()
-                await asyncio.gather(t, return_exceptions=True)
+                await asyncio.wait([t], timeout=1.0)
+                if not t.done() and t is self._tail and self._tail_redis is not None:
+                    # redis-py can swallow a cancellation that lands while its blocking
+                    # XREAD is still connecting (redis/redis-py#2028, #2579): the task then
+                    # waits for a reply that never comes. Dropping the connection ends it.
+                    await self._tail_redis.connection_pool.disconnect()
+                    t.cancel()
+                    await asyncio.wait([t], timeout=1.0)
+                if not t.done():
+                    log.warning("task %s did not stop when cancelled", t.get_name())
+                elif not t.cancelled():
+                    t.exception()  # retrieved: it ended by itself, an error already logged
         if self._tail_redis is not None:
             await self._tail_redis.aclose()
 

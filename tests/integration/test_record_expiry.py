@@ -116,3 +116,4 @@ async def test_resolved_conversations_records_leave_with_it():
         assert cid not in ws.csat.requested and ws.outcomes.outcome_of(cid) is None
     finally:
         await stop_gateway(r)
+
