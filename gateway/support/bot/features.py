@@ -8,6 +8,7 @@ bigrams for English. The hash is a stable CRC32, so weights trained once stay va
 
 from __future__ import annotations
 
+import functools
 import re
 import zlib
 
@@ -29,7 +30,9 @@ def load_jieba() -> None:
         _jieba = jieba
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _h(s: str) -> int:
+    # the same n-grams and words recur from message to message: remember their hashes
     return zlib.crc32(s.encode("utf-8")) & (DIM - 1)
 
 
@@ -51,7 +54,7 @@ def featurize(text: str) -> tuple[list[int], list[float]]:
     for k, w in ((1, 0.4), (2, 1.0), (3, 0.8)):
         for i in range(n - k + 1):
             g = compact[i:i + k]
-            if k == 1 and not re.match(r"[\u4e00-\u9fff]", g):
+            if k == 1 and not "\u4e00" <= g <= "\u9fff":  # one character: a CJK ideograph?
                 continue
             add("c" + g, w)
     add("c^" + compact[:2], 0.6)
