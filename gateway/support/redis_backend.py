@@ -408,14 +408,15 @@ class RedisBackend(SupportBackend):
                 changes.append(["msg", json.loads(f[b"j"]), None])
             fields = {k: h.get(k) for k in ("state", "agent", "agent_name", "escalation_reason",
                                             "mood") if h.get(k)}
-            # absolute, for a resync: a conversation handed back to the queue has no agent
-            fields.setdefault("agent", "")
-            fields.setdefault("agent_name", "")
+            # absolute, for a resync: what Redis does not hold is reset (a conversation
+            # handed back to the queue has no agent; one Redis lost the escalation of is
+            # not escalated), not left as this node had it
+            for k in ("agent", "agent_name", "escalation_reason"):
+                fields.setdefault(k, "")
+            fields.setdefault("mood", "neutral")
             for k in ("escalated_at", "assigned_at", "first_agent_reply_at"):
-                if h.get(k):
-                    fields[k] = float(h[k])
-            if h.get("pinned"):
-                fields["pinned"] = json.loads(h["pinned"])
+                fields[k] = float(h[k]) if h.get(k) else None
+            fields["pinned"] = json.loads(h["pinned"]) if h.get("pinned") else []
             changes.append(["set", cid, fields])
             if h.get("agent") and h.get("state") == "assigned":
                 changes.append(["attach", cid, h["agent"], float(h.get("assigned_at", 0))])

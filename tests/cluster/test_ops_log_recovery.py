@@ -180,3 +180,34 @@ async def test_a_node_ahead_by_a_few_messages_drops_what_redis_lost_and_goes_on(
     finally:
         await r.aclose()
         await stop_gateway(a)
+
+
+async def test_a_resync_resets_what_redis_lost_of_a_conversation(redis_server):
+    """Redis came back without the last change, an escalation: after the resync the node's
+    copy is not escalated either (state, reason and time as Redis has them), rather than
+    keeping the fields Redis no longer holds."""
+    a = await node(redis_server.url, "A")
+    r = aioredis.Redis.from_url(redis_server.url)
+    try:
+        v, cid = await viewer(a, "v1")
+        backend, store = a.gw.support.backend, a.gw.support.store
+        await until(lambda: len(store.get(cid).messages) >= 1, what="the greeting")
+        esc = await v.request("conversation.escalate", conversation=cid)
+        assert esc["type"] == "ack", esc
+        conv = store.get(cid)
+        await until(lambda: conv.state == "queued", what="the escalation applied")
+        assert conv.escalated_at is not None and conv.escalation_reason
+        # Redis loses the escalation: its hash fields, its queue entry, its change
+        await r.hset(P + f"conv:{cid}", "state", "bot")
+        await r.hdel(P + f"conv:{cid}", "escalated_at", "escalation_reason", "queued_at")
+        await r.lrem(P + "queue", 0, cid)
+        ops_id, _ = (await r.xrevrange(P + "ops", count=1))[0]
+        await r.xdel(P + "ops", ops_id)
+        await r.decr(P + "opseq")
+        await until(lambda: backend.resyncs == 1, what="A's resync")
+        assert conv.state == "bot"
+        assert conv.escalated_at is None and conv.escalation_reason is None
+        assert all(e.conversation != cid for e in a.gw.support.router.queue)
+    finally:
+        await r.aclose()
+        await stop_gateway(a)
