@@ -48,6 +48,11 @@ class Metrics:
                                    ["source"], registry=r)
         self.bot_replies = Counter("livedesk_bot_replies_total", "Bot replies by intent",
                                    ["intent"], registry=r)
+        self.bot_reply = Histogram(
+            "livedesk_bot_reply_seconds",
+            "Time the responder took for one bot turn (the offline bot runs on the serving loop)",
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1),
+            registry=r)
         self.orders = Counter("livedesk_orders_total", "Shop orders by result", ["result"],
                               registry=r)
         self.replica_resyncs = Counter(

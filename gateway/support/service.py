@@ -349,6 +349,7 @@ class SupportService:
             try:
                 reply = await asyncio.wait_for(self.responder.respond(query),
                                                self.config.bot_timeout_s)
+                t_reply = time.perf_counter() - t0
             except Exception:
                 log.exception("responder failed; escalating")
                 reply = None
@@ -362,6 +363,7 @@ class SupportService:
                             meta={"intent": reply.intent, "mood": reply.mood,
                                   "escalate": reply.escalate})
             if self.metrics:
+                self.metrics.bot_reply.observe(t_reply)
                 self.metrics.bot_replies.labels(intent=reply.intent).inc()
                 if len(history) == 0:
                     self.metrics.bot_first_response.observe(time.perf_counter() - t0)

@@ -39,11 +39,17 @@ async def test_bot_first_response_then_queue_then_assignment_then_first_response
         s1 = await scrape(gw)
         assert moved(s0, s1) == {"livedesk_bot_first_response_seconds"}
         assert val(s1, "livedesk_bot_first_response_seconds_count") == 1
+        assert val(s1, "livedesk_bot_reply_seconds_count") == 1  # every bot turn, timed
         await say(v, cid, "again")  # not a first message: no move
         await v.wait_for(lambda f: f.get("type") == "message" and f["from"]["role"] == "bot"
                          and f["seq"] > 0 and f["text"] == "stub", timeout=2)
         await settle()
-        s2 = await scrape(gw)
+        for _ in range(40):  # the second turn answered (frames above may be the first's)
+            s2 = await scrape(gw)
+            if val(s2, "livedesk_bot_reply_seconds_count") == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert val(s2, "livedesk_bot_reply_seconds_count") == 2
         assert moved(s1, s2) == set()
 
         # escalation with no agent: the queue grows, nothing else
