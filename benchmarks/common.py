@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import socket
 
 
@@ -17,3 +18,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def cpu_model() -> str:
+    """The CPU's model name: figures move ~2x between the machine kinds a session may get."""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()

@@ -64,7 +64,7 @@ from aiortc.codecs.vpx import Vp8Encoder  # noqa: E402
 from gateway.media import aiortc_compat as compat  # noqa: E402
 from gateway.media.passthrough import RtpSink, RtpTrack  # noqa: E402
 from tests.wsclient import WSClient  # noqa: E402
-from benchmarks.common import free_port, pct  # noqa: E402
+from benchmarks.common import cpu_model, free_port, pct  # noqa: E402
 
 SECRET = "media-bench-secret-0123456789abcdef"
 W, H, FPS = 640, 480, 30
@@ -604,7 +604,7 @@ async def main() -> int:
         log(f"{mode}: " + ", ".join(f"{k}={v:.4g}" for k, v in r.items()))
 
     summary = {"calls": args.calls, "seconds": args.seconds, "cpus": os.cpu_count(),
-               "loadavg_end": os.getloadavg()[0]}
+               "cpu": cpu_model(), "loadavg_end": os.getloadavg()[0]}
     for mode, r in results.items():
         for k, v in r.items():
             summary[f"{k}_{mode}"] = round(v, 4) if isinstance(v, float) else v

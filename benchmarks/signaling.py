@@ -47,7 +47,7 @@ import time
 from pathlib import Path
 
 import aiohttp
-from benchmarks.common import free_port, pct  # noqa: E402
+from benchmarks.common import cpu_model, free_port, pct  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -883,22 +883,12 @@ async def run(args) -> dict:
     res["fanout_ratio"] = round(res["fanout_p99_ms"] / max(res["bare_fanout_p99_ms"], 1e-9), 3)
     res["fanout_ratio_p50"] = round(res["fanout_p50_ms"] / max(res["bare_fanout_p50_ms"], 1e-9), 3)
     import aiohttp as _a
-    res["machine"] = {"cores": os.cpu_count(), "cpu": _cpu_model(), "python": platform.python_version(),
+    res["machine"] = {"cores": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version(),
                       "aiohttp": _a.__version__, "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
                       "loop": type(same_loop_as_gateway()).__module__.split(".")[0]}
     log(f"fan-out ratio (p99 gateway ÷ p99 bare): ×{res['fanout_ratio']}  "
         f"(p50 ×{res['fanout_ratio_p50']}; {os.cpu_count()} cores, {args.workers} client processes)")
     return res
-
-
-def _cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main() -> int:
