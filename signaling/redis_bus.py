@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.connection import BlockingConnectionPool
 
 from .bus import Bus, Callback
+from .tasks import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +69,8 @@ class RedisBus(Bus):
         self._listener = asyncio.get_running_loop().create_task(self._listen(), name="redis-bus")
 
     async def close(self) -> None:
-        if self._listener:
-            self._listener.cancel()
-            await asyncio.gather(self._listener, return_exceptions=True)
+        # the listener may be inside a subscribe that swallows the cancellation
+        await stop_task(self._listener, self.redis.connection_pool.disconnect)
         if self._pubsub is not None:
             try:
                 await self._pubsub.aclose()

@@ -39,6 +39,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from signaling import ErrorCode, ProtocolError
+from signaling.tasks import stop_task
 
 from .backend import Change, SupportBackend, message_record
 from .conversation import Conversation, ConversationStore
@@ -338,21 +339,11 @@ class RedisBackend(SupportBackend):
         self._beat = asyncio.get_running_loop().create_task(self._heartbeat_loop())
 
     async def close(self) -> None:
+        tail = self._tail_redis
         for t in (self._tail, self._beat, *self._side_tasks):
-            if t:
-                t.cancel()
-                await asyncio.wait([t], timeout=1.0)
-                if not t.done() and t is self._tail and self._tail_redis is not None:
-                    # redis-py can swallow a cancellation that lands while its blocking
-                    # XREAD is still connecting (redis/redis-py#2028, #2579): the task then
-                    # waits for a reply that never comes. Dropping the connection ends it.
-                    await self._tail_redis.connection_pool.disconnect()
-                    t.cancel()
-                    await asyncio.wait([t], timeout=1.0)
-                if not t.done():
-                    log.warning("task %s did not stop when cancelled", t.get_name())
-                elif not t.cancelled():
-                    t.exception()  # retrieved: it ended by itself, an error already logged
+            # the tail's blocking XREAD may swallow the cancellation (signaling.tasks)
+            await stop_task(t, tail.connection_pool.disconnect
+                            if t is self._tail and tail is not None else None)
         if self._tail_redis is not None:
             await self._tail_redis.aclose()
 
