@@ -134,14 +134,34 @@ class Outcomes:
         if self.on_change:
             self.on_change(conv)
 
+    SHARE_RETRY_S = 600.0  # how long an outcome keeps trying to reach the state store
+
     async def _share(self, namespace: str, key: str, rec: dict[str, Any]) -> bool:
-        try:
-            written, _ = await self.support.backend.put(namespace, key, rec, if_absent=True,
-                                                        ttl_s=self.support.record_ttl_s)
-            return written
-        except Exception as e:  # the state store is away: this node still counts it
-            log.warning("recording %s %s failed: %s", namespace, key, e)
-            return False
+        """Write the record every node counts. This node counts it at once; while the state
+        store is away (``unavailable``), keep trying with backoff for ``SHARE_RETRY_S``, so
+        the other nodes' dashboards do not miss it for good after a Redis blip. The write is
+        *if absent*, so a retry after a lost reply changes nothing."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.SHARE_RETRY_S
+        delay = 0.5
+        while True:
+            try:
+                written, _ = await self.support.backend.put(namespace, key, rec, if_absent=True,
+                                                            ttl_s=self.support.record_ttl_s)
+                return written
+            except ProtocolError as e:
+                if e.code != ErrorCode.UNAVAILABLE or loop.time() + delay > deadline:
+                    log.warning("recording %s %s failed for good: %s (counted on this node "
+                                "only)", namespace, key, e)
+                    return False
+                log.warning("recording %s %s failed: %s; retrying in %.1f s", namespace, key,
+                            e, delay)
+            except Exception:
+                log.exception("recording %s %s failed (counted on this node only)",
+                              namespace, key)
+                return False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
     async def end(self, conv: Conversation, reason: str) -> str | None:
         """End ``conv`` with the outcome its state implies; None if it was closed quietly."""

@@ -3,7 +3,8 @@
 Records that belong to a conversation (CSAT, outcomes, conversions) or to a viewer's recent
 activity (browsing) get the retention as their TTL; before, they stayed in every node's
 memory and in Redis's ``rec:<ns>`` hashes forever, and every node loaded all of them at
-start-up. Both backends; with Redis, two backends on one Redis are two nodes.
+start-up. Both backends; with Redis, two backends on one Redis are two nodes. Also: an
+outcome record written while Redis is away still reaches it.
 """
 
 from __future__ import annotations
@@ -117,3 +118,29 @@ async def test_resolved_conversations_records_leave_with_it():
     finally:
         await stop_gateway(r)
 
+
+
+@pytest.mark.redis
+async def test_an_outcome_written_while_redis_is_down_reaches_it_when_it_is_back(redis_server):
+    """A conversation's outcome is counted by every node from its replicated record. Redis
+    away when the record is written: the node keeps trying (it used to give up at once,
+    and the other nodes' dashboards never counted that conversation)."""
+    assert redis_server.restart is not None, "needs a redis-server of its own (not REDIS_URL)"
+    r = await start_gateway(Config(dev=True, port=free_port(), redis_url=redis_server.url))
+    try:
+        outcomes = r.gw.workspace.outcomes
+        rec = {"outcome": "abandoned", "room": r.room_id, "agent": None, "ts": time.time(),
+               "frt": None}
+        redis_server.stop()
+        share = asyncio.create_task(outcomes._share("outcome", "c_during_blip", rec))
+        await asyncio.sleep(1.5)
+        assert not share.done()  # still trying, not given up
+        redis_server.start()
+        assert await asyncio.wait_for(share, 20) is True
+        red = aioredis.Redis.from_url(redis_server.url)
+        try:
+            assert await red.hexists(P + "rec:outcome", "c_during_blip")
+        finally:
+            await red.aclose()
+    finally:
+        await stop_gateway(r)
