@@ -133,8 +133,12 @@ def create_app(config: Config, responder: Responder | None = None,
     if redis_client is not None:
         from .support.redis_room import RedisRoomStore, RoomSync
 
-        ledger = RedisRoomStore(redis_client)
+        ledger = RedisRoomStore(redis_client, order_retention_s=config.order_retention_s)
         room_sync = RoomSync(ledger, rooms, bus, config.node_id)
+    if ledger is None:
+        from .support.room import MemoryOrderLedger
+
+        ledger = MemoryOrderLedger(retention_s=config.order_retention_s)
     rooms_service = RoomService(hub, rooms, support, ledger=ledger,
                                 team_replies=load_team_replies(config.replies_file),
                                 metrics=metrics)

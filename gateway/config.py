@@ -64,6 +64,7 @@ class Config:
     conversion_window_s: float = 3600.0
     idle_close_s: float = 1800.0
     resolved_retention_s: float = 7 * 86400.0  # forget resolved conversations after; 0 = never
+    order_retention_s: float = 7 * 86400.0  # forget order ids (replay check) after; 0 = never
     # media
     stun_urls: list[str] = field(default_factory=list)
     turn_urls: list[str] = field(default_factory=list)
@@ -102,6 +103,7 @@ class Config:
             "conversion_window_s": ("CONVERSION_WINDOW_S", float),
             "idle_close_s": ("IDLE_CLOSE_S", float), "loop": ("LOOP", str),
             "resolved_retention_s": ("RESOLVED_RETENTION_S", float),
+            "order_retention_s": ("ORDER_RETENTION_S", float),
         }
         for attr, (name, typ) in env_map.items():
             v = _env(name)
@@ -151,6 +153,9 @@ class Config:
             raise ConfigError("LIVEDESK_LOOP must be auto, uvloop or asyncio")
         if self.resolved_retention_s < 0:
             raise ConfigError("LIVEDESK_RESOLVED_RETENTION_S must be 0 (keep forever) or a "
+                              "number of seconds")
+        if self.order_retention_s < 0:
+            raise ConfigError("LIVEDESK_ORDER_RETENTION_S must be 0 (keep forever) or a "
                               "number of seconds")
         if self.udp_port_min and self.udp_port_max and self.udp_port_min > self.udp_port_max:
             raise ConfigError("LIVEDESK_UDP_PORT_MIN must not exceed LIVEDESK_UDP_PORT_MAX")

@@ -8,6 +8,7 @@ Redis Cluster slot):
 * ``ld:{r:R}:gifts``    list of first_n_gift promotion ids, in KB order
 * ``ld:{r:R}:gift:<id>`` hash limit, claimed, sku, active
 * ``ld:{r:R}:orders``   hash order_id → JSON {order, body} (idempotency record)
+* ``ld:{r:R}:orders_ts`` sorted set order_id → when placed (order retention)
 * ``ld:{r:R}:version``  counter bumped by every change
 
 A node seeds a room only when ``kb`` is absent; afterwards it *loads* from Redis. Every change
@@ -39,8 +40,17 @@ def k(room: str, name: str) -> str:
     return f"ld:{{r:{room}}}:{name}"
 
 
-# KEYS: stock, gifts, orders, version ; ARGV: order_id, user, sku, qty, gift key prefix, now
+# KEYS: stock, gifts, orders, version, orders_ts ;
+# ARGV: order_id, user, sku, qty, gift key prefix, now, forget-before ('' = keep all)
 ORDER_LUA = """
+if ARGV[7] ~= '' then
+  -- retention: each order forgets up to 20 order ids older than the cutoff
+  local old = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', ARGV[7], 'LIMIT', 0, 20)
+  for _, id in ipairs(old) do
+    redis.call('HDEL', KEYS[3], id)
+    redis.call('ZREM', KEYS[5], id)
+  end
+end
 local prev = redis.call('HGET', KEYS[3], ARGV[1])
 if prev then
   local rec = cjson.decode(prev)
@@ -76,6 +86,7 @@ local body = {gift = gift, rank = rank, stock_left = stock}
 local rec = {user = ARGV[2], sku = ARGV[3], qty = qty, body = body, promo = promo, ts = ARGV[6]}
 local enc = cjson.encode(rec)
 redis.call('HSET', KEYS[3], ARGV[1], enc)
+redis.call('ZADD', KEYS[5], ARGV[6], ARGV[1])
 local version = redis.call('INCR', KEYS[4])
 return {'ok', enc, version}
 """
@@ -84,8 +95,9 @@ return {'ok', enc, version}
 class RedisRoomStore:
     """Seeds/loads rooms and applies remote changes to the local :class:`Room` copies."""
 
-    def __init__(self, redis: aioredis.Redis):
+    def __init__(self, redis: aioredis.Redis, order_retention_s: float = 0.0):
         self.redis = redis
+        self.order_retention_s = order_retention_s  # 0: order ids are kept for ever
         self._order = redis.register_script(ORDER_LUA)
 
     async def seed_or_load(self, room: Room) -> bool:
@@ -165,9 +177,13 @@ class RedisRoomStore:
 
     async def place(self, room: Room, order: Order) -> OrderOutcome:
         rid = room.id
+        now = time.time()
+        cutoff = repr(now - self.order_retention_s) if self.order_retention_s > 0 else ""
         res = await self._order(
-            keys=[k(rid, "stock"), k(rid, "gifts"), k(rid, "orders"), k(rid, "version")],
-            args=[order.order_id, order.user, order.sku, order.qty, k(rid, "gift:"), time.time()])
+            keys=[k(rid, "stock"), k(rid, "gifts"), k(rid, "orders"), k(rid, "version"),
+                  k(rid, "orders_ts")],
+            args=[order.order_id, order.user, order.sku, order.qty, k(rid, "gift:"), now,
+                  cutoff])
         status, payload = res[0], res[1]
         version = int(res[2]) if len(res) > 2 else None
         status = status.decode() if isinstance(status, bytes) else status

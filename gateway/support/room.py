@@ -175,15 +175,32 @@ class OrderLedger(Protocol):
 
 
 class MemoryOrderLedger:
-    """One-process ledger: ``place`` has no ``await`` inside its critical section."""
+    """One-process ledger: ``place`` has no ``await`` inside its critical section.
 
-    def __init__(self) -> None:
-        self._orders: dict[tuple[str, str], tuple[Order, dict[str, Any]]] = {}
+    Order ids are remembered for ``retention_s`` (0: for ever) so a replayed order event is
+    answered as a repeat; older ones are forgotten as new orders arrive (the dict is in
+    arrival order, so the oldest are at its front)."""
+
+    def __init__(self, retention_s: float = 0.0) -> None:
+        self.retention_s = retention_s
+        self._orders: dict[tuple[str, str], tuple[Order, dict[str, Any], float]] = {}
 
     async def place(self, room: Room, order: Order) -> OrderOutcome:
         return self.place_now(room, order)
 
-    def place_now(self, room: Room, order: Order) -> OrderOutcome:
+    def _forget_old(self, now: float) -> None:
+        if self.retention_s <= 0:
+            return
+        cutoff = now - self.retention_s
+        while self._orders:
+            key, rec = next(iter(self._orders.items()))
+            if rec[2] > cutoff:
+                break
+            del self._orders[key]
+
+    def place_now(self, room: Room, order: Order, now: float | None = None) -> OrderOutcome:
+        now = time.time() if now is None else now
+        self._forget_old(now)
         key = (room.id, order.order_id)
         prev = self._orders.get(key)
         if prev is not None:
@@ -211,7 +228,7 @@ class MemoryOrderLedger:
                 gift, rank, promo_id = True, p.claimed, p.id
                 break
         body = {"gift": gift, "rank": rank, "stock_left": product.stock}
-        self._orders[key] = (order, body)
+        self._orders[key] = (order, body, now)
         room.version += 1
         change = {"kind": "order", "sku": order.sku, "qty": order.qty,
                   "stock": product.stock, "gift_promotion": promo_id, "rank": rank,
