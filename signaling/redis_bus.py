@@ -63,12 +63,14 @@ class RedisBus(Bus):
         self._wanted = asyncio.Event()
         self._listener: asyncio.Task | None = None
         self._pubsub = None
+        self._closing = False
         self.connected = False
 
     async def start(self) -> None:
         self._listener = asyncio.get_running_loop().create_task(self._listen(), name="redis-bus")
 
     async def close(self) -> None:
+        self._closing = True  # a listener whose cancellation was swallowed ends at its next turn
         # the listener may be inside a subscribe that swallows the cancellation
         await stop_task(self._listener, self.redis.connection_pool.disconnect)
         if self._pubsub is not None:
@@ -157,6 +159,8 @@ class RedisBus(Bus):
                 raise
             except Exception as e:
                 self.connected = False
+                if self._closing:
+                    return
                 log.warning("redis bus connection lost (%s); retrying in %.1fs", e, backoff)
                 try:
                     await self._pubsub.aclose()

@@ -214,8 +214,9 @@ class SupportBackend(ABC):
 
         ``ttl_s``: the record is forgotten that long after this write (by
         ``expire_records``, everywhere, listeners told); ``None`` keeps it (a later write
-        with a TTL sets one, one without clears it). Records that belong to a conversation
-        get the conversation's retention, or they would outlive it forever."""
+        with a TTL sets one, one without clears it). The workspace gives the records that
+        belong to a conversation or to recent activity (CSAT, outcomes, conversions,
+        browsing) the retention as TTL; approvals, audit and grants are kept."""
 
     @abstractmethod
     async def expire_records(self, now: float | None = None) -> int:
@@ -358,6 +359,9 @@ class MemoryBackend(SupportBackend):
             at = time.time() + ttl_s
             self._expiry[(namespace, key)] = at
             heapq.heappush(self._due, (at, namespace, key))
+            if len(self._due) > 2 * len(self._expiry) + 1024:  # mostly rewritten: compact
+                self._due = [(t, ns, k) for (ns, k), t in self._expiry.items()]
+                heapq.heapify(self._due)
         self.replica.apply([["rec", namespace, key, value]])
         return True, value
 

@@ -313,6 +313,7 @@ class RedisBackend(SupportBackend):
             ("resolve", RESOLVE), ("transfer", TRANSFER), ("status", STATUS),
             ("hb", HEARTBEAT), ("fields", SET_FIELDS), ("put", PUT),
             ("expire_records", EXPIRE_RECORDS))}
+        self._closing = False
         self._last_id = "0-0"
         self._last_seq: int | None = None  # ``s`` of the last entry applied (None: unknown)
         self.resyncs = 0  # how often the replica was rebuilt (a gap or a Redis that lost data)
@@ -339,6 +340,7 @@ class RedisBackend(SupportBackend):
         self._beat = asyncio.get_running_loop().create_task(self._heartbeat_loop())
 
     async def close(self) -> None:
+        self._closing = True  # a loop whose cancellation was swallowed ends at its next turn
         tail = self._tail_redis
         for t in (self._tail, self._beat, *self._side_tasks):
             # the tail's blocking XREAD may swallow the cancellation (signaling.tasks)
@@ -451,10 +453,11 @@ class RedisBackend(SupportBackend):
                     self.store.truncate(conv, n)
                     if self.on_truncated is not None:
                         self.on_truncated(conv, n)
-            held = {(ch[1], ch[2]) for ch in changes if ch[0] == "rec"}
-            # forgotten like expired ones, so the listeners' copies go too
-            self.replica.apply([["rec_del", ns, k] for ns, recs in self.replica.records.items()
-                                for k in list(recs) if (ns, k) not in held])
+        # records Redis no longer holds (it lost them, or they expired in the part of the log
+        # this node never read): forgotten like expired ones, so the listeners' copies go too
+        held = {(ch[1], ch[2]) for ch in changes if ch[0] == "rec"}
+        self.replica.apply([["rec_del", ns, k] for ns, recs in self.replica.records.items()
+                            for k in list(recs) if (ns, k) not in held])
         pre: list[Change] = [["q_del", e.conversation] for e in list(self.router.queue)]
         for a in self.router.agents.values():
             pre += [["release", cid, a.user] for cid in list(a.conversations)]
@@ -530,6 +533,8 @@ class RedisBackend(SupportBackend):
             except asyncio.CancelledError:
                 raise
             except Exception as e:
+                if self._closing:
+                    return
                 log.warning("ops tail lost Redis (%s); retrying in %.1fs", e, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)

@@ -23,7 +23,7 @@ from .messages import (AgentState, AgentStatus, ChatMessage, ConversationAssigne
                        ConversationListReply, ConversationOpen, ConversationResolve,
                        ConversationSnapshot, ConversationStateEvent, ConversationTransfer,
                        MessageSend, QueueGet, QueuePosition, QueueUpdate)
-from .responder import BotQuery, Responder
+from .responder import BotQuery, BotReply, Responder
 from .room import RoomRegistry
 from .routing import AGENT_STATUSES, Router
 
@@ -36,13 +36,17 @@ BOT = Author(role="bot", user="bot", name="小助手")
 BOT_HISTORY = 20
 
 
-def _earlier_viewer_texts(messages: list[StoredMessage], m: StoredMessage, limit: int) -> list[str]:
-    """The texts of up to ``limit`` viewer messages before ``m``, oldest first. Scans from
-    the end by identity: ``m`` was just appended, and ``list.index`` would compare every
-    message field by field (it was the burst's largest cost in long conversations)."""
+def _earlier_viewer_texts(messages: list[StoredMessage], m: StoredMessage,
+                          limit: int) -> list[str] | None:
+    """The texts of up to ``limit`` viewer messages before ``m``, oldest first; ``None`` if
+    ``m`` is not in ``messages`` (any more). Scans from the end by identity: ``m`` was just
+    appended, and ``list.index`` would compare every message field by field (it was the
+    burst's largest cost in long conversations)."""
     i = len(messages) - 1
     while i >= 0 and messages[i] is not m:
         i -= 1
+    if i < 0:
+        return None
     out: list[str] = []
     i -= 1
     while i >= 0 and len(out) < limit:
@@ -343,13 +347,25 @@ class SupportService:
                 return
             room = self.rooms.get(conv.room)
             history = _earlier_viewer_texts(conv.messages, m, BOT_HISTORY)
+            if history is None:
+                return  # the message is gone (a resync dropped what Redis lost): no answer
             t0 = time.perf_counter()
             query = BotQuery(text=m.text, history=history, knowledge=room.knowledge,
                              user=conv.viewer, context={"conversation": conv.id})
+            spent: list[float] = []
+
+            async def timed() -> BotReply:
+                # timed from inside the task wait_for makes: the loop's queue before it
+                # starts is not the responder's time
+                t = time.perf_counter()
+                try:
+                    return await self.responder.respond(query)
+                finally:
+                    spent.append(time.perf_counter() - t)
+
             try:
-                reply = await asyncio.wait_for(self.responder.respond(query),
-                                               self.config.bot_timeout_s)
-                t_reply = time.perf_counter() - t0
+                reply = await asyncio.wait_for(timed(), self.config.bot_timeout_s)
+                t_reply = spent[0]
             except Exception:
                 log.exception("responder failed; escalating")
                 reply = None

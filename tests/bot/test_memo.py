@@ -121,3 +121,20 @@ def test_size_ties_follow_the_product_list_not_the_hash_seed(kb_demo):
     assert find_size("卫衣s还是m", kb, p) == "S"
     kb.products = [q]
     assert find_size("卫衣s还是m", kb, q) == "M"
+
+
+def test_many_rooms_share_the_memo_without_thrashing(plain, kb_demo):
+    """A node serves many rooms: ten catalogs, asked in turn, stay remembered (a per-room
+    slot of four catalogs used to drop them all before the next round)."""
+    bot = OfflineBot()
+    rooms = []
+    for i in range(10):
+        kb = copy.deepcopy(kb_demo)
+        kb.products[0].name = f"{kb.products[0].name}{i}号"
+        rooms.append(kb)
+    q, history = "这个还有货吗", ["冲锋衣是什么面料"]
+    first = [_reply(bot, kb, q, history) for kb in rooms]
+    misses = bot.memo.misses
+    again = [_reply(bot, kb, q, history) for kb in rooms]
+    assert bot.memo.misses == misses
+    assert again == first == [_reply(plain, kb, q, history) for kb in rooms]

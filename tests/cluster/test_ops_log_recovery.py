@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import pytest
 import redis.asyncio as aioredis
@@ -47,6 +48,10 @@ async def test_a_node_that_lagged_past_the_trimmed_log_resyncs_and_delivers_what
         await agent.event("conversation.assigned", conversation=c3)
         ba = a.gw.support.backend
         await until(lambda: a.gw.support.store.get(c3).state == "assigned", what="A in step")
+        ack = await v1_a.request("browse.event", room=room, kind="product_view", sku="D001")
+        assert ack["type"] == "ack", ack
+        await until(lambda: b.gw.support.backend.get("browse", "v1") is not None,
+                    what="the browse record on B")
 
         # A stops reading the log (as when its tail lost Redis) ...
         ba._tail.cancel()
@@ -59,6 +64,8 @@ async def test_a_node_that_lagged_past_the_trimmed_log_resyncs_and_delivers_what
         v2, c2 = await viewer(b, "v2")
         await v2.request("message.send", conversation=c2, text="hello from c2", client_msg_id="x")
         await agent.request("conversation.resolve", conversation=c3)
+        # (and v1's browsing record expires: B's sweep, as if its retention had passed)
+        assert await b.gw.support.backend.expire_records(time.time() + 10 ** 9) >= 1
         # ... and the log is trimmed past what A read
         await r.xtrim(P + "ops", maxlen=0, approximate=False)
         assert a.gw.support.store.get(c2) is None  # A really missed it
@@ -80,6 +87,9 @@ async def test_a_node_that_lagged_past_the_trimmed_log_resyncs_and_delivers_what
         assert "sent while A lagged" in [m.text for m in store.get(c1).messages]
         assert store.get(c3).state == "resolved"
         assert c3 not in a.gw.support.router.agents["ag"].conversations
+        # the record that expired in the part of the log A never read is gone on A too
+        assert ba.get("browse", "v1") is None
+        assert a.gw.workspace.browsing.store.timeline("v1") == []
         # v1's socket on A got the message A had missed, as the log would have brought it
         got = await v1_a.event("message", after=n_before, conversation=c1)
         assert got["text"] == "sent while A lagged"

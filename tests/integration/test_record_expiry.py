@@ -144,3 +144,14 @@ async def test_an_outcome_written_while_redis_is_down_reaches_it_when_it_is_back
             await red.aclose()
     finally:
         await stop_gateway(r)
+
+
+async def test_memory_backend_ttl_heap_stays_bounded_when_records_are_rewritten():
+    """A browsing timeline is rewritten on every event: the due-time heap must not keep an
+    entry per write for the whole retention, only about one per record."""
+    b = MemoryBackend(ConversationStore(), Router())
+    for i in range(5000):
+        await b.put("browse", f"u{i % 3}", {"events": [i]}, ttl_s=3600)
+    assert len(b._due) <= 2 * 3 + 1024
+    assert await b.expire_records(time.time() + 3601) == 3
+    assert b.get("browse", "u0") is None and b._expiry == {}

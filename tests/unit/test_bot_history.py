@@ -16,6 +16,8 @@ def test_earlier_viewer_messages_oldest_first_without_bot_or_notices():
            _msg(4, VIEWER, "b"), _msg(5, VIEWER, "current"), _msg(6, VIEWER, "later")]
     assert _earlier_viewer_texts(log, log[4], 20) == ["a", "b"]
     assert _earlier_viewer_texts(log, log[0], 20) == []
+    gone = _msg(9, VIEWER, "dropped by a resync")
+    assert _earlier_viewer_texts(log, gone, 20) is None  # not answered at all
 
 
 def test_found_by_identity_not_by_equal_fields():

@@ -88,22 +88,28 @@ class _Lru(OrderedDict):
 
 class TextMemo:
     """Bounded memory of :class:`Seen` per (catalog, normalised text), and of normalised
-    forms per raw text. One per bot; used from the event loop only (no locking)."""
+    forms per raw text. One per bot; used from the event loop only (no locking).
 
-    def __init__(self, texts: int = 8192, catalogs: int = 4) -> None:
+    One budget of ``texts`` entries across all catalogs, so a node serving many rooms
+    shares it rather than thrashing a per-room slot; catalogs are numbered (``catalogs``
+    of them remembered) so entries do not repeat the catalog key."""
+
+    def __init__(self, texts: int = 16384, catalogs: int = 256) -> None:
         self._norm = _Lru(texts)
-        self._catalogs = _Lru(catalogs)  # catalog_key -> _Lru(text -> Seen)
-        self._texts = texts
+        self._seen = _Lru(texts)  # (catalog number, text) -> Seen
+        self._catalogs = _Lru(catalogs)  # catalog_key -> its number
+        self._next_catalog = 0
         self.hits = 0
         self.misses = 0
 
     def view(self, kb: Knowledge) -> "CatalogView":
         """The memo as seen from one answer: the catalog key is computed once per answer."""
         key = catalog_key(kb)
-        texts = self._catalogs.hit(key)
-        if texts is None:
-            texts = self._catalogs.put(key, _Lru(self._texts))
-        return CatalogView(self, kb, texts)
+        number = self._catalogs.hit(key)
+        if number is None:  # new (or forgotten: its old entries age out of the LRU unused)
+            self._next_catalog += 1
+            number = self._catalogs.put(key, self._next_catalog)
+        return CatalogView(self, kb, number)
 
     def normalize(self, raw: str) -> str:
         n = self._norm.hit(raw)
@@ -113,18 +119,19 @@ class TextMemo:
 
 
 class CatalogView:
-    def __init__(self, memo: TextMemo, kb: Knowledge, texts: _Lru) -> None:
+    def __init__(self, memo: TextMemo, kb: Knowledge, catalog: int) -> None:
         self.memo = memo
         self.kb = kb
-        self._texts = texts
+        self._catalog = catalog
         self._live: dict | None = None
 
     def seen(self, text: str) -> Seen:
         """``text`` is normalised. The returned object is shared: read it, do not change it."""
-        s = self._texts.hit(text)
+        key = (self._catalog, text)
+        s = self.memo._seen.hit(key)
         if s is None:
             self.memo.misses += 1
-            s = self._texts.put(text, Seen(text, extract(text, self.kb)))
+            s = self.memo._seen.put(key, Seen(text, extract(text, self.kb)))
         else:
             self.memo.hits += 1
         return s
