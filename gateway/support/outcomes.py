@@ -81,7 +81,6 @@ class Outcomes:
         hub.handle(ConversationClose, self.on_close)
         hub.on("expired", self._on_expired)
         support.on("resolved", self._on_resolved)
-        support.on("pruned", self._on_pruned)
         support.backend.listen("outcome", self._on_outcome_record, forget=self._forget_outcome)
         support.backend.listen("conversion", self._on_conversion_record,
                                forget=self._forget_conversion)
@@ -106,12 +105,10 @@ class Outcomes:
     def _forget_conversion(self, key: str) -> None:
         self._conversions.pop(key, None)
 
-    def _on_pruned(self, conv: Conversation) -> None:
-        self.records.pop(conv.id, None)
-
     def forget_before(self, cutoff: float) -> None:
-        """Retention for the records (a node also holds those of conversations it never had
-        in memory: it learnt them at start-up)."""
+        """Retention for this node's copies that no TTL covers: records learnt at start-up
+        that were written without one, and ones whose write never reached the state store.
+        (Records written with a TTL leave through ``_forget_outcome`` / ``_forget_conversion``.)"""
         for cid in [c for c, r in self.records.items() if r.get("ts", 0) < cutoff]:
             del self.records[cid]
         for key in [k for k, c in self._conversions.items() if c.ts < cutoff]:
@@ -217,8 +214,8 @@ class Outcomes:
                 await self.sweep()
             except Exception:
                 log.exception("idle sweep failed")
-            keep = getattr(self.support.config, "resolved_retention_s", 0)
-            if keep > 0:
+            keep = self.support.record_ttl_s
+            if keep is not None:
                 self.forget_before(time.time() - keep)
 
     # --- conversions -------------------------------------------------------------------------

@@ -34,6 +34,7 @@ BOT = Author(role="bot", user="bot", name="小助手")
 # earlier viewer messages a responder sees (the offline bot reads six, an LLM prompt as
 # many): bounded, so a turn costs the same in a conversation's 300th message as in its 3rd
 BOT_HISTORY = 20
+AGENTS_TOPIC = "agents"
 
 
 def _earlier_viewer_texts(messages: list[StoredMessage], m: StoredMessage,
@@ -56,7 +57,6 @@ def _earlier_viewer_texts(messages: list[StoredMessage], m: StoredMessage,
         i -= 1
     out.reverse()
     return out
-AGENTS_TOPIC = "agents"
 
 
 @dataclass
@@ -124,8 +124,7 @@ class SupportService:
 
     # --- hooks for other parts of the gateway (media, workspace) ----------------------------
     def on(self, event: str, cb: Callable) -> None:
-        """Domain events: ``resolved``, ``assigned``, ``message``, ``escalated``, ``pruned``
-        (a resolved conversation forgotten by the retention policy)."""
+        """Domain events: ``resolved``, ``assigned``, ``message``, ``escalated``."""
         self._listeners.setdefault(event, []).append(cb)
 
     def _fire(self, event: str, *args) -> None:
@@ -155,14 +154,13 @@ class SupportService:
     # --- retention -------------------------------------------------------------------------
     def prune(self, retention_s: float, now: float | None = None) -> int:
         """Forget conversations resolved more than ``retention_s`` ago on this node (the
-        state store expires its copy by itself: see the backends). Listeners get
-        ``pruned`` to drop what they keep per conversation."""
+        state store expires its copy by itself: see the backends; the records that belong
+        to them expire with their TTL)."""
         now = time.time() if now is None else now
         gone = self.store.prune(now - retention_s)
         for conv in gone:
             self._bot_locks.pop(conv.id, None)
             self._sent_positions.pop(conv.id, None)
-            self._fire("pruned", conv)
         return len(gone)
 
     @property

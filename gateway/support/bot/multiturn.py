@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..knowledge import Knowledge
 from .normalize import normalize
-from .slots import Body, Slots, extract, find_size
+from .slots import Slots, extract, find_size
 
 
 @dataclass
@@ -33,8 +33,9 @@ def resolve(slots: Slots, text: str, history: list[str], kb: Knowledge,
     """Fill in missing product/body slots of ``slots`` from history (newest first), in place.
 
     ``analyse(raw) -> (normalised, slots)`` is how an earlier message is read; the bot
-    passes its memo (every earlier message was once the current one). Slots it returns
-    are only read here, never stored in ``slots``: lists and bodies are copied."""
+    passes its memo (every earlier message was once the current one). The slots it
+    returns must be the caller's to keep (fresh, or the memo's private copy): their
+    products and body may end up in ``slots``."""
     ctx = Context()
     read = analyse or (lambda h: _analyse(h, kb))
     earlier = [h for h in history[-6:] if h and h.strip()]
@@ -45,11 +46,11 @@ def resolve(slots: Slots, text: str, history: list[str], kb: Knowledge,
         if i == 0:
             ctx.prev_text, ctx.prev_slots = n, hs
         if need_product and hs.products:
-            slots.products = list(hs.products)
+            slots.products = hs.products
             slots.product_from = "history"
             need_product = False
         if need_body and (hs.body.height_cm is not None or hs.body.weight_kg is not None):
-            slots.body = Body(hs.body.height_cm, hs.body.weight_kg)
+            slots.body = hs.body
             need_body = False
         if slots.hair is None and hs.hair:
             slots.hair = hs.hair

@@ -263,7 +263,6 @@ class _SizeToken:
     size: str
     lower: str
     word: re.Pattern | None  # tokens like "m", "xl", "27", "#02": matched as a whole word
-    digits: re.Pattern | None  # a numeric size must read like one ("27码", "27")
     letter: re.Pattern | None  # a one-letter S/M/L needs a size-ish neighbour
     core: str  # variant names: the name without a leading shade number ("#02 豆沙" -> "豆沙")
 
@@ -279,12 +278,11 @@ def _size_tokens(pool: tuple[str, ...]) -> tuple[_SizeToken, ...]:
             esc = re.escape(sl)
             out.append(_SizeToken(
                 s, sl, re.compile(r"(?<![0-9a-z])" + esc + r"(?![0-9a-z])"),
-                re.compile(esc + r"\s*(?:码|号|腰|w\b)?") if sl.isdigit() else None,
                 re.compile(r"(?<![a-z])" + sl + r"(?:\s*(?:码|号|size|的|还|呢|吗|有|能|可以|$|\W))")
                 if len(sl) == 1 and sl in "sml" else None,
                 ""))
         else:
-            out.append(_SizeToken(s, sl, None, None, None, re.sub(r"^#?\d+", "", sl)))
+            out.append(_SizeToken(s, sl, None, None, re.sub(r"^#?\d+", "", sl)))
     return tuple(out)
 
 
@@ -298,8 +296,6 @@ def find_size(text: str, kb: Knowledge, product: Product | None = None) -> str |
         for t in _size_tokens(pool):
             if t.word is not None:
                 if t.word.search(text):
-                    if t.digits is not None and not t.digits.search(text):
-                        continue
                     if t.letter is not None and not t.letter.search(text):
                         continue
                     return t.size
