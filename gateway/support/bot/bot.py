@@ -15,11 +15,10 @@ import time
 
 from ..responder import BotQuery, BotReply
 from .answers import Ctx, compose
-from .classifier import get_model
-from .escalation import decide
 from .features import load_jieba
 from .intent import classify
 from .memo import TextMemo
+from .model import BotModel, get_model
 from .mood import detect_mood
 from .multiturn import resolve
 from .normalize import detect_lang, normalize
@@ -29,17 +28,26 @@ from .slots import extract
 class OfflineBot:
     """Rules + a small numpy classifier; no network, no model server.
 
-    ``memo=False`` reads every message afresh (the reference the memo is tested against)."""
+    ``memo=False`` reads every message afresh (the reference the memo is tested against).
+    ``model``: the trained parts (default: the process-wide model, trained on the whole
+    corpus); the held-out evaluation passes one trained without the writers it scores."""
 
-    def __init__(self, memo: bool = True) -> None:
+    def __init__(self, memo: bool = True, model: BotModel | None = None) -> None:
         self._warm = False
-        self.memo = TextMemo() if memo else None
+        self._model = model
+        self.memo = TextMemo(lambda: self.model) if memo else None
+
+    @property
+    def model(self) -> BotModel:
+        if self._model is None:
+            self._model = get_model()
+        return self._model
 
     def warm_up(self) -> float:
-        """Load jieba and the classifier; returns the seconds it took. Safe to call twice."""
+        """Load jieba and the model; returns the seconds it took. Safe to call twice."""
         t0 = time.perf_counter()
         load_jieba()
-        get_model()
+        self.model.probs("")
         self._warm = True
         return time.perf_counter() - t0
 
@@ -50,7 +58,8 @@ class OfflineBot:
         if not prev_text:
             return None
         s = extract(prev_text, kb)
-        return classify(prev_text, s, decide(prev_text)).intent
+        m = self.model
+        return classify(prev_text, s, m.escalation_of(prev_text), probs=m.probs(prev_text)).intent
 
     def answer(self, query: BotQuery) -> BotReply:
         if not self._warm:
@@ -61,8 +70,9 @@ class OfflineBot:
             text = normalize(query.text)
             slots = extract(text, kb)
             ctx = resolve(slots, text, list(query.history or []), kb)
-            esc = decide(text)
-            dec = classify(text, slots, esc, self._prev_intent(ctx.prev_text, kb))
+            esc = self.model.escalation_of(text)
+            dec = classify(text, slots, esc, self._prev_intent(ctx.prev_text, kb),
+                           probs=self.model.probs(text))
         else:
             view = self.memo.view(kb)
             text = self.memo.normalize(query.text)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .classifier import get_model
 from .cues import cue_scores
 from .escalation import EscalationDecision
 from .slots import Slots
@@ -59,6 +58,8 @@ def classify(text: str, slots: Slots, esc: EscalationDecision, prev_intent: str 
     """``probs`` / ``cues``: the classifier's and the lexicon's scores of ``text`` when the
     caller has them already (they depend on the text alone); only read here."""
     if probs is None:
+        from .model import get_model
+
         probs = get_model().probs(text)
     if cues is None:
         cues = cue_scores(text)

@@ -18,13 +18,14 @@ stock is read at answer time) and slots are copied.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..knowledge import Knowledge
-from .classifier import get_model
 from .cues import cue_scores
-from .escalation import EscalationDecision, decide
+from .escalation import EscalationDecision
 from .intent import classify
+from .model import BotModel
 from .normalize import normalize
 from .slots import Body, Slots, catalog_key, extract
 
@@ -36,6 +37,7 @@ class Seen:
 
     text: str
     slots: Slots
+    model: BotModel
     _esc: EscalationDecision | None = None
     _probs: dict[str, float] | None = None
     _cues: dict[str, float] | None = None
@@ -44,13 +46,13 @@ class Seen:
     @property
     def esc(self) -> EscalationDecision:
         if self._esc is None:
-            self._esc = decide(self.text)
+            self._esc = self.model.escalation_of(self.text)
         return self._esc
 
     @property
     def probs(self) -> dict[str, float]:
         if self._probs is None:
-            self._probs = get_model().probs(self.text)
+            self._probs = self.model.probs(self.text)
         return self._probs
 
     @property
@@ -94,13 +96,19 @@ class TextMemo:
     shares it rather than thrashing a per-room slot; catalogs are numbered (``catalogs``
     of them remembered) so entries do not repeat the catalog key."""
 
-    def __init__(self, texts: int = 16384, catalogs: int = 256) -> None:
+    def __init__(self, model: Callable[[], BotModel], texts: int = 16384,
+                 catalogs: int = 256) -> None:
+        self._model = model  # the bot's (resolved on first use: training may be slow)
         self._norm = _Lru(texts)
         self._seen = _Lru(texts)  # (catalog number, text) -> Seen
         self._catalogs = _Lru(catalogs)  # catalog_key -> its number
         self._next_catalog = 0
         self.hits = 0
         self.misses = 0
+
+    @property
+    def model(self) -> BotModel:
+        return self._model()
 
     def view(self, kb: Knowledge) -> "CatalogView":
         """The memo as seen from one answer: the catalog key is computed once per answer."""
@@ -131,7 +139,7 @@ class CatalogView:
         s = self.memo._seen.hit(key)
         if s is None:
             self.memo.misses += 1
-            s = self.memo._seen.put(key, Seen(text, extract(text, self.kb)))
+            s = self.memo._seen.put(key, Seen(text, extract(text, self.kb), self.memo.model))
         else:
             self.memo.hits += 1
         return s
