@@ -41,7 +41,8 @@ def test_live_gift_quota_follows_claimed(ask, kb_b):
 def test_gift_quota_capped_by_stock(ask, kb_b):
     kb_b.product("B001").stock = 5
     r = ask(kb_b, "卷发棒前200名的赠品还有吗")
-    assert "还剩5个名额" in r.text
+    # what is left (5), and that stock is what caps it; never "36 left" on its own
+    assert "库存只剩5件" in r.text and "最多还能送5份" in r.text
 
 
 def test_live_stock_follows_knowledge(ask, kb_b):

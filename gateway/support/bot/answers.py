@@ -110,37 +110,74 @@ def gift_stock(kb: Knowledge, pr: Promotion) -> int | None:
     return None
 
 
+def gift_line(kb: Knowledge, pr: Promotion, zh: bool) -> str:
+    """What is left of a first-N quota, right now. When the product's stock is below the
+    quota, both numbers and the reason are said (a quota of 32 with 3 in stock is 3 gifts,
+    not "32 left"), so the reply never contradicts itself."""
+    quota = max(0, (pr.limit or 0) - (pr.claimed or 0))
+    stock = gift_stock(kb, pr)
+    left = pr.gifts_left(stock) or 0
+    gift = pr.gift or ("赠品" if zh else "the gift")
+    if left <= 0 and quota > 0:  # quota left, stock gone
+        return (f"名额还剩{quota}个，但库存已经没有了，{gift}暂时送不出了" if zh else
+                f"gift spots left: {quota}, but it is out of stock, so no more {gift} for now")
+    if left <= 0:
+        return (f"{gift}已经送完啦（{pr.limit}个名额已领完）" if zh else
+                f"the gifts ({gift}) are all gone: {pr.claimed}/{pr.limit} claimed")
+    if stock is not None and left < quota:
+        return (f"名额还剩{quota}个，但库存只剩{stock}件，所以现在最多还能送{left}份{gift}" if zh else
+                f"gift spots left: {quota}, but stock is down to {stock}, so at most {left} more "
+                f"can get {gift}")
+    return (f"目前还剩{left}个名额（共{pr.limit}名，已领{pr.claimed}）" if zh else
+            f"gift spots left right now: {left} (of {pr.limit}; {pr.claimed} claimed)")
+
+
+def coupon_line(pr: Promotion, zh: bool) -> str:
+    """The code and its condition: what a viewer asking for the coupon needs, nothing else."""
+    cond = ""
+    if pr.threshold is not None and pr.amount is not None:
+        cond = (f"满{num(pr.threshold)}减{num(pr.amount)}" if zh else
+                f"¥{num(pr.amount)} off orders from ¥{num(pr.threshold)}")
+    elif pr.amount is not None:
+        cond = f"立减{num(pr.amount)}元" if zh else f"¥{num(pr.amount)} off"
+    if zh:
+        # the host's own words carry the condition and the deadline ("今晚12点前有效")
+        text = pr.text.strip()
+        head = f"券码：{pr.code}" if pr.code else ""
+        if cond and (num(pr.threshold) not in text or num(pr.amount) not in text):
+            head += f"（{cond}）"
+        return f"{head}，「{text}」" if head else f"「{text}」"
+    if pr.ends_at:
+        cond += ("; " if cond else "") + f"valid until {pr.ends_at.replace('T', ' ')[:16]}"
+    if pr.code:
+        return f"coupon code: {pr.code}" + (f" ({cond})" if cond else "")
+    return f"coupon: {cond}" if cond else "there is a coupon in the room"
+
+
 def promo_line(kb: Knowledge, pr: Promotion, zh: bool) -> str:
+    """One promotion in the reply's language: Chinese quotes the host's own words; English
+    describes the same numbers in English (the host's text is Chinese)."""
     text = pr.text.strip()
     if pr.kind == "first_n_gift":
-        left = pr.gifts_left(gift_stock(kb, pr)) or 0
+        tail = gift_line(kb, pr, zh)
         if zh:
-            tail = f"目前还剩{left}个名额（共{pr.limit}名，已领{pr.claimed}）" if left > 0 else f"赠品{pr.gift or ''}已经送完啦（{pr.limit}个名额已领完）"
-        else:
-            tail = (f"gift spots left right now: {left} (limit: {pr.limit}, claimed: {pr.claimed})" if left > 0
-                    else f"sorry, the gifts ({pr.gift or ''}) are all gone - claimed: {pr.claimed}/{pr.limit}")
-        return f"「{text}」{tail}" if zh else f"\"{text}\" - {tail}"
+            return f"「{text}」{tail}"
+        return f"first {pr.limit} orders get {pr.gift or 'a gift'} - {tail}"
     if pr.kind == "coupon":
         if zh:
-            return f"「{text}」券码：{pr.code}" if pr.code else f"「{text}」"
-        bits = []
-        if pr.code:
-            bits.append(f"code: {pr.code}")
-        if pr.threshold is not None and pr.amount is not None:
-            bits.append(f"saves ¥{num(pr.amount)} on orders from ¥{num(pr.threshold)}")
-        return f"\"{text}\" - " + ", ".join(bits) if bits else f"\"{text}\""
+            return f"「{text}」" + (f"券码：{pr.code}" if pr.code else "")
+        return coupon_line(pr, zh)
     if pr.kind == "bundle":
         names = [kb.product(s).name for s in pr.skus if kb.product(s)]
         if zh:
             return f"「{text}」（{'+'.join(names)}，立减{num(pr.amount)}元）"
-        return f"\"{text}\" - bundle {' + '.join(names)}: together you save ¥{num(pr.amount)}"
+        return f"bundle {' + '.join(names)}: together you save ¥{num(pr.amount)}"
     # discount
     if zh:
         return f"「{text}」"
-    extra = ""
     if pr.threshold is not None and pr.amount is not None:
-        extra = f" - saves ¥{num(pr.amount)} when you spend ¥{num(pr.threshold)}"
-    return f"\"{text}\"{extra}"
+        return f"¥{num(pr.amount)} off when you spend ¥{num(pr.threshold)}"
+    return "a discount is running in the room" + (f": ¥{num(pr.amount)} off" if pr.amount else "")
 
 
 def _mentioned_gift_promos(ctx: Ctx) -> list[Promotion]:
@@ -324,10 +361,7 @@ def product_info(ctx: Ctx) -> str:
         parts.insert(0, faq.a)
     if parts:
         return " ".join(parts)
-    names = "、".join(p.name for p in ctx.kb.products)
-    if zh:
-        return f"您想了解哪一款呢？直播间在售：{names}。告诉我商品名或链接号，我把参数发给您。"
-    return f"Which item do you mean? On sale now: {names}. Tell me the name or link number and I'll share the details."
+    return which_product(ctx, "info")
 
 
 def size_advice(ctx: Ctx) -> str:
@@ -349,19 +383,21 @@ def size_advice(ctx: Ctx) -> str:
             prods = [p for p in ctx.kb.products if _size_attr_items(p)] or []
     if not prods:
         faq = faq_match(ctx, "size_advice")
-        base = (faq.a + " ") if faq else ""
-        names = "、".join(p.name for p in ctx.kb.products if p.size_chart or p.sizes)
+        if faq:
+            return faq.a
         if zh:
-            return base + f"请告诉我是哪一款（{names}）以及身高体重，我按尺码表帮您选；身高和体重对应的码不一致时选大一码。"
-        return base + f"Which item is it ({names})? Tell me your height and weight and I'll check the size chart (if they differ, take the larger size)."
+            return "您问的是哪一款呀？发我商品名或链接号，再告诉我身高体重，我按尺码表帮您选～"
+        return "Which item is it? Send me its name or link number plus your height and weight, and I'll check the size chart."
     return " ".join(size_text(ctx, p) for p in prods[:4])
 
 
 def stock(ctx: Ctx) -> str:
     zh = _zh(ctx)
     prods = ctx.slots.products
+    if not prods:
+        return which_product(ctx, "stock")
     lines = []
-    for p in (prods or ctx.kb.products)[:8]:
+    for p in prods[:8]:
         size = ctx.slots.size if prods and ctx.slots.size and ctx.slots.size in p.sizes else None
         if p.stock > 0:
             if zh:
@@ -383,23 +419,50 @@ def stock(ctx: Ctx) -> str:
     return ("；".join(lines) + "。") if zh else ("; ".join(lines) + ".")
 
 
+_PRICE_Q = re.compile(r"多少钱|价格|价钱|几块|啥价|什么价|多钱|贵不贵|便宜|how much|price|cost|\$|¥")
+_PROMO_Q = re.compile(r"优惠|活动|福利|折|满减|送|赠|名额|前\d+|券|秒杀|到手|bundle|deal|discount|sale|"
+                      r"gift|free|promo|offer|coupon|code|quota|spots?\b")
+
+
+def which_product(ctx: Ctx, topic: str) -> str:
+    """A product question that names no product: ask which one, in one short line."""
+    if _zh(ctx):
+        what = {"stock": "库存", "price": "价格", "info": "参数", "size": "尺码"}.get(topic, "")
+        return f"您问的是哪一款的{what}呀？发我商品名或链接号就好～"
+    what = {"stock": "stock", "price": "price", "info": "details", "size": "size"}.get(topic, "")
+    return f"Which item do you mean for the {what}? Just send me its name or link number."
+
+
 def price_promo(ctx: Ctx) -> str:
     zh = _zh(ctx)
     kb = ctx.kb
     prods = ctx.slots.products if ctx.slots.product_from == "text" else ctx.slots.products[:1]
     lines: list[str] = []
-    wants_coupon = re.search(r"券|码|口令|code|coupon|voucher", ctx.text)
+    wants_coupon = re.search(r"券|口令|优惠码|折扣码|code|coupon|voucher|promo ?code", ctx.text)
+    coupons = [pr for pr in kb.promotions if pr.kind == "coupon" and pr.active]
+    if wants_coupon and coupons and not _PRICE_Q.search(ctx.text):
+        sep = "；" if zh else "; "
+        out = sep.join(coupon_line(pr, zh) for pr in coupons)
+        return (out + "。") if zh else (out[0].upper() + out[1:] + ".")
+    if not prods and _PRICE_Q.search(ctx.text) and not _PROMO_Q.search(ctx.text):
+        return which_product(ctx, "price")
     gift_promos = _mentioned_gift_promos(ctx)
     picked: list[Promotion] = []
     if gift_promos:
         picked += gift_promos
     if wants_coupon:
         picked += [pr for pr in kb.promotions if pr.kind == "coupon" and pr.active]
-    if re.search(r"送|赠|名额|前\d+|gift|free|giveaway|quota|spots?\b|freebie|first \d+", ctx.text) and not gift_promos:
+    gift_q = re.search(r"送|赠|名额|前\d+|gift|free|giveaway|quota|spots?\b|freebie|first \d+", ctx.text)
+    if gift_q and not gift_promos:
         gp = [pr for pr in kb.promotions if pr.kind == "first_n_gift" and pr.active]
         if prods:
             gp = [pr for pr in gp if any(p.sku in pr.skus for p in prods)] or gp
         picked += gp
+    if gift_q and picked and not _PRICE_Q.search(ctx.text):
+        # a gift question gets what is left of the gift, not the whole price list
+        sep = "；" if zh else "; "
+        out = sep.join(dict.fromkeys(promo_line(kb, pr, zh) for pr in picked))
+        return (out + "。") if zh else (out[0].upper() + out[1:] + ".")
     if re.search(r"一起|两件|搭配|套装|组合|bundle|both|together|combo", ctx.text):
         picked += [pr for pr in kb.promotions if pr.kind == "bundle" and pr.active
                    and (not prods or any(p.sku in pr.skus for p in prods))]
@@ -560,10 +623,18 @@ def human_request(ctx: Ctx) -> str:
     return "Sure - I'm connecting you to a human agent now, please hold on a moment. They can also do a voice or video call with you."
 
 
+_RECONNECT = re.compile(r"断线|掉线|断网|卡了|卡住|网不好|网络不好|信号不好|刚才.{0,4}(?:卡|断)|还在吗|在吗|在不在|"
+                        r"刷新|重新进|lag|froze|frozen|disconnect|dropped|reconnect|still there|"
+                        r"you there|anyone there|back now|i'?m back|wifi")
+
+
 def other(ctx: Ctx) -> str:
     faq = faq_match(ctx, "other", threshold=0.5)
     if faq:
         return faq.a
+    if _RECONNECT.search(ctx.text):
+        return ("在的在的～刚才网络可能有点卡，现在好啦，有问题随时问我！" if _zh(ctx) else
+                "Still here! Looks like the connection hiccuped - ask me anything.")
     if _zh(ctx):
         return "这个小助手暂时回答不了哦～商品、尺码、库存、优惠、物流、售后的问题都可以问我，主播也会在直播里回复大家！"
     return "I can't help with that one, sorry! Ask me about products, sizes, stock, deals, shipping or returns anytime."

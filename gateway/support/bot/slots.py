@@ -167,7 +167,7 @@ def find_products(text: str, kb: Knowledge) -> list[Product]:
     if idx.en:
         words = re.findall(r"[a-z][a-z-]*", text)
         for w in words:
-            for key in (w, w.rstrip("s")):
+            for key in (w, w[:-2] if w.endswith("es") else w, w.rstrip("s")):
                 if key in idx.en:
                     hits = idx.en[key]
                     for i in hits:
