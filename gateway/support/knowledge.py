@@ -62,10 +62,14 @@ class Product:
     size_chart: list[SizeRow] = field(default_factory=list)
     attributes: dict[str, str] = field(default_factory=dict)
     ships_within_hours: int | None = None
+    # other names viewers use: English, pinyin, a nickname ("rice", "dami", "五常米");
+    # optional (older knowledge files have none). An English alias names the product in
+    # English replies.
+    aliases: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     _KNOWN = ("sku", "name", "price", "list_price", "stock", "sizes", "size_chart",
-              "attributes", "ships_within_hours")
+              "attributes", "ships_within_hours", "aliases")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Product":
@@ -80,6 +84,7 @@ class Product:
                 size_chart=[SizeRow.from_dict(r) for r in d.get("size_chart") or []],
                 attributes={str(k): str(v) for k, v in (d.get("attributes") or {}).items()},
                 ships_within_hours=d.get("ships_within_hours"),
+                aliases=[str(a) for a in d.get("aliases") or [] if str(a).strip()],
                 extra={k: v for k, v in d.items() if k not in cls._KNOWN},
             )
         except KeyError as e:
@@ -94,7 +99,17 @@ class Product:
         )
         if self.size_chart:
             out["size_chart"] = [r.to_dict() for r in self.size_chart]
+        if self.aliases:
+            out["aliases"] = list(self.aliases)
         return out
+
+    def display_name(self, lang: str | None) -> str:
+        """The name a reply uses: the first English alias in English, else the name."""
+        if lang == "en":
+            for a in self.aliases:
+                if a.isascii():
+                    return a
+        return self.name
 
 
 @dataclass

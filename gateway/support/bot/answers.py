@@ -198,7 +198,7 @@ def price_line(p: Product, zh: bool) -> str:
         if p.list_price and float(p.list_price) > float(p.price):
             s += f"（原价{num(p.list_price)}元）"
         return s
-    s = f"{p.name}: live price ¥{num(p.price)}"
+    s = f"{p.display_name('en')}: live price ¥{num(p.price)}"
     if p.list_price and float(p.list_price) > float(p.price):
         s += f" (list price: ¥{num(p.list_price)})"
     return s
@@ -406,11 +406,11 @@ def stock(ctx: Ctx) -> str:
                 if p.stock <= 10:
                     s += "，数量不多了，喜欢的抓紧拍"
             else:
-                s = f"{p.name} - in stock: {p.stock}" + (f" (size {size}: available; the count is for all sizes/colours)" if size else "")
+                s = f"{p.display_name('en')} - in stock: {p.stock}" + (f" (size {size}: available; the count is for all sizes/colours)" if size else "")
                 if p.stock <= 10:
                     s += " - only a few left!"
         else:
-            s = f"{p.name}已经售罄（库存0），可以先收藏等补货通知" if zh else f"{p.name} - sold out right now (in stock: 0)"
+            s = f"{p.name}已经售罄（库存0），可以先收藏等补货通知" if zh else f"{p.display_name('en')} - sold out right now (in stock: 0)"
         lines.append(s)
     if prods:
         for pr in product_promos(ctx.kb, prods[0] if len(prods) == 1 else None):
@@ -525,7 +525,7 @@ def logistics(ctx: Ctx) -> str:
             if p.ships_within_hours:
                 note = p.attributes.get("发货说明", "")
                 lines.append((f"{p.name}付款后{p.ships_within_hours}小时内发货" + (f"（{note}）" if note else ""))
-                             if zh else f"the {p.name} ships within a {p.ships_within_hours}-hour window after payment")
+                             if zh else f"the {p.display_name('en')} ships within a {p.ships_within_hours}-hour window after payment")
     else:
         faq = faq_match(ctx, "logistics", threshold=0.3)
         if faq:

@@ -15,6 +15,7 @@ import time
 
 from ..responder import BotQuery, BotReply
 from .answers import Ctx, compose
+from . import lexicon
 from .features import load_jieba
 from .intent import classify
 from .memo import TextMemo
@@ -47,6 +48,7 @@ class OfflineBot:
         """Load jieba and the model; returns the seconds it took. Safe to call twice."""
         t0 = time.perf_counter()
         load_jieba()
+        lexicon.load()
         self.model.probs("")
         self._warm = True
         return time.perf_counter() - t0

@@ -15,6 +15,7 @@ import functools
 import re
 from dataclasses import dataclass, field
 
+from .lexicon import STOP, lemmas, zh_for
 from ..knowledge import Knowledge, Product
 
 # English category words -> Chinese name fragments that a product name may contain.
@@ -78,6 +79,24 @@ class ProductIndex:
     products: list[Product]
     fragments: list[dict[str, float]]  # per product: Chinese fragment -> score
     en: dict[str, list[int]]  # English word -> product positions
+    # English words looked up in the bilingual lexicon for this catalog, remembered
+    lexicon_hits: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+
+    def lexicon(self, word: str) -> list[tuple[int, float]]:
+        """Products whose Chinese name holds a translation of ``word``, with a weight
+        (a one-character fragment such as 锅 or 米 counts for less)."""
+        hits = self.lexicon_hits.get(word)
+        if hits is None:
+            hits = []
+            for frag in zh_for(word):
+                for i, p in enumerate(self.products):
+                    if frag in p.name and all(i != j for j, _ in hits):
+                        hits.append((i, 1.0 if len(frag) > 1 else 0.6))
+                if any(w == 1.0 for _, w in hits):
+                    break  # the best (first) multi-character translation that names something
+            if len(self.lexicon_hits) < 4096:
+                self.lexicon_hits[word] = hits
+        return hits
 
     @classmethod
     def build(cls, kb: Knowledge) -> "ProductIndex":
@@ -116,6 +135,15 @@ class ProductIndex:
                 if counts[t] == 1 and t not in d:
                     d[t] = 1.5
         en: dict[str, list[int]] = {}
+        for i, p in enumerate(kb.products):  # the room's own names for its products win
+            for a in p.aliases:
+                a = a.lower().strip()
+                if a.isascii():
+                    for w in re.findall(r"[a-z][a-z-]*", a):
+                        if w not in STOP:
+                            en.setdefault(w, []).append(i)
+                elif len(a) >= 2:
+                    frags[i][a] = max(frags[i].get(a, 0.0), len(a) + 1.0)
         for word, zh in EN_CATEGORY.items():
             for i, p in enumerate(kb.products):
                 if any(z in p.name.lower() for z in zh):
@@ -127,7 +155,8 @@ def catalog_key(kb: Knowledge) -> tuple:
     """Everything about the products that slot extraction reads - and nothing it does not
     (stock, prices, promotions change during a stream without changing what a message
     names). Equal keys: every ``extract`` result is the same up to the live objects."""
-    return tuple((p.sku, p.name, tuple(p.sizes), tuple(p.attributes.items()), bool(p.size_chart))
+    return tuple((p.sku, p.name, tuple(p.sizes), tuple(p.attributes.items()), bool(p.size_chart),
+                  tuple(p.aliases))
                  for p in kb.products)
 
 
@@ -164,15 +193,17 @@ def find_products(text: str, kb: Knowledge) -> list[Product]:
             if sc > best and s in text:
                 best = sc
         scores[i] += best
-    if idx.en:
-        words = re.findall(r"[a-z][a-z-]*", text)
-        for w in words:
-            for key in (w, w[:-2] if w.endswith("es") else w, w.rstrip("s")):
-                if key in idx.en:
-                    hits = idx.en[key]
-                    for i in hits:
-                        scores[i] += 3.0 / len(hits) + 0.5
-                    break
+    for w in re.findall(r"[a-z][a-z-]*", text):
+        for key in lemmas(w):
+            if key in idx.en:
+                hits = idx.en[key]
+                for i in hits:
+                    scores[i] += 3.0 / len(hits) + 0.5
+                break
+        else:  # not a shop word the room or our list knows: the bilingual lexicon
+            lex = idx.lexicon(w)
+            for i, weight in lex:
+                scores[i] += (3.0 / len(lex) + 0.5) * weight
     for pat, pred in _GROUPS:
         if re.search(pat, text):
             for i, p in enumerate(idx.products):
