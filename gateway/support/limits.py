@@ -41,7 +41,7 @@ class SupportLimits:
     compensation_viewer_daily: float = 0.0
 
     @classmethod
-    def from_config(cls, config: Any) -> "SupportLimits":
+    def from_config(cls, config: Any) -> SupportLimits:
         """The limits of ``config`` (a :class:`gateway.config.Config`); fields it does not
         have keep their defaults (tests build partial configs)."""
         kw = {}

@@ -20,12 +20,12 @@ from signaling.inbound import clean_text
 from .backend import MemoryBackend, SupportBackend, too_many_open
 from .churn import ChurnGuard
 from .conversation import Author, Conversation, ConversationStore, StoredMessage
+from .limits import SupportLimits
 from .messages import (AgentState, AgentStatus, ChatMessage, ConversationAssigned,
                        ConversationEscalate, ConversationGet, ConversationList,
                        ConversationListReply, ConversationOpen, ConversationResolve,
                        ConversationSnapshot, ConversationStateEvent, ConversationTransfer,
                        MessageSend, QueueGet, QueuePosition, QueueUpdate)
-from .limits import SupportLimits
 from .responder import BotQuery, BotReply, Responder
 from .room import RoomRegistry
 from .routing import AGENT_STATUSES, Router

@@ -44,7 +44,7 @@ async def test_churning_viewer_is_slowed_then_refused_and_rings_the_agent_once(b
                 try:
                     await v.event("conversation.state", conversation=cid, state="assigned",
                                   timeout=2.0)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 for _ in range(2):  # a ring, and a second try at once
                     r = await v.request("call.request", conversation=cid, video=False)
@@ -83,7 +83,7 @@ async def test_bot_escalation_counts_too_and_the_bot_says_so(backend):
             if i < 2:
                 await a.event("conversation.assigned", conversation=cid)
             else:
-                said = await v.wait_for(lambda f: f.get("type") == "message"
+                said = await v.wait_for(lambda f, cid=cid: f.get("type") == "message"
                                         and f.get("conversation") == cid
                                         and "转人工的次数较多" in f.get("text", ""))
                 assert said["from"]["role"] == "bot"

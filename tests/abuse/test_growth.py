@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -123,7 +122,7 @@ async def _open_in_rooms(backend_obj, rooms: list[str], max_open: int) -> list:
     out = []
     for room in rooms:
         try:
-            conv, created = await backend_obj.open(room, "v1", "V", None, max_open=max_open)
+            conv, _ = await backend_obj.open(room, "v1", "V", None, max_open=max_open)
             out.append(conv.id)
         except ProtocolError as e:
             out.append(e.code.value)
@@ -255,25 +254,3 @@ def test_gateway_refuses_to_start_with_an_ill_typed_room(tmp_path):
     p = _kb(tmp_path, lambda d: d["promotions"][2].update(amount="30元"))
     with pytest.raises(KnowledgeError, match="amount"):
         create_app(Config(dev=True, port=free_port(), rooms=[p]))
-
-
-async def test_bot_answers_after_every_refused_upsert_soak():
-    """Many hostile upserts in a row leave the room as it was (typed, bounded)."""
-    gw = await start_gateway(Config(dev=True, port=free_port(), rate_per_s=1000.0,
-                                    rate_burst=1000))
-    try:
-        h = await gw.client("host", "h1", room=gw.room_id)
-        before = gw.gw.rooms.get(gw.room_id).knowledge.to_dict()
-        junk = ["abc", [], {}, True, -1, 1e300, None, "9" * 80]
-        for i, j in enumerate(junk):
-            for f in ("threshold", "amount", "limit", "claimed", "text", "code", "sku"):
-                await h.request("room.promo.upsert", room=gw.room_id,
-                                promotion={"id": "PD3", f: j})
-        await asyncio.sleep(0.05)
-        after = gw.gw.rooms.get(gw.room_id).knowledge.to_dict()
-        changed = [p for p, q in zip(before["promotions"], after["promotions"]) if p != q]
-        for p in changed:  # only well-typed values got in
-            for f in ("threshold", "amount"):
-                assert p[f] is None or isinstance(p[f], (int, float))
-    finally:
-        await stop_gateway(gw)
