@@ -23,6 +23,7 @@ from .ice import IceProvider
 from .metrics import Metrics
 from .support.knowledge import Knowledge, demo_room_path
 from .support.responder import Responder
+from .support.limits import SupportLimits
 from .support.room import RoomRegistry
 from .support.service import SupportConfig, SupportService
 
@@ -67,8 +68,9 @@ def default_responder(config: Config) -> Responder:
 def load_rooms(config: Config) -> RoomRegistry:
     rooms = RoomRegistry()
     paths = config.rooms or [demo_room_path()]
+    limits = SupportLimits.from_config(config)
     for p in paths:
-        rooms.add(Knowledge.load(p))
+        rooms.add(Knowledge.load(p, limits))
     return rooms
 
 
@@ -124,7 +126,8 @@ def create_app(config: Config, responder: Responder | None = None,
     support = SupportService(hub, rooms, responder,
                              SupportConfig(agent_capacity=config.agent_capacity,
                                            bot_timeout_s=config.bot_timeout_s,
-                                           resolved_retention_s=config.resolved_retention_s),
+                                           resolved_retention_s=config.resolved_retention_s,
+                                           limits=SupportLimits.from_config(config)),
                              metrics=metrics, backend=backend)
     from .support.replies import load_team_replies
     from .support.room_service import RoomService

@@ -65,6 +65,22 @@ class Config:
     idle_close_s: float = 1800.0
     resolved_retention_s: float = 7 * 86400.0  # forget resolved conversations after; 0 = never
     order_retention_s: float = 7 * 86400.0  # forget order ids (replay check) after; 0 = never
+    # issue 13, ABUSE: support-plane limits (gateway/support/limits.py; docs/security.md)
+    conversation_max_messages: int = 500
+    conversation_max_bytes: int = 256 * 1024
+    conversation_history: int = 200
+    open_conversations_per_viewer: int = 3
+    conversations_per_viewer_per_hour: int = 12
+    escalations_slow_after: int = 3
+    escalations_per_viewer_per_hour: int = 6
+    escalation_delay_s: float = 5.0
+    ring_interval_s: float = 30.0
+    quick_close_s: float = 60.0
+    nickname_max_chars: int = 24
+    promotion_max_bytes: int = 2048
+    promotions_per_room: int = 50
+    knowledge_max_bytes: int = 512 * 1024
+    compensation_viewer_daily: float = 0.0  # 0 = off
     # media
     stun_urls: list[str] = field(default_factory=list)
     turn_urls: list[str] = field(default_factory=list)
@@ -104,6 +120,8 @@ class Config:
             "idle_close_s": ("IDLE_CLOSE_S", float), "loop": ("LOOP", str),
             "resolved_retention_s": ("RESOLVED_RETENTION_S", float),
             "order_retention_s": ("ORDER_RETENTION_S", float),
+            # issue 13, ABUSE: support-plane limits
+            **{f: (f.upper(), type(getattr(c, f))) for f in _ABUSE_LIMITS},
         }
         for attr, (name, typ) in env_map.items():
             v = _env(name)
@@ -157,6 +175,9 @@ class Config:
         if self.order_retention_s < 0:
             raise ConfigError("LIVEDESK_ORDER_RETENTION_S must be 0 (keep forever) or a "
                               "number of seconds")
+        for name in _ABUSE_LIMITS:  # issue 13, ABUSE
+            if getattr(self, name) < 0:
+                raise ConfigError(f"LIVEDESK_{name.upper()} must not be negative")
         if self.udp_port_min and self.udp_port_max and self.udp_port_min > self.udp_port_max:
             raise ConfigError("LIVEDESK_UDP_PORT_MIN must not exceed LIVEDESK_UDP_PORT_MAX")
         if self.turn_urls and not self.turn_secret:
@@ -167,6 +188,15 @@ class Config:
             host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
             self.public_url = f"http://{host}:{self.port}"
         return self
+
+
+# issue 13, ABUSE: the support-plane limits, each LIVEDESK_<NAME> (gateway/support/limits.py)
+_ABUSE_LIMITS = ("conversation_max_messages", "conversation_max_bytes", "conversation_history",
+                 "open_conversations_per_viewer", "conversations_per_viewer_per_hour",
+                 "escalations_slow_after", "escalations_per_viewer_per_hour",
+                 "escalation_delay_s", "ring_interval_s", "quick_close_s", "nickname_max_chars",
+                 "promotion_max_bytes", "promotions_per_room", "knowledge_max_bytes",
+                 "compensation_viewer_daily")
 
 
 def _json_object(name: str, value: str) -> dict:

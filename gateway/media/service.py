@@ -174,6 +174,8 @@ class MediaService:
         if self.calls.for_conversation(conv.id) is not None:
             raise ProtocolError(ErrorCode.CONFLICT, "the conversation already has a call")
         if not _forwarded(req):
+            if req.role == "viewer":  # issue 13: one ring per viewer per ring_interval_s
+                await self.support.churn.admit_ring(req.user)
             node = await self.directory.pick_node(self.hub.node_id)
             if node != self.hub.node_id:
                 raise Forward(node)  # least-loaded node hosts the call's peers

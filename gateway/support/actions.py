@@ -252,8 +252,10 @@ class Actions:
         base = dict(action="compensate", actor=req.user, role=req.role, conversation=conv.id,
                     room=conv.room, viewer=conv.viewer, kind=msg.kind, amount=amount,
                     reason=reason, limit=limit)
-        if amount <= limit:
+        if amount <= limit and await self._reserve(conv, req.user, amount, limit):
             status, ref = await self._run(conv, msg.kind, amount, reason)
+            if status != "done":  # nothing was granted: the allowance is not used up
+                await self._unreserve(conv, req.user, amount)
             await self._record(**base, outcome=status, reference=ref)
             await self._tell_viewer(conv, msg.kind, amount, status)
             return ActionResult("compensate", conv.id, status, kind=msg.kind, amount=amount,
@@ -269,6 +271,57 @@ class Actions:
                                 kind="system", meta={"action": "compensate", "status": "pending_approval"})
         await self.hub.publish(ADMINS_TOPIC, ap.request_event(conv))
         return None
+
+    # --- authority per conversation (and per viewer per day) ---------------------------------
+    # What an agent grants without approval is summed in replicated records, each changed by
+    # compare-and-set (``backend.put(expect=…)``), so two grants racing on two nodes cannot
+    # both fit into what is left. Why: the limit was checked per action, and six ¥50 refunds
+    # on one conversation by an agent with a ¥50 limit were all granted (¥300, no approval).
+
+    def _day_key(self, viewer: str) -> str:
+        return f"{viewer}|{time.strftime('%Y-%m-%d', time.gmtime())}"
+
+    async def _add(self, namespace: str, key: str, cents: int, cap: int | None,
+                   ttl_s: float | None) -> bool:
+        """Add ``cents`` to the sum kept in record ``namespace/key`` unless that takes it
+        over ``cap`` (``None``: no cap, e.g. giving back). True when added."""
+        cur = self.backend.get(namespace, key)
+        for _ in range(50):
+            have = int(cur["cents"]) if cur else 0
+            if cap is not None and have + cents > cap:
+                return False
+            if cur is None:
+                ok, cur = await self.backend.put(namespace, key, {"cents": cents},
+                                                 if_absent=True, ttl_s=ttl_s)
+            else:
+                ok, cur = await self.backend.put(namespace, key, {"cents": max(0, have + cents)},
+                                                 expect={"cents": have}, ttl_s=ttl_s)
+            if ok:
+                return True
+        raise ProtocolError(ErrorCode.CONFLICT, "too many grants at once on this conversation; "
+                                                "retry")
+
+    async def _reserve(self, conv: Conversation, agent: str, amount: float,
+                       limit: float) -> bool:
+        """Count ``amount`` against ``agent``'s authority on ``conv`` (and the viewer's daily
+        cap, when one is set); False, with nothing counted, when it does not fit."""
+        cents = round(amount * 100)
+        if not await self._add("authority", f"{agent}|{conv.id}", cents, round(limit * 100),
+                               self.support.record_ttl_s):
+            return False
+        daily = self.support.limits.compensation_viewer_daily
+        if daily > 0 and not await self._add("authority_day", self._day_key(conv.viewer), cents,
+                                             round(daily * 100), 2 * 86400.0):
+            await self._add("authority", f"{agent}|{conv.id}", -cents, None,
+                            self.support.record_ttl_s)
+            return False
+        return True
+
+    async def _unreserve(self, conv: Conversation, agent: str, amount: float) -> None:
+        cents = round(amount * 100)
+        await self._add("authority", f"{agent}|{conv.id}", -cents, None, self.support.record_ttl_s)
+        if self.support.limits.compensation_viewer_daily > 0:
+            await self._add("authority_day", self._day_key(conv.viewer), -cents, None, 2 * 86400.0)
 
     async def _run(self, conv: Conversation, kind: str, amount: float,
                    reason: str) -> tuple[str, str | None]:

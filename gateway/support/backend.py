@@ -24,6 +24,8 @@ import json
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections import deque
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from signaling import ErrorCode, ProtocolError
@@ -53,11 +55,33 @@ def message_record(conv: Conversation, n: int, author: Author, text: str, cmid: 
             "text": text, "cmid": cmid or "", "ts": ts, "kind": kind or "", "meta": meta or {}}
 
 
+@dataclass(frozen=True)
+class Hit:
+    """What :meth:`SupportBackend.hit` decided: ``allowed``; ``count`` of hits in the window
+    (this one included when allowed); ``retry_after_s`` until one more would be allowed."""
+    allowed: bool
+    count: int
+    retry_after_s: float = 0.0
+
+
+def conversation_full(conv_id: str, what: str) -> ProtocolError:
+    return ProtocolError(ErrorCode.TOO_LARGE,
+                         f"conversation {conv_id!r} has reached its limit of {what}; "
+                         f"close it and open a new one")
+
+
+def too_many_open(viewer_open: int) -> ProtocolError:
+    return ProtocolError(ErrorCode.RATE_LIMITED,
+                         f"you have {viewer_open} open conversations, the most allowed; "
+                         f"close one first")
+
+
 class Replica:
     """Applies change lists to this node's copy of conversations and routing."""
 
     FIELDS = ("state", "agent", "agent_name", "escalated_at", "assigned_at", "resolved_at",
-              "first_agent_reply_at", "escalation_reason", "mood", "pinned", "viewer_name")
+              "first_agent_reply_at", "escalation_reason", "mood", "pinned", "viewer_name",
+              "viewer_nickname", "resolved_by")
 
     def __init__(self, store: ConversationStore, router: Router) -> None:
         self.store = store
@@ -177,12 +201,27 @@ class SupportBackend(ABC):
 
     @abstractmethod
     async def open(self, room: str, viewer: str, name: str, greeting: tuple[Author, str] | None,
-                   origin: str | None = None) -> tuple[Conversation, bool]: ...
+                   origin: str | None = None,
+                   max_open: int = 0) -> tuple[Conversation, bool]:
+        """The viewer's open conversation in ``room``, or a new one. ``max_open`` (> 0): a
+        new one is refused (``rate_limited``) while the viewer has that many open, checked
+        in the same atomic step that creates it."""
 
     @abstractmethod
     async def append(self, conv: Conversation, author: Author, text: str, cmid: str | None,
                      kind: str | None = None, meta: dict | None = None,
-                     origin: str | None = None) -> tuple[StoredMessage, bool]: ...
+                     origin: str | None = None,
+                     cap: tuple[int, int] | None = None) -> tuple[StoredMessage, bool]:
+        """Append a message. ``cap`` = ``(messages, text bytes)``: a client's message is
+        refused (``too_large``) when the conversation already holds that many messages or
+        the text would take it over that many bytes (0: no limit), checked atomically with
+        the append; server-authored lines pass ``None``."""
+
+    @abstractmethod
+    async def hit(self, key: str, window_s: float, limit: int) -> Hit:
+        """Count one event of ``key`` in a sliding window of ``window_s`` unless ``limit``
+        events are already in it; shared by every node (the churn guard's counters). Not in
+        the change log: nothing but the count is kept."""
 
     @abstractmethod
     async def escalate(self, conv: Conversation, reason: str) -> bool: ...
@@ -191,7 +230,9 @@ class SupportBackend(ABC):
     async def assign_next(self) -> tuple[Conversation, Agent] | None: ...
 
     @abstractmethod
-    async def resolve(self, conv: Conversation) -> bool: ...
+    async def resolve(self, conv: Conversation, by: str = "") -> bool:
+        """Resolve ``conv``; ``by`` (``viewer``, ``agent``, ``system``) is kept as
+        ``resolved_by`` (the fatigue guard ignores the viewer's quick closes)."""
 
     @abstractmethod
     async def transfer(self, conv: Conversation, to_agent: str | None, reason: str) -> str | None:
@@ -242,15 +283,19 @@ class MemoryBackend(SupportBackend):
         # entries for since-rewritten records are skipped when they come due
         self._expiry: dict[tuple[str, str], float] = {}
         self._due: list[tuple[float, str, str]] = []
+        self._hits: dict[str, tuple[float, deque[float]]] = {}  # key → (window, times)
 
     def _new_id(self) -> str:
         import secrets
         return "c_" + secrets.token_urlsafe(9)
 
-    async def open(self, room, viewer, name, greeting, origin=None):
+    async def open(self, room, viewer, name, greeting, origin=None, max_open=0):
         conv = self.store.open_for(room, viewer)
         if conv is not None:
             return conv, False
+        n_open = self.store.open_count(viewer)
+        if max_open > 0 and n_open >= max_open:
+            raise too_many_open(n_open)
         now = time.time()
         cid = self._new_id()
         changes: list[Change] = [["conv", {"cid": cid, "room": room, "viewer": viewer,
@@ -263,13 +308,20 @@ class MemoryBackend(SupportBackend):
                                                        None, now), origin]])
         return conv, True
 
-    async def append(self, conv, author, text, cmid, kind=None, meta=None, origin=None):
+    async def append(self, conv, author, text, cmid, kind=None, meta=None, origin=None,
+                     cap=None):
         if cmid is not None:
             prev = conv.by_client_id.get(f"{author.user}:{cmid}")
             if prev is not None:
                 return prev, True
         if conv.state == "resolved" and not kind:
             raise ProtocolError(ErrorCode.BAD_STATE, "conversation is resolved; open a new one")
+        if cap is not None:
+            max_n, max_bytes = cap
+            if max_n > 0 and len(conv.messages) >= max_n:
+                raise conversation_full(conv.id, f"{max_n} messages")
+            if max_bytes > 0 and conv.text_bytes + len(text.encode("utf-8")) > max_bytes:
+                raise conversation_full(conv.id, f"{max_bytes} bytes of text")
         rec = message_record(conv, len(conv.messages) + 1, author, text, cmid, kind, meta,
                              time.time())
         self.replica.apply([["msg", rec, origin]])
@@ -301,12 +353,26 @@ class MemoryBackend(SupportBackend):
             return conv, a
         return None
 
-    async def resolve(self, conv):
+    async def resolve(self, conv, by=""):
         if conv.state == "resolved":
             return False
         self.replica.apply([["q_del", conv.id], ["release", conv.id, conv.agent],
-                            ["set", conv.id, {"state": "resolved", "resolved_at": time.time()}]])
+                            ["set", conv.id, {"state": "resolved", "resolved_at": time.time(),
+                                              "resolved_by": by}]])
         return True
+
+    async def hit(self, key, window_s, limit):
+        now = time.time()
+        q = self._hits.setdefault(key, (window_s, deque()))[1]
+        while q and q[0] <= now - window_s:
+            q.popleft()
+        if len(q) >= limit:
+            return Hit(False, len(q), max(0.0, q[0] + window_s - now))
+        q.append(now)
+        if len(self._hits) > 4096:  # forget keys whose windows have emptied
+            for k in [k for k, (w, v) in self._hits.items() if not v or v[-1] <= now - w]:
+                del self._hits[k]
+        return Hit(True, len(q))
 
     async def transfer(self, conv, to_agent, reason):
         if conv.state != "assigned":

@@ -70,6 +70,19 @@ class Conversation:
     escalation_reason: str | None = None
     mood: str = "neutral"
     pinned: list[dict[str, Any]] = field(default_factory=list)
+    # the name the viewer chose (conversation.open ``name``): shown as a nickname, never as
+    # ``viewer_name``, which is always the token's
+    viewer_nickname: str | None = None
+    resolved_by: str | None = None  # viewer | agent | system
+    text_bytes: int = 0  # UTF-8 bytes of all message texts (the per-conversation limit)
+
+    def viewer_ref(self) -> dict[str, Any]:
+        """The viewer as every event shows it: the token's ``name``, and the viewer's own
+        ``nickname`` only as that."""
+        d: dict[str, Any] = {"user": self.viewer, "name": self.viewer_name}
+        if self.viewer_nickname:
+            d["nickname"] = self.viewer_nickname
+        return d
 
     def members(self) -> list[str]:
         return [u for u in (self.viewer, self.agent) if u]
@@ -87,7 +100,7 @@ class Conversation:
 
     def summary(self) -> dict[str, Any]:
         return {"conversation": self.id, "room": self.room, "state": self.state,
-                "viewer": {"user": self.viewer, "name": self.viewer_name},
+                "viewer": self.viewer_ref(),
                 "agent": self.agent_ref(), "created_at": self.created_at,
                 "mood": self.mood,
                 "last_message": self.messages[-1].to_history() if self.messages else None}
@@ -99,6 +112,7 @@ class ConversationStore:
     def __init__(self) -> None:
         self._convs: dict[str, Conversation] = {}
         self._open_by_viewer: dict[tuple[str, str], str] = {}  # (room, viewer) → conversation
+        self._open_ids: dict[str, set[str]] = {}  # viewer → its unresolved conversations
 
     def get(self, conv_id: str) -> Conversation | None:
         return self._convs.get(conv_id)
@@ -113,14 +127,28 @@ class ConversationStore:
                                 created_at=created_at)
             self._convs[cid] = conv
             self._open_by_viewer[(room, viewer)] = cid
+            self._open_ids.setdefault(viewer, set()).add(cid)
         return conv
+
+    def _uncount(self, conv: Conversation) -> None:
+        ids = self._open_ids.get(conv.viewer)
+        if ids is not None:
+            ids.discard(conv.id)
+            if not ids:
+                del self._open_ids[conv.viewer]
+
+    def open_count(self, viewer: str) -> int:
+        """How many conversations ``viewer`` has that are not resolved, in every room."""
+        return len(self._open_ids.get(viewer, ()))
 
     def add(self, conv: Conversation, m: StoredMessage) -> None:
         conv.messages.append(m)
+        conv.text_bytes += len(m.text.encode("utf-8", "replace"))
         if m.client_msg_id is not None:
             conv.by_client_id[f"{m.author.user}:{m.client_msg_id}"] = m
 
     def closed(self, conv: Conversation) -> None:
+        self._uncount(conv)
         key = (conv.room, conv.viewer)
         if self._open_by_viewer.get(key) == conv.id:
             del self._open_by_viewer[key]
@@ -129,6 +157,7 @@ class ConversationStore:
         """Keep the first ``n`` messages (the state store lost the rest: see
         ``RedisBackend._resync``)."""
         del conv.messages[n:]
+        conv.text_bytes = sum(len(m.text.encode("utf-8", "replace")) for m in conv.messages)
         conv.by_client_id = {k: m for k, m in conv.by_client_id.items() if m.n <= n}
 
     def prune(self, before: float) -> list[Conversation]:
@@ -139,6 +168,7 @@ class ConversationStore:
         gone = [c for c in self._convs.values()
                 if c.state == "resolved" and (c.resolved_at or c.created_at) < before]
         for c in gone:
+            self._uncount(c)
             del self._convs[c.id]
             key = (c.room, c.viewer)
             if self._open_by_viewer.get(key) == c.id:

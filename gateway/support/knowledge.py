@@ -13,15 +13,61 @@ dropping their data when we write the state back (e.g. into Redis).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 PROMOTION_KINDS = ("first_n_gift", "discount", "coupon", "bundle")
+# the longest text each promotion field may hold (characters); the whole promotion is also
+# bounded as JSON (``promotion_max_bytes``, checked by ``check_promotion_size``)
+PROMOTION_TEXT_CHARS = {"id": 64, "kind": 16, "text": 500, "gift": 100, "sku": 200,
+                        "code": 64, "ends_at": 40}
 
 
 class KnowledgeError(ValueError):
     """A KB file that does not follow the format; the message names the field."""
+
+
+def _promo_field(name: str, v: Any) -> Any:
+    """One promotion field, typed, or :class:`KnowledgeError` naming it. Why typed: a
+    ``threshold`` of ``"abc"`` was accepted and then broke the bot for everyone asking
+    about discounts (it formats numbers); what the bot reads must be what it expects."""
+    if v is None:
+        if name in ("id", "kind"):
+            raise KnowledgeError(f"promotion {name!r} must not be null")
+        return None
+    if name in PROMOTION_TEXT_CHARS:
+        if not isinstance(v, str):
+            raise KnowledgeError(f"promotion {name!r} must be a string, got {type(v).__name__}")
+        if len(v) > PROMOTION_TEXT_CHARS[name]:
+            raise KnowledgeError(f"promotion {name!r} is {len(v)} characters; the limit is "
+                                 f"{PROMOTION_TEXT_CHARS[name]}")
+        return v
+    if name == "active":
+        if not isinstance(v, bool):
+            raise KnowledgeError("promotion 'active' must be true or false")
+        return v
+    # numbers: limit and claimed are counts, threshold and amount money (or a quantity)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+        raise KnowledgeError(f"promotion {name!r} must be a number ≥ 0, got {v!r}"[:160])
+    if name in ("limit", "claimed"):
+        if v != int(v):
+            raise KnowledgeError(f"promotion {name!r} must be a whole number, got {v!r}")
+        return int(v)
+    return v
+
+
+def check_promotion_size(d: dict[str, Any], max_bytes: int) -> None:
+    """A promotion (its JSON, extras included) over ``max_bytes`` is refused: every
+    viewer's ``room.state`` carries every promotion (one host's 4 MB extra field grew each
+    new viewer's first frame to 4 MB)."""
+    if max_bytes <= 0:
+        return
+    size = len(json.dumps(d, ensure_ascii=False).encode("utf-8"))
+    if size > max_bytes:
+        raise KnowledgeError(f"promotion {str(d.get('id'))[:64]!r} is {size} bytes as JSON; "
+                             f"the limit is {max_bytes}")
 
 
 @dataclass
@@ -133,12 +179,17 @@ class Promotion:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Promotion":
+        if not isinstance(d, dict):
+            raise KnowledgeError("a promotion must be an object")
         if "id" not in d or "kind" not in d:
             raise KnowledgeError("promotion needs 'id' and 'kind'")
         if d["kind"] not in PROMOTION_KINDS:
-            raise KnowledgeError(f"promotion kind must be one of {PROMOTION_KINDS}, got {d['kind']!r}")
-        p = cls(**{k: d.get(k) for k in cls._KNOWN if k in d and k != "active"})
-        p.active = bool(d.get("active", True))
+            raise KnowledgeError(f"promotion kind must be one of {PROMOTION_KINDS}, got {d['kind']!r}"[:200])
+        typed = {k: _promo_field(k, d[k]) for k in cls._KNOWN if k in d}
+        if not typed["id"]:
+            raise KnowledgeError("promotion 'id' must not be empty")
+        p = cls(**{k: v for k, v in typed.items() if k != "active"})
+        p.active = typed.get("active") is not False
         if p.kind == "first_n_gift":
             p.limit = int(p.limit or 0)
             p.claimed = int(p.claimed or 0)
@@ -194,6 +245,23 @@ class Knowledge:
     faq: list[FaqEntry] = field(default_factory=list)
     on_screen: str | None = None  # extension: SKU the host is showing now
 
+    def check_size(self, max_bytes: int, max_promotion_bytes: int = 0,
+                   max_promotions: int = 0) -> None:
+        """Refuse (:class:`KnowledgeError`) a knowledge base over the room limits: its whole
+        JSON over ``max_bytes``, a promotion over ``max_promotion_bytes``, more than
+        ``max_promotions`` promotions (0: that limit off). Checked on load and after every
+        host change, so what a room holds (and sends each new viewer) stays bounded."""
+        if max_promotions > 0 and len(self.promotions) > max_promotions:
+            raise KnowledgeError(f"{len(self.promotions)} promotions; the limit is "
+                                 f"{max_promotions}")
+        for p in self.promotions:
+            check_promotion_size(p.to_dict(), max_promotion_bytes)
+        if max_bytes > 0:
+            size = len(json.dumps(self.to_dict(), ensure_ascii=False).encode("utf-8"))
+            if size > max_bytes:
+                raise KnowledgeError(f"the room's knowledge is {size} bytes as JSON; the limit "
+                                     f"is {max_bytes}")
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Knowledge":
         if not isinstance(d, dict) or not isinstance(d.get("room"), dict) or "id" not in d["room"]:
@@ -215,13 +283,19 @@ class Knowledge:
         return kb
 
     @classmethod
-    def load(cls, path: str | Path) -> "Knowledge":
+    def load(cls, path: str | Path, limits: Any = None) -> "Knowledge":
+        """Read a KB file; with ``limits`` (a :class:`~gateway.support.limits.SupportLimits`)
+        also refuse one over the room limits."""
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
             raise KnowledgeError(f"{path}: not valid JSON ({e})") from None
         try:
-            return cls.from_dict(data)
+            kb = cls.from_dict(data)
+            if limits is not None:
+                kb.check_size(limits.knowledge_max_bytes, limits.promotion_max_bytes,
+                              limits.promotions_per_room)
+            return kb
         except KnowledgeError as e:
             raise KnowledgeError(f"{path}: {e}") from None
 

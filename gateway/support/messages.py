@@ -18,7 +18,7 @@ AgentStatusName = Literal["available", "away", "break", "offline"]
 @message("conversation.open", roles=("viewer",))
 class ConversationOpen(Message):
     room: str
-    name: str | None = None  # display name override (otherwise the token's name)
+    name: str | None = None  # the viewer's nickname, shown as such (the name is the token's)
 
 
 @message("message.send", roles=("viewer", "agent", "admin"))
@@ -102,6 +102,7 @@ class ConversationSnapshot(Event):
     agent: dict | None = None
     viewer: dict | None = None
     pinned: list | None = None
+    omitted: int | None = None  # earlier messages left out (limit conversation_history)
 
 
 @dataclass

@@ -161,17 +161,19 @@ class Outcomes:
             delay = min(delay * 2, 30.0)
 
     async def end(self, conv: Conversation, reason: str) -> str | None:
-        """End ``conv`` with the outcome its state implies; None if it was closed quietly."""
+        """End ``conv`` with the outcome its state implies; None if it was closed quietly.
+        ``reason`` ``closed`` is the viewer's own close (kept as ``resolved_by: viewer``)."""
         if conv.state == "resolved":
             return None
+        by = "viewer" if reason == "closed" else "system"
         if not had_contact(conv):
-            await self.support.backend.resolve(conv)
+            await self.support.backend.resolve(conv, by=by)
             await self.support.tell_members(conv, ConversationStateEvent(conv.id, "resolved",
                                                                          reason=reason))
             return None
         outcome = self.outcome_for(conv)
         self._next[conv.id] = outcome
-        await self.support.resolve(conv, outcome)
+        await self.support.resolve(conv, outcome, by=by)
         return outcome
 
     async def on_close(self, req: Request):

@@ -41,7 +41,8 @@ import redis.asyncio as aioredis
 from signaling import ErrorCode, ProtocolError
 from signaling.tasks import stop_task
 
-from .backend import Change, SupportBackend, message_record
+from .backend import (Change, Hit, SupportBackend, conversation_full, message_record,
+                      too_many_open)
 from .conversation import Conversation, ConversationStore
 from .routing import Router
 
@@ -67,13 +68,26 @@ if cur then
   local st = cget(cur, 'state')
   if st and st ~= 'resolved' then return {cur, 0, ''} end
 end
+-- the viewer's open conversations in every room (ARGV[9] > 0: at most that many)
+local vopen = P .. 'vopen:' .. viewer
+local max_open = tonumber(ARGV[9])
+if max_open > 0 then
+  local n_open = 0
+  for _, c in ipairs(redis.call('SMEMBERS', vopen)) do
+    local st = cget(c, 'state')
+    if st and st ~= 'resolved' then n_open = n_open + 1 else redis.call('SREM', vopen, c) end
+  end
+  if n_open >= max_open then return {'', n_open, ''} end
+end
 redis.call('HSET', P .. 'conv:' .. cid, 'room', room, 'viewer', viewer, 'viewer_name', name,
-           'state', 'bot', 'created_at', now, 'n', 0)
+           'state', 'bot', 'created_at', now, 'n', 0, 'bytes', 0)
 redis.call('HSET', P .. 'open', key, cid)
 redis.call('SADD', P .. 'convs', cid)
+redis.call('SADD', vopen, cid)
 local changes = {{'conv', {cid = cid, room = room, viewer = viewer, viewer_name = name,
                            created_at = tonumber(now)}}}
 if ARGV[7] ~= '' then
+  redis.call('HINCRBY', P .. 'conv:' .. cid, 'bytes', tonumber(ARGV[10]))
   local n = redis.call('HINCRBY', P .. 'conv:' .. cid, 'n', 1)
   local msg = cjson.decode(ARGV[7])
   msg.n = n
@@ -93,6 +107,13 @@ if cmid ~= '' then
   if prev then return {'dup', prev} end
 end
 if st == 'resolved' and kind == '' then return {'resolved'} end
+-- a client's message: at most ARGV[8] messages and ARGV[9] bytes of text (0: no limit)
+local max_n, max_bytes, size = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[7])
+if max_n > 0 and tonumber(cget(cid, 'n') or 0) >= max_n then return {'full_n'} end
+if max_bytes > 0 and tonumber(cget(cid, 'bytes') or 0) + size > max_bytes then
+  return {'full_bytes'}
+end
+redis.call('HINCRBY', P .. 'conv:' .. cid, 'bytes', size)
 local n = redis.call('HINCRBY', P .. 'conv:' .. cid, 'n', 1)
 local msg = cjson.decode(ARGV[5])
 msg.n = n
@@ -159,11 +180,12 @@ return {cid, best.user, emit(changes)}
 """
 
 RESOLVE = PRELUDE + """
-local cid, now, ttl = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local cid, now, ttl, by = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local st = cget(cid, 'state')
 if not st or st == 'resolved' then return {st or 'not_found'} end
 local agent = cget(cid, 'agent') or ''
-redis.call('HSET', P .. 'conv:' .. cid, 'state', 'resolved', 'resolved_at', now)
+redis.call('HSET', P .. 'conv:' .. cid, 'state', 'resolved', 'resolved_at', now, 'resolved_by', by)
+redis.call('SREM', P .. 'vopen:' .. cget(cid, 'viewer'), cid)
 if ttl > 0 then  -- the retention policy: a resolved conversation's keys expire by themselves
   redis.call('EXPIRE', P .. 'conv:' .. cid, ttl)
   redis.call('EXPIRE', P .. 'log:' .. cid, ttl)
@@ -175,7 +197,23 @@ local key = cget(cid, 'room') .. '|' .. cget(cid, 'viewer')
 if redis.call('HGET', P .. 'open', key) == cid then redis.call('HDEL', P .. 'open', key) end
 redis.call('SREM', P .. 'convs', cid)
 return {'ok', emit({{'q_del', cid}, {'release', cid, agent},
-                    {'set', cid, {state = 'resolved', resolved_at = tonumber(now)}}})}
+                    {'set', cid, {state = 'resolved', resolved_at = tonumber(now),
+                                  resolved_by = by}}})}
+"""
+
+HIT = PRELUDE + """
+-- one event of a sliding-window counter (the churn guard), unless the window is full
+local k = P .. 'hits:' .. ARGV[2]
+local now, window, limit = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+redis.call('ZREMRANGEBYSCORE', k, '-inf', now - window)
+local n = redis.call('ZCARD', k)
+if n >= limit then
+  local first = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
+  return {0, n, tostring(tonumber(first[2]) + window - now)}
+end
+redis.call('ZADD', k, now, ARGV[6])
+redis.call('PEXPIRE', k, math.ceil(window * 1000))
+return {1, n + 1, '0'}
 """
 
 TRANSFER = PRELUDE + """
@@ -312,7 +350,7 @@ class RedisBackend(SupportBackend):
             ("open", OPEN), ("append", APPEND), ("escalate", ESCALATE), ("assign", ASSIGN),
             ("resolve", RESOLVE), ("transfer", TRANSFER), ("status", STATUS),
             ("hb", HEARTBEAT), ("fields", SET_FIELDS), ("put", PUT),
-            ("expire_records", EXPIRE_RECORDS))}
+            ("expire_records", EXPIRE_RECORDS), ("hit", HIT))}
         self._closing = False
         self._last_id = "0-0"
         self._last_seq: int | None = None  # ``s`` of the last entry applied (None: unknown)
@@ -400,11 +438,11 @@ class RedisBackend(SupportBackend):
             for eid, f in log_entries:
                 changes.append(["msg", json.loads(f[b"j"]), None])
             fields = {k: h.get(k) for k in ("state", "agent", "agent_name", "escalation_reason",
-                                            "mood") if h.get(k)}
+                                            "mood", "viewer_nickname") if h.get(k)}
             # absolute, for a resync: what Redis does not hold is reset (a conversation
             # handed back to the queue has no agent; one Redis lost the escalation of is
             # not escalated), not left as this node had it
-            for k in ("agent", "agent_name", "escalation_reason"):
+            for k in ("agent", "agent_name", "escalation_reason", "viewer_nickname"):
                 fields.setdefault(k, "")
             fields.setdefault("mood", "neutral")
             for k in ("escalated_at", "assigned_at", "first_agent_reply_at"):
@@ -600,17 +638,21 @@ class RedisBackend(SupportBackend):
                                 f"state store unavailable ({e.__class__.__name__}); retry") from None
 
     # --- steps -----------------------------------------------------------------------------
-    async def open(self, room, viewer, name, greeting, origin=None):
+    async def open(self, room, viewer, name, greeting, origin=None, max_open=0):
         cid = "c_" + secrets.token_urlsafe(9)
         now = time.time()
-        g = ""
+        g, g_size = "", 0
         if greeting is not None:
             author, text = greeting
+            g_size = len(text.encode("utf-8"))
             rec = message_record(Conversation(cid, room, viewer, name), 0, author, text, None,
                                  "system", None, now)
             g = json.dumps(rec, ensure_ascii=False)
-        res = await self._run("open", room, viewer, name, cid, now, g, origin or "")
+        res = await self._run("open", room, viewer, name, cid, now, g, origin or "",
+                              max(0, int(max_open)), g_size)
         got, created, eid = _s(res[0]), int(res[1]), _s(res[2])
+        if not got:
+            raise too_many_open(created)
         if eid:
             await self.applied(eid)
         conv = self.store.get(got)
@@ -619,11 +661,18 @@ class RedisBackend(SupportBackend):
             conv = self.store.get(got)
         return conv, bool(created)
 
-    async def append(self, conv, author, text, cmid, kind=None, meta=None, origin=None):
+    async def append(self, conv, author, text, cmid, kind=None, meta=None, origin=None,
+                     cap=None):
         rec = message_record(conv, 0, author, text, cmid, kind, meta, time.time())
+        max_n, max_bytes = cap or (0, 0)
         res = await self._run("append", conv.id, f"{author.user}:{cmid}" if cmid else "",
-                              kind or "", json.dumps(rec, ensure_ascii=False), origin or "")
+                              kind or "", json.dumps(rec, ensure_ascii=False), origin or "",
+                              len(text.encode("utf-8")), max_n, max_bytes)
         status = _s(res[0])
+        if status == "full_n":
+            raise conversation_full(conv.id, f"{max_n} messages")
+        if status == "full_bytes":
+            raise conversation_full(conv.id, f"{max_bytes} bytes of text")
         if status == "not_found":
             raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown conversation {conv.id!r}")
         if status == "resolved":
@@ -653,8 +702,8 @@ class RedisBackend(SupportBackend):
             return await self.assign_next()
         return self.store.get(cid), self.router.agents[user]
 
-    async def resolve(self, conv):
-        res = await self._run("resolve", conv.id, time.time(), int(self.retention_s))
+    async def resolve(self, conv, by=""):
+        res = await self._run("resolve", conv.id, time.time(), int(self.retention_s), by or "")
         if _s(res[0]) != "ok":
             return False
         await self.applied(_s(res[1]))
@@ -702,6 +751,11 @@ class RedisBackend(SupportBackend):
             await self.applied(eid)
             return True, value
         return False, (json.loads(cur) if cur else None)
+
+    async def hit(self, key, window_s, limit):
+        res = await self._run("hit", key, repr(time.time()), repr(float(window_s)), int(limit),
+                              secrets.token_hex(6))
+        return Hit(bool(int(res[0])), int(res[1]), max(0.0, float(_s(res[2]))))
 
     EXPIRE_BATCH = 500  # records per script run: a big backlog does not stall Redis
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from signaling import ErrorCode, ProtocolError
 
-from .knowledge import Knowledge, KnowledgeError, Promotion
+from .knowledge import Knowledge, KnowledgeError, Promotion, check_promotion_size
 
 
 @dataclass
@@ -84,7 +84,15 @@ class Room:
         p.stock = stock
         return self._bump({"kind": "stock", "sku": sku, "stock": stock, "before": before})
 
-    def upsert_promotion(self, data: dict[str, Any]) -> dict[str, Any]:
+    def upsert_promotion(self, data: dict[str, Any], limits: Any = None) -> dict[str, Any]:
+        """Create or change a promotion from a host's ``data``. Only the fields of the format
+        are accepted (a host's unknown fields are refused, not carried to every viewer), each
+        typed; with ``limits`` (:class:`~gateway.support.limits.SupportLimits`) the promotion,
+        the number of promotions and the whole knowledge stay within the room limits."""
+        unknown = sorted(k for k in data if k not in Promotion._KNOWN)
+        if unknown:
+            raise ProtocolError(ErrorCode.BAD_REQUEST,
+                                f"room.promo.upsert: unknown promotion fields {unknown[:5]}"[:300])
         existing = self.knowledge.promotion(str(data.get("id", "")))
         merged = dict(existing.to_dict()) if existing else {}
         merged.update({k: v for k, v in data.items()})
@@ -92,16 +100,29 @@ class Room:
             promo = Promotion.from_dict(merged)
         except (KnowledgeError, TypeError, ValueError) as e:
             raise ProtocolError(ErrorCode.BAD_REQUEST, f"room.promo.upsert: {e}") from None
+        if limits is not None:
+            try:
+                check_promotion_size(promo.to_dict(), limits.promotion_max_bytes)
+            except KnowledgeError as e:
+                raise ProtocolError(ErrorCode.TOO_LARGE, f"room.promo.upsert: {e}") from None
         for sku in promo.skus:
             self._product(sku)
         if promo.kind == "first_n_gift" and (promo.limit or 0) < (promo.claimed or 0):
             raise ProtocolError(ErrorCode.BAD_REQUEST,
                                 f"limit {promo.limit} is below claimed {promo.claimed}")
+        promos = self.knowledge.promotions
+        before = list(promos)
         if existing:
-            idx = self.knowledge.promotions.index(existing)
-            self.knowledge.promotions[idx] = promo
+            promos[promos.index(existing)] = promo
         else:
-            self.knowledge.promotions.append(promo)
+            promos.append(promo)
+        if limits is not None:
+            try:
+                self.knowledge.check_size(limits.knowledge_max_bytes, 0,
+                                          limits.promotions_per_room if not existing else 0)
+            except KnowledgeError as e:
+                promos[:] = before  # nothing changed
+                raise ProtocolError(ErrorCode.TOO_LARGE, f"room.promo.upsert: {e}") from None
         return self._bump({"kind": "promotion", "promotion": promo.to_dict(),
                            "created": existing is None})
 

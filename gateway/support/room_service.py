@@ -149,7 +149,8 @@ class RoomService:
         room = self._host_room(req, req.msg.room)
         if not req.msg.promotion.get("id"):
             raise ProtocolError(ErrorCode.BAD_REQUEST, "room.promo.upsert: promotion.id is required")
-        await self._apply(req, room, room.upsert_promotion(req.msg.promotion))
+        await self._apply(req, room, room.upsert_promotion(req.msg.promotion,
+                                                           self.support.limits))
 
     async def on_promo_stop(self, req: Request):
         room = self._host_room(req, req.msg.room)

@@ -11,13 +11,16 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from signaling import ErrorCode, Hub, ProtocolError, Request, Session
+from signaling.inbound import clean_text
 
-from .backend import MemoryBackend, SupportBackend
+from .backend import MemoryBackend, SupportBackend, too_many_open
+from .churn import ChurnGuard
 from .conversation import Author, Conversation, ConversationStore, StoredMessage
+from .limits import SupportLimits
 from .messages import (AgentState, AgentStatus, ChatMessage, ConversationAssigned,
                        ConversationEscalate, ConversationGet, ConversationList,
                        ConversationListReply, ConversationOpen, ConversationResolve,
@@ -65,6 +68,10 @@ class SupportConfig:
     bot_timeout_s: float = 0.8  # a viewer gets an answer within 1 s, whatever the responder does
     resolved_retention_s: float = 7 * 86400.0  # forget resolved conversations after this; 0: never
     greeting_zh: str = "您好，我是直播间小助手，商品、尺码、优惠、物流、售后都可以问我；需要人工请点「转人工」。"
+    limits: SupportLimits = field(default_factory=SupportLimits)  # issue 13: what a client may
+
+
+CHURN_ZH = "您近期转人工的次数较多，请稍后再试；我会继续为您解答。"
 
 
 def _origin(req: Request) -> str:
@@ -97,6 +104,8 @@ class SupportService:
                                     Router(self.config.agent_capacity, reachable=hub.online),
                                     default_capacity=self.config.agent_capacity)
         self.backend = backend
+        self.limits = self.config.limits
+        self.churn = ChurnGuard(backend, self.limits)
         self.store = backend.store
         self.router = backend.router
         backend.replica.on_message = self._deliver_message
@@ -238,10 +247,12 @@ class SupportService:
                     s.send(ev)
 
     async def open_conversation(self, room: str, viewer: str, name: str,
-                                origin: str | None = None) -> tuple[Conversation, bool]:
-        """The viewer's open conversation in ``room`` (started, with the greeting, if none)."""
+                                origin: str | None = None,
+                                max_open: int = 0) -> tuple[Conversation, bool]:
+        """The viewer's open conversation in ``room`` (started, with the greeting, if none;
+        ``max_open`` > 0: not while the viewer has that many open)."""
         conv, created = await self.backend.open(room, viewer, name, (BOT, self.config.greeting_zh),
-                                                origin=origin)
+                                                origin=origin, max_open=max_open)
         r = self.rooms.get(room)
         if created and r is not None and r.announcements:
             await self.backend.set_fields(conv, pinned=list(r.announcements[-3:]))
@@ -252,22 +263,35 @@ class SupportService:
                            from_=m.author.to_wire(), text=m.text, client_msg_id=m.client_msg_id,
                            ts=m.ts, kind=m.kind)
 
+    def history(self, conv: Conversation) -> tuple[list[StoredMessage], int]:
+        """The latest ``conversation_history`` messages and how many earlier ones are left
+        out. Why: every snapshot and every assignment carried the whole log (17.6 MB after
+        300 large messages, pushed to the agent too); what a client receives is bounded."""
+        keep = self.limits.conversation_history
+        msgs = conv.messages
+        if keep > 0 and len(msgs) > keep:
+            return msgs[-keep:], len(msgs) - keep
+        return msgs, 0
+
     def snapshot(self, conv: Conversation) -> ConversationSnapshot:
+        msgs, omitted = self.history(conv)
         return ConversationSnapshot(
             conversation=conv.id, room=conv.room, state=conv.state,
-            messages=[m.to_history() for m in conv.messages], agent=conv.agent_ref(),
-            viewer={"user": conv.viewer, "name": conv.viewer_name},
-            pinned=list(conv.pinned) or None)
+            messages=[m.to_history() for m in msgs], agent=conv.agent_ref(),
+            viewer=conv.viewer_ref(), pinned=list(conv.pinned) or None,
+            omitted=omitted or None)
 
     def context(self, conv: Conversation) -> dict[str, Any]:
         """What an agent sees on assignment; other modules add to it via providers."""
+        msgs, omitted = self.history(conv)
         ctx: dict[str, Any] = {
-            "messages": [dict(m.to_history(), bot=m.author.role == "bot") for m in conv.messages],
-            "viewer": {"user": conv.viewer, "name": conv.viewer_name},
+            "messages": [dict(m.to_history(), bot=m.author.role == "bot") for m in msgs],
+            "omitted": omitted,
+            "viewer": conv.viewer_ref(),
             "room": conv.room,
             "mood": conv.mood,
             "reason": conv.escalation_reason,
-            "intents": [m.meta.get("intent") for m in conv.messages if m.meta.get("intent")],
+            "intents": [m.meta.get("intent") for m in msgs if m.meta.get("intent")],
         }
         for provider in self.context_providers:
             try:
@@ -287,11 +311,22 @@ class SupportService:
     async def on_open(self, req: Request):
         msg: ConversationOpen = req.msg
         self.rooms.for_claims(req.claims, msg.room)
-        name = msg.name or req.claims.display_name
-        conv, created = await self.open_conversation(msg.room, req.user, name,
-                                                     origin=req.session.id + "|" + SKIP)
+        # the display name is the token's; what the viewer typed is only ever a nickname
+        name = req.claims.display_name
+        nickname = (clean_text(msg.name, "name", self.limits.nickname_max_chars).strip()
+                    if msg.name else "") or None
+        if self.store.open_for(msg.room, req.user) is None:  # a new one: counted, bounded
+            n_open = self.store.open_count(req.user)
+            if 0 < self.limits.open_conversations_per_viewer <= n_open:
+                raise too_many_open(n_open)
+            await self.churn.admit_open(req.user)
+        conv, created = await self.open_conversation(
+            msg.room, req.user, name, origin=req.session.id + "|" + SKIP,
+            max_open=self.limits.open_conversations_per_viewer)
         if not created and conv.viewer_name == conv.viewer and name != conv.viewer:
             await self.backend.set_fields(conv, viewer_name=name)  # opened by a notice
+        if nickname != conv.viewer_nickname and (created or msg.name is not None):
+            await self.backend.set_fields(conv, viewer_nickname=nickname or "")
         if created:
             self._fire("opened", conv)
         self.hub.watch(req.session, f"room:{msg.room}")
@@ -320,7 +355,9 @@ class SupportService:
             text = fill(text, self.rooms.get(conv.room))
         author = Author(role=req.role, user=req.user, name=req.claims.name)
         m, dup = await self.backend.append(conv, author, text, msg.client_msg_id,
-                                           origin=_origin(req))
+                                           origin=_origin(req),
+                                           cap=(self.limits.conversation_max_messages,
+                                                self.limits.conversation_max_bytes))
         ev = self._chat_event(m)
         if dup:
             return ev
@@ -369,7 +406,7 @@ class SupportService:
                 reply = None
             if reply is None:
                 await self.post(conv, BOT, "抱歉，我暂时无法回答，正在为您转接人工客服。", meta={"intent": "other"})
-                await self.escalate(conv, "bot_error", source="bot")
+                await self._bot_escalate(conv, "bot_error")
                 return
             if reply.mood and reply.mood != conv.mood:
                 await self.backend.set_fields(conv, mood=reply.mood)
@@ -382,7 +419,7 @@ class SupportService:
                 if len(history) == 0:
                     self.metrics.bot_first_response.observe(time.perf_counter() - t0)
             if reply.escalate and conv.state == "bot":
-                await self.escalate(conv, f"bot:{reply.intent}", source="bot")
+                await self._bot_escalate(conv, f"bot:{reply.intent}")
 
     # --- escalation and assignment ---------------------------------------------------------
     async def on_escalate(self, req: Request):
@@ -390,8 +427,32 @@ class SupportService:
         conv = await self.conversation_for(req, msg.conversation, allow_admin=False)
         if conv.state == "resolved":
             raise ProtocolError(ErrorCode.BAD_STATE, "conversation is resolved; open a new one")
+        if conv.state == "bot":  # one that would reach an agent: counted, maybe slowed
+            delay = await self.churn.admit_escalation(conv.viewer)
+            if delay > 0:
+                await asyncio.sleep(delay)  # this session's next frame waits too
+                if conv.state == "resolved":
+                    raise ProtocolError(ErrorCode.BAD_STATE,
+                                        "conversation is resolved; open a new one")
         req.reply({"type": "ack"})
         await self.escalate(conv, msg.reason or "viewer_request", source="viewer")
+
+    async def _bot_escalate(self, conv: Conversation, reason: str) -> None:
+        """The bot hands ``conv`` to a person, within the viewer's churn allowance: a
+        viewer asking for a person in conversation after conversation is slowed the same way
+        as one pressing the button, and then answered by the bot that it cannot now."""
+        try:
+            delay = await self.churn.admit_escalation(conv.viewer)
+        except ProtocolError as e:
+            if e.code != ErrorCode.RATE_LIMITED:
+                raise
+            log.info("escalation of %s refused: %s", conv.id, e.message)
+            await self.post(conv, BOT, CHURN_ZH, meta={"intent": "other"})
+            return
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if conv.state == "bot":
+            await self.escalate(conv, reason, source="bot")
 
     async def escalate(self, conv: Conversation, reason: str, source: str) -> None:
         if conv.state in ("queued", "assigned", "resolved"):
@@ -463,11 +524,12 @@ class SupportService:
         conv = await self.conversation_for(req, msg.conversation)
         if conv.state == "resolved":
             raise ProtocolError(ErrorCode.BAD_STATE, "conversation is already resolved")
-        await self.resolve(conv, outcome="resolved_by_agent")
+        await self.resolve(conv, outcome="resolved_by_agent", by="agent")
         return None
 
-    async def resolve(self, conv: Conversation, outcome: str) -> None:
-        if not await self.backend.resolve(conv):
+    async def resolve(self, conv: Conversation, outcome: str, by: str = "system") -> None:
+        """End ``conv``; ``by`` (viewer, agent, system) is kept as its ``resolved_by``."""
+        if not await self.backend.resolve(conv, by=by):
             return
         if self.metrics:
             self.metrics.conversations.labels(outcome=outcome).inc()

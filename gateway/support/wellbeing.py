@@ -84,10 +84,18 @@ class Wellbeing:
             self.consecutive[agent] = 0
         return self.consecutive.get(agent, 0)
 
+    def quick_self_close(self, conv: Conversation) -> bool:
+        """The viewer closed ``conv`` within ``quick_close_s`` of its assignment: nothing an
+        agent had to bear. Why: a viewer could open angry conversations and close them at
+        once, pausing agents one by one and leaving innocent viewers queued."""
+        limit = self.support.limits.quick_close_s
+        return (conv.resolved_by == "viewer" and limit > 0 and conv.assigned_at is not None
+                and (conv.resolved_at or time.time()) - conv.assigned_at < limit)
+
     async def _on_resolved(self, conv: Conversation) -> None:
         agent = conv.agent
-        if not agent:
-            return
+        if not agent or self.quick_self_close(conv):
+            return  # neither counted nor breaking the run
         run = self.run_of(agent)
         run = run + 1 if conv.mood in NEGATIVE_MOODS else 0
         self.consecutive[agent] = run  # at once: a second resolve on this node counts on it

@@ -317,6 +317,8 @@ function renderContext() {
       h("div.who-row", {},
         h("span.avatar", {}, icon("person")),
         h("div.who-name", {}, h("b", { text: v.name || v.user || "?" }), v.user && v.name && v.name !== v.user ? h("span.muted", { text: ` ${v.user}` }) : null,
+          // the viewer's own nickname, only ever marked as one (the name is the token's)
+          v.nickname ? h("div.muted.small", { testid: "ctx-nickname", text: t("ctx.nickname", { name: v.nickname }) }) : null,
           h("div.muted.small", { text: `${t("ctx.room")} ${ctx.room || c.room || ""}` })),
         h("div.mood-box", {},
           h(`span.mood.big.${mood}`, { testid: "ctx-mood", dataset: { mood }, title: t("ctx.mood") }, moodLabel(ctx.mood)),

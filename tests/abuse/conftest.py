@@ -1,0 +1,1 @@
+from tests.abuse.helpers import backend  # noqa: F401  (fixture)
