@@ -335,6 +335,8 @@ def attr_text(p: Product, zh: bool, text: str = "", limit: int | None = None) ->
 # ---- per-intent composers -------------------------------------------------------------------
 
 def greeting(ctx: Ctx) -> str:
+    if _RECONNECT.search(ctx.text):
+        return small_talk_back(ctx)
     kb = ctx.kb
     if _zh(ctx):
         s = f"欢迎来到{kb.room.host or '主播'}的直播间「{kb.room.title}」～"
@@ -628,13 +630,18 @@ _RECONNECT = re.compile(r"断线|掉线|断网|卡了|卡住|网不好|网络不
                         r"you there|anyone there|back now|i'?m back|wifi")
 
 
+def small_talk_back(ctx: Ctx) -> str:
+    """Reconnect chatter ("刚才卡了 还在吗") gets small talk, not the room's price list."""
+    return ("在的在的～刚才网络可能有点卡，现在好啦，有问题随时问我！" if _zh(ctx) else
+            "Still here! Looks like the connection hiccuped - ask me anything.")
+
+
 def other(ctx: Ctx) -> str:
     faq = faq_match(ctx, "other", threshold=0.5)
     if faq:
         return faq.a
     if _RECONNECT.search(ctx.text):
-        return ("在的在的～刚才网络可能有点卡，现在好啦，有问题随时问我！" if _zh(ctx) else
-                "Still here! Looks like the connection hiccuped - ask me anything.")
+        return small_talk_back(ctx)
     if _zh(ctx):
         return "这个小助手暂时回答不了哦～商品、尺码、库存、优惠、物流、售后的问题都可以问我，主播也会在直播里回复大家！"
     return "I can't help with that one, sorry! Ask me about products, sizes, stock, deals, shipping or returns anytime."
