@@ -23,17 +23,22 @@ install: $(BIN)/.installed
 
 install-test: $(BIN)/.installed-test
 
-# Debian chromium (for Playwright, never `playwright install`) and redis-server, when missing.
+# Debian chromium (for Playwright, never `playwright install`), redis-server and coturn (its
+# `turnserver` binary: tests/integration/test_coturn_denied_peers.py), when missing. The coturn
+# package's own service is stopped and disabled: the tests start their own on loopback.
 system-deps:
 	@need=""; \
 	command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium || need="$$need chromium"; \
 	command -v redis-server >/dev/null 2>&1 || need="$$need redis-server"; \
+	command -v turnserver >/dev/null 2>&1 || test -x /usr/bin/turnserver || need="$$need coturn"; \
 	fc-list 2>/dev/null | grep -qi 'noto.*cjk' || need="$$need fonts-noto-cjk"; \
 	if [ -n "$$need" ]; then \
 	  if command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing:$$need"; \
 	    SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$need >/dev/null; \
+	    case "$$need" in *coturn*) command -v systemctl >/dev/null 2>&1 && \
+	      $$SUDO systemctl disable --now coturn >/dev/null 2>&1 || true;; esac; \
 	  else echo "warning: missing$$need and no apt-get"; fi; \
 	fi
 

@@ -158,7 +158,8 @@ def create_app(config: Config, responder: Responder | None = None,
         except Exception:
             return False
 
-    endpoint = SocketEndpoint(hub, tokens, ice_servers=lambda c: ice.for_user(c.user),
+    # welcome: STUN only; TURN credentials go to a call's participants (gateway/ice.py)
+    endpoint = SocketEndpoint(hub, tokens, ice_servers=lambda c: ice.stun_servers(),
                               ready=ready,
                               config=EdgeConfig(rate_per_s=config.rate_per_s,
                                                 burst=config.rate_burst),

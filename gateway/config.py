@@ -26,6 +26,33 @@ def _list(value: str | None) -> list[str]:
     return [x.strip() for x in (value or "").split(",") if x.strip()]
 
 
+# --- issue 13 (TURN): remote ICE candidates -------------------------------------------------
+# Remote ICE candidates (trickled or inside SDP) toward these ranges are ignored: the gateway
+# would otherwise send STUN checks to whatever address a participant names (the private
+# network, the host itself, a cloud metadata service). docker/compose.yaml gives coturn the
+# same ranges (--denied-peer-ip; multicast there is --no-multicast-peers).
+DEFAULT_ICE_DENIED_RANGES = (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+    "172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4",
+    "::/128", "::1/128", "fc00::/7", "fe80::/10", "ff00::/8",
+)
+
+_TRUE = frozenset(("on", "true", "1", "yes"))
+_FALSE = frozenset(("off", "false", "0", "no"))
+
+
+def parse_bool(name: str, value: str) -> bool:
+    """A boolean setting, strictly: ``on/off/true/false/1/0/yes/no`` in any case; anything
+    else is a ConfigError naming the variable (never a guess)."""
+    v = value.strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise ConfigError(f"LIVEDESK_{name}={value!r} is not a boolean; use one of "
+                      f"on/off, true/false, 1/0, yes/no")
+
+
 @dataclass
 class Config:
     # serving
@@ -95,6 +122,9 @@ class Config:
     ring_timeout_s: float = 30.0
     call_grace_s: float = 10.0
     drain_s: float = 30.0
+    # issue 13 (TURN): remote ICE candidates toward these ranges are ignored
+    ice_denied_ranges: list[str] = field(default_factory=lambda: list(DEFAULT_ICE_DENIED_RANGES))
+    ice_allow_loopback: bool = False  # tests/dev: accept 127/8 and ::1 candidates anyway
 
     @classmethod
     def from_env(cls, **overrides) -> "Config":
@@ -134,6 +164,12 @@ class Config:
                            ("media_address", "MEDIA_ADDRESS")):
             if _env(name):
                 setattr(c, attr, _list(_env(name)))
+        # issue 13 (TURN)
+        if _env("ICE_DENIED_RANGES"):
+            v = _env("ICE_DENIED_RANGES")
+            c.ice_denied_ranges = [] if v.strip().lower() == "none" else _list(v)
+        if _env("ICE_ALLOW_LOOPBACK"):
+            c.ice_allow_loopback = parse_bool("ICE_ALLOW_LOOPBACK", _env("ICE_ALLOW_LOOPBACK"))
         if _env("WEB_ROOT"):
             c.web_root = Path(_env("WEB_ROOT"))
         if _env("DRAIN_S"):
@@ -180,6 +216,14 @@ class Config:
                 raise ConfigError(f"LIVEDESK_{name.upper()} must not be negative")
         if self.udp_port_min and self.udp_port_max and self.udp_port_min > self.udp_port_max:
             raise ConfigError("LIVEDESK_UDP_PORT_MIN must not exceed LIVEDESK_UDP_PORT_MAX")
+        for r in self.ice_denied_ranges:  # issue 13 (TURN)
+            try:
+                ipaddress.ip_network(r, strict=True)
+            except ValueError as e:
+                raise ConfigError(f"LIVEDESK_ICE_DENIED_RANGES: {r!r} is not a network in CIDR "
+                                  f"notation ({e})") from None
+        if self.turn_ttl_s <= 0:
+            raise ConfigError("LIVEDESK_TURN_TTL_S must be a positive number of seconds")
         if self.turn_urls and not self.turn_secret:
             raise ConfigError("LIVEDESK_TURN_URLS needs LIVEDESK_TURN_SECRET (TURN REST API secret)")
         if not self.node_id:

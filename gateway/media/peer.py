@@ -42,6 +42,7 @@ from signaling.errors import ErrorCode, ProtocolError
 
 from .aiortc_compat import (Numbering, create_offer, negotiated_codec,
                             prefer_codec_in_answer)
+from .candidates import CandidatePolicy
 from .forwarder import Forwarder, SourceKey
 from .ice_policy import IcePolicy, applied
 
@@ -98,7 +99,8 @@ class Peer:
     def __init__(self, owner: str, gen: int, forwarder: Forwarder, on_offer: OfferSink,
                  ice_servers: list[RTCIceServer] | None = None, video_codec: str = "VP8",
                  on_state: Callable[["Peer"], None] | None = None,
-                 ice_policy: IcePolicy | None = None):
+                 ice_policy: IcePolicy | None = None,
+                 candidates: CandidatePolicy | None = None):
         self.owner = owner
         self.gen = gen
         self.forwarder = forwarder
@@ -115,6 +117,9 @@ class Peer:
         self.numbering: Numbering | None = None  # the client's payload types / extmap ids
         self._on_state = on_state
         self.ice_policy = ice_policy
+        # which remote candidates the ICE agent may be given; None: any (in-process tests)
+        self.candidates = candidates
+        self.ignored_candidates = 0  # dropped by that policy (then end-of-candidates too)
 
         @self.pc.on("connectionstatechange")
         def _changed() -> None:
@@ -151,6 +156,7 @@ class Peer:
                 raise ProtocolError(ErrorCode.BAD_STATE,
                                     "this connection is negotiated; the gateway offers now")
             _check_sdp(sdp, "rtc.offer")
+            sdp = self._filter_sdp(sdp)
             log.debug("offer from %s:\n%s", self.owner, sdp)
             got: list[MediaStreamTrack] = []
             self.pc.on("track", got.append)
@@ -179,6 +185,14 @@ class Peer:
             self.negotiated = True
             log.debug("gateway answer to %s:\n%s", self.owner, self.pc.localDescription.sdp)
             return self.pc.localDescription.sdp
+
+    def _filter_sdp(self, sdp: str) -> str:
+        """The remote SDP without the candidates the policy refuses (before aiortc sees it)."""
+        if self.candidates is None:
+            return sdp
+        sdp, dropped = self.candidates.filter_sdp(sdp)
+        self.ignored_candidates += dropped
+        return sdp
 
     # --- forwarding changes ---------------------------------------------------------------
     def forward(self, key: SourceKey) -> None:
@@ -254,6 +268,7 @@ class Peer:
                 raise ProtocolError(ErrorCode.BAD_STATE,
                                     "rtc.answer: the gateway has no offer outstanding")
             _check_sdp(sdp, "rtc.answer")
+            sdp = self._filter_sdp(sdp)
             log.debug("answer from %s:\n%s", self.owner, sdp)
             try:
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
@@ -269,7 +284,8 @@ class Peer:
         if self.closed or self.pc.remoteDescription is None:
             return  # nothing to add it to (stale, or before the offer): harmless
         if not candidate:
-            await self.pc.addIceCandidate(None)
+            if not self.ignored_candidates:  # else aioice would give up before prflx pairs
+                await self.pc.addIceCandidate(None)
             return
         text = candidate[len("candidate:"):] if candidate.startswith("candidate:") else candidate
         try:
@@ -277,6 +293,10 @@ class Peer:
         except Exception:
             raise ProtocolError(ErrorCode.BAD_REQUEST,
                                 "rtc.candidate: 'candidate' is not an ICE candidate line") from None
+        if self.candidates is not None and not self.candidates.allows(c.ip):
+            self.ignored_candidates += 1
+            log.debug("ignored a remote ICE candidate of %s: %s", self.owner, text[:200])
+            return
         c.sdpMid = sdp_mid
         c.sdpMLineIndex = sdp_mline_index
         if c.sdpMid is None and c.sdpMLineIndex is None:

@@ -36,6 +36,7 @@ from .forwarder import Forwarder, make_forwarder
 from .messages import (CallAccept, CallDecline, CallHangup, CallIncoming, CallInvite,
                        CallJoin, CallMute, CallRequest, CallStateEvent, RtcAnswer,
                        RtcAnswerEvent, RtcCandidate, RtcOffer, RtcOfferEvent)
+from .candidates import CandidatePolicy
 from .ice_policy import IcePolicy
 from .ice_policy import install as install_ice_policy
 from .peer import Peer, ice_servers_for_gateway
@@ -72,6 +73,7 @@ class MediaService:
                                                 getattr(config, "udp_port_max", 0))
         if self.ice_policy.active:
             install_ice_policy()
+        self.candidates = CandidatePolicy.from_config(config)  # remote candidates kept
 
         hub.handle(CallRequest, self.on_request)
         hub.handle(CallAccept, self.on_accept)
@@ -139,7 +141,10 @@ class MediaService:
         p = call.participants.get(user)
         if (call.live and call.state != "ringing" and p is not None
                 and (p.peer is None or not p.peer.negotiated or p.restart)):
-            ev.ice_servers = self.ice.for_user(user)  # it has an rtc.offer to send
+            # it has an rtc.offer to send: the only place TURN credentials are handed out,
+            # to a participant of a started call, expiring with the call (issue 13)
+            until = call.deadline or time.time() + self.config.max_call_s
+            ev.ice_servers = self.ice.for_call(user, until=until)
         return ev
 
     async def _announce(self, call: Call, req: Request | None = None,
@@ -203,6 +208,7 @@ class MediaService:
         call.cancel_timer("ring")
         call.add(req.user, req.role)
         call.state = "connecting"
+        call.deadline = time.time() + self.config.max_call_s
         call.timers["max"] = self._later(self.config.max_call_s, self._max_length, call)
         await self._announce(call, req)
 
@@ -356,7 +362,8 @@ class MediaService:
 
         return Peer(p.user, p.gen, self.forwarder, send_offer, ice_servers=self._gateway_ice,
                     video_codec=getattr(self.config, "video_codec", "VP8"),
-                    on_state=state_changed, ice_policy=self.ice_policy)
+                    on_state=state_changed, ice_policy=self.ice_policy,
+                    candidates=self.candidates)
 
     async def _peer_state(self, call: Call, p: Participant, peer: Peer) -> None:
         if not call.live or p.peer is not peer:

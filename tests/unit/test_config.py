@@ -46,9 +46,11 @@ def test_turn_credentials_follow_the_rest_api_scheme():
     import base64
     import hashlib
     import hmac
+    import time
+
     from gateway.ice import IceProvider
     ice = IceProvider(["stun:s:3478"], ["turn:t:3478"], "sekret", ttl_s=600)
-    servers = ice.for_user("v1")
+    servers = ice.for_call("v1", until=time.time() + 3600)
     assert servers[0] == {"urls": ["stun:s:3478"]}
     user, cred = servers[1]["username"], servers[1]["credential"]
     expiry, who = user.split(":")

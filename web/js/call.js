@@ -257,6 +257,8 @@ export class CallManager {
   }
 
   _iceServers() {
+    // TURN credentials come only with the call (call.state connecting, expiring with it);
+    // welcome's ice_servers are STUN only.
     return this.call?.iceServers || this.client.welcome?.ice_servers || [];
   }
 
