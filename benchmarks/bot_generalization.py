@@ -6,8 +6,9 @@ cases are answered against their own room's knowledge and scored by the shared s
 (``shared/bot/score.py --strict-facts``), exactly as hidden rooms are judged. Folds:
 
 * ``writer``: each writer's rooms held out in turn (a writer's habits are not learned);
-* ``category``: each category group (the first word of a room's ``category``: 美妆护肤,
-  生鲜, …) held out in turn, with every writer who wrote for it.
+* ``category``: each product category (``tags`` in a room's meta.json: beauty, food, …)
+  held out in turn: every room of that category, mixed rooms included, with every writer
+  who wrote for them.
 
 Also printed: the escalation threshold sweep over the writer folds' held-out cases (recall
 and false alarms of "rules or p ≥ t"), and the dev set with the shipped model when
@@ -121,11 +122,14 @@ def main(argv: list[str] | None = None) -> int:
                                     "cases": len(r.cases)} for r in rooms},
                  "threshold": args.threshold, "folds": {}}
     for kind in [k for k in args.folds.split(",") if k]:
-        key = (lambda r: r.writer) if kind == "writer" else (lambda r: r.group)
+        if kind == "writer":
+            folds = {w: [r for r in rooms if r.writer == w] for w in sorted({r.writer for r in rooms})}
+        else:  # category: every room of that category is held out (mixed rooms with either)
+            folds = {c: [r for r in rooms if c in r.categories]
+                     for c in sorted({c for r in rooms for c in r.categories})}
         results, all_cases, all_preds = [], [], []
-        for held in sorted({key(r) for r in rooms}):
-            train = [r for r in rooms if key(r) != held]
-            test = [r for r in rooms if key(r) == held]
+        for held, test in folds.items():
+            train = [r for r in rooms if r not in test]
             rows = base + [x for r in train for x in room_rows[r.room]]
             feats = base_feats + [f for r in train for f in room_feats[r.room]]
             model = BotModel.train(rows, threshold=args.threshold, epochs=args.epochs,

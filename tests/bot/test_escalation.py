@@ -39,3 +39,17 @@ def test_calm_messages_do_not_escalate(text):
 ])
 def test_primary_intent_rules(ask, kb_b, text, intent):
     assert ask(kb_b, text).intent == intent
+
+
+@pytest.mark.parametrize("text", [
+    "空气炸锅多少钱",  # 气炸 inside 空气炸锅 (air fryer) is not anger
+    "把收货电话改成 13812345678",  # a phone number holding 12345 is not a hotline threat
+    "can you change the phone number on my order",  # an order's phone number is not a call
+])
+def test_words_inside_other_words_do_not_escalate(text):
+    assert not decide(normalize(text)).escalate
+
+
+@pytest.mark.parametrize("text", ["what's your customer service phone number", "我要打12345热线投诉你们"])
+def test_the_same_words_standing_alone_still_escalate(text):
+    assert decide(normalize(text)).escalate

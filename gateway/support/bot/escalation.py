@@ -21,7 +21,9 @@ HUMAN = re.compile(
     r"找(?:真|个)?人(?:工|聊|说)|跟人说|和人说|"
     r"\b(?:real|actual|live|human) (?:person|human|agent|people|being)\b|\bhuman agent\b|\bto a human\b|"
     r"\b(?:talk|speak|chat) (?:to|with) (?:a |an |someone|somebody|your |the )?(?:human|person|agent|manager|supervisor|someone|somebody|representative|rep|staff)|"
-    r"\b(?:call|phone) me\b|\bphone (?:number|call|support)\b|\bvideo (?:call|chat)\b|\bvoice (?:call|chat)\b|"
+    r"\b(?:call|phone) me\b|\bphone (?:call|support)\b|"
+    r"\b(?:your|a|any|the shop'?s|customer (?:service|care)|support|contact|hotline) (?:phone )?number\b|"
+    r"\bphone number (?:to call|for (?:support|customer))|\bvideo (?:call|chat)\b|\bvoice (?:call|chat)\b|"
     r"\bcall (?:with|you)\b|\bget (?:me )?(?:a|an) (?:human|agent|person|manager)\b|\bhuman please\b|\bnot a bot\b|"
     r"\bno (?:more )?bots?\b|\boperator\b|\bjoin (?:the )?(?:stream|live) (?:call|mic)\b|\bco-?host\b|\bon mic\b"
 )
@@ -29,7 +31,7 @@ INSULT = re.compile(
     r"垃圾|骗子|骗人|坑人|坑爹|黑心|无良|傻[逼bB]|\bsb\b|煞笔|脑残|滚|去死|恶心死|什么玩意|什么东西啊|破玩意|"
     r"破(?:东西|衣服|裤子|玩意|货|质量)|太坑|坑钱|智障|废物|混蛋|王八|他妈|tmd|妈的|尼玛|你妈|气死|"
     r"恶心|奸商|割韭菜|诈骗|骗钱|忽悠|糊弄|耍人|搞什么|搞什么鬼|什么破|太离谱|离谱|无耻|不要脸|"
-    r"欺骗|欺诈|虚假宣传|受不了了|忍无可忍|火大|生气|气炸|愤怒|被坑|黑店|过分|欺负人|气人|再也不买|拉黑|取关|"
+    r"欺骗|欺诈|虚假宣传|受不了了|忍无可忍|火大|生气|(?<!空)气炸|愤怒|被坑|黑店|过分|欺负人|气人|再也不买|拉黑|取关|"
     r"什么态度|耍我|玩我|当我傻|死人|不要脸|脸都不要|卖假货|就是假货|一群骗|"
     r"你们怎么回事|到底怎么回事|有病|搞笑呢|开玩笑呢|"
     r"\bscam(?:mer|mers|s)?\b|\bfraud\b|\bgarbage\b|\btrash\b|\bcrap\b|\bshit\b|\bwtf\b|\bfuck|\bidiot|\bstupid\b|"
@@ -37,7 +39,7 @@ INSULT = re.compile(
     r"\bangry\b|\bpissed\b|\bterrible\b|\bhorrible\b|\bjoke\b|\bripped? off\b|\brip-?off\b|\bcheat(?:ed|ers?)?\b"
 )
 THREAT = re.compile(
-    r"差评|12315|12345|消协|消费者协会|投诉|举报|工商|市场监管|平台介入|找平台|"
+    r"差评|(?<!\d)(?:12315|12345)(?!\d)|消协|消费者协会|投诉|举报|工商|市场监管|平台介入|找平台|"
     r"告你|告你们|起诉|律师|法院|报警|维权|曝光|媒体|退款不退.*(?:投诉|告)|拒付|退单|信用卡.*(?:撤销|争议)|"
     r"\bbad review\b|\bnegative review\b|\b1[- ]?star\b|\bone[- ]?star\b|\breport (?:you|this|your|the)\b|"
     r"\breporting\b|\bconsumer (?:association|council|protection)\b|\bplatform\b|\blawyer\b|\bsue\b|\blegal\b|"

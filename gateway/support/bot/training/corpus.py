@@ -41,15 +41,18 @@ class CorpusRoom:
     category: str
     path: Path  # the folder; room.json is the knowledge
     cases: tuple[Case, ...]
+    tags: tuple[str, ...] = ()  # product categories (beauty, food, …): what a category fold holds out
 
     @property
     def knowledge_path(self) -> Path:
         return self.path / "room.json"
 
     @property
-    def group(self) -> str:
-        """The category group a leave-one-category-out fold holds out (the first word)."""
-        return self.category.split()[0]
+    def categories(self) -> tuple[str, ...]:
+        """The categories a leave-one-category-out fold holds out: ``tags`` in meta.json,
+        else the first word of ``category``. A mixed room (beauty + digital) is held out
+        with either of its categories, so no fold trains on a room of its own category."""
+        return self.tags or (self.category.split()[0],)
 
 
 def load_room(folder: Path) -> CorpusRoom:
@@ -61,7 +64,8 @@ def load_room(folder: Path) -> CorpusRoom:
             cases.append(Case(str(c["id"]), c["lang"], tuple(c.get("history") or ()), c["text"],
                               c["intent"], bool(c["escalate"]), tuple(c.get("facts") or ())))
     return CorpusRoom(room=meta.get("room", folder.name), writer=meta["writer"],
-                      category=meta.get("category", ""), path=folder, cases=tuple(cases))
+                      category=meta.get("category", ""), path=folder, cases=tuple(cases),
+                      tags=tuple(meta.get("tags") or ()))
 
 
 def load_corpus(root: Path = CORPUS_DIR) -> list[CorpusRoom]:
