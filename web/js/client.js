@@ -29,10 +29,11 @@ export class Client {
    * @param {() => Promise<string>} opts.getToken  called before each hello
    * @param {number} [opts.requestTimeoutMs]
    */
-  constructor({ urls, getToken, requestTimeoutMs = 10000, backoffBaseMs = 300, backoffMaxMs = 8000 }) {
+  constructor({ urls, getToken, requestTimeoutMs = 10000, backoffBaseMs = 300, backoffMaxMs = 8000, connectTimeoutMs = 8000 }) {
     this.urls = urls && urls.length ? urls : [defaultUrl()];
     this.getToken = getToken;
     this.requestTimeoutMs = requestTimeoutMs;
+    this.connectTimeoutMs = connectTimeoutMs;
     this.backoffBaseMs = backoffBaseMs;
     this.backoffMaxMs = backoffMaxMs;
     this.ws = null;
@@ -198,7 +199,20 @@ export class Client {
     let resumeId = null;
 
     return await new Promise((resolve) => {
+      // A socket that never opens (a black-holed gateway, or one the page's CSP blocks:
+      // Chromium then fires no close event) must not stall the reconnect loop for good.
+      const openTimer = setTimeout(() => {
+        if (ws.readyState === WebSocket.OPEN) return;
+        try {
+          ws.close();
+        } catch {
+          /* already closing */
+        }
+        if (this.ws === ws) this.ws = null;
+        resolve({ ok: false, code: 0, timedOut: true });
+      }, this.connectTimeoutMs);
       ws.onopen = () => {
+        clearTimeout(openTimer);
         helloId = this.nextId++;
         ws.send(JSON.stringify({ type: "hello", id: helloId, token, protocol: 1 }));
         if (resuming) {
@@ -256,6 +270,7 @@ export class Client {
         this._dispatch(f);
       };
       ws.onclose = (ev) => {
+        clearTimeout(openTimer);
         if (this.ws === ws) this.ws = null;
         if (ev.code === 4401) this._tokenStale = true;
         if (!this.closedByUser) this._setState("reconnecting");
