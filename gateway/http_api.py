@@ -135,7 +135,8 @@ def _dev_query(q, name: str) -> str | None:
 def _dev_ttl(raw: str | None) -> int:
     if raw is None:
         return 12 * 3600
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= DEV_TOKEN_MAX_TTL_S:
+    if (len(raw) > 6 or not raw.isascii() or not raw.isdigit()
+            or not 1 <= int(raw) <= DEV_TOKEN_MAX_TTL_S):
         raise ProtocolError(ErrorCode.BAD_REQUEST,
                             f"ttl must be a whole number of seconds from 1 to "
                             f"{DEV_TOKEN_MAX_TTL_S}")
