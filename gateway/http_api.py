@@ -153,11 +153,12 @@ def _from_loopback(request: web.Request) -> bool:
 class Pages:
     """The HTML pages, each with a ``<meta name="livedesk-gateways">`` naming the gateway
     origins its ``?gw=`` may choose from (the server's list, so a link cannot send the
-    page's socket and token to a server of the link author's choosing). Read once, on the
-    first request for each page, off the event loop."""
+    page's socket and token to a server of the link author's choosing). Read off the event
+    loop; kept after the first request, except with ``--dev`` (edit a page, reload)."""
 
-    def __init__(self, web_root, origins: tuple[str, ...]):
+    def __init__(self, web_root, origins: tuple[str, ...], keep: bool = True):
         self.web_root = web_root
+        self.keep = keep
         meta = html.escape(" ".join(origins), quote=True)
         self.meta = f'<meta name="livedesk-gateways" content="{meta}">'
         self.cache: dict[str, bytes] = {}
@@ -176,7 +177,9 @@ class Pages:
             body = self.cache.get(name)
             if body is None:
                 loop = asyncio.get_running_loop()
-                body = self.cache[name] = await loop.run_in_executor(None, self._render, name)
+                body = await loop.run_in_executor(None, self._render, name)
+                if self.keep:
+                    self.cache[name] = body
             return web.Response(body=body, content_type="text/html", charset="utf-8",
                                 headers={"Cache-Control": "no-cache"})
         return serve
@@ -188,7 +191,7 @@ def setup_routes(app: web.Application, gw: "Gateway") -> None:
     app[BODY_TIMEOUT] = gw.config.http_body_timeout_s
     security = SecurityHeaders.from_config(gw.config)
     security.install(app)
-    pages = Pages(web_root, security.gateway_origins)
+    pages = Pages(web_root, security.gateway_origins, keep=not gw.config.dev)
 
     async def healthz(request):
         return web.json_response({"status": "ok", "node": gw.config.node_id})
