@@ -66,7 +66,7 @@ from gateway.media.passthrough import RtpSink, RtpTrack  # noqa: E402
 from tests.wsclient import WSClient  # noqa: E402
 from benchmarks.common import cpu_model, free_port, pct  # noqa: E402
 
-SECRET = "media-bench-secret-0123456789abcdef"
+SECRET = "ed146a75fce3791779c2895d1442a4e9805a632f5d4ae90b451c053c5211707d"  # 32 random bytes: the gateway refuses a weaker secret
 W, H, FPS = 640, 480, 30
 VIDEO_TB = fractions.Fraction(1, 90000)
 AUDIO_TB = fractions.Fraction(1, 48000)

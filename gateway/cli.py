@@ -26,7 +26,8 @@ def _serve_parser(sub) -> None:
     p.add_argument("--room", action="append", type=Path, default=None,
                    help="room knowledge file (repeatable); default: the bundled demo room")
     p.add_argument("--dev", action="store_true", default=None,
-                   help="demo mode: /api/dev/token on, secret generated if unset (loopback only)")
+                   help="demo mode: /api/dev/token on, secret generated if unset (loopback "
+                        "only; the only way to turn dev mode on: LIVEDESK_DEV alone does not)")
     p.add_argument("--media-mode", choices=("passthrough", "transcode"), default=None,
                    help="how the media gateway forwards video/audio")
     p.add_argument("--node-id", default=None, help="name of this node (default host-pid)")
@@ -63,9 +64,16 @@ def main(argv: list[str] | None = None) -> int:
 def _token(args) -> int:
     from signaling import TokenAuthority
 
+    from .config import check_secret
+
     secret = os.environ.get("LIVEDESK_SECRET")
     if not secret:
         print("error: LIVEDESK_SECRET is not set", file=sys.stderr)
+        return 2
+    try:
+        check_secret(secret)  # a gateway would refuse it: a token signed with it is useless
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     print(TokenAuthority(secret).issue(args.user, args.role, room=args.room, name=args.name,
                                        ttl_s=args.ttl))
@@ -130,9 +138,10 @@ async def _run(config: Config) -> int:
     from aiohttp import web
 
     from .app import create_app
+    from .http_api import server_options
 
     app = create_app(config)
-    runner = web.AppRunner(app, handle_signals=False)
+    runner = web.AppRunner(app, handle_signals=False, **server_options(config))
     await runner.setup()
     tune_gc()
     site = web.TCPSite(runner, config.host, config.port)

@@ -8,10 +8,13 @@ an entry there).
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
+import re
 import secrets
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 class ConfigError(ValueError):
@@ -42,8 +45,10 @@ _FALSE = frozenset(("off", "false", "0", "no"))
 
 
 def parse_bool(name: str, value: str) -> bool:
-    """A boolean setting, strictly: ``on/off/true/false/1/0/yes/no`` in any case; anything
-    else is a ConfigError naming the variable (never a guess)."""
+    """A boolean setting, strictly: ``on/off/true/false/1/0/yes/no`` in any case.
+
+    Why strict: ``LIVEDESK_DEV=off`` once meant *on* (anything but ``0/false/no`` did). A
+    word we do not know is refused with the variable's name rather than guessed."""
     v = value.strip().lower()
     if v in _TRUE:
         return True
@@ -51,6 +56,47 @@ def parse_bool(name: str, value: str) -> bool:
         return False
     raise ConfigError(f"LIVEDESK_{name}={value!r} is not a boolean; use one of "
                       f"on/off, true/false, 1/0, yes/no")
+
+
+# --- secret strength ---------------------------------------------------------------------
+MIN_SECRET_BITS = 256  # 32 bytes
+MIN_SECRET_DISTINCT = 12
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]+")
+
+
+def secret_bits(secret: str) -> float:
+    """Estimated entropy of ``secret`` in bits: an upper bound, never a proof of randomness.
+
+    The estimate is ``effective length × log2(alphabet)``: the alphabet is the smallest
+    usual one holding every character (hex 16, base64/base64url 64, else printable ASCII
+    95); the effective length is the string's length without ``=`` padding, or the length
+    of its repeating unit when it is a repetition (``abcabc…`` counts as ``abc``). So
+    ``openssl rand -hex 32`` (64 hex digits) and ``secrets.token_urlsafe(32)`` (43 base64url
+    characters) both reach 256 bits; ``a``, ``changeme`` or ``test-secret`` do not."""
+    s = secret.rstrip("=")
+    if not s:
+        return 0.0
+    period = (s + s).find(s, 1)
+    length = period if 0 < period < len(s) else len(s)
+    alphabet = 16 if _HEX.fullmatch(s) else 64 if _BASE64.fullmatch(s) else 95
+    return length * math.log2(alphabet)
+
+
+def check_secret(secret: str) -> None:
+    """Refuse a token secret weaker than 32 bytes of entropy (see :func:`secret_bits`).
+
+    Why: tokens are HS256; a short secret is found offline from one token (any viewer has
+    one) and then every role, admin included, can be forged. Fewer than 12 distinct
+    characters is refused too (a long run of a few characters is not random)."""
+    bits = secret_bits(secret)
+    distinct = len(set(secret))
+    if bits < MIN_SECRET_BITS or distinct < MIN_SECRET_DISTINCT:
+        raise ConfigError(
+            f"LIVEDESK_SECRET is too weak: about {bits:.0f} bits with {distinct} distinct "
+            f"characters; at least {MIN_SECRET_BITS} bits (32 random bytes) and "
+            f"{MIN_SECRET_DISTINCT} distinct characters are required. Generate one with "
+            f"`openssl rand -hex 32` (or use --dev on 127.0.0.1 for a demo).")
 
 
 @dataclass
@@ -125,6 +171,11 @@ class Config:
     # issue 13 (TURN): remote ICE candidates toward these ranges are ignored
     ice_denied_ranges: list[str] = field(default_factory=lambda: list(DEFAULT_ICE_DENIED_RANGES))
     ice_allow_loopback: bool = False  # tests/dev: accept 127/8 and ::1 candidates anyway
+    # issue 13 (CONFIG): HTTP hardening, page headers, gateways pages may connect to
+    http_header_timeout_s: float = 10.0  # complete request head within this (slowloris)
+    http_body_timeout_s: float = 10.0  # complete REST body within this (slow body)
+    frame_ancestors: list[str] = field(default_factory=lambda: ["'none'"])  # CSP; who may frame pages
+    gateway_origins: list[str] = field(default_factory=list)  # extra origins ?gw= may name
 
     @classmethod
     def from_env(cls, **overrides) -> "Config":
@@ -152,6 +203,8 @@ class Config:
             "order_retention_s": ("ORDER_RETENTION_S", float),
             # issue 13, ABUSE: support-plane limits
             **{f: (f.upper(), type(getattr(c, f))) for f in _ABUSE_LIMITS},
+            "http_header_timeout_s": ("HTTP_HEADER_TIMEOUT_S", float),
+            "http_body_timeout_s": ("HTTP_BODY_TIMEOUT_S", float),
         }
         for attr, (name, typ) in env_map.items():
             v = _env(name)
@@ -161,7 +214,9 @@ class Config:
                 except ValueError:
                     raise ConfigError(f"LIVEDESK_{name}={v!r} is not a valid {typ.__name__}") from None
         for attr, name in (("stun_urls", "STUN_URLS"), ("turn_urls", "TURN_URLS"),
-                           ("media_address", "MEDIA_ADDRESS")):
+                           ("media_address", "MEDIA_ADDRESS"),
+                           ("frame_ancestors", "FRAME_ANCESTORS"),
+                           ("gateway_origins", "GATEWAY_ORIGINS")):
             if _env(name):
                 setattr(c, attr, _list(_env(name)))
         # issue 13 (TURN)
@@ -182,8 +237,7 @@ class Config:
                            ("agent_capacities", "AGENT_CAPACITIES")):
             if _env(name):
                 setattr(c, attr, _json_object(name, _env(name)))
-        if _env("DEV"):
-            c.dev = _env("DEV") not in ("0", "false", "no")
+        _dev_from_env(overrides.get("dev"))
         for k, v in overrides.items():
             if v is not None:
                 setattr(c, k, v)
@@ -196,11 +250,25 @@ class Config:
                 raise ConfigError(
                     f"--dev hands out tokens to anyone and is only allowed on a loopback host; "
                     f"{self.host!r} is not loopback. Drop --dev and set LIVEDESK_SECRET instead.")
+            if self.public_url and not _is_loopback(urlsplit(self.public_url).hostname or ""):
+                raise ConfigError(
+                    f"--dev hands out tokens to anyone, but LIVEDESK_PUBLIC_URL="
+                    f"{self.public_url!r} says browsers reach this node from elsewhere (a "
+                    f"proxy in front of a loopback port is still public). Drop --dev and set "
+                    f"LIVEDESK_SECRET, or use a loopback public URL.")
             if not self.secret:
                 self.secret = secrets.token_urlsafe(32)
         elif not self.secret:
             raise ConfigError("LIVEDESK_SECRET is not set. Set it to a long random string "
                               "(tokens are signed with it), or use --dev on 127.0.0.1 for a demo.")
+        else:
+            check_secret(self.secret)
+        for name, value in (("HTTP_HEADER_TIMEOUT_S", self.http_header_timeout_s),
+                            ("HTTP_BODY_TIMEOUT_S", self.http_body_timeout_s)):
+            if not value > 0:
+                raise ConfigError(f"LIVEDESK_{name} must be a positive number of seconds")
+        self.frame_ancestors = _frame_ancestors(self.frame_ancestors)
+        self.gateway_origins = [_origin("GATEWAY_ORIGINS", o) for o in self.gateway_origins]
         if self.media_mode not in ("passthrough", "transcode"):
             raise ConfigError("--media-mode must be passthrough or transcode")
         if self.loop not in ("auto", "uvloop", "asyncio"):
@@ -260,6 +328,61 @@ def _json_object(name: str, value: str) -> dict:
     if not isinstance(obj, dict):
         raise ConfigError(f"LIVEDESK_{name} must be a JSON object")
     return obj
+
+
+def _dev_from_env(flag: bool | None) -> None:
+    """``LIVEDESK_DEV`` never turns dev mode on: only ``--dev`` on the command line does.
+
+    Why: dev mode mints admin tokens for anyone who asks; an env var is inherited, set in
+    a compose file or a unit file and forgotten, so it must not be the switch. The variable
+    is still parsed strictly (so ``LIVEDESK_DEV=off`` is simply off); a true value without
+    ``--dev`` refuses to start instead of silently doing something else than it says."""
+    raw = _env("DEV")
+    if raw is None or raw == "":
+        return
+    if parse_bool("DEV", raw) and flag is not True:
+        raise ConfigError(f"LIVEDESK_DEV={raw!r} does not turn dev mode on; dev mode needs "
+                          f"`livedesk serve --dev` on the command line (loopback only). Unset "
+                          f"LIVEDESK_DEV or pass --dev.")
+
+
+_ORIGIN_SCHEMES = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
+
+
+def _origin(name: str, value: str) -> str:
+    """``scheme://host[:port]`` with ``http(s)`` spelled ``ws(s)``; anything else refused."""
+    try:
+        u = urlsplit(value.strip())
+        port = u.port
+    except ValueError:
+        u, port = None, None
+    if (u is None or u.scheme not in _ORIGIN_SCHEMES or not u.hostname or u.path not in ("", "/")
+            or u.query or u.fragment or u.username or u.password):
+        raise ConfigError(f"LIVEDESK_{name}: {value!r} is not an origin like "
+                          f"wss://gw.example.com or ws://127.0.0.1:8081")
+    host = f"[{u.hostname}]" if ":" in u.hostname else u.hostname
+    return f"{_ORIGIN_SCHEMES[u.scheme]}://{host}" + (f":{port}" if port else "")
+
+
+_FRAME_SOURCE = re.compile(r"'none'|'self'|https?://(\*\.)?[A-Za-z0-9.-]+(:\d+)?")
+
+
+def _frame_ancestors(values: list[str]) -> list[str]:
+    """CSP ``frame-ancestors`` sources: ``'none'``, ``'self'`` or ``http(s)://host[:port]``
+    (``*.`` allowed). Anything else (``;``, spaces, ``*``, ``data:``) is refused, so a
+    setting cannot open the policy or inject another directive."""
+    out = []
+    for v in values or ["'none'"]:
+        v = v.strip()
+        if v in ("none", "self"):
+            v = f"'{v}'"
+        if not _FRAME_SOURCE.fullmatch(v):
+            raise ConfigError(f"LIVEDESK_FRAME_ANCESTORS: {v!r} is not 'none', 'self' or an "
+                              f"origin like https://shop.example.com")
+        out.append(v)
+    if "'none'" in out and len(out) > 1:
+        raise ConfigError("LIVEDESK_FRAME_ANCESTORS: 'none' cannot be combined with origins")
+    return out
 
 
 def _is_loopback(host: str) -> bool:

@@ -27,6 +27,7 @@ class ErrorCode(StrEnum):
     OUT_OF_STOCK = "out_of_stock"
     CONFLICT = "conflict"
     UNAVAILABLE = "unavailable"
+    TIMEOUT = "timeout"  # (HTTP) a request body did not arrive in time
     INTERNAL = "internal"
 
 

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from gateway.app import GATEWAY, create_app
 from gateway.config import Config
+from gateway.http_api import server_options
 from tests.wsclient import WSClient
 
 
@@ -70,7 +71,7 @@ async def start_gateway(config: Config | None = None, **kw) -> Running:
     config = config or Config(dev=True, port=free_port(), retain_s=600)
     config.port = config.port or free_port()
     app = create_app(config, **kw)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, **server_options(config))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", config.port).start()
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))

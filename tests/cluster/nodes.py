@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tests.conftest import free_port
 
-SECRET = "cluster-test-secret-0123456789abcdef"
+SECRET = "d6d9307e0c9b29960ad06deca79deb403105c166bf027818a30fe9768aa3206b"  # 32 random bytes: the gateway refuses a weaker secret
 
 
 class Node:

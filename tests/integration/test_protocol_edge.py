@@ -181,7 +181,8 @@ async def test_health_ready_metrics_and_dev_token(gateway):
 
 
 async def test_dev_token_endpoint_absent_without_dev():
-    r = await start_gateway(Config(dev=False, secret="s3cret", port=free_port()))
+    secret = "94a12c63a68b1872e8967fd56f94e9bd6a3d5f88386ae4b936a555644a566cb1"  # ≥ 32 bytes
+    r = await start_gateway(Config(dev=False, secret=secret, port=free_port()))
     try:
         async with r.http.get(r.url + "/api/dev/token?role=admin") as resp:
             assert resp.status == 404

@@ -29,10 +29,11 @@ export class Client {
    * @param {() => Promise<string>} opts.getToken  called before each hello
    * @param {number} [opts.requestTimeoutMs]
    */
-  constructor({ urls, getToken, requestTimeoutMs = 10000, backoffBaseMs = 300, backoffMaxMs = 8000 }) {
+  constructor({ urls, getToken, requestTimeoutMs = 10000, backoffBaseMs = 300, backoffMaxMs = 8000, connectTimeoutMs = 8000 }) {
     this.urls = urls && urls.length ? urls : [defaultUrl()];
     this.getToken = getToken;
     this.requestTimeoutMs = requestTimeoutMs;
+    this.connectTimeoutMs = connectTimeoutMs;
     this.backoffBaseMs = backoffBaseMs;
     this.backoffMaxMs = backoffMaxMs;
     this.ws = null;
@@ -198,7 +199,20 @@ export class Client {
     let resumeId = null;
 
     return await new Promise((resolve) => {
+      // A socket that never opens (a black-holed gateway, or one the page's CSP blocks:
+      // Chromium then fires no close event) must not stall the reconnect loop for good.
+      const openTimer = setTimeout(() => {
+        if (ws.readyState === WebSocket.OPEN) return;
+        try {
+          ws.close();
+        } catch {
+          /* already closing */
+        }
+        if (this.ws === ws) this.ws = null;
+        resolve({ ok: false, code: 0, timedOut: true });
+      }, this.connectTimeoutMs);
       ws.onopen = () => {
+        clearTimeout(openTimer);
         helloId = this.nextId++;
         ws.send(JSON.stringify({ type: "hello", id: helloId, token, protocol: 1 }));
         if (resuming) {
@@ -256,6 +270,7 @@ export class Client {
         this._dispatch(f);
       };
       ws.onclose = (ev) => {
+        clearTimeout(openTimer);
         if (this.ws === ws) this.ws = null;
         if (ev.code === 4401) this._tokenStale = true;
         if (!this.closedByUser) this._setState("reconnecting");
@@ -320,23 +335,71 @@ export function defaultUrl() {
   return `${proto}//${location.host}/ws`;
 }
 
-/** Gateway URLs: ?gw=url1,url2 (ws:// or http://) or the page's own origin. */
-export function gatewayUrls() {
-  const p = new URLSearchParams(location.search).get("gw");
-  if (!p) return [defaultUrl()];
-  return p
-    .split(",")
-    .map((u) => u.trim())
-    .filter(Boolean)
-    .map((u) => {
-      u = u.replace(/^http/, "ws");
-      return u.endsWith("/ws") ? u : u.replace(/\/$/, "") + "/ws";
-    });
+/** The gateway origins this page may connect to: its own, plus the list the server put in
+ * <meta name="livedesk-gateways"> (Config.gateway_origins). */
+export function allowedGatewayOrigins() {
+  const own = new URL(defaultUrl()).origin;
+  const meta = document.querySelector('meta[name="livedesk-gateways"]');
+  const listed = (meta?.content || "").split(/\s+/).filter(Boolean);
+  return new Set([own, ...listed]);
 }
 
 /**
- * A token source for the demo pages: ?token= wins; otherwise (dev mode) /api/dev/token with
- * the user id from ?user= or localStorage (so a reload is the same user).
+ * Gateway URLs: ?gw=url1,url2 (ws:// or http://), each accepted only when its origin is one
+ * the server allows (so a link cannot send this page's socket and token to another server);
+ * otherwise, or when none is left, the page's own origin.
+ */
+export function gatewayUrls() {
+  const p = new URLSearchParams(location.search).get("gw");
+  if (!p) return [defaultUrl()];
+  const allowed = allowedGatewayOrigins();
+  const urls = [];
+  for (let u of p.split(",").map((x) => x.trim()).filter(Boolean)) {
+    u = u.replace(/^http/, "ws");
+    u = u.endsWith("/ws") ? u : u.replace(/\/$/, "") + "/ws";
+    let origin = null;
+    try {
+      origin = new URL(u).origin;
+    } catch {
+      origin = null;
+    }
+    if (origin && allowed.has(origin) && /^wss?:$/.test(new URL(u).protocol)) urls.push(u);
+    else console.warn(`ignoring ?gw= entry ${JSON.stringify(u)}: not a gateway this server lists`);
+  }
+  return urls.length ? urls : [defaultUrl()];
+}
+
+/**
+ * A token handed to the page in the address bar's fragment (#token=…), read once when this
+ * module loads and removed from the address bar at once (history.replaceState), so it is
+ * not in the history, a bookmark, a screenshot or a Referer. Never from the query string:
+ * a query reaches the server's and every proxy's logs (a ?token= is removed and ignored).
+ * The sign-in issue replaces this.
+ */
+const FRAGMENT_TOKEN = (() => {
+  const url = new URL(location.href);
+  const frag = new URLSearchParams(url.hash.replace(/^#/, ""));
+  const token = frag.get("token");
+  let changed = false;
+  if (frag.has("token")) {
+    frag.delete("token");
+    const rest = frag.toString();
+    url.hash = rest ? `#${rest}` : "";
+    changed = true;
+  }
+  if (url.searchParams.has("token")) {
+    url.searchParams.delete("token");
+    changed = true;
+    console.warn("?token= is ignored (a query string reaches logs); use #token= instead");
+  }
+  if (changed) history.replaceState(history.state, "", url.pathname + url.search + url.hash);
+  return token || null;
+})();
+
+/**
+ * A token source for the demo pages: a #token= fragment (see above) wins; otherwise (dev
+ * mode) /api/dev/token with the user id from ?user= or localStorage (so a reload is the
+ * same user).
  */
 export function devTokenSource(role, { defaultUser, name, room } = {}) {
   const q = new URLSearchParams(location.search);
@@ -345,7 +408,7 @@ export function devTokenSource(role, { defaultUser, name, room } = {}) {
   localStorage.setItem(key, user);
   name = q.get("name") || name || "";
   room = q.get("room") || room || "";
-  const fixed = q.get("token");
+  const fixed = FRAGMENT_TOKEN;
   let cached = null;
   return {
     user,
