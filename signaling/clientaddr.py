@@ -67,14 +67,11 @@ class ClientAddress:
         chain = _chain(headers)
         for addr in reversed(chain):
             if addr is None:
-                break  # an entry we cannot read: stop believing further left
+                return str(peer_ip)  # unreadable: believe nothing further left
             if not self.is_trusted(addr):
                 return str(addr)
-        # every entry was a trusted proxy (or none was given): the left-most we could read
-        for addr in chain:
-            if addr is not None:
-                return str(addr)
-        return str(peer_ip)
+        # every entry is a trusted proxy (an internal client), or there were none
+        return str(chain[0]) if chain else str(peer_ip)
 
 
 def _chain(headers: Mapping[str, str]) -> list:

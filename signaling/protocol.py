@@ -100,9 +100,11 @@ def _plain(v: Any) -> Any:
 
 
 def parse_json_frame(data: str | bytes) -> dict[str, Any]:
-    """Size check, JSON parse (within :func:`signaling.inbound.loads`' limits, every string
-    clean) and object check: the first edge checks."""
-    obj = inbound.loads(data, max_bytes=MAX_FRAME_BYTES, what="frame")
+    """Size check, JSON parse within :func:`signaling.inbound.loads`' limits (bytes, depth,
+    number length, no NaN) and object check: the first edge checks. The strings are checked
+    next, field by field, by :func:`request_id` and :func:`decode_frame` (which keep only
+    the declared fields), so the error for a bad one carries the frame's ``id``."""
+    obj = inbound.loads(data, max_bytes=MAX_FRAME_BYTES, what="frame", clean=False)
     if not isinstance(obj, dict):
         raise ProtocolError(ErrorCode.BAD_REQUEST,
                             f"frame must be a JSON object, got {type(obj).__name__}")
