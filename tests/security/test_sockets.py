@@ -25,8 +25,11 @@ from tests.wsclient import WSClient
 
 @pytest.fixture
 async def strict():
-    r = await start_gateway(Config(dev=True, port=free_port(), hello_timeout_s=0.5,
-                                   max_sockets_per_ip=5, max_sockets_per_user=2))
+    config = Config(dev=True, port=free_port())
+    # set after construction, so that on a build without these settings the test fails on
+    # the behaviour (sockets stay open) rather than on the constructor
+    config.hello_timeout_s, config.max_sockets_per_ip, config.max_sockets_per_user = 0.5, 5, 2
+    r = await start_gateway(config)
     try:
         yield r
     finally:
