@@ -19,6 +19,8 @@ A :class:`MaxChars` on a list or object field bounds the strings nested inside i
 
 from __future__ import annotations
 
+import functools
+import operator
 import types
 import typing
 from dataclasses import dataclass
@@ -73,7 +75,7 @@ def split(hint: Any) -> tuple[Any, FieldLimit]:
                 a = base
             args.append(a)
         if extras:
-            return typing.Union[tuple(args)], _limit(extras)
+            return functools.reduce(operator.or_, args), _limit(extras)
     return hint, DEFAULT
 
 

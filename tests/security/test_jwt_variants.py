@@ -86,9 +86,9 @@ BAD = {
     "name a number": signed(base(name=42)),
     "name too long": signed(base(name="n" * 65)),
     "name lone surrogate": raw_signed(
-        '{"sub":"v-1","role":"viewer","room":"demo","name":"Ann\\ud800","exp":%d}' % FUTURE),
+        '{"sub":"v-1","role":"viewer","room":"demo","name":"Ann\\ud800","exp":' + f"{FUTURE}}}"),
     "sub control character": raw_signed(
-        '{"sub":"v\\u0000x","role":"viewer","room":"demo","exp":%d}' % FUTURE),
+        '{"sub":"v\\u0000x","role":"viewer","room":"demo","exp":' + f"{FUTURE}}}"),
     "nbf in the future": signed(base(nbf=int(time.time()) + 3600)),
 }
 GOOD = {

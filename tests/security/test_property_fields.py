@@ -21,8 +21,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import gateway.app  # noqa: F401  (the modules below register their message types)
-import gateway.media.service  # noqa: F401
+# the app's modules register their message types on import
+import gateway.app
+import gateway.media.service
 import gateway.support.workspace  # noqa: F401
 from gateway.config import Config
 from signaling.protocol import registered_types
