@@ -712,7 +712,9 @@ async def run(args) -> dict:
                LIVEDESK_HOST="127.0.0.1", LIVEDESK_LOG_LEVEL="WARNING", LIVEDESK_DRAIN_S="1",
                # the load generator's senders are paced, but a gateway running behind reads
                # their frames in bursts; the per-socket limit is not what is measured here
-               LIVEDESK_RATE_PER_S=str(args.rate_limit), LIVEDESK_RATE_BURST=str(args.rate_limit * 10))
+               LIVEDESK_RATE_PER_S=str(args.rate_limit), LIVEDESK_RATE_BURST=str(args.rate_limit * 10),
+               # every load-generator socket comes from 127.0.0.1: no per-address/user cap
+               LIVEDESK_MAX_SOCKETS_PER_IP="0", LIVEDESK_MAX_SOCKETS_PER_USER="0")
     env.pop("LIVEDESK_DEV", None)
     env.pop("LIVEDESK_REDIS_URL", None)
     res: dict = {"bench": "signaling", "sessions": args.sessions, "workers": args.workers,

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from signaling import Hub, MemoryBus, TokenAuthority
 from signaling.bus import Bus
+from signaling.clientaddr import ClientAddress, parse_networks
 from signaling.hub import HubConfig
 from signaling.server import EdgeConfig, SocketEndpoint
 
@@ -101,7 +102,7 @@ def create_app(config: Config, responder: Responder | None = None,
                                                "sessions": len(hub.sessions)})
     hub = Hub(bus, node_id=config.node_id,
               config=HubConfig(retain_frames=config.retain_frames, retain_s=config.retain_s),
-              mirror=mirror, presence=presence)
+              mirror=mirror, presence=presence, metrics=metrics)
     if redis_client is not None:
         import redis.exceptions as rexc
 
@@ -161,8 +162,13 @@ def create_app(config: Config, responder: Responder | None = None,
     # welcome: STUN only; TURN credentials go to a call's participants (gateway/ice.py)
     endpoint = SocketEndpoint(hub, tokens, ice_servers=lambda c: ice.stun_servers(),
                               ready=ready,
-                              config=EdgeConfig(rate_per_s=config.rate_per_s,
-                                                burst=config.rate_burst),
+                              config=EdgeConfig(
+                                  rate_per_s=config.rate_per_s, burst=config.rate_burst,
+                                  hello_timeout_s=config.hello_timeout_s,
+                                  max_sockets_per_user=config.max_sockets_per_user,
+                                  max_sockets_per_ip=config.max_sockets_per_ip,
+                                  client_address=ClientAddress(
+                                      parse_networks(config.trusted_proxies))),
                               metrics=metrics)
     gw = Gateway(config, bus, hub, tokens, rooms, support, metrics, ice, endpoint,
                  rooms_service=rooms_service)

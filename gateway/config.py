@@ -118,6 +118,11 @@ class Config:
     rate_burst: int = 40
     retain_frames: int = 1000
     retain_s: float = 600.0
+    # signaling edge, issue 13 (EDGE): hello deadline, sockets per user / per client address
+    hello_timeout_s: float = 10.0
+    max_sockets_per_user: int = 16  # per node; 0 = no cap
+    max_sockets_per_ip: int = 256  # per node; 0 = no cap
+    trusted_proxies: list[str] = field(default_factory=list)  # addresses/CIDRs: forwarding hdrs
     # support
     agent_capacity: int = 5
     bot_timeout_s: float = 0.8
@@ -205,6 +210,10 @@ class Config:
             **{f: (f.upper(), type(getattr(c, f))) for f in _ABUSE_LIMITS},
             "http_header_timeout_s": ("HTTP_HEADER_TIMEOUT_S", float),
             "http_body_timeout_s": ("HTTP_BODY_TIMEOUT_S", float),
+            # issue 13 (EDGE)
+            "hello_timeout_s": ("HELLO_TIMEOUT_S", float),
+            "max_sockets_per_user": ("MAX_SOCKETS_PER_USER", int),
+            "max_sockets_per_ip": ("MAX_SOCKETS_PER_IP", int),
         }
         for attr, (name, typ) in env_map.items():
             v = _env(name)
@@ -216,7 +225,8 @@ class Config:
         for attr, name in (("stun_urls", "STUN_URLS"), ("turn_urls", "TURN_URLS"),
                            ("media_address", "MEDIA_ADDRESS"),
                            ("frame_ancestors", "FRAME_ANCESTORS"),
-                           ("gateway_origins", "GATEWAY_ORIGINS")):
+                           ("gateway_origins", "GATEWAY_ORIGINS"),
+                           ("trusted_proxies", "TRUSTED_PROXIES")):
             if _env(name):
                 setattr(c, attr, _list(_env(name)))
         # issue 13 (TURN)
@@ -282,6 +292,17 @@ class Config:
         for name in _ABUSE_LIMITS:  # issue 13, ABUSE
             if getattr(self, name) < 0:
                 raise ConfigError(f"LIVEDESK_{name.upper()} must not be negative")
+        # issue 13 (EDGE): the edge's socket limits
+        if self.hello_timeout_s <= 0:
+            raise ConfigError("LIVEDESK_HELLO_TIMEOUT_S must be a positive number of seconds")
+        if self.max_sockets_per_user < 0 or self.max_sockets_per_ip < 0:
+            raise ConfigError("LIVEDESK_MAX_SOCKETS_PER_USER and LIVEDESK_MAX_SOCKETS_PER_IP "
+                              "must be 0 (no cap) or a positive number")
+        from signaling.clientaddr import parse_networks
+        try:
+            parse_networks(self.trusted_proxies)
+        except ValueError as e:
+            raise ConfigError(f"LIVEDESK_TRUSTED_PROXIES: {e}") from None
         if self.udp_port_min and self.udp_port_max and self.udp_port_min > self.udp_port_max:
             raise ConfigError("LIVEDESK_UDP_PORT_MIN must not exceed LIVEDESK_UDP_PORT_MAX")
         for r in self.ice_denied_ranges:  # issue 13 (TURN)

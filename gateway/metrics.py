@@ -18,6 +18,13 @@ class Metrics:
         self.sessions = Gauge("livedesk_sessions", "Sessions held by this node", registry=r)
         self.protocol_errors = Counter("livedesk_protocol_errors_total",
                                        "Typed errors sent to clients", ["code"], registry=r)
+        # issue 13 (EDGE): frames that could not be encoded were dropped, the session went on
+        self.frames_dropped = Counter("livedesk_frames_dropped_total",
+                                      "Frames dropped because they could not be encoded",
+                                      registry=r)
+        self.sockets_refused = Counter("livedesk_sockets_refused_total",
+                                       "WebSockets closed by the edge before or at hello, by "
+                                       "reason", ["reason"], registry=r)
         self.messages = Counter("livedesk_messages_total", "Chat messages stored",
                                 ["role"], registry=r)
         self.first_response = Histogram(

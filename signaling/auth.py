@@ -3,19 +3,31 @@
 The gateway never stores users; a shop's backend (or ``livedesk token``) mints short-lived
 tokens with the shared secret. Claims are ``sub`` (user id), ``role``, ``room`` (optional:
 binds a viewer, host or service to one room), ``name`` (display) and ``exp``.
+
+Every claim is checked for its type, not only for being there: a ``room`` of ``""`` or
+``0`` used to read as "no room" (any room) for code that tests ``if claims.room``, and a
+numeric *string* ``exp`` was accepted because the JWT library converts it. ``sub`` and
+``name`` are shown to other people, so they pass the same text rule as every inbound string
+(:func:`signaling.inbound.clean_text`) and are bounded.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 
 from .errors import ErrorCode, ProtocolError
+from .inbound import clean_text
 from .protocol import ROLES
 
 ALGORITHM = "HS256"
+MAX_SUB_CHARS = 128
+MAX_ROOM_CHARS = 256
+MAX_NAME_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -61,7 +73,24 @@ class TokenAuthority:
             raise ProtocolError(ErrorCode.UNAUTHENTICATED, f"invalid token: {e}") from None
         if c.get("role") not in ROLES:
             raise ProtocolError(ErrorCode.UNAUTHENTICATED, f"token role must be one of {ROLES}")
-        if not isinstance(c.get("sub"), str) or not c["sub"]:
-            raise ProtocolError(ErrorCode.UNAUTHENTICATED, "token 'sub' must be a non-empty string")
-        return Claims(user=c["sub"], role=c["role"], room=c.get("room"), name=c.get("name"),
-                      exp=c.get("exp"))
+        exp = c.get("exp")
+        if type(exp) not in (int, float) or not math.isfinite(exp):
+            raise ProtocolError(ErrorCode.UNAUTHENTICATED, "token 'exp' must be a number")
+        user = _claim_text(c, "sub", MAX_SUB_CHARS)
+        room = _claim_text(c, "room", MAX_ROOM_CHARS) if "room" in c else None
+        # a display name may be left empty (null or ""): the user id is shown instead
+        name = _claim_text(c, "name", MAX_NAME_CHARS) if c.get("name") not in (None, "") \
+            else None
+        return Claims(user=user, role=c["role"], room=room, name=name, exp=int(exp))
+
+
+def _claim_text(c: dict[str, Any], key: str, max_chars: int) -> str:
+    """A string claim that must be present here: non-empty, valid text, bounded."""
+    v = c.get(key)
+    if type(v) is not str or not v:
+        raise ProtocolError(ErrorCode.UNAUTHENTICATED,
+                            f"token {key!r} must be a non-empty string")
+    try:
+        return clean_text(v, f"token {key!r}", max_chars)
+    except ProtocolError as e:
+        raise ProtocolError(ErrorCode.UNAUTHENTICATED, e.message) from None

@@ -94,8 +94,9 @@ class HubConfig:
 
 class Hub:
     def __init__(self, bus: Bus, node_id: str | None = None, config: HubConfig | None = None,
-                 mirror: Any = None, presence: Any = None):
+                 mirror: Any = None, presence: Any = None, metrics: Any = None):
         self.bus = bus
+        self.metrics = metrics  # gateway.metrics.Metrics (frames dropped), optional
         self.mirror = mirror  # RedisSessionMirror: sessions survive this node
         self.presence = presence  # RedisPresence: user → nodes registry
         self._rpcs: dict[str, asyncio.Future] = {}
@@ -271,9 +272,15 @@ class Hub:
         s = Session(id="s_" + secrets.token_urlsafe(12), claims=claims,
                     retain_frames=self.config.retain_frames, retain_s=self.config.retain_s)
         s.mirror = self.mirror
+        s.on_drop = self._frame_dropped
         self.sessions[s.id] = s
         s.attach(transport)
         return s
+
+    def _frame_dropped(self) -> None:
+        """A session dropped a frame it could not encode (``livedesk_frames_dropped_total``)."""
+        if self.metrics is not None:
+            self.metrics.frames_dropped.inc()
 
     async def restore(self, session_id: str, user: str) -> Session | None | str:
         """Resume of a session this node does not hold: take it over from the mirror.
@@ -303,6 +310,7 @@ class Hub:
         for f in frames:
             s.retain(f)
         s.mirror = self.mirror
+        s.on_drop = self._frame_dropped
         s.attrs["restored_from"] = rec.node
         s.detached_at = time.monotonic()  # reaped like any detached session if never resumed
         self.mirror._mirrored[session_id] = s.seq

@@ -128,11 +128,17 @@ def _finite_float(text: str) -> float:
 
 
 def loads(data: str | bytes, *, max_bytes: int, max_depth: int = MAX_DEPTH,
-          max_number_chars: int = MAX_NUMBER_CHARS, what: str = "frame") -> Any:
+          max_number_chars: int = MAX_NUMBER_CHARS, what: str = "frame",
+          clean: bool = True) -> Any:
     """Parse untrusted JSON within limits; every string in the result is clean.
 
     ``what`` names the thing in messages ("frame", "body"). Raises ``ProtocolError``
-    (``too_large``, ``bad_json`` or ``bad_request``) and nothing else."""
+    (``too_large``, ``bad_json`` or ``bad_request``) and nothing else.
+
+    ``clean=False`` leaves the strings to the caller, who must check every one it keeps
+    with :func:`clean_text` (the WebSocket edge does, field by field in
+    :func:`signaling.protocol.decode_frame`, so that its error can carry the frame's
+    correlation id and name the message type)."""
     if isinstance(data, str):
         try:
             raw = data.encode("utf-8")
@@ -153,4 +159,4 @@ def loads(data: str | bytes, *, max_bytes: int, max_depth: int = MAX_DEPTH,
     except (RecursionError, ValueError) as e:  # belt and braces behind the checks above
         raise ProtocolError(ErrorCode.BAD_REQUEST, f"{what} is not acceptable JSON: "
                                                    f"{type(e).__name__}") from None
-    return clean_tree(obj, "")
+    return clean_tree(obj, "") if clean else obj

@@ -5,6 +5,13 @@ wire ``type`` name and the roles allowed to send it. :func:`decode_frame` turns 
 frame into an instance of the right class or raises a :class:`ProtocolError` naming the
 problem, *before* any handler runs: handlers only ever see well-typed objects.
 
+Every string a frame carries is checked twice over: :func:`parse_json_frame` parses with
+:func:`signaling.inbound.loads` (bounded size, depth and number length; no lone surrogate or
+control character anywhere), and :func:`decode_frame` checks each declared field against its
+:mod:`signaling.limits` (every string, list and object field has a maximum, including the
+strings nested in object fields), so a new message type is bounded without anyone having to
+remember it.
+
 Server events are dataclasses deriving from :class:`Event`; ``to_wire()`` drops optional
 fields that are ``None`` so the JSON stays small and matches the documented shapes.
 """
@@ -13,12 +20,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, ClassVar, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, ClassVar, get_args, get_origin, get_type_hints
 
+from . import inbound
 from .errors import ErrorCode, ProtocolError
+from .limits import DEFAULT, ID_MAX_CHARS, KEY_MAX_CHARS, FieldLimit, MaxChars, split
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024
@@ -43,7 +53,12 @@ def message(type_name: str, roles: tuple[str, ...] = ROLES):
         cls = dataclass(cls)
         cls.TYPE = type_name
         cls.ROLES = tuple(roles)
-        cls._HINTS = get_type_hints(cls)
+        hints = get_type_hints(cls, include_extras=True)
+        cls._HINTS, cls._LIMITS = {}, {}
+        for name, hint in hints.items():
+            if name in ("TYPE", "ROLES") or get_origin(hint) is ClassVar:
+                continue
+            cls._HINTS[name], cls._LIMITS[name] = split(hint)
         _REGISTRY[type_name] = cls
         return cls
 
@@ -85,29 +100,53 @@ def _plain(v: Any) -> Any:
 
 
 def parse_json_frame(data: str | bytes) -> dict[str, Any]:
-    """Size check, JSON parse and object check: the first three edge checks."""
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    if len(raw) > MAX_FRAME_BYTES:
-        raise ProtocolError(ErrorCode.TOO_LARGE,
-                            f"frame is {len(raw)} bytes; the limit is {MAX_FRAME_BYTES} bytes")
-    try:
-        obj = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ProtocolError(ErrorCode.BAD_JSON, f"frame is not valid JSON: {e}") from None
+    """Size check, JSON parse within :func:`signaling.inbound.loads`' limits (bytes, depth,
+    number length, no NaN) and object check: the first edge checks. The strings are checked
+    next, field by field, by :func:`request_id` and :func:`decode_frame` (which keep only
+    the declared fields), so the error for a bad one carries the frame's ``id``."""
+    obj = inbound.loads(data, max_bytes=MAX_FRAME_BYTES, what="frame", clean=False)
     if not isinstance(obj, dict):
         raise ProtocolError(ErrorCode.BAD_REQUEST,
                             f"frame must be a JSON object, got {type(obj).__name__}")
     return obj
 
 
+def request_id(obj: dict[str, Any]) -> str | int | float | None:
+    """The frame's correlation ``id``: absent/null, a string of at most ``ID_MAX_CHARS``
+    characters, or a finite number. Anything else is ``bad_request`` (answered without an
+    id): it is echoed in replies, so it must always encode, and ``NaN`` is not JSON."""
+    rid = obj.get("id")
+    if rid is None or type(rid) is int:
+        return rid
+    if type(rid) is float:
+        if not math.isfinite(rid):
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "field 'id' must be a finite number")
+        return rid
+    if type(rid) is str:
+        rid = inbound.clean_text(rid, "id")
+        if len(rid) > ID_MAX_CHARS:
+            raise ProtocolError(ErrorCode.BAD_REQUEST,
+                                f"field 'id' is {len(rid)} characters; the limit is "
+                                f"{ID_MAX_CHARS}")
+        return rid
+    raise ProtocolError(ErrorCode.BAD_REQUEST,
+                        "field 'id' must be a string or a number (or absent)")
+
+
 def decode_frame(obj: dict[str, Any]) -> Message:
-    """Turn a parsed JSON object into its typed message, or raise ``ProtocolError``."""
+    """Turn a parsed JSON object into its typed message, or raise ``ProtocolError``.
+
+    Every declared field is type-checked and bounded by its limit (see
+    :mod:`signaling.limits`); strings are re-checked with :func:`signaling.inbound.clean_text`
+    so an object that did not come through :func:`parse_json_frame` (a forwarded request, a
+    test) gets the same rule."""
     t = obj.get("type")
     if not isinstance(t, str):
         raise ProtocolError(ErrorCode.BAD_REQUEST, "field 'type' is missing or not a string")
     cls = _REGISTRY.get(t)
     if cls is None:
-        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {t!r}")
+        raise ProtocolError(ErrorCode.UNKNOWN_TYPE,
+                            f"unknown message type {_shown(t)!r}")
     kwargs = {}
     for f in dataclasses.fields(cls):
         hint = cls._HINTS[f.name]
@@ -116,8 +155,12 @@ def decode_frame(obj: dict[str, Any]) -> Message:
             if required and not _optional(hint):
                 raise ProtocolError(ErrorCode.BAD_REQUEST, f"{t}: field {f.name!r} is required")
             continue
-        kwargs[f.name] = _check(t, f.name, obj[f.name], hint)
+        kwargs[f.name] = _check(t, f.name, obj[f.name], hint, cls._LIMITS.get(f.name, DEFAULT))
     return cls(**kwargs)
+
+
+def _shown(s: str, n: int = 64) -> str:
+    return s if len(s) <= n else s[:n] + "…"
 
 
 def _optional(hint: Any) -> bool:
@@ -128,19 +171,22 @@ def _is_union(hint: Any) -> bool:
     return get_origin(hint) in (typing.Union, types.UnionType)
 
 
-_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
-          dict: "an object", list: "a list"}
+class _WrongType(ProtocolError):
+    """A value of the wrong JSON type: the one refusal a union tries its next option after."""
+
+    def __init__(self, t: str, name: str, what: str):
+        super().__init__(ErrorCode.BAD_REQUEST, f"{t}: field {name!r} must be {what}")
 
 
-def _check(t: str, name: str, value: Any, hint: Any) -> Any:
+def _check(t: str, name: str, value: Any, hint: Any, lim: FieldLimit = DEFAULT) -> Any:
     if _is_union(hint):
         opts = [a for a in get_args(hint) if a is not type(None)]
-        for a in opts:
+        for a in opts[:-1]:
             try:
-                return _check(t, name, value, a)
-            except ProtocolError:
-                pass
-        raise ProtocolError(ErrorCode.BAD_REQUEST, f"{t}: field {name!r} has the wrong type")
+                return _check(t, name, value, a, lim)
+            except _WrongType:
+                pass  # the next option may fit; any other refusal (too long, bad text) stands
+        return _check(t, name, value, opts[-1], lim)
     origin = get_origin(hint)
     if origin is typing.Literal:
         allowed = get_args(hint)
@@ -148,42 +194,86 @@ def _check(t: str, name: str, value: Any, hint: Any) -> Any:
             raise ProtocolError(ErrorCode.BAD_REQUEST,
                                 f"{t}: field {name!r} must be one of {list(allowed)}")
         return value
-    if origin is list:
+    if origin is list or hint is list:
         if not isinstance(value, list):
-            raise ProtocolError(ErrorCode.BAD_REQUEST, f"{t}: field {name!r} must be a list")
+            raise _WrongType(t, name, "a list")
+        _check_items(t, name, value, lim)
         (inner,) = get_args(hint) or (Any,)
-        return [_check(t, f"{name}[]", v, inner) for v in value]
+        return [_check(t, f"{name}[{i}]", v, inner, lim) for i, v in enumerate(value)]
     if origin is dict or hint is dict:
         if not isinstance(value, dict):
-            raise ProtocolError(ErrorCode.BAD_REQUEST, f"{t}: field {name!r} must be an object")
-        return value
+            raise _WrongType(t, name, "an object")
+        return _tree(t, name, value, lim)
     if hint is Any:
-        return value
+        return _tree(t, name, value, lim)
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ProtocolError(ErrorCode.BAD_REQUEST, f"{t}: field {name!r} must be a number")
+            raise _WrongType(t, name, "a number")
+        if not math.isfinite(value):
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"{t}: field {name!r} must be finite")
         return float(value)
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ProtocolError(ErrorCode.BAD_REQUEST, f"{t}: field {name!r} must be an integer")
+            raise _WrongType(t, name, "an integer")
         return value
-    if hint in (str, bool):
-        if not isinstance(value, hint):
-            raise ProtocolError(ErrorCode.BAD_REQUEST,
-                                f"{t}: field {name!r} must be {_NAMES[hint]}")
+    if hint is str:
+        if not isinstance(value, str):
+            raise _WrongType(t, name, "a string")
+        return _text(t, name, value, lim.max_chars)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise _WrongType(t, name, "a boolean")
         return value
+    return _tree(t, name, value, lim)
+
+
+def _text(t: str, name: str, value: str, max_chars: int) -> str:
+    """One string of a message: the inbound rule (one place), then the field's length."""
+    try:
+        value = inbound.clean_text(value, name)
+    except ProtocolError as e:
+        raise ProtocolError(e.code, f"{t}: {e.message}") from None
+    if len(value) > max_chars:
+        raise ProtocolError(ErrorCode.TOO_LARGE,
+                            f"{t}: field {name!r} is {len(value)} characters; the limit is "
+                            f"{max_chars}")
+    return value
+
+
+def _check_items(t: str, name: str, value: list | dict, lim: FieldLimit) -> None:
+    if len(value) > lim.max_items:
+        raise ProtocolError(ErrorCode.TOO_LARGE,
+                            f"{t}: field {name!r} has {len(value)} entries; the limit is "
+                            f"{lim.max_items}")
+
+
+def _tree(t: str, name: str, value: Any, lim: FieldLimit) -> Any:
+    """An untyped value (object field, ``Any``): every nested string and container bounded."""
+    if type(value) is str:
+        return _text(t, name, value, lim.max_chars)
+    if type(value) is dict:
+        _check_items(t, name, value, lim)
+        return {_text(t, f"{name} (a key)", k, KEY_MAX_CHARS): _tree(t, f"{name}.{k}", v, lim)
+                for k, v in value.items()}
+    if type(value) is list:
+        _check_items(t, name, value, lim)
+        return [_tree(t, f"{name}[{i}]", v, lim) for i, v in enumerate(value)]
+    if type(value) is float and not math.isfinite(value):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"{t}: field {name!r} must be finite")
     return value
 
 
 def dumps(obj: dict[str, Any]) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    """Server frames: compact, UTF-8 as is. ``NaN``/``Infinity`` are refused (``ValueError``)
+    rather than written as bare ``NaN``, which is not JSON."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 # --- the two messages the signaling layer itself owns ------------------------------------
 
 @message("hello")
 class Hello(Message):
-    token: str
+    token: Annotated[str, MaxChars(4096)]  # a JWT; its claims are bounded by TokenAuthority
     protocol: int = PROTOCOL_VERSION
 
 

@@ -1,31 +1,59 @@
 """The edge: one aiohttp WebSocket per client, validated frame by frame.
 
-Order of checks for every frame: size → rate limit → JSON → object → known type → fields
-→ authenticated → role (in the hub) → handler. Each failure is a typed ``error`` to this
-socket only; the socket stays usable except for an oversized frame (closed 1009) and a bad
-token (closed 4401). Messages on one socket are handled strictly in order: the next frame
-is read only after the previous request has been answered.
+Order of checks for every frame: size → rate limit → JSON (within limits, valid Unicode) →
+object → correlation ``id`` → known type → fields (types and lengths) → authenticated →
+role (in the hub) → handler. Each failure is a typed ``error`` to this socket only; the
+socket stays usable except for an oversized frame (closed 1009) and a bad token (closed
+4401). Messages on one socket are handled strictly in order: the next frame is read only
+after the previous request has been answered.
+
+Before any frame, the socket is counted against its client address (``max_sockets_per_ip``;
+behind a reverse proxy the address comes from the forwarding headers only when the peer is
+a trusted proxy, see :mod:`signaling.clientaddr`), and it has ``hello_timeout_s`` to
+authenticate; an authenticated socket is counted against its user (``max_sockets_per_user``).
+Each refusal is a typed ``error`` and a close code of its own (docs/protocol.md), because
+a socket that never says hello, or a thousand of them from one place, would otherwise hold
+memory and a file descriptor for ever.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from .auth import Claims, TokenAuthority
+from .clientaddr import ClientAddress
 from .errors import ErrorCode, ProtocolError
 from .hub import Hub
-from .protocol import (MAX_FRAME_BYTES, PROTOCOL_VERSION, Hello, Ping, Pong, Resume, Resumed,
-                       Welcome, decode_frame, dumps, parse_json_frame)
+from .protocol import (
+    MAX_FRAME_BYTES,
+    PROTOCOL_VERSION,
+    Hello,
+    Ping,
+    Pong,
+    Resume,
+    Resumed,
+    Welcome,
+    decode_frame,
+    dumps,
+    parse_json_frame,
+    request_id,
+)
 from .ratelimit import TokenBucket
 from .session import Session
 
 log = logging.getLogger(__name__)
 
 CLOSE_UNAUTHORIZED = 4401
+CLOSE_HELLO_TIMEOUT = 4408
+CLOSE_TOO_MANY_SOCKETS = 4429
 CLOSE_TOO_LARGE = 1009
 CLOSE_TRY_AGAIN = 1013
 
@@ -38,6 +66,10 @@ class EdgeConfig:
     # aiohttp refuses frames above this by itself; ours (64 KiB) is checked below it so the
     # sender gets a typed error first.
     transport_max_bytes: int = 4 * 1024 * 1024
+    hello_timeout_s: float = 10.0  # a socket that has not authenticated by then is closed
+    max_sockets_per_user: int = 16  # authenticated sockets of one user on this node; 0: no cap
+    max_sockets_per_ip: int = 256  # sockets from one client address on this node; 0: no cap
+    client_address: ClientAddress = field(default_factory=ClientAddress)
 
 
 class SocketEndpoint:
@@ -53,15 +85,21 @@ class SocketEndpoint:
         self.config = config or EdgeConfig()
         self.metrics = metrics
         self.open_sockets = 0
+        self.sockets_by_ip: Counter[str] = Counter()  # client address → open sockets
+        self.sockets_by_user: Counter[str] = Counter()  # user → authenticated sockets
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=self.config.transport_max_bytes,
                                    heartbeat=self.config.heartbeat_s)
         await ws.prepare(request)
         self.open_sockets += 1
+        addr = self.config.client_address(request.remote, request.headers)
+        self.sockets_by_ip[addr] += 1
+        user: str | None = None  # counted in sockets_by_user once authenticated
         session: Session | None = None
         expect_resume = False
         bucket = TokenBucket(self.config.rate_per_s, self.config.burst)
+        hello_deadline = time.monotonic() + self.config.hello_timeout_s
 
         async def error(err: ProtocolError, req_id: Any = None) -> None:
             if self.metrics is not None:
@@ -71,12 +109,40 @@ class SocketEndpoint:
             else:
                 await ws.send_str(dumps(err.to_wire(req_id)))
 
+        async def refuse(err: ProtocolError, code: int, reason: str) -> None:
+            if self.metrics is not None:
+                self.metrics.sockets_refused.labels(reason=reason).inc()
+            await error(err)
+            await ws.close(code=code, message=reason.encode())
+
         try:
-            async for frame in ws:
+            cap = self.config.max_sockets_per_ip
+            if cap and self.sockets_by_ip[addr] > cap:
+                await refuse(ProtocolError(
+                    ErrorCode.RATE_LIMITED,
+                    f"more than {cap} sockets from your address; close some and retry later"),
+                    CLOSE_TOO_MANY_SOCKETS, "too many sockets from this address")
+                return ws
+            while True:
+                if session is None:
+                    # no hello yet: wait only until the deadline (frames before it don't
+                    # extend it)
+                    left = hello_deadline - time.monotonic()
+                    try:
+                        frame = await ws.receive(timeout=max(left, 0.001))
+                    except asyncio.TimeoutError:
+                        await refuse(ProtocolError(
+                            ErrorCode.UNAUTHENTICATED,
+                            f"no hello within {self.config.hello_timeout_s:g} s"),
+                            CLOSE_HELLO_TIMEOUT, "hello timeout")
+                        break
+                else:
+                    frame = await ws.receive()
                 if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                     break
                 data = frame.data
-                size = len(data.encode("utf-8")) if isinstance(data, str) else len(data)
+                size = len(data.encode("utf-8", "surrogatepass")) if isinstance(data, str) \
+                    else len(data)
                 if size > MAX_FRAME_BYTES:
                     await error(ProtocolError(
                         ErrorCode.TOO_LARGE,
@@ -94,7 +160,7 @@ class SocketEndpoint:
                 req_id = None
                 try:
                     obj = parse_json_frame(data)
-                    req_id = obj.get("id")
+                    req_id = request_id(obj)
                     msg = decode_frame(obj)
                 except ProtocolError as e:
                     if session is None and e.code == ErrorCode.UNKNOWN_TYPE:
@@ -120,6 +186,17 @@ class SocketEndpoint:
                         await error(e, req_id)
                         await ws.close(code=CLOSE_UNAUTHORIZED, message=e.message.encode()[:120])
                         break
+                    cap = self.config.max_sockets_per_user
+                    if cap and self.sockets_by_user[claims.user] >= cap:
+                        if self.metrics is not None:
+                            self.metrics.sockets_refused.labels(reason="too many sockets").inc()
+                        await error(ProtocolError(
+                            ErrorCode.RATE_LIMITED,
+                            f"user {claims.user!r} already has {cap} sockets open on this "
+                            f"node; close some and retry later"), req_id)
+                        await ws.close(code=CLOSE_TOO_MANY_SOCKETS,
+                                       message=b"too many sockets for this user")
+                        break
                     if self.ready is not None and not await self.ready():
                         await error(ProtocolError(ErrorCode.UNAVAILABLE,
                                                   "this gateway is not taking new connections "
@@ -127,6 +204,8 @@ class SocketEndpoint:
                                                   "another node may take you"), req_id)
                         await ws.close(code=CLOSE_TRY_AGAIN, message=b"unavailable")
                         break
+                    user = claims.user
+                    self.sockets_by_user[user] += 1
                     session = self.hub.new_session(claims, ws)
                     welcome = Welcome(session=session.id, user=claims.user, role=claims.role,
                                       protocol=PROTOCOL_VERSION, ice_servers=self.ice_servers(claims),
@@ -158,7 +237,7 @@ class SocketEndpoint:
                     self.hub.make_live(session)
                     await self.hub.bus.settle()
                 if isinstance(msg, Ping):
-                    out = Pong(ts=__import__("time").time()).to_wire()
+                    out = Pong(ts=time.time()).to_wire()
                     if req_id is not None:
                         out["id"] = req_id
                     session.send(out)
@@ -170,6 +249,9 @@ class SocketEndpoint:
             log.exception("socket handler failed")
         finally:
             self.open_sockets -= 1
+            _uncount(self.sockets_by_ip, addr)
+            if user is not None:
+                _uncount(self.sockets_by_user, user)
             if session is not None and session.detach_if(ws):
                 self.hub.detached(session)
         return ws
@@ -219,3 +301,9 @@ class SocketEndpoint:
         self.hub.resumed(old)
         await self.hub.bus.settle()
         return old
+
+
+def _uncount(counter: Counter, key: str) -> None:
+    counter[key] -= 1
+    if counter[key] <= 0:
+        del counter[key]

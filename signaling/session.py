@@ -12,6 +12,15 @@ session whose frames must be mirrored first, gets a writer task that drains its 
 order. That keeps seq order equal to production order without locks, and a slow socket
 can't stall whoever is fanning out. A broadcast is serialized once (:class:`Prepared`) and
 each session splices its own ``seq`` into it.
+
+A frame that cannot be serialised or encoded as UTF-8 (a lone surrogate that slipped past
+the edge, a NaN, an object JSON does not know) is **dropped before it is numbered**: it gets
+no ``seq``, is never retained (so ``resume`` never replays it) and never reaches the socket;
+the drop is logged and counted (``on_drop``), and the session goes on with the next frame.
+A dropped direct reply (it carries the request ``id``) is replaced by an ``internal`` error
+with that ``id``, so the requester still gets its one answer. Before this, one such frame
+made the socket writer fail and stop for good while the socket stayed open: the session
+went silent, and every resume replayed the poison.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -41,6 +51,23 @@ def _with_seq(head: str, seq: int) -> str:
     return f'{head},"seq":{seq}}}'
 
 
+def _encode(body: dict[str, Any]) -> tuple[str, bytes]:
+    """JSON text and its UTF-8 bytes; raises ``ValueError``/``TypeError`` (a
+    ``UnicodeEncodeError`` is a ``ValueError``) for a frame that cannot go on the wire."""
+    text = dumps(body)
+    return text, text.encode("utf-8")
+
+
+def undeliverable(event: dict[str, Any], err: BaseException) -> dict[str, Any] | None:
+    """The ``internal`` error that stands in for a dropped direct reply (None: not a reply)."""
+    rid = event.get("id")
+    if rid is None or event.get("type") == "error":
+        return None
+    return {"type": "error", "id": rid, "code": "internal",
+            "message": f"the reply to this request could not be encoded and was dropped "
+                       f"({type(err).__name__})"}
+
+
 class Prepared:
     """One event serialized once for every session it goes to (a topic broadcast).
 
@@ -49,19 +76,26 @@ class Prepared:
     already carry a ``seq`` key (or are empty) are not spliced: sessions serialize them.
     """
 
-    __slots__ = ("event", "cursor", "head", "head_b", "ts")
+    __slots__ = ("cursor", "error", "event", "head", "head_b", "ts")
 
     def __init__(self, event: dict[str, Any]):
         self.event = event
         self.ts = time.monotonic()  # one clock read for every session it goes to
         self.cursor = event.get("_cursor")
+        self.error: BaseException | None = None  # set: no session sends it (logged once)
         body = event if "_cursor" not in event else {k: v for k, v in event.items()
                                                      if k != "_cursor"}
+        self.head = self.head_b = None
         if body and "seq" not in body:
-            self.head = dumps(body)[:-1]
-            self.head_b = self.head.encode("utf-8")
-        else:
-            self.head = self.head_b = None
+            try:
+                text, raw = _encode(body)
+            except (ValueError, TypeError) as e:
+                self.error = e
+                log.error("dropped a %r event that cannot be encoded (%s: %s)",
+                          event.get("type"), type(e).__name__, e)
+                return
+            self.head = text[:-1]
+            self.head_b = raw[:-1]
 
 
 class RetainedFrame:
@@ -144,6 +178,7 @@ class Session:
     attrs: dict[str, Any] = field(default_factory=dict)
     cursors: dict[str, int] = field(default_factory=dict)
     mirror: Any = None  # SessionMirror when sessions must survive this node (Redis)
+    on_drop: Callable[[], None] | None = None  # a frame was dropped (metrics), set by the hub
 
     @property
     def user(self) -> str:
@@ -172,6 +207,8 @@ class Session:
         if type(event) is Prepared:
             if event.cursor is None and event.head is not None and self.mirror is None:
                 return self._send_broadcast(event)  # the fan-out's common case, kept short
+            if event.error is not None:
+                return self._dropped(event.event, event.error, logged=True)
             cur = event.cursor
             if event.head is not None:
                 prepared = event
@@ -182,24 +219,42 @@ class Session:
             stream, n = cur
             if n <= self.cursors.get(stream, -1):
                 return 0
-            self.cursors[stream] = n
-        self.seq += 1
-        seq = self.seq
-        now = time.monotonic()
+        seq = self.seq + 1
         if prepared is not None:
-            self._frames.append((seq, now, None, prepared.head))
+            text = prepared.head
             data: str | bytes = prepared.head_b + b',"seq":%d}' % seq
         else:
             body = dict(event)
             body.pop("_cursor", None)
             body["seq"] = seq
-            data = dumps(body)
-            self._frames.append((seq, now, data, None))
+            try:  # before it is numbered or retained: a frame that cannot go out never was
+                text, data = _encode(body)
+            except (ValueError, TypeError) as e:
+                return self._dropped(event, e)
+        if cur is not None:
+            self.cursors[stream] = n
+        self.seq = seq
+        now = time.monotonic()
+        self._frames.append((seq, now, None, text) if prepared is not None
+                            else (seq, now, text, None))
         self._trim(now)
         if self.mirror is not None:
-            self.mirror.push(self, seq, data if type(data) is str else data.decode("utf-8"), cur)
+            self.mirror.push(self, seq, text if prepared is None else _with_seq(text, seq), cur)
         self._enqueue(data, seq)
         return seq
+
+    def _dropped(self, event: dict[str, Any], err: BaseException, logged: bool = False) -> int:
+        """A frame that cannot be encoded: not numbered, not retained, not written; counted,
+        logged, and a direct reply is answered with ``internal`` instead."""
+        if not logged:
+            log.error("session %s: dropped a %r frame that cannot be encoded (%s: %s)",
+                      self.id, event.get("type"), type(err).__name__, err)
+        if self.on_drop is not None:
+            self.on_drop()
+        stand_in = undeliverable(event, err)
+        if stand_in is not None:
+            self.send(stand_in)
+        return 0
 
     def _send_broadcast(self, event: Prepared) -> int:
         """:meth:`send` for a broadcast without cursor or mirror: same numbering, retention
@@ -235,9 +290,10 @@ class Session:
             except (ConnectionError, RuntimeError):
                 self._out = None  # the socket is going away; frames stay retained for resume
                 return
-            except Exception:
-                log.exception("session %s: send failed", self.id)
-                self._out = None
+            except Exception:  # this one frame; the socket and the frames after it go on
+                log.exception("session %s: a frame could not be written; dropped", self.id)
+                if self.on_drop is not None:
+                    self.on_drop()
                 return
             # flow control (the socket is behind): the rest of this send, and whatever comes
             # after it, is written by a task
@@ -327,7 +383,15 @@ class Session:
                 if seq and self.mirror is not None:
                     # never show a client a frame that a node failure could lose
                     await self.mirror.wait_mirrored(self, seq)
-                await _send(transport, data)
+                try:
+                    await _send(transport, data)
+                except (ConnectionError, RuntimeError, asyncio.CancelledError):
+                    raise
+                except Exception:  # this one frame; the writer goes on with the next
+                    log.exception("session %s: frame %s could not be written; dropped",
+                                  self.id, seq)
+                    if self.on_drop is not None:
+                        self.on_drop()
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
             if self._out is out:
                 self._out = None

@@ -8,9 +8,13 @@ extend, never rename. Client messages are validated at the edge into these datac
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
+from signaling.limits import MaxChars
 from signaling.protocol import Event, Message, message
+
+# an SDP is the largest string a client sends; the frame (64 KiB) bounds it anyway
+MAX_SDP_CHARS = 60_000
 
 # --- client → server ------------------------------------------------------------------------
 
@@ -58,20 +62,20 @@ class CallMute(Message):
 @message("rtc.offer", roles=("viewer", "agent", "host"))
 class RtcOffer(Message):
     call: str
-    sdp: str
+    sdp: Annotated[str, MaxChars(MAX_SDP_CHARS)]
 
 
 @message("rtc.answer", roles=("viewer", "agent", "host"))
 class RtcAnswer(Message):
     call: str
-    sdp: str
+    sdp: Annotated[str, MaxChars(MAX_SDP_CHARS)]
 
 
 @message("rtc.candidate", roles=("viewer", "agent", "host"))
 class RtcCandidate(Message):
     call: str
-    candidate: str  # the browser's "candidate:…" string; "" means end of candidates
-    sdpMid: str | None = None  # noqa: N815 (names from the WebRTC standard)
+    candidate: Annotated[str, MaxChars(1024)]  # the browser's "candidate:…"; "" = end
+    sdpMid: Annotated[str, MaxChars(64)] | None = None  # noqa: N815 (WebRTC's names)
     sdpMLineIndex: int | None = None  # noqa: N815
 
 

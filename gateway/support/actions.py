@@ -19,9 +19,10 @@ import secrets
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from signaling import ErrorCode, Hub, ProtocolError, Request
+from signaling.limits import MaxChars
 from signaling.protocol import Event, Message, message
 
 from .commerce import CommerceAdapter, CommerceError
@@ -42,21 +43,21 @@ class ActionCompensate(Message):
     conversation: str
     kind: Literal["coupon", "refund", "gift"]
     amount: float
-    reason: str
+    reason: Annotated[str, MaxChars(500)]
 
 
 @message("action.return", roles=("agent", "admin"))
 class ActionReturn(Message):
     conversation: str
-    order_id: str
-    reason: str
+    order_id: Annotated[str, MaxChars(128)]
+    reason: Annotated[str, MaxChars(500)]
 
 
 @message("approval.decide", roles=("admin",))
 class ApprovalDecide(Message):
     approval: str
     approve: bool
-    note: str | None = None
+    note: Annotated[str, MaxChars(1000)] | None = None
 
 
 @message("approval.list", roles=("admin",))

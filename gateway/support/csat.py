@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from signaling import ErrorCode, Hub, ProtocolError, Request
+from signaling.limits import MaxChars
 from signaling.protocol import Event, Message, message
 
 from .conversation import Conversation
@@ -23,7 +24,7 @@ MAX_COMMENT = 1000
 class CsatSubmit(Message):
     conversation: str
     rating: int
-    comment: str | None = None
+    comment: Annotated[str, MaxChars(MAX_COMMENT)] | None = None
 
 
 @dataclass

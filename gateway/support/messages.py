@@ -6,8 +6,9 @@ Names and fields here are contracts documented in ``docs/protocol.md``: extend, 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
+from signaling.limits import MaxChars, MaxItems
 from signaling.protocol import Event, Message, message
 
 AgentStatusName = Literal["available", "away", "break", "offline"]
@@ -18,21 +19,23 @@ AgentStatusName = Literal["available", "away", "break", "offline"]
 @message("conversation.open", roles=("viewer",))
 class ConversationOpen(Message):
     room: str
-    name: str | None = None  # the viewer's nickname, shown as such (the name is the token's)
+    # the viewer's nickname, shown as such (the display name is the token's); the support
+    # plane bounds it to nickname_max_chars, the edge to 64 characters
+    name: Annotated[str, MaxChars(64)] | None = None
 
 
 @message("message.send", roles=("viewer", "agent", "admin"))
 class MessageSend(Message):
     conversation: str
-    text: str
-    client_msg_id: str
+    text: Annotated[str, MaxChars(4000)]
+    client_msg_id: Annotated[str, MaxChars(128)]
     template: bool = False  # extension: fill {promo.X.left}-style placeholders at send time
 
 
 @message("conversation.escalate", roles=("viewer",))
 class ConversationEscalate(Message):
     conversation: str
-    reason: str | None = None
+    reason: Annotated[str, MaxChars(500)] | None = None
 
 
 @message("conversation.resolve", roles=("agent", "admin"))
@@ -183,7 +186,7 @@ class RoomStock(Message):
 @message("room.promo.upsert", roles=("host", "admin"))
 class RoomPromoUpsert(Message):
     room: str
-    promotion: dict
+    promotion: Annotated[dict, MaxChars(1000), MaxItems(32)]
 
 
 @message("room.promo.stop", roles=("host", "admin"))
@@ -201,13 +204,13 @@ class RoomPromoStart(Message):
 @message("room.announce", roles=("host", "admin"))
 class RoomAnnounce(Message):
     room: str
-    text: str
+    text: Annotated[str, MaxChars(1000)]
 
 
 @message("replies.list", roles=("agent", "admin"))
 class RepliesList(Message):
     room: str
-    q: str | None = None
+    q: Annotated[str, MaxChars(200)] | None = None
 
 
 @dataclass
