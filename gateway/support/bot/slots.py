@@ -480,6 +480,8 @@ def find_size(text: str, kb: Knowledge, product: Product | None = None) -> str |
 
 
 def hair_length(text: str) -> str | None:
+    if not re.search(r"[\u4e00-\u9fff]", text) and not re.search(r"hair|curl|wave|barrel|wand", text):
+        return None  # "medium skin", "long battery": English length words without hair
     if re.search(r"长发|过肩|及腰|到腰|到背|超长|long hair|hair is long|past (?:my )?shoulder|long", text):
         if not re.search(r"不长|not long|不算长", text):
             return "long"
