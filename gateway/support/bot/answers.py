@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ..knowledge import FaqEntry, Knowledge, Product, Promotion, SizeRow
 from .lexicon import zh_for
-from .slots import Body, Slots
+from .slots import _CHAR_STOP, Body, Slots
 
 KEY_EN = {"材质": "material", "面料": "fabric", "颜色": "colours", "产地": "origin", "保质期": "shelf life",
           "规格": "size/pack", "配料": "ingredients", "成分": "ingredients", "主要成分": "key ingredients",
@@ -333,6 +333,9 @@ def _relevance(ctx: Ctx, p: Product) -> float:
     t = ctx.text
     grams = {t[i:i + 2] for i in range(len(t) - 1) if re.fullmatch(r"[\u4e00-\u9fff]{2}", t[i:i + 2])}
     score = sum(1.0 for g in grams if g in blob)
+    # single characters count for less ("手腕" ~ "腕围"), common ones not at all
+    score += 0.5 * sum(1 for ch in set(t) if "\u4e00" <= ch <= "\u9fff" and ch not in _CHAR_STOP
+                       and ch in blob and not any(ch in g for g in grams if g in blob))
     for w in re.findall(r"[a-z]{3,}", t):
         zh = zh_for(w)
         if any(z in blob for z in zh[:3] if len(z) >= 2):
@@ -485,7 +488,7 @@ def size_advice(ctx: Ctx) -> str:
     if not prods:
         cands = [p for p in ctx.kb.products if p.size_chart or _advice_items(p)]
         scored = sorted(((_relevance(ctx, p), i, p) for i, p in enumerate(cands)), key=lambda x: (-x[0], x[1]))
-        if scored and scored[0][0] >= 1.0 and (len(scored) == 1 or scored[0][0] > scored[1][0]) and not (
+        if scored and scored[0][0] >= 0.5 and (len(scored) == 1 or scored[0][0] > scored[1][0]) and not (
                 has_body and not scored[0][2].size_chart and any(p.size_chart for p in cands)
                 and scored[0][0] < 2.0):
             prods = [scored[0][2]]
