@@ -15,7 +15,8 @@ import re
 from dataclasses import dataclass
 
 from ..knowledge import FaqEntry, Knowledge, Product, Promotion, SizeRow
-from .slots import Body, Slots
+from .lexicon import zh_for
+from .slots import _CHAR_STOP, Body, Slots
 
 KEY_EN = {"材质": "material", "面料": "fabric", "颜色": "colours", "产地": "origin", "保质期": "shelf life",
           "规格": "size/pack", "配料": "ingredients", "成分": "ingredients", "主要成分": "key ingredients",
@@ -110,14 +111,35 @@ def gift_stock(kb: Knowledge, pr: Promotion) -> int | None:
     return None
 
 
+def gift_product(kb: Knowledge, pr: Promotion) -> Product | None:
+    """The room's product a gift is, when the promotion's ``gift`` is one of its SKUs."""
+    return kb.product(pr.gift.strip()) if pr.gift and pr.gift.strip() else None
+
+
+def gift_name(kb: Knowledge, pr: Promotion, zh: bool) -> str:
+    gp = gift_product(kb, pr)
+    if gp is not None:
+        return gp.name
+    return pr.gift or ("赠品" if zh else "the gift")
+
+
 def gift_line(kb: Knowledge, pr: Promotion, zh: bool) -> str:
     """What is left of a first-N quota, right now. When the product's stock is below the
     quota, both numbers and the reason are said (a quota of 32 with 3 in stock is 3 gifts,
-    not "32 left"), so the reply never contradicts itself."""
+    not "32 left"), so the reply never contradicts itself. A gift that is itself a product
+    of the room (``gift`` holds its SKU) is named, and its own stock caps the gifts too."""
     quota = max(0, (pr.limit or 0) - (pr.claimed or 0))
     stock = gift_stock(kb, pr)
     left = pr.gifts_left(stock) or 0
-    gift = pr.gift or ("赠品" if zh else "the gift")
+    gift = gift_name(kb, pr, zh)
+    gp = gift_product(kb, pr)
+    if gp is not None and gp.stock < left:
+        if gp.stock <= 0:
+            return (f"名额还剩{quota}个，但赠品{gift}已经没有库存了" if zh else
+                    f"gift spots left: {quota}, but the gift ({gift}) is out of stock")
+        return (f"名额还剩{quota}个，但赠品{gift}库存只剩{gp.stock}件，所以现在最多还能送{gp.stock}份" if zh else
+                f"gift spots left: {quota}, but the gift ({gift}) has only {gp.stock} in stock, so at most "
+                f"{gp.stock} more can get it")
     if left <= 0 and quota > 0:  # quota left, stock gone
         return (f"名额还剩{quota}个，但库存已经没有了，{gift}暂时送不出了" if zh else
                 f"gift spots left: {quota}, but it is out of stock, so no more {gift} for now")
@@ -162,7 +184,7 @@ def promo_line(kb: Knowledge, pr: Promotion, zh: bool) -> str:
         tail = gift_line(kb, pr, zh)
         if zh:
             return f"「{text}」{tail}"
-        return f"first {pr.limit} orders get {pr.gift or 'a gift'} - {tail}"
+        return f"first {pr.limit} orders get {gift_name(kb, pr, zh)} - {tail}"
     if pr.kind == "coupon":
         if zh:
             return f"「{text}」" + (f"券码：{pr.code}" if pr.code else "")
@@ -185,22 +207,38 @@ def _mentioned_gift_promos(ctx: Ctx) -> list[Promotion]:
     for pr in ctx.kb.promotions:
         if pr.kind != "first_n_gift" or not pr.gift:
             continue
-        g = pr.gift.lower()
-        frags = {g[i:i + 2] for i in range(len(g) - 1)} | ({g[-1]} if re.match(r"[\u4e00-\u9fff]", g[-1:]) else set())
-        if any(f in ctx.text for f in frags if f.strip()):
+        if pr.limit and re.search(rf"(?:前|first\s*|top\s*)0*{pr.limit}(?!\d)|(?<!\d){pr.limit}\s*(?:名|单|个名额)", ctx.text):
+            out.append(pr)  # "前200送的那个": the quota's own number
+            continue
+        gp = gift_product(ctx.kb, pr)
+        if gp is not None and gp in ctx.slots.products and not any(p.sku in pr.skus for p in ctx.slots.products):
+            out.append(pr)  # the gift product is what the viewer named
+            continue
+        g = gift_name(ctx.kb, pr, True).lower()
+        # Chinese bigrams of the gift's name (and its last character), English words of 3+
+        # letters: "pr" of "Air Pro" is not a mention
+        frags = {g[i:i + 2] for i in range(len(g) - 1) if re.fullmatch(r"[\u4e00-\u9fff]{2}", g[i:i + 2])}
+        frags |= {g[-1]} if re.match(r"[\u4e00-\u9fff]", g[-1:]) else set()
+        if any(f in ctx.text for f in frags) or any(
+                re.search(rf"\b{w}\b", ctx.text) for w in re.findall(r"[a-z]{3,}", g)):
             out.append(pr)
     return out
 
 
-def price_line(p: Product, zh: bool) -> str:
+def price_line(p: Product, zh: bool, size: str | None = None) -> str:
+    extra = price_attr_items(p, size)
     if zh:
         s = f"{p.name}直播价{num(p.price)}元"
         if p.list_price and float(p.list_price) > float(p.price):
             s += f"（原价{num(p.list_price)}元）"
+        if extra:
+            s += "，" + "；".join(f"{k}：{v}" for k, v in extra)
         return s
     s = f"{p.display_name('en')}: live price ¥{num(p.price)}"
     if p.list_price and float(p.list_price) > float(p.price):
         s += f" (list price: ¥{num(p.list_price)})"
+    if extra:
+        s += "; " + "; ".join(f"{KEY_EN.get(k, k)} ({k}): {v}" for k, v in extra)
     return s
 
 
@@ -246,9 +284,72 @@ def recommend_size(p: Product, body: Body) -> tuple[str, str | None, str | None,
             chart[wi].size if wi is not None else None, off)
 
 
+_ADVICE_KEY = re.compile(r"建议|推荐|选择|选购|选码|换算|尺码|适用|适合|发长|肤色|色号|圈口|说明")
+
+
 def _size_attr_items(p: Product) -> list[tuple[str, str]]:
     return [(k, v) for k, v in p.attributes.items()
-            if re.search(r"适用|建议|发长|尺码|尺寸|选择|长度|规格|容量|净含量|肤色|肤质|色号", k)]
+            if re.search(r"适用|建议|推荐|选码|选购|换算|发长|尺码|尺寸|选择|长度|规格|容量|净含量|肤色|肤质|色号|圈口", k)]
+
+
+def _advice_items(p: Product) -> list[tuple[str, str]]:
+    """Attributes about choosing a size/variant: the key says so (选购建议, 圈口建议, 色号推荐,
+    尺码换算, 1.5米床) or the value names one of the product's variants after 选."""
+    out = []
+    sizes = [x.lower() for x in p.sizes if x]
+    for k, v in p.attributes.items():
+        vl = v.lower()
+        names_variant = any(x in vl or x in k.lower() for x in sizes)
+        if _ADVICE_KEY.search(k) and (names_variant or re.search(r"选|推荐", v)) or \
+                (names_variant and re.search(r"选|适合|推荐", v)) or \
+                (re.search(r"\d", k) and any(x in vl for x in sizes)):
+            out.append((k, v))
+    return out
+
+
+def _viewer_numbers(text: str) -> list[str]:
+    nums = re.findall(r"\d+(?:\.\d+)?", text)
+    nums += [f"{a}.{b}" for a, b in re.findall(r"(?<![\d.])(\d)\s*(?:米|m)\s*(\d)(?!\d)", text)]
+    return [n for n in nums if n not in ("0", "1")]
+
+
+def advice_pick(ctx: Ctx, p: Product) -> list[tuple[str, str]]:
+    """The advice attributes to quote: those whose key or text holds a number the viewer
+    gave ("1.5米床" for "我家床1米5"), else all of them."""
+    items = _advice_items(p)
+    nums = _viewer_numbers(ctx.text)
+    if nums and len(items) > 1:
+        keyed = [(k, v) for k, v in items if any(re.search(rf"(?<![\d.]){re.escape(n)}(?![\d])", k) for n in nums)]
+        if keyed:
+            return keyed
+    return items
+
+
+def _relevance(ctx: Ctx, p: Product) -> float:
+    """How much a product's size-advice text shares with the message (Chinese bigrams and
+    the Chinese for its English words)."""
+    blob = " ".join(k + v for k, v in _advice_items(p)) + p.name + " ".join(p.sizes)
+    blob = blob.lower()
+    t = ctx.text
+    grams = {t[i:i + 2] for i in range(len(t) - 1) if re.fullmatch(r"[\u4e00-\u9fff]{2}", t[i:i + 2])}
+    score = sum(1.0 for g in grams if g in blob)
+    # single characters count for less ("手腕" ~ "腕围"), common ones not at all
+    score += 0.5 * sum(1 for ch in set(t) if "\u4e00" <= ch <= "\u9fff" and ch not in _CHAR_STOP
+                       and ch in blob and not any(ch in g for g in grams if g in blob))
+    for w in re.findall(r"[a-z]{3,}", t):
+        zh = zh_for(w)
+        if any(z in blob for z in zh[:3] if len(z) >= 2):
+            score += 1.0
+    keys = " ".join(k for k, _ in _advice_items(p))
+    for n in _viewer_numbers(t):  # "床1.5的" ~ the attribute "1.5米床"
+        if re.search(rf"(?<![\d.]){re.escape(n)}(?![\d])", keys):
+            score += 1.0
+    for x in p.sizes:
+        if x and len(x) >= 2 and x.lower() in t:
+            score += 2.0
+    if ctx.slots.hair and re.search(r"发|hair", t) and re.search(r"发", blob):
+        score += 2.0
+    return score
 
 
 def size_text(ctx: Ctx, p: Product) -> str:
@@ -275,6 +376,14 @@ def size_text(ctx: Ctx, p: Product) -> str:
         if off:
             s += " You're outside our size chart, so please double-check with an agent."
         return s
+    advice = advice_pick(ctx, p) if not p.size_chart else []
+    if advice:
+        # quote what the room says about choosing, with the viewer's numbers when they gave any
+        info = "；".join(f"{k}：{v}" for k, v in advice)
+        if zh:
+            return f"{p.name}可选：{'/'.join(p.sizes)}。{info}。"
+        return f"The {p.name} comes in: {'/'.join(p.sizes)}. " + \
+            "; ".join(f"{KEY_EN.get(k, k)} ({k}): {v}" for k, v in advice) + "."
     items = _size_attr_items(p)
     if items and not p.size_chart:
         pick = None
@@ -371,6 +480,18 @@ def size_advice(ctx: Ctx) -> str:
     prods = ctx.slots.products
     body = ctx.slots.body
     has_body = body.height_cm is not None or body.weight_kg is not None
+    if len(prods) > 1 or ctx.slots.product_from in ("history", "screen") and not has_body:
+        # several candidates (or one from context): the one whose advice fits the message
+        scored = sorted(((_relevance(ctx, p), i, p) for i, p in enumerate(prods)), key=lambda x: (-x[0], x[1]))
+        if len(prods) > 1 and scored[0][0] > 0 and scored[1][0] == 0:
+            prods = [scored[0][2]]  # two things named ("被子和枕头"): both are answered
+    if not prods:
+        cands = [p for p in ctx.kb.products if p.size_chart or _advice_items(p)]
+        scored = sorted(((_relevance(ctx, p), i, p) for i, p in enumerate(cands)), key=lambda x: (-x[0], x[1]))
+        if scored and scored[0][0] >= 0.5 and (len(scored) == 1 or scored[0][0] > scored[1][0]) and not (
+                has_body and not scored[0][2].size_chart and any(p.size_chart for p in cands)
+                and scored[0][0] < 2.0):
+            prods = [scored[0][2]]
     if not prods:
         charted = [p for p in ctx.kb.products if p.size_chart]
         if has_body and charted:
@@ -382,7 +503,7 @@ def size_advice(ctx: Ctx) -> str:
                 charted = [p for p in charted if "女" in p.name] or charted
             prods = charted
         elif ctx.slots.hair:
-            prods = [p for p in ctx.kb.products if _size_attr_items(p)] or []
+            prods = [p for p in ctx.kb.products if any("发" in k + v for k, v in _advice_items(p))] or []
     if not prods:
         faq = faq_match(ctx, "size_advice")
         if faq:
@@ -413,7 +534,15 @@ def stock(ctx: Ctx) -> str:
                     s += " - only a few left!"
         else:
             s = f"{p.name}已经售罄（库存0），可以先收藏等补货通知" if zh else f"{p.display_name('en')} - sold out right now (in stock: 0)"
+        restock = [(k, v) for k, v in p.attributes.items() if re.search(r"补货|到货|restock", k)]
+        if restock and (p.stock <= 0 or _RESTOCK_Q.search(ctx.text)):
+            s += ("，" if zh else "; ") + ("；".join(f"{k}：{v}" for k, v in restock) if zh else
+                                          "; ".join(f"restock ({k}): {v}" for k, v in restock))
         lines.append(s)
+    if _RESTOCK_Q.search(ctx.text):
+        faq = faq_match(ctx, "stock", threshold=0.25)
+        if faq and faq.a not in lines:
+            lines.append(faq.a.rstrip("。."))
     if prods:
         for pr in product_promos(ctx.kb, prods[0] if len(prods) == 1 else None):
             if pr.kind == "first_n_gift" and pr.skus and prods[0].sku in pr.skus:
@@ -421,6 +550,68 @@ def stock(ctx: Ctx) -> str:
     return ("；".join(lines) + "。") if zh else ("; ".join(lines) + ".")
 
 
+def _mentioned_promos(ctx: Ctx) -> list[Promotion]:
+    """Promotions the message points at by their own numbers or code ("满99减20的码呢",
+    "ANQI20 是这个吗", "does the 199 discount stack")."""
+    out = []
+    for pr in ctx.kb.promotions:
+        if not pr.active or pr.kind == "first_n_gift":
+            continue
+        if pr.code and pr.code.lower() in ctx.text:
+            out.append(pr)
+            continue
+        nums = [num(x) for x in (pr.threshold, pr.amount) if x is not None]
+        if pr.kind in ("coupon", "discount") and nums and all(
+                re.search(rf"(?<![\d.]){re.escape(n)}(?![\d.])", ctx.text) for n in nums) and (
+                len(nums) == 2 or pr.threshold is not None):
+            out.append(pr)
+    return out
+
+
+_ENDS_Q = re.compile(r"几点结束|几点截止|到几点|什么时候结束|啥时候结束|哪天结束|什么时候截止|截止|结束时间|"
+                     r"过期|有效期|还有效|持续到|到什么时候|明天还有|过了还有|今晚过了|还能用多久|"
+                     r"when does .*(?:end|expire|finish)|ends? (?:at|when)|until when|expir|how long .*(?:last|valid)|"
+                     r"valid until|still valid|deadline|tomorrow")
+
+
+def ends_text(pr: Promotion) -> str:
+    e = (pr.ends_at or "").strip()
+    m = re.match(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})", e)
+    return f"{m.group(1)} {m.group(2)}" if m else e
+
+
+def ends_answer(ctx: Ctx, promos: list[Promotion]) -> str | None:
+    """A question about when a deal ends: the end time(s) of the promotions it is about."""
+    zh = _zh(ctx)
+    timed = [pr for pr in promos if pr.active and pr.ends_at]
+    if not timed:
+        return None
+    groups: dict[str, list[Promotion]] = {}
+    for pr in timed:
+        groups.setdefault(ends_text(pr), []).append(pr)
+    parts = []
+    for end, prs in groups.items():
+        if zh:
+            what = "、".join(f"「{pr.text.strip()}」" for pr in prs[:2]) if len(groups) > 1 or len(prs) == 1 else "这些活动"
+            parts.append(f"{what}截止到{end}")
+        else:
+            kinds = ", ".join(dict.fromkeys(pr.kind.replace("first_n_gift", "gift").replace("_", " ") for pr in prs))
+            parts.append(f"{kinds}: until {end}")
+    if zh:
+        return "；".join(parts) + "，以直播间公告为准哦。"
+    return "The deals run " + "; ".join(parts) + "."
+
+
+def price_attr_items(p: Product, size: str | None = None) -> list[tuple[str, str]]:
+    """Attributes that price a variant or a part of the product ("10kg价格", "规格价格",
+    "今日金价", "工费"): a price question quotes them, the named variant's first."""
+    items = [(k, v) for k, v in p.attributes.items() if re.search(r"价|费|price|cost", k)]
+    if size:
+        items.sort(key=lambda kv: 0 if size.lower() in (kv[0] + kv[1]).lower() else 1)
+    return items
+
+
+_RESTOCK_Q = re.compile(r"补货|补吗|补不补|还会补|再补|再上|返场|到货|restock|back in stock|be back|come back|more coming")
 _PRICE_Q = re.compile(r"多少钱|价格|价钱|几块|啥价|什么价|多钱|贵不贵|便宜|how much|price|cost|\$|¥")
 _PROMO_Q = re.compile(r"优惠|活动|福利|折|满减|送|赠|名额|前\d+|券|秒杀|到手|bundle|deal|discount|sale|"
                       r"gift|free|promo|offer|coupon|code|quota|spots?\b")
@@ -440,8 +631,27 @@ def price_promo(ctx: Ctx) -> str:
     kb = ctx.kb
     prods = ctx.slots.products if ctx.slots.product_from == "text" else ctx.slots.products[:1]
     lines: list[str] = []
-    wants_coupon = re.search(r"券|口令|优惠码|折扣码|code|coupon|voucher|promo ?code", ctx.text)
+    wants_coupon = re.search(r"券|口令|优惠码|折扣码|(?:的|个|那|这)码|码呢|码是|码多少|啥码|"
+                             r"code|coupon|voucher|promo ?code", ctx.text)
     coupons = [pr for pr in kb.promotions if pr.kind == "coupon" and pr.active]
+    named = _mentioned_promos(ctx)
+    if _ENDS_Q.search(ctx.text) and not _PRICE_Q.search(ctx.text):
+        about = named + _mentioned_gift_promos(ctx)
+        if not about and wants_coupon:
+            about = coupons
+        if not about and prods and ctx.slots.product_from == "text":
+            about = [pr for pr in kb.promotions if any(p.sku in pr.skus for p in prods)]
+        ans = ends_answer(ctx, about or [pr for pr in kb.promotions if pr.active])
+        if ans:
+            return ans
+    if named and not _PRICE_Q.search(ctx.text):
+        # "满99减20的码呢", "does the 199 discount stack with the coupon": those promotions
+        picked0 = list(named)
+        if wants_coupon:
+            picked0 += [pr for pr in coupons if pr not in picked0]
+        sep = "；" if zh else "; "
+        out = sep.join(coupon_line(pr, zh) if pr.kind == "coupon" else promo_line(kb, pr, zh) for pr in picked0)
+        return (out + "。") if zh else (out[0].upper() + out[1:] + ".")
     if wants_coupon and coupons and not _PRICE_Q.search(ctx.text):
         sep = "；" if zh else "; "
         out = sep.join(coupon_line(pr, zh) for pr in coupons)
@@ -468,14 +678,17 @@ def price_promo(ctx: Ctx) -> str:
     if re.search(r"一起|两件|搭配|套装|组合|bundle|both|together|combo", ctx.text):
         picked += [pr for pr in kb.promotions if pr.kind == "bundle" and pr.active
                    and (not prods or any(p.sku in pr.skus for p in prods))]
+    price_only = bool(prods) and _PRICE_Q.search(ctx.text) and not _PROMO_Q.search(ctx.text) \
+        and not re.search(r"便宜点|便宜些|能便宜|再便宜|便宜吗|cheaper|any deal", ctx.text)
     for p in prods[:3]:
-        lines.append(price_line(p, zh))
+        lines.append(price_line(p, zh, ctx.slots.size))
         for pr in product_promos(kb, p):
-            if pr.skus and p.sku in pr.skus:
+            # a price question gets the price (and the variants' prices), not every deal
+            if pr.skus and p.sku in pr.skus and not (price_only and pr.kind in ("bundle", "first_n_gift")):
                 picked.append(pr)
     if not picked and not prods:
         picked = [pr for pr in kb.promotions if pr.active]
-    elif prods:
+    elif prods and not price_only:
         picked += [pr for pr in kb.promotions if pr.active and not pr.skus and pr.kind in ("coupon", "discount")]
     seen = set()
     for pr in picked:

@@ -39,7 +39,35 @@ SHOP_WORDS: dict[str, tuple[str, ...]] = {
     "towel": ("毛巾",), "towels": ("毛巾",), "curtain": ("窗帘",), "curtains": ("窗帘",),
     "lamp": ("灯",), "salmon": ("三文鱼", "鲑鱼"), "cherry": ("车厘子", "樱桃"),
     "cherries": ("车厘子", "樱桃"), "beef": ("牛肉", "牛"), "lipstick": ("口红", "唇膏"), "serum": ("精华",), "sunscreen": ("防晒",), "mask": ("面膜",),
+    "board": ("砧板", "菜板", "板"), "bed": ("床", "窝", "垫"), "chews": ("磨牙", "洁齿", "咬胶"),
+    "chew": ("磨牙", "洁齿", "咬胶"), "onesie": ("连体衣", "爬服", "哈衣"), "romper": ("连体衣", "爬服"),
+    "pen": ("笔",), "notebook": ("本", "笔记本", "手账"), "journal": ("手账", "本"), "shelf": ("架",),
+    "rack": ("架",), "book": ("书",), "mango": ("芒",), "tips": ("耳塞",), "strap": ("表带", "带"),
+    "container": ("保鲜盒", "盒"), "containers": ("保鲜盒", "盒"), "bangle": ("镯",), "bracelet": ("手链", "手镯", "镯"),
 }
+# two-word shop nouns, looked up before their words ("power bank" is not a kind of bank)
+SHOP_PHRASES: dict[str, tuple[str, ...]] = {
+    "power bank": ("充电宝", "移动电源"), "face wash": ("洁面", "洗面"), "facial cleanser": ("洁面", "洗面"),
+    "cutting board": ("砧板", "菜板"), "chopping board": ("砧板", "菜板"), "pull ups": ("拉拉裤",),
+    "pull-ups": ("拉拉裤",), "training pants": ("拉拉裤", "学步裤"), "dog food": ("狗粮", "犬粮"),
+    "cat food": ("猫粮",), "cat litter": ("猫砂",), "air fryer": ("空气炸锅", "炸锅"),
+    "rice cooker": ("电饭煲", "电饭锅"), "ear tips": ("耳塞",), "phone case": ("手机壳",),
+    "knife set": ("刀具", "刀"), "desk lamp": ("台灯",), "dog bed": ("窝", "狗窝"), "cat bed": ("窝", "猫窝"),
+    "pet bed": ("窝",), "baby bottle": ("奶瓶",), "baby formula": ("奶粉",), "milk powder": ("奶粉",),
+    "wet wipes": ("湿巾",), "gel pen": ("中性笔", "笔"), "gel pens": ("中性笔", "笔"),
+    "smart watch": ("手表",), "blackout curtains": ("窗帘",), "lip gloss": ("唇釉",),
+}
+# Chinese shop words that mean what a product name says another way: (viewer's, name's)
+ZH_SYNONYMS: tuple[tuple[str, str], ...] = (
+    ("洗面奶", "洁面"), ("尿不湿", "纸尿裤"), ("狗粮", "犬粮"),
+    ("充电头", "充电器"), ("数据线", "快充线"), ("锅", "炒锅"), ("铁锅", "炒锅"), ("被子", "被芯"), ("被子", "冬被"),
+    ("枕头", "枕"), ("本子", "手账本"), ("本子", "笔记本"), ("项链", "锁骨链"), ("镯子", "手镯"),
+)
+
+
+def phrase_zh(phrase: str) -> tuple[str, ...]:
+    """Chinese fragments for a two-word English shop noun ("power bank"), or ()."""
+    return SHOP_PHRASES.get(phrase) or SHOP_PHRASES.get(phrase.rstrip("s")) or ()
 STOP = frozenset("""a an the this that these those it its is are was be been do does did have has
 had i me my we our you your he she they them his her their what which who how when where why
 can could will would should may might please pls plz any some more much many still left stock

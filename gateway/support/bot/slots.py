@@ -15,7 +15,8 @@ import functools
 import re
 from dataclasses import dataclass, field
 
-from .lexicon import STOP, lemmas, zh_for
+from .lexicon import STOP, ZH_SYNONYMS, lemmas, phrase_zh, zh_for
+from .normalize import normalize
 from ..knowledge import Knowledge, Product
 
 # English category words -> Chinese name fragments that a product name may contain.
@@ -53,6 +54,34 @@ _LINK = re.compile(r"(?:(\d{1,2})\s*号\s*(?:链接|商品|宝贝|产品)?|链�
 _SKU = re.compile(r"(?<![a-z0-9])([a-z]{1,3}\d{2,4})(?![a-z0-9])")
 _ORDER = re.compile(r"(?:订单号?|单号|order\s*(?:id|no\.?|number|#)?)\s*[:：#]?\s*([a-z0-9-]{6,})|\b(\d{10,})\b")
 
+# unit words viewers and hosts spell either way: compared in one form when matching names
+# and variants ("10公斤" = "10kg", "200克" = "200g", "220×240" = "220x240")
+_UNIT_FOLD = [(re.compile(r"(?<=\d)\s*(?:公斤|千克)"), "kg"), (re.compile(r"(?<=\d)\s*克"), "g"),
+              (re.compile(r"(?<=\d)\s*毫升"), "ml"), (re.compile(r"(?<=\d)\s*(?:厘米|公分)"), "cm"),
+              (re.compile(r"(?<=\d)\s*毫米"), "mm"), (re.compile(r"(?<=\d)\s*[×*]\s*(?=\d)"), "x")]
+
+
+def fold_units(text: str) -> str:
+    """``text`` with unit words in one spelling (公斤/千克 → kg, 克 → g, 毫升 → ml,
+    厘米/公分 → cm, 毫米 → mm, 220×240 → 220x240); used on both sides of a match."""
+    if not re.search(r"\d", text):
+        return text
+    for pat, rep in _UNIT_FOLD:
+        text = pat.sub(rep, text)
+    return text
+
+
+# characters too common in chat (or in every product name) to name a product on their own
+_CHAR_STOP = frozenset("的了吗呢吧啊呀哦哈嘛有没还是不在我你他她它这那个些么什怎多少几和与及或就都也很太更最好"
+                       "大小新款色装号码件套只支包盒袋瓶罐箱桶斤克升米寸段条片枚颗粒一二三四五六七八九十百千万"
+                       "两上下中高低长短厚薄用能可以会要想买拍送加减满元块钱价全真正品家男女式型通用适合专"
+                       "自动带含无防超级快多功能款系列版号白黑红蓝绿黄粉紫灰金银色双单手工进口原切礼盒"
+                       "装天然纯加强轻便携式智能新鲜精选特级优质款式官方旗舰店直播间同人生日子月年")
+# a fragment made only of a quantity ("10kg", "5斤", "6l") names a pack size, not a product:
+# a body weight or a capacity question says the same words
+_ALNUM = re.compile(r"[0-9a-z.]").fullmatch
+_QUANTITY = re.compile(r"[\d.]+\s*(?:[a-z]{1,3}|斤|克|升|毫升|寸|件|片|只|枚|支|包|袋|罐|盒|瓶|卷|条)?(?:装|/[\u4e00-\u9fffa-z]+)?")
+
 
 def _is_food(p: Product) -> bool:
     return any(k in p.attributes for k in ("保质期", "配料", "口味", "辣度", "储存")) and not p.size_chart
@@ -79,6 +108,8 @@ class ProductIndex:
     products: list[Product]
     fragments: list[dict[str, float]]  # per product: Chinese fragment -> score
     en: dict[str, list[int]]  # English word -> product positions
+    # variant strings (a size/shade/capacity listed by exactly one product) -> (pattern, product, score)
+    variants: list[tuple[re.Pattern, int, float]] = field(default_factory=list)
     # English words looked up in the bilingual lexicon for this catalog, remembered
     lexicon_hits: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
 
@@ -101,8 +132,10 @@ class ProductIndex:
     @classmethod
     def build(cls, kb: Knowledge) -> "ProductIndex":
         frags: list[dict[str, float]] = []
-        for p in kb.products:
-            name = p.name.lower()
+        attr_keys = {k.lower() for p in kb.products for k in p.attributes if len(k) >= 2}
+        # names in the form messages are read in (normalised: 七件套 -> 7件套; units folded)
+        names = [fold_units(normalize(p.name)) for p in kb.products]
+        for p, name in zip(kb.products, names):
             d: dict[str, float] = {}
             n = len(name)
             for i in range(n):
@@ -110,13 +143,42 @@ class ProductIndex:
                     s = name[i:j]
                     if s in _NAME_STOP or re.fullmatch(r"[\d.a-z×*]+", s) and len(s) < 3:
                         continue
+                    if s.strip() != s or not s.strip():
+                        continue
+                    if (i > 0 and _ALNUM(name[i - 1]) and _ALNUM(s[0])) or (
+                            j < n and _ALNUM(name[j]) and _ALNUM(s[-1])):
+                        continue  # "one" of "iphone15", "5kg" of "2.5kg": not a word of the name
                     score = float(len(s))
                     if j == n or (j == n - 1 and name[-1] in "装"):
                         score += 1.0  # the head noun of a Chinese product name
+                    if _QUANTITY.fullmatch(s):
+                        score = 0.9  # "10kg", "5斤装": a pack size, weak
+                    elif any(k in s and len(s) - len(k) <= 1 for k in attr_keys):
+                        score = min(score, 1.0)  # "大容量" ~ the attribute 容量: a property word
                     d[s] = max(d.get(s, 0.0), score)
             if n and re.match(r"[\u4e00-\u9fff]", name[-1]) and name[-1] not in "装g":
                 d.setdefault(name[-1], 0.8)  # 裤 / 衣 / 糖: weak, often ambiguous
             frags.append(d)
+        for d, name in zip(frags, names):
+            for a, b in ZH_SYNONYMS:  # 洗面奶 ~ 洁面, 狗粮 ~ 犬粮: the viewer's word for the name's
+                if b in name and a not in d:
+                    # below a name that says the word itself (项链 of 珍珠项链 beats 锁骨链)
+                    shared = any(a in other for other in names if other is not name)
+                    d[a] = max(0.85, len(a) - 0.25) if shared else len(a) + 0.5
+        # a character of one product's name that no other name has ("虾", "笔", "被"子):
+        # viewers name products by one noun; weak, so any longer fragment wins
+        char_count: dict[str, int] = {}
+        for name in names:
+            for ch in set(name):
+                char_count[ch] = char_count.get(ch, 0) + 1
+        for d, name in zip(frags, names):
+            for k, ch in enumerate(name):
+                # only a character that ends a word of the name (白虾 / 大虾, 中性笔, 冬被): the
+                # head noun; 成 of 成犬粮 or 货 of A货冰糯 would read "成分", "有货" as the product
+                ends_word = k + 1 == len(name) or not ("\u4e00" <= name[k + 1] <= "\u9fff")
+                if (ends_word and char_count[ch] == 1 and "\u4e00" <= ch <= "\u9fff"
+                        and ch not in _CHAR_STOP):
+                    d[ch] = max(d.get(ch, 0.0), 1.0 if k + 1 == len(name) else 0.9)
         # attribute values and variant names unique to one product are weak aliases
         counts: dict[str, int] = {}
         cand: list[set[str]] = []
@@ -148,7 +210,67 @@ class ProductIndex:
             for i, p in enumerate(kb.products):
                 if any(z in p.name.lower() for z in zh):
                     en.setdefault(word, []).append(i)
-        return cls(list(kb.products), frags, en)
+        return cls(list(kb.products), frags, en, _variant_index(kb))
+
+
+_COUNTER = r"[件个只片支包盒袋瓶罐箱桶枚颗粒条卷层号码段寸米斤克升抽人]"
+# a number the viewer measured ("手指周长52mm", "肩高25") describes them, not a variant
+_MEASURED = re.compile(r"(?:周长|围|高|重|宽|长|指|腕|脖子|颈)\s*(?:是|有|约|大概|差不多)?\s*$")
+_VSPLIT = re.compile(r"\s*(?:[x×*/+、,，;；()（）]|\s)\s*")
+
+
+def _variant_keys(size: str) -> list[tuple[str, float]]:
+    """Strings that name one variant: the whole size ("200g×10片" → "200gx10片"), its parts
+    ("200g"), a shade's number and its name ("#316烂番茄" → "316", "烂番茄"), a measure without
+    its unit ("220x240cm" → "220x240")."""
+    v = fold_units(normalize(size)).strip()
+    keys: list[tuple[str, float]] = [(v, 2.5)]
+    nospace = v.replace(" ", "")
+    if nospace != v:
+        keys.append((nospace, 2.5))
+    parts = [x for x in _VSPLIT.split(v) if x]
+    if len(parts) > 1:
+        keys += [(x, 2.0) for x in parts]
+    m = re.fullmatch(r"#?(\d+)([\u4e00-\u9fff].*)", v)
+    if m and len(m.group(2)) >= 2 and not re.match(_COUNTER, m.group(2)):  # shade number + shade name
+        keys += [(m.group(1), 1.5 if len(m.group(1)) >= 2 else 0.0), (m.group(2), 2.0)]
+    m = re.fullmatch(r"([\d.]+(?:[x\-~][\d.]+)+)\s*[a-z]{1,3}", v)
+    if m:  # "220x240cm" -> "220x240", "75-80mm" -> "75-80"
+        keys.append((m.group(1), 2.0))
+    m = re.fullmatch(r"(\d{2,3})\s*(?:mm|cm)", v)
+    if m:  # "46mm": a bare "46" is weak (a price or a count says it too)
+        keys.append((m.group(1), 0.9))
+    return [(k, sc) for k, sc in keys if sc > 0 and len(k) >= 2 and k not in _GENERIC_SIZES]
+
+
+def _variant_pattern(key: str) -> re.Pattern:
+    # "iphone15 pro" is also typed "iphone 15pro": spaces optional between letters and digits
+    esc = r"\s*".join(re.escape(t) for t in re.findall(r"[a-z]+|\d+(?:\.\d+)?|[^\sa-z\d]+", key)) \
+        if re.search(r"[a-z]", key) and re.search(r"\d", key) else re.escape(key)
+    if re.fullmatch(r"[\d.]+", key):  # a bare number: not part of a longer number, not a price/amount
+        return re.compile(r"(?<![\d.a-z¥$])" + esc + r"(?![\d.a-z%]|\s*(?:元|块|件|个|斤|天|小时|岁|月|人|kg|g\b|l\b|cm|mm|ml))")
+    head = r"(?<![0-9a-z])" if re.match(r"[0-9a-z#]", key) else ""
+    tail = r"(?![0-9a-z])" if re.search(r"[0-9a-z]$", key) else r"(?!\d)" if key[:1].isdigit() else ""
+    return re.compile(head + esc + tail)
+
+
+def _variant_index(kb: Knowledge) -> list[tuple[re.Pattern, int, float]]:
+    """A variant string listed by exactly one product names that product ("2段", "46mm",
+    "#316", "220x240"): keys shared by several products say nothing about which."""
+    owners: dict[str, set[int]] = {}
+    best: dict[tuple[str, int], float] = {}
+    for i, p in enumerate(kb.products):
+        for size in p.sizes:
+            for k, sc in _variant_keys(size):
+                owners.setdefault(k, set()).add(i)
+                best[(k, i)] = max(best.get((k, i), 0.0), sc)
+    names = [fold_units(normalize(p.name)) for p in kb.products]
+    out = []
+    for k, who in owners.items():
+        if len(who) == 1 and not any(k in nm for j, nm in enumerate(names) if j not in who):
+            i = next(iter(who))
+            out.append((_variant_pattern(k), i, best[(k, i)]))
+    return out
 
 
 def catalog_key(kb: Knowledge) -> tuple:
@@ -178,6 +300,7 @@ def find_products(text: str, kb: Knowledge) -> list[Product]:
     idx = product_index(kb)
     # the index may be keyed on names only: map back to the live product objects by sku
     live = {p.sku: p for p in kb.products}
+    text = fold_units(text)
     scores = [0.0] * len(idx.products)
     for m in _LINK.finditer(text):
         k = int(next(g for g in m.groups() if g))
@@ -193,7 +316,28 @@ def find_products(text: str, kb: Knowledge) -> list[Product]:
             if sc > best and s in text:
                 best = sc
         scores[i] += best
-    for w in re.findall(r"[a-z][a-z-]*", text):
+    vbest: dict[int, float] = {}
+    for pat, i, sc in idx.variants:
+        if sc > vbest.get(i, 0.0):
+            m = pat.search(text)
+            if m and not (m.group(0)[:1].isdigit() and _MEASURED.search(text, 0, m.start())):
+                vbest[i] = sc
+    for i, sc in vbest.items():  # alone it names the product; with a name it breaks a tie
+        scores[i] = max(scores[i], sc) if scores[i] < 0.8 else scores[i] + min(sc, 1.0)
+    words = re.findall(r"[a-z][a-z-]*", text)
+    skip = -1
+    for k, w in enumerate(words):
+        if k == skip:
+            continue
+        if k + 1 < len(words):  # "power bank", "face wash": a two-word shop noun first
+            zh2 = phrase_zh(w + " " + words[k + 1])
+            if zh2:
+                hits2 = [i for i, p in enumerate(idx.products) if any(z in p.name.lower() for z in zh2)]
+                if hits2:
+                    for i in hits2:
+                        scores[i] += 4.0 / len(hits2) + 0.5
+                    skip = k + 1
+                    continue
         for key in lemmas(w):
             if key in idx.en:
                 hits = idx.en[key]
@@ -336,6 +480,8 @@ def find_size(text: str, kb: Knowledge, product: Product | None = None) -> str |
 
 
 def hair_length(text: str) -> str | None:
+    if not re.search(r"[\u4e00-\u9fff]", text) and not re.search(r"hair|curl|wave|barrel|wand", text):
+        return None  # "medium skin", "long battery": English length words without hair
     if re.search(r"长发|过肩|及腰|到腰|到背|超长|long hair|hair is long|past (?:my )?shoulder|long", text):
         if not re.search(r"不长|not long|不算长", text):
             return "long"
