@@ -35,7 +35,7 @@ MODEL = DATA_DIR / "model.npz"
 # p(escalate) at or above this escalates (on top of the rules). Chosen on held-out writers
 # (benchmarks/bot_generalization.py --sweep): the lowest false-alarm rate whose worst-fold
 # recall, together with the rules, stays >= 0.97; see docs/bot.md.
-ESCALATION_THRESHOLD = 0.4
+ESCALATION_THRESHOLD = 0.45
 ESC_CLASSES = ("no", "yes")
 # L2 of the escalation scorer: stronger than the intent classifier's, so one rare word of a
 # writer's ("grabbed my tea") cannot carry a greeting over the threshold (held-out folds)
