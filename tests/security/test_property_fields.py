@@ -64,6 +64,10 @@ def floor():
     loop = asyncio.new_event_loop()
     config = Config(dev=True, port=free_port())
     config.rate_per_s, config.rate_burst = 10_000.0, 10_000
+    # ~750 frames go through one conversation: the per-conversation caps (tested on their
+    # own in tests/abuse) would refuse the viewer's marker lines long before the end
+    config.conversation_max_messages = 100_000
+    config.conversation_max_bytes = 100 * 1024 * 1024
 
     async def up():
         gw = await start_gateway(config)
