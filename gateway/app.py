@@ -174,7 +174,7 @@ def create_app(config: Config, responder: Responder | None = None,
                  rooms_service=rooms_service)
     gw_holder.append(gw)
 
-    from .support.workspace import Workspace  # issue 5: context, actions, CSAT, metrics
+    from .support.workspace import Workspace  # context, actions, CSAT, metrics
 
     gw.workspace = Workspace(gw)
     support.responder = gw.workspace.aftersale(support.responder)

@@ -29,7 +29,7 @@ def _list(value: str | None) -> list[str]:
     return [x.strip() for x in (value or "").split(",") if x.strip()]
 
 
-# --- issue 13 (TURN): remote ICE candidates -------------------------------------------------
+# --- remote ICE candidates -------------------------------------------------------------------
 # Remote ICE candidates (trickled or inside SDP) toward these ranges are ignored: the gateway
 # would otherwise send STUN checks to whatever address a participant names (the private
 # network, the host itself, a cloud metadata service). docker/compose.yaml gives coturn the
@@ -118,7 +118,7 @@ class Config:
     rate_burst: int = 40
     retain_frames: int = 1000
     retain_s: float = 600.0
-    # signaling edge, issue 13 (EDGE): hello deadline, sockets per user / per client address
+    # signaling edge: hello deadline, sockets per user / per client address
     hello_timeout_s: float = 10.0
     max_sockets_per_user: int = 16  # per node; 0 = no cap
     max_sockets_per_ip: int = 256  # per node; 0 = no cap
@@ -131,7 +131,7 @@ class Config:
     llm_model: str = "gpt-4o-mini"
     llm_api_key: str | None = None
     llm_timeout_s: float = 0.6
-    # agent workspace (issue 5): commerce adapter, authority limits, wellbeing, metrics
+    # agent workspace: commerce adapter, authority limits, wellbeing, metrics
     commerce_url: str | None = None  # HTTP commerce adapter; None = embedded demo data
     commerce_token: str | None = None
     commerce_timeout_s: float = 2.0
@@ -143,7 +143,7 @@ class Config:
     idle_close_s: float = 1800.0
     resolved_retention_s: float = 7 * 86400.0  # forget resolved conversations after; 0 = never
     order_retention_s: float = 7 * 86400.0  # forget order ids (replay check) after; 0 = never
-    # issue 13, ABUSE: support-plane limits (gateway/support/limits.py; docs/security.md)
+    # support-plane limits (gateway/support/limits.py; docs/security.md)
     conversation_max_messages: int = 500
     conversation_max_bytes: int = 256 * 1024
     conversation_history: int = 200
@@ -173,10 +173,10 @@ class Config:
     ring_timeout_s: float = 30.0
     call_grace_s: float = 10.0
     drain_s: float = 30.0
-    # issue 13 (TURN): remote ICE candidates toward these ranges are ignored
+    # remote ICE candidates toward these ranges are ignored
     ice_denied_ranges: list[str] = field(default_factory=lambda: list(DEFAULT_ICE_DENIED_RANGES))
     ice_allow_loopback: bool = False  # tests/dev: accept 127/8 and ::1 candidates anyway
-    # issue 13 (CONFIG): HTTP hardening, page headers, gateways pages may connect to
+    # HTTP hardening, page headers, gateways pages may connect to
     http_header_timeout_s: float = 10.0  # complete request head within this (slowloris)
     http_body_timeout_s: float = 10.0  # complete REST body within this (slow body)
     frame_ancestors: list[str] = field(default_factory=lambda: ["'none'"])  # CSP; who may frame pages
@@ -206,11 +206,11 @@ class Config:
             "idle_close_s": ("IDLE_CLOSE_S", float), "loop": ("LOOP", str),
             "resolved_retention_s": ("RESOLVED_RETENTION_S", float),
             "order_retention_s": ("ORDER_RETENTION_S", float),
-            # issue 13, ABUSE: support-plane limits
+            # support-plane limits
             **{f: (f.upper(), type(getattr(c, f))) for f in _ABUSE_LIMITS},
             "http_header_timeout_s": ("HTTP_HEADER_TIMEOUT_S", float),
             "http_body_timeout_s": ("HTTP_BODY_TIMEOUT_S", float),
-            # issue 13 (EDGE)
+            # the edge's deadlines and socket caps
             "hello_timeout_s": ("HELLO_TIMEOUT_S", float),
             "max_sockets_per_user": ("MAX_SOCKETS_PER_USER", int),
             "max_sockets_per_ip": ("MAX_SOCKETS_PER_IP", int),
@@ -229,7 +229,7 @@ class Config:
                            ("trusted_proxies", "TRUSTED_PROXIES")):
             if _env(name):
                 setattr(c, attr, _list(_env(name)))
-        # issue 13 (TURN)
+        # remote ICE candidates
         if _env("ICE_DENIED_RANGES"):
             v = _env("ICE_DENIED_RANGES")
             c.ice_denied_ranges = [] if v.strip().lower() == "none" else _list(v)
@@ -289,10 +289,10 @@ class Config:
         if self.order_retention_s < 0:
             raise ConfigError("LIVEDESK_ORDER_RETENTION_S must be 0 (keep forever) or a "
                               "number of seconds")
-        for name in _ABUSE_LIMITS:  # issue 13, ABUSE
+        for name in _ABUSE_LIMITS:  # support-plane limits
             if getattr(self, name) < 0:
                 raise ConfigError(f"LIVEDESK_{name.upper()} must not be negative")
-        # issue 13 (EDGE): the edge's socket limits
+        # the edge's socket limits
         if self.hello_timeout_s <= 0:
             raise ConfigError("LIVEDESK_HELLO_TIMEOUT_S must be a positive number of seconds")
         if self.max_sockets_per_user < 0 or self.max_sockets_per_ip < 0:
@@ -305,7 +305,7 @@ class Config:
             raise ConfigError(f"LIVEDESK_TRUSTED_PROXIES: {e}") from None
         if self.udp_port_min and self.udp_port_max and self.udp_port_min > self.udp_port_max:
             raise ConfigError("LIVEDESK_UDP_PORT_MIN must not exceed LIVEDESK_UDP_PORT_MAX")
-        for r in self.ice_denied_ranges:  # issue 13 (TURN)
+        for r in self.ice_denied_ranges:
             try:
                 ipaddress.ip_network(r, strict=True)
             except ValueError as e:
@@ -323,7 +323,7 @@ class Config:
         return self
 
 
-# issue 13, ABUSE: the support-plane limits, each LIVEDESK_<NAME> (gateway/support/limits.py)
+# the support-plane limits, each LIVEDESK_<NAME> (gateway/support/limits.py)
 _ABUSE_LIMITS = ("conversation_max_messages", "conversation_max_bytes", "conversation_history",
                  "open_conversations_per_viewer", "conversations_per_viewer_per_hour",
                  "escalations_slow_after", "escalations_per_viewer_per_hour",

@@ -4,7 +4,7 @@ The TURN REST scheme (as coturn's ``use-auth-secret``): username ``<expiry>:<use
 password ``base64(HMAC-SHA1(secret, username))``. Nothing is stored; the TURN server checks
 the HMAC with the same shared secret and refuses the credential after ``expiry``.
 
-Who gets what (issue 13): a TURN credential lets its holder relay traffic through our TURN
+Who gets what: a TURN credential lets its holder relay traffic through our TURN
 server, so it is handed out only where it is needed: to the participants of a call, when the
 call starts (``call.state`` ``connecting`` for a participant that still has to send its
 ``rtc.offer``), and it expires no later than the call's own deadline (``max_call_s`` after it

@@ -1,7 +1,7 @@
 """Prometheus metrics, one registry per app (no import-time globals, so tests can run many
 apps in one process and each metric can be checked to move only when its event happens).
 
-Names are contracts (issue 5) and documented in ``docs/operations.md``.
+Names are contracts and documented in ``docs/operations.md``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ class Metrics:
         self.sessions = Gauge("livedesk_sessions", "Sessions held by this node", registry=r)
         self.protocol_errors = Counter("livedesk_protocol_errors_total",
                                        "Typed errors sent to clients", ["code"], registry=r)
-        # issue 13 (EDGE): frames that could not be encoded were dropped, the session went on
+        # frames that could not be encoded were dropped, the session went on
         self.frames_dropped = Counter("livedesk_frames_dropped_total",
                                       "Frames dropped because they could not be encoded",
                                       registry=r)

@@ -34,7 +34,7 @@ checks, so an aiortc upgrade that moves or fixes one fails loudly with the hook'
    an answer from ``RTCRtpTransceiver._codecs`` as negotiated in ``setRemoteDescription``;
    ``setCodecPreferences`` only affects later offers, so the answer is reordered in place.
 
-4. **Encoded passthrough** (issue 7, ``media_mode=passthrough``; :func:`tap_receiver`,
+4. **Encoded passthrough** (``media_mode=passthrough``; :func:`tap_receiver`,
    :func:`send_pli`, :func:`on_keyframe_request`, :func:`decoder_for`). aiortc's receiver
    always decodes: ``RTCRtpReceiver._handle_rtp_packet`` feeds its private jitter buffer
    (``__jitter_buffer.add(packet)``) and puts complete frames on ``__decoder_queue``, which

@@ -63,7 +63,7 @@ class Call:
     created_at: float = field(default_factory=time.time)
     started_at: float | None = None  # became active
     # wall clock at which max_call_s ends it (set when accepted); TURN credentials handed to
-    # its participants expire by then (issue 13)
+    # its participants expire by then
     deadline: float | None = None
     ended_at: float | None = None
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)

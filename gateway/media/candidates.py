@@ -1,4 +1,4 @@
-"""Which remote ICE candidates the gateway's ICE agents may be given (issue 13, finding 10).
+"""Which remote ICE candidates the gateway's ICE agents may be given.
 
 A participant names its ICE candidates itself (``rtc.candidate``, or ``a=candidate`` lines in
 its ``rtc.offer``/``rtc.answer`` SDP), and the gateway's ICE agent sends STUN connectivity

@@ -5,7 +5,7 @@ video, published with the :class:`~aiortc.RTCRtpReceiver` that produced it) and
 *subscriptions* (one per source and destination participant). ``subscribe`` returns the
 :class:`~aiortc.MediaStreamTrack` the destination's peer connection sends; the peer code
 never looks inside it. That is the whole contract between negotiation (``peer.py``) and
-forwarding, so the decoded relay here and the encoded passthrough of issue 7 are
+forwarding, so the decoded relay here and the encoded passthrough are
 interchangeable:
 
 * :class:`RelayForwarder` (this issue, ``media_mode=transcode``): aiortc's ``MediaRelay``
@@ -13,8 +13,8 @@ interchangeable:
   encoder drops frames instead of queueing them) and its sender re-encodes. Decoding runs
   in the receiver's own thread, encoding in the loop's default thread pool (aiortc 1.16,
   ``RTCRtpSender._next_encoded_frame``), so neither blocks the event loop.
-* :class:`~gateway.media.passthrough.PassthroughForwarder` (``media_mode=passthrough``,
-  issue 7) taps the receiver's encoded frames (:meth:`Forwarder.prepare`, before the
+* :class:`~gateway.media.passthrough.PassthroughForwarder` (``media_mode=passthrough``)
+  taps the receiver's encoded frames (:meth:`Forwarder.prepare`, before the
   receiver starts) and hands subscribers tracks that yield ``av.Packet`` (the sender's
   ``pack()`` path). It restricts a destination's m-line to the source's codec
   (:meth:`Forwarder.send_codec`), relays keyframe requests upstream (:meth:`Forwarder.bind`,

@@ -1,6 +1,6 @@
 """Wire messages of calls (``call.*``) and of WebRTC negotiation (``rtc.*``), protocol v1.
 
-Names and fields are the contract of issue 4 and are documented in ``docs/protocol.md``:
+Names and fields are a contract and are documented in ``docs/protocol.md``:
 extend, never rename. Client messages are validated at the edge into these dataclasses
 (types and roles) before :mod:`gateway.media.service` sees them.
 """

@@ -1,4 +1,4 @@
-"""Encoded passthrough forwarding at the RTP level (``media_mode=passthrough``, issue 7):
+"""Encoded passthrough forwarding at the RTP level (``media_mode=passthrough``):
 each packet a participant sends goes out to the others as it arrived, header rewritten,
 payload untouched; never decoded, re-encoded or re-packetized.
 

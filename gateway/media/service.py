@@ -3,7 +3,7 @@
 Wires the ``call.*``/``rtc.*`` protocol (``messages.py``) to the call state
 (``call.py``), one :class:`~gateway.media.peer.Peer` per participant (``peer.py``) and the
 :class:`~gateway.media.forwarder.Forwarder` that carries every participant's tracks to the
-others. It owns the call lifecycle rules of issue 4:
+others. It owns the call lifecycle rules:
 
 * ringing times out after ``ring_timeout_s`` → ``ended``/``missed``; if the viewer was
   calling, a system line is posted and the conversation goes back to the head of the queue;
@@ -142,7 +142,7 @@ class MediaService:
         if (call.live and call.state != "ringing" and p is not None
                 and (p.peer is None or not p.peer.negotiated or p.restart)):
             # it has an rtc.offer to send: the only place TURN credentials are handed out,
-            # to a participant of a started call, expiring with the call (issue 13)
+            # to a participant of a started call, expiring with the call
             until = call.deadline or time.time() + self.config.max_call_s
             ev.ice_servers = self.ice.for_call(user, until=until)
         return ev
@@ -179,7 +179,7 @@ class MediaService:
         if self.calls.for_conversation(conv.id) is not None:
             raise ProtocolError(ErrorCode.CONFLICT, "the conversation already has a call")
         if not _forwarded(req):
-            if req.role == "viewer":  # issue 13: one ring per viewer per ring_interval_s
+            if req.role == "viewer":  # one ring per viewer per ring_interval_s
                 await self.support.churn.admit_ring(req.user)
             node = await self.directory.pick_node(self.hub.node_id)
             if node != self.hub.node_id:

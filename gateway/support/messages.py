@@ -158,7 +158,7 @@ class AgentState(Event):
     max_compensation: float | None = None  # the agent's authority (workspace)
 
 
-# --- rooms (issue 3) -------------------------------------------------------------------------
+# --- rooms ----------------------------------------------------------------------------------
 
 @message("room.watch", roles=("viewer", "agent", "host", "admin"))
 class RoomWatch(Message):

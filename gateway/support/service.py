@@ -68,7 +68,7 @@ class SupportConfig:
     bot_timeout_s: float = 0.8  # a viewer gets an answer within 1 s, whatever the responder does
     resolved_retention_s: float = 7 * 86400.0  # forget resolved conversations after this; 0: never
     greeting_zh: str = "您好，我是直播间小助手，商品、尺码、优惠、物流、售后都可以问我；需要人工请点「转人工」。"
-    limits: SupportLimits = field(default_factory=SupportLimits)  # issue 13: what a client may
+    limits: SupportLimits = field(default_factory=SupportLimits)  # what a client may
 
 
 CHURN_ZH = "您近期转人工的次数较多，请稍后再试；我会继续为您解答。"

@@ -1,4 +1,4 @@
-"""The agent workspace (issue 5): builds and wires its parts into a running gateway.
+"""The agent workspace: builds and wires its parts into a running gateway.
 
 Owns nothing but the wiring: which part listens to which domain event, the HTTP routes
 (``/api/rooms/{room}/notices``, ``/api/dashboard``) and the background tasks (idle sweep,

@@ -1,4 +1,4 @@
-// The supervisor console (issue 5): compensation approvals, every agent's status and
+// The supervisor console: compensation approvals, every agent's status and
 // wellbeing, and the audit trail.
 import { Client, devTokenSource, gatewayUrls } from "./client.js";
 import { $, h, bindConnBadge, bindLangSwitch, toast } from "./common.js";

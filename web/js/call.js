@@ -1,6 +1,6 @@
 // Browser side of LiveDesk calls, reused by the viewer widget, agent console and host panel.
 //
-// Negotiation rules (protocol v1, issue 4):
+// Negotiation rules (protocol v1):
 //  - the requester sends its FIRST rtc.offer only after call.state says "connecting";
 //    the accepter right after call.accept is acknowledged, a joiner after call.join;
 //  - the gateway's answer to our offer only takes our media (its m-lines are recvonly);

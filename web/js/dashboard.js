@@ -1,4 +1,4 @@
-// The operator dashboard (issue 5): figures per room and per agent, live over dashboard.watch.
+// The operator dashboard: figures per room and per agent, live over dashboard.watch.
 import { Client, devTokenSource, gatewayUrls } from "./client.js";
 import { $, h, bindConnBadge, bindLangSwitch } from "./common.js";
 import { tw, applyWorkspaceI18n } from "./i18n_workspace.js";

@@ -1,4 +1,4 @@
-// Strings of the dashboard and admin pages (issue 5), on top of the shared i18n.js.
+// Strings of the dashboard and admin pages, on top of the shared i18n.js.
 import { getLang, onLangChange } from "./i18n.js";
 
 const STRINGS = {
