@@ -44,9 +44,9 @@ from aiortc.rtcrtpparameters import (RTCRtpCodecParameters,  # noqa: E402
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket  # noqa: E402
 from pylibsrtp import Policy, Session  # noqa: E402
 
-from gateway.media import aiortc_compat as compat  # noqa: E402
+from gateway.media.compat import receiver_tap as compat  # noqa: E402
 from gateway.media.forwarder import SourceKey  # noqa: E402
-from gateway.media.passthrough import (URI_ABS_SEND_TIME, URI_AUDIO_LEVEL,  # noqa: E402
+from gateway.media.forward.passthrough import (URI_ABS_SEND_TIME, URI_AUDIO_LEVEL,  # noqa: E402
                                        URI_MID, PassthroughForwarder)
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)

@@ -61,8 +61,8 @@ from aiortc.mediastreams import MediaStreamError  # noqa: E402
 
 from aiortc.codecs.vpx import Vp8Encoder  # noqa: E402
 
-from gateway.media import aiortc_compat as compat  # noqa: E402
-from gateway.media.passthrough import RtpSink, RtpTrack  # noqa: E402
+from gateway.media.compat import receiver_tap as compat  # noqa: E402
+from gateway.media.forward.passthrough import RtpSink, RtpTrack  # noqa: E402
 from tests.wsclient import WSClient  # noqa: E402
 from benchmarks.common import cpu_model, free_port, pct  # noqa: E402
 

@@ -40,10 +40,10 @@ from aiortc.sdp import candidate_from_sdp
 
 from signaling.errors import ErrorCode, ProtocolError
 
-from .aiortc_compat import (Numbering, create_offer, negotiated_codec,
+from .compat.receiver_tap import (Numbering, create_offer, negotiated_codec,
                             prefer_codec_in_answer)
 from .candidates import CandidatePolicy
-from .forwarder import Forwarder, SourceKey
+from .forward.seam import Forwarder, SourceKey
 from .ice_policy import IcePolicy, applied
 
 log = logging.getLogger(__name__)

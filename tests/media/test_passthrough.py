@@ -11,8 +11,8 @@ import pytest
 from aiortc.rtp import (RTCP_PSFB_PLI, RTCP_RTPFB_NACK, HeaderExtensionsMap, RtcpPsfbPacket,
                         RtcpRtpfbPacket, RtpPacket)
 
-from gateway.media import aiortc_compat as compat
-from gateway.media.passthrough import FrameAssembler, PassthroughForwarder, RtpTrack
+from gateway.media.compat import receiver_tap as compat
+from gateway.media.forward.passthrough import FrameAssembler, PassthroughForwarder, RtpTrack
 from tests.conftest import start_gateway, stop_gateway
 from tests.media.conftest import EscalatingStub, escalated, media_config, ring
 from tests.media.rtc_client import BLUE, GREEN, RED, RtcClient
@@ -376,7 +376,7 @@ async def test_transcode_mode_still_forwards_decoded():
 # --- the RTP-level sink, packet by packet -----------------------------------------------------
 
 def test_starts_keyframe_reads_vp8_and_h264_payload_headers():
-    from gateway.media.passthrough import starts_keyframe
+    from gateway.media.forward.passthrough import starts_keyframe
 
     # VP8: X=1,S=1,PID=0 | I=1 | 15-bit picture id | frame tag with P=0 (key) / P=1 (delta)
     assert starts_keyframe("video/vp8", bytes([0x90, 0x80, 0x80 | 0x12, 0x34, 0x00]))
@@ -404,7 +404,7 @@ def _sink(kind="video", rtx=True, asks=None):
     from aiortc.rtcrtpparameters import (RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters,
                                          RTCRtpSendParameters)
 
-    from gateway.media.passthrough import URI_ABS_SEND_TIME, URI_MID, RtpSink
+    from gateway.media.forward.passthrough import URI_ABS_SEND_TIME, URI_MID, RtpSink
 
     asks = asks if asks is not None else []
     sink = RtpSink(kind, "video/VP8" if kind == "video" else "audio/opus",
@@ -429,7 +429,7 @@ def _sink(kind="video", rtx=True, asks=None):
 def _ext_map():
     from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 
-    from gateway.media.passthrough import URI_ABS_SEND_TIME, URI_MID
+    from gateway.media.forward.passthrough import URI_ABS_SEND_TIME, URI_MID
 
     m = HeaderExtensionsMap()
     m.configure(RTCRtpParameters(headerExtensions=[
@@ -497,7 +497,7 @@ def test_sink_answers_nacks_from_its_history_as_rtx():
 
 
 def test_upstream_remb_is_the_lowest_estimate_and_throttled():
-    from gateway.media.passthrough import _Source
+    from gateway.media.forward.passthrough import _Source
 
     fw = PassthroughForwarder()
     src = _Source(None, None, None, None, None, None)  # type: ignore[arg-type]

@@ -353,7 +353,7 @@ class ReceiverTap:
     ever decoded by aiortc."""
 
     def __init__(self, receiver, kind: str) -> None:
-        from .passthrough import FrameAssembler
+        from ..forward.passthrough import FrameAssembler
 
         self.receiver = receiver
         self.kind = kind

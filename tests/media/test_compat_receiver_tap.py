@@ -12,7 +12,7 @@ from aiortc import (AudioStreamTrack, RTCConfiguration, RTCPeerConnection, RTCRt
                     rtp)
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 
-from gateway.media import aiortc_compat as compat
+from gateway.media.compat import receiver_tap as compat
 from tests.media.conftest import escalated, ring
 from tests.media.rtc_client import GREEN, RED, ColourTrack, RtcClient, browser_numbered
 

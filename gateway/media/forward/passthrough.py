@@ -46,8 +46,8 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcpeerconnection import is_codec_compatible
 
-from . import aiortc_compat as compat
-from .forwarder import Forwarder, SourceKey, _end
+from ..compat import receiver_tap as compat
+from .seam import Forwarder, SourceKey, _end
 
 log = logging.getLogger(__name__)
 

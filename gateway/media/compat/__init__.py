@@ -1,0 +1,1 @@
+"""What the gateway does around aiortc's own behaviour (being split into one module per patch)."""

@@ -1,0 +1,1 @@
+"""Forwarding: the seam and its two forwarders."""
