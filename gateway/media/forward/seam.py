@@ -5,38 +5,32 @@ video, published with the :class:`~aiortc.RTCRtpReceiver` that produced it) and
 *subscriptions* (one per source and destination participant). ``subscribe`` returns the
 :class:`~aiortc.MediaStreamTrack` the destination's peer connection sends; the peer code
 never looks inside it. That is the whole contract between negotiation (``peer.py``) and
-forwarding, so the decoded relay here and the encoded passthrough are
-interchangeable:
+forwarding, so the decoded relay and the encoded passthrough are interchangeable:
 
-* :class:`RelayForwarder` (this issue, ``media_mode=transcode``): aiortc's ``MediaRelay``
-  with ``buffered=False``; every subscriber gets the *latest decoded* frame (a slow
-  encoder drops frames instead of queueing them) and its sender re-encodes. Decoding runs
-  in the receiver's own thread, encoding in the loop's default thread pool (aiortc 1.16,
-  ``RTCRtpSender._next_encoded_frame``), so neither blocks the event loop.
-* :class:`~gateway.media.passthrough.PassthroughForwarder` (``media_mode=passthrough``)
-  taps the receiver's encoded frames (:meth:`Forwarder.prepare`, before the
-  receiver starts) and hands subscribers tracks that yield ``av.Packet`` (the sender's
-  ``pack()`` path). It restricts a destination's m-line to the source's codec
-  (:meth:`Forwarder.send_codec`), relays keyframe requests upstream (:meth:`Forwarder.bind`,
+* :class:`~gateway.media.forward.relay.RelayForwarder` (``media_mode=transcode``):
+  aiortc's ``MediaRelay`` with ``buffered=False``; every subscriber gets the *latest
+  decoded* frame (a slow encoder drops frames instead of queueing them) and its sender
+  re-encodes. Decoding runs in the receiver's own thread, encoding in the loop's default
+  thread pool (aiortc 1.16, ``RTCRtpSender._next_encoded_frame``), so neither blocks the
+  event loop.
+* :class:`~gateway.media.forward.passthrough.PassthroughForwarder`
+  (``media_mode=passthrough``) taps the receiver (:meth:`Forwarder.prepare`, before the
+  receiver starts) and forwards its RTP packets to each destination as they arrive. It
+  restricts a destination's m-line to the source's codec (:meth:`Forwarder.send_codec`),
+  relays keyframe requests upstream (:meth:`Forwarder.bind`,
   :meth:`Forwarder.request_keyframe`), and falls back to decode + encode for a pair whose
   codecs differ. The relay forwarder needs none of that: each subscriber has its own
   encoder, which starts on a keyframe and answers the subscriber's PLI/FIR by itself.
 
-:func:`make_forwarder` picks one from ``Config.media_mode``.
+:func:`gateway.media.forward.make_forwarder` picks one from ``Config.media_mode``.
 """
 
 from __future__ import annotations
 
 import abc
-import asyncio
-import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aiortc import MediaStreamTrack, RTCRtpReceiver
-from aiortc.contrib.media import MediaRelay
-from aiortc.mediastreams import MediaStreamError
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -97,101 +91,3 @@ class Forwarder(abc.ABC):
 
     @abc.abstractmethod
     async def close(self) -> None: ...
-
-
-@dataclass
-class _Source:
-    track: MediaStreamTrack
-    receiver: RTCRtpReceiver | None
-    drain: asyncio.Task | None = None
-    subs: dict[str, MediaStreamTrack] = field(default_factory=dict)
-
-
-class RelayForwarder(Forwarder):
-    """Decoded forwarding through one :class:`aiortc.contrib.media.MediaRelay`.
-
-    Every source is drained from the moment it is published, even with no subscriber:
-    aiortc's receiver decodes into an unbounded queue that only a reader empties (a
-    ringing call would otherwise hold seconds of raw frames).
-    """
-
-    def __init__(self) -> None:
-        self._relay = MediaRelay()
-        self._sources: dict[SourceKey, _Source] = {}
-
-    def publish(self, key: SourceKey, track: MediaStreamTrack,
-                receiver: RTCRtpReceiver | None = None, codec=None) -> None:
-        if key in self._sources:
-            self.unpublish(key)
-        src = _Source(track, receiver)
-        sink = self._relay.subscribe(track, buffered=False)
-        src.drain = asyncio.get_running_loop().create_task(
-            self._drain(sink), name=f"media-drain-{key.owner}-{key.kind}")
-        src.subs["\0drain"] = sink
-        self._sources[key] = src
-
-    @staticmethod
-    async def _drain(sink: MediaStreamTrack) -> None:
-        try:
-            while True:
-                await sink.recv()
-        except (MediaStreamError, asyncio.CancelledError):
-            pass
-
-    def unpublish(self, key: SourceKey) -> None:
-        src = self._sources.pop(key, None)
-        if src is None:
-            return
-        for proxy in src.subs.values():
-            _end(proxy)
-        src.subs.clear()
-        if src.drain is not None:
-            src.drain.cancel()
-
-    def subscribe(self, key: SourceKey, dest: str, accepts=None) -> MediaStreamTrack:
-        src = self._sources[key]
-        if dest in src.subs:
-            raise ValueError(f"{dest} already subscribes to {key}")
-        proxy = self._relay.subscribe(src.track, buffered=False)
-        src.subs[dest] = proxy
-        return proxy
-
-    def unsubscribe(self, key: SourceKey, dest: str) -> None:
-        src = self._sources.get(key)
-        if src is None:
-            return
-        proxy = src.subs.pop(dest, None)
-        if proxy is not None:
-            _end(proxy)
-
-    def sources(self) -> list[SourceKey]:
-        return list(self._sources)
-
-    async def close(self) -> None:
-        for key in list(self._sources):
-            self.unpublish(key)
-
-
-def make_forwarder(mode: str) -> Forwarder:
-    """The forwarder for ``Config.media_mode`` (``passthrough`` | ``transcode``)."""
-    if mode == "passthrough":
-        from .passthrough import PassthroughForwarder
-        return PassthroughForwarder()
-    if mode == "transcode":
-        return RelayForwarder()
-    raise ValueError(f"unknown media mode {mode!r}")
-
-
-def _end(proxy: MediaStreamTrack) -> None:
-    """Stop a relay proxy *and* wake a reader blocked in its ``recv()``.
-
-    ``RelayStreamTrack.stop()`` only unregisters the proxy, so a sender awaiting the next
-    frame would wait forever (its RTP task lingers until the connection closes). Handing it
-    the relay's own end-of-stream marker (``None``) makes that ``recv()`` raise
-    ``MediaStreamError``, which ends the sender's RTP loop at once.
-    """
-    proxy.stop()
-    event = getattr(proxy, "_new_frame_event", None)
-    if event is not None:
-        proxy._frame = None
-        event.set()
