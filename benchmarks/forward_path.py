@@ -2,7 +2,7 @@
 
 ``benchmarks/media.py`` measures the gateway with real calls, but its figures move by ±5 %
 with whatever else the two cores do. This one feeds SRTP packets straight into the same
-code the gateway runs per packet (``aiortc_compat.install_fast_receive``'s socket callback
+code the gateway runs per packet (``compat.fast_receive.install_fast_receive``'s socket callback
 → ``ReceiverTap.receive`` → ``PassthroughForwarder._on_packet`` → ``RtpSink.forward`` →
 SRTP protect → ``sendto`` on a real UDP socket) and reports CPU time per packet
 (``time.process_time``), so a change of a few percent is visible.
@@ -38,16 +38,20 @@ if str(ROOT) not in sys.path:
 from aioice.ice import StunProtocol  # noqa: E402
 from aiortc import RTCRtpReceiver  # noqa: E402
 from aiortc.rtcdtlstransport import RtpRouter, State  # noqa: E402
-from aiortc.rtcrtpparameters import (RTCRtpCodecParameters,  # noqa: E402
-                                     RTCRtpHeaderExtensionParameters, RTCRtpParameters,
-                                     RTCRtpSendParameters)
+from aiortc.rtcrtpparameters import (  # noqa: E402
+    RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
+    RTCRtpParameters,
+    RTCRtpSendParameters,
+)
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket  # noqa: E402
 from pylibsrtp import Policy, Session  # noqa: E402
 
-from gateway.media import aiortc_compat as compat  # noqa: E402
-from gateway.media.forwarder import SourceKey  # noqa: E402
-from gateway.media.passthrough import (URI_ABS_SEND_TIME, URI_AUDIO_LEVEL,  # noqa: E402
-                                       URI_MID, PassthroughForwarder)
+from gateway.media.compat.fast_receive import install_fast_receive  # noqa: E402
+from gateway.media.compat.receiver_tap import tap_receiver  # noqa: E402
+from gateway.media.forward.passthrough import PassthroughForwarder  # noqa: E402
+from gateway.media.forward.seam import SourceKey  # noqa: E402
+from gateway.media.rtp_sink import URI_ABS_SEND_TIME, URI_AUDIO_LEVEL, URI_MID  # noqa: E402
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
 RTX = RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=97,
@@ -126,7 +130,7 @@ async def _gateway_path(packets, key, sinks, out_sock, addr) -> float:
         receiver._RTCRtpReceiver__codecs = {codec.payloadType: codec}
         if kind == "video":
             receiver._RTCRtpReceiver__codecs[97] = RTX
-        tap = compat.tap_receiver(receiver, kind)
+        tap = tap_receiver(receiver, kind)
         tap._fast = True  # installed below, on the fake transport
         router.register_receiver(receiver, ssrcs=[ssrc], payload_types=[codec.payloadType])
         key_ = SourceKey("src", kind, "0", 1)
@@ -145,7 +149,7 @@ async def _gateway_path(packets, key, sinks, out_sock, addr) -> float:
             track.sink._configure(RTCRtpSendParameters(
                 codecs=[codec] + ([RTX] if kind == "video" else []), muxId=str(d),
                 headerExtensions=EXTS))
-    assert compat.install_fast_receive(dtls), "the fast receive path did not install"
+    assert install_fast_receive(dtls), "the fast receive path did not install"
     deliver = in_ice._protocols[0].datagram_received
     t0 = time.process_time()
     for data in packets:

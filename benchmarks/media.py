@@ -8,7 +8,7 @@ the real ``/ws`` protocol, then send 640×480@30 VP8 video and Opus audio in bot
 The client side stays cheap: a 3 s VP8 clip and one second of Opus are encoded once at
 start, then replayed as ``av.Packet``s through aiortc's pre-encoded sender path (a PLI/FIR
 restarts the clip at its keyframe); receivers are tapped like the gateway's own receivers
-(``aiortc_compat.tap_receiver``): frames are counted and timed when their last packet
+(``compat.receiver_tap.tap_receiver``): frames are counted and timed when their last packet
 arrives, never decoded.
 
 Latency is carried in the media: every frame gets an RTP timestamp of ``n·3000 + random
@@ -55,16 +55,20 @@ if str(ROOT) not in sys.path:
 import aiohttp  # noqa: E402
 import av  # noqa: E402
 import numpy as np  # noqa: E402
-from aiortc import (MediaStreamTrack, RTCConfiguration, RTCPeerConnection,  # noqa: E402
-                    RTCSessionDescription)
+from aiortc import (  # noqa: E402
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.codecs.vpx import Vp8Encoder  # noqa: E402
 from aiortc.mediastreams import MediaStreamError  # noqa: E402
 
-from aiortc.codecs.vpx import Vp8Encoder  # noqa: E402
-
-from gateway.media import aiortc_compat as compat  # noqa: E402
-from gateway.media.passthrough import RtpSink, RtpTrack  # noqa: E402
-from tests.wsclient import WSClient  # noqa: E402
 from benchmarks.common import cpu_model, free_port, pct  # noqa: E402
+from gateway.media.compat.receiver_tap import tap_receiver  # noqa: E402
+from gateway.media.rtp_sink import RtpSink  # noqa: E402
+from gateway.media.tracks import RtpTrack  # noqa: E402
+from tests.wsclient import WSClient  # noqa: E402
 
 SECRET = "ed146a75fce3791779c2895d1442a4e9805a632f5d4ae90b451c053c5211707d"  # 32 random bytes: the gateway refuses a weaker secret
 W, H, FPS = 640, 480, 30
@@ -207,7 +211,7 @@ def attach(pc: RTCPeerConnection, on_track) -> None:
     def track(t: MediaStreamTrack) -> None:
         tr = next(x for x in pc.getTransceivers() if x.receiver.track is t)
         rx = Rx(t.kind)
-        compat.tap_receiver(tr.receiver, t.kind).sink = rx.on_frame
+        tap_receiver(tr.receiver, t.kind).sink = rx.on_frame
         on_track(tr, rx)
     pc.on("track", track)
 
@@ -225,7 +229,7 @@ def packetize_clip(clip: list[tuple[bytes, bool]]) -> list[list[bytes]]:
 
 class RawSend:
     """Sends a replayed track as ready-made RTP payloads through the gateway's own
-    :class:`~gateway.media.passthrough.RtpSink` (headers written per packet, no packetizer,
+    :class:`~gateway.media.rtp_sink.RtpSink` (headers written per packet, no packetizer,
     no encoder loop): the cheapest sender aiortc can host, so that the clients take as
     little as possible of the two cores the gateway runs on. PLI/FIR restart the clip at
     its keyframe, NACKs are answered from the sink's history."""

@@ -36,6 +36,7 @@ from typing import Any, Protocol
 from aiohttp import WSMsgType
 
 from .auth import Claims
+from .coro import finish
 from .protocol import dumps
 from .wsframe import direct_writer
 
@@ -135,28 +136,6 @@ def _send(transport: Transport, data: str | bytes):
             return send_frame(data, WSMsgType.TEXT)
         data = data.decode("utf-8")
     return transport.send_str(data)
-
-
-async def _finish(coro, yielded) -> None:
-    """Run to completion a send coroutine whose first step (driven by hand) suspended,
-    resuming it exactly as the Task that would have run it: when what it waits on is done."""
-    loop = asyncio.get_running_loop()
-    try:
-        while True:
-            if asyncio.isfuture(yielded):
-                yielded._asyncio_future_blocking = False
-                if not yielded.done():
-                    w = loop.create_future()
-                    yielded.add_done_callback(lambda _f: w.done() or w.set_result(None))
-                    await w
-            else:  # a bare yield (sleep(0)): one turn of the loop
-                await asyncio.sleep(0)
-            yielded = coro.send(None)
-    except StopIteration:
-        return
-    except BaseException:
-        coro.close()
-        raise
 
 
 @dataclass
@@ -377,7 +356,7 @@ class Session:
     async def _write_loop(self, transport: Transport, out: deque, pending=None) -> None:
         try:
             if pending is not None:
-                await _finish(*pending)
+                await finish(*pending)
             while out:
                 seq, data = out.popleft()
                 if seq and self.mirror is not None:

@@ -12,7 +12,7 @@ A :class:`Peer` owns exactly one aiortc connection and the rules for talking SDP
   one offer outstanding; more changes while one is outstanding are folded into the next
   offer, sent when the answer arrives (``wanted``). Every gateway offer keeps the payload
   types and header-extension ids the client chose in its first offer
-  (:func:`~gateway.media.aiortc_compat.renumber_offer`);
+  (:func:`~gateway.media.compat.offer_numbering.renumber_offer`);
 * a client offer while a gateway offer is outstanding is *glare*: aiortc cannot roll back,
   so the gateway is the impolite peer and the client gets ``error`` ``glare``;
 * a send slot (transceiver) whose forwarded track ended is never reused: aiortc's sender
@@ -31,19 +31,26 @@ import logging
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
-from aiortc import (RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpReceiver,
-                    RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription)
-from aiortc.mediastreams import MediaStreamTrack
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
 from aiortc import sdp as sdp_module
+from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcpeerconnection import is_codec_compatible
 from aiortc.sdp import candidate_from_sdp
 
 from signaling.errors import ErrorCode, ProtocolError
 
-from .aiortc_compat import (Numbering, create_offer, negotiated_codec,
-                            prefer_codec_in_answer)
 from .candidates import CandidatePolicy
-from .forwarder import Forwarder, SourceKey
+from .compat.answer_codecs import negotiated_codec, prefer_codec_in_answer
+from .compat.offer_numbering import Numbering, create_offer
+from .forward.seam import Forwarder, SourceKey
 from .ice_policy import IcePolicy, applied
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,13 @@ from dataclasses import dataclass, field
 
 import av
 import numpy as np
-from aiortc import (AudioStreamTrack, MediaStreamTrack, RTCConfiguration, RTCPeerConnection,
-                    RTCSessionDescription)
+from aiortc import (
+    AudioStreamTrack,
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import MediaStreamError
 
 from tests.wsclient import WSClient
@@ -36,6 +41,11 @@ CHROMIUM_PT = {("audio", "opus"): 111, ("video", "vp8"): 96, ("video", "h264/420
 CHROMIUM_EXT = {"urn:ietf:params:rtp-hdrext:ssrc-audio-level": 1,
                 "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time": 2,
                 "urn:ietf:params:rtp-hdrext:sdes:mid": 4}
+
+
+def bare_pc() -> RTCPeerConnection:
+    """A connection with no ICE servers (aiortc would otherwise use a public STUN server)."""
+    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
 
 
 def browser_numbered(sdp: str) -> str:

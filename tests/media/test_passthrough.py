@@ -1,4 +1,4 @@
-"""Encoded passthrough (issue 7): the gateway forwards the participants' RTP payloads
+"""Encoded passthrough: the gateway forwards the participants' RTP payloads
 untouched (only headers rewritten), never decoding them, relays keyframe requests upstream (rate-limited), gets a joiner a
 keyframe, answers NACKs from what it sent, and falls back to decode + encode for exactly
 the pairs whose codecs differ. The in-process clients decode what they get (colour test)."""
@@ -8,11 +8,19 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiortc.rtp import (RTCP_PSFB_PLI, RTCP_RTPFB_NACK, HeaderExtensionsMap, RtcpPsfbPacket,
-                        RtcpRtpfbPacket, RtpPacket)
+from aiortc.rtp import (
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    HeaderExtensionsMap,
+    RtcpPsfbPacket,
+    RtcpRtpfbPacket,
+    RtpPacket,
+)
 
-from gateway.media import aiortc_compat as compat
-from gateway.media.passthrough import FrameAssembler, PassthroughForwarder, RtpTrack
+from gateway.media.assembler import FrameAssembler
+from gateway.media.compat.receiver_tap import receiver_tap
+from gateway.media.forward.passthrough import PassthroughForwarder
+from gateway.media.tracks import RtpTrack
 from tests.conftest import start_gateway, stop_gateway
 from tests.media.conftest import EscalatingStub, escalated, media_config, ring
 from tests.media.rtc_client import BLUE, GREEN, RED, RtcClient
@@ -75,7 +83,7 @@ async def test_passthrough_delivers_encoded_frames_without_decoding(pgw):
         fw = media.forwarder
         for peer in media.peers():
             for r in peer.received:
-                tap = compat.receiver_tap(r.receiver)
+                tap = receiver_tap(r.receiver)
                 assert tap is not None, f"{peer.owner} {r.key.kind}: receiver not tapped"
                 assert tap.packets > 0
                 assert tap.decoder_queue.tasks == 0, "a frame reached aiortc's decoder"
@@ -350,7 +358,7 @@ def test_assembler_releases_audio_on_arrival():
 
 async def test_transcode_mode_still_forwards_decoded():
     """``media_mode=transcode`` keeps the decoded relay (aiortc decodes, senders encode)."""
-    from gateway.media.forwarder import RelayForwarder
+    from gateway.media.forward.relay import RelayForwarder
 
     cfg_gw = await start_gateway(media_config(media_mode="transcode"), responder=EscalatingStub())
     try:
@@ -365,7 +373,7 @@ async def test_transcode_mode_still_forwards_decoded():
             await asyncio.gather(vc.wait_colour("a1", GREEN), ac.wait_colour("v1", RED))
             for peer in media.peers():
                 for r in peer.received:
-                    assert compat.receiver_tap(r.receiver) is None  # aiortc decodes
+                    assert receiver_tap(r.receiver) is None  # aiortc decodes
         finally:
             await vc.close()
             await ac.close()
@@ -376,7 +384,7 @@ async def test_transcode_mode_still_forwards_decoded():
 # --- the RTP-level sink, packet by packet -----------------------------------------------------
 
 def test_starts_keyframe_reads_vp8_and_h264_payload_headers():
-    from gateway.media.passthrough import starts_keyframe
+    from gateway.media.codecs import starts_keyframe
 
     # VP8: X=1,S=1,PID=0 | I=1 | 15-bit picture id | frame tag with P=0 (key) / P=1 (delta)
     assert starts_keyframe("video/vp8", bytes([0x90, 0x80, 0x80 | 0x12, 0x34, 0x00]))
@@ -401,10 +409,13 @@ class _FakeSender:
 
 
 def _sink(kind="video", rtx=True, asks=None):
-    from aiortc.rtcrtpparameters import (RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters,
-                                         RTCRtpSendParameters)
+    from aiortc.rtcrtpparameters import (
+        RTCRtpCodecParameters,
+        RTCRtpHeaderExtensionParameters,
+        RTCRtpSendParameters,
+    )
 
-    from gateway.media.passthrough import URI_ABS_SEND_TIME, URI_MID, RtpSink
+    from gateway.media.rtp_sink import URI_ABS_SEND_TIME, URI_MID, RtpSink
 
     asks = asks if asks is not None else []
     sink = RtpSink(kind, "video/VP8" if kind == "video" else "audio/opus",
@@ -427,9 +438,12 @@ def _sink(kind="video", rtx=True, asks=None):
 
 
 def _ext_map():
-    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+    from aiortc.rtcrtpparameters import (
+        RTCRtpHeaderExtensionParameters,
+        RTCRtpParameters,
+    )
 
-    from gateway.media.passthrough import URI_ABS_SEND_TIME, URI_MID
+    from gateway.media.rtp_sink import URI_ABS_SEND_TIME, URI_MID
 
     m = HeaderExtensionsMap()
     m.configure(RTCRtpParameters(headerExtensions=[
@@ -497,10 +511,10 @@ def test_sink_answers_nacks_from_its_history_as_rtx():
 
 
 def test_upstream_remb_is_the_lowest_estimate_and_throttled():
-    from gateway.media.passthrough import _Source
+    from gateway.media.forward.passthrough import Source
 
     fw = PassthroughForwarder()
-    src = _Source(None, None, None, None, None, None)  # type: ignore[arg-type]
+    src = Source(None, None, None, None, None, None)  # type: ignore[arg-type]
     a, _ = _sink()
     b, _ = _sink()
     src.sinks = {"a": a, "b": b}

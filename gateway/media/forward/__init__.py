@@ -1,0 +1,25 @@
+"""Forwarding: how one participant's received track reaches the others.
+
+``seam.py`` holds the contract (:class:`Forwarder`, :class:`SourceKey`); ``relay.py`` the
+decoded relay (``media_mode=transcode``), ``passthrough.py`` the encoded RTP-level
+forwarder (``media_mode=passthrough``). :func:`make_forwarder` is the one place that
+chooses between them.
+"""
+
+from __future__ import annotations
+
+from .passthrough import PassthroughForwarder
+from .relay import RelayForwarder
+from .seam import Forwarder, SourceKey
+
+__all__ = ["Forwarder", "PassthroughForwarder", "RelayForwarder", "SourceKey",
+           "make_forwarder"]
+
+
+def make_forwarder(mode: str) -> Forwarder:
+    """The forwarder for ``Config.media_mode`` (``passthrough`` | ``transcode``)."""
+    if mode == "passthrough":
+        return PassthroughForwarder()
+    if mode == "transcode":
+        return RelayForwarder()
+    raise ValueError(f"unknown media mode {mode!r}")

@@ -1,0 +1,297 @@
+"""Encoded passthrough forwarding at the RTP level (``media_mode=passthrough``):
+each packet a participant sends goes out to the others as it arrived, header rewritten,
+payload untouched; never decoded, re-encoded or re-packetized.
+
+:class:`PassthroughForwarder` is the :class:`~gateway.media.forward.seam.Forwarder` that
+wires the pieces together, one :class:`Source` per received track:
+
+* the source's receiver is tapped (:mod:`gateway.media.compat.receiver_tap`) and its
+  packets arrive through the fast receive path; each goes at once to every destination's
+  :class:`~gateway.media.rtp_sink.RtpSink` (header rewritten per destination, written to
+  that destination's transport), whose ``RTCRtpSender`` holds an
+  :class:`~gateway.media.tracks.RtpTrack` that never yields and only runs RTCP;
+* keyframe requests go upstream through a
+  :class:`~gateway.media.keyframes.KeyframeRequester` (≤ one PLI per
+  ``keyframe_interval_s`` per source; a request inside the interval is sent when it ends,
+  never dropped); the REMB sent upstream is the gateway's own estimate lowered to the
+  lowest one a destination reported, throttled;
+* **per-pair fallback**: a destination that cannot receive the source's codec (it did not
+  offer it, e.g. VP8 → an H.264-only client) gets a decoded copy: only then are the
+  source's packets reassembled into frames (:class:`~gateway.media.assembler.FrameAssembler`,
+  released at the marker bit), decoded once (in a worker thread,
+  :class:`~gateway.media.tracks.DecodedTrack`) and re-encoded by that destination's sender,
+  like ``RelayForwarder``. Only that pair pays for it.
+
+Gaps (aiortc 1.16): no transport-cc (TWCC), no simulcast/SVC. See docs/media.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import functools
+import logging
+import time
+from dataclasses import dataclass, field
+
+import av
+from aiortc import MediaStreamTrack, RTCRtpReceiver
+from aiortc.contrib.media import MediaRelay
+from aiortc.rtcpeerconnection import is_codec_compatible
+
+from ..clock import ntp_now
+from ..codecs import starts_keyframe
+from ..compat.receiver_tap import ReceiverTap, receiver_tap, send_pli, tap_receiver
+from ..compat.rtp_forwarding import on_remb
+from ..keyframes import KEYFRAME_INTERVAL_S, KeyframeRequester
+from ..rtp_sink import RtpSink
+from ..tracks import DecodedTrack, Item, PacketTrack, RtpTrack
+from .relay import drain, end_proxy
+from .seam import Forwarder, SourceKey
+
+log = logging.getLogger(__name__)
+
+REMB_INTERVAL_S = 0.5  # at most two bandwidth reports upstream per second, unless it drops
+
+
+@dataclass
+class Source:
+    """One received track and everything forwarded from it: its tap, its destinations'
+    sinks and tracks, the per-pair fallback's decoder, and the state read per packet."""
+
+    key: SourceKey
+    track: MediaStreamTrack
+    receiver: RTCRtpReceiver | None
+    codec: object | None  # RTCRtpCodecParameters the source sends with
+    tap: ReceiverTap | None
+    keyframes: KeyframeRequester
+    sinks: dict[str, RtpSink] = field(default_factory=dict)  # passthrough destinations
+    tracks: dict[str, RtpTrack] = field(default_factory=dict)  # their senders' tracks
+    subs: dict[str, PacketTrack] = field(default_factory=dict)  # frame consumers (fallback)
+    decoded: dict[str, MediaStreamTrack] = field(default_factory=dict)  # fallback pairs
+    relay_input: DecodedTrack | None = None
+    drain: asyncio.Task | None = None
+    pt_info: dict = field(default_factory=dict)  # payload type → (mime, time base)
+    mimes: dict = field(default_factory=dict)  # payload type → lower-case MIME
+    high: int | None = None  # highest extended sequence number received
+    remb_sent: tuple = (-1e9, 0)  # (when, bit/s) of the last REMB sent upstream
+
+
+class PassthroughForwarder(Forwarder):
+    """Encoded forwarding; a pair whose codecs differ falls back to decode + encode."""
+
+    mode = "passthrough"
+
+    def __init__(self, keyframe_interval_s: float = KEYFRAME_INTERVAL_S):
+        self._sources: dict[SourceKey, Source] = {}
+        self._relay = MediaRelay()
+        self.keyframe_interval_s = keyframe_interval_s
+
+    # receivers are tapped before they start (Peer.answer, before DTLS can connect)
+    def prepare(self, receiver: RTCRtpReceiver, kind: str) -> None:
+        tap_receiver(receiver, kind)  # the tap lives on the receiver itself
+
+    def publish(self, key: SourceKey, track: MediaStreamTrack,
+                receiver: RTCRtpReceiver | None = None, codec=None) -> None:
+        if key in self._sources:
+            self.unpublish(key)
+        tap = None
+        if receiver is not None:  # tapped by prepare(); tapping now works if not started yet
+            tap = receiver_tap(receiver) or tap_receiver(receiver, key.kind)
+        src = Source(key, track, receiver, codec, tap, None)  # type: ignore[arg-type]
+        src.keyframes = KeyframeRequester(lambda: self._send_pli(src), self.keyframe_interval_s)
+        if tap is not None:
+            tap.on_packet = functools.partial(self._on_packet, src)
+            tap.on_end = lambda s=src: self._source_ended(s)
+            if key.kind == "video":
+                on_remb(receiver, functools.partial(self._upstream_remb, src))
+        self._sources[key] = src
+
+    def _on_packet(self, src: Source, p) -> None:
+        """A source packet: out to every passthrough destination, now."""
+        sinks = src.sinks
+        if not sinks:
+            return
+        seq = p.sequence_number  # extend it once for all destinations
+        if src.high is None:
+            ext = src.high = seq
+        else:
+            d = (seq - src.high) & 0xFFFF
+            ext = src.high + (d - 0x10000 if d >= 0x8000 else d)
+            if ext > src.high:
+                src.high = ext
+        key = None
+        level = None
+        if src.key.kind == "video":
+            for sink in sinks.values():
+                if not sink.started:
+                    mime = src.mimes.get(p.payload_type)
+                    if mime is None:
+                        mime = src.mimes[p.payload_type] = (
+                            src.tap.mime_of(p.payload_type) or "").lower()
+                    key = starts_keyframe(mime, p.payload)
+                    break
+        else:
+            level = p.extensions.audio_level
+        ssrc, ts, marker, payload = p.ssrc, p.timestamp, p.marker, p.payload
+        ntp = ntp_now()
+        for sink in sinks.values():
+            sink.forward(ssrc, ext, ts, marker, payload, key, level, ntp)
+
+    def _upstream_remb(self, src: Source, bitrate: int, ssrcs) -> int | None:
+        """The REMB the gateway sends the source: its own estimate of the upstream link,
+        lowered to the lowest estimate any destination reported for its copy.
+
+        Throttled like a browser's (at most one per ``REMB_INTERVAL_S`` unless the estimate
+        fell by more than 3 %): aiortc's estimator asks for one on *every* packet while it
+        sees over-use, which on a busy gateway was hundreds of RTCP packets a second."""
+        reported = [s.remb for s in src.sinks.values() if s.remb]
+        value = min([bitrate, *reported])
+        now = time.monotonic()
+        last_t, last = src.remb_sent
+        if now - last_t < REMB_INTERVAL_S and value >= last * 0.97:
+            return None
+        src.remb_sent = (now, value)
+        return value
+
+    def _send_pli(self, src: Source) -> bool:
+        if src.key.kind != "video" or src.tap is None or src.receiver is None:
+            return False
+        return send_pli(src.receiver, src.tap)
+
+    def _fan_out(self, src: Source, data: bytes, pts: int, key: bool, pt: int) -> None:
+        info = src.pt_info.get(pt)
+        if info is None:  # once per payload type: no per-frame codec lookups or Fractions
+            rate = src.tap.clock_rate(pt)
+            info = ((src.tap.mime_of(pt) or "").lower(), fractions.Fraction(1, rate or 90000))
+            if rate:
+                src.pt_info[pt] = info
+        if not src.subs:
+            return  # nobody reads it (yet): no packet to build
+        packet = av.Packet(data)
+        packet.pts = pts
+        packet.time_base = info[1]
+        item = Item(packet, key, info[0], time.monotonic())
+        for sub in src.subs.values():
+            sub.push(item)
+
+    def _source_ended(self, src: Source) -> None:
+        for track in list(src.tracks.values()):
+            track.end()
+        for sub in list(src.subs.values()):
+            sub.end()
+
+    def unpublish(self, key: SourceKey) -> None:
+        src = self._sources.pop(key, None)
+        if src is None:
+            return
+        src.keyframes.close()
+        for dest in list(src.decoded):
+            self._end_decoded(src, dest)
+        for track in src.tracks.values():
+            track.end()
+        src.tracks.clear()
+        src.sinks.clear()
+        for sub in src.subs.values():
+            sub.end()
+        src.subs.clear()
+        if src.tap is not None:
+            src.tap.sink = None
+            src.tap.on_packet = None
+        if src.relay_input is not None:
+            src.relay_input.stop()
+            src.relay_input = None
+        if src.drain is not None:
+            src.drain.cancel()
+
+    def _can_pass(self, src: Source, accepts) -> bool:
+        if src.codec is None or accepts is None:
+            return True  # nothing known to compare: assume the offer restricts it
+        return any(is_codec_compatible(src.codec, c) for c in accepts)
+
+    def subscribe(self, key: SourceKey, dest: str, accepts=None) -> MediaStreamTrack:
+        src = self._sources[key]
+        if dest in src.sinks or dest in src.decoded:
+            raise ValueError(f"{dest} already subscribes to {key}")
+        mime = src.codec.mimeType if src.codec is not None else None
+        if self._can_pass(src, accepts):
+            sink = RtpSink(key.kind, mime, src.keyframes.request)
+            track = RtpTrack(key.kind, sink)
+            src.sinks[dest] = sink  # writes once bind() gives it the sender and it starts
+            src.tracks[dest] = track
+            return track
+        # per-pair fallback: decode this source once, re-encode per such destination
+        if src.relay_input is None:
+            inner = PacketTrack(key.kind, src.keyframes.request, mime)
+            src.subs["\0decode"] = inner
+            if src.tap is not None:  # frames are assembled only while someone decodes them
+                src.tap.sink = functools.partial(self._fan_out, src)
+            src.relay_input = DecodedTrack(key.kind, inner, src.codec)
+            sink = self._relay.subscribe(src.relay_input, buffered=False)
+            src.drain = asyncio.get_running_loop().create_task(
+                drain(sink), name=f"media-decode-{key.owner}-{key.kind}")
+            src.decoded["\0drain"] = sink
+        proxy = self._relay.subscribe(src.relay_input, buffered=False)
+        src.decoded[dest] = proxy
+        log.info("media: %s → %s %s: codec %s not accepted, transcoding this pair",
+                 key.owner, dest, key.kind, src.codec.mimeType if src.codec else "?")
+        return proxy
+
+    def send_codec(self, key: SourceKey, dest: str):
+        src = self._sources.get(key)
+        if src is None or dest not in src.sinks:
+            return None
+        return src.codec
+
+    def bind(self, key: SourceKey, dest: str, sender) -> None:
+        src = self._sources.get(key)
+        if src is not None and dest in src.sinks:
+            # packets out through this sender; its PLI/FIR become a (rate-limited) PLI
+            # upstream, its NACKs are answered from the sink's history, its REMB is relayed
+            src.sinks[dest].attach(sender)
+
+    def pair_mode(self, key: SourceKey, dest: str) -> str | None:
+        src = self._sources.get(key)
+        if src is None:
+            return None
+        if dest in src.sinks:
+            return "passthrough"
+        if dest in src.decoded:
+            return "transcode"
+        return None
+
+    def unsubscribe(self, key: SourceKey, dest: str) -> None:
+        src = self._sources.get(key)
+        if src is None:
+            return
+        src.sinks.pop(dest, None)
+        track = src.tracks.pop(dest, None)
+        if track is not None:
+            track.end()
+        if dest in src.decoded:
+            self._end_decoded(src, dest)
+
+    def _end_decoded(self, src: Source, dest: str) -> None:
+        proxy = src.decoded.pop(dest, None)
+        if proxy is not None:
+            end_proxy(proxy)
+
+    def request_keyframe(self, key: SourceKey) -> None:
+        src = self._sources.get(key)
+        if src is not None:
+            src.keyframes.request()
+
+    def sources(self) -> list[SourceKey]:
+        return list(self._sources)
+
+    def source_stats(self, key: SourceKey) -> dict:
+        src = self._sources[key]
+        return {"pli_sent": src.keyframes.sent, "keyframe_requests": src.keyframes.requested,
+                "packets": src.tap.packets if src.tap is not None else 0,
+                "forwarded": {d: s.sent for d, s in src.sinks.items()},
+                "retransmitted": {d: s.retransmitted for d, s in src.sinks.items()}}
+
+    async def close(self) -> None:
+        for key in list(self._sources):
+            self.unpublish(key)
+
