@@ -23,8 +23,8 @@ from .config import Config
 from .ice import IceProvider
 from .metrics import Metrics
 from .support.knowledge import Knowledge, demo_room_path
-from .support.responder import Responder
 from .support.limits import SupportLimits
+from .support.responder import Responder
 from .support.room import RoomRegistry
 from .support.service import SupportConfig, SupportService
 
@@ -182,21 +182,19 @@ def create_app(config: Config, responder: Responder | None = None,
     app = web.Application()
     app[GATEWAY] = gw
 
-    try:
-        from .media.service import MediaService  # calls issue; absent before it lands
-    except ImportError:
-        MediaService = None
-    if MediaService is not None:
-        gw.media = MediaService(hub, support, config, ice, metrics)
-        if presence is not None:
-            from .media.directory import RedisCallDirectory
+    from .media.directory import RedisCallDirectory
+    from .media.service import MediaService  # here, not at the top: it loads aiortc
+    from .support.call_port import SupportCallPort
 
-            gw.media.directory = RedisCallDirectory(redis_client, presence)
-            presence.info = lambda: {"url": config.public_url,
-                                     "media_address": config.media_address,
-                                     "sessions": len(hub.sessions),
-                                     "calls": len(gw.media.calls.all()),
-                                     "draining": gw.draining}
+    media = gw.media = MediaService(
+        hub, SupportCallPort(support), config, ice, metrics,
+        directory=RedisCallDirectory(redis_client, presence) if presence is not None else None)
+    if presence is not None:
+        presence.info = lambda: {"url": config.public_url,
+                                 "media_address": config.media_address,
+                                 "sessions": len(hub.sessions),
+                                 "calls": len(media.calls.all()),
+                                 "draining": gw.draining}
 
     async def lifecycle(app: web.Application):
         await bus.start()
