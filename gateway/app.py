@@ -223,6 +223,15 @@ def create_app(config: Config, responder: Responder | None = None,
         await bus.close()
 
     app.cleanup_ctx.append(lifecycle)
+    workspace = gw.workspace
+
+    async def workspace_tasks(app: web.Application):
+        """Started after, and ended before, everything the workspace reads."""
+        await workspace.start()
+        yield
+        await workspace.close()
+
+    app.cleanup_ctx.append(workspace_tasks)
 
     def no_new_calls(session, msg):
         if gw.draining and msg.TYPE in ("call.request", "call.invite"):
