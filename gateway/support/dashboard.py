@@ -35,7 +35,7 @@ DASHBOARD_TOPIC = "dashboard"
 OUTCOMES = ("resolved_by_bot", "resolved_by_agent", "abandoned")
 
 
-@message("dashboard.watch", roles=("admin",))
+@message("dashboard.watch", roles=("admin",), settle=True)
 class DashboardWatch(Message):
     """Reply: the current ``dashboard``; then a push whenever the figures change (≤ 2/s)."""
 
