@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from signaling import ErrorCode, Hub, ProtocolError, Request
 
@@ -41,6 +41,9 @@ from .room import (
 )
 from .service import SupportService
 
+if TYPE_CHECKING:
+    from .redis_room import RoomSync
+
 log = logging.getLogger(__name__)
 
 
@@ -51,7 +54,7 @@ def room_topic(room_id: str) -> str:
 class RoomService:
     def __init__(self, hub: Hub, rooms: RoomRegistry, support: SupportService,
                  ledger: OrderLedger | None = None, team_replies: list[CannedReply] | None = None,
-                 metrics: Any = None):
+                 metrics: Any = None, sync: RoomSync | None = None):
         self.hub = hub
         self.rooms = rooms
         self.support = support
@@ -59,7 +62,7 @@ class RoomService:
         self.team_replies = team_replies or []
         self.metrics = metrics
         self.order_listeners: list = []  # cb(room, order, outcome): conversions (workspace)
-        self.sync = None  # RoomSync when running on Redis (several nodes)
+        self.sync = sync  # with Redis (several nodes): room changes shared with every node
         self._hosts: dict[str, dict[str, str]] = {}  # room → host user → name (watchers)
         self._pending_counts: set[str] = set()  # rooms with a coalesced counters update due
         self.coalesce_s = 0.25
