@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -23,10 +24,15 @@ from .config import Config
 from .ice import IceProvider
 from .metrics import Metrics
 from .support.knowledge import Knowledge, demo_room_path
-from .support.responder import Responder
 from .support.limits import SupportLimits
+from .support.responder import Responder
 from .support.room import RoomRegistry
 from .support.service import SupportConfig, SupportService
+
+if TYPE_CHECKING:
+    from .media.service import MediaService
+    from .support.room_service import RoomService
+    from .support.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +50,11 @@ class Gateway:
     metrics: Metrics
     ice: IceProvider
     endpoint: SocketEndpoint
-    rooms_service: object | None = None
-    media: object | None = None
+    rooms_service: RoomService | None = None
+    media: MediaService | None = None
     draining: bool = False
     drain: object | None = None
-    workspace: object | None = None
+    workspace: Workspace | None = None
 
 
 GATEWAY = web.AppKey("gateway", Gateway)
@@ -145,8 +151,7 @@ def create_app(config: Config, responder: Responder | None = None,
         ledger = MemoryOrderLedger(retention_s=config.order_retention_s)
     rooms_service = RoomService(hub, rooms, support, ledger=ledger,
                                 team_replies=load_team_replies(config.replies_file),
-                                metrics=metrics)
-    rooms_service.sync = room_sync
+                                metrics=metrics, sync=room_sync)
     ice = IceProvider(config.stun_urls, config.turn_urls, config.turn_secret, config.turn_ttl_s)
 
     gw_holder: list[Gateway] = []  # filled below; ready() runs only once the app serves
@@ -182,21 +187,19 @@ def create_app(config: Config, responder: Responder | None = None,
     app = web.Application()
     app[GATEWAY] = gw
 
-    try:
-        from .media.service import MediaService  # calls issue; absent before it lands
-    except ImportError:
-        MediaService = None
-    if MediaService is not None:
-        gw.media = MediaService(hub, support, config, ice, metrics)
-        if presence is not None:
-            from .media.directory import RedisCallDirectory
+    from .media.directory import RedisCallDirectory
+    from .media.service import MediaService  # here, not at the top: it loads aiortc
+    from .support.call_port import SupportCallPort
 
-            gw.media.directory = RedisCallDirectory(redis_client, presence)
-            presence.info = lambda: {"url": config.public_url,
-                                     "media_address": config.media_address,
-                                     "sessions": len(hub.sessions),
-                                     "calls": len(gw.media.calls.all()),
-                                     "draining": gw.draining}
+    media = gw.media = MediaService(
+        hub, SupportCallPort(support), config, ice, metrics,
+        directory=RedisCallDirectory(redis_client, presence) if presence is not None else None)
+    if presence is not None:
+        presence.info = lambda: {"url": config.public_url,
+                                 "media_address": config.media_address,
+                                 "sessions": len(hub.sessions),
+                                 "calls": len(media.calls.all()),
+                                 "draining": gw.draining}
 
     async def lifecycle(app: web.Application):
         await bus.start()
@@ -205,16 +208,14 @@ def create_app(config: Config, responder: Responder | None = None,
             await presence.start()
         await support.backend.start()
         support.start()
-        if gw.media is not None and hasattr(gw.media, "start"):
-            await gw.media.start()
+        await media.start()
         if room_sync is not None:
             await room_sync.start()
         warm = getattr(responder, "warm_up", None)
         if warm is not None:
             await asyncio.get_running_loop().run_in_executor(None, warm)
         yield
-        if gw.media is not None:
-            await gw.media.close()
+        await media.close()
         await support.close()
         await support.backend.close()
         await hub.close()
@@ -225,6 +226,15 @@ def create_app(config: Config, responder: Responder | None = None,
         await bus.close()
 
     app.cleanup_ctx.append(lifecycle)
+    workspace = gw.workspace
+
+    async def workspace_tasks(app: web.Application):
+        """Started after, and ended before, everything the workspace reads."""
+        await workspace.start()
+        yield
+        await workspace.close()
+
+    app.cleanup_ctx.append(workspace_tasks)
 
     def no_new_calls(session, msg):
         if gw.draining and msg.TYPE in ("call.request", "call.invite"):
@@ -243,8 +253,7 @@ def create_app(config: Config, responder: Responder | None = None,
             await presence.beat()  # other nodes stop picking us for new calls at once
         loop = asyncio.get_running_loop()
         deadline = loop.time() + config.drain_s
-        calls = getattr(gw.media, "calls", None)
-        while calls is not None and calls.all() and loop.time() < deadline:
+        while media.calls.all() and loop.time() < deadline:
             await asyncio.sleep(0.2)
         n = await hub.tell_all_to_reconnect("draining")
         log.info("drained: %d sockets told to reconnect", n)

@@ -1,5 +1,10 @@
-"""HTTP surface: health, readiness, metrics, the WebSocket, dev tokens, static pages, and
-the shop-facing REST endpoints. Errors are JSON ``{error: code, message}``.
+"""HTTP surface: health, readiness, metrics, the WebSocket, dev tokens, static pages, the
+shop-facing REST endpoints (orders, notices) and the admin dashboard. Errors are JSON
+``{error: code, message}``.
+
+The one HTTP layer: it authenticates, reads bodies and builds responses; the support plane
+behind it takes and returns plain data and raises :class:`~signaling.ProtocolError`, whose
+code becomes the status here (``_STATUS``).
 
 Outside input is handled as hostile: REST bodies go through :func:`signaling.inbound.loads`
 (size, depth, number length, valid Unicode) within a deadline; the dev-token endpoint
@@ -29,6 +34,7 @@ from .http_headers import SecurityHeaders
 
 if TYPE_CHECKING:
     from .app import Gateway
+    from .support.room import Room
 
 BODY_TIMEOUT = web.AppKey("http_body_timeout_s", float)
 MAX_BODY_BYTES = 64 * 1024
@@ -65,6 +71,11 @@ def json_error(code: ErrorCode, message: str, **extra: Any) -> web.Response:
                              dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
+def json_body(body: Any) -> web.Response:
+    """A JSON response that keeps Chinese text readable (not ``\\uXXXX``)."""
+    return web.json_response(body, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+
 def bearer_claims(gw: "Gateway", request: web.Request, roles: tuple[str, ...]) -> Claims:
     """Authenticate an HTTP caller by ``Authorization: Bearer <jwt>`` and check its role."""
     auth = request.headers.get("Authorization", "")
@@ -75,6 +86,17 @@ def bearer_claims(gw: "Gateway", request: web.Request, roles: tuple[str, ...]) -
         raise ProtocolError(ErrorCode.FORBIDDEN,
                             f"role {claims.role!r} may not call this endpoint (needs {roles})")
     return claims
+
+
+def shop_room(gw: "Gateway", request: web.Request, claims: Claims) -> "Room":
+    """The room a shop endpoint names: a room-bound service token may name only its own."""
+    room_id = request.match_info["room"]
+    if claims.room and claims.room != room_id:
+        raise ProtocolError(ErrorCode.FORBIDDEN, f"this service token is for room {claims.room!r}")
+    room = gw.rooms.get(room_id)
+    if room is None:
+        raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown room {room_id!r}")
+    return room
 
 
 async def read_json(request: web.Request, max_bytes: int = MAX_BODY_BYTES) -> dict:
@@ -239,13 +261,26 @@ def setup_routes(app: web.Application, gw: "Gateway") -> None:
                                  headers={"Cache-Control": "no-store"})
 
     async def rooms(request):
-        return web.json_response({"rooms": [
+        return json_body({"rooms": [
             {"id": r.id, "title": r.knowledge.room.title, "host": r.knowledge.room.host}
-            for r in gw.rooms]}, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+            for r in gw.rooms]})
 
     async def post_order(request):
-        claims = bearer_claims(gw, request, ("service",))
-        return await gw.rooms_service.http_order(request, claims)
+        room = shop_room(gw, request, bearer_claims(gw, request, ("service",)))
+        outcome = await gw.rooms_service.place_order(room, await read_json(request))
+        if outcome.status != 200:
+            return json_error(ErrorCode(outcome.body["error"]), outcome.body["message"],
+                              **{k: v for k, v in outcome.body.items()
+                                 if k not in ("error", "message")})
+        return web.json_response(outcome.body)
+
+    async def post_notice(request):
+        room = shop_room(gw, request, bearer_claims(gw, request, ("service",)))
+        return web.json_response(await gw.workspace.notices.post(room, await read_json(request)))
+
+    async def get_dashboard(request):
+        bearer_claims(gw, request, ("admin",))
+        return json_body(gw.workspace.dashboard.event().to_wire())
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -253,6 +288,8 @@ def setup_routes(app: web.Application, gw: "Gateway") -> None:
     app.router.add_get("/ws", gw.endpoint.handle)
     app.router.add_get("/api/rooms", rooms)
     app.router.add_post("/api/rooms/{room}/orders", post_order)
+    app.router.add_post("/api/rooms/{room}/notices", post_notice)
+    app.router.add_get("/api/dashboard", get_dashboard)
     if gw.config.dev:
         app.router.add_get("/api/dev/token", dev_token)
     app.router.add_get("/", pages.handler("index.html"))
@@ -261,5 +298,3 @@ def setup_routes(app: web.Application, gw: "Gateway") -> None:
             app.router.add_get(f"/{name}", pages.handler(f"{name}.html"))
     if web_root.exists():
         app.router.add_static("/static/", web_root, show_index=False)
-    for extra in getattr(gw, "extra_routes", ()):
-        extra(app)

@@ -37,26 +37,36 @@ ROLES = ("viewer", "agent", "host", "admin", "service")
 
 
 class Message:
-    """Base of every client message class. ``TYPE`` and ``ROLES`` are set by :func:`message`."""
+    """Base of every client message class. ``TYPE``, ``ROLES`` and ``SETTLE`` are set by
+    :func:`message`.
+
+    ``SETTLE``: after handling such a message the edge waits until every bus subscription
+    made so far is effective (:meth:`~signaling.bus.Bus.settle`) before it reads the
+    client's next frame, so nothing the client does next can publish an event before the
+    subscription that should carry it back is in place. The planes set it on their own
+    messages (the watches, ``conversation.open``, ``agent.status``): the edge knows no
+    message by name."""
 
     TYPE: ClassVar[str] = ""
     ROLES: ClassVar[tuple[str, ...]] = ROLES
+    SETTLE: ClassVar[bool] = False
 
 
 _REGISTRY: dict[str, type[Message]] = {}
 
 
-def message(type_name: str, roles: tuple[str, ...] = ROLES):
+def message(type_name: str, roles: tuple[str, ...] = ROLES, settle: bool = False):
     """Class decorator: register a dataclass as the client message ``type_name``."""
 
     def wrap(cls):
         cls = dataclass(cls)
         cls.TYPE = type_name
         cls.ROLES = tuple(roles)
+        cls.SETTLE = settle
         hints = get_type_hints(cls, include_extras=True)
         cls._HINTS, cls._LIMITS = {}, {}
         for name, hint in hints.items():
-            if name in ("TYPE", "ROLES") or get_origin(hint) is ClassVar:
+            if name in ("TYPE", "ROLES", "SETTLE") or get_origin(hint) is ClassVar:
                 continue
             cls._HINTS[name], cls._LIMITS[name] = split(hint)
         _REGISTRY[type_name] = cls

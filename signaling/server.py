@@ -243,7 +243,7 @@ class SocketEndpoint:
                     session.send(out)
                     continue
                 await self.hub.dispatch(session, msg, req_id)
-                if msg.TYPE.endswith(".watch") or msg.TYPE in ("conversation.open", "agent.status"):
+                if msg.SETTLE:
                     await self.hub.bus.settle()
         except Exception:
             log.exception("socket handler failed")

@@ -15,11 +15,28 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
 K = "ld:{calls}:"
+
+
+class CallDirectory(Protocol):
+    """Where calls live; the media service is given one when it is built."""
+
+    async def pick_node(self, local: str) -> str: ...
+
+    async def record(self, call_id: str, node: str, conversation: str,
+                     users: list[str]) -> None: ...
+
+    async def lookup(self, call_id: str) -> dict | None: ...
+
+    async def remove(self, call_id: str, node: str) -> None: ...
+
+    async def dead_nodes_with_calls(self) -> list[str]: ...
+
+    async def claim_dead(self, node: str) -> list[dict]: ...
 
 
 class LocalCallDirectory:

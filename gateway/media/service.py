@@ -5,8 +5,8 @@ Wires the ``call.*``/``rtc.*`` protocol (``messages.py``) to the call state
 :class:`~gateway.media.forwarder.Forwarder` that carries every participant's tracks to the
 others. It owns the call lifecycle rules:
 
-* ringing times out after ``ring_timeout_s`` → ``ended``/``missed``; if the viewer was
-  calling, a system line is posted and the conversation goes back to the head of the queue;
+* ringing times out after ``ring_timeout_s`` → ``ended``/``missed``, and the conversation
+  port is told (the support plane posts a system line and requeues a viewer's missed ring);
 * a call lasts at most ``max_call_s`` (→ ``ended``/``max_duration``);
 * the viewer or the agent hanging up ends the call for everyone (``hangup``); the host
   hanging up removes only the host; a resolved conversation ends its call (``resolved``);
@@ -15,6 +15,9 @@ others. It owns the call lifecycle rules:
   its peer connection (aiortc has no ICE restart) and the others are renegotiated; after
   the grace period it leaves (a host is removed, the viewer or agent ends the call with
   ``left``).
+
+Conversations are read, and missed rings reported, only through the
+:class:`~gateway.media.port.ConversationPort` passed in: media does not know the support plane.
 """
 
 from __future__ import annotations
@@ -23,23 +26,38 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from signaling.hub import Forward, RemoteSession
 from signaling import ErrorCode, Hub, ProtocolError, Request, Session
+from signaling.hub import Forward, RemoteSession
 
-from ..support.conversation import Conversation
-from ..support.service import BOT, SupportService
 from .call import Call, CallRegistry, Participant
-from .directory import LocalCallDirectory
-from .forwarder import Forwarder, make_forwarder
-from .messages import (CallAccept, CallDecline, CallHangup, CallIncoming, CallInvite,
-                       CallJoin, CallMute, CallRequest, CallStateEvent, RtcAnswer,
-                       RtcAnswerEvent, RtcCandidate, RtcOffer, RtcOfferEvent)
 from .candidates import CandidatePolicy
+from .directory import CallDirectory, LocalCallDirectory
+from .forwarder import Forwarder, make_forwarder
 from .ice_policy import IcePolicy
 from .ice_policy import install as install_ice_policy
+from .messages import (
+    CallAccept,
+    CallDecline,
+    CallHangup,
+    CallIncoming,
+    CallInvite,
+    CallJoin,
+    CallMute,
+    CallRequest,
+    CallStateEvent,
+    RtcAnswer,
+    RtcAnswerEvent,
+    RtcCandidate,
+    RtcOffer,
+    RtcOfferEvent,
+)
 from .peer import Peer, ice_servers_for_gateway
+from .port import ConversationPort
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 log = logging.getLogger(__name__)
 
@@ -48,29 +66,30 @@ def _forwarded(req: Request) -> bool:
     """True when this request was forwarded here by another node (never forward it again)."""
     return isinstance(req.session, RemoteSession)
 
-MISSED_CALL_ZH = "客服暂时未能接听，已为您重新排队，请稍候。"
-ENDED_KEEP = 1000
-PRESENCE_TOPIC = "media:presence"  # participants' sockets dropping/returning, for every node  # ended call ids remembered, so late messages get bad_state, not not_found
+ENDED_KEEP = 1000  # ended call ids remembered, so late messages get bad_state, not not_found
+PRESENCE_TOPIC = "media:presence"  # participants' sockets dropping/returning, for every node
 
 
 class MediaService:
-    def __init__(self, hub: Hub, support: SupportService, config: Any, ice: Any,
-                 metrics: Any = None, forwarder: Forwarder | None = None):
+    def __init__(self, hub: Hub, conversations: ConversationPort, config: Config, ice: Any,
+                 metrics: Any = None, forwarder: Forwarder | None = None,
+                 directory: CallDirectory | None = None):
         self.hub = hub
-        self.support = support
+        self.conversations = conversations
         self.config = config
         self.ice = ice
         self.metrics = metrics
-        self.forwarder = forwarder or make_forwarder(getattr(config, "media_mode", "transcode"))
+        self.forwarder = forwarder or make_forwarder(config.media_mode)
         self.calls = CallRegistry()
-        self.directory = LocalCallDirectory()  # RedisCallDirectory with several nodes
+        # RedisCallDirectory with several nodes
+        self.directory: CallDirectory = directory or LocalCallDirectory()
         self._watch: asyncio.Task | None = None
         self._ended: OrderedDict[str, str] = OrderedDict()
         self._tasks: set[asyncio.Task] = set()
-        self._gateway_ice = ice_servers_for_gateway(list(getattr(config, "stun_urls", []) or []))
-        self.ice_policy = IcePolicy.from_config(list(getattr(config, "media_address", []) or []),
-                                                getattr(config, "udp_port_min", 0),
-                                                getattr(config, "udp_port_max", 0))
+        self._gateway_ice = ice_servers_for_gateway(list(config.stun_urls))
+        self.ice_policy = IcePolicy.from_config(list(config.media_address),
+                                                config.udp_port_min,
+                                                config.udp_port_max)
         if self.ice_policy.active:
             install_ice_policy()
         self.candidates = CandidatePolicy.from_config(config)  # remote candidates kept
@@ -88,7 +107,7 @@ class MediaService:
         hub.on("detached", self._on_detached)
         hub.on("live", self._on_back)
         hub.on("resumed", self._on_back)
-        support.on("resolved", self._on_resolved)
+        conversations.on_resolved(self._on_resolved)
 
     # --- plumbing --------------------------------------------------------------------------
     def _spawn(self, coro) -> asyncio.Task:
@@ -106,8 +125,7 @@ class MediaService:
         return asyncio.get_running_loop().call_later(delay, lambda: self._spawn(coro_fn(*args)))
 
     def _members(self, call: Call) -> list[str]:
-        conv = self.support.store.get(call.conversation)
-        return conv.members() if conv is not None else []
+        return self.conversations.members(call.conversation)
 
     async def _call_for(self, req: Request, call_id: str) -> Call:
         call = self.calls.get(call_id)
@@ -163,13 +181,10 @@ class MediaService:
     # --- call.request / accept / decline ---------------------------------------------------
     async def on_request(self, req: Request):
         msg: CallRequest = req.msg
-        conv = self.support.store.get(msg.conversation)
-        if conv is None or not conv.is_member(req.user):
-            await self.support.backend.sync()  # changed on another node a moment ago?
-            conv = self.support.store.get(msg.conversation)
+        conv = await self.conversations.conversation(msg.conversation, req.user)
         if conv is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown conversation {msg.conversation!r}")
-        if not conv.is_member(req.user):
+        if req.user not in conv.members:
             raise ProtocolError(ErrorCode.NOT_MEMBER,
                                 f"you are not a member of conversation {msg.conversation!r}")
         if conv.state != "assigned" or not conv.agent:
@@ -180,7 +195,7 @@ class MediaService:
             raise ProtocolError(ErrorCode.CONFLICT, "the conversation already has a call")
         if not _forwarded(req):
             if req.role == "viewer":  # one ring per viewer per ring_interval_s
-                await self.support.churn.admit_ring(req.user)
+                await self.conversations.admit_ring(req.user)
             node = await self.directory.pick_node(self.hub.node_id)
             if node != self.hub.node_id:
                 raise Forward(node)  # least-loaded node hosts the call's peers
@@ -361,7 +376,7 @@ class MediaService:
                 self._spawn(self._peer_state(call, p, peer))
 
         return Peer(p.user, p.gen, self.forwarder, send_offer, ice_servers=self._gateway_ice,
-                    video_codec=getattr(self.config, "video_codec", "VP8"),
+                    video_codec=self.config.video_codec,
                     on_state=state_changed, ice_policy=self.ice_policy,
                     candidates=self.candidates)
 
@@ -437,25 +452,20 @@ class MediaService:
             self._ended.popitem(last=False)
         if self.metrics is not None:
             self.metrics.calls.labels(outcome=reason).inc()
-        conv = self.support.store.get(call.conversation)
         await self._announce(call, req)
         for p in list(call.participants.values()):
             await self._retire_peer(call, p, renegotiate=False)
-        if reason == "missed" and conv is not None and call.requester == conv.viewer:
-            await self._missed(conv)
+        if reason == "missed":
+            await self.conversations.missed_call(call.conversation, call.requester)
 
-    async def _missed(self, conv: Conversation) -> None:
-        await self.support.post(conv, BOT, MISSED_CALL_ZH, kind="system")
-        await self.support.requeue(conv, "missed_call")
-
-    def _on_resolved(self, conv: Conversation) -> None:
-        call = self.calls.for_conversation(conv.id)
+    def _on_resolved(self, conversation: str) -> None:
+        call = self.calls.for_conversation(conversation)
         if call is not None:
             self._spawn(self._end(call, "resolved"))
         elif not isinstance(self.directory, LocalCallDirectory):
             # resolved here, but its call (if any) may live on another node
             self._spawn(self.hub.bus.publish(PRESENCE_TOPIC, {
-                "what": "resolved", "conversation": conv.id, "node": self.hub.node_id}))
+                "what": "resolved", "conversation": conversation, "node": self.hub.node_id}))
 
     # --- sockets dropping and coming back --------------------------------------------------
     def _on_detached(self, session: Session) -> None:

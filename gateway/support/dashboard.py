@@ -1,10 +1,11 @@
 """Dashboard data: the team's figures per room and per agent, on demand and pushed live.
 
-Owns ``GET /api/dashboard`` (admin bearer token), ``dashboard.watch`` (admin socket) and
-the ticker that, at most every 500 ms and only when the figures changed, publishes a
-``dashboard`` event on the ``dashboard`` topic and the supervisor's ``agents`` view on the
-``admins`` topic. Figures are computed from the state owners (conversations, router, CSAT,
-outcomes, actions) rather than kept twice; Prometheus holds the same events as counters.
+Owns the figures behind ``GET /api/dashboard`` (admin bearer token; its HTTP side is in
+``gateway/http_api.py``), ``dashboard.watch`` (admin socket) and the ticker that, at most
+every 500 ms and only when the figures changed, publishes a ``dashboard`` event on the
+``dashboard`` topic and the supervisor's ``agents`` view on the ``admins`` topic. Figures
+are computed from the state owners (conversations, router, CSAT, outcomes, actions) rather
+than kept twice; Prometheus holds the same events as counters.
 
 Every input is replicated state (conversations, router, and the ``outcome``, ``conversion``,
 ``csat`` and ``granted`` records), so every node computes the same figures; and each node
@@ -22,8 +23,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from aiohttp import web
-
 from signaling import Hub, Request
 from signaling.protocol import Event, Message, message
 
@@ -36,7 +35,7 @@ DASHBOARD_TOPIC = "dashboard"
 OUTCOMES = ("resolved_by_bot", "resolved_by_agent", "abandoned")
 
 
-@message("dashboard.watch", roles=("admin",))
+@message("dashboard.watch", roles=("admin",), settle=True)
 class DashboardWatch(Message):
     """Reply: the current ``dashboard``; then a push whenever the figures change (≤ 2/s)."""
 
@@ -147,10 +146,6 @@ class Dashboard:
     async def on_watch(self, req: Request):
         self.hub.watch(req.session, DASHBOARD_TOPIC)
         return self.event()
-
-    async def http_get(self, request: web.Request, claims) -> web.Response:
-        return web.json_response(self.event().to_wire(),
-                                 dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
     async def tick(self) -> None:
         fig = self.figures()

@@ -16,7 +16,7 @@ AgentStatusName = Literal["available", "away", "break", "offline"]
 
 # --- client → server ------------------------------------------------------------------------
 
-@message("conversation.open", roles=("viewer",))
+@message("conversation.open", roles=("viewer",), settle=True)
 class ConversationOpen(Message):
     room: str
     # the viewer's nickname, shown as such (the display name is the token's); the support
@@ -60,7 +60,7 @@ class ConversationGet(Message):
     conversation: str
 
 
-@message("agent.status", roles=("agent", "admin"))
+@message("agent.status", roles=("agent", "admin"), settle=True)
 class AgentStatus(Message):
     status: AgentStatusName
 
@@ -160,7 +160,7 @@ class AgentState(Event):
 
 # --- rooms ----------------------------------------------------------------------------------
 
-@message("room.watch", roles=("viewer", "agent", "host", "admin"))
+@message("room.watch", roles=("viewer", "agent", "host", "admin"), settle=True)
 class RoomWatch(Message):
     room: str
 

@@ -1,7 +1,7 @@
 """Proactive notices: the shop tells affected viewers about a problem before they ask.
 
-Owns ``POST /api/rooms/{room}/notices`` (``service`` token; a room claim must match) and
-who counts as affected:
+Owns what ``POST /api/rooms/{room}/notices`` does (its HTTP side, a ``service`` token whose
+room claim must match, is in ``gateway/http_api.py``) and who counts as affected:
 
 * ``skus``: viewers who viewed, carted or opened support on those SKUs in the room
   (browsing), or whose orders in the room contain them (commerce adapter);
@@ -19,9 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import ClassVar
-
-from aiohttp import web
+from typing import Any, ClassVar
 
 from signaling import ErrorCode, Hub, ProtocolError
 from signaling.protocol import Event
@@ -29,6 +27,7 @@ from signaling.protocol import Event
 from .browsing import BrowsingStore
 from .commerce import CommerceAdapter, CommerceError, ViewerOrders
 from .conversation import Author
+from .room import Room
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +56,10 @@ def _str_list(body: dict, name: str) -> list[str]:
 
 
 class Notices:
-    def __init__(self, hub: Hub, support, rooms, browsing: BrowsingStore, adapter: CommerceAdapter,
+    def __init__(self, hub: Hub, support, browsing: BrowsingStore, adapter: CommerceAdapter,
                  orders: ViewerOrders, known_viewers=None):
         self.hub = hub
         self.support = support
-        self.rooms = rooms
         self.browsing = browsing
         self.adapter = adapter
         self.orders = orders
@@ -100,16 +98,10 @@ class Notices:
                     users[s.user] = None
         return list(users)
 
-    async def http_post(self, request: web.Request, claims) -> web.Response:
-        from ..http_api import read_json
-
-        room_id = request.match_info["room"]
-        if claims.room and claims.room != room_id:
-            raise ProtocolError(ErrorCode.FORBIDDEN, f"this service token is for room {claims.room!r}")
-        room = self.rooms.get(room_id)
-        if room is None:
-            raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown room {room_id!r}")
-        body = await read_json(request)
+    async def post(self, room: Room, body: dict[str, Any]) -> dict[str, Any]:
+        """Send the notice ``body`` describes (a shop's JSON object) to the viewers it
+        affects in ``room``; the answer is ``{notified, conversations}``."""
+        room_id = room.id
         kind = body.get("kind")
         if kind not in NOTICE_KINDS:
             raise ProtocolError(ErrorCode.BAD_REQUEST, f"field 'kind' must be one of {list(NOTICE_KINDS)}")
@@ -130,4 +122,4 @@ class Notices:
                                     meta={"notice": kind})
             await self.hub.send_to_user(user, NoticeEvent(room_id, kind, text, conv.id))
             convs.append(conv.id)
-        return web.json_response({"notified": len(convs), "conversations": convs})
+        return {"notified": len(convs), "conversations": convs}

@@ -1,7 +1,7 @@
 """Room service: host commands, shop order events and room watchers.
 
-Turns ``room.*`` requests and ``POST /api/rooms/{room}/orders`` into :class:`Room` /
-:class:`OrderLedger` changes and publishes each change on the Bus topic ``room:<id>`` as
+Turns ``room.*`` requests and shop order events (``POST /api/rooms/{room}/orders``, whose
+HTTP side is in ``gateway/http_api.py``) into :class:`Room` / :class:`OrderLedger` changes and publishes each change on the Bus topic ``room:<id>`` as
 ``room.update`` (watchers: host panels, agent consoles, viewer widgets). Announcements are
 also pinned into every open conversation of the room.
 """
@@ -10,19 +10,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any
 
 from signaling import ErrorCode, Hub, ProtocolError, Request
 
 from .conversation import Author
-from .messages import (RepliesList, RepliesReply, RoomAnnounce, RoomAnnouncement,
-                       RoomOnScreen, RoomPromoStart, RoomPromoStop, RoomPromoUpsert,
-                       RoomStateEvent, RoomStock, RoomUnwatch, RoomUpdate, RoomWatch)
+from .messages import (
+    RepliesList,
+    RepliesReply,
+    RoomAnnounce,
+    RoomAnnouncement,
+    RoomOnScreen,
+    RoomPromoStart,
+    RoomPromoStop,
+    RoomPromoUpsert,
+    RoomStateEvent,
+    RoomStock,
+    RoomUnwatch,
+    RoomUpdate,
+    RoomWatch,
+)
 from .replies import CannedReply, room_replies, search
-from .room import MemoryOrderLedger, Order, OrderLedger, Room, RoomRegistry
+from .room import (
+    MemoryOrderLedger,
+    Order,
+    OrderLedger,
+    OrderOutcome,
+    Room,
+    RoomRegistry,
+)
 from .service import SupportService
+
+if TYPE_CHECKING:
+    from .redis_room import RoomSync
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +54,7 @@ def room_topic(room_id: str) -> str:
 class RoomService:
     def __init__(self, hub: Hub, rooms: RoomRegistry, support: SupportService,
                  ledger: OrderLedger | None = None, team_replies: list[CannedReply] | None = None,
-                 metrics: Any = None):
+                 metrics: Any = None, sync: RoomSync | None = None):
         self.hub = hub
         self.rooms = rooms
         self.support = support
@@ -42,7 +62,7 @@ class RoomService:
         self.team_replies = team_replies or []
         self.metrics = metrics
         self.order_listeners: list = []  # cb(room, order, outcome): conversions (workspace)
-        self.sync = None  # RoomSync when running on Redis (several nodes)
+        self.sync = sync  # with Redis (several nodes): room changes shared with every node
         self._hosts: dict[str, dict[str, str]] = {}  # room → host user → name (watchers)
         self._pending_counts: set[str] = set()  # rooms with a coalesced counters update due
         self.coalesce_s = 0.25
@@ -191,16 +211,10 @@ class RoomService:
         items = search(self.team_replies + room_replies(room), req.msg.q)
         return RepliesReply(replies=[r.to_wire() for r in items])
 
-    # --- HTTP: shop order events -------------------------------------------------------------
-    async def http_order(self, request: web.Request, claims) -> web.Response:
-        from ..http_api import json_error, read_json
-
-        room_id = request.match_info["room"]
-        if claims.room and claims.room != room_id:
-            raise ProtocolError(ErrorCode.FORBIDDEN,
-                                f"this service token is for room {claims.room!r}")
-        room = self._room(room_id)
-        body = await read_json(request)
+    # --- shop order events -------------------------------------------------------------------
+    async def place_order(self, room: Room, body: dict[str, Any]) -> OrderOutcome:
+        """Place the order ``body`` describes (a shop's JSON object); the outcome says what the
+        shop is answered. Watchers, other nodes and order listeners hear of any change."""
         order = _parse_order(body)
         outcome = await self.ledger.place(room, order)
         if self.metrics:
@@ -216,11 +230,7 @@ class RoomService:
                     cb(room, order, outcome)
                 except Exception:
                     log.exception("order listener failed")
-        if outcome.status != 200:
-            return json_error(ErrorCode(outcome.body["error"]), outcome.body["message"],
-                              **{k: v for k, v in outcome.body.items()
-                                 if k not in ("error", "message")})
-        return web.json_response(outcome.body)
+        return outcome
 
 
 def _parse_order(body: dict) -> Order:

@@ -1,8 +1,9 @@
 """The agent workspace: builds and wires its parts into a running gateway.
 
-Owns nothing but the wiring: which part listens to which domain event, the HTTP routes
-(``/api/rooms/{room}/notices``, ``/api/dashboard``) and the background tasks (idle sweep,
-dashboard ticker) with their cleanup. The parts are :mod:`.browsing`, :mod:`.commerce`,
+Owns nothing but the wiring: which part listens to which domain event, and the background
+tasks (idle sweep, dashboard ticker), started by :meth:`Workspace.start` and ended by
+:meth:`Workspace.close`. Its HTTP routes (``/api/rooms/{room}/notices``, ``/api/dashboard``)
+are in ``gateway/http_api.py``, which calls :attr:`notices` and :attr:`dashboard`. The parts are :mod:`.browsing`, :mod:`.commerce`,
 :mod:`.handoff`, :mod:`.actions`, :mod:`.aftersale`, :mod:`.notices`, :mod:`.csat`,
 :mod:`.wellbeing`, :mod:`.outcomes` and :mod:`.dashboard`.
 """
@@ -11,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING, Any
-
-from aiohttp import web
 
 from .actions import Actions, AuditLog, Authority
 from .aftersale import AfterSaleResponder
@@ -48,7 +47,7 @@ class Workspace:
                                Authority(cfg.max_compensation_default, cfg.compensation_limits),
                                AuditLog(), metrics, on_change=self._on_action)
         self.wellbeing = Wellbeing(hub, support, cfg.agent_capacities, cfg.fatigue_threshold)
-        self.notices = Notices(hub, support, gw.rooms, self.browsing.store, self.adapter,
+        self.notices = Notices(hub, support, self.browsing.store, self.adapter,
                                self.orders, known_viewers=self._known_viewers)
         self.dashboard = Dashboard(hub, support, gw.rooms, self.csat, self.outcomes,
                                    self.actions, self.wellbeing, node=gw.config.node_id)
@@ -57,7 +56,6 @@ class Workspace:
         support.agent_info = lambda user: {"max_compensation": self.actions.authority.limit_for(user)}
         if gw.rooms_service is not None:
             gw.rooms_service.order_listeners.append(self._on_order)
-        gw.extra_routes = (*getattr(gw, "extra_routes", ()), self.setup_routes)
         self._tasks: list[asyncio.Task] = []
 
     def aftersale(self, inner: Responder) -> AfterSaleResponder:
@@ -97,27 +95,13 @@ class Workspace:
             self.orders.invalidate(order.user)
         self.outcomes.on_order(room, order, outcome)
 
-    # --- HTTP and lifecycle ------------------------------------------------------------------
-    def setup_routes(self, app: web.Application) -> None:
-        from ..http_api import bearer_claims
-
-        gw = self.gw
-
-        async def post_notice(request):
-            return await self.notices.http_post(request, bearer_claims(gw, request, ("service",)))
-
-        async def get_dashboard(request):
-            return await self.dashboard.http_get(request, bearer_claims(gw, request, ("admin",)))
-
-        app.router.add_post("/api/rooms/{room}/notices", post_notice)
-        app.router.add_get("/api/dashboard", get_dashboard)
-        app.cleanup_ctx.append(self._lifecycle)
-
-    async def _lifecycle(self, app: web.Application):
+    # --- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self.outcomes.run_sweeper()),
                        loop.create_task(self.dashboard.run())]
-        yield
+
+    async def close(self) -> None:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
