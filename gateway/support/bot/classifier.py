@@ -106,7 +106,11 @@ class IntentClassifier:
 
     # -- prediction -----------------------------------------------------------------------
     def probs(self, text: str) -> dict[str, float]:
-        idx, val = featurize(text)
+        return self.probs_of(featurize(text))
+
+    def probs_of(self, feats: Features) -> dict[str, float]:
+        """Probabilities for already featurized text (one featurize serves both models)."""
+        idx, val = feats
         if idx:
             logits = (self.W[idx] * np.asarray(val, dtype=np.float32)[:, None]).sum(0) + self.b
         else:

@@ -17,6 +17,7 @@ without the corpus (a wheel) trusts the shipped cache.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from dataclasses import dataclass
@@ -60,11 +61,15 @@ class BotModel:
     escalation: IntentClassifier
     threshold: float = ESCALATION_THRESHOLD
 
+    def __post_init__(self) -> None:
+        # featurizing (n-grams, jieba) is most of a model read: both classifiers share it
+        self.features = functools.lru_cache(maxsize=1024)(featurize)
+
     def probs(self, text: str) -> dict[str, float]:
-        return self.intent.probs(text)
+        return self.intent.probs_of(self.features(text))
 
     def p_escalate(self, text: str) -> float:
-        return self.escalation.probs(text)["yes"]
+        return self.escalation.probs_of(self.features(text))["yes"]
 
     def escalation_of(self, text: str) -> EscalationDecision:
         """The README rule's phrases, or else the scorer (reason ``"model"``)."""
