@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 PYTEST_ARGS ?=
 
-.PHONY: run install install-test system-deps test bench clean
+.PHONY: run install install-test system-deps lint test bench clean
 
 # Re-install only when pyproject.toml changes (the stamp lives inside .venv).
 $(BIN)/.installed: pyproject.toml
@@ -45,7 +45,11 @@ system-deps:
 run: install
 	$(BIN)/livedesk serve --dev --host $(HOST) --port $(PORT)
 
-test: install-test system-deps
+# ruff: pyflakes, bugbear, import order, pyupgrade (rules in pyproject.toml)
+lint: install-test
+	$(BIN)/python -m ruff check gateway signaling benchmarks tests
+
+test: install-test system-deps lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: install-test system-deps

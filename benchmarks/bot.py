@@ -24,10 +24,10 @@ import statistics
 import time
 from collections.abc import Iterator
 
+from benchmarks.common import pct  # noqa: E402
 from gateway.support.bot import OfflineBot
 from gateway.support.knowledge import Knowledge, demo_room_path
 from gateway.support.responder import BotQuery
-from benchmarks.common import pct  # noqa: E402
 
 MESSAGES: list[tuple[list[str], str]] = [
     ([], "主播晚上好呀"), ([], "冲锋衣是什么面料"), ([], "172 130斤穿冲锋衣什么码"), ([], "徒步裤M码现在还有吗"),

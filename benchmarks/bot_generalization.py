@@ -31,8 +31,12 @@ from pathlib import Path
 
 from gateway.support.bot import OfflineBot
 from gateway.support.bot.features import featurize, load_jieba
-from gateway.support.bot.model import (ESCALATION_THRESHOLD, BotModel, corpus_rows,
-                                       template_rows)
+from gateway.support.bot.model import (
+    ESCALATION_THRESHOLD,
+    BotModel,
+    corpus_rows,
+    template_rows,
+)
 from gateway.support.bot.normalize import normalize
 from gateway.support.bot.training.corpus import CORPUS_DIR, CorpusRoom, load_corpus
 from gateway.support.knowledge import Knowledge

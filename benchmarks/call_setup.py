@@ -32,9 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.conftest import start_gateway, stop_gateway  # noqa: E402
-from tests.e2e.conftest import CHROMIUM_ARGS, CHROMIUM, DESKTOP, PHONE  # noqa: E402
 from benchmarks.common import free_port  # noqa: E402
+from tests.conftest import start_gateway, stop_gateway  # noqa: E402
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE  # noqa: E402
 
 P2P_PAGE = """<!doctype html><meta charset="utf-8"><title>p2p</title>
 <video id="remote" autoplay playsinline muted></video>

@@ -26,12 +26,10 @@ import redis.asyncio as aioredis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import pct  # noqa: E402
 from tests.cluster.nodes import Node, token, write_room  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 from tests.wsclient import WSClient  # noqa: E402
-from benchmarks.common import pct  # noqa: E402
-
-
 
 
 async def bare_redis(url: str, n: int, interval: float) -> list[float]:

@@ -47,6 +47,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+
 from benchmarks.common import cpu_model, free_port, pct  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -407,7 +408,7 @@ class Worker:
                 try:
                     snap = await self.request(c, "conversation.get", timeout=300,
                                               conversation=c.conv)
-                except (asyncio.TimeoutError, aiohttp.ClientError, ConnectionError):
+                except (TimeoutError, aiohttp.ClientError, ConnectionError):
                     unverified[0] += len(acked)
                     return 0
             have = {m.get("client_msg_id") for m in snap.get("messages", ())}
@@ -669,9 +670,9 @@ def bare_payload(k: int, frame: str | None, size: int = 3000) -> str:
     frame (``--bare-payload ascii``, or no update sent), an ASCII pad of ``size``
     characters."""
     if frame is None or ',"version"' not in frame:
-        head = '{"type":"bench","k":%d,"pad":"' % k
+        head = f'{{"type":"bench","k":{k},"pad":"' 
         return head + "x" * max(0, size - len(head) - 2) + '"}'
-    body = '{"type":"bench","k":%d' % k + frame[frame.index(',"version"'):-1]
+    body = f'{{"type":"bench","k":{k}' + frame[frame.index(',"version"'):-1]
     pad = len(frame.encode("utf-8")) - len(body.encode("utf-8")) - 1
     return body + " " * max(pad, 0) + "}"
 

@@ -183,7 +183,7 @@ class Config:
     gateway_origins: list[str] = field(default_factory=list)  # extra origins ?gw= may name
 
     @classmethod
-    def from_env(cls, **overrides) -> "Config":
+    def from_env(cls, **overrides) -> Config:
         c = cls()
         env_map = {
             "host": ("HOST", str), "port": ("PORT", int), "secret": ("SECRET", str),
@@ -253,7 +253,7 @@ class Config:
                 setattr(c, k, v)
         return c
 
-    def validate(self) -> "Config":
+    def validate(self) -> Config:
         """Refuse unsafe or inconsistent settings with a message that says what to do."""
         if self.dev:
             if not _is_loopback(self.host):

@@ -76,7 +76,7 @@ def json_body(body: Any) -> web.Response:
     return web.json_response(body, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
-def bearer_claims(gw: "Gateway", request: web.Request, roles: tuple[str, ...]) -> Claims:
+def bearer_claims(gw: Gateway, request: web.Request, roles: tuple[str, ...]) -> Claims:
     """Authenticate an HTTP caller by ``Authorization: Bearer <jwt>`` and check its role."""
     auth = request.headers.get("Authorization", "")
     if not auth.startswith("Bearer "):
@@ -88,7 +88,7 @@ def bearer_claims(gw: "Gateway", request: web.Request, roles: tuple[str, ...]) -
     return claims
 
 
-def shop_room(gw: "Gateway", request: web.Request, claims: Claims) -> "Room":
+def shop_room(gw: Gateway, request: web.Request, claims: Claims) -> Room:
     """The room a shop endpoint names: a room-bound service token may name only its own."""
     room_id = request.match_info["room"]
     if claims.room and claims.room != room_id:
@@ -207,7 +207,7 @@ class Pages:
         return serve
 
 
-def setup_routes(app: web.Application, gw: "Gateway") -> None:
+def setup_routes(app: web.Application, gw: Gateway) -> None:
     app.middlewares.append(error_middleware)
     web_root = gw.config.web_root
     app[BODY_TIMEOUT] = gw.config.http_body_timeout_s

@@ -6,12 +6,12 @@ per-session sequence numbers for resume, and delivers events to users through a
 :class:`~signaling.bus.Bus` (in-memory for one process, Redis for many nodes).
 """
 
-from .errors import ErrorCode, ProtocolError
-from .protocol import Event, Message, message, decode_frame
 from .auth import Claims, TokenAuthority
 from .bus import Bus, MemoryBus
-from .session import Session
+from .errors import ErrorCode, ProtocolError
 from .hub import Hub, Request
+from .protocol import Event, Message, decode_frame, message
+from .session import Session
 
 __all__ = [
     "ErrorCode", "ProtocolError", "Event", "Message", "message", "decode_frame",

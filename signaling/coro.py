@@ -34,7 +34,7 @@ async def finish(coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
                 yielded._asyncio_future_blocking = False  # what Task.__step does
                 if not yielded.done():
                     w = loop.create_future()
-                    yielded.add_done_callback(lambda _f: w.done() or w.set_result(None))
+                    yielded.add_done_callback(lambda _f, w=w: w.done() or w.set_result(None))
                     await w
             else:  # a bare yield (sleep(0)): one turn of the loop
                 await asyncio.sleep(0)

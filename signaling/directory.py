@@ -21,8 +21,9 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -119,7 +120,7 @@ class RedisSessionMirror:
                 return
             try:
                 await asyncio.wait_for(ev.wait(), left)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             ev.clear()
 

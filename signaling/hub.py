@@ -20,8 +20,9 @@ import logging
 import secrets
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from .auth import Claims
 from .bus import Bus
@@ -56,7 +57,7 @@ def _wire(event: Event | dict) -> dict:
 class Request:
     """One validated client request on its way through a handler."""
 
-    hub: "Hub"
+    hub: Hub
     session: Session
     msg: Message
     id: Any = None
@@ -221,7 +222,7 @@ class Hub:
                 "claims": {"user": c.user, "role": c.role, "room": c.room, "name": c.name},
                 "msg": body, "id": req_id})
             await asyncio.wait_for(fut, timeout)
-        except (asyncio.TimeoutError, Exception) as e:
+        except (TimeoutError, Exception) as e:
             if not isinstance(e, asyncio.TimeoutError):
                 log.warning("forward to %s failed: %s", node, e)
             session.send(ProtocolError(ErrorCode.UNAVAILABLE,

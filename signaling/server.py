@@ -18,7 +18,6 @@ memory and a file descriptor for ever.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter
@@ -130,7 +129,7 @@ class SocketEndpoint:
                     left = hello_deadline - time.monotonic()
                     try:
                         frame = await ws.receive(timeout=max(left, 0.001))
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         await refuse(ProtocolError(
                             ErrorCode.UNAUTHENTICATED,
                             f"no hello within {self.config.hello_timeout_s:g} s"),

@@ -21,7 +21,8 @@ with ``transport``, ``protocol``, ``compress``, ``use_mask``, ``_closing``) and
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _LEN1 = struct.Struct("!BB").pack
 _LEN2 = struct.Struct("!BBH").pack

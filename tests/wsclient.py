@@ -29,7 +29,7 @@ class WSClient:
         self._reader: asyncio.Task | None = None
         self.on_frame = None  # optional callback(frame), e.g. benchmarks timestamping arrivals
 
-    async def connect(self) -> "WSClient":
+    async def connect(self) -> WSClient:
         url = self.base_url.replace("http", "ws", 1) + "/ws"
         self.ws = await self.http.ws_connect(url, max_msg_size=8 * 1024 * 1024)
         self.closed_code = None

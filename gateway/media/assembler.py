@@ -12,8 +12,8 @@ key frame, and asks for one (a PLI upstream) when it has to wait.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from . import codecs
 

@@ -28,7 +28,7 @@ class Participant:
     role: str
     audio: bool = True
     video: bool = True
-    peer: "Peer | None" = None
+    peer: Peer | None = None
     gen: int = 0  # generation of the current peer connection (bumped on every rebuild)
     dropped: bool = False  # socket gone, inside the grace period
     restart: bool = False  # came back after a drop: its next rtc.offer rebuilds the peer

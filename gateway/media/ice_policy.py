@@ -34,7 +34,6 @@ import aioice.ice as aioice_ice
 import ifaddr
 from aioice import Candidate
 from aioice.candidate import candidate_foundation, candidate_priority
-
 from aiortc import rtcicetransport
 
 
@@ -50,7 +49,7 @@ class IcePolicy:
         return bool(self.bind or self.announce or (self.port_min and self.port_max))
 
     @classmethod
-    def from_config(cls, media_address: list[str], port_min: int, port_max: int) -> "IcePolicy":
+    def from_config(cls, media_address: list[str], port_min: int, port_max: int) -> IcePolicy:
         local = set(_local_addresses())
         bind = tuple(a for a in media_address if a in local)
         announce = tuple(a for a in media_address if a not in local)

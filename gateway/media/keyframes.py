@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable
+from collections.abc import Callable
 
 KEYFRAME_INTERVAL_S = 0.5  # at most one PLI upstream per source per interval
 

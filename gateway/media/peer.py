@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 from aiortc import (
     RTCConfiguration,
@@ -105,7 +105,7 @@ def ice_servers_for_gateway(urls: list[str]) -> list[RTCIceServer]:
 class Peer:
     def __init__(self, owner: str, gen: int, forwarder: Forwarder, on_offer: OfferSink,
                  ice_servers: list[RTCIceServer] | None = None, video_codec: str = "VP8",
-                 on_state: Callable[["Peer"], None] | None = None,
+                 on_state: Callable[[Peer], None] | None = None,
                  ice_policy: IcePolicy | None = None,
                  candidates: CandidatePolicy | None = None):
         self.owner = owner

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import struct
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from .clock import ntp_now
 from .codecs import is_rtx, starts_keyframe

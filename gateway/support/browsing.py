@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from signaling import ErrorCode, Hub, ProtocolError, Request
 from signaling.protocol import Event, Message, message

@@ -145,7 +145,7 @@ class HttpCommerceAdapter:
                     text = (await r.text())[:200]
                     raise CommerceError(f"{method} {path}: HTTP {r.status} {text}")
                 return await r.json(content_type=None)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise CommerceError(f"{method} {path}: timed out") from None
         except aiohttp.ClientError as e:
             raise CommerceError(f"{method} {path}: {e}") from None
@@ -256,7 +256,7 @@ class ViewerOrders:
             return cached
         try:
             return await asyncio.wait_for(self.fetch(user), timeout_s)
-        except (asyncio.TimeoutError, CommerceError):
+        except (TimeoutError, CommerceError):
             return None
         except Exception:
             log.exception("orders of %s", user)

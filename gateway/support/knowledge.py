@@ -77,7 +77,7 @@ class SizeRow:
     weight_kg: tuple[float, float] | None = None
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SizeRow":
+    def from_dict(cls, d: dict[str, Any]) -> SizeRow:
         def rng(key: str) -> tuple[float, float] | None:
             v = d.get(key)
             if v is None:
@@ -118,7 +118,7 @@ class Product:
               "attributes", "ships_within_hours", "aliases")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Product":
+    def from_dict(cls, d: dict[str, Any]) -> Product:
         try:
             return cls(
                 sku=str(d["sku"]),
@@ -178,7 +178,7 @@ class Promotion:
               "amount", "code", "ends_at", "active")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Promotion":
+    def from_dict(cls, d: dict[str, Any]) -> Promotion:
         if not isinstance(d, dict):
             raise KnowledgeError("a promotion must be an object")
         if "id" not in d or "kind" not in d:
@@ -263,7 +263,7 @@ class Knowledge:
                                      f"is {max_bytes}")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Knowledge":
+    def from_dict(cls, d: dict[str, Any]) -> Knowledge:
         if not isinstance(d, dict) or not isinstance(d.get("room"), dict) or "id" not in d["room"]:
             raise KnowledgeError("KB must be an object with room.id")
         r = d["room"]
@@ -283,7 +283,7 @@ class Knowledge:
         return kb
 
     @classmethod
-    def load(cls, path: str | Path, limits: Any = None) -> "Knowledge":
+    def load(cls, path: str | Path, limits: Any = None) -> Knowledge:
         """Read a KB file; with ``limits`` (a :class:`~gateway.support.limits.SupportLimits`)
         also refuse one over the room limits."""
         try:

@@ -76,7 +76,7 @@ class Notices:
                     users[u] = None
             candidates = set(self.known_viewers(room_id)) - set(users)
             results = await asyncio.gather(*(self.orders.fetch_quietly(u, 2.0) for u in candidates))
-            for u, orders in zip(candidates, results):
+            for u, orders in zip(candidates, results, strict=False):
                 if any(o.get("sku") in want and o.get("user") == u and o.get("room", room_id) == room_id
                        for o in orders or ()):
                     users[u] = None

@@ -41,8 +41,14 @@ import redis.asyncio as aioredis
 from signaling import ErrorCode, ProtocolError
 from signaling.tasks import stop_task
 
-from .backend import (Change, Hit, SupportBackend, conversation_full, message_record,
-                      too_many_open)
+from .backend import (
+    Change,
+    Hit,
+    SupportBackend,
+    conversation_full,
+    message_record,
+    too_many_open,
+)
 from .conversation import Conversation, ConversationStore
 from .routing import Router
 
@@ -435,7 +441,7 @@ class RedisBackend(SupportBackend):
                                      "created_at": float(h.get("created_at", 0))}])
             log_entries = await self.redis.xrange(P + f"log:{cid}")
             counts[cid] = len(log_entries)
-            for eid, f in log_entries:
+            for _eid, f in log_entries:
                 changes.append(["msg", json.loads(f[b"j"]), None])
             fields = {k: h.get(k) for k in ("state", "agent", "agent_name", "escalation_reason",
                                             "mood", "viewer_nickname") if h.get(k)}
@@ -622,7 +628,7 @@ class RedisBackend(SupportBackend):
             ev = self._applied
             try:
                 await asyncio.wait_for(ev.wait(), min(left, 0.5))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def sync(self) -> None:

@@ -11,8 +11,9 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from signaling import ErrorCode, Hub, ProtocolError, Request, Session
 from signaling.inbound import clean_text
@@ -21,11 +22,25 @@ from .backend import MemoryBackend, SupportBackend, too_many_open
 from .churn import ChurnGuard
 from .conversation import Author, Conversation, ConversationStore, StoredMessage
 from .limits import SupportLimits
-from .messages import (AgentState, AgentStatus, ChatMessage, ConversationAssigned,
-                       ConversationEscalate, ConversationGet, ConversationList,
-                       ConversationListReply, ConversationOpen, ConversationResolve,
-                       ConversationSnapshot, ConversationStateEvent, ConversationTransfer,
-                       MessageSend, QueueGet, QueuePosition, QueueUpdate)
+from .messages import (
+    AgentState,
+    AgentStatus,
+    ChatMessage,
+    ConversationAssigned,
+    ConversationEscalate,
+    ConversationGet,
+    ConversationList,
+    ConversationListReply,
+    ConversationOpen,
+    ConversationResolve,
+    ConversationSnapshot,
+    ConversationStateEvent,
+    ConversationTransfer,
+    MessageSend,
+    QueueGet,
+    QueuePosition,
+    QueueUpdate,
+)
 from .responder import BotQuery, BotReply, Responder
 from .room import RoomRegistry
 from .routing import AGENT_STATUSES, Router

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 
 class Workspace:
-    def __init__(self, gw: "Gateway"):
+    def __init__(self, gw: Gateway):
         cfg, hub, support, metrics = gw.config, gw.hub, gw.support, gw.metrics
         self.gw = gw
         self.adapter = make_adapter(cfg.commerce_url, cfg.commerce_token, cfg.commerce_timeout_s)

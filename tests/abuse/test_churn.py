@@ -27,7 +27,7 @@ async def test_churning_viewer_is_slowed_then_refused_and_rings_the_agent_once(b
         refusals: list[dict] = []
         slowest = 0.0
         t_end = time.monotonic() + 10.0
-        for i in range(30):
+        for _i in range(30):
             if time.monotonic() > t_end:
                 break
             o = await v.request("conversation.open", room=gw.room_id)

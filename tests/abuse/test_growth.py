@@ -102,7 +102,7 @@ async def test_conversations_opened_per_viewer_per_hour(backend):
     gw = await start_on(backend, conversations_per_viewer_per_hour=3)
     try:
         v = await gw.client("viewer", "opener", room=gw.room_id)
-        for i in range(3):
+        for _i in range(3):
             o = await v.request("conversation.open", room=gw.room_id)
             assert o["type"] == "conversation", o
             again = await v.request("conversation.open", room=gw.room_id)  # same one: free

@@ -28,7 +28,7 @@ class Node:
         self.proc: subprocess.Popen | None = None
         self.log = Path(os.environ.get("TMPDIR", "/tmp")) / f"ld-node-{node_id}-{self.port}.log"
 
-    def start(self) -> "Node":
+    def start(self) -> Node:
         env = dict(os.environ, LIVEDESK_SECRET=SECRET, **self.extra_env)
         args = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(self.port),
                 "--redis-url", self.redis_url, "--node-id", self.node_id, "--log-level", "WARNING"]

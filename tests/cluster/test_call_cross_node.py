@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 
 from tests.cluster.nodes import Node, token, write_room
-from tests.wsclient import WSClient
 from tests.cluster.test_cross_node import assigned_pair, connect
 from tests.media.rtc_client import BLUE, RED, RtcClient
+from tests.wsclient import WSClient
 
 pytestmark = pytest.mark.redis
 

@@ -82,7 +82,7 @@ async def test_a_node_that_lagged_past_the_trimmed_log_resyncs_and_delivers_what
         # everything B stored meanwhile (the bot's replies included), in log order
         bs = b.gw.support.store
         for cid in (c1, c2):  # (the bot may still be answering on B: its reply comes by log)
-            await until(lambda: [m.message_id for m in store.get(cid).messages] ==
+            await until(lambda cid=cid: [m.message_id for m in store.get(cid).messages] ==
                         [m.message_id for m in bs.get(cid).messages], what=f"{cid} alike")
         assert "sent while A lagged" in [m.text for m in store.get(c1).messages]
         assert store.get(c3).state == "resolved"

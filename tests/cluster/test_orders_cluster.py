@@ -33,7 +33,7 @@ async def test_2000_concurrent_orders_over_3_nodes_give_exactly_100_gifts(nodes)
     async with aiohttp.ClientSession(connector=conn) as http:
         async def post(i, oid):
             node = nodes[i % len(nodes)]
-            for attempt in range(5):
+            for _attempt in range(5):
                 try:
                     async with http.post(f"{node.url}/api/rooms/flash/orders",
                                          json={"order_id": oid, "user": "u" + oid, "sku": "S1", "qty": 1},

@@ -50,7 +50,7 @@ async def test_fifty_viewers_three_agents_on_redis(redis_server):
         viewers = [await r.client("viewer", f"v{i}", room=r.room_id) for i in range(50)]
         convs = await asyncio.gather(*[v.request("conversation.open", room=r.room_id) for v in viewers])
         await asyncio.gather(*[v.request("conversation.escalate", conversation=c["conversation"])
-                               for v, c in zip(viewers, convs)])
+                               for v, c in zip(viewers, convs, strict=False)])
         await asyncio.sleep(0.5)
         assigned = []
         for a in agents:

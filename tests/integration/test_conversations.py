@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-
 from gateway.config import Config
 from tests.conftest import free_port, start_gateway, stop_gateway
 
@@ -48,7 +47,7 @@ async def test_bot_answers_every_message_within_one_second(gateway):
         t0 = time.perf_counter()
         mine = await v.request("message.send", conversation=cid, text=text, client_msg_id=f"q{i}")
         assert mine["type"] == "message" and mine["from"]["role"] == "viewer"
-        bot = await v.wait_for(lambda f: f["type"] == "message" and f["from"]["role"] == "bot"
+        bot = await v.wait_for(lambda f, mine=mine: f["type"] == "message" and f["from"]["role"] == "bot"
                                and f["seq"] > mine["seq"], timeout=1.0)
         assert time.perf_counter() - t0 < 1.0
         assert bot["text"]
@@ -147,7 +146,7 @@ async def test_fifty_viewers_three_agents_no_overload_no_double_assignment():
         convs = await asyncio.gather(*[v.request("conversation.open", room=r.room_id)
                                        for v in viewers])
         await asyncio.gather(*[v.request("conversation.escalate", conversation=c["conversation"])
-                               for v, c in zip(viewers, convs)])
+                               for v, c in zip(viewers, convs, strict=False)])
         await asyncio.sleep(0.3)
         per_agent = {}
         for a in agents:

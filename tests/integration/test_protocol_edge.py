@@ -121,7 +121,7 @@ async def test_frame_just_under_the_limit_is_accepted(gateway):
 
 async def test_rate_limit_answers_rate_limited_and_recovers(gateway):
     c = await gateway.client("viewer", "v1", room=gateway.room_id)
-    for i in range(60):
+    for _i in range(60):
         await c.send("ping")
     err = await c.wait_for(lambda f: f["type"] == "error")
     assert err["code"] == "rate_limited"

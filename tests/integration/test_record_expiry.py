@@ -45,7 +45,7 @@ async def _expiry_walk(writer, readers) -> None:
     assert await writer.expire_records(time.time() + 30) == 0  # nothing due yet
     n = sum([await b.expire_records(time.time() + 120) for b in readers])
     assert n == 1  # every node may sweep: the record is forgotten once
-    for b, log in zip(readers, logs):
+    for b, log in zip(readers, logs, strict=False):
         await b.sync()
         assert b.get("csat", "c_ttl") is None
         assert b.get("csat", "c_keep") == {"rating": 4}

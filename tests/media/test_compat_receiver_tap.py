@@ -21,8 +21,8 @@ async def test_hooks_encoded_passthrough():
         assert missing == [], f"aiortc changed: passthrough hooks missing: {missing}"
         tap = tap_receiver(receiver, "video")
         assert receiver_tap(receiver) is tap
-        assert getattr(receiver, "_RTCRtpReceiver__jitter_buffer").assembler is tap.assembler
-        assert getattr(receiver, "_RTCRtpReceiver__decoder_queue") is tap.decoder_queue
+        assert receiver._RTCRtpReceiver__jitter_buffer.assembler is tap.assembler
+        assert receiver._RTCRtpReceiver__decoder_queue is tap.decoder_queue
         sender = pc.addTransceiver("video", direction="sendonly").sender
         called = []
         on_keyframe_request(sender, lambda: called.append(1))

@@ -118,7 +118,7 @@ async def test_passthrough_delivers_encoded_frames_without_decoding(pgw):
         assert {p.ssrc for p in sent} == {sender._ssrc}
         assert {p.payload_type for p in sent} == {sink.pt}
         seqs = [p.sequence_number for p in sent]
-        assert all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:])), seqs
+        assert all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:], strict=False)), seqs
         await ac.wait_colour("v1", RED)
         assert not (vc.errors or ac.errors)
     finally:
@@ -351,7 +351,7 @@ def test_assembler_releases_a_frame_at_its_marker_and_waits_out_a_hole():
 def test_assembler_releases_audio_on_arrival():
     out = []
     asm = FrameAssembler("audio", lambda d, pts, k, pt: out.append(pts), lambda pt: "audio/opus")
-    for i, seq in enumerate((7, 8, 10, 9, 11)):
+    for _i, seq in enumerate((7, 8, 10, 9, 11)):
         asm.add(seq, 960 * (seq - 7), True, 1, 111, b"o", b"o")
     assert out == [0, 960, 2880, 3840]  # the late 9 is dropped, nothing waits
 

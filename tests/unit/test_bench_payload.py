@@ -21,7 +21,7 @@ def test_same_utf8_bytes_and_characters_as_the_gateway_frame():
         assert d["type"] == "bench" and d["k"] == k
         # the non-ASCII text travels too (what makes decoding and keeping it cost alike)
         assert d["products"][0]["name"] == "轻量冲锋衣"
-        assert p.startswith('{"type":"bench","k":%d,' % k)
+        assert p.startswith(f'{{"type":"bench","k":{k},')
 
 
 def test_ascii_pad_without_a_frame():

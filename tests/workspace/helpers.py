@@ -3,6 +3,7 @@ the usual "viewer escalates, agent gets it" choreography."""
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -35,7 +36,7 @@ class StubResponder:
         return BotReply("human_request" if esc else "other", esc, "stub", mood=mood, slots=slots)
 
 
-async def start(**config) -> "Running":  # noqa: F821
+async def start(**config) -> Running:  # noqa: F821
     cfg = Config(dev=True, port=free_port(), retain_s=600, **config)
     return await start_gateway(cfg, responder=StubResponder())
 
@@ -87,8 +88,11 @@ async def escalated(gw, v, cid, a, text="我要转人工"):
     return await a.event("conversation.assigned", conversation=cid)
 
 
-async def say(c, cid, text, n=[0]):
-    n[0] += 1
-    r = await c.request("message.send", conversation=cid, text=text, client_msg_id=f"t{n[0]}")
+_said = itertools.count(1)
+
+
+async def say(c, cid, text):
+    r = await c.request("message.send", conversation=cid, text=text,
+                        client_msg_id=f"t{next(_said)}")
     assert r["type"] == "message", r
     return r

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from tests.conftest import stop_gateway
 from tests.workspace.helpers import agent, escalated, say, start, viewer
 
@@ -92,7 +90,7 @@ async def test_browse_event_is_validated():
         e = await a.request("browse.event", room=room, kind="support_opened")
         assert e["code"] == "forbidden"
         store = gw.gw.workspace.browsing.store
-        for i in range(store.per_viewer + 20):
+        for _i in range(store.per_viewer + 20):
             await v.send("browse.event", room=room, kind="product_view", sku="D001")
         await v.request("browse.event", room=room, kind="product_view", sku="D002")
         assert len(store.timeline("v1")) == store.per_viewer  # bounded

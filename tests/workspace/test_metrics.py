@@ -6,8 +6,16 @@ import asyncio
 import time
 
 from tests.conftest import stop_gateway
-from tests.workspace.helpers import (agent, changed_names, delta, escalated, say, scrape, start,
-                                     val, viewer)
+from tests.workspace.helpers import (
+    agent,
+    changed_names,
+    delta,
+    say,
+    scrape,
+    start,
+    val,
+    viewer,
+)
 
 ISSUE = {"livedesk_first_response_seconds", "livedesk_bot_first_response_seconds",
          "livedesk_conversations_total", "livedesk_csat_rating", "livedesk_queue_length",

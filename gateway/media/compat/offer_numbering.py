@@ -39,7 +39,7 @@ class Numbering:
         self.extensions = extensions  # uri → id (one mapping for the whole BUNDLE)
 
     @classmethod
-    def from_sdp(cls, sdp: str) -> "Numbering":
+    def from_sdp(cls, sdp: str) -> Numbering:
         desc = sdp_module.SessionDescription.parse(sdp)
         codecs: dict[str, list] = {}
         extensions: dict[str, int] = {}

@@ -259,7 +259,7 @@ def _row_for(chart: list[SizeRow], value: float, attr: str) -> int | None:
     if value > rows[-1][1][1]:
         return rows[-1][0]
     # in a gap between rows: the next larger row
-    for i, (lo, hi) in rows:
+    for i, (lo, _hi) in rows:
         if value < lo:
             return i
     return rows[-1][0]
@@ -387,7 +387,7 @@ def size_text(ctx: Ctx, p: Product) -> str:
     items = _size_attr_items(p)
     if items and not p.size_chart:
         pick = None
-        for k, v in items:
+        for _k, v in items:
             for clause in re.split(r"[，,；;。]", v):
                 opts = [s for s in p.sizes if s and s.lower() in clause.lower()]
                 if not opts:
@@ -467,7 +467,7 @@ def product_info(ctx: Ctx) -> str:
         extra = ""
         if p.sizes and re.search(r"颜色|色号|色|colou?r|shade|款|variant|option", ctx.text):
             extra = ("；可选：" if zh else "; options: ") + "/".join(p.sizes)
-        parts.append((f"{p.name}：{a}{extra}。" if zh else f"{p.name} - {a}{extra}."))
+        parts.append(f"{p.name}：{a}{extra}。" if zh else f"{p.name} - {a}{extra}.")
     if faq and (not prods or any(_bigrams(p.name) & _bigrams(faq.q) for p in prods)):
         parts.insert(0, faq.a)
     if parts:

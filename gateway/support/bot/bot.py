@@ -14,8 +14,8 @@ from __future__ import annotations
 import time
 
 from ..responder import BotQuery, BotReply
-from .answers import Ctx, compose
 from . import lexicon
+from .answers import Ctx, compose
 from .features import load_jieba
 from .intent import classify
 from .memo import TextMemo

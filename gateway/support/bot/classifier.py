@@ -98,7 +98,7 @@ class IntentClassifier:
     # -- training -------------------------------------------------------------------------
     @classmethod
     def train(cls, rows: list[tuple[str, str]], epochs: int = 80, lr: float = 0.05,
-              l2: float = 1e-5, classes: tuple[str, ...] = INTENTS) -> "IntentClassifier":
+              l2: float = 1e-5, classes: tuple[str, ...] = INTENTS) -> IntentClassifier:
         lab = {name: i for i, name in enumerate(classes)}
         feats = [featurize(normalize(text)) for _, text in rows]
         W, b = fit(feats, [lab[c] for c, _ in rows], len(classes), epochs, lr, l2)
@@ -118,4 +118,4 @@ class IntentClassifier:
         logits = logits - logits.max()
         e = np.exp(logits)
         e /= e.sum()
-        return {name: float(p) for name, p in zip(self.classes, e)}
+        return {name: float(p) for name, p in zip(self.classes, e, strict=False)}

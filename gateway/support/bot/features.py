@@ -62,7 +62,7 @@ def featurize(text: str) -> tuple[list[int], list[float]]:
     words = _WORD.findall(t)
     for w in words:
         add("w" + w, 1.0)
-    for a, b in zip(words, words[1:]):
+    for a, b in zip(words, words[1:], strict=False):
         add("b" + a + "_" + b, 0.8)
     if _jieba is not None and re.search(r"[\u4e00-\u9fff]", t):
         for tok in _jieba.lcut(t, HMM=False):

@@ -110,7 +110,7 @@ class TextMemo:
     def model(self) -> BotModel:
         return self._model()
 
-    def view(self, kb: Knowledge) -> "CatalogView":
+    def view(self, kb: Knowledge) -> CatalogView:
         """The memo as seen from one answer: the catalog key is computed once per answer."""
         key = catalog_key(kb)
         number = self._catalogs.hit(key)

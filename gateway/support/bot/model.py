@@ -80,13 +80,13 @@ class BotModel:
 
     @classmethod
     def train(cls, rows: list[Row], threshold: float = ESCALATION_THRESHOLD,
-              epochs: int = 80, feats: list | None = None, esc_l2: float = ESC_L2) -> "BotModel":
+              epochs: int = 80, feats: list | None = None, esc_l2: float = ESC_L2) -> BotModel:
         """``feats``: ``featurize(row.text)`` of each row, when the caller has them (the
         held-out evaluation trains many folds over the same rows)."""
         if feats is None:
             feats = [featurize(r.text) for r in rows]
         lab = {name: i for i, name in enumerate(INTENTS)}
-        it = [(f, lab[r.intent]) for f, r in zip(feats, rows) if r.intent is not None]
+        it = [(f, lab[r.intent]) for f, r in zip(feats, rows, strict=False) if r.intent is not None]
         Wi, bi = fit([f for f, _ in it], [y for _, y in it], len(INTENTS), epochs=epochs)
         We, be = fit(feats, [int(r.escalate) for r in rows], 2, epochs=epochs, l2=esc_l2)
         return cls(IntentClassifier(Wi, bi), IntentClassifier(We, be, ESC_CLASSES), threshold)
@@ -97,7 +97,7 @@ class BotModel:
                             digest=np.array(digest))
 
     @classmethod
-    def load(cls, path: Path, digest: str | None) -> "BotModel | None":
+    def load(cls, path: Path, digest: str | None) -> BotModel | None:
         """``digest`` None: trust whatever is there (an install without training data)."""
         try:
             z = np.load(path)

@@ -15,9 +15,9 @@ import functools
 import re
 from dataclasses import dataclass, field
 
+from ..knowledge import Knowledge, Product
 from .lexicon import STOP, ZH_SYNONYMS, lemmas, phrase_zh, zh_for
 from .normalize import normalize
-from ..knowledge import Knowledge, Product
 
 # English category words -> Chinese name fragments that a product name may contain.
 EN_CATEGORY: dict[str, tuple[str, ...]] = {
@@ -130,12 +130,12 @@ class ProductIndex:
         return hits
 
     @classmethod
-    def build(cls, kb: Knowledge) -> "ProductIndex":
+    def build(cls, kb: Knowledge) -> ProductIndex:
         frags: list[dict[str, float]] = []
         attr_keys = {k.lower() for p in kb.products for k in p.attributes if len(k) >= 2}
         # names in the form messages are read in (normalised: 七件套 -> 7件套; units folded)
         names = [fold_units(normalize(p.name)) for p in kb.products]
-        for p, name in zip(kb.products, names):
+        for name in names:
             d: dict[str, float] = {}
             n = len(name)
             for i in range(n):
@@ -159,7 +159,7 @@ class ProductIndex:
             if n and re.match(r"[\u4e00-\u9fff]", name[-1]) and name[-1] not in "装g":
                 d.setdefault(name[-1], 0.8)  # 裤 / 衣 / 糖: weak, often ambiguous
             frags.append(d)
-        for d, name in zip(frags, names):
+        for d, name in zip(frags, names, strict=False):
             for a, b in ZH_SYNONYMS:  # 洗面奶 ~ 洁面, 狗粮 ~ 犬粮: the viewer's word for the name's
                 if b in name and a not in d:
                     # below a name that says the word itself (项链 of 珍珠项链 beats 锁骨链)
@@ -171,7 +171,7 @@ class ProductIndex:
         for name in names:
             for ch in set(name):
                 char_count[ch] = char_count.get(ch, 0) + 1
-        for d, name in zip(frags, names):
+        for d, name in zip(frags, names, strict=False):
             for k, ch in enumerate(name):
                 # only a character that ends a word of the name (白虾 / 大虾, 中性笔, 冬被): the
                 # head noun; 成 of 成犬粮 or 货 of A货冰糯 would read "成分", "有货" as the product
@@ -192,7 +192,7 @@ class ProductIndex:
             cand.append(toks)
             for t in toks:
                 counts[t] = counts.get(t, 0) + 1
-        for d, toks in zip(frags, cand):
+        for d, toks in zip(frags, cand, strict=False):
             for t in toks:
                 if counts[t] == 1 and t not in d:
                     d[t] = 1.5
