@@ -1,7 +1,7 @@
 """Feature hashing for the intent classifier: character n-grams plus word tokens.
 
 Owns turning a normalised message into a sparse vector (hashed indices and weights):
-character 1-3-grams of the message without spaces (robust to typos and to Chinese
+character 1-4-grams of the message without spaces (robust to typos and to Chinese
 without word boundaries), jieba words for Chinese, and lower-case word unigrams and
 bigrams for English. The hash is a stable CRC32, so weights trained once stay valid.
 """
@@ -51,7 +51,9 @@ def featurize(text: str) -> tuple[list[int], list[float]]:
         feats[i] = feats.get(i, 0.0) + w
 
     n = len(compact)
-    for k, w in ((1, 0.4), (2, 1.0), (3, 0.8)):
+    # 4-grams: whole short phrases ("什么材质", "还有没有", "ship it") that 2/3-grams split;
+    # on held-out writers they cut intent errors and false escalations a little
+    for k, w in ((1, 0.4), (2, 1.0), (3, 0.8), (4, 0.6)):
         for i in range(n - k + 1):
             g = compact[i:i + k]
             if k == 1 and not "\u4e00" <= g <= "\u9fff":  # one character: a CJK ideograph?

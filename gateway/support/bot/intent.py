@@ -20,7 +20,12 @@ from .cues import cue_scores
 from .escalation import EscalationDecision
 from .slots import Slots
 
-CLF_WEIGHT = 3.0
+# The classifier is trained on the labelled corpus as well as our templates, and on held-out
+# writers it is right more often than the cue phrases: its probabilities (x10) outweigh a
+# single cue (2.0), so cues decide only where the classifier is unsure (writer folds:
+# intent accuracy 0.887 at x6, 0.892 at x10, 0.891 at x20; it was x3 when the classifier
+# saw templates only).
+CLF_WEIGHT = 10.0
 
 _GIFT = re.compile(r"送|赠|名额|前\d+|福利|小样|试吃|gift|free|quota|giveaway|freebie|spots?\b|first \d+")
 _RETURN_REQ = re.compile(
@@ -38,6 +43,13 @@ _VENT = re.compile(r"失望|不满|差劲|太差|很差|服务差|态度|无语|
                    r"disappoint|unhappy|not happy|terrible|awful|worst|ridiculous|unacceptable|upset|angry|scam")
 _ELLIPTIC = re.compile(r"^(?:那|那个|那么|还有|另外|and|what about|how about|and the|same for|also)|(?:呢|呐)[?？!！。~～]*$|"
                        r"^(?:那)?(?:它|这个|那个)(?:呢)?[?？]*$")
+
+# An escalating message (anger, threat, compensation, health report) is a complaint when it
+# asks nothing else: the classifier's pick is then a greeting or chit-chat at best. A topic
+# question asked angrily (a coupon code asked for the third time, a price-difference demand,
+# a material question after a rash) keeps its topic, as the corpus writers label it: forcing
+# complaint there broke about 3.5 held-out cases for each one it fixed (groups of 4 writers).
+_NO_TOPIC = ("greeting", "other", "human_request")
 
 # a bare short question ("哪一年的", "多重") carries no topic of its own
 _SHORT_Q = re.compile(r"[哪几多啥]|什么|怎么")
@@ -94,9 +106,8 @@ def classify(text: str, slots: Slots, esc: EscalationDecision, prev_intent: str 
             pass
         else:
             intent = "return_refund"
-    elif reasons & {"anger", "threat", "compensation", "health"} and intent not in (
-            "return_refund", "order_change", "payment") or (reasons & {"anger", "threat"} and intent == "payment"
-                                                           and not re.search(r"扣|charged|charge", text)):
+    elif reasons & {"anger", "threat", "compensation", "health"} and intent in _NO_TOPIC \
+            or (reasons & {"anger", "threat"} and intent == "payment" and not re.search(r"扣|charged|charge", text)):
         intent = "complaint"
     if intent == "stock" and _GIFT.search(text) and scores["price_promo"] > 0.5:
         intent = "price_promo"

@@ -136,7 +136,7 @@ def training_digest(root: Path = CORPUS_DIR) -> str | None:
     """A hash of all training inputs; None when the templates are not installed."""
     if not UTTERANCES.exists():
         return None
-    h = hashlib.sha256(UTTERANCES.read_bytes() + f"dim={DIM};v=2".encode())
+    h = hashlib.sha256(UTTERANCES.read_bytes() + f"dim={DIM};v=3".encode())
     for room in load_corpus(root):
         for name in ("meta.json", "cases.jsonl"):
             h.update((room.path / name).read_bytes())
