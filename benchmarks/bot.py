@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 
 from benchmarks.common import pct  # noqa: E402
+from gateway.cli import tune_gc
 from gateway.support.bot import OfflineBot
 from gateway.support.knowledge import Knowledge, demo_room_path
 from gateway.support.responder import BotQuery
@@ -102,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     kb = Knowledge.load(args.room)
     bot = OfflineBot()
     warm = bot.warm_up()
+    # the garbage-collector policy of `livedesk serve` (start-up objects frozen, collections
+    # every 50,000 allocations): what the bot runs under in the server
+    tune_gc()
     qs = _queries(kb)
     for q in qs:  # first-touch caches (product index, regex)
         bot.answer(q)
