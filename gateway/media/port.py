@@ -50,6 +50,9 @@ class ConversationPort(Protocol):
     async def admit_ring(self, viewer: str) -> None:
         """Raise :class:`~signaling.ProtocolError` if ``viewer`` may not ring now."""
 
+    async def call_answered(self, caller: str) -> None:
+        """A ring ``caller`` placed was answered (their next ring is a redial, not a repeat)."""
+
     async def missed_call(self, conversation: str, caller: str) -> None:
         """A ring ``caller`` placed in ``conversation`` ended unanswered (``missed``)."""
 

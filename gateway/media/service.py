@@ -226,6 +226,7 @@ class MediaService:
         call.deadline = time.time() + self.config.max_call_s
         call.timers["max"] = self._later(self.config.max_call_s, self._max_length, call)
         await self._announce(call, req)
+        await self.conversations.call_answered(call.requester)
 
     async def _max_length(self, call: Call) -> None:
         if call.live:

@@ -219,6 +219,10 @@ class SupportBackend(ABC):
         the append; server-authored lines pass ``None``."""
 
     @abstractmethod
+    async def forget_hits(self, key: str) -> None:
+        """Empty the sliding-window counter ``key`` on every node."""
+
+    @abstractmethod
     async def hit(self, key: str, window_s: float, limit: int) -> Hit:
         """Count one event of ``key`` in a sliding window of ``window_s`` unless ``limit``
         events are already in it; shared by every node (the churn guard's counters). Not in
@@ -361,6 +365,9 @@ class MemoryBackend(SupportBackend):
                             ["set", conv.id, {"state": "resolved", "resolved_at": time.time(),
                                               "resolved_by": by}]])
         return True
+
+    async def forget_hits(self, key):
+        self._hits.pop(key, None)
 
     async def hit(self, key, window_s, limit):
         now = time.time()

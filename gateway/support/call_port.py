@@ -53,6 +53,9 @@ class SupportCallPort:
     async def admit_ring(self, viewer: str) -> None:
         await self.support.churn.admit_ring(viewer)
 
+    async def call_answered(self, caller: str) -> None:
+        await self.support.churn.answered(caller)
+
     async def missed_call(self, conversation: str, caller: str) -> None:
         """Only a viewer's unanswered ring puts the conversation back in the queue: an agent
         the viewer did not answer keeps it."""

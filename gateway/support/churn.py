@@ -61,6 +61,11 @@ class ChurnGuard:
         over = hit.count - lim.escalations_slow_after
         return over * lim.escalation_delay_s if over > 0 else 0.0
 
+    async def answered(self, caller: str) -> None:
+        """A ring ``caller`` placed was answered: the next one (a redial after a dropped
+        call) is not a repeat ring, so it is not held back."""
+        await self.backend.forget_hits(f"ring:{caller}")
+
     async def admit_ring(self, viewer: str) -> None:
         """Count a ring placed by ``viewer``, or refuse it (one per ``ring_interval_s``)."""
         s = self.limits.ring_interval_s

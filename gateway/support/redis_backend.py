@@ -758,6 +758,13 @@ class RedisBackend(SupportBackend):
             return True, value
         return False, (json.loads(cur) if cur else None)
 
+    async def forget_hits(self, key):
+        try:
+            await self.redis.delete(f"{P}hits:{key}")
+        except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as e:
+            raise ProtocolError(ErrorCode.UNAVAILABLE,
+                                f"state store unavailable ({e.__class__.__name__}); retry") from None
+
     async def hit(self, key, window_s, limit):
         res = await self._run("hit", key, repr(time.time()), repr(float(window_s)), int(limit),
                               secrets.token_hex(6))

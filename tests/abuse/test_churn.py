@@ -143,3 +143,37 @@ async def test_an_angry_conversation_the_agent_handled_still_counts(backend):
         assert ev["consecutive"] == 2
     finally:
         await stop_gateway(gw)
+
+
+async def _assigned_conversation(gw, v):
+    o = await v.request("conversation.open", room=gw.room_id)
+    cid = o["conversation"]
+    await v.request("conversation.escalate", conversation=cid, reason="a question")
+    await v.event("conversation.state", conversation=cid, state="assigned", timeout=5.0)
+    return cid
+
+
+async def test_a_redial_after_an_answered_call_rings_at_once(backend):
+    """The ring limit holds back repeat rings, not a viewer whose answered call dropped:
+    an answered ring is forgotten, an unanswered one still counts."""
+    gw = await start_on(backend)
+    try:
+        a = await agent(gw, "a1")
+        v = await gw.client("viewer", "caller", room=gw.room_id, name="Caller")
+        cid = await _assigned_conversation(gw, v)
+        r = await v.request("call.request", conversation=cid, video=False)
+        assert r["type"] != "error", r
+        inc = await a.event("call.incoming", conversation=cid, timeout=5.0)
+        assert (await a.request("call.accept", call=inc["call"]))["type"] != "error"
+        await v.request("call.hangup", call=inc["call"])
+        await v.event("call.state", call=inc["call"], state="ended", timeout=5.0)
+        again = await v.request("call.request", conversation=cid, video=False)
+        assert again["type"] != "error", again  # the redial rings
+        inc2 = await a.wait_for(lambda f: f.get("type") == "call.incoming"
+                                and f.get("call") != inc["call"], timeout=5.0)
+        await v.request("call.hangup", call=inc2["call"])  # unanswered this time
+        await v.event("call.state", call=inc2["call"], state="ended", timeout=5.0)
+        third = await v.request("call.request", conversation=cid, video=False)
+        assert third["type"] == "error" and third["code"] == "rate_limited", third
+    finally:
+        await stop_gateway(gw)
