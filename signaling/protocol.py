@@ -5,12 +5,13 @@ wire ``type`` name and the roles allowed to send it. :func:`decode_frame` turns 
 frame into an instance of the right class or raises a :class:`ProtocolError` naming the
 problem, *before* any handler runs: handlers only ever see well-typed objects.
 
-Every string a frame carries is checked twice over: :func:`parse_json_frame` parses with
-:func:`signaling.inbound.loads` (bounded size, depth and number length; no lone surrogate or
-control character anywhere), and :func:`decode_frame` checks each declared field against its
-:mod:`signaling.limits` (every string, list and object field has a maximum, including the
-strings nested in object fields), so a new message type is bounded without anyone having to
-remember it.
+A frame passes two gates: :func:`parse_json_frame` parses with
+:func:`signaling.inbound.loads` (bounded size, depth and number length; no NaN), and
+:func:`decode_frame` keeps only the declared fields, checks every string in them (nested ones
+included) with :func:`signaling.inbound.clean_text` — no lone surrogate or control character
+— and bounds each field by its :mod:`signaling.limits`, so a new message type is covered
+without anyone having to remember it. (The strings are checked per field rather than in
+``loads`` so that the error can carry the frame's ``id``.)
 
 Server events are dataclasses deriving from :class:`Event`; ``to_wire()`` drops optional
 fields that are ``None`` so the JSON stays small and matches the documented shapes.
