@@ -1,9 +1,12 @@
 """The seam between conversations and whatever answers viewers automatically.
 
 A :class:`Responder` gets the viewer's new message, the earlier viewer messages of the
-conversation and a read-only snapshot of the room's live knowledge, and returns one
-:class:`BotReply`. The conversation service owns when it is called (only while a
-conversation is with the bot) and what happens with the answer (post it, escalate).
+conversation and the room's live :class:`Knowledge` itself, not a copy: the offline bot reads
+it synchronously between two awaits, so an answer reflects every change applied before it; a
+responder reads it and never mutates it (the LLM responder serialises it into its prompt before
+awaiting). It returns one :class:`BotReply`. The conversation service owns when it is called
+(only while a conversation is with the bot) and what happens with the answer (post it,
+escalate).
 The offline bot (``gateway.support.bot``) is the default; an LLM responder can wrap it
 and fall back to it on timeout.
 """
