@@ -130,17 +130,39 @@ def encode_opus(seconds: float = 1.0) -> list[bytes]:
     return out
 
 
-class ReplayVideo(MediaStreamTrack):
+class Paced(MediaStreamTrack):
+    """A replayed track that hands out its ``n``-th packet no earlier than ``n × period``
+    after its first: a real sender's pace, so the gateway sees packets at wire rate."""
+
+    period_s = 0.02
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.n = 0
+        self.t0: float | None = None
+
+    async def wait_turn(self) -> None:
+        if self.readyState != "live":
+            raise MediaStreamError
+        now = time.monotonic()
+        if self.t0 is None:
+            self.t0 = now
+            return
+        wait = self.t0 + self.n * self.period_s - now
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+class ReplayVideo(Paced):
     """The clip as ``av.Packet``s at 30 fps; send time remembered per RTP timestamp."""
 
     kind = "video"
+    period_s = 1 / FPS
 
     def __init__(self, clip: list[tuple[bytes, bool]]):
         super().__init__()
         self.clip = clip
         self.i = 0
-        self.n = 0
-        self.t0: float | None = None
         self.sent: dict[int, float] = {}
         self.keyframe_requests = 0
         self.last = 0  # clip index of the frame recv() returned last
@@ -150,15 +172,7 @@ class ReplayVideo(MediaStreamTrack):
         self.i = 0  # the clip starts with a keyframe
 
     async def recv(self) -> av.Packet:
-        if self.readyState != "live":
-            raise MediaStreamError
-        now = time.monotonic()
-        if self.t0 is None:
-            self.t0 = now
-        else:
-            wait = self.t0 + self.n / FPS - now
-            if wait > 0:
-                await asyncio.sleep(wait)
+        await self.wait_turn()
         data, _ = self.clip[self.i]
         self.last = self.i
         self.i = (self.i + 1) % len(self.clip)
@@ -170,25 +184,16 @@ class ReplayVideo(MediaStreamTrack):
         return pkt
 
 
-class ReplayAudio(MediaStreamTrack):
+class ReplayAudio(Paced):
     kind = "audio"
+    period_s = 0.02  # one 20 ms Opus packet each
 
     def __init__(self, packets: list[bytes]):
         super().__init__()
         self.packets = packets
-        self.n = 0
-        self.t0: float | None = None
 
     async def recv(self) -> av.Packet:
-        if self.readyState != "live":
-            raise MediaStreamError
-        now = time.monotonic()
-        if self.t0 is None:
-            self.t0 = now
-        else:
-            wait = self.t0 + self.n * 0.02 - now
-            if wait > 0:
-                await asyncio.sleep(wait)
+        await self.wait_turn()
         pkt = av.Packet(self.packets[self.n % len(self.packets)])
         pkt.pts, pkt.time_base = self.n * 960, AUDIO_TB
         self.n += 1

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
 import pytest
 
 from gateway.config import Config
 from gateway.support.responder import BotReply
 from tests.conftest import free_port, start_gateway, stop_gateway
+from tests.media.rtc_client import GREEN, RED, RtcClient
 
 
 class EscalatingStub:
@@ -20,7 +26,7 @@ class EscalatingStub:
 
 def media_config(**kw) -> Config:
     # ring_interval_s 0: these tests place many calls from one viewer on purpose (the ring
-    # limit of issue 13 is tested in tests/abuse/test_churn.py)
+    # limit is tested in tests/abuse/test_churn.py)
     base = dict(dev=True, port=free_port(), ring_timeout_s=30.0, call_grace_s=10.0,
                 ring_interval_s=0.0)
     base.update(kw)
@@ -52,6 +58,35 @@ async def ring(v, a, cid, video: bool = True) -> str:
     vst = await v.event("call.state", call=call, state="connecting")
     assert vst["ice_servers"] == []
     return call
+
+
+@dataclass
+class OneToOne:
+    """A running viewer-agent call: the two protocol clients, the conversation, the call id
+    and each side's WebRTC peer (the viewer sends red, the agent green)."""
+    v: Any
+    a: Any
+    cid: str
+    call: str
+    vc: RtcClient
+    ac: RtcClient
+
+
+@asynccontextmanager
+async def one_to_one(r) -> AsyncIterator[OneToOne]:
+    """Escalate, ring, start both peers and wait until the agent decodes the viewer's colour;
+    both peers are closed on the way out, whatever the test did."""
+    v, a, cid = await escalated(r)
+    call = await ring(v, a, cid)
+    vc, ac = RtcClient(v, "v1", RED), RtcClient(a, "a1", GREEN)
+    try:
+        await vc.start(call)
+        await ac.start(call)
+        await ac.wait_colour("v1", RED)
+        yield OneToOne(v, a, cid, call, vc, ac)
+    finally:
+        await vc.close()
+        await ac.close()
 
 
 @pytest.fixture

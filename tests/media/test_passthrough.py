@@ -22,7 +22,13 @@ from gateway.media.compat.receiver_tap import receiver_tap
 from gateway.media.forward.passthrough import PassthroughForwarder
 from gateway.media.tracks import RtpTrack
 from tests.conftest import start_gateway, stop_gateway
-from tests.media.conftest import EscalatingStub, escalated, media_config, ring
+from tests.media.conftest import (
+    EscalatingStub,
+    escalated,
+    media_config,
+    one_to_one,
+    ring,
+)
 from tests.media.rtc_client import BLUE, GREEN, RED, RtcClient
 
 
@@ -156,14 +162,8 @@ async def test_passthrough_call_on_uvloop(pgw):
 
 async def test_downstream_pli_becomes_rate_limited_upstream_pli(pgw):
     media = pgw.gw.media
-    v, a, cid = await escalated(pgw)
-    call = await ring(v, a, cid)
-    vc, ac = RtcClient(v, "v1", RED), RtcClient(a, "a1", GREEN)
-    try:
-        await vc.start(call)
-        await ac.start(call)
-        await ac.wait_colour("v1", RED)
-        upstream = count_keyframe_requests(vc)
+    async with one_to_one(pgw) as c:
+        upstream = count_keyframe_requests(c.vc)
         key, sender = gateway_sender(media, "a1", "v1")
         await asyncio.sleep(0.6)  # past the start-up requests' rate limit
         base = len(upstream)
@@ -178,10 +178,7 @@ async def test_downstream_pli_becomes_rate_limited_upstream_pli(pgw):
         assert stats["keyframe_requests"] - stats0["keyframe_requests"] == 5
         assert 1 <= stats["pli_sent"] - stats0["pli_sent"] <= 2
         assert 1 <= len(upstream) - base <= 2, upstream
-        await ac.wait_colour("v1", RED)  # and the picture goes on
-    finally:
-        await vc.close()
-        await ac.close()
+        await c.ac.wait_colour("v1", RED)  # and the picture goes on
 
 
 async def test_joiner_gets_a_keyframe_promptly(pgw):
@@ -219,13 +216,7 @@ async def test_joiner_gets_a_keyframe_promptly(pgw):
 async def test_nack_is_answered_from_what_the_gateway_sent(pgw):
     """NACK/RTX keep working: the gateway's sender retransmits what it packetized."""
     media = pgw.gw.media
-    v, a, cid = await escalated(pgw)
-    call = await ring(v, a, cid)
-    vc, ac = RtcClient(v, "v1", RED), RtcClient(a, "a1", GREEN)
-    try:
-        await vc.start(call)
-        await ac.start(call)
-        await ac.wait_colour("v1", RED)
+    async with one_to_one(pgw):
         key, sender = gateway_sender(media, "a1", "v1")
         sink = media.forwarder._sources[key].sinks["a1"]
         sent: list[RtpPacket] = []
@@ -255,9 +246,6 @@ async def test_nack_is_answered_from_what_the_gateway_sent(pgw):
             assert not [p for p in sent[n:] if p.ssrc == sender._rtx_ssrc]
         finally:
             sink.write = original
-    finally:
-        await vc.close()
-        await ac.close()
 
 
 async def test_codec_mismatch_falls_back_to_transcoding_for_that_pair_only(pgw):
