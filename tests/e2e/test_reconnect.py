@@ -27,17 +27,27 @@ pytestmark = pytest.mark.browser
 
 T = 10_000
 
-# recorded in every page before its scripts run: each WebSocket opened (epoch ms) and every
-# toast shown (they disappear after a few seconds)
+# recorded in every page before its scripts run: each WebSocket opened and its events, each
+# reachability probe (GET /healthz), all in epoch ms, and every toast shown (they disappear
+# after a few seconds)
 RECORDER = """
 (() => {
   window.__wsOpened = [];
+  window.__wsEvents = [];
   const Native = window.WebSocket;
   window.WebSocket = class extends Native {
     constructor(url, protocols) {
       super(url, protocols);
-      window.__wsOpened.push({ url: String(url), at: Date.now() });
+      const n = window.__wsOpened.push({ url: String(url), at: Date.now() });
+      this.addEventListener("open", () => window.__wsEvents.push([n, "open", Date.now()]));
+      this.addEventListener("close", (ev) => window.__wsEvents.push([n, `close ${ev.code}`, Date.now()]));
     }
+  };
+  window.__probes = [];
+  const nativeFetch = window.fetch;
+  window.fetch = function (url, opts) {
+    if (String(url).endsWith("/healthz")) window.__probes.push(Date.now());
+    return nativeFetch.call(this, url, opts);
   };
   window.__toasts = [];
   new MutationObserver((records) => {
@@ -145,19 +155,30 @@ async def test_pages_are_back_within_2s_of_a_restart_and_show_what_happened(serv
     lag_agent, lag_viewer = back_agent - accepted, back_viewer - accepted
     print(f"online after the port accepted: agent {lag_agent * 1000:.0f} ms, "
           f"viewer {lag_viewer * 1000:.0f} ms")
-    for page in (agent, viewer):
-        print("after", [(o["url"][-12:], round(o["at"] - accepted * 1000)) for o in await page.evaluate("window.__wsOpened") if o["at"] > accepted * 1000 - 1000],
-              [(s, round(a - accepted * 1000)) for s, a in await page.evaluate("window.__states") if a > accepted * 1000 - 1000],
-              await page.evaluate("window.__ld.client.stats"))
+    if max(lag_agent, lag_viewer) > 2.0:  # what took the time, relative to the port accepting
+        t0 = accepted * 1000
+        for page in (agent, viewer):
+            opened = await page.evaluate("window.__wsOpened")
+            print([(n + 1, round(o["at"] - t0)) for n, o in enumerate(opened) if o["at"] > t0 - 2000],
+                  [(n, what, round(at - t0)) for n, what, at in await page.evaluate("window.__wsEvents")
+                   if at > t0 - 2000],
+                  [(st, round(at - t0)) for st, at in await page.evaluate("window.__states") if at > t0 - 2000])
     assert lag_agent <= 2.0 and lag_viewer <= 2.0, (lag_agent, lag_viewer)
 
-    # while down, each page retried at least every cap (500 ms) plus slack for a loaded machine
+    # while down, each page waited less than the cap (500 ms) before each new attempt, and
+    # its attempts were HTTP probes, not WebSockets (which Chromium would hold against it);
+    # the attempts' spacing, measured, shows it too (the median: a loaded machine delays
+    # timers)
     for page in (agent, viewer):
-        opened = [o["at"] for o in await page.evaluate("window.__wsOpened")
-                  if killed_ms <= o["at"] <= accepted * 1000]
-        gaps = [b - a for a, b in zip(opened, opened[1:], strict=False)]
-        print("gaps", [round(o - killed_ms) for o in opened], round(accepted * 1000 - killed_ms), gaps)
-        assert len(opened) >= 4 and max(gaps) <= 1000, (len(opened), gaps)
+        probes = [at for at in await page.evaluate("window.__probes")
+                  if killed_ms <= at <= accepted * 1000]
+        gaps = sorted(b - a for a, b in zip(probes, probes[1:], strict=False))
+        assert len(probes) >= 4 and gaps[len(gaps) // 2] <= 600, gaps
+        delays = await page.evaluate("window.__ld.client.stats.delays")
+        assert delays and max(delays) < 500, delays
+        sockets = [o for o in await page.evaluate("window.__wsOpened")
+                   if killed_ms + 1000 <= o["at"] <= accepted * 1000]
+        assert not sockets, sockets
 
     # the console: the conversation the new process does not know is marked, in words; the
     # reply typed meanwhile is back in the box with the reason; no open conversation is left
@@ -177,7 +198,7 @@ async def test_pages_are_back_within_2s_of_a_restart_and_show_what_happened(serv
         timeout=T)
 
     # the viewer page says what happened; the message typed while down went to the bot
-    await viewer.wait_for_selector('[data-testid="msg-local-notice"] >> text=服务器重启后', timeout=T)
+    await viewer.wait_for_selector('[data-testid="msg-local-notice"] >> text=服务器重启', timeout=T)
     await viewer.wait_for_selector('[data-testid="msg-mine"] >> text=断线时观众的消息', timeout=T)
     await viewer.wait_for_selector('[data-testid="conv-state"][data-state="bot"]', timeout=T)
     assert await viewer.locator('[data-testid="msg-pending"]').count() == 0

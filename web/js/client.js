@@ -99,7 +99,7 @@ export class Client {
     this.handlers = new Map();
     this.stateCbs = new Set();
     this.closedByUser = false;
-    this.stats = { connects: 0, resumes: 0, fresh: 0, wakes: 0, delays: [] };
+    this.stats = { connects: 0, resumes: 0, fresh: 0, wakes: 0, probes: 0, delays: [] };
     this._connecting = null;
     if (watchBrowser && typeof window !== "undefined" && typeof document !== "undefined") {
       window.addEventListener("online", () => this.wake("online"));
@@ -179,19 +179,17 @@ export class Client {
     else if (reason === "online" && this._abortConnect) this._abortConnect();
   }
 
-  /** Send a request; resolves with the reply frame (echoing our id) or rejects on error. */
+  /**
+   * Send a request; resolves with the reply frame (echoing our id) or rejects on error.
+   * While offline it waits in the outbox for the connection to come back; its timeout runs
+   * from when it is written to a socket, so it measures the server, not the outage (a
+   * restart that takes 20 s must not fail what the user typed meanwhile).
+   */
   request(type, fields = {}, { timeoutMs } = {}) {
     const id = this.nextId++;
     const frame = { type, id, ...fields };
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        if (!this.pending.delete(id)) return;
-        // never sent (we were offline all along): it must not go out later, after the page
-        // has told the user it failed
-        this.outbox = this.outbox.filter((f) => f.id !== id);
-        reject(new ProtocolError({ code: "timeout", message: `${type}: no reply` }));
-      }, timeoutMs ?? this.requestTimeoutMs);
-      this.pending.set(id, { resolve, reject, timer, type });
+      this.pending.set(id, { resolve, reject, timer: null, type, timeoutMs: timeoutMs ?? this.requestTimeoutMs });
       this._send(frame);
     });
   }
@@ -233,6 +231,14 @@ export class Client {
   _send(frame) {
     if (this.state === "online" && this.ws && this.ws.readyState === WebSocket.OPEN) {
       this.ws.send(JSON.stringify(frame));
+      const p = frame.id === undefined ? undefined : this.pending.get(frame.id);
+      if (p && !p.timer) {
+        p.timer = setTimeout(() => {
+          if (this.pending.get(frame.id) !== p) return;
+          this.pending.delete(frame.id);
+          p.reject(new ProtocolError({ code: "timeout", message: `${p.type}: no reply` }));
+        }, p.timeoutMs);
+      }
     } else {
       this.outbox.push(frame);
     }
@@ -310,6 +316,11 @@ export class Client {
 
   /** One socket lifetime. Resolves when the socket closes: {ok: was it ever online}. */
   async _runSocket(url) {
+    // reconnecting: ask over HTTP first whether the gateway is there (see _reachable)
+    if (this.session || this.attempt > 0) {
+      const probe = await this._probe(url);
+      if (!probe.ok) return { ok: false, code: 0, probed: true, immediate: probe.woken };
+    }
     const token = await this.getToken({ refresh: !!this._tokenStale });
     this._tokenStale = false;
     const ws = new WebSocket(url);
@@ -410,6 +421,48 @@ export class Client {
         /* onclose follows */
       };
     });
+  }
+
+  /**
+   * Whether the gateway behind ``url`` answers HTTP now: GET /healthz beside its /ws. Why not
+   * just open the WebSocket: browsers hold failed WebSocket attempts against the page.
+   * Chromium delays each new WebSocket of a renderer by a random 1–5 s × 2^(failed ÷
+   * (succeeded + 1)) ÷ 65,536 (counted over the last 2–4 minutes), so after about 30
+   * refused attempts (10 s of a restart at our pace) every attempt waits 1–5 s more, which
+   * is what made a restart cost 3–4 s in our test; Firefox delays reconnects after failures
+   * too. A
+   * failed fetch costs nothing of the kind, so a WebSocket is opened only to a gateway that
+   * answered. Only for the page's own origin (its CSP allows that fetch; another gateway of
+   * ?gw= is tried directly). A wake() cuts the probe short.
+   */
+  async _probe(url) {
+    let u;
+    try {
+      u = new URL(url);
+    } catch {
+      return { ok: true };
+    }
+    if (typeof location === "undefined" || typeof fetch !== "function" || u.host !== location.host || !/\/ws$/.test(u.pathname)) {
+      return { ok: true };
+    }
+    const probeUrl = `${location.protocol}//${u.host}${u.pathname.replace(/\/ws$/, "/healthz")}`;
+    const ctrl = new AbortController();
+    let woken = false;
+    const timer = setTimeout(() => ctrl.abort(), this.connectTimeoutMs);
+    this._abortConnect = () => {
+      woken = true;
+      ctrl.abort();
+    };
+    this.stats.probes++;
+    try {
+      const r = await fetch(probeUrl, { cache: "no-store", credentials: "omit", signal: ctrl.signal });
+      return { ok: r.ok, woken };
+    } catch {
+      return { ok: false, woken };
+    } finally {
+      clearTimeout(timer);
+      this._abortConnect = null;
+    }
   }
 
   _goOnline() {

@@ -54,6 +54,7 @@ let msgCounter = 0;
 // settled once the page knows what the server has after a (re)connect (restoreConversation)
 let restoring = Promise.resolve();
 let freshSession = false; // the last welcome came after resume_failed
+let goneBefore = null; // {conversation, why}: shown closed; the next new one says so at its top
 
 function newClientMsgId() {
   return `${client.user || "v"}-${Date.now().toString(36)}-${(msgCounter++).toString(36)}`;
@@ -68,6 +69,10 @@ function resetConversation(snap) {
   conv.pinned = [...(snap.pinned || [])];
   conv.queue = null;
   conv.notices = [];
+  if (goneBefore && goneBefore.conversation !== snap.conversation) {
+    conv.notices.push({ after: null, text: t(`resolved.${goneBefore.why}.new`), why: goneBefore.why });
+    goneBefore = null;
+  }
   for (const m of snap.messages || []) addMessage(m, false);
   if (snap.state === "resolved") conv.notices.push({ after: conv.order[conv.order.length - 1] || null, text: t("resolved.notice") });
   renderAll();
@@ -105,7 +110,7 @@ async function openConversation() {
  * The server no longer has the conversation shown (``why``: "restart" after a fresh session,
  * "gone" when a send found it unknown): it stays on screen as closed, saying so in words, the
  * same way as a conversation the state store lost; the next message starts a new one, with
- * the bot (ensureOpenConversation).
+ * the bot (ensureOpenConversation), which begins by saying what happened to this one.
  */
 function conversationGone(why) {
   if (conv.state === "resolved") return;
@@ -113,6 +118,7 @@ function conversationGone(why) {
   conv.agent = null;
   conv.queue = null;
   conv.notices.push({ after: conv.order[conv.order.length - 1] || null, text: t(`resolved.${why}`), why });
+  goneBefore = { conversation: conv.id, why };
   renderAll();
 }
 
