@@ -316,8 +316,8 @@ export class Client {
 
   /** One socket lifetime. Resolves when the socket closes: {ok: was it ever online}. */
   async _runSocket(url) {
-    // reconnecting: ask over HTTP first whether the gateway is there (see _reachable)
-    if (this.session || this.attempt > 0) {
+    // reconnecting (an outage is under way): ask over HTTP first whether the gateway is there
+    if (this.downSince !== null) {
       const probe = await this._probe(url);
       if (!probe.ok) return { ok: false, code: 0, probed: true, immediate: probe.woken };
     }
