@@ -19,10 +19,10 @@
  * The reconnect schedule, in one place (docs/protocol.md explains each figure).
  * - baseMs/capMs: while the page is visible and the outage is young, the wait before the next
  *   attempt is uniform in [0, min(capMs, baseMs·2^attempt)). A gateway that comes back is
- *   then tried within capMs by every page, so the page is online within capMs plus one
- *   handshake: 500 ms + a few round trips stays under the 1 s promise.
+ *   then tried within capMs by every page, so the page is online within capMs plus a probe
+ *   and a handshake: 500 ms + a few round trips stays under the 1 s promise.
  * - slowCapMs after fastWindowMs of outage: an outage that long is not a restart; each page
- *   then costs its gateway (or the proxy in front, a TLS handshake per attempt) 8 times less.
+ *   then sends its gateway (or the proxy in front) 8 times fewer attempts.
  * - hiddenCapMs while the page is hidden or the browser reports no network: nobody is
  *   looking, and `visibilitychange`/`online` bring an immediate retry anyway.
  * - busyCapMs after the gateway itself said "not now" (close 1013 or 4429): it is up but
@@ -253,11 +253,11 @@ export class Client {
   /** The cap on the next wait (RECONNECT explains each). */
   _backoffCapMs(closed, now = Date.now()) {
     if (closed.busy) return this.busyBackoffMaxMs;
+    const old = this.downSince !== null && now - this.downSince > this.fastWindowMs;
+    const visibleCap = old ? this.slowBackoffMaxMs : this.backoffMaxMs;
     const hidden = typeof document !== "undefined" && document.visibilityState === "hidden";
     const noNetwork = typeof navigator !== "undefined" && navigator.onLine === false;
-    if (hidden || noNetwork) return Math.max(this.hiddenBackoffMaxMs, this.backoffMaxMs);
-    if (this.downSince !== null && now - this.downSince > this.fastWindowMs) return this.slowBackoffMaxMs;
-    return this.backoffMaxMs;
+    return hidden || noNetwork ? Math.max(this.hiddenBackoffMaxMs, visibleCap) : visibleCap;
   }
 
   /** The wait before the next attempt after a socket ended as `closed`. */
