@@ -132,8 +132,13 @@ export function money(n) {
  * the field or limit at fault (protocol.md, Errors). Never a bare code.
  */
 export function errorText(e) {
+  return t("common.error", { msg: errorWords(e) });
+}
+
+/** errorText without the "Error:" in front (for a sentence that has its own). */
+export function errorWords(e) {
   const words = e?.code ? tOr(`err.${e.code}`, null) : null;
-  return t("common.error", { msg: words || e?.message || String(e) });
+  return words || e?.message || String(e);
 }
 
 export function toastError(e, ms = 4000) {

@@ -163,6 +163,22 @@ async function ensureOpenConversation() {
 }
 
 /**
+ * Run ``fn(conversationId)`` on the open conversation (opened when needed). When the server
+ * no longer knows it (not_found: it went while the page was not told), say so
+ * (conversationGone) and run ``fn`` once more, on a new conversation.
+ */
+async function onOpenConversation(fn) {
+  const id = await ensureOpenConversation();
+  try {
+    return await fn(id);
+  } catch (e) {
+    if (e.code !== "not_found" || id !== conv.id) throw e;
+    conversationGone("gone");
+    return fn(await ensureOpenConversation());
+  }
+}
+
+/**
  * Send ``text`` (kept as pending until the server echoes it). Nothing typed is lost: a send
  * caught by a restarted connection (resume_failed) waits until the page knows what the server
  * has, then goes again with the same client_msg_id, to a new conversation when the old one is
@@ -174,18 +190,11 @@ async function sendText(text, cmid = newClientMsgId(), retried = false) {
   conv.pending.set(cmid, { text, status: "pending", ts: Date.now() / 1000 });
   if (csat && csat.status !== "ask" && csat.status !== "sending") setCsat(null);
   renderAll();
-  let id = null;
   try {
-    id = await ensureOpenConversation();
-    const m = await client.request("message.send", { conversation: id, text, client_msg_id: cmid });
-    addMessage(m);
+    addMessage(await onOpenConversation((id) => client.request("message.send", { conversation: id, text, client_msg_id: cmid })));
   } catch (e) {
     if (!retried && e.code === "resume_failed") {
       await restoring;
-      return sendText(text, cmid, true);
-    }
-    if (!retried && e.code === "not_found" && id && id === conv.id) {
-      conversationGone("gone");
       return sendText(text, cmid, true);
     }
     const p = conv.pending.get(cmid);
@@ -529,8 +538,8 @@ async function submitCsat() {
   } catch (e) {
     if (e.code === "conflict") setCsat({ ...c, status: "done" }); // rated already (another tab)
     else if (["bad_state", "not_member", "not_found"].includes(e.code)) {
-      setCsat(null);
-      toastError(e);
+      setCsat(null); // that conversation cannot be rated any more (e.g. gone in a restart)
+      toast(t("csat.gone"), 4000);
     } else {
       setCsat({ ...c, status: "ask" }); // network trouble: keep the prompt, try again
       toastError(e);
@@ -582,10 +591,11 @@ function renderCall() {
 
 async function startCall(video) {
   try {
-    await ensureOpenConversation();
-    await calls.request(conv.id, video);
+    await calls.request(await ensureOpenConversation(), video);
   } catch (e) {
-    toastError(e);
+    // gone: the conversation is shown closed and the call's line says why (no second toast)
+    if (e.code === "not_found") conversationGone("gone");
+    else toastError(e);
   }
 }
 
@@ -707,8 +717,7 @@ ui.form.addEventListener("submit", (ev) => {
 });
 ui.human.addEventListener("click", async () => {
   try {
-    const id = await ensureOpenConversation();
-    await client.request("conversation.escalate", { conversation: id });
+    await onOpenConversation((id) => client.request("conversation.escalate", { conversation: id }));
   } catch (e) {
     toastError(e);
   }
