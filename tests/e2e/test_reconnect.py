@@ -229,3 +229,35 @@ async def test_pages_are_back_within_2s_of_a_restart_and_show_what_happened(serv
         assert not raw, toasts
     errors = [line for line in logs if line.startswith("pageerror")]
     assert not errors, errors
+
+
+async def test_a_reply_to_a_conversation_the_server_does_not_know_is_explained(gw, browser):
+    """The console shows a conversation as assigned that the server does not know (as after
+    a restart it was not told about): the agent's reply gets a sentence, the conversation
+    is marked gone and leaves the open count; the server's "unknown conversation" is never
+    shown. (The stale entry is put into the page's own state; the server is real.)"""
+    agent = await open_recorded(browser, f"{gw.url}/agent?user=agent-nf&name=Bob", DESKTOP)
+    await agent.wait_for_selector('[data-testid="conn-state"][data-state="online"]',
+                                  state="attached", timeout=T)
+    await agent.evaluate(f"""() => {{
+        window.__ld.applySnapshot({{conversation: "c_gone1", room: "{gw.room_id}", state: "assigned",
+          agent: {{user: "agent-nf", name: "Bob"}}, viewer: {{user: "v-nf", name: "小周"}},
+          messages: [{{message_id: "m_1", conversation: "c_gone1", from: {{role: "viewer", user: "v-nf"}},
+                       text: "在吗", ts: Date.now() / 1000}}]}});
+        window.__ld.select("c_gone1");
+    }}""")
+    await agent.wait_for_selector('[data-testid="chat-state"][data-state="assigned"]', timeout=T)
+    assert "(1)" in await agent.inner_text('[data-testid="convs-title"]')
+    await agent.fill('[data-testid="chat-input"]', "在的，请讲")
+    await agent.press('[data-testid="chat-input"]', "Enter")
+    await agent.wait_for_selector(
+        '[data-testid="conv-item"][data-conversation="c_gone1"][data-state="lost"][data-lost="gone"]',
+        timeout=T)
+    await agent.wait_for_function(
+        "() => window.__toasts.some((t) => t.includes('消息没有发出') && t.includes('服务器上已没有'))",
+        timeout=T)
+    assert "(0)" in await agent.inner_text('[data-testid="convs-title"]')
+    assert await agent.input_value('[data-testid="chat-input"]') == "在的，请讲"
+    assert await agent.locator('[data-testid="chat-send"]').is_disabled()
+    toasts = await agent.evaluate("window.__toasts")
+    assert not [t for t in toasts if RAW.search(t)], toasts
