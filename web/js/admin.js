@@ -103,7 +103,6 @@ client.on("agents", (f) => {
 });
 client.on("agent.break_suggested", (b) => toast(tw("break.suggested", { agent: b.agent, n: b.consecutive }), 5000));
 client.on("welcome", load);
-client.on("fresh", load);
 setInterval(renderAgents, 5000); // time in status keeps moving
 bindConnBadge(client, $('[data-testid="conn-state"]'));
 bindLangSwitch($('[data-testid="lang-switch"]'), () => {

@@ -5,11 +5,12 @@
 // fatigue guard's break banner, one-click canned replies, incoming calls and the call view.
 import { Client, devTokenSource, gatewayUrls } from "./client.js";
 import { t, tOr, applyI18n, duration, getLang } from "./i18n.js";
-import { $, h, icon, hydrateIcons, fmtTime, param, bindConnBadge, bindLangSwitch, toast, moodLabel, reasonLabel, intentLabel, clock, money, RoomState } from "./common.js";
+import { $, h, icon, hydrateIcons, fmtTime, param, bindConnBadge, bindLangSwitch, toast, toastError, moodLabel, reasonLabel, intentLabel, clock, money, RoomState } from "./common.js";
 import { CallManager, CallView, renderIncoming } from "./call.js";
 
 const ident = devTokenSource("agent", { name: param("name") || "" });
-const client = new Client({ urls: gatewayUrls(), getToken: ident.getToken });
+// agents work with the console in a background tab: it reconnects as fast hidden as visible
+const client = new Client({ urls: gatewayUrls(), getToken: ident.getToken, hiddenBackoffMaxMs: 500 });
 
 const ui = {
   convList: $('[data-testid="conv-list"]'),
@@ -47,8 +48,11 @@ const ui = {
 // this agent: status and since (agent.state), authority limit if the server tells it
 const me = { status: null, since: null, load: 0, capacity: null, maxCompensation: null, breakSuggested: null };
 
-const convs = new Map(); // id → {id, room, state, viewer, agent, messages: Map, order, context, unread}
+const convs = new Map(); // id → {id, room, state, viewer, agent, messages: Map, order, context, unread, lost}
 let selected = null;
+// settled once the console knows what the server has after a (re)connect (refreshAll)
+let reconciling = Promise.resolve();
+let lostBecause = null; // "restart" after a fresh session: why conversations missing now went
 let queue = [];
 let agents = [];
 let msgCounter = 0;
@@ -103,15 +107,89 @@ function loadSnapshot(snap) {
   return c;
 }
 
-async function refreshAll() {
+// --- what the server has: a conversation the console shows as open must still be ours ------
+const OPEN_STATES = new Set(["bot", "queued", "assigned"]);
+const isOpen = (c) => OPEN_STATES.has(c.state);
+
+/**
+ * The server no longer has ``c`` for us (``why``: "restart", "gone" or "reassigned"): it
+ * stays in the list, marked in words, and leaves the open count (the load the server
+ * counts). Replying to it would only fail.
+ */
+function markLost(c, why) {
+  c.state = "lost";
+  c.lost = why;
+  c.unread = 0;
+}
+
+function lostText(c) {
+  return t(`agent.lost.${c.lost || "gone"}`);
+}
+
+/** Apply a conversation.get snapshot, keeping the rule of conversation.state: assigned to another agent is "transferred". */
+function applySnapshot(snap) {
+  const c = loadSnapshot(snap);
+  if (snap.state === "assigned" && snap.agent && snap.agent.user !== client.user) c.state = "transferred";
+  c.lost = null;
+  return c;
+}
+
+/**
+ * Ask the server about ``c``: reload it with its history, or mark it lost when the server
+ * does not know it (not_found; ``why`` says why we think so) or it is no longer ours
+ * (not_member). Resolves true while it still exists for us.
+ */
+async function verifyConv(c, why) {
+  try {
+    applySnapshot(await client.request("conversation.get", { conversation: c.id }));
+    return true;
+  } catch (e) {
+    if (e.code === "not_found") markLost(c, why);
+    else if (e.code === "not_member" || e.code === "forbidden") markLost(c, "reassigned");
+    else throw e;
+    return false;
+  }
+}
+
+/**
+ * A request about ``c`` failed: when it is because the conversation is gone, mark it and say
+ * so in words (the server's "unknown conversation" is never shown); otherwise the error in
+ * words. ``unsent`` frames it as a reply that did not go out.
+ */
+async function convFailed(c, e, { unsent = false } = {}) {
+  if (c && c.state !== "lost" && ["not_found", "not_member", "forbidden"].includes(e.code)) {
+    try {
+      await verifyConv(c, "gone");
+    } catch (e2) {
+      console.warn("conversation.get", e2.message);
+    }
+  }
+  renderAll();
+  if (c && c.state === "lost") toast(unsent ? t("agent.unsent", { why: lostText(c) }) : lostText(c), 5000);
+  else toastError(e);
+}
+
+async function refreshAll(why = null) {
   try {
     const r = await client.request("conversation.list");
+    const listed = new Set();
     for (const s of r.conversations || []) {
+      listed.add(s.conversation);
       upsertConv(s.conversation, { room: s.room, state: s.state, viewer: s.viewer, agent: s.agent });
       try {
-        loadSnapshot(await client.request("conversation.get", { conversation: s.conversation }));
+        applySnapshot(await client.request("conversation.get", { conversation: s.conversation }));
       } catch (e) {
         console.warn(e);
+      }
+    }
+    // shown as open but not listed as ours any more: gone (e.g. the server restarted
+    // without it), resolved or transferred meanwhile. Ask, and show what is true.
+    for (const c of [...convs.values()]) {
+      if (listed.has(c.id) || !isOpen(c)) continue;
+      try {
+        await verifyConv(c, why || "gone");
+      } catch (e) {
+        console.warn("conversation.get", e.message);
       }
     }
   } catch (e) {
@@ -135,18 +213,21 @@ function viewerName(c) {
 }
 
 function renderLists() {
-  const list = [...convs.values()].sort((a, b) => (a.state === "resolved") - (b.state === "resolved") || b.createdAt - a.createdAt);
-  const open = list.filter((c) => c.state !== "resolved");
+  const done = (c) => !isOpen(c);
+  const list = [...convs.values()].sort((a, b) => done(a) - done(b) || b.createdAt - a.createdAt);
+  const open = list.filter(isOpen);
   $('[data-testid="convs-title"]').textContent = t("agent.convs", { n: open.length });
   ui.convList.replaceChildren(
     ...(list.length
       ? list.map((c) => {
           const last = c.messages.get(c.order[c.order.length - 1]);
-          return h(`li.item${c.id === selected ? ".sel" : ""}${c.state === "resolved" ? ".done" : ""}`,
-            { testid: "conv-item", dataset: { conversation: c.id, state: c.state || "" }, on: { click: () => select(c.id) } },
+          return h(`li.item${c.id === selected ? ".sel" : ""}${done(c) ? ".done" : ""}`,
+            { testid: "conv-item", dataset: { conversation: c.id, state: c.state || "", lost: c.lost || "" }, on: { click: () => select(c.id) } },
             h("div.row", {}, h("b", { text: viewerName(c) }), h(`span.badge.${c.state}`, { text: tOr(`state.${c.state}`, c.state || "") }),
               c.unread ? h("span.unread", { testid: "unread", text: String(c.unread) }) : null),
-            h("div.preview.muted", { text: last ? last.text : "" }));
+            c.state === "lost"
+              ? h("div.preview.muted", { testid: "conv-lost-reason", text: lostText(c) })
+              : h("div.preview.muted", { text: last ? last.text : "" }));
         })
       : [h("li.muted.emptyli", { text: t("agent.convs.empty") })]),
   );
@@ -209,6 +290,7 @@ function renderChat() {
       h("div.bubble", { text: m.text })));
     if (i === lastBot && i < msgs.length - 1) els.push(h("div.divider", { testid: "human-part-label" }, icon("headset"), t("agent.human.part")));
   });
+  if (c.state === "lost") els.push(h("div.msg.notice", { testid: "conv-lost-notice", dataset: { lost: c.lost || "" } }, h("div.bubble", { text: lostText(c) })));
   ui.log.replaceChildren(...els);
   ui.log.scrollTop = ui.log.scrollHeight;
   const open = c.state === "assigned";
@@ -451,7 +533,7 @@ async function compensate(ev) {
     a.status = "failed";
     a.note = e.message;
     renderActionList();
-    toast(t("common.error", { msg: e.message }));
+    await convFailed(c, e);
   }
 }
 
@@ -481,7 +563,7 @@ async function startReturn(ev) {
     a.status = "failed";
     a.note = e.message;
     renderActionList();
-    toast(t("common.error", { msg: e.message }));
+    await convFailed(c, e); // not_found may also be an order id: convFailed asks first
   }
 }
 
@@ -510,7 +592,7 @@ async function setStatus(status) {
     await client.request("agent.status", { status });
     me.breakSuggested = null; // any status ends the pause
   } catch (e) {
-    toast(t("common.error", { msg: e.message }));
+    toastError(e);
   }
   renderMe();
 }
@@ -554,11 +636,32 @@ function loadReplies() {
 async function sendReply(rp) {
   const c = convs.get(selected);
   if (!c || c.state !== "assigned") return;
-  try {
-    const m = await client.request("message.send", { conversation: c.id, text: rp.text, client_msg_id: newCmid(), template: true });
-    if (addMsg(c, m)) renderAll();
-  } catch (e) {
-    toast(t("common.error", { msg: e.message }));
+  await sendMessage(c, { text: rp.text, template: true });
+}
+
+/**
+ * message.send to ``c``; resolves the message, or null when it did not go out (the reason
+ * is shown in words). A send caught by a restarted connection (resume_failed) is retried
+ * once, with the same client_msg_id, when the server still has the conversation for us.
+ */
+async function sendMessage(c, fields) {
+  const client_msg_id = newCmid();
+  for (let tries = 0; ; tries++) {
+    try {
+      const m = await client.request("message.send", { conversation: c.id, ...fields, client_msg_id });
+      if (addMsg(c, m)) renderAll();
+      return m;
+    } catch (e) {
+      if (e.code === "resume_failed" && tries === 0) {
+        await reconciling;
+        if (c.state === "assigned") continue;
+        renderAll();
+        toast(t("agent.unsent", { why: c.state === "lost" ? lostText(c) : t("agent.unsent.closed") }), 5000);
+        return null;
+      }
+      await convFailed(c, e, { unsent: true });
+      return null;
+    }
   }
 }
 
@@ -634,7 +737,7 @@ async function invite() {
     await calls.invite(inviteUser);
     toast(t("call.invite.sent", { name: inviteUser }));
   } catch (e) {
-    toast(t("common.error", { msg: e.message }));
+    toastError(e);
   }
 }
 
@@ -653,7 +756,7 @@ async function agentCall(video) {
   try {
     await calls.request(c.id, video);
   } catch (e) {
-    toast(t("common.error", { msg: e.message }));
+    await convFailed(c, e);
   }
 }
 
@@ -724,14 +827,20 @@ client.on("agent.break_suggested", (f) => {
   me.breakSuggested = f;
   renderMe();
 });
+// resume_failed: the session is new (the server restarted, or kept us away too long), so
+// what the console shows must be checked against what the server has; "welcome" follows
+client.on("fresh", () => (lostBecause = "restart"));
 client.on("welcome", async () => {
   $('[data-testid="agent-me"]').textContent = client.welcome?.name || client.user;
   if (typeof client.welcome?.max_compensation === "number") me.maxCompensation = client.welcome.max_compensation;
   const status = localStorage.getItem("ld.agent.status") || "available";
   ui.status.value = status;
-  client.request("agent.status", { status }).catch((e) => toast(t("common.error", { msg: e.message })));
+  client.request("agent.status", { status }).catch((e) => toastError(e));
   for (const rs of rooms.values()) rs.watch();
-  await refreshAll();
+  // set before any await: requests the restart rejected wait for it (sendMessage)
+  reconciling = refreshAll(lostBecause);
+  lostBecause = null;
+  await reconciling;
   loadReplies();
 });
 ui.status.addEventListener("change", () => setStatus(ui.status.value));
@@ -745,13 +854,9 @@ ui.form.addEventListener("submit", async (ev) => {
   const text = ui.input.value.trim();
   if (!c || !text) return;
   ui.input.value = "";
-  try {
-    const m = await client.request("message.send", { conversation: c.id, text, client_msg_id: newCmid() });
-    if (addMsg(c, m)) renderAll();
-  } catch (e) {
-    ui.input.value = text;
-    toast(t("common.error", { msg: e.message }));
-  }
+  const m = await sendMessage(c, { text });
+  // not sent: the text goes back where it was typed, unless something new was typed since
+  if (!m && !ui.input.value && selected === c.id) ui.input.value = text;
 });
 ui.input.addEventListener("keydown", (ev) => {
   if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
@@ -761,17 +866,19 @@ ui.input.addEventListener("keydown", (ev) => {
 });
 ui.replySearch.addEventListener("input", loadReplies);
 $('[data-testid="resolve"]').addEventListener("click", async () => {
+  const c = convs.get(selected);
   try {
     await client.request("conversation.resolve", { conversation: selected });
   } catch (e) {
-    toast(t("common.error", { msg: e.message }));
+    await convFailed(c, e);
   }
 });
 $('[data-testid="transfer"]').addEventListener("click", async () => {
+  const c = convs.get(selected);
   try {
     await client.request("conversation.transfer", { conversation: selected });
   } catch (e) {
-    toast(t("common.error", { msg: e.message }));
+    await convFailed(c, e);
   }
 });
 $('[data-testid="agent-video-call"]').addEventListener("click", () => agentCall(true));
@@ -788,4 +895,4 @@ applyI18n();
 renderAll();
 client.connect();
 
-window.__ld = { client, convs, calls, rooms, me, get selected() { return selected; } };
+window.__ld = { client, convs, calls, rooms, me, applySnapshot, renderAll, select, get selected() { return selected; } };

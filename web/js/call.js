@@ -16,10 +16,16 @@
 // camera off, hang up, timer, reconnecting indicator) into a container.
 
 import { t } from "./i18n.js";
-import { h, icon } from "./common.js";
+import { h, icon, errorWords } from "./common.js";
 
 // wall-clock milliseconds, comparable across pages (benchmarks compare tap and first frame)
 const now = () => performance.timeOrigin + performance.now();
+
+/** Why a call could not start, in words: not_found means its conversation (or the call) is
+ * gone, e.g. in a server restart; never the server's raw message. */
+function callErrorWords(e) {
+  return e?.code === "not_found" ? t("call.failed.gone") : errorWords(e);
+}
 
 export class CallManager {
   constructor(client, { onChange, log } = {}) {
@@ -73,7 +79,7 @@ export class CallManager {
       this._changed();
       return this.call;
     } catch (e) {
-      this._teardown("error", e.message);
+      this._teardown("error", callErrorWords(e));
       throw e;
     }
   }
@@ -97,7 +103,7 @@ export class CallManager {
       await media;
       await this._offer();
     } catch (e) {
-      this._teardown("error", e.message);
+      this._teardown("error", callErrorWords(e));
       throw e;
     }
   }

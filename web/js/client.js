@@ -5,12 +5,46 @@
 //  - request(type, fields) → Promise of the direct reply (the frame echoing our id);
 //    rejects with a ProtocolError on an `error` reply or a timeout
 //  - on(type, cb) / on("*", cb): every server frame (events and replies), in seq order
-//  - automatic reconnect: exponential backoff with full jitter over a list of gateway URLs;
-//    on the new socket it sends hello and, as the very next message, resume {session,
-//    last_seq}; the server replays what was missed then sends `resumed`. On `resume_failed`
-//    the client keeps the fresh session and emits "fresh" so the page starts afresh.
+//  - automatic reconnect (docs/protocol.md, "Reconnecting"): capped exponential backoff with
+//    full jitter over a list of gateway URLs, a cap small enough that a page is back within
+//    1 s of its gateway being reachable again, and an immediate retry when the browser says
+//    the network is back (`online`) or the page becomes visible again. On the new socket it
+//    sends hello and, as the very next message, resume {session, last_seq}; the server
+//    replays what was missed then sends `resumed`. On `resume_failed` the client keeps the
+//    fresh session and emits "fresh" (then "welcome") so the page reloads what it shows.
 //  - onState(cb): "connecting" | "online" | "reconnecting" | "offline", for the UI's
 //    reconnect indicator; lifecycle events "welcome", "resumed", "fresh" via on().
+
+/**
+ * The reconnect schedule, in one place (docs/protocol.md explains each figure).
+ * - baseMs/capMs: while the page is visible and the outage is young, the wait before the next
+ *   attempt is uniform in [0, min(capMs, baseMs·2^attempt)). A gateway that comes back is
+ *   then tried within capMs by every page, so the page is online within capMs plus a probe
+ *   and a handshake: 500 ms + a few round trips stays under the 1 s promise.
+ * - slowCapMs after fastWindowMs of outage: an outage that long is not a restart; each page
+ *   then sends its gateway (or the proxy in front) 8 times fewer attempts.
+ * - hiddenCapMs while the page is hidden or the browser reports no network: nobody is
+ *   looking, and `visibilitychange`/`online` bring an immediate retry anyway.
+ * - busyCapMs after the gateway itself said "not now" (close 1013 or 4429): it is up but
+ *   shedding load, and a herd retrying every half second would keep it down.
+ */
+export const RECONNECT = Object.freeze({
+  baseMs: 250,
+  capMs: 500,
+  fastWindowMs: 60_000,
+  slowCapMs: 4_000,
+  hiddenCapMs: 5_000,
+  busyCapMs: 8_000,
+});
+
+/** Close codes by which a reachable gateway asks us to come back later (protocol.md). */
+const BUSY_CLOSE_CODES = new Set([1013, 4429]);
+
+/** Full jitter: uniform in [0, min(cap, base·2^attempt)), so a herd of pages spreads out. */
+export function backoffDelay(attempt, { baseMs, capMs }, rand = Math.random) {
+  const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(Math.max(attempt, 0), 20));
+  return Math.floor(rand() * ceiling);
+}
 
 export class ProtocolError extends Error {
   constructor(frame) {
@@ -20,22 +54,38 @@ export class ProtocolError extends Error {
   }
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
 export class Client {
   /**
    * @param {object} opts
    * @param {string[]} opts.urls  WebSocket URLs of gateways, tried in turn
    * @param {() => Promise<string>} opts.getToken  called before each hello
    * @param {number} [opts.requestTimeoutMs]
+   * @param {number} [opts.backoffBaseMs]  see RECONNECT (each cap below defaults to its figure)
+   * @param {number} [opts.backoffMaxMs]  the cap while visible, in the first fastWindowMs
+   * @param {number} [opts.hiddenBackoffMaxMs]  the cap while hidden: a page that must stay
+   *   reachable in a background tab (the agent console) passes its visible cap here
+   * @param {boolean} [opts.watchBrowser]  retry at once on `online`, `visibilitychange` to
+   *   visible and `pageshow` (default true)
    */
-  constructor({ urls, getToken, requestTimeoutMs = 10000, backoffBaseMs = 300, backoffMaxMs = 8000, connectTimeoutMs = 8000 }) {
+  constructor({
+    urls, getToken, requestTimeoutMs = 10000, connectTimeoutMs = 8000,
+    backoffBaseMs = RECONNECT.baseMs, backoffMaxMs = RECONNECT.capMs, fastWindowMs = RECONNECT.fastWindowMs,
+    slowBackoffMaxMs = RECONNECT.slowCapMs, hiddenBackoffMaxMs = RECONNECT.hiddenCapMs,
+    busyBackoffMaxMs = RECONNECT.busyCapMs, watchBrowser = true,
+  }) {
     this.urls = urls && urls.length ? urls : [defaultUrl()];
     this.getToken = getToken;
     this.requestTimeoutMs = requestTimeoutMs;
     this.connectTimeoutMs = connectTimeoutMs;
     this.backoffBaseMs = backoffBaseMs;
     this.backoffMaxMs = backoffMaxMs;
+    this.fastWindowMs = fastWindowMs;
+    this.slowBackoffMaxMs = slowBackoffMaxMs;
+    this.hiddenBackoffMaxMs = hiddenBackoffMaxMs;
+    this.busyBackoffMaxMs = busyBackoffMaxMs;
+    this.downSince = null; // Date.now() when the outage began (null while online)
+    this._wakeSleep = null; // ends the current backoff wait early
+    this._abortConnect = null; // gives up the socket still connecting
     this.ws = null;
     this.session = null; // the session id we would resume
     this.lastSeq = 0;
@@ -49,8 +99,15 @@ export class Client {
     this.handlers = new Map();
     this.stateCbs = new Set();
     this.closedByUser = false;
-    this.stats = { connects: 0, resumes: 0, fresh: 0 };
+    this.stats = { connects: 0, resumes: 0, fresh: 0, wakes: 0, probes: 0, delays: [] };
     this._connecting = null;
+    if (watchBrowser && typeof window !== "undefined" && typeof document !== "undefined") {
+      window.addEventListener("online", () => this.wake("online"));
+      window.addEventListener("pageshow", (ev) => ev.persisted && this.wake("pageshow"));
+      document.addEventListener("visibilitychange", () => {
+        if (document.visibilityState === "visible") this.wake("visible");
+      });
+    }
   }
 
   // --- public API -------------------------------------------------------------------------
@@ -97,15 +154,42 @@ export class Client {
     if (this.ws) this.ws.close(4000, "dropped");
   }
 
-  /** Send a request; resolves with the reply frame (echoing our id) or rejects on error. */
+  /**
+   * Something suggests the gateway may be reachable now (the browser is back online, the
+   * page is visible again): while waiting between attempts, try now, with the fast schedule
+   * again. On `online`, a socket still connecting was begun on the old network and may hang
+   * until its timeout: it is given up and retried; an open socket may be dead without a close
+   * event: a ping with a short timeout finds out (and closes it, so it is reconnected).
+   */
+  wake(reason = "wake") {
+    if (this.closedByUser || !this._connecting) return;
+    this.stats.wakes++;
+    if (this.state === "online") {
+      const ws = this.ws;
+      if (reason === "online" && ws) {
+        this.request("ping", {}, { timeoutMs: 3000 }).catch((e) => {
+          if (e.code === "timeout" && this.ws === ws) ws.close(4000, "no answer after the network changed");
+        });
+      }
+      return;
+    }
+    this.attempt = 0;
+    this.downSince = Date.now();
+    if (this._wakeSleep) this._wakeSleep();
+    else if (reason === "online" && this._abortConnect) this._abortConnect();
+  }
+
+  /**
+   * Send a request; resolves with the reply frame (echoing our id) or rejects on error.
+   * While offline it waits in the outbox for the connection to come back; its timeout runs
+   * from when it is written to a socket, so it measures the server, not the outage (a
+   * restart that takes 20 s must not fail what the user typed meanwhile).
+   */
   request(type, fields = {}, { timeoutMs } = {}) {
     const id = this.nextId++;
     const frame = { type, id, ...fields };
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        if (this.pending.delete(id)) reject(new ProtocolError({ code: "timeout", message: `${type}: no reply` }));
-      }, timeoutMs ?? this.requestTimeoutMs);
-      this.pending.set(id, { resolve, reject, timer, type });
+      this.pending.set(id, { resolve, reject, timer: null, type, timeoutMs: timeoutMs ?? this.requestTimeoutMs });
       this._send(frame);
     });
   }
@@ -147,6 +231,14 @@ export class Client {
   _send(frame) {
     if (this.state === "online" && this.ws && this.ws.readyState === WebSocket.OPEN) {
       this.ws.send(JSON.stringify(frame));
+      const p = frame.id === undefined ? undefined : this.pending.get(frame.id);
+      if (p && !p.timer) {
+        p.timer = setTimeout(() => {
+          if (this.pending.get(frame.id) !== p) return;
+          this.pending.delete(frame.id);
+          p.reject(new ProtocolError({ code: "timeout", message: `${p.type}: no reply` }));
+        }, p.timeoutMs);
+      }
     } else {
       this.outbox.push(frame);
     }
@@ -158,9 +250,39 @@ export class Client {
     for (const f of q) this._send(f);
   }
 
-  _backoffMs() {
-    const cap = Math.min(this.backoffMaxMs, this.backoffBaseMs * 2 ** Math.min(this.attempt, 10));
-    return Math.round(cap / 2 + Math.random() * (cap / 2)); // "equal jitter": never zero
+  /** The cap on the next wait (RECONNECT explains each). */
+  _backoffCapMs(closed, now = Date.now()) {
+    if (closed.busy) return this.busyBackoffMaxMs;
+    const old = this.downSince !== null && now - this.downSince > this.fastWindowMs;
+    const visibleCap = old ? this.slowBackoffMaxMs : this.backoffMaxMs;
+    const hidden = typeof document !== "undefined" && document.visibilityState === "hidden";
+    const noNetwork = typeof navigator !== "undefined" && navigator.onLine === false;
+    return hidden || noNetwork ? Math.max(this.hiddenBackoffMaxMs, visibleCap) : visibleCap;
+  }
+
+  /** The wait before the next attempt after a socket ended as `closed`. */
+  _nextDelayMs(closed) {
+    // a token the gateway no longer accepts (it restarted with a new dev secret, or the token
+    // expired while we were away): fetch a new one and try again at once, once
+    if (closed.unauthorized && !this._freshTokenTried) {
+      this._freshTokenTried = true;
+      return 0;
+    }
+    if (closed.immediate) return 0;
+    return backoffDelay(this.attempt, { baseMs: this.backoffBaseMs, capMs: this._backoffCapMs(closed) });
+  }
+
+  /** Wait ms, or less if wake() is called meanwhile. */
+  _sleep(ms) {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        if (this._wakeSleep === done) this._wakeSleep = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this._wakeSleep = done;
+    });
   }
 
   async _loop() {
@@ -174,20 +296,31 @@ export class Client {
         closed = { ok: false, error: e };
       }
       if (this.closedByUser) break;
-      if (closed.ok) this.attempt = 0; // it had been online: retry promptly
-      else {
+      if (closed.ok) {
+        this.attempt = 0; // it had been online: the outage starts now
+        this.downSince = Date.now();
+      } else {
         this.attempt++;
-        this.urlIndex++; // next gateway in the list
+        if (this.downSince === null) this.downSince = Date.now();
+        if (!closed.unauthorized) this.urlIndex++; // next gateway in the list
       }
       if (closed.unauthorized) this._tokenStale = true;
       this._setState("reconnecting");
-      await sleep(closed.ok ? 100 + Math.random() * 300 : this._backoffMs());
+      const delay = this._nextDelayMs(closed);
+      this.stats.delays.push(delay);
+      if (this.stats.delays.length > 50) this.stats.delays.shift();
+      if (delay > 0) await this._sleep(delay);
     }
     this._setState("offline");
   }
 
   /** One socket lifetime. Resolves when the socket closes: {ok: was it ever online}. */
   async _runSocket(url) {
+    // reconnecting (an outage is under way): ask over HTTP first whether the gateway is there
+    if (this.downSince !== null) {
+      const probe = await this._probe(url);
+      if (!probe.ok) return { ok: false, code: 0, probed: true, immediate: probe.woken };
+    }
     const token = await this.getToken({ refresh: !!this._tokenStale });
     this._tokenStale = false;
     const ws = new WebSocket(url);
@@ -199,20 +332,27 @@ export class Client {
     let resumeId = null;
 
     return await new Promise((resolve) => {
-      // A socket that never opens (a black-holed gateway, or one the page's CSP blocks:
-      // Chromium then fires no close event) must not stall the reconnect loop for good.
-      const openTimer = setTimeout(() => {
-        if (ws.readyState === WebSocket.OPEN) return;
+      const giveUp = (result) => {
+        clearTimeout(openTimer);
+        this._abortConnect = null;
+        ws.onopen = ws.onmessage = ws.onclose = null;
         try {
           ws.close();
         } catch {
           /* already closing */
         }
         if (this.ws === ws) this.ws = null;
-        resolve({ ok: false, code: 0, timedOut: true });
+        resolve(result);
+      };
+      // A socket that never opens (a black-holed gateway, or one the page's CSP blocks:
+      // Chromium then fires no close event) must not stall the reconnect loop for good.
+      const openTimer = setTimeout(() => {
+        if (ws.readyState !== WebSocket.OPEN) giveUp({ ok: false, code: 0, timedOut: true });
       }, this.connectTimeoutMs);
+      this._abortConnect = () => giveUp({ ok: false, code: 0, immediate: true });
       ws.onopen = () => {
         clearTimeout(openTimer);
+        this._abortConnect = null;
         helloId = this.nextId++;
         ws.send(JSON.stringify({ type: "hello", id: helloId, token, protocol: 1 }));
         if (resuming) {
@@ -271,10 +411,11 @@ export class Client {
       };
       ws.onclose = (ev) => {
         clearTimeout(openTimer);
+        this._abortConnect = null;
         if (this.ws === ws) this.ws = null;
         if (ev.code === 4401) this._tokenStale = true;
         if (!this.closedByUser) this._setState("reconnecting");
-        resolve({ ok: online, code: ev.code, unauthorized: ev.code === 4401 });
+        resolve({ ok: online, code: ev.code, unauthorized: ev.code === 4401, busy: BUSY_CLOSE_CODES.has(ev.code) });
       };
       ws.onerror = () => {
         /* onclose follows */
@@ -282,7 +423,51 @@ export class Client {
     });
   }
 
+  /**
+   * Whether the gateway behind ``url`` answers HTTP now: GET /healthz beside its /ws. Why not
+   * just open the WebSocket: browsers hold failed WebSocket attempts against the page.
+   * Chromium delays each new WebSocket of a renderer by a random 1–5 s × 2^(failed ÷
+   * (succeeded + 1)) ÷ 65,536 (counted over the last 2–4 minutes), so after about 30
+   * refused attempts (10 s of a restart at our pace) every attempt waits 1–5 s more, which
+   * is what made a restart cost 3–4 s in our test; Firefox delays reconnects after failures
+   * too. A
+   * failed fetch costs nothing of the kind, so a WebSocket is opened only to a gateway that
+   * answered. Only for the page's own origin (its CSP allows that fetch; another gateway of
+   * ?gw= is tried directly). A wake() cuts the probe short.
+   */
+  async _probe(url) {
+    let u;
+    try {
+      u = new URL(url);
+    } catch {
+      return { ok: true };
+    }
+    if (typeof location === "undefined" || typeof fetch !== "function" || u.host !== location.host || !/\/ws$/.test(u.pathname)) {
+      return { ok: true };
+    }
+    const probeUrl = `${location.protocol}//${u.host}${u.pathname.replace(/\/ws$/, "/healthz")}`;
+    const ctrl = new AbortController();
+    let woken = false;
+    const timer = setTimeout(() => ctrl.abort(), this.connectTimeoutMs);
+    this._abortConnect = () => {
+      woken = true;
+      ctrl.abort();
+    };
+    this.stats.probes++;
+    try {
+      const r = await fetch(probeUrl, { cache: "no-store", credentials: "omit", signal: ctrl.signal });
+      return { ok: r.ok, woken };
+    } catch {
+      return { ok: false, woken };
+    } finally {
+      clearTimeout(timer);
+      this._abortConnect = null;
+    }
+  }
+
   _goOnline() {
+    this.downSince = null;
+    this._freshTokenTried = false;
     this._setState("online");
     this._startKeepalive(this.ws);
     this._flushOutbox();

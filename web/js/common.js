@@ -126,6 +126,25 @@ export function money(n) {
   return `¥${Number.isInteger(v) ? v : v.toFixed(2).replace(/0$/, "")}`;
 }
 
+/**
+ * A failed request as words for a toast. Codes that only say "the connection or the server
+ * had trouble" become a sentence (zh/en); the others keep the server's message, which names
+ * the field or limit at fault (protocol.md, Errors). Never a bare code.
+ */
+export function errorText(e) {
+  return t("common.error", { msg: errorWords(e) });
+}
+
+/** errorText without the "Error:" in front (for a sentence that has its own). */
+export function errorWords(e) {
+  const words = e?.code ? tOr(`err.${e.code}`, null) : null;
+  return words || e?.message || String(e);
+}
+
+export function toastError(e, ms = 4000) {
+  toast(errorText(e), ms);
+}
+
 export function toast(msg, ms = 2500) {
   let box = document.getElementById("ld-toasts");
   if (!box) {

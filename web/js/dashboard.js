@@ -71,7 +71,6 @@ function render(d) {
 
 client.on("dashboard", render);
 client.on("welcome", () => client.request("dashboard.watch").catch(() => {}));
-client.on("fresh", () => client.request("dashboard.watch").catch(() => {}));
 bindConnBadge(client, $('[data-testid="conn-state"]'));
 bindLangSwitch($('[data-testid="lang-switch"]'), () => {
   applyWorkspaceI18n();

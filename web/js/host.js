@@ -2,7 +2,7 @@
 // announcement, watch live counters; answer call invitations and join the call.
 import { Client, devTokenSource, gatewayUrls } from "./client.js";
 import { t, tOr, applyI18n } from "./i18n.js";
-import { $, h, icon, hydrateIcons, fmtTime, param, bindConnBadge, bindLangSwitch, toast, RoomState } from "./common.js";
+import { $, h, icon, hydrateIcons, fmtTime, param, bindConnBadge, bindLangSwitch, toast, toastError, RoomState } from "./common.js";
 import { CallManager, CallView, renderIncoming } from "./call.js";
 
 const ident = devTokenSource("host", { defaultUser: "host-1", name: param("name") || "", room: param("room") || "" });
@@ -28,7 +28,7 @@ async function cmd(type, fields, okMsg) {
     if (okMsg) toast(okMsg);
     return r;
   } catch (e) {
-    toast(t("common.error", { msg: e.message }));
+    toastError(e);
     return null;
   }
 }

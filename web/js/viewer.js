@@ -5,7 +5,7 @@
 // and ending the conversation (conversation.close).
 import { Client, devTokenSource, gatewayUrls } from "./client.js";
 import { t, tOr, applyI18n, duration } from "./i18n.js";
-import { $, h, icon, hydrateIcons, fmtTime, param, bindConnBadge, bindLangSwitch, toast, money, RoomState } from "./common.js";
+import { $, h, icon, hydrateIcons, fmtTime, param, bindConnBadge, bindLangSwitch, toast, toastError, money, RoomState } from "./common.js";
 import { CallManager, CallView } from "./call.js";
 
 const ident = devTokenSource("viewer", { room: param("room") || "" });
@@ -51,6 +51,10 @@ const conv = {
 let widgetOpened = localStorage.getItem("ld.viewer.widget") === "1";
 let opening = null;
 let msgCounter = 0;
+// settled once the page knows what the server has after a (re)connect (restoreConversation)
+let restoring = Promise.resolve();
+let freshSession = false; // the last welcome came after resume_failed
+let goneBefore = null; // {conversation, why}: shown closed; the next new one says so at its top
 
 function newClientMsgId() {
   return `${client.user || "v"}-${Date.now().toString(36)}-${(msgCounter++).toString(36)}`;
@@ -65,6 +69,10 @@ function resetConversation(snap) {
   conv.pinned = [...(snap.pinned || [])];
   conv.queue = null;
   conv.notices = [];
+  if (goneBefore && goneBefore.conversation !== snap.conversation) {
+    conv.notices.push({ after: null, text: t(`resolved.${goneBefore.why}.new`), why: goneBefore.why });
+    goneBefore = null;
+  }
   for (const m of snap.messages || []) addMessage(m, false);
   if (snap.state === "resolved") conv.notices.push({ after: conv.order[conv.order.length - 1] || null, text: t("resolved.notice") });
   renderAll();
@@ -90,7 +98,7 @@ async function openConversation() {
         return snap;
       })
       .catch((e) => {
-        toast(t("common.error", { msg: e.message }));
+        toastError(e);
         throw e;
       })
       .finally(() => (opening = null));
@@ -99,11 +107,41 @@ async function openConversation() {
 }
 
 /**
+ * The server no longer has the conversation shown (``why``: "restart" after a fresh session,
+ * "gone" when a send found it unknown): it stays on screen as closed, saying so in words, the
+ * same way as a conversation the state store lost; the next message starts a new one, with
+ * the bot (ensureOpenConversation), which begins by saying what happened to this one.
+ */
+function conversationGone(why) {
+  if (conv.state === "resolved") return;
+  conv.state = "resolved";
+  conv.agent = null;
+  conv.queue = null;
+  conv.notices.push({ after: conv.order[conv.order.length - 1] || null, text: t(`resolved.${why}`), why });
+  goneBefore = { conversation: conv.id, why };
+  renderAll();
+}
+
+/**
  * After a (re)load: show the viewer's latest conversation in this room, even a resolved one
  * (its history and the rating prompt belong together), instead of starting an empty one;
  * writing to a resolved conversation starts a new one (ensureOpenConversation).
+ * After a fresh session (the server restarted, or we were away too long to resume), the open
+ * conversation shown is asked for again: reloaded with its history when the server still has
+ * it, otherwise shown closed in words (conversationGone) instead of silently replaced.
  */
-async function restoreConversation() {
+async function restoreConversation({ fresh = false } = {}) {
+  if (fresh && conv.id && conv.state !== "resolved") {
+    try {
+      resetConversation(await client.request("conversation.get", { conversation: conv.id }));
+      return conv.id;
+    } catch (e) {
+      if (!["not_found", "not_member"].includes(e.code)) throw e;
+      conversationGone("restart");
+      return conv.id;
+    }
+  }
+  if (fresh && conv.id) return conv.id; // closed already: the next message opens a new one
   if (!conv.id) {
     try {
       const r = await client.request("conversation.list");
@@ -124,21 +162,45 @@ async function ensureOpenConversation() {
   return conv.id;
 }
 
-async function sendText(text, cmid = newClientMsgId()) {
+/**
+ * Run ``fn(conversationId)`` on the open conversation (opened when needed). When the server
+ * no longer knows it (not_found: it went while the page was not told), say so
+ * (conversationGone) and run ``fn`` once more, on a new conversation.
+ */
+async function onOpenConversation(fn) {
+  const id = await ensureOpenConversation();
+  try {
+    return await fn(id);
+  } catch (e) {
+    if (e.code !== "not_found" || id !== conv.id) throw e;
+    conversationGone("gone");
+    return fn(await ensureOpenConversation());
+  }
+}
+
+/**
+ * Send ``text`` (kept as pending until the server echoes it). Nothing typed is lost: a send
+ * caught by a restarted connection (resume_failed) waits until the page knows what the server
+ * has, then goes again with the same client_msg_id, to a new conversation when the old one is
+ * gone; so does a send to a conversation the server no longer knows (not_found).
+ */
+async function sendText(text, cmid = newClientMsgId(), retried = false) {
   text = text.trim();
   if (!text) return;
   conv.pending.set(cmid, { text, status: "pending", ts: Date.now() / 1000 });
   if (csat && csat.status !== "ask" && csat.status !== "sending") setCsat(null);
   renderAll();
   try {
-    const id = await ensureOpenConversation();
-    const m = await client.request("message.send", { conversation: id, text, client_msg_id: cmid });
-    addMessage(m);
+    addMessage(await onOpenConversation((id) => client.request("message.send", { conversation: id, text, client_msg_id: cmid })));
   } catch (e) {
+    if (!retried && e.code === "resume_failed") {
+      await restoring;
+      return sendText(text, cmid, true);
+    }
     const p = conv.pending.get(cmid);
     if (p) p.status = "failed";
     renderAll();
-    toast(t("common.error", { msg: e.message }));
+    toastError(e);
   }
 }
 
@@ -476,11 +538,11 @@ async function submitCsat() {
   } catch (e) {
     if (e.code === "conflict") setCsat({ ...c, status: "done" }); // rated already (another tab)
     else if (["bad_state", "not_member", "not_found"].includes(e.code)) {
-      setCsat(null);
-      toast(t("common.error", { msg: e.message }));
+      setCsat(null); // that conversation cannot be rated any more (e.g. gone in a restart)
+      toast(t("csat.gone"), 4000);
     } else {
       setCsat({ ...c, status: "ask" }); // network trouble: keep the prompt, try again
-      toast(t("common.error", { msg: e.message }));
+      toastError(e);
     }
   }
 }
@@ -505,7 +567,7 @@ async function endConversation() {
       conv.notices.push({ after: conv.order[conv.order.length - 1] || null, text: t("resolved.notice") });
     }
   } catch (e) {
-    toast(t("common.error", { msg: e.message }));
+    toastError(e);
   }
   renderAll();
 }
@@ -529,10 +591,11 @@ function renderCall() {
 
 async function startCall(video) {
   try {
-    await ensureOpenConversation();
-    await calls.request(conv.id, video);
+    await calls.request(await ensureOpenConversation(), video);
   } catch (e) {
-    toast(t("common.error", { msg: e.message }));
+    // gone: the conversation is shown closed and the call's line says why (no second toast)
+    if (e.code === "not_found") conversationGone("gone");
+    else toastError(e);
   }
 }
 
@@ -579,9 +642,14 @@ client.on("room.announcement", (f) => {
   if (!conv.pinned.some((p) => p.text === f.text && Math.abs((p.ts || 0) - (f.ts || 0)) < 2)) conv.pinned.push(f);
   renderState();
 });
+client.on("fresh", () => (freshSession = true));
 client.on("welcome", async () => {
-  // first connect, or a fresh start after resume_failed
+  // first connect, or a fresh start after resume_failed ("fresh" came just before)
+  const fresh = freshSession;
+  freshSession = false;
   room = room || client.welcome?.room;
+  // set before any await: sends the restart rejected wait for it (sendText)
+  restoring = widgetOpened || conv.id ? restoreConversation({ fresh }).catch(() => {}) : Promise.resolve();
   if (!roomState || roomState.room !== room) {
     roomState = new RoomState(client, room);
     roomState.onChange(() => {
@@ -594,7 +662,6 @@ client.on("welcome", async () => {
   flushBrowse();
   const st = await roomState.watch();
   if (!st) fallbackRoomInfo();
-  if (widgetOpened || conv.id) restoreConversation().catch(() => {});
 });
 
 async function fallbackRoomInfo() {
@@ -650,10 +717,9 @@ ui.form.addEventListener("submit", (ev) => {
 });
 ui.human.addEventListener("click", async () => {
   try {
-    const id = await ensureOpenConversation();
-    await client.request("conversation.escalate", { conversation: id });
+    await onOpenConversation((id) => client.request("conversation.escalate", { conversation: id }));
   } catch (e) {
-    toast(t("common.error", { msg: e.message }));
+    toastError(e);
   }
 });
 ui.video.addEventListener("click", () => startCall(true));
