@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from gateway.config import Config
-from tests.conftest import free_port, start_gateway, stop_gateway
+import pytest
+
+from tests.conftest import start_gateway, stop_gateway
+
+pytestmark = pytest.mark.parity
 
 
 async def escalated_pair(gw, viewer="v1", agent="a1"):
@@ -135,9 +138,8 @@ async def test_transfer_to_agent_and_back_to_queue(gateway):
     assert again["agent"]["user"] == "a1"
 
 
-async def test_fifty_viewers_three_agents_no_overload_no_double_assignment():
-    r = await start_gateway(Config(dev=True, port=free_port(), agent_capacity=5,
-                                   rate_per_s=1000, rate_burst=1000))
+async def test_fifty_viewers_three_agents_no_overload_no_double_assignment(backend):
+    r = await start_gateway(backend.config(agent_capacity=5, rate_per_s=1000, rate_burst=1000))
     try:
         agents = [await r.client("agent", f"a{i}") for i in range(3)]
         for a in agents:
