@@ -71,7 +71,17 @@ async def start_gateway(config: Config | None = None, **kw) -> Running:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", config.port).start()
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-    return Running(app, runner, f"http://127.0.0.1:{config.port}", http)
+    r = Running(app, runner, f"http://127.0.0.1:{config.port}", http)
+    _check_backend(r, config)
+    return r
+
+
+def _check_backend(r: Running, config: Config) -> None:
+    """A parity run that silently fell back to memory would pass and prove nothing: the
+    support state must live where the config says."""
+    from gateway.support.redis_backend import RedisBackend
+    on_redis = isinstance(r.gw.support.backend, RedisBackend)
+    assert on_redis == bool(config.redis_url), (config.redis_url, type(r.gw.support.backend))
 
 
 async def stop_gateway(r: Running) -> None:

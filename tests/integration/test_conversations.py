@@ -149,6 +149,15 @@ async def test_fifty_viewers_three_agents_no_overload_no_double_assignment(backe
                                        for v in viewers])
         await asyncio.gather(*[v.request("conversation.escalate", conversation=c["conversation"])
                                for v, c in zip(viewers, convs, strict=False)])
+
+        def assigned_frames() -> int:
+            return sum(1 for a in agents for f in a.frames if f["type"] == "conversation.assigned")
+        # wait for the assignments (Redis's path is longer under load), then a while more:
+        # none beyond the 15 may follow
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while assigned_frames() < 15 and loop.time() < deadline:
+            await asyncio.sleep(0.05)
         await asyncio.sleep(0.3)
         per_agent = {}
         for a in agents:
