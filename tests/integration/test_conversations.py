@@ -150,13 +150,16 @@ async def test_fifty_viewers_three_agents_no_overload_no_double_assignment(backe
         await asyncio.gather(*[v.request("conversation.escalate", conversation=c["conversation"])
                                for v, c in zip(viewers, convs, strict=False)])
 
-        def assigned_frames() -> int:
-            return sum(1 for a in agents for f in a.frames if f["type"] == "conversation.assigned")
-        # wait for the assignments (Redis's path is longer under load), then a while more:
-        # none beyond the 15 may follow
+        def settled() -> bool:
+            assigned = sum(1 for a in agents for f in a.frames
+                           if f["type"] == "conversation.assigned")
+            told = all(any(f["type"] == "queue" for f in v.frames) for v in viewers)
+            return assigned >= 15 and told
+        # wait for the assignments and queue positions (Redis's path is longer under load),
+        # then a while more: no assignment beyond the 15 may follow
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10
-        while assigned_frames() < 15 and loop.time() < deadline:
+        while not settled() and loop.time() < deadline:
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.3)
         per_agent = {}
