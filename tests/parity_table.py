@@ -24,7 +24,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "testing.md"
-PATHS = ["tests/integration", "tests/workspace"]
+PATHS = ["tests/integration", "tests/workspace", "tests/abuse"]
 BEGIN, END = "<!-- parity-table:begin -->", "<!-- parity-table:end -->"
 COLUMNS = (("memory", "memory"), ("redis", "Redis"))
 NOT_RUN = "—"
