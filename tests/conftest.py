@@ -31,6 +31,8 @@ def pytest_asyncio_loop_factories(config, item):
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 ARTIFACTS = ROOT / "tests" / "artifacts"
+# every module under these is about support state, so every one must be a parity module
+PARITY_DIRS = (ROOT / "tests" / "workspace", ROOT / "tests" / "abuse")
 
 
 class Running:
@@ -113,7 +115,7 @@ def pytest_collection_modifyitems(config, items):
     lonely, unmarked = [], []
     for item in items:
         if item.get_closest_marker("parity") is None:
-            if Path(item.path).is_relative_to(ROOT / "tests" / "workspace"):
+            if any(Path(item.path).is_relative_to(d) for d in PARITY_DIRS):
                 unmarked.append(item.nodeid)
             continue
         callspec = getattr(item, "callspec", None)
@@ -123,7 +125,8 @@ def pytest_collection_modifyitems(config, items):
         if name is None and item.get_closest_marker("one_backend") is None:
             lonely.append(item.nodeid)
     if unmarked:
-        raise pytest.UsageError("every workspace test runs on both backends: mark its module "
+        raise pytest.UsageError("every workspace and abuse test runs on both backends: mark "
+                                "its module "
                                 "pytestmark = pytest.mark.parity: " + ", ".join(unmarked))
     if lonely:
         raise pytest.UsageError(
