@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 PYTEST_ARGS ?=
 
-.PHONY: run install install-test system-deps lint test bench clean
+.PHONY: run install install-test system-deps lint test test-all bench clean
 
 # Re-install only when pyproject.toml changes (the stamp lives inside .venv).
 $(BIN)/.installed: pyproject.toml
@@ -49,7 +49,13 @@ run: install
 lint: install-test
 	$(BIN)/python -m ruff check gateway signaling benchmarks tests
 
+# `make test`: the representative tier (under 15 min on 2 cores): everything but the tests
+# marked `slow`, whose coverage a faster sibling also gives. `make test-all`: every test.
+# Which tier runs what: README.md "Tests" and docs/testing.md.
 test: install-test system-deps lint
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-all: install-test system-deps lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: install-test system-deps

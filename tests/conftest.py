@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import aiohttp
@@ -12,7 +11,10 @@ from aiohttp import web
 from gateway.app import GATEWAY, create_app
 from gateway.config import Config
 from gateway.http_api import server_options
+from tests.backends import BACKENDS, MEMORY, Backend, free_port
 from tests.wsclient import WSClient
+
+__all__ = ["ARTIFACTS", "Running", "free_port", "start_gateway", "stop_gateway"]
 
 
 def pytest_asyncio_loop_factories(config, item):
@@ -29,12 +31,8 @@ def pytest_asyncio_loop_factories(config, item):
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 ARTIFACTS = ROOT / "tests" / "artifacts"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# every module under these is about support state, so every one must be a parity module
+PARITY_DIRS = (ROOT / "tests" / "workspace", ROOT / "tests" / "abuse")
 
 
 class Running:
@@ -68,14 +66,24 @@ class Running:
 
 
 async def start_gateway(config: Config | None = None, **kw) -> Running:
-    config = config or Config(dev=True, port=free_port(), retain_s=600)
+    config = config or MEMORY.config(retain_s=600)
     config.port = config.port or free_port()
     app = create_app(config, **kw)
     runner = web.AppRunner(app, **server_options(config))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", config.port).start()
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-    return Running(app, runner, f"http://127.0.0.1:{config.port}", http)
+    r = Running(app, runner, f"http://127.0.0.1:{config.port}", http)
+    _check_backend(r, config)
+    return r
+
+
+def _check_backend(r: Running, config: Config) -> None:
+    """A parity run that silently fell back to memory would pass and prove nothing: the
+    support state must live where the config says."""
+    from gateway.support.redis_backend import RedisBackend
+    on_redis = isinstance(r.gw.support.backend, RedisBackend)
+    assert on_redis == bool(config.redis_url), (config.redis_url, type(r.gw.support.backend))
 
 
 async def stop_gateway(r: Running) -> None:
@@ -85,9 +93,80 @@ async def stop_gateway(r: Running) -> None:
     await r.runner.cleanup()
 
 
+def pytest_generate_tests(metafunc):
+    """In a module marked ``parity`` every test that uses ``backend`` (``gateway`` does) runs
+    once per backend; ``one_backend(name, why=...)`` pins it to one, and
+    ``parity_xfail(name, reason=...)`` marks one backend's run as a known, strict failure."""
+    if "backend" not in metafunc.fixturenames or not metafunc.definition.get_closest_marker("parity"):
+        return
+    only = metafunc.definition.get_closest_marker("one_backend")
+    names = [only.args[0]] if only else list(BACKENDS)
+    known = {m.args[0]: m.kwargs["reason"]
+             for m in metafunc.definition.iter_markers("parity_xfail")}
+    params = [pytest.param(n, id=n, marks=[pytest.mark.xfail(strict=True, reason=known[n])]
+                           if n in known else []) for n in names]
+    metafunc.parametrize("backend", params, indirect=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test of a ``parity`` module runs on both backends or says why it cannot
+    (``one_backend``); a new test that does neither stops the run here, not in review.
+    Redis runs also carry the ``redis`` marker, so ``-m redis`` selects them."""
+    lonely, unmarked = [], []
+    for item in items:
+        if item.get_closest_marker("parity") is None:
+            if any(Path(item.path).is_relative_to(d) for d in PARITY_DIRS):
+                unmarked.append(item.nodeid)
+            continue
+        callspec = getattr(item, "callspec", None)
+        name = callspec.params.get("backend") if callspec else None
+        if name == "redis":
+            item.add_marker(pytest.mark.redis)
+        if name is None and item.get_closest_marker("one_backend") is None:
+            lonely.append(item.nodeid)
+    if unmarked:
+        raise pytest.UsageError("every workspace and abuse test runs on both backends: mark "
+                                "its module "
+                                "pytestmark = pytest.mark.parity: " + ", ".join(unmarked))
+    if lonely:
+        raise pytest.UsageError(
+            "tests in a parity module must use the backend fixture (or gateway) or be marked "
+            "one_backend(name, why=...): " + ", ".join(lonely))
+
+
+@pytest.fixture(scope="session")
+def parity_redis():
+    """One redis-server for the whole session's parity runs (flushed before each test by
+    ``backend``); not durable, since no parity test restarts it."""
+    from tests.redis_server import redis_url_or_server
+    url, srv = redis_url_or_server(durable=False)
+    try:
+        yield url
+    finally:
+        if srv is not None:
+            srv.cleanup()
+
+
 @pytest.fixture
-async def gateway():
-    r = await start_gateway()
+def backend(request) -> Backend:
+    """The backend this run of the test uses: memory unless the module is marked ``parity``
+    (then each backend in turn). The Redis one starts empty: flushed before the test."""
+    name = getattr(request, "param", "memory")
+    if name == "memory":
+        return MEMORY
+    import redis
+    url = request.getfixturevalue("parity_redis")
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    return Backend("redis", url)
+
+
+@pytest.fixture
+async def gateway(backend: Backend):
+    r = await start_gateway(backend.config(retain_s=600))
     try:
         yield r
     finally:

@@ -22,17 +22,23 @@ def _free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self) -> None:
+    """``durable``: AOF with fsync on every write, for tests that restart it and check what
+    survived; without it the server keeps nothing on disk (faster, for tests that never
+    restart it)."""
+
+    def __init__(self, durable: bool = True) -> None:
+        self.durable = durable
         self.port = _free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="ld-redis-"))
         self.proc: subprocess.Popen | None = None
         self.url = f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
+        aof = ["--appendonly", "yes", "--appendfsync", "always"] if self.durable else \
+            ["--appendonly", "no"]
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.dir),
-             "--daemonize", "no", "--loglevel", "warning"],
+             *aof, "--dir", str(self.dir), "--daemonize", "no", "--loglevel", "warning"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 10
         while time.time() < deadline:
@@ -63,10 +69,10 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def redis_url_or_server():
+def redis_url_or_server(durable: bool = True):
     """(url, server-or-None). Fails loudly when no Redis can be had."""
     if shutil.which("redis-server"):
-        srv = RedisServer().start()
+        srv = RedisServer(durable).start()
         return srv.url, srv
     url = os.environ.get("REDIS_URL")
     if url:

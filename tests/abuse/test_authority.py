@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.abuse.helpers import start_on
 from tests.conftest import stop_gateway
 from tests.workspace.helpers import agent, escalated, scrape, val, viewer
+
+pytestmark = pytest.mark.parity
 
 
 async def test_six_refunds_of_50_one_granted_five_to_approval(backend):

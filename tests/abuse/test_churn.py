@@ -14,9 +14,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from tests.abuse.helpers import frames, start_on
 from tests.conftest import stop_gateway
 from tests.workspace.helpers import agent
+
+pytestmark = pytest.mark.parity
 
 
 async def test_churning_viewer_is_slowed_then_refused_and_rings_the_agent_once(backend):

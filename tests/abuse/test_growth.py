@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import Config
-from gateway.support.backend import MemoryBackend
+from gateway.support.backend import MemoryBackend, SupportBackend
 from gateway.support.conversation import ConversationStore
 from gateway.support.knowledge import Knowledge, KnowledgeError, demo_room_path
 from gateway.support.limits import SupportLimits
@@ -29,6 +29,8 @@ from signaling import ProtocolError
 from tests.abuse.helpers import start_on
 from tests.conftest import free_port, start_gateway, stop_gateway
 from tests.workspace.helpers import agent
+
+pytestmark = pytest.mark.parity
 
 
 def size(frame: dict) -> int:
@@ -129,31 +131,24 @@ async def _open_in_rooms(backend_obj, rooms: list[str], max_open: int) -> list:
     return out
 
 
-async def test_open_conversations_per_viewer_memory_backend():
-    b = MemoryBackend(ConversationStore(), Router())
-    got = await _open_in_rooms(b, ["r1", "r2", "r3", "r4"], max_open=3)
-    assert got[3] == "rate_limited" and all(x.startswith("c_") for x in got[:3])
-    await b.resolve(b.store.get(got[0]), by="viewer")
-    assert (await _open_in_rooms(b, ["r4"], max_open=3))[0].startswith("c_")
-    # the viewer's open conversation in a room is returned, never refused
-    again = await _open_in_rooms(b, ["r2"], max_open=3)
-    assert again == [got[1]]
+async def test_open_conversations_per_viewer_in_the_backend_itself(backend):
+    """The limit holds in the backend's own step (the Lua script on Redis), not only in the
+    gateway in front of it."""
+    if backend.redis_url is None:
+        b: SupportBackend = MemoryBackend(ConversationStore(), Router())
+    else:
+        import redis.asyncio as aioredis
 
-
-@pytest.mark.redis
-async def test_open_conversations_per_viewer_redis_backend(redis_server):
-    import redis.asyncio as aioredis
-
-    from gateway.support.redis_backend import RedisBackend
-
-    b = RedisBackend(aioredis.Redis.from_url(redis_server.url), ConversationStore(), Router(),
-                     url=redis_server.url)
+        from gateway.support.redis_backend import RedisBackend
+        b = RedisBackend(aioredis.Redis.from_url(backend.redis_url), ConversationStore(),
+                         Router(), url=backend.redis_url)
     await b.start()
     try:
         got = await _open_in_rooms(b, ["r1", "r2", "r3", "r4"], max_open=3)
         assert got[3] == "rate_limited" and all(x.startswith("c_") for x in got[:3])
         await b.resolve(b.store.get(got[0]), by="viewer")
         assert (await _open_in_rooms(b, ["r4"], max_open=3))[0].startswith("c_")
+        # the viewer's open conversation in a room is returned, never refused
         assert await _open_in_rooms(b, ["r2"], max_open=3) == [got[1]]
     finally:
         await b.close()
@@ -161,8 +156,7 @@ async def test_open_conversations_per_viewer_redis_backend(redis_server):
 
 async def test_promotions_are_typed_bounded_and_never_break_the_bot(backend):
     # the real bot (not the stub): it formats threshold and amount as numbers
-    gw = await start_gateway(Config(dev=True, port=free_port(), retain_s=600,
-                                    rate_per_s=1000.0, rate_burst=1000, **backend))
+    gw = await start_gateway(backend.config(retain_s=600, rate_per_s=1000.0, rate_burst=1000))
     try:
         h = await gw.client("host", "h1", room=gw.room_id)
         room = gw.room_id
@@ -230,6 +224,7 @@ def _kb(tmp_path: Path, mutate) -> Path:
     return p
 
 
+@pytest.mark.one_backend("shared", why="Knowledge.load alone; no gateway")
 def test_knowledge_load_refuses_ill_typed_and_oversized_promotions(tmp_path):
     limits = SupportLimits()
     p = _kb(tmp_path, lambda d: d["promotions"][2].update(threshold="abc"))
@@ -248,6 +243,8 @@ def test_knowledge_load_refuses_ill_typed_and_oversized_promotions(tmp_path):
     assert kb.promotions[0].extra == {"shop_tag": "spring"}
 
 
+@pytest.mark.one_backend("shared", why="the room is refused while the app is built, before "
+                         "any backend starts")
 def test_gateway_refuses_to_start_with_an_ill_typed_room(tmp_path):
     from gateway.app import create_app
 

@@ -12,6 +12,8 @@ from tests.abuse.helpers import start_on
 from tests.conftest import stop_gateway
 from tests.workspace.helpers import agent
 
+pytestmark = pytest.mark.parity
+
 
 async def test_nickname_never_replaces_the_token_name(backend):
     gw = await start_on(backend)

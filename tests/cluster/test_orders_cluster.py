@@ -24,6 +24,7 @@ def nodes(redis_server, tmp_path):
         n.stop()
 
 
+@pytest.mark.slow  # a soak; the rush below and test_room's concurrent repeats stay in make test
 async def test_2000_concurrent_orders_over_3_nodes_give_exactly_100_gifts(nodes):
     svc = token("service", "shop", room="flash")
     unique = [f"o{i}" for i in range(1800)]

@@ -32,7 +32,10 @@ pytestmark = [
 T = 15_000
 
 
-@pytest.fixture(params=["passthrough", "transcode"])
+# transcode in the full tier only (the slowest e2e test: it decodes and encodes in the
+# browser's loop); tests/media/test_passthrough.py::test_transcode_mode_still_forwards_decoded
+# keeps the decoded relay in `make test`
+@pytest.fixture(params=["passthrough", pytest.param("transcode", marks=pytest.mark.slow)])
 async def gw(request):
     """The gateway in each media mode: encoded passthrough (the default) and decoded relay."""
     r = await start_gateway(Config(dev=True, port=free_port(), retain_s=600,

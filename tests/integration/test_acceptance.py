@@ -13,8 +13,11 @@ import json
 import time
 
 import aiohttp
+import pytest
 
 from tests.wsclient import WSClient
+
+pytestmark = pytest.mark.parity
 
 
 async def walk(http: aiohttp.ClientSession, viewer_url: str, agent_url: str, token, room: str,

@@ -23,6 +23,8 @@ from gateway.support.routing import Router
 from tests.conftest import free_port, start_gateway, stop_gateway
 from tests.integration.test_conversations import escalated_pair
 
+pytestmark = pytest.mark.parity
+
 
 def _listen(backend, ns: str, log: list) -> None:
     backend.listen(ns, lambda k, v: log.append(("put", k)), forget=lambda k: log.append(("forget", k)))
@@ -58,21 +60,17 @@ async def _expiry_walk(writer, readers) -> None:
         assert b.get("csat", "c_moved") is None and b.get("csat", "c_keep") == {"rating": 4}
 
 
-async def test_memory_backend_forgets_records_past_their_ttl():
-    b = MemoryBackend(ConversationStore(), Router())
-    b.sync = _no_sync
-    await _expiry_walk(b, [b])
-
-
-async def _no_sync() -> None:
-    return None
-
-
-@pytest.mark.redis
-async def test_redis_records_expire_on_every_node_and_leave_redis(redis_server):
-    clients = [aioredis.Redis.from_url(redis_server.url) for _ in range(3)]
-    nodes = [RedisBackend(c, ConversationStore(), Router(), url=redis_server.url)
-             for c in clients[:2]]
+async def test_records_expire_on_every_node_once_past_their_ttl(backend):
+    """The same walk on both backends: one memory node, or two Redis nodes on one Redis
+    (which must also leave Redis, and not be loaded by a node started afterwards)."""
+    if backend.name == "memory":
+        b = MemoryBackend(ConversationStore(), Router())
+        b.sync = _no_sync
+        await _expiry_walk(b, [b])
+        return
+    url = backend.redis_url
+    clients = [aioredis.Redis.from_url(url) for _ in range(3)]
+    nodes = [RedisBackend(c, ConversationStore(), Router(), url=url) for c in clients[:2]]
     try:
         for n in nodes:
             await n.start()
@@ -81,8 +79,7 @@ async def test_redis_records_expire_on_every_node_and_leave_redis(redis_server):
         assert set(await red.hkeys(P + "rec:csat")) == {b"c_keep", b"c_cleared"}
         assert await red.zcard(P + "recexp") == 0
         # a node started now loads what is left, not what expired
-        late = RedisBackend(aioredis.Redis.from_url(redis_server.url), ConversationStore(),
-                            Router(), url=redis_server.url)
+        late = RedisBackend(aioredis.Redis.from_url(url), ConversationStore(), Router(), url=url)
         await late.start()
         try:
             assert late.get("csat", "c_ttl") is None and late.get("csat", "c_keep") == {"rating": 4}
@@ -95,11 +92,15 @@ async def test_redis_records_expire_on_every_node_and_leave_redis(redis_server):
             await c.aclose()
 
 
-async def test_resolved_conversations_records_leave_with_it():
+async def _no_sync() -> None:
+    return None
+
+
+async def test_resolved_conversations_records_leave_with_it(backend):
     """The whole chain in a gateway: the CSAT request and the outcome of a resolved
     conversation carry the retention as their TTL and are gone, with the conversation,
     from the records and from the workspace's maps."""
-    r = await start_gateway(Config(dev=True, port=free_port(), resolved_retention_s=0.4))
+    r = await start_gateway(backend.config(resolved_retention_s=0.4))
     try:
         v, a, cid = await escalated_pair(r)
         await a.request("conversation.resolve", conversation=cid)
@@ -121,6 +122,7 @@ async def test_resolved_conversations_records_leave_with_it():
 
 
 @pytest.mark.redis
+@pytest.mark.one_backend("redis", why="stops and restarts its own redis-server mid-write")
 async def test_an_outcome_written_while_redis_is_down_reaches_it_when_it_is_back(redis_server):
     """A conversation's outcome is counted by every node from its replicated record. Redis
     away when the record is written: the node keeps trying (it used to give up at once,
@@ -146,6 +148,8 @@ async def test_an_outcome_written_while_redis_is_down_reaches_it_when_it_is_back
         await stop_gateway(r)
 
 
+@pytest.mark.one_backend("memory", why="bounds MemoryBackend's due-time heap; Redis keeps one "
+                         "sorted-set member per record by construction")
 async def test_memory_backend_ttl_heap_stays_bounded_when_records_are_rewritten():
     """A browsing timeline is rewritten on every event: the due-time heap must not keep an
     entry per write for the whole retention, only about one per record."""

@@ -15,13 +15,15 @@ from gateway.support.redis_backend import RedisBackend
 from gateway.support.routing import Router
 from signaling.redis_bus import RedisBus
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.parity]
 
 
-async def test_a_backend_closed_right_after_it_started_stops(redis_server):
+@pytest.mark.one_backend("redis", why="the stop under test is the Redis tail task's; the memory "
+                         "backend has no task to stop")
+async def test_a_backend_closed_right_after_it_started_stops(backend):
     for _ in range(3):
-        client = aioredis.Redis.from_url(redis_server.url)
-        b = RedisBackend(client, ConversationStore(), Router(), url=redis_server.url)
+        client = aioredis.Redis.from_url(backend.redis_url)
+        b = RedisBackend(client, ConversationStore(), Router(), url=backend.redis_url)
         try:
             await asyncio.wait_for(b.start(), 5)
             await asyncio.wait_for(asyncio.sleep(0), 5)
@@ -31,9 +33,10 @@ async def test_a_backend_closed_right_after_it_started_stops(redis_server):
             await client.aclose()
 
 
-async def test_a_bus_closed_right_after_it_started_stops(redis_server):
+@pytest.mark.one_backend("redis", why="RedisBus's listener task; the memory bus has none")
+async def test_a_bus_closed_right_after_it_started_stops(backend):
     for _ in range(3):
-        bus = RedisBus(redis_server.url, "n1")
+        bus = RedisBus(backend.redis_url, "n1")
         await asyncio.wait_for(bus.start(), 5)
         await asyncio.wait_for(asyncio.sleep(0), 5)
         bus.subscribe("room:x", lambda p: None)

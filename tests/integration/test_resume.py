@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.config import Config
-from tests.conftest import free_port, start_gateway, stop_gateway
+import pytest
+
+from tests.conftest import start_gateway, stop_gateway
 from tests.integration.test_conversations import escalated_pair
 from tests.wsclient import WSClient
+
+pytestmark = pytest.mark.parity
 
 
 async def test_drop_and_resume_replays_missed_frames_with_original_seqs(gateway):
@@ -76,9 +79,9 @@ async def test_resume_failures(gateway):
     assert e["code"] == "bad_state"
 
 
-async def test_resume_refused_when_frames_were_trimmed():
-    r = await start_gateway(Config(dev=True, port=free_port(), retain_frames=5, retain_s=0.0,
-                                   rate_per_s=1000, rate_burst=1000))
+async def test_resume_refused_when_frames_were_trimmed(backend):
+    r = await start_gateway(backend.config(retain_frames=5, retain_s=0.0, rate_per_s=1000,
+                                           rate_burst=1000))
     try:
         v, a, cid = await escalated_pair(r)
         await v.drop()

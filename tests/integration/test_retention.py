@@ -8,13 +8,16 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
-from gateway.config import Config
 from gateway.support.conversation import ConversationStore
 from gateway.support.redis_backend import P
-from tests.conftest import free_port, start_gateway, stop_gateway
+from tests.conftest import start_gateway, stop_gateway
 from tests.integration.test_conversations import escalated_pair
 
+pytestmark = pytest.mark.parity
 
+
+@pytest.mark.one_backend("shared", why="ConversationStore alone, the local store under both "
+                         "backends; no gateway")
 def test_store_prunes_only_resolved_conversations_older_than_the_cutoff():
     st = ConversationStore()
     old_open = st.create("c1", "r", "v1", "V1", created_at=100.0)
@@ -29,8 +32,8 @@ def test_store_prunes_only_resolved_conversations_older_than_the_cutoff():
     assert [c.id for c in st.for_viewer("v2")] == []
 
 
-async def test_resolved_conversation_is_forgotten_after_the_retention():
-    r = await start_gateway(Config(dev=True, port=free_port(), resolved_retention_s=0.4))
+async def test_resolved_conversation_is_forgotten_after_the_retention(backend):
+    r = await start_gateway(backend.config(resolved_retention_s=0.4))
     try:
         v, a, cid = await escalated_pair(r)
         keep = await r.client("viewer", "v2", room=r.room_id)
@@ -55,12 +58,11 @@ async def test_resolved_conversation_is_forgotten_after_the_retention():
         await stop_gateway(r)
 
 
-@pytest.mark.redis
+@pytest.mark.one_backend("redis", why="reads the TTLs of the conversation's Redis keys")
 @pytest.mark.parametrize("retention,expect_ttl", [(120.0, True), (0.0, False)])
-async def test_resolved_conversation_keys_expire_in_redis(redis_server, retention, expect_ttl):
-    r = await start_gateway(Config(dev=True, port=free_port(), redis_url=redis_server.url,
-                                   resolved_retention_s=retention))
-    red = aioredis.Redis.from_url(redis_server.url)
+async def test_resolved_conversation_keys_expire_in_redis(backend, retention, expect_ttl):
+    r = await start_gateway(backend.config(resolved_retention_s=retention))
+    red = aioredis.Redis.from_url(backend.redis_url)
     try:
         v, a, cid = await escalated_pair(r)
         await v.request("message.send", conversation=cid, text="hi", client_msg_id="m1")

@@ -9,6 +9,8 @@ import pytest
 
 from tests.integration.test_conversations import escalated_pair
 
+pytestmark = pytest.mark.parity
+
 
 def first_gift(gw):
     room = gw.gw.rooms.get(gw.room_id)

@@ -18,6 +18,8 @@ import logging
 import random
 import time
 
+import pytest
+
 from gateway.config import Config
 from signaling.protocol import registered_types
 from tests.conftest import free_port, start_gateway, stop_gateway
@@ -77,6 +79,7 @@ def mutated(rnd: random.Random, types: dict, ctx: dict) -> str:
     return text
 
 
+@pytest.mark.slow  # a soak; test_property_fields.py covers every field in make test
 async def test_ten_thousand_hostile_frames(caplog):
     caplog.set_level(logging.WARNING)
     config = Config(dev=True, port=free_port())

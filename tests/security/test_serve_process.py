@@ -64,7 +64,10 @@ def stop(proc: subprocess.Popen) -> tuple[str, str]:
         return proc.communicate()
 
 
-@pytest.mark.parametrize("word", ["off", "false", "no", "0", "OFF"])
+# One word in the representative tier; the others start a server each (~3-25 s) for the same
+# path, and tests/unit/test_config.py checks every word's parsing without one.
+@pytest.mark.parametrize("word", ["off", *(pytest.param(w, marks=pytest.mark.slow)
+                                          for w in ("false", "no", "0", "OFF"))])
 def test_livedesk_dev_off_serves_no_dev_tokens(word):
     """Before: LIVEDESK_DEV=off (false, no, disabled) turned dev mode on and
     /api/dev/token minted admin tokens."""

@@ -8,9 +8,9 @@ import re
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.config import Config
 from gateway.support.responder import BotQuery, BotReply
-from tests.conftest import free_port, start_gateway
+from tests.backends import MEMORY, Backend
+from tests.conftest import Running, start_gateway
 
 ORDER_ID = re.compile(r"\d{10,}")
 
@@ -36,9 +36,11 @@ class StubResponder:
         return BotReply("human_request" if esc else "other", esc, "stub", mood=mood, slots=slots)
 
 
-async def start(**config) -> Running:  # noqa: F821
-    cfg = Config(dev=True, port=free_port(), retain_s=600, **config)
-    return await start_gateway(cfg, responder=StubResponder())
+async def start(backend: Backend = MEMORY, **config) -> Running:
+    """A dev gateway on ``backend`` with the stub responder (memory for the suites that are
+    not about parity: abuse, e2e)."""
+    config.setdefault("retain_s", 600)
+    return await start_gateway(backend.config(**config), responder=StubResponder())
 
 
 async def scrape(gw) -> dict[tuple[str, frozenset], float]:

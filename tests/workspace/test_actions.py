@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.conftest import stop_gateway
 from tests.workspace.helpers import agent, escalated, scrape, start, val, viewer
+
+pytestmark = pytest.mark.parity
 
 
 def comp(samples, kind):
     return val(samples, "livedesk_compensation_amount_total", kind=kind)
 
 
-async def test_within_limit_is_done_and_viewer_told_and_audited():
-    gw = await start(max_compensation_default=50)
+async def test_within_limit_is_done_and_viewer_told_and_audited(backend):
+    gw = await start(backend, max_compensation_default=50)
     try:
         a = await agent(gw, "a1")
         v, cid = await viewer(gw, "v1")
@@ -43,8 +47,8 @@ async def test_within_limit_is_done_and_viewer_told_and_audited():
         await stop_gateway(gw)
 
 
-async def test_above_limit_needs_approval_then_approved_viewer_told():
-    gw = await start(max_compensation_default=50)
+async def test_above_limit_needs_approval_then_approved_viewer_told(backend):
+    gw = await start(backend, max_compensation_default=50)
     try:
         admin = await gw.client("admin", "boss", name="Boss")
         await admin.request("queue.get")  # live: watches the admins topic
@@ -82,8 +86,8 @@ async def test_above_limit_needs_approval_then_approved_viewer_told():
         await stop_gateway(gw)
 
 
-async def test_denied_path_tells_agent_and_viewer_and_grants_nothing():
-    gw = await start(max_compensation_default=50)
+async def test_denied_path_tells_agent_and_viewer_and_grants_nothing(backend):
+    gw = await start(backend, max_compensation_default=50)
     try:
         admin = await gw.client("admin", "boss")
         await admin.request("queue.get")
@@ -108,9 +112,9 @@ async def test_denied_path_tells_agent_and_viewer_and_grants_nothing():
         await stop_gateway(gw)
 
 
-async def test_limits_per_agent_and_team_from_config():
+async def test_limits_per_agent_and_team_from_config(backend):
     limits = {"a1": 200, "vip": {"limit": 500, "agents": ["a2"]}}
-    gw = await start(max_compensation_default=10, compensation_limits=limits)
+    gw = await start(backend, max_compensation_default=10, compensation_limits=limits)
     try:
         auth = gw.gw.workspace.actions.authority
         assert (auth.limit_for("a1"), auth.limit_for("a2"), auth.limit_for("a3")) == (200, 500, 10)
@@ -124,8 +128,8 @@ async def test_limits_per_agent_and_team_from_config():
         await stop_gateway(gw)
 
 
-async def test_only_the_assigned_agent_may_act():
-    gw = await start()
+async def test_only_the_assigned_agent_may_act(backend):
+    gw = await start(backend)
     try:
         a1 = await agent(gw, "a1")
         v, cid = await viewer(gw, "v1")
@@ -141,8 +145,8 @@ async def test_only_the_assigned_agent_may_act():
         await stop_gateway(gw)
 
 
-async def test_return_only_for_the_conversations_own_viewer():
-    gw = await start()
+async def test_return_only_for_the_conversations_own_viewer(backend):
+    gw = await start(backend)
     try:
         a = await agent(gw, "a1")
         v, cid = await viewer(gw, "v1")  # v1 owns 2025060100003/4 in the demo data

@@ -11,6 +11,8 @@ from gateway.support.commerce import CommerceError, HttpCommerceAdapter
 from tests.conftest import free_port, stop_gateway
 from tests.workspace.helpers import agent, escalated, start, viewer
 
+pytestmark = pytest.mark.parity
+
 TOKEN = "shop-secret"
 P = "/api/v1"  # the shop serves under a path prefix; the base URL carries it
 
@@ -77,6 +79,7 @@ class Shop:
         await self.runner.cleanup()
 
 
+@pytest.mark.one_backend("shared", why="the adapter against the shop alone; no gateway")
 async def test_contract_calls_auth_404_and_filtering():
     shop = await Shop().start()
     ad = HttpCommerceAdapter(shop.url, TOKEN, timeout_s=0.5)
@@ -106,9 +109,9 @@ async def test_contract_calls_auth_404_and_filtering():
         await shop.stop()
 
 
-async def test_gateway_uses_the_http_adapter_from_config():
+async def test_gateway_uses_the_http_adapter_from_config(backend):
     shop = await Shop().start()
-    gw = await start(commerce_url=shop.url, commerce_token=TOKEN)
+    gw = await start(backend, commerce_url=shop.url, commerce_token=TOKEN)
     try:
         a = await agent(gw, "a1")
         v, cid = await viewer(gw, "alice")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import stop_gateway
 from tests.workspace.helpers import agent, escalated, say, start, viewer
+
+pytestmark = pytest.mark.parity
 
 
 async def browse(v, room, kind, **kw):
@@ -12,8 +16,8 @@ async def browse(v, room, kind, **kw):
     return r
 
 
-async def test_agent_sees_browsing_orders_promotions_earlier_and_mood():
-    gw = await start()
+async def test_agent_sees_browsing_orders_promotions_earlier_and_mood(backend):
+    gw = await start(backend)
     try:
         room = gw.room_id
         # an earlier conversation of the same viewer
@@ -67,8 +71,8 @@ async def test_agent_sees_browsing_orders_promotions_earlier_and_mood():
         await stop_gateway(gw)
 
 
-async def test_browse_event_is_validated():
-    gw = await start(rate_per_s=10_000, rate_burst=10_000)
+async def test_browse_event_is_validated(backend):
+    gw = await start(backend, rate_per_s=10_000, rate_burst=10_000)
     try:
         room = gw.room_id
         v = await gw.client("viewer", "v1", room=room)
@@ -98,9 +102,9 @@ async def test_browse_event_is_validated():
         await stop_gateway(gw)
 
 
-async def test_orders_reach_the_agent_even_when_escalating_at_once():
+async def test_orders_reach_the_agent_even_when_escalating_at_once(backend):
     """No message before the escalation: the context push delivers the orders."""
-    gw = await start()
+    gw = await start(backend)
     try:
         a = await agent(gw, "a1")
         v, cid = await viewer(gw, "v1")

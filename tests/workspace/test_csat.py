@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.conftest import stop_gateway
 from tests.workspace.helpers import agent, escalated, scrape, start, val, viewer
 
+pytestmark = pytest.mark.parity
 
-async def test_csat_request_submit_once_range_checked_and_metric():
-    gw = await start()
+
+async def test_csat_request_submit_once_range_checked_and_metric(backend):
+    gw = await start(backend)
     try:
         a = await agent(gw, "a1")
         v, cid = await viewer(gw, "v1")
@@ -43,8 +47,8 @@ async def test_csat_request_submit_once_range_checked_and_metric():
         await stop_gateway(gw)
 
 
-async def test_no_csat_for_bot_only_conversations():
-    gw = await start()
+async def test_no_csat_for_bot_only_conversations(backend):
+    gw = await start(backend)
     try:
         v, cid = await viewer(gw, "v1")
         await v.request("message.send", conversation=cid, text="hi", client_msg_id="1")

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.conftest import stop_gateway
 from tests.workspace.helpers import agent, escalated, say, start, viewer
 
+pytestmark = pytest.mark.parity
 
-async def test_dashboard_http_is_admin_only_and_has_rooms_and_agents():
-    gw = await start()
+
+async def test_dashboard_http_is_admin_only_and_has_rooms_and_agents(backend):
+    gw = await start(backend)
     try:
         async with gw.http.get(gw.url + "/api/dashboard") as r:
             assert r.status == 401
@@ -38,8 +42,8 @@ async def test_dashboard_http_is_admin_only_and_has_rooms_and_agents():
         await stop_gateway(gw)
 
 
-async def test_dashboard_watch_pushes_changes_at_most_every_500ms():
-    gw = await start()
+async def test_dashboard_watch_pushes_changes_at_most_every_500ms(backend):
+    gw = await start(backend)
     try:
         admin = await gw.client("admin", "boss")
         first = await admin.request("dashboard.watch")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from tests.conftest import stop_gateway
 from tests.workspace.helpers import (
     agent,
@@ -17,11 +19,12 @@ from tests.workspace.helpers import (
     viewer,
 )
 
+pytestmark = pytest.mark.parity
+
 ISSUE = {"livedesk_first_response_seconds", "livedesk_bot_first_response_seconds",
          "livedesk_conversations_total", "livedesk_csat_rating", "livedesk_queue_length",
          "livedesk_queue_wait_seconds", "livedesk_calls_total",
          "livedesk_compensation_amount_total", "livedesk_conversions_total", "livedesk_agents"}
-
 
 def moved(before, after) -> set[str]:
     """Issue metric families that changed (histogram parts folded into the family name)."""
@@ -37,8 +40,8 @@ async def settle():
     await asyncio.sleep(0.15)
 
 
-async def test_bot_first_response_then_queue_then_assignment_then_first_response():
-    gw = await start()
+async def test_bot_first_response_then_queue_then_assignment_then_first_response(backend):
+    gw = await start(backend)
     try:
         v, cid = await viewer(gw, "v1")
         s0 = await scrape(gw)
@@ -97,8 +100,8 @@ async def test_bot_first_response_then_queue_then_assignment_then_first_response
         await stop_gateway(gw)
 
 
-async def test_agent_status_gauge_moves_only_on_status_change():
-    gw = await start()
+async def test_agent_status_gauge_moves_only_on_status_change(backend):
+    gw = await start(backend)
     try:
         a = await agent(gw, "a1", status=None)
         await settle()
@@ -122,8 +125,8 @@ async def test_agent_status_gauge_moves_only_on_status_change():
         await stop_gateway(gw)
 
 
-async def test_outcomes_resolved_by_bot_abandoned_and_quiet_close():
-    gw = await start()
+async def test_outcomes_resolved_by_bot_abandoned_and_quiet_close(backend):
+    gw = await start(backend)
     try:
         # a widget opened and closed without a word is not a support contact
         v0, c0 = await viewer(gw, "v0")
@@ -168,8 +171,8 @@ async def test_outcomes_resolved_by_bot_abandoned_and_quiet_close():
         await stop_gateway(gw)
 
 
-async def test_viewer_leaving_while_queued_is_abandoned():
-    gw = await start()
+async def test_viewer_leaving_while_queued_is_abandoned(backend):
+    gw = await start(backend)
     try:
         v, cid = await viewer(gw, "v1")
         await say(v, cid, "我要转人工")
@@ -187,8 +190,8 @@ async def test_viewer_leaving_while_queued_is_abandoned():
         await stop_gateway(gw)
 
 
-async def test_idle_expiry_ends_bot_conversations_as_resolved_by_bot():
-    gw = await start(idle_close_s=0.4)
+async def test_idle_expiry_ends_bot_conversations_as_resolved_by_bot(backend):
+    gw = await start(backend, idle_close_s=0.4)
     try:
         v, cid = await viewer(gw, "v1")
         await say(v, cid, "有赠品吗")
@@ -203,8 +206,8 @@ async def test_idle_expiry_ends_bot_conversations_as_resolved_by_bot():
         await stop_gateway(gw)
 
 
-async def test_conversions_count_orders_after_support_within_the_window():
-    gw = await start(conversion_window_s=3600)
+async def test_conversions_count_orders_after_support_within_the_window(backend):
+    gw = await start(backend, conversion_window_s=3600)
     try:
         svc = gw.token("service", "shop")
         hdr = {"Authorization": f"Bearer {svc}"}

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import stop_gateway
 from tests.workspace.helpers import start, viewer
+
+pytestmark = pytest.mark.parity
 
 
 async def post(gw, body, token=None, room=None):
@@ -13,8 +17,8 @@ async def post(gw, body, token=None, room=None):
         return r.status, await r.json()
 
 
-async def test_errors_are_json_with_the_right_status():
-    gw = await start()
+async def test_errors_are_json_with_the_right_status(backend):
+    gw = await start(backend)
     try:
         svc = gw.token("service", "shop")
         ok = {"kind": "announcement", "text": "今晚八点加播"}
@@ -35,8 +39,8 @@ async def test_errors_are_json_with_the_right_status():
         await stop_gateway(gw)
 
 
-async def test_restock_reaches_viewers_who_browsed_or_bought_the_sku():
-    gw = await start()
+async def test_restock_reaches_viewers_who_browsed_or_bought_the_sku(backend):
+    gw = await start(backend)
     try:
         room = gw.room_id
         svc = gw.token("service", "shop")
@@ -65,8 +69,8 @@ async def test_restock_reaches_viewers_who_browsed_or_bought_the_sku():
         await stop_gateway(gw)
 
 
-async def test_announcement_reaches_open_conversations_and_watchers():
-    gw = await start()
+async def test_announcement_reaches_open_conversations_and_watchers(backend):
+    gw = await start(backend)
     try:
         room = gw.room_id
         svc = gw.token("service", "shop", room=room)

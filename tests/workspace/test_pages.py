@@ -10,15 +10,15 @@ from tests.conftest import ARTIFACTS, stop_gateway
 from tests.e2e.conftest import CHROMIUM, chromium_available, launch
 from tests.workspace.helpers import agent, escalated, start, viewer
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.parity]
 
 
-async def test_admin_approves_and_dashboard_shows_the_rating():
+async def test_admin_approves_and_dashboard_shows_the_rating(backend):
     if not chromium_available():
         pytest.skip(f"no Chromium at {CHROMIUM}")
     from playwright.async_api import async_playwright, expect
 
-    gw = await start(max_compensation_default=50)
+    gw = await start(backend, max_compensation_default=50)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
     try:
@@ -47,7 +47,7 @@ async def test_admin_approves_and_dashboard_shows_the_rating():
                 await expect(card).to_be_visible()
                 await expect(card).to_contain_text("120")
                 await expect(admin.get_by_test_id("sup-agent-a1")).to_be_visible()
-                await admin.screenshot(path=str(ARTIFACTS / "workspace-admin-approval.png"))
+                await admin.screenshot(path=str(ARTIFACTS / f"workspace-admin-approval-{backend.name}.png"))
                 await card.get_by_test_id("approve").click()
                 got = await a.event("action.result", approval=r["approval"], status="done")
                 assert got["status"] == "done"
@@ -62,7 +62,7 @@ async def test_admin_approves_and_dashboard_shows_the_rating():
                 await expect(row.get_by_test_id("room-csat")).to_have_text("5.00 (1)", timeout=5000)
                 await expect(dash.get_by_test_id("agent-a1").get_by_test_id("agent-csat")).to_have_text("5.00 (1)")
                 await expect(dash.get_by_test_id("total-compensation")).to_contain_text("140")
-                await dash.screenshot(path=str(ARTIFACTS / "workspace-dashboard.png"), full_page=True)
+                await dash.screenshot(path=str(ARTIFACTS / f"workspace-dashboard-{backend.name}.png"), full_page=True)
             finally:
                 await browser.close()
         assert not errors, errors

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.conftest import stop_gateway
 from tests.workspace.helpers import agent, escalated, say, start, viewer
 
@@ -11,14 +13,16 @@ V1_ORDERS = {"2025060100003", "2025060100004"}
 DEMO_ORDERS = {"2025060100001", "2025060100002"}  # viewer-demo's
 DEMO_SECRETS = ("SF1234567890", "杭州转运中心", "2025060100002", "viewer-demo")
 
+pytestmark = pytest.mark.parity
+
 
 def bot_reply_after(v, cid, mine):
     return v.wait_for(lambda f: f.get("type") == "message" and f["from"]["role"] == "bot"
                       and f["conversation"] == cid and f["seq"] > mine["seq"])
 
 
-async def test_conversations_and_context_of_others_are_refused():
-    gw = await start()
+async def test_conversations_and_context_of_others_are_refused(backend):
+    gw = await start(backend)
     try:
         a = await agent(gw, "a1")
         v1, c1 = await viewer(gw, "v1")
@@ -41,8 +45,8 @@ async def test_conversations_and_context_of_others_are_refused():
         await stop_gateway(gw)
 
 
-async def test_bot_after_sale_answers_only_with_own_orders():
-    gw = await start()
+async def test_bot_after_sale_answers_only_with_own_orders(backend):
+    gw = await start(backend)
     try:
         v, cid = await viewer(gw, "v1")
         # asks about someone else's order id
@@ -70,8 +74,8 @@ async def test_bot_after_sale_answers_only_with_own_orders():
         await stop_gateway(gw)
 
 
-async def test_notice_about_an_order_reaches_only_its_owner():
-    gw = await start()
+async def test_notice_about_an_order_reaches_only_its_owner(backend):
+    gw = await start(backend)
     try:
         v1, c1 = await viewer(gw, "v1")
         vd, cd = await viewer(gw, "viewer-demo")
@@ -89,11 +93,10 @@ async def test_notice_about_an_order_reaches_only_its_owner():
         await stop_gateway(gw)
 
 
-async def test_the_real_bot_is_wrapped_and_never_quotes_another_viewers_order():
-    from gateway.config import Config
-    from tests.conftest import free_port, start_gateway
+async def test_the_real_bot_is_wrapped_and_never_quotes_another_viewers_order(backend):
+    from tests.conftest import start_gateway
 
-    gw = await start_gateway(Config(dev=True, port=free_port()))  # the default (offline) bot
+    gw = await start_gateway(backend.config())  # the default (offline) bot
     try:
         v, cid = await viewer(gw, "v1")
         mine = await say(v, cid, "我的订单2025060100001到哪了")  # viewer-demo's order

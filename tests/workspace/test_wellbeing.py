@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.conftest import stop_gateway
 from tests.workspace.helpers import agent, escalated, start, viewer
+
+pytestmark = pytest.mark.parity
 
 
 async def negative_conversation(gw, a, user, mood="angry"):
@@ -15,8 +19,8 @@ async def negative_conversation(gw, a, user, mood="angry"):
     return v, cid
 
 
-async def test_fatigue_guard_pauses_after_three_negative_conversations():
-    gw = await start(fatigue_threshold=3)
+async def test_fatigue_guard_pauses_after_three_negative_conversations(backend):
+    gw = await start(backend, fatigue_threshold=3)
     try:
         admin = await gw.client("admin", "boss")
         await admin.request("queue.get")
@@ -54,8 +58,8 @@ async def test_fatigue_guard_pauses_after_three_negative_conversations():
         await stop_gateway(gw)
 
 
-async def test_a_calm_conversation_breaks_the_run():
-    gw = await start(fatigue_threshold=2)
+async def test_a_calm_conversation_breaks_the_run(backend):
+    gw = await start(backend, fatigue_threshold=2)
     try:
         a = await agent(gw, "a1")
         await negative_conversation(gw, a, "u1", "angry")
@@ -68,8 +72,8 @@ async def test_a_calm_conversation_breaks_the_run():
         await stop_gateway(gw)
 
 
-async def test_capacity_per_agent_and_supervisor_pushes():
-    gw = await start(agent_capacities={"a1": 1})
+async def test_capacity_per_agent_and_supervisor_pushes(backend):
+    gw = await start(backend, agent_capacities={"a1": 1})
     try:
         admin = await gw.client("admin", "boss")
         await admin.request("queue.get")

@@ -1,1 +1,0 @@
-from tests.abuse.helpers import backend  # noqa: F401  (fixture)
