@@ -55,7 +55,7 @@ class ClientAddress:
     trusted: tuple[Network, ...] = field(default_factory=tuple)
 
     def is_trusted(self, addr: object) -> bool:
-        return addr is not None and any(addr in n for n in self.trusted)  # type: ignore[operator]
+        return addr is not None and any(addr in n for n in self.trusted)
 
     def __call__(self, peer: str | None, headers: Mapping[str, str]) -> str:
         """The address to count the connection against (the peer when nothing better)."""
@@ -74,12 +74,12 @@ class ClientAddress:
         return str(chain[0]) if chain else str(peer_ip)
 
 
-def _chain(headers: Mapping[str, str]) -> list:
+def _chain(headers: Mapping[str, str]) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address | None]:
     """The forwarding chain, left (client) to right (nearest proxy). ``Forwarded`` (RFC 7239)
     wins over ``X-Forwarded-For`` when both are there."""
     fwd = headers.get("Forwarded")
     if fwd:
-        out = []
+        out: list[ipaddress.IPv4Address | ipaddress.IPv6Address | None] = []
         for element in fwd.split(","):
             m = _FOR.search(element)
             out.append(_ip(m.group(1)) if m else None)
