@@ -22,7 +22,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from .auth import Claims
 from .bus import Bus, Callback
@@ -35,7 +35,9 @@ if TYPE_CHECKING:  # only the Redis deployment builds them (and imports redis)
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[["Request"], Awaitable[Event | dict[str, Any] | None]]
+_M = TypeVar("_M", bound=Message)
+Reply = Event | dict[str, Any] | None
+Handler = Callable[["Request[Any]"], Awaitable[Reply]]
 
 
 class Forward(Exception):
@@ -57,12 +59,13 @@ def _wire(event: Event | dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass
-class Request:
-    """One validated client request on its way through a handler."""
+class Request(Generic[_M]):
+    """One validated client request on its way through a handler. A handler takes a
+    ``Request[ItsMessage]``, so ``req.msg`` is typed as the message it registered for."""
 
     hub: Hub
     session: Session
-    msg: Message
+    msg: _M
     id: Any = None
     replied: bool = False
 
@@ -162,7 +165,7 @@ class Hub:
                 log.exception("listener %s failed", event)
 
     # --- handlers ------------------------------------------------------------------------
-    def handle(self, msg_cls: type[Message], handler: Handler) -> None:
+    def handle(self, msg_cls: type[_M], handler: Callable[[Request[_M]], Awaitable[Reply]]) -> None:
         if msg_cls.TYPE in self._handlers:
             raise ValueError(f"handler for {msg_cls.TYPE} already registered")
         self._handlers[msg_cls.TYPE] = handler
