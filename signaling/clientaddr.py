@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _FOR = re.compile(r'(?:^|;)\s*for\s*=\s*("[^"]*"|[^;,\s]*)', re.IGNORECASE)
 
@@ -74,12 +75,12 @@ class ClientAddress:
         return str(chain[0]) if chain else str(peer_ip)
 
 
-def _chain(headers: Mapping[str, str]) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address | None]:
+def _chain(headers: Mapping[str, str]) -> list[Address | None]:
     """The forwarding chain, left (client) to right (nearest proxy). ``Forwarded`` (RFC 7239)
     wins over ``X-Forwarded-For`` when both are there."""
     fwd = headers.get("Forwarded")
     if fwd:
-        out: list[ipaddress.IPv4Address | ipaddress.IPv6Address | None] = []
+        out: list[Address | None] = []
         for element in fwd.split(","):
             m = _FOR.search(element)
             out.append(_ip(m.group(1)) if m else None)

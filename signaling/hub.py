@@ -165,7 +165,8 @@ class Hub:
                 log.exception("listener %s failed", event)
 
     # --- handlers ------------------------------------------------------------------------
-    def handle(self, msg_cls: type[_M], handler: Callable[[Request[_M]], Awaitable[Reply]]) -> None:
+    def handle(self, msg_cls: type[_M],
+               handler: Callable[[Request[_M]], Awaitable[Reply]]) -> None:
         if msg_cls.TYPE in self._handlers:
             raise ValueError(f"handler for {msg_cls.TYPE} already registered")
         self._handlers[msg_cls.TYPE] = handler

@@ -284,7 +284,8 @@ class SocketEndpoint:
                 reason = (f"last_seq {msg.last_seq} is outside what is retained "
                           f"(seq now {old.seq}); start afresh")
         if reason is not None or old is None:
-            err = ProtocolError(ErrorCode.RESUME_FAILED, reason or "unknown session").to_wire(req_id)
+            err = ProtocolError(ErrorCode.RESUME_FAILED,
+                                reason or "unknown session").to_wire(req_id)
             fresh.send(err)
             return None
         await self.hub.retire(fresh)
