@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 PYTEST_ARGS ?=
 
-.PHONY: run install install-test system-deps lint test test-all bench clean
+.PHONY: run install install-test system-deps lint typecheck test test-all bench clean
 
 # Re-install only when pyproject.toml changes (the stamp lives inside .venv).
 $(BIN)/.installed: pyproject.toml
@@ -45,9 +45,13 @@ system-deps:
 run: install
 	$(BIN)/livedesk serve --dev --host $(HOST) --port $(PORT)
 
-# ruff: pyflakes, bugbear, import order, pyupgrade (rules in pyproject.toml)
-lint: install-test
+# ruff: pyflakes, bugbear, import order, pyupgrade (rules in pyproject.toml), after typecheck
+lint: install-test typecheck
 	$(BIN)/python -m ruff check gateway signaling benchmarks tests
+
+# mypy over signaling/ (strict) and gateway/ (default checks): [tool.mypy] in pyproject.toml
+typecheck: install-test
+	$(BIN)/python -m mypy
 
 # `make test`: the representative tier (under 15 min on 2 cores): everything but the tests
 # marked `slow`, whose coverage a faster sibling also gives. `make test-all`: every test.
@@ -62,4 +66,4 @@ bench: install-test system-deps
 	$(BIN)/python -m benchmarks.bot
 
 clean:
-	rm -rf $(VENV) build *.egg-info tests/artifacts
+	rm -rf $(VENV) build *.egg-info tests/artifacts .mypy_cache

@@ -35,6 +35,8 @@ class IceProvider:
         expiry = now + self.ttl_s
         if until is not None:
             expiry = min(expiry, until)
+        if self.turn_secret is None:
+            raise ValueError("TURN credentials need turn_secret")
         username = f"{int(expiry)}:{user}"
         digest = hmac.new(self.turn_secret.encode(), username.encode(), hashlib.sha1).digest()
         return username, base64.b64encode(digest).decode()

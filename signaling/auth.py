@@ -74,7 +74,7 @@ class TokenAuthority:
         if c.get("role") not in ROLES:
             raise ProtocolError(ErrorCode.UNAUTHENTICATED, f"token role must be one of {ROLES}")
         exp = c.get("exp")
-        if type(exp) not in (int, float) or not math.isfinite(exp):
+        if not (type(exp) is int or type(exp) is float) or not math.isfinite(exp):
             raise ProtocolError(ErrorCode.UNAUTHENTICATED, "token 'exp' must be a number")
         user = _claim_text(c, "sub", MAX_SUB_CHARS)
         room = _claim_text(c, "room", MAX_ROOM_CHARS) if "room" in c else None

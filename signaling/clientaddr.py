@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _FOR = re.compile(r'(?:^|;)\s*for\s*=\s*("[^"]*"|[^;,\s]*)', re.IGNORECASE)
 
@@ -55,7 +56,7 @@ class ClientAddress:
     trusted: tuple[Network, ...] = field(default_factory=tuple)
 
     def is_trusted(self, addr: object) -> bool:
-        return addr is not None and any(addr in n for n in self.trusted)  # type: ignore[operator]
+        return addr is not None and any(addr in n for n in self.trusted)
 
     def __call__(self, peer: str | None, headers: Mapping[str, str]) -> str:
         """The address to count the connection against (the peer when nothing better)."""
@@ -74,12 +75,12 @@ class ClientAddress:
         return str(chain[0]) if chain else str(peer_ip)
 
 
-def _chain(headers: Mapping[str, str]) -> list:
+def _chain(headers: Mapping[str, str]) -> list[Address | None]:
     """The forwarding chain, left (client) to right (nearest proxy). ``Forwarded`` (RFC 7239)
     wins over ``X-Forwarded-For`` when both are there."""
     fwd = headers.get("Forwarded")
     if fwd:
-        out = []
+        out: list[Address | None] = []
         for element in fwd.split(","):
             m = _FOR.search(element)
             out.append(_ip(m.group(1)) if m else None)

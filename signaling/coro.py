@@ -16,6 +16,7 @@ future back to it: a coroutine awaiting a future yields that future with its
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Coroutine
 from typing import Any
@@ -33,8 +34,8 @@ async def finish(coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
             if asyncio.isfuture(yielded):
                 yielded._asyncio_future_blocking = False  # what Task.__step does
                 if not yielded.done():
-                    w = loop.create_future()
-                    yielded.add_done_callback(lambda _f, w=w: w.done() or w.set_result(None))
+                    w: asyncio.Future[None] = loop.create_future()
+                    yielded.add_done_callback(functools.partial(_wake, w))
                     await w
             else:  # a bare yield (sleep(0)): one turn of the loop
                 await asyncio.sleep(0)
@@ -44,6 +45,12 @@ async def finish(coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
     except BaseException:
         coro.close()
         raise
+
+
+def _wake(waiter: asyncio.Future[None], _done: object) -> None:
+    """Done callback of the future a driven coroutine awaits: wake the task that waits for it."""
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def drive(coro: Coroutine[Any, Any, Any]) -> None:

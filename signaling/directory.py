@@ -21,13 +21,15 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.typing import StreamEntry
 
 from .auth import Claims
+from .redis_bus import as_text
 from .session import RetainedFrame, Session
 
 log = logging.getLogger(__name__)
@@ -89,16 +91,17 @@ class RedisSessionMirror:
         self.on_fenced = on_fenced
         self._mirror = redis.register_script(MIRROR_LUA)
         self._claim = redis.register_script(CLAIM_LUA)
-        self._pending: dict[str, list] = {}
+        self._pending: dict[str, list[tuple[int, str, Sequence[Any] | None]]] = {}
         self._mirrored: dict[str, int] = {}
         self._waiters: dict[str, asyncio.Event] = {}
-        self._tasks: dict[str, asyncio.Task] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
         self._created: set[str] = set()
         self.failures = 0
         self.healthy = True  # False from a failed write until the next successful one
 
     # --- called from Session ---------------------------------------------------------------
-    def push(self, session: Session, seq: int, text: str, cursor) -> None:
+    def push(self, session: Session, seq: int, text: str, cursor: Sequence[Any] | None) -> None:
+        """Queue frame ``seq`` for the mirror; ``cursor`` is the event's ``[stream, n]``."""
         self._pending.setdefault(session.id, []).append((seq, text, cursor))
         if session.id not in self._tasks or self._tasks[session.id].done():
             self._tasks[session.id] = asyncio.get_running_loop().create_task(self._flush(session))
@@ -197,43 +200,51 @@ class RedisSessionMirror:
         meta = await self.redis.hgetall(sk(session_id, "meta"))
         if not meta:
             return None
-        d = {k.decode(): v.decode() for k, v in meta.items()}
+        d = {as_text(k): as_text(v) for k, v in meta.items()}
         cur = await self.redis.hgetall(sk(session_id, "cur"))
         claims = Claims(user=d["user"], role=d["role"], room=d.get("room") or None,
                         name=d.get("name") or None, exp=int(d.get("exp") or 0) or None)
         return SessionRecord(id=session_id, claims=claims, seq=int(d.get("seq", 0)),
                              node=d.get("node"),
-                             cursors={k.decode(): int(v) for k, v in cur.items()})
+                             cursors={as_text(k): int(v) for k, v in cur.items()})
 
     async def frames_after(self, session_id: str, last_seq: int) -> list[RetainedFrame] | None:
         """Frames after ``last_seq`` or None when some of them were trimmed away."""
         first = await self.redis.xrange(sk(session_id, "frames"), count=1)
         entries = await self.redis.xrange(sk(session_id, "frames"), min=f"0-{last_seq + 1}")
         if first:
-            oldest = int(first[0][0].decode().split("-")[1])
+            oldest = _frame_entry(first[0])[0]
             if last_seq + 1 < oldest:
                 return None
         now = time.monotonic()
-        return [RetainedFrame(int(eid.decode().split("-")[1]), f[b"t"].decode(), now)
-                for eid, f in entries]
+        return [RetainedFrame(seq, frame, now)
+                for seq, frame in map(_frame_entry, entries or ())]
 
     async def delete(self, session_id: str) -> None:
         await self.redis.delete(sk(session_id, "meta"), sk(session_id, "frames"),
                                 sk(session_id, "cur"))
 
 
+def _frame_entry(entry: StreamEntry) -> tuple[int, str]:
+    """``(seq, text)`` of one entry of a session's frames stream (id ``0-<seq>``, field ``t``)."""
+    eid, fields = entry
+    if eid is None or fields is None:  # a deleted entry: never in a stream we only XADD to
+        raise ValueError(f"malformed frames stream entry {entry!r}")
+    return int(as_text(eid).split("-")[1]), as_text(fields[b"t"])
+
+
 class RedisPresence:
     """user → nodes, and the node registry, with TTL heartbeats."""
 
     def __init__(self, redis: aioredis.Redis, node_id: str, ttl_s: int = 10,
-                 heartbeat_s: float = 3.0, info: Callable[[], dict] | None = None):
+                 heartbeat_s: float = 3.0, info: Callable[[], dict[str, Any]] | None = None):
         self.redis = redis
         self.node_id = node_id
         self.ttl_s = ttl_s
         self.heartbeat_s = heartbeat_s
         self.info = info or (lambda: {})
-        self._users: dict[str, dict] = {}  # local users → presence info
-        self._task: asyncio.Task | None = None
+        self._users: dict[str, dict[str, Any]] = {}  # local users → presence info
+        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._beat())
@@ -251,7 +262,7 @@ class RedisPresence:
         except Exception:
             pass
 
-    def set_local(self, user: str, info: dict | None) -> None:
+    def set_local(self, user: str, info: dict[str, Any] | None) -> None:
         if info is None:
             self._users.pop(user, None)
             asyncio.get_running_loop().create_task(self._drop(user))
@@ -265,7 +276,7 @@ class RedisPresence:
         except Exception:
             pass
 
-    async def _write_user(self, user: str, info: dict) -> None:
+    async def _write_user(self, user: str, info: dict[str, Any]) -> None:
         try:
             key = f"ld:{{p}}:user:{user}"
             p = self.redis.pipeline()
@@ -275,7 +286,7 @@ class RedisPresence:
         except Exception as e:
             log.debug("presence write failed: %s", e)
 
-    async def users_online(self, user: str) -> list[dict]:
+    async def users_online(self, user: str) -> list[dict[str, Any]]:
         """Presence entries of ``user`` on live nodes (stale entries are ignored)."""
         raw = await self.redis.hgetall(f"ld:{{p}}:user:{user}")
         out = []
@@ -283,15 +294,15 @@ class RedisPresence:
         for node, v in raw.items():
             d = json.loads(v)
             if now - d.get("ts", 0) <= self.ttl_s:
-                d["node"] = node.decode()
+                d["node"] = as_text(node)
                 out.append(d)
         return out
 
-    async def nodes(self) -> dict[str, dict]:
+    async def nodes(self) -> dict[str, dict[str, Any]]:
         ids = await self.redis.smembers("ld:{p}:nodes")
         out = {}
-        for nid in ids:
-            nid = nid.decode()
+        for raw_id in ids:
+            nid = as_text(raw_id)
             raw = await self.redis.get(f"ld:{{p}}:node:{nid}")
             if raw:
                 out[nid] = json.loads(raw)

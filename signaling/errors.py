@@ -8,6 +8,7 @@ field or limit at fault.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 
 class ErrorCode(StrEnum):
@@ -39,8 +40,8 @@ class ProtocolError(Exception):
         self.code = ErrorCode(code)
         self.message = message
 
-    def to_wire(self, req_id=None) -> dict:
-        out = {"type": "error", "code": self.code.value, "message": self.message}
+    def to_wire(self, req_id: Any = None) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "error", "code": self.code.value, "message": self.message}
         if req_id is not None:
             out["id"] = req_id
         return out

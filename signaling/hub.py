@@ -22,17 +22,22 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from .auth import Claims
-from .bus import Bus
+from .bus import Bus, Callback
 from .errors import ErrorCode, ProtocolError
 from .protocol import Ack, Event, Message
 from .session import Prepared, Session, Transport
 
+if TYPE_CHECKING:  # only the Redis deployment builds them (and imports redis)
+    from .directory import RedisPresence, RedisSessionMirror
+
 log = logging.getLogger(__name__)
 
-Handler = Callable[["Request"], Awaitable[Event | dict | None]]
+_M = TypeVar("_M", bound=Message)
+Reply = Event | dict[str, Any] | None
+Handler = Callable[["Request[Any]"], Awaitable[Reply]]
 
 
 class Forward(Exception):
@@ -49,17 +54,18 @@ class Forward(Exception):
 Listener = Callable[[Session], Any]
 
 
-def _wire(event: Event | dict) -> dict:
+def _wire(event: Event | dict[str, Any]) -> dict[str, Any]:
     return event.to_wire() if isinstance(event, Event) else event
 
 
 @dataclass
-class Request:
-    """One validated client request on its way through a handler."""
+class Request(Generic[_M]):
+    """One validated client request on its way through a handler. A handler takes a
+    ``Request[ItsMessage]``, so ``req.msg`` is typed as the message it registered for."""
 
     hub: Hub
     session: Session
-    msg: Message
+    msg: _M
     id: Any = None
     replied: bool = False
 
@@ -75,7 +81,7 @@ class Request:
     def role(self) -> str:
         return self.session.role
 
-    def reply(self, event: Event | dict) -> None:
+    def reply(self, event: Event | dict[str, Any]) -> None:
         """Send the direct reply now (it carries the request id). Only the first counts."""
         if self.replied:
             return
@@ -95,12 +101,13 @@ class HubConfig:
 
 class Hub:
     def __init__(self, bus: Bus, node_id: str | None = None, config: HubConfig | None = None,
-                 mirror: Any = None, presence: Any = None, metrics: Any = None):
+                 mirror: RedisSessionMirror | None = None, presence: RedisPresence | None = None,
+                 metrics: Any = None):
         self.bus = bus
         self.metrics = metrics  # gateway.metrics.Metrics (frames dropped), optional
         self.mirror = mirror  # RedisSessionMirror: sessions survive this node
         self.presence = presence  # RedisPresence: user → nodes registry
-        self._rpcs: dict[str, asyncio.Future] = {}
+        self._rpcs: dict[str, asyncio.Future[bool]] = {}
         # exceptions meaning "the state store is unreachable" → error ``unavailable``
         self.unavailable_errors: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
         # checks run before any handler, e.g. "no new calls while draining"
@@ -115,9 +122,9 @@ class Hub:
         self._topic_members: dict[str, dict[str, None]] = defaultdict(dict)
         self._handlers: dict[str, Handler] = {}
         self._listeners: dict[str, list[Listener]] = defaultdict(list)
-        self._user_cbs: dict[str, Callable] = {}
-        self._topic_cbs: dict[str, Callable] = {}
-        self._reaper: asyncio.Task | None = None
+        self._user_cbs: dict[str, Callback] = {}
+        self._topic_cbs: dict[str, Callback] = {}
+        self._reaper: asyncio.Task[None] | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -158,7 +165,8 @@ class Hub:
                 log.exception("listener %s failed", event)
 
     # --- handlers ------------------------------------------------------------------------
-    def handle(self, msg_cls: type[Message], handler: Handler) -> None:
+    def handle(self, msg_cls: type[_M],
+               handler: Callable[[Request[_M]], Awaitable[Reply]]) -> None:
         if msg_cls.TYPE in self._handlers:
             raise ValueError(f"handler for {msg_cls.TYPE} already registered")
         self._handlers[msg_cls.TYPE] = handler
@@ -230,7 +238,7 @@ class Hub:
         finally:
             self._rpcs.pop(rpc, None)
 
-    def _on_node_message(self, payload: dict) -> None:
+    def _on_node_message(self, payload: dict[str, Any]) -> None:
         k = payload.get("k")
         if k == "rpc":
             asyncio.get_running_loop().create_task(self._serve_rpc(payload))
@@ -251,7 +259,7 @@ class Hub:
             if s is not None and payload.get("node") != self.node_id:
                 self._fenced(s)
 
-    async def _serve_rpc(self, p: dict) -> None:
+    async def _serve_rpc(self, p: dict[str, Any]) -> None:
         from .protocol import decode_frame
 
         c = p["claims"]
@@ -260,7 +268,9 @@ class Hub:
                                      name=c.get("name")))
         try:
             msg = decode_frame(p["msg"])
-            await self.dispatch(proxy, msg, p.get("id"))
+            # the stand-in has what a handler reads of a session (id, user, role, claims,
+            # attrs, send); dispatch tells the two apart where it matters
+            await self.dispatch(cast(Session, proxy), msg, p.get("id"))
         except ProtocolError as e:
             proxy.send(e.to_wire(p.get("id")))
         finally:
@@ -416,7 +426,7 @@ class Hub:
     def online(self, user: str) -> bool:
         return any(s.attached for s in self.user_sessions(user))
 
-    async def presence_of(self, user: str) -> list[dict]:
+    async def presence_of(self, user: str) -> list[dict[str, Any]]:
         """Where ``user`` is connected: ``[{role, room, name, node}]`` across all nodes."""
         if self.presence is not None:
             try:
@@ -427,14 +437,14 @@ class Hub:
                  "node": self.node_id} for s in self.user_sessions(user) if s.attached]
 
     # --- delivery ------------------------------------------------------------------------
-    async def send_to_user(self, user: str, event: Event | dict,
+    async def send_to_user(self, user: str, event: Event | dict[str, Any],
                            exclude_session: str | None = None) -> None:
-        payload = {"e": _wire(event)}
+        payload: dict[str, Any] = {"e": _wire(event)}
         if exclude_session:
             payload["x"] = exclude_session
         await self.bus.publish(f"user:{user}", payload)
 
-    def _deliver_user(self, user: str, payload: dict) -> None:
+    def _deliver_user(self, user: str, payload: dict[str, Any]) -> None:
         x = payload.get("x")
         targets = [s for s in self.user_sessions(user) if s.id != x]
         if len(targets) > 1:
@@ -469,16 +479,16 @@ class Hub:
             if cb:
                 self.bus.unsubscribe(topic, cb)
 
-    async def publish(self, topic: str, event: Event | dict) -> None:
+    async def publish(self, topic: str, event: Event | dict[str, Any]) -> None:
         await self.bus.publish(topic, {"e": _wire(event)})
 
-    def publish_local(self, topic: str, event: Event | dict) -> None:
+    def publish_local(self, topic: str, event: Event | dict[str, Any]) -> None:
         """To this node's watchers of ``topic`` only: for figures every node computes alike
         from replicated state (each node pushes to its own; through the bus every watcher
         would get one copy per node)."""
         self._deliver_topic(topic, {"e": _wire(event)})
 
-    def _deliver_topic(self, topic: str, payload: dict) -> None:
+    def _deliver_topic(self, topic: str, payload: dict[str, Any]) -> None:
         members = self._topic_members.get(topic)
         if not members:
             return
@@ -504,8 +514,8 @@ class RemoteSession:
         self.id = session_id
         self.node = node
         self.claims = claims
-        self.attrs: dict = {}
-        self.frames: list[dict] = []  # shipped back in order with the completion
+        self.attrs: dict[str, Any] = {}
+        self.frames: list[dict[str, Any]] = []  # shipped back in order with the completion
 
     @property
     def user(self) -> str:
@@ -515,6 +525,6 @@ class RemoteSession:
     def role(self) -> str:
         return self.claims.role
 
-    def send(self, event: dict) -> int:
+    def send(self, event: dict[str, Any]) -> int:
         self.frames.append(event)
         return 0

@@ -24,8 +24,18 @@ import json
 import math
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, get_args, get_origin, get_type_hints
+from typing import (
+    Annotated,
+    Any,
+    ClassVar,
+    TypeVar,
+    dataclass_transform,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
 
 from . import inbound
 from .errors import ErrorCode, ProtocolError
@@ -51,15 +61,24 @@ class Message:
     TYPE: ClassVar[str] = ""
     ROLES: ClassVar[tuple[str, ...]] = ROLES
     SETTLE: ClassVar[bool] = False
+    # declared, not assigned: :func:`message` sets them on each class it registers (and
+    # makes it a dataclass, hence the fields), so a type checker knows every message has them
+    _HINTS: ClassVar[dict[str, Any]]
+    _LIMITS: ClassVar[dict[str, FieldLimit]]
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 
 
 _REGISTRY: dict[str, type[Message]] = {}
 
+_M = TypeVar("_M", bound=Message)
 
-def message(type_name: str, roles: tuple[str, ...] = ROLES, settle: bool = False):
+
+@dataclass_transform()
+def message(type_name: str, roles: tuple[str, ...] = ROLES,
+            settle: bool = False) -> Callable[[type[_M]], type[_M]]:
     """Class decorator: register a dataclass as the client message ``type_name``."""
 
-    def wrap(cls):
+    def wrap(cls: type[_M]) -> type[_M]:
         cls = dataclass(cls)
         cls.TYPE = type_name
         cls.ROLES = tuple(roles)
@@ -251,7 +270,7 @@ def _text(t: str, name: str, value: str, max_chars: int) -> str:
     return value
 
 
-def _check_items(t: str, name: str, value: list | dict, lim: FieldLimit) -> None:
+def _check_items(t: str, name: str, value: list[Any] | dict[Any, Any], lim: FieldLimit) -> None:
     if len(value) > lim.max_items:
         raise ProtocolError(ErrorCode.TOO_LARGE,
                             f"{t}: field {name!r} has {len(value)} entries; the limit is "
@@ -306,7 +325,7 @@ class Welcome(Event):
     user: str
     role: str
     protocol: int
-    ice_servers: list
+    ice_servers: list[dict[str, Any]]
     name: str | None = None
     room: str | None = None
 

@@ -22,6 +22,7 @@ from collections import defaultdict
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
 from redis.asyncio.connection import BlockingConnectionPool
 
 from .bus import Bus, Callback
@@ -53,6 +54,12 @@ def make_pool(url: str, max_connections: int = 64) -> BlockingConnectionPool:
         retry_on_error=[RConnectionError, RTimeoutError])
 
 
+def as_text(v: bytes | str) -> str:
+    """A key or value read through :func:`make_pool` as text. The pool answers bytes; redis-py
+    types every reply ``bytes | str`` (it cannot know the pool's ``decode_responses``)."""
+    return v.decode() if isinstance(v, bytes) else v
+
+
 class RedisBus(Bus):
     def __init__(self, url: str, node_id: str, redis: aioredis.Redis | None = None):
         self.url = url
@@ -61,8 +68,8 @@ class RedisBus(Bus):
         self._subs: dict[str, list[Callback]] = defaultdict(list)
         self._remote: set[str] = set()  # channels subscribed at Redis
         self._wanted = asyncio.Event()
-        self._listener: asyncio.Task | None = None
-        self._pubsub = None
+        self._listener: asyncio.Task[None] | None = None
+        self._pubsub: PubSub | None = None
         self._closing = False
         self.connected = False
 
@@ -119,31 +126,31 @@ class RedisBus(Bus):
         except Exception:
             return False
 
-    async def _sync_subscriptions(self) -> None:
+    async def _sync_subscriptions(self, pubsub: PubSub) -> None:
         want = set(self._subs)
         add = want - self._remote
         drop = self._remote - want
         if add:
-            await self._pubsub.subscribe(*[PREFIX + t for t in add])
+            await pubsub.subscribe(*[PREFIX + t for t in add])
             self._remote |= add
         if drop:
-            await self._pubsub.unsubscribe(*[PREFIX + t for t in drop])
+            await pubsub.unsubscribe(*[PREFIX + t for t in drop])
             self._remote -= drop
 
     async def _listen(self) -> None:
         backoff = 0.1
         while True:
             try:
-                self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+                self._pubsub = pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
                 self._remote = set()
-                await self._pubsub.subscribe(PREFIX + "__node__:" + self.node_id)
+                await pubsub.subscribe(PREFIX + "__node__:" + self.node_id)
                 self.connected = True
                 backoff = 0.1
                 while True:
                     if self._wanted.is_set():
                         self._wanted.clear()
-                        await self._sync_subscriptions()
-                    msg = await self._pubsub.get_message(timeout=0.01)
+                        await self._sync_subscriptions(pubsub)
+                    msg = await pubsub.get_message(timeout=0.01)
                     if msg is None:
                         continue
                     try:
@@ -153,7 +160,7 @@ class RedisBus(Bus):
                     if env.get("o") == self.node_id:
                         continue
                     ch = msg["channel"]
-                    topic = (ch.decode() if isinstance(ch, bytes) else ch)[len(PREFIX):]
+                    topic = as_text(ch)[len(PREFIX):]
                     self._deliver(topic, env["p"])
             except asyncio.CancelledError:
                 raise
@@ -163,7 +170,8 @@ class RedisBus(Bus):
                     return
                 log.warning("redis bus connection lost (%s); retrying in %.1fs", e, backoff)
                 try:
-                    await self._pubsub.aclose()
+                    if self._pubsub is not None:
+                        await self._pubsub.aclose()
                 except Exception:
                     pass
                 await asyncio.sleep(backoff)

@@ -73,7 +73,7 @@ class EdgeConfig:
 
 class SocketEndpoint:
     def __init__(self, hub: Hub, tokens: TokenAuthority,
-                 ice_servers: Callable[[Claims], list[dict]],
+                 ice_servers: Callable[[Claims], list[dict[str, Any]]],
                  ready: Callable[[], Awaitable[bool]] | None = None,
                  config: EdgeConfig | None = None,
                  metrics: Any = None):
@@ -255,7 +255,8 @@ class SocketEndpoint:
                 self.hub.detached(session)
         return ws
 
-    async def _resume(self, fresh: Session, msg: Resume, ws, req_id) -> Session | None:
+    async def _resume(self, fresh: Session, msg: Resume, ws: web.WebSocketResponse,
+                      req_id: Any) -> Session | None:
         old = self.hub.sessions.get(msg.session)
         reason = None
         if old is None and self.hub.mirror is not None:
@@ -277,13 +278,14 @@ class SocketEndpoint:
         elif old is fresh:
             reason = "cannot resume the session this socket just created"
         frames = None
-        if reason is None:
+        if reason is None and old is not None:  # (no reason: old was found)
             frames = old.frames_after(msg.last_seq)
             if frames is None:
                 reason = (f"last_seq {msg.last_seq} is outside what is retained "
                           f"(seq now {old.seq}); start afresh")
-        if reason is not None:
-            err = ProtocolError(ErrorCode.RESUME_FAILED, reason).to_wire(req_id)
+        if reason is not None or old is None:
+            err = ProtocolError(ErrorCode.RESUME_FAILED,
+                                reason or "unknown session").to_wire(req_id)
             fresh.send(err)
             return None
         await self.hub.retire(fresh)
@@ -302,7 +304,7 @@ class SocketEndpoint:
         return old
 
 
-def _uncount(counter: Counter, key: str) -> None:
+def _uncount(counter: Counter[str], key: str) -> None:
     counter[key] -= 1
     if counter[key] <= 0:
         del counter[key]

@@ -29,9 +29,9 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, final
 
 from aiohttp import WSMsgType
 
@@ -69,6 +69,7 @@ def undeliverable(event: dict[str, Any], err: BaseException) -> dict[str, Any] |
                        f"({type(err).__name__})"}
 
 
+@final  # senders tell it from a plain event with ``type(e) is Prepared``
 class Prepared:
     """One event serialized once for every session it goes to (a topic broadcast).
 
@@ -86,7 +87,8 @@ class Prepared:
         self.error: BaseException | None = None  # set: no session sends it (logged once)
         body = event if "_cursor" not in event else {k: v for k, v in event.items()
                                                      if k != "_cursor"}
-        self.head = self.head_b = None
+        self.head: str | None = None
+        self.head_b: bytes | None = None  # both set, or both None: not spliced
         if body and "seq" not in body:
             try:
                 text, raw = _encode(body)
@@ -118,7 +120,10 @@ class RetainedFrame:
 
     @property
     def text(self) -> str:
-        return self._text if self._text is not None else _with_seq(self._head, self.seq)
+        if self._text is not None:
+            return self._text
+        assert self._head is not None  # a frame keeps its text or its broadcast's head
+        return _with_seq(self._head, self.seq)
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, RetainedFrame) and other.seq == self.seq
@@ -128,10 +133,11 @@ class RetainedFrame:
         return f"RetainedFrame(seq={self.seq}, text={self.text!r}, ts={self.ts})"
 
 
-def _send(transport: Transport, data: str | bytes):
+def _send(transport: Transport, data: str | bytes) -> Coroutine[Any, Any, Any]:
     """The send coroutine for one frame; ``bytes`` are already UTF-8 text."""
-    if type(data) is bytes:
-        send_frame = getattr(transport, "send_frame", None)
+    if isinstance(data, bytes):
+        send_frame: Callable[[bytes, WSMsgType], Coroutine[Any, Any, Any]] | None = getattr(
+            transport, "send_frame", None)
         if send_frame is not None:
             return send_frame(data, WSMsgType.TEXT)
         data = data.decode("utf-8")
@@ -149,10 +155,12 @@ class Session:
     live: bool = False  # receives events; False between hello and the next non-resume message
     created: float = field(default_factory=time.monotonic)
     detached_at: float | None = None
-    _frames: deque = field(default_factory=deque)
+    # (seq, ts, text, head): a broadcast keeps only its shared head (see RetainedFrame)
+    _frames: deque[tuple[int, float, str | None, str | None]] = field(default_factory=deque)
     _transport: Transport | None = None
-    _out: deque | None = None  # frames waiting for the writer task; None: nothing more to write
-    _writer: asyncio.Task | None = None  # only while the socket is behind (or mirroring)
+    # (seq, data) waiting for the writer task; None: nothing more to write
+    _out: deque[tuple[int, str | bytes]] | None = None
+    _writer: asyncio.Task[None] | None = None  # only while the socket is behind (or mirroring)
     _direct: Any = None  # wsframe.direct_writer of the attached socket (None: aiohttp's path)
     attrs: dict[str, Any] = field(default_factory=dict)
     cursors: dict[str, int] = field(default_factory=dict)
@@ -184,8 +192,9 @@ class Session:
         """
         prepared = None
         if type(event) is Prepared:
-            if event.cursor is None and event.head is not None and self.mirror is None:
-                return self._send_broadcast(event)  # the fan-out's common case, kept short
+            if event.cursor is None and event.head_b is not None and self.mirror is None:
+                # the fan-out's common case, kept short
+                return self._send_broadcast(event, event.head_b)
             if event.error is not None:
                 return self._dropped(event.event, event.error, logged=True)
             cur = event.cursor
@@ -200,8 +209,9 @@ class Session:
                 return 0
         seq = self.seq + 1
         if prepared is not None:
-            text = prepared.head
-            data: str | bytes = prepared.head_b + b',"seq":%d}' % seq
+            text, head_b = prepared.head, prepared.head_b
+            assert text is not None and head_b is not None  # prepared: it splices
+            data: str | bytes = head_b + b',"seq":%d}' % seq
         else:
             body = dict(event)
             body.pop("_cursor", None)
@@ -235,15 +245,16 @@ class Session:
             self.send(stand_in)
         return 0
 
-    def _send_broadcast(self, event: Prepared) -> int:
+    def _send_broadcast(self, event: Prepared, head_b: bytes) -> int:
         """:meth:`send` for a broadcast without cursor or mirror: same numbering, retention
-        and write, with the clock read once per broadcast and the trim only when due."""
+        and write, with the clock read once per broadcast and the trim only when due.
+        ``head_b`` is ``event.head_b``, which the caller found set."""
         self.seq = seq = self.seq + 1
         frames = self._frames
         frames.append((seq, event.ts, None, event.head))
         if len(frames) > self.retain_frames:
             self._trim(event.ts)
-        data = event.head_b + b',"seq":%d}' % seq
+        data = head_b + b',"seq":%d}' % seq
         direct = self._direct
         if direct is not None and self._writer is None and self._out is not None and direct(data):
             return seq
@@ -261,6 +272,7 @@ class Session:
             if direct is not None and type(data) is bytes and direct(data):
                 return
             transport = self._transport
+            assert transport is not None  # attached while there is an out queue
             coro = _send(transport, data)
             try:
                 yielded = coro.send(None)
@@ -286,8 +298,10 @@ class Session:
             return
         out.append((seq, data))
         if self._writer is None:
+            transport = self._transport
+            assert transport is not None  # attached while there is an out queue
             self._writer = asyncio.get_running_loop().create_task(
-                self._write_loop(self._transport, out), name=f"ws-writer-{self.id}")
+                self._write_loop(transport, out), name=f"ws-writer-{self.id}")
 
     def _trim(self, now: float) -> None:
         frames = self._frames
@@ -341,7 +355,7 @@ class Session:
             return
         self.detached_at = time.monotonic()
         if close_code is not None:
-            async def close_after_flush():
+            async def close_after_flush() -> None:
                 if w is not None:
                     try:
                         await asyncio.wait_for(asyncio.shield(w), 2.0)
@@ -353,7 +367,8 @@ class Session:
                     pass
             asyncio.get_running_loop().create_task(close_after_flush())
 
-    async def _write_loop(self, transport: Transport, out: deque, pending=None) -> None:
+    async def _write_loop(self, transport: Transport, out: deque[tuple[int, str | bytes]],
+                          pending: tuple[Coroutine[Any, Any, Any], Any] | None = None) -> None:
         try:
             if pending is not None:
                 await finish(*pending)

@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable
 log = logging.getLogger(__name__)
 
 
-async def stop_task(task: asyncio.Task | None, unstick: Callable[[], Awaitable[object]] | None = None,
+async def stop_task(task: asyncio.Task[object] | None,
+                    unstick: Callable[[], Awaitable[object]] | None = None,
                     wait_s: float = 1.0) -> bool:
     """Cancel ``task`` and wait for it; ``True`` once it has ended. An exception it ended
     with is marked retrieved (its owner logged it when it happened)."""

@@ -59,7 +59,7 @@ class FrameAssembler:
         self._gap_since: float | None = None
         self._last_pli = -1e9
         self._ts_ext: int | None = None
-        self._ts_origin: int | None = None
+        self._ts_origin = 0  # set with the first _ts_ext
         self._mimes: dict[int, str] = {}  # payload type → lower-case MIME (once known)
 
     # sequence numbers and timestamps, unwrapped
@@ -135,10 +135,12 @@ class FrameAssembler:
 
     def _has_hole(self, first: int) -> bool:
         """Is a packet missing at or after ``first`` while newer packets are here?"""
+        high = self._high
+        assert high is not None  # add() has extended a sequence number
         e = first
         while e in self._pkts:
             e += 1
-        return e < self._high
+        return e < high
 
     def _release(self, first: int, last: int, pt: int, mime: str) -> bool:
         ts = self._pkts[first].ts

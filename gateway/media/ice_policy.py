@@ -139,7 +139,8 @@ class PolicyConnection(aioice_ice.Connection):
 def install() -> None:
     """Make aiortc build :class:`PolicyConnection` (inert until ICE_POLICY is set)."""
     if rtcicetransport.Connection is not PolicyConnection:
-        rtcicetransport.Connection = PolicyConnection
+        # the module global RTCIceGatherer builds its agent from (a class: assigned by name)
+        vars(rtcicetransport)["Connection"] = PolicyConnection
 
 
 @contextlib.contextmanager

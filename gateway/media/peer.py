@@ -245,7 +245,9 @@ class Peer:
     def _only_codec(t: RTCRtpTransceiver, codec) -> None:
         """Offer only ``codec`` (and RTX) on ``t``: the sender then packs what it is given."""
         caps = RTCRtpSender.getCapabilities(t.kind).codecs
-        same = [c for c in caps if is_codec_compatible(c, codec)]
+        # aiortc annotates RTCRtpCodecParameters but reads only what a capability has too
+        # (mimeType, clockRate, parameters)
+        same = [c for c in caps if is_codec_compatible(c, codec)]  # type: ignore[arg-type]
         if not same:
             return
         exact = [c for c in same if c.parameters == codec.parameters]

@@ -61,7 +61,7 @@ class RtpSink:
         self._now = now
         self.sender = None
         self.write: Callable[[bytes], bool] | None = None
-        self.pt: int | None = None
+        self.pt = 0  # payload type: set with ``write`` (nothing is written before)
         self.rtx_pt: int | None = None
         self.ssrc = 0
         self.rtx_ssrc = 0
@@ -152,16 +152,16 @@ class RtpSink:
         if ntp is None:
             ntp = self._now()
         # the header and extensions, inline (this is the per-packet, per-destination cost)
-        ext = self._mid
+        exts = self._mid
         if self._ast_id:
-            ext += (self._ast_word | ((ntp >> 14) & 0xFFFFFF)).to_bytes(4, "big")
+            exts += (self._ast_word | ((ntp >> 14) & 0xFFFFFF)).to_bytes(4, "big")
         if self._level_id and level is not None:
-            ext += bytes([self._level_id << 4, (0x80 if level[0] else 0) | (level[1] & 0x7F)])
-        pad = -len(ext) % 4
+            exts += bytes([self._level_id << 4, (0x80 if level[0] else 0) | (level[1] & 0x7F)])
+        pad = -len(exts) % 4
         if pad:
-            ext += _PAD[pad]
+            exts += _PAD[pad]
         data = _pack_header(0x90, (0x80 if marker else 0) | self.pt, seq, ts, self.ssrc,
-                            0xBEDE, len(ext) >> 2) + ext + payload
+                            0xBEDE, len(exts) >> 2) + exts + payload
         self._history[seq % HISTORY] = (seq, ts, marker, payload, level)
         if write(data):
             self.sent += 1

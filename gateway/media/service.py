@@ -26,6 +26,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from signaling import ErrorCode, Hub, ProtocolError, Request, Session
@@ -166,7 +167,7 @@ class MediaService:
         return ev
 
     async def _announce(self, call: Call, req: Request | None = None,
-                        extra: list[str] = ()) -> None:
+                        extra: Sequence[str] = ()) -> None:
         """``call.state`` to everyone concerned; the requester's copy is its reply."""
         users = call.audience(self._members(call))
         users += [u for u in extra if u not in users]
@@ -179,7 +180,7 @@ class MediaService:
                 await self.hub.send_to_user(user, ev)
 
     # --- call.request / accept / decline ---------------------------------------------------
-    async def on_request(self, req: Request):
+    async def on_request(self, req: Request[CallRequest]):
         msg: CallRequest = req.msg
         conv = await self.conversations.conversation(msg.conversation, req.user)
         if conv is None:
@@ -212,7 +213,7 @@ class MediaService:
         if call.state == "ringing":
             await self._end(call, "missed")
 
-    async def on_accept(self, req: Request):
+    async def on_accept(self, req: Request[CallAccept]):
         call = await self._call_for(req, req.msg.call)
         if req.user in call.invited:
             return await self._join(req, call)
@@ -232,7 +233,7 @@ class MediaService:
         if call.live:
             await self._end(call, "max_duration")
 
-    async def on_decline(self, req: Request):
+    async def on_decline(self, req: Request[CallDecline]):
         call = await self._call_for(req, req.msg.call)
         if req.user in call.invited:
             del call.invited[req.user]
@@ -244,7 +245,7 @@ class MediaService:
         raise ProtocolError(ErrorCode.BAD_STATE, "call.decline: nothing to decline")
 
     # --- hangup, invite, join, mute --------------------------------------------------------
-    async def on_hangup(self, req: Request):
+    async def on_hangup(self, req: Request[CallHangup]):
         call = await self._call_for(req, req.msg.call)
         if not call.live:
             raise ProtocolError(ErrorCode.BAD_STATE, "the call has ended")
@@ -261,7 +262,7 @@ class MediaService:
         await self._leave(call, p, "hangup", req)
         return None
 
-    async def on_invite(self, req: Request):
+    async def on_invite(self, req: Request[CallInvite]):
         msg: CallInvite = req.msg
         call = await self._call_for(req, msg.call)
         if req.user not in call.participants or call.state not in ("connecting", "active"):
@@ -293,7 +294,7 @@ class MediaService:
         return [{"role": s.role, "room": s.claims.room}
                 for s in self.hub.user_sessions(user) if s.attached]
 
-    async def on_join(self, req: Request):
+    async def on_join(self, req: Request[CallJoin]):
         call = await self._call_for(req, req.msg.call)
         if req.user not in call.invited:
             raise ProtocolError(ErrorCode.BAD_STATE, "call.join: you have not been invited")
@@ -305,7 +306,7 @@ class MediaService:
         call.add(req.user, req.role)
         await self._announce(call, req)
 
-    async def on_mute(self, req: Request):
+    async def on_mute(self, req: Request[CallMute]):
         msg: CallMute = req.msg
         call = await self._call_for(req, msg.call)
         p = self._participant(req, call, "call.mute")
@@ -316,7 +317,7 @@ class MediaService:
         await self._announce(call, req)
 
     # --- rtc.* -----------------------------------------------------------------------------
-    async def on_offer(self, req: Request):
+    async def on_offer(self, req: Request[RtcOffer]):
         msg: RtcOffer = req.msg
         call = await self._call_for(req, msg.call)
         p = self._participant(req, call, "rtc.offer")
@@ -390,7 +391,7 @@ class MediaService:
             call.started_at = time.time()
         await self._announce(call)
 
-    async def on_answer(self, req: Request):
+    async def on_answer(self, req: Request[RtcAnswer]):
         msg: RtcAnswer = req.msg
         call = await self._call_for(req, msg.call)
         p = self._participant(req, call, "rtc.answer")
@@ -398,7 +399,7 @@ class MediaService:
             raise ProtocolError(ErrorCode.BAD_STATE, "rtc.answer: send your rtc.offer first")
         await p.peer.accept_answer(msg.sdp)
 
-    async def on_candidate(self, req: Request):
+    async def on_candidate(self, req: Request[RtcCandidate]):
         msg: RtcCandidate = req.msg
         call = await self._call_for(req, msg.call)
         p = self._participant(req, call, "rtc.candidate")

@@ -237,7 +237,7 @@ class Actions:
         self.approvals[key] = Approval(**v)
 
     # --- compensation ------------------------------------------------------------------------
-    async def on_compensate(self, req: Request):
+    async def on_compensate(self, req: Request[ActionCompensate]):
         msg: ActionCompensate = req.msg
         conv = await self._assigned(req, msg.conversation)
         amount = msg.amount
@@ -347,7 +347,7 @@ class Actions:
         await self.support.post(conv, SYSTEM, text, kind="system",
                                 meta={"action": "compensate", "status": status})
 
-    async def on_decide(self, req: Request):
+    async def on_decide(self, req: Request[ApprovalDecide]):
         msg: ApprovalDecide = req.msg
         ap = self.approvals.get(msg.approval)
         if ap is None:
@@ -378,7 +378,7 @@ class Actions:
         await self.hub.publish(ADMINS_TOPIC, ApprovalDecided(ap.id, conv.id, status, req.user, note))
         return None
 
-    async def on_approvals(self, req: Request):
+    async def on_approvals(self, req: Request[ApprovalList]):
         out = []
         for ap in self.approvals.values():
             conv = self.support.store.get(ap.conversation)
@@ -386,11 +386,11 @@ class Actions:
                 out.append(ap.request_event(conv).to_wire())
         return ApprovalsReply(out)
 
-    async def on_audit(self, req: Request):
+    async def on_audit(self, req: Request[AuditList]):
         return AuditReply(self.audit.list(req.msg.conversation))
 
     # --- returns -----------------------------------------------------------------------------
-    async def on_return(self, req: Request):
+    async def on_return(self, req: Request[ActionReturn]):
         msg: ActionReturn = req.msg
         conv = await self._assigned(req, msg.conversation)
         reason = msg.reason.strip()

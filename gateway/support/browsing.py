@@ -101,7 +101,7 @@ class Browsing:
                            forget=self.store.forget)
         hub.handle(BrowseEvent, self.on_browse)
 
-    async def on_browse(self, req: Request):
+    async def on_browse(self, req: Request[BrowseEvent]):
         msg: BrowseEvent = req.msg
         room = self.rooms.for_claims(req.claims, msg.room)
         now = time.time()

@@ -15,6 +15,7 @@ waiting; it is filled asynchronously (on the first viewer message, on escalation
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import secrets
@@ -221,7 +222,7 @@ class ViewerOrders:
         if fut is None:
             fut = asyncio.ensure_future(self._load(user))
             self._inflight[user] = fut
-            fut.add_done_callback(lambda f, u=user: self._done(u, f))
+            fut.add_done_callback(functools.partial(self._done, user))
         return [dict(o) for o in await asyncio.shield(fut)]
 
     def _done(self, user: str, fut: asyncio.Future) -> None:

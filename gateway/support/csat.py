@@ -81,7 +81,7 @@ class Csat:
                                        ttl_s=self.support.record_ttl_s)
         await self.hub.send_to_user(conv.viewer, CsatRequest(conv.id, conv.agent_ref()))
 
-    async def on_submit(self, req: Request):
+    async def on_submit(self, req: Request[CsatSubmit]):
         msg: CsatSubmit = req.msg
         conv = self.support.store.get(msg.conversation)
         if conv is None or conv.viewer != req.user:

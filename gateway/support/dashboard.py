@@ -143,7 +143,7 @@ class Dashboard:
         return DashboardEvent(ts=time.time(), node=self.node, **self.figures())
 
     # --- delivery ----------------------------------------------------------------------------
-    async def on_watch(self, req: Request):
+    async def on_watch(self, req: Request[DashboardWatch]):
         self.hub.watch(req.session, DASHBOARD_TOPIC)
         return self.event()
 

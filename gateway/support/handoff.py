@@ -54,7 +54,7 @@ def qualifying_promotions(room: Room, interest: list[str], cart: list[str]) -> l
     """Active promotions the viewer qualifies for (``qualifies``) or is near (``close``)."""
     kb = room.knowledge
     out: list[dict[str, Any]] = []
-    cart_total = sum((kb.product(s).price if kb.product(s) else 0) for s in cart)
+    cart_total = sum(p.price for p in map(kb.product, cart) if p is not None)
     for p in kb.promotions:
         if not p.active:
             continue
@@ -162,7 +162,7 @@ class Handoff:
             await self.hub.send_to_user(conv.agent, ContextEvent(conv.id, self.support.context(conv)))
 
     # --- context.get -------------------------------------------------------------------------
-    async def on_get(self, req: Request):
+    async def on_get(self, req: Request[ContextGet]):
         conv = await self.support.conversation_for(req, req.msg.conversation)
         try:
             await asyncio.wait_for(self.orders.fetch(conv.viewer, force=True), self.fetch_timeout_s)

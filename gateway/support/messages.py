@@ -87,7 +87,8 @@ class ChatMessage(Event):
     def to_wire(self) -> dict[str, Any]:
         # written out rather than Event.to_wire's reflection: every chat message passes
         # here once per node (the flash-sale burst's hottest event); same keys, same order
-        d = {"type": self.TYPE, "conversation": self.conversation, "message_id": self.message_id,
+        d: dict[str, Any] = {"type": self.TYPE, "conversation": self.conversation,
+                             "message_id": self.message_id,
              "text": self.text, "client_msg_id": self.client_msg_id, "ts": self.ts}
         if self.kind is not None:
             d["kind"] = self.kind

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -57,7 +58,7 @@ def _str_list(body: dict, name: str) -> list[str]:
 
 class Notices:
     def __init__(self, hub: Hub, support, browsing: BrowsingStore, adapter: CommerceAdapter,
-                 orders: ViewerOrders, known_viewers=None):
+                 orders: ViewerOrders, known_viewers: Callable[[str], set[str]] | None = None):
         self.hub = hub
         self.support = support
         self.browsing = browsing

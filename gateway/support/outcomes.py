@@ -176,7 +176,7 @@ class Outcomes:
         await self.support.resolve(conv, outcome, by=by)
         return outcome
 
-    async def on_close(self, req: Request):
+    async def on_close(self, req: Request[ConversationClose]):
         conv = self.support.store.get(req.msg.conversation)
         if conv is None or conv.viewer != req.user:
             raise ProtocolError(ErrorCode.NOT_MEMBER,

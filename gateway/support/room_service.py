@@ -143,7 +143,7 @@ class RoomService:
         return room
 
     # --- handlers --------------------------------------------------------------------------
-    async def on_watch(self, req: Request):
+    async def on_watch(self, req: Request[RoomWatch]):
         room = self._host_room(req, req.msg.room)
         self.hub.watch(req.session, room_topic(room.id))
         if req.role == "host":
@@ -153,34 +153,34 @@ class RoomService:
             return None
         return self.state_event(room)
 
-    async def on_unwatch(self, req: Request):
+    async def on_unwatch(self, req: Request[RoomUnwatch]):
         self.hub.unwatch(req.session, room_topic(req.msg.room))
         return None
 
-    async def on_on_screen(self, req: Request):
+    async def on_on_screen(self, req: Request[RoomOnScreen]):
         room = self._host_room(req, req.msg.room)
         await self._apply(req, room, room.set_on_screen(req.msg.sku))
 
-    async def on_stock(self, req: Request):
+    async def on_stock(self, req: Request[RoomStock]):
         room = self._host_room(req, req.msg.room)
         await self._apply(req, room, room.set_stock(req.msg.sku, req.msg.stock))
 
-    async def on_promo_upsert(self, req: Request):
+    async def on_promo_upsert(self, req: Request[RoomPromoUpsert]):
         room = self._host_room(req, req.msg.room)
         if not req.msg.promotion.get("id"):
             raise ProtocolError(ErrorCode.BAD_REQUEST, "room.promo.upsert: promotion.id is required")
         await self._apply(req, room, room.upsert_promotion(req.msg.promotion,
                                                            self.support.limits))
 
-    async def on_promo_stop(self, req: Request):
+    async def on_promo_stop(self, req: Request[RoomPromoStop]):
         room = self._host_room(req, req.msg.room)
         await self._apply(req, room, room.set_promotion_active(req.msg.promotion, False))
 
-    async def on_promo_start(self, req: Request):
+    async def on_promo_start(self, req: Request[RoomPromoStart]):
         room = self._host_room(req, req.msg.room)
         await self._apply(req, room, room.set_promotion_active(req.msg.promotion, True))
 
-    async def on_announce(self, req: Request):
+    async def on_announce(self, req: Request[RoomAnnounce]):
         room = self._host_room(req, req.msg.room)
         text = req.msg.text.strip()
         if not text or len(text) > 1000:
@@ -206,7 +206,7 @@ class RoomService:
         req.reply({"type": "ack", "version": room.version})
         await self.publish_change(room, change)
 
-    async def on_replies(self, req: Request):
+    async def on_replies(self, req: Request[RepliesList]):
         room = self._room(req.msg.room)
         items = search(self.team_replies + room_replies(room), req.msg.q)
         return RepliesReply(replies=[r.to_wire() for r in items])

@@ -124,5 +124,5 @@ class Wellbeing:
                         "consecutive_negative": self.run_of(a.user)})
         return sorted(out, key=lambda x: x["user"])
 
-    async def on_agents(self, req: Request):
+    async def on_agents(self, req: Request[SupervisorAgents]):
         return AgentsView(self.view())

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import struct
+from typing import Any
 
 from aiortc import RTCDtlsTransport, RTCRtpReceiver
 from aiortc.rtcdtlstransport import State
@@ -141,7 +142,9 @@ def parse_rtp(data: bytes, ast_id, level_id):
     p.timestamp = ts
     p.ssrc = ssrc
     p.csrc = [int.from_bytes(data[i:i + 4], "big") for i in range(12, 12 + 4 * cc, 4)] if cc else []
-    p.extensions = LeanExtensions(ast, level)
+    # a stand-in for aiortc's HeaderExtensions with the fields a tapped receiver reads
+    extensions: Any = LeanExtensions(ast, level)
+    p.extensions = extensions
     p.payload = data[pos:n - padding] if padding else data[pos:]
     p.padding_size = padding
     return p

@@ -25,8 +25,10 @@ class LeanOveruseEstimator(rate.OveruseEstimator):
 
 class LeanRateCounter(rate.RateCounter):
     def _erase_old(self, now_ms: int) -> None:
+        origin_ms = self._origin_ms
+        assert origin_ms is not None  # RateCounter.add erases only once the origin is set
         new_origin_ms = now_ms - self._window_size + 1
-        steps = new_origin_ms - self._origin_ms
+        steps = new_origin_ms - origin_ms
         if steps <= 0:
             return
         buckets, size, total = self._buckets, self._window_size, self._total

@@ -11,6 +11,7 @@ turns ``struct.error`` into ``ValueError``. It patches a class, once per process
 
 from __future__ import annotations
 
+import functools
 import struct
 
 from aiortc import rtp
@@ -25,6 +26,7 @@ def install_parse_guard() -> None:
     if getattr(original, _GUARD_MARK, False):
         return
 
+    @functools.wraps(original)  # keeps the original as ``__wrapped__``
     def get(self, extension_profile: int, extension_value: bytes):
         try:
             return original(self, extension_profile, extension_value)
@@ -32,7 +34,6 @@ def install_parse_guard() -> None:
             raise ValueError(f"RTP header extension value does not parse: {e}") from None
 
     setattr(get, _GUARD_MARK, True)
-    get.__wrapped__ = original
     rtp.HeaderExtensionsMap.get = get
 
 

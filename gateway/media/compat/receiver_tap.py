@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+from collections.abc import Callable
 
 from aiortc import (
     RTCRtpReceiver,
@@ -37,7 +38,13 @@ from aiortc import rtcrtpreceiver as recv_mod
 from aiortc.codecs import depayload, get_decoder
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpreceiver import StreamStatistics
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci, unwrap_rtx
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RtcpPsfbPacket,
+    RtpPacket,
+    pack_remb_fci,
+    unwrap_rtx,
+)
 
 from signaling.coro import drive
 
@@ -162,9 +169,9 @@ class ReceiverTap:
     def __init__(self, receiver, kind: str) -> None:
         self.receiver = receiver
         self.kind = kind
-        self.sink = None
-        self.on_packet = None
-        self.on_end = None
+        self.sink: Callable[[bytes, int, bool, int], None] | None = None
+        self.on_packet: Callable[[RtpPacket], None] | None = None
+        self.on_end: Callable[[], None] | None = None
         self.ssrc: int | None = None  # the media SSRC (after RTX unwrap): where PLIs go
         self.packets = 0
         self._fast = False

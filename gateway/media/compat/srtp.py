@@ -13,6 +13,7 @@ try:
     import pylibsrtp
     from pylibsrtp import _binding
 except ImportError:  # pylibsrtp moved its binding: the public methods below
+    # None: srtp_calls then meets an AttributeError and uses the public methods
     pylibsrtp = _binding = None  # type: ignore[assignment]
 
 HOOK_SRTP = "pylibsrtp.Session._srtp/_cdata/_buffer, pylibsrtp._binding.lib.srtp_(un)protect"

@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass, field
 
 import av
-from aiortc import MediaStreamTrack, RTCRtpReceiver
+from aiortc import MediaStreamTrack, RTCRtpCodecParameters, RTCRtpReceiver
 from aiortc.contrib.media import MediaRelay
 from aiortc.rtcpeerconnection import is_codec_compatible
 
@@ -62,7 +62,7 @@ class Source:
     key: SourceKey
     track: MediaStreamTrack
     receiver: RTCRtpReceiver | None
-    codec: object | None  # RTCRtpCodecParameters the source sends with
+    codec: RTCRtpCodecParameters | None  # what the source sends with
     tap: ReceiverTap | None
     keyframes: KeyframeRequester
     sinks: dict[str, RtpSink] = field(default_factory=dict)  # passthrough destinations
@@ -98,8 +98,9 @@ class PassthroughForwarder(Forwarder):
         tap = None
         if receiver is not None:  # tapped by prepare(); tapping now works if not started yet
             tap = receiver_tap(receiver) or tap_receiver(receiver, key.kind)
-        src = Source(key, track, receiver, codec, tap, None)  # type: ignore[arg-type]
-        src.keyframes = KeyframeRequester(lambda: self._send_pli(src), self.keyframe_interval_s)
+        src: Source  # the requester's callback reads it once it is built
+        keyframes = KeyframeRequester(lambda: self._send_pli(src), self.keyframe_interval_s)
+        src = Source(key, track, receiver, codec, tap, keyframes)
         if tap is not None:
             tap.on_packet = functools.partial(self._on_packet, src)
             tap.on_end = lambda s=src: self._source_ended(s)
@@ -127,8 +128,10 @@ class PassthroughForwarder(Forwarder):
                 if not sink.started:
                     mime = src.mimes.get(p.payload_type)
                     if mime is None:
+                        tap = src.tap
+                        assert tap is not None  # packets come from the tap
                         mime = src.mimes[p.payload_type] = (
-                            src.tap.mime_of(p.payload_type) or "").lower()
+                            tap.mime_of(p.payload_type) or "").lower()
                     key = starts_keyframe(mime, p.payload)
                     break
         else:
@@ -162,8 +165,10 @@ class PassthroughForwarder(Forwarder):
     def _fan_out(self, src: Source, data: bytes, pts: int, key: bool, pt: int) -> None:
         info = src.pt_info.get(pt)
         if info is None:  # once per payload type: no per-frame codec lookups or Fractions
-            rate = src.tap.clock_rate(pt)
-            info = ((src.tap.mime_of(pt) or "").lower(), fractions.Fraction(1, rate or 90000))
+            tap = src.tap
+            assert tap is not None  # frames come from the tap
+            rate = tap.clock_rate(pt)
+            info = ((tap.mime_of(pt) or "").lower(), fractions.Fraction(1, rate or 90000))
             if rate:
                 src.pt_info[pt] = info
         if not src.subs:
@@ -227,10 +232,10 @@ class PassthroughForwarder(Forwarder):
             if src.tap is not None:  # frames are assembled only while someone decodes them
                 src.tap.sink = functools.partial(self._fan_out, src)
             src.relay_input = DecodedTrack(key.kind, inner, src.codec)
-            sink = self._relay.subscribe(src.relay_input, buffered=False)
+            decoded_sink = self._relay.subscribe(src.relay_input, buffered=False)
             src.drain = asyncio.get_running_loop().create_task(
-                drain(sink), name=f"media-decode-{key.owner}-{key.kind}")
-            src.decoded["\0drain"] = sink
+                drain(decoded_sink), name=f"media-decode-{key.owner}-{key.kind}")
+            src.decoded["\0drain"] = decoded_sink
         proxy = self._relay.subscribe(src.relay_input, buffered=False)
         src.decoded[dest] = proxy
         log.info("media: %s → %s %s: codec %s not accepted, transcoding this pair",

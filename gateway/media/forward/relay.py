@@ -11,7 +11,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from aiortc import MediaStreamTrack, RTCRtpReceiver
-from aiortc.contrib.media import MediaRelay
+from aiortc.contrib.media import MediaRelay, RelayStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from .seam import Forwarder, SourceKey
@@ -100,7 +100,6 @@ def end_proxy(proxy: MediaStreamTrack) -> None:
     ``MediaStreamError``, which ends the sender's RTP loop at once.
     """
     proxy.stop()
-    event = getattr(proxy, "_new_frame_event", None)
-    if event is not None:
+    if isinstance(proxy, RelayStreamTrack) and proxy._new_frame_event is not None:
         proxy._frame = None
-        event.set()
+        proxy._new_frame_event.set()

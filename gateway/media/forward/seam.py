@@ -40,7 +40,7 @@ class SourceKey:
 
     owner: str
     kind: str
-    mid: str
+    mid: str | None  # the transceiver's (aiortc types it optional)
     gen: int = 0
 
 
