@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.children import die_with_parent
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -39,7 +41,7 @@ class RedisServer:
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              *aof, "--dir", str(self.dir), "--daemonize", "no", "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
         deadline = time.time() + 10
         while time.time() < deadline:
             try:

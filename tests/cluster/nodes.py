@@ -11,6 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.children import die_with_parent
 from tests.conftest import free_port
 
 SECRET = "d6d9307e0c9b29960ad06deca79deb403105c166bf027818a30fe9768aa3206b"  # 32 random bytes: the gateway refuses a weaker secret
@@ -35,8 +36,8 @@ class Node:
         for r in self.rooms:
             args += ["--room", str(r)]
         self.proc = subprocess.Popen(args, env=env, stdout=open(self.log, "w"),
-                                     stderr=subprocess.STDOUT)
-        deadline = time.time() + 20
+                                     stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+        deadline = time.time() + 45  # a few seconds when quiet; much more on a loaded machine
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"node {self.node_id} exited: {self.log.read_text()[-2000:]}")
@@ -46,6 +47,7 @@ class Node:
                         return self
             except OSError:
                 time.sleep(0.1)
+        self.kill9()  # not left running behind a failed test
         raise RuntimeError(f"node {self.node_id} did not become ready: {self.log.read_text()[-2000:]}")
 
     def kill9(self) -> None:

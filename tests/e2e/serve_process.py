@@ -16,6 +16,8 @@ from pathlib import Path
 
 import aiohttp
 
+from tests.children import die_with_parent
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -44,7 +46,8 @@ class ServeProcess:
             out.flush()
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "gateway.cli", "serve", "--dev", "--host", "127.0.0.1",
-                "--port", str(self.port), cwd=ROOT, env=serve_env(), stdout=out, stderr=out)
+                "--port", str(self.port), cwd=ROOT, env=serve_env(), stdout=out, stderr=out,
+                preexec_fn=die_with_parent)
 
     async def wait_accepting(self, timeout: float = 60.0) -> float:
         """Poll the port every 10 ms; the wall-clock time (time.time()) when it first

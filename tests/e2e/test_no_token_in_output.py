@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 
 from signaling import TokenAuthority
+from tests.children import die_with_parent
 from tests.conftest import free_port
 
 from .conftest import CHROMIUM, DESKTOP, chromium_available, wait_online
@@ -36,7 +37,7 @@ def serve(port: int) -> subprocess.Popen:
                LIVEDESK_DRAIN_S="0", LIVEDESK_LOG_LEVEL="INFO")
     return subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=die_with_parent)
 
 
 def wait_up(proc, base: str) -> None:

@@ -33,6 +33,7 @@ from aioice import stun
 from aioice.turn import TurnClientUdpProtocol
 
 from gateway.ice import IceProvider
+from tests.children import die_with_parent
 from tests.unit.test_compose_turn import ENV, _coturn_args, render
 
 LOOPBACK = "127.0.0.1"
@@ -109,7 +110,8 @@ class Coturn:
 
     def start(self) -> Coturn:
         with open(self.log, "wb") as out:  # the child keeps its own copy of the descriptor
-            self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT,
+                                         preexec_fn=die_with_parent)
         deadline = time.time() + 15
         while time.time() < deadline:  # ready when it answers a STUN binding request
             if self.proc.poll() is not None:

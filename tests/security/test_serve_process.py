@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.children import die_with_parent
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +29,8 @@ def serve_env(**extra: str) -> dict[str, str]:
 
 def start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", *args], cwd=ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=die_with_parent)
 
 
 def get(url: str) -> int:
