@@ -274,9 +274,8 @@ class Hub:
     # --- sessions ------------------------------------------------------------------------
     def new_session(self, claims: Claims, transport: Transport) -> Session:
         s = Session(id="s_" + secrets.token_urlsafe(12), claims=claims,
-                    retain_frames=self.config.retain_frames, retain_s=self.config.retain_s)
-        s.mirror = self.mirror
-        s.on_drop = self._frame_dropped
+                    retain_frames=self.config.retain_frames, retain_s=self.config.retain_s,
+                    mirror=self.mirror, on_drop=self._frame_dropped)
         self.sessions[s.id] = s
         s.attach(transport)
         return s
@@ -308,13 +307,12 @@ class Hub:
             await self.bus.publish(f"node:{rec.node}", {"k": "takeover", "session": session_id,
                                                          "node": self.node_id})
         s = Session(id=session_id, claims=rec.claims, retain_frames=self.config.retain_frames,
-                    retain_s=self.config.retain_s)
+                    retain_s=self.config.retain_s, mirror=self.mirror,
+                    on_drop=self._frame_dropped)
         s.seq = max([rec.seq] + [f.seq for f in frames])
         s.cursors = dict(rec.cursors)
         for f in frames:
             s.retain(f)
-        s.mirror = self.mirror
-        s.on_drop = self._frame_dropped
         s.attrs["restored_from"] = rec.node
         s.detached_at = time.monotonic()  # reaped like any detached session if never resumed
         self.mirror._mirrored[session_id] = s.seq
