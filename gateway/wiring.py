@@ -43,7 +43,6 @@ from .support.backend import MemoryBackend, SupportBackend
 from .support.call_port import SupportCallPort
 from .support.commerce import ViewerOrders, make_adapter
 from .support.conversation import ConversationStore
-from .support.events import ConversationLost, ConversationTruncated, MessageApplied
 from .support.knowledge import Knowledge, demo_room_path
 from .support.limits import SupportLimits
 from .support.replies import load_team_replies
@@ -85,11 +84,12 @@ class MemoryBackends:
     def presence(self, info: Callable[[], dict]) -> RedisPresence | None:
         return None  # the hub's session table is the whole truth
 
-    def support_backend(self, hub: Hub, metrics: Metrics) -> SupportBackend:
+    def support_backend(self, hub: Hub, metrics: Metrics, events: Events) -> SupportBackend:
         cap = self.config.agent_capacity
         return MemoryBackend(ConversationStore(), Router(cap, reachable=hub.online),
                              default_capacity=cap,
-                             capacities=dict(self.config.agent_capacities or {}))
+                             capacities=dict(self.config.agent_capacities or {}),
+                             events=events)
 
     def order_ledger(self) -> OrderLedger:
         return MemoryOrderLedger(retention_s=self.config.order_retention_s)
@@ -136,7 +136,7 @@ class RedisBackends:
 
         return RedisPresence(self.redis, self.config.node_id, info=info)
 
-    def support_backend(self, hub: Hub, metrics: Metrics) -> SupportBackend:
+    def support_backend(self, hub: Hub, metrics: Metrics, events: Events) -> SupportBackend:
         from .support.redis_backend import RedisBackend
 
         cfg = self.config
@@ -146,7 +146,7 @@ class RedisBackends:
             # the agents whose heartbeat this node writes: those with a socket here
             local_agents=lambda: {s.user for s in hub.sessions.values()
                                   if s.role == "agent" and s.attached},
-            url=self.url, metrics=metrics, retention_s=cfg.resolved_retention_s)
+            url=self.url, metrics=metrics, retention_s=cfg.resolved_retention_s, events=events)
 
     def order_ledger(self) -> OrderLedger:
         from .support.redis_room import RedisRoomStore
@@ -171,21 +171,6 @@ Backends = MemoryBackends | RedisBackends
 def backends_for(config: Config) -> Backends:
     """The one place that decides memory or Redis."""
     return RedisBackends(config) if config.redis_url else MemoryBackends(config)
-
-
-def publish_replica_events(backend: SupportBackend, events: Events) -> SupportBackend:
-    """Route what the backend's replica reports (a chat message applied, a conversation lost
-    or truncated by a resync) to ``events``, as typed events.
-
-    Placeholder adapter: the backend still reports through three sink attributes, so they
-    are set here, by the composition root, once, right after the backend is built and
-    before anything else can see it. Once ``SupportBackend`` takes ``events`` in its
-    constructor (its change records are being reworked separately), this function goes."""
-    backend.replica.on_message = lambda conv, m, origin: events.publish(
-        MessageApplied(conv, m, origin))
-    backend.on_lost = lambda conv: events.publish(ConversationLost(conv))
-    backend.on_truncated = lambda conv, kept: events.publish(ConversationTruncated(conv, kept))
-    return backend
 
 
 # --- what the node runs ---------------------------------------------------------------------
@@ -319,7 +304,7 @@ def build_gateway(config: Config, responder: Responder | None = None,
     authority = Authority(config.max_compensation_default, config.compensation_limits)
     bot = responder or default_responder(config)
 
-    backend = publish_replica_events(backends.support_backend(hub, metrics), events)
+    backend = backends.support_backend(hub, metrics, events)
     support = SupportService(
         hub, rooms, AfterSaleResponder(bot, orders), backend, events,
         SupportConfig(agent_capacity=config.agent_capacity, bot_timeout_s=config.bot_timeout_s,

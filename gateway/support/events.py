@@ -9,7 +9,7 @@ backend).
 Who publishes what:
 
 * :class:`MessageApplied`, :class:`ConversationLost`, :class:`ConversationTruncated`: the
-  backend's replica, on every node, in change-log order (see ``wiring.py``).
+  backend (``backend.py``), on every node, in change-log order.
 * :class:`ConversationOpened`, :class:`MessagePosted`, :class:`ConversationEscalated`,
   :class:`AgentAssigned`, :class:`ConversationResolved`: ``SupportService``, on the
   node that made the change.
