@@ -36,6 +36,7 @@ from signaling.session import Session
 
 from .config import Config
 from .ice import IceProvider
+from .media.messages import CallInvite, CallRequest
 from .metrics import Metrics
 from .support.actions import Authority
 from .support.aftersale import AfterSaleResponder
@@ -263,7 +264,7 @@ def no_new_calls_while(node: NodeState) -> Callable[[Session, Message], Protocol
     """The hub gate that refuses to start calls on a draining node."""
 
     def gate(session: Session, msg: Message) -> ProtocolError | None:
-        if node.draining and msg.TYPE in ("call.request", "call.invite"):
+        if node.draining and isinstance(msg, CallRequest | CallInvite):
             return ProtocolError(ErrorCode.UNAVAILABLE,
                                  "this node is shutting down; reconnect and try again")
         return None
