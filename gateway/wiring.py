@@ -361,8 +361,7 @@ def build_gateway(config: Config, responder: Responder | None = None,
             await close()
 
     # dependency order: each starts after, and closes before, what it uses
-    resources = [Resource("events", _nothing, events.close),
-                 Resource("bus", bus.start, bus.close)]
+    resources = [Resource("bus", bus.start, bus.close)]
     if presence is not None:
         resources.append(Resource("presence", presence.start, presence.close))
     resources += [Resource("hub", hub.start, hub.close),
@@ -371,7 +370,9 @@ def build_gateway(config: Config, responder: Responder | None = None,
                   Resource("media", media.start, media.close)]
     if room_sync is not None:
         resources.append(Resource("room sync", room_sync.start, room_sync.close))
-    resources += [Resource("shop adapter", _nothing, close_adapter),
+    # handlers' tasks use the hub, the backend and the bus: cancelled before those close
+    resources += [Resource("event handler tasks", _nothing, events.close),
+                  Resource("shop adapter", _nothing, close_adapter),
                   Resource("workspace", workspace.start, workspace.close),
                   Resource("bot warm-up", warm_up, _nothing)]
     return Gateway(config=config, events=events, bus=bus, hub=hub, tokens=tokens, rooms=rooms,
