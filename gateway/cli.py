@@ -142,7 +142,11 @@ async def _run(config: Config) -> int:
 
     app = create_app(config)
     runner = web.AppRunner(app, handle_signals=False, **server_options(config))
-    await runner.setup()
+    try:
+        await runner.setup()
+    except BaseException:
+        await runner.cleanup()  # close what had started before the failure
+        raise
     tune_gc()
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()

@@ -33,8 +33,8 @@ from .config import Config
 from .http_headers import SecurityHeaders
 
 if TYPE_CHECKING:
-    from .app import Gateway
     from .support.room import Room
+    from .wiring import Gateway
 
 BODY_TIMEOUT = web.AppKey("http_body_timeout_s", float)
 MAX_BODY_BYTES = 64 * 1024

@@ -29,6 +29,7 @@ import redis.asyncio as aioredis
 from redis.typing import StreamEntry
 
 from .auth import Claims
+from .events import Events, SessionFenced
 from .redis_bus import as_text
 from .session import RetainedFrame, Session
 
@@ -83,12 +84,12 @@ class RedisSessionMirror:
     """Per-session write-behind-but-before-send mirror of numbered frames."""
 
     def __init__(self, redis: aioredis.Redis, node_id: str, ttl_s: int = 660,
-                 max_frames: int = 20000, on_fenced: Callable[[Session], None] | None = None):
+                 max_frames: int = 20000, events: Events | None = None):
         self.redis = redis
         self.node_id = node_id
         self.ttl_s = ttl_s
         self.max_frames = max_frames
-        self.on_fenced = on_fenced
+        self.events = events  # SessionFenced goes there (the hub stops writing to the session)
         self._mirror = redis.register_script(MIRROR_LUA)
         self._claim = redis.register_script(CLAIM_LUA)
         self._pending: dict[str, list[tuple[int, str, Sequence[Any] | None]]] = {}
@@ -163,8 +164,8 @@ class RedisSessionMirror:
             if not ok:
                 log.info("session %s was taken over by another node", session.id)
                 self._mirrored[session.id] = 1 << 62  # release writers; socket is closed below
-                if self.on_fenced:
-                    self.on_fenced(session)
+                if self.events is not None:
+                    self.events.publish(SessionFenced(session))
             else:
                 self._mirrored[session.id] = batch[-1][0]
             ev = self._waiters.get(session.id)

@@ -20,13 +20,21 @@ import logging
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from .auth import Claims
 from .bus import Bus, Callback
 from .errors import ErrorCode, ProtocolError
+from .events import (
+    Events,
+    SessionDetached,
+    SessionExpired,
+    SessionFenced,
+    SessionLive,
+    SessionResumed,
+)
 from .protocol import Ack, Event, Message
 from .session import Prepared, Session, Transport
 
@@ -51,7 +59,10 @@ class Forward(Exception):
     def __init__(self, node: str):
         super().__init__(node)
         self.node = node
-Listener = Callable[[Session], Any]
+
+
+# a check run before any handler, e.g. "no new calls while draining": an error refuses
+Gate = Callable[[Session, Message], ProtocolError | None]
 
 
 def _wire(event: Event | dict[str, Any]) -> dict[str, Any]:
@@ -100,18 +111,24 @@ class HubConfig:
 
 
 class Hub:
+    """``events`` carries the session lifecycle (``SessionLive``, ``SessionDetached``,
+    ``SessionResumed``, ``SessionExpired``) to whoever subscribed; ``gates`` run before
+    every handler; ``unavailable_errors`` (beyond ``ConnectionError``/``TimeoutError``)
+    are the exceptions meaning "the state store is unreachable", answered ``unavailable``."""
+
     def __init__(self, bus: Bus, node_id: str | None = None, config: HubConfig | None = None,
                  mirror: RedisSessionMirror | None = None, presence: RedisPresence | None = None,
-                 metrics: Any = None):
+                 metrics: Any = None, events: Events | None = None, gates: Sequence[Gate] = (),
+                 unavailable_errors: tuple[type[BaseException], ...] = ()):
         self.bus = bus
         self.metrics = metrics  # gateway.metrics.Metrics (frames dropped), optional
         self.mirror = mirror  # RedisSessionMirror: sessions survive this node
         self.presence = presence  # RedisPresence: user → nodes registry
+        self.events = events or Events()
         self._rpcs: dict[str, asyncio.Future[bool]] = {}
-        # exceptions meaning "the state store is unreachable" → error ``unavailable``
-        self.unavailable_errors: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
-        # checks run before any handler, e.g. "no new calls while draining"
-        self.gates: list[Callable[[Session, Message], ProtocolError | None]] = []
+        self.unavailable_errors: tuple[type[BaseException], ...] = (
+            (ConnectionError, TimeoutError) + tuple(unavailable_errors))
+        self.gates: tuple[Gate, ...] = tuple(gates)
         self.node_id = node_id or secrets.token_hex(4)
         self.config = config or HubConfig()
         self.sessions: dict[str, Session] = {}
@@ -121,17 +138,15 @@ class Hub:
         # and consecutive writes go to neighbouring connections
         self._topic_members: dict[str, dict[str, None]] = defaultdict(dict)
         self._handlers: dict[str, Handler] = {}
-        self._listeners: dict[str, list[Listener]] = defaultdict(list)
         self._user_cbs: dict[str, Callback] = {}
         self._topic_cbs: dict[str, Callback] = {}
         self._reaper: asyncio.Task[None] | None = None
+        self.events.subscribe(SessionFenced, lambda e: self._fenced(e.session))
 
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
         self._reaper = asyncio.get_running_loop().create_task(self._reap_loop())
         self.bus.subscribe(f"node:{self.node_id}", self._on_node_message)
-        if self.mirror is not None:
-            self.mirror.on_fenced = self._fenced
 
     async def tell_all_to_reconnect(self, reason: str, close_code: int = 1012) -> int:
         """Drain: every attached socket gets a numbered ``reconnect`` frame (so it is also in
@@ -150,19 +165,6 @@ class Hub:
             self._reaper.cancel()
         for s in list(self.sessions.values()):
             s.detach(close_code=1001, reason="server shutting down")
-
-    def on(self, event: str, listener: Listener) -> None:
-        """Lifecycle listeners: ``live``, ``detached``, ``resumed``, ``expired``."""
-        self._listeners[event].append(listener)
-
-    def _emit(self, event: str, session: Session) -> None:
-        for cb in self._listeners[event]:
-            try:
-                r = cb(session)
-                if asyncio.iscoroutine(r):
-                    asyncio.get_running_loop().create_task(r)
-            except Exception:
-                log.exception("listener %s failed", event)
 
     # --- handlers ------------------------------------------------------------------------
     def handle(self, msg_cls: type[_M],
@@ -281,9 +283,8 @@ class Hub:
     # --- sessions ------------------------------------------------------------------------
     def new_session(self, claims: Claims, transport: Transport) -> Session:
         s = Session(id="s_" + secrets.token_urlsafe(12), claims=claims,
-                    retain_frames=self.config.retain_frames, retain_s=self.config.retain_s)
-        s.mirror = self.mirror
-        s.on_drop = self._frame_dropped
+                    retain_frames=self.config.retain_frames, retain_s=self.config.retain_s,
+                    mirror=self.mirror, on_drop=self._frame_dropped)
         self.sessions[s.id] = s
         s.attach(transport)
         return s
@@ -315,13 +316,12 @@ class Hub:
             await self.bus.publish(f"node:{rec.node}", {"k": "takeover", "session": session_id,
                                                          "node": self.node_id})
         s = Session(id=session_id, claims=rec.claims, retain_frames=self.config.retain_frames,
-                    retain_s=self.config.retain_s)
+                    retain_s=self.config.retain_s, mirror=self.mirror,
+                    on_drop=self._frame_dropped)
         s.seq = max([rec.seq] + [f.seq for f in frames])
         s.cursors = dict(rec.cursors)
         for f in frames:
             s.retain(f)
-        s.mirror = self.mirror
-        s.on_drop = self._frame_dropped
         s.attrs["restored_from"] = rec.node
         s.detached_at = time.monotonic()  # reaped like any detached session if never resumed
         self.mirror._mirrored[session_id] = s.seq
@@ -351,7 +351,7 @@ class Hub:
             cb = lambda payload, u=user: self._deliver_user(u, payload)  # noqa: E731
             self._user_cbs[user] = cb
             self.bus.subscribe(f"user:{user}", cb)
-        self._emit("live", session)
+        self.events.publish(SessionLive(session))
 
     async def retire(self, new: Session) -> None:
         """``resume``: the socket of ``new`` is about to continue an older session, so
@@ -377,10 +377,10 @@ class Hub:
         if not session.live:
             self._drop(session)
             return
-        self._emit("detached", session)
+        self.events.publish(SessionDetached(session))
 
     def resumed(self, session: Session) -> None:
-        self._emit("resumed", session)
+        self.events.publish(SessionResumed(session))
 
     def end_session(self, session: Session) -> None:
         """Explicit end (logout, or expiry): forget the session everywhere."""
@@ -391,7 +391,7 @@ class Hub:
             self.mirror.forget(session.id)
             asyncio.get_running_loop().create_task(self.mirror.delete(session.id))
         if was_live:
-            self._emit("expired", session)
+            self.events.publish(SessionExpired(session))
 
     def _drop(self, session: Session) -> None:
         self.sessions.pop(session.id, None)

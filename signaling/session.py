@@ -165,7 +165,7 @@ class Session:
     attrs: dict[str, Any] = field(default_factory=dict)
     cursors: dict[str, int] = field(default_factory=dict)
     mirror: Any = None  # SessionMirror when sessions must survive this node (Redis)
-    on_drop: Callable[[], None] | None = None  # a frame was dropped (metrics), set by the hub
+    on_drop: Callable[[], None] | None = None  # a frame was dropped (metrics): the hub's
 
     @property
     def user(self) -> str:

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from signaling import ErrorCode, Hub, ProtocolError, Request, Session
+from signaling.events import SessionDetached, SessionLive, SessionResumed
 from signaling.hub import Forward, RemoteSession
 
 from .call import Call, CallRegistry, Participant
@@ -105,9 +106,9 @@ class MediaService:
         hub.handle(RtcOffer, self.on_offer)
         hub.handle(RtcAnswer, self.on_answer)
         hub.handle(RtcCandidate, self.on_candidate)
-        hub.on("detached", self._on_detached)
-        hub.on("live", self._on_back)
-        hub.on("resumed", self._on_back)
+        hub.events.subscribe(SessionDetached, lambda e: self._on_detached(e.session))
+        hub.events.subscribe(SessionLive, lambda e: self._on_back(e.session))
+        hub.events.subscribe(SessionResumed, lambda e: self._on_back(e.session))
         conversations.on_resolved(self._on_resolved)
 
     # --- plumbing --------------------------------------------------------------------------

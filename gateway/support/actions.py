@@ -27,6 +27,7 @@ from signaling.protocol import Event, Message, message
 
 from .commerce import CommerceAdapter, CommerceError
 from .conversation import Author, Conversation
+from .events import ActionRecorded
 
 log = logging.getLogger(__name__)
 
@@ -191,14 +192,13 @@ class Approval:
 
 class Actions:
     def __init__(self, hub: Hub, support, adapter: CommerceAdapter, authority: Authority,
-                 audit: AuditLog | None = None, metrics: Any = None, on_change=None):
+                 audit: AuditLog | None = None, metrics: Any = None):
         self.hub = hub
         self.support = support
         self.adapter = adapter
         self.authority = authority
         self.audit = audit or AuditLog()
         self.metrics = metrics
-        self.on_change = on_change  # called after every recorded action (dashboard, caches)
         self.approvals: dict[str, Approval] = {}
         self.granted: list[dict[str, Any]] = []  # done compensations (dashboard)
         # approvals, the audit trail and grants are replicated records: an admin on any node
@@ -230,8 +230,7 @@ class Actions:
 
     def _audit_added(self, key: str, e: dict[str, Any]) -> None:
         self.audit.add(e)
-        if self.on_change:
-            self.on_change(e)
+        self.support.events.publish(ActionRecorded(e))  # on every node: caches, dashboard
 
     def _approval_changed(self, key: str, v: dict[str, Any]) -> None:
         self.approvals[key] = Approval(**v)

@@ -30,8 +30,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from signaling import ErrorCode, ProtocolError
+from signaling.events import Events
 
 from .conversation import Author, Conversation, ConversationStore, StoredMessage
+from .events import ConversationLost, ConversationTruncated, MessageApplied
 from .routing import Agent, Router
 
 log = logging.getLogger(__name__)
@@ -78,16 +80,24 @@ def too_many_open(viewer_open: int) -> ProtocolError:
 
 
 class Replica:
-    """Applies change lists to this node's copy of conversations and routing."""
+    """Applies change lists to this node's copy of conversations and routing.
+
+    With ``events``, every chat message it applies is published as
+    :class:`~.events.MessageApplied` (in log order); ``on_message`` is that publisher, or
+    ``None`` (no delivery: tests of the replica alone, the Redis start-up load)."""
 
     FIELDS = ("state", "agent", "agent_name", "escalated_at", "assigned_at", "resolved_at",
               "first_agent_reply_at", "escalation_reason", "mood", "pinned", "viewer_name",
               "viewer_nickname", "resolved_by")
 
-    def __init__(self, store: ConversationStore, router: Router) -> None:
+    def __init__(self, store: ConversationStore, router: Router,
+                 events: Events | None = None) -> None:
         self.store = store
         self.router = router
         self.on_message: MessageSink | None = None
+        if events is not None:
+            self.on_message = lambda conv, m, origin: events.publish(
+                MessageApplied(conv, m, origin))
         self.on_change: Callable[[list], None] | None = None
         # replicated records of the workspace (browsing, approvals, CSAT, audit, …)
         self.records: dict[str, dict[str, Any]] = {}
@@ -177,15 +187,25 @@ class Replica:
 
 
 class SupportBackend(ABC):
-    def __init__(self, store: ConversationStore, router: Router) -> None:
+    """``events`` (the node's event mechanism) hears what the replica applies and what a
+    resync drops: :class:`~.events.MessageApplied`, :class:`~.events.ConversationLost`,
+    :class:`~.events.ConversationTruncated`. Without it (tests of a backend alone) nothing
+    is published."""
+
+    def __init__(self, store: ConversationStore, router: Router,
+                 events: Events | None = None) -> None:
         self.store = store
         self.router = router
-        self.replica = Replica(store, router)
+        self.replica = Replica(store, router, events)
         # called with a conversation the state store lost and this node closed (Redis only)
         self.on_lost: Callable[[Conversation], None] | None = None
         # called when the state store lost a conversation's last messages and this node
         # dropped them too (Redis only): ``(conversation, messages kept)``
         self.on_truncated: Callable[[Conversation, int], None] | None = None
+        if events is not None:
+            self.on_lost = lambda conv: events.publish(ConversationLost(conv))
+            self.on_truncated = lambda conv, kept: events.publish(
+                ConversationTruncated(conv, kept))
 
     async def start(self) -> None:
         return None
@@ -280,8 +300,9 @@ class MemoryBackend(SupportBackend):
     """One process: each step checks and applies synchronously (no await in between)."""
 
     def __init__(self, store: ConversationStore, router: Router,
-                 default_capacity: int = 5, capacities: dict[str, int] | None = None) -> None:
-        super().__init__(store, router)
+                 default_capacity: int = 5, capacities: dict[str, int] | None = None,
+                 events: Events | None = None) -> None:
+        super().__init__(store, router, events)
         self.default_capacity = default_capacity
         self.capacities = capacities or {}
         # records written with a TTL: (namespace, key) → when; a heap of the same, whose

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from signaling import ErrorCode, Hub, ProtocolError, Request
+from signaling.events import Events
 from signaling.protocol import Event, Message, message
 
 from .conversation import Conversation
+from .events import BrowseRecorded
 from .room import RoomRegistry
 
 BrowseKind = Literal["product_view", "add_to_cart", "support_opened", "stream_time"]
@@ -89,11 +90,11 @@ class Browsing:
     """``browse.event`` handler plus the ``browsing`` context provider."""
 
     def __init__(self, hub: Hub, rooms: RoomRegistry, store: BrowsingStore | None = None,
-                 on_event: Callable[[str, dict], Any] | None = None, backend: Any = None,
+                 events: Events | None = None, backend: Any = None,
                  ttl_s: float | None = None):
         self.rooms = rooms
         self.store = store or BrowsingStore()
-        self.on_event = on_event
+        self.events = events  # BrowseRecorded goes there (the workspace warms its caches)
         self.backend = backend  # replicates timelines to every node (handoff may run anywhere)
         self.ttl_s = ttl_s  # a viewer's timeline is forgotten this long after its last event
         if backend is not None:
@@ -125,8 +126,8 @@ class Browsing:
             n = len(events)
         else:
             n = self.store.add(req.user, ev)
-        if self.on_event is not None:
-            self.on_event(req.user, ev)
+        if self.events is not None:
+            self.events.publish(BrowseRecorded(req.user, ev))
         return BrowseAck(stored=n)
 
     def context(self, conv: Conversation) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .conversation import Conversation
+from .events import ConversationResolved
 from .service import BOT, SupportService
 
 MISSED_CALL_ZH = "客服暂时未能接听，已为您重新排队，请稍候。"
@@ -66,4 +67,5 @@ class SupportCallPort:
         await self.support.requeue(conv, "missed_call")
 
     def on_resolved(self, callback: Callable[[str], None]) -> None:
-        self.support.on("resolved", lambda conv: callback(conv.id))
+        self.support.events.subscribe(ConversationResolved,
+                                      lambda e: callback(e.conversation.id))

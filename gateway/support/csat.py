@@ -16,6 +16,7 @@ from signaling.limits import MaxChars
 from signaling.protocol import Event, Message, message
 
 from .conversation import Conversation
+from .events import ConversationResolved
 
 MAX_COMMENT = 1000
 
@@ -49,11 +50,10 @@ class Rating:
 
 
 class Csat:
-    def __init__(self, hub: Hub, support, metrics: Any = None, on_change=None):
+    def __init__(self, hub: Hub, support, metrics: Any = None):
         self.hub = hub
         self.support = support
         self.metrics = metrics
-        self.on_change = on_change
         self.requested: set[str] = set()
         self.ratings: dict[str, Rating] = {}
         # both are replicated records, so a viewer may rate on any node, exactly once
@@ -61,18 +61,14 @@ class Csat:
                                forget=self.requested.discard)
         support.backend.listen("csat", self._rated, forget=self._forget_rating)
         hub.handle(CsatSubmit, self.on_submit)
-        support.on("resolved", self._on_resolved)
+        support.events.subscribe(ConversationResolved, lambda e: self._on_resolved(e.conversation))
 
     def _rated(self, cid: str, v: dict) -> None:
-        r = self.ratings[cid] = Rating(cid, v["room"], v["agent"], v["rating"], v["comment"], v["ts"])
-        if self.on_change:
-            self.on_change(r)
+        self.ratings[cid] = Rating(cid, v["room"], v["agent"], v["rating"], v["comment"], v["ts"])
 
     def _forget_rating(self, cid: str) -> None:
         """Past the retention: the rating leaves the dashboard's figures with its conversation."""
-        r = self.ratings.pop(cid, None)
-        if r is not None and self.on_change:
-            self.on_change(r)
+        self.ratings.pop(cid, None)
 
     async def _on_resolved(self, conv: Conversation) -> None:
         if not conv.agent:  # nobody to rate: bot-only or abandoned

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from signaling import Hub, Request
+from signaling.events import SessionLive
 from signaling.protocol import Event, Message, message
 
 from .actions import ADMINS_TOPIC
@@ -73,7 +74,7 @@ class Dashboard:
         self._last_fig: str | None = None
         self._last_agents: str | None = None
         hub.handle(DashboardWatch, self.on_watch)
-        hub.on("live", self._on_live)
+        support.events.subscribe(SessionLive, lambda e: self._on_live(e.session))
 
     def _on_live(self, session) -> None:
         if session.role == "admin":

@@ -25,6 +25,7 @@ from signaling.protocol import Event, Message, message
 from .browsing import BrowsingStore
 from .commerce import ViewerOrders
 from .conversation import Conversation
+from .events import AgentAssigned, ConversationEscalated, MessagePosted
 from .room import Room, RoomRegistry
 
 log = logging.getLogger(__name__)
@@ -108,9 +109,9 @@ class Handoff:
         self.extra_for = extra_for  # per earlier conversation: outcome, csat (workspace)
         self.fetch_timeout_s = fetch_timeout_s
         hub.handle(ContextGet, self.on_get)
-        support.on("message", self._on_message)
-        support.on("escalated", self._on_escalated)
-        support.on("assigned", self._on_assigned)
+        support.events.subscribe(MessagePosted, lambda e: self._on_message(e.conversation, e.message))
+        support.events.subscribe(ConversationEscalated, lambda e: self._on_escalated(e.conversation))
+        support.events.subscribe(AgentAssigned, lambda e: self._on_assigned(e.conversation))
 
     # --- the provider ------------------------------------------------------------------------
     def context(self, conv: Conversation) -> dict[str, Any]:

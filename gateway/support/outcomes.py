@@ -32,9 +32,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from signaling import ErrorCode, Hub, ProtocolError, Request, Session
+from signaling.events import SessionExpired
 from signaling.protocol import Message, message
 
 from .conversation import Conversation
+from .events import ConversationResolved, OrderPlaced
 from .messages import ConversationStateEvent
 
 log = logging.getLogger(__name__)
@@ -67,20 +69,20 @@ def had_contact(conv: Conversation) -> bool:
 
 class Outcomes:
     def __init__(self, hub: Hub, support, metrics: Any = None, idle_close_s: float = 1800.0,
-                 conversion_window_s: float = 3600.0, on_change=None):
+                 conversion_window_s: float = 3600.0):
         self.hub = hub
         self.support = support
         self.metrics = metrics
         self.idle_close_s = idle_close_s
         self.conversion_window_s = conversion_window_s
-        self.on_change = on_change
         # conversation → {outcome, room, agent, ts, frt}: the replicated ``outcome`` records
         self.records: dict[str, dict[str, Any]] = {}
         self._conversions: dict[str, Conversion] = {}  # "room:order" → conversion (replicated)
         self._next: dict[str, str] = {}
         hub.handle(ConversationClose, self.on_close)
-        hub.on("expired", self._on_expired)
-        support.on("resolved", self._on_resolved)
+        support.events.subscribe(SessionExpired, lambda e: self._on_expired(e.session))
+        support.events.subscribe(ConversationResolved, lambda e: self._on_resolved(e.conversation))
+        support.events.subscribe(OrderPlaced, lambda e: self.on_order(e.room, e.order, e.outcome))
         support.backend.listen("outcome", self._on_outcome_record, forget=self._forget_outcome)
         support.backend.listen("conversion", self._on_conversion_record,
                                forget=self._forget_conversion)
@@ -128,8 +130,6 @@ class Outcomes:
                "frt": frt}
         self._on_outcome_record(conv.id, rec)  # here at once; everywhere once written
         self.support._spawn(self._share("outcome", conv.id, rec))
-        if self.on_change:
-            self.on_change(conv)
 
     SHARE_RETRY_S = 600.0  # how long an outcome keeps trying to reach the state store
 
@@ -222,7 +222,8 @@ class Outcomes:
 
     # --- conversions -------------------------------------------------------------------------
     def on_order(self, room, order, outcome) -> Conversion | None:
-        """``RoomService.order_listeners`` callback."""
+        """On :class:`~.events.OrderPlaced`: an accepted order by a viewer who talked to
+        support in the window counts as a conversion of that conversation."""
         key = f"{room.id}:{order.order_id}"
         if outcome.status != 200 or outcome.repeated or key in self._conversions:
             return None
@@ -241,6 +242,4 @@ class Outcomes:
         self.support._spawn(self._share("conversion", key, asdict(conv_)))
         if self.metrics:
             self.metrics.conversions.labels(room=room.id).inc()
-        if self.on_change:
-            self.on_change(conv_)
         return conv_

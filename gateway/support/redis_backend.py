@@ -39,6 +39,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from signaling import ErrorCode, ProtocolError
+from signaling.events import Events
 from signaling.tasks import stop_task
 
 from .backend import (
@@ -345,8 +346,8 @@ class RedisBackend(SupportBackend):
     def __init__(self, redis: aioredis.Redis, store: ConversationStore, router: Router,
                  default_capacity: int = 5, capacities: dict[str, int] | None = None,
                  local_agents=None, url: str | None = None, metrics: Any = None,
-                 retention_s: float = 0.0) -> None:
-        super().__init__(store, router)
+                 retention_s: float = 0.0, events: Events | None = None) -> None:
+        super().__init__(store, router, events)
         self.redis = redis
         self.url = url
         self.default_capacity = default_capacity

@@ -15,6 +15,13 @@ from typing import TYPE_CHECKING, Any
 from signaling import ErrorCode, Hub, ProtocolError, Request
 
 from .conversation import Author
+from .events import (
+    AgentAssigned,
+    ConversationEscalated,
+    ConversationOpened,
+    ConversationResolved,
+    OrderPlaced,
+)
 from .messages import (
     RepliesList,
     RepliesReply,
@@ -61,7 +68,6 @@ class RoomService:
         self.ledger = ledger or MemoryOrderLedger()
         self.team_replies = team_replies or []
         self.metrics = metrics
-        self.order_listeners: list = []  # cb(room, order, outcome): conversions (workspace)
         self.sync = sync  # with Redis (several nodes): room changes shared with every node
         self._hosts: dict[str, dict[str, str]] = {}  # room → host user → name (watchers)
         self._pending_counts: set[str] = set()  # rooms with a coalesced counters update due
@@ -76,8 +82,11 @@ class RoomService:
         hub.handle(RoomAnnounce, self.on_announce)
         hub.handle(RepliesList, self.on_replies)
         # conversation counts shown on the host panel move with conversation state
-        for ev in ("opened", "escalated", "assigned", "resolved"):
-            support.on(ev, self._conversation_changed)
+        ev = support.events
+        ev.subscribe(ConversationOpened, lambda e: self._conversation_changed(e.conversation))
+        ev.subscribe(ConversationEscalated, lambda e: self._conversation_changed(e.conversation))
+        ev.subscribe(AgentAssigned, lambda e: self._conversation_changed(e.conversation))
+        ev.subscribe(ConversationResolved, lambda e: self._conversation_changed(e.conversation))
 
     # --- views -----------------------------------------------------------------------------
     def counters(self, room: Room) -> dict[str, Any]:
@@ -214,7 +223,8 @@ class RoomService:
     # --- shop order events -------------------------------------------------------------------
     async def place_order(self, room: Room, body: dict[str, Any]) -> OrderOutcome:
         """Place the order ``body`` describes (a shop's JSON object); the outcome says what the
-        shop is answered. Watchers, other nodes and order listeners hear of any change."""
+        shop is answered. Watchers, other nodes and :class:`~.events.OrderPlaced` subscribers
+        hear of any change."""
         order = _parse_order(body)
         outcome = await self.ledger.place(room, order)
         if self.metrics:
@@ -225,11 +235,7 @@ class RoomService:
             if self.sync is not None:
                 await self.sync.announce(room, outcome.change)
             await self.publish_change(room, outcome.change)
-            for cb in self.order_listeners:
-                try:
-                    cb(room, order, outcome)
-                except Exception:
-                    log.exception("order listener failed")
+            self.support.events.publish(OrderPlaced(room, order, outcome))
         return outcome
 
 

@@ -2,7 +2,11 @@
 
 Wires the protocol (``messages.py``) to the state owners (``ConversationStore``, ``Router``,
 ``RoomRegistry``) and to the automatic answerer (a ``Responder``). It decides *who is told
-what*; the stores decide *what is true*. All delivery goes through the hub, hence the Bus.
+what*; the stores decide *what is true*. Two delivery paths: chat messages are handed by
+this node's replica (:class:`~.events.MessageApplied`, in change-log order, on every node)
+straight to this node's sessions; every other event goes through the hub's
+``send_to_user``/``publish``, hence the Bus. What it did is published as typed events
+(``events.py``) for the other parts to react to.
 """
 
 from __future__ import annotations
@@ -16,11 +20,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from signaling import ErrorCode, Hub, ProtocolError, Request, Session
+from signaling.events import Events, SessionExpired, SessionLive, SessionResumed
 from signaling.inbound import clean_text
 
-from .backend import MemoryBackend, SupportBackend, too_many_open
+from .backend import SupportBackend, too_many_open
 from .churn import ChurnGuard
-from .conversation import Author, Conversation, ConversationStore, StoredMessage
+from .conversation import Author, Conversation, StoredMessage
+from .events import (
+    AgentAssigned,
+    AgentContextWanted,
+    ConversationEscalated,
+    ConversationLost,
+    ConversationOpened,
+    ConversationResolved,
+    ConversationTruncated,
+    MessageApplied,
+    MessagePosted,
+)
 from .limits import SupportLimits
 from .messages import (
     AgentState,
@@ -43,7 +59,7 @@ from .messages import (
 )
 from .responder import BotQuery, BotReply, Responder
 from .room import RoomRegistry
-from .routing import AGENT_STATUSES, Router
+from .routing import AGENT_STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -105,33 +121,35 @@ def _parse_origin(origin: str | None) -> tuple[str | None, object]:
 
 
 class SupportService:
+    """``backend`` holds the state (memory or Redis, chosen by the composition root);
+    ``events`` is the node's event mechanism, on which the backend's replica publishes
+    and this service publishes what it did; ``agent_info(user)`` adds fields to
+    ``agent.state`` (the workspace's compensation authority)."""
+
     def __init__(self, hub: Hub, rooms: RoomRegistry, responder: Responder,
+                 backend: SupportBackend, events: Events,
                  config: SupportConfig | None = None, metrics: Any = None,
-                 context_providers: list[Callable[[Conversation], dict]] | None = None,
-                 backend: SupportBackend | None = None):
+                 agent_info: Callable[[str], dict] | None = None):
         self.hub = hub
         self.rooms = rooms
         self.responder = responder
         self.config = config or SupportConfig()
         self.metrics = metrics
-        if backend is None:
-            backend = MemoryBackend(ConversationStore(),
-                                    Router(self.config.agent_capacity, reachable=hub.online),
-                                    default_capacity=self.config.agent_capacity)
         self.backend = backend
+        self.events = events
         self.limits = self.config.limits
         self.churn = ChurnGuard(backend, self.limits)
         self.store = backend.store
         self.router = backend.router
-        backend.replica.on_message = self._deliver_message
-        backend.on_lost = self._conversation_lost
-        backend.on_truncated = self._conversation_truncated
-        self.context_providers = list(context_providers or [])
-        self.agent_info: Callable[[str], dict] | None = None  # extra agent.state fields
+        self.agent_info = agent_info
         self._bot_locks: dict[str, asyncio.Lock] = {}
         self._sent_positions: dict[str, int] = {}
         self._tasks: set[asyncio.Task] = set()
-        self._listeners: dict[str, list[Callable]] = {}
+        events.subscribe(MessageApplied,
+                         lambda e: self._deliver_message(e.conversation, e.message, e.origin))
+        events.subscribe(ConversationLost, lambda e: self._conversation_lost(e.conversation))
+        events.subscribe(ConversationTruncated,
+                         lambda e: self._conversation_truncated(e.conversation, e.kept))
 
         hub.handle(ConversationOpen, self.on_open)
         hub.handle(MessageSend, self.on_message)
@@ -142,23 +160,9 @@ class SupportService:
         hub.handle(ConversationGet, self.on_get)
         hub.handle(AgentStatus, self.on_agent_status)
         hub.handle(QueueGet, self.on_queue_get)
-        hub.on("live", self._on_session_live)
-        hub.on("resumed", self._on_session_live)
-        hub.on("expired", self._on_session_expired)
-
-    # --- hooks for other parts of the gateway (media, workspace) ----------------------------
-    def on(self, event: str, cb: Callable) -> None:
-        """Domain events: ``resolved``, ``assigned``, ``message``, ``escalated``."""
-        self._listeners.setdefault(event, []).append(cb)
-
-    def _fire(self, event: str, *args) -> None:
-        for cb in self._listeners.get(event, ()):
-            try:
-                r = cb(*args)
-                if asyncio.iscoroutine(r):
-                    self._spawn(r)
-            except Exception:
-                log.exception("support listener %s failed", event)
+        events.subscribe(SessionLive, lambda e: self._on_session_live(e.session))
+        events.subscribe(SessionResumed, lambda e: self._on_session_live(e.session))
+        events.subscribe(SessionExpired, lambda e: self._on_session_expired(e.session))
 
     def _spawn(self, coro) -> asyncio.Task:
         t = asyncio.get_running_loop().create_task(coro)
@@ -297,7 +301,8 @@ class SupportService:
             omitted=omitted or None)
 
     def context(self, conv: Conversation) -> dict[str, Any]:
-        """What an agent sees on assignment; other modules add to it via providers."""
+        """What an agent sees on assignment; other parts add to it on
+        :class:`~.events.AgentContextWanted` (browsing, orders, earlier conversations)."""
         msgs, omitted = self.history(conv)
         ctx: dict[str, Any] = {
             "messages": [dict(m.to_history(), bot=m.author.role == "bot") for m in msgs],
@@ -308,18 +313,14 @@ class SupportService:
             "reason": conv.escalation_reason,
             "intents": [m.meta.get("intent") for m in msgs if m.meta.get("intent")],
         }
-        for provider in self.context_providers:
-            try:
-                ctx.update(provider(conv))
-            except Exception:
-                log.exception("context provider failed")
+        self.events.publish(AgentContextWanted(conv, ctx))
         return ctx
 
     async def post(self, conv: Conversation, author: Author, text: str,
                    kind: str | None = None, meta: dict | None = None) -> StoredMessage:
         """Store a server-authored message (bot, notice, announcement) and fan it out."""
         m, _ = await self.backend.append(conv, author, text, None, kind=kind, meta=meta)
-        self._fire("message", conv, m)
+        self.events.publish(MessagePosted(conv, m))
         return m
 
     # --- viewer: open ----------------------------------------------------------------------
@@ -343,7 +344,7 @@ class SupportService:
         if nickname != conv.viewer_nickname and (created or msg.name is not None):
             await self.backend.set_fields(conv, viewer_nickname=nickname or "")
         if created:
-            self._fire("opened", conv)
+            self.events.publish(ConversationOpened(conv))
         self.hub.watch(req.session, f"room:{msg.room}")
         return self.snapshot(conv)
 
@@ -379,7 +380,7 @@ class SupportService:
         req.replied = True  # delivered by the replica, in log order, with our id
         if self.metrics:
             self.metrics.messages.labels(role=req.role).inc()
-        self._fire("message", conv, m)
+        self.events.publish(MessagePosted(conv, m))
         if req.role in ("agent", "admin") and conv.first_agent_reply_at is None \
                 and conv.escalated_at is not None:
             await self.backend.set_fields(conv, first_agent_reply_at=time.time())
@@ -480,7 +481,7 @@ class SupportService:
             self.metrics.escalations.labels(source=source).inc()
         await self.tell_members(conv, ConversationStateEvent(conv.id, "queued", reason=reason))
         await self._send_position(conv, force=True)
-        self._fire("escalated", conv)
+        self.events.publish(ConversationEscalated(conv))
         await self.pump()
 
     async def pump(self) -> None:
@@ -507,7 +508,7 @@ class SupportService:
         await self.tell_members(conv, ev)
         await self.tell_members(conv, ConversationStateEvent(conv.id, "assigned",
                                                              agent=conv.agent_ref()))
-        self._fire("assigned", conv)
+        self.events.publish(AgentAssigned(conv))
 
     async def _send_position(self, conv: Conversation, force: bool = False) -> None:
         pos = self.router.position(conv.id)
@@ -550,7 +551,7 @@ class SupportService:
             self.metrics.conversations.labels(outcome=outcome).inc()
         await self.tell_members(conv, ConversationStateEvent(conv.id, "resolved",
                                                              agent=conv.agent_ref()))
-        self._fire("resolved", conv)
+        self.events.publish(ConversationResolved(conv))
         await self.pump()
 
     async def on_transfer(self, req: Request):

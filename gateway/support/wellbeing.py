@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from signaling import Hub, Request, Session
+from signaling.events import SessionLive
 from signaling.protocol import Event, Message, message
 
 from .actions import ADMINS_TOPIC
 from .conversation import Conversation
+from .events import ConversationResolved
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +61,8 @@ class Wellbeing:
         self.consecutive: dict[str, int] = {}
         self._paused_by_guard: set[str] = set()
         hub.handle(SupervisorAgents, self.on_agents)
-        hub.on("live", self._on_live)
-        support.on("resolved", self._on_resolved)
+        support.events.subscribe(SessionLive, lambda e: self._on_live(e.session))
+        support.events.subscribe(ConversationResolved, lambda e: self._on_resolved(e.conversation))
         support.backend.listen("fatigue", self._on_record)
 
     def _on_record(self, agent: str, rec: dict[str, Any]) -> None:

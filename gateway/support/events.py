@@ -1,0 +1,114 @@
+"""The support plane's domain events, published on the node's one :class:`~signaling.events.Events`.
+
+Each is a frozen dataclass naming what happened; ``events.subscribe(ConversationResolved,
+handler)`` is how another part (room counters, CSAT, outcomes, a call) reacts, so every
+reaction can be found from the event's name. The event object is frozen; the conversation
+it carries is the replica's live object (read it, never change it: changes go through the
+backend).
+
+Who publishes what:
+
+* :class:`MessageApplied`, :class:`ConversationLost`, :class:`ConversationTruncated`: the
+  backend (``backend.py``), on every node, in change-log order.
+* :class:`ConversationOpened`, :class:`MessagePosted`, :class:`ConversationEscalated`,
+  :class:`AgentAssigned`, :class:`ConversationResolved`: ``SupportService``, on the
+  node that made the change.
+* :class:`AgentContextWanted`: ``SupportService``, when it builds what an agent sees.
+* :class:`OrderPlaced`: ``RoomService``; :class:`BrowseRecorded`: ``Browsing``;
+  :class:`ActionRecorded`: ``Actions``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .conversation import Conversation, StoredMessage
+    from .room import Order, OrderOutcome, Room
+
+
+# --- published by the replica on every node ---------------------------------------------
+
+@dataclass(frozen=True)
+class MessageApplied:
+    """A chat message reached this node's replica (in log order). ``origin`` is
+    ``"<session>|<request id>"`` of the request that wrote it, if any."""
+    conversation: Conversation
+    message: StoredMessage
+    origin: str | None
+
+
+@dataclass(frozen=True)
+class ConversationLost:
+    """The state store lost ``conversation`` and this node closed it (Redis only)."""
+    conversation: Conversation
+
+
+@dataclass(frozen=True)
+class ConversationTruncated:
+    """The state store lost the messages after ``kept``; this node dropped them too."""
+    conversation: Conversation
+    kept: int
+
+
+# --- published by SupportService on the node that made the change -------------------------
+
+@dataclass(frozen=True)
+class ConversationOpened:
+    conversation: Conversation
+
+
+@dataclass(frozen=True)
+class MessagePosted:
+    """A message was appended by this node (a client's, the bot's, a notice, a system line)."""
+    conversation: Conversation
+    message: StoredMessage
+
+
+@dataclass(frozen=True)
+class ConversationEscalated:
+    conversation: Conversation
+
+
+@dataclass(frozen=True)
+class AgentAssigned:
+    """An agent was given ``conversation`` (by assignment or transfer)."""
+    conversation: Conversation
+
+
+@dataclass(frozen=True)
+class ConversationResolved:
+    conversation: Conversation
+
+
+@dataclass(frozen=True)
+class AgentContextWanted:
+    """``SupportService`` is building what an agent sees of ``conversation``; subscribers
+    add their part to ``context`` (the one event whose payload handlers may change: the
+    dict, never the conversation)."""
+    conversation: Conversation
+    context: dict[str, Any]
+
+
+# --- published by other support parts ------------------------------------------------------
+
+@dataclass(frozen=True)
+class OrderPlaced:
+    """The shop reported ``order`` in ``room``; ``outcome`` is what the shop was answered."""
+    room: Room
+    order: Order
+    outcome: OrderOutcome
+
+
+@dataclass(frozen=True)
+class BrowseRecorded:
+    """A viewer's browsing event was recorded (``event`` as stored in the timeline)."""
+    user: str
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ActionRecorded:
+    """An agent's action (compensation, return) was recorded in the audit trail."""
+    entry: dict[str, Any]

@@ -1,0 +1,381 @@
+"""The composition root: builds one node from one :class:`~gateway.config.Config`.
+
+Everything a node runs is built here, once, in dependency order, and every collaborator
+is passed into the constructor of whatever needs it: no part reaches into another to set
+a callback or swap a collaborator after construction. Parts hear of each other through the
+node's one :class:`~signaling.events.Events` (typed events, ``subscribe``/``publish``).
+
+Where shared state lives is chosen once: :func:`backends_for` returns
+:class:`MemoryBackends` (one process, nothing shared) or :class:`RedisBackends` (many
+nodes), and every state-holding collaborator (bus, session mirror, presence, support
+backend, order ledger, room sync, call directory) comes from that one object. No other
+module asks whether Redis is configured.
+
+What needs starting and closing is listed in :attr:`Gateway.resources`, in dependency
+order; ``app.py`` gives each its own aiohttp cleanup context, so a start that fails closes
+exactly the resources that had started, in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from signaling import Hub, MemoryBus, ProtocolError, TokenAuthority
+from signaling.bus import Bus
+from signaling.clientaddr import ClientAddress, parse_networks
+from signaling.errors import ErrorCode
+from signaling.events import Events
+from signaling.hub import HubConfig
+from signaling.protocol import Message
+from signaling.server import EdgeConfig, SocketEndpoint
+from signaling.session import Session
+
+from .config import Config
+from .ice import IceProvider
+from .media.messages import CallInvite, CallRequest
+from .metrics import Metrics
+from .support.actions import Authority
+from .support.aftersale import AfterSaleResponder
+from .support.backend import MemoryBackend, SupportBackend
+from .support.call_port import SupportCallPort
+from .support.commerce import ViewerOrders, make_adapter
+from .support.conversation import ConversationStore
+from .support.knowledge import Knowledge, demo_room_path
+from .support.limits import SupportLimits
+from .support.replies import load_team_replies
+from .support.responder import Responder
+from .support.room import MemoryOrderLedger, OrderLedger, RoomRegistry
+from .support.room_service import RoomService
+from .support.routing import Router
+from .support.service import SupportConfig, SupportService
+from .support.workspace import Workspace
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+    from signaling.directory import RedisPresence, RedisSessionMirror
+
+    from .media.directory import CallDirectory
+    from .media.service import MediaService
+    from .support.redis_room import RoomSync
+
+log = logging.getLogger(__name__)
+
+
+# --- where state lives: chosen once ----------------------------------------------------------
+
+class MemoryBackends:
+    """One process: an in-memory bus and backend, local directories, nothing to share."""
+
+    unavailable_errors: tuple[type[BaseException], ...] = ()
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def bus(self) -> Bus:
+        return MemoryBus()
+
+    def session_mirror(self, events: Events) -> RedisSessionMirror | None:
+        return None  # sessions live and die with this process
+
+    def presence(self, info: Callable[[], dict]) -> RedisPresence | None:
+        return None  # the hub's session table is the whole truth
+
+    def support_backend(self, hub: Hub, metrics: Metrics, events: Events) -> SupportBackend:
+        cap = self.config.agent_capacity
+        return MemoryBackend(ConversationStore(), Router(cap, reachable=hub.online),
+                             default_capacity=cap,
+                             capacities=dict(self.config.agent_capacities or {}),
+                             events=events)
+
+    def order_ledger(self) -> OrderLedger:
+        return MemoryOrderLedger(retention_s=self.config.order_retention_s)
+
+    def room_sync(self, ledger: OrderLedger, rooms: RoomRegistry, bus: Bus) -> RoomSync | None:
+        return None  # one node: nobody else changes the rooms
+
+    def call_directory(self, presence: RedisPresence | None) -> CallDirectory:
+        from .media.directory import LocalCallDirectory
+
+        return LocalCallDirectory()
+
+
+class RedisBackends:
+    """Many nodes: every shared piece of state in Redis (``config.redis_url``), one pool."""
+
+    def __init__(self, config: Config) -> None:
+        import redis.asyncio as aioredis
+        import redis.exceptions as rexc
+
+        from signaling.redis_bus import make_pool
+
+        assert config.redis_url
+        self.config = config
+        self.url: str = config.redis_url
+        self.redis: aioredis.Redis = aioredis.Redis(connection_pool=make_pool(self.url))
+        # a request that meets one of these answers ``unavailable`` (not ``internal``)
+        self.unavailable_errors: tuple[type[BaseException], ...] = (
+            rexc.ConnectionError, rexc.TimeoutError, rexc.OutOfMemoryError)
+
+    def bus(self) -> Bus:
+        from signaling.redis_bus import RedisBus
+
+        return RedisBus(self.url, node_id=self.config.node_id, redis=self.redis)
+
+    def session_mirror(self, events: Events) -> RedisSessionMirror | None:
+        from signaling.directory import RedisSessionMirror
+
+        return RedisSessionMirror(self.redis, self.config.node_id,
+                                  ttl_s=int(self.config.retain_s) + 60, events=events)
+
+    def presence(self, info: Callable[[], dict]) -> RedisPresence | None:
+        from signaling.directory import RedisPresence
+
+        return RedisPresence(self.redis, self.config.node_id, info=info)
+
+    def support_backend(self, hub: Hub, metrics: Metrics, events: Events) -> SupportBackend:
+        from .support.redis_backend import RedisBackend
+
+        cfg = self.config
+        return RedisBackend(
+            self.redis, ConversationStore(), Router(cfg.agent_capacity, reachable=hub.online),
+            default_capacity=cfg.agent_capacity, capacities=dict(cfg.agent_capacities or {}),
+            # the agents whose heartbeat this node writes: those with a socket here
+            local_agents=lambda: {s.user for s in hub.sessions.values()
+                                  if s.role == "agent" and s.attached},
+            url=self.url, metrics=metrics, retention_s=cfg.resolved_retention_s, events=events)
+
+    def order_ledger(self) -> OrderLedger:
+        from .support.redis_room import RedisRoomStore
+
+        return RedisRoomStore(self.redis, order_retention_s=self.config.order_retention_s)
+
+    def room_sync(self, ledger: OrderLedger, rooms: RoomRegistry, bus: Bus) -> RoomSync | None:
+        from .support.redis_room import RedisRoomStore, RoomSync
+
+        assert isinstance(ledger, RedisRoomStore)
+        return RoomSync(ledger, rooms, bus, self.config.node_id)
+
+    def call_directory(self, presence: RedisPresence | None) -> CallDirectory:
+        from .media.directory import RedisCallDirectory
+
+        return RedisCallDirectory(self.redis, presence)
+
+
+Backends = MemoryBackends | RedisBackends
+
+
+def backends_for(config: Config) -> Backends:
+    """The one place that decides memory or Redis."""
+    return RedisBackends(config) if config.redis_url else MemoryBackends(config)
+
+
+# --- what the node runs ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Resource:
+    """Something with a start and a close; one aiohttp cleanup context each."""
+
+    name: str
+    start: Callable[[], Awaitable[None]]
+    close: Callable[[], Awaitable[None]]
+
+
+async def _nothing() -> None:
+    return None
+
+
+@dataclass
+class NodeState:
+    """This node's own run state, read by the readiness probe, the call gate and presence."""
+
+    draining: bool = False
+
+
+@dataclass
+class Gateway:
+    """Everything one node runs; handy for tests that want to reach inside."""
+
+    config: Config
+    events: Events
+    bus: Bus
+    hub: Hub
+    tokens: TokenAuthority
+    rooms: RoomRegistry
+    support: SupportService
+    rooms_service: RoomService
+    workspace: Workspace
+    media: MediaService
+    metrics: Metrics
+    ice: IceProvider
+    endpoint: SocketEndpoint
+    node: NodeState
+    presence: RedisPresence | None
+    resources: list[Resource] = field(default_factory=list)
+
+    @property
+    def draining(self) -> bool:
+        return self.node.draining
+
+    @draining.setter
+    def draining(self, value: bool) -> None:
+        self.node.draining = value
+
+    async def drain(self) -> None:
+        """SIGTERM: become unready, refuse new calls, give active calls up to ``drain_s``,
+        then tell every socket to reconnect elsewhere (resume keeps their sessions)."""
+        self.node.draining = True
+        if self.presence is not None:
+            await self.presence.beat()  # other nodes stop picking us for new calls at once
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.drain_s
+        while self.media.calls.all() and loop.time() < deadline:
+            await asyncio.sleep(0.2)
+        n = await self.hub.tell_all_to_reconnect("draining")
+        log.info("drained: %d sockets told to reconnect", n)
+
+
+def default_responder(config: Config) -> Responder:
+    from .support.bot import OfflineBot
+
+    bot = OfflineBot()
+    if config.llm_url:
+        from .support.bot.llm import LLMResponder
+
+        return LLMResponder(config.llm_url, config.llm_model, api_key=config.llm_api_key,
+                            timeout=config.llm_timeout_s, fallback=bot)
+    return bot
+
+
+def load_rooms(config: Config) -> RoomRegistry:
+    rooms = RoomRegistry()
+    paths = config.rooms or [demo_room_path()]
+    limits = SupportLimits.from_config(config)
+    for p in paths:
+        rooms.add(Knowledge.load(p, limits))
+    return rooms
+
+
+def no_new_calls_while(node: NodeState) -> Callable[[Session, Message], ProtocolError | None]:
+    """The hub gate that refuses to start calls on a draining node."""
+
+    def gate(session: Session, msg: Message) -> ProtocolError | None:
+        if node.draining and isinstance(msg, CallRequest | CallInvite):
+            return ProtocolError(ErrorCode.UNAVAILABLE,
+                                 "this node is shutting down; reconnect and try again")
+        return None
+
+    return gate
+
+
+def build_gateway(config: Config, responder: Responder | None = None,
+                  bus: Bus | None = None) -> Gateway:
+    """Build one node. ``responder`` replaces the default bot (tests); ``bus`` replaces the
+    backends' bus (tests)."""
+    config.validate()
+    backends = backends_for(config)
+    metrics = Metrics()
+    events = Events()
+    node = NodeState()
+    bus = bus or backends.bus()
+
+    def node_info() -> dict[str, Any]:
+        # read at each presence heartbeat, which starts after every name below is bound
+        return {"url": config.public_url, "media_address": config.media_address,
+                "sessions": len(hub.sessions), "calls": len(media.calls.all()),
+                "draining": node.draining}
+
+    presence = backends.presence(node_info)
+    hub = Hub(bus, node_id=config.node_id,
+              config=HubConfig(retain_frames=config.retain_frames, retain_s=config.retain_s),
+              mirror=backends.session_mirror(events), presence=presence, metrics=metrics,
+              events=events, gates=[no_new_calls_while(node)],
+              unavailable_errors=backends.unavailable_errors)
+    tokens = TokenAuthority(config.secret)
+    rooms = load_rooms(config)
+
+    # the workspace's shop side, built first: the bot's after-sale answers read the viewer's
+    # orders, and ``agent.state`` carries the agent's compensation authority
+    adapter = make_adapter(config.commerce_url, config.commerce_token, config.commerce_timeout_s)
+    orders = ViewerOrders(adapter)
+    authority = Authority(config.max_compensation_default, config.compensation_limits)
+    bot = responder or default_responder(config)
+
+    backend = backends.support_backend(hub, metrics, events)
+    support = SupportService(
+        hub, rooms, AfterSaleResponder(bot, orders), backend, events,
+        SupportConfig(agent_capacity=config.agent_capacity, bot_timeout_s=config.bot_timeout_s,
+                      resolved_retention_s=config.resolved_retention_s,
+                      limits=SupportLimits.from_config(config)),
+        metrics=metrics,
+        agent_info=lambda user: {"max_compensation": authority.limit_for(user)})
+    ledger = backends.order_ledger()
+    room_sync = backends.room_sync(ledger, rooms, bus)
+    rooms_service = RoomService(hub, rooms, support, ledger=ledger,
+                                team_replies=load_team_replies(config.replies_file),
+                                metrics=metrics, sync=room_sync)
+    workspace = Workspace(config, hub, rooms, support, events, metrics, adapter, orders,
+                          authority)
+    ice = IceProvider(config.stun_urls, config.turn_urls, config.turn_secret, config.turn_ttl_s)
+
+    from .media.service import MediaService  # here, not at the top: it loads aiortc
+
+    media = MediaService(hub, SupportCallPort(support), config, ice, metrics,
+                         directory=backends.call_directory(presence))
+
+    async def ready() -> bool:
+        if node.draining:
+            return False  # a draining node takes no new sockets: they go to another node
+        try:
+            return await asyncio.wait_for(bus.ping(), 1.0)
+        except Exception:
+            return False
+
+    # welcome: STUN only; TURN credentials go to a call's participants (gateway/ice.py)
+    endpoint = SocketEndpoint(hub, tokens, ice_servers=lambda c: ice.stun_servers(),
+                              ready=ready,
+                              config=EdgeConfig(
+                                  rate_per_s=config.rate_per_s, burst=config.rate_burst,
+                                  hello_timeout_s=config.hello_timeout_s,
+                                  max_sockets_per_user=config.max_sockets_per_user,
+                                  max_sockets_per_ip=config.max_sockets_per_ip,
+                                  client_address=ClientAddress(
+                                      parse_networks(config.trusted_proxies))),
+                              metrics=metrics)
+
+    async def start_support() -> None:
+        support.start()
+
+    async def warm_up() -> None:
+        warm = getattr(bot, "warm_up", None)
+        if warm is not None:  # the offline bot's tables: built off the loop, before serving
+            await asyncio.get_running_loop().run_in_executor(None, warm)
+
+    async def close_adapter() -> None:
+        close = getattr(adapter, "close", None)
+        if close is not None:
+            await close()
+
+    # dependency order: each starts after, and closes before, what it uses
+    resources = [Resource("bus", bus.start, bus.close)]
+    if presence is not None:
+        resources.append(Resource("presence", presence.start, presence.close))
+    resources += [Resource("hub", hub.start, hub.close),
+                  Resource("support backend", backend.start, backend.close),
+                  Resource("support", start_support, support.close),
+                  Resource("media", media.start, media.close)]
+    if room_sync is not None:
+        resources.append(Resource("room sync", room_sync.start, room_sync.close))
+    # handlers' tasks use the hub, the backend and the bus: cancelled before those close
+    resources += [Resource("event handler tasks", _nothing, events.close),
+                  Resource("shop adapter", _nothing, close_adapter),
+                  Resource("workspace", workspace.start, workspace.close),
+                  Resource("bot warm-up", warm_up, _nothing)]
+    return Gateway(config=config, events=events, bus=bus, hub=hub, tokens=tokens, rooms=rooms,
+                   support=support, rooms_service=rooms_service, workspace=workspace,
+                   media=media, metrics=metrics, ice=ice, endpoint=endpoint, node=node,
+                   presence=presence, resources=resources)
