@@ -368,7 +368,11 @@ class SupportService:
             if req.role == "viewer":
                 raise ProtocolError(ErrorCode.FORBIDDEN, "only agents may send templates")
             from .replies import fill
-            text = fill(text, self.rooms.get(conv.room))
+            room = self.rooms.get(conv.room)
+            if room is None:  # the room was dropped from the configuration since it opened
+                raise ProtocolError(ErrorCode.NOT_FOUND,
+                                    f"room {conv.room!r} is not served here any more")
+            text = fill(text, room)
         author = Author(role=req.role, user=req.user, name=req.claims.name)
         m, dup = await self.backend.append(conv, author, text, msg.client_msg_id,
                                            origin=_origin(req),
@@ -383,9 +387,10 @@ class SupportService:
         self.events.publish(MessagePosted(conv, m))
         if req.role in ("agent", "admin") and conv.first_agent_reply_at is None \
                 and conv.escalated_at is not None:
-            await self.backend.set_fields(conv, first_agent_reply_at=time.time())
+            first = time.time()
+            await self.backend.set_fields(conv, first_agent_reply_at=first)
             if self.metrics:
-                self.metrics.first_response.observe(conv.first_agent_reply_at - conv.escalated_at)
+                self.metrics.first_response.observe(first - conv.escalated_at)
         if req.role == "viewer" and conv.state == "bot":
             self._spawn(self._bot_turn(conv, m))
         return None
@@ -397,6 +402,8 @@ class SupportService:
             if conv.state != "bot":
                 return
             room = self.rooms.get(conv.room)
+            if room is None:
+                return  # the room left the configuration: nothing to answer from
             history = _earlier_viewer_texts(conv.messages, m, BOT_HISTORY)
             if history is None:
                 return  # the message is gone (a resync dropped what Redis lost): no answer
@@ -503,7 +510,9 @@ class SupportService:
             self.router.note_wait(now - conv.escalated_at)
             if self.metrics:
                 self.metrics.queue_wait.observe(now - conv.escalated_at)
-        ev = ConversationAssigned(conversation=conv.id, agent=conv.agent_ref(),
+        agent = conv.agent_ref()
+        assert agent is not None  # announced only once the backend has attached an agent
+        ev = ConversationAssigned(conversation=conv.id, agent=agent,
                                   context=self.context(conv), room=conv.room)
         await self.tell_members(conv, ev)
         await self.tell_members(conv, ConversationStateEvent(conv.id, "assigned",
