@@ -79,6 +79,7 @@ from .changes import (
     list_to_json,
 )
 from .conversation import Conversation, ConversationStore
+from .redis_commit import COMMIT
 from .routing import Agent, Router
 
 log = logging.getLogger(__name__)
@@ -93,60 +94,6 @@ local function emit(changes)
   return redis.call('XADD', P .. 'ops', 'MAXLEN', '~', '500000', '*', 'c', cjson.encode(changes),
                     's', s)
 end
-"""
-
-# The one script every support step commits with. It holds no business rule: it checks that
-# Redis still holds what the rule read (ARGV[2], guards), then performs the writes (ARGV[3])
-# and appends the change list (ARGV[4], JSON; '' for a check without writes) to the log.
-# Guards: {'H', key, {fields}, {expected}} (HMGET; '' = absent), {'L', key, index, expected}
-# (LINDEX), {'C', key, expected} (SCARD), {'X', key, expected} (EXISTS). Writes are Redis
-# commands, plus: {'STAMP', key, field} (HSET to this change's number), {'JSET', key, field,
-# name, value} (one field of a JSON object held in a hash), {'HDELEQ', key, field, value}.
-# Returns {'ok', entry id, change number, INCR results...} or {'conflict', guard, field, now}.
-COMMIT = """
-local P = ARGV[1]
-for i, g in ipairs(cjson.decode(ARGV[2])) do
-  local op = g[1]
-  if op == 'H' then
-    local cur = redis.call('HMGET', g[2], unpack(g[3]))
-    for j = 1, #g[3] do
-      local c = cur[j] or ''
-      if c ~= g[4][j] then return {'conflict', i, j, c} end
-    end
-  else
-    local c
-    if op == 'L' then c = redis.call('LINDEX', g[2], g[3]) or ''
-    elseif op == 'C' then c = tostring(redis.call('SCARD', g[2]))
-    elseif op == 'X' then c = tostring(redis.call('EXISTS', g[2]))
-    else return redis.error_reply('unknown guard ' .. tostring(op)) end
-    if c ~= g[#g] then return {'conflict', i, 1, c} end
-  end
-end
-if ARGV[3] == '' then return {'ok', '', ''} end
-local s = ''
-if ARGV[4] ~= '' then s = redis.call('INCR', P .. 'opseq') end
-local out = {'ok', '', tostring(s)}
-for _, w in ipairs(cjson.decode(ARGV[3])) do
-  local op = w[1]
-  if op == 'STAMP' then redis.call('HSET', w[2], w[3], s)
-  elseif op == 'JSET' then
-    local raw = redis.call('HGET', w[2], w[3])
-    if raw then
-      local o = cjson.decode(raw)
-      o[w[4]] = w[5]
-      redis.call('HSET', w[2], w[3], cjson.encode(o))
-    end
-  elseif op == 'HDELEQ' then
-    if redis.call('HGET', w[2], w[3]) == w[4] then redis.call('HDEL', w[2], w[3]) end
-  else
-    local r = redis.call(unpack(w))
-    if op == 'INCR' then out[#out + 1] = r end
-  end
-end
-if ARGV[4] ~= '' then
-  out[2] = redis.call('XADD', P .. 'ops', 'MAXLEN', '~', '500000', '*', 'c', ARGV[4], 's', s)
-end
-return out
 """
 
 HIT = PRELUDE + """
