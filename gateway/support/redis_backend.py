@@ -51,6 +51,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -86,6 +87,7 @@ log = logging.getLogger(__name__)
 
 P = "ld:{ld}:"
 T = TypeVar("T")
+BUSY = "state store is busy; retry"  # a step others kept overtaking until its deadline
 
 PRELUDE = """
 local P = ARGV[1]
@@ -228,7 +230,7 @@ class RedisBackend(SupportBackend):
     """Support state in Redis; this node's replica follows ``ld:{ld}:ops``."""
 
     HB_TTL_S = 10.0  # an agent whose node has not said it is there for longer: not live
-    MAX_ATTEMPTS = 12  # a step decided again this often without committing: ``unavailable``
+    STEP_DEADLINE_S = 5.0  # a step still not committed after this long: ``unavailable``
 
     def __init__(self, redis: aioredis.Redis, store: ConversationStore, router: Router,
                  default_capacity: int = 5, capacities: dict[str, int] | None = None,
@@ -560,7 +562,10 @@ class RedisBackend(SupportBackend):
         or a step with nothing to change is checked the same way before it is answered.
         ``extra``: writes that go with the changes (not replicated: the heartbeat)."""
         missing: set[str] = set()
-        for attempt in range(self.MAX_ATTEMPTS):
+        deadline = time.monotonic() + self.STEP_DEADLINE_S
+        attempt = 0
+        while attempt == 0 or time.monotonic() < deadline:
+            attempt += 1
             view = GuardedView(self.replica, missing)
             refusal: ProtocolError | None = None
             step: rules.Step[T] | None = None
@@ -592,10 +597,10 @@ class RedisBackend(SupportBackend):
             if cid is not None and j == 1 and now == "" and cid not in missing:
                 missing.add(cid)  # Redis no longer holds it: decide again without it
                 continue
-            if attempt >= 2:
-                await asyncio.sleep(min(0.02 * attempt, 0.2))
+            if attempt > 3:  # others keep winning: let them through (jittered)
+                await asyncio.sleep(random.uniform(0, min(0.005 * attempt, 0.1)))
             await self.sync()
-        raise ProtocolError(ErrorCode.UNAVAILABLE, "state store is busy; retry")
+        raise ProtocolError(ErrorCode.UNAVAILABLE, BUSY)
 
     def _writes(self, changes: Sequence[SupportChange]) -> list[list[Any]]:
         """The Redis writes that store ``changes`` in the layout above (storage only: the
@@ -699,7 +704,14 @@ class RedisBackend(SupportBackend):
     async def assign_next(self):
         live = await self._live()
         now = time.time()
-        step = await self._step(lambda s: rules.assign_next(s, live=live, now=now))
+        try:
+            step = await self._step(lambda s: rules.assign_next(s, live=live, now=now))
+        except ProtocolError as e:
+            if e.message != BUSY or self._closing:
+                raise
+            # other nodes kept changing the queue or the agents first: they are assigning
+            log.warning("assignment gave way to other nodes: %s", e.message)
+            return None
         if step.result is None:
             return None
         return self.store.get(step.result.cid), self.router.agents[step.result.agent]

@@ -5,7 +5,9 @@ of the state; the caller lists what the decision read as *guards* and what it ch
 *writes*; :data:`COMMIT` runs them atomically:
 
 1. every guard is checked; the first that fails returns ``{'conflict', guard, field, value
-   Redis holds}`` (1-based indexes) and nothing is written;
+   Redis holds}`` (1-based indexes), followed by the replies of the read commands listed in
+   ``ARGV[5]`` (optional, JSON: what the caller needs to decide again without another
+   round trip), and nothing is written;
 2. with no writes (``ARGV[3] == ''``) it returns ``{'ok', '', ''}``: the copy was current,
    so a refusal or a no-op decided on it stands;
 3. with a change list (``ARGV[4]``, JSON), the change counter ``ARGV[1]..'opseq'`` is bumped
@@ -29,13 +31,20 @@ all keys of one commit under one hash tag (``{ld}`` for support, ``{r:<room>}`` 
 
 COMMIT = """
 local P = ARGV[1]
+local function conflict(i, j, c)
+  local out = {'conflict', i, j, c}
+  if ARGV[5] and ARGV[5] ~= '' then
+    for _, r in ipairs(cjson.decode(ARGV[5])) do out[#out + 1] = redis.call(unpack(r)) end
+  end
+  return out
+end
 for i, g in ipairs(cjson.decode(ARGV[2])) do
   local op = g[1]
   if op == 'H' then
     local cur = redis.call('HMGET', g[2], unpack(g[3]))
     for j = 1, #g[3] do
       local c = cur[j] or ''
-      if c ~= g[4][j] then return {'conflict', i, j, c} end
+      if c ~= g[4][j] then return conflict(i, j, c) end
     end
   else
     local c
@@ -44,7 +53,7 @@ for i, g in ipairs(cjson.decode(ARGV[2])) do
     elseif op == 'X' then c = tostring(redis.call('EXISTS', g[2]))
     elseif op == 'G' then c = redis.call('GET', g[2]) or ''
     else return redis.error_reply('unknown guard ' .. tostring(op)) end
-    if c ~= g[#g] then return {'conflict', i, 1, c} end
+    if c ~= g[#g] then return conflict(i, 1, c) end
   end
 end
 if ARGV[3] == '' then return {'ok', '', ''} end

@@ -10,12 +10,14 @@ Redis Cluster slot):
 * ``ld:{r:R}:orders``   hash order_id → JSON {user, sku, qty, body, promo, ts} (repeats)
 * ``ld:{r:R}:orders_ts`` sorted set order_id → when placed (order retention)
 * ``ld:{r:R}:version``  counter bumped by every change
+* ``ld:{r:R}:kbv``      counter bumped by every host edit (what orders read beyond counters)
 
 An order is decided by ``orders.place_order`` against this node's copy of the room (the same
 rule the memory ledger runs) and committed with the generic guarded script
-(``redis_commit.COMMIT``): only if the order id has no record and the room's ``version`` is
-still the one the copy was loaded at; otherwise the copy is reloaded and the order decided
-again.
+(``redis_commit.COMMIT``): only if the order id still has no record, no host edit came
+since the copy was loaded (``kbv``), and the sku's stock and the gifts the rule looked at
+are still what the copy holds; otherwise the commit's refusal carries Redis's values, the
+copy takes them and the order is decided again (a host edit: the copy is reloaded).
 
 A node seeds a room only when ``kb`` is absent; afterwards it *loads* from Redis. Every change
 is published as ``roomsync:<room>`` so the other nodes update their in-memory copy (which is
@@ -36,7 +38,14 @@ from signaling import ErrorCode, ProtocolError
 
 from .changes import GiftClaimed, OrderPlaced, RoomChange, StockSet
 from .knowledge import Knowledge
-from .orders import Order, OrderOutcome, PriorOrder, apply_room_change, place_order
+from .orders import (
+    Order,
+    OrderOutcome,
+    Placement,
+    PriorOrder,
+    apply_room_change,
+    place_order,
+)
 from .redis_commit import COMMIT
 from .room import Room
 
@@ -92,6 +101,7 @@ class RedisRoomStore:
         refresh never moves the version back (a pub/sub update may be newer)."""
         rid = room.id
         version = int(await self.redis.get(k(rid, "version")) or 0)
+        kbv = int(await self.redis.get(k(rid, "kbv")) or 0)
         raw = await self.redis.get(k(rid, "kb"))
         if raw:
             fresh = Knowledge.from_dict(json.loads(raw))
@@ -111,6 +121,7 @@ class RedisRoomStore:
                     promo.limit = int(g.get(b"limit", promo.limit or 0))
                     promo.active = g.get(b"active", b"1") == b"1"
         room.redis_version = version if exact else max(room.redis_version, version)
+        room.redis_kb_version = kbv if exact else max(room.redis_kb_version, kbv)
 
     async def save(self, room: Room, change: dict[str, Any]) -> None:
         """After a host edit: write the knowledge JSON and only the counter the host set.
@@ -136,15 +147,16 @@ class RedisRoomStore:
                 if promo.id not in listed:  # keep the KB order of existing promotions
                     p.rpush(k(rid, "gifts"), promo.id)
         p.incr(k(rid, "version"))
+        p.incr(k(rid, "kbv"))  # orders decided on a copy from before this edit are refused
         await p.execute()
 
-    MAX_ATTEMPTS = 12  # an order decided again this often without committing: unavailable
+    DEADLINE_S = 10.0  # an order still not committed after this long: unavailable
 
     async def place(self, room: Room, order: Order) -> OrderOutcome:
         """Run ``orders.place_order`` against this node's copy of the room and commit its
-        changes if the room's version in Redis is still the copy's (else reload the copy
-        and decide again). One order at a time per room on a node: orders from the same
-        node then never invalidate each other's decision."""
+        changes if Redis still holds what it read (else take Redis's values, returned with
+        the refusal, and decide again). One order at a time per room on a node: orders from
+        the same node then never overtake each other."""
         lock = self._locks.setdefault(room.id, asyncio.Lock())
         async with lock:
             return await self._place(room, order)
@@ -153,26 +165,45 @@ class RedisRoomStore:
         rid = room.id
         orders = k(rid, "orders")
         seen = ""  # the order id's record as Redis holds it ('' = none)
-        for attempt in range(self.MAX_ATTEMPTS):
+        deadline = time.monotonic() + self.DEADLINE_S
+        attempt = 0
+        while attempt == 0 or time.monotonic() < deadline:
+            attempt += 1
             now = time.time()
             cutoff = now - self.order_retention_s if self.order_retention_s > 0 else None
             prior = _prior(order.order_id, seen, cutoff)
-            guards: list[list[Any]] = [["H", orders, [order.order_id], [seen]]]
+            if prior is not None:  # a repeat or a conflict, as Redis holds it
+                return place_order(room.knowledge, order, prior, now).outcome
             try:
-                placed = place_order(room.knowledge, order, prior, now)
+                placed: Placement | None = place_order(room.knowledge, order, None, now)
             except ProtocolError:
-                placed = None
-            if prior is not None:
-                assert placed is not None
-                return placed.outcome  # a repeat or a conflict, as Redis holds it
-            guards.append(["G", k(rid, "version"),
-                           str(room.redis_version) if room.redis_version else ""])
+                placed = None  # an unknown sku: refused once the copy is known to be current
+            kb = room.knowledge
+            gifts = [p for p in kb.promotions if p.kind == "first_n_gift"
+                     and p.sku in (None, "", order.sku)]
+            guards: list[list[Any]] = [
+                ["H", orders, [order.order_id], [seen]],
+                ["G", k(rid, "kbv"), str(room.redis_kb_version) if room.redis_kb_version else ""]]
+            reads: list[list[Any]] = [["HGET", orders, order.order_id], ["GET", k(rid, "kbv")],
+                                      ["GET", k(rid, "version")]]
+            prod = kb.product(order.sku)
+            if prod is not None:
+                guards.append(["H", k(rid, "stock"), [order.sku], [str(prod.stock)]])
+                reads.append(["HGET", k(rid, "stock"), order.sku])
+                for p in gifts:  # what the rule read of each gift, up to the one it chose
+                    guards.append(["H", k(rid, f"gift:{p.id}"), ["claimed", "limit", "active"],
+                                   [str(p.claimed or 0), str(p.limit or 0),
+                                    "1" if p.active else "0"]])
+                    reads.append(["HMGET", k(rid, f"gift:{p.id}"), "claimed", "limit", "active"])
+                    if placed is not None and placed.outcome.body.get("gift") \
+                            and (placed.outcome.change or {}).get("gift_promotion") == p.id:
+                        break
             writes: list[list[Any]] = []
             if placed is not None and placed.changes:
                 writes = self._writes(rid, placed.changes, cutoff)
             res = await self._commit(args=["", json.dumps(guards, ensure_ascii=False),
                                            json.dumps(writes, ensure_ascii=False) if writes else "",
-                                           ""])
+                                           "", json.dumps(reads, ensure_ascii=False)])
             if _s(res[0]) == "ok":
                 if placed is None:
                     raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown sku {order.sku!r}")
@@ -181,17 +212,29 @@ class RedisRoomStore:
                 version = int(res[3])
                 for ch in placed.changes:
                     apply_room_change(room.knowledge, ch)
-                room.redis_version = version
+                room.redis_version = max(room.redis_version, version)
                 room.version += 1
                 change = dict(placed.outcome.change or {}, redis_version=version)
                 return OrderOutcome(placed.outcome.status, placed.outcome.body, change=change)
             self.conflicts += 1
-            if int(res[1]) == 1:  # the order id has a record (or lost it): decide with it
-                seen = _s(res[3])
+            fresh = res[4:]
+            seen = _s(fresh[0]) if fresh[0] is not None else ""
+            kbv = int(fresh[1] or 0)
+            if kbv != room.redis_kb_version:  # a host edit: reload the whole room
+                await self.refresh(room, exact=True)
                 continue
-            if attempt >= 2:
-                await asyncio.sleep(min(0.02 * attempt, 0.2))
-            await self.refresh(room, exact=True)
+            room.redis_version = max(room.redis_version, int(fresh[2] or 0))
+            if prod is not None:
+                if fresh[3] is not None:
+                    prod.stock = int(fresh[3])
+                for p, g in zip(gifts, fresh[4:], strict=False):
+                    claimed, limit, active = g
+                    if claimed is not None:
+                        p.claimed = int(claimed)
+                    if limit is not None:
+                        p.limit = int(limit)
+                    if active is not None:
+                        p.active = active == b"1"
         raise ProtocolError(ErrorCode.UNAVAILABLE, "room state store is busy; retry")
 
     @staticmethod

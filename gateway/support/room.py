@@ -40,6 +40,7 @@ class Room:
     knowledge: Knowledge
     version: int = 0
     redis_version: int = 0  # last Redis-side version applied (multi-node only)
+    redis_kb_version: int = 0  # Redis-side host-edit count the copy holds (multi-node only)
     announcements: list[dict[str, Any]] = field(default_factory=list)
 
     @property
