@@ -168,10 +168,10 @@ class Replica:
                         log.exception("record listener %s failed", ch.namespace)
             case RecordDeleted():
                 self.versions.pop(f"r:{ch.namespace}\n{ch.key}", None)
-                recs = self.records.get(ch.namespace)
-                if recs is None or ch.key not in recs:
+                held = self.records.get(ch.namespace)
+                if held is None or ch.key not in held:
                     return
-                del recs[ch.key]
+                del held[ch.key]
                 for forget in self._forget_listeners.get(ch.namespace, ()):
                     try:
                         forget(ch.key)

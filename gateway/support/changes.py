@@ -429,10 +429,17 @@ def from_wire(wire: Any) -> Change:
     return rec
 
 
-def list_from_wire(wire: Any) -> list[Change]:
+def list_from_wire(wire: Any) -> list[SupportChange]:
+    """A support change list (an ``ops`` entry); a room kind in it is refused."""
     if not isinstance(wire, list):
         raise ChangeFormatError("a change list must be a JSON array")
-    return [from_wire(w) for w in wire]
+    out: list[SupportChange] = []
+    for w in wire:
+        rec = from_wire(w)
+        if isinstance(rec, StockSet | GiftClaimed | OrderPlaced):
+            raise ChangeFormatError(f"a room change ({rec.TAG!r}) in a support change list")
+        out.append(rec)
+    return out
 
 
 def list_to_json(changes: list[Change] | tuple[Change, ...]) -> str:
