@@ -245,6 +245,7 @@ class RedisBackend(SupportBackend):
         self._s = {name: redis.register_script(src) for name, src in (
             ("commit", COMMIT), ("expire_records", EXPIRE_RECORDS), ("hit", HIT))}
         self.conflicts = 0  # commits refused because this node's replica was behind
+        self._assigning = asyncio.Lock()
         self._closing = False
         self._last_id = "0-0"
         self._last_seq: int | None = None  # ``s`` of the last entry applied (None: unknown)
@@ -702,6 +703,12 @@ class RedisBackend(SupportBackend):
         return step.result
 
     async def assign_next(self):
+        # one assignment decided at a time on this node: every pump reads the same queue
+        # head and agents, so concurrent ones would only overtake each other's commits
+        async with self._assigning:
+            return await self._assign_next()
+
+    async def _assign_next(self):
         live = await self._live()
         now = time.time()
         try:
