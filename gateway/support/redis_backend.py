@@ -246,6 +246,8 @@ class RedisBackend(SupportBackend):
             ("commit", COMMIT), ("expire_records", EXPIRE_RECORDS), ("hit", HIT))}
         self.conflicts = 0  # commits refused because this node's replica was behind
         self._assigning = asyncio.Lock()
+        self._beats: dict[str, float] = {}  # user → last heartbeat, as last read
+        self._beats_at = 0.0
         self._closing = False
         self._last_id = "0-0"
         self._last_seq: int | None = None  # ``s`` of the last entry applied (None: unknown)
@@ -512,16 +514,22 @@ class RedisBackend(SupportBackend):
                 except Exception as e:
                     log.debug("agent heartbeat failed: %s", e)
 
+    HB_READ_S = 0.5  # heartbeats read for one assignment serve the next ones this long
+
     async def _live(self) -> Callable[[str], bool]:
         """Agent liveness across nodes: the agent's node said it is there within
-        ``HB_TTL_S`` (read now, for one assignment)."""
-        try:
-            beats = await self.redis.hgetall(P + "hb")
-        except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as e:
-            raise ProtocolError(ErrorCode.UNAVAILABLE,
-                                f"state store unavailable ({e.__class__.__name__}); retry") from None
-        seen = {_s(u): float(v) for u, v in beats.items()}
+        ``HB_TTL_S``. The heartbeats are read at most every ``HB_READ_S`` (they are
+        written every 3 s): a burst of pumps costs one read, not one each."""
         now = time.time()
+        if now - self._beats_at > self.HB_READ_S:
+            try:
+                beats = await self.redis.hgetall(P + "hb")
+            except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as e:
+                raise ProtocolError(ErrorCode.UNAVAILABLE,
+                                    f"state store unavailable ({e.__class__.__name__}); retry") from None
+            self._beats = {_s(u): float(v) for u, v in beats.items()}
+            self._beats_at = now
+        seen = self._beats
         return lambda user: now - seen.get(user, 0.0) <= self.HB_TTL_S
 
     @staticmethod
@@ -740,6 +748,7 @@ class RedisBackend(SupportBackend):
             s, user, status=status, name=name, capacity=capacity, paused=paused,
             default_capacity=self.default_capacity, capacities=self.capacities, now=now),
             extra=[["HSET", P + "hb", user, repr(now)]])
+        self._beats[user] = now
         return self.router.agents[user]
 
     async def set_fields(self, conv, **fields):
