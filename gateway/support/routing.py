@@ -64,14 +64,6 @@ class Router:
             a.name = name
         return a
 
-    def set_status(self, user: str, status: str, name: str | None = None) -> Agent:
-        a = self.agent(user, name)
-        a.paused = False
-        if a.status != status:
-            a.status = status
-            a.since = time.time()
-        return a
-
     def reachable(self, user: str) -> bool:
         """Whether ``user`` can be reached from this node (the predicate given at start)."""
         return self._reachable(user)
