@@ -518,10 +518,16 @@ class RedisBackend(SupportBackend):
 
     async def _live(self) -> Callable[[str], bool]:
         """Agent liveness across nodes: the agent's node said it is there within
-        ``HB_TTL_S``. The heartbeats are read at most every ``HB_READ_S`` (they are
-        written every 3 s): a burst of pumps costs one read, not one each."""
+        ``HB_TTL_S``. The heartbeats (written every 3 s) are read again after ``HB_READ_S``
+        or when the last read would leave out an agent that could take a conversation: a
+        burst of pumps costs one read, not one each, and a new agent is never missed."""
         now = time.time()
-        if now - self._beats_at > self.HB_READ_S:
+        # read again when the copy is old, or when it would leave out an agent that may
+        # take a conversation (one that registered or beat since the copy was read)
+        if now - self._beats_at > self.HB_READ_S or any(
+                a.status == "available" and not a.paused and a.load < a.capacity
+                and now - self._beats.get(a.user, 0.0) > self.HB_TTL_S
+                for a in self.router.agents.values()):
             try:
                 beats = await self.redis.hgetall(P + "hb")
             except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as e:
