@@ -54,6 +54,7 @@ import logging
 import random
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -246,6 +247,7 @@ class RedisBackend(SupportBackend):
             ("commit", COMMIT), ("expire_records", EXPIRE_RECORDS), ("hit", HIT))}
         self.conflicts = 0  # commits refused because this node's replica was behind
         self._assigning = asyncio.Lock()
+        self._ahead: deque[tuple[str, str]] = deque()  # assigned, not yet handed to a pump
         self._beats: dict[str, float] = {}  # user → last heartbeat, as last read
         self._beats_at = 0.0
         self._closing = False
@@ -608,6 +610,8 @@ class RedisBackend(SupportBackend):
                 return step
             self.conflicts += 1
             i, j, now = int(res[1]), int(res[2]), _s(res[3])
+            log.debug("commit refused (guard %s field %s: Redis holds %r): %s", i, j, now,
+                      view.guards[i - 1])
             cid = view.conv_guards.get(i)
             if cid is not None and j == 1 and now == "" and cid not in missing:
                 missing.add(cid)  # Redis no longer holds it: decide again without it
@@ -716,26 +720,34 @@ class RedisBackend(SupportBackend):
         step = await self._step(lambda s: rules.escalate(s, conv.id, reason=reason, now=now))
         return step.result
 
-    async def assign_next(self):
-        # one assignment decided at a time on this node: every pump reads the same queue
-        # head and agents, so concurrent ones would only overtake each other's commits
-        async with self._assigning:
-            return await self._assign_next()
+    ASSIGN_BATCH = 32  # assignments one commit may make (a burst of escalations)
 
-    async def _assign_next(self):
-        live = await self._live()
-        now = time.time()
-        try:
-            step = await self._step(lambda s: rules.assign_next(s, live=live, now=now))
-        except ProtocolError as e:
-            if e.message != BUSY or self._closing:
-                raise
-            # other nodes kept changing the queue or the agents first: they are assigning
-            log.warning("assignment gave way to other nodes: %s", e.message)
-            return None
-        if step.result is None:
-            return None
-        return self.store.get(step.result.cid), self.router.agents[step.result.agent]
+    async def assign_next(self):
+        # one assignment decision at a time on this node: every pump reads the same queue
+        # head and agents, so concurrent ones would only overtake each other's commits.
+        # One decision assigns as many as it can; the pumps hand them out one by one.
+        async with self._assigning:
+            while self._ahead:
+                cid, user = self._ahead.popleft()
+                conv = self.store.get(cid)
+                if conv is not None and conv.state == "assigned" and conv.agent == user:
+                    return conv, self.router.agents[user]
+            live = await self._live()
+            now = time.time()
+            try:
+                step = await self._step(lambda s: rules.assign_batch(
+                    s, live=live, now=now, most=self.ASSIGN_BATCH))
+            except ProtocolError as e:
+                if e.message != BUSY or self._closing:
+                    raise
+                # other nodes kept changing the queue or the agents first: they are assigning
+                log.warning("assignment gave way to other nodes: %s", e.message)
+                return None
+            if not step.result:
+                return None
+            first, *rest = step.result
+            self._ahead.extend((x.cid, x.agent) for x in rest)
+            return self.store.get(first.cid), self.router.agents[first.agent]
 
     async def resolve(self, conv, by=""):
         now = time.time()

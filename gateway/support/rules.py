@@ -184,16 +184,23 @@ def set_fields(s: State, cid: str, fields: Mapping[str, Any]) -> Step[bool]:
 # --- routing ----------------------------------------------------------------------------------
 
 def pick_agent(agents: Sequence[Agent], live: Callable[[str], bool],
-               exclude: str | None = None) -> Agent | None:
+               exclude: str | None = None, given: Mapping[str, int] | None = None,
+               at: Mapping[str, float] | None = None) -> Agent | None:
     """Who gets the next conversation: an available, unpaused, live agent under capacity;
-    the least loaded, then the one assigned least recently (fair rotation)."""
+    the least loaded, then the one assigned least recently (fair rotation). ``given`` /
+    ``at``: conversations given to agents earlier in the same step, and when."""
+    given = given or {}
+    at = at or {}
     best: Agent | None = None
+    best_key: tuple[int, float] = (0, 0.0)
     for a in agents:
-        if (a.status != "available" or a.paused or a.load >= a.capacity or a.user == exclude
+        load = a.load + given.get(a.user, 0)
+        if (a.status != "available" or a.paused or load >= a.capacity or a.user == exclude
                 or not live(a.user)):
             continue
-        if best is None or (a.load, a.last_assigned) < (best.load, best.last_assigned):
-            best = a
+        key = (load, at.get(a.user, a.last_assigned))
+        if best is None or key < best_key:
+            best, best_key = a, key
     return best
 
 
@@ -203,25 +210,38 @@ class Assigned:
     agent: str
 
 
-def assign_next(s: State, *, live: Callable[[str], bool], now: float) -> Step[Assigned | None]:
-    """The queue's first conversation still waiting goes to :func:`pick_agent`'s choice.
-    Heads no longer waiting (resolved, taken) are dropped on the way, agent or not."""
+def assign_batch(s: State, *, live: Callable[[str], bool], now: float,
+                 most: int) -> Step[tuple[Assigned, ...]]:
+    """Up to ``most`` of the queue's first conversations still waiting, each to
+    :func:`pick_agent`'s choice (counting what this step gave already). Heads no longer
+    waiting (resolved, taken) are dropped on the way, agent or not."""
     changes: list[SupportChange] = []
+    done: list[Assigned] = []
+    given: dict[str, int] = {}
+    at: dict[str, float] = {}
     i = 0
-    while (cid := s.queued(i)) is not None:
+    while len(done) < most and (cid := s.queued(i)) is not None:
+        i += 1
         conv = s.conversation(cid)
         if conv is None or conv.state != "queued":
             changes.append(Dequeued(cid))
-            i += 1
             continue
-        a = pick_agent(s.agents(), live)
+        a = pick_agent(s.agents(), live, given=given, at=at)
         if a is None:
             break
+        given[a.user] = given.get(a.user, 0) + 1
+        at[a.user] = now
         changes += [Dequeued(cid), Attached(cid, a.user, now),
                     FieldsSet(cid, {"state": "assigned", "agent": a.user,
                                     "agent_name": a.name, "assigned_at": now})]
-        return Step(tuple(changes), Assigned(cid, a.user))
-    return Step(tuple(changes), None)
+        done.append(Assigned(cid, a.user))
+    return Step(tuple(changes), tuple(done))
+
+
+def assign_next(s: State, *, live: Callable[[str], bool], now: float) -> Step[Assigned | None]:
+    """:func:`assign_batch` of one."""
+    step = assign_batch(s, live=live, now=now, most=1)
+    return Step(step.changes, step.result[0] if step.result else None)
 
 
 def transfer(s: State, cid: str, *, to_agent: str | None, now: float) -> Step[str | None]:

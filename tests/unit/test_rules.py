@@ -326,3 +326,19 @@ def test_order_refusals_and_repeats():
     assert clash.outcome.status == 409 and clash.outcome.body["error"] == "conflict"
     assert clash.outcome.body["message"] == ("order 'o1' was already placed with different "
                                              "sku, qty or user")
+
+
+def test_assign_batch_counts_what_it_gave_already():
+    rep, s = world()
+    for i in range(5):
+        opened(rep, f"c{i}", viewer=f"v{i}", state="queued")
+        rep.apply([Queued(f"c{i}", 1.0)])
+    agent(rep, "a", capacity=2, last=1.0)
+    agent(rep, "b", capacity=1, last=2.0)
+    step = rules.assign_batch(s, live=ALWAYS, now=9.0, most=10)
+    # a (assigned longer ago), then b (a has 1 now, b 0), then a; then everyone is full
+    assert step.result == (rules.Assigned("c0", "a"), rules.Assigned("c1", "b"),
+                           rules.Assigned("c2", "a"))
+    assert [type(c).__name__ for c in step.changes].count("Attached") == 3
+    assert rules.assign_batch(s, live=ALWAYS, now=9.0, most=1).result == (
+        rules.Assigned("c0", "a"),)
