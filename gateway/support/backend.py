@@ -1,61 +1,69 @@
 """Support state changes: one atomic step each, applied to every node's replica in one order.
 
 ``SupportService`` never mutates conversations or routing itself; it asks a backend for one
-*step* (open, append, escalate, assign-next, resolve, transfer, requeue, agent status, set
-fields). A step validates and produces a list of primitive *changes* with absolute values;
-the :class:`Replica` applies changes to the node's in-memory :class:`ConversationStore` and
+*step* (open, append, escalate, assign-next, resolve, transfer, agent status, set fields,
+write a record). The rule of each step is a function in ``rules.py`` that reads state and
+returns typed change records (``changes.py``) with absolute values, or refuses; the
+:class:`Replica` applies records to the node's in-memory :class:`ConversationStore` and
 :class:`Router`, which is what every read uses.
 
-* :class:`MemoryBackend` (one process): validate in Python, apply at once.
-* :class:`~gateway.support.redis_backend.RedisBackend` (many nodes): validate-and-change in
-  one Lua script per step (the race-free part), which also appends the changes to the
-  Redis Stream ``ld:{ld}:ops``; every node tails that stream and applies it in stream order.
-  A step returns once the local replica has applied it (read-your-writes).
+* :class:`MemoryBackend` (one process): evaluate the rule against the replica and apply its
+  changes at once (no ``await`` in between).
+* :class:`~gateway.support.redis_backend.RedisBackend` (many nodes): evaluate the same rule
+  against the replica, then commit its changes with one generic script that checks Redis
+  still holds what the rule read, writes them and appends them to the Redis Stream
+  ``ld:{ld}:ops``; every node tails that stream and applies it in stream order. A step
+  returns once the local replica has applied it (read-your-writes).
 
-Because both apply the same change lists through the same code, one node and many nodes
-behave alike; and chat messages are delivered by the applier, so every recipient on every
-node sees a conversation in its log order.
+Because both run the same rules and apply the same records through the same code, one node
+and many nodes behave alike; and chat messages are delivered by the applier, so every
+recipient on every node sees a conversation in its log order.
 """
 
 from __future__ import annotations
 
 import heapq
-import json
 import logging
+import secrets
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from signaling import ErrorCode, ProtocolError
 from signaling.events import Events
 
+from . import rules
+from .changes import (
+    CONVERSATION_FIELDS,
+    AgentStatus,
+    Attached,
+    ConversationOpened,
+    Dequeued,
+    FieldsSet,
+    MessageAppended,
+    Queued,
+    RecordDeleted,
+    RecordPut,
+    Released,
+    SupportChange,
+)
 from .conversation import Author, Conversation, ConversationStore, StoredMessage
 from .events import ConversationLost, ConversationTruncated, MessageApplied
 from .routing import Agent, Router
+from .rules import conversation_full, too_many_open
+
+__all__ = ["Hit", "MemoryBackend", "Replica", "ReplicaView", "SupportBackend",
+           "conversation_full", "too_many_open"]
 
 log = logging.getLogger(__name__)
 
-Change = list  # ["conv", {...}] | ["set", cid, {...}] | ["msg", {...}, origin] | ...
 MessageSink = Callable[[Conversation, StoredMessage, str | None], None]
 
 
-def message_from_record(rec: dict[str, Any]) -> StoredMessage:
-    a = rec["author"]
-    return StoredMessage(message_id=rec["message_id"], conversation=rec["cid"],
-                         author=Author(role=a["role"], user=a["user"], name=a.get("name") or None),
-                         text=rec["text"], client_msg_id=rec.get("cmid") or None,
-                         ts=float(rec["ts"]), kind=rec.get("kind") or None,
-                         meta=rec.get("meta") or {}, n=int(rec["n"]))
-
-
-def message_record(conv: Conversation, n: int, author: Author, text: str, cmid: str | None,
-                   kind: str | None, meta: dict | None, ts: float) -> dict[str, Any]:
-    return {"cid": conv.id, "n": n, "message_id": f"{conv.id}:{n}",
-            "author": {"role": author.role, "user": author.user, "name": author.name or ""},
-            "text": text, "cmid": cmid or "", "ts": ts, "kind": kind or "", "meta": meta or {}}
+def new_conversation_id() -> str:
+    return "c_" + secrets.token_urlsafe(9)
 
 
 @dataclass(frozen=True)
@@ -67,28 +75,19 @@ class Hit:
     retry_after_s: float = 0.0
 
 
-def conversation_full(conv_id: str, what: str) -> ProtocolError:
-    return ProtocolError(ErrorCode.TOO_LARGE,
-                         f"conversation {conv_id!r} has reached its limit of {what}; "
-                         f"close it and open a new one")
-
-
-def too_many_open(viewer_open: int) -> ProtocolError:
-    return ProtocolError(ErrorCode.RATE_LIMITED,
-                         f"you have {viewer_open} open conversations, the most allowed; "
-                         f"close one first")
-
-
 class Replica:
-    """Applies change lists to this node's copy of conversations and routing.
+    """Applies change records to this node's copy of conversations, routing and records.
 
     With ``events``, every chat message it applies is published as
     :class:`~.events.MessageApplied` (in log order); ``on_message`` is that publisher, or
-    ``None`` (no delivery: tests of the replica alone, the Redis start-up load)."""
+    ``None`` (no delivery: tests of the replica alone, the Redis start-up load).
 
-    FIELDS = ("state", "agent", "agent_name", "escalated_at", "assigned_at", "resolved_at",
-              "first_agent_reply_at", "escalation_reason", "mood", "pinned", "viewer_name",
-              "viewer_nickname", "resolved_by")
+    Every record is applied by dispatch on its class; applying one again (a start-up
+    overlap, a resync) does no harm. ``versions`` holds, for the Redis backend, the number
+    of the last log entry that touched each agent (``a:<user>``) and record
+    (``r:<ns>\\n<key>``): what a guarded commit expects Redis to still hold."""
+
+    FIELDS = CONVERSATION_FIELDS
 
     def __init__(self, store: ConversationStore, router: Router,
                  events: Events | None = None) -> None:
@@ -98,9 +97,10 @@ class Replica:
         if events is not None:
             self.on_message = lambda conv, m, origin: events.publish(
                 MessageApplied(conv, m, origin))
-        self.on_change: Callable[[list], None] | None = None
+        self.on_change: Callable[[list[SupportChange]], None] | None = None
         # replicated records of the workspace (browsing, approvals, CSAT, audit, …)
         self.records: dict[str, dict[str, Any]] = {}
+        self.versions: dict[str, int] = {}
         self._record_listeners: dict[str, list[Callable[[str, Any], None]]] = {}
         self._forget_listeners: dict[str, list[Callable[[str], None]]] = {}
 
@@ -112,78 +112,116 @@ class Replica:
         if forget is not None:
             self._forget_listeners.setdefault(namespace, []).append(forget)
 
-    def apply(self, changes: list[Change]) -> None:
+    def apply(self, changes: Sequence[SupportChange], seq: int = 0) -> None:
+        """Apply ``changes`` in order; ``seq`` > 0: they are log entry number ``seq``."""
         for ch in changes:
-            kind = ch[0]
-            if kind == "conv":
-                d = ch[1]
-                self.store.create(d["cid"], d["room"], d["viewer"], d["viewer_name"],
-                                  float(d["created_at"]))
-            elif kind == "set":
-                conv = self.store.get(ch[1])
+            self._apply(ch, seq)
+        if self.on_change is not None:
+            self.on_change(list(changes))
+
+    def _stamp(self, key: str, seq: int) -> None:
+        if seq > 0 and seq > self.versions.get(key, 0):
+            self.versions[key] = seq
+
+    def _apply(self, ch: SupportChange, seq: int) -> None:
+        match ch:
+            case ConversationOpened():
+                self.store.create(ch.cid, ch.room, ch.viewer, ch.viewer_name, ch.created_at)
+            case FieldsSet():
+                conv = self.store.get(ch.cid)
                 if conv is None:
-                    continue
-                for k, v in ch[2].items():
+                    return
+                for k, v in ch.fields.items():
                     if k in self.FIELDS:
-                        setattr(conv, k, None if v in ("", None) and k not in ("mood",) else v)
+                        setattr(conv, k, None if v in ("", None) and k != "mood" else v)
                 if conv.state == "resolved":
                     self.store.closed(conv)
-            elif kind == "msg":
-                rec, origin = ch[1], (ch[2] if len(ch) > 2 else None)
-                conv = self.store.get(rec["cid"])
-                if conv is None or int(rec["n"]) <= len(conv.messages):
-                    continue  # unknown, or already applied (bootstrap overlap)
-                m = message_from_record(rec)
+            case MessageAppended():
+                conv = self.store.get(ch.cid)
+                if conv is None or ch.n <= len(conv.messages):
+                    return  # unknown, or already applied (bootstrap overlap)
+                m = ch.message()
                 self.store.add(conv, m)
                 if self.on_message is not None:
-                    self.on_message(conv, m, origin)
-            elif kind == "q_add":
-                conv = self.store.get(ch[1])
+                    self.on_message(conv, m, ch.origin)
+            case Queued():
+                conv = self.store.get(ch.cid)
                 if conv is not None:
-                    self.router.enqueue(conv.id, conv.room, conv.viewer, front=bool(ch[3]),
-                                        since=float(ch[2]))
-            elif kind == "q_del":
-                self.router.remove(ch[1])
-            elif kind == "attach":
-                a = self.router.agent(ch[2])
-                self.router.attach(ch[1], a, float(ch[3]))
-            elif kind == "release":
-                if ch[2]:
-                    self.router.release(ch[1], ch[2])
-            elif kind == "rec":
-                ns, key, value = ch[1], ch[2], ch[3]
-                if isinstance(value, str):
-                    value = json.loads(value)
-                recs = self.records.setdefault(ns, {})
-                if key in recs and recs[key] == value:
-                    continue  # applied again (start-up overlap, a resync): listeners saw it
-                recs[key] = value
-                for cb in self._record_listeners.get(ns, ()):
+                    self.router.enqueue(conv.id, conv.room, conv.viewer, front=ch.front,
+                                        since=ch.since)
+            case Dequeued():
+                self.router.remove(ch.cid)
+            case Attached():
+                self.router.attach(ch.cid, self.router.agent(ch.agent), ch.at)
+                self._stamp("a:" + ch.agent, seq)
+            case Released():
+                if ch.agent:
+                    self.router.release(ch.cid, ch.agent)
+                    self._stamp("a:" + ch.agent, seq)
+            case AgentStatus():
+                a = self.router.agent(ch.user, ch.name or None)
+                a.status = ch.status
+                a.since = ch.since
+                a.capacity = ch.capacity
+                a.paused = ch.paused
+                a.last_assigned = ch.last_assigned
+                self._stamp("a:" + ch.user, seq)
+            case RecordPut():
+                self._stamp(f"r:{ch.namespace}\n{ch.key}", seq)
+                recs = self.records.setdefault(ch.namespace, {})
+                if ch.key in recs and recs[ch.key] == ch.value:
+                    return  # applied again (start-up overlap, a resync): listeners saw it
+                recs[ch.key] = ch.value
+                for cb in self._record_listeners.get(ch.namespace, ()):
                     try:
-                        cb(key, value)
+                        cb(ch.key, ch.value)
                     except Exception:
-                        log.exception("record listener %s failed", ns)
-            elif kind == "rec_del":
-                ns, key = ch[1], ch[2]
-                recs = self.records.get(ns)
-                if recs is None or key not in recs:
-                    continue
-                del recs[key]
-                for forget in self._forget_listeners.get(ns, ()):
+                        log.exception("record listener %s failed", ch.namespace)
+            case RecordDeleted():
+                self.versions.pop(f"r:{ch.namespace}\n{ch.key}", None)
+                held = self.records.get(ch.namespace)
+                if held is None or ch.key not in held:
+                    return
+                del held[ch.key]
+                for forget in self._forget_listeners.get(ch.namespace, ()):
                     try:
-                        forget(key)
+                        forget(ch.key)
                     except Exception:
-                        log.exception("record forget listener %s failed", ns)
-            elif kind == "agent":
-                d = ch[1]
-                a = self.router.agent(d["user"], d.get("name") or None)
-                a.status = d["status"]
-                a.since = float(d["since"])
-                a.capacity = int(d["capacity"])
-                a.paused = bool(d.get("paused"))
-                a.last_assigned = float(d.get("last_assigned") or 0)
-        if self.on_change is not None:
-            self.on_change(changes)
+                        log.exception("record forget listener %s failed", ch.namespace)
+            case _:
+                raise TypeError(f"not a support change record: {ch!r}"[:200])
+
+
+class ReplicaView:
+    """The replica as the rules read it (``rules.State``)."""
+
+    def __init__(self, replica: Replica) -> None:
+        self.replica = replica
+
+    def conversation(self, cid: str) -> Conversation | None:
+        return self.replica.store.get(cid)
+
+    def known(self, cid: str) -> bool:
+        return self.replica.store.get(cid) is not None
+
+    def open_for(self, room: str, viewer: str) -> Conversation | None:
+        return self.replica.store.open_for(room, viewer)
+
+    def open_count(self, viewer: str) -> int:
+        return self.replica.store.open_count(viewer)
+
+    def queued(self, i: int) -> str | None:
+        q = self.replica.router.queue
+        return q[i].conversation if i < len(q) else None
+
+    def agent(self, user: str) -> Agent | None:
+        return self.replica.router.agents.get(user)
+
+    def agents(self) -> Sequence[Agent]:
+        return list(self.replica.router.agents.values())
+
+    def record(self, namespace: str, key: str) -> Any:
+        return self.replica.records.get(namespace, {}).get(key)
 
 
 class SupportBackend(ABC):
@@ -297,95 +335,78 @@ class SupportBackend(ABC):
 
 
 class MemoryBackend(SupportBackend):
-    """One process: each step checks and applies synchronously (no await in between)."""
+    """One process: each step's rule runs against the replica and its changes are applied
+    synchronously (no await in between, so no other step can interleave)."""
 
     def __init__(self, store: ConversationStore, router: Router,
                  default_capacity: int = 5, capacities: dict[str, int] | None = None,
+                 live: Callable[[str], bool] | None = None,
                  events: Events | None = None) -> None:
         super().__init__(store, router, events)
         self.default_capacity = default_capacity
         self.capacities = capacities or {}
+        # agent liveness for assignment: by default the router's (the agent has a socket
+        # on this node)
+        self.live = live or router.reachable
+        self.view = ReplicaView(self.replica)
         # records written with a TTL: (namespace, key) → when; a heap of the same, whose
         # entries for since-rewritten records are skipped when they come due
         self._expiry: dict[tuple[str, str], float] = {}
         self._due: list[tuple[float, str, str]] = []
         self._hits: dict[str, tuple[float, deque[float]]] = {}  # key → (window, times)
 
-    def _new_id(self) -> str:
-        import secrets
-        return "c_" + secrets.token_urlsafe(9)
+    def _commit(self, step: rules.Step[Any]) -> None:
+        for ch in step.changes:
+            if isinstance(ch, RecordPut):
+                self._note_expiry(ch)
+        if step.changes:
+            self.replica.apply(step.changes)
+
+    def _note_expiry(self, ch: RecordPut) -> None:
+        key = (ch.namespace, ch.key)
+        if ch.expires_at is None:
+            self._expiry.pop(key, None)
+            return
+        self._expiry[key] = ch.expires_at
+        heapq.heappush(self._due, (ch.expires_at, ch.namespace, ch.key))
+        if len(self._due) > 2 * len(self._expiry) + 1024:  # mostly rewritten: compact
+            self._due = [(t, ns, k) for (ns, k), t in self._expiry.items()]
+            heapq.heapify(self._due)
 
     async def open(self, room, viewer, name, greeting, origin=None, max_open=0):
-        conv = self.store.open_for(room, viewer)
-        if conv is not None:
-            return conv, False
-        n_open = self.store.open_count(viewer)
-        if max_open > 0 and n_open >= max_open:
-            raise too_many_open(n_open)
-        now = time.time()
-        cid = self._new_id()
-        changes: list[Change] = [["conv", {"cid": cid, "room": room, "viewer": viewer,
-                                           "viewer_name": name, "created_at": now}]]
-        self.replica.apply(changes)
-        conv = self.store.get(cid)
-        if greeting is not None:
-            author, text = greeting
-            self.replica.apply([["msg", message_record(conv, 1, author, text, None, "system",
-                                                       None, now), origin]])
-        return conv, True
+        step = rules.open_conversation(self.view, cid=new_conversation_id(), room=room,
+                                       viewer=viewer, name=name, greeting=greeting,
+                                       origin=origin, max_open=max_open, now=time.time())
+        self._commit(step)
+        conv = self.store.get(step.result.cid)
+        assert conv is not None
+        return conv, step.result.created
 
     async def append(self, conv, author, text, cmid, kind=None, meta=None, origin=None,
                      cap=None):
-        if cmid is not None:
-            prev = conv.by_client_id.get(f"{author.user}:{cmid}")
-            if prev is not None:
-                return prev, True
-        if conv.state == "resolved" and not kind:
-            raise ProtocolError(ErrorCode.BAD_STATE, "conversation is resolved; open a new one")
-        if cap is not None:
-            max_n, max_bytes = cap
-            if max_n > 0 and len(conv.messages) >= max_n:
-                raise conversation_full(conv.id, f"{max_n} messages")
-            if max_bytes > 0 and conv.text_bytes + len(text.encode("utf-8")) > max_bytes:
-                raise conversation_full(conv.id, f"{max_bytes} bytes of text")
-        rec = message_record(conv, len(conv.messages) + 1, author, text, cmid, kind, meta,
-                             time.time())
-        self.replica.apply([["msg", rec, origin]])
-        return conv.messages[-1], False
+        step = rules.append(self.view, conv.id, author=author, text=text, cmid=cmid, kind=kind,
+                            meta=meta, origin=origin, cap=cap, now=time.time())
+        self._commit(step)
+        return conv.messages[step.result.n - 1], step.result.repeated
 
     async def escalate(self, conv, reason):
-        if conv.state != "bot":
-            return False
-        now = time.time()
-        self.replica.apply([["set", conv.id, {"state": "queued", "escalated_at": now,
-                                              "escalation_reason": reason}],
-                            ["q_add", conv.id, now, False]])
-        return True
+        step = rules.escalate(self.view, conv.id, reason=reason, now=time.time())
+        self._commit(step)
+        return step.result
 
     async def assign_next(self):
-        while self.router.queue:
-            head = self.router.queue[0]
-            conv = self.store.get(head.conversation)
-            if conv is None or conv.state != "queued":
-                self.replica.apply([["q_del", head.conversation]])
-                continue
-            a = self.router.pick()
-            if a is None:
-                return None
-            now = time.time()
-            self.replica.apply([["q_del", conv.id], ["attach", conv.id, a.user, now],
-                                ["set", conv.id, {"state": "assigned", "agent": a.user,
-                                                  "agent_name": a.name, "assigned_at": now}]])
-            return conv, a
-        return None
+        step = rules.assign_next(self.view, live=self.live, now=time.time())
+        self._commit(step)
+        if step.result is None:
+            return None
+        conv = self.store.get(step.result.cid)
+        assert conv is not None
+        return conv, self.router.agents[step.result.agent]
 
     async def resolve(self, conv, by=""):
-        if conv.state == "resolved":
-            return False
-        self.replica.apply([["q_del", conv.id], ["release", conv.id, conv.agent],
-                            ["set", conv.id, {"state": "resolved", "resolved_at": time.time(),
-                                              "resolved_by": by}]])
-        return True
+        step = rules.resolve(self.view, conv.id, by=by, now=time.time())
+        self._commit(step)
+        return step.result
 
     async def forget_hits(self, key):
         self._hits.pop(key, None)
@@ -404,69 +425,33 @@ class MemoryBackend(SupportBackend):
         return Hit(True, len(q))
 
     async def transfer(self, conv, to_agent, reason):
-        if conv.state != "assigned":
-            raise ProtocolError(ErrorCode.BAD_STATE,
-                                f"only an assigned conversation can be transferred (it is {conv.state})")
-        old = conv.agent
-        now = time.time()
-        if to_agent:
-            t = self.router.agents.get(to_agent)
-            if t is None:
-                raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown agent {to_agent!r}")
-            if t.user == old:
-                raise ProtocolError(ErrorCode.BAD_REQUEST, "conversation is already with that agent")
-            if t.status != "available" or t.load >= t.capacity:
-                raise ProtocolError(ErrorCode.BAD_STATE,
-                                    f"agent {to_agent!r} is {t.status} with {t.load}/{t.capacity} conversations")
-            self.replica.apply([["release", conv.id, old], ["attach", conv.id, t.user, now],
-                                ["set", conv.id, {"state": "assigned", "agent": t.user,
-                                                  "agent_name": t.name, "assigned_at": now}]])
-        else:
-            self.replica.apply([["release", conv.id, old],
-                                ["set", conv.id, {"state": "queued", "agent": None,
-                                                  "agent_name": None}],
-                                ["q_add", conv.id, now, True]])
-        return old
+        step = rules.transfer(self.view, conv.id, to_agent=to_agent, now=time.time())
+        self._commit(step)
+        return step.result
 
     async def set_status(self, user, status, name, capacity=None, paused=False):
-        a = self.router.agents.get(user)
-        now = time.time()
-        cap = capacity or self.capacities.get(user) or (a.capacity if a else self.default_capacity)
-        rec = {"user": user, "name": name or (a.name if a else user), "status": status,
-               "since": now if (a is None or a.status != status) else a.since,
-               "capacity": cap, "paused": paused,
-               "last_assigned": a.last_assigned if a else 0}
-        self.replica.apply([["agent", rec]])
+        self._commit(rules.set_status(self.view, user, status=status, name=name,
+                                      capacity=capacity, paused=paused,
+                                      default_capacity=self.default_capacity,
+                                      capacities=self.capacities, now=time.time()))
         return self.router.agents[user]
 
     async def set_fields(self, conv, **fields):
-        self.replica.apply([["set", conv.id, fields]])
+        self._commit(rules.set_fields(self.view, conv.id, fields))
 
     async def put(self, namespace, key, value, *, if_absent=False, expect=None, ttl_s=None):
-        cur = self.get(namespace, key)
-        if if_absent and cur is not None:
-            return False, cur
-        if expect is not None and (cur is None or any(cur.get(k) != v for k, v in expect.items())):
-            return False, cur
-        if ttl_s is None:
-            self._expiry.pop((namespace, key), None)
-        else:
-            at = time.time() + ttl_s
-            self._expiry[(namespace, key)] = at
-            heapq.heappush(self._due, (at, namespace, key))
-            if len(self._due) > 2 * len(self._expiry) + 1024:  # mostly rewritten: compact
-                self._due = [(t, ns, k) for (ns, k), t in self._expiry.items()]
-                heapq.heapify(self._due)
-        self.replica.apply([["rec", namespace, key, value]])
-        return True, value
+        step = rules.put(self.view, namespace, key, value, if_absent=if_absent, expect=expect,
+                         expires_at=None if ttl_s is None else time.time() + ttl_s)
+        self._commit(step)
+        return step.result.written, step.result.value
 
     async def expire_records(self, now=None):
         now = time.time() if now is None else now
-        gone: list[Change] = []
+        gone: list[SupportChange] = []
         while self._due and self._due[0][0] <= now:
             at, ns, key = heapq.heappop(self._due)
             if self._expiry.get((ns, key)) == at:  # not rewritten since (else a stale entry)
                 del self._expiry[(ns, key)]
-                gone.append(["rec_del", ns, key])
+                gone.append(RecordDeleted(ns, key))
         self.replica.apply(gone)
         return len(gone)

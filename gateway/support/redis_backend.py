@@ -1,30 +1,49 @@
-"""Support state on Redis: one Lua script per check-then-change step, one ordered change log.
+"""Support state on Redis: the rules' changes committed with a guard, one ordered change log.
 
 Every key lives under the hash tag ``{ld}``, so each script runs on one Redis Cluster slot
 (support chat is small next to a shard's throughput; rooms, orders and sessions use their own
 tags and spread). Layout:
 
-* ``ld:{ld}:conv:<cid>``  hash: room, viewer, viewer_name, state, agent, agent_name, n, ...
+* ``ld:{ld}:conv:<cid>``  hash: room, viewer, viewer_name, state, agent, agent_name, n,
+  bytes, queued_at, the other conversation fields, ...
 * ``ld:{ld}:log:<cid>``   Stream: the conversation's messages, in log order (entry ``j``)
-* ``ld:{ld}:cmid:<cid>``  hash: ``user:client_msg_id`` → message JSON (dedupe)
 * ``ld:{ld}:open``        hash: ``room|viewer`` → cid of the open conversation
+* ``ld:{ld}:vopen:<viewer>`` set of the viewer's unresolved conversations
 * ``ld:{ld}:convs``       set of conversations not yet resolved (bootstrap)
 * ``ld:{ld}:queue``       list of queued cids, head first
-* ``ld:{ld}:agents``      hash: user → JSON {name, status, since, capacity, paused, last_assigned, hb}
+* ``ld:{ld}:agents``      hash: user → JSON {user, name, status, since, capacity, paused,
+  last_assigned}
+* ``ld:{ld}:agentv``      hash: user → number of the last change to the agent or its load
+* ``ld:{ld}:hb``          hash: user → when the node holding the agent's socket last said
+  it is there (written every 3 s; agent liveness for assignment)
 * ``ld:{ld}:load:<user>`` set of the agent's assigned cids
+* ``ld:{ld}:rec:<ns>``, ``ld:{ld}:recv:<ns>`` hashes: key → record JSON, key → number of
+  its last change; ``ld:{ld}:recns`` the namespaces; ``ld:{ld}:recexp`` when each expires
 * ``ld:{ld}:ops``         Stream: the change lists every node applies, in order; each entry
   carries ``s``, its number from the counter ``ld:{ld}:opseq`` (1, 2, 3, … with no hole)
 
-Why the numbers: a Stream id says *when*, not *how many*. A node that fell more than the
-Stream's ``MAXLEN`` behind (its tail lost Redis for a while), or a Redis that came back with
-less than the node had applied (restarted without its data), would otherwise carry on from
-wherever ``XREAD`` lands, with a replica that silently differs from Redis. A hole or a step
-back in ``s`` makes the node rebuild its replica from the hashes instead
-(:meth:`RedisBackend._resync`), and say so in its log.
+How a step is decided and written: the rule (``rules.py``) runs against this node's replica
+through a :class:`GuardedView`, which notes what the rule read as *guards* in Redis's terms
+(a conversation's ``state``/``agent``/``n``, a queue position, the open-conversation index,
+an agent's or a record's change number). :data:`COMMIT`, one generic script holding no
+business rule, checks every guard, and only if Redis still holds what was read, performs the
+writes the records project to (:meth:`RedisBackend._writes`), bumps ``opseq``, stamps the
+change numbers and appends the records to ``ld:{ld}:ops``: all at once. A guard that no
+longer holds means this node's replica was behind: it catches up with the log and runs the
+rule again. A refusal or a step with nothing to change is checked the same way (so a
+refusal is never based on a stale replica), without writing.
 
-Scripts touch keys named from the ``{ld}`` prefix they are given (all in the same slot).
-Each returns the id of the ops entry it appended; the caller waits until its own replica has
-applied that entry, so a request's reply always reflects its own change.
+Why the numbers in ``s``: a Stream id says *when*, not *how many*. A node that fell more than
+the Stream's ``MAXLEN`` behind (its tail lost Redis for a while), or a Redis that came back
+with less than the node had applied (restarted without its data), would otherwise carry on
+from wherever ``XREAD`` lands, with a replica that silently differs from Redis. A hole or a
+step back in ``s`` makes the node rebuild its replica from the hashes instead
+(:meth:`RedisBackend._resync`), and say so in its log. The same numbers serve as change
+numbers of agents and records: they never repeat (unless Redis lost data, which a resync
+repairs), so a record deleted and written again can never look unchanged to a guard.
+
+A step returns once the local replica has applied its own entry, so a request's reply always
+reflects its own change.
 """
 
 from __future__ import annotations
@@ -32,9 +51,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import secrets
 import time
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 
@@ -42,20 +64,32 @@ from signaling import ErrorCode, ProtocolError
 from signaling.events import Events
 from signaling.tasks import stop_task
 
-from .backend import (
-    Change,
-    Hit,
-    SupportBackend,
-    conversation_full,
-    message_record,
-    too_many_open,
+from . import rules
+from .backend import Hit, ReplicaView, SupportBackend, new_conversation_id
+from .changes import (
+    AgentStatus,
+    Attached,
+    ConversationOpened,
+    Dequeued,
+    FieldsSet,
+    MessageAppended,
+    Queued,
+    RecordDeleted,
+    RecordPut,
+    Released,
+    SupportChange,
+    list_from_wire,
+    list_to_json,
 )
 from .conversation import Conversation, ConversationStore
-from .routing import Router
+from .redis_commit import COMMIT
+from .routing import Agent, Router
 
 log = logging.getLogger(__name__)
 
 P = "ld:{ld}:"
+T = TypeVar("T")
+BUSY = "state store is busy; retry"  # a step others kept overtaking until its deadline
 
 PRELUDE = """
 local P = ARGV[1]
@@ -64,148 +98,6 @@ local function emit(changes)
   return redis.call('XADD', P .. 'ops', 'MAXLEN', '~', '500000', '*', 'c', cjson.encode(changes),
                     's', s)
 end
-local function cget(cid, f) return redis.call('HGET', P .. 'conv:' .. cid, f) end
-"""
-
-OPEN = PRELUDE + """
-local room, viewer, name, cid, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local key = room .. '|' .. viewer
-local cur = redis.call('HGET', P .. 'open', key)
-if cur then
-  local st = cget(cur, 'state')
-  if st and st ~= 'resolved' then return {cur, 0, ''} end
-end
--- the viewer's open conversations in every room (ARGV[9] > 0: at most that many)
-local vopen = P .. 'vopen:' .. viewer
-local max_open = tonumber(ARGV[9])
-if max_open > 0 then
-  local n_open = 0
-  for _, c in ipairs(redis.call('SMEMBERS', vopen)) do
-    local st = cget(c, 'state')
-    if st and st ~= 'resolved' then n_open = n_open + 1 else redis.call('SREM', vopen, c) end
-  end
-  if n_open >= max_open then return {'', n_open, ''} end
-end
-redis.call('HSET', P .. 'conv:' .. cid, 'room', room, 'viewer', viewer, 'viewer_name', name,
-           'state', 'bot', 'created_at', now, 'n', 0, 'bytes', 0)
-redis.call('HSET', P .. 'open', key, cid)
-redis.call('SADD', P .. 'convs', cid)
-redis.call('SADD', vopen, cid)
-local changes = {{'conv', {cid = cid, room = room, viewer = viewer, viewer_name = name,
-                           created_at = tonumber(now)}}}
-if ARGV[7] ~= '' then
-  redis.call('HINCRBY', P .. 'conv:' .. cid, 'bytes', tonumber(ARGV[10]))
-  local n = redis.call('HINCRBY', P .. 'conv:' .. cid, 'n', 1)
-  local msg = cjson.decode(ARGV[7])
-  msg.n = n
-  msg.message_id = cid .. ':' .. n
-  redis.call('XADD', P .. 'log:' .. cid, '*', 'j', cjson.encode(msg))
-  table.insert(changes, {'msg', msg, ARGV[8]})
-end
-return {cid, 1, emit(changes)}
-"""
-
-APPEND = PRELUDE + """
-local cid, cmid, kind = ARGV[2], ARGV[3], ARGV[4]
-local st = cget(cid, 'state')
-if not st then return {'not_found'} end
-if cmid ~= '' then
-  local prev = redis.call('HGET', P .. 'cmid:' .. cid, cmid)
-  if prev then return {'dup', prev} end
-end
-if st == 'resolved' and kind == '' then return {'resolved'} end
--- a client's message: at most ARGV[8] messages and ARGV[9] bytes of text (0: no limit)
-local max_n, max_bytes, size = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[7])
-if max_n > 0 and tonumber(cget(cid, 'n') or 0) >= max_n then return {'full_n'} end
-if max_bytes > 0 and tonumber(cget(cid, 'bytes') or 0) + size > max_bytes then
-  return {'full_bytes'}
-end
-redis.call('HINCRBY', P .. 'conv:' .. cid, 'bytes', size)
-local n = redis.call('HINCRBY', P .. 'conv:' .. cid, 'n', 1)
-local msg = cjson.decode(ARGV[5])
-msg.n = n
-msg.message_id = cid .. ':' .. n
-local enc = cjson.encode(msg)
-redis.call('XADD', P .. 'log:' .. cid, '*', 'j', enc)
-if cmid ~= '' then redis.call('HSET', P .. 'cmid:' .. cid, cmid, enc) end
-return {'ok', enc, emit({{'msg', msg, ARGV[6]}})}
-"""
-
-ESCALATE = PRELUDE + """
-local cid, reason, now = ARGV[2], ARGV[3], ARGV[4]
-local st = cget(cid, 'state')
-if st ~= 'bot' then return {st or 'not_found'} end
-redis.call('HSET', P .. 'conv:' .. cid, 'state', 'queued', 'escalated_at', now,
-           'escalation_reason', reason, 'queued_at', now)
-redis.call('RPUSH', P .. 'queue', cid)
-return {'ok', emit({{'set', cid, {state = 'queued', escalated_at = tonumber(now),
-                                  escalation_reason = reason}},
-                    {'q_add', cid, tonumber(now), false}})}
-"""
-
-ASSIGN = PRELUDE + """
-local now, hb_ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
-local q = P .. 'queue'
-local changes = {}
-local cid = redis.call('LINDEX', q, 0)
-while cid and cget(cid, 'state') ~= 'queued' do
-  redis.call('LPOP', q)
-  table.insert(changes, {'q_del', cid})
-  cid = redis.call('LINDEX', q, 0)
-end
-if not cid then
-  if #changes > 0 then return {'', '', emit(changes)} end
-  return {}
-end
-local all = redis.call('HGETALL', P .. 'agents')
-local best, bestload = nil, nil
-for i = 1, #all, 2 do
-  local a = cjson.decode(all[i + 1])
-  if a.status == 'available' and not a.paused and (now - (a.hb or 0)) <= hb_ttl then
-    local load = redis.call('SCARD', P .. 'load:' .. a.user)
-    if load < a.capacity and (best == nil or load < bestload or
-        (load == bestload and (a.last_assigned or 0) < (best.last_assigned or 0))) then
-      best, bestload = a, load
-    end
-  end
-end
-if not best then
-  if #changes > 0 then return {'', '', emit(changes)} end
-  return {}
-end
-redis.call('LPOP', q)
-redis.call('SADD', P .. 'load:' .. best.user, cid)
-best.last_assigned = now
-redis.call('HSET', P .. 'agents', best.user, cjson.encode(best))
-redis.call('HSET', P .. 'conv:' .. cid, 'state', 'assigned', 'agent', best.user,
-           'agent_name', best.name, 'assigned_at', now)
-table.insert(changes, {'q_del', cid})
-table.insert(changes, {'attach', cid, best.user, now})
-table.insert(changes, {'set', cid, {state = 'assigned', agent = best.user,
-                                    agent_name = best.name, assigned_at = now}})
-return {cid, best.user, emit(changes)}
-"""
-
-RESOLVE = PRELUDE + """
-local cid, now, ttl, by = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
-local st = cget(cid, 'state')
-if not st or st == 'resolved' then return {st or 'not_found'} end
-local agent = cget(cid, 'agent') or ''
-redis.call('HSET', P .. 'conv:' .. cid, 'state', 'resolved', 'resolved_at', now, 'resolved_by', by)
-redis.call('SREM', P .. 'vopen:' .. cget(cid, 'viewer'), cid)
-if ttl > 0 then  -- the retention policy: a resolved conversation's keys expire by themselves
-  redis.call('EXPIRE', P .. 'conv:' .. cid, ttl)
-  redis.call('EXPIRE', P .. 'log:' .. cid, ttl)
-  redis.call('EXPIRE', P .. 'cmid:' .. cid, ttl)
-end
-redis.call('LREM', P .. 'queue', 0, cid)
-if agent ~= '' then redis.call('SREM', P .. 'load:' .. agent, cid) end
-local key = cget(cid, 'room') .. '|' .. cget(cid, 'viewer')
-if redis.call('HGET', P .. 'open', key) == cid then redis.call('HDEL', P .. 'open', key) end
-redis.call('SREM', P .. 'convs', cid)
-return {'ok', emit({{'q_del', cid}, {'release', cid, agent},
-                    {'set', cid, {state = 'resolved', resolved_at = tonumber(now),
-                                  resolved_by = by}}})}
 """
 
 HIT = PRELUDE + """
@@ -223,89 +115,6 @@ redis.call('PEXPIRE', k, math.ceil(window * 1000))
 return {1, n + 1, '0'}
 """
 
-TRANSFER = PRELUDE + """
-local cid, target, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
-local st = cget(cid, 'state')
-if not st then return {'not_found', ''} end
-if st ~= 'assigned' then return {'bad_state', st} end
-local old = cget(cid, 'agent') or ''
-if target ~= '' then
-  local raw = redis.call('HGET', P .. 'agents', target)
-  if not raw then return {'no_agent', ''} end
-  if target == old then return {'same', ''} end
-  local a = cjson.decode(raw)
-  local load = redis.call('SCARD', P .. 'load:' .. target)
-  if a.status ~= 'available' or load >= a.capacity then
-    return {'busy', a.status .. ' with ' .. load .. '/' .. a.capacity .. ' conversations'}
-  end
-  redis.call('SREM', P .. 'load:' .. old, cid)
-  redis.call('SADD', P .. 'load:' .. target, cid)
-  a.last_assigned = now
-  redis.call('HSET', P .. 'agents', target, cjson.encode(a))
-  redis.call('HSET', P .. 'conv:' .. cid, 'agent', target, 'agent_name', a.name, 'assigned_at', now)
-  return {'ok', old, emit({{'release', cid, old}, {'attach', cid, target, now},
-                           {'set', cid, {state = 'assigned', agent = target, agent_name = a.name,
-                                         assigned_at = now}}})}
-end
-redis.call('SREM', P .. 'load:' .. old, cid)
-redis.call('HSET', P .. 'conv:' .. cid, 'state', 'queued', 'queued_at', now)
-redis.call('HDEL', P .. 'conv:' .. cid, 'agent', 'agent_name')
-redis.call('LPUSH', P .. 'queue', cid)
-return {'ok', old, emit({{'release', cid, old},
-                         {'set', cid, {state = 'queued', agent = '', agent_name = ''}},
-                         {'q_add', cid, now, true}})}
-"""
-
-STATUS = PRELUDE + """
-local user, status, name, cap, now, paused = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]),
-                                             tonumber(ARGV[6]), ARGV[7] == '1'
-local raw = redis.call('HGET', P .. 'agents', user)
-local a
-if raw then a = cjson.decode(raw) else
-  a = {user = user, name = name, status = 'offline', since = now, capacity = cap,
-       last_assigned = 0, hb = now}
-end
-if name ~= '' then a.name = name end
-if a.status ~= status then a.status = status; a.since = now end
-if ARGV[8] == '1' then a.capacity = cap end
-a.paused = paused
-a.hb = now
-redis.call('HSET', P .. 'agents', user, cjson.encode(a))
-return {'ok', emit({{'agent', a}})}
-"""
-
-HEARTBEAT = PRELUDE + """
-local now = tonumber(ARGV[2])
-for i = 3, #ARGV do
-  local raw = redis.call('HGET', P .. 'agents', ARGV[i])
-  if raw then
-    local a = cjson.decode(raw)
-    a.hb = now
-    redis.call('HSET', P .. 'agents', ARGV[i], cjson.encode(a))
-  end
-end
-return 1
-"""
-
-PUT = PRELUDE + """
-local h = P .. 'rec:' .. ARGV[2]
-local cur = redis.call('HGET', h, ARGV[3])
-if ARGV[5] == '1' and cur then return {0, cur, ''} end
-if ARGV[6] ~= '' then
-  if not cur then return {0, '', ''} end
-  local c, e = cjson.decode(cur), cjson.decode(ARGV[6])
-  for k, v in pairs(e) do if c[k] ~= v then return {0, cur, ''} end end
-end
-redis.call('HSET', h, ARGV[3], ARGV[4])
-redis.call('SADD', P .. 'recns', ARGV[2])
--- a TTL: when the record is forgotten (EXPIRE_RECORDS); none: kept
-local m = ARGV[2] .. '\\n' .. ARGV[3]
-if ARGV[7] == '' then redis.call('ZREM', P .. 'recexp', m)
-else redis.call('ZADD', P .. 'recexp', ARGV[7], m) end
--- the value travels as its JSON text: cjson would turn empty lists into objects
-return {1, ARGV[4], emit({{'rec', ARGV[2], ARGV[3], ARGV[4]}})}
-"""
-
 EXPIRE_RECORDS = PRELUDE + """
 local due = redis.call('ZRANGEBYSCORE', P .. 'recexp', '-inf', ARGV[2], 'LIMIT', 0,
                        tonumber(ARGV[3]))
@@ -315,22 +124,11 @@ for _, m in ipairs(due) do
   local sep = string.find(m, '\\n', 1, true)
   local ns, key = string.sub(m, 1, sep - 1), string.sub(m, sep + 1)
   redis.call('HDEL', P .. 'rec:' .. ns, key)
+  redis.call('HDEL', P .. 'recv:' .. ns, key)
   redis.call('ZREM', P .. 'recexp', m)
   changes[#changes + 1] = {'rec_del', ns, key}
 end
 return {#due, emit(changes)}
-"""
-
-SET_FIELDS = PRELUDE + """
-local cid = ARGV[2]
-if not cget(cid, 'state') then return {'not_found'} end
-local f = cjson.decode(ARGV[3])
-for k, v in pairs(f) do
-  if type(v) == 'table' then v = cjson.encode(v) end
-  if v == cjson.null then redis.call('HDEL', P .. 'conv:' .. cid, k)
-  else redis.call('HSET', P .. 'conv:' .. cid, k, tostring(v)) end
-end
-return {'ok', emit({{'set', cid, f}})}
 """
 
 
@@ -338,10 +136,103 @@ def _s(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
+def _conv_key(cid: str) -> str:
+    return f"{P}conv:{cid}"
+
+
+def _field_text(v: Any) -> str:
+    """A conversation field as its hash stores it (lists and objects as JSON)."""
+    if isinstance(v, list | dict):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+class GuardedView(ReplicaView):
+    """The replica as a rule reads it, noting each read as a guard for :data:`COMMIT`.
+
+    ``missing``: conversations Redis no longer holds (their keys expired, or Redis lost
+    them) although this replica does; the rule sees them as unknown."""
+
+    CONV_FIELDS = ["state", "agent", "n"]
+
+    def __init__(self, replica, missing: set[str]) -> None:
+        super().__init__(replica)
+        self.missing = missing
+        self.guards: list[list[Any]] = []
+        self.conv_guards: dict[int, str] = {}  # guard index (1-based) → cid
+        self._seen: set[str] = set()
+
+    def _once(self, what: str) -> bool:
+        if what in self._seen:
+            return False
+        self._seen.add(what)
+        return True
+
+    def _version(self, name: str) -> str:
+        v = self.replica.versions.get(name, 0)
+        return str(v) if v else ""
+
+    def conversation(self, cid: str) -> Conversation | None:
+        conv = None if cid in self.missing else self.replica.store.get(cid)
+        if self._once("c:" + cid):
+            want = (["", "", ""] if conv is None else
+                    [conv.state, conv.agent or "", str(len(conv.messages))])
+            self.guards.append(["H", _conv_key(cid), self.CONV_FIELDS, want])
+            self.conv_guards[len(self.guards)] = cid
+        return conv
+
+    def known(self, cid: str) -> bool:
+        there = cid not in self.missing and self.replica.store.get(cid) is not None
+        if self._once("x:" + cid):
+            self.guards.append(["X", _conv_key(cid), "1" if there else "0"])
+        return there
+
+    def open_for(self, room: str, viewer: str) -> Conversation | None:
+        conv = self.replica.store.open_for(room, viewer)
+        if self._once(f"o:{room}|{viewer}"):
+            self.guards.append(["H", P + "open", [f"{room}|{viewer}"],
+                                [conv.id if conv is not None else ""]])
+        return conv
+
+    def open_count(self, viewer: str) -> int:
+        n = self.replica.store.open_count(viewer)
+        if self._once("v:" + viewer):
+            self.guards.append(["C", f"{P}vopen:{viewer}", str(n)])
+        return n
+
+    def queued(self, i: int) -> str | None:
+        cid = super().queued(i)
+        if self._once(f"q:{i}"):
+            self.guards.append(["L", P + "queue", i, cid or ""])
+        return cid
+
+    def agent(self, user: str) -> Agent | None:
+        if self._once("a:" + user):
+            self.guards.append(["H", P + "agentv", [user], [self._version("a:" + user)]])
+        return self.replica.router.agents.get(user)
+
+    def agents(self) -> Sequence[Agent]:
+        agents = list(self.replica.router.agents.values())
+        users = [a.user for a in agents if self._once("a:" + a.user)]
+        if users:
+            self.guards.append(["H", P + "agentv", users,
+                                [self._version("a:" + u) for u in users]])
+        return agents
+
+    def record(self, namespace: str, key: str) -> Any:
+        name = f"r:{namespace}\n{key}"
+        if self._once(name):
+            self.guards.append(["H", f"{P}recv:{namespace}", [key], [self._version(name)]])
+        return super().record(namespace, key)
+
+
 class RedisBackend(SupportBackend):
     """Support state in Redis; this node's replica follows ``ld:{ld}:ops``."""
 
-    HB_TTL_S = 10.0
+    HB_TTL_S = 10.0  # an agent whose node has not said it is there for longer: not live
+    STEP_DEADLINE_S = 5.0  # a step still not committed after this long: ``unavailable``
 
     def __init__(self, redis: aioredis.Redis, store: ConversationStore, router: Router,
                  default_capacity: int = 5, capacities: dict[str, int] | None = None,
@@ -354,10 +245,12 @@ class RedisBackend(SupportBackend):
         self.capacities = capacities or {}
         self.local_agents = local_agents or (lambda: [])
         self._s = {name: redis.register_script(src) for name, src in (
-            ("open", OPEN), ("append", APPEND), ("escalate", ESCALATE), ("assign", ASSIGN),
-            ("resolve", RESOLVE), ("transfer", TRANSFER), ("status", STATUS),
-            ("hb", HEARTBEAT), ("fields", SET_FIELDS), ("put", PUT),
-            ("expire_records", EXPIRE_RECORDS), ("hit", HIT))}
+            ("commit", COMMIT), ("expire_records", EXPIRE_RECORDS), ("hit", HIT))}
+        self.conflicts = 0  # commits refused because this node's replica was behind
+        self._assigning = asyncio.Lock()
+        self._ahead: deque[tuple[str, str]] = deque()  # assigned, not yet handed to a pump
+        self._beats: dict[str, float] = {}  # user → last heartbeat, as last read
+        self._beats_at = 0.0
         self._closing = False
         self._last_id = "0-0"
         self._last_seq: int | None = None  # ``s`` of the last entry applied (None: unknown)
@@ -401,12 +294,14 @@ class RedisBackend(SupportBackend):
         """Snapshot from the hashes, then follow the log from where the snapshot began.
         Changes in the overlap are applied again, which the replica tolerates."""
         self._last_id, self._last_seq = await self._position()
-        changes, _, _ = await self._snapshot()
+        changes, _, _, versions = await self._snapshot()
         on_message, self.replica.on_message = self.replica.on_message, None
         try:
             self.replica.apply(changes)  # no delivery for history
         finally:
             self.replica.on_message = on_message
+        for name, v in versions.items():
+            self.replica.versions[name] = max(v, self.replica.versions.get(name, 0))
 
     async def _position(self) -> tuple[str, int | None]:
         """Id and number of the log's last entry (read *before* a snapshot). One MULTI: with
@@ -421,55 +316,60 @@ class RedisBackend(SupportBackend):
         fields = last[0][1]
         return _s(last[0][0]), int(fields[b"s"]) if b"s" in fields else None
 
-    async def _snapshot(self) -> tuple[list[Change], dict[str, int], list[str]]:
+    async def _snapshot(self) -> tuple[list[SupportChange], dict[str, int], list[str],
+                                       dict[str, int]]:
         """The change list that rebuilds every unresolved conversation (with its messages),
         the agents, the queue (in order) and the records from Redis's hashes; with the
-        unresolved conversations (id → how many messages Redis holds) and the queue's
-        order."""
+        unresolved conversations (id → how many messages Redis holds), the queue's order
+        and the change numbers of agents and records (``Replica.versions``)."""
         agents = await self.redis.hgetall(P + "agents")
-        changes: list[Change] = []
+        changes: list[SupportChange] = []
         for _, raw in agents.items():
-            changes.append(["agent", json.loads(raw)])
+            changes.append(AgentStatus.from_wire(["agent", json.loads(raw)]))
+        versions = {"a:" + _s(u): int(v) for u, v in (await self.redis.hgetall(P + "agentv")).items()}
         cids = [_s(c) for c in await self.redis.smembers(P + "convs")]
         queued = []
         counts: dict[str, int] = {}
         for cid in cids:
-            h = {_s(k): _s(v) for k, v in (await self.redis.hgetall(P + f"conv:{cid}")).items()}
+            h = {_s(k): _s(v) for k, v in (await self.redis.hgetall(_conv_key(cid))).items()}
             if not h:
                 continue
-            changes.append(["conv", {"cid": cid, "room": h["room"], "viewer": h["viewer"],
-                                     "viewer_name": h.get("viewer_name", h["viewer"]),
-                                     "created_at": float(h.get("created_at", 0))}])
+            changes.append(ConversationOpened(cid, h["room"], h["viewer"],
+                                              h.get("viewer_name", h["viewer"]),
+                                              float(h.get("created_at", 0))))
             log_entries = await self.redis.xrange(P + f"log:{cid}")
             counts[cid] = len(log_entries)
             for _eid, f in log_entries:
-                changes.append(["msg", json.loads(f[b"j"]), None])
-            fields = {k: h.get(k) for k in ("state", "agent", "agent_name", "escalation_reason",
-                                            "mood", "viewer_nickname") if h.get(k)}
+                changes.append(MessageAppended.from_record(json.loads(f[b"j"])))
+            fields: dict[str, Any] = {k: h.get(k) for k in (
+                "state", "agent", "agent_name", "escalation_reason", "mood",
+                "viewer_nickname") if h.get(k)}
             # absolute, for a resync: what Redis does not hold is reset (a conversation
             # handed back to the queue has no agent; one Redis lost the escalation of is
             # not escalated), not left as this node had it
             for k in ("agent", "agent_name", "escalation_reason", "viewer_nickname"):
-                fields.setdefault(k, "")
+                fields.setdefault(k, None)
             fields.setdefault("mood", "neutral")
             for k in ("escalated_at", "assigned_at", "first_agent_reply_at"):
                 fields[k] = float(h[k]) if h.get(k) else None
             fields["pinned"] = json.loads(h["pinned"]) if h.get("pinned") else []
-            changes.append(["set", cid, fields])
+            changes.append(FieldsSet(cid, fields))
             if h.get("agent") and h.get("state") == "assigned":
-                changes.append(["attach", cid, h["agent"], float(h.get("assigned_at", 0))])
+                changes.append(Attached(cid, h["agent"], float(h.get("assigned_at", 0))))
             if h.get("state") == "queued":
                 queued.append((cid, float(h.get("queued_at", 0))))
         qorder = [_s(c) for c in await self.redis.lrange(P + "queue", 0, -1)]
         since = dict(queued)
         for cid in qorder:
             if cid in since:
-                changes.append(["q_add", cid, since[cid], False])
+                changes.append(Queued(cid, since[cid], False))
         for ns in await self.redis.smembers(P + "recns"):
             ns = _s(ns)
             for key, raw in (await self.redis.hgetall(P + f"rec:{ns}")).items():
-                changes.append(["rec", ns, _s(key), _s(raw)])
-        return changes, counts, qorder
+                changes.append(RecordPut(ns, _s(key), json.loads(raw)))
+            for key, v in (await self.redis.hgetall(P + f"recv:{ns}")).items():
+                versions[f"r:{ns}\n{_s(key)}"] = int(v)
+        return changes, counts, qorder, versions
 
     async def _resync(self, why: str, reason: str) -> None:
         """Rebuild this node's replica from Redis's hashes, in place.
@@ -485,7 +385,7 @@ class RedisBackend(SupportBackend):
         # the position is adopted only once the snapshot is applied: a step waiting in
         # ``applied()`` must not be released onto a replica that does not hold it yet
         last_id, last_seq = await self._position()
-        changes, live, qorder = await self._snapshot()
+        changes, live, qorder, versions = await self._snapshot()
         if reason == "redis_lost_data":
             # this node is *ahead*: what Redis lost goes here too, or the next message of a
             # conversation would take a number this node already holds and be skipped
@@ -500,13 +400,13 @@ class RedisBackend(SupportBackend):
                         self.on_truncated(conv, n)
         # records Redis no longer holds (it lost them, or they expired in the part of the log
         # this node never read): forgotten like expired ones, so the listeners' copies go too
-        held = {(ch[1], ch[2]) for ch in changes if ch[0] == "rec"}
-        self.replica.apply([["rec_del", ns, k] for ns, recs in self.replica.records.items()
+        held = {(ch.namespace, ch.key) for ch in changes if isinstance(ch, RecordPut)}
+        self.replica.apply([RecordDeleted(ns, k) for ns, recs in self.replica.records.items()
                             for k in list(recs) if (ns, k) not in held])
-        pre: list[Change] = [["q_del", e.conversation] for e in list(self.router.queue)]
+        pre: list[SupportChange] = [Dequeued(e.conversation) for e in list(self.router.queue)]
         for a in self.router.agents.values():
-            pre += [["release", cid, a.user] for cid in list(a.conversations)]
-        post: list[Change] = []
+            pre += [Released(cid, a.user) for cid in list(a.conversations)]
+        post: list[SupportChange] = []
         lost: list[Conversation] = []
         now = time.time()
         for conv in self.store.all():
@@ -519,9 +419,11 @@ class RedisBackend(SupportBackend):
                     log.error("conversation %s is gone from Redis; closing it on this node "
                               "(its messages stay readable here)", conv.id)
                     lost.append(conv)
-                post.append(["set", conv.id, {"state": "resolved", "resolved_at": resolved_at}])
+                post.append(FieldsSet(conv.id, {"state": "resolved", "resolved_at": resolved_at}))
         known = {_s(u) for u in await self.redis.hkeys(P + "agents")}
         self.replica.apply(pre + changes + post)
+        # the change numbers as Redis has them now (it may have gone back: it lost data)
+        self.replica.versions = versions
         self._last_id, self._last_seq = last_id, last_seq
         for conv in lost:
             if self.on_lost is not None:
@@ -568,7 +470,8 @@ class RedisBackend(SupportBackend):
                                 "trimmed" if ahead else "redis_lost_data")
                             break  # the snapshot covers the rest of this batch
                         try:
-                            self.replica.apply(json.loads(fields[b"c"]))
+                            self.replica.apply(list_from_wire(json.loads(fields[b"c"])),
+                                               seq or 0)
                         except Exception:
                             log.exception("applying change %s failed", _s(eid))
                         self._last_id = _s(eid)
@@ -608,10 +511,35 @@ class RedisBackend(SupportBackend):
             await asyncio.sleep(3.0)
             users = list(self.local_agents())
             if users:
+                now = repr(time.time())
                 try:
-                    await self._s["hb"](args=[P, time.time(), *users])
+                    await self.redis.hset(P + "hb", mapping={u: now for u in users})
                 except Exception as e:
                     log.debug("agent heartbeat failed: %s", e)
+
+    HB_READ_S = 0.5  # heartbeats read for one assignment serve the next ones this long
+
+    async def _live(self) -> Callable[[str], bool]:
+        """Agent liveness across nodes: the agent's node said it is there within
+        ``HB_TTL_S``. The heartbeats (written every 3 s) are read again after ``HB_READ_S``
+        or when the last read would leave out an agent that could take a conversation: a
+        burst of pumps costs one read, not one each, and a new agent is never missed."""
+        now = time.time()
+        # read again when the copy is old, or when it would leave out an agent that may
+        # take a conversation (one that registered or beat since the copy was read)
+        if now - self._beats_at > self.HB_READ_S or any(
+                a.status == "available" and not a.paused and a.load < a.capacity
+                and now - self._beats.get(a.user, 0.0) > self.HB_TTL_S
+                for a in self.router.agents.values()):
+            try:
+                beats = await self.redis.hgetall(P + "hb")
+            except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as e:
+                raise ProtocolError(ErrorCode.UNAVAILABLE,
+                                    f"state store unavailable ({e.__class__.__name__}); retry") from None
+            self._beats = {_s(u): float(v) for u, v in beats.items()}
+            self._beats_at = now
+        seen = self._beats
+        return lambda user: now - seen.get(user, 0.0) <= self.HB_TTL_S
 
     @staticmethod
     def _id_key(eid: str) -> tuple[int, int]:
@@ -645,119 +573,214 @@ class RedisBackend(SupportBackend):
                                 f"state store unavailable ({e.__class__.__name__}); retry") from None
 
     # --- steps -----------------------------------------------------------------------------
+    async def _step(self, decide: Callable[[GuardedView], rules.Step[T]],
+                    extra: Sequence[list[Any]] = ()) -> rules.Step[T]:
+        """Run a rule against the replica and commit its changes if Redis still holds what
+        it read; else catch up with the log and run it again. A refusal (``ProtocolError``)
+        or a step with nothing to change is checked the same way before it is answered.
+        ``extra``: writes that go with the changes (not replicated: the heartbeat)."""
+        missing: set[str] = set()
+        deadline = time.monotonic() + self.STEP_DEADLINE_S
+        attempt = 0
+        while attempt == 0 or time.monotonic() < deadline:
+            attempt += 1
+            view = GuardedView(self.replica, missing)
+            refusal: ProtocolError | None = None
+            step: rules.Step[T] | None = None
+            try:
+                step = decide(view)
+            except ProtocolError as e:
+                refusal = e
+            changes = step.changes if step is not None else ()
+            if not changes and not view.guards:
+                if refusal is not None:
+                    raise refusal
+                assert step is not None
+                return step
+            writes = self._writes(changes) + list(extra) if changes else []
+            res = await self._run("commit", json.dumps(view.guards, ensure_ascii=False),
+                                  json.dumps(writes, ensure_ascii=False) if writes else "",
+                                  list_to_json(changes) if changes else "")
+            if _s(res[0]) == "ok":
+                if refusal is not None:
+                    raise refusal
+                assert step is not None
+                eid = _s(res[1])
+                if eid:
+                    await self.applied(eid)
+                return step
+            self.conflicts += 1
+            i, j, now = int(res[1]), int(res[2]), _s(res[3])
+            log.debug("commit refused (guard %s field %s: Redis holds %r): %s", i, j, now,
+                      view.guards[i - 1])
+            cid = view.conv_guards.get(i)
+            if cid is not None and j == 1 and now == "" and cid not in missing:
+                missing.add(cid)  # Redis no longer holds it: decide again without it
+                continue
+            if attempt > 3:  # others keep winning: let them through (jittered)
+                await asyncio.sleep(random.uniform(0, min(0.005 * attempt, 0.1)))
+            await self.sync()
+        raise ProtocolError(ErrorCode.UNAVAILABLE, BUSY)
+
+    def _writes(self, changes: Sequence[SupportChange]) -> list[list[Any]]:
+        """The Redis writes that store ``changes`` in the layout above (storage only: the
+        rule that produced them has been checked already)."""
+        w: list[list[Any]] = []
+        text_bytes: dict[str, int] = {}
+        for ch in changes:
+            match ch:
+                case ConversationOpened():
+                    w += [["HSET", _conv_key(ch.cid), "room", ch.room, "viewer", ch.viewer,
+                           "viewer_name", ch.viewer_name, "state", "bot",
+                           "created_at", repr(ch.created_at), "n", "0", "bytes", "0"],
+                          ["HSET", P + "open", f"{ch.room}|{ch.viewer}", ch.cid],
+                          ["SADD", P + "convs", ch.cid],
+                          ["SADD", f"{P}vopen:{ch.viewer}", ch.cid]]
+                    text_bytes[ch.cid] = 0
+                case FieldsSet():
+                    key = _conv_key(ch.cid)
+                    sets: list[str] = []
+                    unset: list[str] = []
+                    for k, v in ch.fields.items():
+                        if v is None:
+                            unset.append(k)
+                        else:
+                            sets += [k, _field_text(v)]
+                    if sets:
+                        w.append(["HSET", key, *sets])
+                    if unset:
+                        w.append(["HDEL", key, *unset])
+                    conv = self.store.get(ch.cid)
+                    if ch.fields.get("state") == "resolved" and conv is not None:
+                        w += [["SREM", f"{P}vopen:{conv.viewer}", ch.cid],
+                              ["HDELEQ", P + "open", f"{conv.room}|{conv.viewer}", ch.cid],
+                              ["SREM", P + "convs", ch.cid]]
+                        ttl = int(self.retention_s)
+                        if ttl > 0:  # retention: a resolved conversation's keys expire
+                            w += [["EXPIRE", k, str(ttl)] for k in (
+                                key, f"{P}log:{ch.cid}", f"{P}cmid:{ch.cid}")]
+                case MessageAppended():
+                    conv = self.store.get(ch.cid)
+                    before = text_bytes.get(ch.cid, conv.text_bytes if conv is not None else 0)
+                    text_bytes[ch.cid] = before + len(ch.text.encode("utf-8", "replace"))
+                    w += [["HSET", _conv_key(ch.cid), "n", str(ch.n),
+                           "bytes", str(text_bytes[ch.cid])],
+                          ["XADD", f"{P}log:{ch.cid}", "*", "j",
+                           json.dumps(ch.record(), ensure_ascii=False)]]
+                case Queued():
+                    w += [["LPUSH" if ch.front else "RPUSH", P + "queue", ch.cid],
+                          ["HSET", _conv_key(ch.cid), "queued_at", repr(ch.since)]]
+                case Dequeued():
+                    w.append(["LREM", P + "queue", "0", ch.cid])
+                case Attached():
+                    w += [["SADD", f"{P}load:{ch.agent}", ch.cid],
+                          ["JSET", P + "agents", ch.agent, "last_assigned", ch.at],
+                          ["STAMP", P + "agentv", ch.agent]]
+                case Released():
+                    if ch.agent:
+                        w += [["SREM", f"{P}load:{ch.agent}", ch.cid],
+                              ["STAMP", P + "agentv", ch.agent]]
+                case AgentStatus():
+                    w += [["HSET", P + "agents", ch.user,
+                           json.dumps(ch.to_wire()[1], ensure_ascii=False)],
+                          ["STAMP", P + "agentv", ch.user]]
+                case RecordPut():
+                    m = f"{ch.namespace}\n{ch.key}"
+                    w += [["HSET", f"{P}rec:{ch.namespace}", ch.key, ch.value_json()],
+                          ["SADD", P + "recns", ch.namespace],
+                          ["ZREM", P + "recexp", m] if ch.expires_at is None else
+                          ["ZADD", P + "recexp", repr(ch.expires_at), m],
+                          ["STAMP", f"{P}recv:{ch.namespace}", ch.key]]
+                case RecordDeleted():
+                    w += [["HDEL", f"{P}rec:{ch.namespace}", ch.key],
+                          ["HDEL", f"{P}recv:{ch.namespace}", ch.key],
+                          ["ZREM", P + "recexp", f"{ch.namespace}\n{ch.key}"]]
+        return w
+
     async def open(self, room, viewer, name, greeting, origin=None, max_open=0):
-        cid = "c_" + secrets.token_urlsafe(9)
-        now = time.time()
-        g, g_size = "", 0
-        if greeting is not None:
-            author, text = greeting
-            g_size = len(text.encode("utf-8"))
-            rec = message_record(Conversation(cid, room, viewer, name), 0, author, text, None,
-                                 "system", None, now)
-            g = json.dumps(rec, ensure_ascii=False)
-        res = await self._run("open", room, viewer, name, cid, now, g, origin or "",
-                              max(0, int(max_open)), g_size)
-        got, created, eid = _s(res[0]), int(res[1]), _s(res[2])
-        if not got:
-            raise too_many_open(created)
-        if eid:
-            await self.applied(eid)
-        conv = self.store.get(got)
+        cid, now = new_conversation_id(), time.time()
+        step = await self._step(lambda s: rules.open_conversation(
+            s, cid=cid, room=room, viewer=viewer, name=name, greeting=greeting, origin=origin,
+            max_open=max(0, int(max_open)), now=now))
+        conv = self.store.get(step.result.cid)
         if conv is None:
             await self.sync()
-            conv = self.store.get(got)
-        return conv, bool(created)
+            conv = self.store.get(step.result.cid)
+        return conv, step.result.created
 
     async def append(self, conv, author, text, cmid, kind=None, meta=None, origin=None,
                      cap=None):
-        rec = message_record(conv, 0, author, text, cmid, kind, meta, time.time())
-        max_n, max_bytes = cap or (0, 0)
-        res = await self._run("append", conv.id, f"{author.user}:{cmid}" if cmid else "",
-                              kind or "", json.dumps(rec, ensure_ascii=False), origin or "",
-                              len(text.encode("utf-8")), max_n, max_bytes)
-        status = _s(res[0])
-        if status == "full_n":
-            raise conversation_full(conv.id, f"{max_n} messages")
-        if status == "full_bytes":
-            raise conversation_full(conv.id, f"{max_bytes} bytes of text")
-        if status == "not_found":
-            raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown conversation {conv.id!r}")
-        if status == "resolved":
-            raise ProtocolError(ErrorCode.BAD_STATE, "conversation is resolved; open a new one")
-        if status == "dup":
-            from .backend import message_from_record
-            return message_from_record(json.loads(res[1])), True
-        await self.applied(_s(res[2]))
-        n = json.loads(res[1])["n"]
-        return conv.messages[n - 1], False
+        now = time.time()
+        step = await self._step(lambda s: rules.append(
+            s, conv.id, author=author, text=text, cmid=cmid, kind=kind, meta=meta,
+            origin=origin, cap=cap, now=now))
+        return conv.messages[step.result.n - 1], step.result.repeated
 
     async def escalate(self, conv, reason):
-        res = await self._run("escalate", conv.id, reason, time.time())
-        if _s(res[0]) != "ok":
-            await self.sync()
-            return False
-        await self.applied(_s(res[1]))
-        return True
+        now = time.time()
+        step = await self._step(lambda s: rules.escalate(s, conv.id, reason=reason, now=now))
+        return step.result
+
+    ASSIGN_BATCH = 32  # assignments one commit may make (a burst of escalations)
 
     async def assign_next(self):
-        res = await self._run("assign", time.time(), self.HB_TTL_S)
-        if not res:
-            return None
-        cid, user, eid = _s(res[0]), _s(res[1]), _s(res[2])
-        await self.applied(eid)
-        if not cid:
-            return await self.assign_next()
-        return self.store.get(cid), self.router.agents[user]
+        # one assignment decision at a time on this node: every pump reads the same queue
+        # head and agents, so concurrent ones would only overtake each other's commits.
+        # One decision assigns as many as it can; the pumps hand them out one by one.
+        async with self._assigning:
+            while self._ahead:
+                cid, user = self._ahead.popleft()
+                conv = self.store.get(cid)
+                if conv is not None and conv.state == "assigned" and conv.agent == user:
+                    return conv, self.router.agents[user]
+            live = await self._live()
+            now = time.time()
+            try:
+                step = await self._step(lambda s: rules.assign_batch(
+                    s, live=live, now=now, most=self.ASSIGN_BATCH))
+            except ProtocolError as e:
+                if e.message != BUSY or self._closing:
+                    raise
+                # other nodes kept changing the queue or the agents first: they are assigning
+                log.warning("assignment gave way to other nodes: %s", e.message)
+                return None
+            if not step.result:
+                return None
+            first, *rest = step.result
+            self._ahead.extend((x.cid, x.agent) for x in rest)
+            return self.store.get(first.cid), self.router.agents[first.agent]
 
     async def resolve(self, conv, by=""):
-        res = await self._run("resolve", conv.id, time.time(), int(self.retention_s), by or "")
-        if _s(res[0]) != "ok":
-            return False
-        await self.applied(_s(res[1]))
-        return True
+        now = time.time()
+        step = await self._step(lambda s: rules.resolve(s, conv.id, by=by or "", now=now))
+        return step.result
 
     async def transfer(self, conv, to_agent, reason):
-        res = await self._run("transfer", conv.id, to_agent or "", time.time())
-        status, detail = _s(res[0]), _s(res[1])
-        if status == "not_found":
-            raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown conversation {conv.id!r}")
-        if status == "bad_state":
-            raise ProtocolError(ErrorCode.BAD_STATE,
-                                f"only an assigned conversation can be transferred (it is {detail})")
-        if status == "no_agent":
-            raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown agent {to_agent!r}")
-        if status == "same":
-            raise ProtocolError(ErrorCode.BAD_REQUEST, "conversation is already with that agent")
-        if status == "busy":
-            raise ProtocolError(ErrorCode.BAD_STATE, f"agent {to_agent!r} is {detail}")
-        await self.applied(_s(res[2]))
-        return detail or None
+        now = time.time()
+        step = await self._step(lambda s: rules.transfer(s, conv.id, to_agent=to_agent,
+                                                         now=now))
+        return step.result
 
     async def set_status(self, user, status, name, capacity=None, paused=False):
-        cap = capacity or self.capacities.get(user) or self.default_capacity
-        res = await self._run("status", user, status, name or "", cap, time.time(),
-                              "1" if paused else "0",
-                              "1" if (capacity or user in self.capacities) else "0")
-        await self.applied(_s(res[1]))
+        now = time.time()
+        await self._step(lambda s: rules.set_status(
+            s, user, status=status, name=name, capacity=capacity, paused=paused,
+            default_capacity=self.default_capacity, capacities=self.capacities, now=now),
+            extra=[["HSET", P + "hb", user, repr(now)]])
+        self._beats[user] = now
         return self.router.agents[user]
 
     async def set_fields(self, conv, **fields):
-        res = await self._run("fields", conv.id, json.dumps(fields, ensure_ascii=False))
-        if _s(res[0]) == "ok":
-            await self.applied(_s(res[1]))
+        await self._step(lambda s: rules.set_fields(s, conv.id, fields))
 
     async def put(self, namespace, key, value, *, if_absent=False, expect=None, ttl_s=None):
         if "\n" in namespace:
             raise ValueError("a record namespace must not contain a newline")
-        res = await self._run("put", namespace, key, json.dumps(value, ensure_ascii=False),
-                              "1" if if_absent else "0",
-                              json.dumps(expect, ensure_ascii=False) if expect else "",
-                              "" if ttl_s is None else repr(time.time() + ttl_s))
-        written, cur, eid = int(res[0]), _s(res[1]), _s(res[2])
-        if written:
-            await self.applied(eid)
-            return True, value
-        return False, (json.loads(cur) if cur else None)
+        at = None if ttl_s is None else time.time() + ttl_s
+        step = await self._step(lambda s: rules.put(s, namespace, key, value,
+                                                    if_absent=if_absent, expect=expect,
+                                                    expires_at=at))
+        return step.result.written, step.result.value
 
     async def forget_hits(self, key):
         try:

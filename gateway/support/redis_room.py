@@ -1,4 +1,4 @@
-"""Room state in Redis: seeding, the atomic order step (one Lua script), and cross-node sync.
+"""Room state in Redis: seeding, the atomic order step, and cross-node sync.
 
 Layout (all keys of one room share the hash tag ``{r:<room>}`` so every script runs on one
 Redis Cluster slot):
@@ -7,9 +7,17 @@ Redis Cluster slot):
 * ``ld:{r:R}:stock``    hash sku → stock (the live counter; wins over the JSON)
 * ``ld:{r:R}:gifts``    list of first_n_gift promotion ids, in KB order
 * ``ld:{r:R}:gift:<id>`` hash limit, claimed, sku, active
-* ``ld:{r:R}:orders``   hash order_id → JSON {order, body} (idempotency record)
+* ``ld:{r:R}:orders``   hash order_id → JSON {user, sku, qty, body, promo, ts} (repeats)
 * ``ld:{r:R}:orders_ts`` sorted set order_id → when placed (order retention)
 * ``ld:{r:R}:version``  counter bumped by every change
+* ``ld:{r:R}:kbv``      counter bumped by every host edit (what orders read beyond counters)
+
+An order is decided by ``orders.place_order`` against this node's copy of the room (the same
+rule the memory ledger runs) and committed with the generic guarded script
+(``redis_commit.COMMIT``): only if the order id still has no record, no host edit came
+since the copy was loaded (``kbv``), and the sku's stock and the gifts the rule looked at
+are still what the copy holds; otherwise the commit's refusal carries Redis's values, the
+copy takes them and the order is decided again (a host edit: the copy is reloaded).
 
 A node seeds a room only when ``kb`` is absent; afterwards it *loads* from Redis. Every change
 is published as ``roomsync:<room>`` so the other nodes update their in-memory copy (which is
@@ -26,8 +34,20 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from signaling import ErrorCode, ProtocolError
+
+from .changes import GiftClaimed, OrderPlaced, RoomChange, StockSet
 from .knowledge import Knowledge
-from .room import Order, OrderOutcome, Room
+from .orders import (
+    Order,
+    OrderOutcome,
+    Placement,
+    PriorOrder,
+    apply_room_change,
+    place_order,
+)
+from .redis_commit import COMMIT
+from .room import Room
 
 log = logging.getLogger(__name__)
 
@@ -40,65 +60,15 @@ def k(room: str, name: str) -> str:
     return f"ld:{{r:{room}}}:{name}"
 
 
-# KEYS: stock, gifts, orders, version, orders_ts ;
-# ARGV: order_id, user, sku, qty, gift key prefix, now, forget-before ('' = keep all)
-ORDER_LUA = """
-if ARGV[7] ~= '' then
-  -- retention: each order forgets up to 20 order ids older than the cutoff
-  local old = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', ARGV[7], 'LIMIT', 0, 20)
-  for _, id in ipairs(old) do
-    redis.call('HDEL', KEYS[3], id)
-    redis.call('ZREM', KEYS[5], id)
-  end
-end
-local prev = redis.call('HGET', KEYS[3], ARGV[1])
-if prev then
-  local rec = cjson.decode(prev)
-  if rec.user == ARGV[2] and rec.sku == ARGV[3] and tonumber(rec.qty) == tonumber(ARGV[4]) then
-    return {'repeat', prev}
-  end
-  return {'conflict', prev}
-end
-local stock = redis.call('HGET', KEYS[1], ARGV[3])
-if not stock then return {'no_sku', ''} end
-stock = tonumber(stock)
-local qty = tonumber(ARGV[4])
-if qty > stock then return {'out_of_stock', tostring(stock)} end
-stock = stock - qty
-redis.call('HSET', KEYS[1], ARGV[3], stock)
-local gift, rank, promo = false, cjson.null, cjson.null
-local ids = redis.call('LRANGE', KEYS[2], 0, -1)
-for _, id in ipairs(ids) do
-  local g = ARGV[5] .. id
-  local active = redis.call('HGET', g, 'active')
-  local sku = redis.call('HGET', g, 'sku')
-  if active == '1' and (sku == false or sku == '' or sku == ARGV[3]) then
-    local limit = tonumber(redis.call('HGET', g, 'limit') or '0')
-    local claimed = tonumber(redis.call('HGET', g, 'claimed') or '0')
-    if claimed < limit then
-      claimed = redis.call('HINCRBY', g, 'claimed', 1)
-      gift, rank, promo = true, claimed, id
-      break
-    end
-  end
-end
-local body = {gift = gift, rank = rank, stock_left = stock}
-local rec = {user = ARGV[2], sku = ARGV[3], qty = qty, body = body, promo = promo, ts = ARGV[6]}
-local enc = cjson.encode(rec)
-redis.call('HSET', KEYS[3], ARGV[1], enc)
-redis.call('ZADD', KEYS[5], ARGV[6], ARGV[1])
-local version = redis.call('INCR', KEYS[4])
-return {'ok', enc, version}
-"""
-
-
 class RedisRoomStore:
     """Seeds/loads rooms and applies remote changes to the local :class:`Room` copies."""
 
     def __init__(self, redis: aioredis.Redis, order_retention_s: float = 0.0):
         self.redis = redis
         self.order_retention_s = order_retention_s  # 0: order ids are kept for ever
-        self._order = redis.register_script(ORDER_LUA)
+        self._commit = redis.register_script(COMMIT)
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.conflicts = 0  # orders decided again because this node's copy was behind
 
     async def seed_or_load(self, room: Room) -> bool:
         """Seed ``room`` into Redis if absent (returns True), else load Redis into it."""
@@ -125,10 +95,13 @@ class RedisRoomStore:
                     "sku": promo.sku or "", "active": "1" if promo.active else "0"})
         await p.execute()
 
-    async def refresh(self, room: Room) -> None:
-        """Load the authoritative state from Redis into the local copy."""
+    async def refresh(self, room: Room, exact: bool = False) -> None:
+        """Load the authoritative state from Redis into the local copy. ``exact``: take
+        Redis's version even if it is lower than the copy's (Redis lost data); otherwise a
+        refresh never moves the version back (a pub/sub update may be newer)."""
         rid = room.id
         version = int(await self.redis.get(k(rid, "version")) or 0)
+        kbv = int(await self.redis.get(k(rid, "kbv")) or 0)
         raw = await self.redis.get(k(rid, "kb"))
         if raw:
             fresh = Knowledge.from_dict(json.loads(raw))
@@ -147,7 +120,8 @@ class RedisRoomStore:
                     promo.claimed = int(g.get(b"claimed", promo.claimed or 0))
                     promo.limit = int(g.get(b"limit", promo.limit or 0))
                     promo.active = g.get(b"active", b"1") == b"1"
-        room.redis_version = max(getattr(room, "redis_version", 0), version)
+        room.redis_version = version if exact else max(room.redis_version, version)
+        room.redis_kb_version = kbv if exact else max(room.redis_kb_version, kbv)
 
     async def save(self, room: Room, change: dict[str, Any]) -> None:
         """After a host edit: write the knowledge JSON and only the counter the host set.
@@ -173,42 +147,116 @@ class RedisRoomStore:
                 if promo.id not in listed:  # keep the KB order of existing promotions
                     p.rpush(k(rid, "gifts"), promo.id)
         p.incr(k(rid, "version"))
+        p.incr(k(rid, "kbv"))  # orders decided on a copy from before this edit are refused
         await p.execute()
 
+    DEADLINE_S = 10.0  # an order still not committed after this long: unavailable
+
     async def place(self, room: Room, order: Order) -> OrderOutcome:
+        """Run ``orders.place_order`` against this node's copy of the room and commit its
+        changes if Redis still holds what it read (else take Redis's values, returned with
+        the refusal, and decide again). One order at a time per room on a node: orders from
+        the same node then never overtake each other."""
+        lock = self._locks.setdefault(room.id, asyncio.Lock())
+        async with lock:
+            return await self._place(room, order)
+
+    async def _place(self, room: Room, order: Order) -> OrderOutcome:
         rid = room.id
-        now = time.time()
-        cutoff = repr(now - self.order_retention_s) if self.order_retention_s > 0 else ""
-        res = await self._order(
-            keys=[k(rid, "stock"), k(rid, "gifts"), k(rid, "orders"), k(rid, "version"),
-                  k(rid, "orders_ts")],
-            args=[order.order_id, order.user, order.sku, order.qty, k(rid, "gift:"), now,
-                  cutoff])
-        status, payload = res[0], res[1]
-        version = int(res[2]) if len(res) > 2 else None
-        status = status.decode() if isinstance(status, bytes) else status
-        payload = payload.decode() if isinstance(payload, bytes) else payload
-        if status == "no_sku":
-            from signaling import ErrorCode, ProtocolError
-            raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown sku {order.sku!r}")
-        if status == "out_of_stock":
-            return OrderOutcome(409, {"error": "out_of_stock",
-                                      "message": f"only {payload} of {order.sku} left",
-                                      "stock_left": int(payload)})
-        rec = json.loads(payload)
-        if status == "conflict":
-            return OrderOutcome(409, {"error": "conflict",
-                                      "message": f"order {order.order_id!r} was already placed "
-                                                 f"with different sku, qty or user"})
-        body = _body(rec["body"])
-        if status == "repeat":
-            return OrderOutcome(200, body, repeated=True)
-        self.apply_order(room, order.sku, body["stock_left"], rec.get("promo"), body["rank"],
-                         version)
-        change = {"kind": "order", "sku": order.sku, "qty": order.qty,
-                  "stock": body["stock_left"], "gift_promotion": rec.get("promo"),
-                  "rank": body["rank"], "ts": time.time(), "redis_version": version}
-        return OrderOutcome(200, body, change=change)
+        orders = k(rid, "orders")
+        seen = ""  # the order id's record as Redis holds it ('' = none)
+        deadline = time.monotonic() + self.DEADLINE_S
+        attempt = 0
+        while attempt == 0 or time.monotonic() < deadline:
+            attempt += 1
+            now = time.time()
+            cutoff = now - self.order_retention_s if self.order_retention_s > 0 else None
+            prior = _prior(order.order_id, seen, cutoff)
+            if prior is not None:  # a repeat or a conflict, as Redis holds it
+                return place_order(room.knowledge, order, prior, now).outcome
+            try:
+                placed: Placement | None = place_order(room.knowledge, order, None, now)
+            except ProtocolError:
+                placed = None  # an unknown sku: refused once the copy is known to be current
+            kb = room.knowledge
+            gifts = [p for p in kb.promotions if p.kind == "first_n_gift"
+                     and p.sku in (None, "", order.sku)]
+            guards: list[list[Any]] = [
+                ["H", orders, [order.order_id], [seen]],
+                ["G", k(rid, "kbv"), str(room.redis_kb_version) if room.redis_kb_version else ""]]
+            reads: list[list[Any]] = [["HGET", orders, order.order_id], ["GET", k(rid, "kbv")],
+                                      ["GET", k(rid, "version")]]
+            prod = kb.product(order.sku)
+            if prod is not None:
+                guards.append(["H", k(rid, "stock"), [order.sku], [str(prod.stock)]])
+                reads.append(["HGET", k(rid, "stock"), order.sku])
+                for p in gifts:  # what the rule read of each gift, up to the one it chose
+                    guards.append(["H", k(rid, f"gift:{p.id}"), ["claimed", "limit", "active"],
+                                   [str(p.claimed or 0), str(p.limit or 0),
+                                    "1" if p.active else "0"]])
+                    reads.append(["HMGET", k(rid, f"gift:{p.id}"), "claimed", "limit", "active"])
+                    if placed is not None and placed.outcome.body.get("gift") \
+                            and (placed.outcome.change or {}).get("gift_promotion") == p.id:
+                        break
+            writes: list[list[Any]] = []
+            if placed is not None and placed.changes:
+                writes = self._writes(rid, placed.changes, cutoff)
+            res = await self._commit(args=["", json.dumps(guards, ensure_ascii=False),
+                                           json.dumps(writes, ensure_ascii=False) if writes else "",
+                                           "", json.dumps(reads, ensure_ascii=False)])
+            if _s(res[0]) == "ok":
+                if placed is None:
+                    raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown sku {order.sku!r}")
+                if not placed.changes:
+                    return placed.outcome  # out of stock, on a current copy
+                version = int(res[3])
+                for ch in placed.changes:
+                    apply_room_change(room.knowledge, ch)
+                room.redis_version = max(room.redis_version, version)
+                room.version += 1
+                change = dict(placed.outcome.change or {}, redis_version=version)
+                return OrderOutcome(placed.outcome.status, placed.outcome.body, change=change)
+            self.conflicts += 1
+            fresh = res[4:]
+            seen = _s(fresh[0]) if fresh[0] is not None else ""
+            kbv = int(fresh[1] or 0)
+            if kbv != room.redis_kb_version:  # a host edit: reload the whole room
+                await self.refresh(room, exact=True)
+                continue
+            room.redis_version = max(room.redis_version, int(fresh[2] or 0))
+            if prod is not None:
+                if fresh[3] is not None:
+                    prod.stock = int(fresh[3])
+                for p, g in zip(gifts, fresh[4:], strict=False):
+                    claimed, limit, active = g
+                    if claimed is not None:
+                        p.claimed = int(claimed)
+                    if limit is not None:
+                        p.limit = int(limit)
+                    if active is not None:
+                        p.active = active == b"1"
+        raise ProtocolError(ErrorCode.UNAVAILABLE, "room state store is busy; retry")
+
+    @staticmethod
+    def _writes(rid: str, changes: tuple[RoomChange, ...], cutoff: float | None) -> list[list[Any]]:
+        """The Redis writes that store an accepted order's changes (storage only)."""
+        w: list[list[Any]] = []
+        if cutoff is not None:  # retention: each order forgets up to 20 expired order ids
+            w.append(["ZTRIM", k(rid, "orders_ts"), k(rid, "orders"), repr(cutoff), "20"])
+        for ch in changes:
+            match ch:
+                case StockSet():
+                    w.append(["HSET", k(rid, "stock"), ch.sku, str(ch.stock)])
+                case GiftClaimed():
+                    w.append(["HSET", k(rid, f"gift:{ch.promotion}"), "claimed", str(ch.claimed)])
+                case OrderPlaced():
+                    rec = {"user": ch.user, "sku": ch.sku, "qty": ch.qty, "body": ch.body(),
+                           "promo": ch.gift_promotion, "ts": repr(ch.ts)}
+                    w += [["HSET", k(rid, "orders"), ch.order_id,
+                           json.dumps(rec, ensure_ascii=False)],
+                          ["ZADD", k(rid, "orders_ts"), repr(ch.ts), ch.order_id]]
+        w.append(["INCR", k(rid, "version")])
+        return w
 
     @staticmethod
     def apply_order(room: Room, sku: str, stock: int, promo_id: str | None,
@@ -225,6 +273,18 @@ class RedisRoomStore:
             if promo is not None and (promo.claimed or 0) < rank:
                 promo.claimed = rank
         room.version += 1
+
+
+def _prior(order_id: str, raw: str, cutoff: float | None) -> PriorOrder | None:
+    """The order id's earlier record (``raw``, as Redis holds it), unless it is older than
+    the retention ``cutoff`` (then the id is free again)."""
+    if not raw:
+        return None
+    rec = json.loads(raw)
+    if cutoff is not None and float(rec.get("ts") or 0) <= cutoff:
+        return None
+    return PriorOrder(Order(order_id, rec["user"], rec["sku"], int(rec["qty"])),
+                      _body(rec["body"]))
 
 
 def _body(b: dict[str, Any]) -> dict[str, Any]:

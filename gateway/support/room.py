@@ -1,13 +1,16 @@
 """Rooms: the live state of each live stream (products, stock, promotions, on-screen item).
 
-A :class:`Room` owns one :class:`~gateway.support.knowledge.Knowledge` and is the only code
-that mutates it. Each mutation is one synchronous method that validates, applies, bumps
-``version`` and returns a *change* dict — the caller (``RoomService``) publishes it as a
+A :class:`Room` owns one :class:`~gateway.support.knowledge.Knowledge`. Host edits are its
+methods: each is one synchronous method that validates, applies, bumps ``version`` and
+returns a *change* dict — the caller (``RoomService``) publishes it as a
 ``room.update`` event on the Bus. The bot reads the same ``Knowledge`` object, so an answer
-given after a change always reflects it.
+given after a change always reflects it. Orders change stock and gift counts through an
+order ledger (``orders.apply_room_change``), and the Redis room store reloads the copy.
 
-Orders are the one check-then-change step that must be atomic across nodes; they go through
-the :class:`OrderLedger` interface (memory here; one Lua script in the Redis ledger).
+Orders are the one check-then-change step that must be atomic across nodes. Their rule is
+``orders.place_order``, run by an :class:`~gateway.support.orders.OrderLedger`: the memory one
+here, or the Redis one (``redis_room.py``), which commits the rule's changes only if Redis
+still holds the room version it decided on.
 """
 
 from __future__ import annotations
@@ -15,11 +18,21 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from signaling import ErrorCode, ProtocolError
 
 from .knowledge import Knowledge, KnowledgeError, Promotion, check_promotion_size
+from .orders import (
+    Order,
+    OrderLedger,
+    OrderOutcome,
+    PriorOrder,
+    apply_room_change,
+    place_order,
+)
+
+__all__ = ["MemoryOrderLedger", "Order", "OrderLedger", "OrderOutcome", "Room", "RoomRegistry"]
 
 
 @dataclass
@@ -27,6 +40,7 @@ class Room:
     knowledge: Knowledge
     version: int = 0
     redis_version: int = 0  # last Redis-side version applied (multi-node only)
+    redis_kb_version: int = 0  # Redis-side host-edit count the copy holds (multi-node only)
     announcements: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -172,32 +186,9 @@ class RoomRegistry:
 
 # --- orders ---------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Order:
-    order_id: str
-    user: str
-    sku: str
-    qty: int
-
-
-@dataclass
-class OrderOutcome:
-    """``status`` 200 (accepted or repeated) or 409 (conflict / out_of_stock)."""
-
-    status: int
-    body: dict[str, Any]
-    repeated: bool = False
-    change: dict[str, Any] | None = None  # what changed in the room (None if nothing)
-
-
-class OrderLedger(Protocol):
-    """The atomic step: check stock, claim a first-N gift, record the order id — together."""
-
-    async def place(self, room: Room, order: Order) -> OrderOutcome: ...
-
-
 class MemoryOrderLedger:
-    """One-process ledger: ``place`` has no ``await`` inside its critical section.
+    """One-process ledger: ``orders.place_order`` decides against the room and its changes
+    are applied at once (no ``await`` in between).
 
     Order ids are remembered for ``retention_s`` (0: for ever) so a replayed order event is
     answered as a repeat; older ones are forgotten as new orders arrive (the dict is in
@@ -207,8 +198,7 @@ class MemoryOrderLedger:
         self.retention_s = retention_s
         # an OrderedDict: reaching its front stays O(1) after many deletions there (a dict
         # walks over the deleted slots until it is resized)
-        self._orders: OrderedDict[tuple[str, str], tuple[Order, dict[str, Any], float]] = \
-            OrderedDict()
+        self._orders: OrderedDict[tuple[str, str], tuple[PriorOrder, float]] = OrderedDict()
 
     async def place(self, room: Room, order: Order) -> OrderOutcome:
         return self.place_now(room, order)
@@ -219,7 +209,7 @@ class MemoryOrderLedger:
         cutoff = now - self.retention_s
         while self._orders:
             key = next(iter(self._orders))
-            if self._orders[key][2] > cutoff:
+            if self._orders[key][1] > cutoff:
                 break
             self._orders.popitem(last=False)
 
@@ -228,34 +218,11 @@ class MemoryOrderLedger:
         self._forget_old(now)
         key = (room.id, order.order_id)
         prev = self._orders.get(key)
-        if prev is not None:
-            if prev[0] == order:
-                return OrderOutcome(200, dict(prev[1]), repeated=True)
-            return OrderOutcome(409, {"error": "conflict",
-                                      "message": f"order {order.order_id!r} was already placed "
-                                                 f"with different sku, qty or user"})
-        product = room.knowledge.product(order.sku)
-        if product is None:
-            raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown sku {order.sku!r}")
-        if order.qty > product.stock:
-            return OrderOutcome(409, {"error": "out_of_stock",
-                                      "message": f"only {product.stock} of {order.sku} left",
-                                      "stock_left": product.stock})
-        product.stock -= order.qty
-        gift, rank, promo_id = False, None, None
-        for p in room.knowledge.promotions:
-            if p.kind != "first_n_gift" or not p.active:
-                continue
-            if p.sku not in (None, "", order.sku):
-                continue
-            if (p.claimed or 0) < (p.limit or 0):
-                p.claimed = (p.claimed or 0) + 1
-                gift, rank, promo_id = True, p.claimed, p.id
-                break
-        body = {"gift": gift, "rank": rank, "stock_left": product.stock}
-        self._orders[key] = (order, body, now)
+        placed = place_order(room.knowledge, order, prev[0] if prev else None, now)
+        if not placed.changes:
+            return placed.outcome
+        for ch in placed.changes:
+            apply_room_change(room.knowledge, ch)
+        self._orders[key] = (PriorOrder(order, dict(placed.outcome.body)), now)
         room.version += 1
-        change = {"kind": "order", "sku": order.sku, "qty": order.qty,
-                  "stock": product.stock, "gift_promotion": promo_id, "rank": rank,
-                  "ts": time.time()}
-        return OrderOutcome(200, dict(body), change=change)
+        return placed.outcome

@@ -1,11 +1,10 @@
-"""Routing: agent presence and load, the queue, and who gets the next conversation.
+"""Routing state: agent presence and load, and the queue, as this node's replica holds them.
 
-The :class:`Router` is the single owner of agent status/load and of the queue on a node.
-:meth:`Router.assign_next` makes every decision synchronously (no ``await`` between
-"who is free" and "they now have it"), so 50 viewers escalating at once can neither push an
-agent over capacity nor be assigned twice. Policy: the first queued conversation goes to
-the least-loaded available agent under capacity; ties go to whoever was assigned least
-recently (fair rotation).
+The :class:`Router` owns agent status/load and the queue on a node; only the backend's
+replica changes them (from change records). Who gets the next conversation is decided by
+``rules.assign_next`` / ``rules.pick_agent`` (the least-loaded live, available agent under
+capacity; ties go to whoever was assigned least recently), the same rule on one node and
+on many.
 """
 
 from __future__ import annotations
@@ -65,13 +64,9 @@ class Router:
             a.name = name
         return a
 
-    def set_status(self, user: str, status: str, name: str | None = None) -> Agent:
-        a = self.agent(user, name)
-        a.paused = False
-        if a.status != status:
-            a.status = status
-            a.since = time.time()
-        return a
+    def reachable(self, user: str) -> bool:
+        """Whether ``user`` can be reached from this node (the predicate given at start)."""
+        return self._reachable(user)
 
     def available_agents(self) -> list[Agent]:
         return [a for a in self.agents.values()
@@ -108,16 +103,7 @@ class Router:
         n = max(1, len(self.available_agents()))
         return round(self._wait_ewma_s * position / n, 1)
 
-    # --- assignment ------------------------------------------------------------------------
-    def pick(self, exclude: str | None = None) -> Agent | None:
-        best = None
-        for a in self.available_agents():
-            if a.paused or a.load >= a.capacity or a.user == exclude:
-                continue
-            if best is None or (a.load, a.last_assigned) < (best.load, best.last_assigned):
-                best = a
-        return best
-
+    # --- waits ----------------------------------------------------------------------------
     def note_wait(self, waited_s: float) -> None:
         """Feed the wait estimate with a real queue wait."""
         self._wait_ewma_s = 0.8 * self._wait_ewma_s + 0.2 * max(waited_s, 5.0)
