@@ -153,7 +153,8 @@ async def test_fifty_viewers_three_agents_no_overload_no_double_assignment(backe
         def settled() -> bool:
             assigned = sum(1 for a in agents for f in a.frames
                            if f["type"] == "conversation.assigned")
-            told = all(any(f["type"] == "queue" for f in v.frames) for v in viewers)
+            told = all(any(f["type"] in ("queue", "conversation.assigned") for f in v.frames)
+                       for v in viewers)
             return assigned >= 15 and told
         # wait for the assignments and queue positions (Redis's path is longer under load),
         # then a while more: no assignment beyond the 15 may follow
@@ -172,9 +173,14 @@ async def test_fifty_viewers_three_agents_no_overload_no_double_assignment(backe
         # the rest are queued with distinct positions 1..35
         router = r.gw.support.router
         assert len(router.queue) == 35
-        # each viewer was told its position at least once
-        for v in viewers:
-            assert any(f["type"] == "queue" for f in v.frames)
+        # each viewer still waiting was told its position at least once; one assigned at once
+        # may never have had a position to be told (Redis assigns a batch in one commit)
+        queued = {e.conversation for e in router.queue}
+        for v, c in zip(viewers, convs, strict=True):
+            if c["conversation"] in queued:
+                assert any(f["type"] == "queue" for f in v.frames), [f["type"] for f in v.frames]
+            else:
+                assert any(f["type"] == "conversation.assigned" for f in v.frames)
         # resolving one frees capacity: exactly one more assignment, and positions move up
         a0 = agents[0]
         done = per_agent[a0][0]
