@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from ..knowledge import FaqEntry, Knowledge, Product, Promotion, SizeRow
 from .lexicon import zh_for
 from .slots import _CHAR_STOP, Body, Slots
+from .topic import product_by_topic
 
 KEY_EN = {"材质": "material", "面料": "fabric", "颜色": "colours", "产地": "origin", "保质期": "shelf life",
           "规格": "size/pack", "配料": "ingredients", "成分": "ingredients", "主要成分": "key ingredients",
@@ -457,10 +458,16 @@ def greeting(ctx: Ctx) -> str:
     return s + "Ask me anything about the products, sizes, deals or shipping."
 
 
+def _topic_products(ctx: Ctx) -> list[Product]:
+    """The product the question is about by what it asks, when it names none (:mod:`.topic`)."""
+    p = product_by_topic(ctx.text, ctx.kb)
+    return [p] if p is not None else []
+
+
 def product_info(ctx: Ctx) -> str:
     zh = _zh(ctx)
     faq = faq_match(ctx, "product_info")
-    prods = ctx.slots.products[:3]
+    prods = ctx.slots.products[:3] or _topic_products(ctx)
     parts = []
     for p in prods:
         a = attr_text(p, zh, ctx.text)
@@ -492,6 +499,8 @@ def size_advice(ctx: Ctx) -> str:
                 has_body and not scored[0][2].size_chart and any(p.size_chart for p in cands)
                 and scored[0][0] < 2.0):
             prods = [scored[0][2]]
+    if not prods and not has_body:
+        prods = _topic_products(ctx)
     if not prods:
         charted = [p for p in ctx.kb.products if p.size_chart]
         if has_body and charted:
@@ -516,7 +525,7 @@ def size_advice(ctx: Ctx) -> str:
 
 def stock(ctx: Ctx) -> str:
     zh = _zh(ctx)
-    prods = ctx.slots.products
+    prods = ctx.slots.products or _topic_products(ctx)
     if not prods:
         return which_product(ctx, "stock")
     lines = []
@@ -630,6 +639,8 @@ def price_promo(ctx: Ctx) -> str:
     zh = _zh(ctx)
     kb = ctx.kb
     prods = ctx.slots.products if ctx.slots.product_from == "text" else ctx.slots.products[:1]
+    if not prods and _PRICE_Q.search(ctx.text) and not _PROMO_Q.search(ctx.text):
+        prods = _topic_products(ctx)
     lines: list[str] = []
     wants_coupon = re.search(r"券|口令|优惠码|折扣码|(?:的|个|那|这)码|码呢|码是|码多少|啥码|"
                              r"code|coupon|voucher|promo ?code", ctx.text)
