@@ -12,9 +12,10 @@ barrel, a shade) come from the product's attributes.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..knowledge import FaqEntry, Knowledge, Product, Promotion, SizeRow
+from . import variants
 from .lexicon import zh_for
 from .slots import _CHAR_STOP, Body, Slots
 from .topic import product_by_topic
@@ -61,6 +62,8 @@ class Ctx:
     slots: Slots
     escalate: bool
     reasons: list[str]
+    # the cue lexicon's scores of ``text`` (:mod:`.cues`): what else the message asks
+    cues: dict[str, float] = field(default_factory=dict)
 
 
 def num(x: float | int | None) -> str:
@@ -354,6 +357,21 @@ def _relevance(ctx: Ctx, p: Product) -> float:
 
 
 def size_text(ctx: Ctx, p: Product) -> str:
+    """The size advice for ``p``: the chart rule, or for a product without a chart the
+    variant the message points to by the room's own advice (:mod:`.variants`), said first,
+    then what the room says about choosing."""
+    out = _size_text(ctx, p)
+    if p.size_chart:
+        return out
+    picks = variants.pick(ctx.text, p, _advice_items(p) or _size_attr_items(p), ctx.slots.size)
+    if not picks:
+        return out
+    if _zh(ctx):
+        return f"{p.name}建议选 {' 或 '.join(picks)}。" + out
+    return f"For the {p.display_name('en')} we'd pick: {' or '.join(picks)}. " + out
+
+
+def _size_text(ctx: Ctx, p: Product) -> str:
     zh = _zh(ctx)
     body = ctx.slots.body
     rec = recommend_size(p, body)
@@ -621,7 +639,7 @@ def price_attr_items(p: Product, size: str | None = None) -> list[tuple[str, str
 
 
 _RESTOCK_Q = re.compile(r"补货|补吗|补不补|还会补|再补|再上|返场|到货|restock|back in stock|be back|come back|more coming")
-_PRICE_Q = re.compile(r"多少钱|价格|价钱|几块|啥价|什么价|多钱|贵不贵|便宜|how much|price|cost|\$|¥")
+_PRICE_Q = re.compile(r"多少钱|价格|价钱|几块|啥价|什么价|多钱|咋卖|怎么卖|怎么算|贵不贵|便宜|💰|how much|price|cost|\$|¥")
 _PROMO_Q = re.compile(r"优惠|活动|福利|折|满减|送|赠|名额|前\d+|券|秒杀|到手|bundle|deal|discount|sale|"
                       r"gift|free|promo|offer|coupon|code|quota|spots?\b")
 
@@ -881,8 +899,44 @@ HANDOFF_ZH = "已为您转接人工客服，稍后会有专人跟进处理，请
 HANDOFF_EN = "I'm connecting you to a human agent who will follow up shortly."
 
 
+# the composers that can leave a plainly asked number out: an angry stock question the
+# writers label stock may be read as a complaint, "那这个多少" as product_info
+_ALSO_STOCK = frozenset({"complaint", "product_info", "other", "greeting", "logistics", "size_advice"})
+_ALSO_PRICE = frozenset({"complaint", "product_info", "other", "greeting", "size_advice", "stock"})
+_ALSO_SHIP = frozenset({"complaint", "product_info", "other", "stock", "size_advice"})
+_SHIP_Q = re.compile(r"发货|几号发|什么时候发|啥时候发|多久发|几天发|发出|快递|物流|什么时候到|几天到|多久到|"
+                     r"ship|deliver|dispatch|arrive")
+
+
+def also_answer(intent: str, ctx: Ctx) -> str:
+    """What else the message plainly asks about the product it names, when the chosen
+    intent's composer does not say it: the stock, the price or the ship window, one short
+    line each. Why: a viewer asking the third time whether the rice is in stock is a
+    complaint *and* a stock question; the handoff is not an answer, the number is. Only for
+    products the viewer named (now or earlier), never the product on screen by default."""
+    prods = ctx.slots.products if ctx.slots.product_from in ("text", "history") else []
+    if not prods or len(prods) > 2:
+        return ""
+    zh = _zh(ctx)
+    extra: list[str] = []
+    if intent in _ALSO_STOCK and ctx.cues.get("stock", 0.0) >= 2.0:
+        for p in prods:
+            extra.append(f"{p.name}目前库存{p.stock}件" if zh else f"{p.display_name('en')} in stock: {p.stock}")
+    if intent in _ALSO_PRICE and _PRICE_Q.search(ctx.text):
+        extra += [price_line(p, zh, ctx.slots.size) for p in prods]
+    if intent in _ALSO_SHIP and ctx.cues.get("logistics", 0.0) >= 2.0 and _SHIP_Q.search(ctx.text):
+        for p in prods:
+            if p.ships_within_hours:
+                extra.append(f"{p.name}付款后{p.ships_within_hours}小时内发货" if zh else
+                             f"the {p.display_name('en')} ships within a {p.ships_within_hours}-hour window")
+    if not extra:
+        return ""
+    return ("；".join(extra) + "。") if zh else (" " + "; ".join(extra) + ".")
+
+
 def compose(intent: str, ctx: Ctx) -> str:
     text = COMPOSERS[intent](ctx)
+    text += also_answer(intent, ctx)
     if ctx.escalate and intent != "human_request":
         text = text.rstrip() + (" " if not _zh(ctx) else "") + (HANDOFF_ZH if _zh(ctx) else HANDOFF_EN)
     return text

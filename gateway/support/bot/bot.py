@@ -16,6 +16,7 @@ import time
 from ..responder import BotQuery, BotReply
 from . import lexicon
 from .answers import Ctx, compose
+from .cues import cue_scores
 from .features import load_jieba
 from .intent import classify
 from .memo import TextMemo
@@ -86,7 +87,9 @@ class OfflineBot:
             dec = classify(text, slots, esc, prev, probs=seen.probs, cues=seen.cues)
         escalate = esc.escalate or dec.intent == "human_request"
         reasons = list(esc.reasons) or (["human"] if dec.intent == "human_request" else [])
-        reply = compose(dec.intent, Ctx(kb=kb, text=text, lang=lang, slots=slots, escalate=escalate, reasons=reasons))
+        cues = seen.cues if self.memo is not None else cue_scores(text)
+        reply = compose(dec.intent, Ctx(kb=kb, text=text, lang=lang, slots=slots, escalate=escalate,
+                                        reasons=reasons, cues=cues))
         out_slots = slots.as_dict()
         if reasons:
             out_slots["escalation_reasons"] = reasons

@@ -297,6 +297,12 @@ def product_index(kb: Knowledge) -> ProductIndex:
 
 def find_products(text: str, kb: Knowledge) -> list[Product]:
     """Products the (normalised) text names, best first; ties all returned."""
+    return find_products_scored(text, kb)[0]
+
+
+def find_products_scored(text: str, kb: Knowledge) -> tuple[list[Product], float]:
+    """:func:`find_products` and how strongly the text names them (the top score: a link
+    number or SKU 10+, a whole name part 3+, a word the product's attributes hold ~1.5)."""
     idx = product_index(kb)
     # the index may be keyed on names only: map back to the live product objects by sku
     live = {p.sku: p for p in kb.products}
@@ -355,9 +361,9 @@ def find_products(text: str, kb: Knowledge) -> list[Product]:
                     scores[i] = 1.0
     top = max(scores, default=0.0)
     if top < 0.8:
-        return []
+        return [], 0.0
     out = [idx.products[i] for i, s in enumerate(scores) if s >= top - 1e-9]
-    return [live.get(p.sku, p) for p in out]
+    return [live.get(p.sku, p) for p in out], top
 
 
 # ---- body measurements -------------------------------------------------------------------
@@ -503,6 +509,9 @@ def find_order_id(text: str) -> str | None:
 class Slots:
     products: list[Product] = field(default_factory=list)
     product_from: str = "none"  # "text" | "history" | "screen" | "none"
+    # how strongly the text named them (find_products_scored): a word of a product's
+    # attributes names it weakly, and an earlier message that named one outright wins
+    strength: float = 0.0
     size: str | None = None
     body: Body = field(default_factory=Body)
     hair: str | None = None
@@ -532,8 +541,8 @@ class Slots:
 
 def extract(text: str, kb: Knowledge) -> Slots:
     """Slots of one normalised message, without looking at history."""
-    prods = find_products(text, kb)
-    s = Slots(products=prods, product_from="text" if prods else "none")
+    prods, strength = find_products_scored(text, kb)
+    s = Slots(products=prods, product_from="text" if prods else "none", strength=strength)
     s.size = find_size(text, kb, s.product)
     s.body = body_measurements(text)
     s.hair = hair_length(text)
