@@ -640,8 +640,8 @@ def price_attr_items(p: Product, size: str | None = None) -> list[tuple[str, str
 
 _RESTOCK_Q = re.compile(r"补货|补吗|补不补|还会补|再补|再上|返场|到货|restock|back in stock|be back|come back|more coming")
 _PRICE_Q = re.compile(r"多少钱|价格|价钱|几块|啥价|什么价|多钱|咋卖|怎么卖|怎么算|贵不贵|便宜|💰|how much|price|cost|\$|¥")
-_PROMO_Q = re.compile(r"优惠|活动|福利|折|满减|送|赠|名额|前\d+|券|秒杀|到手|bundle|deal|discount|sale|"
-                      r"gift|free|promo|offer|coupon|code|quota|spots?\b")
+_PROMO_Q = re.compile(r"优惠|活动|福利|折|满减|送|赠|名额|前\d+|券|秒杀|到手|最终|还能减|再减|bundle|deal|discount|sale|"
+                      r"gift|free|promo|offer|coupon|code|quota|spots?\b|\boff\b|final price")
 
 
 def which_product(ctx: Ctx, topic: str) -> str:
@@ -664,7 +664,7 @@ def price_promo(ctx: Ctx) -> str:
                              r"code|coupon|voucher|promo ?code", ctx.text)
     coupons = [pr for pr in kb.promotions if pr.kind == "coupon" and pr.active]
     named = _mentioned_promos(ctx)
-    if _ENDS_Q.search(ctx.text) and not _PRICE_Q.search(ctx.text):
+    if _ENDS_Q.search(ctx.text) and (not _PRICE_Q.search(ctx.text) or not prods):
         about = named + _mentioned_gift_promos(ctx)
         if not about and wants_coupon:
             about = coupons
@@ -704,7 +704,7 @@ def price_promo(ctx: Ctx) -> str:
         sep = "；" if zh else "; "
         out = sep.join(dict.fromkeys(promo_line(kb, pr, zh) for pr in picked))
         return (out + "。") if zh else (out[0].upper() + out[1:] + ".")
-    if re.search(r"一起|两件|搭配|套装|组合|bundle|both|together|combo", ctx.text):
+    if re.search(r"一起|两件|搭配|套装|组合|一共|总共|加起来|合计|bundle|both|together|combo|total|whole|outfit", ctx.text):
         picked += [pr for pr in kb.promotions if pr.kind == "bundle" and pr.active
                    and (not prods or any(p.sku in pr.skus for p in prods))]
     price_only = bool(prods) and _PRICE_Q.search(ctx.text) and not _PROMO_Q.search(ctx.text) \
@@ -730,6 +730,23 @@ def price_promo(ctx: Ctx) -> str:
     return ("；".join(lines) + "。") if zh else ("; ".join(lines) + ".")
 
 
+_CHANGE_TO = re.compile(r"改成|换成|改为|换为|改到|换到|要改|想要|change (?:it )?to|switch (?:it )?to|swap (?:it )?(?:to|for)|instead")
+_COURIER = re.compile(r"顺丰|快递|中通|圆通|韵达|京东|邮政|运费|courier|express|shipping|\bsf\b")
+
+
+def _change_rules(ctx: Ctx) -> list[str]:
+    """The room's policy sentences about changing an order (how long an address can be
+    changed, what a courier upgrade costs): a change request is answered by them."""
+    want = r"改|取消|修改|撤" + (r"|顺丰|快递|运费|补" if _COURIER.search(ctx.text) else "")
+    out = []
+    for name in ("shipping", "payment", "returns"):
+        for clause in re.split(r"[；;。]", ctx.kb.policies.get(name, "") or ""):
+            c = clause.strip()
+            if c and re.search(want, c) and c not in out:
+                out.append(c)
+    return out[:3]
+
+
 def order_change(ctx: Ctx) -> str:
     zh = _zh(ctx)
     faqs = [f for f in ctx.kb.faq if f.intent == "order_change"]
@@ -738,22 +755,34 @@ def order_change(ctx: Ctx) -> str:
         faqs = [best] + [f for f in faqs if f is not best]
     oid = ctx.slots.order_id
     p = ctx.slots.product
+    target = ctx.slots.size
+    m = _CHANGE_TO.search(ctx.text)
+    if p is not None and m:  # "拍成220x240了 能换成200x230吗": the variant after the change word
+        after = variants.named(ctx.text[m.end():], p)
+        target = after[0] if after else target
+    rules = _change_rules(ctx)
     if zh:
         s = "好的，订单在未发货前都可以修改（地址、尺码、颜色或取消）。"
         if oid:
             s += f"已记下您的订单号{oid}。"
-        if ctx.slots.size:
-            s += f"想改成{ctx.slots.size}的话，可以取消后重拍，或备注给客服修改。"
+        if target:
+            s += f"想改成{target}的话，可以取消后重拍，或备注给客服修改。"
+            if p is not None:
+                s += "".join(f"{k}：{v}；" for k, v in price_attr_items(p, target)[:1])
         s += "".join(f.a for f in faqs[:2])
+        s += "".join(r + "。" for r in rules if r not in s)
         if p and p.ships_within_hours:
             s += f"{p.name}付款后{p.ships_within_hours}小时内发货，请尽快操作哦。"
         return s
     s = "Sure - orders can be changed (address, size, colour) or cancelled until they ship. "
     if oid:
         s += f"I've noted your order: {oid}. "
-    if ctx.slots.size:
-        s += f"To switch to size {ctx.slots.size}: cancel and re-order, or leave a note for our agent. "
+    if target:
+        s += f"To switch to: {target} - cancel and re-order, or leave a note for our agent. "
+        if p is not None:
+            s += "".join(f"{k}: {v}. " for k, v in price_attr_items(p, target)[:1])
     s += " ".join(f.a for f in faqs[:2])
+    s += "".join(" " + r + "." for r in rules if r not in s)
     if p and p.ships_within_hours:
         s += f" The {p.name} ships within a {p.ships_within_hours}-hour window after payment, so please do it soon."
     return s
@@ -801,7 +830,7 @@ def payment(ctx: Ctx) -> str:
     zh = _zh(ctx)
     pol = ctx.kb.policies
     lines = []
-    inv = re.search(r"发票|开票|抬头|税号|报销|invoice|receipt|fapiao|vat|tax", ctx.text)
+    inv = re.search(r"发票|开票|专票|普票|增值税|抬头|税号|报销|invoice|receipt|fapiao|vat|tax", ctx.text)
     if re.search(r"扣|失败|付不|没成功|charged|declin|fail|error|double|twice", ctx.text):
         lines.append("扣款异常请把订单号发给我，我们核实后会处理，重复扣款会原路退回" if zh else
                      "Sorry about the payment trouble - send me your order number and we'll check it; duplicate charges are refunded to the original method")
@@ -818,17 +847,30 @@ def payment(ctx: Ctx) -> str:
     return " ".join(lines[:1]) + (" Policy: " + " ".join(lines[1:]) if len(lines) > 1 else "")
 
 
+_AFTER_SALE_KEY = re.compile(r"保修|质保|售后|退换|退货|维修|换新|warranty|guarantee|return")
+
+
+def after_sale_items(p: Product) -> list[tuple[str, str]]:
+    """The product's own after-sale terms (a warranty, "刻字后不退换"): they decide a return
+    or repair question about that product before the room's general policy does."""
+    return [(k, v) for k, v in p.attributes.items()
+            if _AFTER_SALE_KEY.search(k) or re.search(r"保修|质保|不退|不换|只换|不修", v)]
+
+
 def return_refund(ctx: Ctx) -> str:
     zh = _zh(ctx)
     pol = ctx.kb.policies.get("returns", "")
     faq = faq_match(ctx, "return_refund", threshold=0.3)
+    own = [(p, k, v) for p in ctx.slots.products[:2] for k, v in after_sale_items(p)]
     s = ""
     if zh:
-        s = "售后规则是这样的：" + pol if pol else "售后问题请联系客服。"
+        s = "".join(f"{p.name}{k}：{v}。" for p, k, v in own)
+        s += "售后规则是这样的：" + pol if pol else "售后问题请联系客服。"
         if faq and faq.a not in s:
             s += " " + faq.a
         return s + " 在订单详情点「申请售后」即可办理。"
-    s = ("Here's our return/refund policy: " + pol) if pol else "Please contact support for returns."
+    s = "".join(f"{p.display_name('en')} - {KEY_EN.get(k, k)} ({k}): {v}. " for p, k, v in own)
+    s += ("Here's our return/refund policy: " + pol) if pol else "Please contact support for returns."
     return s + " You can start it from \"after-sales\" in your order details."
 
 
