@@ -566,8 +566,12 @@ def stock(ctx: Ctx) -> str:
             s += ("，" if zh else "; ") + ("；".join(f"{k}：{v}" for k, v in restock) if zh else
                                           "; ".join(f"restock ({k}): {v}" for k, v in restock))
         lines.append(s)
-    if _RESTOCK_Q.search(ctx.text):
-        faq = faq_match(ctx, "stock", threshold=0.25)
+    if _RESTOCK_Q.search(ctx.text) or any(p.stock <= 0 for p in prods[:2]):
+        faq = faq_match(ctx, "stock", threshold=0.25) if _RESTOCK_Q.search(ctx.text) else None
+        if faq is None:  # the room's word on restocking this product, whatever it was filed as
+            faq = next((f for f in ctx.kb.faq for p in prods[:2] if p.stock <= 0 or _RESTOCK_Q.search(ctx.text)
+                        if re.search(r"补货|到货|返场|restock", f.q + f.a)
+                        and _bigrams(p.name) & _bigrams(f.q + f.a) - {"补货", "到货"}), None)
         if faq and faq.a not in lines:
             lines.append(faq.a.rstrip("。."))
     if prods:
