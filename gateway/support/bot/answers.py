@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from ..knowledge import FaqEntry, Knowledge, Product, Promotion, SizeRow
 from . import variants
 from .lexicon import zh_for
-from .slots import _CHAR_STOP, Body, Slots
-from .topic import product_by_topic
+from .slots import _CHAR_STOP, Body, Slots, fold_units
+from .topic import product_by_topic, question_terms
 
 KEY_EN = {"材质": "material", "面料": "fabric", "颜色": "colours", "产地": "origin", "保质期": "shelf life",
           "规格": "size/pack", "配料": "ingredients", "成分": "ingredients", "主要成分": "key ingredients",
@@ -950,8 +950,26 @@ HANDOFF_EN = "I'm connecting you to a human agent who will follow up shortly."
 _ALSO_STOCK = frozenset({"complaint", "product_info", "other", "greeting", "logistics", "size_advice"})
 _ALSO_PRICE = frozenset({"complaint", "product_info", "other", "greeting", "size_advice", "stock"})
 _ALSO_SHIP = frozenset({"complaint", "product_info", "other", "stock", "size_advice"})
+_ALSO_ATTR = frozenset({"complaint", "other", "greeting", "price_promo", "stock", "size_advice", "logistics",
+                        "payment", "order_change", "return_refund"})
 _SHIP_Q = re.compile(r"发货|几号发|什么时候发|啥时候发|多久发|几天发|发出|快递|物流|什么时候到|几天到|多久到|"
                      r"ship|deliver|dispatch|arrive")
+
+
+def asked_attributes(ctx: Ctx, p: Product, limit: int = 2) -> list[tuple[str, str]]:
+    """The attributes of ``p`` the message asks about by their own words: a word of the
+    question in the attribute's key (转速, 动力储存) counts double, in its value once;
+    words every attribute text shares say nothing (:func:`.topic.question_terms`)."""
+    terms = question_terms(ctx.text)
+    if not terms:
+        return []
+    scored = []
+    for i, (k, v) in enumerate(p.attributes.items()):
+        kl, vl = fold_units(k.lower()), fold_units(v.lower())
+        sc = sum(2.0 if t in kl else 1.0 if t in vl else 0.0 for t in terms)
+        if sc >= 2.0:
+            scored.append((-sc, i, k, v))
+    return [(k, v) for _, _, k, v in sorted(scored)[:limit]]
 
 
 def also_answer(intent: str, ctx: Ctx) -> str:
@@ -961,10 +979,18 @@ def also_answer(intent: str, ctx: Ctx) -> str:
     complaint *and* a stock question; the handoff is not an answer, the number is. Only for
     products the viewer named (now or earlier), never the product on screen by default."""
     prods = ctx.slots.products if ctx.slots.product_from in ("text", "history") else []
+    if not prods and intent in _ALSO_ATTR:
+        prods = _topic_products(ctx)
     if not prods or len(prods) > 2:
         return ""
     zh = _zh(ctx)
     extra: list[str] = []
+    if intent in _ALSO_ATTR:
+        for p in prods:
+            items = asked_attributes(ctx, p)
+            if items:
+                extra.append(f"{p.name}：" + "；".join(f"{k}：{v}" for k, v in items) if zh else
+                             f"{p.display_name('en')} - " + "; ".join(f"{KEY_EN.get(k, k)} ({k}): {v}" for k, v in items))
     if intent in _ALSO_STOCK and ctx.cues.get("stock", 0.0) >= 2.0:
         for p in prods:
             extra.append(f"{p.name}目前库存{p.stock}件" if zh else f"{p.display_name('en')} in stock: {p.stock}")

@@ -60,7 +60,7 @@ def _topics(kb: Knowledge) -> _Topics:
     return t
 
 
-def _terms(text: str) -> set[str]:
+def question_terms(text: str) -> set[str]:
     """Chinese bigrams (not both characters common chat), ASCII words of 2+ characters
     (model names, units: "nfc", "pfoa", "vg10"), and the Chinese of English words."""
     out = {text[i:i + 2] for i in range(len(text) - 1)
@@ -86,7 +86,7 @@ def product_by_topic(text: str, kb: Knowledge, among: list[Product] | None = Non
     idx = _topics(kb)
     allowed = {p.sku for p in among} if among is not None else None
     scores = [0.0] * len(prods)
-    for t in _terms(fold_units(text)):
+    for t in question_terms(fold_units(text)):
         in_key = [i for i, k in enumerate(idx.keys) if t in k]
         in_val = [i for i, v in enumerate(idx.values) if t in v and i not in in_key]
         owners = len(in_key) + len(in_val)
