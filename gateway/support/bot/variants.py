@@ -48,7 +48,7 @@ def named(text: str, p: Product) -> list[str]:
         return []
     ct = _compact(text)
     keys = {v: _compact(v) for v in vs}
-    exact = [v for v in vs if len(keys[v]) >= 2 and keys[v] in ct]
+    exact = [v for v in vs if len(keys[v]) >= 2 and _contains(ct, keys[v])]
     if exact:
         return [max(exact, key=lambda v: len(keys[v]))]
     if len(vs) < 2:
@@ -85,9 +85,19 @@ def viewer_numbers(text: str) -> list[float]:
     return out
 
 
+def _contains(text: str, key: str) -> bool:
+    """``key`` in ``text``; an ASCII end of the key must not continue an ASCII word there
+    ("m" is not in "55cm", "pro" not in "promax")."""
+    if not key:
+        return False
+    head = r"(?<![0-9a-z])" if re.match(r"[0-9a-z]", key) else ""
+    tail = r"(?![0-9a-z])" if re.search(r"[0-9a-z]$", key) else ""
+    return re.search(head + re.escape(key) + tail, text) is not None
+
+
 def _mentions(clause: str, vs: list[str]) -> list[str]:
     c = _compact(clause)
-    found = [v for v in vs if len(_compact(v)) >= 1 and _compact(v) in c]
+    found = [v for v in vs if _contains(c, _compact(v))]
     # "58圈口" and "8圈口": keep the longest of nested mentions
     return [v for v in found if not any(v != w and _compact(v) in _compact(w) for w in found)]
 
