@@ -490,7 +490,8 @@ def product_info(ctx: Ctx) -> str:
     for p in prods:
         a = attr_text(p, zh, ctx.text)
         extra = ""
-        if p.sizes and re.search(r"颜色|色号|色|colou?r|shade|款|variant|option", ctx.text):
+        if p.sizes and re.search(r"颜色|色号|色|colou?r|shade|款|variant|option|口味|味道|flavou?r|规格|型号|几种|"
+                                 r"哪几|几片|多少片|kinds?|types?|models?|how many", ctx.text):
             extra = ("；可选：" if zh else "; options: ") + "/".join(p.sizes)
         parts.append(f"{p.name}：{a}{extra}。" if zh else f"{p.name} - {a}{extra}.")
     if faq and (not prods or any(_bigrams(p.name) & _bigrams(faq.q) for p in prods)):
@@ -947,9 +948,14 @@ HANDOFF_EN = "I'm connecting you to a human agent who will follow up shortly."
 
 # the composers that can leave a plainly asked number out: an angry stock question the
 # writers label stock may be read as a complaint, "那这个多少" as product_info
-_ALSO_STOCK = frozenset({"complaint", "product_info", "other", "greeting", "logistics", "size_advice"})
+_ALSO_STOCK = frozenset({"complaint", "product_info", "other", "greeting", "logistics", "size_advice", "price_promo"})
+# "那这个多少" after naming a product: its price
+_BARE_HOW_MUCH = re.compile(r"^(?:那|那么)?(?:这个|那个|它|这款|那款)?(?:呢)?\s*多少[?？!！。~～\s]*$")
 _ALSO_PRICE = frozenset({"complaint", "product_info", "other", "greeting", "size_advice", "stock"})
 _ALSO_SHIP = frozenset({"complaint", "product_info", "other", "stock", "size_advice"})
+_ALSO_FEE = frozenset({"price_promo", "order_change", "payment", "other", "complaint", "product_info", "stock"})
+_SHIP_FEE_Q = re.compile(r"运费|邮费|包邮|顺丰|京东快递|改快递|换快递|发什么快递|偏远|shipping (?:fee|cost)|postage|"
+                         r"free shipping|express|courier|deliver\w* (?:fee|cost|charge)")
 _ALSO_ATTR = frozenset({"complaint", "other", "greeting", "price_promo", "stock", "size_advice", "logistics",
                         "payment", "order_change", "return_refund"})
 _SHIP_Q = re.compile(r"发货|几号发|什么时候发|啥时候发|多久发|几天发|发出|快递|物流|什么时候到|几天到|多久到|"
@@ -972,19 +978,23 @@ def asked_attributes(ctx: Ctx, p: Product, limit: int = 2) -> list[tuple[str, st
     return [(k, v) for _, _, k, v in sorted(scored)[:limit]]
 
 
-def also_answer(intent: str, ctx: Ctx) -> str:
+def also_answer(intent: str, ctx: Ctx, said: str = "") -> str:
     """What else the message plainly asks about the product it names, when the chosen
     intent's composer does not say it: the stock, the price or the ship window, one short
     line each. Why: a viewer asking the third time whether the rice is in stock is a
     complaint *and* a stock question; the handoff is not an answer, the number is. Only for
-    products the viewer named (now or earlier), never the product on screen by default."""
+    products the viewer named (now or earlier), never the product on screen by default;
+    ``said``: the reply so far (the shipping policy is not said twice)."""
+    zh = _zh(ctx)
+    extra: list[str] = []
+    pol = ctx.kb.policies.get("shipping")
+    if intent in _ALSO_FEE and pol and _SHIP_FEE_Q.search(ctx.text) and pol not in said:
+        extra.append(pol if zh else f"shipping policy: {pol}")  # what a courier or fee costs
     prods = ctx.slots.products if ctx.slots.product_from in ("text", "history") else []
     if not prods and intent in _ALSO_ATTR:
         prods = _topic_products(ctx)
-    if not prods or len(prods) > 2:
-        return ""
-    zh = _zh(ctx)
-    extra: list[str] = []
+    if len(prods) > 2:
+        prods = []
     if intent in _ALSO_ATTR:
         for p in prods:
             items = asked_attributes(ctx, p)
@@ -994,7 +1004,7 @@ def also_answer(intent: str, ctx: Ctx) -> str:
     if intent in _ALSO_STOCK and ctx.cues.get("stock", 0.0) >= 2.0:
         for p in prods:
             extra.append(f"{p.name}目前库存{p.stock}件" if zh else f"{p.display_name('en')} in stock: {p.stock}")
-    if intent in _ALSO_PRICE and _PRICE_Q.search(ctx.text):
+    if intent in _ALSO_PRICE and (_PRICE_Q.search(ctx.text) or _BARE_HOW_MUCH.search(ctx.text)):
         extra += [price_line(p, zh, ctx.slots.size) for p in prods]
     if intent in _ALSO_SHIP and ctx.cues.get("logistics", 0.0) >= 2.0 and _SHIP_Q.search(ctx.text):
         for p in prods:
@@ -1008,7 +1018,7 @@ def also_answer(intent: str, ctx: Ctx) -> str:
 
 def compose(intent: str, ctx: Ctx) -> str:
     text = COMPOSERS[intent](ctx)
-    text += also_answer(intent, ctx)
+    text += also_answer(intent, ctx, text)
     if ctx.escalate and intent != "human_request":
         text = text.rstrip() + (" " if not _zh(ctx) else "") + (HANDOFF_ZH if _zh(ctx) else HANDOFF_EN)
     return text
