@@ -954,7 +954,7 @@ _BARE_HOW_MUCH = re.compile(r"^(?:那|那么)?(?:这个|那个|它|这款|那款
 _ALSO_PRICE = frozenset({"complaint", "product_info", "other", "greeting", "size_advice", "stock"})
 _ALSO_SHIP = frozenset({"complaint", "product_info", "other", "stock", "size_advice"})
 _ALSO_FEE = frozenset({"price_promo", "order_change", "payment", "other", "complaint", "product_info", "stock"})
-_SHIP_FEE_Q = re.compile(r"运费|邮费|包邮|顺丰|京东快递|改快递|换快递|发什么快递|偏远|shipping (?:fee|cost)|postage|"
+_SHIP_FEE_Q = re.compile(r"运费|邮费|包邮|顺丰|京东快递|改快递|换快递|偏远|shipping (?:fee|cost)|postage|"
                          r"free shipping|express|courier|deliver\w* (?:fee|cost|charge)")
 _ALSO_ATTR = frozenset({"complaint", "other", "greeting", "price_promo", "stock", "size_advice", "logistics",
                         "payment", "order_change", "return_refund"})
