@@ -46,7 +46,9 @@ def kb():
             _p("C6", "防水登山鞋", 12, ["40", "41", "42"], {"鞋底": "V底大底"}),
             _p("C7", "赣南脐橙 10斤装", 60, [], {"产地": "江西赣州"}),
         ],
-        "promotions": [],
+        "promotions": [{"id": "g1", "kind": "first_n_gift", "text": "头盔前50单送一副骑行袖套！",
+                        "limit": 50, "claimed": 41, "gift": "骑行袖套", "sku": "C2", "threshold": None,
+                        "amount": None, "code": None, "ends_at": None}],
         "policies": {"shipping": "现货48小时内发货；默认中通，补8元可改顺丰",
                      "returns": "7天无理由退换；质量问题来回运费我们承担",
                      "payment": "支持微信、支付宝；付款后30分钟内可在订单页自己改地址",
@@ -130,6 +132,17 @@ def test_attribute_asked_in_a_complaint_is_answered(bot, kb):
     assert "常亮6小时" in r.text, r.text
 
 
+def test_size_asked_in_a_complaint_gets_the_size(bot, kb):
+    r = ask(bot, kb, "问了好几遍了 头围57 头盔到底选哪个码 没人理 服了")
+    assert "M" in r.text.replace("CM", "").replace("cm", ""), r.text
+    assert "建议选 M" in r.text, r.text
+
+
+def test_gift_asked_again_angrily_gets_what_is_left(bot, kb):
+    r = ask(bot, kb, "头盔送的袖套到底还送不送 问第三遍了 无语")
+    assert "9" in r.text, r.text
+
+
 # -- a product named outright earlier beats a weak word now ------------------------------------
 
 def test_history_product_beats_a_weak_word_of_another_name(bot, kb):
@@ -179,3 +192,32 @@ def test_shop_nouns_the_dictionary_gets_wrong():
 def test_english_nouns_find_chinese_only_products(kb):
     assert [p.sku for p in extract(normalize("are the boots waterproof"), kb).products] == ["C6"]
     assert [p.sku for p in extract(normalize("oranges in stock?"), kb).products] == ["C7"]
+
+
+# -- also_answer on its own: whatever intent was chosen ----------------------------------------
+
+def _compose(kb, intent, text, lang="zh"):
+    from gateway.support.bot.answers import Ctx, compose
+    from gateway.support.bot.cues import cue_scores
+
+    t = normalize(text)
+    return compose(intent, Ctx(kb=kb, text=t, lang=lang, slots=extract(t, kb), escalate=True,
+                               reasons=["anger"], cues=cue_scores(t)))
+
+
+@pytest.mark.parametrize("text,fact", [
+    ("头盔到底还有没有货 问了三遍", "33"),          # stock
+    ("头盔到底多少钱 问了三遍", "99"),              # price
+    ("头盔选哪个码 头围57 问了三遍", "建议选 M"),     # size by the room's advice
+    ("头盔送的袖套还送不送 问了三遍", "9"),          # gift left
+    ("尾灯续航多久 问了三遍", "常亮6小时"),          # the attribute asked about
+    ("改顺丰要加多少 问了三遍", "补8元可改顺丰"),      # courier fee: the shipping policy
+])
+def test_a_complaint_reply_still_answers_what_was_asked(kb, text, fact):
+    out = _compose(kb, "complaint", text)
+    assert fact in out, out
+
+
+def test_nothing_is_added_when_nothing_else_was_asked(kb):
+    out = _compose(kb, "complaint", "头盔质量太差了 垃圾")
+    assert "33" not in out and "99元" not in out, out

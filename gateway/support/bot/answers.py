@@ -953,6 +953,8 @@ _ALSO_STOCK = frozenset({"complaint", "product_info", "other", "greeting", "logi
 _BARE_HOW_MUCH = re.compile(r"^(?:那|那么)?(?:这个|那个|它|这款|那款)?(?:呢)?\s*多少[?？!！。~～\s]*$")
 _ALSO_PRICE = frozenset({"complaint", "product_info", "other", "greeting", "size_advice", "stock"})
 _ALSO_SHIP = frozenset({"complaint", "product_info", "other", "stock", "size_advice"})
+_ALSO_SIZE = frozenset({"complaint", "other", "greeting", "order_change", "product_info", "stock", "price_promo"})
+_ALSO_PROMO = frozenset({"complaint", "other", "product_info", "order_change", "payment", "size_advice"})
 _ALSO_FEE = frozenset({"price_promo", "order_change", "payment", "other", "complaint", "product_info", "stock"})
 _SHIP_FEE_Q = re.compile(r"运费|邮费|包邮|顺丰|京东快递|改快递|换快递|偏远|shipping (?:fee|cost)|postage|"
                          r"free shipping|express|courier|deliver\w* (?:fee|cost|charge)")
@@ -1011,6 +1013,19 @@ def also_answer(intent: str, ctx: Ctx, said: str = "") -> str:
             if p.ships_within_hours:
                 extra.append(f"{p.name}付款后{p.ships_within_hours}小时内发货" if zh else
                              f"the {p.display_name('en')} ships within a {p.ships_within_hours}-hour window")
+    if intent in _ALSO_SIZE and (ctx.cues.get("size_advice", 0.0) >= 2.0 or ctx.slots.body.height_cm is not None
+                                 or ctx.slots.body.weight_kg is not None):
+        for p in prods:
+            rec = recommend_size(p, ctx.slots.body)
+            picks = [rec[0]] if rec else [] if p.size_chart else variants.pick(
+                ctx.text, p, _advice_items(p) or _size_attr_items(p), ctx.slots.size)
+            if picks and not any(f"选 {x}" in said or f"pick: {x}" in said for x in picks):
+                extra.append(f"{p.name}建议选 {' 或 '.join(picks)}" if zh else
+                             f"for the {p.display_name('en')} we'd pick: {' or '.join(picks)}")
+    if not extra and intent in _ALSO_PROMO and ctx.cues.get("price_promo", 0.0) >= 2.0 \
+            and _PROMO_Q.search(ctx.text) and not _PRICE_Q.search(ctx.text):
+        promo = price_promo(ctx)  # a gift or coupon asked again, angrily: what is left, the code
+        return promo if zh else " " + promo
     if not extra:
         return ""
     return ("；".join(extra) + "。") if zh else (" " + "; ".join(extra) + ".")
