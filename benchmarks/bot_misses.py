@@ -25,6 +25,7 @@ import argparse
 import hashlib
 import importlib.util
 import json
+import os
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -57,13 +58,17 @@ def fold_model(rows, cache: Path) -> BotModel:  # noqa: ANN001
     for r in rows:
         h.update(f"{r.text}\t{r.intent}\t{r.escalate}\n".encode())
     path = cache / f"{h.hexdigest()[:16]}.npz"
-    if path.exists():
+    try:
         z = np.load(path)
         return BotModel(IntentClassifier(z["W"], z["b"]),
                         IntentClassifier(z["We"], z["be"], ESC_CLASSES))
+    except (OSError, KeyError, ValueError):
+        pass  # not cached yet (or unreadable): train
     m = BotModel.train(rows)
     cache.mkdir(parents=True, exist_ok=True)
-    np.savez(path, W=m.intent.W, b=m.intent.b, We=m.escalation.W, be=m.escalation.b)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, W=m.intent.W, b=m.intent.b, We=m.escalation.W, be=m.escalation.b)
+    os.replace(tmp, path)  # whole or absent: another run may read it at any moment
     return m
 
 
