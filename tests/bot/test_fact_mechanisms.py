@@ -221,3 +221,26 @@ def test_a_complaint_reply_still_answers_what_was_asked(kb, text, fact):
 def test_nothing_is_added_when_nothing_else_was_asked(kb):
     out = _compose(kb, "complaint", "头盔质量太差了 垃圾")
     assert "33" not in out and "99元" not in out, out
+
+
+# -- the product finder: words that name nothing ---------------------------------------------
+
+def test_how_viewers_address_each_other_names_no_product():
+    kb = Knowledge.from_dict({"room": {"id": "x", "title": "t", "host": "h", "currency": "CNY"},
+                              "products": [_p("Q1", "磁吸移动充电宝"), _p("Q2", "智能运动手环")],
+                              "promotions": [], "policies": {}, "faq": []})
+    assert extract(normalize("宝子们 这个选哪个啊"), kb).products == []  # 宝 ends 充电宝
+    assert [p.sku for p in extract(normalize("宝子们 充电宝多重"), kb).products] == ["Q1"]
+
+
+def test_a_latin_word_two_names_share_names_neither():
+    kb = Knowledge.from_dict({"room": {"id": "x", "title": "t", "host": "h", "currency": "CNY"},
+                              "products": [_p("E1", "声波 Air Pro 降噪耳机"),
+                                           _p("E2", "耳机保护套（Air Pro专用）"),
+                                           _p("E3", "透明手机壳", sizes=["Phone 9", "Phone 9 Pro"])],
+                              "promotions": [], "policies": {}, "faq": []})
+    assert [p.sku for p in extract(normalize("which case for phone 9 pro"), kb).products] == ["E3"]
+
+
+def test_every_question_word_looks_up_nothing():
+    assert zh_for("sizes") == () and zh_for("size") == ()

@@ -133,8 +133,8 @@ def lemmas(word: str) -> tuple[str, ...]:
 @functools.lru_cache(maxsize=8192)
 def zh_for(word: str) -> tuple[str, ...]:
     """Chinese fragments an English word may name, best first; () for stop words."""
-    if word in STOP or len(word) < 3:
-        return ()
+    if len(word) < 3 or any(w in STOP for w in lemmas(word)):
+        return ()  # "sizes" is "size": a word every question uses, no product's name
     for w in lemmas(word):
         if w in SHOP_WORDS:
             return SHOP_WORDS[w]

@@ -159,6 +159,15 @@ class ProductIndex:
             if n and re.match(r"[\u4e00-\u9fff]", name[-1]) and name[-1] not in "装g":
                 d.setdefault(name[-1], 0.8)  # 裤 / 衣 / 糖: weak, often ambiguous
             frags.append(d)
+        # a Latin word of a name that other names share or another product's variants
+        # spell ("pro" of "Air Pro" beside a case for "iPhone 15 Pro") names nothing alone
+        variant_text = [" ".join(fold_units(normalize(x)) for x in p.sizes) for p in kb.products]
+        for i, d in enumerate(frags):
+            for s_, sc in list(d.items()):
+                if sc > 1.0 and re.fullmatch(r"[a-z][a-z0-9 .+-]*", s_.strip()) and (
+                        sum(1 for nm in names if s_ in nm) > 1
+                        or any(s_.strip() in vt for j, vt in enumerate(variant_text) if j != i)):
+                    d[s_] = 1.0
         for d, name in zip(frags, names, strict=False):
             for a, b in ZH_SYNONYMS:  # 洗面奶 ~ 洁面, 狗粮 ~ 犬粮: the viewer's word for the name's
                 if b in name and a not in d:
@@ -300,10 +309,16 @@ def find_products(text: str, kb: Knowledge) -> list[Product]:
     return find_products_scored(text, kb)[0]
 
 
+# how viewers address each other ("宝子们", "家人们"): never a product word, though 宝 ends
+# 充电宝 and 家 a 家居 name
+_ADDRESS = re.compile(r"宝子们?|家人们|姐妹们|集美们|老铁们?|亲们")
+
+
 def find_products_scored(text: str, kb: Knowledge) -> tuple[list[Product], float]:
     """:func:`find_products` and how strongly the text names them (the top score: a link
     number or SKU 10+, a whole name part 3+, a word the product's attributes hold ~1.5)."""
     idx = product_index(kb)
+    text = _ADDRESS.sub(" ", text)
     # the index may be keyed on names only: map back to the live product objects by sku
     live = {p.sku: p for p in kb.products}
     text = fold_units(text)
