@@ -244,3 +244,38 @@ def test_a_latin_word_two_names_share_names_neither():
 
 def test_every_question_word_looks_up_nothing():
     assert zh_for("sizes") == () and zh_for("size") == ()
+
+
+# -- small bodies: babies, toddlers, dogs ----------------------------------------------------
+
+@pytest.mark.parametrize("text,height,weight", [
+    ("宝宝15斤 67cm 穿哪个码", 67, 7.5),
+    ("my son is 80cm and 10kg", 80, 10),
+    ("狗狗肩高30 体重7公斤", 30, 7),
+    ("柯基 2公斤 肩高16", 16, 2),
+])
+def test_small_heights_and_one_digit_weights_are_read(text, height, weight):
+    from gateway.support.bot.slots import body_measurements
+
+    b = body_measurements(normalize(text))
+    assert (b.height_cm, b.weight_kg) == (height, weight)
+
+
+@pytest.mark.parametrize("text", ["30cm的锅有吗", "5kg的米多少钱", "锅选32的可以不"])
+def test_a_products_size_is_not_a_body(text):
+    from gateway.support.bot.slots import body_measurements
+
+    b = body_measurements(normalize(text))
+    assert b.height_cm is None and b.weight_kg is None, b
+
+
+def test_toddler_size_by_the_chart_rule(bot):
+    kb = Knowledge.from_dict({
+        "room": {"id": "x", "title": "t", "host": "h", "currency": "CNY"},
+        "products": [_p("T1", "婴儿学步裤", sizes=["M", "L", "XL"], size_chart=[
+            {"size": "M", "height_cm": [60, 75], "weight_kg": [6, 9]},
+            {"size": "L", "height_cm": [75, 85], "weight_kg": [9, 12]},
+            {"size": "XL", "height_cm": [85, 95], "weight_kg": [12, 15]}])],
+        "promotions": [], "policies": {}, "faq": []})
+    r = ask(bot, kb, "学步裤 宝宝88cm 10kg 穿哪个码")
+    assert "建议选 XL" in r.text, r.text  # by height XL, by weight L: the larger

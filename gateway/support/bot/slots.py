@@ -393,6 +393,16 @@ _W_LB = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d)?)\s*(?:lbs?|pounds?)")
 _BARE = re.compile(r"(?<![\d.a-z#])(\d{2,3}(?:\.\d)?)(?![\d.]|\s*(?:元|块|件|个|号|天|小时|mm|ml|g\b|%|w\b|cm|厘米|公分|斤|kg|公斤|千克|lb|pound|码|岁|年|月|分|秒|片|袋|盒|瓶|米|m\b))")
 
 
+# small bodies (a baby, a toddler, a dog): a height under 140 cm or a one-digit weight is
+# read only when the message is about a body - a body word, or the other measurement -
+# since "30cm的锅" and "5kg的米" are products' sizes
+_SMALL_H = re.compile(r"(?<![\d.])(\d{2,3})(?:\.\d)?\s*(?:cm|厘米|公分)")
+_HEIGHT_WORD = re.compile(r"(?:身高|肩高|背长|个子|高)\s*(?:是|有|约|大概|差不多)?\s*(\d{2,3})(?:\.\d)?(?![\d.]|\s*(?:kg|斤|公斤|mm|元|块))")
+_W_SMALL = re.compile(r"(?<![\d.])(\d{1,2}(?:\.\d+)?)\s*(?:(kg|公斤|千克|kilos?)|(斤)|(lbs?|pounds?))(?![a-z])")
+_BODY_WORD = re.compile(r"身高|体重|肩高|宝宝|宝贝|孩子|儿子|女儿|小朋友|娃|狗|猫|犬|柯基|泰迪|金毛|腊肠|博美|吉娃娃|"
+                        r"baby|toddler|kid|son|daughter|grandson|granddaughter|child|dog|puppy|cat|kitten|\btall\b|weigh")
+
+
 @dataclass
 class Body:
     height_cm: float | None = None
@@ -431,6 +441,20 @@ def body_measurements(text: str) -> Body:
             m7 = _W_LB.search(t)
             if m7:
                 b.weight_kg = round(float(m7.group(1)) * 0.4536, 1)
+    small_ok = _BODY_WORD.search(t) is not None
+    if b.weight_kg is None:
+        m8 = _W_SMALL.search(t)
+        if m8 and (small_ok or b.height_cm is not None or _SMALL_H.search(t)):
+            v = float(m8.group(1))
+            b.weight_kg = v / 2 if m8.group(3) else round(v * 0.4536, 1) if m8.group(4) else v
+    if b.height_cm is None:
+        m9 = _HEIGHT_WORD.search(t)
+        if m9 and 10 <= float(m9.group(1)) <= 205:
+            b.height_cm = float(m9.group(1))
+        else:
+            m10 = _SMALL_H.search(t)
+            if m10 and 10 <= float(m10.group(1)) < 140 and (small_ok or b.weight_kg is not None):
+                b.height_cm = float(m10.group(1))
     # unit-less numbers: "160 100", "175/65", "身高160体重50"
     if b.height_cm is None or b.weight_kg is None:
         bare = [float(x) for x in _BARE.findall(t)]
