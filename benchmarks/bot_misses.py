@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                  for c in sorted({c for r in rooms for c in r.categories})}
     only = {x for x in args.only.split(",") if x}
     by_cause: dict[str, list] = defaultdict(list)
-    totals = Counter()
+    totals: Counter[str] = Counter()
     per_fold = {}
     for held, test in folds.items():
         if only and held not in only:

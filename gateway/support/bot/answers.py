@@ -194,7 +194,7 @@ def promo_line(kb: Knowledge, pr: Promotion, zh: bool) -> str:
             return f"「{text}」" + (f"券码：{pr.code}" if pr.code else "")
         return coupon_line(pr, zh)
     if pr.kind == "bundle":
-        names = [kb.product(s).name for s in pr.skus if kb.product(s)]
+        names = [bp.name for bp in (kb.product(s) for s in pr.skus) if bp is not None]
         if zh:
             return f"「{text}」（{'+'.join(names)}，立减{num(pr.amount)}元）"
         return f"bundle {' + '.join(names)}: together you save ¥{num(pr.amount)}"
@@ -808,7 +808,7 @@ def logistics(ctx: Ctx) -> str:
         faq = faq_match(ctx, "logistics", threshold=0.3)
         if faq:
             lines.append(faq.a)
-        hours = {}
+        hours: dict[int, list[str]] = {}
         for p in kb.products:
             if p.ships_within_hours:
                 hours.setdefault(p.ships_within_hours, []).append(p.name)

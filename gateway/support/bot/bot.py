@@ -74,8 +74,9 @@ class OfflineBot:
             slots = extract(text, kb)
             ctx = resolve(slots, text, list(query.history or []), kb)
             esc = self.model.escalation_of(text)
+            cues = cue_scores(text)
             dec = classify(text, slots, esc, self._prev_intent(ctx.prev_text, kb),
-                           probs=self.model.probs(text))
+                           probs=self.model.probs(text), cues=cues)
         else:
             view = self.memo.view(kb)
             text = self.memo.normalize(query.text)
@@ -84,10 +85,10 @@ class OfflineBot:
             ctx = resolve(slots, text, list(query.history or []), kb, analyse=view.analyse)
             esc = seen.esc
             prev = view.seen(ctx.prev_text).intent if ctx.prev_text else None
-            dec = classify(text, slots, esc, prev, probs=seen.probs, cues=seen.cues)
+            cues = seen.cues
+            dec = classify(text, slots, esc, prev, probs=seen.probs, cues=cues)
         escalate = esc.escalate or dec.intent == "human_request"
         reasons = list(esc.reasons) or (["human"] if dec.intent == "human_request" else [])
-        cues = seen.cues if self.memo is not None else cue_scores(text)
         reply = compose(dec.intent, Ctx(kb=kb, text=text, lang=lang, slots=slots, escalate=escalate,
                                         reasons=reasons, cues=cues))
         out_slots = slots.as_dict()

@@ -338,10 +338,10 @@ def find_products_scored(text: str, kb: Knowledge) -> tuple[list[Product], float
                 best = sc
         scores[i] += best
     vbest: dict[int, float] = {}
-    for pat, i, sc in idx.variants:
+    for vpat, i, sc in idx.variants:
         if sc > vbest.get(i, 0.0):
-            m = pat.search(text)
-            if m and not (m.group(0)[:1].isdigit() and _MEASURED.search(text, 0, m.start())):
+            vm = vpat.search(text)
+            if vm and not (vm.group(0)[:1].isdigit() and _MEASURED.search(text, 0, vm.start())):
                 vbest[i] = sc
     for i, sc in vbest.items():  # alone it names the product; with a name it breaks a tie
         scores[i] = max(scores[i], sc) if scores[i] < 0.8 else scores[i] + min(sc, 1.0)
