@@ -11,6 +11,7 @@ barrel, a shade) come from the product's attributes.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -953,6 +954,8 @@ _ALSO_STOCK = frozenset({"complaint", "product_info", "other", "greeting", "logi
 _BARE_HOW_MUCH = re.compile(r"^(?:那|那么)?(?:这个|那个|它|这款|那款)?(?:呢)?\s*多少[?？!！。~～\s]*$")
 _ALSO_PRICE = frozenset({"complaint", "product_info", "other", "greeting", "size_advice", "stock"})
 _ALSO_SHIP = frozenset({"complaint", "product_info", "other", "stock", "size_advice"})
+# a message that asks something (the topic fallback is for questions only)
+_ASKS = re.compile(r"[?？吗呢]|多少|什么|啥|哪|几|怎么|能不能|是不是|有没有|会不会|\b(?:how|what|which|does|do|is|are|can)\b")
 _ALSO_SIZE = frozenset({"complaint", "other", "greeting", "order_change", "product_info", "stock", "price_promo"})
 _ALSO_PROMO = frozenset({"complaint", "other", "product_info", "order_change", "payment", "size_advice"})
 _ALSO_FEE = frozenset({"price_promo", "order_change", "payment", "other", "complaint", "product_info", "stock"})
@@ -964,6 +967,11 @@ _SHIP_Q = re.compile(r"发货|几号发|什么时候发|啥时候发|多久发|�
                      r"ship|deliver|dispatch|arrive")
 
 
+@functools.lru_cache(maxsize=16384)
+def _folded(s: str) -> str:
+    return fold_units(s.lower())
+
+
 def asked_attributes(ctx: Ctx, p: Product, limit: int = 2) -> list[tuple[str, str]]:
     """The attributes of ``p`` the message asks about by their own words: a word of the
     question in the attribute's key (转速, 动力储存) counts double, in its value once;
@@ -973,7 +981,7 @@ def asked_attributes(ctx: Ctx, p: Product, limit: int = 2) -> list[tuple[str, st
         return []
     scored = []
     for i, (k, v) in enumerate(p.attributes.items()):
-        kl, vl = fold_units(k.lower()), fold_units(v.lower())
+        kl, vl = _folded(k), _folded(v)
         sc = sum(2.0 if t in kl else 1.0 if t in vl else 0.0 for t in terms)
         if sc >= 2.0:
             scored.append((-sc, i, k, v))
@@ -993,7 +1001,7 @@ def also_answer(intent: str, ctx: Ctx, said: str = "") -> str:
     if intent in _ALSO_FEE and pol and _SHIP_FEE_Q.search(ctx.text) and pol not in said:
         extra.append(pol if zh else f"shipping policy: {pol}")  # what a courier or fee costs
     prods = ctx.slots.products if ctx.slots.product_from in ("text", "history") else []
-    if not prods and intent in _ALSO_ATTR:
+    if not prods and intent in _ALSO_ATTR and _ASKS.search(ctx.text):
         prods = _topic_products(ctx)
     if len(prods) > 2:
         prods = []

@@ -13,6 +13,7 @@ conversation found nothing, so a named product always wins.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -60,7 +61,8 @@ def _topics(kb: Knowledge) -> _Topics:
     return t
 
 
-def question_terms(text: str) -> set[str]:
+@functools.lru_cache(maxsize=8192)
+def question_terms(text: str) -> frozenset[str]:
     """Chinese bigrams (not both characters common chat), ASCII words of 2+ characters
     (model names, units: "nfc", "pfoa", "vg10"), and the Chinese of English words."""
     out = {text[i:i + 2] for i in range(len(text) - 1)
@@ -74,7 +76,7 @@ def question_terms(text: str) -> set[str]:
             out.add(w)  # "vg10", "nfc", "spf": as written in the knowledge
         if w.isalpha() and len(w) >= 3:
             out.update(z for z in zh_for(w)[:3] if len(z) >= 2 and z not in _COMMON)
-    return out
+    return frozenset(out)
 
 
 def product_by_topic(text: str, kb: Knowledge, among: list[Product] | None = None) -> Product | None:
