@@ -211,6 +211,7 @@ def _compose(kb, intent, text, lang="zh"):
     ("头盔选哪个码 头围57 问了三遍", "建议选 M"),     # size by the room's advice
     ("头盔送的袖套还送不送 问了三遍", "9"),          # gift left
     ("尾灯续航多久 问了三遍", "常亮6小时"),          # the attribute asked about
+    ("头盔多重啊 问了三遍", "约260g"),              # asked by a question word: 多重 → 重量
     ("改顺丰要加多少 问了三遍", "补8元可改顺丰"),      # courier fee: the shipping policy
 ])
 def test_a_complaint_reply_still_answers_what_was_asked(kb, text, fact):

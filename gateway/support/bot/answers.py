@@ -32,7 +32,10 @@ KEY_EN = {"材质": "material", "面料": "fabric", "颜色": "colours", "产地
 
 # question words -> attribute key fragments they ask about
 ATTR_HINTS: list[tuple[str, tuple[str, ...]]] = [
-    (r"面料|材质|材料|料子|纯棉|棉|毛|made of|material|fabric|cotton|wool|polyester", ("材质", "面料", "材料")),
+    (r"面料|材质|材料|料子|纯棉|棉|毛|什么钢|made of|material|fabric|cotton|wool|polyester", ("材质", "面料", "材料")),
+    (r"多重|重量|重不重|挺重|多少克|几克|多少斤|weigh|heavy", ("重量", "克重", "净重", "车重", "单枚重")),
+    (r"怎么存|怎么放|能放|放几天|放多久|保存|存放|储存|冰箱|store|keep", ("储存", "存储", "保存", "保质期")),
+    (r"怎么吃|怎么做|做法|吃法|怎么泡|冲泡|怎么煮|蒸多久|cook|brew|prepare", ("吃法", "做法", "冲泡", "食用", "烹饪")),
     (r"成分|配料|配方|添加|ingredient|contain|what'?s in", ("配料", "成分")),
     (r"产地|哪里产|哪产|哪里生产|origin|made in|where .*made|from where", ("产地",)),
     (r"保质期|过期|多久|shelf|expir|best before", ("保质期", "储存")),
@@ -967,6 +970,12 @@ _SHIP_Q = re.compile(r"发货|几号发|什么时候发|啥时候发|多久发|�
                      r"ship|deliver|dispatch|arrive")
 
 
+@functools.lru_cache(maxsize=8192)
+def _hinted_keys(text: str) -> tuple[str, ...]:
+    """Attribute key fragments the question words ask for (``ATTR_HINTS``: "多重" → 重量)."""
+    return tuple(f for pat, frags in ATTR_HINTS if re.search(pat, text) for f in frags)
+
+
 @functools.lru_cache(maxsize=16384)
 def _folded(s: str) -> str:
     return fold_units(s.lower())
@@ -977,12 +986,14 @@ def asked_attributes(ctx: Ctx, p: Product, limit: int = 2) -> list[tuple[str, st
     question in the attribute's key (转速, 动力储存) counts double, in its value once;
     words every attribute text shares say nothing (:func:`.topic.question_terms`)."""
     terms = question_terms(ctx.text)
-    if not terms:
+    hinted = _hinted_keys(ctx.text)
+    if not terms and not hinted:
         return []
     scored = []
     for i, (k, v) in enumerate(p.attributes.items()):
         kl, vl = _folded(k), _folded(v)
         sc = sum(2.0 if t in kl else 1.0 if t in vl else 0.0 for t in terms)
+        sc += 2.0 if any(f in k for f in hinted) else 0.0
         if sc >= 2.0:
             scored.append((-sc, i, k, v))
     return [(k, v) for _, _, k, v in sorted(scored)[:limit]]
