@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..knowledge import Knowledge, Product
 from .lexicon import STOP, zh_for
 from .normalize import normalize
-from .slots import _CHAR_STOP, catalog_key, fold_units
+from .slots import _CHAR_STOP, fold_units
 
 # a match is trusted when its score reaches this (one word only this product's knowledge
 # holds) and is at least twice the runner-up's
@@ -39,25 +39,32 @@ class _Topics:
     products: tuple[Product, ...]
     keys: tuple[str, ...]  # per product: its attribute keys, lower case, units folded
     values: tuple[str, ...]  # per product: attribute values and variants
+    # text → the sku it is about (or None), for these objects: the same questions recur
+    answers: dict[str, str | None] = field(default_factory=dict)
 
 
-_CACHE: dict[tuple, _Topics] = {}
+_BY_OBJECTS: dict[tuple[int, ...], _Topics] = {}
 
 
 def _topics(kb: Knowledge) -> _Topics:
-    """The room's topic index, built once per catalog (stock and prices do not change it)."""
-    key = catalog_key(kb)
-    t = _CACHE.get(key)
-    if t is None:
-        def fold(s: str) -> str:
-            return fold_units(normalize(s))
+    """The room's topic index, built once per set of product objects. Found by the very
+    objects: an entry holds them, so their ids cannot be reused while it lives; the room
+    changes only stock and quotas in place (which this index does not read), and a refresh
+    that brings new objects builds a new entry. Cheaper per message than the catalog key."""
+    ids = tuple(map(id, kb.products))
+    t = _BY_OBJECTS.get(ids)
+    if t is not None and all(a is b for a, b in zip(t.products, kb.products, strict=True)):
+        return t
 
-        prods = tuple(kb.products)
-        if len(_CACHE) > 256:
-            _CACHE.clear()
-        t = _CACHE[key] = _Topics(
-            prods, tuple(fold(" ".join(p.attributes)) for p in prods),
-            tuple(fold(" ".join([*p.attributes.values(), *p.sizes])) for p in prods))
+    def fold(s: str) -> str:
+        return fold_units(normalize(s))
+
+    prods = tuple(kb.products)
+    t = _Topics(prods, tuple(fold(" ".join(p.attributes)) for p in prods),
+                tuple(fold(" ".join([*p.attributes.values(), *p.sizes])) for p in prods))
+    if len(_BY_OBJECTS) > 256:
+        _BY_OBJECTS.clear()
+    _BY_OBJECTS[ids] = t
     return t
 
 
@@ -86,7 +93,21 @@ def product_by_topic(text: str, kb: Knowledge, among: list[Product] | None = Non
     if len(prods) < 2:
         return prods[0] if prods and among is None else None
     idx = _topics(kb)
-    allowed = {p.sku for p in among} if among is not None else None
+    if among is None:
+        if text not in idx.answers:
+            if len(idx.answers) > 4096:
+                idx.answers.clear()
+            p = _by_topic(text, idx, None)
+            idx.answers[text] = p.sku if p is not None else None
+        sku = idx.answers[text]
+        return next((p for p in kb.products if p.sku == sku), None) if sku else None
+    found = _by_topic(text, idx, {p.sku for p in among})
+    return next((p for p in kb.products if p.sku == found.sku), None) if found else None
+
+
+def _by_topic(text: str, idx: _Topics, allowed: set[str] | None) -> Product | None:
+    """The scoring itself (module docstring), over the products whose sku is ``allowed``."""
+    prods = idx.products
     scores = [0.0] * len(prods)
     for t in question_terms(fold_units(text)):
         in_key = [i for i, k in enumerate(idx.keys) if t in k]
@@ -104,6 +125,4 @@ def product_by_topic(text: str, kb: Knowledge, among: list[Product] | None = Non
         return None
     if len(ranked) > 1 and ranked[1][0] * 2 > ranked[0][0]:
         return None
-    live = {p.sku: p for p in kb.products}
-    p = prods[ranked[0][1]]
-    return live.get(p.sku, p)
+    return prods[ranked[0][1]]
