@@ -280,3 +280,10 @@ def test_toddler_size_by_the_chart_rule(bot):
         "promotions": [], "policies": {}, "faq": []})
     r = ask(bot, kb, "学步裤 宝宝88cm 10kg 穿哪个码")
     assert "建议选 XL" in r.text, r.text  # by height XL, by weight L: the larger
+
+
+def test_two_questions_in_one_message_get_both_answers(kb):
+    out = _compose(kb, "logistics", "头盔多少钱 几天发货")
+    assert "48小时" in out and "99元" in out, out
+    out = _compose(kb, "price_promo", "头盔多少钱 几天发货")
+    assert "48小时" in out and "99元" in out, out

@@ -955,8 +955,8 @@ HANDOFF_EN = "I'm connecting you to a human agent who will follow up shortly."
 _ALSO_STOCK = frozenset({"complaint", "product_info", "other", "greeting", "logistics", "size_advice", "price_promo"})
 # "那这个多少" after naming a product: its price
 _BARE_HOW_MUCH = re.compile(r"^(?:那|那么)?(?:这个|那个|它|这款|那款)?(?:呢)?\s*多少[?？!！。~～\s]*$")
-_ALSO_PRICE = frozenset({"complaint", "product_info", "other", "greeting", "size_advice", "stock"})
-_ALSO_SHIP = frozenset({"complaint", "product_info", "other", "stock", "size_advice"})
+_ALSO_PRICE = frozenset({"complaint", "product_info", "other", "greeting", "size_advice", "stock", "logistics"})
+_ALSO_SHIP = frozenset({"complaint", "product_info", "other", "stock", "size_advice", "price_promo"})
 # a message that asks something (the topic fallback is for questions only)
 _ASKS = re.compile(r"[?？吗呢]|多少|什么|啥|哪|几|怎么|能不能|是不是|有没有|会不会|\b(?:how|what|which|does|do|is|are|can)\b")
 _ALSO_SIZE = frozenset({"complaint", "other", "greeting", "order_change", "product_info", "stock", "price_promo"})
