@@ -16,7 +16,11 @@ and false alarms of "rules or p ≥ t"), and the dev set with the shipped model 
 mean and the worst fold of ``auto_resolution``, ``escalation_recall``,
 ``wrong_escalation_rate``, ``fact_recall``, ``intent_accuracy``.
 
-    python -m benchmarks.bot_generalization [--folds writer,category] [--threshold T]
+    python -m benchmarks.bot_generalization [--folds writer,category] [--threshold T] [--cache DIR]
+
+``--cache DIR`` keeps each fold's trained model in DIR, keyed by a hash of its training
+rows (the same cache as ``benchmarks.bot_misses``): a fold whose rows did not change is not
+trained again (a one-room category fold is the same training as that writer's fold).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.bot_misses import fold_model
 from gateway.support.bot import OfflineBot
 from gateway.support.bot.features import featurize, load_jieba
 from gateway.support.bot.model import (
@@ -108,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scorer", type=Path, default=SHARED / "score.py")
     ap.add_argument("--epochs", type=int, default=80)
     ap.add_argument("--corpus", type=Path, default=CORPUS_DIR)
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="reuse/keep fold models here (only with the default --epochs)")
     args = ap.parse_args(argv)
     if not args.scorer.exists():
         print(f"scorer not found at {args.scorer}", file=sys.stderr)
@@ -136,8 +143,12 @@ def main(argv: list[str] | None = None) -> int:
             train = [r for r in rooms if r not in test]
             rows = base + [x for r in train for x in room_rows[r.room]]
             feats = base_feats + [f for r in train for f in room_feats[r.room]]
-            model = BotModel.train(rows, threshold=args.threshold, epochs=args.epochs,
-                                   feats=feats)
+            if args.cache is not None and args.epochs == 80:
+                model = fold_model(rows, args.cache)
+                model.threshold = args.threshold
+            else:
+                model = BotModel.train(rows, threshold=args.threshold, epochs=args.epochs,
+                                       feats=feats)
             cases, preds = predict(OfflineBot(model=model), test)
             m = score(cases, preds, args.scorer)
             fold = {"held_out": held, "rooms": [r.room for r in test], "n": m["n"],

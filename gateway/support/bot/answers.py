@@ -11,12 +11,15 @@ barrel, a shade) come from the product's attributes.
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..knowledge import FaqEntry, Knowledge, Product, Promotion, SizeRow
+from . import variants
 from .lexicon import zh_for
-from .slots import _CHAR_STOP, Body, Slots
+from .slots import _CHAR_STOP, Body, Slots, fold_units
+from .topic import product_by_topic, question_terms
 
 KEY_EN = {"材质": "material", "面料": "fabric", "颜色": "colours", "产地": "origin", "保质期": "shelf life",
           "规格": "size/pack", "配料": "ingredients", "成分": "ingredients", "主要成分": "key ingredients",
@@ -29,7 +32,10 @@ KEY_EN = {"材质": "material", "面料": "fabric", "颜色": "colours", "产地
 
 # question words -> attribute key fragments they ask about
 ATTR_HINTS: list[tuple[str, tuple[str, ...]]] = [
-    (r"面料|材质|材料|料子|纯棉|棉|毛|made of|material|fabric|cotton|wool|polyester", ("材质", "面料", "材料")),
+    (r"面料|材质|材料|料子|纯棉|棉|毛|什么钢|made of|material|fabric|cotton|wool|polyester", ("材质", "面料", "材料")),
+    (r"多重|重量|重不重|挺重|多少克|几克|多少斤|weigh|heavy", ("重量", "克重", "净重", "车重", "单枚重")),
+    (r"怎么存|怎么放|能放|放几天|放多久|保存|存放|储存|冰箱|store|keep", ("储存", "存储", "保存", "保质期")),
+    (r"怎么吃|怎么做|做法|吃法|怎么泡|冲泡|怎么煮|蒸多久|cook|brew|prepare", ("吃法", "做法", "冲泡", "食用", "烹饪")),
     (r"成分|配料|配方|添加|ingredient|contain|what'?s in", ("配料", "成分")),
     (r"产地|哪里产|哪产|哪里生产|origin|made in|where .*made|from where", ("产地",)),
     (r"保质期|过期|多久|shelf|expir|best before", ("保质期", "储存")),
@@ -60,6 +66,8 @@ class Ctx:
     slots: Slots
     escalate: bool
     reasons: list[str]
+    # the cue lexicon's scores of ``text`` (:mod:`.cues`): what else the message asks
+    cues: dict[str, float] = field(default_factory=dict)
 
 
 def num(x: float | int | None) -> str:
@@ -190,7 +198,7 @@ def promo_line(kb: Knowledge, pr: Promotion, zh: bool) -> str:
             return f"「{text}」" + (f"券码：{pr.code}" if pr.code else "")
         return coupon_line(pr, zh)
     if pr.kind == "bundle":
-        names = [kb.product(s).name for s in pr.skus if kb.product(s)]
+        names = [bp.name for bp in (kb.product(s) for s in pr.skus) if bp is not None]
         if zh:
             return f"「{text}」（{'+'.join(names)}，立减{num(pr.amount)}元）"
         return f"bundle {' + '.join(names)}: together you save ¥{num(pr.amount)}"
@@ -353,6 +361,21 @@ def _relevance(ctx: Ctx, p: Product) -> float:
 
 
 def size_text(ctx: Ctx, p: Product) -> str:
+    """The size advice for ``p``: the chart rule, or for a product without a chart the
+    variant the message points to by the room's own advice (:mod:`.variants`), said first,
+    then what the room says about choosing."""
+    out = _size_text(ctx, p)
+    if p.size_chart:
+        return out
+    picks = variants.pick(ctx.text, p, _advice_items(p) or _size_attr_items(p), ctx.slots.size)
+    if not picks:
+        return out
+    if _zh(ctx):
+        return f"{p.name}建议选 {' 或 '.join(picks)}。" + out
+    return f"For the {p.display_name('en')} we'd pick: {' or '.join(picks)}. " + out
+
+
+def _size_text(ctx: Ctx, p: Product) -> str:
     zh = _zh(ctx)
     body = ctx.slots.body
     rec = recommend_size(p, body)
@@ -457,15 +480,22 @@ def greeting(ctx: Ctx) -> str:
     return s + "Ask me anything about the products, sizes, deals or shipping."
 
 
+def _topic_products(ctx: Ctx) -> list[Product]:
+    """The product the question is about by what it asks, when it names none (:mod:`.topic`)."""
+    p = product_by_topic(ctx.text, ctx.kb)
+    return [p] if p is not None else []
+
+
 def product_info(ctx: Ctx) -> str:
     zh = _zh(ctx)
     faq = faq_match(ctx, "product_info")
-    prods = ctx.slots.products[:3]
+    prods = ctx.slots.products[:3] or _topic_products(ctx)
     parts = []
     for p in prods:
         a = attr_text(p, zh, ctx.text)
         extra = ""
-        if p.sizes and re.search(r"颜色|色号|色|colou?r|shade|款|variant|option", ctx.text):
+        if p.sizes and re.search(r"颜色|色号|色|colou?r|shade|款|variant|option|口味|味道|flavou?r|规格|型号|几种|"
+                                 r"哪几|几片|多少片|kinds?|types?|models?|how many", ctx.text):
             extra = ("；可选：" if zh else "; options: ") + "/".join(p.sizes)
         parts.append(f"{p.name}：{a}{extra}。" if zh else f"{p.name} - {a}{extra}.")
     if faq and (not prods or any(_bigrams(p.name) & _bigrams(faq.q) for p in prods)):
@@ -492,6 +522,8 @@ def size_advice(ctx: Ctx) -> str:
                 has_body and not scored[0][2].size_chart and any(p.size_chart for p in cands)
                 and scored[0][0] < 2.0):
             prods = [scored[0][2]]
+    if not prods and not has_body:
+        prods = _topic_products(ctx)
     if not prods:
         charted = [p for p in ctx.kb.products if p.size_chart]
         if has_body and charted:
@@ -516,7 +548,7 @@ def size_advice(ctx: Ctx) -> str:
 
 def stock(ctx: Ctx) -> str:
     zh = _zh(ctx)
-    prods = ctx.slots.products
+    prods = ctx.slots.products or _topic_products(ctx)
     if not prods:
         return which_product(ctx, "stock")
     lines = []
@@ -539,8 +571,12 @@ def stock(ctx: Ctx) -> str:
             s += ("，" if zh else "; ") + ("；".join(f"{k}：{v}" for k, v in restock) if zh else
                                           "; ".join(f"restock ({k}): {v}" for k, v in restock))
         lines.append(s)
-    if _RESTOCK_Q.search(ctx.text):
-        faq = faq_match(ctx, "stock", threshold=0.25)
+    if _RESTOCK_Q.search(ctx.text) or any(p.stock <= 0 for p in prods[:2]):
+        faq = faq_match(ctx, "stock", threshold=0.25) if _RESTOCK_Q.search(ctx.text) else None
+        if faq is None:  # the room's word on restocking this product, whatever it was filed as
+            faq = next((f for f in ctx.kb.faq for p in prods[:2] if p.stock <= 0 or _RESTOCK_Q.search(ctx.text)
+                        if re.search(r"补货|到货|返场|restock", f.q + f.a)
+                        and _bigrams(p.name) & _bigrams(f.q + f.a) - {"补货", "到货"}), None)
         if faq and faq.a not in lines:
             lines.append(faq.a.rstrip("。."))
     if prods:
@@ -612,9 +648,9 @@ def price_attr_items(p: Product, size: str | None = None) -> list[tuple[str, str
 
 
 _RESTOCK_Q = re.compile(r"补货|补吗|补不补|还会补|再补|再上|返场|到货|restock|back in stock|be back|come back|more coming")
-_PRICE_Q = re.compile(r"多少钱|价格|价钱|几块|啥价|什么价|多钱|贵不贵|便宜|how much|price|cost|\$|¥")
-_PROMO_Q = re.compile(r"优惠|活动|福利|折|满减|送|赠|名额|前\d+|券|秒杀|到手|bundle|deal|discount|sale|"
-                      r"gift|free|promo|offer|coupon|code|quota|spots?\b")
+_PRICE_Q = re.compile(r"多少钱|价格|价钱|几块|啥价|什么价|多钱|咋卖|怎么卖|怎么算|贵不贵|便宜|💰|how much|price|cost|\$|¥")
+_PROMO_Q = re.compile(r"优惠|活动|福利|折|满减|送|赠|名额|前\d+|券|秒杀|到手|最终|还能减|再减|bundle|deal|discount|sale|"
+                      r"gift|free|promo|offer|coupon|code|quota|spots?\b|\boff\b|final price")
 
 
 def which_product(ctx: Ctx, topic: str) -> str:
@@ -630,12 +666,14 @@ def price_promo(ctx: Ctx) -> str:
     zh = _zh(ctx)
     kb = ctx.kb
     prods = ctx.slots.products if ctx.slots.product_from == "text" else ctx.slots.products[:1]
+    if not prods and _PRICE_Q.search(ctx.text) and not _PROMO_Q.search(ctx.text):
+        prods = _topic_products(ctx)
     lines: list[str] = []
     wants_coupon = re.search(r"券|口令|优惠码|折扣码|(?:的|个|那|这)码|码呢|码是|码多少|啥码|"
                              r"code|coupon|voucher|promo ?code", ctx.text)
     coupons = [pr for pr in kb.promotions if pr.kind == "coupon" and pr.active]
     named = _mentioned_promos(ctx)
-    if _ENDS_Q.search(ctx.text) and not _PRICE_Q.search(ctx.text):
+    if _ENDS_Q.search(ctx.text) and (not _PRICE_Q.search(ctx.text) or not prods):
         about = named + _mentioned_gift_promos(ctx)
         if not about and wants_coupon:
             about = coupons
@@ -675,7 +713,7 @@ def price_promo(ctx: Ctx) -> str:
         sep = "；" if zh else "; "
         out = sep.join(dict.fromkeys(promo_line(kb, pr, zh) for pr in picked))
         return (out + "。") if zh else (out[0].upper() + out[1:] + ".")
-    if re.search(r"一起|两件|搭配|套装|组合|bundle|both|together|combo", ctx.text):
+    if re.search(r"一起|两件|搭配|套装|组合|一共|总共|加起来|合计|bundle|both|together|combo|total|whole|outfit", ctx.text):
         picked += [pr for pr in kb.promotions if pr.kind == "bundle" and pr.active
                    and (not prods or any(p.sku in pr.skus for p in prods))]
     price_only = bool(prods) and _PRICE_Q.search(ctx.text) and not _PROMO_Q.search(ctx.text) \
@@ -701,6 +739,23 @@ def price_promo(ctx: Ctx) -> str:
     return ("；".join(lines) + "。") if zh else ("; ".join(lines) + ".")
 
 
+_CHANGE_TO = re.compile(r"改成|换成|改为|换为|改到|换到|要改|想要|change (?:it )?to|switch (?:it )?to|swap (?:it )?(?:to|for)|instead")
+_COURIER = re.compile(r"顺丰|快递|中通|圆通|韵达|京东|邮政|运费|courier|express|shipping|\bsf\b")
+
+
+def _change_rules(ctx: Ctx) -> list[str]:
+    """The room's policy sentences about changing an order (how long an address can be
+    changed, what a courier upgrade costs): a change request is answered by them."""
+    want = r"改|取消|修改|撤" + (r"|顺丰|快递|运费|补" if _COURIER.search(ctx.text) else "")
+    out = []
+    for name in ("shipping", "payment", "returns"):
+        for clause in re.split(r"[；;。]", ctx.kb.policies.get(name, "") or ""):
+            c = clause.strip()
+            if c and re.search(want, c) and c not in out:
+                out.append(c)
+    return out[:3]
+
+
 def order_change(ctx: Ctx) -> str:
     zh = _zh(ctx)
     faqs = [f for f in ctx.kb.faq if f.intent == "order_change"]
@@ -709,22 +764,34 @@ def order_change(ctx: Ctx) -> str:
         faqs = [best] + [f for f in faqs if f is not best]
     oid = ctx.slots.order_id
     p = ctx.slots.product
+    target = ctx.slots.size
+    m = _CHANGE_TO.search(ctx.text)
+    if p is not None and m:  # "拍成220x240了 能换成200x230吗": the variant after the change word
+        after = variants.named(ctx.text[m.end():], p)
+        target = after[0] if after else target
+    rules = _change_rules(ctx)
     if zh:
         s = "好的，订单在未发货前都可以修改（地址、尺码、颜色或取消）。"
         if oid:
             s += f"已记下您的订单号{oid}。"
-        if ctx.slots.size:
-            s += f"想改成{ctx.slots.size}的话，可以取消后重拍，或备注给客服修改。"
+        if target:
+            s += f"想改成{target}的话，可以取消后重拍，或备注给客服修改。"
+            if p is not None:
+                s += "".join(f"{k}：{v}；" for k, v in price_attr_items(p, target)[:1])
         s += "".join(f.a for f in faqs[:2])
+        s += "".join(r + "。" for r in rules if r not in s)
         if p and p.ships_within_hours:
             s += f"{p.name}付款后{p.ships_within_hours}小时内发货，请尽快操作哦。"
         return s
     s = "Sure - orders can be changed (address, size, colour) or cancelled until they ship. "
     if oid:
         s += f"I've noted your order: {oid}. "
-    if ctx.slots.size:
-        s += f"To switch to size {ctx.slots.size}: cancel and re-order, or leave a note for our agent. "
+    if target:
+        s += f"To switch to: {target} - cancel and re-order, or leave a note for our agent. "
+        if p is not None:
+            s += "".join(f"{k}: {v}. " for k, v in price_attr_items(p, target)[:1])
     s += " ".join(f.a for f in faqs[:2])
+    s += "".join(" " + r + "." for r in rules if r not in s)
     if p and p.ships_within_hours:
         s += f" The {p.name} ships within a {p.ships_within_hours}-hour window after payment, so please do it soon."
     return s
@@ -745,7 +812,7 @@ def logistics(ctx: Ctx) -> str:
         faq = faq_match(ctx, "logistics", threshold=0.3)
         if faq:
             lines.append(faq.a)
-        hours = {}
+        hours: dict[int, list[str]] = {}
         for p in kb.products:
             if p.ships_within_hours:
                 hours.setdefault(p.ships_within_hours, []).append(p.name)
@@ -772,7 +839,7 @@ def payment(ctx: Ctx) -> str:
     zh = _zh(ctx)
     pol = ctx.kb.policies
     lines = []
-    inv = re.search(r"发票|开票|抬头|税号|报销|invoice|receipt|fapiao|vat|tax", ctx.text)
+    inv = re.search(r"发票|开票|专票|普票|增值税|抬头|税号|报销|invoice|receipt|fapiao|vat|tax", ctx.text)
     if re.search(r"扣|失败|付不|没成功|charged|declin|fail|error|double|twice", ctx.text):
         lines.append("扣款异常请把订单号发给我，我们核实后会处理，重复扣款会原路退回" if zh else
                      "Sorry about the payment trouble - send me your order number and we'll check it; duplicate charges are refunded to the original method")
@@ -789,17 +856,30 @@ def payment(ctx: Ctx) -> str:
     return " ".join(lines[:1]) + (" Policy: " + " ".join(lines[1:]) if len(lines) > 1 else "")
 
 
+_AFTER_SALE_KEY = re.compile(r"保修|质保|售后|退换|退货|维修|换新|warranty|guarantee|return")
+
+
+def after_sale_items(p: Product) -> list[tuple[str, str]]:
+    """The product's own after-sale terms (a warranty, "刻字后不退换"): they decide a return
+    or repair question about that product before the room's general policy does."""
+    return [(k, v) for k, v in p.attributes.items()
+            if _AFTER_SALE_KEY.search(k) or re.search(r"保修|质保|不退|不换|只换|不修", v)]
+
+
 def return_refund(ctx: Ctx) -> str:
     zh = _zh(ctx)
     pol = ctx.kb.policies.get("returns", "")
     faq = faq_match(ctx, "return_refund", threshold=0.3)
+    own = [(p, k, v) for p in ctx.slots.products[:2] for k, v in after_sale_items(p)]
     s = ""
     if zh:
-        s = "售后规则是这样的：" + pol if pol else "售后问题请联系客服。"
+        s = "".join(f"{p.name}{k}：{v}。" for p, k, v in own)
+        s += "售后规则是这样的：" + pol if pol else "售后问题请联系客服。"
         if faq and faq.a not in s:
             s += " " + faq.a
         return s + " 在订单详情点「申请售后」即可办理。"
-    s = ("Here's our return/refund policy: " + pol) if pol else "Please contact support for returns."
+    s = "".join(f"{p.display_name('en')} - {KEY_EN.get(k, k)} ({k}): {v}. " for p, k, v in own)
+    s += ("Here's our return/refund policy: " + pol) if pol else "Please contact support for returns."
     return s + " You can start it from \"after-sales\" in your order details."
 
 
@@ -870,8 +950,109 @@ HANDOFF_ZH = "已为您转接人工客服，稍后会有专人跟进处理，请
 HANDOFF_EN = "I'm connecting you to a human agent who will follow up shortly."
 
 
+# the composers that can leave a plainly asked number out: an angry stock question the
+# writers label stock may be read as a complaint, "那这个多少" as product_info
+_ALSO_STOCK = frozenset({"complaint", "product_info", "other", "greeting", "logistics", "size_advice", "price_promo"})
+# "那这个多少" after naming a product: its price
+_BARE_HOW_MUCH = re.compile(r"^(?:那|那么)?(?:这个|那个|它|这款|那款)?(?:呢)?\s*多少[?？!！。~～\s]*$")
+_ALSO_PRICE = frozenset({"complaint", "product_info", "other", "greeting", "size_advice", "stock", "logistics"})
+_ALSO_SHIP = frozenset({"complaint", "product_info", "other", "stock", "size_advice", "price_promo"})
+# a message that asks something (the topic fallback is for questions only)
+_ASKS = re.compile(r"[?？吗呢]|多少|什么|啥|哪|几|怎么|能不能|是不是|有没有|会不会|\b(?:how|what|which|does|do|is|are|can)\b")
+_ALSO_SIZE = frozenset({"complaint", "other", "greeting", "order_change", "product_info", "stock", "price_promo"})
+_ALSO_PROMO = frozenset({"complaint", "other", "product_info", "order_change", "payment", "size_advice"})
+_ALSO_FEE = frozenset({"price_promo", "order_change", "payment", "other", "complaint", "product_info", "stock"})
+_SHIP_FEE_Q = re.compile(r"运费|邮费|包邮|顺丰|京东快递|改快递|换快递|偏远|shipping (?:fee|cost)|postage|"
+                         r"free shipping|express|courier|deliver\w* (?:fee|cost|charge)")
+_ALSO_ATTR = frozenset({"complaint", "other", "greeting", "price_promo", "stock", "size_advice", "logistics",
+                        "payment", "order_change", "return_refund"})
+_SHIP_Q = re.compile(r"发货|几号发|什么时候发|啥时候发|多久发|几天发|发出|快递|物流|什么时候到|几天到|多久到|"
+                     r"ship|deliver|dispatch|arrive")
+
+
+@functools.lru_cache(maxsize=8192)
+def _hinted_keys(text: str) -> tuple[str, ...]:
+    """Attribute key fragments the question words ask for (``ATTR_HINTS``: "多重" → 重量)."""
+    return tuple(f for pat, frags in ATTR_HINTS if re.search(pat, text) for f in frags)
+
+
+@functools.lru_cache(maxsize=16384)
+def _folded(s: str) -> str:
+    return fold_units(s.lower())
+
+
+def asked_attributes(ctx: Ctx, p: Product, limit: int = 2) -> list[tuple[str, str]]:
+    """The attributes of ``p`` the message asks about by their own words: a word of the
+    question in the attribute's key (转速, 动力储存) counts double, in its value once;
+    words every attribute text shares say nothing (:func:`.topic.question_terms`)."""
+    terms = question_terms(ctx.text)
+    hinted = _hinted_keys(ctx.text)
+    if not terms and not hinted:
+        return []
+    scored = []
+    for i, (k, v) in enumerate(p.attributes.items()):
+        kl, vl = _folded(k), _folded(v)
+        sc = sum(2.0 if t in kl else 1.0 if t in vl else 0.0 for t in terms)
+        sc += 2.0 if any(f in k for f in hinted) else 0.0
+        if sc >= 2.0:
+            scored.append((-sc, i, k, v))
+    return [(k, v) for _, _, k, v in sorted(scored)[:limit]]
+
+
+def also_answer(intent: str, ctx: Ctx, said: str = "") -> str:
+    """What else the message plainly asks about the product it names, when the chosen
+    intent's composer does not say it: the stock, the price or the ship window, one short
+    line each. Why: a viewer asking the third time whether the rice is in stock is a
+    complaint *and* a stock question; the handoff is not an answer, the number is. Only for
+    products the viewer named (now or earlier), never the product on screen by default;
+    ``said``: the reply so far (the shipping policy is not said twice)."""
+    zh = _zh(ctx)
+    extra: list[str] = []
+    pol = ctx.kb.policies.get("shipping")
+    if intent in _ALSO_FEE and pol and _SHIP_FEE_Q.search(ctx.text) and pol not in said:
+        extra.append(pol if zh else f"shipping policy: {pol}")  # what a courier or fee costs
+    prods = ctx.slots.products if ctx.slots.product_from in ("text", "history") else []
+    if not prods and intent in _ALSO_ATTR and _ASKS.search(ctx.text):
+        prods = _topic_products(ctx)
+    if len(prods) > 2:
+        prods = []
+    if intent in _ALSO_ATTR:
+        for p in prods:
+            items = asked_attributes(ctx, p)
+            if items:
+                extra.append(f"{p.name}：" + "；".join(f"{k}：{v}" for k, v in items) if zh else
+                             f"{p.display_name('en')} - " + "; ".join(f"{KEY_EN.get(k, k)} ({k}): {v}" for k, v in items))
+    if intent in _ALSO_STOCK and ctx.cues.get("stock", 0.0) >= 2.0:
+        for p in prods:
+            extra.append(f"{p.name}目前库存{p.stock}件" if zh else f"{p.display_name('en')} in stock: {p.stock}")
+    if intent in _ALSO_PRICE and (_PRICE_Q.search(ctx.text) or _BARE_HOW_MUCH.search(ctx.text)):
+        extra += [price_line(p, zh, ctx.slots.size) for p in prods]
+    if intent in _ALSO_SHIP and ctx.cues.get("logistics", 0.0) >= 2.0 and _SHIP_Q.search(ctx.text):
+        for p in prods:
+            if p.ships_within_hours:
+                extra.append(f"{p.name}付款后{p.ships_within_hours}小时内发货" if zh else
+                             f"the {p.display_name('en')} ships within a {p.ships_within_hours}-hour window")
+    if intent in _ALSO_SIZE and (ctx.cues.get("size_advice", 0.0) >= 2.0 or ctx.slots.body.height_cm is not None
+                                 or ctx.slots.body.weight_kg is not None):
+        for p in prods:
+            rec = recommend_size(p, ctx.slots.body)
+            picks = [rec[0]] if rec else [] if p.size_chart else variants.pick(
+                ctx.text, p, _advice_items(p) or _size_attr_items(p), ctx.slots.size)
+            if picks and not any(f"选 {x}" in said or f"pick: {x}" in said for x in picks):
+                extra.append(f"{p.name}建议选 {' 或 '.join(picks)}" if zh else
+                             f"for the {p.display_name('en')} we'd pick: {' or '.join(picks)}")
+    if not extra and intent in _ALSO_PROMO and ctx.cues.get("price_promo", 0.0) >= 2.0 \
+            and _PROMO_Q.search(ctx.text) and not _PRICE_Q.search(ctx.text):
+        promo = price_promo(ctx)  # a gift or coupon asked again, angrily: what is left, the code
+        return promo if zh else " " + promo
+    if not extra:
+        return ""
+    return ("；".join(extra) + "。") if zh else (" " + "; ".join(extra) + ".")
+
+
 def compose(intent: str, ctx: Ctx) -> str:
     text = COMPOSERS[intent](ctx)
+    text += also_answer(intent, ctx, text)
     if ctx.escalate and intent != "human_request":
         text = text.rstrip() + (" " if not _zh(ctx) else "") + (HANDOFF_ZH if _zh(ctx) else HANDOFF_EN)
     return text

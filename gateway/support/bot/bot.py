@@ -16,6 +16,7 @@ import time
 from ..responder import BotQuery, BotReply
 from . import lexicon
 from .answers import Ctx, compose
+from .cues import cue_scores
 from .features import load_jieba
 from .intent import classify
 from .memo import TextMemo
@@ -73,8 +74,9 @@ class OfflineBot:
             slots = extract(text, kb)
             ctx = resolve(slots, text, list(query.history or []), kb)
             esc = self.model.escalation_of(text)
+            cues = cue_scores(text)
             dec = classify(text, slots, esc, self._prev_intent(ctx.prev_text, kb),
-                           probs=self.model.probs(text))
+                           probs=self.model.probs(text), cues=cues)
         else:
             view = self.memo.view(kb)
             text = self.memo.normalize(query.text)
@@ -83,10 +85,12 @@ class OfflineBot:
             ctx = resolve(slots, text, list(query.history or []), kb, analyse=view.analyse)
             esc = seen.esc
             prev = view.seen(ctx.prev_text).intent if ctx.prev_text else None
-            dec = classify(text, slots, esc, prev, probs=seen.probs, cues=seen.cues)
+            cues = seen.cues
+            dec = classify(text, slots, esc, prev, probs=seen.probs, cues=cues)
         escalate = esc.escalate or dec.intent == "human_request"
         reasons = list(esc.reasons) or (["human"] if dec.intent == "human_request" else [])
-        reply = compose(dec.intent, Ctx(kb=kb, text=text, lang=lang, slots=slots, escalate=escalate, reasons=reasons))
+        reply = compose(dec.intent, Ctx(kb=kb, text=text, lang=lang, slots=slots, escalate=escalate,
+                                        reasons=reasons, cues=cues))
         out_slots = slots.as_dict()
         if reasons:
             out_slots["escalation_reasons"] = reasons

@@ -28,11 +28,11 @@ _RAW: dict[str, list[tuple[str, float]]] = {
         (r"which size|what size|size (?:should|would|do|for)|sizing|size up|size down|runs? (?:small|large|big)|true to size|fit me|will (?:it|they|this) fit|would (?:it|they) fit|fits? (?:me|him|her)|too (?:big|small|tight|loose)|i'?m \d|he'?s \d|she'?s \d|\bi am \d|weigh \d|\d+ ?(?:kg|lbs?|cm)|\d'\d|which (?:one|barrel|shade|width|length) (?:should|for|suits|would)|(?:short|long|medium|shoulder[- ]length) hair|which shade (?:suits|for|should)|for my (?:hair|skin tone)", 2.2),
     ],
     "stock": [
-        (r"还有吗|还有没有|有没有货|有货吗|有货没|还有货|现货|没货|缺货|断货|库存|还剩|剩几|剩多少|剩下多少|还有多少|还有几|卖完|卖光|售罄|抢完|抢光|补货|补不补|上货|还能买|还能拍|能拍吗|拍不了|拍不到|抢不到|下架|几件了|多少件|有\w{0,3}码吗|码还有|色还有|还有\w{0,4}(?:码|色|号)吗?|有(?:没有)?\w{0,4}(?:码|色|号)的?吗", 2.0),
+        (r"还有吗|还有没有|有没有货|有货吗|有货没|还有货|现货|没货|缺货|断货|库存|还剩|剩几|剩多少|剩下多少|还有多少|还有几|卖完|卖光|售罄|抢完|抢光|补货|补不补|上货|还能买|还能拍|能拍吗|拍不了|拍不到|抢不到|下架|几件了|多少件|有\w{0,3}码吗|码还有|色还有|还有\w{0,4}(?:码|色|号)吗?|有(?:没有)?\w{0,4}(?:码|色|号)的?吗|有木有货|还有不|有没有$|能抢到|抢得到|还能抢", 2.0),
         (r"in stock|out of stock|sold out|still available|available|any left|still (?:have|got)|how many (?:are |is )?(?:left|remaining|in stock)|\bleft\b|restock|back in stock|run out|ran out|gone already|can i still (?:buy|get|order)|do you (?:still )?have|have any more|inventory|how many (?:pieces|units|do you have)|\bstock\b", 2.0),
     ],
     "price_promo": [
-        (r"多少钱|价格|价钱|几块|几元|多少米|什么价|啥价|优惠|折扣|打折|几折|便宜|满减|满\d+减|减\d+|立减|券|口令|红包|送什么|赠品|赠送|送的|送吗|送不送|送啥|有送|名额|前\d+名|前\d+单|前\d+个|福利|活动|秒杀|第二件|第二条|第二盒|第二瓶|半价|凑单|跨品|一起拍|一起买|两件|套装价|组合|搭配.{0,3}优惠|到手|原价|划算|降价|涨价|贵|值不值|值得买|性价比|抽奖|买一送|买\w送|再送|送帽|送小样|小样|试吃装|领券|领取|怎么领|加购|拍下立减|专属价|直播价|今天什么价", 2.0),
+        (r"多少钱|价格|价钱|几块|几元|多少米|什么价|啥价|优惠|折扣|打折|几折|便宜|满减|满\d+减|减\d+|立减|券|口令|红包|送什么|赠品|赠送|送的|送吗|送不送|送啥|有送|名额|前\d+名|前\d+单|前\d+个|福利|活动|秒杀|第二件|第二条|第二盒|第二瓶|半价|凑单|跨品|一起拍|一起买|两件|套装价|组合|搭配.{0,3}优惠|到手|原价|划算|降价|涨价|贵|值不值|值得买|性价比|抽奖|买一送|买\w送|再送|送帽|送小样|小样|试吃装|领券|领取|怎么领|加购|拍下立减|专属价|直播价|今天什么价|咋卖|怎么卖|多钱|💰", 2.0),
         (r"price|cost|how much|discount|deal|coupon|voucher|promo|code|gift|freebie|free \w+ with|bundle|sale|cheaper|\d+% off|\boff\b|first \d+|quota|offer|special|giveaway|buy one|second (?:one|item|pair)|half price|combo|worth it|expensive|\$|¥|rmb|yuan|points|spend \d+|save", 2.0),
     ],
     "order_change": [

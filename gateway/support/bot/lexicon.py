@@ -43,7 +43,16 @@ SHOP_WORDS: dict[str, tuple[str, ...]] = {
     "chew": ("磨牙", "洁齿", "咬胶"), "onesie": ("连体衣", "爬服", "哈衣"), "romper": ("连体衣", "爬服"),
     "pen": ("笔",), "notebook": ("本", "笔记本", "手账"), "journal": ("手账", "本"), "shelf": ("架",),
     "rack": ("架",), "book": ("书",), "mango": ("芒",), "tips": ("耳塞",), "strap": ("表带", "带"),
-    "container": ("保鲜盒", "盒"), "containers": ("保鲜盒", "盒"), "bangle": ("镯",), "bracelet": ("手链", "手镯", "镯"),
+    "container": ("保鲜盒", "盒"),
+    # food, drink and outdoor nouns the dictionary misses or gives another sense first
+    # ("oranges" is 猩猩 there, "boots" 擦靴人; a plural finds its singular here)
+    "boot": ("靴", "鞋"), "sneaker": ("鞋", "运动鞋"), "slipper": ("拖鞋",), "sandal": ("凉鞋",),
+    "date": ("枣",), "jujube": ("枣",), "macadamia": ("夏威夷果", "澳洲坚果"), "almond": ("巴旦木", "杏仁"),
+    "cashew": ("腰果",), "walnut": ("核桃",), "pistachio": ("开心果",), "raisin": ("葡萄干",),
+    "liquor": ("白酒", "酒"), "baijiu": ("白酒",), "wine": ("葡萄酒", "红酒", "酒"), "whisky": ("威士忌",),
+    "beer": ("啤酒",), "sake": ("清酒",), "oolong": ("乌龙",), "jerky": ("肉干", "牛肉干"),
+    "orange": ("橙", "柑", "桔"), "tangerine": ("柑", "桔", "橘"), "grapefruit": ("柚",), "pomelo": ("柚",),
+    "noodle": ("面", "粉"), "dumpling": ("饺",), "sausage": ("肠",), "tofu": ("豆腐",), "containers": ("保鲜盒", "盒"), "bangle": ("镯",), "bracelet": ("手链", "手镯", "镯"),
 }
 # two-word shop nouns, looked up before their words ("power bank" is not a kind of bank)
 SHOP_PHRASES: dict[str, tuple[str, ...]] = {
@@ -124,8 +133,8 @@ def lemmas(word: str) -> tuple[str, ...]:
 @functools.lru_cache(maxsize=8192)
 def zh_for(word: str) -> tuple[str, ...]:
     """Chinese fragments an English word may name, best first; () for stop words."""
-    if word in STOP or len(word) < 3:
-        return ()
+    if len(word) < 3 or any(w in STOP for w in lemmas(word)):
+        return ()  # "sizes" is "size": a word every question uses, no product's name
     for w in lemmas(word):
         if w in SHOP_WORDS:
             return SHOP_WORDS[w]

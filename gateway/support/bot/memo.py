@@ -151,7 +151,7 @@ class CatalogView:
         if live is None:
             live = self._live = {p.sku: p for p in self.kb.products}
         return Slots(products=[live.get(p.sku, p) for p in s.products], product_from=s.product_from,
-                     size=s.size, body=Body(s.body.height_cm, s.body.weight_kg), hair=s.hair,
+                     strength=s.strength, size=s.size, body=Body(s.body.height_cm, s.body.weight_kg), hair=s.hair,
                      order_id=s.order_id)
 
     def analyse(self, raw: str) -> tuple[str, Slots]:

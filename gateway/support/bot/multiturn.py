@@ -16,6 +16,12 @@ from ..knowledge import Knowledge
 from .normalize import normalize
 from .slots import Slots, extract, find_size
 
+# product-name strengths (slots.find_products_scored): below WEAK_TEXT the current
+# message named its product only by a 2-character piece or an attribute word; at or above
+# STRONG_EARLIER an earlier message named one by a longer piece of its name, a link or SKU
+WEAK_TEXT = 2.01
+STRONG_EARLIER = 3.0
+
 
 @dataclass
 class Context:
@@ -40,6 +46,9 @@ def resolve(slots: Slots, text: str, history: list[str], kb: Knowledge,
     read = analyse or (lambda h: _analyse(h, kb))
     earlier = [h for h in history[-6:] if h and h.strip()]
     need_product = not slots.products
+    # a product the text names only weakly (a word of its attributes, "充电" of 充电宝) yields
+    # to one an earlier message named outright: "洗脸仪" ... "充电是什么接口的"
+    weak = bool(slots.products) and slots.strength < WEAK_TEXT
     need_body = slots.body.height_cm is None and slots.body.weight_kg is None
     for i, h in enumerate(reversed(earlier)):
         n, hs = read(h)
@@ -49,12 +58,17 @@ def resolve(slots: Slots, text: str, history: list[str], kb: Knowledge,
             slots.products = hs.products
             slots.product_from = "history"
             need_product = False
+        elif weak and hs.products:
+            if hs.strength >= STRONG_EARLIER and hs.products != slots.products:
+                slots.products = hs.products
+                slots.product_from = "history"
+            weak = False  # only the newest earlier message that named a product counts
         if need_body and (hs.body.height_cm is not None or hs.body.weight_kg is not None):
             slots.body = hs.body
             need_body = False
         if slots.hair is None and hs.hair:
             slots.hair = hs.hair
-        if not need_product and not need_body:
+        if not need_product and not need_body and not weak:
             break
     if not slots.products and kb.on_screen:
         p = kb.product(kb.on_screen)

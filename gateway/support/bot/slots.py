@@ -159,6 +159,15 @@ class ProductIndex:
             if n and re.match(r"[\u4e00-\u9fff]", name[-1]) and name[-1] not in "装g":
                 d.setdefault(name[-1], 0.8)  # 裤 / 衣 / 糖: weak, often ambiguous
             frags.append(d)
+        # a Latin word of a name that other names share or another product's variants
+        # spell ("pro" of "Air Pro" beside a case for "iPhone 15 Pro") names nothing alone
+        variant_text = [" ".join(fold_units(normalize(x)) for x in p.sizes) for p in kb.products]
+        for i, d in enumerate(frags):
+            for s_, sc in list(d.items()):
+                if sc > 1.0 and re.fullmatch(r"[a-z][a-z0-9 .+-]*", s_.strip()) and (
+                        sum(1 for nm in names if s_ in nm) > 1
+                        or any(s_.strip() in vt for j, vt in enumerate(variant_text) if j != i)):
+                    d[s_] = 1.0
         for d, name in zip(frags, names, strict=False):
             for a, b in ZH_SYNONYMS:  # 洗面奶 ~ 洁面, 狗粮 ~ 犬粮: the viewer's word for the name's
                 if b in name and a not in d:
@@ -297,7 +306,19 @@ def product_index(kb: Knowledge) -> ProductIndex:
 
 def find_products(text: str, kb: Knowledge) -> list[Product]:
     """Products the (normalised) text names, best first; ties all returned."""
+    return find_products_scored(text, kb)[0]
+
+
+# how viewers address each other ("宝子们", "家人们"): never a product word, though 宝 ends
+# 充电宝 and 家 a 家居 name
+_ADDRESS = re.compile(r"宝子们?|家人们|姐妹们|集美们|老铁们?|亲们")
+
+
+def find_products_scored(text: str, kb: Knowledge) -> tuple[list[Product], float]:
+    """:func:`find_products` and how strongly the text names them (the top score: a link
+    number or SKU 10+, a whole name part 3+, a word the product's attributes hold ~1.5)."""
     idx = product_index(kb)
+    text = _ADDRESS.sub(" ", text)
     # the index may be keyed on names only: map back to the live product objects by sku
     live = {p.sku: p for p in kb.products}
     text = fold_units(text)
@@ -317,10 +338,10 @@ def find_products(text: str, kb: Knowledge) -> list[Product]:
                 best = sc
         scores[i] += best
     vbest: dict[int, float] = {}
-    for pat, i, sc in idx.variants:
+    for vpat, i, sc in idx.variants:
         if sc > vbest.get(i, 0.0):
-            m = pat.search(text)
-            if m and not (m.group(0)[:1].isdigit() and _MEASURED.search(text, 0, m.start())):
+            vm = vpat.search(text)
+            if vm and not (vm.group(0)[:1].isdigit() and _MEASURED.search(text, 0, vm.start())):
                 vbest[i] = sc
     for i, sc in vbest.items():  # alone it names the product; with a name it breaks a tie
         scores[i] = max(scores[i], sc) if scores[i] < 0.8 else scores[i] + min(sc, 1.0)
@@ -355,9 +376,9 @@ def find_products(text: str, kb: Knowledge) -> list[Product]:
                     scores[i] = 1.0
     top = max(scores, default=0.0)
     if top < 0.8:
-        return []
+        return [], 0.0
     out = [idx.products[i] for i, s in enumerate(scores) if s >= top - 1e-9]
-    return [live.get(p.sku, p) for p in out]
+    return [live.get(p.sku, p) for p in out], top
 
 
 # ---- body measurements -------------------------------------------------------------------
@@ -370,6 +391,16 @@ _W_JIN = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d)?)\s*斤")
 _W_KG = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d)?)\s*(?:kg|公斤|千克|kilos?)")
 _W_LB = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d)?)\s*(?:lbs?|pounds?)")
 _BARE = re.compile(r"(?<![\d.a-z#])(\d{2,3}(?:\.\d)?)(?![\d.]|\s*(?:元|块|件|个|号|天|小时|mm|ml|g\b|%|w\b|cm|厘米|公分|斤|kg|公斤|千克|lb|pound|码|岁|年|月|分|秒|片|袋|盒|瓶|米|m\b))")
+
+
+# small bodies (a baby, a toddler, a dog): a height under 140 cm or a one-digit weight is
+# read only when the message is about a body - a body word, or the other measurement -
+# since "30cm的锅" and "5kg的米" are products' sizes
+_SMALL_H = re.compile(r"(?<![\d.])(\d{2,3})(?:\.\d)?\s*(?:cm|厘米|公分)")
+_HEIGHT_WORD = re.compile(r"(?:身高|肩高|背长|个子|高)\s*(?:是|有|约|大概|差不多)?\s*(\d{2,3})(?:\.\d)?(?![\d.]|\s*(?:kg|斤|公斤|mm|元|块))")
+_W_SMALL = re.compile(r"(?<![\d.])(\d{1,2}(?:\.\d+)?)\s*(?:(kg|公斤|千克|kilos?)|(斤)|(lbs?|pounds?))(?![a-z])")
+_BODY_WORD = re.compile(r"身高|体重|肩高|宝宝|宝贝|孩子|儿子|女儿|小朋友|娃|狗|猫|犬|柯基|泰迪|金毛|腊肠|博美|吉娃娃|"
+                        r"baby|toddler|kid|son|daughter|grandson|granddaughter|child|dog|puppy|cat|kitten|\btall\b|weigh")
 
 
 @dataclass
@@ -410,6 +441,20 @@ def body_measurements(text: str) -> Body:
             m7 = _W_LB.search(t)
             if m7:
                 b.weight_kg = round(float(m7.group(1)) * 0.4536, 1)
+    small_ok = _BODY_WORD.search(t) is not None
+    if b.weight_kg is None:
+        m8 = _W_SMALL.search(t)
+        if m8 and (small_ok or b.height_cm is not None or _SMALL_H.search(t)):
+            v = float(m8.group(1))
+            b.weight_kg = v / 2 if m8.group(3) else round(v * 0.4536, 1) if m8.group(4) else v
+    if b.height_cm is None:
+        m9 = _HEIGHT_WORD.search(t)
+        if m9 and 10 <= float(m9.group(1)) <= 205:
+            b.height_cm = float(m9.group(1))
+        else:
+            m10 = _SMALL_H.search(t)
+            if m10 and 10 <= float(m10.group(1)) < 140 and (small_ok or b.weight_kg is not None):
+                b.height_cm = float(m10.group(1))
     # unit-less numbers: "160 100", "175/65", "身高160体重50"
     if b.height_cm is None or b.weight_kg is None:
         bare = [float(x) for x in _BARE.findall(t)]
@@ -503,6 +548,9 @@ def find_order_id(text: str) -> str | None:
 class Slots:
     products: list[Product] = field(default_factory=list)
     product_from: str = "none"  # "text" | "history" | "screen" | "none"
+    # how strongly the text named them (find_products_scored): a word of a product's
+    # attributes names it weakly, and an earlier message that named one outright wins
+    strength: float = 0.0
     size: str | None = None
     body: Body = field(default_factory=Body)
     hair: str | None = None
@@ -532,8 +580,8 @@ class Slots:
 
 def extract(text: str, kb: Knowledge) -> Slots:
     """Slots of one normalised message, without looking at history."""
-    prods = find_products(text, kb)
-    s = Slots(products=prods, product_from="text" if prods else "none")
+    prods, strength = find_products_scored(text, kb)
+    s = Slots(products=prods, product_from="text" if prods else "none", strength=strength)
     s.size = find_size(text, kb, s.product)
     s.body = body_measurements(text)
     s.hair = hair_length(text)
