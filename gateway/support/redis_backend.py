@@ -55,8 +55,8 @@ import random
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
 
@@ -84,6 +84,10 @@ from .changes import (
 from .conversation import Conversation, ConversationStore
 from .redis_commit import COMMIT
 from .routing import Agent, Router
+
+# XREAD's reply as redis-py returns it with decode_responses off (its own stubs say less):
+# [(stream, [(entry id, {field: value})])]
+XReadReply = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None
 
 log = logging.getLogger(__name__)
 
@@ -236,14 +240,15 @@ class RedisBackend(SupportBackend):
 
     def __init__(self, redis: aioredis.Redis, store: ConversationStore, router: Router,
                  default_capacity: int = 5, capacities: dict[str, int] | None = None,
-                 local_agents=None, url: str | None = None, metrics: Any = None,
+                 local_agents: Callable[[], Iterable[str]] | None = None,
+                 url: str | None = None, metrics: Any = None,
                  retention_s: float = 0.0, events: Events | None = None) -> None:
         super().__init__(store, router, events)
         self.redis = redis
         self.url = url
         self.default_capacity = default_capacity
         self.capacities = capacities or {}
-        self.local_agents = local_agents or (lambda: [])
+        self.local_agents: Callable[[], Iterable[str]] = local_agents or (lambda: [])
         self._s = {name: redis.register_script(src) for name, src in (
             ("commit", COMMIT), ("expire_records", EXPIRE_RECORDS), ("hit", HIT))}
         self.conflicts = 0  # commits refused because this node's replica was behind
@@ -337,10 +342,11 @@ class RedisBackend(SupportBackend):
             changes.append(ConversationOpened(cid, h["room"], h["viewer"],
                                               h.get("viewer_name", h["viewer"]),
                                               float(h.get("created_at", 0))))
-            log_entries = await self.redis.xrange(P + f"log:{cid}")
+            log_entries = await self.redis.xrange(P + f"log:{cid}") or []
             counts[cid] = len(log_entries)
             for _eid, f in log_entries:
-                changes.append(MessageAppended.from_record(json.loads(f[b"j"])))
+                if f:
+                    changes.append(MessageAppended.from_record(json.loads(f[b"j"])))
             fields: dict[str, Any] = {k: h.get(k) for k in (
                 "state", "agent", "agent_name", "escalation_reason", "mood",
                 "viewer_nickname") if h.get(k)}
@@ -453,8 +459,10 @@ class RedisBackend(SupportBackend):
         backoff = 0.1
         while True:
             try:
-                res = await self._tail_redis.xread({P + "ops": self._last_id}, block=1000,
-                                                   count=500)
+                tail = self._tail_redis
+                assert tail is not None  # started before this loop, closed after it
+                res = cast(XReadReply, await tail.xread({P + "ops": self._last_id},
+                                                        block=1000, count=500))
                 backoff = 0.1
                 if not res:
                     await self._check_log()
@@ -496,12 +504,14 @@ class RedisBackend(SupportBackend):
         not there yet.)"""
         if self._last_seq is None:
             return  # following a log written before entries were numbered
-        seq = await self._tail_redis.get(P + "opseq")
+        tail = self._tail_redis
+        assert tail is not None  # started before the tail loop that calls this
+        seq = await tail.get(P + "opseq")
         have = int(seq) if seq is not None else 0
         if have < self._last_seq:
             await self._resync(f"Redis holds {have} changes but this node applied "
                                f"{self._last_seq}: it lost data", "redis_lost_data")
-        elif have > self._last_seq and not await self._tail_redis.xrange(
+        elif have > self._last_seq and not await tail.xrange(
                 P + "ops", min="(" + self._last_id if self._last_id != "0-0" else "-", count=1):
             await self._resync(f"changes #{self._last_seq + 1}..#{have} were trimmed from the "
                                f"log before this node read them", "trimmed")

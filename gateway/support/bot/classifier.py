@@ -44,9 +44,9 @@ def fit(feats: list[Features], y: list[int], k: int, epochs: int = 80, lr: float
     indptr = [0]
     indices: list[int] = []
     values: list[float] = []
-    for idx, val in feats:
+    for idx, vals in feats:
         indices.extend(idx)
-        values.extend(val)
+        values.extend(vals)
         indptr.append(len(indices))
     ind = np.asarray(indices, dtype=np.int64)
     val = np.asarray(values, dtype=np.float64)
