@@ -30,6 +30,7 @@ from .support.room import RoomRegistry
 from .support.service import SupportConfig, SupportService
 
 if TYPE_CHECKING:
+    from .durable import Durable
     from .media.service import MediaService
     from .support.room_service import RoomService
     from .support.workspace import Workspace
@@ -55,6 +56,7 @@ class Gateway:
     draining: bool = False
     drain: object | None = None
     workspace: Workspace | None = None
+    durable: Durable | None = None  # the durable store, when configured (docs/storage.md)
 
 
 GATEWAY = web.AppKey("gateway", Gateway)
@@ -177,6 +179,9 @@ def create_app(config: Config, responder: Responder | None = None,
                               metrics=metrics)
     gw = Gateway(config, bus, hub, tokens, rooms, support, metrics, ice, endpoint,
                  rooms_service=rooms_service)
+    from .durable import attach_store
+
+    gw.durable = attach_store(config, support.backend.replica, rooms_service.order_listeners)
     gw_holder.append(gw)
 
     from .support.workspace import Workspace  # context, actions, CSAT, metrics
@@ -202,6 +207,8 @@ def create_app(config: Config, responder: Responder | None = None,
                                  "draining": gw.draining}
 
     async def lifecycle(app: web.Application):
+        if gw.durable is not None:
+            await gw.durable.start()
         await bus.start()
         await hub.start()
         if presence is not None:
@@ -224,6 +231,8 @@ def create_app(config: Config, responder: Responder | None = None,
         if room_sync is not None:
             await room_sync.close()
         await bus.close()
+        if gw.durable is not None:
+            await gw.durable.close()
 
     app.cleanup_ctx.append(lifecycle)
     workspace = gw.workspace
@@ -260,7 +269,9 @@ def create_app(config: Config, responder: Responder | None = None,
 
     gw.drain = drain
 
+    from .history_api import setup_history_routes
     from .http_api import setup_routes
 
     setup_routes(app, gw)
+    setup_history_routes(app, gw)  # history, export, erasure (the durable store)
     return app

@@ -16,19 +16,23 @@ from .records import Retention
 from .store import Store
 
 __all__ = ["Store", "StoreError", "SearchQuery", "QueryError", "Retention", "open_store",
-           "SQLITE_FILE"]
+           "database_for", "SQLITE_FILE"]
+
+
+def database_for(*, data_dir: Path | str | None = None,
+                 database_url: str | None = None) -> PostgresDatabase | SQLiteDatabase:
+    """PostgreSQL when ``database_url`` is given, else SQLite in ``data_dir`` (not opened)."""
+    if database_url:
+        if not database_url.startswith(("postgresql://", "postgres://")):
+            raise StoreError("LIVEDESK_DATABASE_URL must be a postgresql:// URL")
+        return PostgresDatabase(database_url)
+    if data_dir is not None:
+        return SQLiteDatabase(Path(data_dir) / SQLITE_FILE)
+    raise StoreError("no store: give a data directory or a database URL")
 
 
 async def open_store(*, data_dir: Path | str | None = None, database_url: str | None = None,
                      retention: Retention | None = None) -> Store:
-    """Open (and migrate) the store: PostgreSQL when ``database_url`` is given, else SQLite
-    in ``data_dir``. Raises :class:`StoreError` when it cannot."""
-    if database_url:
-        if not database_url.startswith(("postgresql://", "postgres://")):
-            raise StoreError("LIVEDESK_DATABASE_URL must be a postgresql:// URL")
-        db: PostgresDatabase | SQLiteDatabase = PostgresDatabase(database_url)
-    elif data_dir is not None:
-        db = SQLiteDatabase(Path(data_dir) / SQLITE_FILE)
-    else:
-        raise StoreError("no store: give a data directory or a database URL")
-    return await Store(db, retention).start()
+    """Open (and migrate) the store. Raises :class:`StoreError` when it cannot."""
+    return await Store(database_for(data_dir=data_dir, database_url=database_url),
+                       retention).start()

@@ -94,14 +94,8 @@ class Store:
             return
         self._closed = True
         if self._task is not None:
-            while self._jobs:
-                self._wake.set()
-                await asyncio.sleep(0.005)
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            self._wake.set()
+            await self._task  # it returns once the queue is empty and committed
         await self.db.close()
 
     async def info(self) -> StoreInfo:
@@ -147,6 +141,8 @@ class Store:
                     group.append(nxt)
                     n += len(nxt.batch or ())
                 await self._run_group(group)
+            if self._closed:
+                return
 
     async def _run_one(self, job: _Job) -> None:
         try:

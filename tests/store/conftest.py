@@ -32,15 +32,24 @@ async def _admin(sql: str) -> None:
         await conn.close()
 
 
+def _in_thread(coro_fn, *args) -> None:
+    """Run ``coro_fn(*args)`` to completion on a loop of its own (fixtures that set up the
+    session run while a test's loop is running)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(lambda: asyncio.run(coro_fn(*args))).result()
+
+
 @pytest.fixture(scope="session")
 def pg_database():
     """A database for this test run: ``livedesk_test_<random>``, dropped at the end."""
     name = f"livedesk_test_{secrets.token_hex(6)}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    _in_thread(_admin, f'CREATE DATABASE "{name}"')
     try:
         yield name
     finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _in_thread(_admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class Backends:
