@@ -117,8 +117,11 @@ class SQLiteDatabase(Database):
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             return await self._run(self._writer, self._migrate, target)
-        except sqlite3.Error as e:
-            raise StoreError(f"cannot open SQLite store {self.path}: {e}") from e
+        except BaseException as e:
+            await self.close()
+            if isinstance(e, sqlite3.Error | OSError):
+                raise StoreError(f"cannot open SQLite store {self.path}: {e}") from e
+            raise
 
     def _migrate(self, target: int) -> int:
         c = self._conn()
@@ -241,6 +244,13 @@ class PostgresDatabase(Database):
                                                   max_size=self.max_size, command_timeout=60)
         except (OSError, asyncpg.PostgresError) as e:
             raise StoreError(f"cannot reach PostgreSQL at {self.location}: {e}") from e
+        try:
+            return await self._migrate(target)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _migrate(self, target: int) -> int:
         async with self.pool.acquire() as c, c.transaction():
             await c.execute("SELECT pg_advisory_xact_lock($1)", ADVISORY_LOCK)
             await c.execute(M.VERSION_TABLE)
