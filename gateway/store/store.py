@@ -158,7 +158,7 @@ class Store:
 
     async def _run_group(self, group: list[_Job]) -> None:
         try:
-            await self.db.transact([s for j in group for s in j.stmts])
+            await self.db.transact(_coalesce([s for j in group for s in j.stmts]))
         except Exception:
             if len(group) == 1:
                 log.exception("store: a write batch failed")
@@ -178,7 +178,13 @@ class Store:
     async def search(self, q: SearchQuery, only_agent: str | None = None) -> list[SearchHit]:
         """Conversations matching ``q``, newest first (by opening time; with text, by the
         newest matching message). ``only_agent``: only conversations that agent handled."""
-        where, args = self._filters(q, only_agent)
+        pairs: list[tuple[str, str]] = []
+        if q.order:  # the order's viewer and room first: a plain filter the indexes serve
+            pairs = [(r[0], r[1]) for r in await self.db.fetch(
+                "SELECT viewer, room FROM orders WHERE order_id = ?", [q.order])]
+            if not pairs:
+                return []
+        where, args = self._filters(q, only_agent, pairs)
         parts = q.parts
         if not parts:
             sql = (f"SELECT c.id, c.viewer, c.room, c.state, c.opened_at, c.resolved_at, "
@@ -215,7 +221,8 @@ class Store:
                 for cid in found if (r := by_id.get(cid)) is not None]
 
     @staticmethod
-    def _filters(q: SearchQuery, only_agent: str | None) -> tuple[str, list[Any]]:
+    def _filters(q: SearchQuery, only_agent: str | None,
+                 order_pairs: list[tuple[str, str]]) -> tuple[str, list[Any]]:
         where, args = [], []
         if q.user:
             where.append("c.viewer = ?")
@@ -227,10 +234,10 @@ class Store:
             if agent:
                 where.append("c.id IN (SELECT h.conversation FROM handled h WHERE h.agent = ?)")
                 args.append(agent)
-        if q.order:
-            where.append("EXISTS (SELECT 1 FROM orders o WHERE o.order_id = ? "
-                         "AND o.viewer = c.viewer AND o.room = c.room)")
-            args.append(q.order)
+        if order_pairs:
+            where.append("(" + " OR ".join("(c.viewer = ? AND c.room = ?)"
+                                            for _ in order_pairs) + ")")
+            args.extend(x for pair in order_pairs for x in pair)
         if q.since is not None:
             where.append("c.opened_at >= ?")
             args.append(q.since)
@@ -375,6 +382,18 @@ class Store:
     async def backup(self, dest: Path) -> None:
         """A consistent copy of the store at ``dest`` while it is in use (SQLite)."""
         await self.db.backup(Path(dest))
+
+
+def _coalesce(stmts: list[Stmt]) -> list[Stmt]:
+    """Adjacent ``executemany`` statements of the same SQL as one (a group of single-message
+    batches becomes one round trip to PostgreSQL instead of one per message)."""
+    out: list[Stmt] = []
+    for s in stmts:
+        if out and s.many and out[-1].many and out[-1].sql == s.sql:
+            out[-1] = Stmt(s.sql, [*out[-1].args, *s.args], many=True)
+        else:
+            out.append(s)
+    return out
 
 
 def _conv(r: tuple) -> ConversationRow:
