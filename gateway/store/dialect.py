@@ -70,10 +70,9 @@ class SQLiteDialect(Dialect):
 
     def match_param(self, parts: list[str]) -> str:
         out = []
-        for part in parts:
-            for term, prefix in T.part_terms(part):
-                q = '"' + term.replace('"', '""') + '"'
-                out.append(q + ("*" if prefix else ""))
+        for term, prefix in T.match_terms(parts):
+            q = '"' + term.replace('"', '""') + '"'
+            out.append(q + ("*" if prefix else ""))
         return " AND ".join(out)
 
 
@@ -106,10 +105,9 @@ class PostgresDialect(Dialect):
 
     def match_param(self, parts: list[str]) -> str:
         out = []
-        for part in parts:
-            for term, prefix in T.part_terms(part):
-                q = "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
-                out.append(q + (":*" if prefix else ""))
+        for term, prefix in T.match_terms(parts):
+            q = "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
+            out.append(q + (":*" if prefix else ""))
         return " & ".join(out)
 
 

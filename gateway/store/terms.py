@@ -72,6 +72,19 @@ def part_terms(part: str) -> list[tuple[str, bool]]:
     return out
 
 
+MIN_PREFIX = 3
+
+
+def match_terms(parts: list[str]) -> list[tuple[str, bool]]:
+    """The index terms a query looks up: every part's terms, except prefixes shorter than
+    ``MIN_PREFIX`` when anything else is left. Why: a prefix like ``ld`` expands to every
+    order id in the index (tens of thousands of terms) and narrows almost nothing; the
+    substring check on the candidates still requires it."""
+    every = [t for p in parts for t in part_terms(p)]
+    strong = [(t, prefix) for t, prefix in every if not prefix or len(t) >= MIN_PREFIX]
+    return strong or every
+
+
 def contains_all(text: str, parts: list[str]) -> bool:
     t = _norm(text)
     return all(p in t for p in parts)
