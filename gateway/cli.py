@@ -110,7 +110,7 @@ async def _store_command(args) -> int:
         print("livedesk: backup copies the SQLite store; back up PostgreSQL with its own "
               "tools (pg_dump, see docs/operations.md)", file=sys.stderr)
         return 2
-    if url is None and not (data_dir / SQLITE_FILE).exists():
+    if data_dir is not None and not (data_dir / SQLITE_FILE).exists():
         print(f"livedesk: no store at {data_dir} (no {SQLITE_FILE}); give --data-dir or "
               f"LIVEDESK_DATABASE_URL", file=sys.stderr)
         return 2

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 # Timestamps are seconds since the epoch (DOUBLE PRECISION: REAL affinity in SQLite); JSON
 # is stored as text in both databases; booleans as 0/1.
-_BASE = (
+_BASE: tuple[str, ...] = (
     """CREATE TABLE conversations (
         id TEXT PRIMARY KEY, room TEXT NOT NULL, viewer TEXT NOT NULL,
         viewer_name TEXT NOT NULL DEFAULT '', viewer_nickname TEXT,
@@ -77,7 +77,7 @@ _BASE = (
     "CREATE INDEX tombstones_at ON tombstones (at)",
 )
 
-_SEARCH = {
+_SEARCH: dict[str, tuple[str, ...]] = {
     "sqlite": (
         "ALTER TABLE messages ADD COLUMN terms TEXT NOT NULL DEFAULT ''",
         # external content: the terms live once, in messages; the index follows by trigger
@@ -93,7 +93,7 @@ _SEARCH = {
         "ALTER TABLE messages ADD COLUMN terms tsvector",
     ),
 }
-_SEARCH_AFTER = {
+_SEARCH_AFTER: dict[str, tuple[str, ...]] = {
     "sqlite": ("INSERT INTO message_fts (message_fts) VALUES ('rebuild')",),
     # a small pending list: GIN's fast-update list is scanned by every search until it is
     # merged, and at the default 4 MB that made searches 10-40 ms slower after a burst of

@@ -59,7 +59,7 @@ class SearchQuery:
             raise QueryError("q", "q has no letters or digits to search for")
         if len(T.query_parts(q)) > T.MAX_QUERY_PARTS:
             raise QueryError("q", f"q has more than {T.MAX_QUERY_PARTS} words")
-        ids = {}
+        ids: dict[str, str | None] = {}
         for name in ("user", "agent", "room", "order"):
             v = params.get(name)
             if v is None or v == "":

@@ -223,7 +223,8 @@ class Store:
     @staticmethod
     def _filters(q: SearchQuery, only_agent: str | None,
                  order_pairs: list[tuple[str, str]]) -> tuple[str, list[Any]]:
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         if q.user:
             where.append("c.viewer = ?")
             args.append(q.user)
