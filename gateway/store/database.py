@@ -135,8 +135,11 @@ class SQLiteDatabase(Database):
                     c.execute(s)
                 if m.backfill_terms:
                     rows = c.execute("SELECT id, text FROM messages").fetchall()
-                    c.executemany("UPDATE messages SET terms = ? WHERE id = ?",
-                                  [(T.terms_text(text), i) for i, text in rows])
+                    room = self.dialect.room_term_sql("room")
+                    c.executemany(
+                        f"UPDATE messages SET terms = ?, scope = COALESCE((SELECT {room} FROM "
+                        f"conversations WHERE conversations.id = messages.conversation), '') "
+                        f"WHERE id = ?", [(T.terms_text(text), i) for i, text in rows])
                 for s in after:
                     c.execute(s)
                 c.execute("INSERT INTO schema_version (version, name, applied_at) "
@@ -265,11 +268,12 @@ class PostgresDatabase(Database):
                 for s in before:
                     await c.execute(s)
                 if m.backfill_terms:
-                    rows = await c.fetch("SELECT id, text FROM messages")
+                    rows = await c.fetch("SELECT id, conversation, text FROM messages")
                     await c.executemany(
-                        "UPDATE messages SET terms = array_to_tsvector($1::text[]) "
-                        "WHERE id = $2",
-                        [(self.dialect.terms_param(r["text"]), r["id"]) for r in rows])
+                        self.dialect.sql(f"UPDATE messages SET terms = "
+                                         f"{self.dialect.terms_sql()} WHERE id = ?"),
+                        [(self.dialect.terms_param(r["text"]), r["conversation"], r["id"])
+                         for r in rows])
                 for s in after:
                     await c.execute(s)
                 await c.execute("INSERT INTO schema_version (version, name, applied_at) "

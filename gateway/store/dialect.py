@@ -41,7 +41,12 @@ class Dialect:
         conversation filters are ANDed in as ``{where}``."""
         raise NotImplementedError
 
-    def match_param(self, parts: list[str]) -> str:
+    def match_param(self, parts: list[str], room: str | None = None) -> str:
+        """The index lookup for ``parts`` (and, when given, the room's term)."""
+        raise NotImplementedError
+
+    def room_term_sql(self, column: str) -> str:
+        """SQL computing :func:`gateway.store.terms.room_term` of ``column``."""
         raise NotImplementedError
 
 
@@ -52,11 +57,16 @@ class SQLiteDialect(Dialect):
     def json_merge(self, column: str) -> str:
         return f"json_patch({column}, ?)"
 
+    def room_term_sql(self, column: str) -> str:
+        return f"'{T.ROOM_PREFIX}' || lower(hex({column}))"
+
     def message_insert(self) -> str:
-        # message_fts follows messages through triggers (migration 2)
+        # message_fts follows messages through triggers (migration 2); the last parameter
+        # is the conversation again, for its room's term
         return ("INSERT INTO messages (conversation, n, role, author, author_name, text, "
-                "cmid, kind, meta, ts, terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (conversation, n) DO NOTHING")
+                "cmid, kind, meta, ts, terms, scope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                f"COALESCE((SELECT {self.room_term_sql('room')} FROM conversations "
+                "WHERE id = ?), '')) ON CONFLICT (conversation, n) DO NOTHING")
 
     def terms_param(self, text: str) -> object:
         return T.terms_text(text)
@@ -65,14 +75,16 @@ class SQLiteDialect(Dialect):
         return ("SELECT m.id, m.conversation, m.text FROM message_fts f "
                 "JOIN messages m ON m.id = f.rowid "
                 "JOIN conversations c ON c.id = m.conversation "
-                "WHERE f.terms MATCH ? AND f.rowid < ? {where} "
+                "WHERE message_fts MATCH ? AND f.rowid < ? {where} "
                 "ORDER BY f.rowid DESC LIMIT ?")
 
-    def match_param(self, parts: list[str]) -> str:
+    def match_param(self, parts: list[str], room: str | None = None) -> str:
         out = []
         for term, prefix in T.match_terms(parts):
             q = '"' + term.replace('"', '""') + '"'
-            out.append(q + ("*" if prefix else ""))
+            out.append("terms : " + q + ("*" if prefix else ""))
+        if room is not None:
+            out.append(f'scope : "{T.room_term(room)}"')
         return " AND ".join(out)
 
 
@@ -92,7 +104,16 @@ class PostgresDialect(Dialect):
     def message_insert(self) -> str:
         return ("INSERT INTO messages (conversation, n, role, author, author_name, text, cmid, "
                 "kind, meta, ts, terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                "array_to_tsvector((?)::text[])) ON CONFLICT (conversation, n) DO NOTHING")
+                f"{self.terms_sql()}) ON CONFLICT (conversation, n) DO NOTHING")
+
+    def room_term_sql(self, column: str) -> str:
+        return f"'{T.ROOM_PREFIX}' || encode(convert_to({column}, 'UTF8'), 'hex')"
+
+    def terms_sql(self) -> str:
+        """The tsvector of a terms array parameter plus the room term of the conversation
+        named by the next parameter (none when the conversation is unknown)."""
+        return (f"array_to_tsvector(array_remove((?)::text[] || (SELECT "
+                f"{self.room_term_sql('room')} FROM conversations WHERE id = ?), NULL))")
 
     def terms_param(self, text: str) -> object:
         return sorted(set(T.index_terms(text)))
@@ -103,11 +124,13 @@ class PostgresDialect(Dialect):
                 "WHERE m.terms @@ (?)::tsquery AND m.id < ? {where} "
                 "ORDER BY m.id DESC LIMIT ?")
 
-    def match_param(self, parts: list[str]) -> str:
+    def match_param(self, parts: list[str], room: str | None = None) -> str:
         out = []
         for term, prefix in T.match_terms(parts):
             q = "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
             out.append(q + (":*" if prefix else ""))
+        if room is not None:
+            out.append(f"'{T.room_term(room)}'")
         return " & ".join(out)
 
 

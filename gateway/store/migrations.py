@@ -80,14 +80,16 @@ _BASE: tuple[str, ...] = (
 _SEARCH: dict[str, tuple[str, ...]] = {
     "sqlite": (
         "ALTER TABLE messages ADD COLUMN terms TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE messages ADD COLUMN scope TEXT NOT NULL DEFAULT ''",  # the room's term
         # external content: the terms live once, in messages; the index follows by trigger
-        "CREATE VIRTUAL TABLE message_fts USING fts5 (terms, content='messages', "
+        "CREATE VIRTUAL TABLE message_fts USING fts5 (terms, scope, content='messages', "
         "content_rowid='id', tokenize='unicode61 remove_diacritics 0')",
         """CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
-             INSERT INTO message_fts (rowid, terms) VALUES (new.id, new.terms); END""",
+             INSERT INTO message_fts (rowid, terms, scope)
+             VALUES (new.id, new.terms, new.scope); END""",
         """CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
-             INSERT INTO message_fts (message_fts, rowid, terms)
-             VALUES ('delete', old.id, old.terms); END""",
+             INSERT INTO message_fts (message_fts, rowid, terms, scope)
+             VALUES ('delete', old.id, old.terms, old.scope); END""",
     ),
     "postgresql": (
         "ALTER TABLE messages ADD COLUMN terms tsvector",

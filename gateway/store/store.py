@@ -187,14 +187,16 @@ class Store:
         where, args = self._filters(q, only_agent, pairs)
         parts = q.parts
         if not parts:
-            sql = (f"SELECT c.id, c.viewer, c.room, c.state, c.opened_at, c.resolved_at, "
-                   f"c.agent, (SELECT m.text FROM messages m WHERE m.conversation = c.id "
-                   f"ORDER BY m.n DESC LIMIT 1) FROM conversations c WHERE 1 = 1 {where} "
-                   f"ORDER BY c.opened_at DESC LIMIT ?")
+            # the last message is looked up for the page only, not for every match
+            sql = (f"SELECT p.id, p.viewer, p.room, p.state, p.opened_at, p.resolved_at, "
+                   f"p.agent, (SELECT m.text FROM messages m WHERE m.conversation = p.id "
+                   f"ORDER BY m.n DESC LIMIT 1) FROM (SELECT c.id, c.viewer, c.room, c.state, "
+                   f"c.opened_at, c.resolved_at, c.agent FROM conversations c WHERE 1 = 1 "
+                   f"{where} ORDER BY c.opened_at DESC LIMIT ?) p ORDER BY p.opened_at DESC")
             rows = await self.db.fetch(sql, [*args, q.limit])
             return [SearchHit(r[0], r[1], r[2], r[3], r[4], r[5],
                               T.snippet(r[7] or "", [], SNIPPET_CHARS), r[6]) for r in rows]
-        match = self.db.dialect.match_param(parts)
+        match = self.db.dialect.match_param(parts, q.room)
         sql = self.db.dialect.text_candidates().format(where=where)
         found: dict[str, str] = {}
         last, scanned, page = 2 ** 62, 0, max(4 * q.limit, 200)

@@ -45,7 +45,7 @@ def statements(batch: Sequence[Write], d: Dialect) -> list[Stmt]:
     for w in batch:
         if isinstance(w, MessageAdded):
             rows.append((w.conversation, w.n, w.role, w.user, w.name, w.text, w.cmid, w.kind,
-                         dumps(w.meta), w.ts, d.terms_param(w.text)))
+                         dumps(w.meta), w.ts, d.terms_param(w.text), w.conversation))
             continue
         flush()
         out.extend(_one(w, d))

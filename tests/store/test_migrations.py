@@ -54,6 +54,8 @@ async def test_a_v1_database_with_data_is_upgraded_and_keeps_it(backends):
                      MessageAdded("c2", 1, "viewer", "v2", "", "快递到了吗", "", "", {},
                                   T0 + 101)])
     assert [h.conversation for h in await new.search(SearchQuery(q="快递"))] == ["c2", "c1"]
+    assert [h.conversation for h in await new.search(SearchQuery(q="快递", room="r1"))] == [
+        "c2", "c1"]  # the room's index term was filled for the old messages too
 
 
 async def test_opening_again_migrates_nothing(backends):

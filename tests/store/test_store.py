@@ -121,6 +121,15 @@ async def test_text_search_finds_chinese_words_english_prefixes_and_order_ids(st
     assert "退款" in hit.snippet
 
 
+async def test_text_in_a_room_is_looked_up_in_the_index_for_any_room_id(store):
+    for i, room in enumerate(["直播间-1", "room 2", "直播间-1"]):
+        await store.apply(conversation(f"c{i}", f"v{i}", room, T0 + i, ["赠品没收到"]))
+    assert ids(await store.search(SearchQuery(q="赠品", room="直播间-1"))) == ["c2", "c0"]
+    assert ids(await store.search(SearchQuery(q="赠品", room="room 2"))) == ["c1"]
+    assert ids(await store.search(SearchQuery(q="赠品", room="直播间"))) == []
+    assert ids(await store.search(SearchQuery(q="赠品"))) == ["c2", "c1", "c0"]
+
+
 async def test_text_search_returns_the_newest_conversations_first_up_to_the_limit(store):
     for i in range(30):
         await store.apply(conversation(f"c{i:02}", f"v{i}", "r1", T0 + i,
