@@ -80,7 +80,9 @@ class SQLiteDialect(Dialect):
 
     def match_param(self, parts: list[str], room: str | None = None) -> str:
         out = []
-        for term, prefix in T.match_terms(parts):
+        # the FTS5 table keeps prefix indexes of 2 and 3 characters: a short prefix is one
+        # lookup here, so it narrows the candidates too
+        for term, prefix in T.match_terms(parts, min_prefix=2):
             q = '"' + term.replace('"', '""') + '"'
             out.append("terms : " + q + ("*" if prefix else ""))
         if room is not None:

@@ -83,7 +83,7 @@ _SEARCH: dict[str, tuple[str, ...]] = {
         "ALTER TABLE messages ADD COLUMN scope TEXT NOT NULL DEFAULT ''",  # the room's term
         # external content: the terms live once, in messages; the index follows by trigger
         "CREATE VIRTUAL TABLE message_fts USING fts5 (terms, scope, content='messages', "
-        "content_rowid='id', tokenize='unicode61 remove_diacritics 0')",
+        "content_rowid='id', tokenize='unicode61 remove_diacritics 0', prefix='2 3')",
         """CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
              INSERT INTO message_fts (rowid, terms, scope)
              VALUES (new.id, new.terms, new.scope); END""",

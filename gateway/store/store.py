@@ -46,7 +46,7 @@ from .writes import dumps, statements
 log = logging.getLogger(__name__)
 
 MAX_GROUP_WRITES = 20_000  # writes committed in one transaction at most
-MAX_SCAN = 50_000  # messages a text search examines at most (newest first)
+MAX_SCAN = 20_000  # messages a text search examines at most (newest first)
 SNIPPET_CHARS = 120
 
 _CONV_COLS = ("c.id, c.room, c.viewer, c.viewer_name, c.state, c.agent, c.agent_name, "

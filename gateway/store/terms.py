@@ -84,13 +84,13 @@ def room_term(room: str) -> str:
 
 
 
-def match_terms(parts: list[str]) -> list[tuple[str, bool]]:
+def match_terms(parts: list[str], min_prefix: int = MIN_PREFIX) -> list[tuple[str, bool]]:
     """The index terms a query looks up: every part's terms, except prefixes shorter than
-    ``MIN_PREFIX`` when anything else is left. Why: a prefix like ``ld`` expands to every
-    order id in the index (tens of thousands of terms) and narrows almost nothing; the
+    ``min_prefix`` when anything else is left. Why: without a prefix index, a prefix like
+    ``ld`` expands to every order id in the index (tens of thousands of terms); the
     substring check on the candidates still requires it."""
     every = [t for p in parts for t in part_terms(p)]
-    strong = [(t, prefix) for t, prefix in every if not prefix or len(t) >= MIN_PREFIX]
+    strong = [(t, prefix) for t, prefix in every if not prefix or len(t) >= min_prefix]
     return strong or every
 
 

@@ -26,6 +26,8 @@ def test_query_parts_and_the_terms_they_look_up():
     # a short prefix narrows nothing when something else is there; alone it is kept
     assert T.match_terms(["订单", "ld"]) == [("订单", False)]
     assert T.match_terms(["ld"]) == [("ld", True)]
+    assert T.match_terms(["订单", "ld"], min_prefix=2) == [("订单", False), ("ld", True)]
+    assert T.room_term("直播间") == "zr" + "直播间".encode().hex()
 
 
 def test_the_rule_is_a_substring_of_one_message():
