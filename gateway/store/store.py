@@ -335,7 +335,17 @@ class Store:
             return [Stmt("INSERT INTO tombstones (id, kind, at, by_role, counts) "
                          "VALUES (?, 'viewer_erased', ?, ?, ?)", (tomb, at, by_role, dumps(c)))]
 
-        counts = await self._job(stmts, finish=tombstone, after=self.db.after_erase)
+        deleted: list[int] = []
+
+        def tombstone_and_note(counts: list[int]) -> list[Stmt]:
+            deleted.append(counts[0])
+            return tombstone(counts)
+
+        async def scrub() -> None:  # only when messages went: it rewrites the text index
+            if deleted and deleted[0] > 0:
+                await self.db.after_erase()
+
+        counts = await self._job(stmts, finish=tombstone_and_note, after=scrub)
         return EraseReport(tomb, conversations=counts[6], messages=counts[0],
                            records=counts[1], orders=counts[2])
 
