@@ -37,8 +37,8 @@ class Dialect:
 
     def text_candidates(self) -> str:
         """SQL selecting ``(message id, conversation, text)`` of messages whose terms match
-        the first parameter, newest first, with ``id < ?`` and ``LIMIT ?`` after it. The
-        conversation filters are ANDed in as ``{where}``."""
+        the first parameter, newest first, with ``id < ?``, ``id >= ?`` (the window) and
+        ``LIMIT ?`` after it. The conversation filters are ANDed in as ``{where}``."""
         raise NotImplementedError
 
     def match_param(self, parts: list[str], room: str | None = None) -> str:
@@ -75,7 +75,7 @@ class SQLiteDialect(Dialect):
         return ("SELECT m.id, m.conversation, m.text FROM message_fts f "
                 "JOIN messages m ON m.id = f.rowid "
                 "JOIN conversations c ON c.id = m.conversation "
-                "WHERE message_fts MATCH ? AND f.rowid < ? {where} "
+                "WHERE message_fts MATCH ? AND f.rowid < ? AND f.rowid >= ? {where} "
                 "ORDER BY f.rowid DESC LIMIT ?")
 
     def match_param(self, parts: list[str], room: str | None = None) -> str:
@@ -123,7 +123,7 @@ class PostgresDialect(Dialect):
     def text_candidates(self) -> str:
         return ("SELECT m.id, m.conversation, m.text FROM messages m "
                 "JOIN conversations c ON c.id = m.conversation "
-                "WHERE m.terms @@ (?)::tsquery AND m.id < ? {where} "
+                "WHERE m.terms @@ (?)::tsquery AND m.id < ? AND m.id >= ? {where} "
                 "ORDER BY m.id DESC LIMIT ?")
 
     def match_param(self, parts: list[str], room: str | None = None) -> str:

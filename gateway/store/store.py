@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 MAX_GROUP_WRITES = 20_000  # writes committed in one transaction at most
 MAX_SCAN = 20_000  # messages a text search examines at most (newest first)
+FIRST_WINDOW = 20_000  # message ids a text search looks at first (then ×4 each time)
 SNIPPET_CHARS = 120
 
 _CONV_COLS = ("c.id, c.room, c.viewer, c.viewer_name, c.state, c.agent, c.agent_name, "
@@ -199,19 +200,24 @@ class Store:
         match = self.db.dialect.match_param(parts, q.room)
         sql = self.db.dialect.text_candidates().format(where=where)
         found: dict[str, str] = {}
-        last, scanned, page = 2 ** 62, 0, max(4 * q.limit, 200)
-        while len(found) < q.limit and scanned < MAX_SCAN:
-            rows = await self.db.fetch(sql, [match, last, *args, page])
+        # newest first, in windows of message ids that grow ×4: each query's cost is bounded
+        # by its window whatever plan the database picks (a common word on PostgreSQL was
+        # a bitmap over every match, sorted, for each page: 600 ms at 1.45 million messages)
+        top = (await self.db.fetch("SELECT MAX(id) FROM messages"))[0][0] or 0
+        hi, span, scanned, page = top + 1, FIRST_WINDOW, 0, max(4 * q.limit, 200)
+        while len(found) < q.limit and scanned < MAX_SCAN and hi > 0:
+            lo = max(0, hi - span)
+            rows = await self.db.fetch(sql, [match, hi, lo, *args, page])
             for mid, cid, text in rows:
-                last = mid
+                hi = mid
                 scanned += 1
                 if cid not in found and T.contains_all(text, parts):
                     found[cid] = T.snippet(text, parts, SNIPPET_CHARS)
                     if len(found) >= q.limit:
                         break
-            if len(rows) < page:
-                break
-            page = min(page * 4, 5000)
+            if len(rows) < page:  # this window is done: the next one, larger
+                hi, span = lo, span * 4
+            page = min(page * 2, 2000)
         if not found:
             return []
         marks = ", ".join("?" * len(found))
