@@ -138,6 +138,20 @@ async def test_text_search_returns_the_newest_conversations_first_up_to_the_limi
     assert ids(hits) == [f"c{i:02}" for i in range(29, 22, -1)]
 
 
+async def test_text_search_walks_windows_of_message_ids(store, monkeypatch):
+    import gateway.store.store as S
+
+    monkeypatch.setattr(S, "FIRST_WINDOW", 3)  # 1 window of 3 ids, then 12, 48, …
+    for i in range(30):
+        noise = ["无关"] * 3
+        await store.apply(conversation(f"c{i:02}", f"v{i}", "r1", T0 + i,
+                                       ([f"订单{i}的物流到哪了"] if i % 10 == 0 else []) + noise))
+    assert ids(await store.search(SearchQuery(q="物流"))) == ["c20", "c10", "c00"]
+    assert ids(await store.search(SearchQuery(q="物流", limit=2))) == ["c20", "c10"]
+    assert ids(await store.search(SearchQuery(q="无关", limit=30))) == [
+        f"c{i:02}" for i in range(29, -1, -1)]
+
+
 async def test_transcript_has_context_records_and_orders(store):
     await store.apply(conversation("c1", "v1", "r1", T0, ["想要退款"], agent="a1", resolved=True))
     await store.apply([Attached("c1", "a2", T0 + 15), order("r1", "o-1", "v1", T0 + 3),
