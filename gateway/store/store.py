@@ -198,7 +198,9 @@ class Store:
             return [SearchHit(r[0], r[1], r[2], r[3], r[4], r[5],
                               T.snippet(r[7] or "", [], SNIPPET_CHARS), r[6]) for r in rows]
         match = self.db.dialect.match_param(parts, q.room)
-        sql = self.db.dialect.text_candidates().format(where=where)
+        pre, pre_args = self.db.dialect.prefilter(parts)
+        sql = self.db.dialect.text_candidates().format(where=pre + where)
+        args = [*pre_args, *args]
         found: dict[str, str] = {}
         # newest first, in windows of message ids that grow ×4: each query's cost is bounded
         # by its window whatever plan the database picks (a common word on PostgreSQL was

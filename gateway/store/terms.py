@@ -94,6 +94,14 @@ def match_terms(parts: list[str], min_prefix: int = MIN_PREFIX) -> list[tuple[st
     return strong or every
 
 
+def dropped_prefixes(parts: list[str], min_prefix: int = MIN_PREFIX) -> list[str]:
+    """The short ASCII prefixes :func:`match_terms` leaves out of the index lookup (a
+    database that cannot look them up cheaply checks them on the text instead)."""
+    every = [t for p in parts for t in part_terms(p)]
+    kept = match_terms(parts, min_prefix)
+    return [t for t, prefix in every if prefix and (t, prefix) not in kept and t.isascii()]
+
+
 def contains_all(text: str, parts: list[str]) -> bool:
     t = _norm(text)
     return all(p in t for p in parts)

@@ -116,6 +116,8 @@ async def test_text_search_finds_chinese_words_english_prefixes_and_order_ids(st
     assert ids(await store.search(SearchQuery(q="耳机 refund"))) == []  # not in one message
     assert ids(await store.search(SearchQuery(q="耳"))) == ["c3", "c1"]  # one character
     assert ids(await store.search(SearchQuery(q="fund"))) == []  # words match from the start
+    assert ids(await store.search(SearchQuery(q="amount or"))) == ["c2"]  # a short prefix
+    assert ids(await store.search(SearchQuery(q="amount ox"))) == []
     assert ids(await store.search(SearchQuery(q="耳机", user="v2"))) == []
     hit = (await store.search(SearchQuery(q="退款")))[0]
     assert "退款" in hit.snippet

@@ -27,6 +27,8 @@ def test_query_parts_and_the_terms_they_look_up():
     assert T.match_terms(["订单", "ld"]) == [("订单", False)]
     assert T.match_terms(["ld"]) == [("ld", True)]
     assert T.match_terms(["订单", "ld"], min_prefix=2) == [("订单", False), ("ld", True)]
+    assert T.dropped_prefixes(["订单", "ld"]) == ["ld"]
+    assert T.dropped_prefixes(["ld"]) == [] and T.dropped_prefixes(["refund"]) == []
     assert T.room_term("直播间") == "zr" + "直播间".encode().hex()
 
 
