@@ -123,7 +123,12 @@ class PostgresDialect(Dialect):
                 f"{self.room_term_sql('room')} FROM conversations WHERE id = ?), NULL))")
 
     def terms_param(self, text: str) -> object:
-        return sorted(set(T.index_terms(text)))
+        # plus a "~xx" lexeme per word for its first two letters: PostgreSQL's own prefix
+        # lookup of a two-letter prefix expands to every word that starts with it (every
+        # order id for "LD"); this is one exact lookup instead, like SQLite's prefix index
+        terms = T.index_terms(text)
+        return sorted(set(terms) | {T.SHORT_PREFIX + t[:2] for t in terms
+                                    if len(t) >= 2 and t.isascii()})
 
     def text_candidates(self) -> str:
         return ("SELECT m.id, m.conversation, m.text FROM messages m "
@@ -133,7 +138,9 @@ class PostgresDialect(Dialect):
 
     def match_param(self, parts: list[str], room: str | None = None) -> str:
         out = []
-        for term, prefix in T.match_terms(parts):
+        for term, prefix in T.match_terms(parts, min_prefix=2):
+            if prefix and len(term) == 2 and term.isascii():
+                term, prefix = T.SHORT_PREFIX + term, False  # its "~xx" lexeme
             q = "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
             out.append(q + (":*" if prefix else ""))
         if room is not None:
@@ -143,7 +150,7 @@ class PostgresDialect(Dialect):
     def prefilter(self, parts: list[str]) -> tuple[str, list[object]]:
         # a short prefix left out of the lookup (``退款 LD``): checked on the text in the
         # database, so the candidates that come back are few (1.1 s → see performance.md)
-        short = T.dropped_prefixes(parts)
+        short = T.dropped_prefixes(parts, min_prefix=2)
         sql = "".join(" AND strpos(lower(normalize(m.text, NFKC)), ?) > 0" for _ in short)
         return sql, list(short)
 

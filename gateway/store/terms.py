@@ -73,6 +73,7 @@ def part_terms(part: str) -> list[tuple[str, bool]]:
 
 
 MIN_PREFIX = 3
+SHORT_PREFIX = "~"  # PostgreSQL's lexeme for a word's first two letters (see the dialect)
 ROOM_PREFIX = "zr"
 
 
