@@ -15,6 +15,7 @@ from aiohttp import web
 from signaling.bus import Bus
 
 from .config import Config
+from .history_api import setup_history_routes
 from .http_api import setup_routes
 from .support.responder import Responder
 from .wiring import Gateway, Resource, build_gateway
@@ -42,4 +43,5 @@ def create_app(config: Config, responder: Responder | None = None,
     for resource in gw.resources:
         app.cleanup_ctx.append(cleanup_context(resource))
     setup_routes(app, gw)
+    setup_history_routes(app, gw)  # history, export, erasure (the durable store)
     return app

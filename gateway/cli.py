@@ -17,6 +17,8 @@ from pathlib import Path
 
 from .config import Config, ConfigError
 
+DEFAULT_DATA_DIR = Path("data")  # relative to the working directory (docs/storage.md)
+
 
 def _serve_parser(sub) -> None:
     p = sub.add_parser("serve", help="run the gateway")
@@ -33,6 +35,27 @@ def _serve_parser(sub) -> None:
     p.add_argument("--node-id", default=None, help="name of this node (default host-pid)")
     p.add_argument("--public-url", default=None, help="URL browsers use to reach this node")
     p.add_argument("--log-level", default=os.environ.get("LIVEDESK_LOG_LEVEL", "INFO"))
+    _store_args(p)
+    p.add_argument("--no-store", action="store_true",
+                   help="keep nothing on disk (no history; everything in memory)")
+
+
+def _store_args(p) -> None:
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help=f"SQLite store directory (default LIVEDESK_DATA_DIR, else "
+                        f"{DEFAULT_DATA_DIR}); LIVEDESK_DATABASE_URL=postgresql://… wins")
+
+
+def _erase_parser(sub) -> None:
+    p = sub.add_parser("erase", help="erase a viewer from the store (keeps a tombstone)")
+    p.add_argument("--user", required=True, help="the viewer's id (token sub)")
+    _store_args(p)
+
+
+def _backup_parser(sub) -> None:
+    p = sub.add_parser("backup", help="copy the SQLite store while it is in use")
+    p.add_argument("--to", required=True, type=Path, help="file to write the copy to")
+    _store_args(p)
 
 
 def _token_parser(sub) -> None:
@@ -54,11 +77,64 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     _serve_parser(sub)
     _token_parser(sub)
+    _erase_parser(sub)
+    _backup_parser(sub)
     sub.add_parser("bot-eval", help="run the bot over a cases file (see docs/bot.md)")
     args = parser.parse_args(argv)
     if args.cmd == "token":
         return _token(args)
+    if args.cmd in ("erase", "backup"):
+        return asyncio.run(_store_command(args))
     return _serve(args)
+
+
+def _store_location(args) -> tuple[Path | None, str | None]:
+    """(data dir, database URL) for a command that works on the store, as ``serve`` finds
+    them: ``LIVEDESK_DATABASE_URL`` wins, else ``--data-dir``, ``LIVEDESK_DATA_DIR``,
+    ``./data``."""
+    url = os.environ.get("LIVEDESK_DATABASE_URL") or None
+    if url:
+        return None, url
+    env_dir = os.environ.get("LIVEDESK_DATA_DIR")
+    return args.data_dir or (Path(env_dir) if env_dir else DEFAULT_DATA_DIR), None
+
+
+async def _store_command(args) -> int:
+    import json
+
+    from .durable import retention_of
+    from .store import SQLITE_FILE, StoreError, open_store
+
+    data_dir, url = _store_location(args)
+    if args.cmd == "backup" and url is not None:
+        print("livedesk: backup copies the SQLite store; back up PostgreSQL with its own "
+              "tools (pg_dump, see docs/operations.md)", file=sys.stderr)
+        return 2
+    if data_dir is not None and not (data_dir / SQLITE_FILE).exists():
+        print(f"livedesk: no store at {data_dir} (no {SQLITE_FILE}); give --data-dir or "
+              f"LIVEDESK_DATABASE_URL", file=sys.stderr)
+        return 2
+    try:
+        store = await open_store(data_dir=data_dir, database_url=url,
+                                 retention=retention_of(Config()))
+    except StoreError as e:
+        print(f"livedesk: {e}", file=sys.stderr)
+        return 2
+    try:
+        if args.cmd == "erase":
+            r = await store.erase_viewer(args.user, by_role="cli")
+            print(json.dumps({"erased": True, "tombstone": r.tombstone,
+                              "conversations": r.conversations, "messages": r.messages,
+                              "records": r.records, "orders": r.orders}))
+        else:
+            await store.backup(args.to)
+            print(json.dumps({"backup": str(args.to)}))
+        return 0
+    except StoreError as e:
+        print(f"livedesk: {e}", file=sys.stderr)
+        return 2
+    finally:
+        await store.close()
 
 
 def _token(args) -> int:
@@ -87,7 +163,13 @@ def _serve(args) -> int:
     try:
         config = Config.from_env(host=args.host, port=args.port, redis_url=args.redis_url,
                                  rooms=args.room, dev=args.dev, media_mode=args.media_mode,
-                                 node_id=args.node_id, public_url=args.public_url).validate()
+                                 node_id=args.node_id, public_url=args.public_url,
+                                 data_dir=args.data_dir)
+        if args.no_store:
+            config.data_dir = config.database_url = None
+        elif not (config.data_dir or config.database_url or config.redis_url):
+            config.data_dir = DEFAULT_DATA_DIR  # one node: SQLite is the default
+        config.validate()
     except ConfigError as e:
         print(f"livedesk: {e}", file=sys.stderr)
         return 2

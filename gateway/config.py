@@ -113,6 +113,13 @@ class Config:
     # state
     redis_url: str | None = None
     rooms: list[Path] = field(default_factory=list)
+    # the durable store (docs/storage.md): SQLite in data_dir, or PostgreSQL by URL (wins);
+    # neither: nothing is kept on disk (`livedesk serve` defaults data_dir to ./data)
+    data_dir: Path | None = None
+    database_url: str | None = None
+    store_retention_messages_s: float = 365 * 86400.0  # resolved conversations; 0 = keep
+    store_retention_records_s: float = 365 * 86400.0  # workspace records, orders; 0 = keep
+    store_retention_audit_s: float = 5 * 365 * 86400.0  # audit, approvals, tombstones
     # signaling edge
     rate_per_s: float = 20.0
     rate_burst: int = 40
@@ -205,6 +212,10 @@ class Config:
             "conversion_window_s": ("CONVERSION_WINDOW_S", float),
             "idle_close_s": ("IDLE_CLOSE_S", float), "loop": ("LOOP", str),
             "resolved_retention_s": ("RESOLVED_RETENTION_S", float),
+            "database_url": ("DATABASE_URL", str),
+            "store_retention_messages_s": ("STORE_RETENTION_MESSAGES_S", float),
+            "store_retention_records_s": ("STORE_RETENTION_RECORDS_S", float),
+            "store_retention_audit_s": ("STORE_RETENTION_AUDIT_S", float),
             "order_retention_s": ("ORDER_RETENTION_S", float),
             # support-plane limits
             **{f: (f.upper(), type(getattr(c, f))) for f in _ABUSE_LIMITS},
@@ -239,6 +250,8 @@ class Config:
             c.web_root = Path(_env("WEB_ROOT"))
         if _env("DRAIN_S"):
             c.drain_s = float(_env("DRAIN_S"))
+        if _env("DATA_DIR"):
+            c.data_dir = Path(_env("DATA_DIR"))
         if _env("REPLIES_FILE"):
             c.replies_file = Path(_env("REPLIES_FILE"))
         if _env("ROOMS"):
@@ -289,6 +302,15 @@ class Config:
         if self.order_retention_s < 0:
             raise ConfigError("LIVEDESK_ORDER_RETENTION_S must be 0 (keep forever) or a "
                               "number of seconds")
+        if self.database_url and not self.database_url.startswith(("postgresql://",
+                                                                   "postgres://")):
+            raise ConfigError("LIVEDESK_DATABASE_URL must be a postgresql:// URL (SQLite is "
+                              "the default: --data-dir / LIVEDESK_DATA_DIR)")
+        for name in ("store_retention_messages_s", "store_retention_records_s",
+                     "store_retention_audit_s"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"LIVEDESK_{name.upper()} must be 0 (keep forever) or a "
+                                  f"number of seconds")
         for name in _ABUSE_LIMITS:  # support-plane limits
             if getattr(self, name) < 0:
                 raise ConfigError(f"LIVEDESK_{name.upper()} must not be negative")

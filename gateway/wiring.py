@@ -35,6 +35,7 @@ from signaling.server import EdgeConfig, SocketEndpoint
 from signaling.session import Session
 
 from .config import Config
+from .durable import Durable, attach_store
 from .ice import IceProvider
 from .media.messages import CallInvite, CallRequest
 from .metrics import Metrics
@@ -215,6 +216,7 @@ class Gateway:
     endpoint: SocketEndpoint
     node: NodeState
     presence: RedisPresence | None
+    durable: Durable | None = None  # the durable store, when configured (docs/storage.md)
     resources: list[Resource] = field(default_factory=list)
 
     @property
@@ -360,8 +362,11 @@ def build_gateway(config: Config, responder: Responder | None = None,
         if close is not None:
             await close()
 
-    # dependency order: each starts after, and closes before, what it uses
-    resources = [Resource("bus", bus.start, bus.close)]
+    # dependency order: each starts after, and closes before, what it uses; the store first
+    # (it records what everything else changes) and closed last (after its feed drained)
+    durable = attach_store(config, events)
+    resources = [Resource("store", durable.start, durable.close)] if durable else []
+    resources.append(Resource("bus", bus.start, bus.close))
     if presence is not None:
         resources.append(Resource("presence", presence.start, presence.close))
     resources += [Resource("hub", hub.start, hub.close),
@@ -378,4 +383,4 @@ def build_gateway(config: Config, responder: Responder | None = None,
     return Gateway(config=config, events=events, bus=bus, hub=hub, tokens=tokens, rooms=rooms,
                    support=support, rooms_service=rooms_service, workspace=workspace,
                    media=media, metrics=metrics, ice=ice, endpoint=endpoint, node=node,
-                   presence=presence, resources=resources)
+                   presence=presence, durable=durable, resources=resources)

@@ -50,7 +50,12 @@ from .changes import (
     SupportChange,
 )
 from .conversation import Author, Conversation, ConversationStore, StoredMessage
-from .events import ConversationLost, ConversationTruncated, MessageApplied
+from .events import (
+    ChangesApplied,
+    ConversationLost,
+    ConversationTruncated,
+    MessageApplied,
+)
 from .routing import Agent, Router
 from .rules import conversation_full, too_many_open
 
@@ -93,11 +98,11 @@ class Replica:
                  events: Events | None = None) -> None:
         self.store = store
         self.router = router
+        self.events = events
         self.on_message: MessageSink | None = None
         if events is not None:
             self.on_message = lambda conv, m, origin: events.publish(
                 MessageApplied(conv, m, origin))
-        self.on_change: Callable[[list[SupportChange]], None] | None = None
         # replicated records of the workspace (browsing, approvals, CSAT, audit, …)
         self.records: dict[str, dict[str, Any]] = {}
         self.versions: dict[str, int] = {}
@@ -116,8 +121,8 @@ class Replica:
         """Apply ``changes`` in order; ``seq`` > 0: they are log entry number ``seq``."""
         for ch in changes:
             self._apply(ch, seq)
-        if self.on_change is not None:
-            self.on_change(list(changes))
+        if self.events is not None and changes:
+            self.events.publish(ChangesApplied(tuple(changes)))
 
     def _stamp(self, key: str, seq: int) -> None:
         if seq > 0 and seq > self.versions.get(key, 0):

@@ -8,8 +8,9 @@ backend).
 
 Who publishes what:
 
-* :class:`MessageApplied`, :class:`ConversationLost`, :class:`ConversationTruncated`: the
-  backend (``backend.py``), on every node, in change-log order.
+* :class:`ChangesApplied`, :class:`MessageApplied`, :class:`ConversationLost`,
+  :class:`ConversationTruncated`: the backend (``backend.py``), on every node, in change-log
+  order.
 * :class:`ConversationOpened`, :class:`MessagePosted`, :class:`ConversationEscalated`,
   :class:`AgentAssigned`, :class:`ConversationResolved`: ``SupportService``, on the
   node that made the change.
@@ -24,11 +25,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .changes import SupportChange
     from .conversation import Conversation, StoredMessage
     from .room import Order, OrderOutcome, Room
 
 
 # --- published by the replica on every node ---------------------------------------------
+
+@dataclass(frozen=True)
+class ChangesApplied:
+    """One step's change records, as this node's replica applied them (in log order): what
+    the durable store records (``gateway/durable.py``), so it copies the rules' decisions and
+    decides nothing itself."""
+    changes: tuple[SupportChange, ...]
+
 
 @dataclass(frozen=True)
 class MessageApplied:
