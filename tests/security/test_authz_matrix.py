@@ -35,12 +35,17 @@ REST = {
     ("POST", "/api/rooms/{room}/orders"): {"service"},
     ("POST", "/api/rooms/{room}/notices"): {"service"},
     ("GET", "/api/dashboard"): {"admin"},
+    # history (the durable store): agents search and read their own conversations
+    ("GET", "/api/conversations"): {"agent", "admin"},
+    ("GET", "/api/conversations/{cid}"): {"agent", "admin"},
+    ("GET", "/api/conversations/{cid}/export"): {"agent", "admin"},
+    ("DELETE", "/api/users/{viewer}"): {"admin"},
 }
 
 
 @pytest.fixture
-async def gw():
-    config = Config(dev=True, port=free_port())
+async def gw(tmp_path):
+    config = Config(dev=True, port=free_port(), data_dir=tmp_path)  # with a store: history
     config.rate_per_s, config.rate_burst = 10_000.0, 10_000
     r = await start_gateway(config)
     try:
@@ -124,7 +129,8 @@ async def test_every_rest_endpoint_times_every_role(gw):
               "/api/rooms/{room}/notices": {"kind": "logistics_delay", "orders": ["nope"],
                                             "text": "t"}}
     for (method, path), allowed in REST.items():
-        url = gw.url + path.replace("{room}", room)
+        url = gw.url + (path.replace("{room}", room).replace("{cid}", "c-none")
+                        .replace("{viewer}", "v-none"))
         body = bodies.get(path)
         async with gw.http.request(method, url, json=body) as resp:
             if allowed is None:
