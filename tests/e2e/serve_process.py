@@ -28,8 +28,8 @@ def serve_env() -> dict[str, str]:
 
 
 class ServeProcess:
-    """One ``livedesk serve --dev --host 127.0.0.1 --port P`` at a time; its output goes to
-    ``log`` (a pipe nobody reads could fill and stall the server)."""
+    """One ``livedesk serve --dev --port P --data-dir D`` (on 127.0.0.1) at a time; its
+    output goes to ``log`` (a pipe nobody reads could fill and stall the server)."""
 
     def __init__(self, port: int, log: Path):
         self.port = port
@@ -37,6 +37,9 @@ class ServeProcess:
         self.url = f"http://127.0.0.1:{port}"
         self.proc: asyncio.subprocess.Process | None = None
         self.starts = 0
+        # its own store beside the log (the test's tmp dir), the same one at every restart:
+        # not the repository's ./data, which `make run` uses
+        self.data_dir = log.parent / "data"
 
     async def start(self) -> None:
         assert self.proc is None or self.proc.returncode is not None, "already running"
@@ -46,7 +49,7 @@ class ServeProcess:
             out.flush()
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "gateway.cli", "serve", "--dev", "--host", "127.0.0.1",
-                "--port", str(self.port), cwd=ROOT, env=serve_env(), stdout=out, stderr=out,
+                "--port", str(self.port), "--data-dir", str(self.data_dir), cwd=ROOT, env=serve_env(), stdout=out, stderr=out,
                 preexec_fn=die_with_parent)
 
     async def wait_accepting(self, timeout: float = 60.0) -> float:
