@@ -159,18 +159,8 @@ class ConversationRow:
     extra: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class MessageRow:
-    conversation: str
-    n: int
-    role: str
-    user: str
-    name: str
-    text: str
-    cmid: str
-    kind: str
-    meta: dict[str, Any]
-    ts: float
+# a stored message reads back with exactly the fields its write carried
+MessageRow = MessageAdded
 
 
 @dataclass(frozen=True)
