@@ -188,6 +188,14 @@ class Config:
     http_body_timeout_s: float = 10.0  # complete REST body within this (slow body)
     frame_ancestors: list[str] = field(default_factory=lambda: ["'none'"])  # CSP; who may frame pages
     gateway_origins: list[str] = field(default_factory=list)  # extra origins ?gw= may name
+    # accounts, sign-in and keys (docs/accounts.md)
+    session_ttl_s: float = 12 * 3600.0  # a sign-in session (the cookie) lasts this long
+    socket_token_ttl_s: int = 600  # socket tokens minted after sign-in; at most 600
+    key_overlap_s: float = 3600.0  # `livedesk keys rotate`: the old key stays valid this long
+    auth_refresh_s: float = 2.0  # keys, shops, revocations reloaded from the store this often
+    login_max_failures: int = 5  # wrong passwords for one account before it is locked
+    login_max_failures_per_address: int = 20  # wrong sign-ins from one address before locked
+    login_lockout_s: float = 900.0  # failures counted within, and a lock lasts, this long
 
     @classmethod
     def from_env(cls, **overrides) -> Config:
@@ -225,6 +233,8 @@ class Config:
             "hello_timeout_s": ("HELLO_TIMEOUT_S", float),
             "max_sockets_per_user": ("MAX_SOCKETS_PER_USER", int),
             "max_sockets_per_ip": ("MAX_SOCKETS_PER_IP", int),
+            # accounts, sign-in and keys
+            **{f: (f.upper(), type(getattr(c, f))) for f in _AUTH_SETTINGS},
         }
         for attr, (name, typ) in env_map.items():
             v = _env(name)
@@ -325,6 +335,12 @@ class Config:
             parse_networks(self.trusted_proxies)
         except ValueError as e:
             raise ConfigError(f"LIVEDESK_TRUSTED_PROXIES: {e}") from None
+        for name in _AUTH_SETTINGS:
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"LIVEDESK_{name.upper()} must be a positive number")
+        if self.socket_token_ttl_s > 600:
+            raise ConfigError("LIVEDESK_SOCKET_TOKEN_TTL_S must be at most 600 (socket tokens "
+                              "are short-lived: a stolen one is useful for minutes at most)")
         if self.udp_port_min and self.udp_port_max and self.udp_port_min > self.udp_port_max:
             raise ConfigError("LIVEDESK_UDP_PORT_MIN must not exceed LIVEDESK_UDP_PORT_MAX")
         for r in self.ice_denied_ranges:
@@ -352,6 +368,11 @@ _ABUSE_LIMITS = ("conversation_max_messages", "conversation_max_bytes", "convers
                  "escalation_delay_s", "ring_interval_s", "quick_close_s", "nickname_max_chars",
                  "promotion_max_bytes", "promotions_per_room", "knowledge_max_bytes",
                  "compensation_viewer_daily")
+
+
+# accounts, sign-in and keys, each LIVEDESK_<NAME> (docs/accounts.md)
+_AUTH_SETTINGS = ("session_ttl_s", "socket_token_ttl_s", "key_overlap_s", "auth_refresh_s",
+                  "login_max_failures", "login_max_failures_per_address", "login_lockout_s")
 
 
 def _json_object(name: str, value: str) -> dict:

@@ -34,6 +34,7 @@ from signaling.protocol import Message
 from signaling.server import EdgeConfig, SocketEndpoint
 from signaling.session import Session
 
+from .auth.plane import AuthPlane, build_auth
 from .config import Config
 from .durable import Durable, attach_store
 from .ice import IceProvider
@@ -216,6 +217,7 @@ class Gateway:
     endpoint: SocketEndpoint
     node: NodeState
     presence: RedisPresence | None
+    auth: AuthPlane
     durable: Durable | None = None  # the durable store, when configured (docs/storage.md)
     resources: list[Resource] = field(default_factory=list)
 
@@ -297,7 +299,12 @@ def build_gateway(config: Config, responder: Responder | None = None,
               mirror=backends.session_mirror(events), presence=presence, metrics=metrics,
               events=events, gates=[no_new_calls_while(node)],
               unavailable_errors=backends.unavailable_errors)
-    tokens = TokenAuthority(config.secret)
+    # the store (if any) is made here so the auth plane can read accounts, keys and shops
+    durable = attach_store(config, events)
+    auth = build_auth(config, events, durable.store.db if durable else None)
+    # verifies the operator's secret, the gateway's keys and the shops' secrets; the
+    # issuer rules (gateway/auth/issuers.py) decide what each may claim
+    tokens = TokenAuthority(config.secret, keys=auth.state, policy=auth.rules)
     rooms = load_rooms(config)
 
     # the workspace's shop side, built first: the bot's after-sale answers read the viewer's
@@ -364,8 +371,8 @@ def build_gateway(config: Config, responder: Responder | None = None,
 
     # dependency order: each starts after, and closes before, what it uses; the store first
     # (it records what everything else changes) and closed last (after its feed drained)
-    durable = attach_store(config, events)
     resources = [Resource("store", durable.start, durable.close)] if durable else []
+    resources.append(Resource("auth", auth.start, auth.close))  # keys before any socket
     resources.append(Resource("bus", bus.start, bus.close))
     if presence is not None:
         resources.append(Resource("presence", presence.start, presence.close))
@@ -383,4 +390,4 @@ def build_gateway(config: Config, responder: Responder | None = None,
     return Gateway(config=config, events=events, bus=bus, hub=hub, tokens=tokens, rooms=rooms,
                    support=support, rooms_service=rooms_service, workspace=workspace,
                    media=media, metrics=metrics, ice=ice, endpoint=endpoint, node=node,
-                   presence=presence, durable=durable, resources=resources)
+                   presence=presence, auth=auth, durable=durable, resources=resources)

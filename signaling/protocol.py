@@ -44,7 +44,7 @@ from .limits import DEFAULT, ID_MAX_CHARS, KEY_MAX_CHARS, FieldLimit, MaxChars, 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024
 
-ROLES = ("viewer", "agent", "host", "admin", "service")
+ROLES = ("viewer", "agent", "host", "supervisor", "admin", "service")
 
 
 class Message:

@@ -9,6 +9,10 @@ Never edit a released migration: add the next number. A database newer than this
   ever had), agents' settings, room counters, orders, workspace records, erasure tombstones.
 * 2 ``search``: the text index over messages (terms column; SQLite FTS5 table kept by
   triggers, PostgreSQL ``tsvector`` with a GIN index), filled for the messages already there.
+* 3 ``accounts``: staff accounts (Argon2 hashes, roles, revocation epoch), sign-in sessions
+  (hashed ids), the gateway's signing keys, shops and their viewer-identity secrets, and
+  sign-in failures (throttling). :mod:`gateway.store.accounts` reads and writes them.
+* 4, 5: reserved (other changes in flight).
 """
 
 from __future__ import annotations
@@ -105,6 +109,37 @@ _SEARCH_AFTER: dict[str, tuple[str, ...]] = {
 }
 
 
+# Staff accounts and what sign-in needs, shared by every node (docs/accounts.md). JSON lists
+# as text; ``epoch`` grows when an account is disabled, changes roles or its password, so
+# every token minted before is refused.
+_ACCOUNTS: tuple[str, ...] = (
+    """CREATE TABLE accounts (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '', roles TEXT NOT NULL,
+        rooms TEXT NOT NULL DEFAULT '[]', capacity INTEGER, max_compensation DOUBLE PRECISION,
+        skills TEXT NOT NULL DEFAULT '[]', disabled INTEGER NOT NULL DEFAULT 0,
+        password_hash TEXT NOT NULL, epoch INTEGER NOT NULL DEFAULT 1,
+        created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL)""",
+    """CREATE TABLE auth_sessions (
+        id_hash TEXT PRIMARY KEY, ref TEXT NOT NULL UNIQUE, account TEXT NOT NULL,
+        epoch INTEGER NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL, revoked_at DOUBLE PRECISION)""",
+    "CREATE INDEX auth_sessions_account ON auth_sessions (account)",
+    "CREATE INDEX auth_sessions_revoked ON auth_sessions (revoked_at)",
+    "CREATE INDEX auth_sessions_expires ON auth_sessions (expires_at)",
+    """CREATE TABLE auth_keys (
+        kid TEXT PRIMARY KEY, alg TEXT NOT NULL, private_key TEXT NOT NULL,
+        public_x TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+        retired_at DOUBLE PRECISION, expires_at DOUBLE PRECISION)""",
+    """CREATE TABLE shops (
+        id TEXT PRIMARY KEY, rooms TEXT NOT NULL, origins TEXT NOT NULL DEFAULT '[]',
+        secret TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL)""",
+    """CREATE TABLE login_failures (
+        key TEXT PRIMARY KEY, failures INTEGER NOT NULL, first_at DOUBLE PRECISION NOT NULL,
+        locked_until DOUBLE PRECISION NOT NULL DEFAULT 0)""",
+)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -117,6 +152,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base", {"sqlite": _BASE, "postgresql": _BASE}),
     Migration(2, "search", _SEARCH, backfill_terms=True, after=_SEARCH_AFTER),
+    Migration(3, "accounts", {"sqlite": _ACCOUNTS, "postgresql": _ACCOUNTS}),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -39,9 +39,9 @@ async def test_a_v1_database_with_data_is_upgraded_and_keeps_it(backends):
     backends.opened.remove(old)
 
     new = await backends.open("upgrade")
-    assert new.schema_version == LATEST == 2
+    assert new.schema_version == LATEST >= 2
     assert [r[0] for r in await new.db.fetch(
-        "SELECT version FROM schema_version ORDER BY version")] == [1, 2]
+        "SELECT version FROM schema_version ORDER BY version")] == list(range(1, LATEST + 1))
     t = await new.transcript("c1")
     assert [m.text for m in t.messages] == ["我的快递三天没动了", "帮您查一下物流",
                                             "thanks, parcel arrived"]
