@@ -1,4 +1,5 @@
-"""``livedesk``: serve the gateway, mint tokens, evaluate the bot.
+"""``livedesk``: serve the gateway, mint tokens, manage accounts, shops and keys, evaluate
+the bot.
 
 Flags map one-to-one onto :class:`gateway.config.Config` fields; env vars
 (``LIVEDESK_*``) fill what flags leave out. See ``docs/configuration.md``.
@@ -18,6 +19,7 @@ from pathlib import Path
 from .config import Config, ConfigError
 
 DEFAULT_DATA_DIR = Path("data")  # relative to the working directory (docs/storage.md)
+STAFF_ROLE_CHOICES = ("agent", "host", "supervisor", "admin")
 
 
 def _serve_parser(sub) -> None:
@@ -60,11 +62,76 @@ def _backup_parser(sub) -> None:
 
 def _token_parser(sub) -> None:
     p = sub.add_parser("token", help="print a signed token (JWT) as the last line")
-    p.add_argument("--role", required=True, choices=("viewer", "agent", "host", "admin", "service"))
+    p.add_argument("--role", required=True,
+                   choices=("viewer", "agent", "host", "supervisor", "admin", "service"))
     p.add_argument("--user", required=True)
     p.add_argument("--room", default=None)
     p.add_argument("--name", default=None)
     p.add_argument("--ttl", type=int, default=3600, help="seconds until expiry (default 3600)")
+
+
+def _user_parser(sub) -> None:
+    p = sub.add_parser("user", help="staff accounts: add, disable, reset-password, list")
+    us = p.add_subparsers(dest="action", required=True)
+    a = us.add_parser("add", help="add an account; the password is read from stdin")
+    a.add_argument("--user", required=True, help="account id (what it signs in with)")
+    a.add_argument("--role", required=True, action="append", choices=STAFF_ROLE_CHOICES,
+                   help="agent|host|supervisor|admin (repeatable)")
+    a.add_argument("--name", default="", help="display name")
+    a.add_argument("--room", action="append", default=[], help="room (repeatable)")
+    a.add_argument("--capacity", type=int, default=None, help="max conversations at once")
+    a.add_argument("--max-compensation", type=float, default=None,
+                   help="compensation authority without approval")
+    a.add_argument("--skill", action="append", default=[], help="skill (repeatable)")
+    a.add_argument("--password-stdin", action="store_true", required=True,
+                   help="read the password from the first line of stdin (never from argv)")
+    _store_args(a)
+    d = us.add_parser("disable", help="disable an account (its sessions and tokens end)")
+    d.add_argument("--user", required=True)
+    _store_args(d)
+    e = us.add_parser("enable", help="enable a disabled account again")
+    e.add_argument("--user", required=True)
+    _store_args(e)
+    r = us.add_parser("reset-password", help="set a new password (from stdin); lifts a lockout")
+    r.add_argument("--user", required=True)
+    r.add_argument("--password-stdin", action="store_true", required=True)
+    _store_args(r)
+    sr = us.add_parser("set-role", help="replace an account's roles (its tokens end)")
+    sr.add_argument("--user", required=True)
+    sr.add_argument("--role", required=True, action="append", choices=STAFF_ROLE_CHOICES)
+    _store_args(sr)
+    ls = us.add_parser("list", help="one JSON line per account (no password hashes)")
+    _store_args(ls)
+
+
+def _shop_parser(sub) -> None:
+    p = sub.add_parser("shop", help="shops that vouch for their viewers: add, list, "
+                                    "rotate-secret")
+    ss = p.add_subparsers(dest="action", required=True)
+    a = ss.add_parser("add", help="register a shop; prints its identity secret last")
+    a.add_argument("--shop", required=True)
+    a.add_argument("--room", required=True, action="append", help="room (repeatable)")
+    a.add_argument("--origin", action="append", default=[],
+                   help="origin its pages embed the widget from (repeatable)")
+    _store_args(a)
+    r = ss.add_parser("rotate-secret", help="a new identity secret (printed last); the old "
+                                            "one is refused at once")
+    r.add_argument("--shop", required=True)
+    _store_args(r)
+    ls = ss.add_parser("list", help="one JSON line per shop (no secrets)")
+    _store_args(ls)
+
+
+def _keys_parser(sub) -> None:
+    p = sub.add_parser("keys", help="the gateway's token signing keys: rotate, list")
+    ks = p.add_subparsers(dest="action", required=True)
+    r = ks.add_parser("rotate", help="a new signing key; the old stays valid for --overlap")
+    r.add_argument("--overlap", type=float, default=None,
+                   help="seconds the old key stays valid (default LIVEDESK_KEY_OVERLAP_S, "
+                        "else 3600)")
+    _store_args(r)
+    ls = ks.add_parser("list", help="the keys not yet expired (never the private halves)")
+    _store_args(ls)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,12 +146,17 @@ def main(argv: list[str] | None = None) -> int:
     _token_parser(sub)
     _erase_parser(sub)
     _backup_parser(sub)
+    _user_parser(sub)
+    _shop_parser(sub)
+    _keys_parser(sub)
     sub.add_parser("bot-eval", help="run the bot over a cases file (see docs/bot.md)")
     args = parser.parse_args(argv)
     if args.cmd == "token":
         return _token(args)
     if args.cmd in ("erase", "backup"):
         return asyncio.run(_store_command(args))
+    if args.cmd in ("user", "shop", "keys"):
+        return asyncio.run(_auth_command(args))
     return _serve(args)
 
 
@@ -131,6 +203,81 @@ async def _store_command(args) -> int:
             print(json.dumps({"backup": str(args.to)}))
         return 0
     except StoreError as e:
+        print(f"livedesk: {e}", file=sys.stderr)
+        return 2
+    finally:
+        await store.close()
+
+
+def _read_password() -> str | None:
+    line = sys.stdin.readline()
+    return line[:-1] if line.endswith("\n") else line or None
+
+
+async def _auth_command(args) -> int:
+    """``livedesk user|shop|keys``: on the same store ``serve`` uses (made if missing, so
+    the first admin can be added before the first start). A running server sees the change
+    within ``auth_refresh_s``."""
+    import json
+
+    from .auth import admin as A
+    from .durable import retention_of
+    from .store import StoreError, open_store
+    from .store.accounts import AccountStore
+
+    data_dir, url = _store_location(args)
+    password = None
+    if getattr(args, "password_stdin", False):
+        password = _read_password()
+        if password is None:
+            print("livedesk: no password on stdin", file=sys.stderr)
+            return 2
+    try:
+        store = await open_store(data_dir=data_dir, database_url=url,
+                                 retention=retention_of(Config()))
+    except StoreError as e:
+        print(f"livedesk: {e}", file=sys.stderr)
+        return 2
+    accounts = AccountStore(store.db)
+    out = lambda obj: print(json.dumps(obj, ensure_ascii=False), flush=True)  # noqa: E731
+    try:
+        match args.cmd, args.action:
+            case "user", "add":
+                assert password is not None
+                out(A.account_wire(await A.add_user(accounts, A.NewAccount(
+                    user=args.user, roles=tuple(args.role), password=password, name=args.name,
+                    rooms=tuple(args.room), capacity=args.capacity,
+                    max_compensation=args.max_compensation, skills=tuple(args.skill)))))
+            case "user", "disable" | "enable":
+                out(A.account_wire(await A.disable_user(accounts, args.user,
+                                                        args.action == "disable")))
+            case "user", "reset-password":
+                assert password is not None
+                out(A.account_wire(await A.reset_password(accounts, args.user, password)))
+            case "user", "set-role":
+                out(A.account_wire(await A.set_roles(accounts, args.user, tuple(args.role))))
+            case "user", "list":
+                for a in await accounts.accounts():
+                    out(A.account_wire(a))
+            case "shop", "add" | "rotate-secret":
+                shop = (await A.add_shop(accounts, args.shop, tuple(args.room),
+                                         tuple(args.origin)) if args.action == "add"
+                        else await A.rotate_shop_secret(accounts, args.shop))
+                out(A.shop_wire(shop))
+                print(shop.secret, flush=True)  # the last line: the shop's backend keeps it
+            case "shop", "list":
+                for sh in await accounts.shops():
+                    out(A.shop_wire(sh))
+            case "keys", "rotate":
+                overlap = args.overlap
+                if overlap is None:
+                    overlap = Config.from_env().key_overlap_s
+                out(await A.rotate_keys(accounts, overlap))
+            case "keys", "list":
+                for k in await A.list_keys(accounts):
+                    out(k)
+        return 0
+    except (A.AdminError, StoreError, ConfigError) as e:
         print(f"livedesk: {e}", file=sys.stderr)
         return 2
     finally:
