@@ -82,13 +82,13 @@ class AuthState:
         self.signer_kid = (max(live, key=lambda r: (r.created_at, r.kid)).kid if live
                            else self.signer_kid if self.signer_kid in keys else None)
 
-    def set_epochs(self, epochs: dict[str, tuple[int, bool]]) -> None:
+    def set_epochs(self, epochs: dict[str, tuple[int, bool]]) -> set[str]:
+        """Load every account's epoch; returns the users revoked since the last load."""
         old = self.epochs
         self.epochs = epochs
-        for user, (ep, disabled) in epochs.items():
-            before = old.get(user)
-            if before is not None and (ep > before[0] or (disabled and not before[1])):
-                self._revoked(user, "account changed")
+        return {user for user, (ep, disabled) in epochs.items()
+                if (before := old.get(user)) is not None
+                and (ep > before[0] or (disabled and not before[1]))}
 
     def note_account(self, user: str, epoch: int, disabled: bool, revoked: bool) -> None:
         """A change made on this node: applied at once (others see it at their refresh)."""
@@ -96,10 +96,14 @@ class AuthState:
         if revoked:
             self._revoked(user, "account changed")
 
-    def note_revoked_session(self, ref: str, user: str) -> None:
-        if ref not in self.revoked:
-            self.revoked[ref] = time.time()
+    def note_revoked_session(self, ref: str, user: str, publish: bool = True) -> bool:
+        """Whether ``ref`` is newly revoked here."""
+        if ref in self.revoked:
+            return False
+        self.revoked[ref] = time.time()
+        if publish:
             self._revoked(user, "signed out")
+        return True
 
     def _revoked(self, user: str, reason: str) -> None:
         if self.events is not None:
@@ -133,9 +137,11 @@ class AuthRefresher:
         revoked = await self.store.revoked_sessions(time.time() - REVOKED_WINDOW_S)
         self.state.set_keys(keys)
         self.state.shops = {s.id: s for s in shops}
-        self.state.set_epochs(epochs)
-        for ref, user in revoked.items():
-            self.state.note_revoked_session(ref, user)
+        changed = self.state.set_epochs(epochs)
+        signed_out = {user for ref, user in revoked.items()
+                      if self.state.note_revoked_session(ref, user, publish=False)}
+        for user in sorted(changed | signed_out):  # one event per user and refresh
+            self.state._revoked(user, "account changed" if user in changed else "signed out")
         cutoff = time.time() - REVOKED_WINDOW_S - 60
         self.state.revoked = {r: t for r, t in self.state.revoked.items()
                               if t >= cutoff or r in revoked}
