@@ -296,8 +296,5 @@ def setup_routes(app: web.Application, gw: Gateway) -> None:
     for name in ("agent", "host", "dashboard", "admin"):
         if (web_root / f"{name}.html").exists():
             app.router.add_get(f"/{name}", pages.handler(f"{name}.html"))
-    from .auth.routes import setup_auth_routes
-
-    setup_auth_routes(app, gw)  # sign-in, socket tokens, JWKS, accounts (docs/accounts.md)
     if web_root.exists():
         app.router.add_static("/static/", web_root, show_index=False)

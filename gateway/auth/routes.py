@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from gateway.http_api import bearer_claims, json_body, read_json
 from signaling import ErrorCode, ProtocolError
 
 from .signin import MAX_USER_CHARS, SignIn
@@ -61,8 +62,6 @@ def _text(body: dict, name: str, max_chars: int, required: bool = True) -> str |
 
 
 def setup_auth_routes(app: web.Application, gw: Gateway) -> None:
-    from gateway.http_api import bearer_claims, json_body, read_json
-
     async def jwks(request: web.Request) -> web.Response:
         return web.json_response(gw.auth.state.jwks(),
                                  headers={"Cache-Control": "public, max-age=60"})
