@@ -240,7 +240,10 @@ class AccountStore:
         transaction: a count older than ``window_s`` starts again; reaching the limit locks
         the key for ``lockout_s``."""
         now = time.time()
-        stmts = []
+        # forget counts that can no longer lock anything (keeps the table small: every
+        # failed sign-in, unknown user ids included, leaves a row)
+        stmts = [Stmt("DELETE FROM login_failures WHERE first_at < ? AND locked_until < ?",
+                      (now - window_s, now))]
         for key, limit in limits.items():
             stmts.append(Stmt(
                 "INSERT INTO login_failures (key, failures, first_at, locked_until) "

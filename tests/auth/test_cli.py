@@ -125,3 +125,27 @@ async def test_a_running_server_follows_the_cli(backends, monkeypatch, tmp_path)
         assert reply["type"] == "error" and "disabled" in reply["message"]
     finally:
         await stop_gateway(gw)
+
+
+async def test_sign_in_and_lockout_on_both_backends(backends):
+    """The failure counts and sessions are SQL of their own (upserts): run them on each."""
+    config = Config(dev=True, port=free_port(), database_url=await backends.url("gw"),
+                    auth_refresh_s=0.2) if backends.kind == "postgresql" else \
+        Config(dev=True, port=free_port(), data_dir=backends.tmp_path / "gw",
+               auth_refresh_s=0.2)
+    gw = await start_gateway(config)
+    try:
+        from .conftest import add_user
+
+        await add_user(gw, "ann")
+        _, _, cookie, _ = await login(gw, "ann")
+        assert (await socket_token(gw, cookie))[0] == 200
+        for _ in range(5):
+            assert (await login(gw, "ann", "wrong wrong wrong"))[0] == 401
+        assert (await login(gw, "ann"))[0] == 429
+        assert (await login(gw, "bob-unknown", "wrong wrong"))[0] == 401
+        rows = await gw.gw.auth.accounts.failures(["user:ann", "user:bob-unknown"])
+        assert rows["user:ann"].failures == 5 and rows["user:ann"].locked_until > time.time()
+        assert rows["user:bob-unknown"].failures == 1
+    finally:
+        await stop_gateway(gw)

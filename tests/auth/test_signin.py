@@ -232,3 +232,23 @@ async def test_without_a_store_there_is_no_sign_in_but_keys_exist(tmp_path):
 async def test_bad_login_bodies_are_typed_errors(gw, body):
     async with gw.http.post(f"{gw.url}/api/auth/login", json=body) as resp:
         assert resp.status == 400 and (await resp.json())["error"] == "bad_request"
+
+
+async def test_password_checks_run_off_the_event_loop(gw, monkeypatch):
+    """Argon2 takes tens of milliseconds of CPU: it must run in a thread, not on the loop."""
+    import threading
+
+    from gateway.auth import passwords
+
+    threads: list[int] = []
+    real = passwords._verify
+
+    def spy(stored, password):
+        threads.append(threading.get_ident())
+        return real(stored, password)
+
+    monkeypatch.setattr(passwords, "_verify", spy)
+    await add_user(gw, "ann")
+    assert (await login(gw, "ann"))[0] == 200
+    assert (await login(gw, "nobody", "whatever you say"))[0] == 401
+    assert len(threads) == 2 and threading.get_ident() not in threads
