@@ -1,7 +1,7 @@
 """HTTP endpoints of the durable store: history search, a transcript with its context, its
 export (JSON, CSV), and erasing a viewer. docs/storage.md has the parameters and limits.
 
-Who may read: ``admin`` (and ``supervisor`` once accounts bring that role) sees every
+Who may read: ``admin`` and ``supervisor`` (an account role, docs/accounts.md) see every
 conversation; an ``agent`` sees only conversations they handled (were assigned at some
 time); viewers, hosts and services get 403. Erasure is ``admin`` only. Same bearer tokens
 as the rest of the REST API.
