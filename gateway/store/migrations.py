@@ -12,7 +12,6 @@ Never edit a released migration: add the next number. A database newer than this
 * 3 ``accounts``: staff accounts (Argon2 hashes, roles, revocation epoch), sign-in sessions
   (hashed ids), the gateway's signing keys, shops and their viewer-identity secrets, and
   sign-in failures (throttling). :mod:`gateway.store.accounts` reads and writes them.
-* 4, 5: reserved (other changes in flight).
 """
 
 from __future__ import annotations
