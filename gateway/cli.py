@@ -61,7 +61,8 @@ def _backup_parser(sub) -> None:
 
 
 def _token_parser(sub) -> None:
-    p = sub.add_parser("token", help="print a signed token (JWT) as the last line")
+    p = sub.add_parser("token", help="print a token signed with LIVEDESK_SECRET (HS256; service "
+                                     "and development use) as the last line")
     p.add_argument("--role", required=True,
                    choices=("viewer", "agent", "host", "supervisor", "admin", "service"))
     p.add_argument("--user", required=True)

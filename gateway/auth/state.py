@@ -73,10 +73,9 @@ class AuthState:
     # --- loading -----------------------------------------------------------------------------
     def set_keys(self, rows: list[KeyRow]) -> None:
         keys = {}
-        for r in rows:
-            keys[r.kid] = self.keys.get(r.kid) or SigningKey.load(r)
-            if self.keys.get(r.kid) is not None and keys[r.kid].row != r:
-                keys[r.kid] = SigningKey.load(r)  # retired since: new expiry
+        for r in rows:  # a key loaded before is kept unless its row changed (retired since)
+            old = self.keys.get(r.kid)
+            keys[r.kid] = old if old is not None and old.row == r else SigningKey.load(r)
         live = [r for r in rows if r.retired_at is None]
         self.keys = keys
         self.signer_kid = (max(live, key=lambda r: (r.created_at, r.kid)).kid if live
@@ -94,7 +93,7 @@ class AuthState:
         """A change made on this node: applied at once (others see it at their refresh)."""
         self.epochs[user] = (epoch, disabled)
         if revoked:
-            self._revoked(user, "account changed")
+            self.publish_revoked(user, "account changed")
 
     def note_revoked_session(self, ref: str, user: str, publish: bool = True) -> bool:
         """Whether ``ref`` is newly revoked here."""
@@ -102,10 +101,10 @@ class AuthState:
             return False
         self.revoked[ref] = time.time()
         if publish:
-            self._revoked(user, "signed out")
+            self.publish_revoked(user, "signed out")
         return True
 
-    def _revoked(self, user: str, reason: str) -> None:
+    def publish_revoked(self, user: str, reason: str) -> None:
         if self.events is not None:
             self.events.publish(AccountRevoked(user, reason))
 
@@ -141,7 +140,7 @@ class AuthRefresher:
         signed_out = {user for ref, user in revoked.items()
                       if self.state.note_revoked_session(ref, user, publish=False)}
         for user in sorted(changed | signed_out):  # one event per user and refresh
-            self.state._revoked(user, "account changed" if user in changed else "signed out")
+            self.state.publish_revoked(user, "account changed" if user in changed else "signed out")
         cutoff = time.time() - REVOKED_WINDOW_S - 60
         self.state.revoked = {r: t for r, t in self.state.revoked.items()
                               if t >= cutoff or r in revoked}
