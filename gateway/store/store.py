@@ -1,7 +1,7 @@
 """The durable store: one writer (group commit), searches, transcripts, erasure, retention
 and the live state a node restarts from.
 
-Writes arrive as batches of :mod:`~gateway.store.records` (``await store.apply(batch)``
+Writes arrive as batches of change records (:data:`~gateway.store.records.Write`; ``await store.apply(batch)``
 returns once the batch is committed). Batches that arrive while a commit is running are
 committed together in the next transaction, so the fsync is paid once per group, not per
 message. A group that fails is retried batch by batch, so one bad batch fails only its own
@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..support.changes import AgentStatus
 from . import terms as T
 from .database import Database, Stmt, StoreError
 from .query import SearchQuery
 from .records import (
-    AgentSettings,
     ConversationRow,
     EraseReport,
     LiveState,
@@ -103,20 +103,23 @@ class Store:
         return StoreInfo(self.backend, self.db.location, self.schema_version)
 
     # --- writes ------------------------------------------------------------------------------
-    def submit(self, batch: Sequence[Write]) -> asyncio.Future:
+    def submit(self, batch: Sequence[Write], at: float | None = None) -> asyncio.Future:
         """Queue ``batch`` now (so batches commit in the order they were submitted); the
-        future is done when it is committed."""
+        future is done when it is committed. ``at``: when it was written (default now;
+        rows keep it as ``updated_at``)."""
         if self._closed:
             raise StoreError("the store is closed")
         batch = list(batch)
         fut = asyncio.get_running_loop().create_future()
-        self._jobs.append(_Job(statements(batch, self.db.dialect), fut, batch=batch))
+        self._jobs.append(_Job(statements(batch, self.db.dialect,
+                                          time.time() if at is None else at),
+                               fut, batch=batch))
         self._wake.set()
         return fut
 
-    async def apply(self, batch: Sequence[Write]) -> None:
+    async def apply(self, batch: Sequence[Write], at: float | None = None) -> None:
         """Record ``batch``; returns once it is durable (committed)."""
-        await self.submit(batch)
+        await self.submit(batch, at)
 
     async def _job(self, stmts: list[Stmt], finish=None, after=None) -> list[int]:
         if self._closed:
@@ -299,7 +302,8 @@ class Store:
             "SELECT conversation, since FROM queue ORDER BY pos")]
         assignments = {r[0]: r[1] for r in await self.db.fetch(
             "SELECT conversation, agent FROM assignments")}
-        agents = [AgentSettings(r[0], r[1], r[2], int(r[3]), bool(r[4]), r[5], r[6])
+        agents = [AgentStatus(user=r[0], name=r[1], status=r[2], capacity=int(r[3]),
+                              paused=bool(r[4]), since=r[5], last_assigned=r[6])
                   for r in await self.db.fetch(
                       'SELECT "user", name, status, capacity, paused, since, last_assigned '
                       'FROM agents ORDER BY "user"')]

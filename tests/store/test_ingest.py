@@ -7,7 +7,8 @@ from __future__ import annotations
 import time
 
 from gateway.store import SearchQuery
-from gateway.store.ingest import StoreFeed, record_put, writes_from_changes
+from gateway.store.ingest import StoreFeed
+from gateway.store.writes import record_about
 from gateway.support.backend import MemoryBackend
 from gateway.support.conversation import Author, ConversationStore
 from gateway.support.events import ChangesApplied
@@ -107,20 +108,10 @@ async def test_orders_from_a_real_room_are_recorded_with_its_counters(store):
 
 
 def test_records_say_whom_they_are_about():
-    r = record_put("browse", "v9", {"events": []}, 1.0)
-    assert (r.viewer, r.conversation, r.audit) == ("v9", None, False)
-    r = record_put("authority_day", "v9|2026-12-06", {"cents": 1}, 1.0)
-    assert r.viewer == "v9"
-    r = record_put("authority", "a1|c7", {"cents": 1}, 1.0)
-    assert r.conversation == "c7"
-    r = record_put("audit", "au_1", {"viewer": "v9", "conversation": "c7"}, 1.0)
-    assert (r.viewer, r.conversation, r.audit) == ("v9", "c7", True)
-    r = record_put("conversion", "r1:o1", {"user": "v9", "conversation": "c7"}, 1.0)
-    assert (r.viewer, r.conversation) == ("v9", "c7")
-    r = record_put("csat", "c7", {"score": 5}, 1.0)
-    assert r.conversation == "c7"
-
-
-def test_an_unknown_change_kind_is_skipped_not_fatal():
-    w = writes_from_changes([["something_new", 1], ["q_del", "c1"]], now=1.0)
-    assert len(w) == 1 and w[0].conversation == "c1"
+    assert record_about("browse", "v9", {"events": []}) == ("v9", None)
+    assert record_about("authority_day", "v9|2026-12-06", {"cents": 1})[0] == "v9"
+    assert record_about("authority", "a1|c7", {"cents": 1})[1] == "c7"
+    assert record_about("audit", "au_1", {"viewer": "v9", "conversation": "c7"}) == ("v9", "c7")
+    assert record_about("conversion", "r1:o1", {"user": "v9", "conversation": "c7"}) == (
+        "v9", "c7")
+    assert record_about("csat", "c7", {"score": 5})[1] == "c7"

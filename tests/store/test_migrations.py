@@ -9,7 +9,8 @@ import pytest
 from gateway.store import SearchQuery, Store
 from gateway.store.database import Stmt
 from gateway.store.migrations import LATEST, SchemaTooNew
-from gateway.store.records import ConversationOpened, MessageAdded
+from gateway.support.changes import ConversationOpened, MessageAppended
+from gateway.support.conversation import Author
 
 T0 = 1_780_000_000.0
 
@@ -51,8 +52,7 @@ async def test_a_v1_database_with_data_is_upgraded_and_keeps_it(backends):
     assert [h.conversation for h in await new.search(SearchQuery(q="parcel"))] == ["c1"]
     # and new writes are indexed as they come
     await new.apply([ConversationOpened("c2", "r1", "v2", "", T0 + 100),
-                     MessageAdded("c2", 1, "viewer", "v2", "", "快递到了吗", "", "", {},
-                                  T0 + 101)])
+                     MessageAppended("c2", 1, Author("viewer", "v2"), "快递到了吗", T0 + 101)])
     assert [h.conversation for h in await new.search(SearchQuery(q="快递"))] == ["c2", "c1"]
     assert [h.conversation for h in await new.search(SearchQuery(q="快递", room="r1"))] == [
         "c2", "c1"]  # the room's index term was filled for the old messages too
