@@ -37,7 +37,6 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common import cpu_model, pct  # noqa: E402
 from gateway.store import SearchQuery, Store  # noqa: E402
 from gateway.store.database import PostgresDatabase, SQLiteDatabase  # noqa: E402
-from gateway.store.ingest import writes_from_changes  # noqa: E402
 from gateway.store.records import OrderRecorded, Write  # noqa: E402
 from gateway.support.changes import (  # noqa: E402
     Attached,
@@ -238,29 +237,22 @@ async def write_overhead(store: Store | None, messages: int, writers: int) -> fl
     from gateway.support.conversation import Author, ConversationStore
     from gateway.support.routing import Router
 
-    b = MemoryBackend(ConversationStore(), Router(5))
-    last: list[asyncio.Future | None] = [None]
-    if store is not None:
-        def record(changes: list) -> None:
-            last[0] = store.submit(writes_from_changes(changes))
-        b.replica.on_change = record
+    from gateway.store.ingest import StoreFeed
+
+    # with a store: the node's real path, each step returns once committed
+    b = MemoryBackend(ConversationStore(), Router(5),
+                      durability=StoreFeed(store) if store is not None else None)
     run = secrets.token_hex(3)
     convs = []
     for w in range(writers):
         conv, _ = await b.open(f"bench-{run}", f"bench-{run}-{w}", "Bench", None)
         convs.append(conv)
-    if store is not None and last[0] is not None:
-        await last[0]
     per = messages // writers
 
     async def writer(conv) -> None:
         a = Author("viewer", conv.viewer, "Bench")
         for i in range(per):
             await b.append(conv, a, f"第{i}条消息：我的蓝牙耳机什么时候发货 order LD{i}", f"m{i}")
-            if store is not None:
-                fut = last[0]
-                assert fut is not None
-                await fut
 
     t0 = time.perf_counter()
     await asyncio.gather(*(writer(c) for c in convs))

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from signaling.events import Events
 
@@ -61,6 +62,7 @@ class Durable:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
         await self.feed.drain()
+        await self.feed.close()
         await self.store.close()
 
     async def _sweep_loop(self) -> None:
@@ -75,14 +77,21 @@ class Durable:
             await asyncio.sleep(SWEEP_EVERY_S)
 
 
-def attach_store(config: Config, events: Events) -> Durable | None:
-    """The configured store, fed from the node's events: every change list a replica applies
-    (``ChangesApplied``) and every accepted order (``OrderPlaced``); None when the
-    configuration names no store."""
+def attach_store(config: Config, events: Events, metrics: Any = None,
+                 follow_events: bool = True) -> Durable | None:
+    """The configured store (None when the configuration names none) with its feed.
+
+    ``follow_events`` (several nodes, Redis): the feed records every change list a replica
+    applies (``ChangesApplied``) and every accepted order (``OrderPlaced``) as they happen;
+    nothing waits for it. Otherwise (one node, memory) the composition root passes
+    ``durable.feed`` to the memory backend and order ledger as their durability port: each
+    step and order is answered only once committed (docs/storage.md#durable-before-
+    acknowledged)."""
     store = store_for(config)
     if store is None:
         return None
-    feed = StoreFeed(store)
-    events.subscribe(ChangesApplied, lambda e: feed.on_changes(list(e.changes)))
-    events.subscribe(OrderPlaced, lambda e: feed.on_order(e.room, e.order, e.outcome))
+    feed = StoreFeed(store, metrics=metrics)
+    if follow_events:
+        events.subscribe(ChangesApplied, lambda e: feed.on_changes(list(e.changes)))
+        events.subscribe(OrderPlaced, lambda e: feed.on_order(e.room, e.order, e.outcome))
     return Durable(store, feed)

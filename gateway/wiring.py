@@ -39,6 +39,7 @@ from .durable import Durable, attach_store
 from .ice import IceProvider
 from .media.messages import CallInvite, CallRequest
 from .metrics import Metrics
+from .restore import restore_node
 from .support.actions import Authority
 from .support.aftersale import AfterSaleResponder
 from .support.backend import MemoryBackend, SupportBackend
@@ -86,15 +87,20 @@ class MemoryBackends:
     def presence(self, info: Callable[[], dict]) -> RedisPresence | None:
         return None  # the hub's session table is the whole truth
 
-    def support_backend(self, hub: Hub, metrics: Metrics, events: Events) -> SupportBackend:
+    durable_steps = True  # with a store, each step waits for its commit (docs/storage.md)
+
+    def support_backend(self, hub: Hub, metrics: Metrics, events: Events,
+                        durable: Durable | None = None) -> SupportBackend:
         cap = self.config.agent_capacity
         return MemoryBackend(ConversationStore(), Router(cap, reachable=hub.online),
                              default_capacity=cap,
                              capacities=dict(self.config.agent_capacities or {}),
-                             events=events)
+                             events=events,
+                             durability=durable.feed if durable is not None else None)
 
-    def order_ledger(self) -> OrderLedger:
-        return MemoryOrderLedger(retention_s=self.config.order_retention_s)
+    def order_ledger(self, durable: Durable | None = None) -> OrderLedger:
+        return MemoryOrderLedger(retention_s=self.config.order_retention_s,
+                                 journal=durable.feed if durable is not None else None)
 
     def room_sync(self, ledger: OrderLedger, rooms: RoomRegistry, bus: Bus) -> RoomSync | None:
         return None  # one node: nobody else changes the rooms
@@ -138,7 +144,11 @@ class RedisBackends:
 
         return RedisPresence(self.redis, self.config.node_id, info=info)
 
-    def support_backend(self, hub: Hub, metrics: Metrics, events: Events) -> SupportBackend:
+    # each node records what it applies, as it applies it (one archiver is the next step)
+    durable_steps = False
+
+    def support_backend(self, hub: Hub, metrics: Metrics, events: Events,
+                        durable: Durable | None = None) -> SupportBackend:
         from .support.redis_backend import RedisBackend
 
         cfg = self.config
@@ -150,7 +160,7 @@ class RedisBackends:
                                   if s.role == "agent" and s.attached},
             url=self.url, metrics=metrics, retention_s=cfg.resolved_retention_s, events=events)
 
-    def order_ledger(self) -> OrderLedger:
+    def order_ledger(self, durable: Durable | None = None) -> OrderLedger:
         from .support.redis_room import RedisRoomStore
 
         return RedisRoomStore(self.redis, order_retention_s=self.config.order_retention_s)
@@ -307,7 +317,10 @@ def build_gateway(config: Config, responder: Responder | None = None,
     authority = Authority(config.max_compensation_default, config.compensation_limits)
     bot = responder or default_responder(config)
 
-    backend = backends.support_backend(hub, metrics, events)
+    # the store first: a single node's backend and ledger commit every step to it
+    durable = attach_store(config, events, metrics,
+                           follow_events=not backends.durable_steps)
+    backend = backends.support_backend(hub, metrics, events, durable)
     support = SupportService(
         hub, rooms, AfterSaleResponder(bot, orders), backend, events,
         SupportConfig(agent_capacity=config.agent_capacity, bot_timeout_s=config.bot_timeout_s,
@@ -315,7 +328,7 @@ def build_gateway(config: Config, responder: Responder | None = None,
                       limits=SupportLimits.from_config(config)),
         metrics=metrics,
         agent_info=lambda user: {"max_compensation": authority.limit_for(user)})
-    ledger = backends.order_ledger()
+    ledger = backends.order_ledger(durable)
     room_sync = backends.room_sync(ledger, rooms, bus)
     rooms_service = RoomService(hub, rooms, support, ledger=ledger,
                                 team_replies=load_team_replies(config.replies_file),
@@ -362,10 +375,18 @@ def build_gateway(config: Config, responder: Responder | None = None,
         if close is not None:
             await close()
 
+    async def restore() -> None:
+        # one node: its live state back from the store before anything serves
+        assert durable is not None
+        assert isinstance(backend, MemoryBackend) and isinstance(ledger, MemoryOrderLedger)
+        await restore_node(durable.store, backend, ledger, rooms, config.order_retention_s,
+                           metrics)
+
     # dependency order: each starts after, and closes before, what it uses; the store first
     # (it records what everything else changes) and closed last (after its feed drained)
-    durable = attach_store(config, events)
     resources = [Resource("store", durable.start, durable.close)] if durable else []
+    if durable is not None and backends.durable_steps:
+        resources.append(Resource("restore", restore, _nothing))
     resources.append(Resource("bus", bus.start, bus.close))
     if presence is not None:
         resources.append(Resource("presence", presence.start, presence.close))

@@ -7,16 +7,18 @@ themselves (``gateway/store/writes.py`` dispatches on their class, as ``Replica.
 does), so no record class and no rule is written a second time; an accepted order becomes
 the two store-only rows :class:`~.records.OrderRecorded` and :class:`~.records.RoomCounters`.
 
-:class:`StoreFeed` sends each applied change list to the store in order (group commit). For
-now a step does not wait for it (making a step durable before it is acknowledged is the next
-step; ``Store.apply`` already returns only once a batch is committed).
+:class:`StoreFeed` sends each change list to the store in order (group commit); on a single
+node every step waits for its commit (the durability port the composition root passes to
+the memory backend and order ledger).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -52,43 +54,115 @@ def writes_from_order(room: Any, order: Any, outcome: Any,
 
 
 class StoreFeed:
-    """Feeds the store from the replica's applied changes and the rooms' orders, in order.
+    """Feeds the store, in order, from the support plane's changes and the rooms' orders.
 
-    A failed write is logged and counted (``failures``); the gateway goes on serving from
-    memory, as it did before there was a store."""
+    Two ways in: the durability port a single node's memory backend and order ledger await
+    (:meth:`commit`, :meth:`order_placed`: return once committed, raise when not), and the
+    node's events (:meth:`on_changes`, :meth:`on_order`: with Redis, where each node
+    records what it applies and nothing waits).
 
-    def __init__(self, store: Store) -> None:
+    A batch the store fails to commit is logged, counted (``failures``, the
+    ``livedesk_store_write_failures_total`` metric) and **held**: it is written again every
+    ``retry_s`` seconds, oldest first, and while any is held :meth:`refusing` says why, so
+    the backend refuses every new step before it changes anything. The node therefore never
+    acknowledges a step the store has not got, and never drifts further from the store than
+    the failed batches themselves, which it keeps until they are written."""
+
+    def __init__(self, store: Store, retry_s: float = 1.0, metrics: Any = None) -> None:
         self.store = store
+        self.retry_s = retry_s
+        self.metrics = metrics
         self.failures = 0
         self.pending: set[asyncio.Future] = set()
+        self.held: deque[tuple[list[Write], float]] = deque()  # failed, oldest first
+        self._retry: asyncio.Task | None = None
 
+    # --- the durability port (single node: a step returns once committed) -----------------
+    def refusing(self) -> str | None:
+        if self.held:
+            return f"the store has not committed {len(self.held)} earlier write(s) yet"
+        return None
+
+    async def commit(self, changes: Sequence[SupportChange]) -> None:
+        fut = self._submit(writes_from_changes(changes))
+        if fut is not None:
+            await fut
+
+    async def order_placed(self, room: Any, order: Any, outcome: Any) -> None:
+        fut = self._submit(writes_from_order(room, order, outcome))
+        if fut is not None:
+            await fut
+
+    # --- the events (Redis: each node records what it applied; nothing waits) --------------
     def on_changes(self, changes: Sequence[SupportChange]) -> None:
         self._submit(writes_from_changes(changes))
 
     def on_order(self, room: Any, order: Any, outcome: Any) -> None:
         self._submit(writes_from_order(room, order, outcome))
 
-    def _submit(self, batch: list[Write]) -> None:
+    # --- the queue --------------------------------------------------------------------------
+    def _submit(self, batch: list[Write]) -> asyncio.Future | None:
+        """Queue ``batch`` now (before any ``await``: batches commit in the order their
+        steps applied); its future is done once committed."""
         if not batch:
-            return
+            return None
+        at = time.time()
         try:
-            fut = self.store.submit(batch)
-        except Exception:
-            self.failures += 1
-            log.exception("store feed: could not submit")
-            return
+            fut = self.store.submit(batch, at)
+        except Exception as e:
+            self._failed(batch, at, e)
+            fut = asyncio.get_running_loop().create_future()
+            fut.set_exception(e)
+            fut.exception()  # retrieved: the caller may not await it (the events path)
+            return fut
         self.pending.add(fut)
-        fut.add_done_callback(self._done)
+        fut.add_done_callback(lambda f: self._done(f, batch, at))
+        return fut
 
-    def _done(self, fut: asyncio.Future) -> None:
+    def _done(self, fut: asyncio.Future, batch: list[Write], at: float) -> None:
         self.pending.discard(fut)
         if fut.cancelled():
             return
-        if fut.exception() is not None:
-            self.failures += 1
-            log.error("store feed: a batch was not recorded: %s", fut.exception())
+        e = fut.exception()
+        if e is not None:
+            self._failed(batch, at, e)
+
+    def _failed(self, batch: list[Write], at: float, e: BaseException) -> None:
+        self.failures += 1
+        if self.metrics is not None:
+            self.metrics.store_write_failures.inc()
+        log.error("store feed: a batch of %d writes was not committed (%s); held for a "
+                  "retry every %.1f s, steps are refused until it is written",
+                  len(batch), e, self.retry_s)
+        self.held.append((batch, at))
+        if self._retry is None or self._retry.done():
+            self._retry = asyncio.get_running_loop().create_task(self._rewrite(),
+                                                                 name="store-feed-retry")
+
+    async def _rewrite(self) -> None:
+        while self.held:
+            await asyncio.sleep(self.retry_s)
+            batch, at = self.held[0]
+            try:
+                await self.store.apply(batch, at)
+            except Exception as e:
+                log.warning("store feed: held batch still not committed: %s", e)
+                continue
+            self.held.popleft()
+            if not self.held:
+                log.info("store feed: every held batch is written; steps are accepted again")
 
     async def drain(self) -> None:
         """Wait until everything submitted so far is committed (tests, shutdown)."""
         if self.pending:
             await asyncio.gather(*list(self.pending), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop rewriting held batches (shutdown; what is still held was never
+        acknowledged)."""
+        if self._retry is not None:
+            self._retry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retry
+        if self.held:
+            log.error("store feed: %d batch(es) never committed at shutdown", len(self.held))
