@@ -233,11 +233,10 @@ async def write_overhead(store: Store | None, messages: int, writers: int) -> fl
     """Seconds to append ``messages`` messages through MemoryBackend steps from ``writers``
     concurrent conversations; with ``store``, each step also waits for its changes to be
     committed (what "durable before acknowledged" will cost)."""
+    from gateway.store.ingest import StoreFeed
     from gateway.support.backend import MemoryBackend
     from gateway.support.conversation import Author, ConversationStore
     from gateway.support.routing import Router
-
-    from gateway.store.ingest import StoreFeed
 
     # with a store: the node's real path, each step returns once committed
     b = MemoryBackend(ConversationStore(), Router(5),
