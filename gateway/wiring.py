@@ -35,7 +35,7 @@ from signaling.server import EdgeConfig, SocketEndpoint
 from signaling.session import Session
 
 from .config import Config
-from .durable import Durable, attach_store
+from .durable import Durable, ViewerEraser, attach_store
 from .ice import IceProvider
 from .media.messages import CallInvite, CallRequest
 from .metrics import Metrics
@@ -227,6 +227,7 @@ class Gateway:
     node: NodeState
     presence: RedisPresence | None
     durable: Durable | None = None  # the durable store, when configured (docs/storage.md)
+    eraser: ViewerEraser | None = None  # erases a viewer everywhere (with a store)
     resources: list[Resource] = field(default_factory=list)
 
     @property
@@ -387,6 +388,8 @@ def build_gateway(config: Config, responder: Responder | None = None,
     resources = [Resource("store", durable.start, durable.close)] if durable else []
     if durable is not None and backends.durable_steps:
         resources.append(Resource("restore", restore, _nothing))
+    eraser = (ViewerEraser(durable.store, backend, hub, metrics) if durable is not None
+              else None)
     resources.append(Resource("bus", bus.start, bus.close))
     if presence is not None:
         resources.append(Resource("presence", presence.start, presence.close))
@@ -396,6 +399,8 @@ def build_gateway(config: Config, responder: Responder | None = None,
                   Resource("media", media.start, media.close)]
     if room_sync is not None:
         resources.append(Resource("room sync", room_sync.start, room_sync.close))
+    if eraser is not None:  # polls the store for `livedesk erase` requests
+        resources.append(Resource("erase requests", eraser.start, eraser.close))
     # handlers' tasks use the hub, the backend and the bus: cancelled before those close
     resources += [Resource("event handler tasks", _nothing, events.close),
                   Resource("shop adapter", _nothing, close_adapter),
@@ -404,4 +409,4 @@ def build_gateway(config: Config, responder: Responder | None = None,
     return Gateway(config=config, events=events, bus=bus, hub=hub, tokens=tokens, rooms=rooms,
                    support=support, rooms_service=rooms_service, workspace=workspace,
                    media=media, metrics=metrics, ice=ice, endpoint=endpoint, node=node,
-                   presence=presence, durable=durable, resources=resources)
+                   presence=presence, durable=durable, eraser=eraser, resources=resources)

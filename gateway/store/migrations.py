@@ -9,6 +9,9 @@ Never edit a released migration: add the next number. A database newer than this
   ever had), agents' settings, room counters, orders, workspace records, erasure tombstones.
 * 2 ``search``: the text index over messages (terms column; SQLite FTS5 table kept by
   triggers, PostgreSQL ``tsvector`` with a GIN index), filled for the messages already there.
+* 3 (reserved: accounts and sign-in).
+* 4 ``erase_requests``: viewers erased by ``livedesk erase`` that the running gateway has
+  not yet removed from its live state (it polls the table and deletes each row once done).
 """
 
 from __future__ import annotations
@@ -105,6 +108,12 @@ _SEARCH_AFTER: dict[str, tuple[str, ...]] = {
 }
 
 
+_ERASE_REQUESTS = (
+    """CREATE TABLE erase_requests (
+        viewer TEXT PRIMARY KEY, at DOUBLE PRECISION NOT NULL)""",
+)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -117,6 +126,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base", {"sqlite": _BASE, "postgresql": _BASE}),
     Migration(2, "search", _SEARCH, backfill_terms=True, after=_SEARCH_AFTER),
+    Migration(4, "erase_requests", {"sqlite": _ERASE_REQUESTS, "postgresql": _ERASE_REQUESTS}),
 )
 LATEST = MIGRATIONS[-1].version
 

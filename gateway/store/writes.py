@@ -4,7 +4,8 @@ with absolute values or an insert that ignores a row already there.
 The support plane's change records are read by dispatch on their class (as
 ``Replica.apply`` does); the store adds only what a row needs beyond the record: when it
 was written (``at``, the batch's time) and, for a workspace record, whom it is about
-(:func:`record_about`, for erasure and a transcript's context)."""
+(``record_about``, the support plane's one rule for it: for erasure and a transcript's
+context)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from ..support.changes import (
     RecordDeleted,
     RecordPut,
     Released,
+    ViewerErased,
+    record_about,
 )
 from .database import Stmt
 from .dialect import Dialect
@@ -30,34 +33,6 @@ from .records import CONVERSATION_COLUMNS, OrderRecorded, RoomCounters, Write
 
 # Workspace record namespaces kept under the audit retention (docs/storage.md#retention)
 AUDIT_NAMESPACES = frozenset({"audit", "approval", "granted"})
-# namespaces whose key is, or starts with, the viewer it is about ("<viewer>|<day>")
-_VIEWER_KEYED = {"browse": False, "authority_day": True}
-# namespaces whose key is the conversation it belongs to
-_CONVERSATION_KEYED = frozenset({"csat", "csat_req", "outcome"})
-# "<agent>|<conversation>": an agent's authority used on one conversation
-_AGENT_CONVERSATION_KEYED = frozenset({"authority"})
-
-
-def record_about(namespace: str, key: str, value: Any) -> tuple[str | None, str | None]:
-    """``(viewer, conversation)`` a workspace record is about, found from its namespace, key
-    and fields (``viewer`` / ``user``; ``conversation`` / ``cid``)."""
-    viewer = conversation = None
-    if namespace in _VIEWER_KEYED:
-        viewer = key.split("|", 1)[0] if _VIEWER_KEYED[namespace] else key
-    if namespace in _CONVERSATION_KEYED:
-        conversation = key
-    if namespace in _AGENT_CONVERSATION_KEYED and "|" in key:
-        conversation = key.split("|", 1)[1]
-    if isinstance(value, dict):
-        v = value.get("viewer")
-        if viewer is None and isinstance(v, str):
-            viewer = v
-        if viewer is None and namespace == "conversion" and isinstance(value.get("user"), str):
-            viewer = value["user"]
-        c = value.get("conversation") or value.get("cid")
-        if conversation is None and isinstance(c, str):
-            conversation = c
-    return viewer, conversation
 
 
 def dumps(value: Any) -> str:
@@ -146,6 +121,10 @@ def _one(w: Write, d: Dialect, at: float) -> list[Stmt]:
             # the live state forgot it (its TTL ran out); history keeps it until retention
             return [Stmt("UPDATE records SET live = 0 WHERE namespace = ? AND key = ?",
                          (w.namespace, w.key))]
+        case ViewerErased():
+            # the store's erasure is its own transaction with its tombstone
+            # (Store.erase_viewer), run by whoever erased; nothing to write here
+            return []
         case OrderRecorded():
             return [Stmt("INSERT INTO orders (room, order_id, viewer, sku, qty, body, at) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (room, order_id) DO NOTHING",

@@ -49,6 +49,8 @@ from .changes import (
     RecordPut,
     Released,
     SupportChange,
+    ViewerErased,
+    record_about,
 )
 from .conversation import Author, Conversation, ConversationStore, StoredMessage
 from .events import (
@@ -94,6 +96,13 @@ class NotSaved(ProtocolError):
     def __init__(self, why: str) -> None:
         super().__init__(ErrorCode.UNAVAILABLE,
                          f"not saved: {why}; try again in a moment"[:300])
+
+
+def _about_viewer(ns_key: tuple[str, str], viewer: str, ids: list[str],
+                  b: SupportBackend) -> bool:
+    ns, key = ns_key
+    about = record_about(ns, key, b.get(ns, key))
+    return about[0] == viewer or about[1] in ids
 
 
 def new_conversation_id() -> str:
@@ -252,8 +261,31 @@ class Replica:
                         forget(ch.key)
                     except Exception:
                         log.exception("record forget listener %s failed", ch.namespace)
+            case ViewerErased():
+                self._erase(ch.viewer)
             case _:
                 raise TypeError(f"not a support change record: {ch!r}"[:200])
+
+    def _erase(self, viewer: str) -> None:
+        """Everything of ``viewer`` leaves this replica: its conversations (open or not,
+        with their messages), their queue places and agents' load, and every record about
+        the viewer or those conversations (listeners told, as for an expiry)."""
+        gone = {c.id for c in self.store.for_viewer(viewer)}
+        for conv in self.store.for_viewer(viewer):
+            self.router.remove(conv.id)
+            for a in self.router.agents.values():
+                a.conversations.discard(conv.id)
+            self.store.forget(conv)
+        for ns, held in self.records.items():
+            for key in [k for k, v in held.items()
+                        if (about := record_about(ns, k, v))[0] == viewer or about[1] in gone]:
+                del held[key]
+                self.versions.pop(f"r:{ns}\n{key}", None)
+                for forget in self._forget_listeners.get(ns, ()):
+                    try:
+                        forget(key)
+                    except Exception:
+                        log.exception("record forget listener %s failed", ns)
 
 
 class ReplicaView:
@@ -391,6 +423,13 @@ class SupportBackend(ABC):
         """Forget every record whose TTL has run out; returns how many. Safe to run on every
         node at once (each record is forgotten once, through the change log)."""
 
+    async def erase_viewer(self, viewer: str) -> list[str]:
+        """Erase ``viewer`` from the live state on every node (a :class:`ViewerErased`
+        change); returns the ids of the conversations it had here. Not built for the Redis
+        backend yet (docs/storage.md#erasure)."""
+        raise NotImplementedError("erasing a viewer from the live state needs the memory "
+                                  "backend (one node) for now")
+
     def get(self, namespace: str, key: str) -> Any:
         return self.replica.records.get(namespace, {}).get(key)
 
@@ -453,6 +492,13 @@ class MemoryBackend(SupportBackend):
             self.replica.deliver(held, origin=False)
             raise NotSaved(str(e) or e.__class__.__name__) from None
         self.replica.deliver(held)
+
+    async def erase_viewer(self, viewer: str) -> list[str]:
+        ids = [c.id for c in self.store.for_viewer(viewer)]
+        for ns_key in [k for k in self._expiry if _about_viewer(k, viewer, ids, self)]:
+            del self._expiry[ns_key]
+        await self._apply([ViewerErased(viewer)])
+        return ids
 
     def restore(self, changes: Sequence[SupportChange]) -> None:
         """Load ``changes`` from the durable store at start-up (``gateway/restore.py``):

@@ -8,8 +8,8 @@ import time
 
 from gateway.store import SearchQuery
 from gateway.store.ingest import StoreFeed
-from gateway.store.writes import record_about
 from gateway.support.backend import MemoryBackend
+from gateway.support.changes import record_about
 from gateway.support.conversation import Author, ConversationStore
 from gateway.support.events import ChangesApplied
 from gateway.support.routing import Router
