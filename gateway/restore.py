@@ -13,7 +13,7 @@ What comes back, and how (docs/storage.md#restart):
   assignment;
 * agents' settings (name, capacity, paused, last assignment), with status ``offline``: an
   agent is available again when its console reconnects and says so; its assignments stay;
-* live workspace records (CSAT requests, browsing, approvals, …), without their TTL;
+* live workspace records (CSAT requests, browsing, approvals, …) with their TTL;
 * per room: stock and first-N gift counts, and order ids placed within the order retention
   with the answer each got (a shop replaying one after the restart gets a repeat).
 """

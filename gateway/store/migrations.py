@@ -11,7 +11,8 @@ Never edit a released migration: add the next number. A database newer than this
   triggers, PostgreSQL ``tsvector`` with a GIN index), filled for the messages already there.
 * 3 (reserved: accounts and sign-in).
 * 4 ``erase_requests``: viewers erased by ``livedesk erase`` that the running gateway has
-  not yet removed from its live state (it polls the table and deletes each row once done).
+  not yet removed from its live state (it polls the table and deletes each row once done);
+  ``records.expires_at``, so a restart restores a record with its TTL.
 """
 
 from __future__ import annotations
@@ -111,6 +112,8 @@ _SEARCH_AFTER: dict[str, tuple[str, ...]] = {
 _ERASE_REQUESTS = (
     """CREATE TABLE erase_requests (
         viewer TEXT PRIMARY KEY, at DOUBLE PRECISION NOT NULL)""",
+    # when the live state forgets a record (its TTL): a restart restores it with it
+    "ALTER TABLE records ADD COLUMN expires_at DOUBLE PRECISION",
 )
 
 

@@ -316,9 +316,12 @@ class Store:
         orders = [_order(r) for r in await self.db.fetch(
             "SELECT room, order_id, viewer, sku, qty, body, at FROM orders WHERE at >= ? "
             "ORDER BY at", [orders_since])]
-        records = [RecordRow(r[0], r[1], json.loads(r[2]), r[3]) for r in await self.db.fetch(
-            "SELECT namespace, key, value, updated_at FROM records WHERE live = 1 "
-            "ORDER BY updated_at")]
+        # live, and not past its TTL (a record that expired while no gateway ran)
+        records = [RecordRow(r[0], r[1], json.loads(r[2]), r[3], r[4])
+                   for r in await self.db.fetch(
+                       "SELECT namespace, key, value, updated_at, expires_at FROM records "
+                       "WHERE live = 1 AND (expires_at IS NULL OR expires_at > ?) "
+                       "ORDER BY updated_at", [time.time()])]
         return LiveState([(c, msgs[c.conversation]) for c in convs], queue, assignments,
                          agents, stock, gifts, orders, records)
 

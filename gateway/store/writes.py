@@ -111,12 +111,13 @@ def _one(w: Write, d: Dialect, at: float) -> list[Stmt]:
         case RecordPut():
             viewer, conversation = record_about(w.namespace, w.key, w.value)
             return [Stmt("INSERT INTO records (namespace, key, value, viewer, conversation, "
-                         "audit, live, updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?) "
+                         "audit, live, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?) "
                          "ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, "
                          "viewer = excluded.viewer, conversation = excluded.conversation, "
-                         "audit = excluded.audit, live = 1, updated_at = excluded.updated_at",
+                         "audit = excluded.audit, live = 1, updated_at = excluded.updated_at, "
+                         "expires_at = excluded.expires_at",
                          (w.namespace, w.key, dumps(w.value), viewer, conversation,
-                          int(w.namespace in AUDIT_NAMESPACES), at))]
+                          int(w.namespace in AUDIT_NAMESPACES), at, w.expires_at))]
         case RecordDeleted():
             # the live state forgot it (its TTL ran out); history keeps it until retention
             return [Stmt("UPDATE records SET live = 0 WHERE namespace = ? AND key = ?",

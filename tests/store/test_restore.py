@@ -4,6 +4,8 @@ queue, assignments, agents (offline, same capacity), records, room counters and 
 
 from __future__ import annotations
 
+import asyncio
+
 from gateway.restore import changes_from_live_state, restore_node
 from gateway.store.ingest import StoreFeed
 from gateway.support.backend import MemoryBackend
@@ -61,6 +63,8 @@ async def test_a_restarted_node_has_what_the_old_one_acknowledged(store):
     gone, _ = await b.open(room.id, "v4", "Zed", None)
     await b.resolve(gone, by="viewer")
     await b.put("csat_req", c1.id, {"agent": assigned[1].user})
+    await b.put("browse", "v1", {"events": [{"sku": "D001"}]}, ttl_s=3600)
+    await b.put("browse", "v3", {"events": []}, ttl_s=0.01)  # expires while "down"
     # orders: one with a first-N gift
     gift = next(p for p in room.knowledge.promotions
                 if p.kind == "first_n_gift" and (p.claimed or 0) < (p.limit or 0))
@@ -69,7 +73,9 @@ async def test_a_restarted_node_has_what_the_old_one_acknowledged(store):
     await ledger.place(room, Order("ord-2", "v2", room.knowledge.products[-1].sku, 1))
     stock = {p.sku: p.stock for p in room.knowledge.products}
     claimed = {p.id: p.claimed for p in room.knowledge.promotions}
+    await asyncio.sleep(0.02)
     before = state_of(b)
+    del before["records"]["browse"]["v3"]  # its TTL ran out: not restored
 
     # a new process on the same store
     b2, ledger2, rooms2, events2 = fresh_node()
@@ -81,6 +87,8 @@ async def test_a_restarted_node_has_what_the_old_one_acknowledged(store):
     assert report.conversations == 3
     after = state_of(b2)
     assert after == before
+    # a record comes back with its TTL
+    assert abs(b2._expiry[("browse", "v1")] - b._expiry[("browse", "v1")]) < 1e-6
     # agents are back offline (their consoles say when they are available again)
     assert {a.status for a in b2.router.agents.values()} == {"offline"}
     room2 = next(iter(rooms2))
