@@ -98,13 +98,6 @@ class NotSaved(ProtocolError):
                          f"not saved: {why}; try again in a moment"[:300])
 
 
-def _about_viewer(ns_key: tuple[str, str], viewer: str, ids: list[str],
-                  b: SupportBackend) -> bool:
-    ns, key = ns_key
-    about = record_about(ns, key, b.get(ns, key))
-    return about[0] == viewer or about[1] in ids
-
-
 def new_conversation_id() -> str:
     return "c_" + secrets.token_urlsafe(9)
 
@@ -495,9 +488,12 @@ class MemoryBackend(SupportBackend):
 
     async def erase_viewer(self, viewer: str) -> list[str]:
         ids = [c.id for c in self.store.for_viewer(viewer)]
-        for ns_key in [k for k in self._expiry if _about_viewer(k, viewer, ids, self)]:
-            del self._expiry[ns_key]
+        timed = [(ns, key) for ns, key in self._expiry
+                 if (about := record_about(ns, key, self.get(ns, key)))[0] == viewer
+                 or about[1] in ids]
         await self._apply([ViewerErased(viewer)])
+        for k in timed:  # their TTLs go too (their heap entries are then skipped as stale)
+            self._expiry.pop(k, None)
         return ids
 
     def restore(self, changes: Sequence[SupportChange]) -> None:
