@@ -40,11 +40,13 @@ async def serve(tmp_path):
 async def restored_in_both(viewer, agent, cid: str, texts: list[str]) -> None:
     """Waits until both pages show ``cid`` restored: same agent, every text, nothing lost."""
     await viewer.wait_for_function(
-        """([texts]) => {
+        """([cid, texts]) => {
             const st = document.querySelector('[data-testid="conv-state"]');
             const log = document.body.innerText;
-            return st && st.dataset.state === 'assigned' && texts.every((t) => log.includes(t));
-        }""", arg=[texts], timeout=T)
+            const conv = window.__ld.conv;
+            return st && st.dataset.state === 'assigned' && texts.every((t) => log.includes(t))
+              && conv.id === cid && (conv.agent || {}).user === 'agent-rs';
+        }""", arg=[cid, texts], timeout=T)
     await agent.wait_for_function(
         """([cid, texts]) => {
             const items = [...document.querySelectorAll('[data-testid="conv-item"]')];
