@@ -37,15 +37,20 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common import cpu_model, pct  # noqa: E402
 from gateway.store import SearchQuery, Store  # noqa: E402
 from gateway.store.database import PostgresDatabase, SQLiteDatabase  # noqa: E402
-from gateway.store.ingest import writes_from_changes  # noqa: E402
-from gateway.store.records import (  # noqa: E402
+from gateway.store.records import OrderRecorded, Write  # noqa: E402
+from gateway.support.changes import (  # noqa: E402
     Attached,
     ConversationOpened,
-    ConversationSet,
-    MessageAdded,
-    OrderRecorded,
-    Write,
+    FieldsSet,
+    MessageAppended,
 )
+from gateway.support.conversation import Author  # noqa: E402
+
+
+def _msg(cid: str, n: int, role: str, user: str, name: str, text: str, cmid: str, kind: str,
+         meta: dict, ts: float) -> MessageAppended:
+    return MessageAppended(cid, n, Author(role, user, name), text, ts, cmid or None,
+                           kind or None, meta)
 
 YEAR_START = 1_764_547_200.0  # 2025-12-01 UTC
 PRODUCTS_ZH = ["蓝牙耳机", "卫衣", "口红", "面膜", "保温杯", "运动鞋", "羽绒服", "扫地机器人",
@@ -109,7 +114,7 @@ class Generator:
         n_msgs = max(3, int(r.gauss(15, 5)))
         agent = r.choice(self.agents) if r.random() < 0.6 else None
         zh = r.random() < 0.75
-        out.append(MessageAdded(cid, 1, "bot", "bot", "小助手", self._fill("greet", order), "",
+        out.append(_msg(cid, 1, "bot", "bot", "小助手", self._fill("greet", order), "",
                                 "system", {}, t))
         n = 1
         while n < n_msgs:
@@ -117,25 +122,23 @@ class Generator:
             ts = t + n * 20
             if agent and n > 4 and n % 2:
                 text = self._fill("agent", order)
-                out.append(MessageAdded(cid, n, "agent", agent, agent, text, "", "", {}, ts))
+                out.append(_msg(cid, n, "agent", agent, agent, text, "", "", {}, ts))
             elif not agent and n % 3 == 0:
                 text = self._fill("bot", order)
-                out.append(MessageAdded(cid, n, "bot", "bot", "小助手", text, "", "",
+                out.append(_msg(cid, n, "bot", "bot", "小助手", text, "", "",
                                         {"intent": "faq"}, ts))
             else:
                 text = self._fill("zh" if zh else "en", order)
-                out.append(MessageAdded(cid, n, "viewer", viewer, viewer, text, f"m{n}", "",
+                out.append(_msg(cid, n, "viewer", viewer, viewer, text, f"m{n}", "",
                                         {}, ts))
         if agent:
             out += [Attached(cid, agent, t + 80),
-                    ConversationSet(cid, (("state", "assigned"), ("agent", agent),
-                                          ("escalated_at", t + 60), ("assigned_at", t + 80)),
-                                    t + 80)]
+                    FieldsSet(cid, {"state": "assigned", "agent": agent,
+                                    "escalated_at": t + 60, "assigned_at": t + 80})]
         if r.random() < 0.95:
-            out.append(ConversationSet(cid, (("state", "resolved"),
-                                             ("resolved_at", t + n * 20 + 60),
-                                             ("resolved_by", "agent" if agent else "viewer")),
-                                       t + n * 20 + 60))
+            out.append(FieldsSet(cid, {"state": "resolved",
+                                       "resolved_at": t + n * 20 + 60,
+                                       "resolved_by": "agent" if agent else "viewer"}))
         if r.random() < 0.3:
             out.append(OrderRecorded(room, order, viewer, "sku-1", 1, {"gift": False}, t + 30))
             self.orders.append(order)
@@ -149,7 +152,7 @@ async def load(store: Store, gen: Generator, batch_conversations: int = 500) -> 
     batch: list[Write] = []
     for i in range(gen.n):
         ws = gen.conversation(i)
-        messages += sum(isinstance(w, MessageAdded) for w in ws)
+        messages += sum(isinstance(w, MessageAppended) for w in ws)
         batch += ws
         if (i + 1) % batch_conversations == 0:
             pending.append(store.submit(batch))
@@ -230,33 +233,25 @@ async def write_overhead(store: Store | None, messages: int, writers: int) -> fl
     """Seconds to append ``messages`` messages through MemoryBackend steps from ``writers``
     concurrent conversations; with ``store``, each step also waits for its changes to be
     committed (what "durable before acknowledged" will cost)."""
+    from gateway.store.ingest import StoreFeed
     from gateway.support.backend import MemoryBackend
     from gateway.support.conversation import Author, ConversationStore
     from gateway.support.routing import Router
 
-    b = MemoryBackend(ConversationStore(), Router(5))
-    last: list[asyncio.Future | None] = [None]
-    if store is not None:
-        def record(changes: list) -> None:
-            last[0] = store.submit(writes_from_changes(changes))
-        b.replica.on_change = record
+    # with a store: the node's real path, each step returns once committed
+    b = MemoryBackend(ConversationStore(), Router(5),
+                      durability=StoreFeed(store) if store is not None else None)
     run = secrets.token_hex(3)
     convs = []
     for w in range(writers):
         conv, _ = await b.open(f"bench-{run}", f"bench-{run}-{w}", "Bench", None)
         convs.append(conv)
-    if store is not None and last[0] is not None:
-        await last[0]
     per = messages // writers
 
     async def writer(conv) -> None:
         a = Author("viewer", conv.viewer, "Bench")
         for i in range(per):
             await b.append(conv, a, f"第{i}条消息：我的蓝牙耳机什么时候发货 order LD{i}", f"m{i}")
-            if store is not None:
-                fut = last[0]
-                assert fut is not None
-                await fut
 
     t0 = time.perf_counter()
     await asyncio.gather(*(writer(c) for c in convs))

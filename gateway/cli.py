@@ -195,10 +195,13 @@ async def _store_command(args) -> int:
         return 2
     try:
         if args.cmd == "erase":
-            r = await store.erase_viewer(args.user, by_role="cli")
+            # tell_live: a gateway running on this store removes the viewer from its live
+            # state within a second (it polls erase_requests; docs/storage.md#erasure)
+            r = await store.erase_viewer(args.user, by_role="cli", tell_live=True)
             print(json.dumps({"erased": True, "tombstone": r.tombstone,
                               "conversations": r.conversations, "messages": r.messages,
-                              "records": r.records, "orders": r.orders}))
+                              "records": r.records, "orders": r.orders,
+                              "live": "requested"}))
         else:
             await store.backup(args.to)
             print(json.dumps({"backup": str(args.to)}))

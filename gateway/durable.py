@@ -11,17 +11,22 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
+from signaling import Hub
 from signaling.events import Events
 
 from .config import Config
 from .store import Retention, Store, database_for
 from .store.ingest import StoreFeed
+from .store.records import EraseReport
+from .support.backend import SupportBackend
 from .support.events import ChangesApplied, OrderPlaced
 
 log = logging.getLogger(__name__)
 
 SWEEP_EVERY_S = 3600.0
+ERASED_CLOSE_CODE = 4410  # docs/protocol.md: the viewer was erased
 FIRST_SWEEP_S = 60.0
 
 
@@ -61,6 +66,7 @@ class Durable:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
         await self.feed.drain()
+        await self.feed.close()
         await self.store.close()
 
     async def _sweep_loop(self) -> None:
@@ -75,14 +81,85 @@ class Durable:
             await asyncio.sleep(SWEEP_EVERY_S)
 
 
-def attach_store(config: Config, events: Events) -> Durable | None:
-    """The configured store, fed from the node's events: every change list a replica applies
-    (``ChangesApplied``) and every accepted order (``OrderPlaced``); None when the
-    configuration names no store."""
+class ViewerEraser:
+    """Erases a viewer everywhere this node reaches: its live state (a ``ViewerErased``
+    change through the support backend, so every replica drops the viewer), the viewer's
+    sockets (their sessions end: a page cannot resume one), and the store (one transaction
+    with its tombstone, also deleting rows of the conversations the live state had).
+
+    It also serves ``livedesk erase`` run against the same store while this node runs: the
+    CLI erases the store and leaves an ``erase_requests`` row; this polls the table every
+    ``poll_s`` seconds, erases the viewer from the live state, deletes what the live state
+    wrote for the viewer since (no second tombstone) and then the row."""
+
+    def __init__(self, store: Store, backend: SupportBackend, hub: Hub, metrics: Any = None,
+                 poll_s: float = 1.0) -> None:
+        self.store = store
+        self.backend = backend
+        self.hub = hub
+        self.metrics = metrics
+        self.poll_s = poll_s
+        self._task: asyncio.Task | None = None
+
+    async def erase(self, viewer: str, by_role: str) -> EraseReport:
+        ids = await self._erase_live(viewer)
+        return await self.store.erase_viewer(viewer, by_role, conversations=ids)
+
+    async def _erase_live(self, viewer: str) -> list[str]:
+        try:
+            ids = await self.backend.erase_viewer(viewer)
+        except NotImplementedError:
+            log.warning("erase: this backend cannot erase a viewer from the live state yet; "
+                        "the store is erased (docs/storage.md#erasure)")
+            ids = []
+        for s in list(self.hub.user_sessions(viewer)):
+            if s.role == "viewer":  # closed 4410 and forgotten: nothing to resume
+                s.detach(close_code=ERASED_CLOSE_CODE, reason="viewer erased")
+                self.hub.end_session(s)
+        if self.metrics is not None:
+            self.metrics.erased_viewers.inc()
+        return ids
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._poll(),
+                                                            name="erase-requests")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _poll(self) -> None:
+        while True:
+            try:
+                for viewer in await self.store.erase_requests():
+                    ids = await self._erase_live(viewer)
+                    await self.store.erase_viewer(viewer, "cli", conversations=ids,
+                                                  tombstone=False)
+                    await self.store.erase_request_done(viewer)
+                    log.info("erase: a viewer erased by `livedesk erase` left the live state "
+                             "(%d conversations)", len(ids))
+            except Exception:
+                log.exception("erase requests: could not serve them (retrying)")
+            await asyncio.sleep(self.poll_s)
+
+
+def attach_store(config: Config, events: Events, metrics: Any = None,
+                 follow_events: bool = True) -> Durable | None:
+    """The configured store (None when the configuration names none) with its feed.
+
+    ``follow_events`` (several nodes, Redis): the feed records every change list a replica
+    applies (``ChangesApplied``) and every accepted order (``OrderPlaced``) as they happen;
+    nothing waits for it. Otherwise (one node, memory) the composition root passes
+    ``durable.feed`` to the memory backend and order ledger as their durability port: each
+    step and order is answered only once committed (docs/storage.md#durable-before-
+    acknowledged)."""
     store = store_for(config)
     if store is None:
         return None
-    feed = StoreFeed(store)
-    events.subscribe(ChangesApplied, lambda e: feed.on_changes(list(e.changes)))
-    events.subscribe(OrderPlaced, lambda e: feed.on_order(e.room, e.order, e.outcome))
+    feed = StoreFeed(store, metrics=metrics)
+    if follow_events:
+        events.subscribe(ChangesApplied, lambda e: feed.on_changes(list(e.changes)))
+        events.subscribe(OrderPlaced, lambda e: feed.on_order(e.room, e.order, e.outcome))
     return Durable(store, feed)

@@ -72,6 +72,19 @@ class Metrics:
             "livedesk_replica_resyncs_total",
             "Times this node rebuilt its support-state replica from Redis, by reason",
             ["reason"], registry=r)
+        # the durable store (docs/storage.md)
+        self.store_write_failures = Counter(
+            "livedesk_store_write_failures_total",
+            "Write batches the durable store failed to commit (held and retried; steps are "
+            "refused meanwhile)", registry=r)
+        self.restored_conversations = Gauge(
+            "livedesk_restored_conversations",
+            "Open conversations this node loaded from the durable store when it started",
+            registry=r)
+        self.erased_viewers = Counter(
+            "livedesk_erased_viewers_total",
+            "Viewers erased from this node's live state (store erasures reaching memory)",
+            registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -36,10 +36,11 @@ from signaling.session import Session
 
 from .auth.plane import AuthPlane, build_auth
 from .config import Config
-from .durable import Durable, attach_store
+from .durable import Durable, ViewerEraser, attach_store
 from .ice import IceProvider
 from .media.messages import CallInvite, CallRequest
 from .metrics import Metrics
+from .restore import restore_node
 from .support.actions import Authority
 from .support.aftersale import AfterSaleResponder
 from .support.backend import MemoryBackend, SupportBackend
@@ -87,15 +88,20 @@ class MemoryBackends:
     def presence(self, info: Callable[[], dict]) -> RedisPresence | None:
         return None  # the hub's session table is the whole truth
 
-    def support_backend(self, hub: Hub, metrics: Metrics, events: Events) -> SupportBackend:
+    durable_steps = True  # with a store, each step waits for its commit (docs/storage.md)
+
+    def support_backend(self, hub: Hub, metrics: Metrics, events: Events,
+                        durable: Durable | None = None) -> SupportBackend:
         cap = self.config.agent_capacity
         return MemoryBackend(ConversationStore(), Router(cap, reachable=hub.online),
                              default_capacity=cap,
                              capacities=dict(self.config.agent_capacities or {}),
-                             events=events)
+                             events=events,
+                             durability=durable.feed if durable is not None else None)
 
-    def order_ledger(self) -> OrderLedger:
-        return MemoryOrderLedger(retention_s=self.config.order_retention_s)
+    def order_ledger(self, durable: Durable | None = None) -> OrderLedger:
+        return MemoryOrderLedger(retention_s=self.config.order_retention_s,
+                                 journal=durable.feed if durable is not None else None)
 
     def room_sync(self, ledger: OrderLedger, rooms: RoomRegistry, bus: Bus) -> RoomSync | None:
         return None  # one node: nobody else changes the rooms
@@ -139,7 +145,11 @@ class RedisBackends:
 
         return RedisPresence(self.redis, self.config.node_id, info=info)
 
-    def support_backend(self, hub: Hub, metrics: Metrics, events: Events) -> SupportBackend:
+    # each node records what it applies, as it applies it (one archiver is the next step)
+    durable_steps = False
+
+    def support_backend(self, hub: Hub, metrics: Metrics, events: Events,
+                        durable: Durable | None = None) -> SupportBackend:
         from .support.redis_backend import RedisBackend
 
         cfg = self.config
@@ -151,7 +161,7 @@ class RedisBackends:
                                   if s.role == "agent" and s.attached},
             url=self.url, metrics=metrics, retention_s=cfg.resolved_retention_s, events=events)
 
-    def order_ledger(self) -> OrderLedger:
+    def order_ledger(self, durable: Durable | None = None) -> OrderLedger:
         from .support.redis_room import RedisRoomStore
 
         return RedisRoomStore(self.redis, order_retention_s=self.config.order_retention_s)
@@ -219,6 +229,7 @@ class Gateway:
     presence: RedisPresence | None
     auth: AuthPlane
     durable: Durable | None = None  # the durable store, when configured (docs/storage.md)
+    eraser: ViewerEraser | None = None  # erases a viewer everywhere (with a store)
     resources: list[Resource] = field(default_factory=list)
 
     @property
@@ -299,8 +310,10 @@ def build_gateway(config: Config, responder: Responder | None = None,
               mirror=backends.session_mirror(events), presence=presence, metrics=metrics,
               events=events, gates=[no_new_calls_while(node)],
               unavailable_errors=backends.unavailable_errors)
-    # the store (if any) is made here so the auth plane can read accounts, keys and shops
-    durable = attach_store(config, events)
+    # the store first (the auth plane reads accounts, keys and shops from it; a single node's
+    # backend and ledger commit every step to it)
+    durable = attach_store(config, events, metrics,
+                           follow_events=not backends.durable_steps)
     auth = build_auth(config, events, durable.store.db if durable else None)
     # verifies the operator's secret, the gateway's keys and the shops' secrets; the
     # issuer rules (gateway/auth/issuers.py) decide what each may claim
@@ -314,7 +327,7 @@ def build_gateway(config: Config, responder: Responder | None = None,
     authority = Authority(config.max_compensation_default, config.compensation_limits)
     bot = responder or default_responder(config)
 
-    backend = backends.support_backend(hub, metrics, events)
+    backend = backends.support_backend(hub, metrics, events, durable)
     support = SupportService(
         hub, rooms, AfterSaleResponder(bot, orders), backend, events,
         SupportConfig(agent_capacity=config.agent_capacity, bot_timeout_s=config.bot_timeout_s,
@@ -322,7 +335,7 @@ def build_gateway(config: Config, responder: Responder | None = None,
                       limits=SupportLimits.from_config(config)),
         metrics=metrics,
         agent_info=lambda user: {"max_compensation": authority.limit_for(user)})
-    ledger = backends.order_ledger()
+    ledger = backends.order_ledger(durable)
     room_sync = backends.room_sync(ledger, rooms, bus)
     rooms_service = RoomService(hub, rooms, support, ledger=ledger,
                                 team_replies=load_team_replies(config.replies_file),
@@ -369,10 +382,21 @@ def build_gateway(config: Config, responder: Responder | None = None,
         if close is not None:
             await close()
 
+    async def restore() -> None:
+        # one node: its live state back from the store before anything serves
+        assert durable is not None
+        assert isinstance(backend, MemoryBackend) and isinstance(ledger, MemoryOrderLedger)
+        await restore_node(durable.store, backend, ledger, rooms, config.order_retention_s,
+                           metrics)
+
     # dependency order: each starts after, and closes before, what it uses; the store first
     # (it records what everything else changes) and closed last (after its feed drained)
     resources = [Resource("store", durable.start, durable.close)] if durable else []
     resources.append(Resource("auth", auth.start, auth.close))  # keys before any socket
+    if durable is not None and backends.durable_steps:
+        resources.append(Resource("restore", restore, _nothing))
+    eraser = (ViewerEraser(durable.store, backend, hub, metrics) if durable is not None
+              else None)
     resources.append(Resource("bus", bus.start, bus.close))
     if presence is not None:
         resources.append(Resource("presence", presence.start, presence.close))
@@ -382,6 +406,8 @@ def build_gateway(config: Config, responder: Responder | None = None,
                   Resource("media", media.start, media.close)]
     if room_sync is not None:
         resources.append(Resource("room sync", room_sync.start, room_sync.close))
+    if eraser is not None:  # polls the store for `livedesk erase` requests
+        resources.append(Resource("erase requests", eraser.start, eraser.close))
     # handlers' tasks use the hub, the backend and the bus: cancelled before those close
     resources += [Resource("event handler tasks", _nothing, events.close),
                   Resource("shop adapter", _nothing, close_adapter),
@@ -390,4 +416,5 @@ def build_gateway(config: Config, responder: Responder | None = None,
     return Gateway(config=config, events=events, bus=bus, hub=hub, tokens=tokens, rooms=rooms,
                    support=support, rooms_service=rooms_service, workspace=workspace,
                    media=media, metrics=metrics, ice=ice, endpoint=endpoint, node=node,
-                   presence=presence, auth=auth, durable=durable, resources=resources)
+                   presence=presence, auth=auth, durable=durable, eraser=eraser,
+                   resources=resources)

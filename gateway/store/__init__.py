@@ -1,9 +1,10 @@
 """The durable store (SQLite by default, PostgreSQL by URL): history, search, export,
 erasure, retention, backups, and the live state a node restarts from. docs/storage.md.
 
-This package knows nothing of conversations' rules, HTTP or media: it records typed writes
-(:mod:`gateway.store.records`) that :mod:`gateway.store.ingest` makes from the changes the
-support plane already decided.
+This package knows nothing of conversations' rules, HTTP or media: it records the support
+plane's typed change records (``gateway/support/changes.py``, the one thing of that plane it
+imports) as they are, plus an accepted order's rows (:mod:`gateway.store.records`);
+:mod:`gateway.store.ingest` feeds them in, in order.
 """
 
 from __future__ import annotations

@@ -2,39 +2,29 @@
 
 The replicas apply typed change records (``gateway/support/changes.py``), published after
 each step as ``ChangesApplied``; rooms report accepted orders as ``OrderPlaced``
-(``gateway/durable.py`` subscribes this feed to both). :func:`writes_from_changes` reads
-each record through its wire form (``to_wire()``: the arrays the Redis change log carries,
-``["conv", {...}]``, ``["set", cid, {...}]``, ``["msg", rec, origin]``, ``["q_add", cid,
-since, front]``, ``["q_del", cid]``, ``["attach", cid, agent, at]``, ``["release", cid,
-agent]``, ``["rec", ns, key, value]``, ``["rec_del", ns, key]``, ``["agent", {...}]``), so
-the store depends on that stable format and not on the support plane's classes; no rule is
-decided here, only copied.
+(``gateway/durable.py`` subscribes this feed to both). The store records the change records
+themselves (``gateway/store/writes.py`` dispatches on their class, as ``Replica.apply``
+does), so no record class and no rule is written a second time; an accepted order becomes
+the two store-only rows :class:`~.records.OrderRecorded` and :class:`~.records.RoomCounters`.
 
-:class:`StoreFeed` sends each applied change list to the store in order (group commit). For
-now a step does not wait for it (making a step durable before it is acknowledged is the next
-step; ``Store.apply`` already returns only once a batch is committed).
+:class:`StoreFeed` sends each change list to the store in order (group commit); on a single
+node every step waits for its commit (the durability port the composition root passes to
+the memory backend and order ledger).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
 import time
+from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
+from ..support.changes import SupportChange
 from .records import (
-    AgentSettings,
-    Attached,
-    ConversationOpened,
-    ConversationSet,
-    Dequeued,
-    MessageAdded,
     OrderRecorded,
-    Queued,
-    RecordExpired,
-    RecordPut,
-    Released,
     RoomCounters,
     Write,
 )
@@ -42,81 +32,10 @@ from .store import Store
 
 log = logging.getLogger(__name__)
 
-# Workspace record namespaces kept under the audit retention (docs/storage.md#retention)
-AUDIT_NAMESPACES = frozenset({"audit", "approval", "granted"})
-# namespaces whose key is, or starts with, the viewer it is about ("<viewer>|<day>")
-_VIEWER_KEYED = {"browse": False, "authority_day": True}
-# namespaces whose key is the conversation it belongs to
-_CONVERSATION_KEYED = frozenset({"csat", "csat_req", "outcome"})
-# "<agent>|<conversation>": an agent's authority used on one conversation
-_AGENT_CONVERSATION_KEYED = frozenset({"authority"})
 
-
-def writes_from_changes(changes: list[Any], now: float | None = None) -> list[Write]:
-    """The store writes for one applied change list (unknown kinds are skipped with a log
-    line, so a new change kind never stops the feed)."""
-    now = time.time() if now is None else now
-    out: list[Write] = []
-    for change in changes:
-        ch = change.to_wire() if hasattr(change, "to_wire") else change
-        kind = ch[0]
-        if kind == "conv":
-            d = ch[1]
-            out.append(ConversationOpened(d["cid"], d["room"], d["viewer"],
-                                          d.get("viewer_name") or "", float(d["created_at"])))
-        elif kind == "set":
-            out.append(ConversationSet(ch[1], tuple(ch[2].items()), now))
-        elif kind == "msg":
-            r = ch[1]
-            a = r["author"]
-            out.append(MessageAdded(r["cid"], int(r["n"]), a["role"], a["user"],
-                                    a.get("name") or "", r["text"], r.get("cmid") or "",
-                                    r.get("kind") or "", r.get("meta") or {}, float(r["ts"])))
-        elif kind == "q_add":
-            out.append(Queued(ch[1], float(ch[2]), bool(ch[3])))
-        elif kind == "q_del":
-            out.append(Dequeued(ch[1]))
-        elif kind == "attach":
-            out.append(Attached(ch[1], ch[2], float(ch[3])))
-        elif kind == "release":
-            if ch[2]:
-                out.append(Released(ch[1], ch[2]))
-        elif kind == "rec":
-            value = json.loads(ch[3]) if isinstance(ch[3], str) else ch[3]
-            out.append(record_put(ch[1], ch[2], value, now))
-        elif kind == "rec_del":
-            out.append(RecordExpired(ch[1], ch[2]))
-        elif kind == "agent":
-            d = ch[1]
-            out.append(AgentSettings(d["user"], d.get("name") or d["user"], d["status"],
-                                     int(d["capacity"]), bool(d.get("paused")),
-                                     float(d["since"]), float(d.get("last_assigned") or 0)))
-        else:
-            log.warning("store feed: change kind %r not recorded", kind)
-    return out
-
-
-def record_put(namespace: str, key: str, value: Any, now: float) -> RecordPut:
-    """A workspace record, with whom it is about found from its namespace, key and fields
-    (``viewer`` / ``user``; ``conversation`` / ``cid``)."""
-    viewer = conversation = None
-    if namespace in _VIEWER_KEYED:
-        viewer = key.split("|", 1)[0] if _VIEWER_KEYED[namespace] else key
-    if namespace in _CONVERSATION_KEYED:
-        conversation = key
-    if namespace in _AGENT_CONVERSATION_KEYED and "|" in key:
-        conversation = key.split("|", 1)[1]
-    if isinstance(value, dict):
-        v = value.get("viewer")
-        if viewer is None and isinstance(v, str):
-            viewer = v
-        if viewer is None and namespace == "conversion" and isinstance(value.get("user"), str):
-            viewer = value["user"]
-        c = value.get("conversation") or value.get("cid")
-        if conversation is None and isinstance(c, str):
-            conversation = c
-    return RecordPut(namespace, key, value, now, viewer=viewer, conversation=conversation,
-                     audit=namespace in AUDIT_NAMESPACES)
+def writes_from_changes(changes: Sequence[SupportChange]) -> list[Write]:
+    """The store writes for one applied change list: the records themselves."""
+    return list(changes)
 
 
 def writes_from_order(room: Any, order: Any, outcome: Any,
@@ -135,43 +54,115 @@ def writes_from_order(room: Any, order: Any, outcome: Any,
 
 
 class StoreFeed:
-    """Feeds the store from the replica's applied changes and the rooms' orders, in order.
+    """Feeds the store, in order, from the support plane's changes and the rooms' orders.
 
-    A failed write is logged and counted (``failures``); the gateway goes on serving from
-    memory, as it did before there was a store."""
+    Two ways in: the durability port a single node's memory backend and order ledger await
+    (:meth:`commit`, :meth:`order_placed`: return once committed, raise when not), and the
+    node's events (:meth:`on_changes`, :meth:`on_order`: with Redis, where each node
+    records what it applies and nothing waits).
 
-    def __init__(self, store: Store) -> None:
+    A batch the store fails to commit is logged, counted (``failures``, the
+    ``livedesk_store_write_failures_total`` metric) and **held**: it is written again every
+    ``retry_s`` seconds, oldest first, and while any is held :meth:`refusing` says why, so
+    the backend refuses every new step before it changes anything. The node therefore never
+    acknowledges a step the store has not got, and never drifts further from the store than
+    the failed batches themselves, which it keeps until they are written."""
+
+    def __init__(self, store: Store, retry_s: float = 1.0, metrics: Any = None) -> None:
         self.store = store
+        self.retry_s = retry_s
+        self.metrics = metrics
         self.failures = 0
         self.pending: set[asyncio.Future] = set()
+        self.held: deque[tuple[list[Write], float]] = deque()  # failed, oldest first
+        self._retry: asyncio.Task | None = None
 
-    def on_changes(self, changes: list[Any]) -> None:
+    # --- the durability port (single node: a step returns once committed) -----------------
+    def refusing(self) -> str | None:
+        if self.held:
+            return f"the store has not committed {len(self.held)} earlier write(s) yet"
+        return None
+
+    async def commit(self, changes: Sequence[SupportChange]) -> None:
+        fut = self._submit(writes_from_changes(changes))
+        if fut is not None:
+            await fut
+
+    async def order_placed(self, room: Any, order: Any, outcome: Any) -> None:
+        fut = self._submit(writes_from_order(room, order, outcome))
+        if fut is not None:
+            await fut
+
+    # --- the events (Redis: each node records what it applied; nothing waits) --------------
+    def on_changes(self, changes: Sequence[SupportChange]) -> None:
         self._submit(writes_from_changes(changes))
 
     def on_order(self, room: Any, order: Any, outcome: Any) -> None:
         self._submit(writes_from_order(room, order, outcome))
 
-    def _submit(self, batch: list[Write]) -> None:
+    # --- the queue --------------------------------------------------------------------------
+    def _submit(self, batch: list[Write]) -> asyncio.Future | None:
+        """Queue ``batch`` now (before any ``await``: batches commit in the order their
+        steps applied); its future is done once committed."""
         if not batch:
-            return
+            return None
+        at = time.time()
         try:
-            fut = self.store.submit(batch)
-        except Exception:
-            self.failures += 1
-            log.exception("store feed: could not submit")
-            return
+            fut = self.store.submit(batch, at)
+        except Exception as e:
+            self._failed(batch, at, e)
+            fut = asyncio.get_running_loop().create_future()
+            fut.set_exception(e)
+            fut.exception()  # retrieved: the caller may not await it (the events path)
+            return fut
         self.pending.add(fut)
-        fut.add_done_callback(self._done)
+        fut.add_done_callback(lambda f: self._done(f, batch, at))
+        return fut
 
-    def _done(self, fut: asyncio.Future) -> None:
+    def _done(self, fut: asyncio.Future, batch: list[Write], at: float) -> None:
         self.pending.discard(fut)
         if fut.cancelled():
             return
-        if fut.exception() is not None:
-            self.failures += 1
-            log.error("store feed: a batch was not recorded: %s", fut.exception())
+        e = fut.exception()
+        if e is not None:
+            self._failed(batch, at, e)
+
+    def _failed(self, batch: list[Write], at: float, e: BaseException) -> None:
+        self.failures += 1
+        if self.metrics is not None:
+            self.metrics.store_write_failures.inc()
+        log.error("store feed: a batch of %d writes was not committed (%s); held for a "
+                  "retry every %.1f s, steps are refused until it is written",
+                  len(batch), e, self.retry_s)
+        self.held.append((batch, at))
+        if self._retry is None or self._retry.done():
+            self._retry = asyncio.get_running_loop().create_task(self._rewrite(),
+                                                                 name="store-feed-retry")
+
+    async def _rewrite(self) -> None:
+        while self.held:
+            await asyncio.sleep(self.retry_s)
+            batch, at = self.held[0]
+            try:
+                await self.store.apply(batch, at)
+            except Exception as e:
+                log.warning("store feed: held batch still not committed: %s", e)
+                continue
+            self.held.popleft()
+            if not self.held:
+                log.info("store feed: every held batch is written; steps are accepted again")
 
     async def drain(self) -> None:
         """Wait until everything submitted so far is committed (tests, shutdown)."""
         if self.pending:
             await asyncio.gather(*list(self.pending), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop rewriting held batches (shutdown; what is still held was never
+        acknowledged)."""
+        if self._retry is not None:
+            self._retry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retry
+        if self.held:
+            log.error("store feed: %d batch(es) never committed at shutdown", len(self.held))

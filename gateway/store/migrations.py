@@ -12,6 +12,9 @@ Never edit a released migration: add the next number. A database newer than this
 * 3 ``accounts``: staff accounts (Argon2 hashes, roles, revocation epoch), sign-in sessions
   (hashed ids), the gateway's signing keys, shops and their viewer-identity secrets, and
   sign-in failures (throttling). :mod:`gateway.store.accounts` reads and writes them.
+* 4 ``erase_requests``: viewers erased by ``livedesk erase`` that the running gateway has
+  not yet removed from its live state (it polls the table and deletes each row once done);
+  ``records.expires_at``, so a restart restores a record with its TTL.
 """
 
 from __future__ import annotations
@@ -138,6 +141,13 @@ _ACCOUNTS: tuple[str, ...] = (
         locked_until DOUBLE PRECISION NOT NULL DEFAULT 0)""",
 )
 
+_ERASE_REQUESTS = (
+    """CREATE TABLE erase_requests (
+        viewer TEXT PRIMARY KEY, at DOUBLE PRECISION NOT NULL)""",
+    # when the live state forgets a record (its TTL): a restart restores it with it
+    "ALTER TABLE records ADD COLUMN expires_at DOUBLE PRECISION",
+)
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -152,6 +162,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base", {"sqlite": _BASE, "postgresql": _BASE}),
     Migration(2, "search", _SEARCH, backfill_terms=True, after=_SEARCH_AFTER),
     Migration(3, "accounts", {"sqlite": _ACCOUNTS, "postgresql": _ACCOUNTS}),
+    Migration(4, "erase_requests", {"sqlite": _ERASE_REQUESTS, "postgresql": _ERASE_REQUESTS}),
 )
 LATEST = MIGRATIONS[-1].version
 

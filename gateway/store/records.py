@@ -1,8 +1,9 @@
 """What the store is told and what it answers: typed, frozen records.
 
-Writes (:data:`Write`) are facts the rules already decided (a conversation opened, a field
-set, a message appended, an order recorded); the store only records them, so no business
-rule is written here a second time. Each write is idempotent: applying a batch again (a
+Writes (:data:`Write`) are the support plane's typed change records
+(``gateway/support/changes.py``: a conversation opened, fields set, a message appended, …)
+plus an accepted order's rows; the store only records them, so no business rule and no
+record class is written here a second time. Each write is idempotent: applying a batch again (a
 retry after a lost reply, a start-up overlap) leaves the same rows.
 
 Reads (:class:`SearchHit`, :class:`Transcript`, :class:`LiveState`, …) are plain data the
@@ -14,102 +15,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..support.changes import AgentStatus, SupportChange
+
 # --- writes ----------------------------------------------------------------------------------
 
-# The conversation columns a ``ConversationSet`` may change (everything else of a ``set``
-# change is kept in ``extra`` JSON, so a field added to conversations later is not lost).
+# The conversation columns a ``FieldsSet`` may change (every other field of one is kept in
+# ``extra`` JSON, so a field added to conversations later is not lost).
 CONVERSATION_COLUMNS = ("state", "agent", "agent_name", "viewer_name", "viewer_nickname",
                         "escalated_at", "assigned_at", "first_agent_reply_at", "resolved_at",
                         "resolved_by", "escalation_reason", "mood")
-
-
-@dataclass(frozen=True)
-class ConversationOpened:
-    conversation: str
-    room: str
-    viewer: str
-    viewer_name: str
-    opened_at: float
-
-
-@dataclass(frozen=True)
-class ConversationSet:
-    """Absolute values for some fields (``None`` clears one). ``at`` is when it was set."""
-    conversation: str
-    fields: tuple[tuple[str, Any], ...]
-    at: float
-
-
-@dataclass(frozen=True)
-class MessageAdded:
-    conversation: str
-    n: int  # 1-based position in the conversation's log
-    role: str
-    user: str
-    name: str
-    text: str
-    cmid: str
-    kind: str
-    meta: dict[str, Any]
-    ts: float
-
-
-@dataclass(frozen=True)
-class Queued:
-    conversation: str
-    since: float
-    front: bool  # to the queue's head (a transfer back), else its tail
-
-
-@dataclass(frozen=True)
-class Dequeued:
-    conversation: str
-
-
-@dataclass(frozen=True)
-class Attached:
-    conversation: str
-    agent: str
-    at: float
-
-
-@dataclass(frozen=True)
-class Released:
-    conversation: str
-    agent: str
-
-
-@dataclass(frozen=True)
-class AgentSettings:
-    user: str
-    name: str
-    status: str
-    capacity: int
-    paused: bool
-    since: float
-    last_assigned: float
-
-
-@dataclass(frozen=True)
-class RecordPut:
-    """A workspace record. ``viewer`` / ``conversation``: whom it is about (for erasure and
-    the transcript's context), as the ingest mapping found them; ``audit``: kept under the
-    audit retention rather than the records one."""
-    namespace: str
-    key: str
-    value: Any
-    at: float
-    viewer: str | None = None
-    conversation: str | None = None
-    audit: bool = False
-
-
-@dataclass(frozen=True)
-class RecordExpired:
-    """The live state forgot a record (its TTL ran out). History keeps it until the
-    records retention."""
-    namespace: str
-    key: str
 
 
 @dataclass(frozen=True)
@@ -132,8 +46,10 @@ class RoomCounters:
     at: float
 
 
-Write = (ConversationOpened | ConversationSet | MessageAdded | Queued | Dequeued | Attached
-         | Released | AgentSettings | RecordPut | RecordExpired | OrderRecorded | RoomCounters)
+#: what the store records: the support plane's own change records (one class per kind,
+#: defined once in ``gateway/support/changes.py``), plus the two store-only rows an accepted
+#: order makes (the rooms' order changes are not published as records)
+Write = SupportChange | OrderRecorded | RoomCounters
 
 
 # --- reads -----------------------------------------------------------------------------------
@@ -159,8 +75,19 @@ class ConversationRow:
     extra: dict[str, Any]
 
 
-# a stored message reads back with exactly the fields its write carried
-MessageRow = MessageAdded
+@dataclass(frozen=True)
+class MessageRow:
+    """A stored message as it reads back (``n``: 1-based position in its conversation)."""
+    conversation: str
+    n: int
+    role: str
+    user: str
+    name: str
+    text: str
+    cmid: str
+    kind: str
+    meta: dict[str, Any]
+    ts: float
 
 
 @dataclass(frozen=True)
@@ -216,7 +143,7 @@ class LiveState:
     conversations: list[tuple[ConversationRow, list[MessageRow]]]
     queue: list[QueueEntry]  # head first
     assignments: dict[str, str]  # conversation → agent
-    agents: list[AgentSettings]
+    agents: list[AgentStatus]  # as last recorded (the restore sets them offline)
     stock: dict[str, dict[str, int]]  # room → sku → stock
     gifts: dict[str, dict[str, int]]  # room → promotion → claimed
     orders: list[OrderRow]  # newer than the order retention asked for

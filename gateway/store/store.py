@@ -1,7 +1,7 @@
 """The durable store: one writer (group commit), searches, transcripts, erasure, retention
 and the live state a node restarts from.
 
-Writes arrive as batches of :mod:`~gateway.store.records` (``await store.apply(batch)``
+Writes arrive as batches of change records (:data:`~gateway.store.records.Write`; ``await store.apply(batch)``
 returns once the batch is committed). Batches that arrive while a commit is running are
 committed together in the next transaction, so the fsync is paid once per group, not per
 message. A group that fails is retried batch by batch, so one bad batch fails only its own
@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..support.changes import AgentStatus
 from . import terms as T
 from .database import Database, Stmt, StoreError
 from .query import SearchQuery
 from .records import (
-    AgentSettings,
     ConversationRow,
     EraseReport,
     LiveState,
@@ -103,20 +103,23 @@ class Store:
         return StoreInfo(self.backend, self.db.location, self.schema_version)
 
     # --- writes ------------------------------------------------------------------------------
-    def submit(self, batch: Sequence[Write]) -> asyncio.Future:
+    def submit(self, batch: Sequence[Write], at: float | None = None) -> asyncio.Future:
         """Queue ``batch`` now (so batches commit in the order they were submitted); the
-        future is done when it is committed."""
+        future is done when it is committed. ``at``: when it was written (default now;
+        rows keep it as ``updated_at``)."""
         if self._closed:
             raise StoreError("the store is closed")
         batch = list(batch)
         fut = asyncio.get_running_loop().create_future()
-        self._jobs.append(_Job(statements(batch, self.db.dialect), fut, batch=batch))
+        self._jobs.append(_Job(statements(batch, self.db.dialect,
+                                          time.time() if at is None else at),
+                               fut, batch=batch))
         self._wake.set()
         return fut
 
-    async def apply(self, batch: Sequence[Write]) -> None:
+    async def apply(self, batch: Sequence[Write], at: float | None = None) -> None:
         """Record ``batch``; returns once it is durable (committed)."""
-        await self.submit(batch)
+        await self.submit(batch, at)
 
     async def _job(self, stmts: list[Stmt], finish=None, after=None) -> list[int]:
         if self._closed:
@@ -299,7 +302,8 @@ class Store:
             "SELECT conversation, since FROM queue ORDER BY pos")]
         assignments = {r[0]: r[1] for r in await self.db.fetch(
             "SELECT conversation, agent FROM assignments")}
-        agents = [AgentSettings(r[0], r[1], r[2], int(r[3]), bool(r[4]), r[5], r[6])
+        agents = [AgentStatus(user=r[0], name=r[1], status=r[2], capacity=int(r[3]),
+                              paused=bool(r[4]), since=r[5], last_assigned=r[6])
                   for r in await self.db.fetch(
                       'SELECT "user", name, status, capacity, paused, since, last_assigned '
                       'FROM agents ORDER BY "user"')]
@@ -312,33 +316,54 @@ class Store:
         orders = [_order(r) for r in await self.db.fetch(
             "SELECT room, order_id, viewer, sku, qty, body, at FROM orders WHERE at >= ? "
             "ORDER BY at", [orders_since])]
-        records = [RecordRow(r[0], r[1], json.loads(r[2]), r[3]) for r in await self.db.fetch(
-            "SELECT namespace, key, value, updated_at FROM records WHERE live = 1 "
-            "ORDER BY updated_at")]
+        # live, and not past its TTL (a record that expired while no gateway ran)
+        records = [RecordRow(r[0], r[1], json.loads(r[2]), r[3], r[4])
+                   for r in await self.db.fetch(
+                       "SELECT namespace, key, value, updated_at, expires_at FROM records "
+                       "WHERE live = 1 AND (expires_at IS NULL OR expires_at > ?) "
+                       "ORDER BY updated_at", [time.time()])]
         return LiveState([(c, msgs[c.conversation]) for c in convs], queue, assignments,
                          agents, stock, gifts, orders, records)
 
     # --- erasure and retention ---------------------------------------------------------------
-    async def erase_viewer(self, viewer: str, by_role: str) -> EraseReport:
+    async def erase_viewer(self, viewer: str, by_role: str,
+                           conversations: Sequence[str] = (),
+                           tell_live: bool = False, tombstone: bool = True) -> EraseReport:
         """Delete everything of ``viewer`` (conversations, their messages and records, the
         viewer's orders and records about them) in one transaction, and keep a tombstone
-        that says what was erased when, without the viewer's id or anything else personal."""
+        that says what was erased when, without the viewer's id or anything else personal.
+
+        ``conversations``: ids of the viewer's conversations the caller knows of (a gateway's
+        live state), erased too even where their row is gone already (a message written
+        after an earlier erasure). ``tell_live`` (``livedesk erase``): also leave an
+        ``erase_requests`` row, which the gateway running on this store picks up to erase
+        the viewer from its live state, and then deletes. ``tombstone`` False: a follow-up
+        of an erasure that has its tombstone already (the gateway's, after a request)."""
         own = "SELECT id FROM conversations WHERE viewer = ?"
+        ids = list(dict.fromkeys(conversations))
+        known = f" OR conversation IN ({', '.join('?' * len(ids))})" if ids else ""
         stmts = [
-            Stmt(f"DELETE FROM messages WHERE conversation IN ({own})", (viewer,)),
-            Stmt(f"DELETE FROM records WHERE viewer = ? OR conversation IN ({own})",
-                 (viewer, viewer)),
+            Stmt(f"DELETE FROM messages WHERE conversation IN ({own}){known}", (viewer, *ids)),
+            Stmt(f"DELETE FROM records WHERE viewer = ? OR conversation IN ({own}){known}",
+                 (viewer, viewer, *ids)),
             Stmt("DELETE FROM orders WHERE viewer = ?", (viewer,)),
-            Stmt(f"DELETE FROM queue WHERE conversation IN ({own})", (viewer,)),
-            Stmt(f"DELETE FROM assignments WHERE conversation IN ({own})", (viewer,)),
-            Stmt(f"DELETE FROM handled WHERE conversation IN ({own})", (viewer,)),
+            Stmt(f"DELETE FROM queue WHERE conversation IN ({own}){known}", (viewer, *ids)),
+            Stmt(f"DELETE FROM assignments WHERE conversation IN ({own}){known}",
+                 (viewer, *ids)),
+            Stmt(f"DELETE FROM handled WHERE conversation IN ({own}){known}", (viewer, *ids)),
             Stmt("DELETE FROM conversations WHERE viewer = ?", (viewer,)),
         ]
+        if tell_live:
+            stmts.append(Stmt("INSERT INTO erase_requests (viewer, at) VALUES (?, ?) "
+                              "ON CONFLICT (viewer) DO UPDATE SET at = excluded.at",
+                              (viewer, time.time())))
         tomb = "tb_" + secrets.token_hex(8)
         at = time.time()
         names = ("messages", "records", "orders", "conversations")
 
-        def tombstone(counts: list[int]) -> list[Stmt]:
+        def stone(counts: list[int]) -> list[Stmt]:
+            if not tombstone:
+                return []
             c = dict(zip(names, (counts[0], counts[1], counts[2], counts[6]), strict=True))
             return [Stmt("INSERT INTO tombstones (id, kind, at, by_role, counts) "
                          "VALUES (?, 'viewer_erased', ?, ?, ?)", (tomb, at, by_role, dumps(c)))]
@@ -347,15 +372,24 @@ class Store:
 
         def tombstone_and_note(counts: list[int]) -> list[Stmt]:
             deleted.append(counts[0])
-            return tombstone(counts)
+            return stone(counts)
 
         async def scrub() -> None:  # only when messages went: it rewrites the text index
             if deleted and deleted[0] > 0:
                 await self.db.after_erase()
 
         counts = await self._job(stmts, finish=tombstone_and_note, after=scrub)
-        return EraseReport(tomb, conversations=counts[6], messages=counts[0],
+        return EraseReport(tomb if tombstone else "", conversations=counts[6], messages=counts[0],
                            records=counts[1], orders=counts[2])
+
+    async def erase_requests(self) -> list[str]:
+        """Viewers ``livedesk erase`` erased that a running gateway has still to remove from
+        its live state (oldest first)."""
+        return [r[0] for r in await self.db.fetch(
+            "SELECT viewer FROM erase_requests ORDER BY at")]
+
+    async def erase_request_done(self, viewer: str) -> None:
+        await self._job([Stmt("DELETE FROM erase_requests WHERE viewer = ?", (viewer,))])
 
     async def tombstones(self) -> list[dict[str, Any]]:
         return [{"id": r[0], "kind": r[1], "at": r[2], "by_role": r[3],
@@ -395,6 +429,9 @@ class Store:
             cut = now - r.audit
             add("audit", Stmt("DELETE FROM records WHERE audit = 1 AND updated_at < ?", (cut,)))
             add("audit", Stmt("DELETE FROM tombstones WHERE at < ?", (cut,)))
+        # an erase request no gateway picked up in a day: no gateway was running on the
+        # store (its live state is gone with it); the row holds a viewer id, so it goes
+        stmts.append(Stmt("DELETE FROM erase_requests WHERE at < ?", (now - 86400.0,)))
         if not stmts:
             return SweepReport()
         counts = await self._job(stmts)

@@ -30,8 +30,9 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+from signaling import ErrorCode, ProtocolError
 from signaling.events import Events
 
 from . import rules
@@ -48,6 +49,8 @@ from .changes import (
     RecordPut,
     Released,
     SupportChange,
+    ViewerErased,
+    record_about,
 )
 from .conversation import Author, Conversation, ConversationStore, StoredMessage
 from .events import (
@@ -59,12 +62,40 @@ from .events import (
 from .routing import Agent, Router
 from .rules import conversation_full, too_many_open
 
-__all__ = ["Hit", "MemoryBackend", "Replica", "ReplicaView", "SupportBackend",
-           "conversation_full", "too_many_open"]
+__all__ = ["Durability", "Hit", "MemoryBackend", "NotSaved", "Replica", "ReplicaView",
+           "SupportBackend", "conversation_full", "too_many_open"]
 
 log = logging.getLogger(__name__)
 
 MessageSink = Callable[[Conversation, StoredMessage, str | None], None]
+Delivery = tuple[Conversation, StoredMessage, str | None]
+
+
+class Durability(Protocol):
+    """Where a single node's steps become durable (the composition root passes the store's
+    feed; the support plane knows nothing of the store).
+
+    Why a port: a step must not be acknowledged before its changes are committed (a crash
+    right after an ack must lose nothing), yet the rules stay synchronous and the replica
+    stays the one thing every read uses."""
+
+    def refusing(self) -> str | None:
+        """Why no step may change state now (an earlier write is not committed yet), or
+        ``None``. Checked before a step's changes are applied, so a refused step changes
+        nothing."""
+
+    async def commit(self, changes: Sequence[SupportChange]) -> None:
+        """Returns once ``changes`` are committed; raises when they could not be. Must queue
+        them before its first ``await`` (steps are committed in the order they applied)."""
+
+
+class NotSaved(ProtocolError):
+    """A step that the durable store did not (or could not yet) commit: the client is told
+    ``unavailable`` and may retry; nothing it was acknowledged for is lost."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(ErrorCode.UNAVAILABLE,
+                         f"not saved: {why}; try again in a moment"[:300])
 
 
 def new_conversation_id() -> str:
@@ -123,6 +154,36 @@ class Replica:
             self._apply(ch, seq)
         if self.events is not None and changes:
             self.events.publish(ChangesApplied(tuple(changes)))
+
+    def apply_held(self, changes: Sequence[SupportChange]) -> list[Delivery]:
+        """Apply ``changes`` but hold their chat messages back: returns what
+        :meth:`deliver` hands out later (once the step is durable, so nobody is shown a
+        message a crash could still lose)."""
+        sink, held = self.on_message, []
+        self.on_message = lambda conv, m, origin: held.append((conv, m, origin))
+        try:
+            self.apply(changes)
+        finally:
+            self.on_message = sink
+        return held
+
+    def deliver(self, held: Sequence[Delivery], origin: bool = True) -> None:
+        """Hand out messages :meth:`apply_held` held (``origin`` False: to every member as
+        a plain event, none as the reply to its sender's request)."""
+        if self.on_message is None:
+            return
+        for conv, m, o in held:
+            self.on_message(conv, m, o if origin else None)
+
+    def restore(self, changes: Sequence[SupportChange]) -> None:
+        """Apply ``changes`` loaded from a durable copy (a restart): no message is
+        delivered and nothing is published, so no consumer records them again."""
+        sink, events = self.on_message, self.events
+        self.on_message, self.events = None, None
+        try:
+            self.apply(changes)
+        finally:
+            self.on_message, self.events = sink, events
 
     def _stamp(self, key: str, seq: int) -> None:
         if seq > 0 and seq > self.versions.get(key, 0):
@@ -193,8 +254,31 @@ class Replica:
                         forget(ch.key)
                     except Exception:
                         log.exception("record forget listener %s failed", ch.namespace)
+            case ViewerErased():
+                self._erase(ch.viewer)
             case _:
                 raise TypeError(f"not a support change record: {ch!r}"[:200])
+
+    def _erase(self, viewer: str) -> None:
+        """Everything of ``viewer`` leaves this replica: its conversations (open or not,
+        with their messages), their queue places and agents' load, and every record about
+        the viewer or those conversations (listeners told, as for an expiry)."""
+        gone = {c.id for c in self.store.for_viewer(viewer)}
+        for conv in self.store.for_viewer(viewer):
+            self.router.remove(conv.id)
+            for a in self.router.agents.values():
+                a.conversations.discard(conv.id)
+            self.store.forget(conv)
+        for ns, held in self.records.items():
+            for key in [k for k, v in held.items()
+                        if (about := record_about(ns, k, v))[0] == viewer or about[1] in gone]:
+                del held[key]
+                self.versions.pop(f"r:{ns}\n{key}", None)
+                for forget in self._forget_listeners.get(ns, ()):
+                    try:
+                        forget(key)
+                    except Exception:
+                        log.exception("record forget listener %s failed", ns)
 
 
 class ReplicaView:
@@ -332,6 +416,13 @@ class SupportBackend(ABC):
         """Forget every record whose TTL has run out; returns how many. Safe to run on every
         node at once (each record is forgotten once, through the change log)."""
 
+    async def erase_viewer(self, viewer: str) -> list[str]:
+        """Erase ``viewer`` from the live state on every node (a :class:`ViewerErased`
+        change); returns the ids of the conversations it had here. Not built for the Redis
+        backend yet (docs/storage.md#erasure)."""
+        raise NotImplementedError("erasing a viewer from the live state needs the memory "
+                                  "backend (one node) for now")
+
     def get(self, namespace: str, key: str) -> Any:
         return self.replica.records.get(namespace, {}).get(key)
 
@@ -341,13 +432,20 @@ class SupportBackend(ABC):
 
 class MemoryBackend(SupportBackend):
     """One process: each step's rule runs against the replica and its changes are applied
-    synchronously (no await in between, so no other step can interleave)."""
+    synchronously (no await in between, so no other step can interleave).
+
+    With ``durability`` (a store configured), a step returns only once its changes are
+    committed there, and its chat messages are delivered only then; while an earlier
+    commit has failed and is not yet written, every step is refused (:class:`NotSaved`)
+    before it changes anything (docs/storage.md#durable-before-acknowledged)."""
 
     def __init__(self, store: ConversationStore, router: Router,
                  default_capacity: int = 5, capacities: dict[str, int] | None = None,
                  live: Callable[[str], bool] | None = None,
-                 events: Events | None = None) -> None:
+                 events: Events | None = None,
+                 durability: Durability | None = None) -> None:
         super().__init__(store, router, events)
+        self.durability = durability
         self.default_capacity = default_capacity
         self.capacities = capacities or {}
         # agent liveness for assignment: by default the router's (the agent has a socket
@@ -360,12 +458,51 @@ class MemoryBackend(SupportBackend):
         self._due: list[tuple[float, str, str]] = []
         self._hits: dict[str, tuple[float, deque[float]]] = {}  # key → (window, times)
 
-    def _commit(self, step: rules.Step[Any]) -> None:
-        for ch in step.changes:
+    async def _commit(self, step: rules.Step[Any]) -> None:
+        await self._apply(step.changes)
+
+    async def _apply(self, changes: Sequence[SupportChange]) -> None:
+        if not changes:
+            return
+        d = self.durability
+        if d is not None:
+            why = d.refusing()
+            if why is not None:
+                raise NotSaved(why)
+        for ch in changes:
             if isinstance(ch, RecordPut):
                 self._note_expiry(ch)
-        if step.changes:
-            self.replica.apply(step.changes)
+        if d is None:
+            self.replica.apply(changes)
+            return
+        held = self.replica.apply_held(changes)
+        try:
+            await d.commit(changes)
+        except Exception as e:
+            # the changes stay applied here and the store's feed keeps them for a retry
+            # (the node refuses steps until they are written); the members still get the
+            # messages, the sender as a plain event with this error as its reply
+            self.replica.deliver(held, origin=False)
+            raise NotSaved(str(e) or e.__class__.__name__) from None
+        self.replica.deliver(held)
+
+    async def erase_viewer(self, viewer: str) -> list[str]:
+        ids = [c.id for c in self.store.for_viewer(viewer)]
+        timed = [(ns, key) for ns, key in self._expiry
+                 if (about := record_about(ns, key, self.get(ns, key)))[0] == viewer
+                 or about[1] in ids]
+        await self._apply([ViewerErased(viewer)])
+        for k in timed:  # their TTLs go too (their heap entries are then skipped as stale)
+            self._expiry.pop(k, None)
+        return ids
+
+    def restore(self, changes: Sequence[SupportChange]) -> None:
+        """Load ``changes`` from the durable store at start-up (``gateway/restore.py``):
+        applied to the replica without delivery, publication or a commit."""
+        for ch in changes:
+            if isinstance(ch, RecordPut):
+                self._note_expiry(ch)
+        self.replica.restore(changes)
 
     def _note_expiry(self, ch: RecordPut) -> None:
         key = (ch.namespace, ch.key)
@@ -382,7 +519,7 @@ class MemoryBackend(SupportBackend):
         step = rules.open_conversation(self.view, cid=new_conversation_id(), room=room,
                                        viewer=viewer, name=name, greeting=greeting,
                                        origin=origin, max_open=max_open, now=time.time())
-        self._commit(step)
+        await self._commit(step)
         conv = self.store.get(step.result.cid)
         assert conv is not None
         return conv, step.result.created
@@ -391,17 +528,17 @@ class MemoryBackend(SupportBackend):
                      cap=None):
         step = rules.append(self.view, conv.id, author=author, text=text, cmid=cmid, kind=kind,
                             meta=meta, origin=origin, cap=cap, now=time.time())
-        self._commit(step)
+        await self._commit(step)
         return conv.messages[step.result.n - 1], step.result.repeated
 
     async def escalate(self, conv, reason):
         step = rules.escalate(self.view, conv.id, reason=reason, now=time.time())
-        self._commit(step)
+        await self._commit(step)
         return step.result
 
     async def assign_next(self):
         step = rules.assign_next(self.view, live=self.live, now=time.time())
-        self._commit(step)
+        await self._commit(step)
         if step.result is None:
             return None
         conv = self.store.get(step.result.cid)
@@ -410,7 +547,7 @@ class MemoryBackend(SupportBackend):
 
     async def resolve(self, conv, by=""):
         step = rules.resolve(self.view, conv.id, by=by, now=time.time())
-        self._commit(step)
+        await self._commit(step)
         return step.result
 
     async def forget_hits(self, key):
@@ -431,32 +568,34 @@ class MemoryBackend(SupportBackend):
 
     async def transfer(self, conv, to_agent, reason):
         step = rules.transfer(self.view, conv.id, to_agent=to_agent, now=time.time())
-        self._commit(step)
+        await self._commit(step)
         return step.result
 
     async def set_status(self, user, status, name, capacity=None, paused=False):
-        self._commit(rules.set_status(self.view, user, status=status, name=name,
+        await self._commit(rules.set_status(self.view, user, status=status, name=name,
                                       capacity=capacity, paused=paused,
                                       default_capacity=self.default_capacity,
                                       capacities=self.capacities, now=time.time()))
         return self.router.agents[user]
 
     async def set_fields(self, conv, **fields):
-        self._commit(rules.set_fields(self.view, conv.id, fields))
+        await self._commit(rules.set_fields(self.view, conv.id, fields))
 
     async def put(self, namespace, key, value, *, if_absent=False, expect=None, ttl_s=None):
         step = rules.put(self.view, namespace, key, value, if_absent=if_absent, expect=expect,
                          expires_at=None if ttl_s is None else time.time() + ttl_s)
-        self._commit(step)
+        await self._commit(step)
         return step.result.written, step.result.value
 
     async def expire_records(self, now=None):
         now = time.time() if now is None else now
+        if self.durability is not None and self.durability.refusing() is not None:
+            return 0  # next time: an expiry is not lost by waiting
         gone: list[SupportChange] = []
         while self._due and self._due[0][0] <= now:
             at, ns, key = heapq.heappop(self._due)
             if self._expiry.get((ns, key)) == at:  # not rewritten since (else a stale entry)
                 del self._expiry[(ns, key)]
                 gone.append(RecordDeleted(ns, key))
-        self.replica.apply(gone)
+        await self._apply(gone)
         return len(gone)

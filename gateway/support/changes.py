@@ -26,6 +26,8 @@ Kinds (tag: class):
 * ``agent``: :class:`AgentStatus`, an agent's whole routing record.
 * ``rec`` / ``rec_del``: :class:`RecordPut` / :class:`RecordDeleted`, replicated workspace
   records (browsing, approvals, CSAT, audit, …).
+* ``erase``: :class:`ViewerErased`, everything of a viewer leaves the live state (erasure:
+  docs/storage.md#erasure).
 * room kinds (not in the support log; the Redis room store keeps counters instead):
   ``stock``: :class:`StockSet`, ``gift``: :class:`GiftClaimed`, ``order``:
   :class:`OrderPlaced`.
@@ -326,6 +328,55 @@ class RecordDeleted:
         return cls(_str(p[1], "rec_del.namespace"), _str(p[2], "rec_del.key"))
 
 
+@dataclass(frozen=True)
+class ViewerErased:
+    """Viewer ``viewer`` was erased: every node drops its conversations (open or resolved,
+    with their messages, queue places and agents' load) and every record about the viewer
+    or those conversations (:func:`record_about`). The durable store's own erasure (its
+    rows, the tombstone) is a separate transaction run with it."""
+    TAG: ClassVar[str] = "erase"
+    viewer: str
+
+    def to_wire(self) -> list[Any]:
+        return [self.TAG, self.viewer]
+
+    @classmethod
+    def from_wire(cls, wire: Any) -> ViewerErased:
+        return cls(_str(_parts(wire, cls.TAG, 2)[1], "erase.viewer"))
+
+
+# namespaces whose key is, or starts with, the viewer it is about ("<viewer>|<day>")
+_VIEWER_KEYED = {"browse": False, "authority_day": True}
+# namespaces whose key is the conversation it belongs to
+_CONVERSATION_KEYED = frozenset({"csat", "csat_req", "outcome"})
+# "<agent>|<conversation>": an agent's authority used on one conversation
+_AGENT_CONVERSATION_KEYED = frozenset({"authority"})
+
+
+def record_about(namespace: str, key: str, value: Any) -> tuple[str | None, str | None]:
+    """``(viewer, conversation)`` a workspace record is about, found from its namespace,
+    key and fields (``viewer`` / ``user``; ``conversation`` / ``cid``). One rule for every
+    consumer: the replica's erasure and the durable store's rows (for its erasure and a
+    transcript's context)."""
+    viewer = conversation = None
+    if namespace in _VIEWER_KEYED:
+        viewer = key.split("|", 1)[0] if _VIEWER_KEYED[namespace] else key
+    if namespace in _CONVERSATION_KEYED:
+        conversation = key
+    if namespace in _AGENT_CONVERSATION_KEYED and "|" in key:
+        conversation = key.split("|", 1)[1]
+    if isinstance(value, dict):
+        v = value.get("viewer")
+        if viewer is None and isinstance(v, str):
+            viewer = v
+        if viewer is None and namespace == "conversion" and isinstance(value.get("user"), str):
+            viewer = value["user"]
+        c = value.get("conversation") or value.get("cid")
+        if conversation is None and isinstance(c, str):
+            conversation = c
+    return viewer, conversation
+
+
 # --- room -------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -404,13 +455,13 @@ class OrderPlaced:
 
 
 SupportChange = (ConversationOpened | FieldsSet | MessageAppended | Queued | Dequeued
-                 | Attached | Released | AgentStatus | RecordPut | RecordDeleted)
+                 | Attached | Released | AgentStatus | RecordPut | RecordDeleted | ViewerErased)
 RoomChange = StockSet | GiftClaimed | OrderPlaced
 Change = SupportChange | RoomChange
 
 _KINDS: dict[str, Any] = {c.TAG: c for c in (
     ConversationOpened, FieldsSet, MessageAppended, Queued, Dequeued, Attached, Released,
-    AgentStatus, RecordPut, RecordDeleted, StockSet, GiftClaimed, OrderPlaced)}
+    AgentStatus, RecordPut, RecordDeleted, ViewerErased, StockSet, GiftClaimed, OrderPlaced)}
 
 
 def from_wire(wire: Any) -> Change:

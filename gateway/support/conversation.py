@@ -175,6 +175,14 @@ class ConversationStore:
                 del self._open_by_viewer[key]
         return gone
 
+    def forget(self, conv: Conversation) -> None:
+        """Drop ``conv`` entirely (its viewer was erased: nothing of it may stay)."""
+        self._uncount(conv)
+        self._convs.pop(conv.id, None)
+        key = (conv.room, conv.viewer)
+        if self._open_by_viewer.get(key) == conv.id:
+            del self._open_by_viewer[key]
+
     def open_for(self, room: str, viewer: str) -> Conversation | None:
         cid = self._open_by_viewer.get((room, viewer))
         conv = self._convs.get(cid) if cid else None

@@ -52,6 +52,26 @@ class OrderLedger(Protocol):
     async def place(self, room: Any, order: Order) -> OrderOutcome: ...
 
 
+class OrderJournal(Protocol):
+    """Where a single node's accepted orders become durable (the composition root passes
+    the store's feed): the shop is answered only once the order id and the room's counters
+    after it are committed, so a crash after the answer loses neither the order nor a gift
+    count, and a replay after a restart is still recognised."""
+
+    def refusing(self) -> str | None:
+        """Why no order may be placed now (an earlier write is not committed), or None."""
+
+    async def order_placed(self, room: Any, order: Order, outcome: OrderOutcome) -> None:
+        """Returns once committed; raises when not. Reads the room's counters before its
+        first ``await``."""
+
+
+def not_saved(why: str) -> ProtocolError:
+    """The typed refusal when the journal did not commit (HTTP 503; the shop retries with
+    the same order id and gets the first answer once it is written)."""
+    return ProtocolError(ErrorCode.UNAVAILABLE, f"not saved: {why}; try again in a moment"[:300])
+
+
 @dataclass(frozen=True)
 class Placement:
     outcome: OrderOutcome

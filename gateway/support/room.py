@@ -22,13 +22,16 @@ from typing import Any
 
 from signaling import ErrorCode, ProtocolError
 
+from .changes import GiftClaimed, StockSet
 from .knowledge import Knowledge, KnowledgeError, Promotion, check_promotion_size
 from .orders import (
     Order,
+    OrderJournal,
     OrderLedger,
     OrderOutcome,
     PriorOrder,
     apply_room_change,
+    not_saved,
     place_order,
 )
 
@@ -192,16 +195,42 @@ class MemoryOrderLedger:
 
     Order ids are remembered for ``retention_s`` (0: for ever) so a replayed order event is
     answered as a repeat; older ones are forgotten as new orders arrive (the dict is in
-    arrival order, so the oldest are at its front)."""
+    arrival order, so the oldest are at its front).
 
-    def __init__(self, retention_s: float = 0.0) -> None:
+    With ``journal`` (a store configured), :meth:`place` answers only once an accepted
+    order is committed there, and refuses every order while an earlier write is not."""
+
+    def __init__(self, retention_s: float = 0.0, journal: OrderJournal | None = None) -> None:
         self.retention_s = retention_s
+        self.journal = journal
         # an OrderedDict: reaching its front stays O(1) after many deletions there (a dict
         # walks over the deleted slots until it is resized)
         self._orders: OrderedDict[tuple[str, str], tuple[PriorOrder, float]] = OrderedDict()
 
     async def place(self, room: Room, order: Order) -> OrderOutcome:
-        return self.place_now(room, order)
+        j = self.journal
+        if j is not None and (why := j.refusing()) is not None:
+            raise not_saved(why)
+        outcome = self.place_now(room, order)
+        if j is not None and outcome.change is not None:
+            try:
+                await j.order_placed(room, order, outcome)
+            except Exception as e:
+                raise not_saved(str(e) or e.__class__.__name__) from None
+        return outcome
+
+    def restore(self, room: Room, stock: dict[str, int], gifts: dict[str, int],
+                orders: list[tuple[Order, dict[str, Any], float]]) -> None:
+        """Load a room's counters and its remembered order ids from the durable store at
+        start-up (``gateway/restore.py``): the counters as the room change records that set
+        them, each order id with the answer it got and when (a replay is a repeat)."""
+        for sku, n in stock.items():
+            apply_room_change(room.knowledge, StockSet(room.id, sku, int(n)))
+        for promo, n in gifts.items():
+            apply_room_change(room.knowledge, GiftClaimed(room.id, promo, int(n)))
+        for order, body, at in sorted(orders, key=lambda o: o[2]):
+            self._orders[(room.id, order.order_id)] = (PriorOrder(order, dict(body)), at)
+        room.version += 1
 
     def _forget_old(self, now: float) -> None:
         if self.retention_s <= 0:

@@ -31,8 +31,9 @@ class ServeProcess:
     """One ``livedesk serve --dev --port P --data-dir D`` (on 127.0.0.1) at a time; its
     output goes to ``log`` (a pipe nobody reads could fill and stall the server)."""
 
-    def __init__(self, port: int, log: Path):
+    def __init__(self, port: int, log: Path, store: bool = True):
         self.port = port
+        self.store = store  # False: --no-store (memory only: a restart forgets everything)
         self.log = log
         self.url = f"http://127.0.0.1:{port}"
         self.proc: asyncio.subprocess.Process | None = None
@@ -47,10 +48,11 @@ class ServeProcess:
         with open(self.log, "a") as out:
             out.write(f"\n--- start {self.starts} at {time.time():.3f}\n")
             out.flush()
+            where = ["--data-dir", str(self.data_dir)] if self.store else ["--no-store"]
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "gateway.cli", "serve", "--dev", "--host", "127.0.0.1",
-                "--port", str(self.port), "--data-dir", str(self.data_dir), cwd=ROOT, env=serve_env(), stdout=out, stderr=out,
-                preexec_fn=die_with_parent)
+                "--port", str(self.port), *where, cwd=ROOT, env=serve_env(), stdout=out,
+                stderr=out, preexec_fn=die_with_parent)
 
     async def wait_accepting(self, timeout: float = 60.0) -> float:
         """Poll the port every 10 ms; the wall-clock time (time.time()) when it first

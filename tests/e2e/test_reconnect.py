@@ -1,6 +1,8 @@
 """Pages come back within 1 s of their gateway and never show stale conversations.
 
-The gateway is a real ``livedesk serve --dev`` process on a fixed loopback port. A viewer
+The gateway is a real ``livedesk serve --dev --no-store`` process on a fixed loopback port
+(without a store a restart loses every conversation: what pages do when the server truly
+lost one). A viewer
 escalates to an agent, then the process is killed (SIGKILL) and started again on the same
 port (with a new generated secret, as ``make run`` does, so the pages' tokens are refused
 and must be fetched again). From the moment the port accepts again, the viewer page and the
@@ -96,7 +98,9 @@ async def online_at(page, after_ms: float, timeout: float = 15.0) -> float:
 
 @pytest.fixture
 async def serve(tmp_path):
-    s = ServeProcess(free_port(), tmp_path / "serve.log")
+    # no store: the restarted process truly lost the conversation (with a store it comes
+    # back: tests/e2e/test_restart_restores.py)
+    s = ServeProcess(free_port(), tmp_path / "serve.log", store=False)
     await s.start()
     try:
         await s.wait_healthy()

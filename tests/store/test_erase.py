@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from gateway.store import SearchQuery, Store
-from gateway.store.records import RecordPut
+from gateway.support.changes import FieldsSet, RecordPut
 
 from .helpers import conversation, csat, order
 
@@ -55,21 +55,17 @@ async def seed(store: Store) -> None:
                                    agent="a1"))
     await store.apply([
         order("r1", ORDER, VIEWER, T0 + 5), order("r1", "ord-kept", "v-other", T0 + 6),
-        csat("c-gone-1", VIEWER, 2, T0 + 30), csat("c-kept", "v-other", 5, T0 + 60),
-        RecordPut("browse", VIEWER, {"events": [{"sku": "s1"}]}, T0, viewer=VIEWER),
+        csat("c-gone-1", VIEWER, 2), csat("c-kept", "v-other", 5),
+        RecordPut("browse", VIEWER, {"events": [{"sku": "s1"}]}),
         RecordPut("audit", "au_1", {"action": "compensate", "viewer": VIEWER,
-                                    "conversation": "c-gone-1", "amount": 5.0},
-                  T0 + 15, viewer=VIEWER, conversation="c-gone-1", audit=True),
-        RecordPut("authority", "a1|c-gone-1", {"cents": 500}, T0 + 15,
-                  conversation="c-gone-1"),
-    ])
+                                    "conversation": "c-gone-1", "amount": 5.0}),
+        RecordPut("authority", "a1|c-gone-1", {"cents": 500}),
+    ], at=T0 + 30)
 
 
 async def test_nothing_of_an_erased_viewer_is_found_afterwards(store):
-    from gateway.store.records import ConversationSet
-
     await seed(store)
-    await store.apply([ConversationSet("c-gone-2", (("viewer_name", NAME),), T0 + 101)])
+    await store.apply([FieldsSet("c-gone-2", {"viewer_name": NAME})], at=T0 + 101)
     before = await all_text(store)
     for needle in NEEDLES:  # the check can see them
         assert any(needle in v for _, v in before), needle

@@ -30,7 +30,8 @@ async def gw(backends, tmp_path):
 
 
 async def settle(gw) -> None:
-    """Every change applied so far is committed (the feed is asynchronous for now)."""
+    """Every change applied so far is committed (a no-op on one node, whose steps return
+    once committed; kept for background writes such as the bot's replies)."""
     await gw.gw.durable.feed.drain()
 
 

@@ -9,18 +9,18 @@ import time
 import pytest
 
 from gateway.store import SearchQuery, StoreError
-from gateway.store.records import (
-    AgentSettings,
+from gateway.store.records import Retention, RoomCounters
+from gateway.support.changes import (
+    AgentStatus,
     Attached,
-    ConversationSet,
     Dequeued,
-    MessageAdded,
+    FieldsSet,
+    MessageAppended,
     Queued,
-    RecordExpired,
+    RecordDeleted,
     RecordPut,
-    Retention,
-    RoomCounters,
 )
+from gateway.support.conversation import Author
 
 from .helpers import conversation, csat, msg, order
 
@@ -48,8 +48,8 @@ async def test_a_batch_is_kept_and_applying_it_again_changes_nothing(store):
 
 async def test_fields_outside_the_columns_are_kept_and_none_clears(store):
     await store.apply(conversation("c1", "v1", "r1", T0, ["hi"], agent="a1"))
-    await store.apply([ConversationSet("c1", (("pinned", [{"sku": "s1"}]), ("agent", None),
-                                              ("state", "queued")), T0 + 30)])
+    await store.apply([FieldsSet("c1", {"pinned": [{"sku": "s1"}], "agent": None,
+                                         "state": "queued"})], at=T0 + 30)
     c = await store.conversation("c1")
     assert c.extra == {"pinned": [{"sku": "s1"}]}
     assert c.agent is None and c.state == "queued"
@@ -68,7 +68,7 @@ async def test_concurrent_batches_share_commits_and_all_land(store):
 async def test_a_bad_batch_fails_alone(store):
     good = [store.submit(conversation(f"g{i}", "v", "r1", T0, ["ok"])) for i in range(5)]
     # a NOT NULL column missing: the database refuses this batch (and only this one)
-    bad = store.submit([MessageAdded("g0", 9, None, "v", "", "x", "", "", {}, T0)])  # type: ignore[arg-type]
+    bad = store.submit([MessageAppended("g0", 9, Author(None, "v"), "x", T0)])  # type: ignore[arg-type]
     later = store.submit(conversation("g9", "v", "r1", T0, ["after"]))
     await asyncio.gather(*good, later)
     with pytest.raises(StoreError):
@@ -157,10 +157,10 @@ async def test_text_search_walks_windows_of_message_ids(store, monkeypatch):
 async def test_transcript_has_context_records_and_orders(store):
     await store.apply(conversation("c1", "v1", "r1", T0, ["想要退款"], agent="a1", resolved=True))
     await store.apply([Attached("c1", "a2", T0 + 15), order("r1", "o-1", "v1", T0 + 3),
-                       order("r2", "o-2", "v1", T0 + 3), csat("c1", "v1", 5, T0 + 21),
+                       order("r2", "o-2", "v1", T0 + 3), csat("c1", "v1", 5),
                        RecordPut("audit", "au_1", {"action": "compensate", "viewer": "v1",
-                                                   "conversation": "c1", "amount": 5},
-                                 T0 + 13, viewer="v1", conversation="c1", audit=True)])
+                                                   "conversation": "c1", "amount": 5})],
+                      at=T0 + 21)
     t = await store.transcript("c1")
     assert t.agents == ["a1", "a2"]
     assert [o.order_id for o in t.orders] == ["o-1"]  # this room's
@@ -173,19 +173,18 @@ async def test_live_state_is_what_a_restarted_node_needs(store):
     await store.apply(conversation("c2", "v2", "r1", T0 + 1, ["hello"]))
     await store.apply(conversation("c3", "v3", "r1", T0 + 2, ["bye"], agent="a1",
                                    resolved=True))
-    await store.apply([ConversationSet("c2", (("state", "queued"),), T0 + 3),
-                       Queued("c2", T0 + 3, False)])
+    await store.apply([FieldsSet("c2", {"state": "queued"}), Queued("c2", T0 + 3, False)])
     await store.apply(conversation("c4", "v4", "r1", T0 + 4, ["front"]) +
-                      [ConversationSet("c4", (("state", "queued"),), T0 + 5),
+                      [FieldsSet("c4", {"state": "queued"}),
                        Queued("c4", T0 + 5, True)])
-    await store.apply([AgentSettings("a1", "Ann", "available", 7, False, T0, T0 + 11),
-                       AgentSettings("a1", "Ann", "away", 7, True, T0 + 50, T0 + 11),
+    await store.apply([AgentStatus("a1", "Ann", "available", T0, 7, False, T0 + 11),
+                       AgentStatus("a1", "Ann", "away", T0 + 50, 7, True, T0 + 11),
                        RoomCounters("r1", (("sku-1", 9), ("sku-2", 0)), (("p1", 3),), T0 + 6),
                        RoomCounters("r1", (("sku-1", 8),), (("p1", 4),), T0 + 7),
                        order("r1", "old", "v1", T0 - 100), order("r1", "new", "v2", T0 + 6),
-                       RecordPut("browse", "v1", {"events": [1]}, T0, viewer="v1"),
-                       RecordPut("browse", "v2", {"events": [2]}, T0, viewer="v2"),
-                       RecordExpired("browse", "v2")])
+                       RecordPut("browse", "v1", {"events": [1]}),
+                       RecordPut("browse", "v2", {"events": [2]}),
+                       RecordDeleted("browse", "v2")])
     s = await store.load_live_state(orders_since=T0)
     assert [c.conversation for c, _ in s.conversations] == ["c1", "c2", "c4"]
     msgs = dict((c.conversation, [m.text for m in ms]) for c, ms in s.conversations)
@@ -209,10 +208,12 @@ async def test_retention_sweeps_each_kind_after_its_own_time(backends):
                                    resolved=True))
     await store.apply(conversation("open", "v2", "r1", now - 400 * day, ["还开着"]))
     await store.apply(conversation("new", "v3", "r1", now - 2 * day, ["新的"], resolved=True))
-    await store.apply([csat("new", "v3", 4, now - 20 * day), csat("open", "v2", 1, now),
-                       RecordPut("audit", "au_old", {"x": 1}, now - 150 * day, audit=True),
-                       RecordPut("audit", "au_new", {"x": 2}, now - 50 * day, audit=True),
-                       order("r1", "o-old", "v1", now - 11 * day)])
+    await store.apply([csat("new", "v3", 4)], at=now - 20 * day)
+    await store.apply([csat("open", "v2", 1)], at=now)
+    await store.apply([RecordPut("audit", "au_old", {"x": 1})], at=now - 150 * day)
+    await store.apply([RecordPut("audit", "au_new", {"x": 2}), order("r1", "o-old", "v1",
+                                                                    now - 11 * day)],
+                      at=now - 50 * day)
     r = await store.sweep(now)
     assert (r.conversations, r.messages, r.audit) == (1, 2, 1)
     assert r.records == 1  # the old CSAT (by age); "old" had none
@@ -241,10 +242,11 @@ async def test_close_commits_what_was_submitted(backends):
 
 async def test_messages_keep_their_meta_and_kind(store):
     await store.apply(conversation("c1", "v1", "r1", T0, []) +
-                      [MessageAdded("c1", 1, "bot", "bot", "LiveDesk 小助手", "有货哦", "",
-                                    "", {"intent": "stock", "mood": "neutral"}, T0 + 1),
-                       MessageAdded("c1", 2, "system", "system", "", "已转人工", "", "system",
-                                    {}, T0 + 2)])
+                      [MessageAppended("c1", 1, Author("bot", "bot", "LiveDesk 小助手"),
+                                       "有货哦", T0 + 1,
+                                       meta={"intent": "stock", "mood": "neutral"}),
+                       MessageAppended("c1", 2, Author("system", "system"), "已转人工",
+                                       T0 + 2, kind="system")])
     ms = await store.messages("c1")
     assert ms[0].meta == {"intent": "stock", "mood": "neutral"} and ms[0].name == "LiveDesk 小助手"
     assert ms[1].kind == "system"

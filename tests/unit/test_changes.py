@@ -39,6 +39,7 @@ support_records = st.one_of(
               capacity=st.integers(0, 100), paused=st.booleans(), last_assigned=ts),
     st.builds(C.RecordPut, ident, ident, json_value, st.none() | ts),
     st.builds(C.RecordDeleted, ident, ident),
+    st.builds(C.ViewerErased, ident),
 )
 room_records = st.one_of(
     st.builds(C.StockSet, ident, ident, st.integers(0, 10**6)),
@@ -72,7 +73,7 @@ def test_a_room_change_in_a_support_list_is_refused():
 
 def test_every_kind_is_covered_by_the_round_trip():
     kinds = {C.ConversationOpened, C.FieldsSet, C.MessageAppended, C.Queued, C.Dequeued,
-             C.Attached, C.Released, C.AgentStatus, C.RecordPut, C.RecordDeleted, C.StockSet,
+             C.Attached, C.Released, C.AgentStatus, C.RecordPut, C.RecordDeleted, C.ViewerErased, C.StockSet,
              C.GiftClaimed, C.OrderPlaced}
     assert {c for c in C._KINDS.values()} == kinds
 

@@ -1,0 +1,128 @@
+"""A node's live state back from the durable store, as change records.
+
+Why records: the replica already knows how to reach a state from change records (it does
+nothing else), so a restart replays what the store holds through ``Replica.apply`` like any
+other change, and no second way of building conversations, queues or agents exists.
+:func:`changes_from_live_state` is backend-neutral (it only turns a
+:class:`~gateway.store.records.LiveState` into records); :func:`restore_node` loads a single
+node (memory backend and order ledger) before it serves.
+
+What comes back, and how (docs/storage.md#restart):
+
+* open conversations with every message, their fields, the queue (head first) and each
+  assignment;
+* agents' settings (name, capacity, paused, last assignment), with status ``offline``: an
+  agent is available again when its console reconnects and says so; its assignments stay;
+* live workspace records (CSAT requests, browsing, approvals, …) with their TTL;
+* per room: stock and first-N gift counts, and order ids placed within the order retention
+  with the answer each got (a shop replaying one after the restart gets a repeat).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .store import Store
+from .store.records import LiveState
+from .support.backend import MemoryBackend
+from .support.changes import (
+    CONVERSATION_FIELDS,
+    AgentStatus,
+    Attached,
+    ConversationOpened,
+    FieldsSet,
+    MessageAppended,
+    Queued,
+    RecordPut,
+    SupportChange,
+)
+from .support.conversation import Author
+from .support.room import MemoryOrderLedger, Order, RoomRegistry
+
+log = logging.getLogger(__name__)
+
+_ROW_FIELDS = ("state", "agent", "agent_name", "viewer_nickname", "escalated_at",
+               "assigned_at", "first_agent_reply_at", "resolved_at", "resolved_by",
+               "escalation_reason", "mood")
+
+
+def changes_from_live_state(live: LiveState) -> list[SupportChange]:
+    """The change records that rebuild ``live`` in an empty replica, in an order the replica
+    can apply: agents, then each conversation (opened, its fields, its messages), then the
+    queue head first, then assignments, then records."""
+    out: list[SupportChange] = []
+    for a in live.agents:
+        out.append(AgentStatus(user=a.user, name=a.name, status="offline", since=a.since,
+                               capacity=a.capacity, paused=a.paused,
+                               last_assigned=a.last_assigned))
+    for row, messages in live.conversations:
+        cid = row.conversation
+        out.append(ConversationOpened(cid, row.room, row.viewer, row.viewer_name or row.viewer,
+                                      row.opened_at))
+        fields: dict[str, Any] = {k: v for k, v in row.extra.items()
+                                  if k in CONVERSATION_FIELDS and v is not None}
+        fields.update({k: getattr(row, k) for k in _ROW_FIELDS
+                       if getattr(row, k) is not None})
+        out.append(FieldsSet(cid, fields))
+        for m in messages:
+            out.append(MessageAppended(cid, m.n, Author(m.role, m.user, m.name or None),
+                                       m.text, m.ts, m.cmid or None, m.kind or None,
+                                       dict(m.meta)))
+    open_ids = {row.conversation: row for row, _ in live.conversations}
+    for q in live.queue:
+        if q.conversation in open_ids:
+            out.append(Queued(q.conversation, q.since))
+    for cid, agent in live.assignments.items():
+        held = open_ids.get(cid)
+        if held is not None:
+            out.append(Attached(cid, agent, held.assigned_at or held.opened_at))
+    for r in live.records:
+        out.append(RecordPut(r.namespace, r.key, r.value, r.expires_at))
+    return out
+
+
+@dataclass(frozen=True)
+class RestoreReport:
+    conversations: int
+    messages: int
+    queued: int
+    agents: int
+    records: int
+    rooms: int
+    orders: int
+
+
+async def restore_node(store: Store, backend: MemoryBackend, ledger: MemoryOrderLedger,
+                       rooms: RoomRegistry, order_retention_s: float,
+                       metrics: Any = None) -> RestoreReport:
+    """Load the store's live state into this node (before it serves): the support state
+    through the backend's replica (no delivery, no echo to the store), each configured
+    room's counters and order ids through its ledger. Rooms no longer configured are
+    left in the store."""
+    since = time.time() - order_retention_s if order_retention_s > 0 else 0.0
+    live = await store.load_live_state(orders_since=since)
+    backend.restore(changes_from_live_state(live))
+    orders: dict[str, list[tuple[Order, dict[str, Any], float]]] = {}
+    for o in live.orders:
+        orders.setdefault(o.room, []).append((Order(o.order_id, o.viewer, o.sku, o.qty),
+                                              o.body, o.at))
+    restored_rooms = n_orders = 0
+    for room in rooms:
+        stock, gifts = live.stock.get(room.id, {}), live.gifts.get(room.id, {})
+        placed = orders.get(room.id, [])
+        if stock or gifts or placed:
+            ledger.restore(room, stock, gifts, placed)
+            restored_rooms += 1
+            n_orders += len(placed)
+    report = RestoreReport(
+        conversations=len(live.conversations),
+        messages=sum(len(ms) for _, ms in live.conversations), queued=len(live.queue),
+        agents=len(live.agents), records=len(live.records), rooms=restored_rooms,
+        orders=n_orders)
+    if metrics is not None:
+        metrics.restored_conversations.set(report.conversations)
+    log.info("restored from the store: %s", report)
+    return report
