@@ -9,6 +9,10 @@ Never edit a released migration: add the next number. A database newer than this
   ever had), agents' settings, room counters, orders, workspace records, erasure tombstones.
 * 2 ``search``: the text index over messages (terms column; SQLite FTS5 table kept by
   triggers, PostgreSQL ``tsvector`` with a GIN index), filled for the messages already there.
+* 3, 4: reserved (taken by work in progress elsewhere).
+* 5 ``archive``: where the multi-node archiver has got to in each Redis change stream, and
+  the fencing number of the last archiver that wrote (``gateway/archiver.py``); both are
+  updated in the transaction that writes the entries, so a crash never re-applies or skips.
 """
 
 from __future__ import annotations
@@ -104,6 +108,18 @@ _SEARCH_AFTER: dict[str, tuple[str, ...]] = {
                    "WITH (gin_pending_list_limit = 256)",),
 }
 
+# the archiver's position and fence (docs/storage.md#multi-node-the-archiver): one row per
+# Redis stream it copies, one fence row (the highest fencing number that has written)
+_ARCHIVE: tuple[str, ...] = (
+    """CREATE TABLE archive_cursor (
+        stream TEXT PRIMARY KEY, last_id TEXT NOT NULL, s BIGINT NOT NULL,
+        fence BIGINT NOT NULL, at DOUBLE PRECISION NOT NULL)""",
+    """CREATE TABLE archive_fence (
+        id INTEGER PRIMARY KEY, fence BIGINT NOT NULL, holder TEXT NOT NULL,
+        at DOUBLE PRECISION NOT NULL)""",
+    "INSERT INTO archive_fence (id, fence, holder, at) VALUES (1, 0, '', 0)",
+)
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -117,6 +133,9 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base", {"sqlite": _BASE, "postgresql": _BASE}),
     Migration(2, "search", _SEARCH, backfill_terms=True, after=_SEARCH_AFTER),
+    # 3 and 4 are reserved for changes being made elsewhere; ``to_apply`` needs no
+    # contiguous numbers, only increasing ones
+    Migration(5, "archive", {"sqlite": _ARCHIVE, "postgresql": _ARCHIVE}),
 )
 LATEST = MIGRATIONS[-1].version
 
