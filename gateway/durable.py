@@ -75,14 +75,17 @@ class Durable:
             await asyncio.sleep(SWEEP_EVERY_S)
 
 
-def attach_store(config: Config, events: Events) -> Durable | None:
+def attach_store(config: Config, events: Events, feed: bool = True) -> Durable | None:
     """The configured store, fed from the node's events: every change list a replica applies
     (``ChangesApplied``) and every accepted order (``OrderPlaced``); None when the
-    configuration names no store."""
+    configuration names no store. ``feed=False``: the node does not write what it applies
+    (with Redis, the one archiver copies the shared change log: ``gateway/archiver.py``)."""
     store = store_for(config)
     if store is None:
         return None
-    feed = StoreFeed(store)
-    events.subscribe(ChangesApplied, lambda e: feed.on_changes(list(e.changes)))
-    events.subscribe(OrderPlaced, lambda e: feed.on_order(e.room, e.order, e.outcome))
-    return Durable(store, feed)
+    store_feed = StoreFeed(store)
+    if feed:
+        events.subscribe(ChangesApplied, lambda e: store_feed.on_changes(list(e.changes)))
+        events.subscribe(OrderPlaced,
+                         lambda e: store_feed.on_order(e.room, e.order, e.outcome))
+    return Durable(store, store_feed)

@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 
     from signaling.directory import RedisPresence, RedisSessionMirror
 
+    from .archiver import Archiver
     from .media.directory import CallDirectory
     from .media.service import MediaService
     from .support.redis_room import RoomSync
@@ -73,6 +74,7 @@ class MemoryBackends:
     """One process: an in-memory bus and backend, local directories, nothing to share."""
 
     unavailable_errors: tuple[type[BaseException], ...] = ()
+    store_feed = True  # the node's store records what the node applies (it is the only one)
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -104,6 +106,10 @@ class MemoryBackends:
 
         return LocalCallDirectory()
 
+    def archiver(self, durable: Durable | None, metrics: Metrics,
+                 rooms: RoomRegistry) -> Archiver | None:
+        return None  # the store feed writes each change as the node applies it
+
 
 class RedisBackends:
     """Many nodes: every shared piece of state in Redis (``config.redis_url``), one pool."""
@@ -121,6 +127,10 @@ class RedisBackends:
         # a request that meets one of these answers ``unavailable`` (not ``internal``)
         self.unavailable_errors: tuple[type[BaseException], ...] = (
             rexc.ConnectionError, rexc.TimeoutError, rexc.OutOfMemoryError)
+        # with a database, the change log is archived by one node (the lease holder), not
+        # written by every node from what it applies: docs/storage.md
+        self.archived = bool(config.database_url)
+        self.store_feed = not self.archived
 
     def bus(self) -> Bus:
         from signaling.redis_bus import RedisBus
@@ -153,7 +163,8 @@ class RedisBackends:
     def order_ledger(self) -> OrderLedger:
         from .support.redis_room import RedisRoomStore
 
-        return RedisRoomStore(self.redis, order_retention_s=self.config.order_retention_s)
+        return RedisRoomStore(self.redis, order_retention_s=self.config.order_retention_s,
+                              change_log=self.archived)
 
     def room_sync(self, ledger: OrderLedger, rooms: RoomRegistry, bus: Bus) -> RoomSync | None:
         from .support.redis_room import RedisRoomStore, RoomSync
@@ -165,6 +176,20 @@ class RedisBackends:
         from .media.directory import RedisCallDirectory
 
         return RedisCallDirectory(self.redis, presence)
+
+    def archiver(self, durable: Durable | None, metrics: Metrics,
+                 rooms: RoomRegistry) -> Archiver | None:
+        """This node's archiver candidate (one of them leads), with a store and a database."""
+        if durable is None or not self.archived:
+            return None
+        from .archiver import SUPPORT_STREAM, Archiver, ArchiverConfig, room_stream
+
+        cfg = self.config
+        return Archiver(self.redis, durable.store,
+                        lambda: [SUPPORT_STREAM, *(room_stream(r) for r in rooms.ids())],
+                        cfg.node_id,
+                        ArchiverConfig(lease_ttl_s=cfg.archiver_lease_ttl_s,
+                                       keep_s=cfg.archiver_keep_s), metrics=metrics)
 
 
 Backends = MemoryBackends | RedisBackends
@@ -217,6 +242,7 @@ class Gateway:
     node: NodeState
     presence: RedisPresence | None
     durable: Durable | None = None  # the durable store, when configured (docs/storage.md)
+    archiver: Archiver | None = None  # with Redis and PostgreSQL: this node's candidate
     resources: list[Resource] = field(default_factory=list)
 
     @property
@@ -364,8 +390,11 @@ def build_gateway(config: Config, responder: Responder | None = None,
 
     # dependency order: each starts after, and closes before, what it uses; the store first
     # (it records what everything else changes) and closed last (after its feed drained)
-    durable = attach_store(config, events)
+    durable = attach_store(config, events, feed=backends.store_feed)
+    archiver = backends.archiver(durable, metrics, rooms)
     resources = [Resource("store", durable.start, durable.close)] if durable else []
+    if archiver is not None:  # it reads Redis and writes the store: closed before the store
+        resources.append(Resource("archiver", archiver.start, archiver.close))
     resources.append(Resource("bus", bus.start, bus.close))
     if presence is not None:
         resources.append(Resource("presence", presence.start, presence.close))
@@ -383,4 +412,5 @@ def build_gateway(config: Config, responder: Responder | None = None,
     return Gateway(config=config, events=events, bus=bus, hub=hub, tokens=tokens, rooms=rooms,
                    support=support, rooms_service=rooms_service, workspace=workspace,
                    media=media, metrics=metrics, ice=ice, endpoint=endpoint, node=node,
-                   presence=presence, durable=durable, resources=resources)
+                   presence=presence, durable=durable, archiver=archiver,
+                   resources=resources)
