@@ -13,9 +13,9 @@ import redis.asyncio as aioredis
 
 from gateway.archiver import (
     SUPPORT_STREAM,
+    ArchiveLedger,
     Archiver,
     ArchiverConfig,
-    ArchiveLedger,
     Cursor,
     FenceRefused,
     room_stream,
