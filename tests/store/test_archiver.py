@@ -376,3 +376,61 @@ async def test_a_lease_is_renewed_and_released_only_by_its_holder(redis):
 def test_cursor_fresh():
     assert Cursor("x").fresh and not Cursor("x", "1-0", 1).fresh
 
+
+
+async def test_two_gateways_archive_chat_and_orders_through_one_leader(redis, redis_srv, pg):
+    """The wiring: with Redis and PostgreSQL, every node has a candidate and no node feeds
+    the store itself; what the nodes do reaches PostgreSQL through the leader, orders too."""
+    from gateway.config import Config
+    from tests.conftest import free_port, start_gateway, stop_gateway
+
+    url = await pg.url("gateways")
+    gws = [await start_gateway(Config(dev=True, port=free_port(), redis_url=redis_srv.url,
+                                      database_url=url, node_id=f"g{i}",
+                                      archiver_lease_ttl_s=1.0)) for i in range(2)]
+    stopped: list = []
+    try:
+        assert all(g.gw.archiver is not None for g in gws)
+        leader = await wait_for(lambda: next((g for g in gws if g.gw.archiver.leading), None),
+                                5, "a leader")
+        other = gws[1 - gws.index(leader)]
+        store = other.gw.durable.store
+        v = await other.client("viewer", "v1", room=other.room_id, name="Ann")
+        cid = (await v.request("conversation.open", room=other.room_id))["conversation"]
+        await v.request("message.send", conversation=cid, text="耳机没有声音 ORD-1",
+                        client_msg_id="m1")
+        sku = leader.gw.rooms.get(leader.room_id).knowledge.products[0].sku
+        async with leader.http.post(f"{leader.url}/api/rooms/{leader.room_id}/orders",
+                                    json={"order_id": "ORD-1", "user": "v1", "sku": sku,
+                                          "qty": 1},
+                                    headers={"Authorization": "Bearer "
+                                             + leader.token("service", "shop")}) as r:
+            assert r.status == 200, await r.text()
+            stock_left = (await r.json())["stock_left"]
+        await wait_for(lambda: count(store, "SELECT COUNT(*) FROM orders WHERE order_id = "
+                                            "'ORD-1'"), 5, "the order archived")
+        assert await store.db.fetch("SELECT stock FROM room_stock WHERE room = ? AND sku = ?",
+                                    [leader.room_id, sku]) == [(stock_left,)]
+        async with leader.http.get(leader.url + "/metrics") as r:
+            text = await r.text()
+        assert "livedesk_archiver_leader 1.0" in text
+        # the leader's node stops: the other takes over and goes on
+        await stop_gateway(leader)
+        stopped.append(leader)
+        await wait_for(lambda: other.gw.archiver.leading, 3, "the other node leads")
+        await v.request("message.send", conversation=cid, text="还在吗", client_msg_id="m2")
+        conv = other.gw.support.backend.store.get(cid)
+
+        async def archived():
+            return [r[0] for r in await store.db.fetch(
+                "SELECT text FROM messages WHERE conversation = ? ORDER BY n", [cid])]
+
+        async def same() -> bool:  # what the node holds (bot replies keep coming) is archived
+            want = [m.text for m in conv.messages]
+            return "还在吗" in want and await archived() == want
+        await wait_for(same, 5, "every message archived")
+    finally:
+        for g in gws:
+            if g not in stopped:
+                await stop_gateway(g)
+
