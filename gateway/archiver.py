@@ -251,6 +251,7 @@ class Archiver:
         while not self._closing:
             try:
                 floor = await self.ledger.fence()
+                asked = time.monotonic()  # the lease runs from before we asked for it
                 held = await self.lease.acquire(floor)
                 backoff = 0.1
             except asyncio.CancelledError:
@@ -268,11 +269,16 @@ class Archiver:
             self._set_leader(True)
             log.info("archiver: node %s leads (fence %d)", self.node_id, held.fence)
             try:
-                await self._lead(held)
+                await self._lead(held, asked)
             except FenceRefused as e:
                 self._refused(e)
             except LeadershipLost as e:
                 log.warning("archiver: node %s lost the lease: %s", self.node_id, e)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # Redis unreachable while renewing: stop leading
+                log.warning("archiver: node %s stops leading (%s)", self.node_id, e)
+                await asyncio.sleep(0.5)
             finally:
                 if self.held is held:
                     self.held = None
@@ -282,9 +288,11 @@ class Archiver:
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(self.lease.release(held), 1.0)
 
-    async def _lead(self, held: Held) -> None:
+    async def _lead(self, held: Held, acquired: float | None = None) -> None:
+        """Archive while the lease is ours. ``acquired``: when we asked for it (monotonic);
+        the lease is assumed to run from then, never from later."""
         ttl = self.config.lease_ttl_s
-        renewed = time.monotonic()  # (taken just after the acquisition: conservative)
+        renewed = time.monotonic() if acquired is None else acquired
         self._cursors = {}
         backoff = 0.1
         while not self._closing:

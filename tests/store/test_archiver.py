@@ -434,3 +434,29 @@ async def test_two_gateways_archive_chat_and_orders_through_one_leader(redis, re
             if g not in stopped:
                 await stop_gateway(g)
 
+
+
+async def test_a_leader_that_cannot_renew_stops_leading_and_comes_back(redis, pg):
+    """Redis errors while renewing end the leadership, not the archiver."""
+    a = make(redis, await pg.open("renew"), "A", lease_ttl_s=0.6)
+    real = a.lease.renew
+    fails = 0
+
+    async def flaky(held):
+        nonlocal fails
+        if fails < 2:
+            fails += 1
+            raise aioredis.ConnectionError("Redis went away")
+        return await real(held)
+
+    a.lease.renew = flaky  # type: ignore[method-assign]
+    await a.start()
+    try:
+        await wait_for(lambda: fails == 2, 5, "two failed renewals")
+        assert a._task is not None and not a._task.done()
+        await wait_for(lambda: a.leading, 5, "leading again")
+        await Appender(redis).append([opened("c1"), message("c1", 1)])
+        await wait_for(lambda: caught_up(a), 5, "archiving again")
+    finally:
+        await a.close()
+    assert await count(a.store, "SELECT COUNT(*) FROM messages") == 1
