@@ -120,6 +120,9 @@ class Config:
     store_retention_messages_s: float = 365 * 86400.0  # resolved conversations; 0 = keep
     store_retention_records_s: float = 365 * 86400.0  # workspace records, orders; 0 = keep
     store_retention_audit_s: float = 5 * 365 * 86400.0  # audit, approvals, tombstones
+    # the multi-node archiver (Redis + database_url; docs/storage.md#multi-node-the-archiver)
+    archiver_lease_ttl_s: float = 5.0  # a dead leader is replaced within this
+    archiver_keep_s: float = 60.0  # archived change-stream entries kept in Redis this long
     # signaling edge
     rate_per_s: float = 20.0
     rate_burst: int = 40
@@ -224,6 +227,8 @@ class Config:
             "store_retention_messages_s": ("STORE_RETENTION_MESSAGES_S", float),
             "store_retention_records_s": ("STORE_RETENTION_RECORDS_S", float),
             "store_retention_audit_s": ("STORE_RETENTION_AUDIT_S", float),
+            "archiver_lease_ttl_s": ("ARCHIVER_LEASE_TTL_S", float),
+            "archiver_keep_s": ("ARCHIVER_KEEP_S", float),
             "order_retention_s": ("ORDER_RETENTION_S", float),
             # support-plane limits
             **{f: (f.upper(), type(getattr(c, f))) for f in _ABUSE_LIMITS},
@@ -321,6 +326,11 @@ class Config:
             if getattr(self, name) < 0:
                 raise ConfigError(f"LIVEDESK_{name.upper()} must be 0 (keep forever) or a "
                                   f"number of seconds")
+        if not 0.5 <= self.archiver_lease_ttl_s <= 300:
+            raise ConfigError("LIVEDESK_ARCHIVER_LEASE_TTL_S must be between 0.5 and 300 "
+                              "seconds")
+        if self.archiver_keep_s < 0:
+            raise ConfigError("LIVEDESK_ARCHIVER_KEEP_S must be 0 or a number of seconds")
         for name in _ABUSE_LIMITS:  # support-plane limits
             if getattr(self, name) < 0:
                 raise ConfigError(f"LIVEDESK_{name.upper()} must not be negative")
