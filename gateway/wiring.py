@@ -117,6 +117,10 @@ class MemoryBackends:
                  rooms: RoomRegistry) -> Archiver | None:
         return None  # the store feed writes each change as the node applies it
 
+    def repopulation(self, backend: SupportBackend, ledger: OrderLedger,
+                     durable: Durable | None, rooms: RoomRegistry, metrics: Metrics) -> None:
+        return None  # one node restores from its store before it serves (restore_node)
+
 
 class RedisBackends:
     """Many nodes: every shared piece of state in Redis (``config.redis_url``), one pool."""
@@ -201,6 +205,20 @@ class RedisBackends:
                         cfg.node_id,
                         ArchiverConfig(lease_ttl_s=cfg.archiver_lease_ttl_s,
                                        keep_s=cfg.archiver_keep_s), metrics=metrics)
+
+    def repopulation(self, backend: SupportBackend, ledger: OrderLedger,
+                     durable: Durable | None, rooms: RoomRegistry, metrics: Metrics) -> None:
+        """With the archive (a database): a Redis that restarted empty is repopulated from
+        it before the nodes read it again (docs/operations.md#redis-restarted-empty)."""
+        if durable is None or not self.archived:
+            return
+        from .restore import RedisRepopulation
+        from .support.redis_backend import RedisBackend
+        from .support.redis_room import RedisRoomStore
+
+        assert isinstance(backend, RedisBackend) and isinstance(ledger, RedisRoomStore)
+        backend.repopulate = RedisRepopulation(durable.store, rooms, ledger,
+                                               self.config.order_retention_s, metrics)
 
 
 Backends = MemoryBackends | RedisBackends
@@ -363,6 +381,7 @@ def build_gateway(config: Config, responder: Responder | None = None,
         agent_info=lambda user: {"max_compensation": authority.limit_for(user)})
     ledger = backends.order_ledger(durable)
     room_sync = backends.room_sync(ledger, rooms, bus)
+    backends.repopulation(backend, ledger, durable, rooms, metrics)
     rooms_service = RoomService(hub, rooms, support, ledger=ledger,
                                 team_replies=load_team_replies(config.replies_file),
                                 metrics=metrics, sync=room_sync)

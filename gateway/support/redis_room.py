@@ -88,6 +88,60 @@ class RedisRoomStore:
         await self.refresh(room)
         return False
 
+    async def repopulate(self, room: Room, stock: dict[str, int], gifts: dict[str, int],
+                         orders: list[tuple[Order, dict[str, Any], float]]) -> bool:
+        """Put a room back into a Redis that lost its data, with the counters and order ids
+        the archive holds (``gateway/restore.py``); False (nothing written) if Redis holds
+        the room already (a node seeded it since, or Redis never lost it).
+
+        The counters are applied to this node's copy as the room change records that set
+        them (as a single node's restore does) and written from it, like a seed; the
+        order ids with their answers and times, so a replayed order is a repeat. ``version``
+        and ``kbv`` are bumped: orders other nodes decided on their older copies are refused
+        and decided again on this one."""
+        rid = room.id
+        kb_json = json.dumps(room.knowledge.to_dict(), ensure_ascii=False)
+        if not await self.redis.set(k(rid, "kb"), kb_json, nx=True):
+            return False
+        for sku, n in stock.items():
+            apply_room_change(room.knowledge, StockSet(rid, sku, int(n)))
+        for promo, n in gifts.items():
+            apply_room_change(room.knowledge, GiftClaimed(rid, promo, int(n)))
+        await self._write_counters(room)
+        p = self.redis.pipeline(transaction=True)
+        p.set(k(rid, "kb"), json.dumps(room.knowledge.to_dict(), ensure_ascii=False))
+        for order, body, at in orders:
+            rec = {"user": order.user, "sku": order.sku, "qty": order.qty, "body": body,
+                   "promo": None, "ts": repr(at)}
+            p.hset(k(rid, "orders"), order.order_id, json.dumps(rec, ensure_ascii=False))
+            p.zadd(k(rid, "orders_ts"), {order.order_id: at})
+        p.incr(k(rid, "version"))
+        p.incr(k(rid, "kbv"))
+        await p.execute()
+        await self.refresh(room, exact=True)
+        room.version += 1
+        return True
+
+    async def erase_viewer(self, room_ids: list[str], viewer: str) -> int:
+        """Forget ``viewer``'s order ids in these rooms (erasure: the store erases the
+        viewer's orders too); returns how many. The stock they took stays taken."""
+        n = 0
+        for rid in room_ids:
+            gone = []
+            async for oid, raw in self.redis.hscan_iter(k(rid, "orders")):
+                try:
+                    if json.loads(raw).get("user") == viewer:
+                        gone.append(oid)
+                except ValueError:
+                    continue
+            if gone:
+                p = self.redis.pipeline(transaction=True)
+                p.hdel(k(rid, "orders"), *gone)
+                p.zrem(k(rid, "orders_ts"), *gone)
+                await p.execute()
+                n += len(gone)
+        return n
+
     async def _write_counters(self, room: Room) -> None:
         rid, kb = room.id, room.knowledge
         p = self.redis.pipeline(transaction=True)
