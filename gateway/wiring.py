@@ -121,6 +121,10 @@ class MemoryBackends:
                      durable: Durable | None, rooms: RoomRegistry, metrics: Metrics) -> None:
         return None  # one node restores from its store before it serves (restore_node)
 
+    def order_eraser(self, ledger: OrderLedger, rooms: RoomRegistry
+                     ) -> Callable[[str], Awaitable[int]] | None:
+        return None  # the memory ledger's order ids end with the process
+
 
 class RedisBackends:
     """Many nodes: every shared piece of state in Redis (``config.redis_url``), one pool."""
@@ -173,7 +177,8 @@ class RedisBackends:
             # the agents whose heartbeat this node writes: those with a socket here
             local_agents=lambda: {s.user for s in hub.sessions.values()
                                   if s.role == "agent" and s.attached},
-            url=self.url, metrics=metrics, retention_s=cfg.resolved_retention_s, events=events)
+            url=self.url, metrics=metrics, retention_s=cfg.resolved_retention_s, events=events,
+            archived=self.archived and durable is not None)
 
     def order_ledger(self, durable: Durable | None = None) -> OrderLedger:
         from .support.redis_room import RedisRoomStore
@@ -219,6 +224,14 @@ class RedisBackends:
         assert isinstance(backend, RedisBackend) and isinstance(ledger, RedisRoomStore)
         backend.repopulate = RedisRepopulation(durable.store, rooms, ledger,
                                                self.config.order_retention_s, metrics)
+
+    def order_eraser(self, ledger: OrderLedger, rooms: RoomRegistry
+                     ) -> Callable[[str], Awaitable[int]] | None:
+        """Erasure: the viewer's order ids leave the rooms' Redis order records too."""
+        from .support.redis_room import RedisRoomStore
+
+        assert isinstance(ledger, RedisRoomStore)
+        return lambda viewer: ledger.erase_viewer(rooms.ids(), viewer)
 
 
 Backends = MemoryBackends | RedisBackends
@@ -443,8 +456,9 @@ def build_gateway(config: Config, responder: Responder | None = None,
     resources.append(Resource("auth", auth.start, auth.close))  # keys before any socket
     if durable is not None and backends.durable_steps:
         resources.append(Resource("restore", restore, _nothing))
-    eraser = (ViewerEraser(durable.store, backend, hub, metrics) if durable is not None
-              else None)
+    eraser = (ViewerEraser(durable.store, backend, hub, metrics,
+                           forget_orders=backends.order_eraser(ledger, rooms))
+              if durable is not None else None)
     resources.append(Resource("bus", bus.start, bus.close))
     if presence is not None:
         resources.append(Resource("presence", presence.start, presence.close))

@@ -82,8 +82,10 @@ from .changes import (
     RecordPut,
     Released,
     SupportChange,
+    ViewerErased,
     list_from_wire,
     list_to_json,
+    record_about,
 )
 from .conversation import Conversation, ConversationStore
 from .redis_commit import COMMIT
@@ -101,6 +103,8 @@ T = TypeVar("T")
 # back): missing after that means Redis restarted without its data
 POPULATED = P + "populated"
 REPOPULATING = P + "repopulating"  # the lock (with its holder's token) of a repopulation
+# viewer → {"conversations": [...], "at": when}: erasures the archiver has not finished yet
+ERASING = P + "erasing"
 REPOPULATE_LOCK_MS = 60_000  # a repopulating node that died frees the lock after this long
 
 # a unit of change records to put back into Redis → "restored", or why not: "present" (Redis
@@ -262,11 +266,14 @@ class RedisBackend(SupportBackend):
                  local_agents: Callable[[], Iterable[str]] | None = None,
                  url: str | None = None, metrics: Any = None,
                  retention_s: float = 0.0, events: Events | None = None,
-                 repopulate: Repopulate | None = None) -> None:
+                 repopulate: Repopulate | None = None, archived: bool = False) -> None:
         super().__init__(store, router, events)
         # with an archive (Redis + PostgreSQL): puts a Redis that lost its data back from
         # the archive (``gateway/restore.py``); None: a Redis that lost data stays empty
         self.repopulate = repopulate
+        # an archiver copies the ops stream into PostgreSQL: it finishes each erasure there
+        # (``erase_viewer``); without one the erasure cleans the stream itself
+        self.archived = archived
         self.redis = redis
         self.url = url
         self.default_capacity = default_capacity
@@ -912,6 +919,94 @@ class RedisBackend(SupportBackend):
         res = await self._run("hit", key, repr(time.time()), repr(float(window_s)), int(limit),
                               secrets.token_hex(6))
         return Hit(bool(int(res[0])), int(res[1]), max(0.0, float(_s(res[2]))))
+
+    # --- erasure ---------------------------------------------------------------------------
+    async def erase_viewer(self, viewer: str) -> list[str]:
+        """Erase ``viewer`` from Redis and every node's replica: one commit deletes the keys
+        of the viewer's conversations (open or resolved, found in this replica and by a
+        ``SCAN`` of the conversation hashes: a resolved one may be in Redis only), their
+        queue places, agents' load and the records about them, and appends
+        :class:`ViewerErased` to the ops stream (every replica drops the viewer).
+
+        The ops stream still holds the viewer's earlier changes. With an archiver
+        (``archived``), the commit also notes the viewer and its conversations in
+        :data:`ERASING`: the archiver leaves their not-yet-archived changes out of the
+        archive, and once it has archived past the erasure it deletes those entries from
+        the streams, erases the store again (nothing can come back from an entry it read
+        before) and forgets the note (``gateway/archiver.py``). Without one, this node
+        deletes the entries at once (:meth:`scrub_stream`)."""
+        ids = {c.id for c in self.store.for_viewer(viewer)}
+        agents: dict[str, str] = {}
+        rooms: dict[str, str] = {}
+        async for key in self.redis.scan_iter(match=P + "conv:*", count=1000):
+            cid = _s(key)[len(P + "conv:"):]
+            who, room, agent = await self.redis.hmget(key, ["viewer", "room", "agent"])
+            if who is not None and _s(who) == viewer:
+                ids.add(cid)
+                rooms[cid] = _s(room or b"")
+                if agent:
+                    agents[cid] = _s(agent)
+        for conv in self.store.for_viewer(viewer):
+            rooms.setdefault(conv.id, conv.room)
+            if conv.agent:
+                agents.setdefault(conv.id, conv.agent)
+        w: list[list[Any]] = [["DEL", f"{P}vopen:{viewer}"]]
+        for cid in sorted(ids):
+            w += [["DEL", _conv_key(cid), f"{P}log:{cid}", f"{P}cmid:{cid}"],
+                  ["SREM", P + "convs", cid], ["LREM", P + "queue", "0", cid],
+                  ["HDELEQ", P + "open", f"{rooms.get(cid, '')}|{viewer}", cid]]
+            if cid in agents:
+                w.append(["SREM", f"{P}load:{agents[cid]}", cid])
+        for ns in [_s(x) for x in await self.redis.smembers(P + "recns")]:
+            for key, raw in (await self.redis.hgetall(f"{P}rec:{ns}")).items():
+                k_ = _s(key)
+                try:
+                    about = record_about(ns, k_, json.loads(raw))
+                except ValueError:
+                    continue
+                if about[0] == viewer or about[1] in ids:
+                    w += [["HDEL", f"{P}rec:{ns}", k_], ["HDEL", f"{P}recv:{ns}", k_],
+                          ["ZREM", P + "recexp", f"{ns}\n{k_}"]]
+        if self.archived:
+            w.append(["HSET", ERASING, viewer, json.dumps(
+                {"conversations": sorted(ids), "at": time.time()})])
+        hits = [k async for k in self.redis.scan_iter(match=f"{P}hits:*{viewer}*", count=1000)]
+        if hits:  # the churn guard's counters keyed by the viewer
+            w.append(["DEL", *[_s(h) for h in hits]])
+        res = await self._run("commit", "[]", json.dumps(w, ensure_ascii=False),
+                              list_to_json([ViewerErased(viewer)]))
+        eid = _s(res[1])
+        await self.applied(eid)
+        if not self.archived:
+            await self.scrub_stream(self.redis, P + "ops", eid, viewer, sorted(ids))
+        return sorted(ids)
+
+    @staticmethod
+    async def scrub_stream(redis: aioredis.Redis, stream: str, upto: str, viewer: str,
+                           conversations: Sequence[str]) -> int:
+        """Delete the entries of ``stream`` up to ``upto`` (inclusive) that name ``viewer``
+        or one of ``conversations`` (as a JSON string in the change list; the
+        :class:`ViewerErased` entry itself names the viewer too). A node whose tail had
+        not read them yet sees the hole in the numbers and resyncs from the hashes."""
+        needles = {json.dumps(x, ensure_ascii=a).encode() for x in (viewer, *conversations)
+                   for a in (False, True)}
+        gone: list[bytes] = []
+        start = "-"
+        while True:
+            page = cast(list[tuple[bytes, dict[bytes, bytes]]],
+                        await redis.xrange(stream, min=start, max=upto, count=1000))
+            if not page:
+                break
+            for eid, fields in page:
+                c = fields.get(b"c", b"")
+                if any(n in c for n in needles):
+                    gone.append(eid)
+            if len(page) < 1000:
+                break
+            start = "(" + _s(page[-1][0])
+        for i in range(0, len(gone), 1000):
+            await redis.xdel(stream, *gone[i:i + 1000])
+        return len(gone)
 
     EXPIRE_BATCH = 500  # records per script run: a big backlog does not stall Redis
 
