@@ -66,6 +66,7 @@ from .support.changes import (
     ChangeFormatError,
     ConversationOpened,
     GiftClaimed,
+    GiftQuotaSet,
     OrderPlaced,
     RecordPut,
     RoomChange,
@@ -153,7 +154,7 @@ def _about_erased(ch: Any, viewers: set[str], convs: set[str]) -> bool:
 
 def room_writes(changes: Sequence[RoomChange], at: float) -> list[Write]:
     """Store writes for a room's change records: the order (its id, viewer, what it got) and
-    the counters it set. (Kept here, beside the one reader of room streams, until the store
+    the counters it set, or a host's edit of stock or a gift's quota. (Kept here, beside the one reader of room streams, until the store
     feed maps room records itself; it decides nothing, it copies.)"""
     out: list[Write] = []
     for ch in changes:
@@ -164,6 +165,9 @@ def room_writes(changes: Sequence[RoomChange], at: float) -> list[Write]:
             out.append(RoomCounters(ch.room, ((ch.sku, ch.stock),), (), at))
         elif isinstance(ch, GiftClaimed):
             out.append(RoomCounters(ch.room, (), ((ch.promotion, ch.claimed),), at))
+        elif isinstance(ch, GiftQuotaSet):  # a host's edit
+            out.append(RoomCounters(ch.room, (), (), at,
+                                    ((ch.promotion, ch.limit, ch.active),)))
     return out
 
 
@@ -455,7 +459,7 @@ class Archiver:
                     ch = from_wire(w)
                     if erased_viewers and _about_erased(ch, erased_viewers, erased_convs):
                         continue
-                    if isinstance(ch, OrderPlaced | StockSet | GiftClaimed):
+                    if isinstance(ch, OrderPlaced | StockSet | GiftClaimed | GiftQuotaSet):
                         room.append(ch)
                     else:
                         support.append(ch)

@@ -25,6 +25,7 @@ every node's replica and the archiver see them as ordinary changes.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -91,6 +92,17 @@ def changes_from_live_state(live: LiveState) -> list[SupportChange]:
     return out
 
 
+def apply_quotas(room: Any, quotas: dict[str, tuple[int, bool]]) -> None:
+    """A host's last edit of each first-N gift's quota (limit, running or stopped), as the
+    store recorded it, onto the room's knowledge (promotions the room no longer has are
+    left out)."""
+    for pid, (limit, active) in quotas.items():
+        promo = room.knowledge.promotion(pid)
+        if promo is not None and promo.kind == "first_n_gift":
+            promo.limit = limit
+            promo.active = active
+
+
 @dataclass(frozen=True)
 class RestoreReport:
     conversations: int
@@ -120,7 +132,9 @@ async def restore_node(store: Store, backend: MemoryBackend, ledger: MemoryOrder
     for room in rooms:
         stock, gifts = live.stock.get(room.id, {}), live.gifts.get(room.id, {})
         placed = orders.get(room.id, [])
-        if stock or gifts or placed:
+        quotas = live.quotas.get(room.id, {})
+        if stock or gifts or placed or quotas:
+            apply_quotas(room, quotas)
             ledger.restore(room, stock, gifts, placed)
             restored_rooms += 1
             n_orders += len(placed)
@@ -165,7 +179,8 @@ class RoomRepopulator(Protocol):
     """The room's owner in Redis (``RedisRoomStore``): puts a room's counters back."""
 
     async def repopulate(self, room: Any, stock: dict[str, int], gifts: dict[str, int],
-                         orders: list[tuple[Order, dict[str, Any], float]]) -> bool: ...
+                         orders: list[tuple[Order, dict[str, Any], float]],
+                         edit: Callable[[Any], None] | None = None) -> bool: ...
 
 
 @dataclass
@@ -217,16 +232,19 @@ class RedisRepopulation:
             orders.setdefault(o.room, []).append((Order(o.order_id, o.viewer, o.sku, o.qty),
                                                   o.body, o.at))
         configured = set(self.rooms.ids())
-        for rid in set(live.stock) | set(live.gifts) | set(orders):
+        for rid in set(live.stock) | set(live.gifts) | set(orders) | set(live.quotas):
             if rid not in configured:
                 rep.unrestored["room_not_configured"] = \
                     rep.unrestored.get("room_not_configured", 0) + 1
         for room in self.rooms:
             stock, gifts = live.stock.get(room.id, {}), live.gifts.get(room.id, {})
             placed = orders.get(room.id, [])
-            if not (stock or gifts or placed):
+            quotas = live.quotas.get(room.id, {})
+            if not (stock or gifts or placed or quotas):
                 continue
-            if await self.room_store.repopulate(room, stock, gifts, placed):
+            if await self.room_store.repopulate(room, stock, gifts, placed,
+                                                functools.partial(apply_quotas,
+                                                                  quotas=quotas)):
                 rep.rooms += 1
                 rep.orders += len(placed)
             else:

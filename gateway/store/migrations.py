@@ -126,6 +126,14 @@ _ARCHIVE: tuple[str, ...] = (
 )
 
 
+# A host's edit of a first-N gift's quota (its limit, and whether it runs) reaches the store
+# with the room's counters, so a restart or a repopulated Redis gives the same gifts out.
+_GIFT_QUOTAS: tuple[str, ...] = (
+    "ALTER TABLE room_gifts ADD COLUMN quota INTEGER",
+    "ALTER TABLE room_gifts ADD COLUMN active INTEGER",
+)
+
+
 # Staff accounts and what sign-in needs, shared by every node (docs/accounts.md). JSON lists
 # as text; ``epoch`` grows when an account is disabled, changes roles or its password, so
 # every token minted before is refused.
@@ -179,6 +187,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "accounts", {"sqlite": _ACCOUNTS, "postgresql": _ACCOUNTS}),
     Migration(4, "erase_requests", {"sqlite": _ERASE_REQUESTS, "postgresql": _ERASE_REQUESTS}),
     Migration(5, "archive", {"sqlite": _ARCHIVE, "postgresql": _ARCHIVE}),
+    Migration(6, "gift_quotas", {"sqlite": _GIFT_QUOTAS, "postgresql": _GIFT_QUOTAS}),
 )
 LATEST = MIGRATIONS[-1].version
 

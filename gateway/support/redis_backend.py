@@ -618,10 +618,15 @@ class RedisBackend(SupportBackend):
         read were trimmed. (A script bumps the counter and appends its entry atomically, so
         reading the counter first and the Stream second cannot see a number whose entry is
         not there yet.)"""
-        if self._last_seq is None:
-            return  # following a log written before entries were numbered
         tail = self._tail_redis
         assert tail is not None  # started before the tail loop that calls this
+        if self.repopulate is not None and not await tail.exists(POPULATED):
+            # the marker is gone: Redis lost its data, even if it held no change yet
+            await self._resync("Redis no longer holds the populated marker: it lost its "
+                               "data", "redis_lost_data")
+            return
+        if self._last_seq is None:
+            return  # following a log written before entries were numbered
         seq = await tail.get(P + "opseq")
         have = int(seq) if seq is not None else 0
         if have < self._last_seq:
