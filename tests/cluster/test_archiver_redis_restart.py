@@ -5,7 +5,8 @@ one node archives, the lag metric stays low, and when Redis is killed and restar
 already in PostgreSQL (the figure printed is how many acknowledged messages the archive was
 missing at the kill: what a repopulated Redis would lose). After the restart the archive goes
 on with Redis's new log; when the leader's process is then killed, the other node takes over
-within the lease TTL. (Repopulating Redis from PostgreSQL is a follow-up.)"""
+within the lease TTL. (Redis repopulated from PostgreSQL and the chat carrying on in the same
+conversation: ``test_repopulate_cluster.py``.)"""
 
 from __future__ import annotations
 
