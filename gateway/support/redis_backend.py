@@ -943,14 +943,19 @@ class RedisBackend(SupportBackend):
         ids = {c.id for c in self.store.for_viewer(viewer)}
         agents: dict[str, str] = {}
         rooms: dict[str, str] = {}
-        async for key in self.redis.scan_iter(match=P + "conv:*", count=1000):
-            cid = _s(key)[len(P + "conv:"):]
-            who, room, agent = await self.redis.hmget(key, ["viewer", "room", "agent"])
-            if who is not None and _s(who) == viewer:
-                ids.add(cid)
-                rooms[cid] = _s(room or b"")
-                if agent:
-                    agents[cid] = _s(agent)
+        keys = [_s(k) async for k in self.redis.scan_iter(match=P + "conv:*", count=1000)]
+        for i in range(0, len(keys), 1000):  # one round trip per 1,000 conversations
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in keys[i:i + 1000]:
+                    pipe.hmget(key, ["viewer", "room", "agent"])
+                found = await pipe.execute()
+            for key, (who, room, agent) in zip(keys[i:i + 1000], found, strict=True):
+                if who is not None and _s(who) == viewer:
+                    cid = key[len(P + "conv:"):]
+                    ids.add(cid)
+                    rooms[cid] = _s(room or b"")
+                    if agent:
+                        agents[cid] = _s(agent)
         for conv in self.store.for_viewer(viewer):
             rooms.setdefault(conv.id, conv.room)
             if conv.agent:
@@ -963,8 +968,8 @@ class RedisBackend(SupportBackend):
             if cid in agents:
                 w.append(["SREM", f"{P}load:{agents[cid]}", cid])
         for ns in [_s(x) for x in await self.redis.smembers(P + "recns")]:
-            for key, raw in (await self.redis.hgetall(f"{P}rec:{ns}")).items():
-                k_ = _s(key)
+            for rkey, raw in (await self.redis.hgetall(f"{P}rec:{ns}")).items():
+                k_ = _s(rkey)
                 try:
                     about = record_about(ns, k_, json.loads(raw))
                 except ValueError:
@@ -975,7 +980,8 @@ class RedisBackend(SupportBackend):
         if self.archived:
             w.append(["HSET", ERASING, viewer, json.dumps(
                 {"conversations": sorted(ids), "at": time.time()})])
-        hits = [k async for k in self.redis.scan_iter(match=f"{P}hits:*{viewer}*", count=1000)]
+        glob = "".join("\\" + ch if ch in "*?[]\\" else ch for ch in viewer)
+        hits = [k async for k in self.redis.scan_iter(match=f"{P}hits:*{glob}*", count=1000)]
         if hits:  # the churn guard's counters keyed by the viewer
             w.append(["DEL", *[_s(h) for h in hits]])
         res = await self._run("commit", "[]", json.dumps(w, ensure_ascii=False),
