@@ -105,7 +105,9 @@ POPULATED = P + "populated"
 REPOPULATING = P + "repopulating"  # the lock (with its holder's token) of a repopulation
 # viewer → {"conversations": [...], "at": when}: erasures the archiver has not finished yet
 ERASING = P + "erasing"
-REPOPULATE_LOCK_MS = 60_000  # a repopulating node that died frees the lock after this long
+# a repopulating node that died (or stalled) frees the lock after this long; every unit it
+# writes extends it
+REPOPULATE_LOCK_MS = 60_000
 
 # a unit of change records to put back into Redis → "restored", or why not: "present" (Redis
 # already held its subject) or "superseded" (the viewer opened another conversation there)
@@ -421,8 +423,11 @@ class RedisBackend(SupportBackend):
                 guards.append(["H", f"{P}rec:{first.namespace}", [first.key], [""]])
             case _:
                 raise ValueError(f"not the start of a restore unit: {first!r}"[:200])
+        # each unit written also extends the lock: a long repopulation keeps it while it
+        # makes progress, one that stalls loses it to another node after the TTL
+        writes = [*self._writes(changes), ["PEXPIRE", REPOPULATING, str(REPOPULATE_LOCK_MS)]]
         res = await self._run("commit", json.dumps(guards, ensure_ascii=False),
-                              json.dumps(self._writes(changes), ensure_ascii=False),
+                              json.dumps(writes, ensure_ascii=False),
                               list_to_json(list(changes)))
         if _s(res[0]) == "ok":
             return "restored"

@@ -157,6 +157,13 @@ async def test_two_nodes_carry_on_in_the_same_conversation_after_redis_lost_ever
         assert m.n == n_before + 1
         await a.backend.sync()
         assert a.backend.store.get(conv.id).messages[-1].text == "我来帮你"
+        # the archiver archived the repopulation's entries again: nothing twice in the store
+        await until(lambda: caught_up_for(a, store)(), 10, "the archive to catch up")
+        assert await store.db.fetch("SELECT COUNT(*), COUNT(DISTINCT n) FROM messages WHERE "
+                                    "conversation = ?", [conv.id]) == [(n_before + 1,) * 2]
+        assert await store.db.fetch("SELECT COUNT(*) FROM conversations") == [(1,)]
+        assert await store.db.fetch("SELECT agent FROM assignments") == [("ag1",)]
+        assert await store.db.fetch("SELECT COUNT(*) FROM orders") == [(1,)]
     finally:
         await a.close()
         await b.close()
