@@ -6,7 +6,9 @@
 * ``POST /api/auth/token`` (cookie) → ``{"token", "expires_at", "role"}``; optional body
   ``{"role", "room"}`` to pick one of the account's roles and rooms.
 * ``POST /api/auth/logout`` (cookie) → the session is revoked and the cookie cleared.
-* ``GET /api/admin/users`` (admin bearer token): accounts with their lockout state.
+* ``GET /api/admin/users`` (admin bearer token): accounts with their lockout state;
+  ``POST /api/admin/users`` adds one; ``PATCH /api/admin/users/{user}`` disables, enables,
+  changes roles or resets the password (the admin page's accounts section).
 
 CSRF: the cookie is ``SameSite=Lax`` (never sent on a cross-site POST) *and* every cookie
 endpoint requires ``Content-Type: application/json``, which a cross-site form cannot send
@@ -15,15 +17,18 @@ and a cross-site script can only send after a CORS preflight this gateway never 
 
 from __future__ import annotations
 
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gateway.http_api import bearer_claims, json_body, read_json
+from gateway.http_api import bearer_claims, json_body, json_error, read_json
+from gateway.store.accounts import Account, Failures
 from signaling import ErrorCode, ProtocolError
 
-from .signin import MAX_USER_CHARS, SignIn
+from . import admin as A
+from .signin import MAX_USER_CHARS, SignIn, Throttled
 
 if TYPE_CHECKING:
     from gateway.wiring import Gateway
@@ -61,6 +66,14 @@ def _text(body: dict, name: str, max_chars: int, required: bool = True) -> str |
     return v
 
 
+def _listed(a: Account, f: Failures | None) -> dict[str, Any]:
+    """An account as the admin page lists it: never its hash; its lockout state."""
+    now = time.time()
+    locked = f is not None and f.locked_until > now
+    return {**A.account_wire(a), "failed_logins": f.failures if f else 0, "locked": locked,
+            "locked_until": int(f.locked_until) if f and locked else None}
+
+
 def setup_auth_routes(app: web.Application, gw: Gateway) -> None:
     async def jwks(request: web.Request) -> web.Response:
         return web.json_response(gw.auth.state.jwks(),
@@ -76,7 +89,12 @@ def setup_auth_routes(app: web.Application, gw: Gateway) -> None:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "'password' must be a string")
         assert user is not None
         address = gw.endpoint.config.client_address(request.remote, request.headers)
-        done = await signin.login(user, password, address)
+        try:
+            done = await signin.login(user, password, address)
+        except Throttled as e:  # the page says "try again in N min": it needs the N
+            resp = json_error(e.code, e.message, retry_after=e.retry_after_s)
+            resp.headers["Retry-After"] = str(e.retry_after_s)
+            return resp
         resp = json_body({"user": done.account.id, "name": done.account.name,
                           "roles": list(done.account.roles),
                           "expires_at": int(done.expires_at)})
@@ -107,22 +125,49 @@ def setup_auth_routes(app: web.Application, gw: Gateway) -> None:
     async def admin_users(request: web.Request) -> web.Response:
         bearer_claims(gw, request, ADMINS)
         store = _signin(gw).store
-        now = time.time()
         fails = await store.all_failures("user:")
-        out: list[dict[str, Any]] = []
-        for a in await store.accounts():
-            f = fails.get(f"user:{a.id}")
-            locked = f is not None and f.locked_until > now
-            out.append({"user": a.id, "name": a.name, "roles": list(a.roles),
-                        "rooms": list(a.rooms), "capacity": a.capacity,
-                        "max_compensation": a.max_compensation, "skills": list(a.skills),
-                        "disabled": a.disabled, "failed_logins": f.failures if f else 0,
-                        "locked": locked,
-                        "locked_until": int(f.locked_until) if f and locked else None})
-        return json_body({"users": out})
+        return json_body({"users": [_listed(a, fails.get(f"user:{a.id}"))
+                                    for a in await store.accounts()]})
+
+    async def admin_add_user(request: web.Request) -> web.Response:
+        bearer_claims(gw, request, ADMINS)
+        store = _signin(gw).store
+        body = await read_json(request)
+        try:
+            a = await A.add_user(store, A.new_account_from(body))
+        except A.AdminError as e:
+            raise ProtocolError(e.code, str(e)) from None
+        gw.auth.state.note_account(a.id, a.epoch, a.disabled, revoked=False)
+        return web.json_response(_listed(a, None), status=201,
+                                 dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+    async def admin_change_user(request: web.Request) -> web.Response:
+        claims = bearer_claims(gw, request, ADMINS)
+        store = _signin(gw).store
+        user = request.match_info["user"]
+        try:
+            change = A.change_from(await read_json(request))
+        except A.AdminError as e:
+            raise ProtocolError(e.code, str(e)) from None
+        if user == claims.user and (change.disabled or (change.roles is not None
+                                                        and "admin" not in change.roles)):
+            raise ProtocolError(ErrorCode.CONFLICT,
+                                "you cannot disable your own account or drop your own admin "
+                                "role here (another admin, or `livedesk user` on the host, can)")
+        try:
+            a = await A.apply_change(store, user, change)
+        except A.AdminError as e:
+            raise ProtocolError(e.code, str(e)) from None
+        # every earlier token and session of the account is refused here at once (other
+        # nodes: at their refresh), and its live sockets are closed on every node
+        gw.auth.state.note_account(a.id, a.epoch, a.disabled, revoked=True)
+        fails = await store.failures([f"user:{a.id}"])
+        return json_body(_listed(a, fails.get(f"user:{a.id}")))
 
     app.router.add_get("/.well-known/jwks.json", jwks)
     app.router.add_post("/api/auth/login", login)
     app.router.add_post("/api/auth/token", token)
     app.router.add_post("/api/auth/logout", logout)
     app.router.add_get("/api/admin/users", admin_users)
+    app.router.add_post("/api/admin/users", admin_add_user)
+    app.router.add_patch("/api/admin/users/{user}", admin_change_user)

@@ -45,6 +45,16 @@ class SignInLimits:
     lockout_s: float = 900.0
 
 
+class Throttled(ProtocolError):
+    """``rate_limited`` with the seconds until the lock ends (the 429 body's
+    ``retry_after``, so the sign-in page can say "try again in N min")."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(ErrorCode.RATE_LIMITED,
+                         f"too many failed sign-ins; try again in {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
 @dataclass(frozen=True)
 class SignedIn:
     cookie: str  # the session's secret: goes into the cookie, never stored
@@ -75,9 +85,7 @@ class SignIn:
         now = time.time()
         for f in (await self.store.failures(list(keys))).values():
             if f.locked_until > now:
-                raise ProtocolError(ErrorCode.RATE_LIMITED,
-                                    f"too many failed sign-ins; try again in "
-                                    f"{int(f.locked_until - now) + 1} s")
+                raise Throttled(int(f.locked_until - now) + 1)
         account = await self.store.account(user)
         ok = await verify_password(account.password_hash if account else None, password)
         if not ok or account is None or account.disabled:

@@ -1,10 +1,10 @@
 // The supervisor console: compensation approvals, every agent's status and
 // wellbeing, and the audit trail.
-import { Client, devTokenSource, gatewayUrls } from "./client.js";
-import { $, h, bindConnBadge, bindLangSwitch, toast } from "./common.js";
+import { Client, staffTokenSource, gatewayUrls } from "./client.js";
+import { $, h, bindConnBadge, bindLangSwitch, toast, bindStaffAuth } from "./common.js";
 import { tw, applyWorkspaceI18n } from "./i18n_workspace.js";
 
-const ident = devTokenSource("admin", { defaultUser: "admin-supervisor", name: "Supervisor" });
+const ident = staffTokenSource(["admin", "supervisor"], { defaultUser: "admin-supervisor", name: "Supervisor" });
 const client = new Client({ urls: gatewayUrls(), getToken: ident.getToken });
 
 const approvals = new Map(); // id → approval.request
@@ -111,4 +111,5 @@ bindLangSwitch($('[data-testid="lang-switch"]'), () => {
   renderAgents();
 });
 applyWorkspaceI18n();
+bindStaffAuth(client, ident);
 client.connect();
