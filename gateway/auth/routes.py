@@ -10,6 +10,10 @@
   ``POST /api/admin/users`` adds one; ``PATCH /api/admin/users/{user}`` disables, enables,
   changes roles or resets the password (the admin page's accounts section).
 
+Single sign-on (browser navigations, so not under ``/api``): ``GET /auth/oidc`` says whether
+it is on; ``GET /auth/oidc/start?next=PATH`` goes to the provider; ``GET /auth/oidc/callback``
+comes back, signs in and goes on to ``next`` (or to /login with the reason in words).
+
 CSRF: the cookie is ``SameSite=Lax`` (never sent on a cross-site POST) *and* every cookie
 endpoint requires ``Content-Type: application/json``, which a cross-site form cannot send
 and a cross-site script can only send after a CORS preflight this gateway never answers.
@@ -20,7 +24,9 @@ from __future__ import annotations
 import json
 import time
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
+import aiohttp
 from aiohttp import web
 
 from gateway.http_api import bearer_claims, json_body, json_error, read_json
@@ -28,7 +34,8 @@ from gateway.store.accounts import Account, Failures
 from signaling import ErrorCode, ProtocolError
 
 from . import admin as A
-from .signin import MAX_USER_CHARS, SignIn, Throttled
+from .oidc import STATE_COOKIE, STATE_TTL_S, OidcError
+from .signin import MAX_USER_CHARS, SignedIn, SignIn, Throttled
 
 if TYPE_CHECKING:
     from gateway.wiring import Gateway
@@ -54,6 +61,26 @@ def _json_only(request: web.Request) -> None:
 
 def _secure(gw: Gateway, request: web.Request) -> bool:
     return request.secure or gw.config.public_url.startswith("https://")
+
+
+def local_path(value: str | None) -> str | None:
+    """A ``next`` to go back to: a path on this origin only (never ``//host`` or a URL)."""
+    if not value or len(value) > 512 or not value.startswith("/") or value[1:2] in ("/", "\\"):
+        return None
+    return value if value.isprintable() else None
+
+
+HOME = {"agent": "/agent", "host": "/host", "supervisor": "/admin", "admin": "/admin"}
+
+
+def _redirect(location: str) -> web.Response:
+    return web.Response(status=302, headers={"Location": location, "Cache-Control": "no-store"})
+
+
+def _set_session(resp: web.StreamResponse, done: SignedIn, secure: bool) -> None:
+    resp.set_cookie(COOKIE, done.cookie, max_age=int(done.expires_at - time.time()),
+                    path="/", httponly=True, samesite="Lax", secure=secure)
+    resp.headers["Cache-Control"] = "no-store"
 
 
 def _text(body: dict, name: str, max_chars: int, required: bool = True) -> str | None:
@@ -98,10 +125,7 @@ def setup_auth_routes(app: web.Application, gw: Gateway) -> None:
         resp = json_body({"user": done.account.id, "name": done.account.name,
                           "roles": list(done.account.roles),
                           "expires_at": int(done.expires_at)})
-        resp.set_cookie(COOKIE, done.cookie, max_age=int(done.expires_at - time.time()),
-                        path="/", httponly=True, samesite="Lax",
-                        secure=_secure(gw, request))
-        resp.headers["Cache-Control"] = "no-store"
+        _set_session(resp, done, _secure(gw, request))
         return resp
 
     async def token(request: web.Request) -> web.Response:
@@ -164,6 +188,52 @@ def setup_auth_routes(app: web.Application, gw: Gateway) -> None:
         fails = await store.failures([f"user:{a.id}"])
         return json_body(_listed(a, fails.get(f"user:{a.id}")))
 
+    async def oidc_info(request: web.Request) -> web.Response:
+        return web.json_response({"enabled": gw.auth.oidc is not None},
+                                 headers={"Cache-Control": "no-store"})
+
+    async def oidc_start(request: web.Request) -> web.StreamResponse:
+        oidc = gw.auth.oidc
+        if oidc is None:
+            raise web.HTTPNotFound()
+        try:
+            started = await oidc.start(local_path(request.query.get("next")))
+        except (OidcError, OSError, ValueError) as e:
+            return _sso_failed(str(e) if isinstance(e, OidcError) else
+                               "the provider cannot be reached")
+        resp = _redirect(started.url)
+        resp.set_cookie(STATE_COOKIE, started.cookie, max_age=STATE_TTL_S, path="/auth/oidc",
+                        httponly=True, samesite="Lax", secure=_secure(gw, request))
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+    async def oidc_callback(request: web.Request) -> web.StreamResponse:
+        oidc = gw.auth.oidc
+        if oidc is None:
+            raise web.HTTPNotFound()
+        try:
+            account, next_path = await oidc.finish(request.query,
+                                                   request.cookies.get(STATE_COOKIE))
+        except OidcError as e:
+            return _sso_failed(str(e))
+        except (OSError, ValueError, aiohttp.ClientError) as e:
+            return _sso_failed(f"the provider cannot be reached ({type(e).__name__})")
+        done = await _signin(gw).start_session(account)
+        resp = _redirect(local_path(next_path) or HOME.get(account.roles[0], "/agent"))
+        _set_session(resp, done, _secure(gw, request))
+        resp.del_cookie(STATE_COOKIE, path="/auth/oidc")
+        return resp
+
+    def _sso_failed(message: str) -> web.StreamResponse:
+        resp = _redirect("/login?" + urlencode({"reason": "sso_failed",
+                                                "detail": message[:200]}))
+        resp.del_cookie(STATE_COOKIE, path="/auth/oidc")
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+    app.router.add_get("/auth/oidc", oidc_info)
+    app.router.add_get("/auth/oidc/start", oidc_start)
+    app.router.add_get("/auth/oidc/callback", oidc_callback)
     app.router.add_get("/.well-known/jwks.json", jwks)
     app.router.add_post("/api/auth/login", login)
     app.router.add_post("/api/auth/token", token)

@@ -92,6 +92,11 @@ class SignIn:
             await self.store.count_failure(keys, self.limits.lockout_s, self.limits.lockout_s)
             raise ProtocolError(ErrorCode.UNAUTHENTICATED, "wrong user or password")
         await self.store.clear_failures(f"user:{user}")
+        return await self.start_session(account)
+
+    async def start_session(self, account: Account) -> SignedIn:
+        """A new sign-in session for an account whose identity was just proven (a password
+        here, an ID token in :mod:`gateway.auth.oidc`)."""
         cookie = secrets.token_urlsafe(32)
         row = await self.store.add_session(session_hash(cookie), secrets.token_hex(8),
                                            account.id, account.epoch, self.limits.session_ttl_s)
