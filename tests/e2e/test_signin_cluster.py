@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import time
@@ -28,6 +29,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.redis]
 ROOT = Path(__file__).resolve().parents[2]
 T = 15_000
 PASSWORD = "correct horse battery staple"
+JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
 
 
 def user_add(db_url: str, user: str, role: str) -> None:
@@ -121,3 +123,5 @@ async def test_disabling_an_agent_on_one_node_closes_its_console_on_the_other(no
     await agent.fill('[data-testid="login-password"]', PASSWORD)
     await agent.click('[data-testid="login-submit"]')
     await agent.wait_for_selector('[data-testid="login-error"] >> text=错误', timeout=T)
+    for node in nodes:  # sign-in, exchanges, refusals: no token reached a log
+        assert not JWT.search(node.log.read_text()), node.node_id
