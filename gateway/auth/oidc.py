@@ -50,6 +50,7 @@ from gateway.store.accounts import Account, AccountStore
 
 from .admin import ID_RE
 from .issuers import STAFF_ROLES
+from .state import AuthState
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ class _Cache:
 class Oidc:
     config: Config
     store: AccountStore
+    state: AuthState
     _cache: _Cache = field(default_factory=_Cache)
 
     @property
@@ -260,6 +262,9 @@ class Oidc:
             if "host" in who.roles and not a.rooms:
                 raise OidcError("a host account needs rooms: ask an admin to add them")
             a = await self.store.update_account(a.id, roles=who.roles) or a
+            # the roles changed: the account's other sessions and sockets end now, not at the
+            # next refresh (which would then also close the socket this sign-in opens)
+            self.state.note_account(a.id, a.epoch, a.disabled, revoked=True)
         return a
 
 

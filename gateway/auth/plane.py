@@ -45,7 +45,7 @@ def build_auth(config: Config, events: Events, db: Database | None) -> AuthPlane
     state = AuthState(events=events)
     accounts = AccountStore(db) if db is not None else None
     signin = SignIn(accounts, state, limits_of(config)) if accounts is not None else None
-    oidc = Oidc(config, accounts) if accounts is not None and config.oidc_issuer else None
+    oidc = Oidc(config, accounts, state) if accounts is not None and config.oidc_issuer else None
     return AuthPlane(state=state, rules=IssuerRules(state),
                      refresher=AuthRefresher(state, accounts, config.auth_refresh_s),
                      accounts=accounts, signin=signin, oidc=oidc)

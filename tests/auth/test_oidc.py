@@ -9,6 +9,7 @@ created on first sign-in."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -126,6 +127,9 @@ async def test_sso_creates_the_account_with_mapped_roles_and_signs_in(gw, idp):
 async def test_roles_follow_the_providers_groups_at_each_sign_in(gw, idp):
     idp.add_user("lee@example.test", "Lee", groups=("support-agents",))
     b, _ = await sso(gw, idp, "lee@example.test")
+    _, t = await token_for(gw, b)
+    old_socket = await gw.client()
+    assert (await old_socket.hello(t["token"]))["role"] == "agent"
     await b.close()
     idp.users["lee@example.test"].groups = ("support-leads", "livedesk-admins")
     b, final = await sso(gw, idp, "lee@example.test", next_path="")
@@ -133,6 +137,13 @@ async def test_roles_follow_the_providers_groups_at_each_sign_in(gw, idp):
         assert final == "/admin"  # no next: the page of the first role
         a = await gw.gw.auth.accounts.account("lee@example.test")
         assert a.roles == ("supervisor", "admin")
+        assert await old_socket.wait_closed(5) == 4403  # the old role's socket ends
+        status, t = await token_for(gw, b)
+        assert status == 200 and t["role"] == "supervisor"
+        new_socket = await gw.client()
+        assert (await new_socket.hello(t["token"]))["type"] == "welcome"
+        await asyncio.sleep(0.8)  # past the node's refresh (0.2 s): not closed by it
+        assert (await new_socket.request("ping"))["type"] == "pong"
     finally:
         await b.close()
 
