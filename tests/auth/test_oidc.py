@@ -39,14 +39,14 @@ async def idp():
         await p.stop()
 
 
-async def _gateway(tmp_path, idp: Provider, **kw):
+async def _gateway(tmp_path, idp: Provider, refresh_s: float = 0.2, **kw):
     port = free_port()
     public = f"http://127.0.0.1:{port}"
     secret = idp.add_client("livedesk", public + "/auth/oidc/callback")
     config = Config(port=port, secret=secrets.token_hex(32), data_dir=tmp_path / "store",
                     public_url=public, oidc_issuer=idp.issuer, oidc_client_id="livedesk",
                     oidc_client_secret=secret, oidc_role_map=dict(ROLE_MAP),
-                    auth_refresh_s=0.2, **kw)
+                    auth_refresh_s=refresh_s, **kw)
     return await start_gateway(config)
 
 
@@ -124,7 +124,15 @@ async def test_sso_creates_the_account_with_mapped_roles_and_signs_in(gw, idp):
         assert r.status == 401
 
 
-async def test_roles_follow_the_providers_groups_at_each_sign_in(gw, idp):
+async def test_roles_follow_the_providers_groups_at_each_sign_in(tmp_path, idp):
+    gw = await _gateway(tmp_path, idp, refresh_s=1.5)  # a refresh as slow as a real one
+    try:
+        await _roles_follow_groups(gw, idp)
+    finally:
+        await stop_gateway(gw)
+
+
+async def _roles_follow_groups(gw, idp):
     idp.add_user("lee@example.test", "Lee", groups=("support-agents",))
     b, _ = await sso(gw, idp, "lee@example.test")
     _, t = await token_for(gw, b)
@@ -138,11 +146,13 @@ async def test_roles_follow_the_providers_groups_at_each_sign_in(gw, idp):
         a = await gw.gw.auth.accounts.account("lee@example.test")
         assert a.roles == ("supervisor", "admin")
         assert await old_socket.wait_closed(5) == 4403  # the old role's socket ends
+        reasons = [f["reason"] for f in old_socket.frames if f.get("type") == "revoked"]
+        assert reasons == ["account changed"]  # at once, by the change (not a later refresh)
         status, t = await token_for(gw, b)
         assert status == 200 and t["role"] == "supervisor"
         new_socket = await gw.client()
         assert (await new_socket.hello(t["token"]))["type"] == "welcome"
-        await asyncio.sleep(0.8)  # past the node's refresh (0.2 s): not closed by it
+        await asyncio.sleep(2.0)  # past the node's next refresh: not closed by it
         assert (await new_socket.request("ping"))["type"] == "pong"
     finally:
         await b.close()
