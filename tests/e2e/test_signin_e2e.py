@@ -181,3 +181,40 @@ async def test_the_console_renews_its_token_on_the_live_socket(tmp_path, browser
         assert [x.id for x in gw.gw.hub.sessions.values() if x.user == "ann"] == [s.id]
     finally:
         await stop_gateway(gw)
+
+
+async def test_single_sign_on_from_the_sign_in_page(tmp_path, browser):
+    """The sign-in page's SSO link, through a real OIDC provider on loopback, back to the
+    console the user asked for, online with the provider's mapped role."""
+    from tests.auth.oidc_provider import Provider
+
+    idp = await Provider(free_port()).start()
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    secret = idp.add_client("livedesk", public + "/auth/oidc/callback")
+    config = Config(port=port, secret=secrets.token_hex(32), data_dir=tmp_path / "s",
+                    public_url=public, oidc_issuer=idp.issuer, oidc_client_id="livedesk",
+                    oidc_client_secret=secret, oidc_role_map={"support-agents": "agent"})
+    gw = await start_gateway(config)
+    try:
+        idp.add_user("kim@example.test", "Kim", groups=("support-agents",))
+        idp.next_user = "kim@example.test"
+        page = await open_page(browser, f"{gw.url}/agent", DESKTOP)
+        await page.wait_for_url("**/login?**", timeout=T)
+        sso = page.locator('[data-testid="login-sso"]')
+        await sso.wait_for(state="visible", timeout=T)
+        await sso.click()
+        await page.wait_for_url(f"{gw.url}/agent", timeout=T)
+        await wait_online(page)
+        s = next(s for s in gw.gw.hub.sessions.values() if s.user == "kim@example.test")
+        assert (s.role, s.claims.issuer, s.claims.name) == ("agent", "gateway", "Kim")
+        # a tampered ID token: refused, back on /login, saying so in words
+        await page.click('[data-testid="sign-out"]')
+        await page.wait_for_url("**/login?**", timeout=T)
+        idp.tamper_next_id_token = True
+        await sso.click()
+        await page.wait_for_url("**/login?**reason=sso_failed**", timeout=T)
+        assert "单点登录失败" in await page.locator('[data-testid="login-reason"]').inner_text()
+    finally:
+        await stop_gateway(gw)
+        await idp.stop()
