@@ -166,11 +166,11 @@ async def test_admin_page_disables_an_agent_and_the_console_closes(gw, browser):
 
 async def test_the_console_renews_its_token_on_the_live_socket(tmp_path, browser):
     config = Config(port=free_port(), secret=secrets.token_hex(32), data_dir=tmp_path / "s",
-                    socket_token_ttl_s=40)  # renewed at 80 %, at least 30 s early: ~10 s
+                    socket_token_ttl_s=35)  # renewed at 80 %, at least 30 s early: ~5 s
     gw = await start_gateway(config)
     try:
         await add(gw, "ann")
-        await signed_in_agent(browser, gw)
+        page = await signed_in_agent(browser, gw)
         s = next(s for s in gw.gw.hub.sessions.values() if s.user == "ann")
         first_exp = s.claims.exp
         deadline = time.monotonic() + 25
@@ -179,6 +179,7 @@ async def test_the_console_renews_its_token_on_the_live_socket(tmp_path, browser
         assert s.claims.exp > first_exp  # renewed on the same session, by `auth`
         assert s.attached and gw.gw.hub.sessions.get(s.id) is s  # the same socket
         assert [x.id for x in gw.gw.hub.sessions.values() if x.user == "ann"] == [s.id]
+        await page.context.close()  # before the gateway: a live page would hold its shutdown
     finally:
         await stop_gateway(gw)
 
