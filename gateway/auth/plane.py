@@ -12,6 +12,7 @@ from gateway.store.database import Database
 from signaling.events import Events
 
 from .issuers import IssuerRules
+from .oidc import Oidc
 from .signin import SignIn, SignInLimits
 from .state import AuthRefresher, AuthState
 
@@ -23,6 +24,7 @@ class AuthPlane:
     refresher: AuthRefresher
     accounts: AccountStore | None  # None: no store, so no accounts and no shops
     signin: SignIn | None
+    oidc: Oidc | None = None  # single sign-on, when an OIDC provider is configured
 
     async def start(self) -> None:
         await self.refresher.start()
@@ -43,6 +45,7 @@ def build_auth(config: Config, events: Events, db: Database | None) -> AuthPlane
     state = AuthState(events=events)
     accounts = AccountStore(db) if db is not None else None
     signin = SignIn(accounts, state, limits_of(config)) if accounts is not None else None
+    oidc = Oidc(config, accounts, state) if accounts is not None and config.oidc_issuer else None
     return AuthPlane(state=state, rules=IssuerRules(state),
                      refresher=AuthRefresher(state, accounts, config.auth_refresh_s),
-                     accounts=accounts, signin=signin)
+                     accounts=accounts, signin=signin, oidc=oidc)
