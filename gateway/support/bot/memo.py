@@ -29,7 +29,6 @@ from .model import BotModel
 from .normalize import normalize
 from .slots import Body, Slots, catalog_key, extract
 
-
 # intent decisions remembered per text (one per previous intent and body/hair context)
 DECISIONS = 16
 
