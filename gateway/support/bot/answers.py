@@ -617,12 +617,20 @@ def _mentioned_promos(ctx: Ctx) -> list[Promotion]:
         if pr.code and pr.code.lower() in ctx.text:
             out.append(pr)
             continue
+        if pr.kind not in ("coupon", "discount"):
+            continue
         nums = [num(x) for x in (pr.threshold, pr.amount) if x is not None]
-        if pr.kind in ("coupon", "discount") and nums and all(
-                re.search(rf"(?<![\d.]){re.escape(n)}(?![\d.])", ctx.text) for n in nums) and (
+        if nums and all(_names_number(ctx.text, n) for n in nums) and (
                 len(nums) == 2 or pr.threshold is not None):
             out.append(pr)
     return out
+
+
+@functools.lru_cache(maxsize=8192)
+def _names_number(text: str, n: str) -> bool:
+    """``n`` stands in the text as a number of its own ("满99减20": 99 and 20, not the 9 of
+    99). Keyed by the number's text, so a host who changes a threshold gets a new key."""
+    return re.search(rf"(?<![\d.]){re.escape(n)}(?![\d.])", text) is not None
 
 
 _ENDS_Q = re.compile(r"几点结束|几点截止|到几点|什么时候结束|啥时候结束|哪天结束|什么时候截止|截止|结束时间|"
