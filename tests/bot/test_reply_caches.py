@@ -63,3 +63,12 @@ def test_stock_is_read_live_when_the_same_question_repeats(ask, kb_demo):
     kb_demo.product("D005").stock = 0
     reply = ask(kb_demo, text)
     assert "售罄" in reply.text and "库存还剩7" not in reply.text
+
+
+def test_a_changed_coupon_threshold_is_recognised_by_its_new_number(kb_demo):
+    from gateway.support.bot.answers import _mentioned_promos
+
+    ctx = _ctx(kb_demo, "满200减30的券还能用吗")
+    assert [pr.id for pr in _mentioned_promos(ctx)] == []
+    kb_demo.promotion("PD3").threshold = 200
+    assert [pr.id for pr in _mentioned_promos(ctx)] == ["PD3"]
