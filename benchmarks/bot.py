@@ -52,6 +52,10 @@ MESSAGES: list[tuple[list[str], str]] = [
 ]
 
 
+# harness-alone p99 (ms) above which a run is flagged ``machine_busy``
+BUSY_MS = 1.0
+
+
 def _queries(kb: Knowledge) -> list[BotQuery]:
     return [BotQuery(text=t, history=h, knowledge=kb) for h, t in MESSAGES]
 
@@ -189,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         "epoll_clock_harness_p99_ms": round(pct(base_epoll_ms, 99), 3),
     }
     res["ratio_p99"] = round(res["p99_ms"] / max(res["harness_p99_ms"], 1e-6), 2)
+    # the harness alone wakes a due message within ~0.2 ms at p99 on an idle core; beyond
+    # BUSY_MS other processes held the core, and this run's p99 is the scheduler's
+    res["machine_busy"] = res["harness_p99_ms"] > BUSY_MS
     print(f"warm-up (jieba + classifier): {warm:.2f} s")
     print(f"throughput, one core, {len(qs)} repeated texts: {rps:,.0f} replies/s ({1000 / rps:.3f} ms per reply); "
           f"memo off: {rps_plain:,.0f}/s ({1000 / rps_plain:.3f} ms), x{rps / rps_plain:.2f}")
@@ -202,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
           f"p99 {res['harness_p99_ms']:.3f} ms")
     print(f"on the epoll loop's millisecond clock: p99 {res['epoll_clock_p99_ms']:.3f} ms, "
           f"harness alone p99 {res['epoll_clock_harness_p99_ms']:.3f} ms")
+    if res["machine_busy"]:
+        print(f"NOTE: the harness alone had p99 {res['harness_p99_ms']:.3f} ms (> {BUSY_MS} ms): other "
+              "processes held the core during this run; its p99 is the scheduler's, not the bot's")
     print("CPU in respond, p99 by intent (ms): " + ", ".join(
         f"{k} {v:.3f}" for k, v in res["reply_cpu_p99_ms_by_intent"].items()))
     print(json.dumps(res))
