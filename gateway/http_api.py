@@ -194,16 +194,19 @@ class Pages:
             text = f"{text[:at]}\n  {self.meta}{text[at:]}"
         return text.encode("utf-8")
 
+    async def body(self, name: str) -> bytes:
+        body = self.cache.get(name)
+        if body is None:
+            loop = asyncio.get_running_loop()
+            body = await loop.run_in_executor(None, self._render, name)
+            if self.keep:
+                self.cache[name] = body
+        return body
+
     def handler(self, name: str):
         async def serve(request: web.Request) -> web.Response:
-            body = self.cache.get(name)
-            if body is None:
-                loop = asyncio.get_running_loop()
-                body = await loop.run_in_executor(None, self._render, name)
-                if self.keep:
-                    self.cache[name] = body
-            return web.Response(body=body, content_type="text/html", charset="utf-8",
-                                headers={"Cache-Control": "no-cache"})
+            return web.Response(body=await self.body(name), content_type="text/html",
+                                charset="utf-8", headers={"Cache-Control": "no-cache"})
         return serve
 
 
@@ -292,6 +295,9 @@ def setup_routes(app: web.Application, gw: Gateway) -> None:
     app.router.add_get("/api/dashboard", get_dashboard)
     if gw.config.dev:
         app.router.add_get("/api/dev/token", dev_token)
+    from .embed_api import setup_embed_routes  # it builds on this module's helpers
+
+    setup_embed_routes(app, gw, pages, security)
     app.router.add_get("/", pages.handler("index.html"))
     for name in ("agent", "host", "dashboard", "admin"):
         if (web_root / f"{name}.html").exists():

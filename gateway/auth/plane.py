@@ -1,5 +1,6 @@
 """The auth plane of one node, built once by :mod:`gateway.wiring`: the in-memory key set
-and revocation state, its refresher, the issuer rules and, with a store, password sign-in.
+and revocation state, its refresher, the issuer rules, anonymous viewers of embedded widgets
+and, with a store, password sign-in.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from gateway.store.accounts import AccountStore
 from gateway.store.database import Database
 from signaling.events import Events
 
+from .anonymous import AnonymousIdentities
 from .issuers import IssuerRules
 from .signin import SignIn, SignInLimits
 from .state import AuthRefresher, AuthState
@@ -23,6 +25,7 @@ class AuthPlane:
     refresher: AuthRefresher
     accounts: AccountStore | None  # None: no store, so no accounts and no shops
     signin: SignIn | None
+    anonymous: AnonymousIdentities
 
     async def start(self) -> None:
         await self.refresher.start()
@@ -45,4 +48,5 @@ def build_auth(config: Config, events: Events, db: Database | None) -> AuthPlane
     signin = SignIn(accounts, state, limits_of(config)) if accounts is not None else None
     return AuthPlane(state=state, rules=IssuerRules(state),
                      refresher=AuthRefresher(state, accounts, config.auth_refresh_s),
-                     accounts=accounts, signin=signin)
+                     accounts=accounts, signin=signin,
+                     anonymous=AnonymousIdentities.from_secret(config.secret))

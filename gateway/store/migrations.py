@@ -15,6 +15,9 @@ Never edit a released migration: add the next number. A database newer than this
 * 4 ``erase_requests``: viewers erased by ``livedesk erase`` that the running gateway has
   not yet removed from its live state (it polls the table and deletes each row once done);
   ``records.expires_at``, so a restart restores a record with its TTL.
+* 7 ``shop_anonymous``: ``shops.anonymous``, whether a shop's embedded widget lets viewers
+  without the shop's identity in (anonymous viewers, docs/embedding.md). 0 by default.
+  (5 and 6 are other changes' numbers.)
 """
 
 from __future__ import annotations
@@ -148,6 +151,8 @@ _ERASE_REQUESTS = (
     "ALTER TABLE records ADD COLUMN expires_at DOUBLE PRECISION",
 )
 
+_SHOP_ANONYMOUS = ("ALTER TABLE shops ADD COLUMN anonymous INTEGER NOT NULL DEFAULT 0",)
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -163,6 +168,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "search", _SEARCH, backfill_terms=True, after=_SEARCH_AFTER),
     Migration(3, "accounts", {"sqlite": _ACCOUNTS, "postgresql": _ACCOUNTS}),
     Migration(4, "erase_requests", {"sqlite": _ERASE_REQUESTS, "postgresql": _ERASE_REQUESTS}),
+    Migration(7, "shop_anonymous", {"sqlite": _SHOP_ANONYMOUS, "postgresql": _SHOP_ANONYMOUS}),
 )
 LATEST = MIGRATIONS[-1].version
 
