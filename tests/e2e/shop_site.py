@@ -49,26 +49,41 @@ IDENTIFY = """fetch("/identity?{query}", {{cache: "no-store"}}).then(function (r
     .then(function (b) {{ LiveDesk.identify({{token: b.token}}); }});"""
 
 # a third party's frame on the shop's page (an ad, say), from an origin the shop did not
-# register: it tries to tell the widget who the viewer is
+# register: it forges the widget iframe's messages to the shop's page
 AD = """<!doctype html><html><head><meta charset="utf-8"></head><body>ad
 <script>
-  var token = {token};
-  function spam() {{
-    for (var i = 0; i < parent.frames.length; i++) {{
-      try {{
-        parent.frames[i].postMessage({{livedesk: 1, type: "init", token: token}}, "*");
-        parent.frames[i].postMessage({{livedesk: 1, type: "identify", token: token}}, "*");
-      }} catch (e) {{}}
-    }}
+  setInterval(function () {
+    parent.postMessage({livedesk: 1, type: "ready"}, "*");
+    parent.postMessage({livedesk: 1, type: "status", identity: "forged"}, "*");
+    parent.postMessage({livedesk: 1, type: "close"}, "*");
     window.sent = (window.sent || 0) + 1;
-  }}
-  setInterval(spam, 200);
+  }, 200);
+</script></body></html>"""
+
+# a page of a foreign origin that opens the embed page in a window of its own (no
+# frame-ancestors applies to a top-level window) and tries to push an identity of its
+# choosing into it: the viewer would then chat as the attacker's identity
+OPENER = """<!doctype html><html><head><meta charset="utf-8"></head><body>
+<button id="go">open</button>
+<script>
+  var token = {token};
+  document.getElementById("go").onclick = function () {{
+    var w = window.open({embed}, "_blank");
+    setInterval(function () {{
+      try {{
+        w.postMessage({{livedesk: 1, type: "init", token: token}}, "*");
+        w.postMessage({{livedesk: 1, type: "identify", token: token}}, "*");
+        window.sent = (window.sent || 0) + 1;
+      }} catch (e) {{}}
+    }}, 200);
+  }};
 </script></body></html>"""
 
 
 class ShopSite:
     """``/`` the stream page (query: ``sub``, ``identify=0``, ``ad=1``, ``room``, ``kid``,
-    ``position``); ``/identity`` the shop backend's signed identity; ``/ad`` a foreign frame;
+    ``position``); ``/identity`` the shop backend's signed identity; ``/ad`` a foreign frame; ``/opener`` (to be loaded from
+    the foreign origin) opens the embed page in a window and posts to it;
     ``/frame-embed`` a page that frames the gateway's embed page directly."""
 
     def __init__(self, gateway: str, shop_id: str, secret: str, room: str) -> None:
@@ -95,6 +110,7 @@ class ShopSite:
         app.router.add_get("/", self.page)
         app.router.add_get("/identity", self.identity)
         app.router.add_get("/ad", self.ad)
+        app.router.add_get("/opener", self.opener)
         app.router.add_get("/frame-embed", self.frame_embed)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
@@ -123,8 +139,12 @@ class ShopSite:
         return web.json_response({"token": token}, headers={"Cache-Control": "no-store"})
 
     async def ad(self, request: web.Request) -> web.Response:
-        token = json.dumps(self.sign("mallory"))
-        return web.Response(text=AD.format(token=token), content_type="text/html")
+        return web.Response(text=AD, content_type="text/html")
+
+    async def opener(self, request: web.Request) -> web.Response:
+        embed = json.dumps(f"{self.gateway}/embed?room={self.room}")
+        return web.Response(text=OPENER.format(token=json.dumps(self.sign("mallory")),
+                                               embed=embed), content_type="text/html")
 
     async def frame_embed(self, request: web.Request) -> web.Response:
         src = html.escape(f"{self.gateway}/embed?room={self.room}", quote=True)

@@ -107,7 +107,7 @@ async def test_shop_page_embeds_widget_identifies_chats_escalates_and_video_call
 
     # browsing from the shop's page reaches the gateway (browse.event, acked)
     await shop_page.evaluate("() => LiveDesk.track({event: 'add_to_cart', sku: 'D001'})")
-    await frame.wait_for_function("() => window.__ld.browse.acked >= 2", timeout=T)
+    await frame.wait_for_function("() => window.__ld.browse.acked >= 2", timeout=T, polling=100)
 
     # open, chat with the bot, escalate to the agent
     await launcher.click()
@@ -155,7 +155,7 @@ async def test_embed_page_framed_by_an_unregistered_origin_is_refused(gw, site, 
     # Chromium: the registered origin may frame it, another origin may not
     ok = await open_page(browser, f"{site.origin}/frame-embed", DESKTOP)
     framed = await embed_frame(ok)
-    await framed.wait_for_function("() => !!window.__ldEmbed", timeout=T)
+    await framed.wait_for_function("() => !!window.__ldEmbed", timeout=T, polling=100)
     logs: list[str] = []
     bad = await open_page(browser, f"{site.foreign}/frame-embed", DESKTOP, logs=logs)
     await bad.wait_for_load_state("load")
@@ -176,21 +176,34 @@ async def test_embed_page_framed_by_an_unregistered_origin_is_refused(gw, site, 
 
 
 async def test_postmessage_from_a_foreign_origin_is_ignored(gw, site, browser):
+    # 1. the widget's frame: a foreign page opens /embed in a window of its own and posts a
+    #    token of its choosing to it (the viewer would chat as the attacker): ignored
+    foreign = await open_page(browser, f"{site.foreign}/opener", DESKTOP)
+    async with foreign.expect_popup() as popup_info:
+        await foreign.click("#go")
+    popup = await popup_info.value
+    await popup.wait_for_function("() => window.__ldEmbed && window.__ldEmbed.ignored >= 6",
+                                  timeout=T, polling=100)
+    state = await popup.evaluate("() => ({mode: window.__ldEmbed.mode, accepted: "
+                                 "window.__ldEmbed.accepted, welcome: window.__ld.client.welcome})")
+    assert state == {"mode": "waiting", "accepted": 0, "welcome": None}, state
+
+    # 2. the shop's page: a foreign frame in it (an ad) forges the widget's messages: ignored
     page = await open_page(browser, f"{site.origin}/?identify=0&ad=1", DESKTOP)
     frame = await embed_frame(page)
     await frame.wait_for_function("() => window.__ldEmbed && window.__ldEmbed.mode === 'signin'",
-                                  timeout=T)
-    # the ad frame posts identify/init with a valid token of the shop, over and over
-    await frame.wait_for_function("() => window.__ldEmbed.ignored >= 6", timeout=T)
-    state = await frame.evaluate("() => ({mode: window.__ldEmbed.mode, "
-                                 "welcome: window.__ld.client.welcome, "
-                                 "conn: window.__ld.client.state})")
-    assert state["mode"] == "signin" and state["welcome"] is None, state
+                                  timeout=T, polling=100)
+    await page.click('[data-testid="livedesk-launcher"]')
+    await page.wait_for_function("() => LiveDesk.ignored >= 9", timeout=T, polling=100)
+    events = await page.evaluate("() => window.shopEvents")
+    assert ["status", "forged"] not in events and events.count(["ready"]) == 1, events
+    assert await page.locator('[data-testid="livedesk-sheet"]').is_visible()  # no forged close
     signin = frame.locator('[data-testid="embed-signin"]')
-    assert await signin.is_visible()
-    assert "sign in" in (await signin.text_content()).lower() or "登录" in \
-        await signin.text_content()
-    # the shop's own page can still identify (its origin is the registered one)
+    assert await signin.get_attribute("class") == "embed-signin"  # shown (not .hidden)
+    assert "登录" in await signin.text_content()
+    assert await frame.evaluate("() => window.__ld.client.welcome") is None
+
+    # the shop's own page can identify (its origin is the registered one)
     await page.evaluate("(t) => LiveDesk.identify({token: t})", site.sign("bob"))
     await wait_online(frame)
     assert await frame.evaluate("() => window.__ld.client.welcome.user") == "acme:bob"
@@ -202,7 +215,7 @@ async def test_a_shop_token_for_another_shops_room_is_refused_in_the_widget(gw, 
     page = await open_page(browser, f"{site.origin}/?identify=0", DESKTOP)
     frame = await embed_frame(page)
     await frame.wait_for_function("() => window.__ldEmbed && window.__ldEmbed.mode === 'signin'",
-                                  timeout=T)
+                                  timeout=T, polling=100)
     # signed by the other shop, naming acme's room: refused by the gateway at hello
     token = site.sign("eve", secret=other.secret, kid="other")
     await page.evaluate("(t) => LiveDesk.identify({token: t})", token)
