@@ -164,5 +164,8 @@ def set_anonymous_cookie(resp: web.Response, value: str, max_age_s: int) -> None
     what it is for. ``HttpOnly``: no script reads it. Path: the one endpoint that reads it.
     Chromium treats http://127.0.0.1 and http://localhost as secure, so this works on
     loopback without TLS (docs/embedding.md, "Cookies")."""
-    resp.set_cookie(COOKIE, value, max_age=max_age_s, path="/api/embed/", httponly=True,
-                    secure=True, samesite="None", partitioned=True)
+    # written by hand: Python 3.11's http.cookies knows no Partitioned attribute (the
+    # value is ours: base64url and hex, nothing to quote)
+    resp.headers.add("Set-Cookie", f"{COOKIE}={value}; Max-Age={int(max_age_s)}; "
+                                   f"Path=/api/embed/; HttpOnly; Secure; SameSite=None; "
+                                   f"Partitioned")

@@ -222,3 +222,43 @@ async def test_a_shop_token_for_another_shops_room_is_refused_in_the_widget(gw, 
     await page.wait_for_function(
         "() => window.shopEvents.some((e) => e[0] === 'identity_expired')", timeout=T)
     assert await frame.evaluate("() => window.__ld.client.welcome") is None
+
+
+@pytest.fixture
+async def open_shop(gw):
+    s = await shop(gw, "openshop", anonymous=True)
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+async def test_anonymous_viewer_keeps_its_identity_and_history_in_this_browser(
+        gw, open_shop, browser):
+    """A shop that admits anonymous viewers: no identify, yet the widget connects as an
+    anonymous viewer bound to this browser by the gateway's cookie — in a cross-site frame
+    (localhost page, 127.0.0.1 gateway), where Chromium keeps only a Partitioned cookie.
+    A reload is the same viewer with its conversation; another browser is someone else."""
+    page = await open_page(browser, f"{open_shop.origin}/?identify=0", DESKTOP)
+    frame = await embed_frame(page)
+    await wait_online(frame)
+    user = await frame.evaluate("() => window.__ld.client.welcome.user")
+    assert user.startswith("~anon:openshop:"), user
+    assert await frame.evaluate("() => window.__ldEmbed.mode") == "anonymous"
+    await page.click('[data-testid="livedesk-launcher"]')
+    await frame.wait_for_selector('[data-testid="conv-state"][data-state="bot"]', timeout=T)
+    await frame.fill('[data-testid="chat-input"]', "还有M码吗")
+    await frame.click('[data-testid="chat-send"]')
+    await frame.wait_for_selector('[data-testid="msg-mine"]:has-text("还有M码吗")', timeout=T)
+
+    await page.reload()
+    frame = await embed_frame(page)
+    await wait_online(frame)
+    assert await frame.evaluate("() => window.__ld.client.welcome.user") == user
+    await page.click('[data-testid="livedesk-launcher"]')
+    await frame.wait_for_selector('[data-testid="msg-mine"]:has-text("还有M码吗")', timeout=T)
+
+    other = await open_page(browser, f"{open_shop.origin}/?identify=0", DESKTOP)
+    other_frame = await embed_frame(other)
+    await wait_online(other_frame)
+    assert await other_frame.evaluate("() => window.__ld.client.welcome.user") != user
