@@ -80,9 +80,12 @@ class Embedding:
         return tuple(dict.fromkeys(o for s in self.shops(room, shop) for o in s.origins))
 
 
-def setup_embed_routes(app: web.Application, gw: Gateway, pages: Pages,
-                       security: SecurityHeaders) -> None:
+def setup_embed_routes(app: web.Application, gw: Gateway) -> None:
     embedding = Embedding(gw)
+    # the embed page like the other pages (its gateways meta), headers by the app's
+    # SecurityHeaders (installed by http_api.setup_routes), framing per request
+    pages = Pages(gw.config.web_root, SecurityHeaders.from_config(gw.config).gateway_origins,
+                  keep=not gw.config.dev)
     web_root = gw.config.web_root
     script: dict[str, bytes] = {}
 
@@ -101,7 +104,7 @@ def setup_embed_routes(app: web.Application, gw: Gateway, pages: Pages,
         shop = _param(request.query.get("shop"), "shop", MAX_SHOP_CHARS, required=False)
         shops = embedding.shops(room, shop)
         origins = embedding.origins(room, shop)
-        security.frame_only_by(request, origins)
+        SecurityHeaders.frame_only_by(request, origins)
         meta = json.dumps({"room": room, "shop": shops[0].id if len(shops) == 1 else None,
                            "origins": list(origins),
                            "anonymous": len(shops) == 1 and shops[0].anonymous},

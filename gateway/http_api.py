@@ -295,9 +295,6 @@ def setup_routes(app: web.Application, gw: Gateway) -> None:
     app.router.add_get("/api/dashboard", get_dashboard)
     if gw.config.dev:
         app.router.add_get("/api/dev/token", dev_token)
-    from .embed_api import setup_embed_routes  # it builds on this module's helpers
-
-    setup_embed_routes(app, gw, pages, security)
     app.router.add_get("/", pages.handler("index.html"))
     for name in ("agent", "host", "dashboard", "admin"):
         if (web_root / f"{name}.html").exists():

@@ -108,9 +108,19 @@ export function startBridge() {
       for (;;) {
         if (mode === "anonymous") {
           if (!token || refresh) {
-            const a = await anonymous();
-            token = a.token;
-            stats.user = a.user;
+            try {
+              const a = await anonymous();
+              token = a.token;
+              stats.user = a.user;
+            } catch (e) {
+              if (e.code === "forbidden") {
+                setMode("signin"); // the shop stopped admitting anonymous viewers
+                continue;
+              }
+              // rate_limited or the network: not the client's fast reconnect schedule
+              await new Promise((resolve) => setTimeout(resolve, e.code === "rate_limited" ? 30_000 : 3_000));
+              throw e;
+            }
           }
           connectedAs = "anonymous";
           return token;
