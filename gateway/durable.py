@@ -149,9 +149,11 @@ def attach_store(config: Config, events: Events, metrics: Any = None,
                  follow_events: bool = True) -> Durable | None:
     """The configured store (None when the configuration names none) with its feed.
 
-    ``follow_events`` (several nodes, Redis): the feed records every change list a replica
-    applies (``ChangesApplied``) and every accepted order (``OrderPlaced``) as they happen;
-    nothing waits for it. Otherwise (one node, memory) the composition root passes
+    ``follow_events`` (several nodes on Redis without a shared database, so each keeps its
+    own): the feed records every change list a replica applies (``ChangesApplied``) and
+    every accepted order (``OrderPlaced``) as they happen; nothing waits for it. With Redis
+    and PostgreSQL the one archiver writes the shared change log instead
+    (``gateway/archiver.py``) and no node's feed follows events. Otherwise (one node, memory) the composition root passes
     ``durable.feed`` to the memory backend and order ledger as their durability port: each
     step and order is answered only once committed (docs/storage.md#durable-before-
     acknowledged)."""

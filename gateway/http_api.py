@@ -178,11 +178,15 @@ class Pages:
     page's socket and token to a server of the link author's choosing). Read off the event
     loop; kept after the first request, except with ``--dev`` (edit a page, reload)."""
 
-    def __init__(self, web_root, origins: tuple[str, ...], keep: bool = True):
+    def __init__(self, web_root, origins: tuple[str, ...], keep: bool = True,
+                 auth_mode: str = "signin"):
         self.web_root = web_root
         self.keep = keep
         meta = html.escape(" ".join(origins), quote=True)
-        self.meta = f'<meta name="livedesk-gateways" content="{meta}">'
+        # "dev": staff pages take demo identities (/api/dev/token); "signin": staff pages
+        # need a sign-in session and exchange it for socket tokens (docs/accounts.md)
+        self.meta = (f'<meta name="livedesk-gateways" content="{meta}">'
+                     f'<meta name="livedesk-auth" content="{html.escape(auth_mode)}">')
         self.cache: dict[str, bytes] = {}
 
     def _render(self, name: str) -> bytes:
@@ -216,7 +220,8 @@ def setup_routes(app: web.Application, gw: Gateway) -> None:
     app[BODY_TIMEOUT] = gw.config.http_body_timeout_s
     security = SecurityHeaders.from_config(gw.config)
     security.install(app)
-    pages = Pages(web_root, security.gateway_origins, keep=not gw.config.dev)
+    pages = Pages(web_root, security.gateway_origins, keep=not gw.config.dev,
+                  auth_mode="dev" if gw.config.dev else "signin")
 
     async def healthz(request):
         return web.json_response({"status": "ok", "node": gw.config.node_id})
@@ -296,7 +301,7 @@ def setup_routes(app: web.Application, gw: Gateway) -> None:
     if gw.config.dev:
         app.router.add_get("/api/dev/token", dev_token)
     app.router.add_get("/", pages.handler("index.html"))
-    for name in ("agent", "host", "dashboard", "admin"):
+    for name in ("agent", "host", "dashboard", "admin", "login"):
         if (web_root / f"{name}.html").exists():
             app.router.add_get(f"/{name}", pages.handler(f"{name}.html"))
     if web_root.exists():

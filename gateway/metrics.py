@@ -86,5 +86,30 @@ class Metrics:
             "Viewers erased from this node's live state (store erasures reaching memory)",
             registry=r)
 
+        # the multi-node archiver (gateway/archiver.py, docs/operations.md#archiver)
+        self.archiver_leader = Gauge(
+            "livedesk_archiver_leader",
+            "1 while this node holds the archiver lease (exactly one node per cluster)",
+            registry=r)
+        self.archiver_lag_seconds = Gauge(
+            "livedesk_archiver_lag_seconds",
+            "Age of the oldest change-stream entry not archived in PostgreSQL yet (0: caught up)",
+            registry=r)
+        self.archiver_lag_entries = Gauge(
+            "livedesk_archiver_lag_entries",
+            "Change-stream entries not archived in PostgreSQL yet", registry=r)
+        self.archiver_entries = Counter(
+            "livedesk_archiver_entries_total",
+            "Change-stream entries this node archived in PostgreSQL", registry=r)
+        self.archiver_fence_refusals = Counter(
+            "livedesk_archiver_fence_refusals_total",
+            "Archive batches refused because a newer archiver (higher fencing number) wrote",
+            registry=r)
+        self.archiver_lost_entries = Counter(
+            "livedesk_archiver_lost_entries_total",
+            "Change-stream entries never archived, by reason (trimmed: dropped by the "
+            "stream's safety cap before the archiver read them; malformed: unreadable)",
+            ["reason"], registry=r)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

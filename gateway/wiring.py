@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ from signaling.protocol import Message
 from signaling.server import EdgeConfig, SocketEndpoint
 from signaling.session import Session
 
+from .auth.events import AccountRevoked
 from .auth.plane import AuthPlane, build_auth
 from .config import Config
 from .durable import Durable, ViewerEraser, attach_store
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
 
     from signaling.directory import RedisPresence, RedisSessionMirror
 
+    from .archiver import Archiver
     from .media.directory import CallDirectory
     from .media.service import MediaService
     from .support.redis_room import RoomSync
@@ -75,6 +77,7 @@ class MemoryBackends:
     """One process: an in-memory bus and backend, local directories, nothing to share."""
 
     unavailable_errors: tuple[type[BaseException], ...] = ()
+    store_feed = True  # the node's store records what the node applies (it is the only one)
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -111,6 +114,10 @@ class MemoryBackends:
 
         return LocalCallDirectory()
 
+    def archiver(self, durable: Durable | None, metrics: Metrics,
+                 rooms: RoomRegistry) -> Archiver | None:
+        return None  # the store feed writes each change as the node applies it
+
 
 class RedisBackends:
     """Many nodes: every shared piece of state in Redis (``config.redis_url``), one pool."""
@@ -128,6 +135,10 @@ class RedisBackends:
         # a request that meets one of these answers ``unavailable`` (not ``internal``)
         self.unavailable_errors: tuple[type[BaseException], ...] = (
             rexc.ConnectionError, rexc.TimeoutError, rexc.OutOfMemoryError)
+        # with a database, the change log is archived by one node (the lease holder), not
+        # written by every node from what it applies: docs/storage.md
+        self.archived = bool(config.database_url)
+        self.store_feed = not self.archived
 
     def bus(self) -> Bus:
         from signaling.redis_bus import RedisBus
@@ -164,7 +175,8 @@ class RedisBackends:
     def order_ledger(self, durable: Durable | None = None) -> OrderLedger:
         from .support.redis_room import RedisRoomStore
 
-        return RedisRoomStore(self.redis, order_retention_s=self.config.order_retention_s)
+        return RedisRoomStore(self.redis, order_retention_s=self.config.order_retention_s,
+                              change_log=self.archived)
 
     def room_sync(self, ledger: OrderLedger, rooms: RoomRegistry, bus: Bus) -> RoomSync | None:
         from .support.redis_room import RedisRoomStore, RoomSync
@@ -176,6 +188,20 @@ class RedisBackends:
         from .media.directory import RedisCallDirectory
 
         return RedisCallDirectory(self.redis, presence)
+
+    def archiver(self, durable: Durable | None, metrics: Metrics,
+                 rooms: RoomRegistry) -> Archiver | None:
+        """This node's archiver candidate (one of them leads), with a store and a database."""
+        if durable is None or not self.archived:
+            return None
+        from .archiver import SUPPORT_STREAM, Archiver, ArchiverConfig, room_stream
+
+        cfg = self.config
+        return Archiver(self.redis, durable.store,
+                        lambda: [SUPPORT_STREAM, *(room_stream(r) for r in rooms.ids())],
+                        cfg.node_id,
+                        ArchiverConfig(lease_ttl_s=cfg.archiver_lease_ttl_s,
+                                       keep_s=cfg.archiver_keep_s), metrics=metrics)
 
 
 Backends = MemoryBackends | RedisBackends
@@ -230,6 +256,7 @@ class Gateway:
     auth: AuthPlane
     durable: Durable | None = None  # the durable store, when configured (docs/storage.md)
     eraser: ViewerEraser | None = None  # erases a viewer everywhere (with a store)
+    archiver: Archiver | None = None  # with Redis and PostgreSQL: this node's candidate
     resources: list[Resource] = field(default_factory=list)
 
     @property
@@ -313,11 +340,18 @@ def build_gateway(config: Config, responder: Responder | None = None,
     # the store first (the auth plane reads accounts, keys and shops from it; a single node's
     # backend and ledger commit every step to it)
     durable = attach_store(config, events, metrics,
-                           follow_events=not backends.durable_steps)
+                           follow_events=backends.store_feed and not backends.durable_steps)
     auth = build_auth(config, events, durable.store.db if durable else None)
     # verifies the operator's secret, the gateway's keys and the shops' secrets; the
     # issuer rules (gateway/auth/issuers.py) decide what each may claim
     tokens = TokenAuthority(config.secret, keys=auth.state, policy=auth.rules)
+
+    # revocation: a signed-out session, a disabled account or a changed role closes the
+    # user's live sockets on every node (the hub's generic operation, over the bus)
+    def close_revoked(e: AccountRevoked) -> Coroutine[Any, Any, None]:
+        return hub.close_user_everywhere(e.user, e.reason, sid=e.session)
+
+    events.subscribe(AccountRevoked, close_revoked)
     rooms = load_rooms(config)
 
     # the workspace's shop side, built first: the bot's after-sale answers read the viewer's
@@ -391,7 +425,10 @@ def build_gateway(config: Config, responder: Responder | None = None,
 
     # dependency order: each starts after, and closes before, what it uses; the store first
     # (it records what everything else changes) and closed last (after its feed drained)
+    archiver = backends.archiver(durable, metrics, rooms)
     resources = [Resource("store", durable.start, durable.close)] if durable else []
+    if archiver is not None:  # it reads Redis and writes the store: closed before the store
+        resources.append(Resource("archiver", archiver.start, archiver.close))
     resources.append(Resource("auth", auth.start, auth.close))  # keys before any socket
     if durable is not None and backends.durable_steps:
         resources.append(Resource("restore", restore, _nothing))
@@ -417,4 +454,5 @@ def build_gateway(config: Config, responder: Responder | None = None,
                    support=support, rooms_service=rooms_service, workspace=workspace,
                    media=media, metrics=metrics, ice=ice, endpoint=endpoint, node=node,
                    presence=presence, auth=auth, durable=durable, eraser=eraser,
+                   archiver=archiver,
                    resources=resources)

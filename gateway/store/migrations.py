@@ -15,9 +15,12 @@ Never edit a released migration: add the next number. A database newer than this
 * 4 ``erase_requests``: viewers erased by ``livedesk erase`` that the running gateway has
   not yet removed from its live state (it polls the table and deletes each row once done);
   ``records.expires_at``, so a restart restores a record with its TTL.
+* 5 ``archive``: where the multi-node archiver has got to in each Redis change stream, and
+  the fencing number of the last archiver that wrote (``gateway/archiver.py``); both are
+  updated in the transaction that writes the entries, so a crash never re-applies or skips.
 * 7 ``shop_anonymous``: ``shops.anonymous``, whether a shop's embedded widget lets viewers
   without the shop's identity in (anonymous viewers, docs/embedding.md). 0 by default.
-  (5 and 6 are other changes' numbers.)
+  (6 is another change's number.)
 """
 
 from __future__ import annotations
@@ -113,6 +116,18 @@ _SEARCH_AFTER: dict[str, tuple[str, ...]] = {
                    "WITH (gin_pending_list_limit = 256)",),
 }
 
+# the archiver's position and fence (docs/storage.md#multi-node-the-archiver): one row per
+# Redis stream it copies, one fence row (the highest fencing number that has written)
+_ARCHIVE: tuple[str, ...] = (
+    """CREATE TABLE archive_cursor (
+        stream TEXT PRIMARY KEY, last_id TEXT NOT NULL, s BIGINT NOT NULL,
+        fence BIGINT NOT NULL, at DOUBLE PRECISION NOT NULL)""",
+    """CREATE TABLE archive_fence (
+        id INTEGER PRIMARY KEY, fence BIGINT NOT NULL, holder TEXT NOT NULL,
+        at DOUBLE PRECISION NOT NULL)""",
+    "INSERT INTO archive_fence (id, fence, holder, at) VALUES (1, 0, '', 0)",
+)
+
 
 # Staff accounts and what sign-in needs, shared by every node (docs/accounts.md). JSON lists
 # as text; ``epoch`` grows when an account is disabled, changes roles or its password, so
@@ -168,6 +183,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "search", _SEARCH, backfill_terms=True, after=_SEARCH_AFTER),
     Migration(3, "accounts", {"sqlite": _ACCOUNTS, "postgresql": _ACCOUNTS}),
     Migration(4, "erase_requests", {"sqlite": _ERASE_REQUESTS, "postgresql": _ERASE_REQUESTS}),
+    Migration(5, "archive", {"sqlite": _ARCHIVE, "postgresql": _ARCHIVE}),
     Migration(7, "shop_anonymous", {"sqlite": _SHOP_ANONYMOUS, "postgresql": _SHOP_ANONYMOUS}),
 )
 LATEST = MIGRATIONS[-1].version

@@ -20,7 +20,9 @@ tags and spread). Layout:
 * ``ld:{ld}:rec:<ns>``, ``ld:{ld}:recv:<ns>`` hashes: key → record JSON, key → number of
   its last change; ``ld:{ld}:recns`` the namespaces; ``ld:{ld}:recexp`` when each expires
 * ``ld:{ld}:ops``         Stream: the change lists every node applies, in order; each entry
-  carries ``s``, its number from the counter ``ld:{ld}:opseq`` (1, 2, 3, … with no hole)
+  carries ``s``, its number from the counter ``ld:{ld}:opseq`` (1, 2, 3, … with no hole).
+  Capped by ``XADD MAXLEN ~ 500000``; with an archiver (Redis + PostgreSQL) also trimmed by
+  the archiver to what it has written, minus the last minute (``gateway/archiver.py``)
 
 How a step is decided and written: the rule (``rules.py``) runs against this node's replica
 through a :class:`GuardedView`, which notes what the rule read as *guards* in Redis's terms

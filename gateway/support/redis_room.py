@@ -11,6 +11,9 @@ Redis Cluster slot):
 * ``ld:{r:R}:orders_ts`` sorted set order_id → when placed (order retention)
 * ``ld:{r:R}:version``  counter bumped by every change
 * ``ld:{r:R}:kbv``      counter bumped by every host edit (what orders read beyond counters)
+* ``ld:{r:R}:ops``, ``ld:{r:R}:opseq`` with an archiver only: the room's change stream (each
+  accepted order's records, numbered ``s`` like the support stream), read by
+  ``gateway/archiver.py``
 
 An order is decided by ``orders.place_order`` against this node's copy of the room (the same
 rule the memory ledger runs) and committed with the generic guarded script
@@ -36,7 +39,7 @@ import redis.asyncio as aioredis
 
 from signaling import ErrorCode, ProtocolError
 
-from .changes import GiftClaimed, OrderPlaced, RoomChange, StockSet
+from .changes import GiftClaimed, OrderPlaced, RoomChange, StockSet, list_to_json
 from .knowledge import Knowledge
 from .orders import (
     Order,
@@ -63,9 +66,13 @@ def k(room: str, name: str) -> str:
 class RedisRoomStore:
     """Seeds/loads rooms and applies remote changes to the local :class:`Room` copies."""
 
-    def __init__(self, redis: aioredis.Redis, order_retention_s: float = 0.0):
+    def __init__(self, redis: aioredis.Redis, order_retention_s: float = 0.0,
+                 change_log: bool = False):
         self.redis = redis
         self.order_retention_s = order_retention_s  # 0: order ids are kept for ever
+        # with an archiver (docs/storage.md): each accepted order's change records are also
+        # appended to the room's stream ``ld:{r:R}:ops``, in the same script as the order
+        self.change_log = change_log
         self._commit = redis.register_script(COMMIT)
         self._locks: dict[str, asyncio.Lock] = {}
         self.conflicts = 0  # orders decided again because this node's copy was behind
@@ -201,9 +208,13 @@ class RedisRoomStore:
             writes: list[list[Any]] = []
             if placed is not None and placed.changes:
                 writes = self._writes(rid, placed.changes, cutoff)
-            res = await self._commit(args=["", json.dumps(guards, ensure_ascii=False),
+            logged = self.change_log and bool(writes) and placed is not None
+            res = await self._commit(args=[k(rid, "") if logged else "",
+                                           json.dumps(guards, ensure_ascii=False),
                                            json.dumps(writes, ensure_ascii=False) if writes else "",
-                                           "", json.dumps(reads, ensure_ascii=False)])
+                                           list_to_json(placed.changes)
+                                           if logged and placed is not None else "",
+                                           json.dumps(reads, ensure_ascii=False)])
             if _s(res[0]) == "ok":
                 if placed is None:
                     raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown sku {order.sku!r}")

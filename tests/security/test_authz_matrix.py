@@ -41,6 +41,8 @@ REST = {
     ("GET", "/api/conversations/{cid}/export"): {"agent", "supervisor", "admin"},
     ("DELETE", "/api/users/{viewer}"): {"admin"},
     ("GET", "/api/admin/users"): {"admin"},  # accounts with their lockout state
+    ("POST", "/api/admin/users"): {"admin"},  # the admin page adds an account
+    ("PATCH", "/api/admin/users/{user}"): {"admin"},  # disable/enable, roles, password
 }
 # Cookie endpoints (sign-in): no bearer token at all; tests/auth/ covers them.
 COOKIE = {("POST", "/api/auth/login"), ("POST", "/api/auth/token"),
@@ -134,7 +136,7 @@ async def test_every_rest_endpoint_times_every_role(gw):
                                             "text": "t"}}
     for (method, path), allowed in REST.items():
         url = gw.url + (path.replace("{room}", room).replace("{cid}", "c-none")
-                        .replace("{viewer}", "v-none"))
+                        .replace("{viewer}", "v-none").replace("{user}", "u-none"))
         body = bodies.get(path)
         async with gw.http.request(method, url, json=body) as resp:
             if allowed is None:

@@ -23,7 +23,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker" / "compose.yaml"
-ENV = {"LIVEDESK_SECRET": "s" * 64, "TURN_SECRET": "t" * 64, "REDIS_PASSWORD": "0123abcd" * 4}
+ENV = {"LIVEDESK_SECRET": "s" * 64, "TURN_SECRET": "t" * 64, "REDIS_PASSWORD": "0123abcd" * 4,
+       "POSTGRES_PASSWORD": "4567cdef" * 4}
 
 # The ranges of issue 13, build item 9 (coturn must deny relaying to each of them).
 DENIED = ("0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
@@ -158,3 +159,20 @@ def test_redis_and_coturn_share_no_network(doc):
         if name != "coturn":
             assert not _networks(svc) & coturn, f"{name} shares a network with coturn"
     assert not services["redis"].get("ports"), "Redis must not be published"
+
+
+def test_postgresql_requires_a_password_and_stays_on_the_internal_network(doc):
+    services = doc["services"]
+    pg = services["postgres"]
+    assert pg["environment"]["POSTGRES_PASSWORD"] == ENV["POSTGRES_PASSWORD"]
+    for name in ("gw1", "gw2"):
+        url = services[name]["environment"]["LIVEDESK_DATABASE_URL"]
+        assert url == f"postgresql://livedesk:{ENV['POSTGRES_PASSWORD']}@postgres:5432/livedesk"
+        assert _networks(pg) & _networks(services[name]), f"{name} cannot reach PostgreSQL"
+    assert not _networks(pg) & _networks(services["coturn"])
+    for net in _networks(pg):
+        assert doc["networks"][net].get("internal") is True, f"network {net} is not internal"
+    for empty in ({k: v for k, v in ENV.items() if k != "POSTGRES_PASSWORD"},
+                  {**ENV, "POSTGRES_PASSWORD": ""}):
+        with pytest.raises(MissingVariable, match="POSTGRES_PASSWORD"):
+            render(empty)

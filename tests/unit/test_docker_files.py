@@ -27,9 +27,10 @@ COMPOSE = DOCKER / "compose.yaml"
 DOCKERFILE = DOCKER / "Dockerfile"
 HAPROXY = DOCKER / "haproxy.cfg"
 ENV_EXAMPLE = DOCKER / ".env.example"
-SERVICES = ("gw1", "gw2", "redis", "coturn", "lb")
+SERVICES = ("gw1", "gw2", "redis", "postgres", "coturn", "lb")
 REQUIRED_ENV = {"LIVEDESK_SECRET": "test-secret", "TURN_SECRET": "test-turn-secret",
-                "REDIS_PASSWORD": "test-redis-password"}
+                "REDIS_PASSWORD": "test-redis-password",
+                "POSTGRES_PASSWORD": "test-postgres-password"}
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -136,6 +137,27 @@ def test_compose_parses_as_yaml_when_pyyaml_is_installed(compose_text):
         assert "healthcheck" in svc
     for name in SERVICES:
         assert "healthcheck" in services[name], name
+
+
+def test_compose_gives_the_gateways_postgresql_on_the_private_network(compose_text):
+    """The store the archiver writes (docs/deployment.md): a postgres service only on
+    ``state``, with a volume and a readiness probe; every gateway waits for it and names it
+    in LIVEDESK_DATABASE_URL with the required password."""
+    import yaml
+
+    services = yaml.safe_load(compose_text)["services"]
+    pg = services["postgres"]
+    assert pg["networks"] == ["state"]
+    assert "ports" not in pg  # never published on the host
+    assert any(v.endswith(":/var/lib/postgresql/data") for v in pg["volumes"])
+    assert "pg_isready" in " ".join(pg["healthcheck"]["test"])
+    assert pg["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    for name in ("gw1", "gw2"):
+        svc = services[name]
+        assert svc["depends_on"]["postgres"]["condition"] == "service_healthy"
+        url = svc["environment"]["LIVEDESK_DATABASE_URL"]
+        assert re.fullmatch(r"postgresql://livedesk:\$\{POSTGRES_PASSWORD:\?[^}]*\}"
+                            r"@postgres:5432/livedesk", url), url
 
 
 # --- compose: text checks, always -------------------------------------------------------------

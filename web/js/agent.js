@@ -3,12 +3,12 @@
 // logistics, promotions, earlier conversations; `context` pushes and context.get), actions
 // within authority (action.compensate → action.result, approvals; action.return), the
 // fatigue guard's break banner, one-click canned replies, incoming calls and the call view.
-import { Client, devTokenSource, gatewayUrls } from "./client.js";
+import { Client, staffTokenSource, gatewayUrls } from "./client.js";
 import { t, tOr, applyI18n, duration, getLang } from "./i18n.js";
-import { $, h, icon, hydrateIcons, fmtTime, param, bindConnBadge, bindLangSwitch, toast, toastError, moodLabel, reasonLabel, intentLabel, clock, money, RoomState } from "./common.js";
+import { $, h, icon, hydrateIcons, fmtTime, param, bindConnBadge, bindLangSwitch, toast, toastError, moodLabel, reasonLabel, intentLabel, clock, money, RoomState, bindStaffAuth } from "./common.js";
 import { CallManager, CallView, renderIncoming } from "./call.js";
 
-const ident = devTokenSource("agent", { name: param("name") || "" });
+const ident = staffTokenSource("agent", { name: param("name") || "" });
 // agents work with the console in a background tab: it reconnects as fast hidden as visible
 const client = new Client({ urls: gatewayUrls(), getToken: ident.getToken, hiddenBackoffMaxMs: 500 });
 
@@ -893,6 +893,7 @@ bindLangSwitch($('[data-testid="lang-switch"]'), () => {
 hydrateIcons();
 applyI18n();
 renderAll();
+bindStaffAuth(client, ident);
 client.connect();
 
 window.__ld = { client, convs, calls, rooms, me, applySnapshot, renderAll, select, get selected() { return selected; } };

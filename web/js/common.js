@@ -1,5 +1,6 @@
 // Small helpers shared by the page modules: DOM building, the connection badge, room state.
 import { t, tOr, applyI18n, toggleLang, onLangChange } from "./i18n.js";
+import { loginUrl } from "./client.js";
 
 export const $ = (sel, root = document) => root.querySelector(sel);
 export const $$ = (sel, root = document) => [...root.querySelectorAll(sel)];
@@ -267,6 +268,54 @@ export class RoomState {
     }
     return out;
   }
+}
+
+/** The words for a revocation reason the gateway sent ("signed out", "account changed"). */
+export function revokedKey(reason) {
+  const key = String(reason || "").trim().replace(/\s+/g, "_");
+  return key === "signed_out" || key === "account_changed" ? key : "other";
+}
+
+/**
+ * What every staff page does about its identity: hands the token source the client (so a
+ * renewed token reaches the live socket), puts a sign-out button in the header when the
+ * page signed in, and when the gateway revokes the identity (close 4403, or the `revoked`
+ * frame before it) says why in words and sends the user to /login.
+ */
+export function bindStaffAuth(client, ident, { header = document.querySelector("header") } = {}) {
+  if (ident.attach) ident.attach(client);
+  const signin = ident.mode === "signin";
+  if (signin && header) {
+    const btn = h("button.ghost", { testid: "sign-out", text: t("auth.signout"), on: {
+      click: async () => {
+        btn.disabled = true;
+        try {
+          await ident.signOut();
+        } catch (e) {
+          console.warn("sign-out request failed", e);
+        }
+        // the gateway closes this socket (4403, "signed out"); if it does not say so soon,
+        // go anyway: the session is over either way
+        setTimeout(() => showRevoked("signed out"), 3000);
+      },
+    } });
+    onLangChange(() => (btn.textContent = t("auth.signout")));
+    const lang = header.querySelector('[data-testid="lang-switch"]');
+    if (lang) lang.before(btn);
+    else header.append(btn);
+  }
+  let shown = false;
+  function showRevoked(reason) {
+    if (shown) return;
+    shown = true;
+    const key = revokedKey(reason);
+    document.body.dataset.revoked = key;
+    const box = h("div.revoked-banner", { testid: "revoked-banner", role: "alert", text: t(`revoked.${key}`) });
+    document.body.prepend(box);
+    client.close();
+    if (signin) setTimeout(() => location.assign(loginUrl(key)), 2500);
+  }
+  client.on("revoked", (f) => showRevoked(f.reason));
 }
 
 export { t, applyI18n };

@@ -1,11 +1,11 @@
 // The host panel: put a product on screen, edit stock, start/stop/edit promotions, post an
 // announcement, watch live counters; answer call invitations and join the call.
-import { Client, devTokenSource, gatewayUrls } from "./client.js";
+import { Client, staffTokenSource, gatewayUrls } from "./client.js";
 import { t, tOr, applyI18n } from "./i18n.js";
-import { $, h, icon, hydrateIcons, fmtTime, param, bindConnBadge, bindLangSwitch, toast, toastError, RoomState } from "./common.js";
+import { $, h, icon, hydrateIcons, fmtTime, param, bindConnBadge, bindLangSwitch, toast, toastError, RoomState, bindStaffAuth } from "./common.js";
 import { CallManager, CallView, renderIncoming } from "./call.js";
 
-const ident = devTokenSource("host", { defaultUser: "host-1", name: param("name") || "", room: param("room") || "" });
+const ident = staffTokenSource("host", { defaultUser: "host-1", name: param("name") || "", room: param("room") || "" });
 const client = new Client({ urls: gatewayUrls(), getToken: ident.getToken });
 let room = param("room") || null;
 let rs = null;
@@ -209,6 +209,7 @@ bindLangSwitch($('[data-testid="lang-switch"]'), () => {
 });
 hydrateIcons();
 applyI18n();
+bindStaffAuth(client, ident);
 client.connect();
 
 window.__ld = { client, calls, get roomState() { return rs; } };
