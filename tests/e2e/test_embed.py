@@ -1,8 +1,9 @@
 """Issue 17, the embed, in real Chromium with two origins: the gateway on
 ``http://127.0.0.1:G``, a plain shop page on ``http://localhost:S`` (tests/e2e/shop_site.py)
 that pastes the snippet and identifies its viewer with a token its backend signs with the
-shop's secret. The viewer chats, escalates to an agent and starts a video call whose frames
-render on both sides. Refused, each a test: the embed page framed by an origin the shop did
+shop's secret. The viewer chats, escalates to an agent signed in with a password on the
+sign-in page, and starts a video call whose frames render on both sides. The gateway runs
+without ``--dev``. Refused, each a test: the embed page framed by an origin the shop did
 not register; a postMessage from a foreign origin; a shop token for another shop's room.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 import time
 
 import pytest
@@ -21,6 +23,7 @@ from tests.conftest import free_port, start_gateway, stop_gateway
 from .conftest import DESKTOP, open_page, wait_online
 from .shop_site import ShopSite
 from .test_call import MEDIA, wait_frames
+from .test_signin_e2e import add, signed_in_agent
 
 pytestmark = [pytest.mark.browser]
 
@@ -30,7 +33,7 @@ JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
 
 @pytest.fixture
 async def gw(tmp_path):
-    r = await start_gateway(Config(dev=True, port=free_port(), retain_s=600,
+    r = await start_gateway(Config(port=free_port(), secret=secrets.token_hex(32), retain_s=600,
                                    data_dir=tmp_path / "store", auth_refresh_s=0.2))
     try:
         yield r
@@ -77,9 +80,9 @@ async def test_shop_page_embeds_widget_identifies_chats_escalates_and_video_call
         gw, site, browser, artifacts):
     logs: list[str] = []
     urls: list[str] = []
-    agent = await open_page(browser, f"{gw.url}/agent?user=agent-embed&name=Ann", DESKTOP,
-                            logs=logs)
-    await wait_online(agent)
+    await add(gw, "ann", name="Ann")
+    agent = await signed_in_agent(browser, gw, "ann", logs=logs)
+    await agent.wait_for_selector('[data-testid="sign-out"]', timeout=T)
     shop_page = await open_page(browser, "about:blank", DESKTOP, logs=logs)
     shop_page.context.on("request", lambda r: urls.append(r.url))
     await shop_page.goto(f"{site.origin}/?sub=alice")
@@ -118,6 +121,8 @@ async def test_shop_page_embeds_widget_identifies_chats_escalates_and_video_call
     await frame.click('[data-testid="talk-to-person"]')
     await frame.wait_for_selector('[data-testid="conv-state"][data-state="assigned"]', timeout=T)
     await agent.wait_for_selector('[data-testid="chat-state"][data-state="assigned"]', timeout=T)
+    agent_session = next(s for s in gw.gw.hub.sessions.values() if s.user == "ann")
+    assert agent_session.claims.issuer == "gateway"  # a token minted after the sign-in
 
     # a video call: frames render on both sides
     await frame.click('[data-testid="video-call"]')
