@@ -123,6 +123,9 @@ async def test_shop_page_embeds_widget_identifies_chats_escalates_and_video_call
     await agent.wait_for_selector('[data-testid="chat-state"][data-state="assigned"]', timeout=T)
     agent_session = next(s for s in gw.gw.hub.sessions.values() if s.user == "ann")
     assert agent_session.claims.issuer == "gateway"  # a token minted after the sign-in
+    # what the shop's page reported (onScreen, track) is in the agent's handoff timeline
+    await agent.wait_for_selector('[data-testid="timeline-item"][data-kind="add_to_cart"]'
+                                  '[data-sku="D001"]', state="attached", timeout=T)
 
     # a video call: frames render on both sides
     await frame.click('[data-testid="video-call"]')
@@ -212,6 +215,11 @@ async def test_postmessage_from_a_foreign_origin_is_ignored(gw, site, browser):
     await page.evaluate("(t) => LiveDesk.identify({token: t})", site.sign("bob"))
     await wait_online(frame)
     assert await frame.evaluate("() => window.__ld.client.welcome.user") == "acme:bob"
+    # another viewer signs in on the shop's site: the widget starts over as them
+    await page.evaluate("(t) => LiveDesk.identify({token: t})", site.sign("carol"))
+    await frame.wait_for_function(
+        "() => window.__ld && window.__ld.client.welcome && "
+        "window.__ld.client.welcome.user === 'acme:carol'", timeout=T, polling=100)
 
 
 async def test_a_shop_token_for_another_shops_room_is_refused_in_the_widget(gw, site, browser):
