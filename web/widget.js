@@ -136,6 +136,7 @@
     st.sheet = sheet;
     st.launcher = launcher;
     st.dot = dot;
+    if (st.open) api.open();
   }
 
   window.addEventListener("message", function (ev) {
@@ -212,17 +213,18 @@
       post({ type: "onScreen", sku: sku });
     },
     open: function () {
+      st.open = true; // before the launcher is drawn: opened when it is (mount)
       if (!st.sheet) return;
-      st.open = true;
       st.sheet.classList.remove("hidden");
       if (st.dot) st.dot.classList.add("hidden");
       post({ type: "open" });
       emit("open");
     },
     close: function () {
-      if (!st.sheet) return;
       st.open = false;
+      if (!st.sheet) return;
       st.sheet.classList.add("hidden");
+      post({ type: "close" });
       emit("close");
     },
     on: function (type, cb) {

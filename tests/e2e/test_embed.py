@@ -254,11 +254,15 @@ async def test_anonymous_viewer_keeps_its_identity_and_history_in_this_browser(
     A reload is the same viewer with its conversation; another browser is someone else."""
     page = await open_page(browser, f"{open_shop.origin}/?identify=0", DESKTOP)
     frame = await embed_frame(page)
+    await frame.wait_for_function("() => window.__ldEmbed && window.__ldEmbed.mode === "
+                                  "'anonymous'", timeout=T, polling=100)
+    await asyncio.sleep(0.5)  # a page view alone makes no anonymous identity
+    assert await frame.evaluate("() => window.__ld.client.welcome") is None
+    assert not [c for c in await page.context.cookies() if c["name"] == "livedesk_anon"]
+    await page.click('[data-testid="livedesk-launcher"]')
     await wait_online(frame)
     user = await frame.evaluate("() => window.__ld.client.welcome.user")
     assert user.startswith("~anon:openshop:"), user
-    assert await frame.evaluate("() => window.__ldEmbed.mode") == "anonymous"
-    await page.click('[data-testid="livedesk-launcher"]')
     await frame.wait_for_selector('[data-testid="conv-state"][data-state="bot"]', timeout=T)
     await frame.fill('[data-testid="chat-input"]', "还有M码吗")
     await frame.click('[data-testid="chat-send"]')
@@ -266,12 +270,13 @@ async def test_anonymous_viewer_keeps_its_identity_and_history_in_this_browser(
 
     await page.reload()
     frame = await embed_frame(page)
+    await page.click('[data-testid="livedesk-launcher"]')
     await wait_online(frame)
     assert await frame.evaluate("() => window.__ld.client.welcome.user") == user
-    await page.click('[data-testid="livedesk-launcher"]')
     await frame.wait_for_selector('[data-testid="msg-mine"]:has-text("还有M码吗")', timeout=T)
 
     other = await open_page(browser, f"{open_shop.origin}/?identify=0", DESKTOP)
     other_frame = await embed_frame(other)
+    await other.click('[data-testid="livedesk-launcher"]')
     await wait_online(other_frame)
     assert await other_frame.evaluate("() => window.__ld.client.welcome.user") != user

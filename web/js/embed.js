@@ -12,7 +12,8 @@
 //
 // Identity: the shop's signed viewer token arrives by postMessage (init or identify), never
 // in a URL. Without one, a shop that admits anonymous viewers gets an anonymous identity
-// from POST /api/embed/anonymous (an HttpOnly cookie keeps it for this browser); otherwise
+// from POST /api/embed/anonymous once the viewer opens the widget (an HttpOnly cookie keeps
+// it for this browser); otherwise
 // the widget says to sign in on the shop's site and waits for identify.
 
 import { getLang } from "./i18n.js";
@@ -51,7 +52,8 @@ export function startBridge() {
   let token = null; // the shop's identity (JWT) or an anonymous one
   let mode = "waiting"; // waiting | shop | anonymous | signin
   let connectedAs = null; // "kid/sub" of the identity a hello was sent with
-  let wakeToken = null; // resolves a getToken waiting for identify
+  let wakeToken = null; // resolves a getToken waiting for identify (or for the first open)
+  let opened = false; // the viewer has opened the sheet at least once
   const handlers = new Map(); // type → cb (the viewer page's: open, track, onScreen)
 
   const post = (msg) => {
@@ -106,7 +108,10 @@ export function startBridge() {
   const identity = {
     async getToken({ refresh } = {}) {
       for (;;) {
-        if (mode === "anonymous") {
+        if (mode === "anonymous" && !opened) {
+          // an anonymous identity only for a viewer who opens the widget: a page view alone
+          // makes none (and does not count against the per-address limits)
+        } else if (mode === "anonymous") {
           if (!token || refresh) {
             try {
               const a = await anonymous();
@@ -172,7 +177,12 @@ export function startBridge() {
         if (typeof msg.sku === "string") handlers.get("onScreen")?.(msg.sku);
         break;
       case "open":
+        opened = true;
+        if (wakeToken) wakeToken();
         handlers.get("open")?.();
+        break;
+      case "close":
+        handlers.get("close")?.();
         break;
       default:
         stats.ignored++;

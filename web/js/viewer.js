@@ -721,6 +721,7 @@ if (EMBED) {
     else reportBrowse(kind, sku ? { sku } : {});
   });
   bridge.on("onScreen", (sku) => onScreenChanged(sku));
+  bridge.on("close", () => (widgetOpened = false)); // the sheet was closed from the page
   $('[data-testid="close-support"]').addEventListener("click", () => {
     widgetOpened = false;
     bridge.close();
