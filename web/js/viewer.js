@@ -429,7 +429,7 @@ function flushBrowse() {
   for (const ev of q) sendBrowse(ev);
 }
 
-function onScreenChanged(sku = EMBED ? browse.lastOnScreen : roomState?.state?.on_screen) {
+function onScreenChanged(sku = roomState?.state?.on_screen) {
   if (sku && sku !== browse.lastOnScreen) {
     browse.lastOnScreen = sku;
     browse.lastView = { sku, at: Date.now() };
