@@ -198,16 +198,19 @@ class Pages:
             text = f"{text[:at]}\n  {self.meta}{text[at:]}"
         return text.encode("utf-8")
 
+    async def body(self, name: str) -> bytes:
+        body = self.cache.get(name)
+        if body is None:
+            loop = asyncio.get_running_loop()
+            body = await loop.run_in_executor(None, self._render, name)
+            if self.keep:
+                self.cache[name] = body
+        return body
+
     def handler(self, name: str):
         async def serve(request: web.Request) -> web.Response:
-            body = self.cache.get(name)
-            if body is None:
-                loop = asyncio.get_running_loop()
-                body = await loop.run_in_executor(None, self._render, name)
-                if self.keep:
-                    self.cache[name] = body
-            return web.Response(body=body, content_type="text/html", charset="utf-8",
-                                headers={"Cache-Control": "no-cache"})
+            return web.Response(body=await self.body(name), content_type="text/html",
+                                charset="utf-8", headers={"Cache-Control": "no-cache"})
         return serve
 
 
