@@ -1,5 +1,5 @@
 """Accounts, sign-in sessions, signing keys, shops and sign-in failures in the durable store
-(migration 3; a shop's ``anonymous`` flag: migration 7). SQL only: the rules (who may sign in, what a key may mint) are in
+(migration 3; a shop's ``anonymous`` flag: migration 6). SQL only: the rules (who may sign in, what a key may mint) are in
 :mod:`gateway.auth`. Every query is written once with ``?`` and runs on SQLite and
 PostgreSQL alike through :class:`~gateway.store.database.Database`.
 

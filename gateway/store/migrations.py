@@ -18,7 +18,7 @@ Never edit a released migration: add the next number. A database newer than this
 * 5 ``archive``: where the multi-node archiver has got to in each Redis change stream, and
   the fencing number of the last archiver that wrote (``gateway/archiver.py``); both are
   updated in the transaction that writes the entries, so a crash never re-applies or skips.
-* 7 ``shop_anonymous``: ``shops.anonymous``, whether a shop's embedded widget lets viewers
+* 6 ``shop_anonymous``: ``shops.anonymous``, whether a shop's embedded widget lets viewers
   without the shop's identity in (anonymous viewers, docs/embedding.md). 0 by default.
   (6 is another change's number.)
 """
@@ -184,7 +184,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "accounts", {"sqlite": _ACCOUNTS, "postgresql": _ACCOUNTS}),
     Migration(4, "erase_requests", {"sqlite": _ERASE_REQUESTS, "postgresql": _ERASE_REQUESTS}),
     Migration(5, "archive", {"sqlite": _ARCHIVE, "postgresql": _ARCHIVE}),
-    Migration(7, "shop_anonymous", {"sqlite": _SHOP_ANONYMOUS, "postgresql": _SHOP_ANONYMOUS}),
+    Migration(6, "shop_anonymous", {"sqlite": _SHOP_ANONYMOUS, "postgresql": _SHOP_ANONYMOUS}),
 )
 LATEST = MIGRATIONS[-1].version
 
