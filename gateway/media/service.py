@@ -283,9 +283,13 @@ class MediaService:
         await self.directory.record(call.id, self.hub.node_id, call.conversation,
                                     self._members(call) + list(call.invited))
         await self._announce(call, req)
+        conv = await self.conversations.conversation(call.conversation, req.user)
+        about = ({"viewer": {"user": conv.viewer, "name": conv.viewer_name or conv.viewer},
+                  "reason": conv.reason} if conv is not None else None)
         await self.hub.send_to_user(msg.user, CallIncoming(
             call=call.id, conversation=call.conversation, video=call.video,
-            from_={"user": req.user, "role": req.role, "name": req.claims.name or req.user}))
+            from_={"user": req.user, "role": req.role, "name": req.claims.name or req.user},
+            about=about))
 
     async def _presence(self, user: str) -> list[dict]:
         """Connected (live, attached) sessions of ``user``: ``[{role, room, …}]``."""
