@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from signaling import ErrorCode, Hub, ProtocolError, Request, Session
-from signaling.events import Events, SessionDetached, SessionExpired, SessionLive, SessionResumed
+from signaling.events import (
+    Events,
+    SessionDetached,
+    SessionExpired,
+    SessionLive,
+    SessionResumed,
+)
 from signaling.inbound import clean_text
 
 from .backend import SupportBackend, too_many_open
