@@ -134,7 +134,8 @@ function renderForm() {
       if (k === "id" && editing.id) input.readOnly = true;
       if (k === "ends_at") input.placeholder = "2026-06-30T23:59:59+08:00";
     }
-    els.push(h("label", { text: t(`host.promo.${k === "ends_at" ? "ends" : k}`) }), input);
+    input.id = `promo-field-${k}`;
+    els.push(h("label", { for: input.id, text: t(`host.promo.${k === "ends_at" ? "ends" : k}`) }), input);
   }
   els.push(h("div.btns", {},
     h("button", { type: "button", text: t("common.cancel"), on: { click: () => { editing = null; renderForm(); } } }),
