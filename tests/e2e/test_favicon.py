@@ -19,7 +19,7 @@ async def test_favicon_served_and_no_page_load_404s(gw, browser):
         failed: list[str] = []
         ctx = await browser.new_context(viewport=DESKTOP)
         page = await ctx.new_page()
-        page.on("response", lambda resp: resp.status >= 400 and failed.append(f"{resp.status} {resp.url}"))
+        page.on("response", lambda resp, out=failed: resp.status >= 400 and out.append(f"{resp.status} {resp.url}"))
         await page.goto(gw.url + path)
         await wait_online(page)
         icon = await page.evaluate("document.querySelector('link[rel=icon]')?.href")
