@@ -394,6 +394,7 @@ async def _run(config: Config) -> int:
     print(f"  agent console : {u}/agent", flush=True)
     print(f"  host panel    : {u}/host", flush=True)
     print(f"  dashboard     : {u}/dashboard", flush=True)
+    print(f"  admin         : {u}/admin", flush=True)
     print(f"  health/metrics: {u}/healthz  {u}/metrics", flush=True)
     if config.dev:
         print("  (dev mode: pages fetch demo tokens from /api/dev/token)", flush=True)

@@ -304,5 +304,13 @@ def setup_routes(app: web.Application, gw: Gateway) -> None:
     for name in ("agent", "host", "dashboard", "admin", "login"):
         if (web_root / f"{name}.html").exists():
             app.router.add_get(f"/{name}", pages.handler(f"{name}.html"))
+    if (web_root / "favicon.svg").exists():
+        # browsers ask for /favicon.ico on every page that names none: answer with the SVG
+        # (no 404 in every page load's log)
+        async def favicon(request):
+            return web.FileResponse(web_root / "favicon.svg",
+                                    headers={"Content-Type": "image/svg+xml",
+                                             "Cache-Control": "public, max-age=86400"})
+        app.router.add_get("/favicon.ico", favicon)
     if web_root.exists():
         app.router.add_static("/static/", web_root, show_index=False)
