@@ -199,6 +199,19 @@ class Config:
     login_max_failures: int = 5  # wrong passwords for one account before it is locked
     login_max_failures_per_address: int = 20  # wrong sign-ins from one address before locked
     login_lockout_s: float = 900.0  # failures counted within, and a lock lasts, this long
+    # single sign-on through an OpenID Connect provider (docs/accounts.md, "Single sign-on");
+    # off unless oidc_issuer is set
+    oidc_issuer: str = ""  # e.g. https://login.example.com/realms/shop (its discovery document)
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_scopes: str = "openid profile email groups"
+    oidc_user_claim: str = "email"  # the ID token claim that names the account
+    oidc_groups_claim: str = "groups"  # the claim holding the user's groups (a list)
+    oidc_role_map: dict = field(default_factory=dict)  # group → staff role
+    oidc_create_accounts: bool = True  # first sign-in creates the account (else: must exist)
+
+    def _validate_oidc(self) -> None:
+        _oidc_checks(self)
 
     @classmethod
     def from_env(cls, **overrides) -> Config:
@@ -240,6 +253,10 @@ class Config:
             "max_sockets_per_ip": ("MAX_SOCKETS_PER_IP", int),
             # accounts, sign-in and keys
             **{f: (f.upper(), type(getattr(c, f))) for f in _AUTH_SETTINGS},
+            "oidc_issuer": ("OIDC_ISSUER", str), "oidc_client_id": ("OIDC_CLIENT_ID", str),
+            "oidc_client_secret": ("OIDC_CLIENT_SECRET", str),
+            "oidc_scopes": ("OIDC_SCOPES", str), "oidc_user_claim": ("OIDC_USER_CLAIM", str),
+            "oidc_groups_claim": ("OIDC_GROUPS_CLAIM", str),
         }
         for attr, (name, typ) in env_map.items():
             v = _env(name)
@@ -271,8 +288,12 @@ class Config:
             c.replies_file = Path(_env("REPLIES_FILE"))
         if _env("ROOMS"):
             c.rooms = [Path(p) for p in _list(_env("ROOMS"))]
+        if _env("OIDC_CREATE_ACCOUNTS"):
+            c.oidc_create_accounts = parse_bool("OIDC_CREATE_ACCOUNTS",
+                                                _env("OIDC_CREATE_ACCOUNTS"))
         for attr, name in (("compensation_limits", "COMPENSATION_LIMITS"),
-                           ("agent_capacities", "AGENT_CAPACITIES")):
+                           ("agent_capacities", "AGENT_CAPACITIES"),
+                           ("oidc_role_map", "OIDC_ROLE_MAP")):
             if _env(name):
                 setattr(c, attr, _json_object(name, _env(name)))
         _dev_from_env(overrides.get("dev"))
@@ -351,6 +372,8 @@ class Config:
         if self.socket_token_ttl_s > 600:
             raise ConfigError("LIVEDESK_SOCKET_TOKEN_TTL_S must be at most 600 (socket tokens "
                               "are short-lived: a stolen one is useful for minutes at most)")
+        if self.oidc_issuer:
+            self._validate_oidc()
         if self.udp_port_min and self.udp_port_max and self.udp_port_min > self.udp_port_max:
             raise ConfigError("LIVEDESK_UDP_PORT_MIN must not exceed LIVEDESK_UDP_PORT_MAX")
         for r in self.ice_denied_ranges:
@@ -369,6 +392,30 @@ class Config:
             host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
             self.public_url = f"http://{host}:{self.port}"
         return self
+
+
+def _oidc_checks(c: Config) -> None:
+    """Single sign-on settings that cannot work refuse to start (one line each)."""
+    from urllib.parse import urlsplit
+
+    u = urlsplit(c.oidc_issuer)
+    loopback = u.hostname in ("127.0.0.1", "localhost", "::1")
+    if u.scheme != "https" and not (u.scheme == "http" and loopback):
+        raise ConfigError("LIVEDESK_OIDC_ISSUER must be an https:// URL (http:// only on "
+                          "loopback, for tests)")
+    if not c.oidc_client_id or not c.oidc_client_secret:
+        raise ConfigError("LIVEDESK_OIDC_ISSUER needs LIVEDESK_OIDC_CLIENT_ID and "
+                          "LIVEDESK_OIDC_CLIENT_SECRET (the client registered at the provider)")
+    if "openid" not in c.oidc_scopes.split():
+        raise ConfigError("LIVEDESK_OIDC_SCOPES must include openid")
+    staff = ("agent", "host", "supervisor", "admin")
+    if not c.oidc_role_map:
+        raise ConfigError("LIVEDESK_OIDC_ROLE_MAP is required with LIVEDESK_OIDC_ISSUER: a JSON "
+                          'object from group to role, e.g. {"support-agents": "agent"}')
+    for group, role in c.oidc_role_map.items():
+        if role not in staff:
+            raise ConfigError(f"LIVEDESK_OIDC_ROLE_MAP: group {group!r} maps to {role!r}; "
+                              f"roles are {', '.join(staff)}")
 
 
 # the support-plane limits, each LIVEDESK_<NAME> (gateway/support/limits.py)

@@ -178,11 +178,15 @@ class Pages:
     page's socket and token to a server of the link author's choosing). Read off the event
     loop; kept after the first request, except with ``--dev`` (edit a page, reload)."""
 
-    def __init__(self, web_root, origins: tuple[str, ...], keep: bool = True):
+    def __init__(self, web_root, origins: tuple[str, ...], keep: bool = True,
+                 auth_mode: str = "signin"):
         self.web_root = web_root
         self.keep = keep
         meta = html.escape(" ".join(origins), quote=True)
-        self.meta = f'<meta name="livedesk-gateways" content="{meta}">'
+        # "dev": staff pages take demo identities (/api/dev/token); "signin": staff pages
+        # need a sign-in session and exchange it for socket tokens (docs/accounts.md)
+        self.meta = (f'<meta name="livedesk-gateways" content="{meta}">'
+                     f'<meta name="livedesk-auth" content="{html.escape(auth_mode)}">')
         self.cache: dict[str, bytes] = {}
 
     def _render(self, name: str) -> bytes:
@@ -194,16 +198,19 @@ class Pages:
             text = f"{text[:at]}\n  {self.meta}{text[at:]}"
         return text.encode("utf-8")
 
+    async def body(self, name: str) -> bytes:
+        body = self.cache.get(name)
+        if body is None:
+            loop = asyncio.get_running_loop()
+            body = await loop.run_in_executor(None, self._render, name)
+            if self.keep:
+                self.cache[name] = body
+        return body
+
     def handler(self, name: str):
         async def serve(request: web.Request) -> web.Response:
-            body = self.cache.get(name)
-            if body is None:
-                loop = asyncio.get_running_loop()
-                body = await loop.run_in_executor(None, self._render, name)
-                if self.keep:
-                    self.cache[name] = body
-            return web.Response(body=body, content_type="text/html", charset="utf-8",
-                                headers={"Cache-Control": "no-cache"})
+            return web.Response(body=await self.body(name), content_type="text/html",
+                                charset="utf-8", headers={"Cache-Control": "no-cache"})
         return serve
 
 
@@ -213,7 +220,8 @@ def setup_routes(app: web.Application, gw: Gateway) -> None:
     app[BODY_TIMEOUT] = gw.config.http_body_timeout_s
     security = SecurityHeaders.from_config(gw.config)
     security.install(app)
-    pages = Pages(web_root, security.gateway_origins, keep=not gw.config.dev)
+    pages = Pages(web_root, security.gateway_origins, keep=not gw.config.dev,
+                  auth_mode="dev" if gw.config.dev else "signin")
 
     async def healthz(request):
         return web.json_response({"status": "ok", "node": gw.config.node_id})
@@ -293,8 +301,16 @@ def setup_routes(app: web.Application, gw: Gateway) -> None:
     if gw.config.dev:
         app.router.add_get("/api/dev/token", dev_token)
     app.router.add_get("/", pages.handler("index.html"))
-    for name in ("agent", "host", "dashboard", "admin"):
+    for name in ("agent", "host", "dashboard", "admin", "login"):
         if (web_root / f"{name}.html").exists():
             app.router.add_get(f"/{name}", pages.handler(f"{name}.html"))
+    if (web_root / "favicon.svg").exists():
+        # browsers ask for /favicon.ico on every page that names none: answer with the SVG
+        # (no 404 in every page load's log)
+        async def favicon(request):
+            return web.FileResponse(web_root / "favicon.svg",
+                                    headers={"Content-Type": "image/svg+xml",
+                                             "Cache-Control": "public, max-age=86400"})
+        app.router.add_get("/favicon.ico", favicon)
     if web_root.exists():
         app.router.add_static("/static/", web_root, show_index=False)

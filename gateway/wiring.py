@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ from signaling.protocol import Message
 from signaling.server import EdgeConfig, SocketEndpoint
 from signaling.session import Session
 
+from .auth.events import AccountRevoked
 from .auth.plane import AuthPlane, build_auth
 from .config import Config
 from .durable import Durable, ViewerEraser, attach_store
@@ -375,6 +376,13 @@ def build_gateway(config: Config, responder: Responder | None = None,
     # verifies the operator's secret, the gateway's keys and the shops' secrets; the
     # issuer rules (gateway/auth/issuers.py) decide what each may claim
     tokens = TokenAuthority(config.secret, keys=auth.state, policy=auth.rules)
+
+    # revocation: a signed-out session, a disabled account or a changed role closes the
+    # user's live sockets on every node (the hub's generic operation, over the bus)
+    def close_revoked(e: AccountRevoked) -> Coroutine[Any, Any, None]:
+        return hub.close_user_everywhere(e.user, e.reason, sid=e.session)
+
+    events.subscribe(AccountRevoked, close_revoked)
     rooms = load_rooms(config)
 
     # the workspace's shop side, built first: the bot's after-sale answers read the viewer's

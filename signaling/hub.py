@@ -43,6 +43,10 @@ if TYPE_CHECKING:  # only the Redis deployment builds them (and imports redis)
 
 log = logging.getLogger(__name__)
 
+# close code of a socket whose identity was revoked (signed out, account disabled or changed)
+CLOSE_REVOKED = 4403
+CLOSE_USER_TOPIC = "hub:close-user"
+
 _M = TypeVar("_M", bound=Message)
 Reply = Event | dict[str, Any] | None
 Handler = Callable[["Request[Any]"], Awaitable[Reply]]
@@ -147,6 +151,47 @@ class Hub:
     async def start(self) -> None:
         self._reaper = asyncio.get_running_loop().create_task(self._reap_loop())
         self.bus.subscribe(f"node:{self.node_id}", self._on_node_message)
+        self.bus.subscribe(CLOSE_USER_TOPIC, self._on_close_user)
+
+    # --- closing a user's sockets (revocation) --------------------------------------------
+    async def close_user_everywhere(self, user: str, reason: str, sid: str | None = None,
+                                    code: int = CLOSE_REVOKED) -> None:
+        """Close ``user``'s sockets on every node (only those of sign-in session ``sid``
+        when given), end their sessions (no ``resume``) and tell each why. Generic: whoever
+        decides that a user's identity no longer holds (the gateway's auth plane, on
+        ``AccountRevoked``) calls it; signaling knows nothing of accounts. Every node
+        listens on one topic, so it costs one bus message however many nodes hold them."""
+        await self.bus.publish(CLOSE_USER_TOPIC, {"user": user, "sid": sid, "reason": reason,
+                                                  "code": code})
+
+    def _on_close_user(self, payload: dict[str, Any]) -> None:
+        user, sid = payload.get("user"), payload.get("sid")
+        code = payload.get("code")
+        if type(user) is not str or (sid is not None and type(sid) is not str):
+            return
+        self.close_user(user, str(payload.get("reason") or "revoked"), sid,
+                        code if type(code) is int else CLOSE_REVOKED)
+
+    def close_user(self, user: str, reason: str, sid: str | None = None,
+                   code: int = CLOSE_REVOKED) -> int:
+        """This node's part of :meth:`close_user_everywhere`; how many sessions it ended.
+
+        Every session of the node is looked at, not only live ones (a socket between
+        ``hello`` and its first request is not live yet): revocations are rare. Each gets a
+        numbered ``revoked {reason}`` frame, then its socket is closed with ``code`` and the
+        session ended, so nothing can resume it."""
+        n = 0
+        for s in list(self.sessions.values()):
+            if s.user != user or (sid is not None and s.claims.sid != sid):
+                continue
+            if s.attached:
+                s.send({"type": "revoked", "reason": reason})
+            s.detach(close_code=code, reason=reason)
+            self.end_session(s)
+            n += 1
+        if n:
+            log.info("closed %d session(s) of %s: %s", n, user, reason)
+        return n
 
     async def tell_all_to_reconnect(self, reason: str, close_code: int = 1012) -> int:
         """Drain: every attached socket gets a numbered ``reconnect`` frame (so it is also in

@@ -313,6 +313,17 @@ class Resume(Message):
     last_seq: int
 
 
+@message("auth")
+class Auth(Message):
+    """Re-authenticate the live socket with a fresh token of the same identity (same user,
+    role and room), before the one given in ``hello`` expires: socket tokens after sign-in
+    live at most 10 minutes and the page must not drop its socket to renew them. Answered
+    ``ack {expires_at}``; a refused token is an ``error`` and the socket keeps its identity
+    (docs/protocol.md, "Re-authenticating")."""
+
+    token: Annotated[str, MaxChars(4096)]
+
+
 @message("ping")
 class Ping(Message):
     """Application-level keepalive; answered by ``pong`` (useful behind proxies)."""
@@ -340,6 +351,14 @@ class Resumed(Event):
 @dataclass
 class Ack(Event):
     TYPE: ClassVar[str] = "ack"
+
+
+@dataclass
+class Reauthenticated(Event):
+    """The answer to ``auth``: an ``ack`` carrying when the new token expires."""
+
+    TYPE: ClassVar[str] = "ack"
+    expires_at: int | None = None
 
 
 @dataclass

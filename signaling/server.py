@@ -34,9 +34,11 @@ from .hub import Hub
 from .protocol import (
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
+    Auth,
     Hello,
     Ping,
     Pong,
+    Reauthenticated,
     Resume,
     Resumed,
     Welcome,
@@ -235,6 +237,16 @@ class SocketEndpoint:
                 if not session.live:
                     self.hub.make_live(session)
                     await self.hub.bus.settle()
+                if isinstance(msg, Auth):
+                    try:
+                        out = self._reauth(session, msg)
+                    except ProtocolError as e:
+                        await error(e, req_id)
+                        continue
+                    if req_id is not None:
+                        out["id"] = req_id
+                    session.send(out)
+                    continue
                 if isinstance(msg, Ping):
                     out = Pong(ts=time.time()).to_wire()
                     if req_id is not None:
@@ -254,6 +266,21 @@ class SocketEndpoint:
             if session is not None and session.detach_if(ws):
                 self.hub.detached(session)
         return ws
+
+    def _reauth(self, session: Session, msg: Auth) -> dict[str, Any]:
+        """``auth {token}``: the socket's identity is renewed with a fresh token of the same
+        user, role and room (a token for someone else needs a socket of its own: the
+        session's subscriptions and conversations are that identity's). A refused token
+        leaves the socket as it was: the page may retry, and a revoked identity is closed by
+        the revocation itself, not here."""
+        claims = self.tokens.verify(msg.token)
+        old = session.claims
+        if (claims.user, claims.role, claims.room) != (old.user, old.role, old.room):
+            raise ProtocolError(ErrorCode.FORBIDDEN,
+                                "auth: the token must be for this socket's user, role and room "
+                                "(open another socket for another identity)")
+        session.claims = claims
+        return Reauthenticated(expires_at=claims.exp).to_wire()
 
     async def _resume(self, fresh: Session, msg: Resume, ws: web.WebSocketResponse,
                       req_id: Any) -> Session | None:

@@ -45,6 +45,16 @@ class SignInLimits:
     lockout_s: float = 900.0
 
 
+class Throttled(ProtocolError):
+    """``rate_limited`` with the seconds until the lock ends (the 429 body's
+    ``retry_after``, so the sign-in page can say "try again in N min")."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(ErrorCode.RATE_LIMITED,
+                         f"too many failed sign-ins; try again in {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
 @dataclass(frozen=True)
 class SignedIn:
     cookie: str  # the session's secret: goes into the cookie, never stored
@@ -75,15 +85,18 @@ class SignIn:
         now = time.time()
         for f in (await self.store.failures(list(keys))).values():
             if f.locked_until > now:
-                raise ProtocolError(ErrorCode.RATE_LIMITED,
-                                    f"too many failed sign-ins; try again in "
-                                    f"{int(f.locked_until - now) + 1} s")
+                raise Throttled(int(f.locked_until - now) + 1)
         account = await self.store.account(user)
         ok = await verify_password(account.password_hash if account else None, password)
         if not ok or account is None or account.disabled:
             await self.store.count_failure(keys, self.limits.lockout_s, self.limits.lockout_s)
             raise ProtocolError(ErrorCode.UNAUTHENTICATED, "wrong user or password")
         await self.store.clear_failures(f"user:{user}")
+        return await self.start_session(account)
+
+    async def start_session(self, account: Account) -> SignedIn:
+        """A new sign-in session for an account whose identity was just proven (a password
+        here, an ID token in :mod:`gateway.auth.oidc`)."""
         cookie = secrets.token_urlsafe(32)
         row = await self.store.add_session(session_hash(cookie), secrets.token_hex(8),
                                            account.id, account.epoch, self.limits.session_ttl_s)

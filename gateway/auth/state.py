@@ -33,6 +33,9 @@ GATEWAY_ISSUER = "gateway"
 SHOP_ISSUER_PREFIX = "shop:"
 # staff tokens live ≤ 600 s: a session revoked longer ago than this has no live token left
 REVOKED_WINDOW_S = 900.0
+# the reasons of AccountRevoked: pages show them in words (web/js/i18n.js "revoked.*")
+SIGNED_OUT = "signed out"
+ACCOUNT_CHANGED = "account changed"
 
 
 @dataclass
@@ -93,7 +96,7 @@ class AuthState:
         """A change made on this node: applied at once (others see it at their refresh)."""
         self.epochs[user] = (epoch, disabled)
         if revoked:
-            self.publish_revoked(user, "account changed")
+            self.publish_revoked(user, ACCOUNT_CHANGED)
 
     def note_revoked_session(self, ref: str, user: str, publish: bool = True) -> bool:
         """Whether ``ref`` is newly revoked here."""
@@ -101,12 +104,12 @@ class AuthState:
             return False
         self.revoked[ref] = time.time()
         if publish:
-            self.publish_revoked(user, "signed out")
+            self.publish_revoked(user, SIGNED_OUT, ref)
         return True
 
-    def publish_revoked(self, user: str, reason: str) -> None:
+    def publish_revoked(self, user: str, reason: str, session: str | None = None) -> None:
         if self.events is not None:
-            self.events.publish(AccountRevoked(user, reason))
+            self.events.publish(AccountRevoked(user, reason, session))
 
 
 class AuthRefresher:
@@ -137,10 +140,13 @@ class AuthRefresher:
         self.state.set_keys(keys)
         self.state.shops = {s.id: s for s in shops}
         changed = self.state.set_epochs(epochs)
-        signed_out = {user for ref, user in revoked.items()
-                      if self.state.note_revoked_session(ref, user, publish=False)}
-        for user in sorted(changed | signed_out):  # one event per user and refresh
-            self.state.publish_revoked(user, "account changed" if user in changed else "signed out")
+        signed_out = sorted((user, ref) for ref, user in revoked.items()
+                            if self.state.note_revoked_session(ref, user, publish=False))
+        for user in sorted(changed):  # one event per changed account and refresh
+            self.state.publish_revoked(user, ACCOUNT_CHANGED)
+        for user, ref in signed_out:  # (an account changed too: its sockets are closed already)
+            if user not in changed:
+                self.state.publish_revoked(user, SIGNED_OUT, ref)
         cutoff = time.time() - REVOKED_WINDOW_S - 60
         self.state.revoked = {r: t for r, t in self.state.revoked.items()
                               if t >= cutoff or r in revoked}

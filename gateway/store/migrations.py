@@ -18,6 +18,9 @@ Never edit a released migration: add the next number. A database newer than this
 * 5 ``archive``: where the multi-node archiver has got to in each Redis change stream, and
   the fencing number of the last archiver that wrote (``gateway/archiver.py``); both are
   updated in the transaction that writes the entries, so a crash never re-applies or skips.
+* 6 ``shop_anonymous``: ``shops.anonymous``, whether a shop's embedded widget lets viewers
+  without the shop's identity in (anonymous viewers, docs/embedding.md). 0 by default.
+  (6 is another change's number.)
 """
 
 from __future__ import annotations
@@ -171,6 +174,8 @@ _ERASE_REQUESTS = (
     "ALTER TABLE records ADD COLUMN expires_at DOUBLE PRECISION",
 )
 
+_SHOP_ANONYMOUS = ("ALTER TABLE shops ADD COLUMN anonymous INTEGER NOT NULL DEFAULT 0",)
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -187,7 +192,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "accounts", {"sqlite": _ACCOUNTS, "postgresql": _ACCOUNTS}),
     Migration(4, "erase_requests", {"sqlite": _ERASE_REQUESTS, "postgresql": _ERASE_REQUESTS}),
     Migration(5, "archive", {"sqlite": _ARCHIVE, "postgresql": _ARCHIVE}),
-    Migration(6, "gift_quotas", {"sqlite": _GIFT_QUOTAS, "postgresql": _GIFT_QUOTAS}),
+    Migration(6, "shop_anonymous", {"sqlite": _SHOP_ANONYMOUS, "postgresql": _SHOP_ANONYMOUS}),
+    Migration(7, "gift_quotas", {"sqlite": _GIFT_QUOTAS, "postgresql": _GIFT_QUOTAS}),
 )
 LATEST = MIGRATIONS[-1].version
 

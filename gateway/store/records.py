@@ -150,7 +150,7 @@ class LiveState:
     gifts: dict[str, dict[str, int]]  # room → promotion → claimed
     orders: list[OrderRow]  # newer than the order retention asked for
     records: list[RecordRow]  # live (not expired) workspace records
-    # room → promotion → (limit, active): first-N gift quotas a host set (schema v6)
+    # room → promotion → (limit, active): first-N gift quotas a host set (schema v7)
     quotas: dict[str, dict[str, tuple[int, bool]]] = field(default_factory=dict)
 
 

@@ -315,7 +315,7 @@ class Store:
         for room, p, n, quota, active in await self.db.fetch(
                 "SELECT room, promotion, claimed, quota, active FROM room_gifts"):
             gifts.setdefault(room, {})[p] = int(n)
-            if quota is not None:  # a host set it (schema v6)
+            if quota is not None:  # a host set it (schema v7)
                 quotas.setdefault(room, {})[p] = (int(quota), bool(active))
         orders = [_order(r) for r in await self.db.fetch(
             "SELECT room, order_id, viewer, sku, qty, body, at FROM orders WHERE at >= ? "

@@ -41,10 +41,15 @@ REST = {
     ("GET", "/api/conversations/{cid}/export"): {"agent", "supervisor", "admin"},
     ("DELETE", "/api/users/{viewer}"): {"admin"},
     ("GET", "/api/admin/users"): {"admin"},  # accounts with their lockout state
+    ("POST", "/api/admin/users"): {"admin"},  # the admin page adds an account
+    ("PATCH", "/api/admin/users/{user}"): {"admin"},  # disable/enable, roles, password
 }
 # Cookie endpoints (sign-in): no bearer token at all; tests/auth/ covers them.
 COOKIE = {("POST", "/api/auth/login"), ("POST", "/api/auth/token"),
           ("POST", "/api/auth/logout")}
+# the embed's: no bearer token (a shop page's visitor has none); checked by origin, the shop's
+# anonymous flag and per-address limits instead (tests/auth/test_anonymous.py)
+EMBED = {("GET", "/api/embed/config"), ("POST", "/api/embed/anonymous")}
 
 
 @pytest.fixture
@@ -126,7 +131,8 @@ async def test_every_rest_endpoint_times_every_role(gw):
     routes = {(r.method, r.resource.canonical) for r in gw.app.router.routes()
               if r.resource is not None and r.resource.canonical.startswith("/api/")
               and r.method != "HEAD"}
-    assert routes == set(REST) | COOKIE, f"declare who may call: {routes ^ (set(REST) | COOKIE)}"
+    declared = set(REST) | COOKIE | EMBED
+    assert routes == declared, f"declare who may call: {routes ^ declared}"
     room = gw.room_id
     bodies = {"/api/rooms/{room}/orders": {"order_id": "mx-o", "user": "v", "sku": "D001",
                                            "qty": 1},
@@ -134,7 +140,7 @@ async def test_every_rest_endpoint_times_every_role(gw):
                                             "text": "t"}}
     for (method, path), allowed in REST.items():
         url = gw.url + (path.replace("{room}", room).replace("{cid}", "c-none")
-                        .replace("{viewer}", "v-none"))
+                        .replace("{viewer}", "v-none").replace("{user}", "u-none"))
         body = bodies.get(path)
         async with gw.http.request(method, url, json=body) as resp:
             if allowed is None:

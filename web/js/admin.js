@@ -1,10 +1,11 @@
 // The supervisor console: compensation approvals, every agent's status and
-// wellbeing, and the audit trail.
-import { Client, devTokenSource, gatewayUrls } from "./client.js";
-import { $, h, bindConnBadge, bindLangSwitch, toast } from "./common.js";
+// wellbeing, the audit trail, and the accounts (admins: list with roles, rooms, disabled flag
+// and lockout; add, disable/enable, change role, reset password — /api/admin/users).
+import { Client, staffTokenSource, gatewayUrls } from "./client.js";
+import { $, h, bindConnBadge, bindLangSwitch, toast, bindStaffAuth } from "./common.js";
 import { tw, applyWorkspaceI18n } from "./i18n_workspace.js";
 
-const ident = devTokenSource("admin", { defaultUser: "admin-supervisor", name: "Supervisor" });
+const ident = staffTokenSource(["admin", "supervisor"], { defaultUser: "admin-supervisor", name: "Supervisor" });
 const client = new Client({ urls: gatewayUrls(), getToken: ident.getToken });
 
 const approvals = new Map(); // id → approval.request
@@ -85,6 +86,122 @@ async function load() {
   }
 }
 
+// --- accounts (REST, with this page's own socket token as the bearer) --------------------
+let accounts = null; // null: not loaded (or not an admin, or no store)
+let accountsNote = null; // [key, vars] shown above the table
+
+async function adminApi(method, path, body) {
+  const token = await ident.getToken();
+  const r = await fetch(path, {
+    method, cache: "no-store",
+    headers: { Authorization: `Bearer ${token}`, ...(body ? { "Content-Type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const out = await r.json().catch(() => ({}));
+  if (!r.ok) {
+    const e = new Error(out.message || `HTTP ${r.status}`);
+    e.status = r.status;
+    throw e;
+  }
+  return out;
+}
+
+function noteAccounts(key, vars = {}, error = false) {
+  accountsNote = key ? [key, vars, error] : null;
+  const el = $('[data-testid="accounts-msg"]');
+  el.textContent = key ? tw(key, vars) : "";
+  el.classList.toggle("acc-locked", !!error);
+}
+
+async function loadAccounts() {
+  try {
+    accounts = (await adminApi("GET", "/api/admin/users")).users;
+    if (accountsNote?.[0] === "acc.unavailable") noteAccounts(null);
+  } catch (e) {
+    accounts = null;
+    if (e.status === 503) noteAccounts("acc.unavailable");
+    else if (e.status === 403) $('[data-testid="accounts-section"]').classList.add("hidden");
+    else noteAccounts("common.error", { msg: e.message }, true);
+  }
+  renderAccounts();
+}
+
+async function changeAccount(user, change) {
+  try {
+    await adminApi("PATCH", `/api/admin/users/${encodeURIComponent(user)}`, change);
+    noteAccounts("acc.done", { user });
+  } catch (e) {
+    noteAccounts("common.error", { msg: e.message }, true);
+    toast(e.message);
+  }
+  loadAccounts();
+}
+
+function accountState(a) {
+  if (a.locked) {
+    return h("span.acc-locked", { testid: "account-locked",
+      text: tw("acc.locked", { t: new Date(a.locked_until * 1000).toLocaleTimeString(), n: a.failed_logins }) });
+  }
+  const parts = [tw(a.disabled ? "acc.disabled" : "acc.enabled")];
+  if (a.failed_logins) parts.push(tw("acc.failures", { n: a.failed_logins }));
+  return h("span", { testid: "account-state", text: parts.join(" · ") });
+}
+
+function renderAccounts() {
+  const table = $('[data-testid="accounts"]');
+  if (!accounts) {
+    table.replaceChildren();
+    return;
+  }
+  const head = h("tr", {}, ...["acc.user", "acc.name", "acc.roles", "acc.rooms", "acc.state", "acc.actions"]
+    .map((k) => h("th", { text: tw(k) })));
+  if (!accounts.length) {
+    table.replaceChildren(head, h("tr", {}, h("td.ws-empty", { colspan: "6", text: tw("acc.none") })));
+    return;
+  }
+  table.replaceChildren(head, ...accounts.map((a) => {
+    const role = h("select", { testid: "account-role" },
+      ...["agent", "host", "supervisor", "admin"].map((r) =>
+        h("option", { value: r, text: tw(`role.${r}`), selected: a.roles[0] === r })));
+    const pw = h("input", { testid: "account-password", type: "password", maxlength: "1024",
+      autocomplete: "new-password", placeholder: tw("acc.new_password") });
+    return h("tr", { testid: `account-${a.user}`, dataset: { disabled: String(a.disabled), locked: String(a.locked) } },
+      h("td", { text: a.user }),
+      h("td", { text: a.name || "" }),
+      h("td", { testid: "account-roles", text: a.roles.map((r) => tw(`role.${r}`)).join(", ") }),
+      h("td", { text: (a.rooms || []).join(", ") }),
+      h("td", {}, accountState(a)),
+      h("td.acc-actions", {},
+        h("button", { testid: "account-toggle", class: a.disabled ? "green" : "danger",
+          text: tw(a.disabled ? "acc.enable" : "acc.disable"),
+          on: { click: () => changeAccount(a.user, { disabled: !a.disabled }) } }),
+        role,
+        h("button", { testid: "account-set-role", text: tw("acc.set_role"),
+          on: { click: () => changeAccount(a.user, { roles: [role.value] }) } }),
+        pw,
+        h("button", { testid: "account-reset", text: tw("acc.reset"),
+          on: { click: () => pw.value && changeAccount(a.user, { password: pw.value }) } })));
+  }));
+}
+
+$('[data-testid="account-add"]').addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const f = ev.target;
+  const body = {
+    user: f.user.value.trim(), roles: [f.role.value], password: f.password.value,
+    name: f.name.value.trim() || undefined,
+    rooms: f.rooms.value.split(",").map((x) => x.trim()).filter(Boolean),
+  };
+  try {
+    await adminApi("POST", "/api/admin/users", body);
+    noteAccounts("acc.done", { user: body.user });
+    f.reset();
+  } catch (e) {
+    noteAccounts("common.error", { msg: e.message }, true);
+  }
+  loadAccounts();
+});
+
 client.on("approval.request", (a) => {
   approvals.set(a.approval, a);
   renderApprovals();
@@ -103,12 +220,17 @@ client.on("agents", (f) => {
 });
 client.on("agent.break_suggested", (b) => toast(tw("break.suggested", { agent: b.agent, n: b.consecutive }), 5000));
 client.on("welcome", load);
+client.on("welcome", loadAccounts);
+setInterval(() => accounts && loadAccounts(), 15000); // lockouts come and go
 setInterval(renderAgents, 5000); // time in status keeps moving
 bindConnBadge(client, $('[data-testid="conn-state"]'));
 bindLangSwitch($('[data-testid="lang-switch"]'), () => {
   applyWorkspaceI18n();
   renderApprovals();
   renderAgents();
+  renderAccounts();
+  if (accountsNote) noteAccounts(...accountsNote);
 });
 applyWorkspaceI18n();
+bindStaffAuth(client, ident);
 client.connect();

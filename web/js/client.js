@@ -40,6 +40,10 @@ export const RECONNECT = Object.freeze({
 /** Close codes by which a reachable gateway asks us to come back later (protocol.md). */
 const BUSY_CLOSE_CODES = new Set([1013, 4429]);
 
+/** The gateway closed the socket because this identity was revoked (signed out, account
+ * disabled or changed): reconnecting cannot help, the page must sign in again. */
+export const CLOSE_REVOKED = 4403;
+
 /** Full jitter: uniform in [0, min(cap, base·2^attempt)), so a herd of pages spreads out. */
 export function backoffDelay(attempt, { baseMs, capMs }, rand = Math.random) {
   const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(Math.max(attempt, 0), 20));
@@ -147,6 +151,16 @@ export class Client {
     this.closedByUser = true;
     if (this.ws) this.ws.close(1000, "bye");
     this._setState("offline");
+  }
+
+  /**
+   * Renew the live socket's identity with a fresh token of the same user, role and room
+   * (`auth {token}` → `ack {expires_at}`), so a short-lived token never costs the socket.
+   * While offline there is nothing to renew: the next hello takes the newest token anyway.
+   */
+  async reauth(token) {
+    if (this.state !== "online") return null;
+    return this.request("auth", { token });
   }
 
   /** Drop the socket without ceremony (tests, "network lost" simulation). */
@@ -296,6 +310,14 @@ export class Client {
         closed = { ok: false, error: e };
       }
       if (this.closedByUser) break;
+      if (closed.code === CLOSE_REVOKED) {
+        // terminal: no reconnect with an identity the gateway has revoked
+        this.closedByUser = true;
+        this.revoked = { code: closed.code, reason: closed.reason || this.revoked?.reason || "" };
+        this._failPending("revoked");
+        this._emit("revoked", { type: "revoked", reason: this.revoked.reason, code: closed.code });
+        break;
+      }
       if (closed.ok) {
         this.attempt = 0; // it had been online: the outage starts now
         this.downSince = Date.now();
@@ -415,7 +437,7 @@ export class Client {
         if (this.ws === ws) this.ws = null;
         if (ev.code === 4401) this._tokenStale = true;
         if (!this.closedByUser) this._setState("reconnecting");
-        resolve({ ok: online, code: ev.code, unauthorized: ev.code === 4401, busy: BUSY_CLOSE_CODES.has(ev.code) });
+        resolve({ ok: online, code: ev.code, reason: ev.reason, unauthorized: ev.code === 4401, busy: BUSY_CLOSE_CODES.has(ev.code) });
       };
       ws.onerror = () => {
         /* onclose follows */
@@ -559,7 +581,8 @@ export function gatewayUrls() {
  * module loads and removed from the address bar at once (history.replaceState), so it is
  * not in the history, a bookmark, a screenshot or a Referer. Never from the query string:
  * a query reaches the server's and every proxy's logs (a ?token= is removed and ignored).
- * The sign-in issue replaces this.
+ * Kept for tools and scripts that hold a token of their own (a `livedesk token` for a wall
+ * display, the test that greps the server's output); people sign in (docs/accounts.md).
  */
 const FRAGMENT_TOKEN = (() => {
   const url = new URL(location.href);
@@ -609,4 +632,110 @@ export function devTokenSource(role, { defaultUser, name, room } = {}) {
       return cached;
     },
   };
+}
+
+/** How this gateway hands staff pages their identity: "dev" (demo identities from
+ * /api/dev/token, `--dev` only) or "signin" (a sign-in session, exchanged for tokens). The
+ * server says which in <meta name="livedesk-auth">. */
+export function authMode() {
+  const meta = document.querySelector('meta[name="livedesk-auth"]');
+  return meta?.content === "signin" ? "signin" : "dev";
+}
+
+/** Where a page sends someone who must sign in; `next` brings them back here afterwards. */
+export function loginUrl(reason = "") {
+  const q = new URLSearchParams({ next: location.pathname + location.search });
+  if (reason) q.set("reason", reason);
+  return `/login?${q}`;
+}
+
+function goToLogin(reason) {
+  location.assign(loginUrl(reason));
+  return new Promise(() => {}); // the page is going away
+}
+
+/**
+ * Socket tokens from the sign-in session (the HttpOnly cookie, which this script never
+ * sees): POST /api/auth/token for the first of `roles` the account has (and `room` for a
+ * host). No session → /login, back here afterwards. Each token is renewed at 80 % of its
+ * lifetime (at least 30 s before it expires) and handed to the live socket with
+ * client.reauth(), so the socket is never dropped for it (docs/accounts.md, "Token refresh").
+ */
+export function signInTokenSource(roles, { room } = {}) {
+  roles = Array.isArray(roles) ? roles : [roles];
+  let cached = null; // {token, expires_at, role}
+  let client = null;
+  let timer = null;
+
+  async function fetchToken() {
+    for (const role of roles) {
+      const body = { role };
+      if (room && role === "host") body.room = room;
+      const r = await fetch("/api/auth/token", {
+        method: "POST", credentials: "same-origin", cache: "no-store",
+        headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+      });
+      if (r.status === 401) return goToLogin("signin");
+      if (r.status === 403) continue; // the account has not this role: try the next
+      if (!r.ok) throw new Error(`token: HTTP ${r.status}`);
+      return r.json();
+    }
+    return goToLogin("forbidden");
+  }
+
+  function schedule() {
+    clearTimeout(timer);
+    if (!cached) return;
+    const left = cached.expires_at * 1000 - Date.now();
+    const wait = Math.max(5_000, Math.min(left * 0.8, left - 30_000));
+    timer = setTimeout(refresh, wait);
+  }
+
+  async function refresh() {
+    try {
+      cached = await fetchToken();
+      schedule();
+      if (client) await client.reauth(cached.token);
+    } catch (e) {
+      console.warn("token refresh failed; retrying in 10 s", e?.message || e);
+      clearTimeout(timer);
+      timer = setTimeout(refresh, 10_000);
+    }
+  }
+
+  return {
+    mode: "signin",
+    user: null,
+    get expiresAt() {
+      return cached?.expires_at ?? null;
+    },
+    attach(c) {
+      client = c;
+    },
+    refresh,
+    async getToken({ refresh: stale } = {}) {
+      if (!cached || stale || cached.expires_at * 1000 - Date.now() < 30_000) {
+        cached = await fetchToken();
+        schedule();
+      }
+      return cached.token;
+    },
+    async signOut() {
+      clearTimeout(timer);
+      await fetch("/api/auth/logout", {
+        method: "POST", credentials: "same-origin", cache: "no-store",
+        headers: { "Content-Type": "application/json" }, body: "{}",
+      });
+    },
+  };
+}
+
+/**
+ * The identity of a staff page: a #token= fragment if one was handed over; with --dev the
+ * demo identities (devTokenSource, ?user= picks one); otherwise the sign-in session.
+ */
+export function staffTokenSource(role, opts = {}) {
+  if (FRAGMENT_TOKEN) return { mode: "fragment", user: null, getToken: async () => FRAGMENT_TOKEN };
+  if (authMode() === "dev") return { mode: "dev", ...devTokenSource(Array.isArray(role) ? role[0] : role, opts) };
+  return signInTokenSource(role, opts);
 }

@@ -1,9 +1,9 @@
 // The operator dashboard: figures per room and per agent, live over dashboard.watch.
-import { Client, devTokenSource, gatewayUrls } from "./client.js";
-import { $, h, bindConnBadge, bindLangSwitch } from "./common.js";
+import { Client, staffTokenSource, gatewayUrls } from "./client.js";
+import { $, h, bindConnBadge, bindLangSwitch, bindStaffAuth } from "./common.js";
 import { tw, applyWorkspaceI18n } from "./i18n_workspace.js";
 
-const ident = devTokenSource("admin", { defaultUser: "admin-dashboard", name: "Dashboard" });
+const ident = staffTokenSource(["admin", "supervisor"], { defaultUser: "admin-dashboard", name: "Dashboard" });
 const client = new Client({ urls: gatewayUrls(), getToken: ident.getToken });
 let last = null;
 
@@ -77,4 +77,5 @@ bindLangSwitch($('[data-testid="lang-switch"]'), () => {
   if (last) render(last);
 });
 applyWorkspaceI18n();
+bindStaffAuth(client, ident);
 client.connect();

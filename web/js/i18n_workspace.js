@@ -15,6 +15,14 @@ const STRINGS = {
     "kind.coupon": "优惠券", "kind.refund": "退款", "kind.gift": "赠品",
     "status.available": "在线", "status.away": "离开", "status.break": "小休", "status.offline": "离线",
     "yes": "是", "no": "否", "updated": "更新于",
+    "common.error": "出错了：{msg}", "accounts": "账号", "acc.user": "用户名", "acc.name": "显示名", "acc.roles": "角色", "acc.rooms": "直播间",
+    "acc.state": "状态", "acc.actions": "操作", "acc.enabled": "启用", "acc.disabled": "已停用",
+    "acc.locked": "已锁定至 {t}（{n} 次失败）", "acc.failures": "{n} 次失败",
+    "acc.disable": "停用", "acc.enable": "启用", "acc.set_role": "改角色", "acc.reset": "重置密码",
+    "acc.new_password": "新密码（至少 10 位）", "acc.add": "添加账号", "acc.password": "密码（至少 10 位）",
+    "acc.rooms_hint": "直播间，逗号分隔", "acc.none": "还没有账号", "acc.done": "已保存：{user}",
+    "acc.unavailable": "此网关没有账号存储（需以 --data-dir 或 LIVEDESK_DATABASE_URL 启动）",
+    "role.agent": "客服", "role.host": "主播", "role.supervisor": "主管", "role.admin": "管理员",
   },
   en: {
     "dash.title": "Dashboard", "admin.title": "Supervisor console", "lang.switch": "中文",
@@ -30,6 +38,14 @@ const STRINGS = {
     "kind.coupon": "coupon", "kind.refund": "refund", "kind.gift": "gift",
     "status.available": "available", "status.away": "away", "status.break": "on break", "status.offline": "offline",
     "yes": "yes", "no": "no", "updated": "updated",
+    "common.error": "Error: {msg}", "accounts": "Accounts", "acc.user": "User", "acc.name": "Name", "acc.roles": "Roles", "acc.rooms": "Rooms",
+    "acc.state": "State", "acc.actions": "Actions", "acc.enabled": "enabled", "acc.disabled": "disabled",
+    "acc.locked": "locked until {t} ({n} failures)", "acc.failures": "{n} failures",
+    "acc.disable": "Disable", "acc.enable": "Enable", "acc.set_role": "Set role", "acc.reset": "Reset password",
+    "acc.new_password": "new password (10+ characters)", "acc.add": "Add account", "acc.password": "password (10+ characters)",
+    "acc.rooms_hint": "rooms, comma-separated", "acc.none": "No accounts yet", "acc.done": "Saved: {user}",
+    "acc.unavailable": "This gateway keeps no accounts (start it with --data-dir or LIVEDESK_DATABASE_URL)",
+    "role.agent": "agent", "role.host": "host", "role.supervisor": "supervisor", "role.admin": "admin",
   },
 };
 
@@ -41,6 +57,7 @@ export function tw(key, vars = {}) {
 
 export function applyWorkspaceI18n(root = document) {
   for (const el of root.querySelectorAll("[data-tw]")) el.textContent = tw(el.dataset.tw);
+  for (const el of root.querySelectorAll("[data-tw-ph]")) el.placeholder = tw(el.dataset.twPh);
 }
 
 export { onLangChange };

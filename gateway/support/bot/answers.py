@@ -81,9 +81,13 @@ def _zh(ctx: Ctx) -> bool:
     return ctx.lang != "en"
 
 
-def _bigrams(s: str) -> set[str]:
+@functools.lru_cache(maxsize=8192)
+def _bigrams(s: str) -> frozenset[str]:
+    """Character bigrams of ``s`` (a message, an FAQ question, a product name): a pure
+    function of the string, remembered, because the FAQ matcher compares the message with
+    every FAQ entry on every reply and those entries are the same each time."""
     s = re.sub(r"[\s?？!！。，,~～]", "", s.lower())
-    return {s[i:i + 2] for i in range(len(s) - 1)} or {s}
+    return frozenset({s[i:i + 2] for i in range(len(s) - 1)} or {s})
 
 
 def faq_match(ctx: Ctx, intent: str, threshold: float = 0.34) -> FaqEntry | None:
@@ -215,22 +219,34 @@ def _mentioned_gift_promos(ctx: Ctx) -> list[Promotion]:
     for pr in ctx.kb.promotions:
         if pr.kind != "first_n_gift" or not pr.gift:
             continue
-        if pr.limit and re.search(rf"(?:前|first\s*|top\s*)0*{pr.limit}(?!\d)|(?<!\d){pr.limit}\s*(?:名|单|个名额)", ctx.text):
+        if pr.limit and _names_quota(ctx.text, pr.limit):
             out.append(pr)  # "前200送的那个": the quota's own number
             continue
         gp = gift_product(ctx.kb, pr)
         if gp is not None and gp in ctx.slots.products and not any(p.sku in pr.skus for p in ctx.slots.products):
             out.append(pr)  # the gift product is what the viewer named
             continue
-        g = gift_name(ctx.kb, pr, True).lower()
-        # Chinese bigrams of the gift's name (and its last character), English words of 3+
-        # letters: "pr" of "Air Pro" is not a mention
-        frags = {g[i:i + 2] for i in range(len(g) - 1) if re.fullmatch(r"[\u4e00-\u9fff]{2}", g[i:i + 2])}
-        frags |= {g[-1]} if re.match(r"[\u4e00-\u9fff]", g[-1:]) else set()
-        if any(f in ctx.text for f in frags) or any(
-                re.search(rf"\b{w}\b", ctx.text) for w in re.findall(r"[a-z]{3,}", g)):
+        if _names_gift(ctx.text, gift_name(ctx.kb, pr, True).lower()):
             out.append(pr)
     return out
+
+
+@functools.lru_cache(maxsize=8192)
+def _names_quota(text: str, limit: int) -> bool:
+    """The message names a gift quota by its own number ("前200", "200名"): a pure function
+    of the text and the quota's limit, remembered (the pattern is built per limit)."""
+    return re.search(rf"(?:前|first\s*|top\s*)0*{limit}(?!\d)|(?<!\d){limit}\s*(?:名|单|个名额)", text) is not None
+
+
+@functools.lru_cache(maxsize=8192)
+def _names_gift(text: str, g: str) -> bool:
+    """The message names the gift ``g`` (lower case): a Chinese bigram of its name (or its
+    last character), or an English word of 3+ letters ("pr" of "Air Pro" is not a mention).
+    Remembered per (text, gift name): the same questions recur during a sale."""
+    frags = {g[i:i + 2] for i in range(len(g) - 1) if re.fullmatch(r"[\u4e00-\u9fff]{2}", g[i:i + 2])}
+    frags |= {g[-1]} if re.match(r"[\u4e00-\u9fff]", g[-1:]) else set()
+    return any(f in text for f in frags) or any(
+        re.search(rf"\b{w}\b", text) for w in re.findall(r"[a-z]{3,}", g))
 
 
 def price_line(p: Product, zh: bool, size: str | None = None) -> str:
@@ -566,7 +582,7 @@ def stock(ctx: Ctx) -> str:
                     s += " - only a few left!"
         else:
             s = f"{p.name}已经售罄（库存0），可以先收藏等补货通知" if zh else f"{p.display_name('en')} - sold out right now (in stock: 0)"
-        restock = [(k, v) for k, v in p.attributes.items() if re.search(r"补货|到货|restock", k)]
+        restock = _restock_attrs(tuple(p.attributes.items()))
         if restock and (p.stock <= 0 or _RESTOCK_Q.search(ctx.text)):
             s += ("，" if zh else "; ") + ("；".join(f"{k}：{v}" for k, v in restock) if zh else
                                           "; ".join(f"restock ({k}): {v}" for k, v in restock))
@@ -586,6 +602,11 @@ def stock(ctx: Ctx) -> str:
     return ("；".join(lines) + "。") if zh else ("; ".join(lines) + ".")
 
 
+@functools.lru_cache(maxsize=4096)
+def _restock_attrs(attrs: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    return tuple((k, v) for k, v in attrs if re.search(r"补货|到货|restock", k))
+
+
 def _mentioned_promos(ctx: Ctx) -> list[Promotion]:
     """Promotions the message points at by their own numbers or code ("满99减20的码呢",
     "ANQI20 是这个吗", "does the 199 discount stack")."""
@@ -596,12 +617,20 @@ def _mentioned_promos(ctx: Ctx) -> list[Promotion]:
         if pr.code and pr.code.lower() in ctx.text:
             out.append(pr)
             continue
+        if pr.kind not in ("coupon", "discount"):
+            continue
         nums = [num(x) for x in (pr.threshold, pr.amount) if x is not None]
-        if pr.kind in ("coupon", "discount") and nums and all(
-                re.search(rf"(?<![\d.]){re.escape(n)}(?![\d.])", ctx.text) for n in nums) and (
+        if nums and all(_names_number(ctx.text, n) for n in nums) and (
                 len(nums) == 2 or pr.threshold is not None):
             out.append(pr)
     return out
+
+
+@functools.lru_cache(maxsize=8192)
+def _names_number(text: str, n: str) -> bool:
+    """``n`` stands in the text as a number of its own ("满99减20": 99 and 20, not the 9 of
+    99). Keyed by the number's text, so a host who changes a threshold gets a new key."""
+    return re.search(rf"(?<![\d.]){re.escape(n)}(?![\d.])", text) is not None
 
 
 _ENDS_Q = re.compile(r"几点结束|几点截止|到几点|什么时候结束|啥时候结束|哪天结束|什么时候截止|截止|结束时间|"
@@ -638,10 +667,15 @@ def ends_answer(ctx: Ctx, promos: list[Promotion]) -> str | None:
     return "The deals run " + "; ".join(parts) + "."
 
 
+@functools.lru_cache(maxsize=4096)
+def _price_attrs(attrs: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    return tuple((k, v) for k, v in attrs if re.search(r"价|费|price|cost", k))
+
+
 def price_attr_items(p: Product, size: str | None = None) -> list[tuple[str, str]]:
     """Attributes that price a variant or a part of the product ("10kg价格", "规格价格",
     "今日金价", "工费"): a price question quotes them, the named variant's first."""
-    items = [(k, v) for k, v in p.attributes.items() if re.search(r"价|费|price|cost", k)]
+    items = list(_price_attrs(tuple(p.attributes.items())))
     if size:
         items.sort(key=lambda kv: 0 if size.lower() in (kv[0] + kv[1]).lower() else 1)
     return items
@@ -746,14 +780,23 @@ _COURIER = re.compile(r"顺丰|快递|中通|圆通|韵达|京东|邮政|运费|
 def _change_rules(ctx: Ctx) -> list[str]:
     """The room's policy sentences about changing an order (how long an address can be
     changed, what a courier upgrade costs): a change request is answered by them."""
-    want = r"改|取消|修改|撤" + (r"|顺丰|快递|运费|补" if _COURIER.search(ctx.text) else "")
-    out = []
-    for name in ("shipping", "payment", "returns"):
-        for clause in re.split(r"[；;。]", ctx.kb.policies.get(name, "") or ""):
+    pol = ctx.kb.policies
+    return list(_policy_change_clauses(bool(_COURIER.search(ctx.text)), pol.get("shipping") or "",
+                                       pol.get("payment") or "", pol.get("returns") or ""))
+
+
+@functools.lru_cache(maxsize=256)
+def _policy_change_clauses(courier: bool, *policies: str) -> tuple[str, ...]:
+    """:func:`_change_rules` keyed by the policy texts themselves (a host who edits a policy
+    gets a new key), so splitting and searching them is not redone per reply."""
+    want = r"改|取消|修改|撤" + (r"|顺丰|快递|运费|补" if courier else "")
+    out: list[str] = []
+    for text in policies:
+        for clause in re.split(r"[；;。]", text):
             c = clause.strip()
             if c and re.search(want, c) and c not in out:
                 out.append(c)
-    return out[:3]
+    return tuple(out[:3])
 
 
 def order_change(ctx: Ctx) -> str:
@@ -985,18 +1028,28 @@ def asked_attributes(ctx: Ctx, p: Product, limit: int = 2) -> list[tuple[str, st
     """The attributes of ``p`` the message asks about by their own words: a word of the
     question in the attribute's key (转速, 动力储存) counts double, in its value once;
     words every attribute text shares say nothing (:func:`.topic.question_terms`)."""
-    terms = question_terms(ctx.text)
-    hinted = _hinted_keys(ctx.text)
-    if not terms and not hinted:
+    if not p.attributes:
         return []
+    return list(_asked(ctx.text, tuple(p.attributes.items()), limit))
+
+
+@functools.lru_cache(maxsize=8192)
+def _asked(text: str, attrs: tuple[tuple[str, str], ...], limit: int) -> tuple[tuple[str, str], ...]:
+    """:func:`asked_attributes`, a pure function of the text and the attribute texts (never
+    of stock or prices), remembered: it scores every attribute against every question word,
+    the largest per-reply cost of :func:`also_answer` when a viewer repeats a question."""
+    terms = question_terms(text)
+    hinted = _hinted_keys(text)
+    if not terms and not hinted:
+        return ()
     scored = []
-    for i, (k, v) in enumerate(p.attributes.items()):
+    for i, (k, v) in enumerate(attrs):
         kl, vl = _folded(k), _folded(v)
         sc = sum(2.0 if t in kl else 1.0 if t in vl else 0.0 for t in terms)
         sc += 2.0 if any(f in k for f in hinted) else 0.0
         if sc >= 2.0:
             scored.append((-sc, i, k, v))
-    return [(k, v) for _, _, k, v in sorted(scored)[:limit]]
+    return tuple((k, v) for _, _, k, v in sorted(scored)[:limit])
 
 
 def also_answer(intent: str, ctx: Ctx, said: str = "") -> str:

@@ -86,7 +86,7 @@ class OfflineBot:
             esc = seen.esc
             prev = view.seen(ctx.prev_text).intent if ctx.prev_text else None
             cues = seen.cues
-            dec = classify(text, slots, esc, prev, probs=seen.probs, cues=cues)
+            dec = seen.decide(slots, prev)
         escalate = esc.escalate or dec.intent == "human_request"
         reasons = list(esc.reasons) or (["human"] if dec.intent == "human_request" else [])
         reply = compose(dec.intent, Ctx(kb=kb, text=text, lang=lang, slots=slots, escalate=escalate,

@@ -24,10 +24,13 @@ from dataclasses import dataclass
 from ..knowledge import Knowledge
 from .cues import cue_scores
 from .escalation import EscalationDecision
-from .intent import classify
+from .intent import IntentDecision, classify
 from .model import BotModel
 from .normalize import normalize
 from .slots import Body, Slots, catalog_key, extract
+
+# intent decisions remembered per text (one per previous intent and body/hair context)
+DECISIONS = 16
 
 
 @dataclass
@@ -42,6 +45,7 @@ class Seen:
     _probs: dict[str, float] | None = None
     _cues: dict[str, float] | None = None
     _intent: str | None = None
+    _decisions: dict[tuple, IntentDecision] | None = None
 
     @property
     def esc(self) -> EscalationDecision:
@@ -68,6 +72,23 @@ class Seen:
             self._intent = classify(self.text, self.slots, self.esc, None,
                                     probs=self.probs, cues=self.cues).intent
         return self._intent
+
+    def decide(self, slots: Slots, prev_intent: str | None) -> IntentDecision:
+        """The intent decision of this message in a conversation. ``classify`` reads the
+        text's own scores (here already), the previous intent and, of the slots the
+        conversation resolved, only the body measurements and the hair length: those and
+        the previous intent are the key (a handful per text: ``DECISIONS`` at most). The
+        decision is shared: read it, do not change it."""
+        key = (slots.body.height_cm, slots.body.weight_kg, slots.hair, prev_intent)
+        if self._decisions is None:
+            self._decisions = {}
+        d = self._decisions.get(key)
+        if d is None:
+            d = classify(self.text, slots, self.esc, prev_intent, probs=self.probs, cues=self.cues)
+            if len(self._decisions) >= DECISIONS:
+                self._decisions.clear()
+            self._decisions[key] = d
+        return d
 
 
 class _Lru(OrderedDict):

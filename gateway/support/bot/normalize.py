@@ -8,6 +8,7 @@ Chinese or English when the conversation does not say.
 
 from __future__ import annotations
 
+import functools
 import re
 
 _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5,
@@ -66,8 +67,10 @@ _CJK = re.compile(r"[\u4e00-\u9fff]")
 _LATIN = re.compile(r"[a-zA-Z]")
 
 
+@functools.lru_cache(maxsize=8192)
 def detect_lang(text: str) -> str:
-    """``"zh"`` when the message has any real Chinese in it, else ``"en"``."""
+    """``"zh"`` when the message has any real Chinese in it, else ``"en"``. Remembered per
+    raw text (it is read on every reply, and viewers repeat the same questions)."""
     cjk = len(_CJK.findall(text))
     latin_words = len(re.findall(r"[a-zA-Z]{2,}", text))
     if cjk == 0:

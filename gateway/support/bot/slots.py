@@ -510,8 +510,16 @@ def find_size(text: str, kb: Knowledge, product: Product | None = None) -> str |
     """A size or variant token from the products' size lists that the text mentions: the
     named product's sizes first, then any product's; the longest token wins, then the
     earliest in the product's list."""
-    pools = [tuple(product.sizes)] if product else []
-    pools.append(tuple(s for p in kb.products for s in p.sizes))
+    return _find_size(text, tuple(product.sizes) if product else None,
+                      tuple(s for p in kb.products for s in p.sizes))
+
+
+@functools.lru_cache(maxsize=8192)
+def _find_size(text: str, own: tuple[str, ...] | None, pool: tuple[str, ...]) -> str | None:
+    """:func:`find_size`, a pure function of the text and the size lists, remembered: the
+    conversation step asks it again on every reply for the product history supplied."""
+    pools = [own] if own is not None else []
+    pools.append(pool)
     for pool in pools:
         for t in _size_tokens(pool):
             if t.word is not None:

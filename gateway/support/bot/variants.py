@@ -19,6 +19,7 @@ Each returns the variants as the product lists them, so the reply quotes them ve
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 
@@ -36,6 +37,7 @@ _WORD_NUM = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "se
              "couple": 2, "pair": 2}
 
 
+@functools.lru_cache(maxsize=16384)
 def _compact(s: str) -> str:
     return re.sub(r"\s+", "", fold_units(s.lower()))
 
@@ -43,7 +45,18 @@ def _compact(s: str) -> str:
 def named(text: str, p: Product) -> list[str]:
     """The variant the message names: the longest whose compact form it contains, else the
     one whose distinguishing part it contains ("15promax" → "iPhone 15 Pro Max")."""
-    vs = [v for v in p.sizes if v and v.strip()]
+    return list(_named(text, tuple(p.sizes)))
+
+
+@functools.lru_cache(maxsize=8192)
+def _named(text: str, sizes: tuple[str, ...]) -> tuple[str, ...]:
+    """:func:`named`: a pure function of the text and the variant names (not of stock),
+    remembered, because an order change or a size question re-reads it on every reply."""
+    return tuple(_named_list(text, sizes))
+
+
+def _named_list(text: str, sizes: tuple[str, ...]) -> list[str]:
+    vs = [v for v in sizes if v and v.strip()]
     if not vs:
         return []
     ct = _compact(text)
