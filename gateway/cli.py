@@ -395,6 +395,8 @@ async def _run(config: Config) -> int:
     print(f"  host panel    : {u}/host", flush=True)
     print(f"  dashboard     : {u}/dashboard", flush=True)
     print(f"  admin         : {u}/admin", flush=True)
+    if config.data_dir or config.database_url:
+        print(f"  history       : {u}/history", flush=True)
     print(f"  health/metrics: {u}/healthz  {u}/metrics", flush=True)
     if config.dev:
         print("  (dev mode: pages fetch demo tokens from /api/dev/token)", flush=True)

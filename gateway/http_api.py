@@ -301,7 +301,7 @@ def setup_routes(app: web.Application, gw: Gateway) -> None:
     if gw.config.dev:
         app.router.add_get("/api/dev/token", dev_token)
     app.router.add_get("/", pages.handler("index.html"))
-    for name in ("agent", "host", "dashboard", "admin", "login"):
+    for name in ("agent", "host", "dashboard", "admin", "login", "history"):
         if (web_root / f"{name}.html").exists():
             app.router.add_get(f"/{name}", pages.handler(f"{name}.html"))
     if (web_root / "favicon.svg").exists():

@@ -16,7 +16,7 @@ from gateway.config import Config
 from tests.conftest import free_port, start_gateway, stop_gateway
 
 JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
-PAGES = ["/", "/agent", "/host", "/dashboard", "/admin"]
+PAGES = ["/", "/agent", "/host", "/dashboard", "/admin", "/history"]
 
 
 @pytest.fixture

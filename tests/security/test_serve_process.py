@@ -28,7 +28,10 @@ def serve_env(**extra: str) -> dict[str, str]:
 
 
 def start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", *args], cwd=ROOT,
+    # --no-store: these are about the dev flag and the secret; a store would be the
+    # repository's ./data (make run's), which a test must not write
+    return subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", *args, "--no-store"],
+                            cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=die_with_parent)
 

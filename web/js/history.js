@@ -1,0 +1,181 @@
+// The history page: search stored conversations (GET /api/conversations), open one
+// (GET /api/conversations/{cid}) and export a search or one conversation as JSON or CSV.
+// Agents see the conversations they handled; supervisors and admins see all (the server
+// decides: docs/storage.md#history-api). No socket: REST with a bearer token from the same
+// sources as the other staff pages (sign-in session, or a demo identity with --dev), sent in
+// the Authorization header, never in a URL; exports are fetched and saved as a blob.
+import { staffTokenSource, authMode } from "./client.js";
+import { $, h, bindLangSwitch, param, reasonLabel } from "./common.js";
+import { getLang } from "./i18n.js";
+import { th, applyHistoryI18n } from "./i18n_history.js";
+
+const dev = authMode() === "dev";
+// --dev: ?as=agent|supervisor|admin picks the demo role (?user= the id); signed in: the
+// account's most powerful staff role
+const roles = dev ? [param("as") || "supervisor"] : ["supervisor", "admin", "agent"];
+const ident = staffTokenSource(roles, { defaultUser: "history-supervisor", name: "History" });
+const status = $('[data-testid="history-status"]');
+let lastHits = [];
+let openCid = null;
+
+function when(ts) {
+  if (ts === null || ts === undefined) return "–";
+  return new Intl.DateTimeFormat(getLang() === "en" ? "en-GB" : "zh-CN",
+    { dateStyle: "medium", timeStyle: "short" }).format(new Date(ts * 1000));
+}
+
+function say(text, error = false) {
+  status.textContent = text;
+  status.classList.toggle("error", error);
+}
+
+class HttpError extends Error {
+  constructor(status, body) {
+    super(body?.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = body?.error;
+  }
+}
+
+async function api(path, { raw = false } = {}) {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const token = await ident.getToken(attempt ? { refresh: true } : {});
+    const r = await fetch(path, { headers: { Authorization: `Bearer ${token}` }, cache: "no-store" });
+    if (r.status === 401 && attempt === 0) continue; // an expired token: fetch a new one once
+    if (!r.ok) {
+      let body = null;
+      try { body = await r.json(); } catch { /* not JSON */ }
+      throw new HttpError(r.status, body);
+    }
+    return raw ? r : r.json();
+  }
+  throw new HttpError(401, null);
+}
+
+function errorText(e) {
+  if (e.code === "forbidden") return th("err.forbidden");
+  if (e.code === "unavailable" || e.status === 503) return th("err.unavailable");
+  return th("error", { msg: e.message });
+}
+
+function query() {
+  const f = new FormData($('[data-testid="history-form"]'));
+  const p = new URLSearchParams();
+  for (const k of ["q", "user", "agent", "room", "order"]) {
+    const v = String(f.get(k) || "").trim();
+    if (v) p.set(k, v);
+  }
+  // a date picker gives a calendar day in the agent's own time zone: from its first to its
+  // last second there
+  const since = f.get("since");
+  const until = f.get("until");
+  if (since) p.set("since", String(new Date(`${since}T00:00:00`).getTime() / 1000));
+  if (until) p.set("until", String(new Date(`${until}T23:59:59`).getTime() / 1000));
+  p.set("limit", "100");
+  return p;
+}
+
+async function search(ev) {
+  ev?.preventDefault();
+  say(th("busy"));
+  try {
+    const d = await api(`/api/conversations?${query()}`);
+    lastHits = d.conversations;
+    renderHits();
+    say(lastHits.length ? th("found", { n: lastHits.length }) : th("none"));
+  } catch (e) {
+    say(errorText(e), true);
+  }
+}
+
+function renderHits() {
+  const head = h("tr", {}, ...["conversation", "user", "room", "state", "agent", "opened", "resolved", "snippet"]
+    .map((k) => h("th", { text: th("c." + k) })));
+  $('[data-testid="history-results"]').replaceChildren(head, ...lastHits.map((c) =>
+    h("tr.hit", { testid: `hit-${c.conversation}`, tabindex: "0", role: "button",
+      on: { click: () => open(c.conversation), keydown: (e) => e.key === "Enter" && open(c.conversation) } },
+    h("td", { text: c.conversation }), h("td", { text: c.user }), h("td", { text: c.room }),
+    h("td", { text: th("state." + c.state) }), h("td", { text: c.agent || "–" }),
+    h("td", { text: when(c.opened_at) }), h("td", { text: when(c.resolved_at) }),
+    h("td", { text: c.snippet || "" }))));
+}
+
+async function open(cid) {
+  try {
+    const t = await api(`/api/conversations/${encodeURIComponent(cid)}`);
+    openCid = cid;
+    renderTranscript(t);
+  } catch (e) {
+    say(errorText(e), true);
+  }
+}
+
+let lastTranscript = null;
+function renderTranscript(t) {
+  lastTranscript = t;
+  const box = $('[data-testid="history-transcript"]');
+  box.hidden = false;
+  $('[data-testid="t-title"]').textContent = th("t.title", { cid: t.conversation });
+  const fact = (k, v) => [h("dt", { text: th(k) }), h("dd", { text: v ?? th("t.none") })];
+  const csat = t.csat ? `${t.csat.score ?? t.csat.rating ?? ""} ${t.csat.comment ?? ""}`.trim() : null;
+  $('[data-testid="t-facts"]').replaceChildren(
+    ...fact("t.viewer", t.viewer_name ? `${t.viewer_name} (${t.user})` : t.user),
+    ...fact("t.room", t.room), ...fact("t.agent", t.agent_name || t.agent),
+    ...fact("t.opened", when(t.opened_at)), ...fact("t.resolved", when(t.resolved_at)),
+    ...fact("t.reason", t.escalation_reason ? reasonLabel(t.escalation_reason) : null), ...fact("t.csat", csat),
+    ...fact("t.outcome", t.outcome ? JSON.stringify(t.outcome) : null));
+  $('[data-testid="t-messages"]').replaceChildren(...t.messages.map((m) =>
+    h(`li.${m.from.role}`, { testid: "t-message" },
+      h("span.who", { text: `${th("from." + m.from.role)} ${m.from.name || m.from.user}` }),
+      h("span.text", { text: m.text }), h("span.at", { text: when(m.ts) }))));
+  $('[data-testid="t-actions"]').replaceChildren(...(t.actions.length ? t.actions : [null]).map((a) =>
+    h("li", { text: a ? JSON.stringify(a) : th("t.none") })));
+  $('[data-testid="t-orders"]').replaceChildren(...(t.orders.length ? t.orders : [null]).map((o) =>
+    h("li", { testid: o ? "t-order" : undefined, text: o ? `${o.order_id} · ${o.sku} × ${o.qty} · ${when(o.at)}` : th("t.none") })));
+}
+
+async function download(path, file) {
+  try {
+    const r = await api(path, { raw: true });
+    const url = URL.createObjectURL(await r.blob());
+    const a = h("a", { href: url, download: file });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    say(th("exported", { file }));
+  } catch (e) {
+    say(errorText(e), true);
+  }
+}
+
+function exportSearch(fmt) {
+  const p = query();
+  p.set("format", fmt);
+  return download(`/api/conversations?${p}`, `conversations.${fmt}`);
+}
+
+function exportOne(fmt) {
+  if (!openCid) return;
+  return download(`/api/conversations/${encodeURIComponent(openCid)}/export?format=${fmt}`, `${openCid}.${fmt}`);
+}
+
+$('[data-testid="history-form"]').addEventListener("submit", search);
+$('[data-testid="h-export-json"]').addEventListener("click", () => exportSearch("json"));
+$('[data-testid="h-export-csv"]').addEventListener("click", () => exportSearch("csv"));
+$('[data-testid="t-export-json"]').addEventListener("click", () => exportOne("json"));
+$('[data-testid="t-export-csv"]').addEventListener("click", () => exportOne("csv"));
+bindLangSwitch($('[data-testid="lang-switch"]'), () => {
+  applyHistoryI18n();
+  who();
+  renderHits();
+  if (lastTranscript) renderTranscript(lastTranscript);
+});
+applyHistoryI18n();
+function who() {
+  if (dev) $('[data-testid="history-who"]').textContent = th("who.dev", { user: ident.user, role: th("role." + roles[0]) });
+}
+who();
+// ?cid= opens that conversation (the console links here); otherwise the latest ones
+if (param("cid")) open(param("cid"));
+else search();
