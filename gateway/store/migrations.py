@@ -18,6 +18,11 @@ Never edit a released migration: add the next number. A database newer than this
 * 5 ``archive``: where the multi-node archiver has got to in each Redis change stream, and
   the fencing number of the last archiver that wrote (``gateway/archiver.py``); both are
   updated in the transaction that writes the entries, so a crash never re-applies or skips.
+* 8 ``attachments``: photos, call stills and call recordings of conversations
+  (``gateway/attachments/``): the record's columns, and the bytes (``BLOB``/``bytea``) when
+  the attachments are kept in the store (``attachment_storage=database``, the multi-node
+  choice); erased with the viewer and swept with the conversation (docs/storage.md).
+  (6 and 7 are left to other branches' migrations.)
 """
 
 from __future__ import annotations
@@ -164,6 +169,25 @@ _ERASE_REQUESTS = (
 )
 
 
+
+def _attachments(blob: str) -> tuple[str, ...]:
+    return (
+        f"""CREATE TABLE attachments (
+            id TEXT PRIMARY KEY, conversation TEXT NOT NULL, viewer TEXT NOT NULL,
+            uploader TEXT NOT NULL, uploader_role TEXT NOT NULL, kind TEXT NOT NULL,
+            content_type TEXT NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL,
+            bytes BIGINT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+            source TEXT NOT NULL, taken_at DOUBLE PRECISION, thumb_type TEXT,
+            meta TEXT NOT NULL DEFAULT '{{{{}}}}', data {blob}, thumb {blob})""",
+        "CREATE INDEX attachments_conversation ON attachments (conversation)",
+        "CREATE INDEX attachments_viewer ON attachments (viewer)",
+        "CREATE INDEX attachments_uploader ON attachments (uploader)",
+    )
+
+
+_ATTACHMENTS = {"sqlite": _attachments("BLOB"), "postgresql": _attachments("BYTEA")}
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -179,6 +203,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "accounts", {"sqlite": _ACCOUNTS, "postgresql": _ACCOUNTS}),
     Migration(4, "erase_requests", {"sqlite": _ERASE_REQUESTS, "postgresql": _ERASE_REQUESTS}),
     Migration(5, "archive", {"sqlite": _ARCHIVE, "postgresql": _ARCHIVE}),
+    Migration(8, "attachments", _ATTACHMENTS),
 )
 LATEST = MIGRATIONS[-1].version
 
