@@ -32,6 +32,7 @@ import fractions
 import functools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import av
@@ -68,6 +69,7 @@ class Source:
     sinks: dict[str, RtpSink] = field(default_factory=dict)  # passthrough destinations
     tracks: dict[str, RtpTrack] = field(default_factory=dict)  # their senders' tracks
     subs: dict[str, PacketTrack] = field(default_factory=dict)  # frame consumers (fallback)
+    frame_taps: dict[str, Callable[[Item], None]] = field(default_factory=dict)  # recorders
     decoded: dict[str, MediaStreamTrack] = field(default_factory=dict)  # fallback pairs
     relay_input: DecodedTrack | None = None
     drain: asyncio.Task | None = None
@@ -171,7 +173,7 @@ class PassthroughForwarder(Forwarder):
             info = ((tap.mime_of(pt) or "").lower(), fractions.Fraction(1, rate or 90000))
             if rate:
                 src.pt_info[pt] = info
-        if not src.subs:
+        if not src.subs and not src.frame_taps:
             return  # nobody reads it (yet): no packet to build
         packet = av.Packet(data)
         packet.pts = pts
@@ -179,6 +181,8 @@ class PassthroughForwarder(Forwarder):
         item = Item(packet, key, info[0], time.monotonic())
         for sub in src.subs.values():
             sub.push(item)
+        for consume in src.frame_taps.values():
+            consume(item)
 
     def _source_ended(self, src: Source) -> None:
         for track in list(src.tracks.values()):
@@ -200,6 +204,7 @@ class PassthroughForwarder(Forwarder):
         for sub in src.subs.values():
             sub.end()
         src.subs.clear()
+        src.frame_taps.clear()
         if src.tap is not None:
             src.tap.sink = None
             src.tap.on_packet = None
@@ -285,6 +290,22 @@ class PassthroughForwarder(Forwarder):
         src = self._sources.get(key)
         if src is not None:
             src.keyframes.request()
+
+    def tap_frames(self, key: SourceKey, name: str, consume: Callable[[Item], None]) -> None:
+        """Frames are assembled from the tap's packets only while someone wants them (the
+        per-pair decoder or a recorder): the plain forwarding path stays packet-only."""
+        src = self._sources[key]
+        src.frame_taps[name] = consume
+        if src.tap is not None:
+            src.tap.sink = functools.partial(self._fan_out, src)
+        src.keyframes.request()  # a recording starts on a keyframe
+
+    def untap_frames(self, key: SourceKey, name: str) -> None:
+        src = self._sources.get(key)
+        if src is None or src.frame_taps.pop(name, None) is None:
+            return
+        if not src.frame_taps and not src.subs and src.tap is not None:
+            src.tap.sink = None
 
     def sources(self) -> list[SourceKey]:
         return list(self._sources)

@@ -86,6 +86,17 @@ class Forwarder(abc.ABC):
     def request_keyframe(self, key: SourceKey) -> None:
         """Ask the source for a keyframe (PLI). Only encoded forwarding needs it."""
 
+    def tap_frames(self, key: SourceKey, name: str, consume) -> None:
+        """Also hand every *encoded* frame of ``key`` to ``consume(item)`` (a
+        :class:`~gateway.media.tracks.Item`: ``av.Packet`` with pts and time base, keyframe
+        flag, MIME type, arrival time) until :meth:`untap_frames`; called on the event loop,
+        so ``consume`` must only queue. The call recorder's seam: it muxes these frames
+        without decoding them. Only encoded forwarding has them."""
+        raise NotImplementedError(f"{type(self).__name__} has no encoded frames to tap")
+
+    def untap_frames(self, key: SourceKey, name: str) -> None:
+        """Stop handing ``key``'s frames to the consumer ``name`` (unknown names: no-op)."""
+
     @abc.abstractmethod
     def sources(self) -> list[SourceKey]: ...
 
