@@ -12,8 +12,9 @@ first frame is placed at its arrival time after time zero, every later frame at 
 its RTP timestamp distance. So the files of one recording line up, and a source that starts
 late (a host joining) starts late in its file.
 
-**Off the event loop.** The loop only queues frames (``queue.SimpleQueue.put``); one writer
-thread per recording muxes and writes them. A file's container header is written when its
+**Off the event loop.** The loop only appends frames to a list, handed to the recording's
+writer thread every ``BATCH_S`` (one queue put and one thread wake-up per batch, not per
+frame); that thread muxes and writes them. A file's container header is written when its
 streams are known: at the first video keyframe (VP8 carries the picture size there), or at
 once for an audio-only participant. Frames arriving before every stream has begun wait in a bounded
 buffer (``EARLY_FRAMES``); video frames before the first keyframe are dropped (the forwarder
@@ -38,11 +39,11 @@ import av
 
 from .codecs import vp8
 from .forward.seam import Forwarder, SourceKey
-from .tracks import Item
 
 log = logging.getLogger(__name__)
 
 MS = fractions.Fraction(1, 1000)  # Matroska's own time base
+BATCH_S = 0.1  # frames go to the writer thread in batches: ten wake-ups a second, not 100
 EARLY_FRAMES = 500  # frames held until every stream of a file has begun (then: open anyway)
 WEBM_CODECS = {"vp8", "vp9", "opus"}
 CODEC_NAMES = {"video/vp8": "vp8", "video/vp9": "vp9", "video/h264": "h264",
@@ -110,7 +111,9 @@ class CallRecorder:
         self.started_at = time.time()
         self.files: dict[str, ParticipantFile] = {}
         self.keys: list[SourceKey] = []
-        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._q: queue.SimpleQueue = queue.SimpleQueue()  # batches of frames, then None
+        self._batch: list[tuple] = []
+        self._flush_at: asyncio.TimerHandle | None = None
         self._thread = threading.Thread(target=self._writer, name=f"recorder-{name}",
                                         daemon=True)
         self._thread.start()
@@ -127,14 +130,23 @@ class CallRecorder:
         f.kinds |= kinds
         self.keys.append(key)
         t0 = self.t0
-        q = self._q
-        owner, kind = key.owner, key.kind
+        owner, kind, gen = key.owner, key.kind, key.gen
 
-        def consume(item: Item) -> None:  # on the loop: only queue
-            q.put((owner, kind, item.mime, bytes(item.packet), float(item.packet.pts or 0)
-                   * float(item.packet.time_base or 0), item.key, item.arrival - t0, key.gen))
+        def consume(data: bytes, pts: int, keyframe: bool, mime: str,
+                    time_base: fractions.Fraction, arrival: float) -> None:
+            # on the loop: one append; the batch goes to the writer every BATCH_S
+            self._batch.append((owner, kind, mime, data, pts, time_base, keyframe,
+                                arrival - t0, gen))
+            if self._flush_at is None:
+                self._flush_at = asyncio.get_running_loop().call_later(BATCH_S, self._flush)
 
         self.forwarder.tap_frames(key, self.name, consume)
+
+    def _flush(self) -> None:
+        self._flush_at = None
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self._q.put(batch)
 
     def remove(self, key: SourceKey) -> None:
         if key in self.keys:
@@ -145,6 +157,9 @@ class CallRecorder:
         """Stop tapping, let the writer finish every file (in its thread); the files."""
         for key in list(self.keys):
             self.remove(key)
+        if self._flush_at is not None:
+            self._flush_at.cancel()
+        self._flush()
         self._q.put(None)
         await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
         out = []
@@ -163,31 +178,11 @@ class CallRecorder:
     def _writer(self) -> None:
         gens: dict[tuple[str, str], int] = {}
         while True:
-            job = self._q.get()
-            if job is None:
+            batch = self._q.get()
+            if batch is None:
                 break
-            owner, kind, mime, data, pts_s, key, arrival_s, gen = job
-            f = self.files.get(owner)
-            if f is None or f.error:
-                continue
-            try:
-                s = f.streams.get(kind)
-                if s is None:
-                    s = f.streams[kind] = _Stream(CODEC_NAMES.get(mime.lower(), ""))
-                if gens.get((owner, kind)) != gen:  # a new connection: anchor it afresh
-                    gens[(owner, kind)] = gen
-                    s.anchor_ms, s.base = None, None
-                if s.anchor_ms is None:
-                    if kind == "video" and not key:
-                        continue  # a file starts on a keyframe
-                    s.anchor_ms, s.base = arrival_s * 1000, pts_s
-                assert s.base is not None
-                at = int(round(s.anchor_ms + (pts_s - s.base) * 1000))
-                at = max(at, s.last_ms + 1)
-                s.last_ms = at
-                self._write(f, kind, data, at, key)
-            except Exception as e:  # noqa: BLE001 - one file failing must not stop the others
-                f.error = f"{type(e).__name__}: {e}"
+            for job in batch:
+                self._frame(gens, *job)
         for f in self.files.values():
             try:
                 if f.container is None and f.early and f.error is None:
@@ -197,6 +192,30 @@ class CallRecorder:
                     f.container.close()
             except Exception as e:  # noqa: BLE001
                 f.error = f"{type(e).__name__}: {e}"
+
+    def _frame(self, gens: dict[tuple[str, str], int], owner: str, kind: str, mime: str,
+               data: bytes, pts: int, time_base: fractions.Fraction, key: bool,
+               arrival_s: float, gen: int) -> None:
+        f = self.files.get(owner)
+        if f is None or f.error:
+            return
+        try:
+            s = f.streams.get(kind)
+            if s is None:
+                s = f.streams[kind] = _Stream(CODEC_NAMES.get(mime.lower(), ""))
+            if gens.get((owner, kind)) != gen:  # a new connection: anchor it afresh
+                gens[(owner, kind)] = gen
+                s.anchor_ms, s.base = None, None
+            pts_s = pts * float(time_base)
+            if s.anchor_ms is None or s.base is None:
+                if kind == "video" and not key:
+                    return  # a file starts on a keyframe
+                s.anchor_ms, s.base = arrival_s * 1000, pts_s
+            at = max(int(round(s.anchor_ms + (pts_s - s.base) * 1000)), s.last_ms + 1)
+            s.last_ms = at
+            self._write(f, kind, data, at, key)
+        except Exception as e:  # noqa: BLE001 - one file failing must not stop the others
+            f.error = f"{type(e).__name__}: {e}"
 
     def _write(self, f: ParticipantFile, kind: str, data: bytes, at: int, key: bool) -> None:
         if f.container is None:

@@ -32,7 +32,6 @@ import fractions
 import functools
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import av
@@ -48,7 +47,7 @@ from ..keyframes import KEYFRAME_INTERVAL_S, KeyframeRequester
 from ..rtp_sink import RtpSink
 from ..tracks import DecodedTrack, Item, PacketTrack, RtpTrack
 from .relay import drain, end_proxy
-from .seam import Forwarder, SourceKey
+from .seam import Forwarder, FrameConsumer, SourceKey
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +68,7 @@ class Source:
     sinks: dict[str, RtpSink] = field(default_factory=dict)  # passthrough destinations
     tracks: dict[str, RtpTrack] = field(default_factory=dict)  # their senders' tracks
     subs: dict[str, PacketTrack] = field(default_factory=dict)  # frame consumers (fallback)
-    frame_taps: dict[str, Callable[[Item], None]] = field(default_factory=dict)  # recorders
+    frame_taps: dict[str, FrameConsumer] = field(default_factory=dict)  # recorders
     decoded: dict[str, MediaStreamTrack] = field(default_factory=dict)  # fallback pairs
     relay_input: DecodedTrack | None = None
     drain: asyncio.Task | None = None
@@ -173,16 +172,18 @@ class PassthroughForwarder(Forwarder):
             info = ((tap.mime_of(pt) or "").lower(), fractions.Fraction(1, rate or 90000))
             if rate:
                 src.pt_info[pt] = info
-        if not src.subs and not src.frame_taps:
-            return  # nobody reads it (yet): no packet to build
+        if src.frame_taps:  # recorders: the bytes as they are, no av.Packet
+            now = time.monotonic()
+            for consume in src.frame_taps.values():
+                consume(data, pts, key, info[0], info[1], now)
+        if not src.subs:
+            return  # nobody decodes it (yet): no packet to build
         packet = av.Packet(data)
         packet.pts = pts
         packet.time_base = info[1]
         item = Item(packet, key, info[0], time.monotonic())
         for sub in src.subs.values():
             sub.push(item)
-        for consume in src.frame_taps.values():
-            consume(item)
 
     def _source_ended(self, src: Source) -> None:
         for track in list(src.tracks.values()):
@@ -291,7 +292,7 @@ class PassthroughForwarder(Forwarder):
         if src is not None:
             src.keyframes.request()
 
-    def tap_frames(self, key: SourceKey, name: str, consume: Callable[[Item], None]) -> None:
+    def tap_frames(self, key: SourceKey, name: str, consume: FrameConsumer) -> None:
         """Frames are assembled from the tap's packets only while someone wants them (the
         per-pair decoder or a recorder): the plain forwarding path stays packet-only."""
         src = self._sources[key]
