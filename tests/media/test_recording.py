@@ -160,3 +160,44 @@ async def test_declined_or_unanswered_consent_records_nothing(gw):
     finally:
         await vc.close()
         await ac.close()
+
+
+async def test_a_still_from_the_call_keeps_the_senders_colour(gw):
+    """Stills are made where the frame is rendered (the agent's page, docs/media.md#stills):
+    the decoded frame the agent sees, uploaded with ``source=call``, comes back as an
+    attachment of the conversation marked as taken from the call, in the sender's colour."""
+    v, a, cid = await escalated(gw)
+    call = await ring(v, a, cid)
+    vc, ac = RtcClient(v, "v1", RED), RtcClient(a, "a1", GREEN)
+    try:
+        await vc.start(call)
+        await ac.start(call)
+        await ac.wait_colour("v1", RED)
+        frame = ac.sink_of("v1", "video").last  # what the agent's <video> shows
+        buf = io.BytesIO()
+        frame.to_image().save(buf, "PNG")
+        taken = 1_700_000_000.5
+        url = f"{gw.url}/api/conversations/{cid}/attachments?source=call&taken_at={taken}"
+        hdr = {"Authorization": f"Bearer {gw.token('agent', 'a1')}",
+               "Content-Type": "image/png"}
+        async with gw.http.post(url, data=buf.getvalue(), headers=hdr) as resp:
+            body = await resp.json()
+            assert resp.status == 201, body
+        assert body["source"] == "call" and body["taken_at"] == taken
+        assert (body["width"], body["height"]) == (320, 240)
+        async with gw.http.get(f"{gw.url}/api/attachments/{body['attachment']}",
+                               headers=hdr) as resp:
+            data = await resp.read()
+        from PIL import Image
+        mean = np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).reshape(-1, 3).mean(0)
+        assert float(np.abs(mean - np.array(RED)).max()) < 35, mean
+        # the viewer shares it in the chat: the event says where it came from
+        ok = await a.request("message.send", conversation=cid, text="拍下的画面",
+                             client_msg_id="still", attachments=[body["attachment"]])
+        assert ok.get("type") != "error", ok
+        got = await v.event("message", conversation=cid, client_msg_id="still", timeout=5)
+        assert got["attachments"][0]["source"] == "call"
+        assert got["attachments"][0]["taken_at"] == taken
+    finally:
+        await vc.close()
+        await ac.close()
