@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import time
 
-from gateway.attachments import Attachment, DatabaseAttachmentStorage, LocalAttachmentStorage
+from gateway.attachments import (
+    Attachment,
+    DatabaseAttachmentStorage,
+    LocalAttachmentStorage,
+)
 from gateway.attachments.records import new_id
 from gateway.store.records import Retention
 
