@@ -14,6 +14,7 @@ from aiohttp import web
 
 from signaling.bus import Bus
 
+from .attachments_api import setup_attachment_routes
 from .auth.routes import setup_auth_routes
 from .config import Config
 from .history_api import setup_history_routes
@@ -45,5 +46,6 @@ def create_app(config: Config, responder: Responder | None = None,
         app.cleanup_ctx.append(cleanup_context(resource))
     setup_routes(app, gw)
     setup_history_routes(app, gw)  # history, export, erasure (the durable store)
+    setup_attachment_routes(app, gw)  # photos, stills, recordings (docs/protocol.md)
     setup_auth_routes(app, gw)  # sign-in, socket tokens, JWKS, accounts (docs/accounts.md)
     return app

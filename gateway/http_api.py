@@ -303,6 +303,3 @@ def setup_routes(app: web.Application, gw: Gateway) -> None:
             app.router.add_get(f"/{name}", pages.handler(f"{name}.html"))
     if web_root.exists():
         app.router.add_static("/static/", web_root, show_index=False)
-    from .attachments_api import setup_attachment_routes  # it imports this module
-
-    setup_attachment_routes(app, gw)  # photos, stills, recordings (docs/protocol.md)
