@@ -15,8 +15,10 @@ Retention and erasure follow the durable store's: an attachment lives as long as
 conversation's row in the store. The database implementation is erased in the store's own
 erasure transaction and swept with its conversations (``gateway/store/store.py``); both
 implementations also drop, in :meth:`AttachmentStorage.sweep`, attachments whose
-conversation the store no longer has (older than ``ORPHAN_GRACE_S``, so a conversation not
-yet archived is never mistaken for an erased one).
+conversation the store no longer has, once older than the storage's ``orphan_grace_s``:
+on one node (``local``) every conversation is in the store before anyone can upload to it,
+so two minutes is plenty; the ``database`` storage serves several nodes, whose conversations
+reach PostgreSQL through the archiver (~1 s, longer while PostgreSQL is away), so an hour.
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ from pathlib import Path
 
 from .records import Attachment, valid_id
 
-ORPHAN_GRACE_S = 3600.0
 Exists = Callable[[str], Awaitable[bool]]  # does the store still have this conversation?
 
 
@@ -42,6 +43,7 @@ class AttachmentStorage(abc.ABC):
     """Keeps processed attachments: the record, the full bytes and the thumbnail."""
 
     name = ""
+    orphan_grace_s = 3600.0
 
     async def start(self) -> None:
         return None
@@ -79,6 +81,7 @@ class LocalAttachmentStorage(AttachmentStorage):
     """Files in a directory; all file I/O in a small thread pool."""
 
     name = "local"
+    orphan_grace_s = 120.0
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -190,7 +193,7 @@ class LocalAttachmentStorage(AttachmentStorage):
         now = time.time() if now is None else now
         doomed: list[str] = []
         for conv, recs in (await self._run(self._by_conversation)).items():
-            old = [r.id for r in recs if r.created_at < now - ORPHAN_GRACE_S]
+            old = [r.id for r in recs if r.created_at < now - self.orphan_grace_s]
             if old and not await exists(conv):
                 doomed += old
         return await self.delete(doomed) if doomed else 0
@@ -268,5 +271,5 @@ class DatabaseAttachmentStorage(AttachmentStorage):
         now = time.time() if now is None else now
         counts = await self.db.transact([Stmt(
             "DELETE FROM attachments WHERE created_at < ? AND conversation NOT IN "
-            "(SELECT id FROM conversations)", (now - ORPHAN_GRACE_S,))])
+            "(SELECT id FROM conversations)", (now - self.orphan_grace_s,))])
         return counts[0]

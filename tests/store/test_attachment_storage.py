@@ -68,7 +68,7 @@ async def test_local_storage_roundtrip_and_orphan_sweep(tmp_path):
     await storage.start()
     try:
         await roundtrip(storage)
-        old = time.time() - 7200
+        old = time.time() - 7200  # past both storages' grace
         orphan, live, fresh = rec("gone", "v", "v", at=old), rec("here", "v", "v", at=old), \
             rec("gone", "v", "v")
         for r in (orphan, live, fresh):
@@ -88,3 +88,54 @@ async def test_local_storage_roundtrip_and_orphan_sweep(tmp_path):
         await again.close()
     finally:
         await storage.close()
+
+
+async def test_a_gateway_keeps_uploads_where_its_store_says(backends, tmp_path):
+    """``attachment_storage=auto``: files under the data dir with SQLite, the store's table
+    with PostgreSQL; either way an upload reads back, and the erasure takes it."""
+    import aiohttp
+
+    from gateway.config import Config
+    from tests.conftest import free_port, start_gateway, stop_gateway
+    from tests.security.hostile_files import png
+
+    if backends.kind == "sqlite":
+        config = Config(dev=True, port=free_port(), data_dir=tmp_path / "data")
+    else:
+        config = Config(dev=True, port=free_port(), database_url=await backends.url("gw"))
+    r = await start_gateway(config)
+    try:
+        kind = type(r.gw.attachments.storage).__name__
+        assert kind == ("LocalAttachmentStorage" if backends.kind == "sqlite"
+                        else "DatabaseAttachmentStorage")
+        v = await r.client("viewer", "v-up", room=r.room_id)
+        cid = (await v.request("conversation.open", room=r.room_id))["conversation"]
+        hdr = {"Authorization": f"Bearer {r.token('viewer', 'v-up', room=r.room_id)}"}
+        form = aiohttp.FormData()
+        form.add_field("file", png(), filename="x.png", content_type="image/png")
+        async with r.http.post(f"{r.url}/api/conversations/{cid}/attachments", data=form,
+                               headers=hdr) as resp:
+            body = await resp.json()
+            assert resp.status == 201, body
+        att = body["attachment"]
+        if backends.kind == "sqlite":
+            assert list((tmp_path / "data" / "attachments").glob(f"*/{att}.bin"))
+        else:
+            rows = await r.gw.durable.store.db.fetch(
+                "SELECT conversation, viewer, length(data) FROM attachments WHERE id = ?", (att,))
+            assert rows == [(cid, "v-up", body["bytes"])]
+        async with r.http.get(f"{r.url}/api/attachments/{att}", headers=hdr) as resp:
+            assert resp.status == 200 and len(await resp.read()) == body["bytes"]
+        admin = {"Authorization": f"Bearer {r.token('admin', 'boss')}"}
+        async with r.http.delete(f"{r.url}/api/users/v-up", headers=admin) as resp:
+            assert resp.status == 200
+        if backends.kind == "postgresql":  # in the erasure's transaction
+            assert await r.gw.attachments.storage.get(att) is None
+        else:  # the local files follow at the sweep: the conversation is gone from the store
+            storage = r.gw.attachments.storage
+            assert await storage.sweep(r.gw.attachments.exists, now=time.time() + 600) == 1
+            assert await storage.get(att) is None
+        async with r.http.get(f"{r.url}/api/attachments/{att}", headers=admin) as resp:
+            assert resp.status == 404
+    finally:
+        await stop_gateway(r)
