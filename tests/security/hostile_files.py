@@ -60,3 +60,21 @@ def jpeg_magic_then_html() -> bytes:
 
 
 TEXT_AS_JPG = b"this is not a photo, whatever the file name says\n" * 10
+
+
+def heic(rgb=(10, 20, 200), size=(64, 48)) -> bytes:
+    """An iPhone-style HEIC (encoded by pillow-heif), with a camera model in its EXIF."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    exif = Image.Exif()
+    exif[0x0110] = "LeakyPhone 15"
+    out = io.BytesIO()
+    Image.new("RGB", size, rgb).save(out, "HEIF", exif=exif.tobytes())
+    return out.getvalue()
+
+
+def webp_with_alpha(size=(30, 20)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGBA", size, (10, 200, 20, 128)).save(out, "WEBP")
+    return out.getvalue()

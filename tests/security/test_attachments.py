@@ -81,6 +81,26 @@ async def test_gps_exif_is_gone_and_the_image_is_served_safely(gw):
         assert Image.open(io.BytesIO(await resp.read())).size[0] <= 320
 
 
+@pytest.mark.parametrize("name,data,out_type,size", [
+    ("heic", H.heic(), "image/jpeg", (64, 48)),  # phones' photos: re-encoded as JPEG
+    ("webp with alpha", H.webp_with_alpha(), "image/webp", (30, 20)),
+    ("png", H.png(), "image/png", (40, 30)),
+])
+async def test_every_accepted_type_comes_back_re_encoded(gw, name, data, out_type, size):
+    v, a, cid = await assigned(gw)
+    hdr = auth(gw, "viewer", "v1", gw.room_id)
+    status, body = await upload(gw, cid, data, hdr, filename="whatever.bin",
+                                content_type="application/octet-stream")
+    assert status == 201, (name, body)
+    assert body["content_type"] == out_type and (body["width"], body["height"]) == size
+    async with gw.http.get(f"{gw.url}/api/attachments/{body['attachment']}",
+                           headers=hdr) as resp:
+        data_out = await resp.read()
+        assert resp.headers["Content-Type"] == out_type
+    assert b"Leaky" not in data_out and data_out != data
+    assert Image.open(io.BytesIO(data_out)).size == size
+
+
 @pytest.mark.parametrize("name,data,filename,ctype,status,code", [
     ("bomb", H.png_bomb(), "b.png", "image/png", 413, "too_large"),
     ("svg", H.SVG, "x.svg", "image/svg+xml", 415, "unsupported_type"),
