@@ -29,6 +29,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .records import AttachmentRefused
 
+# Pillow warns (once per place) about an image between MAX_IMAGE_PIXELS and twice that as it
+# opens it; we refuse those ourselves right after, so the warning says nothing new. Set once
+# here: warnings.catch_warnings() around each open would not be thread-safe (the pool).
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
 try:  # HEIC/HEIF from iPhones: decoded by pillow-heif when installed
     import pillow_heif
 
@@ -115,24 +120,22 @@ def process(data: bytes, limits: ImageLimits) -> Processed:
                                                f"(a file that is also something else)")
     Image.MAX_IMAGE_PIXELS = limits.max_pixels  # the second fence (we check first, below)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))  # reads the header only
-            if im.format not in _PIL_FORMATS[kind]:
-                raise _refuse_type()
-            w, h = im.size
-            if w <= 0 or h <= 0:
-                raise AttachmentRefused("bad_request", "the image has no pixels")
-            if w > limits.max_side or h > limits.max_side or w * h > limits.max_pixels:
-                raise AttachmentRefused(
-                    "too_large", f"the image is {w}×{h} pixels; the limits are "
-                                 f"{limits.max_side} per side and {limits.max_pixels} in all")
-            im.seek(0)  # animated images: the first frame only
-            im.load()  # decode
-            upright: Image.Image = ImageOps.exif_transpose(im) or im  # the tag goes
+        im = Image.open(io.BytesIO(data))  # reads the header only
+        if im.format not in _PIL_FORMATS[kind]:
+            raise _refuse_type()
+        w, h = im.size
+        if w <= 0 or h <= 0:
+            raise AttachmentRefused("bad_request", "the image has no pixels")
+        if w > limits.max_side or h > limits.max_side or w * h > limits.max_pixels:
+            raise AttachmentRefused(
+                "too_large", f"the image is {w}×{h} pixels; the limits are "
+                             f"{limits.max_side} per side and {limits.max_pixels} in all")
+        im.seek(0)  # animated images: the first frame only
+        im.load()  # decode
+        upright: Image.Image = ImageOps.exif_transpose(im) or im  # the tag goes
     except AttachmentRefused:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except Image.DecompressionBombError:
         raise AttachmentRefused("too_large", "the image has too many pixels") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as e:
         raise AttachmentRefused("bad_request", f"the image could not be decoded "

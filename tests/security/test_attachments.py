@@ -103,6 +103,7 @@ async def test_every_accepted_type_comes_back_re_encoded(gw, name, data, out_typ
 
 @pytest.mark.parametrize("name,data,filename,ctype,status,code", [
     ("bomb", H.png_bomb(), "b.png", "image/png", 413, "too_large"),
+    ("bomb by pixel count", H.png_bomb(7_000), "b.png", "image/png", 413, "too_large"),
     ("svg", H.SVG, "x.svg", "image/svg+xml", 415, "unsupported_type"),
     ("svg named png", H.SVG, "x.png", "image/png", 415, "unsupported_type"),
     ("polyglot", H.polyglot(), "p.jpg", "image/jpeg", 400, "bad_request"),
