@@ -241,7 +241,24 @@ async def test_compensation_evidence_is_in_the_audit(gw):
                         reason="坏果", attachments=["att_" + "B" * 22])
     assert (e["type"], e["code"]) == ("error", "not_found"), e
     admin = await gw.client("admin", "boss")
+    await admin.request("queue.get")  # live: watches the admins topic
     audit = await admin.request("audit.list", conversation=cid)
     entries = [x for x in audit["entries"] if x["action"] == "compensate"]
     assert len(entries) == 1, audit
     assert [x["attachment"] for x in entries[0]["attachments"]] == [photo["attachment"]]
+    # above the agent's authority: the approval card carries the evidence, and so does the
+    # audit of the decision
+    big = await a.request("action.compensate", conversation=cid, kind="refund", amount=500.0,
+                          reason="整箱坏果", attachments=[photo["attachment"]])
+    assert big["status"] == "pending_approval", big
+    req = await admin.event("approval.request", approval=big["approval"])
+    assert [x["attachment"] for x in req["attachments"]] == [photo["attachment"]]
+    await admin.request("approval.decide", approval=big["approval"], approve=False)
+    audit = await admin.request("audit.list", conversation=cid)
+    decided = [x for x in audit["entries"] if x["action"] == "approval"]
+    assert decided and decided[0]["attachments"][0]["attachment"] == photo["attachment"]
+    # a return carries its evidence the same way
+    e = await a.request("action.return", conversation=cid, order_id="o-none", reason="坏果",
+                        attachments=["att_" + "C" * 22])
+    assert (e["type"], e["code"]) == ("error", "not_found"), e
+    assert "not an attachment of this conversation" in e["message"], e
