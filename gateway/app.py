@@ -17,6 +17,7 @@ from signaling.bus import Bus
 from .attachments_api import setup_attachment_routes
 from .auth.routes import setup_auth_routes
 from .config import Config
+from .embed_api import setup_embed_routes
 from .history_api import setup_history_routes
 from .http_api import setup_routes
 from .support.responder import Responder
@@ -48,4 +49,5 @@ def create_app(config: Config, responder: Responder | None = None,
     setup_history_routes(app, gw)  # history, export, erasure (the durable store)
     setup_attachment_routes(app, gw)  # photos, stills, recordings (docs/protocol.md)
     setup_auth_routes(app, gw)  # sign-in, socket tokens, JWKS, accounts (docs/accounts.md)
+    setup_embed_routes(app, gw)  # widget.js, /embed, anonymous viewers (docs/embedding.md)
     return app

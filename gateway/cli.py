@@ -114,6 +114,9 @@ def _shop_parser(sub) -> None:
     a.add_argument("--room", required=True, action="append", help="room (repeatable)")
     a.add_argument("--origin", action="append", default=[],
                    help="origin its pages embed the widget from (repeatable)")
+    a.add_argument("--anonymous", action="store_true",
+                   help="its widget admits viewers without the shop's identity (an anonymous "
+                        "identity bound to the browser, docs/embedding.md)")
     _store_args(a)
     r = ss.add_parser("rotate-secret", help="a new identity secret (printed last); the old "
                                             "one is refused at once")
@@ -265,7 +268,8 @@ async def _auth_command(args) -> int:
                     out(A.account_wire(a))
             case "shop", "add" | "rotate-secret":
                 shop = (await A.add_shop(accounts, args.shop, tuple(args.room),
-                                         tuple(args.origin)) if args.action == "add"
+                                         tuple(args.origin), anonymous=args.anonymous)
+                        if args.action == "add"
                         else await A.rotate_shop_secret(accounts, args.shop))
                 out(A.shop_wire(shop))
                 print(shop.secret, flush=True)  # the last line: the shop's backend keeps it
@@ -390,6 +394,7 @@ async def _run(config: Config) -> int:
     print(f"  agent console : {u}/agent", flush=True)
     print(f"  host panel    : {u}/host", flush=True)
     print(f"  dashboard     : {u}/dashboard", flush=True)
+    print(f"  admin         : {u}/admin", flush=True)
     print(f"  health/metrics: {u}/healthz  {u}/metrics", flush=True)
     if config.dev:
         print("  (dev mode: pages fetch demo tokens from /api/dev/token)", flush=True)

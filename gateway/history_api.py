@@ -24,7 +24,7 @@ from .store import QueryError, SearchQuery, Store
 from .store.records import MessageRow, SearchHit, Transcript
 
 if TYPE_CHECKING:
-    from .app import Gateway
+    from .wiring import Gateway
 
 READERS = ("admin", "supervisor", "agent")
 SEES_ALL = ("admin", "supervisor")

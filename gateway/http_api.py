@@ -198,16 +198,19 @@ class Pages:
             text = f"{text[:at]}\n  {self.meta}{text[at:]}"
         return text.encode("utf-8")
 
+    async def body(self, name: str) -> bytes:
+        body = self.cache.get(name)
+        if body is None:
+            loop = asyncio.get_running_loop()
+            body = await loop.run_in_executor(None, self._render, name)
+            if self.keep:
+                self.cache[name] = body
+        return body
+
     def handler(self, name: str):
         async def serve(request: web.Request) -> web.Response:
-            body = self.cache.get(name)
-            if body is None:
-                loop = asyncio.get_running_loop()
-                body = await loop.run_in_executor(None, self._render, name)
-                if self.keep:
-                    self.cache[name] = body
-            return web.Response(body=body, content_type="text/html", charset="utf-8",
-                                headers={"Cache-Control": "no-cache"})
+            return web.Response(body=await self.body(name), content_type="text/html",
+                                charset="utf-8", headers={"Cache-Control": "no-cache"})
         return serve
 
 
@@ -301,5 +304,13 @@ def setup_routes(app: web.Application, gw: Gateway) -> None:
     for name in ("agent", "host", "dashboard", "admin", "login"):
         if (web_root / f"{name}.html").exists():
             app.router.add_get(f"/{name}", pages.handler(f"{name}.html"))
+    if (web_root / "favicon.svg").exists():
+        # browsers ask for /favicon.ico on every page that names none: answer with the SVG
+        # (no 404 in every page load's log)
+        async def favicon(request):
+            return web.FileResponse(web_root / "favicon.svg",
+                                    headers={"Content-Type": "image/svg+xml",
+                                             "Cache-Control": "public, max-age=86400"})
+        app.router.add_get("/favicon.ico", favicon)
     if web_root.exists():
         app.router.add_static("/static/", web_root, show_index=False)

@@ -12,12 +12,18 @@ config and added in ``on_response_prepare``, so no handler can forget them.
 * ``X-Frame-Options``: the same decision for browsers without CSP 3 (``DENY`` for
   ``'none'``, ``SAMEORIGIN`` for ``'self'``; omitted for a list of origins, which it
   cannot express: CSP governs there).
+* The embed page (``/embed``, the widget's iframe) is the one exception to the framing
+  rule: its ``frame-ancestors`` is the list of origins the room's shop registered
+  (``livedesk shop add --origin``; ``'none'`` when there are none), set per request by
+  :meth:`SecurityHeaders.frame_only_by`, and it has no ``X-Frame-Options`` (which cannot
+  name an origin). Every other response keeps the configured policy.
 * ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer`` (a page URL never
   travels to another site), and a ``Server`` header without a version.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -26,6 +32,8 @@ from aiohttp import web
 from .config import Config
 
 SERVER = "LiveDesk"
+# request key: the origins that may frame this response (set by the embed page's handler)
+FRAME_ANCESTORS = web.RequestKey("livedesk_frame_ancestors", tuple)
 
 
 def own_ws_origin(public_url: str) -> str:
@@ -39,6 +47,7 @@ def own_ws_origin(public_url: str) -> str:
 class SecurityHeaders:
     headers: dict[str, str]
     gateway_origins: tuple[str, ...]  # ws(s) origins a page's ?gw= may name
+    base_csp: str = ""  # the policy without its frame-ancestors directive
 
     @classmethod
     def from_config(cls, config: Config) -> SecurityHeaders:
@@ -55,10 +64,9 @@ class SecurityHeaders:
             "object-src 'none'",
             "base-uri 'none'",
             "form-action 'self'",
-            f"frame-ancestors {ancestors}",
         ))
         headers = {
-            "Content-Security-Policy": csp,
+            "Content-Security-Policy": f"{csp}; frame-ancestors {ancestors}",
             "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "no-referrer",
             "Server": SERVER,
@@ -67,11 +75,23 @@ class SecurityHeaders:
             headers["X-Frame-Options"] = "DENY"
         elif config.frame_ancestors == ["'self'"]:
             headers["X-Frame-Options"] = "SAMEORIGIN"
-        return cls(headers, origins)
+        return cls(headers, origins, csp)
+
+    @staticmethod
+    def frame_only_by(request: web.Request, origins: Iterable[str]) -> None:
+        """Let this request's response be framed by ``origins`` only (none: by nobody).
+        The origins come from the store, normalised by ``livedesk shop add``."""
+        request[FRAME_ANCESTORS] = tuple(origins)
 
     async def on_response_prepare(self, request: web.Request,
                                   response: web.StreamResponse) -> None:
         response.headers.update(self.headers)
+        ancestors = request.get(FRAME_ANCESTORS)
+        if ancestors is not None:
+            allowed = " ".join(ancestors) or "'none'"
+            response.headers["Content-Security-Policy"] = (
+                f"{self.base_csp}; frame-ancestors {allowed}")
+            response.headers.pop("X-Frame-Options", None)
 
     def install(self, app: web.Application) -> None:
         app.on_response_prepare.append(self.on_response_prepare)

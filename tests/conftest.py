@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import aiohttp
@@ -11,6 +12,7 @@ from aiohttp import web
 from gateway.app import GATEWAY, create_app
 from gateway.config import Config
 from gateway.http_api import server_options
+from tests import token_watch
 from tests.backends import BACKENDS, MEMORY, Backend, free_port
 from tests.wsclient import WSClient
 
@@ -106,6 +108,27 @@ def pytest_generate_tests(metafunc):
     params = [pytest.param(n, id=n, marks=[pytest.mark.xfail(strict=True, reason=known[n])]
                            if n in known else []) for n in names]
     metafunc.parametrize("backend", params, indirect=True)
+
+
+def pytest_sessionstart(session):
+    logging.getLogger().addHandler(token_watch.TokenSpotter())
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run if any server output of the whole session holds a token
+    (``tests/token_watch.py``)."""
+    found, read = token_watch.findings()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if found:
+        if reporter is not None:
+            reporter.write_line(f"TOKEN IN SERVER OUTPUT ({len(found)} lines; tests/token_watch.py):",
+                                red=True)
+            for line in found[:20]:
+                reporter.write_line("  " + line)
+        session.exitstatus = 1
+    elif reporter is not None and read:
+        reporter.write_line(f"token watch: no token in {read} server output files or in the "
+                            f"in-process logs")
 
 
 def pytest_collection_modifyitems(config, items):

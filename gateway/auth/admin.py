@@ -224,11 +224,12 @@ def new_shop_secret() -> str:
 
 def shop_wire(s: Shop) -> dict[str, Any]:
     """A shop as listed: never its secret."""
-    return {"shop": s.id, "rooms": list(s.rooms), "origins": list(s.origins)}
+    return {"shop": s.id, "rooms": list(s.rooms), "origins": list(s.origins),
+            "anonymous": s.anonymous}
 
 
 async def add_shop(store: AccountStore, shop_id: str, rooms: tuple[str, ...],
-                   origins: tuple[str, ...]) -> Shop:
+                   origins: tuple[str, ...], anonymous: bool = False) -> Shop:
     if not SHOP_ID_RE.fullmatch(shop_id) or shop_id.startswith(KID_PREFIX):
         raise AdminError(f"a shop id is 1–32 letters, digits or _ . - and does not start "
                          f"with {KID_PREFIX!r}")
@@ -237,7 +238,7 @@ async def add_shop(store: AccountStore, shop_id: str, rooms: tuple[str, ...],
     if any(s.id == shop_id for s in await store.shops()):
         raise AdminError(f"shop {shop_id!r} exists already (rotate-secret to get a new secret)")
     shop = Shop(shop_id, _rooms(rooms), tuple(dict.fromkeys(parse_origin(o) for o in origins)),
-                new_shop_secret())
+                new_shop_secret(), anonymous=anonymous)
     await store.put_shop(shop)
     return shop
 
@@ -246,7 +247,7 @@ async def rotate_shop_secret(store: AccountStore, shop_id: str) -> Shop:
     old = next((s for s in await store.shops() if s.id == shop_id), None)
     if old is None:
         raise AdminError(f"no shop {shop_id!r}")
-    shop = Shop(old.id, old.rooms, old.origins, new_shop_secret())
+    shop = Shop(old.id, old.rooms, old.origins, new_shop_secret(), anonymous=old.anonymous)
     await store.put_shop(shop)
     return shop
 

@@ -1,5 +1,6 @@
 """The auth plane of one node, built once by :mod:`gateway.wiring`: the in-memory key set
-and revocation state, its refresher, the issuer rules and, with a store, password sign-in.
+and revocation state, its refresher, the issuer rules, anonymous viewers of embedded widgets
+and, with a store, password sign-in.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from gateway.store.accounts import AccountStore
 from gateway.store.database import Database
 from signaling.events import Events
 
+from .anonymous import AnonymousIdentities
 from .issuers import IssuerRules
 from .oidc import Oidc
 from .signin import SignIn, SignInLimits
@@ -24,6 +26,7 @@ class AuthPlane:
     refresher: AuthRefresher
     accounts: AccountStore | None  # None: no store, so no accounts and no shops
     signin: SignIn | None
+    anonymous: AnonymousIdentities
     oidc: Oidc | None = None  # single sign-on, when an OIDC provider is configured
 
     async def start(self) -> None:
@@ -48,4 +51,5 @@ def build_auth(config: Config, events: Events, db: Database | None) -> AuthPlane
     oidc = Oidc(config, accounts, state) if accounts is not None and config.oidc_issuer else None
     return AuthPlane(state=state, rules=IssuerRules(state),
                      refresher=AuthRefresher(state, accounts, config.auth_refresh_s),
-                     accounts=accounts, signin=signin, oidc=oidc)
+                     accounts=accounts, signin=signin, oidc=oidc,
+                     anonymous=AnonymousIdentities.from_secret(config.secret))

@@ -31,6 +31,8 @@ class Participant:
     peer: Peer | None = None
     gen: int = 0  # generation of the current peer connection (bumped on every rebuild)
     dropped: bool = False  # socket gone, inside the grace period
+    # the display name of the participant's token (tiles say "小王 · 观众", not a user id)
+    name: str | None = None
     restart: bool = False  # came back after a drop: its next rtc.offer rebuilds the peer
     grace: asyncio.TimerHandle | None = None
 
@@ -44,8 +46,11 @@ class Participant:
         return "connecting"
 
     def to_wire(self) -> dict[str, Any]:
-        return {"user": self.user, "role": self.role, "audio": self.audio,
-                "video": self.video, "status": self.status}
+        out = {"user": self.user, "role": self.role, "audio": self.audio,
+               "video": self.video, "status": self.status}
+        if self.name:
+            out["name"] = self.name
+        return out
 
 
 @dataclass
@@ -82,8 +87,8 @@ class Call:
     def may_touch(self, user: str, conversation_members: list[str]) -> bool:
         return user in conversation_members or user in self.invited or user in self.participants
 
-    def add(self, user: str, role: str) -> Participant:
-        p = Participant(user=user, role=role, video=self.video)
+    def add(self, user: str, role: str, name: str | None = None) -> Participant:
+        p = Participant(user=user, role=role, video=self.video, name=name)
         self.participants[user] = p
         self.invited.pop(user, None)
         return p
@@ -113,10 +118,10 @@ class CallRegistry:
         self._by_conversation: dict[str, str] = {}
 
     def create(self, conversation: str, room: str, video: bool, requester: str,
-               requester_role: str, callee: str) -> Call:
+               requester_role: str, callee: str, requester_name: str | None = None) -> Call:
         call = Call(id="call_" + secrets.token_urlsafe(9), conversation=conversation,
                     room=room, video=video, requester=requester, callee=callee)
-        call.add(requester, requester_role)
+        call.add(requester, requester_role, requester_name)
         self._calls[call.id] = call
         self._by_conversation[conversation] = call.id
         return call

@@ -106,6 +106,9 @@ class CallIncoming(Event):
     # ``from`` is a Python keyword: the wire name is produced in to_wire().
     from_: dict
     video: bool
+    # only for an invited host: whom the call is about and why (the viewer's name and the
+    # conversation's escalation reason code), so the invitation is not a bare "join?"
+    about: dict | None = None
 
     def to_wire(self) -> dict[str, Any]:
         d = super().to_wire()

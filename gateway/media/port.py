@@ -36,6 +36,13 @@ class CallConversation(Protocol):
     @property
     def members(self) -> tuple[str, ...]: ...
 
+    @property
+    def viewer_name(self) -> str: ...
+
+    @property
+    def reason(self) -> str | None:
+        """Why the viewer wanted a person (the escalation reason code), if known."""
+
 
 class ConversationPort(Protocol):
     async def conversation(self, conversation: str, user: str) -> CallConversation | None:

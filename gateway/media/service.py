@@ -212,7 +212,8 @@ class MediaService:
             if node != self.hub.node_id:
                 raise Forward(node)  # least-loaded node hosts the call's peers
         callee = conv.agent if req.user == conv.viewer else conv.viewer
-        call = self.calls.create(conv.id, conv.room, msg.video, req.user, req.role, callee)
+        call = self.calls.create(conv.id, conv.room, msg.video, req.user, req.role, callee,
+                                 req.claims.name)
         await self.directory.record(call.id, self.hub.node_id, conv.id, [conv.viewer, conv.agent])
         call.timers["ring"] = self._later(self.config.ring_timeout_s, self._ring_timeout, call)
         await self._announce(call, req)
@@ -233,7 +234,7 @@ class MediaService:
         if req.user != call.callee:
             raise ProtocolError(ErrorCode.BAD_STATE, "call.accept: you placed this call")
         call.cancel_timer("ring")
-        call.add(req.user, req.role)
+        call.add(req.user, req.role, req.claims.name)
         call.state = "connecting"
         call.deadline = time.time() + self.config.max_call_s
         call.timers["max"] = self._later(self.config.max_call_s, self._max_length, call)
@@ -293,9 +294,13 @@ class MediaService:
         await self.directory.record(call.id, self.hub.node_id, call.conversation,
                                     self._members(call) + list(call.invited))
         await self._announce(call, req)
+        conv = await self.conversations.conversation(call.conversation, req.user)
+        about = ({"viewer": {"user": conv.viewer, "name": conv.viewer_name or conv.viewer},
+                  "reason": conv.reason} if conv is not None else None)
         await self.hub.send_to_user(msg.user, CallIncoming(
             call=call.id, conversation=call.conversation, video=call.video,
-            from_={"user": req.user, "role": req.role, "name": req.claims.name or req.user}))
+            from_={"user": req.user, "role": req.role, "name": req.claims.name or req.user},
+            about=about))
 
     async def _presence(self, user: str) -> list[dict]:
         """Connected (live, attached) sessions of ``user``: ``[{role, room, …}]``."""
@@ -314,7 +319,7 @@ class MediaService:
     async def _join(self, req: Request, call: Call):
         if call.state not in ("connecting", "active"):
             raise ProtocolError(ErrorCode.BAD_STATE, f"call.join: the call is {call.state}")
-        call.add(req.user, req.role)
+        call.add(req.user, req.role, req.claims.name)
         await self._announce(call, req)
 
     async def on_mute(self, req: Request[CallMute]):

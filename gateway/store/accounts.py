@@ -1,5 +1,5 @@
 """Accounts, sign-in sessions, signing keys, shops and sign-in failures in the durable store
-(migration 3). SQL only: the rules (who may sign in, what a key may mint) are in
+(migration 3; a shop's ``anonymous`` flag: migration 6). SQL only: the rules (who may sign in, what a key may mint) are in
 :mod:`gateway.auth`. Every query is written once with ``?`` and runs on SQLite and
 PostgreSQL alike through :class:`~gateway.store.database.Database`.
 
@@ -62,6 +62,7 @@ class Shop:
     secret: str = field(repr=False)
     created_at: float = 0.0
     updated_at: float = 0.0
+    anonymous: bool = False  # its embedded widget admits viewers without its identity
 
 
 @dataclass(frozen=True)
@@ -206,17 +207,18 @@ class AccountStore:
     async def put_shop(self, shop: Shop) -> None:
         now = time.time()
         await self.db.transact([Stmt(
-            "INSERT INTO shops (id, rooms, origins, secret, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET rooms = excluded.rooms, "
-            "origins = excluded.origins, secret = excluded.secret, "
-            "updated_at = excluded.updated_at",
+            "INSERT INTO shops (id, rooms, origins, secret, created_at, updated_at, anonymous) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "rooms = excluded.rooms, origins = excluded.origins, secret = excluded.secret, "
+            "updated_at = excluded.updated_at, anonymous = excluded.anonymous",
             (shop.id, json.dumps(list(shop.rooms)), json.dumps(list(shop.origins)),
-             shop.secret, now, now))])
+             shop.secret, now, now, int(shop.anonymous)))])
 
     async def shops(self) -> list[Shop]:
         return [Shop(r[0], tuple(json.loads(r[1])), tuple(json.loads(r[2])), r[3],
-                     float(r[4]), float(r[5])) for r in await self.db.fetch(
-            "SELECT id, rooms, origins, secret, created_at, updated_at FROM shops ORDER BY id")]
+                     float(r[4]), float(r[5]), bool(r[6])) for r in await self.db.fetch(
+            "SELECT id, rooms, origins, secret, created_at, updated_at, anonymous FROM shops "
+            "ORDER BY id")]
 
     # --- sign-in failures --------------------------------------------------------------------
     async def failures(self, keys: list[str]) -> dict[str, Failures]:

@@ -18,11 +18,13 @@ Never edit a released migration: add the next number. A database newer than this
 * 5 ``archive``: where the multi-node archiver has got to in each Redis change stream, and
   the fencing number of the last archiver that wrote (``gateway/archiver.py``); both are
   updated in the transaction that writes the entries, so a crash never re-applies or skips.
-* 8 ``attachments``: photos, call stills and call recordings of conversations
+* 6 ``shop_anonymous``: ``shops.anonymous``, whether a shop's embedded widget lets viewers
+  without the shop's identity in (anonymous viewers, docs/embedding.md). 0 by default.
+  (6 is another change's number.)
+* 7 ``attachments``: photos, call stills and call recordings of conversations
   (``gateway/attachments/``): the record's columns, and the bytes (``BLOB``/``bytea``) when
   the attachments are kept in the store (``attachment_storage=database``, the multi-node
   choice); erased with the viewer and swept with the conversation (docs/storage.md).
-  (6 and 7 are left to other branches' migrations.)
 """
 
 from __future__ import annotations
@@ -168,6 +170,8 @@ _ERASE_REQUESTS = (
     "ALTER TABLE records ADD COLUMN expires_at DOUBLE PRECISION",
 )
 
+_SHOP_ANONYMOUS = ("ALTER TABLE shops ADD COLUMN anonymous INTEGER NOT NULL DEFAULT 0",)
+
 
 
 def _attachments(blob: str) -> tuple[str, ...]:
@@ -203,7 +207,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "accounts", {"sqlite": _ACCOUNTS, "postgresql": _ACCOUNTS}),
     Migration(4, "erase_requests", {"sqlite": _ERASE_REQUESTS, "postgresql": _ERASE_REQUESTS}),
     Migration(5, "archive", {"sqlite": _ARCHIVE, "postgresql": _ARCHIVE}),
-    Migration(8, "attachments", _ATTACHMENTS),
+    Migration(6, "shop_anonymous", {"sqlite": _SHOP_ANONYMOUS, "postgresql": _SHOP_ANONYMOUS}),
+    Migration(7, "attachments", _ATTACHMENTS),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -30,11 +30,14 @@ class CallConversation:
     viewer: str
     agent: str | None
     members: tuple[str, ...]
+    viewer_name: str = ""
+    reason: str | None = None
 
     @classmethod
     def of(cls, conv: Conversation) -> CallConversation:
         return cls(id=conv.id, room=conv.room, state=conv.state, viewer=conv.viewer,
-                   agent=conv.agent, members=tuple(conv.members()))
+                   agent=conv.agent, members=tuple(conv.members()),
+                   viewer_name=conv.viewer_name, reason=conv.escalation_reason)
 
 
 class SupportCallPort:

@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from signaling import ErrorCode, Hub, ProtocolError, Request, Session
-from signaling.events import Events, SessionExpired, SessionLive, SessionResumed
+from signaling.events import (
+    Events,
+    SessionDetached,
+    SessionExpired,
+    SessionLive,
+    SessionResumed,
+)
 from signaling.inbound import clean_text
 
 from ..attachments import AttachmentRefused, AttachmentService, Caller
@@ -101,6 +107,12 @@ class SupportConfig:
     resolved_retention_s: float = 7 * 86400.0  # forget resolved conversations after this; 0: never
     greeting_zh: str = "您好，我是直播间小助手，商品、尺码、优惠、物流、售后都可以问我；需要人工请点「转人工」。"
     limits: SupportLimits = field(default_factory=SupportLimits)  # what a client may
+    # An agent whose last socket on this node dropped (tab closed, laptop lid shut) and did
+    # not come back within this many seconds is shown ``offline`` to everyone (the agent list,
+    # the dashboard), instead of "available 0/5" until its session expires (``retain_s``,
+    # minutes). Assignment never waited for this: it already needs a live socket. The console
+    # re-sends its chosen status when it resumes or reconnects. 0 disables.
+    agent_offline_after_s: float = 10.0
 
 
 CHURN_ZH = "您近期转人工的次数较多，请稍后再试；我会继续为您解答。"
@@ -166,6 +178,7 @@ class SupportService:
         events.subscribe(SessionLive, lambda e: self._on_session_live(e.session))
         events.subscribe(SessionResumed, lambda e: self._on_session_live(e.session))
         events.subscribe(SessionExpired, lambda e: self._on_session_expired(e.session))
+        events.subscribe(SessionDetached, lambda e: self._on_session_detached(e.session))
 
     def _spawn(self, coro) -> asyncio.Task:
         t = asyncio.get_running_loop().create_task(coro)
@@ -674,6 +687,33 @@ class SupportService:
                 session.send(ev)
             session.send(ConversationStateEvent(conv.id, conv.state,
                                                 agent=conv.agent_ref()).to_wire())
+
+    def _on_session_detached(self, session: Session) -> None:
+        """An agent's socket dropped: unless one of its sockets is back within
+        ``agent_offline_after_s``, its status becomes ``offline`` (see SupportConfig)."""
+        after = self.config.agent_offline_after_s
+        if session.role != "agent" or after <= 0:
+            return
+
+        async def later() -> None:
+            await asyncio.sleep(after)
+            await self._offline_if_gone(session.user)
+        self._spawn(later())
+
+    async def _offline_if_gone(self, user: str) -> None:
+        if self.hub.online(user):
+            return
+        # with Redis, a tab on another node keeps the agent as it is (presence lists nodes;
+        # a detached session there still counts until it expires: the safe side)
+        others = [p for p in await self.hub.presence_of(user)
+                  if p.get("node") != self.hub.node_id and p.get("role") == "agent"]
+        a = self.router.agents.get(user)
+        if others or a is None or a.status == "offline":
+            return
+        a = await self.backend.set_status(user, "offline", a.name)
+        log.info("agent %s offline: no socket for %.0f s", user, self.config.agent_offline_after_s)
+        await self.hub.send_to_user(user, AgentState(a.user, a.status, a.since, a.load, a.capacity))
+        await self._refresh_queue()
 
     def _on_session_expired(self, session: Session) -> None:
         if session.role == "agent" and not self.hub.user_sessions(session.user):

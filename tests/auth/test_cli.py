@@ -67,7 +67,8 @@ async def test_shop_and_key_commands(backends, monkeypatch, tmp_path):
     lines = out.splitlines()
     secret = lines[-1]  # the contract: the secret is the last line
     assert len(secret) >= 43 and json.loads(lines[0]) == {
-        "shop": "acme", "rooms": ["r1", "r2"], "origins": ["https://acme.example"]}
+        "shop": "acme", "rooms": ["r1", "r2"], "origins": ["https://acme.example"],
+        "anonymous": False}
     code, out, _ = await run_cli(["shop", "list", *where])
     assert code == 0 and secret not in out and json.loads(out)["shop"] == "acme"
     code, out, _ = await run_cli(["shop", "rotate-secret", "--shop", "acme", *where])

@@ -11,6 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests import token_watch
 from tests.children import die_with_parent
 from tests.conftest import free_port
 
@@ -27,7 +28,8 @@ class Node:
         self.rooms = rooms or []
         self.extra_env = extra_env or {}
         self.proc: subprocess.Popen | None = None
-        self.log = Path(os.environ.get("TMPDIR", "/tmp")) / f"ld-node-{node_id}-{self.port}.log"
+        self.log = token_watch.watch(
+            Path(os.environ.get("TMPDIR", "/tmp")) / f"ld-node-{node_id}-{self.port}.log")
 
     def start(self) -> Node:
         env = dict(os.environ, LIVEDESK_SECRET=SECRET, **self.extra_env)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import aiohttp
 
+from tests import token_watch
 from tests.children import die_with_parent
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +35,7 @@ class ServeProcess:
     def __init__(self, port: int, log: Path, store: bool = True):
         self.port = port
         self.store = store  # False: --no-store (memory only: a restart forgets everything)
-        self.log = log
+        self.log = token_watch.watch(log)
         self.url = f"http://127.0.0.1:{port}"
         self.proc: asyncio.subprocess.Process | None = None
         self.starts = 0

@@ -52,6 +52,9 @@ REST = {
 # Cookie endpoints (sign-in): no bearer token at all; tests/auth/ covers them.
 COOKIE = {("POST", "/api/auth/login"), ("POST", "/api/auth/token"),
           ("POST", "/api/auth/logout")}
+# the embed's: no bearer token (a shop page's visitor has none); checked by origin, the shop's
+# anonymous flag and per-address limits instead (tests/auth/test_anonymous.py)
+EMBED = {("GET", "/api/embed/config"), ("POST", "/api/embed/anonymous")}
 
 
 @pytest.fixture
@@ -133,7 +136,8 @@ async def test_every_rest_endpoint_times_every_role(gw):
     routes = {(r.method, r.resource.canonical) for r in gw.app.router.routes()
               if r.resource is not None and r.resource.canonical.startswith("/api/")
               and r.method != "HEAD"}
-    assert routes == set(REST) | COOKIE, f"declare who may call: {routes ^ (set(REST) | COOKIE)}"
+    declared = set(REST) | COOKIE | EMBED
+    assert routes == declared, f"declare who may call: {routes ^ declared}"
     room = gw.room_id
     bodies = {"/api/rooms/{room}/orders": {"order_id": "mx-o", "user": "v", "sku": "D001",
                                            "qty": 1},

@@ -5,12 +5,15 @@
 // fatigue guard's break banner, one-click canned replies, incoming calls and the call view.
 import { Client, staffTokenSource, gatewayUrls } from "./client.js";
 import { t, tOr, applyI18n, duration, getLang } from "./i18n.js";
-import { $, h, icon, hydrateIcons, fmtTime, param, bindConnBadge, bindLangSwitch, toast, toastError, moodLabel, reasonLabel, intentLabel, clock, money, RoomState, bindStaffAuth } from "./common.js";
+import { $, h, icon, hydrateIcons, fmtTime, param, bindConnBadge, bindLangSwitch, toast, toastError, moodLabel, reasonLabel, intentLabel, clock, money, RoomState, bindStaffAuth, giftLine } from "./common.js";
+import { Alerts } from "./alerts.js";
 import { CallManager, CallView, renderIncoming } from "./call.js";
 
 const ident = staffTokenSource("agent", { name: param("name") || "" });
 // agents work with the console in a background tab: it reconnects as fast hidden as visible
 const client = new Client({ urls: gatewayUrls(), getToken: ident.getToken, hiddenBackoffMaxMs: 500 });
+
+const listSep = () => (getLang() === "zh" ? "、" : ", ");
 
 const ui = {
   convList: $('[data-testid="conv-list"]'),
@@ -222,7 +225,8 @@ function renderLists() {
       ? list.map((c) => {
           const last = c.messages.get(c.order[c.order.length - 1]);
           return h(`li.item${c.id === selected ? ".sel" : ""}${done(c) ? ".done" : ""}`,
-            { testid: "conv-item", dataset: { conversation: c.id, state: c.state || "", lost: c.lost || "" }, on: { click: () => select(c.id) } },
+            { testid: "conv-item", tabindex: "0", "aria-current": c.id === selected ? "true" : null, dataset: { conversation: c.id, state: c.state || "", lost: c.lost || "" },
+              on: { click: () => select(c.id), keydown: (ev) => ev.key === "Enter" && select(c.id) } },
             h("div.row", {}, h("b", { text: viewerName(c) }), h(`span.badge.${c.state}`, { text: tOr(`state.${c.state}`, c.state || "") }),
               c.unread ? h("span.unread", { testid: "unread", text: String(c.unread) }) : null),
             c.state === "lost"
@@ -294,7 +298,9 @@ function renderChat() {
   ui.log.replaceChildren(...els);
   ui.log.scrollTop = ui.log.scrollHeight;
   const open = c.state === "assigned";
-  for (const sel of ["resolve", "transfer", "agent-video-call", "agent-voice-call"]) $(`[data-testid="${sel}"]`).disabled = !open || (sel.includes("call") && calls.inCall);
+  // call buttons stay disabled while any call runs or rings (one call at a time)
+  const busy = calls.inCall || !!calls.incoming;
+  for (const sel of ["resolve", "transfer", "agent-video-call", "agent-voice-call"]) $(`[data-testid="${sel}"]`).disabled = !open || (sel.includes("call") && busy);
   ui.input.disabled = !open;
   $('[data-testid="chat-send"]').disabled = !open;
 }
@@ -338,7 +344,7 @@ function timelineSection(c, ctx) {
   const events = (ctx.browsing || ctx.timeline || []).filter((e) => e.kind !== "stream_time");
   const cart = ctx.cart || [];
   const head = [];
-  if (cart.length) head.push(kv(t("ctx.cart"), cart.map((sku) => productName(c, sku)).join("、"), "ctx-cart"));
+  if (cart.length) head.push(kv(t("ctx.cart"), cart.map((sku) => productName(c, sku)).join(listSep()), "ctx-cart"));
   if (ctx.on_screen_at_open) head.push(kv(t("ctx.onscreen_at_open"), productName(c, ctx.on_screen_at_open), "ctx-onscreen-at-open"));
   if (typeof ctx.time_in_stream_s === "number") head.push(kv(t("ctx.stream_time"), duration(ctx.time_in_stream_s), "ctx-stream-time"));
   const items = events.slice(-20).map((e) =>
@@ -352,13 +358,16 @@ function timelineSection(c, ctx) {
 }
 
 function promosSection(ctx) {
+  // which promotions and why come from the handoff; the numbers are the room's live ones
+  // (renderLive fills [data-testid="promo-left"]), never the handoff's snapshot
   const promos = ctx.promotions || [];
   return section(t("ctx.promos"), "ctx-promos", ...(promos.length
     ? promos.map((p) => h("div.promo-ctx", { testid: "promo-item", dataset: { promo: p.id, status: p.status || "" } },
         h(`span.pstat.${p.status}`, { text: tOr(`promo.${p.status}`, p.status || "") }),
         h("span.ptext", {}, p.text || p.id,
           p.code ? h("code", { text: ` ${p.code}` }) : null,
-          typeof p.left === "number" ? h("span.muted", { text: ` · ${t("ctx.promo.left", { n: p.left })}` }) : null,
+          typeof p.left === "number" || p.kind === "first_n_gift"
+            ? h("span.muted.plive", { testid: "promo-left", dataset: { promo: p.id, snapshot: p.left ?? "" }, text: ` · ${t("ctx.promo.left", { n: p.left ?? "—" })}` }) : null,
           p.missing ? h("span.muted", { text: ` · ${p.missing}` }) : null)))
     : [h("div.muted.small", { text: t("ctx.promos.empty") })]));
 }
@@ -406,7 +415,7 @@ function renderContext() {
           h(`span.mood.big.${mood}`, { testid: "ctx-mood", dataset: { mood }, title: t("ctx.mood") }, moodLabel(ctx.mood)),
           h("div.muted.tiny", { text: t("ctx.mood.by_bot") }))),
       kv(t("ctx.reason"), reasonLabel(ctx.reason), "ctx-reason"),
-      kv(t("ctx.intents"), intents.map(intentLabel).join("、") || "—", "ctx-intents")),
+      kv(t("ctx.intents"), intents.map(intentLabel).join(listSep()) || "—", "ctx-intents")),
     ordersSection(c, ctx),
     timelineSection(c, ctx),
     promosSection(ctx),
@@ -431,9 +440,20 @@ function renderLive() {
     const sku = rs.state.on_screen;
     const p = sku ? rs.product(sku) : null;
     if (p) liveBits.push(kv(t("live.onscreen"), `${p.name} · ¥${p.price} · ${t("live.stock", { n: rs.stock(sku) })}`, "ctx-onscreen"));
-    for (const g of rs.gifts()) liveBits.push(kv(t("host.promo.gift") + " " + (g.gift || g.id), `${g.left}/${g.limit}`, "ctx-gift"));
+    for (const g of rs.gifts()) {
+      const el = kv(t("host.promo.gift") + " " + (g.gift || g.id), giftLine(g), "ctx-gift");
+      Object.assign(el.dataset, { promo: g.id, left: String(g.left), capped: String(!!g.capped) });
+      liveBits.push(el);
+    }
   }
   box.replaceChildren(h("h4", { text: t("ctx.live") }), ...(liveBits.length ? liveBits : [h("div.muted", { text: "—" })]));
+  // the promotions section: the same live numbers as the line above
+  for (const el of ui.ctx.querySelectorAll('[data-testid="promo-left"]')) {
+    const g = rs?.state ? rs.gifts().find((x) => x.id === el.dataset.promo) : null;
+    if (!g) continue;
+    el.textContent = ` · ${g.capped ? t("gift.line.capped", g) : t("ctx.promo.left", { n: g.left })}`;
+    el.dataset.left = String(g.left);
+  }
 }
 
 // --- actions within authority -------------------------------------------------------------
@@ -619,13 +639,8 @@ function loadReplies() {
       const r = await client.request("replies.list", q ? { room: c.room, q } : { room: c.room });
       if (my !== repliesSeq) return;
       const list = r.replies || [];
-      ui.replies.replaceChildren(...(list.length
-        ? list.map((rp) =>
-            h("li.reply", { testid: "reply-item", dataset: { id: rp.id }, title: rp.text, on: { click: () => sendReply(rp) } },
-              h(`span.badge.${rp.source === "faq" ? "bot" : "assigned"}`, { text: tOr(`replies.${rp.source}`, rp.source || "") }),
-              h("b", { text: rp.title }),
-              h("span.muted.rtext", { text: rp.text })))
-        : [h("li.muted", { text: t("replies.empty") })]));
+      repliesShown = list;
+      renderReplies();
     } catch (e) {
       if (my !== repliesSeq) return;
       ui.replies.replaceChildren(h("li.muted", { testid: "replies-unavailable", text: t("replies.unavailable") }));
@@ -633,10 +648,62 @@ function loadReplies() {
   }, 150);
 }
 
-async function sendReply(rp) {
+let repliesShown = [];
+function renderReplies() {
+  const c = convs.get(selected);
+  ui.replies.replaceChildren(...(repliesShown.length
+    ? repliesShown.map((raw) => {
+        const rp = localReply(raw, c);
+        return h("li", {}, h("button.reply", { type: "button", testid: "reply-item", dataset: { id: rp.id, lang: getLang() }, title: `${t("replies.place")}: ${rp.text}`, on: { click: () => placeReply(rp) } },
+          h(`span.badge.${rp.source === "faq" ? "bot" : "assigned"}`, { text: tOr(`replies.${rp.source}`, rp.source || "") }),
+          h("b", { text: rp.title }),
+          h("span.muted.rtext", { text: rp.text })));
+      })
+    : [h("li.muted", { text: t("replies.empty") })]));
+}
+
+/**
+ * A canned reply in the console's language. The server's team and generated replies are
+ * Chinese; their English wording is here, keyed by the reply id's kind, with the same
+ * placeholders (filled from the live room when sent). FAQ answers are the room's own content
+ * and stay as written.
+ */
+function localReply(rp, c) {
+  const id = rp.id || "";
+  const team = `reply.${id}`;
+  if (getLang() === "zh") return { ...rp, title: tOr(`${team}.title`, rp.title) };
+  if (rp.source === "team") return { ...rp, title: tOr(`${team}.title`, rp.title), text: tOr(`${team}.text`, rp.text) };
+  const rs = rooms.get(c?.room);
+  if (id.startsWith("promo-")) {
+    const pid = id.slice(6);
+    const p = (rs?.state?.promotions || []).find((x) => x.id === pid);
+    if (p?.kind === "first_n_gift") return { ...rp, title: t("reply.gift.title", { id: pid }), text: t("reply.gift.text", { text: p.text || pid, left: `{promo.${pid}.left}` }) };
+    if (p?.kind === "coupon") return { ...rp, title: t("reply.coupon.title", { id: pid }), text: t("reply.coupon.text", { text: p.text || pid, code: `{promo.${pid}.code}` }) };
+  }
+  if (id.startsWith("stock-")) {
+    const sku = id.slice(6);
+    const name = rs?.product(sku)?.name || sku;
+    return { ...rp, title: t("reply.stock.title", { name }), text: t("reply.stock.text", { name, stock: `{product.${sku}.stock}`, price: `{product.${sku}.price}` }) };
+  }
+  return rp;
+}
+
+/**
+ * A canned reply goes into the composer to be edited, never straight to the viewer. Its
+ * placeholders ({promo.P1.left}) stay visible and are filled from the live room when the
+ * agent sends (message.send template: true), so the number is the one of that moment.
+ */
+let composerTemplate = false;
+function placeReply(rp) {
   const c = convs.get(selected);
   if (!c || c.state !== "assigned") return;
-  await sendMessage(c, { text: rp.text, template: true });
+  const el = ui.input;
+  const start = el.selectionStart ?? el.value.length;
+  const end = el.selectionEnd ?? el.value.length;
+  el.value = el.value.slice(0, start) + rp.text + el.value.slice(end);
+  composerTemplate = true;
+  el.focus();
+  el.selectionStart = el.selectionEnd = start + rp.text.length;
 }
 
 /**
@@ -673,6 +740,7 @@ function renderAll() {
   renderLists();
   renderChat();
   renderContext();
+  updateBadge();
 }
 
 function select(id) {
@@ -701,51 +769,60 @@ function watchRoom(room) {
 
 // --- calls --------------------------------------------------------------------------------
 const calls = new CallManager(client, { onChange: () => renderCall(), log: console.warn });
-let inviteUser = param("host") || "host-1";
+// the host to invite: picked from the room's connected hosts (room.state hosts_online), never typed
+let inviteUser = param("host") || null;
+function hostsFor(call) {
+  const conv = convs.get(call?.conversation);
+  return rooms.get(conv?.room)?.state?.hosts_online || [];
+}
 const callView = new CallView($('[data-testid="call-view"]'), calls, {
   extraControls(el, call) {
     if (el.dataset.built !== call.id) {
       el.dataset.built = call.id || "";
-      const input = h("input.hostpick", { testid: "invite-host-user", value: inviteUser, list: "hosts-online", size: 8, on: { input: (e) => (inviteUser = e.target.value.trim()) } });
-      const sel = h("select.hostsel.hidden", { testid: "invite-host-select", on: { change: (e) => (inviteUser = e.target.value) } });
-      const btn = h("button", { testid: "invite-host", on: { click: invite } });
-      el.replaceChildren(sel, input, btn);
+      const sel = h("select.hostsel", { testid: "invite-host-select", on: { change: (e) => (inviteUser = e.target.value) } });
+      const btn = h("button", { type: "button", testid: "invite-host", on: { click: invite } });
+      el.replaceChildren(sel, btn);
     }
-    const [sel, input, btn] = el.children;
+    const [sel, btn] = el.children;
+    const hosts = hostsFor(call).filter((x) => !(call.participants || []).some((p) => p.user === x.user));
+    sel.setAttribute("aria-label", t("call.host.pick"));
+    sel.title = t("call.host.pick");
+    const sig = hosts.map((x) => `${x.user}:${x.name}`).join(",") + getLang();
+    if (sel.dataset.sig !== sig) {
+      sel.dataset.sig = sig;
+      sel.replaceChildren(...(hosts.length
+        ? hosts.map((x) => h("option", { value: x.user, text: x.name && x.name !== x.user ? `${x.name} (${x.user})` : x.user }))
+        : [h("option", { value: "", text: t("call.host.none") })]));
+    }
+    if (!hosts.some((x) => x.user === inviteUser)) inviteUser = hosts[0]?.user || null;
+    sel.value = inviteUser || "";
+    sel.disabled = !hosts.length;
     btn.replaceChildren(icon("plus"), " " + t("call.invitehost"));
-    btn.disabled = call.state === "ringing" || !call.id;
-    const conv = convs.get(call.conversation);
-    const hosts = rooms.get(conv?.room)?.state?.hosts_online;
-    if (hosts && hosts.length) {
-      sel.classList.remove("hidden");
-      input.classList.add("hidden");
-      const cur = [...sel.options].map((o) => o.value).join(",");
-      if (cur !== hosts.map((x) => x.user).join(",")) {
-        sel.replaceChildren(...hosts.map((x) => h("option", { value: x.user, text: x.name || x.user })));
-        if (!hosts.some((x) => x.user === inviteUser)) inviteUser = hosts[0].user;
-      }
-      sel.value = inviteUser;
-    } else {
-      sel.classList.add("hidden");
-      input.classList.remove("hidden");
-    }
+    btn.setAttribute("aria-label", t("call.invitehost"));
+    btn.disabled = call.state === "ringing" || !call.id || !inviteUser;
   },
 });
 
 async function invite() {
+  if (!inviteUser) return;
+  const host = hostsFor(calls.call).find((x) => x.user === inviteUser);
   try {
     await calls.invite(inviteUser);
-    toast(t("call.invite.sent", { name: inviteUser }));
+    toast(t("call.invite.sent", { name: host?.name || inviteUser }));
   } catch (e) {
     toastError(e);
   }
 }
 
+const dock = ui.callCol;
 function renderCall() {
   renderIncoming(ui.banner, calls);
   callView.render();
-  ui.callCol.classList.toggle("hidden", !calls.call);
+  dock.classList.toggle("hidden", !calls.call);
+  dock.classList.toggle("voice", !!calls.call && !calls.call.video);
   document.body.classList.toggle("in-call", !!calls.call);
+  alerts.ringing(calls.incoming ? { key: calls.incoming.call, title: t("notify.ring", { name: calls.incoming.from?.name || calls.incoming.from?.user || "" }), body: ui.banner.textContent } : null);
+  updateBadge();
   if (calls.call && calls.call.conversation && calls.call.conversation !== selected && convs.has(calls.call.conversation)) select(calls.call.conversation);
   else renderChat();
 }
@@ -770,7 +847,10 @@ client.on("conversation.assigned", (f) => {
     c.unread++;
     renderAll();
   }
+  if (!document.hasFocus()) attention++;
   toast(t("agent.new", { name: viewerName(c) }));
+  alerts.notify({ title: t("notify.assigned", { name: viewerName(c) }), body: reasonLabel(f.context?.reason), tag: `conv-${c.id}` });
+  updateBadge();
 });
 client.on("conversation.state", (f) => {
   const c = convs.get(f.conversation);
@@ -784,7 +864,9 @@ client.on("message", (m) => {
   if (!c) return;
   if (addMsg(c, m)) {
     if (m.conversation !== selected) c.unread++;
+    else if (!document.hasFocus() && m.from?.user !== client.user) attention++;
     renderAll();
+    updateBadge();
   }
 });
 client.on("queue.update", (f) => {
@@ -830,6 +912,12 @@ client.on("agent.break_suggested", (f) => {
 // resume_failed: the session is new (the server restarted, or kept us away too long), so
 // what the console shows must be checked against what the server has; "welcome" follows
 client.on("fresh", () => (lostBecause = "restart"));
+// a resumed session keeps its conversations, but the gateway may have shown us offline while
+// the socket was away (agent_offline_after_s): say again what we chose
+client.on("resumed", () => {
+  const status = localStorage.getItem("ld.agent.status") || "available";
+  client.request("agent.status", { status }).catch((e) => console.warn("agent.status", e.message));
+});
 client.on("welcome", async () => {
   $('[data-testid="agent-me"]').textContent = client.welcome?.name || client.user;
   if (typeof client.welcome?.max_compensation === "number") me.maxCompensation = client.welcome.max_compensation;
@@ -854,7 +942,9 @@ ui.form.addEventListener("submit", async (ev) => {
   const text = ui.input.value.trim();
   if (!c || !text) return;
   ui.input.value = "";
-  const m = await sendMessage(c, { text });
+  const template = composerTemplate && /\{(promo|product|room)\.[^}]+\}/.test(text);
+  composerTemplate = false;
+  const m = await sendMessage(c, template ? { text, template: true } : { text });
   // not sent: the text goes back where it was typed, unless something new was typed since
   if (!m && !ui.input.value && selected === c.id) ui.input.value = text;
 });
@@ -874,6 +964,7 @@ $('[data-testid="resolve"]').addEventListener("click", async () => {
   }
 });
 $('[data-testid="transfer"]').addEventListener("click", async () => {
+  closeMenu();
   const c = convs.get(selected);
   try {
     await client.request("conversation.transfer", { conversation: selected });
@@ -884,16 +975,138 @@ $('[data-testid="transfer"]').addEventListener("click", async () => {
 $('[data-testid="agent-video-call"]').addEventListener("click", () => agentCall(true));
 $('[data-testid="agent-voice-call"]').addEventListener("click", () => agentCall(false));
 
+// --- alerts, title badge ----------------------------------------------------------------------
+const alerts = new Alerts({ onClick: () => window.focus() });
+let attention = 0; // assignments and lines that arrived while the window had no focus
+const alertsBtn = $('[data-testid="alerts-enable"]');
+function renderAlertsBtn() {
+  const p = alerts.permission;
+  alertsBtn.classList.toggle("hidden", p === "granted" || p === "unsupported");
+  alertsBtn.title = p === "denied" ? t("alerts.denied") : t("alerts.enable");
+}
+alertsBtn.addEventListener("click", async () => {
+  if ((await alerts.ask()) === "denied") toast(t("alerts.denied"), 5000);
+  renderAlertsBtn();
+});
+alerts.askOnFirstGesture(renderAlertsBtn);
+window.addEventListener("focus", () => {
+  attention = 0;
+  updateBadge();
+});
+
+/** "(3) LiveDesk · 客服工作台": unread lines, unseen assignments and a ringing call. */
+function updateBadge() {
+  const unread = [...convs.values()].reduce((n, c) => n + (isOpen(c) ? c.unread || 0 : 0), 0);
+  const n = unread + attention + (calls.incoming ? 1 : 0);
+  const base = `LiveDesk · ${t("agent.title")}`;
+  document.title = n ? `(${n}) ${base}` : base;
+  document.body.dataset.badge = String(n);
+}
+
+// --- header menu, context drawer, keyboard shortcuts, help overlay ---------------------------
+const moreBtn = $('[data-testid="more-actions"]');
+const menu = $('[data-testid="more-menu"]');
+function closeMenu() {
+  menu.classList.add("hidden");
+  moreBtn.setAttribute("aria-expanded", "false");
+}
+moreBtn.addEventListener("click", (ev) => {
+  ev.stopPropagation();
+  const open = menu.classList.contains("hidden");
+  menu.classList.toggle("hidden", !open);
+  moreBtn.setAttribute("aria-expanded", String(open));
+  if (open) menu.querySelector("button:not(:disabled)")?.focus();
+});
+document.addEventListener("click", (ev) => {
+  if (!menu.contains(ev.target)) closeMenu();
+});
+
+const ctxToggle = $('[data-testid="ctx-toggle"]');
+function setDrawer(open) {
+  document.body.classList.toggle("ctx-open", open);
+  ctxToggle.setAttribute("aria-expanded", String(open));
+  if (open) $('[data-testid="ctx-close"]').focus();
+}
+ctxToggle.addEventListener("click", () => setDrawer(!document.body.classList.contains("ctx-open")));
+$('[data-testid="ctx-close"]').addEventListener("click", () => {
+  setDrawer(false);
+  ctxToggle.focus();
+});
+$('[data-testid="ctx-scrim"]').addEventListener("click", () => setDrawer(false));
+
+// [key, i18n of what it does, action]; single keys act only outside text fields
+const SHORTCUTS = [
+  ["j", "help.next", () => step(1)],
+  ["k", "help.prev", () => step(-1)],
+  ["r", "help.compose", () => ui.input.focus()],
+  ["/", "help.search", () => ui.replySearch.focus()],
+  ["a", "help.accept", () => calls.incoming && calls.accept().catch((e) => toastError(e))],
+  ["d", "help.decline", () => calls.incoming && calls.decline()],
+  ["e", "help.resolve", () => $('[data-testid="resolve"]').disabled || $('[data-testid="resolve"]').click()],
+  ["c", "help.context", () => setDrawer(!document.body.classList.contains("ctx-open"))],
+  ["?", "help.help", () => setHelp(true)],
+  ["Esc", "help.esc", null],
+];
+const helpEl = $('[data-testid="help-overlay"]');
+let helpReturn = null;
+function setHelp(open) {
+  if (open) {
+    helpReturn = document.activeElement;
+    helpEl.querySelector("tbody").replaceChildren(...SHORTCUTS.map(([k, what]) =>
+      h("tr", { testid: "help-key", dataset: { key: k } }, h("td", {}, h("kbd", { text: k })), h("td", { text: t(what) }))));
+  }
+  helpEl.classList.toggle("hidden", !open);
+  if (open) $('[data-testid="help-close"]').focus();
+  else helpReturn?.focus?.();
+}
+$('[data-testid="help-open"]').addEventListener("click", () => setHelp(true));
+$('[data-testid="help-close"]').addEventListener("click", () => setHelp(false));
+helpEl.addEventListener("click", (ev) => ev.target === helpEl && setHelp(false));
+
+function step(dir) {
+  const list = [...ui.convList.querySelectorAll('[data-testid="conv-item"]')].map((el) => el.dataset.conversation);
+  if (!list.length) return;
+  const i = list.indexOf(selected);
+  const next = list[(i + dir + list.length) % list.length];
+  select(next);
+  ui.convList.querySelector(`[data-conversation="${CSS.escape(next)}"]`)?.focus();
+}
+
+document.addEventListener("keydown", (ev) => {
+  if (ev.key === "Escape") {
+    if (!helpEl.classList.contains("hidden")) setHelp(false);
+    else if (!menu.classList.contains("hidden")) {
+      closeMenu();
+      moreBtn.focus();
+    } else if (document.body.classList.contains("ctx-open")) setDrawer(false);
+    else if (document.activeElement && document.activeElement !== document.body) document.activeElement.blur();
+    return;
+  }
+  if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.isComposing) return;
+  const tag = document.activeElement?.tagName;
+  if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || document.activeElement?.isContentEditable) return;
+  const sc = SHORTCUTS.find(([k]) => k === ev.key);
+  if (!sc || !sc[2]) return;
+  ev.preventDefault();
+  sc[2]();
+});
+
 bindConnBadge(client, $('[data-testid="conn-state"]'));
 bindLangSwitch($('[data-testid="lang-switch"]'), () => {
   renderAll();
   renderCall();
   renderMe();
+  renderReplies();
+  renderAlertsBtn();
+  updateBadge();
+  if (!helpEl.classList.contains("hidden")) setHelp(true);
 });
 hydrateIcons();
 applyI18n();
 renderAll();
+renderAlertsBtn();
+updateBadge();
 bindStaffAuth(client, ident);
 client.connect();
 
-window.__ld = { client, convs, calls, rooms, me, applySnapshot, renderAll, select, get selected() { return selected; } };
+window.__ld = { client, convs, calls, rooms, me, alerts, applySnapshot, renderAll, select, get selected() { return selected; } };

@@ -16,7 +16,7 @@
 // camera off, hang up, timer, reconnecting indicator) into a container.
 
 import { t } from "./i18n.js";
-import { h, icon, errorWords } from "./common.js";
+import { h, icon, errorWords, reasonLabel } from "./common.js";
 
 // wall-clock milliseconds, comparable across pages (benchmarks compare tap and first frame)
 const now = () => performance.timeOrigin + performance.now();
@@ -377,8 +377,108 @@ export function fmtTimer(ms) {
 }
 
 /**
+ * Audio level → "speaking" for the call tiles: one AnalyserNode per audio track (WebAudio),
+ * sampled a few times a second. Why not the RTP audio-level extension: the gateway relays
+ * media as it comes and the browser only exposes levels per receiver in getStats, which
+ * lags; an analyser on the track the page already plays is immediate and costs little.
+ */
+export class SpeakingMeter {
+  constructor({ threshold = 0.02, intervalMs = 150 } = {}) {
+    this.threshold = threshold;
+    this.intervalMs = intervalMs;
+    this.ctx = null;
+    this.meters = new Map(); // key → {track, analyser, source, buf, level}
+    this.timer = null;
+    this.onLevels = null;
+  }
+
+  /** Keep exactly the tracks of ``want`` (key → MediaStreamTrack) analysed. */
+  sync(want) {
+    for (const [key, m] of this.meters) {
+      if (want.get(key) !== m.track) {
+        try { m.source.disconnect(); } catch {}
+        this.meters.delete(key);
+      }
+    }
+    for (const [key, track] of want) {
+      if (this.meters.has(key) || !track || track.readyState !== "live") continue;
+      try {
+        this.ctx ||= new AudioContext();
+        const source = this.ctx.createMediaStreamSource(new MediaStream([track]));
+        const analyser = this.ctx.createAnalyser();
+        analyser.fftSize = 512;
+        source.connect(analyser); // not to the destination: the <audio> elements play it
+        this.meters.set(key, { track, analyser, source, buf: new Float32Array(analyser.fftSize), level: 0 });
+      } catch (e) {
+        console.warn("no audio meter", e);
+      }
+    }
+    if (this.meters.size && !this.timer) this.timer = setInterval(() => this._sample(), this.intervalMs);
+    if (!this.meters.size && this.timer) {
+      clearInterval(this.timer);
+      this.timer = null;
+    }
+  }
+
+  _sample() {
+    if (this.ctx && this.ctx.state === "suspended") this.ctx.resume().catch(() => {});
+    const out = new Map();
+    for (const [key, m] of this.meters) {
+      m.analyser.getFloatTimeDomainData(m.buf);
+      let sum = 0;
+      for (const v of m.buf) sum += v * v;
+      m.level = Math.sqrt(sum / m.buf.length);
+      out.set(key, m.level);
+    }
+    if (this.onLevels) this.onLevels(out);
+  }
+
+  speaking(key) {
+    const m = this.meters.get(key);
+    return !!m && m.level > this.threshold;
+  }
+}
+
+/** "小王 · 观众": a participant's display name and role, as every tile and bar shows them. */
+export function participantLabel(p) {
+  if (!p) return "";
+  const role = p.role ? t(`role.${p.role}`) : "";
+  const name = p.name || p.user || "";
+  return role && name ? `${name} · ${role}` : name || role;
+}
+
+function initial(p) {
+  return [...String(p?.name || p?.user || "?")][0].toUpperCase();
+}
+
+/** A control of the call bar: an icon, a visible label and an accessible name. */
+function ctrl(testid, iconName, cls, onClick) {
+  const b = h(`button.cbtn${cls}`, { testid, type: "button", on: { click: onClick } });
+  b._icon = iconName;
+  return b;
+}
+
+function setCtrl(b, iconName, label, { pressed } = {}) {
+  if (b.dataset.icon !== iconName || b.dataset.label !== label) {
+    b.dataset.icon = iconName;
+    b.dataset.label = label;
+    b.replaceChildren(icon(iconName), h("span.cl", { text: label }));
+  }
+  b.setAttribute("aria-label", label);
+  b.title = label;
+  if (pressed !== undefined) b.setAttribute("aria-pressed", String(pressed));
+}
+
+/**
  * Renders a CallManager's current call into `root`. Keeps <video> elements across renders
- * so playback is not interrupted. `extra` adds page-specific controls (e.g. invite host).
+ * so playback is not interrupted. `extraControls(el, call)` adds page-specific controls
+ * (e.g. the agent's host picker).
+ *
+ * Layout rules (docs/media.md, "Call UI"): the self view is a tile of the grid like the
+ * others, so it never covers a remote picture; every tile is labelled with the person's
+ * display name and role; a participant whose camera is off is an avatar with "camera off";
+ * a voice call is a compact bar of avatars with the timer; a ring shows who speaks from the
+ * audio level (SpeakingMeter).
  */
 export class CallView {
   constructor(root, mgr, { extraControls } = {}) {
@@ -387,26 +487,32 @@ export class CallView {
     this.extraControls = extraControls;
     this.videos = new Map(); // mid → tile element
     this.audios = new Map();
+    this.meter = new SpeakingMeter();
+    this.meter.onLevels = () => this._renderSpeaking();
     root.classList.add("call");
     root.dataset.testid = "call-view";
-    this.status = h("span.status", { testid: "call-status" });
+    root.setAttribute("role", "region");
+    this.status = h("span.status", { testid: "call-status", role: "status" });
     this.timer = h("span.timer", { testid: "call-timer", text: "00:00" });
-    this.parts = h("span.parts.muted", { testid: "call-participants" });
+    this.parts = h("span.parts", { testid: "call-participants" });
     this.remotesEl = h("div.remotes", { testid: "call-remotes" });
     this.selfVideo = h("video", { autoplay: true, muted: true, playsInline: true, testid: "self-video" });
     this.selfVideo.muted = true;
-    this.selfEl = h("div.self", {}, this.selfVideo);
-    this.reconnecting = h("div.reconnecting.hidden", { testid: "call-reconnecting" }, h("span", { text: t("call.reconnecting") }));
-    this.muteBtn = h("button", { testid: "call-mute", on: { click: () => mgr.toggleMute() } });
-    this.camBtn = h("button", { testid: "call-camera", on: { click: () => mgr.toggleCamera() } });
-    this.hangBtn = h("button.danger", { testid: "call-hangup", on: { click: () => mgr.hangup() } });
+    this.selfAvatar = h("div.avatar-off", { testid: "self-camera-off" });
+    this.selfLabel = h("span.label", { testid: "self-label" });
+    this.selfEl = h("div.tile.self", { testid: "self-tile" }, this.selfVideo, this.selfAvatar, this.selfLabel);
+    this.voiceBar = h("div.voicebar", { testid: "call-voicebar" });
+    this.reconnecting = h("div.reconnecting.hidden", { testid: "call-reconnecting", role: "status" }, h("span", { text: t("call.reconnecting") }));
+    this.muteBtn = ctrl("call-mute", "mic", "", () => mgr.toggleMute());
+    this.camBtn = ctrl("call-camera", "video", "", () => mgr.toggleCamera());
+    this.hangBtn = ctrl("call-hangup", "phoneoff", ".danger", () => mgr.hangup());
     this.extra = h("span.extra");
     root.replaceChildren(
       h("div.call-top", {}, this.status, this.parts, this.timer),
       this.reconnecting,
       this.remotesEl,
-      this.selfEl,
-      h("div.controls", {}, this.muteBtn, this.camBtn, this.extra, this.hangBtn),
+      this.voiceBar,
+      h("div.controls", { testid: "call-controls" }, this.muteBtn, this.camBtn, this.extra, this.hangBtn),
       h("div.audios.hidden"),
     );
     this.audioBox = root.querySelector(".audios");
@@ -423,19 +529,26 @@ export class CallView {
       for (const el of this.audios.values()) el.remove();
       this.audios.clear();
       this.selfVideo.srcObject = null;
+      this.meter.sync(new Map());
       return;
     }
     this.root.dataset.state = c.state;
+    this.root.dataset.kind = c.video ? "video" : "voice";
+    this.root.classList.toggle("voice", !c.video);
+    this.root.setAttribute("aria-label", t(c.video ? "call.region.video" : "call.region.voice"));
     this.status.textContent = t(`call.${c.state}`) || c.state;
+    const me = (c.participants || []).find((p) => p.user === mgr.client.user) || { user: mgr.client.user, name: mgr.client.welcome?.name, role: mgr.client.role };
     const others = (c.participants || []).filter((p) => p.user !== mgr.client.user);
-    this.parts.textContent = others
-      .map((p) => `${t(`role.${p.role}`)}${p.audio === false ? "·" + t("call.muted") : ""}`)
-      .join(" / ");
-    // self view
+    this.parts.textContent = others.map((p) => participantLabel(p) + (p.audio === false ? ` (${t("call.muted")})` : "")).join(" / ");
+    // self view: a tile of the grid (never over a remote picture)
     if (mgr.local && this.selfVideo.srcObject !== mgr.local) this.selfVideo.srcObject = mgr.local;
-    this.selfEl.classList.toggle("hidden", !c.video || !mgr.local || mgr.videoOff);
+    const selfCamOff = !mgr.local || mgr.videoOff || !mgr.local.getVideoTracks().length;
+    this.selfEl.classList.toggle("cam-off", selfCamOff);
+    this.selfEl.dataset.user = me.user || "";
+    this.selfLabel.textContent = `${t("call.self")} · ${participantLabel(me)}`;
+    this._avatar(this.selfAvatar, me);
     // remote videos: one tile per live remote video track
-    const vids = mgr.remoteVideos();
+    const vids = c.video ? mgr.remoteVideos() : [];
     const want = new Set(vids.map((r) => r.mid));
     for (const [mid, el] of this.videos) {
       if (!want.has(mid)) {
@@ -451,7 +564,7 @@ export class CallView {
         const v = h("video", { autoplay: true, playsInline: true, testid: "remote-video" });
         v.muted = true; // audio plays through the <audio> elements
         v.srcObject = r.stream;
-        tile = h("div.remote", { dataset: { mid: r.mid } }, v, h("span.label"));
+        tile = h("div.tile.remote", { testid: "call-tile", dataset: { mid: r.mid } }, v, h("div.avatar-off"), h("span.label"));
         this.videos.set(r.mid, tile);
         this.remotesEl.append(tile);
         if (!mgr.marks.firstFrame && v.requestVideoFrameCallback) {
@@ -462,17 +575,32 @@ export class CallView {
       }
       const p = byOwner ? mgr.ownerOf(r.mid) : others[i];
       i++;
-      tile.dataset.user = p?.user || "";
-      tile.querySelector(".label").textContent = p ? (p.role ? t(`role.${p.role}`) : p.user) + (p.video === false ? " · " + t("call.camoff") : "") + (p.audio === false ? " · " + t("call.muted") : "") : "";
+      const full = p ? (c.participants || []).find((x) => x.user === p.user) || p : null;
+      tile.dataset.user = full?.user || "";
+      tile.dataset.role = full?.role || "";
+      tile.classList.toggle("cam-off", full?.video === false);
+      this._avatar(tile.querySelector(".avatar-off"), full);
+      tile.querySelector(".label").textContent = full
+        ? participantLabel(full) + (full.audio === false ? " · " + t("call.muted") : "")
+        : "";
     }
-    const waiting = vids.length === 0;
+    const waiting = c.video && vids.length === 0;
     let w = this.remotesEl.querySelector(".waiting");
     if (waiting && !w) {
-      w = h("div.waiting", {}, "");
-      this.remotesEl.append(w);
-    } else if (!waiting && w) w.remove();
-    if (w) w.replaceChildren(c.video ? "" : icon("headset"), " ", c.video ? t(c.state === "ringing" ? "call.ringing" : "call.remote.waiting") : t("call.audioonly"));
-    this.remotesEl.dataset.n = String(Math.max(1, vids.length));
+      w = h("div.tile.waiting", { testid: "call-waiting" });
+      this.remotesEl.prepend(w);
+    } else if (!waiting && w) {
+      w.remove();
+      w = null;
+    }
+    if (w) w.textContent = t(c.state === "ringing" ? "call.ringing" : "call.remote.waiting");
+    if (c.video && this.selfEl.parentElement !== this.remotesEl) this.remotesEl.append(this.selfEl);
+    else if (c.video && this.remotesEl.lastElementChild !== this.selfEl) this.remotesEl.append(this.selfEl);
+    this.remotesEl.dataset.n = String(Math.max(1, vids.length) + 1);
+    this.remotesEl.classList.toggle("hidden", !c.video);
+    // voice: a compact bar of avatars (me first), the timer sits in the top line
+    this.voiceBar.classList.toggle("hidden", !!c.video);
+    if (!c.video) this._renderVoiceBar(me, others);
     // remote audio
     const auds = [...mgr.remotes.values()].filter((r) => r.kind === "audio");
     const wantA = new Set(auds.map((r) => r.mid));
@@ -490,19 +618,55 @@ export class CallView {
         this.audioBox.append(a);
       }
     }
-    // controls
-    this.muteBtn.textContent = mgr.audioMuted ? t("call.unmute") : t("call.mute");
-    this.muteBtn.setAttribute("aria-pressed", String(mgr.audioMuted));
-    this.camBtn.textContent = mgr.videoOff ? t("call.camon") : t("call.camoff");
-    this.camBtn.setAttribute("aria-pressed", String(mgr.videoOff));
+    // speaking: an analyser per audio track, keyed by the user it belongs to
+    const meters = new Map();
+    for (const r of auds) {
+      const u = mgr.ownerOf(r.mid)?.user;
+      if (u) meters.set(u, r.track);
+    }
+    const mine = mgr.local?.getAudioTracks()[0];
+    if (mine && !mgr.audioMuted) meters.set(mgr.client.user, mine);
+    this.meter.sync(meters);
+    // controls: icons with labels and accessible names
+    setCtrl(this.muteBtn, mgr.audioMuted ? "micoff" : "mic", mgr.audioMuted ? t("call.unmute") : t("call.mute"), { pressed: mgr.audioMuted });
+    setCtrl(this.camBtn, mgr.videoOff ? "videooff" : "video", mgr.videoOff ? t("call.camon") : t("call.camoff"), { pressed: mgr.videoOff });
     this.camBtn.classList.toggle("hidden", !c.video);
-    this.hangBtn.textContent = c.state === "ringing" ? t("call.cancel") : t("call.hangup");
+    setCtrl(this.hangBtn, "phoneoff", c.state === "ringing" ? t("call.cancel") : t("call.hangup"));
     const reconnecting =
       mgr.client.state === "reconnecting" || mgr.pcState === "disconnected" || mgr.pcState === "failed";
     this.reconnecting.classList.toggle("hidden", !reconnecting);
     this.root.dataset.reconnecting = String(reconnecting);
     if (this.extraControls) this.extraControls(this.extra, c);
     this._renderTimer();
+    this._renderSpeaking();
+  }
+
+  _avatar(el, p) {
+    const text = t("call.camoff.state");
+    if (el.dataset.for === `${p?.user}|${text}`) return;
+    el.dataset.for = `${p?.user}|${text}`;
+    el.replaceChildren(h("span.av", { text: initial(p), "aria-hidden": "true" }), h("span.avt", { text }));
+  }
+
+  _renderVoiceBar(me, others) {
+    const people = [me, ...others];
+    const sig = people.map((p) => `${p.user}|${p.name}|${p.role}|${p.audio}`).join(",") + t("call.self");
+    if (this.voiceBar.dataset.sig !== sig) {
+      this.voiceBar.dataset.sig = sig;
+      this.voiceBar.replaceChildren(...people.map((p) =>
+        h("span.vp", { testid: "voice-participant", dataset: { user: p.user || "" } },
+          h("span.av", { text: initial(p), "aria-hidden": "true" }),
+          h("span.vn", { text: (p === me ? `${t("call.self")} · ` : "") + participantLabel(p) + (p.audio === false ? ` (${t("call.muted")})` : "") }))));
+    }
+  }
+
+  _renderSpeaking() {
+    for (const el of this.root.querySelectorAll("[data-user]")) {
+      const u = el.dataset.user;
+      const on = !!u && this.meter.speaking(u);
+      if (el.classList.contains("speaking") !== on) el.classList.toggle("speaking", on);
+      el.dataset.speaking = String(on);
+    }
   }
 
   _renderTimer() {
@@ -511,21 +675,33 @@ export class CallView {
   }
 }
 
-/** The incoming-call banner (accept/decline or join/decline), shared by the pages. */
+/** The incoming-call banner (accept/decline or join/decline), shared by the pages. A host's
+ * invitation names the viewer and why they asked for a person (call.incoming ``about``). */
 export function renderIncoming(el, mgr) {
   const inc = mgr.incoming;
   el.classList.toggle("hidden", !inc);
   if (!inc) {
     el.replaceChildren();
+    el.removeAttribute("role");
     return;
   }
+  el.setAttribute("role", "alert");
   const who = inc.from?.name || inc.from?.user || "";
   const join = inc.join ?? mgr.client.role === "host";
-  const text = join ? t("call.invited", { name: who }) : t(inc.video === false ? "call.incoming.voice" : "call.incoming.video", { name: who });
+  const about = inc.about;
+  const text = join
+    ? about?.viewer
+      ? t("call.invited.about", { name: who, viewer: about.viewer.name || about.viewer.user, reason: reasonLabel(about.reason) })
+      : t("call.invited", { name: who })
+    : t(inc.video === false ? "call.incoming.voice" : "call.incoming.video", { name: who });
+  const accept = h("button.green", { type: "button", testid: join ? "call-join" : "call-accept", "aria-keyshortcuts": join ? null : "a", on: { click: () => mgr.accept().catch((e) => console.error(e)) } },
+    icon(inc.video === false ? "phone" : "video"), " ", join ? t("call.join") : t("call.accept"));
+  const decline = h("button.danger", { type: "button", testid: "call-decline", "aria-keyshortcuts": join ? null : "d", on: { click: () => mgr.decline() } },
+    icon("phoneoff"), " ", t("call.decline"));
   el.replaceChildren(
     icon(inc.video === false ? "phone" : "video"),
     h("span.who", { testid: "incoming-text", text }),
-    h("button.green", { testid: join ? "call-join" : "call-accept", text: join ? t("call.join") : t("call.accept"), on: { click: () => mgr.accept().catch((e) => console.error(e)) } }),
-    h("button.danger", { testid: "call-decline", text: t("call.decline"), on: { click: () => mgr.decline() } }),
+    accept,
+    decline,
   );
 }

@@ -53,6 +53,17 @@ const ICONS = {
   refresh: '<path d="M20 11a8 8 0 1 0-2.3 5.7M20 4v7h-7"/>',
   check: '<path d="M5 12l5 5 9-10"/>',
   x: '<path d="M6 6l12 12M18 6L6 18"/>',
+  mic: '<rect x="9" y="3" width="6" height="11" rx="3"/><path d="M5 11a7 7 0 0 0 14 0M12 18v3"/>',
+  micoff: '<path d="M15 9.5V6a3 3 0 0 0-5.7-1.3M9 9v2a3 3 0 0 0 4.8 2.4M5 11a7 7 0 0 0 11.5 5.4M19 11a7 7 0 0 1-.7 3M12 18v3M3 3l18 18"/>',
+  videooff: '<path d="M15 10l6-4v12l-6-4M2 6h8M15 15v1a2 2 0 0 1-2 2H4a2 2 0 0 1-2-2V8M3 3l18 18"/>',
+  phoneoff: '<path d="M3 14.5c5-4.7 13-4.7 18 0l-2.2 2.6-3.3-1.3v-2.6a12 12 0 0 0-7 0v2.6l-3.3 1.3z"/>',
+  more: '<circle cx="5" cy="12" r="1.5"/><circle cx="12" cy="12" r="1.5"/><circle cx="19" cy="12" r="1.5"/>',
+  help: '<circle cx="12" cy="12" r="9"/><path d="M9.5 9a2.5 2.5 0 1 1 3.5 2.3c-.7.3-1 .9-1 1.7M12 17h.01"/>',
+  panel: '<rect x="3" y="4" width="18" height="16" rx="2"/><path d="M15 4v16"/>',
+  transfer: '<path d="M4 7h13l-3-3M20 17H7l3 3"/>',
+  done: '<circle cx="12" cy="12" r="9"/><path d="M8 12l3 3 5-6"/>',
+  send: '<path d="M4 12l16-8-6 16-2-6z"/>',
+  bell2: '<path d="M6 16V11a6 6 0 0 1 12 0v5l2 2H4zM10 20a2 2 0 0 0 4 0"/>',
 };
 
 export function icon(name) {
@@ -265,9 +276,23 @@ export class RoomState {
         left: c.left ?? Math.max(0, (p.limit ?? 0) - (p.claimed ?? 0)),
         active: c.active ?? p.active,
       });
+      const g1 = out[out.length - 1];
+      // the server caps "left" by the gift's stock (Promotion.gifts_left): say so, or the
+      // panel reads "3/100" next to "claimed 68/100"
+      g1.quota = Math.max(0, (g1.limit ?? 0) - (g1.claimed ?? 0));
+      g1.capped = typeof g1.left === "number" && g1.left < g1.quota;
     }
     return out;
   }
+}
+
+/**
+ * The one formatter of a first-N gift's live numbers, for every staff page: "剩 3（受库存限制）
+ * · 已领 68/100". ``g`` is a RoomState.gifts() item (live counters).
+ */
+export function giftLine(g) {
+  const vars = { left: g.left ?? "—", claimed: g.claimed ?? 0, limit: g.limit ?? 0 };
+  return t(g.capped ? "gift.line.capped" : "gift.line", vars);
 }
 
 /** The words for a revocation reason the gateway sent ("signed out", "account changed"). */

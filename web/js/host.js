@@ -2,7 +2,7 @@
 // announcement, watch live counters; answer call invitations and join the call.
 import { Client, staffTokenSource, gatewayUrls } from "./client.js";
 import { t, tOr, applyI18n } from "./i18n.js";
-import { $, h, icon, hydrateIcons, fmtTime, param, bindConnBadge, bindLangSwitch, toast, toastError, RoomState, bindStaffAuth } from "./common.js";
+import { $, h, icon, hydrateIcons, fmtTime, param, bindConnBadge, bindLangSwitch, toast, toastError, RoomState, bindStaffAuth, giftLine } from "./common.js";
 import { CallManager, CallView, renderIncoming } from "./call.js";
 
 const ident = staffTokenSource("host", { defaultUser: "host-1", name: param("name") || "", room: param("room") || "" });
@@ -34,8 +34,9 @@ async function cmd(type, fields, okMsg) {
 }
 
 // --- rendering ------------------------------------------------------------------------------
-function tile(label, value, testid, warn = false, extra = {}) {
-  return h(`div.tile${warn ? ".warn" : ""}`, { testid, dataset: extra }, h("div.n", { text: String(value ?? "—") }), h("div.l", { text: label }));
+function tile(label, value, testid, warn = false, extra = {}, sub = null) {
+  return h(`div.tile${warn ? ".warn" : ""}`, { testid, dataset: extra }, h("div.n", { text: String(value ?? "—") }), h("div.l", { text: label }),
+    sub ? h("div.s", { testid: `${testid}-line`, text: sub }) : null);
 }
 
 function renderCounters() {
@@ -47,7 +48,10 @@ function renderCounters() {
     tile(t("host.counter.queue"), c.queue ?? 0, "counter-queue", (c.queue ?? 0) > 0),
   ];
   for (const g of rs.gifts()) {
-    tiles.push(tile(`${t("host.counter.gifts")} · ${g.gift || g.id}`, `${g.left}/${g.limit}`, "counter-gift", g.left <= 5, { promo: g.id, left: g.left }));
+    // the live number is "left" (capped by the gift's stock when that is lower); the same
+    // one formatter as the promotion list and the agent console says claimed of the limit
+    tiles.push(tile(`${t("host.counter.gifts")} · ${g.gift || g.id}`, g.left, "counter-gift", g.left <= 5,
+      { promo: g.id, left: g.left, capped: String(!!g.capped) }, giftLine(g)));
   }
   const sku = s.on_screen;
   if (sku) tiles.push(tile(`${t("host.counter.stock")} · ${rs.product(sku)?.name || sku}`, rs.stock(sku), "counter-stock", rs.stock(sku) <= 5, { sku }));
@@ -60,7 +64,7 @@ function renderProducts() {
   ui.products.replaceChildren(
     ...(s.products || []).map((p) => {
       const on = s.on_screen === p.sku;
-      const stockInput = h("input", { type: "number", min: "0", value: String(rs.stock(p.sku) ?? p.stock ?? 0), testid: "stock-input" });
+      const stockInput = h("input", { type: "number", min: "0", value: String(rs.stock(p.sku) ?? p.stock ?? 0), testid: "stock-input", "aria-label": `${t("host.stock")} · ${p.name}` });
       return h(`tr${on ? ".onscreen" : ""}`, { testid: "product-row", dataset: { sku: p.sku, onscreen: String(on) } },
         h("td", { text: p.sku }),
         h("td.name", { text: p.name }),
@@ -78,7 +82,7 @@ function promoSummary(p) {
   const bits = [tOr(`kind.${p.kind}`, p.kind)];
   if (p.kind === "first_n_gift") {
     const g = rs.gifts().find((x) => x.id === p.id);
-    bits.push(t("host.promo.claimed", { claimed: g?.claimed ?? p.claimed ?? 0, limit: g?.limit ?? p.limit ?? 0 }));
+    bits.push(g ? giftLine(g) : t("host.promo.claimed", { claimed: p.claimed ?? 0, limit: p.limit ?? 0 }));
   }
   if (p.code) bits.push(p.code);
   if (p.sku) bits.push(p.sku);
@@ -130,7 +134,8 @@ function renderForm() {
       if (k === "id" && editing.id) input.readOnly = true;
       if (k === "ends_at") input.placeholder = "2026-06-30T23:59:59+08:00";
     }
-    els.push(h("label", { text: t(`host.promo.${k === "ends_at" ? "ends" : k}`) }), input);
+    input.id = `promo-field-${k}`;
+    els.push(h("label", { for: input.id, text: t(`host.promo.${k === "ends_at" ? "ends" : k}`) }), input);
   }
   els.push(h("div.btns", {},
     h("button", { type: "button", text: t("common.cancel"), on: { click: () => { editing = null; renderForm(); } } }),

@@ -3,14 +3,20 @@
 // support_opened / stream_time), proactive shop notices (notice), the CSAT prompt
 // (csat.request → csat.submit, kept in localStorage so it survives a reconnect or reload)
 // and ending the conversation (conversation.close).
+// The same module is the embedded widget (/embed, <body data-embed="1">): there the stream
+// parts of the page are absent, the identity comes from the shop's page through the bridge
+// (embed.js: postMessage, never a URL), and browsing reports come from the shop's page
+// (LiveDesk.track / LiveDesk.onScreen).
 import { Client, devTokenSource, gatewayUrls } from "./client.js";
 import { t, tOr, applyI18n, duration } from "./i18n.js";
 import { $, h, icon, hydrateIcons, fmtTime, param, bindConnBadge, bindLangSwitch, toast, toastError, money, RoomState } from "./common.js";
 import { CallManager, CallView } from "./call.js";
 
-const ident = devTokenSource("viewer", { room: param("room") || "" });
+const EMBED = document.body.dataset.embed === "1";
+const bridge = EMBED ? (await import("./embed.js")).startBridge() : null;
+const ident = bridge ? bridge.identity : devTokenSource("viewer", { room: param("room") || "" });
 const client = new Client({ urls: gatewayUrls(), getToken: ident.getToken });
-let room = param("room") || null;
+let room = (bridge ? bridge.room : param("room")) || null;
 let roomState = null;
 
 const ui = {
@@ -48,7 +54,7 @@ const conv = {
   pinned: [],
   notices: [], // local lines: {after: message_id|null, text, ts}
 };
-let widgetOpened = localStorage.getItem("ld.viewer.widget") === "1";
+let widgetOpened = !EMBED && localStorage.getItem("ld.viewer.widget") === "1";
 let opening = null;
 let msgCounter = 0;
 // settled once the page knows what the server has after a (re)connect (restoreConversation)
@@ -294,7 +300,7 @@ function renderState() {
 
 function renderRoom() {
   const s = roomState?.state;
-  if (!s) return;
+  if (!s || EMBED) return; // the embed has no stream page around it
   $('[data-testid="room-title"]').textContent = s.title || s.room;
   if (s.host) $('[data-testid="host-name"]').textContent = t("live.host", { name: typeof s.host === "object" ? s.host.name : s.host });
   const sku = s.on_screen;
@@ -359,6 +365,7 @@ function renderShelf() {
 }
 
 function openShelf(open) {
+  if (!ui.shelf) return;
   ui.shelf.classList.toggle("hidden", !open);
   if (open) renderShelf();
 }
@@ -370,7 +377,7 @@ function viewProduct(sku) {
   // a tap on the card already on view within a few seconds is the same look, not a new one
   if (!(browse.lastView.sku === sku && now - browse.lastView.at < 5000)) reportBrowse("product_view", { sku });
   browse.lastView = { sku, at: now };
-  renderShelf();
+  if (!EMBED) renderShelf();
 }
 
 function addToCart(sku) {
@@ -422,8 +429,7 @@ function flushBrowse() {
   for (const ev of q) sendBrowse(ev);
 }
 
-function onScreenChanged() {
-  const sku = roomState?.state?.on_screen;
+function onScreenChanged(sku = roomState?.state?.on_screen) {
   if (sku && sku !== browse.lastOnScreen) {
     browse.lastOnScreen = sku;
     browse.lastView = { sku, at: Date.now() };
@@ -440,6 +446,11 @@ setInterval(() => {
 let noticeTimer = null;
 function showNotice(f) {
   const el = ui.noticeBanner;
+  if (!el) {
+    toast(`${tOr(`notice.${f.kind}`, t("widget.notice"))} · ${f.text}`, 8000);
+    if (!widgetOpened) setDot(true);
+    return;
+  }
   const hide = () => el.classList.add("hidden");
   el.dataset.kind = f.kind || "";
   el.replaceChildren(
@@ -459,7 +470,8 @@ function showNotice(f) {
 }
 
 function setDot(on) {
-  ui.dot.classList.toggle("hidden", !on);
+  ui.dot?.classList.toggle("hidden", !on);
+  bridge?.unread(on);
 }
 
 // --- CSAT ----------------------------------------------------------------------------------
@@ -653,7 +665,7 @@ client.on("welcome", async () => {
   if (!roomState || roomState.room !== room) {
     roomState = new RoomState(client, room);
     roomState.onChange(() => {
-      onScreenChanged();
+      if (!EMBED) onScreenChanged();
       renderRoom();
       renderState();
     });
@@ -661,7 +673,7 @@ client.on("welcome", async () => {
   loadCsat();
   flushBrowse();
   const st = await roomState.watch();
-  if (!st) fallbackRoomInfo();
+  if (!st && !EMBED) fallbackRoomInfo();
 });
 
 async function fallbackRoomInfo() {
@@ -677,7 +689,8 @@ async function fallbackRoomInfo() {
 
 bindConnBadge(client, $('[data-testid="conn-state"]'));
 client.onState((s) => ui.widget.dataset.conn = s);
-bindLangSwitch($('[data-testid="lang-switch"]'), () => {
+const langSwitch = $('[data-testid="lang-switch"]');
+if (langSwitch) bindLangSwitch(langSwitch, () => {
   renderAll();
   renderRoom();
   renderCsat();
@@ -693,22 +706,38 @@ function openWidget({ byViewer = false } = {}) {
   setDot(false);
   openShelf(false);
   if (byViewer && !wasOpen) {
-    const sku = roomState?.state?.on_screen;
+    const sku = EMBED ? browse.lastOnScreen : roomState?.state?.on_screen;
     reportBrowse("support_opened", sku ? { sku } : {});
   }
   if (client.state === "online" && !conv.id) restoreConversation().catch(() => {});
   setTimeout(() => ui.input.focus(), 50);
 }
-$('[data-testid="open-support"]').addEventListener("click", () => openWidget({ byViewer: true }));
-$('[data-testid="shelf-open"]').addEventListener("click", () => openShelf(ui.shelf.classList.contains("hidden")));
-$('[data-testid="shelf-close"]').addEventListener("click", () => openShelf(false));
+if (EMBED) {
+  // the launcher and the sheet are the shop page's (widget.js): it says when the viewer
+  // opens us; our close button asks it to close the sheet
+  bridge.on("open", () => openWidget({ byViewer: true }));
+  bridge.on("track", (kind, sku) => {
+    if (kind === "product_view" && sku) viewProduct(sku);
+    else reportBrowse(kind, sku ? { sku } : {});
+  });
+  bridge.on("onScreen", (sku) => onScreenChanged(sku));
+  bridge.on("close", () => (widgetOpened = false)); // the sheet was closed from the page
+  $('[data-testid="close-support"]').addEventListener("click", () => {
+    widgetOpened = false;
+    bridge.close();
+  });
+} else {
+  $('[data-testid="open-support"]').addEventListener("click", () => openWidget({ byViewer: true }));
+  $('[data-testid="shelf-open"]').addEventListener("click", () => openShelf(ui.shelf.classList.contains("hidden")));
+  $('[data-testid="shelf-close"]').addEventListener("click", () => openShelf(false));
+  $('[data-testid="close-support"]').addEventListener("click", () => {
+    widgetOpened = false;
+    localStorage.setItem("ld.viewer.widget", "0");
+    ui.widget.classList.add("hidden");
+    document.body.classList.remove("widget-open");
+  });
+}
 ui.end.addEventListener("click", endConversation);
-$('[data-testid="close-support"]').addEventListener("click", () => {
-  widgetOpened = false;
-  localStorage.setItem("ld.viewer.widget", "0");
-  ui.widget.classList.add("hidden");
-  document.body.classList.remove("widget-open");
-});
 ui.form.addEventListener("submit", (ev) => {
   ev.preventDefault();
   const text = ui.input.value;
@@ -732,3 +761,4 @@ renderState();
 client.connect();
 
 window.__ld = { client, conv, calls, browse, cart, get csat() { return csat; }, get roomState() { return roomState; } };
+if (EMBED) bridge.ready();
