@@ -158,12 +158,16 @@ class RecordingControl:
             self.max_s, lambda: self.media._spawn(self._stop(call, r, "max_duration"))))
 
     def _add(self, call: Call, r: Recording, key: SourceKey) -> None:
+        """Record ``key`` if it is this call's: the forwarder serves every call on the node,
+        so a source counts only when it is one its owner's current connection in *this*
+        call received."""
         q = call.participants.get(key.owner)
         if r.recorder is None or q is None or q.peer is None or key.gen != q.gen:
             return
-        kinds = {k.kind for k in self.media.forwarder.sources()
-                 if k.owner == key.owner and k.gen == key.gen}
-        r.recorder.add(key, kinds)
+        mine = {x.key for x in q.peer.received}
+        if key not in mine:
+            return
+        r.recorder.add(key, {k.kind for k in mine})
 
     def published(self, call: Call, keys: list[SourceKey]) -> None:
         """New sources of a participant (joined, or rebuilt its connection) while recording."""

@@ -201,3 +201,50 @@ async def test_a_still_from_the_call_keeps_the_senders_colour(gw):
     finally:
         await vc.close()
         await ac.close()
+
+
+async def test_a_host_joining_mid_recording_gets_a_later_file_and_other_calls_are_left_alone(gw):
+    media = gw.gw.media
+    v, a, cid = await escalated(gw)
+    other_v, other_a, other_cid = await escalated(gw, viewer="v2", agent="a2")
+    h = await gw.client("host", "h1", room=gw.room_id, name="Host")
+    await h.request("ping")
+    call = await ring(v, a, cid)
+    st = await other_v.request("call.request", conversation=other_cid, video=True)
+    other_call = st["call"]
+    await other_a.event("call.incoming", call=other_call)
+    await other_a.request("call.accept", call=other_call)
+    vc, ac, hc = RtcClient(v, "v1", RED), RtcClient(a, "a1", GREEN), RtcClient(h, "h1", BLUE)
+    ov, oa = RtcClient(other_v, "v2", RED), RtcClient(other_a, "a2", GREEN)
+    try:
+        for c, k in ((vc, call), (ac, call), (ov, other_call), (oa, other_call)):
+            await c.start(k)
+        await asyncio.gather(ac.wait_colour("v1", RED), oa.wait_colour("v2", RED))
+        await a.request("call.record", call=call, action="start")
+        await v.request("call.record.consent", call=call, accept=True)
+        assert taps(media) == 4  # this call's two participants; not the other call's
+        await asyncio.sleep(2.0)
+        await a.request("call.invite", call=call, user="h1")
+        await h.event("call.incoming", call=call)
+        joined = await h.request("call.join", call=call)
+        assert joined["recording"] == "recording"  # the indicator, from the first state
+        await hc.start(call)
+        await vc.wait_colour("h1", BLUE)
+        assert taps(media) == 6
+        await asyncio.sleep(3.0)
+        await a.request("call.record", call=call, action="stop")
+        saved = await a.event("call.recording", call=call, state="saved", timeout=20)
+        recs = {x["user"]: x for x in saved["recordings"]}
+        assert set(recs) == {"v1", "a1", "h1"}
+        assert recs["h1"]["duration_s"] < recs["v1"]["duration_s"] - 1.0, recs
+        hdr = {"Authorization": f"Bearer {gw.token('admin', 'boss')}"}
+        async with gw.http.get(f"{gw.url}/api/attachments/{recs['h1']['attachment']}",
+                               headers=hdr) as resp:
+            got = read_back(await resp.read())
+        assert float(np.abs(got["colour"] - np.array(BLUE)).max()) < 35, got
+        # the other call's members never heard of it
+        assert not [f for f in other_v.frames + other_a.frames
+                    if f.get("type") == "call.recording"]
+    finally:
+        for c in (vc, ac, hc, ov, oa):
+            await c.close()
