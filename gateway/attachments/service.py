@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from . import images
@@ -185,15 +186,17 @@ class AttachmentService:
         await self.storage.put(rec, p.data, p.thumb)
         return rec
 
-    async def store_recording(self, conversation: str, viewer: str, by: Caller, data: bytes,
+    async def store_recording(self, conversation: str, viewer: str, by: Caller, path: Path,
                               content_type: str, meta: dict) -> Attachment:
-        """A finished call recording (the recorder made it; nothing to process)."""
+        """A finished call recording, the file the recorder wrote (nothing to process; the
+        local storage moves it rather than reading it into memory)."""
+        size = (await asyncio.get_running_loop().run_in_executor(None, path.stat)).st_size
         rec = Attachment(id=new_id(), conversation=conversation, viewer=viewer,
                          uploader=by.user, uploader_role=by.role, kind="recording",
                          content_type=content_type, width=int(meta.get("width") or 0),
-                         height=int(meta.get("height") or 0), bytes=len(data), source="call",
+                         height=int(meta.get("height") or 0), bytes=size, source="call",
                          meta=meta)
-        await self.storage.put(rec, data, None)
+        await self.storage.put_file(rec, path)
         return rec
 
     async def fetch(self, who: Caller, attachment_id: str,

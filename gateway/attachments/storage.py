@@ -29,6 +29,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +54,13 @@ class AttachmentStorage(abc.ABC):
 
     @abc.abstractmethod
     async def put(self, rec: Attachment, data: bytes, thumb: bytes | None) -> None: ...
+
+    async def put_file(self, rec: Attachment, path: Path) -> None:
+        """Store a file made elsewhere (a call recording, up to ``recording_max_s`` long):
+        by default its bytes, read off the loop; the local storage moves the file instead
+        of holding it in memory."""
+        data = await asyncio.get_running_loop().run_in_executor(None, path.read_bytes)
+        await self.put(rec, data, None)
 
     @abc.abstractmethod
     async def get(self, attachment_id: str) -> Attachment | None: ...
@@ -125,6 +133,18 @@ class LocalAttachmentStorage(AttachmentStorage):
 
     async def put(self, rec: Attachment, data: bytes, thumb: bytes | None) -> None:
         await self._run(self._put, rec, data, thumb)
+        if self._usage is not None:
+            self._usage[rec.uploader] = self._usage.get(rec.uploader, 0) + rec.bytes
+
+    def _put_file(self, rec: Attachment, path: Path) -> None:
+        d = self._dir(rec.conversation)
+        d.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(path), d / f"{rec.id}.bin")
+        _write(d / f"{rec.id}.json", json.dumps(dataclasses.asdict(rec)).encode())
+        self._where[rec.id] = d
+
+    async def put_file(self, rec: Attachment, path: Path) -> None:
+        await self._run(self._put_file, rec, path)
         if self._usage is not None:
             self._usage[rec.uploader] = self._usage.get(rec.uploader, 0) + rec.bytes
 

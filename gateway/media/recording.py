@@ -211,14 +211,12 @@ class RecordingControl:
             refs = []
             viewer = next((q.user for q in call.participants.values() if q.role == "viewer"),
                           None) or (self.media._members(call) or [""])[0]
-            loop = asyncio.get_running_loop()
             for f in files:
-                data = await loop.run_in_executor(None, f.path.read_bytes)
                 meta = {"call": call.id, "user": f.user, "duration_s": f.duration_s,
                         "width": f.width, "height": f.height, "started_at": r.started_at,
                         "frames": f.frames}
                 rec = await self.attachments.store_recording(
-                    call.conversation, viewer, Caller(r.by, r.by_role), data, f.content_type,
+                    call.conversation, viewer, Caller(r.by, r.by_role), f.path, f.content_type,
                     meta)
                 refs.append(rec.ref())
             await self._tell(call, self._event(r, "saved", recordings=refs))

@@ -35,6 +35,16 @@ async def roundtrip(storage) -> None:
     assert await storage.get("../../etc/passwd") is None
     assert await storage.delete([a.id]) == 1
     assert await storage.get(a.id) is None and await storage.usage("v1") == 0
+    # a recording: stored from the file the recorder wrote
+    import tempfile
+    from pathlib import Path
+
+    f = Path(tempfile.mkdtemp()) / "rec.webm"
+    f.write_bytes(b"\x1aE\xdf\xa3webm")
+    r = rec("c1", "v1", "a1", n=8)
+    await storage.put_file(r, f)
+    assert await storage.read(r.id) == b"\x1aE\xdf\xa3webm" and await storage.usage("a1") == 8
+    assert await storage.delete([r.id]) == 1
 
 
 async def test_database_storage_roundtrip_erase_and_sweep(backends):
