@@ -32,6 +32,15 @@ numbers (``s``: 1, 2, 3, … with no gap) when it resumes, logs it and counts it
 
 What the archive holds is what ``Store.load_live_state()`` reads, so a Redis that restarted
 empty can be repopulated from it (losing at most the archiver's lag).
+
+Erasure (``RedisBackend.erase_viewer``): the stream still holds the erased viewer's earlier
+changes, and the archiver may not have read them yet. Until it has archived every stream
+past the erasure, the viewer and its conversations are listed in ``ld:{ld}:erasing``, and the
+archiver leaves every change about them out of what it writes (so the store, erased by the
+eraser, gets nothing of them back). Then it finishes the erasure: it deletes the entries
+naming them from the streams (all archived by then), erases the store once more (in case a
+batch read before the list was written committed after the eraser's erase) and forgets the
+list entry — so nothing of the viewer stays in Redis or PostgreSQL.
 """
 
 from __future__ import annotations
@@ -55,13 +64,18 @@ from .store.records import OrderRecorded, RoomCounters, Write
 from .store.writes import statements
 from .support.changes import (
     ChangeFormatError,
+    ConversationOpened,
     GiftClaimed,
+    GiftQuotaSet,
     OrderPlaced,
+    RecordPut,
     RoomChange,
     StockSet,
     SupportChange,
     from_wire,
+    record_about,
 )
+from .support.redis_backend import ERASING, RedisBackend
 
 log = logging.getLogger(__name__)
 
@@ -124,9 +138,23 @@ class ArchiverConfig:
     measure_every_s: float = 0.5  # how often the lag gauges are refreshed
 
 
+def _about_erased(ch: Any, viewers: set[str], convs: set[str]) -> bool:
+    """Whether a change is about an erased viewer or one of its conversations (a
+    conversation opened by the viewer is added to ``convs``)."""
+    if isinstance(ch, ConversationOpened) and (ch.viewer in viewers or ch.cid in convs):
+        convs.add(ch.cid)
+        return True
+    if isinstance(ch, OrderPlaced):
+        return ch.user in viewers
+    if isinstance(ch, RecordPut):
+        viewer, conv = record_about(ch.namespace, ch.key, ch.value)
+        return viewer in viewers or conv in convs
+    return getattr(ch, "cid", None) in convs
+
+
 def room_writes(changes: Sequence[RoomChange], at: float) -> list[Write]:
     """Store writes for a room's change records: the order (its id, viewer, what it got) and
-    the counters it set. (Kept here, beside the one reader of room streams, until the store
+    the counters it set, or a host's edit of stock or a gift's quota. (Kept here, beside the one reader of room streams, until the store
     feed maps room records itself; it decides nothing, it copies.)"""
     out: list[Write] = []
     for ch in changes:
@@ -137,6 +165,9 @@ def room_writes(changes: Sequence[RoomChange], at: float) -> list[Write]:
             out.append(RoomCounters(ch.room, ((ch.sku, ch.stock),), (), at))
         elif isinstance(ch, GiftClaimed):
             out.append(RoomCounters(ch.room, (), ((ch.promotion, ch.claimed),), at))
+        elif isinstance(ch, GiftQuotaSet):  # a host's edit
+            out.append(RoomCounters(ch.room, (), (), at,
+                                    ((ch.promotion, ch.limit, ch.active),)))
     return out
 
 
@@ -218,6 +249,8 @@ class Archiver:
         self._trimmed_at: dict[str, float] = {}
         self._measured_at = 0.0
         self._closing = False
+        # erasures not finished yet: viewer → (its conversations, when, the note as read)
+        self._erasing: dict[str, tuple[frozenset[str], float, bytes | str]] = {}
 
     @property
     def leading(self) -> bool:
@@ -327,6 +360,7 @@ class Archiver:
     async def archive_once(self, fence: int) -> bool:
         """One read and (at most) one transaction per stream; True if anything was written.
         Public so tests can drive a leader step by step (and a stale one)."""
+        await self._read_erasing()
         streams = list(self.streams())
         missing = [st for st in streams if st not in self._cursors]
         if missing:
@@ -338,7 +372,56 @@ class Archiver:
             if new is not cur:
                 self._cursors[st] = new
                 progressed = progressed or new.last_id != cur.last_id
+        if self._erasing:
+            await self._finish_erasures(streams)
         return progressed
+
+    # --- erasure -------------------------------------------------------------------------
+    async def _read_erasing(self) -> None:
+        raw = await self.redis.hgetall(ERASING)
+        self._erasing = {}
+        for v, body in raw.items():
+            try:
+                d = json.loads(body)
+                self._erasing[_s(v)] = (frozenset(d.get("conversations") or ()),
+                                        float(d.get("at") or 0.0), body)
+            except (ValueError, TypeError, AttributeError):
+                log.error("archiver: an unreadable erasure note for a viewer; ignored")
+
+    def _erased(self) -> tuple[set[str], set[str]]:
+        viewers = set(self._erasing)
+        convs: set[str] = set()
+        for cids, _, _ in self._erasing.values():
+            convs |= cids
+        return viewers, convs
+
+    async def _finish_erasures(self, streams: Sequence[str]) -> None:
+        """For each erasure every stream is archived past: delete the entries naming the
+        viewer or its conversations (archived, so nothing is lost), erase the store again,
+        forget the note."""
+        drained: dict[str, bool] = {}  # stream → nothing left to archive
+        for st in streams:
+            cur = self._cursors[st]
+            drained[st] = not await self.redis.xrange(
+                st, min="-" if cur.fresh else "(" + cur.last_id, count=1)
+        for viewer, (cids, at, body) in list(self._erasing.items()):
+            if not all(drained[st] or id_key(self._cursors[st].last_id)[0] >= at * 1000
+                       for st in streams):
+                continue  # a stream still holds entries from before this erasure
+            n = 0
+            for st in streams:
+                cur = self._cursors[st]
+                if not cur.fresh:
+                    n += await RedisBackend.scrub_stream(self.redis, st, cur.last_id, viewer,
+                                                         sorted(cids))
+            await self.store.erase_viewer(viewer, "archiver", conversations=sorted(cids),
+                                          tombstone=False)
+            # only if it is still this erasure's note (the viewer was not erased again since)
+            if await self.redis.hget(ERASING, viewer) == body:
+                await self.redis.hdel(ERASING, viewer)
+            self._erasing.pop(viewer, None)
+            log.info("archiver: an erasure is archived; %d stream entries naming the viewer "
+                     "deleted", n)
 
     async def _archive_stream(self, cur: Cursor, fence: int) -> Cursor:
         start = "-" if cur.fresh else "(" + cur.last_id
@@ -357,6 +440,7 @@ class Archiver:
             return cur
         support: list[SupportChange] = []
         room: list[RoomChange] = []
+        erased_viewers, erased_convs = self._erased()
         prev = cur.s
         lost = malformed = 0
         last_id = cur.last_id
@@ -373,7 +457,9 @@ class Archiver:
             try:
                 for w in json.loads(fields[b"c"]):
                     ch = from_wire(w)
-                    if isinstance(ch, OrderPlaced | StockSet | GiftClaimed):
+                    if erased_viewers and _about_erased(ch, erased_viewers, erased_convs):
+                        continue
+                    if isinstance(ch, OrderPlaced | StockSet | GiftClaimed | GiftQuotaSet):
                         room.append(ch)
                     else:
                         support.append(ch)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,8 +94,11 @@ class ViewerEraser:
     wrote for the viewer since (no second tombstone) and then the row."""
 
     def __init__(self, store: Store, backend: SupportBackend, hub: Hub, metrics: Any = None,
-                 poll_s: float = 1.0) -> None:
+                 poll_s: float = 1.0,
+                 forget_orders: Callable[[str], Awaitable[int]] | None = None) -> None:
         self.store = store
+        # with Redis: the rooms' order ids of the viewer (``RedisRoomStore.erase_viewer``)
+        self.forget_orders = forget_orders
         self.backend = backend
         self.hub = hub
         self.metrics = metrics
@@ -112,6 +116,8 @@ class ViewerEraser:
             log.warning("erase: this backend cannot erase a viewer from the live state yet; "
                         "the store is erased (docs/storage.md#erasure)")
             ids = []
+        if self.forget_orders is not None:
+            await self.forget_orders(viewer)
         for s in list(self.hub.user_sessions(viewer)):
             if s.role == "viewer":  # closed 4410 and forgotten: nothing to resume
                 s.detach(close_code=ERASED_CLOSE_CODE, reason="viewer erased")

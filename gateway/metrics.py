@@ -110,6 +110,22 @@ class Metrics:
             "Change-stream entries never archived, by reason (trimmed: dropped by the "
             "stream's safety cap before the archiver read them; malformed: unreadable)",
             ["reason"], registry=r)
+        # a Redis that restarted empty, repopulated from PostgreSQL (gateway/restore.py,
+        # docs/operations.md#redis-restarted-empty)
+        self.redis_repopulations = Counter(
+            "livedesk_redis_repopulations_total",
+            "Times this node repopulated a Redis that had lost its data from the archive",
+            registry=r)
+        self.redis_repopulated = Counter(
+            "livedesk_redis_repopulated_total",
+            "What this node wrote back into Redis from the archive, by kind (conversations, "
+            "messages, agents, records, rooms, orders)", ["kind"], registry=r)
+        self.redis_unrestored = Counter(
+            "livedesk_redis_unrestored_total",
+            "What the archive held but a repopulation could not put back, by reason "
+            "(present: Redis already held a newer one; superseded: the viewer opened another "
+            "conversation in the room meanwhile; room_not_configured)", ["reason"],
+            registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -126,6 +126,14 @@ class MemoryBackends:
                  rooms: RoomRegistry) -> Archiver | None:
         return None  # the store feed writes each change as the node applies it
 
+    def repopulation(self, backend: SupportBackend, ledger: OrderLedger,
+                     durable: Durable | None, rooms: RoomRegistry, metrics: Metrics) -> None:
+        return None  # one node restores from its store before it serves (restore_node)
+
+    def order_eraser(self, ledger: OrderLedger, rooms: RoomRegistry
+                     ) -> Callable[[str], Awaitable[int]] | None:
+        return None  # the memory ledger's order ids end with the process
+
 
 class RedisBackends:
     """Many nodes: every shared piece of state in Redis (``config.redis_url``), one pool."""
@@ -178,7 +186,8 @@ class RedisBackends:
             # the agents whose heartbeat this node writes: those with a socket here
             local_agents=lambda: {s.user for s in hub.sessions.values()
                                   if s.role == "agent" and s.attached},
-            url=self.url, metrics=metrics, retention_s=cfg.resolved_retention_s, events=events)
+            url=self.url, metrics=metrics, retention_s=cfg.resolved_retention_s, events=events,
+            archived=self.archived and durable is not None)
 
     def order_ledger(self, durable: Durable | None = None) -> OrderLedger:
         from .support.redis_room import RedisRoomStore
@@ -210,6 +219,28 @@ class RedisBackends:
                         cfg.node_id,
                         ArchiverConfig(lease_ttl_s=cfg.archiver_lease_ttl_s,
                                        keep_s=cfg.archiver_keep_s), metrics=metrics)
+
+    def repopulation(self, backend: SupportBackend, ledger: OrderLedger,
+                     durable: Durable | None, rooms: RoomRegistry, metrics: Metrics) -> None:
+        """With the archive (a database): a Redis that restarted empty is repopulated from
+        it before the nodes read it again (docs/operations.md#redis-restarted-empty)."""
+        if durable is None or not self.archived:
+            return
+        from .restore import RedisRepopulation
+        from .support.redis_backend import RedisBackend
+        from .support.redis_room import RedisRoomStore
+
+        assert isinstance(backend, RedisBackend) and isinstance(ledger, RedisRoomStore)
+        backend.repopulate = RedisRepopulation(durable.store, rooms, ledger,
+                                               self.config.order_retention_s, metrics)
+
+    def order_eraser(self, ledger: OrderLedger, rooms: RoomRegistry
+                     ) -> Callable[[str], Awaitable[int]] | None:
+        """Erasure: the viewer's order ids leave the rooms' Redis order records too."""
+        from .support.redis_room import RedisRoomStore
+
+        assert isinstance(ledger, RedisRoomStore)
+        return lambda viewer: ledger.erase_viewer(rooms.ids(), viewer)
 
 
 Backends = MemoryBackends | RedisBackends
@@ -445,6 +476,7 @@ def build_gateway(config: Config, responder: Responder | None = None,
         attachments=attachments)
     ledger = backends.order_ledger(durable)
     room_sync = backends.room_sync(ledger, rooms, bus)
+    backends.repopulation(backend, ledger, durable, rooms, metrics)
     rooms_service = RoomService(hub, rooms, support, ledger=ledger,
                                 team_replies=load_team_replies(config.replies_file),
                                 metrics=metrics, sync=room_sync)
@@ -506,8 +538,9 @@ def build_gateway(config: Config, responder: Responder | None = None,
     resources.append(Resource("auth", auth.start, auth.close))  # keys before any socket
     if durable is not None and backends.durable_steps:
         resources.append(Resource("restore", restore, _nothing))
-    eraser = (ViewerEraser(durable.store, backend, hub, metrics) if durable is not None
-              else None)
+    eraser = (ViewerEraser(durable.store, backend, hub, metrics,
+                           forget_orders=backends.order_eraser(ledger, rooms))
+              if durable is not None else None)
     if attachments is not None:  # after the store (its table), before anything serves
         resources.append(Resource("attachments", attachments.start, attachments.close))
     resources.append(Resource("bus", bus.start, bus.close))

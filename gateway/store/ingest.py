@@ -53,6 +53,18 @@ def writes_from_order(room: Any, order: Any, outcome: Any,
                                for k, g in counters["gifts"].items()), now)]
 
 
+def writes_from_room_edit(room: Any, now: float | None = None) -> list[Write]:
+    """A host's edit of a room (stock, a promotion): the room's counters after it, with each
+    first-N gift's quota (limit, active)."""
+    now = time.time() if now is None else now
+    counters = room.counters()
+    gifts = counters["gifts"]
+    return [RoomCounters(room.id, tuple((k, int(v)) for k, v in counters["stock"].items()),
+                         tuple((k, int(g.get("claimed") or 0)) for k, g in gifts.items()),
+                         now, tuple((k, int(g.get("limit") or 0), bool(g.get("active")))
+                                    for k, g in gifts.items()))]
+
+
 class StoreFeed:
     """Feeds the store, in order, from the support plane's changes and the rooms' orders.
 
@@ -90,6 +102,13 @@ class StoreFeed:
 
     async def order_placed(self, room: Any, order: Any, outcome: Any) -> None:
         fut = self._submit(writes_from_order(room, order, outcome))
+        if fut is not None:
+            await fut
+
+    async def room_edited(self, room: Any) -> None:
+        """A host's edit of ``room``: returns once its counters are committed (the host is
+        answered only then)."""
+        fut = self._submit(writes_from_room_edit(room))
         if fut is not None:
             await fut
 

@@ -21,7 +21,7 @@ Never edit a released migration: add the next number. A database newer than this
 * 6 ``shop_anonymous``: ``shops.anonymous``, whether a shop's embedded widget lets viewers
   without the shop's identity in (anonymous viewers, docs/embedding.md). 0 by default.
   (6 is another change's number.)
-* 7 ``attachments``: photos, call stills and call recordings of conversations
+* 8 ``attachments``: photos, call stills and call recordings of conversations
   (``gateway/attachments/``): the record's columns, and the bytes (``BLOB``/``bytea``) when
   the attachments are kept in the store (``attachment_storage=database``, the multi-node
   choice); erased with the viewer and swept with the conversation (docs/storage.md).
@@ -133,6 +133,14 @@ _ARCHIVE: tuple[str, ...] = (
 )
 
 
+# A host's edit of a first-N gift's quota (its limit, and whether it runs) reaches the store
+# with the room's counters, so a restart or a repopulated Redis gives the same gifts out.
+_GIFT_QUOTAS: tuple[str, ...] = (
+    "ALTER TABLE room_gifts ADD COLUMN quota INTEGER",
+    "ALTER TABLE room_gifts ADD COLUMN active INTEGER",
+)
+
+
 # Staff accounts and what sign-in needs, shared by every node (docs/accounts.md). JSON lists
 # as text; ``epoch`` grows when an account is disabled, changes roles or its password, so
 # every token minted before is refused.
@@ -208,7 +216,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "erase_requests", {"sqlite": _ERASE_REQUESTS, "postgresql": _ERASE_REQUESTS}),
     Migration(5, "archive", {"sqlite": _ARCHIVE, "postgresql": _ARCHIVE}),
     Migration(6, "shop_anonymous", {"sqlite": _SHOP_ANONYMOUS, "postgresql": _SHOP_ANONYMOUS}),
-    Migration(7, "attachments", _ATTACHMENTS),
+    Migration(7, "gift_quotas", {"sqlite": _GIFT_QUOTAS, "postgresql": _GIFT_QUOTAS}),
+    Migration(8, "attachments", _ATTACHMENTS),
 )
 LATEST = MIGRATIONS[-1].version
 

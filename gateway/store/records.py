@@ -39,11 +39,13 @@ class OrderRecorded:
 
 @dataclass(frozen=True)
 class RoomCounters:
-    """A room's counters after a change: stock per SKU and claimed first-N gifts."""
+    """A room's counters after a change: stock per SKU and claimed first-N gifts; after a
+    host's edit also each first-N gift's quota (``quotas``: promotion, limit, active)."""
     room: str
     stock: tuple[tuple[str, int], ...]
     gifts: tuple[tuple[str, int], ...]
     at: float
+    quotas: tuple[tuple[str, int, bool], ...] = ()
 
 
 #: what the store records: the support plane's own change records (one class per kind,
@@ -148,6 +150,8 @@ class LiveState:
     gifts: dict[str, dict[str, int]]  # room → promotion → claimed
     orders: list[OrderRow]  # newer than the order retention asked for
     records: list[RecordRow]  # live (not expired) workspace records
+    # room → promotion → (limit, active): first-N gift quotas a host set (schema v7)
+    quotas: dict[str, dict[str, tuple[int, bool]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -311,8 +311,12 @@ class Store:
         for room, sku, n in await self.db.fetch("SELECT room, sku, stock FROM room_stock"):
             stock.setdefault(room, {})[sku] = int(n)
         gifts: dict[str, dict[str, int]] = {}
-        for room, p, n in await self.db.fetch("SELECT room, promotion, claimed FROM room_gifts"):
+        quotas: dict[str, dict[str, tuple[int, bool]]] = {}
+        for room, p, n, quota, active in await self.db.fetch(
+                "SELECT room, promotion, claimed, quota, active FROM room_gifts"):
             gifts.setdefault(room, {})[p] = int(n)
+            if quota is not None:  # a host set it (schema v7)
+                quotas.setdefault(room, {})[p] = (int(quota), bool(active))
         orders = [_order(r) for r in await self.db.fetch(
             "SELECT room, order_id, viewer, sku, qty, body, at FROM orders WHERE at >= ? "
             "ORDER BY at", [orders_since])]
@@ -323,7 +327,7 @@ class Store:
                        "WHERE live = 1 AND (expires_at IS NULL OR expires_at > ?) "
                        "ORDER BY updated_at", [time.time()])]
         return LiveState([(c, msgs[c.conversation]) for c in convs], queue, assignments,
-                         agents, stock, gifts, orders, records)
+                         agents, stock, gifts, orders, records, quotas)
 
     # --- erasure and retention ---------------------------------------------------------------
     async def erase_viewer(self, viewer: str, by_role: str,

@@ -142,6 +142,13 @@ def _one(w: Write, d: Dialect, at: float) -> list[Stmt]:
                                 "VALUES (?, ?, ?, ?) ON CONFLICT (room, promotion) DO UPDATE "
                                 "SET claimed = excluded.claimed, at = excluded.at",
                                 [(w.room, p, int(n), w.at) for p, n in w.gifts], many=True))
+            if w.quotas:  # a host's edit: the claimed count stays the orders' own
+                out.append(Stmt("INSERT INTO room_gifts (room, promotion, claimed, quota, "
+                                "active, at) VALUES (?, ?, 0, ?, ?, ?) ON CONFLICT (room, "
+                                "promotion) DO UPDATE SET quota = excluded.quota, "
+                                "active = excluded.active, at = excluded.at",
+                                [(w.room, p, int(n), int(bool(a)), w.at)
+                                 for p, n, a in w.quotas], many=True))
             return out
     raise TypeError(f"not a store write: {w!r}"[:200])
 

@@ -415,6 +415,28 @@ class GiftClaimed:
 
 
 @dataclass(frozen=True)
+class GiftQuotaSet:
+    """A host set promotion ``promotion`` (a first-N gift) in ``room`` to give at most
+    ``limit`` gifts, ``active`` or stopped (a host edit; orders never change it)."""
+    TAG: ClassVar[str] = "gift_quota"
+    room: str
+    promotion: str
+    limit: int
+    active: bool
+
+    def to_wire(self) -> list[Any]:
+        return [self.TAG, self.room, self.promotion, self.limit, self.active]
+
+    @classmethod
+    def from_wire(cls, wire: Any) -> GiftQuotaSet:
+        p = _parts(wire, cls.TAG, 5)
+        if not isinstance(p[4], bool):
+            raise ChangeFormatError("gift_quota.active must be true or false")
+        return cls(_str(p[1], "gift_quota.room"), _str(p[2], "gift_quota.promotion"),
+                   _int(p[3], "gift_quota.limit"), p[4])
+
+
+@dataclass(frozen=True)
 class OrderPlaced:
     """Order ``order_id`` was accepted: who, what, how many, and what it got (``rank``:
     its place among the gift's claimants, ``None`` without a gift)."""
@@ -456,12 +478,13 @@ class OrderPlaced:
 
 SupportChange = (ConversationOpened | FieldsSet | MessageAppended | Queued | Dequeued
                  | Attached | Released | AgentStatus | RecordPut | RecordDeleted | ViewerErased)
-RoomChange = StockSet | GiftClaimed | OrderPlaced
+RoomChange = StockSet | GiftClaimed | GiftQuotaSet | OrderPlaced
 Change = SupportChange | RoomChange
 
 _KINDS: dict[str, Any] = {c.TAG: c for c in (
     ConversationOpened, FieldsSet, MessageAppended, Queued, Dequeued, Attached, Released,
-    AgentStatus, RecordPut, RecordDeleted, ViewerErased, StockSet, GiftClaimed, OrderPlaced)}
+    AgentStatus, RecordPut, RecordDeleted, ViewerErased, StockSet, GiftClaimed, GiftQuotaSet,
+    OrderPlaced)}
 
 
 def from_wire(wire: Any) -> Change:
@@ -487,7 +510,7 @@ def list_from_wire(wire: Any) -> list[SupportChange]:
     out: list[SupportChange] = []
     for w in wire:
         rec = from_wire(w)
-        if isinstance(rec, StockSet | GiftClaimed | OrderPlaced):
+        if isinstance(rec, StockSet | GiftClaimed | GiftQuotaSet | OrderPlaced):
             raise ChangeFormatError(f"a room change ({rec.TAG!r}) in a support change list")
         out.append(rec)
     return out

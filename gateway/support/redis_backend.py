@@ -51,13 +51,15 @@ reflects its own change.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import logging
 import random
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
@@ -80,8 +82,10 @@ from .changes import (
     RecordPut,
     Released,
     SupportChange,
+    ViewerErased,
     list_from_wire,
     list_to_json,
+    record_about,
 )
 from .conversation import Conversation, ConversationStore
 from .redis_commit import COMMIT
@@ -95,6 +99,25 @@ log = logging.getLogger(__name__)
 
 P = "ld:{ld}:"
 T = TypeVar("T")
+# set once Redis holds the support state (a bootstrap found it, or a repopulation put it
+# back): missing after that means Redis restarted without its data
+POPULATED = P + "populated"
+REPOPULATING = P + "repopulating"  # the lock (with its holder's token) of a repopulation
+# viewer → {"conversations": [...], "at": when}: erasures the archiver has not finished yet
+ERASING = P + "erasing"
+# a repopulating node that died (or stalled) frees the lock after this long; every unit it
+# writes extends it
+REPOPULATE_LOCK_MS = 60_000
+
+# a unit of change records to put back into Redis → "restored", or why not: "present" (Redis
+# already held its subject) or "superseded" (the viewer opened another conversation there)
+RestoreWriter = Callable[[Sequence[SupportChange]], Awaitable[str]]
+# loads the archive and writes it through the writer (``gateway/restore.py``)
+Repopulate = Callable[[RestoreWriter], Awaitable[object]]
+
+
+class RepopulationLockLost(RuntimeError):
+    """Another node took the repopulation over (this one was too slow): stop writing."""
 BUSY = "state store is busy; retry"  # a step others kept overtaking until its deadline
 
 PRELUDE = """
@@ -244,8 +267,15 @@ class RedisBackend(SupportBackend):
                  default_capacity: int = 5, capacities: dict[str, int] | None = None,
                  local_agents: Callable[[], Iterable[str]] | None = None,
                  url: str | None = None, metrics: Any = None,
-                 retention_s: float = 0.0, events: Events | None = None) -> None:
+                 retention_s: float = 0.0, events: Events | None = None,
+                 repopulate: Repopulate | None = None, archived: bool = False) -> None:
         super().__init__(store, router, events)
+        # with an archive (Redis + PostgreSQL): puts a Redis that lost its data back from
+        # the archive (``gateway/restore.py``); None: a Redis that lost data stays empty
+        self.repopulate = repopulate
+        # an archiver copies the ops stream into PostgreSQL: it finishes each erasure there
+        # (``erase_viewer``); without one the erasure cleans the stream itself
+        self.archived = archived
         self.redis = redis
         self.url = url
         self.default_capacity = default_capacity
@@ -299,7 +329,10 @@ class RedisBackend(SupportBackend):
 
     async def _bootstrap(self) -> None:
         """Snapshot from the hashes, then follow the log from where the snapshot began.
-        Changes in the overlap are applied again, which the replica tolerates."""
+        Changes in the overlap are applied again, which the replica tolerates. With an
+        archive, a Redis that lost its data is repopulated first (or this node waits for
+        the node that does it)."""
+        await self.ensure_populated()
         self._last_id, self._last_seq = await self._position()
         changes, _, _, versions = await self._snapshot()
         on_message, self.replica.on_message = self.replica.on_message, None
@@ -322,6 +355,85 @@ class RedisBackend(SupportBackend):
             return "0-0", int(seq) if seq is not None else 0
         fields = last[0][1]
         return _s(last[0][0]), int(fields[b"s"]) if b"s" in fields else None
+
+    async def ensure_populated(self) -> bool:
+        """Make sure Redis holds the support state before this node reads it: True if it
+        had lost it (then it was repopulated, by this node or another).
+
+        Why a marker: an empty Redis looks the same as a new deployment's, and a replica
+        that sees Redis go back cannot tell what Redis lost. :data:`POPULATED` is set once
+        Redis holds the state; missing means it restarted without its data. One node takes
+        :data:`REPOPULATING` (``SET NX`` with a token and a TTL) and writes the archive back
+        through :meth:`restore_unit`, every commit guarded on still holding that token (a
+        node that took over after the TTL fences a slow one out); the others wait for the
+        marker. The repopulation merges: what Redis already holds (written since it came
+        back) is kept, so a first start of this release on an intact Redis writes nothing
+        but the marker."""
+        if self.repopulate is None:
+            return False
+        lost = False
+        backoff = 0.2
+        while not self._closing:
+            if await self.redis.exists(POPULATED):
+                return lost
+            token = secrets.token_hex(8)
+            if not await self.redis.set(REPOPULATING, token, nx=True, px=REPOPULATE_LOCK_MS):
+                lost = True  # another node is repopulating: wait for its marker
+                await asyncio.sleep(0.1)
+                continue
+            lost = True
+            try:
+                log.warning("Redis holds no support state marker: repopulating it from "
+                            "the archive (this node holds the lock)")
+                await self.repopulate(functools.partial(self.restore_unit, token=token))
+                res = await self._run("commit", json.dumps([["G", REPOPULATING, token]]),
+                                      json.dumps([["SET", POPULATED, repr(time.time())],
+                                                  ["DEL", REPOPULATING]]), "")
+                if _s(res[0]) != "ok":
+                    raise RepopulationLockLost("the repopulation lock expired")
+                return True
+            except Exception as e:
+                log.error("repopulating Redis failed (%s); retrying in %.1fs", e, backoff)
+                with contextlib.suppress(Exception):
+                    await self._run("commit", json.dumps([["G", REPOPULATING, token]]),
+                                    json.dumps([["DEL", REPOPULATING]]), "")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        return lost
+
+    async def restore_unit(self, changes: Sequence[SupportChange], token: str) -> str:
+        """Commit one unit of records from the archive (an agent, a conversation with its
+        messages, queue place and assignment, or a record) through the same commit script
+        and ops stream as any step, so every node's replica and the archive see it like
+        any change. Guarded on the lock's ``token`` and on Redis not holding the unit's
+        subject yet (else nothing is written: ``"present"``, or ``"superseded"`` when the
+        viewer has another open conversation in that room). No wait for the tail: the caller
+        may be the tail itself (a resync)."""
+        if not changes:
+            return "restored"
+        guards: list[list[Any]] = [["G", REPOPULATING, token]]
+        first = changes[0]
+        match first:
+            case ConversationOpened():
+                guards += [["X", _conv_key(first.cid), "0"],
+                           ["H", P + "open", [f"{first.room}|{first.viewer}"], [""]]]
+            case AgentStatus():
+                guards.append(["H", P + "agents", [first.user], [""]])
+            case RecordPut():
+                guards.append(["H", f"{P}rec:{first.namespace}", [first.key], [""]])
+            case _:
+                raise ValueError(f"not the start of a restore unit: {first!r}"[:200])
+        # each unit written also extends the lock: a long repopulation keeps it while it
+        # makes progress, one that stalls loses it to another node after the TTL
+        writes = [*self._writes(changes), ["PEXPIRE", REPOPULATING, str(REPOPULATE_LOCK_MS)]]
+        res = await self._run("commit", json.dumps(guards, ensure_ascii=False),
+                              json.dumps(writes, ensure_ascii=False),
+                              list_to_json(list(changes)))
+        if _s(res[0]) == "ok":
+            return "restored"
+        if int(res[1]) == 1:
+            raise RepopulationLockLost("another node took the repopulation over")
+        return "superseded" if int(res[1]) == 3 else "present"
 
     async def _snapshot(self) -> tuple[list[SupportChange], dict[str, int], list[str],
                                        dict[str, int]]:
@@ -390,6 +502,12 @@ class RedisBackend(SupportBackend):
         routing goes on without them having to touch their console."""
         log.error("ops log: %s; rebuilding this node's replica from Redis (resync #%d)",
                   why, self.resyncs + 1)
+        # this node's agents as it has them (the console is connected here): registered
+        # again if Redis lost them, or got them back from the archive as offline
+        mine = [(a.user, a.status, a.name, a.capacity, a.paused)
+                for u in self.local_agents() if (a := self.router.agents.get(u)) is not None]
+        if await self.ensure_populated():
+            reason = "redis_lost_data"  # the marker was gone: Redis restarted empty
         # the position is adopted only once the snapshot is applied: a step waiting in
         # ``applied()`` must not be released onto a replica that does not hold it yet
         last_id, last_seq = await self._position()
@@ -442,20 +560,21 @@ class RedisBackend(SupportBackend):
         self.resyncs += 1
         if self.metrics is not None:
             self.metrics.replica_resyncs.labels(reason=reason).inc()
-        lost_agents = [self.router.agents[u] for u in self.local_agents()
-                       if u not in known and u in self.router.agents]
+        lost_agents = [m for m in mine if m[0] not in known or (
+            reason == "redis_lost_data" and (a := self.router.agents.get(m[0])) is not None
+            and a.status != m[1])]
         if lost_agents:  # through the normal step, off the tail loop (it waits for the tail)
             t = asyncio.get_running_loop().create_task(self._reregister(lost_agents))
             self._side_tasks.add(t)
             t.add_done_callback(self._side_tasks.discard)
 
-    async def _reregister(self, agents) -> None:
-        for a in agents:
+    async def _reregister(self, agents: list[tuple[str, str, str, int, bool]]) -> None:
+        for user, status, name, capacity, paused in agents:
             try:
-                await self.set_status(a.user, a.status, a.name, a.capacity, a.paused)
-                log.warning("agent %s registered again after Redis lost its state", a.user)
+                await self.set_status(user, status, name, capacity, paused)
+                log.warning("agent %s registered again after Redis lost its state", user)
             except Exception as e:
-                log.warning("re-registering agent %s failed: %s", a.user, e)
+                log.warning("re-registering agent %s failed: %s", user, e)
 
     async def _tail_loop(self) -> None:
         backoff = 0.1
@@ -504,10 +623,15 @@ class RedisBackend(SupportBackend):
         read were trimmed. (A script bumps the counter and appends its entry atomically, so
         reading the counter first and the Stream second cannot see a number whose entry is
         not there yet.)"""
-        if self._last_seq is None:
-            return  # following a log written before entries were numbered
         tail = self._tail_redis
         assert tail is not None  # started before the tail loop that calls this
+        if self.repopulate is not None and not await tail.exists(POPULATED):
+            # the marker is gone: Redis lost its data, even if it held no change yet
+            await self._resync("Redis no longer holds the populated marker: it lost its "
+                               "data", "redis_lost_data")
+            return
+        if self._last_seq is None:
+            return  # following a log written before entries were numbered
         seq = await tail.get(P + "opseq")
         have = int(seq) if seq is not None else 0
         if have < self._last_seq:
@@ -805,6 +929,100 @@ class RedisBackend(SupportBackend):
         res = await self._run("hit", key, repr(time.time()), repr(float(window_s)), int(limit),
                               secrets.token_hex(6))
         return Hit(bool(int(res[0])), int(res[1]), max(0.0, float(_s(res[2]))))
+
+    # --- erasure ---------------------------------------------------------------------------
+    async def erase_viewer(self, viewer: str) -> list[str]:
+        """Erase ``viewer`` from Redis and every node's replica: one commit deletes the keys
+        of the viewer's conversations (open or resolved, found in this replica and by a
+        ``SCAN`` of the conversation hashes: a resolved one may be in Redis only), their
+        queue places, agents' load and the records about them, and appends
+        :class:`ViewerErased` to the ops stream (every replica drops the viewer).
+
+        The ops stream still holds the viewer's earlier changes. With an archiver
+        (``archived``), the commit also notes the viewer and its conversations in
+        :data:`ERASING`: the archiver leaves their not-yet-archived changes out of the
+        archive, and once it has archived past the erasure it deletes those entries from
+        the streams, erases the store again (nothing can come back from an entry it read
+        before) and forgets the note (``gateway/archiver.py``). Without one, this node
+        deletes the entries at once (:meth:`scrub_stream`)."""
+        ids = {c.id for c in self.store.for_viewer(viewer)}
+        agents: dict[str, str] = {}
+        rooms: dict[str, str] = {}
+        keys = [_s(k) async for k in self.redis.scan_iter(match=P + "conv:*", count=1000)]
+        for i in range(0, len(keys), 1000):  # one round trip per 1,000 conversations
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in keys[i:i + 1000]:
+                    pipe.hmget(key, ["viewer", "room", "agent"])
+                found = await pipe.execute()
+            for key, (who, room, agent) in zip(keys[i:i + 1000], found, strict=True):
+                if who is not None and _s(who) == viewer:
+                    cid = key[len(P + "conv:"):]
+                    ids.add(cid)
+                    rooms[cid] = _s(room or b"")
+                    if agent:
+                        agents[cid] = _s(agent)
+        for conv in self.store.for_viewer(viewer):
+            rooms.setdefault(conv.id, conv.room)
+            if conv.agent:
+                agents.setdefault(conv.id, conv.agent)
+        w: list[list[Any]] = [["DEL", f"{P}vopen:{viewer}"]]
+        for cid in sorted(ids):
+            w += [["DEL", _conv_key(cid), f"{P}log:{cid}", f"{P}cmid:{cid}"],
+                  ["SREM", P + "convs", cid], ["LREM", P + "queue", "0", cid],
+                  ["HDELEQ", P + "open", f"{rooms.get(cid, '')}|{viewer}", cid]]
+            if cid in agents:
+                w.append(["SREM", f"{P}load:{agents[cid]}", cid])
+        for ns in [_s(x) for x in await self.redis.smembers(P + "recns")]:
+            for rkey, raw in (await self.redis.hgetall(f"{P}rec:{ns}")).items():
+                k_ = _s(rkey)
+                try:
+                    about = record_about(ns, k_, json.loads(raw))
+                except ValueError:
+                    continue
+                if about[0] == viewer or about[1] in ids:
+                    w += [["HDEL", f"{P}rec:{ns}", k_], ["HDEL", f"{P}recv:{ns}", k_],
+                          ["ZREM", P + "recexp", f"{ns}\n{k_}"]]
+        if self.archived:
+            w.append(["HSET", ERASING, viewer, json.dumps(
+                {"conversations": sorted(ids), "at": time.time()})])
+        glob = "".join("\\" + ch if ch in "*?[]\\" else ch for ch in viewer)
+        hits = [k async for k in self.redis.scan_iter(match=f"{P}hits:*{glob}*", count=1000)]
+        if hits:  # the churn guard's counters keyed by the viewer
+            w.append(["DEL", *[_s(h) for h in hits]])
+        res = await self._run("commit", "[]", json.dumps(w, ensure_ascii=False),
+                              list_to_json([ViewerErased(viewer)]))
+        eid = _s(res[1])
+        await self.applied(eid)
+        if not self.archived:
+            await self.scrub_stream(self.redis, P + "ops", eid, viewer, sorted(ids))
+        return sorted(ids)
+
+    @staticmethod
+    async def scrub_stream(redis: aioredis.Redis, stream: str, upto: str, viewer: str,
+                           conversations: Sequence[str]) -> int:
+        """Delete the entries of ``stream`` up to ``upto`` (inclusive) that name ``viewer``
+        or one of ``conversations`` (as a JSON string in the change list; the
+        :class:`ViewerErased` entry itself names the viewer too). A node whose tail had
+        not read them yet sees the hole in the numbers and resyncs from the hashes."""
+        needles = {json.dumps(x, ensure_ascii=a).encode() for x in (viewer, *conversations)
+                   for a in (False, True)}
+        gone: list[bytes] = []
+        start = "-"
+        while True:
+            page = cast(list[tuple[bytes, dict[bytes, bytes]]],
+                        await redis.xrange(stream, min=start, max=upto, count=1000))
+            if not page:
+                break
+            for eid, fields in page:
+                c = fields.get(b"c", b"")
+                if any(n in c for n in needles):
+                    gone.append(eid)
+            if len(page) < 1000:
+                break
+            start = "(" + _s(page[-1][0])
+        for i in range(0, len(gone), 1000):
+            await redis.xdel(stream, *gone[i:i + 1000])
+        return len(gone)
 
     EXPIRE_BATCH = 500  # records per script run: a big backlog does not stall Redis
 

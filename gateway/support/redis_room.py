@@ -33,13 +33,22 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from signaling import ErrorCode, ProtocolError
 
-from .changes import GiftClaimed, OrderPlaced, RoomChange, StockSet, list_to_json
+from .changes import (
+    Change,
+    GiftClaimed,
+    GiftQuotaSet,
+    OrderPlaced,
+    RoomChange,
+    StockSet,
+    list_to_json,
+)
 from .knowledge import Knowledge
 from .orders import (
     Order,
@@ -87,6 +96,64 @@ class RedisRoomStore:
             return True
         await self.refresh(room)
         return False
+
+    async def repopulate(self, room: Room, stock: dict[str, int], gifts: dict[str, int],
+                         orders: list[tuple[Order, dict[str, Any], float]],
+                         edit: Callable[[Room], None] | None = None) -> bool:
+        """Put a room back into a Redis that lost its data, with the counters and order ids
+        the archive holds (``gateway/restore.py``; ``edit`` applies the rest of it, a host's
+        gift quotas, to this node's copy first); False (nothing written) if Redis holds
+        the room already (a node seeded it since, or Redis never lost it).
+
+        The counters are applied to this node's copy as the room change records that set
+        them (as a single node's restore does) and written from it, like a seed; the
+        order ids with their answers and times, so a replayed order is a repeat. ``version``
+        and ``kbv`` are bumped: orders other nodes decided on their older copies are refused
+        and decided again on this one."""
+        rid = room.id
+        kb_json = json.dumps(room.knowledge.to_dict(), ensure_ascii=False)
+        if not await self.redis.set(k(rid, "kb"), kb_json, nx=True):
+            return False
+        if edit is not None:  # what else the archive holds of the room (a host's quotas)
+            edit(room)
+        for sku, n in stock.items():
+            apply_room_change(room.knowledge, StockSet(rid, sku, int(n)))
+        for promo, n in gifts.items():
+            apply_room_change(room.knowledge, GiftClaimed(rid, promo, int(n)))
+        await self._write_counters(room)
+        p = self.redis.pipeline(transaction=True)
+        p.set(k(rid, "kb"), json.dumps(room.knowledge.to_dict(), ensure_ascii=False))
+        for order, body, at in orders:
+            rec = {"user": order.user, "sku": order.sku, "qty": order.qty, "body": body,
+                   "promo": None, "ts": repr(at)}
+            p.hset(k(rid, "orders"), order.order_id, json.dumps(rec, ensure_ascii=False))
+            p.zadd(k(rid, "orders_ts"), {order.order_id: at})
+        p.incr(k(rid, "version"))
+        p.incr(k(rid, "kbv"))
+        await p.execute()
+        await self.refresh(room, exact=True)
+        room.version += 1
+        return True
+
+    async def erase_viewer(self, room_ids: list[str], viewer: str) -> int:
+        """Forget ``viewer``'s order ids in these rooms (erasure: the store erases the
+        viewer's orders too); returns how many. The stock they took stays taken."""
+        n = 0
+        for rid in room_ids:
+            gone = []
+            async for oid, raw in self.redis.hscan_iter(k(rid, "orders")):
+                try:
+                    if json.loads(raw).get("user") == viewer:
+                        gone.append(oid)
+                except ValueError:
+                    continue
+            if gone:
+                p = self.redis.pipeline(transaction=True)
+                p.hdel(k(rid, "orders"), *gone)
+                p.zrem(k(rid, "orders_ts"), *gone)
+                await p.execute()
+                n += len(gone)
+        return n
 
     async def _write_counters(self, room: Room) -> None:
         rid, kb = room.id, room.knowledge
@@ -136,26 +203,39 @@ class RedisRoomStore:
         Live counters (stock, gifts claimed) move with orders on every node; rewriting them
         from this node's copy (which may lag) could hand out more gifts than the limit. So
         a stock edit sets just that sku's stock, a promotion edit sets limit/sku/active and
-        never ``claimed`` (only a new promotion gets its initial ``claimed``)."""
+        never ``claimed`` (only a new promotion gets its initial ``claimed``).
+
+        With an archiver (``change_log``), the edit's room change records (``StockSet``;
+        ``GiftQuotaSet``, and a new promotion's ``GiftClaimed``) are appended to the room's
+        stream by the same script, so the store has the edit without waiting for an order."""
         rid = room.id
         listed = {_s(x) for x in await self.redis.lrange(k(rid, "gifts"), 0, -1)}
-        p = self.redis.pipeline(transaction=True)
-        p.set(k(rid, "kb"), json.dumps(room.knowledge.to_dict(), ensure_ascii=False))
+        w: list[list[Any]] = [["SET", k(rid, "kb"),
+                               json.dumps(room.knowledge.to_dict(), ensure_ascii=False)]]
+        logged: list[Change] = []  # with an archiver: what the store is to record
         kind = change.get("kind")
         if kind == "stock":
-            p.hset(k(rid, "stock"), change["sku"], change["stock"])
+            w.append(["HSET", k(rid, "stock"), change["sku"], str(change["stock"])])
+            logged.append(StockSet(rid, change["sku"], int(change["stock"])))
         elif kind == "promotion":
             promo = room.knowledge.promotion(change["promotion"]["id"])
             if promo is not None and promo.kind == "first_n_gift":
                 g = k(rid, f"gift:{promo.id}")
-                p.hset(g, mapping={"limit": promo.limit or 0, "sku": promo.sku or "",
-                                   "active": "1" if promo.active else "0"})
-                p.hsetnx(g, "claimed", promo.claimed or 0)
+                w += [["HSET", g, "limit", str(promo.limit or 0), "sku", promo.sku or "",
+                       "active", "1" if promo.active else "0"],
+                      ["HSETNX", g, "claimed", str(promo.claimed or 0)]]
                 if promo.id not in listed:  # keep the KB order of existing promotions
-                    p.rpush(k(rid, "gifts"), promo.id)
-        p.incr(k(rid, "version"))
-        p.incr(k(rid, "kbv"))  # orders decided on a copy from before this edit are refused
-        await p.execute()
+                    w.append(["RPUSH", k(rid, "gifts"), promo.id])
+                logged.append(GiftQuotaSet(rid, promo.id, int(promo.limit or 0),
+                                           bool(promo.active)))
+                if change.get("created"):
+                    logged.append(GiftClaimed(rid, promo.id, int(promo.claimed or 0)))
+        w += [["INCR", k(rid, "version")],
+              ["INCR", k(rid, "kbv")]]  # orders decided on a copy from before this edit: refused
+        log_it = self.change_log and bool(logged)
+        await self._commit(args=[k(rid, "") if log_it else "", "[]",
+                                 json.dumps(w, ensure_ascii=False),
+                                 list_to_json(logged) if log_it else "", ""])
 
     DEADLINE_S = 10.0  # an order still not committed after this long: unavailable
 

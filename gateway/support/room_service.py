@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from signaling import ErrorCode, Hub, ProtocolError, Request
 
@@ -37,6 +37,7 @@ from .messages import (
     RoomUpdate,
     RoomWatch,
 )
+from .orders import not_saved
 from .replies import CannedReply, room_replies, search
 from .room import (
     MemoryOrderLedger,
@@ -52,6 +53,18 @@ if TYPE_CHECKING:
     from .redis_room import RoomSync
 
 log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class RoomEditJournal(Protocol):
+    """Where a single node's host edits of stock and gift quotas become durable (the store's
+    feed, passed to the memory ledger as its journal): the host is answered only once the
+    room's counters after the edit are committed, so a restart gives the same stock and
+    gifts (docs/storage.md#durable-before-acknowledged)."""
+
+    def refusing(self) -> str | None: ...
+
+    async def room_edited(self, room: Any) -> None: ...
 
 
 def room_topic(room_id: str) -> str:
@@ -151,6 +164,19 @@ class RoomService:
         self._check_claim(req, room_id)
         return room
 
+    def _journal(self) -> RoomEditJournal | None:
+        j = getattr(self.ledger, "journal", None)
+        return j if isinstance(j, RoomEditJournal) else None
+
+    def _edited_room(self, req: Request, room_id: str) -> Room:
+        """The room a host edits; refused before anything changes while the store holds
+        an earlier write it could not commit (single node with a store)."""
+        room = self._host_room(req, room_id)
+        j = self._journal()
+        if j is not None and (why := j.refusing()) is not None:
+            raise not_saved(why)
+        return room
+
     # --- handlers --------------------------------------------------------------------------
     async def on_watch(self, req: Request[RoomWatch]):
         room = self._host_room(req, req.msg.room)
@@ -171,22 +197,22 @@ class RoomService:
         await self._apply(req, room, room.set_on_screen(req.msg.sku))
 
     async def on_stock(self, req: Request[RoomStock]):
-        room = self._host_room(req, req.msg.room)
+        room = self._edited_room(req, req.msg.room)
         await self._apply(req, room, room.set_stock(req.msg.sku, req.msg.stock))
 
     async def on_promo_upsert(self, req: Request[RoomPromoUpsert]):
-        room = self._host_room(req, req.msg.room)
+        room = self._edited_room(req, req.msg.room)
         if not req.msg.promotion.get("id"):
             raise ProtocolError(ErrorCode.BAD_REQUEST, "room.promo.upsert: promotion.id is required")
         await self._apply(req, room, room.upsert_promotion(req.msg.promotion,
                                                            self.support.limits))
 
     async def on_promo_stop(self, req: Request[RoomPromoStop]):
-        room = self._host_room(req, req.msg.room)
+        room = self._edited_room(req, req.msg.room)
         await self._apply(req, room, room.set_promotion_active(req.msg.promotion, False))
 
     async def on_promo_start(self, req: Request[RoomPromoStart]):
-        room = self._host_room(req, req.msg.room)
+        room = self._edited_room(req, req.msg.room)
         await self._apply(req, room, room.set_promotion_active(req.msg.promotion, True))
 
     async def on_announce(self, req: Request[RoomAnnounce]):
@@ -209,6 +235,12 @@ class RoomService:
         await self.publish_change(room, change)
 
     async def _apply(self, req: Request, room: Room, change: dict[str, Any]) -> None:
+        j = self._journal()
+        if j is not None and change.get("kind") in ("stock", "promotion"):
+            try:  # durable before the host is answered (the edit stays applied here)
+                await j.room_edited(room)
+            except Exception as e:
+                raise not_saved(str(e) or e.__class__.__name__) from None
         if self.sync is not None:
             await self.sync.store.save(room, change)
             await self.sync.announce(room, change)

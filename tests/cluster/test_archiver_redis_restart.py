@@ -5,7 +5,8 @@ one node archives, the lag metric stays low, and when Redis is killed and restar
 already in PostgreSQL (the figure printed is how many acknowledged messages the archive was
 missing at the kill: what a repopulated Redis would lose). After the restart the archive goes
 on with Redis's new log; when the leader's process is then killed, the other node takes over
-within the lease TTL. (Repopulating Redis from PostgreSQL is a follow-up.)"""
+within the lease TTL. (Redis repopulated from PostgreSQL and the chat carrying on in the same
+conversation: ``test_repopulate_cluster.py``.)"""
 
 from __future__ import annotations
 
@@ -90,6 +91,7 @@ async def test_archive_holds_the_acknowledged_chat_when_redis_restarts_empty(
         assert leaders == {1.0}, leaders  # exactly one node archived throughout
 
         # Redis dies mid-conversation, right after the last acknowledgement
+        fence_before = (await pg_fetch(pg_url, "SELECT fence FROM archive_fence"))[0][0]
         killed = time.monotonic()
         assert redis_server.proc is not None
         redis_server.proc.kill()
@@ -111,7 +113,7 @@ async def test_archive_holds_the_acknowledged_chat_when_redis_restarts_empty(
         redis_server.start()
         await wait_ready(http, a, within=20)
         await wait_ready(http, b, within=20)
-        fence_before = (await pg_fetch(pg_url, "SELECT fence FROM archive_fence"))[0][0]
+        # (the repopulation's writes are archived at once: the fence is read before the kill)
         v2 = await connect(http, a, "viewer", "v2", room="flash")
         cid2 = None
         for _ in range(50):  # the nodes resync with the empty Redis first

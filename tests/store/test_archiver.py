@@ -121,6 +121,9 @@ async def test_the_log_reaches_postgresql_in_order_once(redis, pg):
     try:
         await wait_for(lambda: arch.leading, 5, "a leader")
         await wait_for(lambda: caught_up(arch), 5, "archive caught up")
+        # the stored cursor can be read before the leader's commit call has returned (and
+        # bumped its counter): closing then would cancel it right there
+        await wait_for(lambda: arch.archived >= 4, 5, "the leader's count")
     finally:
         await arch.close()
     assert [r[0] for r in await store.db.fetch(

@@ -44,6 +44,7 @@ support_records = st.one_of(
 room_records = st.one_of(
     st.builds(C.StockSet, ident, ident, st.integers(0, 10**6)),
     st.builds(C.GiftClaimed, ident, ident, st.integers(0, 10**6)),
+    st.builds(C.GiftQuotaSet, ident, ident, st.integers(0, 10**6), st.booleans()),
     st.builds(C.OrderPlaced, room=ident, order_id=ident, user=ident, sku=ident,
               qty=st.integers(1, 100), stock_left=st.integers(0, 10**6),
               gift_promotion=opt_ident, rank=st.none() | st.integers(1, 1000), ts=ts),
@@ -74,7 +75,7 @@ def test_a_room_change_in_a_support_list_is_refused():
 def test_every_kind_is_covered_by_the_round_trip():
     kinds = {C.ConversationOpened, C.FieldsSet, C.MessageAppended, C.Queued, C.Dequeued,
              C.Attached, C.Released, C.AgentStatus, C.RecordPut, C.RecordDeleted, C.ViewerErased, C.StockSet,
-             C.GiftClaimed, C.OrderPlaced}
+             C.GiftClaimed, C.GiftQuotaSet, C.OrderPlaced}
     assert {c for c in C._KINDS.values()} == kinds
 
 
