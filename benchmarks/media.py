@@ -23,11 +23,18 @@ video fps per stream, video frame loss, latency p50/p95 (through the gateway, di
 added), audio packets per second per stream, and the time from a joiner's ``rtc.answer``
 (to the gateway offer carrying the other side's tracks) to the first video frame.
 
-    .venv/bin/python -m benchmarks.media [--calls 8] [--seconds 10] [--modes passthrough,transcode] [--json]
+Mode ``record`` is passthrough with every call recorded (docs/media.md#recording): the
+agent asks, the viewer consents before the window; both sides' encoded frames are muxed to
+WebM by the gateway during it, and stored after it. ``recording_cpu_ratio`` is its gateway
+CPU per call over passthrough's in the same run (target ≤ 1.3), and
+``recording_frame_loss_added`` its video frame loss minus passthrough's.
+
+    .venv/bin/python -m benchmarks.media [--calls 8] [--seconds 10] [--modes passthrough,transcode,record] [--json]
 
 The last line with ``--json`` is one JSON object (``cpu_per_call_passthrough``,
 ``cpu_per_call_transcode``, ``cpu_ratio``, ``added_latency_ms_p50_passthrough``,
-``frame_loss_passthrough``, ``calls``, …).
+``frame_loss_passthrough``, ``calls``, ``cpu_per_call_record``, ``recording_cpu_ratio``,
+``recording_frame_loss_added``, ``recordings_saved_record``, …).
 """
 
 from __future__ import annotations
@@ -417,8 +424,12 @@ class Gateway:
         self.logfile = logdir / f"gateway-{mode}-{self.port}.log"
         env = dict(os.environ, LIVEDESK_SECRET=SECRET, LIVEDESK_AGENT_CAPACITY="1",
                    LIVEDESK_RATE_PER_S="1000", LIVEDESK_RATE_BURST="1000")
+        # "record": passthrough forwarding plus a recording of every call (the store keeps
+        # the files: every mode gets its own data directory, so they differ in nothing else)
+        media_mode = "passthrough" if mode == "record" else mode
         args = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(self.port),
-                "--media-mode", mode, "--room", str(room), "--log-level", "WARNING"]
+                "--media-mode", media_mode, "--room", str(room), "--log-level", "WARNING",
+                "--data-dir", str(logdir / f"data-{mode}-{self.port}")]
         self.proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=open(self.logfile, "w"),
                                      stderr=subprocess.STDOUT)
         deadline = time.time() + 30
@@ -485,6 +496,7 @@ async def run_mode(mode: str, calls: int, seconds: float, clip, opus, room: Path
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
     sockets: list[WSClient] = []
     clients: list[tuple[BenchClient, BenchClient]] = []
+    calls_ids: list[str] = []
     pcs: list = []
     try:
         log(f"{mode}: gateway pid {gw.proc.pid}, log {gw.logfile}")
@@ -516,6 +528,7 @@ async def run_mode(mode: str, calls: int, seconds: float, clip, opus, room: Path
             vc, ac = BenchClient(v, f"viewer{i}", clip, opus), BenchClient(a, f"agent{i}", clip, opus)
             await asyncio.gather(vc.start(call), ac.start(call))
             clients.append((vc, ac))
+            calls_ids.append(call)
         video, direct_rx, pcs = await direct_pair(clip)
 
         # everyone receives the other side's video
@@ -528,10 +541,23 @@ async def run_mode(mode: str, calls: int, seconds: float, clip, opus, room: Path
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{mode}: media did not flow to every participant")
             await asyncio.sleep(0.1)
+        if mode == "record":  # every call recorded, with the viewer's consent
+            for (vc, ac), call in zip(clients, calls_ids, strict=True):
+                r = await ac.ws.request("call.record", call=call, action="start")
+                assert r.get("state") == "requested", r
+                r = await vc.ws.request("call.record.consent", call=call, accept=True)
+                assert r.get("state") == "recording", r
         await asyncio.sleep(2.0)  # warm-up
         t0, cpu0 = time.monotonic(), gw.cpu_s()
         await asyncio.sleep(seconds)
         t1, cpu1 = time.monotonic(), gw.cpu_s()
+        saved = 0
+        if mode == "record":  # stopped after the window; the files are stored
+            for (_vc, ac), call in zip(clients, calls_ids, strict=True):
+                await ac.ws.request("call.record", call=call, action="stop")
+            for (_vc, ac), call in zip(clients, calls_ids, strict=True):
+                ev = await ac.ws.event("call.recording", call=call, state="saved", timeout=60)
+                saved += len(ev.get("recordings") or ())
         rss1 = gw.rss_mb()
         threads1 = gw.threads()
         await asyncio.sleep(0.3)  # let the last frames of the window arrive
@@ -572,6 +598,8 @@ async def run_mode(mode: str, calls: int, seconds: float, clip, opus, room: Path
             "join_first_frame_ms_max": max(joins) if joins else float("nan"),
             "audio_pps": statistics.mean(audio_pps) if audio_pps else 0.0,
         }
+        if mode == "record":
+            out["recordings_saved"] = saved
         out["added_latency_ms_p50"] = max(0.0, out["latency_ms_p50"] - out["direct_latency_ms_p50"])
         out["added_latency_ms_p95"] = max(0.0, out["latency_ms_p95"] - out["direct_latency_ms_p95"])
         return out
@@ -591,7 +619,8 @@ async def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--calls", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--modes", default="passthrough,transcode")
+    ap.add_argument("--modes", default="passthrough,transcode,record",
+                    help="passthrough, transcode, record (passthrough + recording every call)")
     ap.add_argument("--baseline-calls", type=int, default=2,
                     help="also run each mode with this many calls (0: skip): the per-call "
                          "cost while transcode is not CPU-bound on this machine")
@@ -622,6 +651,13 @@ async def main() -> int:
         summary["cpu_ratio"] = round(tr / p, 2) if p > 0 else None
         # transcode that cannot keep up is capped by the machine, not by its cost
         summary["transcode_cpu_bound"] = results["transcode"]["fps"] < 0.9 * FPS
+    if "passthrough" in results and "record" in results:
+        p, rec = results["passthrough"], results["record"]
+        summary["recording_cpu_ratio"] = (round(rec["cpu_per_call"] / p["cpu_per_call"], 3)
+                                          if p["cpu_per_call"] > 0 else None)
+        summary["recording_frame_loss_added"] = round(rec["frame_loss"] - p["frame_loss"], 4)
+        summary["recording_target_met"] = bool(summary["recording_cpu_ratio"] is not None
+                                               and summary["recording_cpu_ratio"] <= 1.3)
     if args.baseline_calls and args.baseline_calls != args.calls:
         n = args.baseline_calls
         base = {}

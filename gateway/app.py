@@ -14,6 +14,7 @@ from aiohttp import web
 
 from signaling.bus import Bus
 
+from .attachments_api import setup_attachment_routes
 from .auth.routes import setup_auth_routes
 from .config import Config
 from .embed_api import setup_embed_routes
@@ -46,6 +47,7 @@ def create_app(config: Config, responder: Responder | None = None,
         app.cleanup_ctx.append(cleanup_context(resource))
     setup_routes(app, gw)
     setup_history_routes(app, gw)  # history, export, erasure (the durable store)
+    setup_attachment_routes(app, gw)  # photos, stills, recordings (docs/protocol.md)
     setup_auth_routes(app, gw)  # sign-in, socket tokens, JWKS, accounts (docs/accounts.md)
     setup_embed_routes(app, gw)  # widget.js, /embed, anonymous viewers (docs/embedding.md)
     return app

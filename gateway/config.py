@@ -183,6 +183,19 @@ class Config:
     ring_timeout_s: float = 30.0
     call_grace_s: float = 10.0
     drain_s: float = 30.0
+    # attachments and recordings (docs/security.md#attachments): where they are kept
+    # ("local": <data_dir>/attachments; "database": the durable store, every node reaches it)
+    attachment_storage: str = "auto"  # auto: database with PostgreSQL, else local
+    attachment_max_bytes: int = 10 * 1024 * 1024  # one upload, before processing
+    attachment_max_pixels: int = 40_000_000  # width × height, checked before decoding
+    attachment_max_side: int = 12_000  # either dimension, checked before decoding
+    attachment_out_side: int = 2048  # the processed image's longest side
+    attachment_thumb_side: int = 320
+    attachment_uploads_per_minute: int = 20  # per uploader
+    attachment_user_bytes: int = 200 * 1024 * 1024  # per uploader, stored bytes in total
+    attachment_workers: int = 2  # image processing threads (never on the event loop)
+    recording_max_s: float = 3600.0  # a recording stops by itself after this
+    recording_consent_timeout_s: float = 60.0  # no answer from the viewer: declined
     # remote ICE candidates toward these ranges are ignored
     ice_denied_ranges: list[str] = field(default_factory=lambda: list(DEFAULT_ICE_DENIED_RANGES))
     ice_allow_loopback: bool = False  # tests/dev: accept 127/8 and ::1 candidates anyway
@@ -228,6 +241,17 @@ class Config:
             "turn_ttl_s": ("TURN_TTL_S", int), "udp_port_min": ("UDP_PORT_MIN", int),
             "udp_port_max": ("UDP_PORT_MAX", int), "video_codec": ("VIDEO_CODEC", str),
             "media_mode": ("MEDIA_MODE", str), "max_call_s": ("MAX_CALL_S", float),
+            "attachment_storage": ("ATTACHMENT_STORAGE", str),
+            "attachment_max_bytes": ("ATTACHMENT_MAX_BYTES", int),
+            "attachment_max_pixels": ("ATTACHMENT_MAX_PIXELS", int),
+            "attachment_uploads_per_minute": ("ATTACHMENT_UPLOADS_PER_MINUTE", int),
+            "attachment_user_bytes": ("ATTACHMENT_USER_BYTES", int),
+            "attachment_max_side": ("ATTACHMENT_MAX_SIDE", int),
+            "attachment_out_side": ("ATTACHMENT_OUT_SIDE", int),
+            "attachment_thumb_side": ("ATTACHMENT_THUMB_SIDE", int),
+            "attachment_workers": ("ATTACHMENT_WORKERS", int),
+            "recording_max_s": ("RECORDING_MAX_S", float),
+            "recording_consent_timeout_s": ("RECORDING_CONSENT_TIMEOUT_S", float),
             "ring_timeout_s": ("RING_TIMEOUT_S", float), "call_grace_s": ("CALL_GRACE_S", float),
             "commerce_url": ("COMMERCE_URL", str), "commerce_token": ("COMMERCE_TOKEN", str),
             "commerce_timeout_s": ("COMMERCE_TIMEOUT_S", float),
@@ -332,6 +356,14 @@ class Config:
             raise ConfigError("--media-mode must be passthrough or transcode")
         if self.loop not in ("auto", "uvloop", "asyncio"):
             raise ConfigError("LIVEDESK_LOOP must be auto, uvloop or asyncio")
+        if self.attachment_storage not in ("auto", "local", "database"):
+            raise ConfigError("LIVEDESK_ATTACHMENT_STORAGE must be auto, local or database")
+        for name, value in (("ATTACHMENT_MAX_BYTES", self.attachment_max_bytes),
+                            ("ATTACHMENT_MAX_PIXELS", self.attachment_max_pixels),
+                            ("ATTACHMENT_UPLOADS_PER_MINUTE", self.attachment_uploads_per_minute),
+                            ("ATTACHMENT_USER_BYTES", self.attachment_user_bytes)):
+            if value <= 0:
+                raise ConfigError(f"LIVEDESK_{name} must be a positive whole number")
         if self.resolved_retention_s < 0:
             raise ConfigError("LIVEDESK_RESOLVED_RETENTION_S must be 0 (keep forever) or a "
                               "number of seconds")

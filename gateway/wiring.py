@@ -22,6 +22,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from signaling import Hub, MemoryBus, ProtocolError, TokenAuthority
@@ -34,6 +35,13 @@ from signaling.protocol import Message
 from signaling.server import EdgeConfig, SocketEndpoint
 from signaling.session import Session
 
+from .attachments import (
+    AttachmentLimits,
+    AttachmentService,
+    ConversationAccess,
+    DatabaseAttachmentStorage,
+    LocalAttachmentStorage,
+)
 from .auth.events import AccountRevoked
 from .auth.plane import AuthPlane, build_auth
 from .config import Config
@@ -287,6 +295,7 @@ class Gateway:
     auth: AuthPlane
     durable: Durable | None = None  # the durable store, when configured (docs/storage.md)
     eraser: ViewerEraser | None = None  # erases a viewer everywhere (with a store)
+    attachments: AttachmentService | None = None  # photos, stills, recordings (with a store)
     archiver: Archiver | None = None  # with Redis and PostgreSQL: this node's candidate
     resources: list[Resource] = field(default_factory=list)
 
@@ -345,6 +354,63 @@ def no_new_calls_while(node: NodeState) -> Callable[[Session, Message], Protocol
     return gate
 
 
+class AttachmentAccess:
+    """The attachment service's :class:`~gateway.attachments.AccessPort`: who a
+    conversation's members are, from the support plane's live conversations (else the
+    durable store's row), the store's ``handled`` table (every agent ever assigned) and the
+    media plane's live call on this node. The planes are read through the callables the
+    composition root passes, bound once the planes exist."""
+
+    def __init__(self, conversation: Callable[[str], Any], sync: Callable[[], Awaitable[Any]],
+                 call_participants: Callable[[str], list[str]], durable: Durable | None):
+        self.conversation = conversation
+        self.sync = sync
+        self.call_participants = call_participants
+        self.durable = durable
+
+    async def access(self, conversation: str) -> ConversationAccess | None:
+        conv = self.conversation(conversation)
+        if conv is None:
+            await self.sync()  # another node may have just opened it
+            conv = self.conversation(conversation)
+        viewer, agent = (conv.viewer, conv.agent) if conv is not None else (None, None)
+        handled: tuple[str, ...] = ()
+        if self.durable is not None:
+            db = self.durable.store.db
+            if conv is None:
+                rows = await db.fetch("SELECT viewer, agent FROM conversations WHERE id = ?",
+                                      (conversation,))
+                if rows:
+                    viewer, agent = rows[0]
+            handled = tuple(r[0] for r in await db.fetch(
+                "SELECT agent FROM handled WHERE conversation = ?", (conversation,)))
+        if viewer is None:
+            return None
+        return ConversationAccess(conversation, viewer, agent, handled,
+                                  tuple(self.call_participants(conversation)))
+
+
+def build_attachments(config: Config, durable: Durable | None,
+                      access: AttachmentAccess) -> AttachmentService | None:
+    """Attachments need a store (its retention and erasure are theirs): none without one.
+    ``attachment_storage``: ``database`` keeps them in the store (what several nodes share),
+    ``local`` under ``<data_dir>/attachments``; ``auto`` picks the database with PostgreSQL."""
+    if durable is None:
+        return None
+    mode = config.attachment_storage
+    if mode == "auto":
+        mode = "database" if config.database_url or not config.data_dir else "local"
+    storage = (DatabaseAttachmentStorage(durable.store.db) if mode == "database"
+               else LocalAttachmentStorage((config.data_dir or Path(".")) / "attachments"))
+    store = durable.store
+
+    async def exists(conversation: str) -> bool:
+        return await store.conversation(conversation) is not None
+
+    return AttachmentService(storage, access, AttachmentLimits.from_config(config),
+                             exists=exists)
+
+
 def build_gateway(config: Config, responder: Responder | None = None,
                   bus: Bus | None = None) -> Gateway:
     """Build one node. ``responder`` replaces the default bot (tests); ``bus`` replaces the
@@ -393,13 +459,21 @@ def build_gateway(config: Config, responder: Responder | None = None,
     bot = responder or default_responder(config)
 
     backend = backends.support_backend(hub, metrics, events, durable)
+
+    def call_participants(conversation: str) -> list[str]:
+        call = media.calls.for_conversation(conversation)  # bound below, read per request
+        return list(call.participants) if call is not None else []
+
+    attachments = build_attachments(config, durable, AttachmentAccess(
+        backend.store.get, backend.sync, call_participants, durable))
     support = SupportService(
         hub, rooms, AfterSaleResponder(bot, orders), backend, events,
         SupportConfig(agent_capacity=config.agent_capacity, bot_timeout_s=config.bot_timeout_s,
                       resolved_retention_s=config.resolved_retention_s,
                       limits=SupportLimits.from_config(config)),
         metrics=metrics,
-        agent_info=lambda user: {"max_compensation": authority.limit_for(user)})
+        agent_info=lambda user: {"max_compensation": authority.limit_for(user)},
+        attachments=attachments)
     ledger = backends.order_ledger(durable)
     room_sync = backends.room_sync(ledger, rooms, bus)
     backends.repopulation(backend, ledger, durable, rooms, metrics)
@@ -413,7 +487,7 @@ def build_gateway(config: Config, responder: Responder | None = None,
     from .media.service import MediaService  # here, not at the top: it loads aiortc
 
     media = MediaService(hub, SupportCallPort(support), config, ice, metrics,
-                         directory=backends.call_directory(presence))
+                         directory=backends.call_directory(presence), attachments=attachments)
 
     async def ready() -> bool:
         if node.draining:
@@ -467,6 +541,8 @@ def build_gateway(config: Config, responder: Responder | None = None,
     eraser = (ViewerEraser(durable.store, backend, hub, metrics,
                            forget_orders=backends.order_eraser(ledger, rooms))
               if durable is not None else None)
+    if attachments is not None:  # after the store (its table), before anything serves
+        resources.append(Resource("attachments", attachments.start, attachments.close))
     resources.append(Resource("bus", bus.start, bus.close))
     if presence is not None:
         resources.append(Resource("presence", presence.start, presence.close))
@@ -487,5 +563,6 @@ def build_gateway(config: Config, responder: Responder | None = None,
                    support=support, rooms_service=rooms_service, workspace=workspace,
                    media=media, metrics=metrics, ice=ice, endpoint=endpoint, node=node,
                    presence=presence, auth=auth, durable=durable, eraser=eraser,
+                   attachments=attachments,
                    archiver=archiver,
                    resources=resources)

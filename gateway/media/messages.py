@@ -8,7 +8,7 @@ extend, never rename. Client messages are validated at the edge into these datac
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from signaling.limits import MaxChars
 from signaling.protocol import Event, Message, message
@@ -79,6 +79,22 @@ class RtcCandidate(Message):
     sdpMLineIndex: int | None = None  # noqa: N815
 
 
+@message("call.record", roles=("viewer", "agent"))
+class CallRecord(Message):
+    """The agent starts (``start``) or stops (``stop``) recording the call; the viewer may
+    stop it too (withdrawing consent). Recording begins only once the viewer accepted
+    (``call.record.consent``); docs/protocol.md#recording-a-call."""
+    call: str
+    action: Literal["start", "stop"]
+
+
+@message("call.record.consent", roles=("viewer",))
+class CallRecordConsent(Message):
+    """The viewer's answer to ``call.recording {state: "requested"}``."""
+    call: str
+    accept: bool
+
+
 # --- server → client ------------------------------------------------------------------------
 
 
@@ -115,6 +131,7 @@ class CallStateEvent(Event):
     invited: list | None = None  # users invited but not (yet) in the call
     ice_servers: list | None = None  # for a recipient that still has to send its rtc.offer
     node: str | None = None  # the gateway node hosting the call's media (multi-node)
+    recording: str | None = None  # "requested" | "recording" while either is so
 
 
 @dataclass
@@ -131,3 +148,18 @@ class RtcAnswerEvent(Event):
     call: str
     sdp: str
     tracks: list | None = None  # extension, as in rtc.offer
+
+
+@dataclass
+class CallRecordingEvent(Event):
+    """Recording of a call, to everyone concerned by it: ``requested`` (the viewer is asked:
+    answer ``call.record.consent``), ``recording`` (the indicator is on), ``declined``,
+    ``stopped`` (indicator off), ``saved`` (with ``recordings``), ``failed``."""
+    TYPE: ClassVar[str] = "call.recording"
+    call: str
+    conversation: str
+    state: str
+    by: str | None = None  # who asked for it / stopped it
+    reason: str | None = None  # declined: "declined" | "timeout"; stopped: "stop" | call's reason
+    started_at: float | None = None
+    recordings: list | None = None  # saved: [{attachment, content_type, user, duration_s, ...}]

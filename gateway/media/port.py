@@ -63,6 +63,10 @@ class ConversationPort(Protocol):
     async def missed_call(self, conversation: str, caller: str) -> None:
         """A ring ``caller`` placed in ``conversation`` ended unanswered (``missed``)."""
 
+    async def recorded(self, conversation: str, recordings: list[dict]) -> None:
+        """A call recording of ``conversation`` was stored: ``recordings`` are its
+        attachment refs (one per participant); the conversation shows them."""
+
     def on_resolved(self, callback: Callable[[str], None]) -> None:
         """Call ``callback(conversation_id)`` whenever a conversation is resolved on this
         node: its call, wherever it runs, ends."""

@@ -47,6 +47,8 @@ from .messages import (
     CallInvite,
     CallJoin,
     CallMute,
+    CallRecord,
+    CallRecordConsent,
     CallRequest,
     CallStateEvent,
     RtcAnswer,
@@ -57,6 +59,7 @@ from .messages import (
 )
 from .peer import Peer, ice_servers_for_gateway
 from .port import ConversationPort
+from .recording import RecordingControl
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -75,7 +78,7 @@ PRESENCE_TOPIC = "media:presence"  # participants' sockets dropping/returning, f
 class MediaService:
     def __init__(self, hub: Hub, conversations: ConversationPort, config: Config, ice: Any,
                  metrics: Any = None, forwarder: Forwarder | None = None,
-                 directory: CallDirectory | None = None):
+                 directory: CallDirectory | None = None, attachments: Any = None):
         self.hub = hub
         self.conversations = conversations
         self.config = config
@@ -95,6 +98,10 @@ class MediaService:
         if self.ice_policy.active:
             install_ice_policy()
         self.candidates = CandidatePolicy.from_config(config)  # remote candidates kept
+        # call.record / call.record.consent: consent, the recorder, storing the files
+        self.recordings = RecordingControl(self, attachments,
+                                           config.recording_consent_timeout_s,
+                                           config.recording_max_s)
 
         hub.handle(CallRequest, self.on_request)
         hub.handle(CallAccept, self.on_accept)
@@ -106,6 +113,8 @@ class MediaService:
         hub.handle(RtcOffer, self.on_offer)
         hub.handle(RtcAnswer, self.on_answer)
         hub.handle(RtcCandidate, self.on_candidate)
+        hub.handle(CallRecord, self.recordings.on_record)
+        hub.handle(CallRecordConsent, self.recordings.on_consent)
         hub.events.subscribe(SessionDetached, lambda e: self._on_detached(e.session))
         hub.events.subscribe(SessionLive, lambda e: self._on_back(e.session))
         hub.events.subscribe(SessionResumed, lambda e: self._on_back(e.session))
@@ -157,7 +166,8 @@ class MediaService:
                             participants=[p.to_wire() for p in call.participants.values()],
                             reason=call.reason, conversation=call.conversation,
                             video=call.video, started_at=call.started_at,
-                            invited=list(call.invited) or None, node=self.hub.node_id)
+                            invited=list(call.invited) or None, node=self.hub.node_id,
+                            recording=self.recordings.state_of(call.id))
         p = call.participants.get(user)
         if (call.live and call.state != "ringing" and p is not None
                 and (p.peer is None or not p.peer.negotiated or p.restart)):
@@ -357,6 +367,7 @@ class MediaService:
         # see each other — comes to it in a gateway offer (never inside its own m-lines).
         for r in peer.received:
             self.forwarder.publish(r.key, r.track, r.receiver, codec=r.codec)
+        self.recordings.published(call, [r.key for r in peer.received])
         for key in self.forwarder.sources():
             q = call.participants.get(key.owner)
             if key.owner != p.user and q is not None and q.peer is not None \
@@ -426,6 +437,7 @@ class MediaService:
             for k in keys:
                 q.peer.unforward(k)
             touched.append(q.peer)
+        self.recordings.unpublished(call, keys)
         for k in keys:
             self.forwarder.unpublish(k)
         await peer.close()
@@ -461,6 +473,7 @@ class MediaService:
         if self.metrics is not None:
             self.metrics.calls.labels(outcome=reason).inc()
         await self._announce(call, req)
+        await self.recordings.call_ended(call)  # its files are saved in a task
         for p in list(call.participants.values()):
             await self._retire_peer(call, p, renegotiate=False)
         if reason == "missed":
@@ -560,6 +573,7 @@ class MediaService:
             self._watch.cancel()
         for call in self.calls.all():
             await self._end(call, "shutdown")
+        await self.recordings.drain()  # files being stored: not cut off mid-way
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -21,6 +21,10 @@ Never edit a released migration: add the next number. A database newer than this
 * 6 ``shop_anonymous``: ``shops.anonymous``, whether a shop's embedded widget lets viewers
   without the shop's identity in (anonymous viewers, docs/embedding.md). 0 by default.
   (6 is another change's number.)
+* 8 ``attachments``: photos, call stills and call recordings of conversations
+  (``gateway/attachments/``): the record's columns, and the bytes (``BLOB``/``bytea``) when
+  the attachments are kept in the store (``attachment_storage=database``, the multi-node
+  choice); erased with the viewer and swept with the conversation (docs/storage.md).
 """
 
 from __future__ import annotations
@@ -177,6 +181,25 @@ _ERASE_REQUESTS = (
 _SHOP_ANONYMOUS = ("ALTER TABLE shops ADD COLUMN anonymous INTEGER NOT NULL DEFAULT 0",)
 
 
+
+def _attachments(blob: str) -> tuple[str, ...]:
+    return (
+        f"""CREATE TABLE attachments (
+            id TEXT PRIMARY KEY, conversation TEXT NOT NULL, viewer TEXT NOT NULL,
+            uploader TEXT NOT NULL, uploader_role TEXT NOT NULL, kind TEXT NOT NULL,
+            content_type TEXT NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL,
+            bytes BIGINT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+            source TEXT NOT NULL, taken_at DOUBLE PRECISION, thumb_type TEXT,
+            meta TEXT NOT NULL DEFAULT '{{{{}}}}', data {blob}, thumb {blob})""",
+        "CREATE INDEX attachments_conversation ON attachments (conversation)",
+        "CREATE INDEX attachments_viewer ON attachments (viewer)",
+        "CREATE INDEX attachments_uploader ON attachments (uploader)",
+    )
+
+
+_ATTACHMENTS = {"sqlite": _attachments("BLOB"), "postgresql": _attachments("BYTEA")}
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -194,6 +217,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "archive", {"sqlite": _ARCHIVE, "postgresql": _ARCHIVE}),
     Migration(6, "shop_anonymous", {"sqlite": _SHOP_ANONYMOUS, "postgresql": _SHOP_ANONYMOUS}),
     Migration(7, "gift_quotas", {"sqlite": _GIFT_QUOTAS, "postgresql": _GIFT_QUOTAS}),
+    Migration(8, "attachments", _ATTACHMENTS),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -356,6 +356,9 @@ class Store:
                  (viewer, *ids)),
             Stmt(f"DELETE FROM handled WHERE conversation IN ({own}){known}", (viewer, *ids)),
             Stmt("DELETE FROM conversations WHERE viewer = ?", (viewer,)),
+            # photos, stills, recordings (kept here with attachment_storage=database; the
+            # local files go in the attachments sweep, their conversation being gone)
+            Stmt(f"DELETE FROM attachments WHERE viewer = ?{known}", (viewer, *ids)),
         ]
         if tell_live:
             stmts.append(Stmt("INSERT INTO erase_requests (viewer, at) VALUES (?, ?) "
@@ -422,6 +425,8 @@ class Store:
                                 f"({old})", (cut,)))
             stmts.append(Stmt(f"DELETE FROM handled WHERE conversation IN ({old})", (cut,)))
             stmts.append(Stmt(f"DELETE FROM assignments WHERE conversation IN ({old})", (cut,)))
+            stmts.append(Stmt(f"DELETE FROM attachments WHERE conversation IN ({old})",
+                              (cut,)))
             add("conversations", Stmt("DELETE FROM conversations WHERE state = 'resolved' "
                                       "AND resolved_at < ?", (cut,)))
         if r.records > 0:

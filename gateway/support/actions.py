@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal
 
 from signaling import ErrorCode, Hub, ProtocolError, Request
-from signaling.limits import MaxChars
+from signaling.limits import MaxChars, MaxItems
 from signaling.protocol import Event, Message, message
 
 from .commerce import CommerceAdapter, CommerceError
@@ -45,6 +45,8 @@ class ActionCompensate(Message):
     kind: Literal["coupon", "refund", "gift"]
     amount: float
     reason: Annotated[str, MaxChars(500)]
+    # extension: the evidence, ids of this conversation's attachments (≤ 5; audit keeps them)
+    attachments: Annotated[list[str], MaxItems(5), MaxChars(64)] | None = None
 
 
 @message("action.return", roles=("agent", "admin"))
@@ -52,6 +54,7 @@ class ActionReturn(Message):
     conversation: str
     order_id: Annotated[str, MaxChars(128)]
     reason: Annotated[str, MaxChars(500)]
+    attachments: Annotated[list[str], MaxItems(5), MaxChars(64)] | None = None  # evidence
 
 
 @message("approval.decide", roles=("admin",))
@@ -98,6 +101,7 @@ class ApprovalRequest(Event):
     room: str | None = None
     viewer: dict | None = None
     ts: float | None = None
+    attachments: list | None = None  # the evidence: [{attachment, content_type, width, height}]
 
 
 @dataclass
@@ -181,13 +185,15 @@ class Approval:
     ts: float = field(default_factory=time.time)
     status: str = "pending"
     by: str | None = None  # the admin deciding it
+    attachments: list = field(default_factory=list)  # evidence refs, shown on the card
 
     def request_event(self, conv: Conversation) -> ApprovalRequest:
         return ApprovalRequest(approval=self.id, conversation=self.conversation,
                                agent={"user": self.agent, "name": self.agent_name},
                                kind=self.kind, amount=self.amount, reason=self.reason,
                                limit=self.limit, room=conv.room,
-                               viewer={"user": conv.viewer, "name": conv.viewer_name}, ts=self.ts)
+                               viewer={"user": conv.viewer, "name": conv.viewer_name}, ts=self.ts,
+                               attachments=list(self.attachments) or None)
 
 
 class Actions:
@@ -223,6 +229,15 @@ class Actions:
                                 f"conversation is {conv.state}; actions need an assigned one")
         return conv
 
+    async def _evidence(self, req: Request, conv: Conversation, ids: list[str] | None,
+                        what: str) -> list[dict[str, Any]]:
+        """The action's evidence: ``ids`` checked as this conversation's attachments (any
+        member's upload: the viewer's photos are the usual evidence), as refs the audit
+        record and the approval card carry."""
+        if not ids:
+            return []
+        return await self.support.attachment_refs(req, conv, ids, what, own_only=False)
+
     async def _record(self, **entry: Any) -> dict[str, Any]:
         e = {"id": "au_" + secrets.token_hex(5), "ts": time.time(), **entry}
         await self.backend.put("audit", e["id"], e)
@@ -248,10 +263,11 @@ class Actions:
         if not reason or len(reason) > 500:
             raise ProtocolError(ErrorCode.BAD_REQUEST,
                                 "action.compensate: 'reason' must be 1–500 characters")
+        evidence = await self._evidence(req, conv, msg.attachments, "action.compensate")
         limit = self.authority.limit_for(req.user)
         base = dict(action="compensate", actor=req.user, role=req.role, conversation=conv.id,
                     room=conv.room, viewer=conv.viewer, kind=msg.kind, amount=amount,
-                    reason=reason, limit=limit)
+                    reason=reason, limit=limit, attachments=evidence)
         if amount <= limit and await self._reserve(conv, req.user, amount, limit):
             status, ref = await self._run(conv, msg.kind, amount, reason)
             if status != "done":  # nothing was granted: the allowance is not used up
@@ -261,7 +277,8 @@ class Actions:
             return ActionResult("compensate", conv.id, status, kind=msg.kind, amount=amount,
                                 reference=ref)
         ap = Approval("ap_" + secrets.token_urlsafe(6), conv.id, req.user,
-                      req.claims.display_name, conv.viewer, msg.kind, amount, reason, limit)
+                      req.claims.display_name, conv.viewer, msg.kind, amount, reason, limit,
+                      attachments=evidence)
         await self.backend.put("approval", ap.id, dataclasses.asdict(ap))
         await self._record(**base, outcome="pending_approval", approval=ap.id)
         req.reply(ActionResult("compensate", conv.id, "pending_approval", kind=msg.kind,
@@ -368,7 +385,7 @@ class Actions:
         await self._record(action="approval", actor=req.user, role=req.role, conversation=conv.id,
                      room=conv.room, viewer=conv.viewer, kind=ap.kind, amount=ap.amount,
                      reason=ap.reason, approval=ap.id, requested_by=ap.agent,
-                     outcome=status, reference=ref, note=note)
+                     outcome=status, reference=ref, note=note, attachments=ap.attachments)
         result = ActionResult("compensate", conv.id, status, kind=ap.kind, amount=ap.amount,
                               approval=ap.id, reference=ref, note=note)
         req.reply(result)
@@ -395,6 +412,7 @@ class Actions:
         reason = msg.reason.strip()
         if not reason or len(reason) > 500:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "action.return: 'reason' must be 1–500 characters")
+        evidence = await self._evidence(req, conv, msg.attachments, "action.return")
         try:
             order = await self.adapter.order(msg.order_id)
         except CommerceError as e:
@@ -411,7 +429,7 @@ class Actions:
             status, ref = "failed", None
         await self._record(action="return", actor=req.user, role=req.role, conversation=conv.id,
                      room=conv.room, viewer=conv.viewer, order_id=msg.order_id, reason=reason,
-                     outcome=status, reference=ref)
+                     outcome=status, reference=ref, attachments=evidence)
         text = (f"已为您的订单 {msg.order_id} 发起退货申请（编号 {ref}），请留意后续通知。"
                 if status == "done" else f"订单 {msg.order_id} 的退货申请暂时失败，客服会尽快重试。")
         req.reply(ActionResult("return", conv.id, status, order_id=msg.order_id, reference=ref))

@@ -16,6 +16,7 @@ from .conversation import Conversation
 from .events import ConversationResolved
 from .service import BOT, SupportService
 
+RECORDED_ZH = "通话录制已保存。"
 MISSED_CALL_ZH = "客服暂时未能接听，已为您重新排队，请稍候。"
 
 
@@ -68,6 +69,12 @@ class SupportCallPort:
             return
         await self.support.post(conv, BOT, MISSED_CALL_ZH, kind="system")
         await self.support.requeue(conv, "missed_call")
+
+    async def recorded(self, conversation: str, recordings: list[dict]) -> None:
+        conv = self.support.store.get(conversation)
+        if conv is not None:  # a system line carrying the recordings (history, export)
+            await self.support.post(conv, BOT, RECORDED_ZH, kind="system",
+                                    meta={"attachments": recordings})
 
     def on_resolved(self, callback: Callable[[str], None]) -> None:
         self.support.events.subscribe(ConversationResolved,

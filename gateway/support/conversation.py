@@ -48,6 +48,8 @@ class StoredMessage:
              "client_msg_id": self.client_msg_id, "ts": self.ts}
         if self.kind:
             d["kind"] = self.kind
+        if self.meta.get("attachments"):  # the one meta key every reader sees
+            d["attachments"] = self.meta["attachments"]
         return d
 
 

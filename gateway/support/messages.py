@@ -30,6 +30,8 @@ class MessageSend(Message):
     text: Annotated[str, MaxChars(4000)]
     client_msg_id: Annotated[str, MaxChars(128)]
     template: bool = False  # extension: fill {promo.X.left}-style placeholders at send time
+    # extension: ids of attachments of this conversation (POST .../attachments), at most 5
+    attachments: Annotated[list[str], MaxItems(5), MaxChars(64)] | None = None
 
 
 @message("conversation.escalate", roles=("viewer",))
@@ -83,6 +85,8 @@ class ChatMessage(Event):
     client_msg_id: str | None
     ts: float
     kind: str | None = None  # extension: "announcement" | "notice" | "system"
+    # extension: [{attachment, content_type, width, height}] (docs/protocol.md#attachments)
+    attachments: list | None = None
 
     def to_wire(self) -> dict[str, Any]:
         # written out rather than Event.to_wire's reflection: every chat message passes
@@ -92,6 +96,8 @@ class ChatMessage(Event):
              "text": self.text, "client_msg_id": self.client_msg_id, "ts": self.ts}
         if self.kind is not None:
             d["kind"] = self.kind
+        if self.attachments:
+            d["attachments"] = [dict(a) for a in self.attachments]
         d["from"] = dict(self.from_)
         return d
 

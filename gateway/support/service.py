@@ -29,6 +29,7 @@ from signaling.events import (
 )
 from signaling.inbound import clean_text
 
+from ..attachments import AttachmentRefused, AttachmentService, Caller
 from .backend import SupportBackend, too_many_open
 from .churn import ChurnGuard
 from .conversation import Author, Conversation, StoredMessage
@@ -141,7 +142,8 @@ class SupportService:
     def __init__(self, hub: Hub, rooms: RoomRegistry, responder: Responder,
                  backend: SupportBackend, events: Events,
                  config: SupportConfig | None = None, metrics: Any = None,
-                 agent_info: Callable[[str], dict] | None = None):
+                 agent_info: Callable[[str], dict] | None = None,
+                 attachments: AttachmentService | None = None):
         self.hub = hub
         self.rooms = rooms
         self.responder = responder
@@ -154,6 +156,7 @@ class SupportService:
         self.store = backend.store
         self.router = backend.router
         self.agent_info = agent_info
+        self.attachments = attachments  # message.send and actions resolve their ids here
         self._bot_locks: dict[str, asyncio.Lock] = {}
         self._sent_positions: dict[str, int] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -293,7 +296,22 @@ class SupportService:
     def _chat_event(self, m: StoredMessage) -> ChatMessage:
         return ChatMessage(conversation=m.conversation, message_id=m.message_id,
                            from_=m.author.to_wire(), text=m.text, client_msg_id=m.client_msg_id,
-                           ts=m.ts, kind=m.kind)
+                           ts=m.ts, kind=m.kind, attachments=m.meta.get("attachments"))
+
+    async def attachment_refs(self, req: Request, conv: Conversation, ids: list[str],
+                              what: str, own_only: bool = True) -> list[dict[str, Any]]:
+        """``ids`` checked as attachments of ``conv`` (the attachment service's rule), as
+        the ``[{attachment, content_type, width, height}]`` that messages and the audit
+        carry; a refusal is the service's typed error."""
+        if self.attachments is None:
+            raise ProtocolError(ErrorCode.UNAVAILABLE,
+                                f"{what}: this gateway keeps no attachments")
+        try:
+            recs = await self.attachments.resolve(Caller(req.user, req.role), conv.id, ids,
+                                                  what, own_only=own_only)
+        except AttachmentRefused as e:
+            raise ProtocolError(ErrorCode(e.code), e.message) from None
+        return [r.ref() for r in recs]
 
     def history(self, conv: Conversation) -> tuple[list[StoredMessage], int]:
         """The latest ``conversation_history`` messages and how many earlier ones are left
@@ -365,7 +383,7 @@ class SupportService:
     async def on_message(self, req: Request):
         msg: MessageSend = req.msg
         conv = await self.conversation_for(req, msg.conversation, allow_admin=False)
-        if not msg.text.strip():
+        if not msg.text.strip() and not msg.attachments:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "message.send: field 'text' is empty")
         if len(msg.text) > MAX_TEXT_CHARS:
             raise ProtocolError(ErrorCode.TOO_LARGE,
@@ -386,9 +404,13 @@ class SupportService:
                 raise ProtocolError(ErrorCode.NOT_FOUND,
                                     f"room {conv.room!r} is not served here any more")
             text = fill(text, room)
+        meta = None
+        if msg.attachments:
+            refs = await self.attachment_refs(req, conv, msg.attachments, "message.send")
+            meta = {"attachments": refs}
         author = Author(role=req.role, user=req.user, name=req.claims.name)
         m, dup = await self.backend.append(conv, author, text, msg.client_msg_id,
-                                           origin=_origin(req),
+                                           meta=meta, origin=_origin(req),
                                            cap=(self.limits.conversation_max_messages,
                                                 self.limits.conversation_max_bytes))
         ev = self._chat_event(m)

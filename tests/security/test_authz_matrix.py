@@ -40,6 +40,11 @@ REST = {
     ("GET", "/api/conversations/{cid}"): {"agent", "supervisor", "admin"},
     ("GET", "/api/conversations/{cid}/export"): {"agent", "supervisor", "admin"},
     ("DELETE", "/api/users/{viewer}"): {"admin"},
+    # attachments (docs/protocol.md#attachments): members of the conversation and staff;
+    # who exactly is the service's rule (tests/security/test_attachments.py)
+    ("POST", "/api/conversations/{cid}/attachments"): {"viewer", "agent", "host",
+                                                       "supervisor", "admin"},
+    ("GET", "/api/attachments/{id}"): {"viewer", "agent", "host", "supervisor", "admin"},
     ("GET", "/api/admin/users"): {"admin"},  # accounts with their lockout state
     ("POST", "/api/admin/users"): {"admin"},  # the admin page adds an account
     ("PATCH", "/api/admin/users/{user}"): {"admin"},  # disable/enable, roles, password
@@ -140,7 +145,8 @@ async def test_every_rest_endpoint_times_every_role(gw):
                                             "text": "t"}}
     for (method, path), allowed in REST.items():
         url = gw.url + (path.replace("{room}", room).replace("{cid}", "c-none")
-                        .replace("{viewer}", "v-none").replace("{user}", "u-none"))
+                        .replace("{viewer}", "v-none").replace("{user}", "u-none")
+                        .replace("{id}", "att-none"))
         body = bodies.get(path)
         async with gw.http.request(method, url, json=body) as resp:
             if allowed is None:

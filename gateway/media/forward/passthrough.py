@@ -47,7 +47,7 @@ from ..keyframes import KEYFRAME_INTERVAL_S, KeyframeRequester
 from ..rtp_sink import RtpSink
 from ..tracks import DecodedTrack, Item, PacketTrack, RtpTrack
 from .relay import drain, end_proxy
-from .seam import Forwarder, SourceKey
+from .seam import Forwarder, FrameConsumer, SourceKey
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,7 @@ class Source:
     sinks: dict[str, RtpSink] = field(default_factory=dict)  # passthrough destinations
     tracks: dict[str, RtpTrack] = field(default_factory=dict)  # their senders' tracks
     subs: dict[str, PacketTrack] = field(default_factory=dict)  # frame consumers (fallback)
+    frame_taps: dict[str, FrameConsumer] = field(default_factory=dict)  # recorders
     decoded: dict[str, MediaStreamTrack] = field(default_factory=dict)  # fallback pairs
     relay_input: DecodedTrack | None = None
     drain: asyncio.Task | None = None
@@ -171,8 +172,12 @@ class PassthroughForwarder(Forwarder):
             info = ((tap.mime_of(pt) or "").lower(), fractions.Fraction(1, rate or 90000))
             if rate:
                 src.pt_info[pt] = info
+        if src.frame_taps:  # recorders: the bytes as they are, no av.Packet
+            now = time.monotonic()
+            for consume in src.frame_taps.values():
+                consume(data, pts, key, info[0], info[1], now)
         if not src.subs:
-            return  # nobody reads it (yet): no packet to build
+            return  # nobody decodes it (yet): no packet to build
         packet = av.Packet(data)
         packet.pts = pts
         packet.time_base = info[1]
@@ -200,6 +205,7 @@ class PassthroughForwarder(Forwarder):
         for sub in src.subs.values():
             sub.end()
         src.subs.clear()
+        src.frame_taps.clear()
         if src.tap is not None:
             src.tap.sink = None
             src.tap.on_packet = None
@@ -285,6 +291,22 @@ class PassthroughForwarder(Forwarder):
         src = self._sources.get(key)
         if src is not None:
             src.keyframes.request()
+
+    def tap_frames(self, key: SourceKey, name: str, consume: FrameConsumer) -> None:
+        """Frames are assembled from the tap's packets only while someone wants them (the
+        per-pair decoder or a recorder): the plain forwarding path stays packet-only."""
+        src = self._sources[key]
+        src.frame_taps[name] = consume
+        if src.tap is not None:
+            src.tap.sink = functools.partial(self._fan_out, src)
+        src.keyframes.request()  # a recording starts on a keyframe
+
+    def untap_frames(self, key: SourceKey, name: str) -> None:
+        src = self._sources.get(key)
+        if src is None or src.frame_taps.pop(name, None) is None:
+            return
+        if not src.frame_taps and not src.subs and src.tap is not None:
+            src.tap.sink = None
 
     def sources(self) -> list[SourceKey]:
         return list(self._sources)

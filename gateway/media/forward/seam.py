@@ -28,6 +28,8 @@ forwarding, so the decoded relay and the encoded passthrough are interchangeable
 from __future__ import annotations
 
 import abc
+import fractions
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiortc import MediaStreamTrack, RTCRtpReceiver
@@ -42,6 +44,11 @@ class SourceKey:
     kind: str
     mid: str | None  # the transceiver's (aiortc types it optional)
     gen: int = 0
+
+
+# an encoded frame: (data, pts in time_base units, keyframe, lower-case MIME type,
+# time_base, arrival on the monotonic clock)
+FrameConsumer = Callable[[bytes, int, bool, str, fractions.Fraction, float], None]
 
 
 class Forwarder(abc.ABC):
@@ -85,6 +92,16 @@ class Forwarder(abc.ABC):
 
     def request_keyframe(self, key: SourceKey) -> None:
         """Ask the source for a keyframe (PLI). Only encoded forwarding needs it."""
+
+    def tap_frames(self, key: SourceKey, name: str, consume: FrameConsumer) -> None:
+        """Also hand every *encoded* frame of ``key`` to ``consume(data, pts, keyframe,
+        mime, time_base, arrival)`` until :meth:`untap_frames`; called on the event loop, so
+        ``consume`` must only queue. The call recorder's seam: it muxes these frames without
+        decoding them. Only encoded forwarding has them."""
+        raise NotImplementedError(f"{type(self).__name__} has no encoded frames to tap")
+
+    def untap_frames(self, key: SourceKey, name: str) -> None:
+        """Stop handing ``key``'s frames to the consumer ``name`` (unknown names: no-op)."""
 
     @abc.abstractmethod
     def sources(self) -> list[SourceKey]: ...
