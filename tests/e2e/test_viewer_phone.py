@@ -109,6 +109,19 @@ async def test_viewer_overlay_keeps_the_stream_and_never_hides_a_call(gw, browse
     await viewer.wait_for_selector('[data-testid="product-card"]', timeout=T)
     await shot(viewer, f"idle_{name}")
 
+    # live numbers: the host sets the jacket's stock to 3; the stream page's product card and
+    # its gift counter follow, and the counter says the stock caps it (not "3/100")
+    gift = viewer.locator('[data-testid="promo-counter"][data-promo="PD1"]')
+    await gift.wait_for(timeout=T)
+    assert await gift.get_attribute("data-capped") == "false"
+    r = await host.request("room.stock", room=gw.room_id, sku="D001", stock=3)
+    assert r["type"] == "ack", r
+    await viewer.wait_for_selector('[data-testid="product-stock"][data-stock="3"]', timeout=T)
+    await viewer.wait_for_selector('[data-testid="promo-counter"][data-promo="PD1"][data-left="3"]'
+                                   '[data-capped="true"]', timeout=T)
+    words = await gift.inner_text()
+    assert "/100" not in words and ("受库存限制" in words if lang == "zh" else "limited by stock" in words), words
+
     # the sheet opens at half height: the stream and the product card stay in sight
     await viewer.click('[data-testid="open-support"]')
     await viewer.wait_for_selector('[data-testid="conv-state"][data-state="bot"]', timeout=T)
