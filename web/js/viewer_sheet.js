@@ -174,6 +174,8 @@ export class CallDock {
       this.closeDialog();
     }
     this.dock.classList.toggle("hidden", !c || this.mode === "minimised");
+    // the stream page keeps its promotion lines clear of the floating window
+    document.body.classList.toggle("call-floating", !!c && this.mode === "float");
     this.dock.dataset.mode = this.mode;
     this._applyPos();
     this.dock.dataset.kind = c?.video === false ? "voice" : "video";
@@ -246,19 +248,19 @@ export class CallDock {
       this.calls.hangup();
       close();
     });
-    const first = h("button.danger", { type: "button", testid: "call-close-hangup", on: { click: hangup } }, icon("phoneoff"), " ", t("close.hangup"));
+    const mini = h("button.primary", { type: "button", testid: "call-close-minimise", on: { click: minimise } }, icon("minimise"), " ", t("close.minimise"));
     this.dialog = h("div.close-dialog", { testid: "call-close-dialog", role: "alertdialog", "aria-modal": "true", "aria-labelledby": "ld-close-q" },
       h("div.cd-box", {},
         h("p#ld-close-q", { text: t("close.question") }),
         h("div.cd-btns", {},
-          first,
-          h("button.primary", { type: "button", testid: "call-close-minimise", on: { click: minimise } }, icon("minimise"), " ", t("close.minimise")),
+          h("button.danger", { type: "button", testid: "call-close-hangup", on: { click: hangup } }, icon("phoneoff"), " ", t("close.hangup")),
+          mini,
           h("button", { type: "button", testid: "call-close-cancel", on: { click: done(() => {}) } }, t("close.cancel")))));
     this.dialog.addEventListener("keydown", (ev) => {
       if (ev.key === "Escape") this.closeDialog();
     });
     document.body.append(this.dialog);
-    first.focus();
+    mini.focus(); // the safe answer under the keyboard's Enter: the call goes on, in the pill
   }
 
   closeDialog() {
