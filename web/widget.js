@@ -140,9 +140,7 @@
     dot.setAttribute("data-testid", "livedesk-unread");
     launcher.appendChild(dot);
     launcher.addEventListener("click", function () {
-      // during a call the widget asks first (hang up, or minimise to the pill)
-      if (st.open && st.call.active) post({ type: "closeRequest" });
-      else if (st.open) api.close();
+      if (st.open) api.close();
       else api.open();
     });
     var pill = document.createElement("div");

@@ -216,6 +216,20 @@ async def test_viewer_overlay_keeps_the_stream_and_never_hides_a_call(gw, browse
     await viewer.click('[data-testid="call-dock-expand"]')
     await viewer.wait_for_selector('[data-testid="call-dock"][data-mode="float"]')
 
+    if phone:  # dragging the half sheet down during the call asks too (and cancel keeps it)
+        box = await viewer.locator('[data-testid="sheet-handle"]').bounding_box()
+        x, y = box["x"] + 60, box["y"] + box["height"] / 2
+        await viewer.mouse.move(x, y)
+        await viewer.mouse.down()
+        for dy in (20, 120, 250):
+            await viewer.mouse.move(x, y + dy)
+        await viewer.mouse.up()
+        await viewer.wait_for_selector('[data-testid="call-close-dialog"]', state="visible")
+        await viewer.keyboard.press("Escape")
+        await viewer.wait_for_selector('[data-testid="call-close-dialog"]', state="detached")
+        assert await viewer.locator('[data-testid="widget"]').is_visible()
+        await assert_private(viewer)
+
     # closing the widget during the call asks; cancel keeps everything as it was
     await viewer.click('[data-testid="close-support"]')
     dialog = viewer.locator('[data-testid="call-close-dialog"]')

@@ -183,3 +183,4 @@ async def test_embed_on_a_phone_keeps_the_player_and_never_hides_a_call(gw, phon
     assert not errors, errors
     print(f"{name}: player visible {share_open:.0%} (widget open), {share_call:.0%} (in a call)")
     await ctx.close()
+

@@ -185,7 +185,6 @@ export function startBridge() {
       case "close":
         handlers.get("close")?.();
         break;
-      case "closeRequest": // the shop page's launcher, tapped during a call: we ask first
       case "hangup": // the shop page's "in call" pill
         handlers.get(msg.type)?.();
         break;

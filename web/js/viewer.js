@@ -779,8 +779,6 @@ if (EMBED) {
   });
   bridge.on("onScreen", (sku) => onScreenChanged(sku));
   bridge.on("close", () => (widgetOpened = false)); // the sheet was closed from the page
-  // the shop page's launcher tapped during a call: ask here, as our own close button does
-  bridge.on("closeRequest", () => closeWidget());
   // the shop page's "in call" pill: hang up from it, or come back to the call
   bridge.on("hangup", () => calls.hangup());
   bridge.on("open", () => {
