@@ -40,8 +40,16 @@
   var st = {
     token: null, onScreen: null, ready: false, pending: [], open: false, mounted: false,
     listeners: {}, ignored: 0, host: null, root: null, frame: null, sheet: null, launcher: null,
-    dot: null,
+    dot: null, call: { active: false }, pill: null, pillText: null, pillCam: null, pillTimer: null,
   };
+  // the few words this page draws itself (the rest is in the iframe, in the viewer's language)
+  var WORDS = {
+    zh: { support: "客服", hangup: "挂断", camera: "摄像头开启", back: "点按返回通话" },
+    en: { support: "Support", hangup: "Hang up", camera: "Camera on", back: "tap to return to the call" },
+  };
+  function words() {
+    return WORDS[opts.lang === "en" ? "en" : "zh"];
+  }
 
   function emit(type, detail) {
     (st.listeners[type] || []).slice().forEach(function (cb) {
@@ -68,18 +76,38 @@
     ".dot{position:absolute;top:6px;right:6px;width:10px;height:10px;border-radius:50%;background:#ffb400;",
     "border:2px solid #fff}",
     ".hidden{display:none!important}",
+    // a phone: a half-height sheet (the shop's player above it stays in sight), expanded to
+    // nearly full height when the viewer drags its handle up (the iframe says "sheet")
     ".sheet{position:fixed;z-index:2147483001;background:#fff;overflow:hidden;box-shadow:0 8px 30px rgba(0,0,0,.35);",
-    "left:0;right:0;height:80vh;border-radius:16px 16px 0 0}",
+    "left:0;right:0;height:52vh;height:52dvh;border-radius:16px 16px 0 0;transition:height .2s ease}",
+    ".sheet.full{height:88vh;height:88dvh}",
+    // the "in call" pill: whenever a call runs while the sheet is hidden (never a hidden call)
+    ".pill{position:fixed;z-index:2147483002;display:flex;align-items:center;gap:2px;background:#1d2129;color:#fff;",
+    "border-radius:999px;box-shadow:0 6px 18px rgba(0,0,0,.35);font:600 14px/1.2 -apple-system,BlinkMacSystemFont,",
+    "'PingFang SC','Noto Sans CJK SC',sans-serif;padding:4px}",
+    ".pill button{font:inherit;color:#fff;background:transparent;border:0;cursor:pointer;display:flex;align-items:center;",
+    "gap:6px;min-height:40px;padding:0 10px;border-radius:999px}",
+    ".pill .hang{background:#d92d20;width:40px;justify-content:center;padding:0}",
+    ".pill .hang svg{width:20px;height:20px}",
+    ".pill .live{width:10px;height:10px;border-radius:50%;background:#3ee06a;flex:none}",
+    ".pill .cam{background:#b42318;border-radius:999px;padding:1px 8px;font-size:12px}",
+    ".pill button:focus-visible,.launcher:focus-visible{outline:2px solid #1664ff;outline-offset:2px}",
+    ".bottom-right .pill{right:84px;bottom:max(24px,env(safe-area-inset-bottom))}",
+    ".bottom-left .pill{left:84px;bottom:max(24px,env(safe-area-inset-bottom))}",
+    ".top-right .pill{right:84px;top:max(24px,env(safe-area-inset-top))}.top-left .pill{left:84px;top:max(24px,env(safe-area-inset-top))}",
     ".sheet iframe{border:0;width:100%;height:100%;display:block}",
     ".bottom-right .launcher{right:16px;bottom:16px}.bottom-left .launcher{left:16px;bottom:16px}",
     ".top-right .launcher{right:16px;top:16px}.top-left .launcher{left:16px;top:16px}",
     ".bottom-right .sheet,.bottom-left .sheet{bottom:0}",
     ".top-right .sheet,.top-left .sheet{top:0;border-radius:0 0 16px 16px}",
-    "@media (min-width:768px){.sheet{left:auto;right:auto;width:400px;height:min(680px,calc(100vh - 32px));",
-    "border-radius:16px}",
+    "@media (min-width:768px){.sheet,.sheet.full{left:auto;right:auto;width:400px;height:min(680px,calc(100vh - 32px));",
+    "border-radius:16px}.sheet.full{height:calc(100vh - 32px)}",
     ".bottom-right .sheet{right:16px;bottom:16px}.bottom-left .sheet{left:16px;bottom:16px}",
     ".top-right .sheet{right:16px;top:16px}.top-left .sheet{left:16px;top:16px}}",
   ].join("");
+  var HANG = '<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" ' +
+    'stroke-linejoin="round" aria-hidden="true"><path d="M3 14.5c5-4.7 13-4.7 18 0l-2.2 2.6-3.3-1.3v-2.6a12 12 0 0 ' +
+    '0-7 0v2.6l-3.3 1.3z"/></svg>';
   var ICON = '<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" ' +
     'stroke-linecap="round" stroke-linejoin="round" aria-hidden="true">' +
     '<path d="M21 12a8 8 0 0 1-11.6 7.1L4 20l1-4.6A8 8 0 1 1 21 12z"/></svg>';
@@ -105,7 +133,7 @@
     launcher.className = "launcher";
     launcher.type = "button";
     launcher.setAttribute("data-testid", "livedesk-launcher");
-    launcher.setAttribute("aria-label", opts.lang === "en" ? "Support" : "客服");
+    launcher.setAttribute("aria-label", words().support);
     launcher.innerHTML = ICON;
     var dot = document.createElement("span");
     dot.className = "dot hidden";
@@ -115,6 +143,36 @@
       if (st.open) api.close();
       else api.open();
     });
+    var pill = document.createElement("div");
+    pill.className = "pill hidden";
+    pill.setAttribute("role", "status");
+    pill.setAttribute("data-testid", "livedesk-call-pill");
+    var back = document.createElement("button");
+    back.type = "button";
+    back.setAttribute("data-testid", "livedesk-pill-open");
+    var live = document.createElement("span");
+    live.className = "live";
+    var pillText = document.createElement("span");
+    pillText.setAttribute("data-testid", "livedesk-pill-text");
+    var pillCam = document.createElement("span");
+    pillCam.className = "cam hidden";
+    pillCam.setAttribute("data-testid", "livedesk-pill-camera");
+    back.appendChild(live);
+    back.appendChild(pillText);
+    back.appendChild(pillCam);
+    back.addEventListener("click", function () {
+      api.open();
+    });
+    var hang = document.createElement("button");
+    hang.type = "button";
+    hang.className = "hang";
+    hang.setAttribute("data-testid", "livedesk-pill-hangup");
+    hang.innerHTML = HANG;
+    hang.addEventListener("click", function () {
+      post({ type: "hangup" });
+    });
+    pill.appendChild(back);
+    pill.appendChild(hang);
     var sheet = document.createElement("div");
     sheet.className = "sheet hidden";
     sheet.setAttribute("data-testid", "livedesk-sheet");
@@ -128,6 +186,7 @@
     wrap.appendChild(style);
     wrap.appendChild(sheet);
     wrap.appendChild(launcher);
+    wrap.appendChild(pill);
     root.appendChild(wrap);
     document.body.appendChild(host);
     st.host = host;
@@ -136,6 +195,11 @@
     st.sheet = sheet;
     st.launcher = launcher;
     st.dot = dot;
+    st.pill = pill;
+    st.pillText = pillText;
+    st.pillCam = pillCam;
+    st.pillBack = back;
+    st.pillHang = hang;
     if (st.open) api.open();
   }
 
@@ -169,6 +233,21 @@
       case "close":
         api.close();
         break;
+      case "open": // back to the call from the widget's own pill
+        api.open();
+        break;
+      case "sheet":
+        if (st.sheet) st.sheet.classList.toggle("full", msg.size === "full");
+        break;
+      case "call":
+        st.call = {
+          active: msg.active === true, camera: msg.camera === true, video: msg.video === true,
+          startedAt: typeof msg.startedAt === "number" ? msg.startedAt : null,
+          label: typeof msg.label === "string" ? msg.label.slice(0, 60) : "",
+        };
+        renderPill();
+        emit("call", { active: st.call.active });
+        break;
       case "identity_expired":
         emit("identity_expired");
         break;
@@ -176,6 +255,34 @@
         st.ignored++;
     }
   });
+
+  function pad(n) {
+    return (n < 10 ? "0" : "") + n;
+  }
+
+  /** The shop page's "in call" pill: shown while a call runs and the sheet is hidden. */
+  function renderPill() {
+    if (!st.pill) return;
+    var c = st.call;
+    var show = c.active && !st.open;
+    st.pill.classList.toggle("hidden", !show);
+    st.pill.setAttribute("data-camera", String(!!c.camera));
+    if (!show) {
+      clearInterval(st.pillTimer);
+      st.pillTimer = null;
+      return;
+    }
+    var w = words();
+    var s = c.startedAt ? Math.max(0, Math.floor((Date.now() - c.startedAt) / 1000)) : -1;
+    var text = c.label + (s >= 0 ? " · " + pad(Math.floor(s / 60)) + ":" + pad(s % 60) : "");
+    st.pillText.textContent = text;
+    st.pillCam.textContent = w.camera;
+    st.pillCam.classList.toggle("hidden", !c.camera);
+    st.pillBack.setAttribute("aria-label", text + (c.camera ? " · " + w.camera : "") + " · " + w.back);
+    st.pillHang.setAttribute("aria-label", w.hangup);
+    st.pillHang.setAttribute("title", w.hangup);
+    if (!st.pillTimer) st.pillTimer = setInterval(renderPill, 1000);
+  }
 
   var api = {
     version: 1,
@@ -218,6 +325,7 @@
       st.sheet.classList.remove("hidden");
       if (st.dot) st.dot.classList.add("hidden");
       post({ type: "open" });
+      renderPill();
       emit("open");
     },
     close: function () {
@@ -225,6 +333,7 @@
       if (!st.sheet) return;
       st.sheet.classList.add("hidden");
       post({ type: "close" });
+      renderPill();
       emit("close");
     },
     on: function (type, cb) {

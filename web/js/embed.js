@@ -55,6 +55,7 @@ export function startBridge() {
   let wakeToken = null; // resolves a getToken waiting for identify (or for the first open)
   let opened = false; // the viewer has opened the sheet at least once
   const handlers = new Map(); // type → cb (the viewer page's: open, track, onScreen)
+  let lastCall = ""; // the last call state posted (posted again only when it changes)
 
   const post = (msg) => {
     if (parentOrigin) window.parent.postMessage({ [MARK]: 1, ...msg }, parentOrigin);
@@ -184,6 +185,9 @@ export function startBridge() {
       case "close":
         handlers.get("close")?.();
         break;
+      case "hangup": // the shop page's "in call" pill
+        handlers.get(msg.type)?.();
+        break;
       default:
         stats.ignored++;
     }
@@ -201,6 +205,25 @@ export function startBridge() {
     },
     close() {
       post({ type: "close" });
+    },
+    /** Ask the shop page to show its sheet (back from its "in call" pill). */
+    open() {
+      post({ type: "open" });
+    },
+    /** The sheet's size the viewer chose (drag or button): "half" | "full". */
+    sheet(size) {
+      post({ type: "sheet", size: size === "full" ? "full" : "half" });
+    },
+    /** The call's state, for the shop page's "in call" pill while its sheet is hidden:
+     * {active, state, video, camera, startedAt, label} — never media, never an identity. */
+    call(info) {
+      const c = info || { active: false };
+      const msg = { type: "call", active: !!c.active, state: c.state || null, video: !!c.video, camera: !!c.camera,
+        startedAt: c.startedAt || null, label: c.label || "" };
+      const key = JSON.stringify(msg);
+      if (key === lastCall) return;
+      lastCall = key;
+      post(msg);
     },
     /** Say "ready" (once the page's handlers are in place) to each allowed origin: only the
      * one that framed us receives it; it answers with init (identity, product on screen). */

@@ -11,6 +11,7 @@ import { Client, devTokenSource, gatewayUrls } from "./client.js";
 import { t, tOr, applyI18n, duration } from "./i18n.js";
 import { $, h, icon, hydrateIcons, fmtTime, param, bindConnBadge, bindLangSwitch, toast, toastError, money, RoomState } from "./common.js";
 import { CallManager, CallView } from "./call.js";
+import { Sheet, CallDock, stickToBottom, publishSheetHeight } from "./viewer_sheet.js";
 
 const EMBED = document.body.dataset.embed === "1";
 const bridge = EMBED ? (await import("./embed.js")).startBridge() : null;
@@ -41,6 +42,9 @@ const ui = {
   shelfList: $('[data-testid="shelf-list"]'),
   cartCount: $('[data-testid="cart-count"]'),
 };
+
+// the chat log stays at its end when a card (rating, call) takes room below it
+const logEnd = stickToBottom(ui.log);
 
 // --- conversation state -----------------------------------------------------------------
 const conv = {
@@ -261,7 +265,7 @@ function renderAll() {
     els.push(el);
   }
   ui.log.replaceChildren(...els);
-  ui.log.scrollTop = ui.log.scrollHeight;
+  logEnd.toEnd();
   renderState();
 }
 
@@ -323,9 +327,9 @@ function renderRoom() {
   const gifts = roomState.gifts().filter((g) => g.active !== false);
   ui.promos.replaceChildren(
     ...gifts.map((g) =>
-      h("div.promo", { testid: "promo-counter", dataset: { promo: g.id, left: g.left } },
+      h("div.promo", { testid: "promo-counter", dataset: { promo: g.id, left: g.left, capped: String(!!g.capped) } },
         icon("gift"),
-        h("span", { text: g.left > 0 ? t("live.gifts", { left: g.left, limit: g.limit }) : t("live.gift.ended") }),
+        h("span", { text: giftWords(g) }),
         g.gift ? h("span.muted", { text: g.gift }) : null)),
     ...(s.promotions || []).filter((p) => p.kind !== "first_n_gift" && p.active !== false).slice(0, 2)
       .map((p) => h("div.promo.other", { testid: "promo-other", text: p.text || p.code || p.id })),
@@ -334,6 +338,16 @@ function renderRoom() {
   ui.ticker.classList.toggle("hidden", !ann);
   if (ann) ui.ticker.replaceChildren(icon("megaphone"), " " + ann.text);
   renderShelf();
+}
+
+/**
+ * The viewer's words for a first-N gift's live count (RoomState.gifts(): the room's live
+ * counters). When the gift's stock caps it, the cap is what is said — "赠品剩余 3（受库存
+ * 限制）" — not "3/100", which reads as if 97 had been claimed (issue 18, live numbers).
+ */
+function giftWords(g) {
+  if (!(g.left > 0)) return t("live.gift.ended");
+  return g.capped ? t("live.gifts.capped", { left: g.left }) : t("live.gifts", { left: g.left, limit: g.limit });
 }
 
 // --- product shelf and cart ----------------------------------------------------------------
@@ -499,6 +513,11 @@ function setCsat(v) {
 function renderCsat() {
   const box = ui.csat;
   const c = csat;
+  // the card takes room below the log: when it appears or grows, the log's end (the last
+  // messages, e.g. "已为您发放退款 ¥80") is scrolled back into sight once laid out
+  const sig = c && c.status !== "skipped" ? `${c.conversation}|${c.status}|${c.rating || 0}` : "";
+  if (sig && sig !== renderCsat.sig) requestAnimationFrame(() => logEnd.toEnd());
+  renderCsat.sig = sig;
   if (!c || c.status === "skipped") {
     box.classList.add("hidden");
     box.replaceChildren();
@@ -512,7 +531,11 @@ function renderCsat() {
       h(`button.star${n <= (c.rating || 0) ? ".on" : ""}`, {
         testid: "csat-star", type: "button", dataset: { value: n }, title: t("csat.star", { n }),
         "aria-pressed": String(n === c.rating), disabled: !interactive || c.status === "sending",
-        on: { click: () => setCsat({ ...c, rating: n }) },
+        on: { click: () => {
+          // rating: room for the comment box without pushing the conversation out of sight
+          if (!c.rating && window.innerWidth < 768) sheet.setSize("full");
+          setCsat({ ...c, rating: n });
+        } },
       }, icon("star"))));
   if (c.status === "done") {
     box.replaceChildren(
@@ -527,15 +550,17 @@ function renderCsat() {
     on: { input: (e) => { c.comment = e.target.value; localStorage.setItem(csatKey(), JSON.stringify(c)); } },
   });
   comment.value = c.comment || "";
-  box.replaceChildren(
+  const skip = h("button.ghost.csat-skip", { testid: "csat-skip", type: "button", text: t("csat.skip"), on: { click: () => setCsat({ ...c, status: "skipped" }) } });
+  box.replaceChildren(...[
     h("div.csat-title", { testid: "csat-title", text: name ? t("csat.title", { name }) : t("csat.title.anon") }),
-    h("div.csat-row", {}, stars(true), h("span.csat-label.muted", { testid: "csat-label", text: c.rating ? t(`csat.r${c.rating}`) : "" })),
-    comment,
-    h("div.csat-btns", {},
-      h("button.ghost", { testid: "csat-skip", type: "button", text: t("csat.skip"), on: { click: () => setCsat({ ...c, status: "skipped" }) } }),
-      h("button.primary", { testid: "csat-submit", type: "button", disabled: !c.rating || c.status === "sending",
-        text: c.status === "sending" ? t("csat.sending") : t("csat.submit"), on: { click: submitCsat } })),
-  );
+    h("div.csat-row", {}, stars(true), h("span.csat-label.muted", { testid: "csat-label", text: c.rating ? t(`csat.r${c.rating}`) : "" }), c.rating ? null : skip),
+    // the comment box and submit only once a star is chosen: until then the card is one line
+    // of stars under its title, so in a half sheet the last messages stay in sight
+    c.rating ? comment : null,
+    c.rating ? h("div.csat-btns", {}, skip,
+      h("button.primary", { testid: "csat-submit", type: "button", disabled: c.status === "sending",
+        text: c.status === "sending" ? t("csat.sending") : t("csat.submit"), on: { click: submitCsat } })) : null,
+  ].filter(Boolean));
 }
 
 async function submitCsat() {
@@ -587,9 +612,21 @@ async function endConversation() {
 // --- calls -------------------------------------------------------------------------------
 const calls = new CallManager(client, { onChange: () => renderCall(), log: console.warn });
 const callView = new CallView($('[data-testid="call-view"]'), calls);
+// where the call sits (floating window, expanded, pill) and the sheet's size: viewer_sheet.js
+const dock = new CallDock(calls, $('[data-testid="call-view"]'), {
+  onCall: (info) => bridge?.call(info),
+  // back from the pill: in the embed the window lives in the shop page's sheet, which must
+  // show again; on the stream page the floating window stands on its own
+  onOpenSheet: () => (EMBED ? bridge.open() : null),
+});
+const sheet = new Sheet(ui.widget, {
+  live: !EMBED,
+  onSize: (size) => bridge?.sheet(size),
+  onDragClose: () => closeWidget(),
+});
 function renderCall() {
   callView.render();
-  ui.widget.classList.toggle("in-call", calls.inCall);
+  dock.update();
   renderState();
   const ended = calls.lastEnded;
   if (ended && !calls.call && ended !== renderCall.shown) {
@@ -695,7 +732,27 @@ if (langSwitch) bindLangSwitch(langSwitch, () => {
   renderRoom();
   renderCsat();
   callView.render();
+  dock.update();
+  sheet.render();
 });
+
+/**
+ * Close the support sheet. During a call the viewer is asked first (hang up, or minimise to
+ * the "in call" pill): a call never goes on hidden (viewer_sheet.js CallDock.requestClose).
+ */
+function closeWidget() {
+  dock.requestClose(() => {
+    widgetOpened = false;
+    if (EMBED) {
+      bridge.close();
+      return;
+    }
+    localStorage.setItem("ld.viewer.widget", "0");
+    ui.widget.classList.add("hidden");
+    document.body.classList.remove("widget-open");
+    publishSheetHeight(ui.widget);
+  });
+}
 
 function openWidget({ byViewer = false } = {}) {
   const wasOpen = widgetOpened && !ui.widget.classList.contains("hidden");
@@ -703,6 +760,7 @@ function openWidget({ byViewer = false } = {}) {
   localStorage.setItem("ld.viewer.widget", "1");
   ui.widget.classList.remove("hidden");
   document.body.classList.add("widget-open");
+  publishSheetHeight(ui.widget);
   setDot(false);
   openShelf(false);
   if (byViewer && !wasOpen) {
@@ -715,27 +773,24 @@ function openWidget({ byViewer = false } = {}) {
 if (EMBED) {
   // the launcher and the sheet are the shop page's (widget.js): it says when the viewer
   // opens us; our close button asks it to close the sheet
-  bridge.on("open", () => openWidget({ byViewer: true }));
   bridge.on("track", (kind, sku) => {
     if (kind === "product_view" && sku) viewProduct(sku);
     else reportBrowse(kind, sku ? { sku } : {});
   });
   bridge.on("onScreen", (sku) => onScreenChanged(sku));
   bridge.on("close", () => (widgetOpened = false)); // the sheet was closed from the page
-  $('[data-testid="close-support"]').addEventListener("click", () => {
-    widgetOpened = false;
-    bridge.close();
+  // the shop page's "in call" pill: hang up from it, or come back to the call
+  bridge.on("hangup", () => calls.hangup());
+  bridge.on("open", () => {
+    if (dock.mode === "minimised") dock.setMode("float");
+    openWidget({ byViewer: true });
   });
+  $('[data-testid="close-support"]').addEventListener("click", () => closeWidget());
 } else {
   $('[data-testid="open-support"]').addEventListener("click", () => openWidget({ byViewer: true }));
   $('[data-testid="shelf-open"]').addEventListener("click", () => openShelf(ui.shelf.classList.contains("hidden")));
   $('[data-testid="shelf-close"]').addEventListener("click", () => openShelf(false));
-  $('[data-testid="close-support"]').addEventListener("click", () => {
-    widgetOpened = false;
-    localStorage.setItem("ld.viewer.widget", "0");
-    ui.widget.classList.add("hidden");
-    document.body.classList.remove("widget-open");
-  });
+  $('[data-testid="close-support"]').addEventListener("click", () => closeWidget());
 }
 ui.end.addEventListener("click", endConversation);
 ui.form.addEventListener("submit", (ev) => {
@@ -760,5 +815,5 @@ if (widgetOpened) openWidget();
 renderState();
 client.connect();
 
-window.__ld = { client, conv, calls, browse, cart, get csat() { return csat; }, get roomState() { return roomState; } };
+window.__ld = { client, conv, calls, dock, sheet, browse, cart, get csat() { return csat; }, get roomState() { return roomState; } };
 if (EMBED) bridge.ready();
