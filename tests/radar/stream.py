@@ -64,7 +64,7 @@ def viewer_stream(seed: int = SEED, spike: Spike | None = None) -> list[Line]:
     shares = [m[1] for m in MIX]
     templates = {m[0]: m[2] for m in MIX}
     out = []
-    for i in range(n_base):
+    for _ in range(n_base):
         sku = rnd.choices(SKUS, POPULARITY)[0]
         intent = rnd.choices(intents, shares)[0]
         text = rnd.choice(templates[intent]).format(n=NAMES[sku])
