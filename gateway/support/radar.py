@@ -13,7 +13,8 @@ responder wrapper asks it for pinned answers); :class:`RadarService` owns the pr
 most one a second) and assembles the contract object with the anomaly flags and surge state.
 
 Limits: at most ``MAX_OBSERVATIONS`` per room are kept (the oldest go first; at 5,000 a
-minute that still covers the 15-minute window), the 50 largest groups are returned.
+minute that still covers the 15-minute window), the 50 largest groups are returned, at most
+``MAX_PINS`` pinned answers per room.
 State is per node: see docs/architecture.md for the multi-node behaviour.
 """
 
@@ -51,8 +52,12 @@ PUSH_WINDOW = 300  # the window of the pushed ``room.radar`` object
 MAX_OBSERVATIONS = 100_000  # per room
 MAX_GROUPS = 50
 PIN_MAX_CHARS = 500
+MAX_PINS = 100  # per room; one more: ``too_large`` (unpin one first)
 # questions that are not about anything a host can answer once for everyone
 NOT_GROUPED = ("greeting", "human_request")
+
+
+PINS_TOPIC = "radar-pins"  # bus topic: a pin taken on one node, applied on every node
 
 
 def radar_topic(room: str) -> str:
@@ -193,10 +198,14 @@ class Radar:
             if s and r.knowledge.product(s) is None:
                 raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown sku {s!r} in room {room!r}")
         pins = self._room(room).pins
+        key = group_key(intent, sku, slot)
         if text:
-            pins[group_key(intent, sku, slot)] = Pin(text, by, self.clock())
+            if key not in pins and len(pins) >= MAX_PINS:
+                raise ProtocolError(ErrorCode.TOO_LARGE,
+                                    f"room {room!r} has {MAX_PINS} pinned answers; unpin one first")
+            pins[key] = Pin(text, by, self.clock())
         else:
-            pins.pop(group_key(intent, sku, slot), None)
+            pins.pop(key, None)
         self.version += 1
 
     def pinned_answer(self, room: str, intent: str, sku: str | None,
@@ -277,7 +286,11 @@ class RadarService:
     async def on_pin(self, req: Request[RoomPin]):
         room_id = self._room_for(req, req.msg.room)
         text = req.msg.text.strip()
-        self.radar.pin(room_id, req.msg.group, text, req.claims.display_name or req.user)
+        by = req.claims.display_name or req.user
+        self.radar.pin(room_id, req.msg.group, text, by)  # checked (and applied) here first
+        # every node's bot quotes it: the other nodes apply it from the bus
+        await self.hub.bus.publish(PINS_TOPIC, {"room": room_id, "group": req.msg.group,
+                                                "text": text, "by": by})
         req.reply({"type": "ack"})
         if text:  # the widget shows it: an announcement of the room (not posted into chats)
             room = self.rooms.get(room_id)
@@ -306,9 +319,19 @@ class RadarService:
                 except Exception:
                     log.exception("radar push for %s failed", room)
 
+    def _pin_from_bus(self, payload: dict[str, Any]) -> None:
+        """A pin taken on any node (this one included: applying it again changes nothing)."""
+        try:
+            self.radar.pin(str(payload["room"]), str(payload["group"]), str(payload["text"]),
+                           str(payload.get("by", "")))
+        except (KeyError, ProtocolError) as e:
+            log.warning("radar: pin from the bus not applied: %s", e)
+
     async def start(self) -> None:
+        self.hub.bus.subscribe(PINS_TOPIC, self._pin_from_bus)
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def close(self) -> None:
+        self.hub.bus.unsubscribe(PINS_TOPIC, self._pin_from_bus)
         if self._task is not None:
             self._task.cancel()
