@@ -1,27 +1,29 @@
 """Anomaly flags: a product whose complaints, return/refund requests or health and safety
 reports run unusually high, against its own history and the room's other products.
 
-The rule (one place, :meth:`AnomalyRule.judge`; explained in docs/webhooks.md and
-docs/operations.md) is a one-sided Poisson test with a minimum count:
+The rule (one place: :meth:`AnomalyDetector.expected` and :meth:`AnomalyRule.judge`;
+explained in docs/webhooks.md, "Anomaly flags: the rule") is a one-sided Poisson test with a
+minimum count:
 
 * ``observed`` = reports of one kind about one product in the last ``window_s``;
-* ``expected`` = ``rate × window`` (the window shortened to how long the room has been
-  heard, early in a stream), where ``rate`` is the **highest** of
-  - the product's own rate of that kind over its history (``history_s`` before the window;
-    used once at least one window of history exists),
-  - the room's other products' mean rate of that kind over ``history_s`` (products asked
-    about at all), and
-  - a floor, ``floor_per_hour`` (so one complaint in a quiet room is not a flag);
+* ``expected`` = the product's *other* questions in that window × a ratio of reports per
+  other question, at least ``floor_per_hour`` over the window; the ratio is the **highest** of
+  - the product's own history (``history_s`` before the window, once it holds enough
+    questions),
+  - the room's other products over ``history_s``, and
+  - ``floor_ratio``;
 * a flag is **raised** when ``observed ≥ min_count`` and ``observed ≥ ratio × expected``
-  and ``P(X ≥ observed | Poisson(expected)) < p_raise``: "12 complaints in 5 min, 1.5
+  and ``P(X ≥ observed | Poisson(expected)) < p_raise``: "12 complaints in 2 min, 1.5
   expected";
 * it **clears by itself** when ``P(X ≥ observed) ≥ p_clear`` (the rate is back to what
   is expected; a wider threshold than the raise, so a flag does not flicker).
 
-Why the highest of the three: a product that always draws returns is not an anomaly (its
-own history), a stream where everything draws complaints is not one product's problem (the
-room's others), and a product with no history is judged by its room. The detector is pure
-(a clock is passed in), so the replay test drives 30 minutes of messages in seconds.
+Why per other question: a popular product draws more complaints than a quiet one without
+anything being wrong. Why the highest of the three: a product that always draws returns is not
+an anomaly (its own history), a stream where everything draws complaints is not one product's
+problem (the room's others), and two complaints about a quiet product are not an alarm (the
+floor). The detector is pure (time is passed in), so the replay test drives 30 minutes of
+messages in seconds.
 
 State is per node (each node counts the questions its bot answered); see docs/architecture.md
 for the multi-node behaviour.

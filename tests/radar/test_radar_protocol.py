@@ -10,6 +10,7 @@ gets the pinned answer first from the bot, and the widget's room watchers see it
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -65,6 +66,7 @@ async def test_twenty_viewers_one_group_then_a_pin_answers_the_next(gw):
     assert (await host.request("room.watch", room=room))["type"] == "room.state"  # the panel
     watcher = await gw.client("viewer", "v-watch", room=room)  # a widget watching the room
     assert (await watcher.request("room.watch", room=room))["type"] == "room.state"
+    t0 = time.monotonic()
     replies = await asyncio.gather(*(ask(gw, f"v{i}", t) for i, t in enumerate(ASKS)))
     assert len({r["conversation"] for r in replies}) == 20
 
@@ -88,6 +90,17 @@ async def test_twenty_viewers_one_group_then_a_pin_answers_the_next(gw):
     push = await host.wait_for(lambda f: f.get("type") == "room.radar" and any(
         x["group"] == GROUP and x["viewers"] == 20 for x in f["groups"]), timeout=5)
     assert push["room"] == room and push["window"] == 300 and "flags" in push
+    # coalesced: at most one push a second, however many questions arrived
+    pushes = sum(1 for f in host.frames if f.get("type") == "room.radar")
+    assert 1 <= pushes <= time.monotonic() - t0 + 1, pushes
+
+    # the daily report (CSV) counts them per product
+    async with gw.http.get(f"{gw.url}/api/rooms/{room}/radar/report", headers={
+            "Authorization": f"Bearer {gw.token('supervisor', 'sup1')}"}) as resp:
+        assert resp.status == 200 and resp.content_type == "text/csv"
+        rows = [line.split(",") for line in (await resp.text()).splitlines()]
+    assert rows[0] == ["day", "room", "sku", "questions", "complaint", "return_refund", "safety"]
+    assert [r[2:] for r in rows[1:]] == [["D001", "20", "0", "0", "0"]], rows
 
     # the host pins an answer to the group
     r = await host.request("room.pin", room=room, group=GROUP, text=PIN)
