@@ -14,8 +14,10 @@ import time
 
 import pytest
 
-from tests.backends import MEMORY
+from tests.backends import Backend
 from tests.conftest import start_gateway, stop_gateway
+
+pytestmark = pytest.mark.parity  # each test on memory and on Redis
 
 ASKS = [
     "冲锋衣M码还有吗", "冲锋衣 M 有货吗", "冲锋衣M号还有货吗", "is the jacket in M in stock",
@@ -30,8 +32,8 @@ PIN = "冲锋衣M码今晚8点补货200件，现在可以先拍，按付款顺�
 
 
 @pytest.fixture
-async def gw():
-    r = await start_gateway(MEMORY.config(retain_s=600, rate_per_s=1000.0, rate_burst=1000))
+async def gw(backend: Backend):
+    r = await start_gateway(backend.config(retain_s=600, rate_per_s=1000.0, rate_burst=1000))
     try:
         yield r
     finally:

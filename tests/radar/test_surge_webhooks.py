@@ -25,23 +25,24 @@ from gateway.support.knowledge import Knowledge, Promotion, demo_room_path
 from gateway.support.room import RoomRegistry
 from gateway.support.surge import Surge, SurgeRule
 from gateway.webhooks import WebhookError, body_hash, sign, verify
-from tests.backends import MEMORY, free_port
+from tests.backends import MEMORY, Backend, free_port
 from tests.conftest import start_gateway, stop_gateway
 from tests.radar.receiver import Receiver
 
 SECRET = secrets.token_hex(32)
 
 
-async def _gateway(url: str, **kw):
-    cfg = MEMORY.config(retain_s=600, rate_per_s=1000.0, rate_burst=1000, radar_tick_s=0.2,
+async def _gateway(url: str, backend: Backend = MEMORY, **kw):
+    cfg = backend.config(retain_s=600, rate_per_s=1000.0, rate_burst=1000, radar_tick_s=0.2,
                         webhook_urls=[url], webhook_secret=SECRET, webhook_retry_base_s=0.2,
                         webhook_retry_max_s=0.5, **kw)
     return await start_gateway(cfg)
 
 
-async def test_surge_from_warning_to_callback_to_calm(tmp_path):
+@pytest.mark.parity
+async def test_surge_from_warning_to_callback_to_calm(backend: Backend):
     rx = await Receiver(SECRET, free_port()).start()
-    gw = await _gateway(rx.url, surge_calm_s=3.0)
+    gw = await _gateway(rx.url, backend, surge_calm_s=3.0)
     try:
         room = gw.room_id
         agent = await gw.client("agent", "ag-surge", name="Alice")
