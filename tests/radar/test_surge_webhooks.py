@@ -247,3 +247,43 @@ def test_anomaly_rule_defaults_are_the_documented_ones():
     c, r = Config(), AnomalyRule()
     assert (c.anomaly_window_s, c.anomaly_min_count, c.anomaly_p_raise, c.anomaly_p_clear) \
         == (r.window_s, r.min_count, r.p_raise, r.p_clear)
+
+
+async def test_complaints_raise_a_flag_everywhere_it_shows_and_it_clears_by_itself():
+    """Real complaints through the bot: the flag is in the radar (REST and the host's push),
+    the metric and an ``anomaly.raised`` webhook; it clears by itself once the (short, for
+    the test) window has passed, with an ``anomaly.cleared`` webhook."""
+    rx = await Receiver(SECRET, free_port()).start()
+    gw = await _gateway(rx.url, anomaly_window_s=4.0)
+    try:
+        room = gw.room_id
+        host = await gw.client("host", "host-flag", room=room)
+        assert (await host.request("room.watch", room=room))["type"] == "room.state"
+
+        async def complain(i: int) -> None:
+            v = await gw.client("viewer", f"v-flag-{i}", room=room)
+            cid = (await v.request("conversation.open", room=room))["conversation"]
+            r = await v.request("message.send", conversation=cid,
+                                text="轻量防滑登山鞋质量太差了，我要投诉", client_msg_id=f"f{i}")
+            assert r["type"] == "message", r
+
+        await asyncio.gather(*(complain(i) for i in range(6)))
+        hook = await rx.wait_for("anomaly.raised", sku="D003", kind="complaint")
+        assert hook["observed"] == 6 and hook["expected"] < 1 and hook["room"] == room
+        push = await host.wait_for(lambda f: f.get("type") == "room.radar" and f["flags"],
+                                   timeout=5)
+        [flag] = push["flags"]
+        assert (flag["sku"], flag["kind"], flag["observed"]) == ("D003", "complaint", 6)
+        assert set(flag) >= {"sku", "kind", "observed", "expected", "since"}
+        async with gw.http.get(f"{gw.url}/metrics") as resp:
+            text = await resp.text()
+        assert 'livedesk_anomaly_flag{kind="complaint",room="demo",sku="D003"} 1.0' in text
+
+        cleared = await rx.wait_for("anomaly.cleared", sku="D003", timeout=15)
+        assert cleared["since"] == hook["since"] and cleared["observed"] < 6
+        await host.wait_for(lambda f: f.get("type") == "room.radar" and not f["flags"]
+                            and f is not push, start=host.frames.index(push) + 1, timeout=5)
+        assert rx.refused == []
+    finally:
+        await stop_gateway(gw)
+        await rx.stop()
