@@ -252,4 +252,6 @@ class WebhookEvents:
         self.webhooks.send("surge.warning", asdict(e))
 
     def _surge(self, e: SurgeChanged) -> None:
-        self.webhooks.send("surge.on" if e.on else "surge.off", asdict(e))
+        body = asdict(e)
+        del body["episode"]  # which node announces it: internal
+        self.webhooks.send("surge.on" if e.on else "surge.off", body)

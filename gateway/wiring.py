@@ -398,6 +398,13 @@ def build_gateway(config: Config, responder: Responder | None = None,
     workspace = Workspace(config, hub, rooms, support, events, metrics, adapter, orders,
                           authority)
     router = support.router
+
+    async def claim_surge(key: str) -> bool:
+        """One node announces a shared surge transition: the first to write its record."""
+        written, _ = await backend.put("surge", key, {"node": config.node_id}, if_absent=True,
+                                       ttl_s=7 * 86400.0)
+        return written
+
     surge = SurgeService(
         Surge(rooms, lambda room: sum(1 for e in router.queue if e.room == room),
               SurgeRule(enter_messages_per_min=config.surge_enter_messages_per_min,
@@ -409,7 +416,7 @@ def build_gateway(config: Config, responder: Responder | None = None,
                         callbacks_per_slot=config.surge_callbacks_per_slot,
                         callback_delay_s=config.surge_callback_delay_s)),
         hub, events, rooms_service, metrics, tick_s=config.radar_tick_s,
-        notice=config.surge_notice or NOTICE_ZH)
+        notice=config.surge_notice or NOTICE_ZH, claim=claim_surge)
     radar_service = RadarService(hub, rooms, radar, anomaly.detector, surge.surge,
                                  rooms_service, events)
     webhooks = Webhooks(WebhookConfig(

@@ -186,9 +186,12 @@ class SurgeWarned:
 @dataclass(frozen=True)
 class SurgeChanged:
     """``room`` entered (``on``) or left surge mode at ``at``; ``reason`` says why
-    (``promotion:<id>``, ``message_rate``, ``queue``, ``calm``)."""
+    (``promotion:<id>``, ``message_rate``, ``queue``, ``calm``). ``episode`` names the surge
+    episode (the same on every node for a promotion's start: ``<promotion>@<starts_at>``), so
+    one node, not each, announces it."""
     room: str
     on: bool
     since: float | None
     reason: str
     at: float
+    episode: str = ""

@@ -26,7 +26,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +78,7 @@ class _RoomSurge:
     on: bool = False
     since: float | None = None
     reason: str = ""
+    episode: str = ""
     calm_since: float | None = None
     messages: deque[float] = field(default_factory=deque)
     warned: set[tuple[str, float]] = field(default_factory=set)
@@ -122,13 +123,17 @@ class Surge:
         r = self._rooms.get(room)
         return bool(r and r.on)
 
-    def _set(self, room: str, r: _RoomSurge, on: bool, reason: str, now: float) -> SurgeChanged:
+    def _set(self, room: str, r: _RoomSurge, on: bool, reason: str, now: float,
+             episode: str = "") -> SurgeChanged:
         r.on, r.reason, r.calm_since = on, reason, None
         r.since = now if on else None
-        if not on:
+        if on:
+            r.episode = episode or f"{reason}@{now:.3f}"
+        else:
             r.slots.clear()
             r.booked.clear()
-        return SurgeChanged(room=room, on=on, since=r.since, reason=reason, at=now)
+        return SurgeChanged(room=room, on=on, since=r.since, reason=reason, at=now,
+                            episode=r.episode)
 
     def tick(self, now: float) -> list[SurgeWarned | SurgeChanged]:
         """Advance every room to ``now``: warnings, entering and leaving surge."""
@@ -136,7 +141,7 @@ class Surge:
         out: list[SurgeWarned | SurgeChanged] = []
         for room in self.rooms:
             r = self._room(room.id)
-            promo_start = None
+            promo_start = promo_episode = None
             for p in room.knowledge.promotions:
                 at = p.starts_at
                 if at is None or not p.active:
@@ -149,7 +154,7 @@ class Surge:
                 # still starts surge; one long past does not
                 if at <= now < at + max(rule.calm_s, 60.0) and key not in r.started:
                     r.started.add(key)
-                    promo_start = p.id
+                    promo_start, promo_episode = p.id, f"{p.id}@{at}"
             rate = self.rate_per_min(room.id, now)
             queue = self.queue_len(room.id)
             if not r.on:
@@ -157,7 +162,8 @@ class Surge:
                           "message_rate" if rate >= rule.enter_messages_per_min else
                           "queue" if queue >= rule.enter_queue else None)
                 if reason:
-                    out.append(self._set(room.id, r, True, reason, now))
+                    out.append(self._set(room.id, r, True, reason, now,
+                                         promo_episode or ""))
                 continue
             if promo_start:  # a new sale while in surge: the calm clock starts again
                 r.calm_since = None
@@ -223,7 +229,8 @@ class SurgeService:
 
     def __init__(self, surge: Surge, hub: Hub, events: Events, rooms_service: RoomService,
                  metrics: Any = None, tick_s: float = 1.0, notice: str = NOTICE_ZH,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time,
+                 claim: Callable[[str], Awaitable[bool]] | None = None):
         self.surge = surge
         self.hub = hub
         self.events = events
@@ -232,8 +239,26 @@ class SurgeService:
         self.tick_s = tick_s
         self.notice = notice
         self.clock = clock
+        self.claim = claim
         self._task: asyncio.Task | None = None
         events.subscribe(MessagePosted, self._on_message)
+
+    async def _first(self, c: SurgeWarned | SurgeChanged) -> bool:
+        """Is this node the one to announce ``c``? Every node sees a promotion's start (the
+        room's knowledge is shared) and would warn, pin the notice and send the webhook once
+        each; ``claim`` (a record written only if absent, shared by every node) lets the
+        first one do it. Rate-based episodes are each node's own (docs/webhooks.md)."""
+        if self.claim is None:
+            return True
+        if isinstance(c, SurgeWarned):
+            key = f"warn|{c.room}|{c.promotion}@{c.starts_at}"
+        else:
+            key = f"{'on' if c.on else 'off'}|{c.room}|{c.episode}"
+        try:
+            return await self.claim(key)
+        except Exception:
+            log.exception("surge: claiming %s failed; announcing anyway", key)
+            return True
 
     def _on_message(self, e: MessagePosted) -> None:
         if e.message.author.role == "viewer" and not e.message.kind:
@@ -243,6 +268,10 @@ class SurgeService:
         now = self.clock() if now is None else now
         changes = self.surge.tick(now)
         for c in changes:
+            if isinstance(c, SurgeChanged) and self.metrics is not None:
+                self.metrics.surge.labels(room=c.room).set(1 if c.on else 0)
+            if not await self._first(c):
+                continue  # another node announced this transition
             self.events.publish(c)
             if isinstance(c, SurgeWarned):
                 log.info("surge warning: %s promotion %s starts at %.0f", c.room, c.promotion,
@@ -252,8 +281,6 @@ class SurgeService:
                     in_s=round(c.starts_at - now, 1)))
                 continue
             log.info("surge %s in %s (%s)", "on" if c.on else "off", c.room, c.reason)
-            if self.metrics is not None:
-                self.metrics.surge.labels(room=c.room).set(1 if c.on else 0)
             await self.hub.publish(AGENTS_TOPIC, SurgeState(
                 room=c.room, on=c.on, since=c.since, reason=c.reason, at=c.at))
             room = self.rooms_service.rooms.get(c.room)

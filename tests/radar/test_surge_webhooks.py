@@ -287,3 +287,33 @@ async def test_complaints_raise_a_flag_everywhere_it_shows_and_it_clears_by_itse
     finally:
         await stop_gateway(gw)
         await rx.stop()
+
+
+@pytest.mark.parity
+@pytest.mark.one_backend("redis", why="two nodes share a promotion's start through Redis")
+async def test_two_nodes_announce_a_promotions_surge_once(backend: Backend):
+    """Both nodes see the promotion start (the room is shared) and both enter surge; only
+    the first to claim it warns, pins the notice and sends each webhook."""
+    rx = await Receiver(SECRET, free_port()).start()
+    a = await _gateway(rx.url, backend, node_id="node-a", surge_calm_s=2.0)
+    b = await _gateway(rx.url, backend, node_id="node-b", surge_calm_s=2.0)
+    try:
+        room = a.room_id
+        host = await a.client("host", "host-2n", room=room)
+        r = await host.request("room.promo.upsert", room=room, promotion={
+            "id": "TWO", "kind": "discount", "text": "两节点秒杀", "starts_at": time.time() + 1.5})
+        assert r["type"] == "ack", r
+        await rx.wait_for("surge.off", room=room, timeout=20)
+        await asyncio.sleep(1.0)  # the other node's transitions, had they been sent
+        for node in (a, b):  # each node went through the episode itself
+            assert node.gw.surge.surge.state(room)["on"] is False
+            assert node.gw.surge.surge._room(room).episode.startswith("TWO@")
+        events = [e["event"] for e in rx.got]
+        assert events.count("surge.warning") == 1, events
+        assert events.count("surge.on") == 1, events
+        assert events.count("surge.off") == 1, events
+        assert rx.refused == []
+    finally:
+        await stop_gateway(b)
+        await stop_gateway(a)
+        await rx.stop()
