@@ -42,7 +42,7 @@ async def _gateway(url: str, backend: Backend = MEMORY, **kw):
 @pytest.mark.parity
 async def test_surge_from_warning_to_callback_to_calm(backend: Backend):
     rx = await Receiver(SECRET, free_port()).start()
-    gw = await _gateway(rx.url, backend, surge_calm_s=3.0)
+    gw = await _gateway(rx.url, backend, surge_calm_s=6.0)  # room for the steps while on
     try:
         room = gw.room_id
         agent = await gw.client("agent", "ag-surge", name="Alice")
@@ -64,11 +64,11 @@ async def test_surge_from_warning_to_callback_to_calm(backend: Backend):
         w = await agent.event("surge.warning", room=room, promotion="FLASH")
         assert w["starts_at"] == pytest.approx(starts_at) and 0 < w["in_s"] <= 300
         await rx.wait_for("surge.warning", promotion="FLASH")
-        assert not any(f.get("type") == "surge.state" for f in agent.frames)  # not yet on
 
         # on at the start: agents and the dashboard see it, the shop gets the webhook
         on = await agent.event("surge.state", room=room, on=True, timeout=10)
         assert on["reason"] == "promotion:FLASH" and on["since"] >= starts_at
+        assert agent.frames.index(w) < agent.frames.index(on)  # warned first
         await admin.event("surge.state", room=room, on=True)
         hook = await rx.wait_for("surge.on", room=room)
         assert hook["reason"] == "promotion:FLASH"
@@ -130,7 +130,7 @@ async def _deliveries(gw) -> list[dict]:
 async def test_a_receiver_that_is_down_gets_the_delivery_later():
     port = free_port()  # nothing listens here yet
     url = f"http://127.0.0.1:{port}/hook"
-    gw = await _gateway(url)
+    gw = await _gateway(url, webhook_max_attempts=1000)  # keeps retrying while the test waits
     rx = Receiver(SECRET, port)
     try:
         room = gw.room_id
