@@ -212,6 +212,35 @@ class Config:
     login_max_failures: int = 5  # wrong passwords for one account before it is locked
     login_max_failures_per_address: int = 20  # wrong sign-ins from one address before locked
     login_lockout_s: float = 900.0  # failures counted within, and a lock lasts, this long
+    # question radar, anomaly flags, surge mode (docs/webhooks.md, docs/operations.md)
+    radar_tick_s: float = 1.0  # anomaly flags and surge judged this often
+    anomaly_window_s: float = 120.0  # reports counted over this window
+    anomaly_history_s: float = 3600.0  # a product's own history (before the window)
+    anomaly_min_count: int = 6  # no flag below this many reports in the window
+    anomaly_ratio: float = 3.0  # ... nor below this many times the expected count
+    anomaly_p_raise: float = 1e-4  # raise when P(X ≥ observed | expected) is below
+    anomaly_p_clear: float = 0.01  # clear when it is back above
+    anomaly_floor_ratio: float = 0.01  # at least this many reports per other question expected
+    anomaly_floor_per_hour: float = 2.0  # and at least this many an hour
+    surge_enter_messages_per_min: float = 120.0  # viewers' messages a minute: enter surge
+    surge_exit_messages_per_min: float = 60.0  # below this (and the queue low) for calm_s: leave
+    surge_enter_queue: int = 20  # queued conversations in the room: enter surge
+    surge_exit_queue: int = 5
+    surge_calm_s: float = 120.0
+    surge_warn_before_s: float = 300.0  # agents warned this long before a promotion's starts_at
+    surge_callback_slot_s: float = 300.0  # callback slots this long ...
+    surge_callbacks_per_slot: int = 5  # ... each with this many callbacks
+    surge_callback_delay_s: float = 600.0  # the first slot offered starts at least this far on
+    surge_notice: str = ""  # pinned in every open conversation at surge on ("" = built-in text)
+    # signed webhooks out (docs/webhooks.md)
+    webhook_urls: list[str] = field(default_factory=list)
+    webhook_secret: str = ""
+    webhook_key_id: str = "livedesk"
+    webhook_events: list[str] = field(default_factory=list)  # empty: every event
+    webhook_timeout_s: float = 5.0
+    webhook_retry_base_s: float = 1.0
+    webhook_retry_max_s: float = 300.0
+    webhook_max_attempts: int = 12
     # single sign-on through an OpenID Connect provider (docs/accounts.md, "Single sign-on");
     # off unless oidc_issuer is set
     oidc_issuer: str = ""  # e.g. https://login.example.com/realms/shop (its discovery document)
@@ -277,6 +306,8 @@ class Config:
             "max_sockets_per_ip": ("MAX_SOCKETS_PER_IP", int),
             # accounts, sign-in and keys
             **{f: (f.upper(), type(getattr(c, f))) for f in _AUTH_SETTINGS},
+            # radar, anomaly flags, surge, webhooks
+            **{f: (f.upper(), type(getattr(c, f))) for f in _RADAR_SETTINGS},
             "oidc_issuer": ("OIDC_ISSUER", str), "oidc_client_id": ("OIDC_CLIENT_ID", str),
             "oidc_client_secret": ("OIDC_CLIENT_SECRET", str),
             "oidc_scopes": ("OIDC_SCOPES", str), "oidc_user_claim": ("OIDC_USER_CLAIM", str),
@@ -293,7 +324,9 @@ class Config:
                            ("media_address", "MEDIA_ADDRESS"),
                            ("frame_ancestors", "FRAME_ANCESTORS"),
                            ("gateway_origins", "GATEWAY_ORIGINS"),
-                           ("trusted_proxies", "TRUSTED_PROXIES")):
+                           ("trusted_proxies", "TRUSTED_PROXIES"),
+                           ("webhook_urls", "WEBHOOK_URLS"),
+                           ("webhook_events", "WEBHOOK_EVENTS")):
             if _env(name):
                 setattr(c, attr, _list(_env(name)))
         # remote ICE candidates
@@ -406,6 +439,7 @@ class Config:
                               "are short-lived: a stolen one is useful for minutes at most)")
         if self.oidc_issuer:
             self._validate_oidc()
+        _radar_checks(self)
         if self.udp_port_min and self.udp_port_max and self.udp_port_min > self.udp_port_max:
             raise ConfigError("LIVEDESK_UDP_PORT_MIN must not exceed LIVEDESK_UDP_PORT_MAX")
         for r in self.ice_denied_ranges:
@@ -424,6 +458,46 @@ class Config:
             host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
             self.public_url = f"http://{host}:{self.port}"
         return self
+
+
+_RADAR_SETTINGS = (
+    "radar_tick_s", "anomaly_window_s", "anomaly_history_s", "anomaly_min_count",
+    "anomaly_ratio", "anomaly_p_raise", "anomaly_p_clear", "anomaly_floor_ratio",
+    "anomaly_floor_per_hour", "surge_enter_messages_per_min", "surge_exit_messages_per_min",
+    "surge_enter_queue", "surge_exit_queue", "surge_calm_s", "surge_warn_before_s",
+    "surge_callback_slot_s", "surge_callbacks_per_slot", "surge_callback_delay_s",
+    "surge_notice", "webhook_secret", "webhook_key_id", "webhook_timeout_s",
+    "webhook_retry_base_s", "webhook_retry_max_s", "webhook_max_attempts")
+
+
+def _radar_checks(c: Config) -> None:
+    """Radar, anomaly, surge and webhook settings that cannot work refuse to start."""
+    for name in _RADAR_SETTINGS:
+        v = getattr(c, name)
+        if isinstance(v, (int, float)) and not (v > 0 or (v == 0 and name.startswith(
+                ("anomaly_floor", "surge_exit", "surge_callback_delay")))):
+            raise ConfigError(f"LIVEDESK_{name.upper()} must be a positive number")
+    if not c.anomaly_p_raise < c.anomaly_p_clear < 1:
+        raise ConfigError("LIVEDESK_ANOMALY_P_RAISE must be below LIVEDESK_ANOMALY_P_CLEAR, "
+                          "and both below 1")
+    if c.surge_exit_messages_per_min > c.surge_enter_messages_per_min \
+            or c.surge_exit_queue > c.surge_enter_queue:
+        raise ConfigError("surge exit thresholds must not exceed the enter thresholds")
+    if c.webhook_urls:
+        if len(c.webhook_secret) < 32:
+            raise ConfigError("LIVEDESK_WEBHOOK_URLS needs LIVEDESK_WEBHOOK_SECRET of at least "
+                              "32 characters (e.g. `openssl rand -hex 32`): receivers check "
+                              "every delivery's signature with it")
+        for u in c.webhook_urls:
+            parts = urlsplit(u)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(f"LIVEDESK_WEBHOOK_URLS: {u!r} is not an http(s) URL")
+    from .webhooks import EVENTS
+
+    unknown = [e for e in c.webhook_events if e not in EVENTS]
+    if unknown:
+        raise ConfigError(f"LIVEDESK_WEBHOOK_EVENTS: unknown events {unknown}; known: "
+                          f"{', '.join(EVENTS)}")
 
 
 def _oidc_checks(c: Config) -> None:

@@ -126,6 +126,21 @@ class Metrics:
             "(present: Redis already held a newer one; superseded: the viewer opened another "
             "conversation in the room meanwhile; room_not_configured)", ["reason"],
             registry=r)
+        # question radar, anomaly flags, surge, webhooks (docs/operations.md)
+        self.anomaly_flags = Gauge(
+            "livedesk_anomaly_flag",
+            "1 while a product's complaint / return_refund / safety rate is flagged "
+            "(docs/webhooks.md: the rule)", ["room", "sku", "kind"], registry=r)
+        self.anomalies_raised = Counter("livedesk_anomalies_raised_total",
+                                        "Anomaly flags raised, by kind", ["kind"], registry=r)
+        self.surge = Gauge("livedesk_surge", "1 while the room is in surge mode", ["room"],
+                           registry=r)
+        self.callbacks = Counter("livedesk_surge_callbacks_total",
+                                 "Call requests answered with a callback slot during surge",
+                                 ["room"], registry=r)
+        self.webhooks = Counter("livedesk_webhook_deliveries_total",
+                                "Webhook delivery attempts by result (delivered, retried, "
+                                "failed)", ["result"], registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

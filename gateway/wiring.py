@@ -52,19 +52,23 @@ from .metrics import Metrics
 from .restore import restore_node
 from .support.actions import Authority
 from .support.aftersale import AfterSaleResponder
+from .support.anomaly import AnomalyDetector, AnomalyRule, AnomalyService
 from .support.backend import MemoryBackend, SupportBackend
 from .support.call_port import SupportCallPort
 from .support.commerce import ViewerOrders, make_adapter
 from .support.conversation import ConversationStore
 from .support.knowledge import Knowledge, demo_room_path
 from .support.limits import SupportLimits
+from .support.radar import Radar, RadarService
 from .support.replies import load_team_replies
-from .support.responder import Responder
+from .support.responder import ObservedResponder, Responder
 from .support.room import MemoryOrderLedger, OrderLedger, RoomRegistry
 from .support.room_service import RoomService
 from .support.routing import Router
 from .support.service import SupportConfig, SupportService
+from .support.surge import NOTICE_ZH, Surge, SurgeRule, SurgeService
 from .support.workspace import Workspace
+from .webhooks import WebhookConfig, WebhookEvents, Webhooks
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -293,6 +297,10 @@ class Gateway:
     node: NodeState
     presence: RedisPresence | None
     auth: AuthPlane
+    radar: RadarService  # question radar, pins, room.radar (docs/protocol.md)
+    anomaly: AnomalyService  # anomaly flags (docs/webhooks.md: the rule)
+    surge: SurgeService  # surge mode
+    webhooks: Webhooks  # signed webhooks out and their delivery log (docs/webhooks.md)
     durable: Durable | None = None  # the durable store, when configured (docs/storage.md)
     eraser: ViewerEraser | None = None  # erases a viewer everywhere (with a store)
     attachments: AttachmentService | None = None  # photos, stills, recordings (with a store)
@@ -458,6 +466,18 @@ def build_gateway(config: Config, responder: Responder | None = None,
     authority = Authority(config.max_compensation_default, config.compensation_limits)
     bot = responder or default_responder(config)
 
+    # the question radar first: the responder wrapper shares the bot's decision with it
+    # (QuestionClassified) and asks it for pinned answers
+    radar = Radar(rooms)
+    anomaly = AnomalyService(
+        AnomalyDetector(AnomalyRule(
+            window_s=config.anomaly_window_s, history_s=config.anomaly_history_s,
+            min_count=config.anomaly_min_count, ratio=config.anomaly_ratio,
+            p_raise=config.anomaly_p_raise, p_clear=config.anomaly_p_clear,
+            floor_ratio=config.anomaly_floor_ratio,
+            floor_per_hour=config.anomaly_floor_per_hour)),
+        events, metrics, tick_s=config.radar_tick_s)
+
     backend = backends.support_backend(hub, metrics, events, durable)
 
     def call_participants(conversation: str) -> list[str]:
@@ -467,7 +487,8 @@ def build_gateway(config: Config, responder: Responder | None = None,
     attachments = build_attachments(config, durable, AttachmentAccess(
         backend.store.get, backend.sync, call_participants, durable))
     support = SupportService(
-        hub, rooms, AfterSaleResponder(bot, orders), backend, events,
+        hub, rooms, ObservedResponder(AfterSaleResponder(bot, orders), radar, events),
+        backend, events,
         SupportConfig(agent_capacity=config.agent_capacity, bot_timeout_s=config.bot_timeout_s,
                       resolved_retention_s=config.resolved_retention_s,
                       limits=SupportLimits.from_config(config)),
@@ -482,11 +503,40 @@ def build_gateway(config: Config, responder: Responder | None = None,
                                 metrics=metrics, sync=room_sync)
     workspace = Workspace(config, hub, rooms, support, events, metrics, adapter, orders,
                           authority)
+    router = support.router
+
+    async def claim_surge(key: str) -> bool:
+        """One node announces a shared surge transition: the first to write its record."""
+        written, _ = await backend.put("surge", key, {"node": config.node_id}, if_absent=True,
+                                       ttl_s=7 * 86400.0)
+        return written
+
+    surge = SurgeService(
+        Surge(rooms, lambda room: sum(1 for e in router.queue if e.room == room),
+              SurgeRule(enter_messages_per_min=config.surge_enter_messages_per_min,
+                        exit_messages_per_min=config.surge_exit_messages_per_min,
+                        enter_queue=config.surge_enter_queue,
+                        exit_queue=config.surge_exit_queue, calm_s=config.surge_calm_s,
+                        warn_before_s=config.surge_warn_before_s,
+                        callback_slot_s=config.surge_callback_slot_s,
+                        callbacks_per_slot=config.surge_callbacks_per_slot,
+                        callback_delay_s=config.surge_callback_delay_s)),
+        hub, events, rooms_service, metrics, tick_s=config.radar_tick_s,
+        notice=config.surge_notice or NOTICE_ZH, claim=claim_surge)
+    radar_service = RadarService(hub, rooms, radar, anomaly.detector, surge.surge,
+                                 rooms_service, events)
+    webhooks = Webhooks(WebhookConfig(
+        urls=tuple(config.webhook_urls), secret=config.webhook_secret,
+        key_id=config.webhook_key_id, events=tuple(config.webhook_events),
+        timeout_s=config.webhook_timeout_s, retry_base_s=config.webhook_retry_base_s,
+        retry_max_s=config.webhook_retry_max_s, max_attempts=config.webhook_max_attempts),
+        metrics)
+    WebhookEvents(webhooks, events)
     ice = IceProvider(config.stun_urls, config.turn_urls, config.turn_secret, config.turn_ttl_s)
 
     from .media.service import MediaService  # here, not at the top: it loads aiortc
 
-    media = MediaService(hub, SupportCallPort(support), config, ice, metrics,
+    media = MediaService(hub, SupportCallPort(support, surge), config, ice, metrics,
                          directory=backends.call_directory(presence), attachments=attachments)
 
     async def ready() -> bool:
@@ -554,6 +604,12 @@ def build_gateway(config: Config, responder: Responder | None = None,
         resources.append(Resource("room sync", room_sync.start, room_sync.close))
     if eraser is not None:  # polls the store for `livedesk erase` requests
         resources.append(Resource("erase requests", eraser.start, eraser.close))
+    # radar, anomaly flags, surge: their loops use the hub and the support service; the
+    # webhooks' deliveries are cancelled (and the HTTP client closed) before them
+    resources += [Resource("anomaly flags", anomaly.start, anomaly.close),
+                  Resource("surge", surge.start, surge.close),
+                  Resource("radar", radar_service.start, radar_service.close),
+                  Resource("webhooks", webhooks.start, webhooks.close)]
     # handlers' tasks use the hub, the backend and the bus: cancelled before those close
     resources += [Resource("event handler tasks", _nothing, events.close),
                   Resource("shop adapter", _nothing, close_adapter),
@@ -562,7 +618,8 @@ def build_gateway(config: Config, responder: Responder | None = None,
     return Gateway(config=config, events=events, bus=bus, hub=hub, tokens=tokens, rooms=rooms,
                    support=support, rooms_service=rooms_service, workspace=workspace,
                    media=media, metrics=metrics, ice=ice, endpoint=endpoint, node=node,
-                   presence=presence, auth=auth, durable=durable, eraser=eraser,
+                   presence=presence, auth=auth, radar=radar_service, anomaly=anomaly,
+                   surge=surge, webhooks=webhooks, durable=durable, eraser=eraser,
                    attachments=attachments,
                    archiver=archiver,
                    resources=resources)

@@ -99,6 +99,17 @@ class CallRecordConsent(Message):
 
 
 @dataclass
+class CallCallback(Event):
+    """The reply to a viewer's ``call.request`` while the room is in surge: no ring; an
+    agent calls back at about ``at`` (Unix seconds), ``position`` in that slot."""
+    TYPE: ClassVar[str] = "call.callback"
+    conversation: str
+    at: float
+    position: int
+    text: str
+
+
+@dataclass
 class CallIncoming(Event):
     TYPE: ClassVar[str] = "call.incoming"
     call: str

@@ -4,7 +4,8 @@ A call belongs to a conversation: who may touch it (the conversation's members),
 rings whom (its viewer and agent), whether a call may start (it is assigned), what a
 resolved conversation means for its call. Those facts are owned by the support plane;
 media states here the few it reads and the two things it reports back (a ring a viewer
-placed went unanswered; a ring is about to be placed), and the support plane implements
+placed went unanswered; a ring is about to be placed), the one question surge mode asks
+(a callback slot instead of a ring?), and the support plane implements
 this port (``gateway/support/call_port.py``). So media never imports support, the bot or
 its store, and support is free to change how it keeps conversations.
 """
@@ -44,6 +45,19 @@ class CallConversation(Protocol):
         """Why the viewer wanted a person (the escalation reason code), if known."""
 
 
+class CallbackOffer(Protocol):
+    """During surge: when the viewer will be called back, and what they are told."""
+
+    @property
+    def at(self) -> float: ...
+
+    @property
+    def position(self) -> int: ...
+
+    @property
+    def text(self) -> str: ...
+
+
 class ConversationPort(Protocol):
     async def conversation(self, conversation: str, user: str) -> CallConversation | None:
         """``conversation`` as it stands; ``None`` if unknown. If this node does not know it,
@@ -53,6 +67,10 @@ class ConversationPort(Protocol):
     def members(self, conversation: str) -> list[str]:
         """The conversation's members now (viewer, and agent if any); ``[]`` if unknown.
         Synchronous: read on every call event, from this node's copy."""
+
+    async def callback_instead(self, conversation: str) -> CallbackOffer | None:
+        """The viewer of ``conversation`` asks to call: a callback slot instead of a ring
+        (the room is in surge), or ``None`` to ring as usual."""
 
     async def admit_ring(self, viewer: str) -> None:
         """Raise :class:`~signaling.ProtocolError` if ``viewer`` may not ring now."""

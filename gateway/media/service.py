@@ -41,6 +41,7 @@ from .ice_policy import IcePolicy
 from .ice_policy import install as install_ice_policy
 from .messages import (
     CallAccept,
+    CallCallback,
     CallDecline,
     CallHangup,
     CallIncoming,
@@ -199,6 +200,11 @@ class MediaService:
         if req.user not in conv.members:
             raise ProtocolError(ErrorCode.NOT_MEMBER,
                                 f"you are not a member of conversation {msg.conversation!r}")
+        if req.role == "viewer" and not _forwarded(req):  # surge: a callback slot, no ring
+            offer = await self.conversations.callback_instead(conv.id)
+            if offer is not None:
+                return CallCallback(conversation=conv.id, at=offer.at, position=offer.position,
+                                    text=offer.text)
         if conv.state != "assigned" or not conv.agent:
             raise ProtocolError(ErrorCode.BAD_STATE,
                                 f"call.request: the conversation is {conv.state}; a call needs "

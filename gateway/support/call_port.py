@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from .conversation import Conversation
 from .events import ConversationResolved
 from .service import BOT, SupportService
+from .surge import CallbackOffer, SurgeService
 
 RECORDED_ZH = "通话录制已保存。"
 MISSED_CALL_ZH = "客服暂时未能接听，已为您重新排队，请稍候。"
@@ -41,8 +42,9 @@ class CallConversation:
 
 
 class SupportCallPort:
-    def __init__(self, support: SupportService):
+    def __init__(self, support: SupportService, surge: SurgeService | None = None):
         self.support = support
+        self.surge = surge
 
     async def conversation(self, conversation: str, user: str) -> CallConversation | None:
         conv = self.support.store.get(conversation)
@@ -54,6 +56,13 @@ class SupportCallPort:
     def members(self, conversation: str) -> list[str]:
         conv = self.support.store.get(conversation)
         return conv.members() if conv is not None else []
+
+    async def callback_instead(self, conversation: str) -> CallbackOffer | None:
+        """Surge's rule (``surge.py``): while the room is in surge a viewer is called back."""
+        conv = self.support.store.get(conversation)
+        if self.surge is None or conv is None:
+            return None
+        return await self.surge.offer_callback(conv)
 
     async def admit_ring(self, viewer: str) -> None:
         await self.support.churn.admit_ring(viewer)

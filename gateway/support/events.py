@@ -17,6 +17,10 @@ Who publishes what:
 * :class:`AgentContextWanted`: ``SupportService``, when it builds what an agent sees.
 * :class:`OrderPlaced`: ``RoomService``; :class:`BrowseRecorded`: ``Browsing``;
   :class:`ActionRecorded`: ``Actions``.
+* :class:`QuestionClassified`: the radar's responder wrapper (``responder.ObservedResponder``),
+  on the node that answered, once per viewer message the bot answered.
+* :class:`AnomalyRaised`, :class:`AnomalyCleared`: ``AnomalyService`` (``anomaly.py``).
+* :class:`SurgeWarned`, :class:`SurgeChanged`: ``SurgeService`` (``surge.py``).
 """
 
 from __future__ import annotations
@@ -122,3 +126,72 @@ class BrowseRecorded:
 class ActionRecorded:
     """An agent's action (compensation, return) was recorded in the audit trail."""
     entry: dict[str, Any]
+
+
+# --- question radar, anomaly flags, surge (docs/webhooks.md, docs/protocol.md) ---------------
+
+@dataclass(frozen=True)
+class QuestionClassified:
+    """The bot classified one viewer message: its intent, the product it named (``sku``,
+    ``None`` if none; several named products joined by ``+``), the one slot that tells
+    questions about that product apart (the size, ``None`` if none) and the escalation
+    reasons the bot found (``health`` marks a health or safety report). Published by the
+    responder wrapper, so the radar, the anomaly flags and surge reuse the bot's one decision
+    instead of classifying again."""
+    room: str
+    conversation: str | None
+    viewer: str | None
+    text: str
+    intent: str
+    sku: str | None
+    slot: str | None
+    reasons: tuple[str, ...]
+    ts: float
+
+
+@dataclass(frozen=True)
+class AnomalyRaised:
+    """A product's rate of ``kind`` (complaint, return_refund, safety) is unusually high in
+    ``room``: ``observed`` in the window against ``expected`` (see ``anomaly.py``)."""
+    room: str
+    sku: str
+    kind: str
+    observed: int
+    expected: float
+    since: float
+    basis: str
+    p: float
+
+
+@dataclass(frozen=True)
+class AnomalyCleared:
+    """A flag raised at ``since`` cleared by itself: the rate is back to what is expected."""
+    room: str
+    sku: str
+    kind: str
+    observed: int
+    expected: float
+    since: float
+    cleared_at: float
+
+
+@dataclass(frozen=True)
+class SurgeWarned:
+    """A promotion with ``starts_at`` begins within the warning time: agents are told."""
+    room: str
+    promotion: str
+    starts_at: float
+
+
+@dataclass(frozen=True)
+class SurgeChanged:
+    """``room`` entered (``on``) or left surge mode at ``at``; ``reason`` says why
+    (``promotion:<id>``, ``message_rate``, ``queue``, ``calm``). ``episode`` names the surge
+    episode (the same on every node for a promotion's start: ``<promotion>@<starts_at>``), so
+    one node, not each, announces it."""
+    room: str
+    on: bool
+    since: float | None
+    reason: str
+    at: float
+    episode: str = ""

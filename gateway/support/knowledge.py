@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,8 @@ def _promo_field(name: str, v: Any) -> Any:
             raise KnowledgeError(f"promotion {name!r} is {len(v)} characters; the limit is "
                                  f"{PROMOTION_TEXT_CHARS[name]}")
         return v
+    if name == "starts_at":
+        return _instant(v)
     if name == "active":
         if not isinstance(v, bool):
             raise KnowledgeError("promotion 'active' must be true or false")
@@ -56,6 +59,22 @@ def _promo_field(name: str, v: Any) -> Any:
             raise KnowledgeError(f"promotion {name!r} must be a whole number, got {v!r}")
         return int(v)
     return v
+
+
+def _instant(v: Any) -> float:
+    """A promotion's ``starts_at``: Unix seconds, or an ISO 8601 time with its offset."""
+    if isinstance(v, str):
+        try:
+            t = datetime.fromisoformat(v)
+        except ValueError:
+            raise KnowledgeError(f"promotion 'starts_at' is not an ISO 8601 time: {v!r}"[:160]) from None
+        if t.tzinfo is None:
+            raise KnowledgeError("promotion 'starts_at' needs a UTC offset (e.g. +08:00)")
+        return t.timestamp()
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+        raise KnowledgeError(f"promotion 'starts_at' must be Unix seconds or an ISO 8601 time, "
+                             f"got {v!r}"[:160])
+    return float(v)
 
 
 def check_promotion_size(d: dict[str, Any], max_bytes: int) -> None:
@@ -171,11 +190,14 @@ class Promotion:
     amount: float | None = None
     code: str | None = None
     ends_at: str | None = None
+    # when the sale begins (Unix seconds; ISO 8601 with an offset is accepted and converted):
+    # surge mode warns agents before it and starts at it (surge.py)
+    starts_at: float | None = None
     active: bool = True  # extension: hosts can stop a promotion without deleting it
     extra: dict[str, Any] = field(default_factory=dict)
 
     _KNOWN = ("id", "kind", "text", "limit", "claimed", "gift", "sku", "threshold",
-              "amount", "code", "ends_at", "active")
+              "amount", "code", "ends_at", "starts_at", "active")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Promotion:

@@ -13,9 +13,15 @@ and fall back to it on timeout.
 
 from __future__ import annotations
 
+import dataclasses
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from signaling.events import Events
+
+from .events import QuestionClassified
 from .knowledge import Knowledge
 
 INTENTS = (
@@ -51,3 +57,59 @@ class BotReply:
 
 class Responder(Protocol):
     async def respond(self, query: BotQuery) -> BotReply: ...
+
+
+# --- the radar's hook: the bot's decision shared, a pinned answer quoted first ----------------
+
+class PinnedAnswers(Protocol):
+    """What the responder wrapper asks of the question radar (``radar.Radar``)."""
+
+    def pinned_answer(self, room: str, intent: str, sku: str | None,
+                      slot: str | None) -> str | None:
+        """The answer a host pinned for this question's group, if any."""
+
+
+def question_keys(slots: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The product and the distinguishing slot of a bot decision: ``sku`` (several named
+    products joined by ``+``, sorted) and the size. One function, so the radar's groups and
+    the pins they carry agree on what "the same question" is."""
+    sku = slots.get("sku")
+    if isinstance(sku, list):
+        sku = "+".join(sorted(str(x) for x in sku)) or None
+    size = slots.get("size")
+    return (str(sku) if sku else None), (str(size) if size else None)
+
+
+class ObservedResponder:
+    """Wraps any responder. Why here and not in the bot: the bot already decided intent,
+    product and size for every viewer message it answers; this publishes that one decision
+    as :class:`~.events.QuestionClassified` (the radar, anomaly flags and surge count it)
+    and, when a host pinned an answer for the question's group (``room.pin``), puts that
+    answer first in the reply. The bot's own answer follows it, so nothing it would have
+    said is lost; its escalation decision is unchanged."""
+
+    def __init__(self, inner: Responder, pins: PinnedAnswers, events: Events,
+                 clock: Callable[[], float] = time.time):
+        self.inner = inner
+        self.pins = pins
+        self.events = events
+        self.clock = clock
+
+    def __getattr__(self, name: str) -> Any:  # warm_up and friends of the inner responder
+        return getattr(self.inner, name)
+
+    async def respond(self, query: BotQuery) -> BotReply:
+        reply = await self.inner.respond(query)
+        room = query.knowledge.room.id
+        sku, slot = question_keys(reply.slots)
+        reasons = reply.slots.get("escalation_reasons") or ()
+        conv = query.context.get("conversation")
+        self.events.publish(QuestionClassified(
+            room=room, conversation=conv if isinstance(conv, str) else None, viewer=query.user,
+            text=query.text, intent=reply.intent, sku=sku, slot=slot,
+            reasons=tuple(str(r) for r in reasons), ts=self.clock()))
+        pin = self.pins.pinned_answer(room, reply.intent, sku, slot)
+        if not pin:
+            return reply
+        return dataclasses.replace(reply, text=f"{pin}\n{reply.text}",
+                                   slots={**reply.slots, "pinned": True})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from signaling import ErrorCode, Hub, ProtocolError, Request
@@ -221,18 +222,29 @@ class RoomService:
         if not text or len(text) > 1000:
             raise ProtocolError(ErrorCode.BAD_REQUEST,
                                 "room.announce: 'text' must be 1–1000 characters")
-        change = room.announce(text, req.claims.display_name)
+        host = Author(role="host", user=req.user, name=req.claims.display_name)
+        await self.announce(room, text, host, ack=lambda: req.reply({"type": "ack"}))
+
+    async def announce(self, room: Room, text: str, author: Author, *,
+                       conversations: bool = True,
+                       ack: Callable[[], None] | None = None) -> dict[str, Any]:
+        """Announce ``text`` in ``room``: watchers see it, new conversations get it pinned,
+        and (``conversations``) every open conversation gets it pinned and posted. One path
+        for a host's ``room.announce``, a pinned radar answer and surge's notice."""
+        change = room.announce(text, author.name or author.user)
         if self.sync is not None:
             await self.sync.announce(room, change)
-        req.reply({"type": "ack"})
+        if ack is not None:
+            ack()
         a = change["announcement"]
         await self.hub.publish(room_topic(room.id), RoomAnnouncement(room.id, a["text"], a["ts"], a["by"]))
-        host = Author(role="host", user=req.user, name=req.claims.display_name)
-        for conv in self.support.store.all():
-            if conv.room == room.id and conv.state != "resolved":
-                await self.support.backend.set_fields(conv, pinned=conv.pinned + [a])
-                await self.support.post(conv, host, text, kind="announcement")
+        if conversations:
+            for conv in self.support.store.all():
+                if conv.room == room.id and conv.state != "resolved":
+                    await self.support.backend.set_fields(conv, pinned=conv.pinned + [a])
+                    await self.support.post(conv, author, text, kind="announcement")
         await self.publish_change(room, change)
+        return a
 
     async def _apply(self, req: Request, room: Room, change: dict[str, Any]) -> None:
         j = self._journal()

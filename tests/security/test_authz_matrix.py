@@ -48,6 +48,10 @@ REST = {
     ("GET", "/api/admin/users"): {"admin"},  # accounts with their lockout state
     ("POST", "/api/admin/users"): {"admin"},  # the admin page adds an account
     ("PATCH", "/api/admin/users/{user}"): {"admin"},  # disable/enable, roles, password
+    # the question radar (issue 20): the room's host, supervisors, admins; the delivery log
+    ("GET", "/api/rooms/{room}/radar"): {"host", "supervisor", "admin"},
+    ("GET", "/api/rooms/{room}/radar/report"): {"host", "supervisor", "admin"},
+    ("GET", "/api/webhooks/deliveries"): {"admin"},
 }
 # Cookie endpoints (sign-in): no bearer token at all; tests/auth/ covers them.
 COOKIE = {("POST", "/api/auth/login"), ("POST", "/api/auth/token"),

@@ -20,7 +20,7 @@ def _port_methods(proto: type) -> dict[str, inspect.Signature]:
 def test_the_adapter_has_every_port_method_with_its_signature():
     port = _port_methods(ConversationPort)
     assert set(port) == {"conversation", "members", "admit_ring", "call_answered", "missed_call",
-                         "recorded", "on_resolved"}
+                         "recorded", "on_resolved", "callback_instead"}
     for name, sig in port.items():
         impl = getattr(call_port.SupportCallPort, name)
         assert inspect.signature(impl) == sig, name
