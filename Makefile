@@ -15,8 +15,14 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e .
 	touch $@
 
-$(BIN)/.installed-test: $(BIN)/.installed
+$(BIN)/.installed-test: $(BIN)/.installed node_modules/.installed
 	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+# axe-core (accessibility checks injected into Playwright pages: tests/e2e/axe.py), pinned in
+# package.json/package-lock.json; no build step, `npm ci` only. Needs node + npm.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 install: $(BIN)/.installed
@@ -66,4 +72,4 @@ bench: install-test system-deps
 	$(BIN)/python -m benchmarks.bot
 
 clean:
-	rm -rf $(VENV) build *.egg-info tests/artifacts .mypy_cache
+	rm -rf $(VENV) build *.egg-info tests/artifacts .mypy_cache node_modules

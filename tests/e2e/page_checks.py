@@ -1,0 +1,105 @@
+"""Checks run on a rendered page in one of its states: axe-core and the locale scan.
+
+axe-core comes from the npm registry (package.json, pinned; ``make install-test`` runs
+``npm ci``): no build step, ``node_modules/axe-core/axe.min.js`` is evaluated in the page and ``axe.run`` is called on the document.
+
+The locale scan reads the text a person sees — visible text nodes plus placeholders, ``title``,
+``aria-label`` and ``alt`` — except inside elements marked ``data-user-content`` (what people
+typed, names) or ``data-product`` (catalogue data: product names, SKUs, shop texts). What is
+allowed in which locale is documented in docs/testing.md ("Locale scan").
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+AXE_JS = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+
+# the impacts that fail the check (the issue: 0 critical and 0 serious)
+BLOCKING = ("critical", "serious")
+
+
+def axe_source() -> str:
+    """The injected script; a missing install is a failure with the command that fixes it."""
+    if not AXE_JS.exists():
+        raise AssertionError(f"{AXE_JS} missing: run `npm ci` at the repo root (make install-test does)")
+    return AXE_JS.read_text(encoding="utf-8")
+
+
+RUN_AXE = """async () => {
+  const r = await axe.run(document, {resultTypes: ['violations'],
+      runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}});
+  return r.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,
+      nodes: v.nodes.slice(0, 5).map((n) => ({target: n.target.join(' '), summary: n.failureSummary}))}));
+}"""
+
+
+async def axe_violations(page) -> list[dict]:
+    """Every violation axe-core finds on the page as it is now (all impacts)."""
+    if not await page.evaluate("() => typeof window.axe === 'object'"):
+        # evaluated over the DevTools protocol, which the page's CSP (script-src 'self') does not
+        # govern: the pages are checked with their real policy, not a weakened one
+        await page.evaluate(axe_source() + "\n;void 0")
+    return await page.evaluate(RUN_AXE)
+
+
+def blocking(violations: list[dict]) -> list[dict]:
+    return [v for v in violations if v["impact"] in BLOCKING]
+
+
+# Visible UI text of the page, without user content and product data.
+UI_TEXT = """() => {
+  const SKIP = '[data-user-content], [data-product], script, style, noscript, template';
+  const out = [];
+  const visible = (el) => el.checkVisibility ? el.checkVisibility({checkOpacity: true, checkVisibilityCSS: true})
+                                             : !!el.offsetParent;
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    const s = n.textContent.trim();
+    if (!s || !el || el.closest(SKIP) || !visible(el)) continue;
+    out.push({text: s, where: el.dataset.testid || el.id || el.tagName.toLowerCase()});
+  }
+  for (const el of document.body.querySelectorAll('[placeholder], [title], [aria-label], img[alt]')) {
+    if (el.closest(SKIP) || !visible(el)) continue;
+    for (const a of ['placeholder', 'title', 'aria-label', 'alt']) {
+      const s = (el.getAttribute(a) || '').trim();
+      if (s) out.push({text: s, where: `${el.dataset.testid || el.id || el.tagName.toLowerCase()}@${a}`});
+    }
+  }
+  out.push({text: document.title, where: 'title'});
+  return out;
+}"""
+
+CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
+LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
+
+# Latin tokens the Chinese UI may show: brand, protocol/technical terms Chinese UIs write in
+# Latin letters, units and currency codes, and the English switch ("EN"). Anything else in
+# Latin letters in the zh UI is an untranslated string. Documented in docs/testing.md.
+ZH_ALLOWED = frozenset({
+    "LiveDesk", "EN", "ID", "SKU", "CSAT", "p50", "p", "ms", "s", "min", "h", "KB", "MB",
+    "CNY", "USD", "EUR", "HKD", "TWD", "JPY", "GBP", "Wi-Fi", "WebRTC", "WebSocket", "Enter",
+    "Esc", "Ctrl", "Shift", "Alt", "Tab", "Cmd", "QR", "URL", "AI", "x",
+})
+
+
+def scan_problems(texts: list[dict], lang: str) -> list[str]:
+    """Text in the wrong language: CJK in the en UI, Latin words outside ZH_ALLOWED in zh."""
+    bad: list[str] = []
+    for item in texts:
+        s = item["text"]
+        if lang == "en":
+            if CJK.search(s):
+                bad.append(f"{item['where']}: {s!r}")
+        else:
+            words = [w for w in LATIN_WORD.findall(s) if w not in ZH_ALLOWED]
+            if words:
+                bad.append(f"{item['where']}: {s!r} ({', '.join(words)})")
+    return bad
+
+
+async def ui_texts(page) -> list[dict]:
+    return await page.evaluate(UI_TEXT)
