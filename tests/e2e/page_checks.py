@@ -11,6 +11,7 @@ allowed in which locale is documented in docs/testing.md ("Locale scan").
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -73,6 +74,9 @@ UI_TEXT = """() => {
   return out;
 }"""
 
+# the language switch names the other language in that language ("中文" in the en UI)
+EN_ALLOWED = frozenset({"中文"})
+
 CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
 LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
 
@@ -86,18 +90,56 @@ ZH_ALLOWED = frozenset({
 })
 
 
-def scan_problems(texts: list[dict], lang: str) -> list[str]:
-    """Text in the wrong language: CJK in the en UI, Latin words outside ZH_ALLOWED in zh."""
+def data_strings(*files: Path) -> list[str]:
+    """Every string value of the room's and the shop's data files (what the gateway loaded):
+    product names, SKUs, promotion texts and codes, FAQ, couriers — product data, shown as is."""
+    out: set[str] = set()
+
+    def walk(v) -> None:
+        if isinstance(v, str):
+            if v.strip():
+                out.add(v.strip())
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                out.add(str(k))  # SKUs and order numbers are keys in places
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+
+    for f in files:
+        walk(json.loads(f.read_text(encoding="utf-8")))
+    return sorted(out, key=len, reverse=True)
+
+
+# {product.D001.stock}: a canned reply's live placeholder, filled from the room when sent
+PLACEHOLDER = re.compile(r"\{[\w.]+\}")
+# codes a Chinese UI writes as they are: a command-line flag, an environment variable
+CODE = re.compile(r"--[a-z][a-z-]*|\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b")
+
+
+def scan_problems(texts: list[dict], lang: str, data: list[str]) -> list[str]:
+    """Text in the wrong language: CJK in the en UI, Latin words outside ZH_ALLOWED in zh.
+
+    ``data`` is user content and product data that appears inside UI sentences ("Stock ·
+    三合一防水冲锋衣", "客服 Alice 为您服务"): its CJK strings are cut out of the text before the
+    check, its Latin words are allowed in zh."""
+    cjk_data = [d for d in data if CJK.search(d)]
+    latin_ok = ZH_ALLOWED | {w for d in data for w in LATIN_WORD.findall(d)}
     bad: list[str] = []
     for item in texts:
-        s = item["text"]
+        s = CODE.sub(" ", PLACEHOLDER.sub(" ", item["text"]))
+        for d in cjk_data:
+            if d in s:
+                s = s.replace(d, " ")
         if lang == "en":
-            if CJK.search(s):
-                bad.append(f"{item['where']}: {s!r}")
+            if CJK.search(s) and s.strip() not in EN_ALLOWED:
+                bad.append(f"{item['where']}: {item['text']!r}")
         else:
-            words = [w for w in LATIN_WORD.findall(s) if w not in ZH_ALLOWED]
+            # single letters are sizes ("M码"), initials on avatars and units: not words
+            words = [w for w in LATIN_WORD.findall(s) if len(w) > 1 and w not in latin_ok]
             if words:
-                bad.append(f"{item['where']}: {s!r} ({', '.join(words)})")
+                bad.append(f"{item['where']}: {item['text']!r} ({', '.join(words)})")
     return bad
 
 

@@ -21,7 +21,7 @@ from gateway.config import Config
 from tests.conftest import free_port, start_gateway, stop_gateway
 
 from .conftest import DESKTOP, PHONE, open_page, wait_online
-from .page_checks import axe_violations, blocking, scan_problems, ui_texts
+from .page_checks import ROOT, axe_violations, blocking, data_strings, scan_problems, ui_texts
 
 pytestmark = pytest.mark.browser
 
@@ -37,8 +37,13 @@ async def gw():
         await stop_gateway(r)
 
 
+# product data: the room's and the shop's data files the dev gateway loads
+PRODUCT_DATA = data_strings(ROOT / "gateway/demo/room_demo.json", ROOT / "gateway/demo/commerce_demo.json")
+
+
 class Findings:
-    def __init__(self, lang: str, artifacts) -> None:
+    def __init__(self, lang: str, artifacts, user_content: list[str]) -> None:
+        self.data = sorted([*PRODUCT_DATA, *user_content], key=len, reverse=True)
         self.lang = lang
         self.artifacts = artifacts
         self.axe: list[str] = []
@@ -49,9 +54,10 @@ class Findings:
         name = f"{self.lang}/{state}"
         self.checked.append(name)
         for v in blocking(await axe_violations(page)):
-            nodes = "; ".join(f"{n['target']}" for n in v["nodes"])
+            nodes = "; ".join(f"{n['target']} <{(n['summary'] or '').splitlines()[-1][:120]}>"
+                              for n in v["nodes"])
             self.axe.append(f"{name}: [{v['impact']}] {v['id']} ({v['help']}) at {nodes}")
-        for p in scan_problems(await ui_texts(page), self.lang):
+        for p in scan_problems(await ui_texts(page), self.lang, self.data):
             self.locale.append(f"{name}: {p}")
         await page.screenshot(path=str(self.artifacts / f"a11y_{self.lang}_{state}.png"))
 
@@ -159,7 +165,10 @@ async def walk(gw, browser, lang: str, f: Findings, logs: list[str]) -> None:
 @pytest.mark.parametrize("lang", ["zh", "en"])
 async def test_every_page_and_state_is_accessible_and_in_one_language(gw, browser, artifacts, lang):
     logs: list[str] = []
-    f = Findings(lang, artifacts)
+    # what the people of the walk are called and typed (user content inside UI sentences)
+    names = ["Alice", "Wang", "Host", f"a11y-agent-{lang}", f"a11y-viewer-{lang}", "host-1", "boss", "dash",
+             gw.room_id]
+    f = Findings(lang, artifacts, names)
     await walk(gw, browser, lang, f, logs)
     report = "\n".join(["axe (critical/serious):", *f.axe, "locale:", *f.locale])
     print(f"checked {len(f.checked)} page states: {', '.join(f.checked)}")

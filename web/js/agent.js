@@ -5,7 +5,7 @@
 // fatigue guard's break banner, one-click canned replies, incoming calls and the call view.
 import { Client, staffTokenSource, gatewayUrls } from "./client.js";
 import { t, tOr, applyI18n, duration, getLang } from "./i18n.js";
-import { $, h, icon, hydrateIcons, fmtTime, param, bindConnBadge, bindLangSwitch, toast, toastError, moodLabel, reasonLabel, intentLabel, clock, money, RoomState, bindStaffAuth, giftLine } from "./common.js";
+import { $, h, icon, hydrateIcons, fmtTime, joinList, locale, param, bindConnBadge, bindLangSwitch, toast, toastError, moodLabel, reasonLabel, intentLabel, clock, money, RoomState, bindStaffAuth, giftLine } from "./common.js";
 import { Alerts } from "./alerts.js";
 import { CallManager, CallView, renderIncoming } from "./call.js";
 
@@ -13,7 +13,6 @@ const ident = staffTokenSource("agent", { name: param("name") || "" });
 // agents work with the console in a background tab: it reconnects as fast hidden as visible
 const client = new Client({ urls: gatewayUrls(), getToken: ident.getToken, hiddenBackoffMaxMs: 500 });
 
-const listSep = () => (getLang() === "zh" ? "、" : ", ");
 
 const ui = {
   convList: $('[data-testid="conv-list"]'),
@@ -287,11 +286,11 @@ function renderChat() {
     const mine = f.user === client.user;
     const isBot = f.role === "bot" || m.bot;
     const cls = ["msg", mine ? "mine" : "", isBot && !m.kind ? "bot" : "", m.kind || "", i <= lastBot ? "botphase" : ""].filter(Boolean).join(".");
-    const who = isBot ? f.name || t("role.bot") : mine ? t("widget.you") : m.kind === "notice" ? t("widget.notice")
+    const who = isBot ? t("role.bot") : mine ? t("widget.you") : m.kind === "notice" ? t("widget.notice")
       : f.role === "system" ? t("widget.system") : `${tOr(`role.${f.role}`, f.role)} ${f.name || f.user}`;
     els.push(h(`div.${cls}`, { testid: isBot && !m.kind ? "msg-bot" : mine ? "msg-mine" : `msg-${m.kind || f.role}`, dataset: { id: m.message_id, phase: i <= lastBot ? "bot" : "human" } },
       h("div.meta", { text: `${who} · ${fmtTime(m.ts)}` }),
-      h("div.bubble", { text: m.text })));
+      h("div.bubble", { text: m.text, dataset: f.role === "system" ? {} : { userContent: "" } })));
     if (i === lastBot && i < msgs.length - 1) els.push(h("div.divider", { testid: "human-part-label" }, icon("headset"), t("agent.human.part")));
   });
   if (c.state === "lost") els.push(h("div.msg.notice", { testid: "conv-lost-notice", dataset: { lost: c.lost || "" } }, h("div.bubble", { text: lostText(c) })));
@@ -344,7 +343,7 @@ function timelineSection(c, ctx) {
   const events = (ctx.browsing || ctx.timeline || []).filter((e) => e.kind !== "stream_time");
   const cart = ctx.cart || [];
   const head = [];
-  if (cart.length) head.push(kv(t("ctx.cart"), cart.map((sku) => productName(c, sku)).join(listSep()), "ctx-cart"));
+  if (cart.length) head.push(kv(t("ctx.cart"), joinList(cart.map((sku) => productName(c, sku))), "ctx-cart"));
   if (ctx.on_screen_at_open) head.push(kv(t("ctx.onscreen_at_open"), productName(c, ctx.on_screen_at_open), "ctx-onscreen-at-open"));
   if (typeof ctx.time_in_stream_s === "number") head.push(kv(t("ctx.stream_time"), duration(ctx.time_in_stream_s), "ctx-stream-time"));
   const items = events.slice(-20).map((e) =>
@@ -357,7 +356,17 @@ function timelineSection(c, ctx) {
     items.length ? h("ol.timeline", {}, ...items) : h("div.muted.placeholder", { text: t("ctx.timeline.empty") }));
 }
 
-function promosSection(ctx) {
+/** What a viewer lacks for a promotion, in the console's language (missing_key + params; the
+ * server's English "missing" only from a gateway older than the keys). */
+function missingText(c, p) {
+  const params = p.missing_params || {};
+  if (p.missing_key === "promo.missing.add") return t("promo.missing.add", { skus: joinList((params.skus || []).map((s) => productName(c, s))) });
+  if (p.missing_key === "promo.missing.items") return t("promo.missing.items", { n: params.n, skus: joinList((params.skus || []).map((s) => productName(c, s))) });
+  if (p.missing_key === "promo.missing.more") return t("promo.missing.more", { amount: money(params.amount) });
+  return p.missing || "";
+}
+
+function promosSection(c, ctx) {
   // which promotions and why come from the handoff; the numbers are the room's live ones
   // (renderLive fills [data-testid="promo-left"]), never the handoff's snapshot
   const promos = ctx.promotions || [];
@@ -368,7 +377,7 @@ function promosSection(ctx) {
           p.code ? h("code", { text: ` ${p.code}` }) : null,
           typeof p.left === "number" || p.kind === "first_n_gift"
             ? h("span.muted.plive", { testid: "promo-left", dataset: { promo: p.id, snapshot: p.left ?? "" }, text: ` · ${t("ctx.promo.left", { n: p.left ?? "—" })}` }) : null,
-          p.missing ? h("span.muted", { text: ` · ${p.missing}` }) : null)))
+          p.missing || p.missing_key ? h("span.muted", { testid: "promo-missing", text: ` · ${missingText(c, p)}` }) : null)))
     : [h("div.muted.small", { text: t("ctx.promos.empty") })]));
 }
 
@@ -377,7 +386,7 @@ function earlierSection(ctx) {
   return section(`${t("ctx.earlier")}${list.length ? ` (${list.length})` : ""}`, "ctx-earlier", ...(list.length
     ? list.slice(0, 8).map((e) => h("div.earlier", { testid: "earlier-item", dataset: { conversation: e.conversation } },
         h("div.e-top", {},
-          h("span.muted", { text: e.created_at ? new Date(e.created_at * 1000).toLocaleDateString(getLang() === "zh" ? "zh-CN" : "en") + " " + fmtTime(e.created_at) : "" }),
+          h("span.muted", { text: e.created_at ? new Date(e.created_at * 1000).toLocaleDateString(locale()) + " " + fmtTime(e.created_at) : "" }),
           h("span.badge", { text: tOr(`outcome.${e.outcome}`, e.outcome || tOr(`state.${e.state}`, e.state || "")) }),
           e.mood ? h(`span.mood.${e.mood}`, { text: moodLabel(e.mood) }) : null,
           typeof e.csat === "number" ? h("span.csat-chip", { text: `★${e.csat}` }) : null),
@@ -415,10 +424,10 @@ function renderContext() {
           h(`span.mood.big.${mood}`, { testid: "ctx-mood", dataset: { mood }, title: t("ctx.mood") }, moodLabel(ctx.mood)),
           h("div.muted.tiny", { text: t("ctx.mood.by_bot") }))),
       kv(t("ctx.reason"), reasonLabel(ctx.reason), "ctx-reason"),
-      kv(t("ctx.intents"), intents.map(intentLabel).join(listSep()) || "—", "ctx-intents")),
+      kv(t("ctx.intents"), joinList(intents.map(intentLabel)) || "—", "ctx-intents")),
     ordersSection(c, ctx),
     timelineSection(c, ctx),
-    promosSection(ctx),
+    promosSection(c, ctx),
     earlierSection(ctx),
     section(t("ctx.chat"), "ctx-chat",
       h("ol.ctx-chat", {}, ...chatSoFar.slice(-12).map((m) =>

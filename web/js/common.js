@@ -1,5 +1,5 @@
 // Small helpers shared by the page modules: DOM building, the connection badge, room state.
-import { t, tOr, applyI18n, toggleLang, onLangChange } from "./i18n.js";
+import { t, tOr, applyI18n, toggleLang, onLangChange, getLang } from "./i18n.js";
 import { loginUrl } from "./client.js";
 
 export const $ = (sel, root = document) => root.querySelector(sel);
@@ -79,9 +79,24 @@ export function hydrateIcons(root = document) {
   for (const el of root.querySelectorAll("i[data-icon]")) el.replaceWith(icon(el.dataset.icon));
 }
 
+/** The page's language as a BCP 47 tag for Intl (zh → zh-CN). */
+export function locale() {
+  return getLang() === "zh" ? "zh-CN" : "en";
+}
+
+/** A time of day in the page's language ("14:05" in zh, "2:05 PM" in en). */
 export function fmtTime(ts) {
-  const d = new Date(ts * 1000);
-  return d.toTimeString().slice(0, 5);
+  return new Intl.DateTimeFormat(locale(), { hour: "numeric", minute: "2-digit" }).format(new Date(ts * 1000));
+}
+
+/** A date and time in the page's language (the admin audit, lock times). */
+export function fmtDateTime(ts) {
+  return new Intl.DateTimeFormat(locale(), { dateStyle: "short", timeStyle: "medium" }).format(new Date(ts * 1000));
+}
+
+/** Items joined as the language joins a list ("A、B" in zh, "A, B" in en). */
+export function joinList(items) {
+  return new Intl.ListFormat(locale(), { style: "narrow", type: "unit" }).format(items.map(String));
 }
 
 export function param(name) {
@@ -132,10 +147,20 @@ export function clock(seconds) {
 }
 
 /** A money amount: "¥20", "¥19.9". */
-export function money(n) {
+// The room's currency (room.state "currency"; RoomState sets it): one per page, as a page
+// shows one room's money.
+let roomCurrency = "CNY";
+export function setCurrency(c) {
+  if (typeof c === "string" && /^[A-Z]{3}$/.test(c)) roomCurrency = c;
+}
+
+/** An amount in the room's currency, formatted for the page's language. */
+export function money(n, currency = roomCurrency) {
   if (n === null || n === undefined || n === "") return "—";
   const v = Number(n);
-  return `¥${Number.isInteger(v) ? v : v.toFixed(2).replace(/0$/, "")}`;
+  const whole = Number.isInteger(v);
+  return new Intl.NumberFormat(locale(), { style: "currency", currency, minimumFractionDigits: whole ? 0 : 2,
+                                           maximumFractionDigits: whole ? 0 : 2 }).format(v);
 }
 
 /**
@@ -183,6 +208,7 @@ export class RoomState {
     client.on("room.state", (f) => {
       if (f.room !== this.room) return;
       this.state = f;
+      setCurrency(f.currency);
       this._fire(null);
     });
     client.on("room.update", (f) => {

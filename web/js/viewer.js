@@ -213,7 +213,7 @@ async function sendText(text, cmid = newClientMsgId(), retried = false) {
 // --- rendering ----------------------------------------------------------------------------
 function authorLabel(m) {
   const f = m.from || {};
-  if (f.role === "bot") return f.name || t("widget.bot");
+  if (f.role === "bot") return t("widget.bot"); // the bot's name is the server's (zh): the page's word
   if (f.role === "viewer") return t("widget.you");
   if (f.role === "agent") return t("widget.agent", { name: f.name || f.user });
   if (f.role === "host") return t("role.host") + (f.name ? " " + f.name : "");
@@ -228,7 +228,9 @@ function messageEl(m) {
   const cls = ["msg", mine ? "mine" : "", f.role === "bot" && !m.kind ? "bot" : "", m.kind || "", f.role ? `from-${f.role}` : ""].filter(Boolean).join(".");
   return h(`div.${cls}`, { testid: f.role === "bot" && !m.kind ? "msg-bot" : mine ? "msg-mine" : `msg-${m.kind || f.role}`, dataset: { id: m.message_id } },
     h("div.meta", { text: `${authorLabel(m)} · ${fmtTime(m.ts)}` }),
-    h("div.bubble", {}, m.kind === "notice" ? icon("bell") : null, m.kind === "notice" ? " " : null, m.text),
+    // what people (and the bot, in the asker's language) wrote is user content: not translated
+    h("div.bubble", { dataset: f.role === "system" ? {} : { userContent: "" } },
+      m.kind === "notice" ? icon("bell") : null, m.kind === "notice" ? " " : null, m.text),
   );
 }
 
@@ -310,7 +312,7 @@ function renderRoom() {
     ui.product.replaceChildren(
       h("div.pc-tag", { text: t("live.onscreen") }),
       h("div.pc-body", { testid: "product-card", dataset: { sku }, on: { click: () => viewProduct(sku) } },
-        h("div.pc-img", { text: (p.name || "?").slice(0, 1) }),
+        h("div.pc-img", { text: (p.name || "?").slice(0, 1), dataset: { product: "" } }),
         h("div.pc-info", {},
           h("div.pc-name", { testid: "product-name", text: p.name }),
           h("div.pc-price", {}, h("b", { text: t("live.price", { price: p.price }) }), p.list_price ? h("s.muted", { text: t("live.listprice", { price: p.list_price }) }) : null),
@@ -354,7 +356,7 @@ function renderShelf() {
   ui.shelfList.replaceChildren(...products.map((p, i) =>
     h(`li.shelf-item${p.sku === browse.viewing ? ".viewing" : ""}`, { testid: "shelf-item", dataset: { sku: p.sku }, on: { click: () => viewProduct(p.sku) } },
       h("span.si-no", { text: String(i + 1) }),
-      h("div.pc-img", { text: (p.name || "?").slice(0, 1) }),
+      h("div.pc-img", { text: (p.name || "?").slice(0, 1), dataset: { product: "" } }),
       h("div.si-info", {},
         h("div.si-name", {}, p.sku === s.on_screen ? h("span.pc-tag", { text: t("live.onscreen") }) : null, p.name),
         h("div.pc-price", {}, h("b", { text: money(p.price) }), p.list_price ? h("s.muted", { text: money(p.list_price) }) : null),
