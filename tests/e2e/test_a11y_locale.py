@@ -21,7 +21,14 @@ from gateway.config import Config
 from tests.conftest import free_port, start_gateway, stop_gateway
 
 from .conftest import DESKTOP, PHONE, open_page, wait_online
-from .page_checks import ROOT, axe_violations, blocking, data_strings, scan_problems, ui_texts
+from .page_checks import (
+    ROOT,
+    axe_violations,
+    blocking,
+    data_strings,
+    scan_problems,
+    ui_texts,
+)
 
 pytestmark = pytest.mark.browser
 
