@@ -5,6 +5,7 @@
 // fatigue guard's break banner, one-click canned replies, incoming calls and the call view.
 import { Client, staffTokenSource, gatewayUrls } from "./client.js";
 import { t, tOr, applyI18n, duration, getLang } from "./i18n.js";
+import { ChatSignals } from "./chat_state.js";
 import { $, h, icon, hydrateIcons, fmtTime, joinList, locale, param, bindConnBadge, bindLangSwitch, toast, toastError, moodLabel, reasonLabel, intentLabel, clock, money, RoomState, bindStaffAuth, giftLine } from "./common.js";
 import { Alerts } from "./alerts.js";
 import { CallManager, CallView, renderIncoming } from "./call.js";
@@ -12,6 +13,8 @@ import { CallManager, CallView, renderIncoming } from "./call.js";
 const ident = staffTokenSource("agent", { name: param("name") || "" });
 // agents work with the console in a background tab: it reconnects as fast hidden as visible
 const client = new Client({ urls: gatewayUrls(), getToken: ident.getToken, hiddenBackoffMaxMs: 500 });
+// typing and read marks (chat_state.js): the selected conversation re-renders on a change
+const signals = new ChatSignals(client, { onChange: (id) => id === selected && renderChat() });
 
 
 const ui = {
@@ -227,7 +230,7 @@ function renderLists() {
             { testid: "conv-item", tabindex: "0", "aria-current": c.id === selected ? "true" : null, dataset: { conversation: c.id, state: c.state || "", lost: c.lost || "" },
               on: { click: () => select(c.id), keydown: (ev) => ev.key === "Enter" && select(c.id) } },
             h("div.row", {}, h("b", { text: viewerName(c) }), h(`span.badge.${c.state}`, { text: tOr(`state.${c.state}`, c.state || "") }),
-              c.unread ? h("span.unread", { testid: "unread", text: String(c.unread) }) : null),
+              c.unread ? h("span.unread", { testid: "unread", "aria-label": t("agent.unread", { n: c.unread }), text: String(c.unread) }) : null),
             c.state === "lost"
               ? h("div.preview.muted", { testid: "conv-lost-reason", text: lostText(c) })
               : h("div.preview.muted", { text: last ? last.text : "" }));
@@ -294,8 +297,16 @@ function renderChat() {
     if (i === lastBot && i < msgs.length - 1) els.push(h("div.divider", { testid: "human-part-label" }, icon("headset"), t("agent.human.part")));
   });
   if (c.state === "lost") els.push(h("div.msg.notice", { testid: "conv-lost-notice", dataset: { lost: c.lost || "" } }, h("div.bubble", { text: lostText(c) })));
+  // the agent's last message carries the viewer's delivered/read mark; the viewer's typing below
+  const authorOf = (id) => c.messages.get(id)?.from?.user;
+  const lastMine = [...c.order].reverse().find((id) => authorOf(id) === client.user);
+  const mineEl = lastMine && els.find((el) => el.dataset?.id === lastMine);
+  if (mineEl) mineEl.append(signals.markEl(signals.markOf(c.id, c.order, lastMine)));
+  const typing = signals.typingEl(c.id, () => viewerName(c));
+  if (typing) els.push(typing);
   ui.log.replaceChildren(...els);
   ui.log.scrollTop = ui.log.scrollHeight;
+  signals.seen(c.id, c.order, authorOf, true);
   const open = c.state === "assigned";
   // call buttons stay disabled while any call runs or rings (one call at a time)
   const busy = calls.inCall || !!calls.incoming;
@@ -951,12 +962,15 @@ ui.form.addEventListener("submit", async (ev) => {
   const text = ui.input.value.trim();
   if (!c || !text) return;
   ui.input.value = "";
+  signals.sent(c.id);
   const template = composerTemplate && /\{(promo|product|room)\.[^}]+\}/.test(text);
   composerTemplate = false;
   const m = await sendMessage(c, template ? { text, template: true } : { text });
   // not sent: the text goes back where it was typed, unless something new was typed since
   if (!m && !ui.input.value && selected === c.id) ui.input.value = text;
 });
+ui.input.addEventListener("input", () => signals.inputChanged(selected, ui.input.value));
+window.addEventListener("focus", () => selected && renderChat());
 ui.input.addEventListener("keydown", (ev) => {
   if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
     ev.preventDefault();
@@ -1118,4 +1132,4 @@ updateBadge();
 bindStaffAuth(client, ident);
 client.connect();
 
-window.__ld = { client, convs, calls, rooms, me, alerts, applySnapshot, renderAll, select, get selected() { return selected; } };
+window.__ld = { client, signals, convs, calls, rooms, me, alerts, applySnapshot, renderAll, select, get selected() { return selected; } };

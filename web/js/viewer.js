@@ -9,6 +9,7 @@
 // (LiveDesk.track / LiveDesk.onScreen).
 import { Client, devTokenSource, gatewayUrls } from "./client.js";
 import { t, tOr, applyI18n, duration } from "./i18n.js";
+import { ChatSignals } from "./chat_state.js";
 import { $, h, icon, hydrateIcons, fmtTime, param, bindConnBadge, bindLangSwitch, toast, toastError, money, RoomState } from "./common.js";
 import { CallManager, CallView } from "./call.js";
 
@@ -16,6 +17,8 @@ const EMBED = document.body.dataset.embed === "1";
 const bridge = EMBED ? (await import("./embed.js")).startBridge() : null;
 const ident = bridge ? bridge.identity : devTokenSource("viewer", { room: param("room") || "" });
 const client = new Client({ urls: gatewayUrls(), getToken: ident.getToken });
+// typing and read marks (chat_state.js); conv is read when it fires, after it is defined
+const signals = new ChatSignals(client, { onChange: (id) => id === conv.id && renderAll() });
 let room = (bridge ? bridge.room : param("room")) || null;
 let roomState = null;
 
@@ -246,8 +249,13 @@ function renderAll() {
     for (const n of noticeAfter.get(k) || []) els.push(h("div.msg.notice", { testid: "msg-local-notice" }, h("div.bubble", { text: n.text })));
   };
   pushNotices("");
+  // typing and read state (chat_state.js): the mark goes under the viewer's last message
+  const authorOf = (id) => conv.messages.get(id)?.from?.user;
+  const lastMine = [...conv.order].reverse().find((id) => authorOf(id) === client.user);
   for (const id of conv.order) {
-    els.push(messageEl(conv.messages.get(id)));
+    const el = messageEl(conv.messages.get(id));
+    if (id === lastMine && conv.state !== "bot") el.append(signals.markEl(signals.markOf(conv.id, conv.order, id)));
+    els.push(el);
     pushNotices(id);
   }
   for (const [cmid, p] of conv.pending) {
@@ -262,9 +270,18 @@ function renderAll() {
     }
     els.push(el);
   }
+  const typing = signals.typingEl(conv.id, (by) => (by.role === "agent" ? t("widget.agent", { name: by.name || by.user }) : by.name || by.user));
+  if (typing) els.push(typing);
   ui.log.replaceChildren(...els);
   ui.log.scrollTop = ui.log.scrollHeight;
   renderState();
+  markSeen();
+}
+
+/** Read when the widget is on screen in a visible, focused page; delivered otherwise. */
+function markSeen() {
+  const shown = widgetOpened && !ui.widget.classList.contains("hidden");
+  signals.seen(conv.id, conv.order, (id) => conv.messages.get(id)?.from?.user, shown);
 }
 
 function renderState() {
@@ -614,6 +631,9 @@ async function startCall(video) {
 }
 
 // --- wiring ------------------------------------------------------------------------------
+ui.input.addEventListener("input", () => signals.inputChanged(conv.id, ui.input.value));
+window.addEventListener("focus", markSeen);
+document.addEventListener("visibilitychange", markSeen);
 client.on("message", (m) => {
   if (m.conversation === conv.id) addMessage(m);
 });
@@ -744,6 +764,7 @@ ui.form.addEventListener("submit", (ev) => {
   ev.preventDefault();
   const text = ui.input.value;
   ui.input.value = "";
+  signals.sent(conv.id);
   sendText(text);
 });
 ui.human.addEventListener("click", async () => {
@@ -762,5 +783,5 @@ if (widgetOpened) openWidget();
 renderState();
 client.connect();
 
-window.__ld = { client, conv, calls, browse, cart, get csat() { return csat; }, get roomState() { return roomState; } };
+window.__ld = { client, conv, calls, browse, cart, signals, get csat() { return csat; }, get roomState() { return roomState; } };
 if (EMBED) bridge.ready();
