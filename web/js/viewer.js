@@ -732,6 +732,7 @@ function openWidget({ byViewer = false } = {}) {
     reportBrowse("support_opened", sku ? { sku } : {});
   }
   if (client.state === "online" && !conv.id) restoreConversation().catch(() => {});
+  markSeen(); // the conversation is on screen again: what came meanwhile is read
   setTimeout(() => ui.input.focus(), 50);
 }
 if (EMBED) {
