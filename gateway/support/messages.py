@@ -83,6 +83,10 @@ class ChatMessage(Event):
     client_msg_id: str | None
     ts: float
     kind: str | None = None  # extension: "announcement" | "notice" | "system"
+    # extension (issue 18): a server-worded text as a key and its parameters, for the page to
+    # word in its language; ``text`` keeps the Chinese wording for older clients
+    text_key: str | None = None
+    params: dict | None = None
 
     def to_wire(self) -> dict[str, Any]:
         # written out rather than Event.to_wire's reflection: every chat message passes
@@ -92,6 +96,9 @@ class ChatMessage(Event):
              "text": self.text, "client_msg_id": self.client_msg_id, "ts": self.ts}
         if self.kind is not None:
             d["kind"] = self.kind
+        if self.text_key is not None:
+            d["text_key"] = self.text_key
+            d["params"] = dict(self.params or {})
         d["from"] = dict(self.from_)
         return d
 

@@ -6,7 +6,7 @@
 import { Client, staffTokenSource, gatewayUrls } from "./client.js";
 import { t, tOr, applyI18n, duration, getLang } from "./i18n.js";
 import { ChatSignals } from "./chat_state.js";
-import { $, h, icon, hydrateIcons, fmtTime, joinList, locale, param, bindConnBadge, bindLangSwitch, toast, toastError, moodLabel, reasonLabel, intentLabel, clock, money, RoomState, bindStaffAuth, giftLine } from "./common.js";
+import { $, h, icon, hydrateIcons, fmtTime, joinList, serverText, locale, param, bindConnBadge, bindLangSwitch, toast, toastError, moodLabel, reasonLabel, intentLabel, clock, money, RoomState, bindStaffAuth, giftLine } from "./common.js";
 import { Alerts } from "./alerts.js";
 import { CallManager, CallView, renderIncoming } from "./call.js";
 
@@ -293,7 +293,7 @@ function renderChat() {
       : f.role === "system" ? t("widget.system") : `${tOr(`role.${f.role}`, f.role)} ${f.name || f.user}`;
     els.push(h(`div.${cls}`, { testid: isBot && !m.kind ? "msg-bot" : mine ? "msg-mine" : `msg-${m.kind || f.role}`, dataset: { id: m.message_id, phase: i <= lastBot ? "bot" : "human" } },
       h("div.meta", { text: `${who} · ${fmtTime(m.ts)}` }),
-      h("div.bubble", { text: m.text, dataset: f.role === "system" ? {} : { userContent: "" } })));
+      h("div.bubble", { text: serverText(m), dataset: f.role === "system" || m.text_key ? {} : { userContent: "" } })));
     if (i === lastBot && i < msgs.length - 1) els.push(h("div.divider", { testid: "human-part-label" }, icon("headset"), t("agent.human.part")));
   });
   if (c.state === "lost") els.push(h("div.msg.notice", { testid: "conv-lost-notice", dataset: { lost: c.lost || "" } }, h("div.bubble", { text: lostText(c) })));

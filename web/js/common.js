@@ -154,6 +154,20 @@ export function setCurrency(c) {
   if (typeof c === "string" && /^[A-Z]{3}$/.test(c)) roomCurrency = c;
 }
 
+/**
+ * A chat message's text in the page's language: a server-worded message carries text_key +
+ * params (docs/protocol.md "Server texts"), worded here from "srv.<key>"; a key this page does
+ * not know yet, and every message people wrote, shows its text as sent.
+ */
+export function serverText(m) {
+  if (!m.text_key || tOr(`srv.${m.text_key}`, null) === null) return m.text;
+  const p = m.params || {};
+  const vars = { ...p };
+  if (p.kind !== undefined) vars.kind = tOr(`srv.kind.${p.kind}`, p.kind);
+  if (p.amount !== undefined) vars.amount = money(p.amount);
+  return t(`srv.${m.text_key}`, vars);
+}
+
 /** An amount in the room's currency, formatted for the page's language. */
 export function money(n, currency = roomCurrency) {
   if (n === null || n === undefined || n === "") return "—";

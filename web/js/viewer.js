@@ -10,7 +10,7 @@
 import { Client, devTokenSource, gatewayUrls } from "./client.js";
 import { t, tOr, applyI18n, duration } from "./i18n.js";
 import { ChatSignals } from "./chat_state.js";
-import { $, h, icon, hydrateIcons, fmtTime, param, bindConnBadge, bindLangSwitch, toast, toastError, money, RoomState } from "./common.js";
+import { $, h, icon, hydrateIcons, fmtTime, serverText, param, bindConnBadge, bindLangSwitch, toast, toastError, money, RoomState } from "./common.js";
 import { CallManager, CallView } from "./call.js";
 
 const EMBED = document.body.dataset.embed === "1";
@@ -232,8 +232,8 @@ function messageEl(m) {
   return h(`div.${cls}`, { testid: f.role === "bot" && !m.kind ? "msg-bot" : mine ? "msg-mine" : `msg-${m.kind || f.role}`, dataset: { id: m.message_id } },
     h("div.meta", { text: `${authorLabel(m)} · ${fmtTime(m.ts)}` }),
     // what people (and the bot, in the asker's language) wrote is user content: not translated
-    h("div.bubble", { dataset: f.role === "system" ? {} : { userContent: "" } },
-      m.kind === "notice" ? icon("bell") : null, m.kind === "notice" ? " " : null, m.text),
+    h("div.bubble", { dataset: f.role === "system" || m.text_key ? {} : { userContent: "" } },
+      m.kind === "notice" ? icon("bell") : null, m.kind === "notice" ? " " : null, serverText(m)),
   );
 }
 
