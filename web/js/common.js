@@ -178,18 +178,25 @@ export function money(n, currency = roomCurrency) {
 }
 
 /**
- * A failed request as words for a toast. Codes that only say "the connection or the server
- * had trouble" become a sentence (zh/en); the others keep the server's message, which names
- * the field or limit at fault (protocol.md, Errors). Never a bare code.
+ * A failed request as words for a toast: every code is a sentence in the page's language
+ * ("err.<code>"); in English the server's message, which names the field or limit at fault
+ * (protocol.md, Errors), follows it for the codes where it helps. Never a bare code.
  */
 export function errorText(e) {
   return t("common.error", { msg: errorWords(e) });
 }
 
 /** errorText without the "Error:" in front (for a sentence that has its own). */
+// codes whose server message adds nothing a person can act on: the sentence alone
+const GENERIC_ERRORS = new Set(["resume_failed", "timeout", "unavailable", "internal"]);
+
 export function errorWords(e) {
   const words = e?.code ? tOr(`err.${e.code}`, null) : null;
-  return words || e?.message || String(e);
+  if (!words) return e?.message || String(e);
+  // the server's message (English: it names the field or limit at fault) as a detail in the
+  // English UI; the Chinese UI shows the sentence in Chinese only (issue 18: no English there)
+  if (GENERIC_ERRORS.has(e.code) || !e.message || getLang() === "zh") return words;
+  return `${words} (${e.message})`;
 }
 
 export function toastError(e, ms = 4000) {
