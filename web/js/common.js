@@ -234,9 +234,11 @@ export class RoomState {
     });
     client.on("room.update", (f) => {
       if (f.room !== this.room || !this.state) return;
-      if (typeof f.version === "number" && f.version <= (this.state.version ?? -1)) return;
+      // a host coming or going does not move the room's version: never dropped as stale
+      const hosts = f.change?.kind === "hosts";
+      if (!hosts && typeof f.version === "number" && f.version <= (this.state.version ?? -1)) return;
       const s = this.state;
-      s.version = f.version;
+      if (!hosts || f.version > (s.version ?? -1)) s.version = f.version;
       if (f.counters) s.counters = { ...(s.counters || {}), ...f.counters };
       if (f.products) s.products = f.products;
       if (f.promotions) s.promotions = f.promotions;
