@@ -15,8 +15,16 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e .
 	touch $@
 
-$(BIN)/.installed-test: $(BIN)/.installed
+$(BIN)/.installed-test: $(BIN)/.installed node_modules/.installed
 	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+# axe-core (accessibility checks injected into Playwright pages: tests/e2e/axe.py), pinned in
+# package.json/package-lock.json; no build step, `npm ci` only. Needs node + npm.
+# `make test` runs system-deps first, which installs npm when it is missing.
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm is missing: make system-deps installs it"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 install: $(BIN)/.installed
@@ -31,6 +39,7 @@ system-deps:
 	command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium || need="$$need chromium"; \
 	command -v redis-server >/dev/null 2>&1 || need="$$need redis-server"; \
 	command -v turnserver >/dev/null 2>&1 || test -x /usr/bin/turnserver || need="$$need coturn"; \
+	command -v npm >/dev/null 2>&1 || need="$$need npm"; \
 	fc-list 2>/dev/null | grep -qi 'noto.*cjk' || need="$$need fonts-noto-cjk"; \
 	if [ -n "$$need" ]; then \
 	  if command -v apt-get >/dev/null 2>&1; then \
@@ -56,14 +65,14 @@ typecheck: install-test
 # `make test`: the representative tier (under 15 min on 2 cores): everything but the tests
 # marked `slow`, whose coverage a faster sibling also gives. `make test-all`: every test.
 # Which tier runs what: README.md "Tests" and docs/testing.md.
-test: install-test system-deps lint
+test: system-deps install-test lint
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
-test-all: install-test system-deps lint
+test-all: system-deps install-test lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: install-test system-deps
 	$(BIN)/python -m benchmarks.bot
 
 clean:
-	rm -rf $(VENV) build *.egg-info tests/artifacts .mypy_cache
+	rm -rf $(VENV) build *.egg-info tests/artifacts .mypy_cache node_modules

@@ -55,6 +55,7 @@ from .support.aftersale import AfterSaleResponder
 from .support.anomaly import AnomalyDetector, AnomalyRule, AnomalyService
 from .support.backend import MemoryBackend, SupportBackend
 from .support.call_port import SupportCallPort
+from .support.chat_signals import ChatSignals
 from .support.commerce import ViewerOrders, make_adapter
 from .support.conversation import ConversationStore
 from .support.knowledge import Knowledge, demo_room_path
@@ -495,6 +496,8 @@ def build_gateway(config: Config, responder: Responder | None = None,
         metrics=metrics,
         agent_info=lambda user: {"max_compensation": authority.limit_for(user)},
         attachments=attachments)
+    # typing indicators and read marks, relayed to the conversation's other members
+    ChatSignals(hub, support.conversation_for)
     ledger = backends.order_ledger(durable)
     room_sync = backends.room_sync(ledger, rooms, bus)
     backends.repopulation(backend, ledger, durable, rooms, metrics)

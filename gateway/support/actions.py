@@ -26,7 +26,7 @@ from signaling.limits import MaxChars, MaxItems
 from signaling.protocol import Event, Message, message
 
 from .commerce import CommerceAdapter, CommerceError
-from .conversation import Author, Conversation
+from .conversation import Author, Conversation, server_text
 from .events import ActionRecorded
 
 log = logging.getLogger(__name__)
@@ -285,7 +285,9 @@ class Actions:
                                amount=amount, approval=ap.id))
         await self.support.post(conv, SYSTEM,
                                 f"客服已为您申请{KIND_ZH[msg.kind]} ¥{amount:g}，正在等待主管审批。",
-                                kind="system", meta={"action": "compensate", "status": "pending_approval"})
+                                kind="system", meta={"action": "compensate", "status": "pending_approval",
+                                                     **server_text("comp.pending", kind=msg.kind,
+                                                                   amount=amount)})
         await self.hub.publish(ADMINS_TOPIC, ap.request_event(conv))
         return None
 
@@ -361,7 +363,8 @@ class Actions:
                 "denied": f"很抱歉，您的{KIND_ZH[kind]}申请（¥{amount:g}）未获批准，客服会继续为您处理。",
                 "failed": f"{KIND_ZH[kind]}发放暂时失败，客服会尽快为您重新处理。"}[status]
         await self.support.post(conv, SYSTEM, text, kind="system",
-                                meta={"action": "compensate", "status": status})
+                                meta={"action": "compensate", "status": status,
+                                      **server_text(f"comp.{status}", kind=kind, amount=amount)})
 
     async def on_decide(self, req: Request[ApprovalDecide]):
         msg: ApprovalDecide = req.msg
@@ -433,6 +436,8 @@ class Actions:
         text = (f"已为您的订单 {msg.order_id} 发起退货申请（编号 {ref}），请留意后续通知。"
                 if status == "done" else f"订单 {msg.order_id} 的退货申请暂时失败，客服会尽快重试。")
         req.reply(ActionResult("return", conv.id, status, order_id=msg.order_id, reference=ref))
+        params = {"order": msg.order_id, "ref": ref} if status == "done" else {"order": msg.order_id}
         await self.support.post(conv, SYSTEM, text, kind="system",
-                                meta={"action": "return", "status": status})
+                                meta={"action": "return", "status": status,
+                                      **server_text(f"return.{status}", **params)})
         return None

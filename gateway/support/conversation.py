@@ -16,6 +16,16 @@ from typing import Any
 STATES = ("bot", "queued", "assigned", "resolved")
 
 
+# meta keys of a server-worded message (see StoredMessage.text_key_fields)
+TEXT_KEY = "text_key"
+TEXT_PARAMS = "params"
+
+
+def server_text(key: str, **params: Any) -> dict[str, Any]:
+    """The ``meta`` entries that make a stored message a keyed server text: data, no words."""
+    return {TEXT_KEY: key, TEXT_PARAMS: params}
+
+
 @dataclass
 class Author:
     role: str
@@ -50,7 +60,17 @@ class StoredMessage:
             d["kind"] = self.kind
         if self.meta.get("attachments"):  # the one meta key every reader sees
             d["attachments"] = self.meta["attachments"]
+        d.update(self.text_key_fields())
         return d
+
+    def text_key_fields(self) -> dict[str, Any]:
+        """``text_key`` + ``params`` of a server-worded message (docs/protocol.md "Server
+        texts"): the page words it in its own language; ``text`` stays for old clients. They
+        live in ``meta`` so that the stored form (and its replication) is unchanged."""
+        key = self.meta.get(TEXT_KEY) if self.meta else None
+        if not key:
+            return {}
+        return {"text_key": key, "params": dict(self.meta.get(TEXT_PARAMS) or {})}
 
 
 @dataclass

@@ -69,7 +69,10 @@ def qualifying_promotions(room: Room, interest: list[str], cart: list[str]) -> l
             item["left"] = left
             item["status"] = "qualifies" if not skus or set(skus) & set(cart) else "close"
             if item["status"] == "close":
-                item["missing"] = f"add {','.join(skus)} to cart"
+                item["missing"] = f"add {','.join(skus)} to cart"  # old consoles
+                # the console words it in its language (docs/protocol.md "Server texts")
+                item["missing_key"] = "promo.missing.add"
+                item["missing_params"] = {"skus": list(skus)}
         elif p.kind == "coupon":
             if not interest:
                 continue
@@ -79,7 +82,9 @@ def qualifying_promotions(room: Room, interest: list[str], cart: list[str]) -> l
                 item["status"] = "qualifies"
             else:
                 item["status"] = "close"
-                item["missing"] = f"{round(threshold - cart_total, 2)} more in cart"
+                item["missing"] = f"{round(threshold - cart_total, 2)} more in cart"  # old consoles
+                item["missing_key"] = "promo.missing.more"
+                item["missing_params"] = {"amount": round(threshold - cart_total, 2)}
         elif p.kind in ("bundle", "discount"):
             if not set(skus) & set(interest):
                 continue
@@ -89,8 +94,12 @@ def qualifying_promotions(room: Room, interest: list[str], cart: list[str]) -> l
                 item["status"] = "qualifies"
             else:
                 item["status"] = "close"
-                item["missing"] = ("add " + ",".join(s for s in skus if s not in cart)
+                absent = [s for s in skus if s not in cart]
+                item["missing"] = ("add " + ",".join(absent)  # old consoles
                                    if p.kind == "bundle" else f"{need - len(in_cart)} more of {'/'.join(skus)}")
+                item["missing_key"] = "promo.missing.add" if p.kind == "bundle" else "promo.missing.items"
+                item["missing_params"] = ({"skus": absent} if p.kind == "bundle"
+                                          else {"n": need - len(in_cart), "skus": list(skus)})
         else:
             continue
         out.append(item)

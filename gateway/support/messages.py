@@ -87,6 +87,10 @@ class ChatMessage(Event):
     kind: str | None = None  # extension: "announcement" | "notice" | "system"
     # extension: [{attachment, content_type, width, height}] (docs/protocol.md#attachments)
     attachments: list | None = None
+    # extension (issue 18): a server-worded text as a key and its parameters, for the page to
+    # word in its language; ``text`` keeps the Chinese wording for older clients
+    text_key: str | None = None
+    params: dict | None = None
 
     def to_wire(self) -> dict[str, Any]:
         # written out rather than Event.to_wire's reflection: every chat message passes
@@ -98,6 +102,9 @@ class ChatMessage(Event):
             d["kind"] = self.kind
         if self.attachments:
             d["attachments"] = [dict(a) for a in self.attachments]
+        if self.text_key is not None:
+            d["text_key"] = self.text_key
+            d["params"] = dict(self.params or {})
         d["from"] = dict(self.from_)
         return d
 
@@ -262,3 +269,44 @@ class RoomAnnouncement(Event):
 class RepliesReply(Event):
     TYPE: ClassVar[str] = "replies"
     replies: list = field(default_factory=list)
+
+
+# --- typing and read state (issue 18; docs/protocol.md "Typing and read marks") -----------
+
+ReadState = Literal["delivered", "read"]
+
+
+@message("conversation.typing", roles=("viewer", "agent", "admin"))
+class ConversationTyping(Message):
+    """Extension: the sender is typing (``typing`` true) or stopped (false). Throttled by the
+    client to one start per ``TYPING_INTERVAL_S``; the gateway refuses faster starts."""
+    conversation: str
+    typing: bool = True
+
+
+@message("conversation.read", roles=("viewer", "agent", "admin"))
+class ConversationRead(Message):
+    """Extension: the sender's client has every message up to ``message_id`` (``delivered``)
+    or has shown it in a visible, focused conversation (``read``)."""
+    conversation: str
+    message_id: Annotated[str, MaxChars(128)]
+    state: ReadState = "read"
+
+
+@dataclass
+class TypingEvent(Event):
+    TYPE: ClassVar[str] = "typing"
+    conversation: str
+    by: dict  # {role, user, name}
+    typing: bool
+    expires_in: float  # seconds: a start not renewed within it is over (a closed tab)
+
+
+@dataclass
+class ReadEvent(Event):
+    TYPE: ClassVar[str] = "read"
+    conversation: str
+    message_id: str
+    state: str
+    by: dict  # {role, user}
+    ts: float

@@ -32,7 +32,7 @@ from signaling.inbound import clean_text
 from ..attachments import AttachmentRefused, AttachmentService, Caller
 from .backend import SupportBackend, too_many_open
 from .churn import ChurnGuard
-from .conversation import Author, Conversation, StoredMessage
+from .conversation import Author, Conversation, StoredMessage, server_text
 from .events import (
     AgentAssigned,
     AgentContextWanted,
@@ -296,7 +296,8 @@ class SupportService:
     def _chat_event(self, m: StoredMessage) -> ChatMessage:
         return ChatMessage(conversation=m.conversation, message_id=m.message_id,
                            from_=m.author.to_wire(), text=m.text, client_msg_id=m.client_msg_id,
-                           ts=m.ts, kind=m.kind, attachments=m.meta.get("attachments"))
+                           ts=m.ts, kind=m.kind, attachments=m.meta.get("attachments"),
+                           **m.text_key_fields())
 
     async def attachment_refs(self, req: Request, conv: Conversation, ids: list[str],
                               what: str, own_only: bool = True) -> list[dict[str, Any]]:
@@ -505,7 +506,7 @@ class SupportService:
             if e.code != ErrorCode.RATE_LIMITED:
                 raise
             log.info("escalation of %s refused: %s", conv.id, e.message)
-            await self.post(conv, BOT, CHURN_ZH, meta={"intent": "other"})
+            await self.post(conv, BOT, CHURN_ZH, meta={"intent": "other", **server_text("churn.limited")})
             return
         if delay > 0:
             await asyncio.sleep(delay)

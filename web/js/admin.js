@@ -2,8 +2,8 @@
 // wellbeing, the audit trail, and the accounts (admins: list with roles, rooms, disabled flag
 // and lockout; add, disable/enable, change role, reset password — /api/admin/users).
 import { Client, staffTokenSource, gatewayUrls } from "./client.js";
-import { $, h, bindConnBadge, bindLangSwitch, toast, bindStaffAuth } from "./common.js";
-import { tw, applyWorkspaceI18n } from "./i18n_workspace.js";
+import { $, h, bindConnBadge, bindLangSwitch, toast, bindStaffAuth, fmtDateTime, money } from "./common.js";
+import { tw, twOr, applyWorkspaceI18n } from "./i18n_workspace.js";
 
 const ident = staffTokenSource(["admin", "supervisor"], { defaultUser: "admin-supervisor", name: "Supervisor" });
 const client = new Client({ urls: gatewayUrls(), getToken: ident.getToken });
@@ -58,10 +58,14 @@ function renderAgents() {
 function renderAudit() {
   const cols = ["ts", "action", "actor", "conversation", "kind", "amount", "order_id", "outcome", "reason"];
   $('[data-testid="audit"]').replaceChildren(
-    h("tr", {}, ...cols.map((c) => h("th", { text: c }))),
+    h("tr", {}, ...cols.map((c) => h("th", { scope: "col", text: tw(`audit.${c}`) }))),
     ...audit.slice().reverse().slice(0, 100).map((e) =>
       h("tr", {}, ...cols.map((c) => h("td", {
-        text: c === "ts" ? new Date(e.ts * 1000).toLocaleTimeString() : e[c] ?? "",
+        // in words, in the page's language; ids, amounts and reasons as they are
+        text: c === "ts" ? fmtDateTime(e.ts) : c === "action" ? twOr(`action.${e.action}`, e.action ?? "")
+          : c === "outcome" ? twOr(`outcome.${e.outcome}`, e.outcome ?? "")
+          : c === "kind" && e.kind ? twOr(`kind.${e.kind}`, e.kind) : c === "amount" && e.amount != null ? money(e.amount) : e[c] ?? "",
+        dataset: ["actor", "conversation", "order_id", "reason"].includes(c) ? { userContent: "" } : {},
       })))));
 }
 
@@ -140,7 +144,7 @@ async function changeAccount(user, change) {
 function accountState(a) {
   if (a.locked) {
     return h("span.acc-locked", { testid: "account-locked",
-      text: tw("acc.locked", { t: new Date(a.locked_until * 1000).toLocaleTimeString(), n: a.failed_logins }) });
+      text: tw("acc.locked", { t: fmtDateTime(a.locked_until), n: a.failed_logins }) });
   }
   const parts = [tw(a.disabled ? "acc.disabled" : "acc.enabled")];
   if (a.failed_logins) parts.push(tw("acc.failures", { n: a.failed_logins }));
@@ -160,7 +164,7 @@ function renderAccounts() {
     return;
   }
   table.replaceChildren(head, ...accounts.map((a) => {
-    const role = h("select", { testid: "account-role" },
+    const role = h("select", { testid: "account-role", "aria-label": tw("acc.roles") },
       ...["agent", "host", "supervisor", "admin"].map((r) =>
         h("option", { value: r, text: tw(`role.${r}`), selected: a.roles[0] === r })));
     const pw = h("input", { testid: "account-password", type: "password", maxlength: "1024",

@@ -5,15 +5,17 @@
 // fatigue guard's break banner, one-click canned replies, incoming calls and the call view.
 import { Client, staffTokenSource, gatewayUrls } from "./client.js";
 import { t, tOr, applyI18n, duration, getLang } from "./i18n.js";
-import { $, h, icon, hydrateIcons, fmtTime, param, bindConnBadge, bindLangSwitch, toast, toastError, moodLabel, reasonLabel, intentLabel, clock, money, RoomState, bindStaffAuth, giftLine } from "./common.js";
+import { ChatSignals } from "./chat_state.js";
+import { $, h, icon, hydrateIcons, fmtTime, joinList, serverText, locale, param, bindConnBadge, bindLangSwitch, toast, toastError, moodLabel, reasonLabel, intentLabel, clock, money, RoomState, bindStaffAuth, giftLine } from "./common.js";
 import { Alerts } from "./alerts.js";
 import { CallManager, CallView, renderIncoming } from "./call.js";
 
 const ident = staffTokenSource("agent", { name: param("name") || "" });
 // agents work with the console in a background tab: it reconnects as fast hidden as visible
 const client = new Client({ urls: gatewayUrls(), getToken: ident.getToken, hiddenBackoffMaxMs: 500 });
+// typing and read marks (chat_state.js): the selected conversation re-renders on a change
+const signals = new ChatSignals(client, { onChange: (id) => id === selected && renderChat() });
 
-const listSep = () => (getLang() === "zh" ? "、" : ", ");
 
 const ui = {
   convList: $('[data-testid="conv-list"]'),
@@ -228,7 +230,7 @@ function renderLists() {
             { testid: "conv-item", tabindex: "0", "aria-current": c.id === selected ? "true" : null, dataset: { conversation: c.id, state: c.state || "", lost: c.lost || "" },
               on: { click: () => select(c.id), keydown: (ev) => ev.key === "Enter" && select(c.id) } },
             h("div.row", {}, h("b", { text: viewerName(c) }), h(`span.badge.${c.state}`, { text: tOr(`state.${c.state}`, c.state || "") }),
-              c.unread ? h("span.unread", { testid: "unread", text: String(c.unread) }) : null),
+              c.unread ? h("span.unread", { testid: "unread", "aria-label": t("agent.unread", { n: c.unread }), text: String(c.unread) }) : null),
             c.state === "lost"
               ? h("div.preview.muted", { testid: "conv-lost-reason", text: lostText(c) })
               : h("div.preview.muted", { text: last ? last.text : "" }));
@@ -287,16 +289,24 @@ function renderChat() {
     const mine = f.user === client.user;
     const isBot = f.role === "bot" || m.bot;
     const cls = ["msg", mine ? "mine" : "", isBot && !m.kind ? "bot" : "", m.kind || "", i <= lastBot ? "botphase" : ""].filter(Boolean).join(".");
-    const who = isBot ? f.name || t("role.bot") : mine ? t("widget.you") : m.kind === "notice" ? t("widget.notice")
+    const who = isBot ? t("role.bot") : mine ? t("widget.you") : m.kind === "notice" ? t("widget.notice")
       : f.role === "system" ? t("widget.system") : `${tOr(`role.${f.role}`, f.role)} ${f.name || f.user}`;
     els.push(h(`div.${cls}`, { testid: isBot && !m.kind ? "msg-bot" : mine ? "msg-mine" : `msg-${m.kind || f.role}`, dataset: { id: m.message_id, phase: i <= lastBot ? "bot" : "human" } },
       h("div.meta", { text: `${who} · ${fmtTime(m.ts)}` }),
-      h("div.bubble", { text: m.text })));
+      h("div.bubble", { text: serverText(m), dataset: f.role === "system" || m.text_key ? {} : { userContent: "" } })));
     if (i === lastBot && i < msgs.length - 1) els.push(h("div.divider", { testid: "human-part-label" }, icon("headset"), t("agent.human.part")));
   });
   if (c.state === "lost") els.push(h("div.msg.notice", { testid: "conv-lost-notice", dataset: { lost: c.lost || "" } }, h("div.bubble", { text: lostText(c) })));
+  // the agent's last message carries the viewer's delivered/read mark; the viewer's typing below
+  const authorOf = (id) => c.messages.get(id)?.from?.user;
+  const lastMine = [...c.order].reverse().find((id) => authorOf(id) === client.user);
+  const mineEl = lastMine && els.find((el) => el.dataset?.id === lastMine);
+  if (mineEl) mineEl.append(signals.markEl(signals.markOf(c.id, c.order, lastMine)));
+  const typing = signals.typingEl(c.id, () => viewerName(c));
+  if (typing) els.push(typing);
   ui.log.replaceChildren(...els);
   ui.log.scrollTop = ui.log.scrollHeight;
+  signals.seen(c.id, c.order, authorOf, true);
   const open = c.state === "assigned";
   // call buttons stay disabled while any call runs or rings (one call at a time)
   const busy = calls.inCall || !!calls.incoming;
@@ -344,7 +354,7 @@ function timelineSection(c, ctx) {
   const events = (ctx.browsing || ctx.timeline || []).filter((e) => e.kind !== "stream_time");
   const cart = ctx.cart || [];
   const head = [];
-  if (cart.length) head.push(kv(t("ctx.cart"), cart.map((sku) => productName(c, sku)).join(listSep()), "ctx-cart"));
+  if (cart.length) head.push(kv(t("ctx.cart"), joinList(cart.map((sku) => productName(c, sku))), "ctx-cart"));
   if (ctx.on_screen_at_open) head.push(kv(t("ctx.onscreen_at_open"), productName(c, ctx.on_screen_at_open), "ctx-onscreen-at-open"));
   if (typeof ctx.time_in_stream_s === "number") head.push(kv(t("ctx.stream_time"), duration(ctx.time_in_stream_s), "ctx-stream-time"));
   const items = events.slice(-20).map((e) =>
@@ -357,7 +367,17 @@ function timelineSection(c, ctx) {
     items.length ? h("ol.timeline", {}, ...items) : h("div.muted.placeholder", { text: t("ctx.timeline.empty") }));
 }
 
-function promosSection(ctx) {
+/** What a viewer lacks for a promotion, in the console's language (missing_key + params; the
+ * server's English "missing" only from a gateway older than the keys). */
+function missingText(c, p) {
+  const params = p.missing_params || {};
+  if (p.missing_key === "promo.missing.add") return t("promo.missing.add", { skus: joinList((params.skus || []).map((s) => productName(c, s))) });
+  if (p.missing_key === "promo.missing.items") return t("promo.missing.items", { n: params.n, skus: joinList((params.skus || []).map((s) => productName(c, s))) });
+  if (p.missing_key === "promo.missing.more") return t("promo.missing.more", { amount: money(params.amount) });
+  return p.missing || "";
+}
+
+function promosSection(c, ctx) {
   // which promotions and why come from the handoff; the numbers are the room's live ones
   // (renderLive fills [data-testid="promo-left"]), never the handoff's snapshot
   const promos = ctx.promotions || [];
@@ -368,7 +388,7 @@ function promosSection(ctx) {
           p.code ? h("code", { text: ` ${p.code}` }) : null,
           typeof p.left === "number" || p.kind === "first_n_gift"
             ? h("span.muted.plive", { testid: "promo-left", dataset: { promo: p.id, snapshot: p.left ?? "" }, text: ` · ${t("ctx.promo.left", { n: p.left ?? "—" })}` }) : null,
-          p.missing ? h("span.muted", { text: ` · ${p.missing}` }) : null)))
+          p.missing || p.missing_key ? h("span.muted", { testid: "promo-missing", text: ` · ${missingText(c, p)}` }) : null)))
     : [h("div.muted.small", { text: t("ctx.promos.empty") })]));
 }
 
@@ -377,7 +397,7 @@ function earlierSection(ctx) {
   return section(`${t("ctx.earlier")}${list.length ? ` (${list.length})` : ""}`, "ctx-earlier", ...(list.length
     ? list.slice(0, 8).map((e) => h("div.earlier", { testid: "earlier-item", dataset: { conversation: e.conversation } },
         h("div.e-top", {},
-          h("span.muted", { text: e.created_at ? new Date(e.created_at * 1000).toLocaleDateString(getLang() === "zh" ? "zh-CN" : "en") + " " + fmtTime(e.created_at) : "" }),
+          h("span.muted", { text: e.created_at ? new Date(e.created_at * 1000).toLocaleDateString(locale()) + " " + fmtTime(e.created_at) : "" }),
           h("span.badge", { text: tOr(`outcome.${e.outcome}`, e.outcome || tOr(`state.${e.state}`, e.state || "")) }),
           e.mood ? h(`span.mood.${e.mood}`, { text: moodLabel(e.mood) }) : null,
           typeof e.csat === "number" ? h("span.csat-chip", { text: `★${e.csat}` }) : null),
@@ -415,10 +435,10 @@ function renderContext() {
           h(`span.mood.big.${mood}`, { testid: "ctx-mood", dataset: { mood }, title: t("ctx.mood") }, moodLabel(ctx.mood)),
           h("div.muted.tiny", { text: t("ctx.mood.by_bot") }))),
       kv(t("ctx.reason"), reasonLabel(ctx.reason), "ctx-reason"),
-      kv(t("ctx.intents"), intents.map(intentLabel).join(listSep()) || "—", "ctx-intents")),
+      kv(t("ctx.intents"), joinList(intents.map(intentLabel)) || "—", "ctx-intents")),
     ordersSection(c, ctx),
     timelineSection(c, ctx),
-    promosSection(ctx),
+    promosSection(c, ctx),
     earlierSection(ctx),
     section(t("ctx.chat"), "ctx-chat",
       h("ol.ctx-chat", {}, ...chatSoFar.slice(-12).map((m) =>
@@ -942,12 +962,15 @@ ui.form.addEventListener("submit", async (ev) => {
   const text = ui.input.value.trim();
   if (!c || !text) return;
   ui.input.value = "";
+  signals.sent(c.id);
   const template = composerTemplate && /\{(promo|product|room)\.[^}]+\}/.test(text);
   composerTemplate = false;
   const m = await sendMessage(c, template ? { text, template: true } : { text });
   // not sent: the text goes back where it was typed, unless something new was typed since
   if (!m && !ui.input.value && selected === c.id) ui.input.value = text;
 });
+ui.input.addEventListener("input", () => signals.inputChanged(selected, ui.input.value));
+window.addEventListener("focus", () => selected && renderChat());
 ui.input.addEventListener("keydown", (ev) => {
   if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
     ev.preventDefault();
@@ -1109,4 +1132,4 @@ updateBadge();
 bindStaffAuth(client, ident);
 client.connect();
 
-window.__ld = { client, convs, calls, rooms, me, alerts, applySnapshot, renderAll, select, get selected() { return selected; } };
+window.__ld = { client, signals, convs, calls, rooms, me, alerts, applySnapshot, renderAll, select, get selected() { return selected; } };

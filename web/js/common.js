@@ -1,5 +1,5 @@
 // Small helpers shared by the page modules: DOM building, the connection badge, room state.
-import { t, tOr, applyI18n, toggleLang, onLangChange } from "./i18n.js";
+import { t, tOr, applyI18n, toggleLang, onLangChange, getLang } from "./i18n.js";
 import { loginUrl } from "./client.js";
 
 export const $ = (sel, root = document) => root.querySelector(sel);
@@ -79,9 +79,24 @@ export function hydrateIcons(root = document) {
   for (const el of root.querySelectorAll("i[data-icon]")) el.replaceWith(icon(el.dataset.icon));
 }
 
+/** The page's language as a BCP 47 tag for Intl (zh → zh-CN). */
+export function locale() {
+  return getLang() === "zh" ? "zh-CN" : "en";
+}
+
+/** A time of day in the page's language ("14:05" in zh, "2:05 PM" in en). */
 export function fmtTime(ts) {
-  const d = new Date(ts * 1000);
-  return d.toTimeString().slice(0, 5);
+  return new Intl.DateTimeFormat(locale(), { hour: "numeric", minute: "2-digit" }).format(new Date(ts * 1000));
+}
+
+/** A date and time in the page's language (the admin audit, lock times). */
+export function fmtDateTime(ts) {
+  return new Intl.DateTimeFormat(locale(), { dateStyle: "short", timeStyle: "medium" }).format(new Date(ts * 1000));
+}
+
+/** Items joined as the language joins a list ("A、B" in zh, "A, B" in en). */
+export function joinList(items) {
+  return new Intl.ListFormat(locale(), { style: "narrow", type: "unit" }).format(items.map(String));
 }
 
 export function param(name) {
@@ -132,25 +147,56 @@ export function clock(seconds) {
 }
 
 /** A money amount: "¥20", "¥19.9". */
-export function money(n) {
-  if (n === null || n === undefined || n === "") return "—";
-  const v = Number(n);
-  return `¥${Number.isInteger(v) ? v : v.toFixed(2).replace(/0$/, "")}`;
+// The room's currency (room.state "currency"; RoomState sets it): one per page, as a page
+// shows one room's money.
+let roomCurrency = "CNY";
+export function setCurrency(c) {
+  if (typeof c === "string" && /^[A-Z]{3}$/.test(c)) roomCurrency = c;
 }
 
 /**
- * A failed request as words for a toast. Codes that only say "the connection or the server
- * had trouble" become a sentence (zh/en); the others keep the server's message, which names
- * the field or limit at fault (protocol.md, Errors). Never a bare code.
+ * A chat message's text in the page's language: a server-worded message carries text_key +
+ * params (docs/protocol.md "Server texts"), worded here from "srv.<key>"; a key this page does
+ * not know yet, and every message people wrote, shows its text as sent.
+ */
+export function serverText(m) {
+  if (!m.text_key || tOr(`srv.${m.text_key}`, null) === null) return m.text;
+  const p = m.params || {};
+  const vars = { ...p };
+  if (p.kind !== undefined) vars.kind = tOr(`srv.kind.${p.kind}`, p.kind);
+  if (p.amount !== undefined) vars.amount = money(p.amount);
+  return t(`srv.${m.text_key}`, vars);
+}
+
+/** An amount in the room's currency, formatted for the page's language. */
+export function money(n, currency = roomCurrency) {
+  if (n === null || n === undefined || n === "") return "—";
+  const v = Number(n);
+  const whole = Number.isInteger(v);
+  return new Intl.NumberFormat(locale(), { style: "currency", currency, minimumFractionDigits: whole ? 0 : 2,
+                                           maximumFractionDigits: whole ? 0 : 2 }).format(v);
+}
+
+/**
+ * A failed request as words for a toast: every code is a sentence in the page's language
+ * ("err.<code>"); in English the server's message, which names the field or limit at fault
+ * (protocol.md, Errors), follows it for the codes where it helps. Never a bare code.
  */
 export function errorText(e) {
   return t("common.error", { msg: errorWords(e) });
 }
 
 /** errorText without the "Error:" in front (for a sentence that has its own). */
+// codes whose server message adds nothing a person can act on: the sentence alone
+const GENERIC_ERRORS = new Set(["resume_failed", "timeout", "unavailable", "internal"]);
+
 export function errorWords(e) {
   const words = e?.code ? tOr(`err.${e.code}`, null) : null;
-  return words || e?.message || String(e);
+  if (!words) return e?.message || String(e);
+  // the server's message (English: it names the field or limit at fault) as a detail in the
+  // English UI; the Chinese UI shows the sentence in Chinese only (issue 18: no English there)
+  if (GENERIC_ERRORS.has(e.code) || !e.message || getLang() === "zh") return words;
+  return `${words} (${e.message})`;
 }
 
 export function toastError(e, ms = 4000) {
@@ -183,13 +229,16 @@ export class RoomState {
     client.on("room.state", (f) => {
       if (f.room !== this.room) return;
       this.state = f;
+      setCurrency(f.currency);
       this._fire(null);
     });
     client.on("room.update", (f) => {
       if (f.room !== this.room || !this.state) return;
-      if (typeof f.version === "number" && f.version <= (this.state.version ?? -1)) return;
+      // a host coming or going does not move the room's version: never dropped as stale
+      const hosts = f.change?.kind === "hosts";
+      if (!hosts && typeof f.version === "number" && f.version <= (this.state.version ?? -1)) return;
       const s = this.state;
-      s.version = f.version;
+      if (!hosts || f.version > (s.version ?? -1)) s.version = f.version;
       if (f.counters) s.counters = { ...(s.counters || {}), ...f.counters };
       if (f.products) s.products = f.products;
       if (f.promotions) s.promotions = f.promotions;

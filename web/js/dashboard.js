@@ -1,6 +1,6 @@
 // The operator dashboard: figures per room and per agent, live over dashboard.watch.
 import { Client, staffTokenSource, gatewayUrls } from "./client.js";
-import { $, h, bindConnBadge, bindLangSwitch, bindStaffAuth } from "./common.js";
+import { $, h, bindConnBadge, bindLangSwitch, bindStaffAuth, fmtTime, money } from "./common.js";
 import { tw, applyWorkspaceI18n } from "./i18n_workspace.js";
 
 const ident = staffTokenSource(["admin", "supervisor"], { defaultUser: "admin-dashboard", name: "Dashboard" });
@@ -9,7 +9,7 @@ let last = null;
 
 const fmtS = (s) => (s === null || s === undefined ? "–" : s < 60 ? `${s.toFixed(1)}s` : `${(s / 60).toFixed(1)}m`);
 const fmtCsat = (avg, n) => (avg === null || avg === undefined ? "–" : `${avg.toFixed(2)} (${n})`);
-const fmtComp = (c) => Object.entries(c || {}).map(([k, v]) => `${tw("kind." + k)} ¥${v}`).join(" · ") || "–";
+const fmtComp = (c) => Object.entries(c || {}).map(([k, v]) => `${tw("kind." + k)} ${money(v)}`).join(" · ") || "–";
 
 function card(key, value, testid) {
   return h("div.ws-card", { testid }, h("div.v", { text: String(value) }), h("div.k", { text: tw(key) }));
@@ -65,7 +65,7 @@ function render(d) {
         h("td", { class: a.paused ? "ws-paused" : "", text: a.paused ? tw("yes") : tw("no") }))),
   );
   const upd = $('[data-testid="dash-updated"]');
-  upd.textContent = `${tw("updated")} ${new Date(d.ts * 1000).toLocaleTimeString()}`;
+  upd.textContent = `${tw("updated")} ${fmtTime(d.ts)}`;
   document.body.dataset.csatCount = String(t.csat_count);
 }
 

@@ -4,6 +4,7 @@ import { getLang, onLangChange } from "./i18n.js";
 const STRINGS = {
   zh: {
     "dash.title": "运营看板", "admin.title": "主管控制台", "lang.switch": "EN",
+    "page.admin": "LiveDesk · 主管控制台", "page.dashboard": "LiveDesk · 运营看板",
     "k.open": "进行中", "k.queue": "排队", "k.frt": "首次响应 p50", "k.csat": "满意度",
     "k.conversions": "转化订单", "k.bot": "机器人解决", "k.agent": "人工解决", "k.abandoned": "放弃",
     "k.compensation": "补偿金额", "k.approvals": "待审批", "k.agents": "客服状态",
@@ -23,9 +24,15 @@ const STRINGS = {
     "acc.rooms_hint": "直播间，逗号分隔", "acc.none": "还没有账号", "acc.done": "已保存：{user}",
     "acc.unavailable": "此网关没有账号存储（需以 --data-dir 或 LIVEDESK_DATABASE_URL 启动）",
     "role.agent": "客服", "role.host": "主播", "role.supervisor": "主管", "role.admin": "管理员",
+    "audit.ts": "时间", "audit.action": "操作", "audit.actor": "操作人", "audit.conversation": "会话",
+    "audit.kind": "类型", "audit.amount": "金额", "audit.order_id": "订单号", "audit.outcome": "结果", "audit.reason": "原因",
+    "action.compensate": "补偿", "action.approval": "审批", "action.return": "退货",
+    "outcome.done": "已完成", "outcome.pending_approval": "待主管审批", "outcome.denied": "已拒绝",
+    "outcome.failed": "失败", "outcome.approved": "已批准", "outcome.requested": "已申请",
   },
   en: {
     "dash.title": "Dashboard", "admin.title": "Supervisor console", "lang.switch": "中文",
+    "page.admin": "LiveDesk · Supervisor console", "page.dashboard": "LiveDesk · Dashboard",
     "k.open": "Open", "k.queue": "Queue", "k.frt": "First response p50", "k.csat": "CSAT",
     "k.conversions": "Conversions", "k.bot": "Resolved by bot", "k.agent": "Resolved by agent",
     "k.abandoned": "Abandoned", "k.compensation": "Compensation", "k.approvals": "Pending approvals",
@@ -46,8 +53,19 @@ const STRINGS = {
     "acc.rooms_hint": "rooms, comma-separated", "acc.none": "No accounts yet", "acc.done": "Saved: {user}",
     "acc.unavailable": "This gateway keeps no accounts (start it with --data-dir or LIVEDESK_DATABASE_URL)",
     "role.agent": "agent", "role.host": "host", "role.supervisor": "supervisor", "role.admin": "admin",
+    "audit.ts": "Time", "audit.action": "Action", "audit.actor": "By", "audit.conversation": "Conversation",
+    "audit.kind": "Type", "audit.amount": "Amount", "audit.order_id": "Order", "audit.outcome": "Outcome", "audit.reason": "Reason",
+    "action.compensate": "Compensation", "action.approval": "Approval", "action.return": "Return",
+    "outcome.done": "Done", "outcome.pending_approval": "Awaiting supervisor approval", "outcome.denied": "Denied",
+    "outcome.failed": "Failed", "outcome.approved": "Approved", "outcome.requested": "Requested",
   },
 };
+
+/** tw() for a value that may have no word (a new action or outcome): the value itself. */
+export function twOr(key, fallback) {
+  const lang = getLang();
+  return STRINGS[lang]?.[key] ?? STRINGS.zh[key] ?? fallback;
+}
 
 export function tw(key, vars = {}) {
   const lang = getLang();
@@ -58,6 +76,7 @@ export function tw(key, vars = {}) {
 export function applyWorkspaceI18n(root = document) {
   for (const el of root.querySelectorAll("[data-tw]")) el.textContent = tw(el.dataset.tw);
   for (const el of root.querySelectorAll("[data-tw-ph]")) el.placeholder = tw(el.dataset.twPh);
+  for (const el of root.querySelectorAll("[data-tw-aria]")) el.setAttribute("aria-label", tw(el.dataset.twAria));
 }
 
 export { onLangChange };

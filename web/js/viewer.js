@@ -9,7 +9,8 @@
 // (LiveDesk.track / LiveDesk.onScreen).
 import { Client, devTokenSource, gatewayUrls } from "./client.js";
 import { t, tOr, applyI18n, duration } from "./i18n.js";
-import { $, h, icon, hydrateIcons, fmtTime, param, bindConnBadge, bindLangSwitch, toast, toastError, money, RoomState } from "./common.js";
+import { ChatSignals } from "./chat_state.js";
+import { $, h, icon, hydrateIcons, fmtTime, serverText, param, bindConnBadge, bindLangSwitch, toast, toastError, money, RoomState } from "./common.js";
 import { CallManager, CallView } from "./call.js";
 import { Sheet, CallDock, stickToBottom, publishSheetHeight } from "./viewer_sheet.js";
 
@@ -17,6 +18,8 @@ const EMBED = document.body.dataset.embed === "1";
 const bridge = EMBED ? (await import("./embed.js")).startBridge() : null;
 const ident = bridge ? bridge.identity : devTokenSource("viewer", { room: param("room") || "" });
 const client = new Client({ urls: gatewayUrls(), getToken: ident.getToken });
+// typing and read marks (chat_state.js); conv is read when it fires, after it is defined
+const signals = new ChatSignals(client, { onChange: (id) => id === conv.id && renderAll() });
 let room = (bridge ? bridge.room : param("room")) || null;
 let roomState = null;
 
@@ -217,7 +220,7 @@ async function sendText(text, cmid = newClientMsgId(), retried = false) {
 // --- rendering ----------------------------------------------------------------------------
 function authorLabel(m) {
   const f = m.from || {};
-  if (f.role === "bot") return f.name || t("widget.bot");
+  if (f.role === "bot") return t("widget.bot"); // the bot's name is the server's (zh): the page's word
   if (f.role === "viewer") return t("widget.you");
   if (f.role === "agent") return t("widget.agent", { name: f.name || f.user });
   if (f.role === "host") return t("role.host") + (f.name ? " " + f.name : "");
@@ -232,7 +235,9 @@ function messageEl(m) {
   const cls = ["msg", mine ? "mine" : "", f.role === "bot" && !m.kind ? "bot" : "", m.kind || "", f.role ? `from-${f.role}` : ""].filter(Boolean).join(".");
   return h(`div.${cls}`, { testid: f.role === "bot" && !m.kind ? "msg-bot" : mine ? "msg-mine" : `msg-${m.kind || f.role}`, dataset: { id: m.message_id } },
     h("div.meta", { text: `${authorLabel(m)} · ${fmtTime(m.ts)}` }),
-    h("div.bubble", {}, m.kind === "notice" ? icon("bell") : null, m.kind === "notice" ? " " : null, m.text),
+    // what people (and the bot, in the asker's language) wrote is user content: not translated
+    h("div.bubble", { dataset: f.role === "system" || m.text_key ? {} : { userContent: "" } },
+      m.kind === "notice" ? icon("bell") : null, m.kind === "notice" ? " " : null, serverText(m)),
   );
 }
 
@@ -248,8 +253,13 @@ function renderAll() {
     for (const n of noticeAfter.get(k) || []) els.push(h("div.msg.notice", { testid: "msg-local-notice" }, h("div.bubble", { text: n.text })));
   };
   pushNotices("");
+  // typing and read state (chat_state.js): the mark goes under the viewer's last message
+  const authorOf = (id) => conv.messages.get(id)?.from?.user;
+  const lastMine = [...conv.order].reverse().find((id) => authorOf(id) === client.user);
   for (const id of conv.order) {
-    els.push(messageEl(conv.messages.get(id)));
+    const el = messageEl(conv.messages.get(id));
+    if (id === lastMine && conv.state !== "bot") el.append(signals.markEl(signals.markOf(conv.id, conv.order, id)));
+    els.push(el);
     pushNotices(id);
   }
   for (const [cmid, p] of conv.pending) {
@@ -264,9 +274,18 @@ function renderAll() {
     }
     els.push(el);
   }
+  const typing = signals.typingEl(conv.id, (by) => (by.role === "agent" ? t("widget.agent", { name: by.name || by.user }) : by.name || by.user));
+  if (typing) els.push(typing);
   ui.log.replaceChildren(...els);
   logEnd.toEnd();
   renderState();
+  markSeen();
+}
+
+/** Read when the widget is on screen in a visible, focused page; delivered otherwise. */
+function markSeen() {
+  const shown = widgetOpened && !ui.widget.classList.contains("hidden");
+  signals.seen(conv.id, conv.order, (id) => conv.messages.get(id)?.from?.user, shown);
 }
 
 function renderState() {
@@ -314,7 +333,7 @@ function renderRoom() {
     ui.product.replaceChildren(
       h("div.pc-tag", { text: t("live.onscreen") }),
       h("div.pc-body", { testid: "product-card", dataset: { sku }, on: { click: () => viewProduct(sku) } },
-        h("div.pc-img", { text: (p.name || "?").slice(0, 1) }),
+        h("div.pc-img", { text: (p.name || "?").slice(0, 1), dataset: { product: "" } }),
         h("div.pc-info", {},
           h("div.pc-name", { testid: "product-name", text: p.name }),
           h("div.pc-price", {}, h("b", { text: t("live.price", { price: p.price }) }), p.list_price ? h("s.muted", { text: t("live.listprice", { price: p.list_price }) }) : null),
@@ -368,7 +387,7 @@ function renderShelf() {
   ui.shelfList.replaceChildren(...products.map((p, i) =>
     h(`li.shelf-item${p.sku === browse.viewing ? ".viewing" : ""}`, { testid: "shelf-item", dataset: { sku: p.sku }, on: { click: () => viewProduct(p.sku) } },
       h("span.si-no", { text: String(i + 1) }),
-      h("div.pc-img", { text: (p.name || "?").slice(0, 1) }),
+      h("div.pc-img", { text: (p.name || "?").slice(0, 1), dataset: { product: "" } }),
       h("div.si-info", {},
         h("div.si-name", {}, p.sku === s.on_screen ? h("span.pc-tag", { text: t("live.onscreen") }) : null, p.name),
         h("div.pc-price", {}, h("b", { text: money(p.price) }), p.list_price ? h("s.muted", { text: money(p.list_price) }) : null),
@@ -649,6 +668,9 @@ async function startCall(video) {
 }
 
 // --- wiring ------------------------------------------------------------------------------
+ui.input.addEventListener("input", () => signals.inputChanged(conv.id, ui.input.value));
+window.addEventListener("focus", markSeen);
+document.addEventListener("visibilitychange", markSeen);
 client.on("message", (m) => {
   if (m.conversation === conv.id) addMessage(m);
 });
@@ -768,6 +790,7 @@ function openWidget({ byViewer = false } = {}) {
     reportBrowse("support_opened", sku ? { sku } : {});
   }
   if (client.state === "online" && !conv.id) restoreConversation().catch(() => {});
+  markSeen(); // the conversation is on screen again: what came meanwhile is read
   setTimeout(() => ui.input.focus(), 50);
 }
 if (EMBED) {
@@ -797,6 +820,7 @@ ui.form.addEventListener("submit", (ev) => {
   ev.preventDefault();
   const text = ui.input.value;
   ui.input.value = "";
+  signals.sent(conv.id);
   sendText(text);
 });
 ui.human.addEventListener("click", async () => {
@@ -815,5 +839,5 @@ if (widgetOpened) openWidget();
 renderState();
 client.connect();
 
-window.__ld = { client, conv, calls, dock, sheet, browse, cart, get csat() { return csat; }, get roomState() { return roomState; } };
+window.__ld = { client, conv, calls, dock, sheet, browse, cart, signals, get csat() { return csat; }, get roomState() { return roomState; } };
 if (EMBED) bridge.ready();
