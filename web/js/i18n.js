@@ -851,6 +851,16 @@ export function onLangChange(cb) {
   listeners.add(cb);
 }
 
+/** A page's own string table (``{zh: {...}, en: {...}}``) as a ``t``-like function: the
+ * page's language, else Chinese, else the key; ``{name}`` filled from ``vars``. One rule for
+ * every table (i18n_workspace.js, i18n_history.js). */
+export function lookup(table) {
+  return (key, vars = {}) => {
+    const s = table[getLang()]?.[key] ?? table.zh[key] ?? key;
+    return s.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
+  };
+}
+
 export function t(key, vars = {}) {
   let s = STRINGS[lang][key] ?? STRINGS.zh[key] ?? key;
   return s.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));

@@ -1,5 +1,5 @@
 // Strings of the history page (web/history.html), on top of the shared i18n.js.
-import { getLang } from "./i18n.js";
+import { getLang, lookup } from "./i18n.js";
 
 const STRINGS = {
   zh: {
@@ -41,10 +41,7 @@ const STRINGS = {
   },
 };
 
-export function th(key, vars = {}) {
-  const s = STRINGS[getLang()]?.[key] ?? STRINGS.zh[key] ?? key;
-  return s.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
-}
+export const th = lookup(STRINGS);
 
 export function applyHistoryI18n(root = document) {
   for (const el of root.querySelectorAll("[data-th]")) el.textContent = th(el.dataset.th);

@@ -1,5 +1,5 @@
 // Strings of the dashboard and admin pages, on top of the shared i18n.js.
-import { getLang, onLangChange } from "./i18n.js";
+import { getLang, lookup, onLangChange } from "./i18n.js";
 
 const STRINGS = {
   zh: {
@@ -67,11 +67,7 @@ export function twOr(key, fallback) {
   return STRINGS[lang]?.[key] ?? STRINGS.zh[key] ?? fallback;
 }
 
-export function tw(key, vars = {}) {
-  const lang = getLang();
-  const s = STRINGS[lang]?.[key] ?? STRINGS.zh[key] ?? key;
-  return s.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
-}
+export const tw = lookup(STRINGS);
 
 export function applyWorkspaceI18n(root = document) {
   for (const el of root.querySelectorAll("[data-tw]")) el.textContent = tw(el.dataset.tw);
