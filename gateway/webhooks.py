@@ -14,9 +14,11 @@ de-duplication) stays the same. The last ``LOG_SIZE`` deliveries are kept in a l
 read over REST (``GET /api/webhooks/deliveries``). Pending retries live in this node's memory:
 a restart loses them (docs/webhooks.md, limits).
 
-What is sent (:class:`WebhookEvents` subscribes, one place): ``conversation.resolved``,
-``action.recorded`` (compensation and returns granted), ``anomaly.raised`` /
-``anomaly.cleared``, ``surge.warning`` / ``surge.on`` / ``surge.off``.
+What is sent (:class:`WebhookEvents` subscribes, one place): ``conversation.resolved``
+(with its outcome), ``conversation.rated`` (the viewer's CSAT, given after the end),
+``order.assisted`` (a support-assisted order: a conversion), ``action.recorded``
+(compensation and returns granted), ``anomaly.raised`` / ``anomaly.cleared``,
+``surge.warning`` / ``surge.on`` / ``surge.off``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import logging
 import secrets
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -42,6 +45,8 @@ from .support.events import (
     AnomalyCleared,
     AnomalyRaised,
     ConversationResolved,
+    ConversionCounted,
+    CsatGiven,
     SurgeChanged,
     SurgeWarned,
 )
@@ -52,8 +57,8 @@ MAX_AGE_S = 300  # verify: an ``iat`` older than this is a replay
 MAX_SKEW_S = 60  # verify: an ``iat`` further in the future than this is refused too
 LOG_SIZE = 1000  # deliveries kept in the admins' log
 MAX_PENDING = 10_000  # deliveries waiting for a retry; beyond: dropped (logged, in the log)
-EVENTS = ("conversation.resolved", "action.recorded", "anomaly.raised", "anomaly.cleared",
-          "surge.warning", "surge.on", "surge.off")
+EVENTS = ("conversation.resolved", "conversation.rated", "order.assisted", "action.recorded",
+          "anomaly.raised", "anomaly.cleared", "surge.warning", "surge.on", "surge.off")
 
 
 class WebhookError(ValueError):
@@ -223,11 +228,21 @@ class Webhooks:
 
 
 class WebhookEvents:
-    """Which domain events go out as which webhook, and with what fields (one place)."""
+    """Which domain events go out as which webhook, and with what fields (one place).
 
-    def __init__(self, webhooks: Webhooks, events: Events):
+    ``outcome_of(conversation)`` is the workspace's outcome of an ended conversation
+    (``resolved_by_bot``, ``resolved_by_agent``, ``abandoned``; ``None`` if it had none): the
+    composition root passes it in, so the webhook carries the same outcome the dashboard
+    counts. The outcomes part subscribes to ``ConversationResolved`` before this one (it is
+    built first), so the outcome is known when the webhook is built."""
+
+    def __init__(self, webhooks: Webhooks, events: Events,
+                 outcome_of: Callable[[str], str | None] = lambda cid: None):
         self.webhooks = webhooks
+        self.outcome_of = outcome_of
         events.subscribe(ConversationResolved, self._resolved)
+        events.subscribe(CsatGiven, self._rated)
+        events.subscribe(ConversionCounted, self._conversion)
         events.subscribe(ActionRecorded, self._action)
         events.subscribe(AnomalyRaised, self._anomaly)
         events.subscribe(AnomalyCleared, self._anomaly)
@@ -239,7 +254,19 @@ class WebhookEvents:
         self.webhooks.send("conversation.resolved", {
             "conversation": c.id, "room": c.room, "viewer": c.viewer, "agent": c.agent,
             "outcome": getattr(c, "resolved_by", None), "escalated": c.escalated_at is not None,
-            "mood": c.mood})
+            "mood": c.mood, "result": self.outcome_of(c.id)})
+
+    def _rated(self, e: CsatGiven) -> None:
+        c = e.conversation
+        self.webhooks.send("conversation.rated", {
+            "conversation": c.id, "room": c.room, "viewer": c.viewer, "agent": c.agent,
+            "rating": e.rating, "comment": e.comment, "rated_at": e.ts,
+            "outcome": getattr(c, "resolved_by", None), "result": self.outcome_of(c.id)})
+
+    def _conversion(self, e: ConversionCounted) -> None:
+        self.webhooks.send("order.assisted", {
+            "room": e.room, "order_id": e.order_id, "viewer": e.user, "sku": e.sku,
+            "qty": e.qty, "conversation": e.conversation, "agent": e.agent, "counted_at": e.ts})
 
     def _action(self, e: ActionRecorded) -> None:
         self.webhooks.send("action.recorded", {"action": dict(e.entry)})

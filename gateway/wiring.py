@@ -534,7 +534,7 @@ def build_gateway(config: Config, responder: Responder | None = None,
         timeout_s=config.webhook_timeout_s, retry_base_s=config.webhook_retry_base_s,
         retry_max_s=config.webhook_retry_max_s, max_attempts=config.webhook_max_attempts),
         metrics)
-    WebhookEvents(webhooks, events)
+    WebhookEvents(webhooks, events, outcome_of=workspace.outcomes.outcome_of)
     ice = IceProvider(config.stun_urls, config.turn_urls, config.turn_secret, config.turn_ttl_s)
 
     from .media.service import MediaService  # here, not at the top: it loads aiortc

@@ -16,7 +16,7 @@ from signaling.limits import MaxChars
 from signaling.protocol import Event, Message, message
 
 from .conversation import Conversation
-from .events import ConversationResolved
+from .events import ConversationResolved, CsatGiven
 
 MAX_COMMENT = 1000
 
@@ -98,6 +98,8 @@ class Csat:
             raise ProtocolError(ErrorCode.CONFLICT, "this conversation was already rated")
         if self.metrics:
             self.metrics.csat.observe(msg.rating)
+        # only the writer publishes it (``if_absent``): one ``conversation.rated`` webhook
+        self.support.events.publish(CsatGiven(conv, r.rating, r.comment, r.ts))
         return None
 
     def for_conversation(self, conv_id: str) -> int | None:

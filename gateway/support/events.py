@@ -16,7 +16,8 @@ Who publishes what:
   node that made the change.
 * :class:`AgentContextWanted`: ``SupportService``, when it builds what an agent sees.
 * :class:`OrderPlaced`: ``RoomService``; :class:`BrowseRecorded`: ``Browsing``;
-  :class:`ActionRecorded`: ``Actions``.
+  :class:`ActionRecorded`: ``Actions``; :class:`CsatGiven`: ``Csat`` (on the node that
+  accepted the rating); :class:`ConversionCounted`: ``Outcomes`` (on the node that counted it).
 * :class:`QuestionClassified`: the radar's responder wrapper (``responder.ObservedResponder``),
   on the node that answered, once per viewer message the bot answered.
 * :class:`AnomalyRaised`, :class:`AnomalyCleared`: ``AnomalyService`` (``anomaly.py``).
@@ -126,6 +127,31 @@ class BrowseRecorded:
 class ActionRecorded:
     """An agent's action (compensation, return) was recorded in the audit trail."""
     entry: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CsatGiven:
+    """The viewer rated ``conversation`` (resolved, with an agent): ``rating`` 1–5. Published
+    once, by the node that wrote the rating, so the shop hears of it once (webhooks)."""
+    conversation: Conversation
+    rating: int
+    comment: str | None
+    ts: float
+
+
+@dataclass(frozen=True)
+class ConversionCounted:
+    """An accepted order counted as a support-assisted sale (a conversion) of
+    ``conversation``: the buyer talked to support in that room within the window. Published
+    by the node that counted it (one per order: the room's order log is shared)."""
+    room: str
+    order_id: str
+    user: str
+    sku: str
+    qty: int
+    conversation: str
+    agent: str | None
+    ts: float
 
 
 # --- question radar, anomaly flags, surge (docs/webhooks.md, docs/protocol.md) ---------------

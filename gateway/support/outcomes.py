@@ -36,7 +36,7 @@ from signaling.events import SessionExpired
 from signaling.protocol import Message, message
 
 from .conversation import Conversation
-from .events import ConversationResolved, OrderPlaced
+from .events import ConversationResolved, ConversionCounted, OrderPlaced
 from .messages import ConversationStateEvent
 
 log = logging.getLogger(__name__)
@@ -242,4 +242,5 @@ class Outcomes:
         self.support._spawn(self._share("conversion", key, asdict(conv_)))
         if self.metrics:
             self.metrics.conversions.labels(room=room.id).inc()
+        self.support.events.publish(ConversionCounted(**asdict(conv_)))
         return conv_
