@@ -2,8 +2,9 @@
 
 * ``GET /api/rooms/{room}/radar?window=60|300|900`` (the room's host, supervisor, admin):
   the radar object, the same one ``room.radar`` pushes (docs/protocol.md).
-* ``GET /api/rooms/{room}/radar/report`` (same callers): the per-day, per-product figures
-  (questions, complaints, return/refund requests, safety reports) as CSV.
+* ``GET /api/rooms/{room}/radar/report[?day=YYYY-MM-DD]`` (same callers): the per-day,
+  per-product figures (questions, complaints, return/refund requests, safety reports) as CSV,
+  every day this node counted or the one ``day`` (UTC).
 * ``GET /api/webhooks/deliveries`` (admin): the last deliveries, newest first
   (docs/webhooks.md).
 
@@ -13,6 +14,7 @@ plane's radar, anomaly detector and the webhook sender.
 
 from __future__ import annotations
 
+import datetime
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -49,6 +51,19 @@ def _window(request: web.Request) -> int:
     return int(raw)
 
 
+def _day(request: web.Request) -> str | None:
+    """``?day=YYYY-MM-DD`` (a UTC calendar day, as the report's ``day`` column), or every day."""
+    raw = request.query.get("day")
+    if not raw:
+        return None
+    try:
+        if len(raw) == 10:  # fromisoformat alone also takes "20261206"
+            return datetime.date.fromisoformat(raw).isoformat()
+    except ValueError:
+        pass
+    raise ProtocolError(ErrorCode.BAD_REQUEST, "day must be a date YYYY-MM-DD (UTC)")
+
+
 def setup_radar_routes(app: web.Application, gw: Gateway) -> None:
     async def radar(request: web.Request) -> web.Response:
         room = _room(gw, request)
@@ -56,10 +71,12 @@ def setup_radar_routes(app: web.Application, gw: Gateway) -> None:
 
     async def report(request: web.Request) -> web.Response:
         room = _room(gw, request)
+        day = _day(request)
+        name = f"radar-{room}-{day}.csv" if day else f"radar-{room}.csv"
         return web.Response(
-            text=gw.anomaly.detector.report_csv(room), content_type="text/csv",
+            text=gw.anomaly.detector.report_csv(room, day), content_type="text/csv",
             charset="utf-8",
-            headers={"Content-Disposition": f'attachment; filename="radar-{room}.csv"'})
+            headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     async def deliveries(request: web.Request) -> web.Response:
         bearer_claims(gw, request, ("admin",))

@@ -277,18 +277,19 @@ class AnomalyDetector:
     def all_flags(self) -> list[Flag]:
         return list(self._flags.values())
 
-    def report_csv(self, room: str) -> str:
+    def report_csv(self, room: str, day: str | None = None) -> str:
         """Per-day, per-product figures of ``room`` (questions, complaints, return/refund
-        requests, safety reports) as CSV: the daily report."""
+        requests, safety reports) as CSV: the daily report (``day``: that UTC day only)."""
         r = self._rooms.get(room)
         rows: dict[tuple[str, str], dict[str, int]] = {}
-        for (day, sku, what), n in (r.daily.items() if r else ()):
-            rows.setdefault((day, sku), {})[what] = n
+        for (d, sku, what), n in (r.daily.items() if r else ()):
+            if day is None or d == day:
+                rows.setdefault((d, sku), {})[what] = n
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(["day", "room", "sku", "questions", *KINDS])
-        for (day, sku), v in sorted(rows.items()):
-            w.writerow([day, room, sku, v.get("questions", 0), *(v.get(k, 0) for k in KINDS)])
+        for (d, sku), v in sorted(rows.items()):
+            w.writerow([d, room, sku, v.get("questions", 0), *(v.get(k, 0) for k in KINDS)])
         return buf.getvalue()
 
 

@@ -155,16 +155,26 @@ class Radar:
             return []
         since = now - window
         acc: dict[str, dict[str, Any]] = {}
+
+        def new_group() -> dict[str, Any]:
+            return {"viewers": set(), "messages": 0, "examples": [], "after_pin": set()}
+
         for s in reversed(r.seen):
             if s.ts <= since:
                 break
             g = acc.get(s.group)
             if g is None:
-                g = acc[s.group] = {"viewers": set(), "messages": 0, "examples": []}
+                g = acc[s.group] = new_group()
             g["viewers"].add(s.viewer)
             g["messages"] += 1
             if len(g["examples"]) < 2 and s.text not in g["examples"]:
                 g["examples"].append(s.text)
+            pin = r.pins.get(s.group)
+            if pin is not None and s.ts >= pin.at:
+                g["after_pin"].add(s.viewer)
+        # a pinned group stays listed while its count falls to 0: the host sees the pin work
+        for key in r.pins:
+            acc.setdefault(key, new_group())
         out = []
         for key, g in acc.items():
             intent, sku, slot = parse_group(key)
@@ -172,7 +182,9 @@ class Radar:
             out.append({"group": key, "sku": sku, "intent": intent, "slot": slot,
                         "viewers": len(g["viewers"]), "messages": g["messages"],
                         "examples": g["examples"], "label": self.label(room, key),
-                        "pinned": pin.text if pin else None})
+                        "pinned": pin.text if pin else None,
+                        "pinned_at": pin.at if pin else None,
+                        "viewers_since_pin": len(g["after_pin"]) if pin else None})
         out.sort(key=lambda g: (-g["viewers"], -g["messages"], g["group"]))
         return out[:MAX_GROUPS]
 

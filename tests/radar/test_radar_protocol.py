@@ -103,6 +103,16 @@ async def test_twenty_viewers_one_group_then_a_pin_answers_the_next(gw):
         rows = [line.split(",") for line in (await resp.text()).splitlines()]
     assert rows[0] == ["day", "room", "sku", "questions", "complaint", "return_refund", "safety"]
     assert [r[2:] for r in rows[1:]] == [["D001", "20", "0", "0", "0"]], rows
+    # one day of it (UTC), the dashboard's link; another day is empty, a bad one refused
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    for day, want in ((today, 1), ("2001-01-01", 0), ("20010101", None), ("x", None)):
+        async with gw.http.get(f"{gw.url}/api/rooms/{room}/radar/report?day={day}", headers={
+                "Authorization": f"Bearer {gw.token('supervisor', 'sup1')}"}) as resp:
+            if want is None:
+                assert resp.status == 400 and (await resp.json())["error"] == "bad_request"
+                continue
+            assert resp.status == 200 and day in resp.headers["Content-Disposition"]
+            assert len((await resp.text()).splitlines()) == 1 + want, day
 
     # the host pins an answer to the group
     r = await host.request("room.pin", room=room, group=GROUP, text=PIN)
@@ -114,6 +124,11 @@ async def test_twenty_viewers_one_group_then_a_pin_answers_the_next(gw):
     # the next viewer asking (in yet other words) gets the pinned answer first
     reply = await ask(gw, "v-next", "冲锋衣M码还有货吗？")
     assert reply["text"].startswith(PIN), reply["text"]
+    # the group says how many asked since the pin (the host sees whether the pin works)
+    _, body = await get_radar(gw, gw.token("host", "host-radar", room=room))
+    g = next(x for x in body["groups"] if x["group"] == GROUP)
+    assert (g["viewers"], g["viewers_since_pin"], g["pinned"]) == (21, 1, PIN), g
+    assert g["pinned_at"] <= time.time()
     # a different question is not answered with the pin
     other = await ask(gw, "v-other", "冲锋衣L码还有吗")
     assert PIN not in other["text"]
@@ -139,3 +154,4 @@ async def test_pin_is_for_the_rooms_host_and_checked(gw):
     assert gw.gw.radar.radar.pinned_answer(room, "stock", "D001", "M") == PIN
     assert (await host.request("room.pin", room=room, group=GROUP, text=""))["type"] == "ack"
     assert gw.gw.radar.radar.pinned_answer(room, "stock", "D001", "M") is None
+
