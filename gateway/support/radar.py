@@ -182,22 +182,31 @@ class Radar:
             out.append({"group": key, "sku": sku, "intent": intent, "slot": slot,
                         "viewers": len(g["viewers"]), "messages": g["messages"],
                         "examples": g["examples"], "label": self.label(room, key),
+                        "product": self.product_name(room, sku),
                         "pinned": pin.text if pin else None,
                         "pinned_at": pin.at if pin else None,
                         "viewers_since_pin": len(g["after_pin"]) if pin else None})
         out.sort(key=lambda g: (-g["viewers"], -g["messages"], g["group"]))
         return out[:MAX_GROUPS]
 
-    def label(self, room: str, key: str) -> str:
-        """"stock · 三合一防水冲锋衣 · M": what a host reads."""
-        intent, sku, slot = parse_group(key)
+    def product_name(self, room: str, sku: str | None) -> str | None:
+        """The product's name as the room's catalogue has it ("+"-joined for several; the
+        SKU itself for one the room does not know), or ``None`` for no product: what the
+        pages show, in whatever language the catalogue is."""
+        if not sku:
+            return None
         r = self.rooms.get(room)
         names = []
-        for s in (sku or "").split("+"):
+        for s in sku.split("+"):
             p = r.knowledge.product(s) if r is not None and s else None
             if s:
                 names.append(p.name if p is not None else s)
-        return " · ".join(x for x in (intent, "+".join(names), slot) if x)
+        return "+".join(names) or None
+
+    def label(self, room: str, key: str) -> str:
+        """"stock · 三合一防水冲锋衣 · M": what a host reads."""
+        intent, sku, slot = parse_group(key)
+        return " · ".join(x for x in (intent, self.product_name(room, sku), slot) if x)
 
     # --- pins ------------------------------------------------------------------------------
     def pin(self, room: str, key: str, text: str, by: str) -> None:
@@ -267,7 +276,8 @@ class RadarService:
                                 f"window must be one of {', '.join(map(str, WINDOWS))}")
         return {"room": room, "window": window,
                 "groups": self.radar.groups(room, window),
-                "flags": [f.to_wire() for f in self.anomaly.flags(room)],
+                "flags": [{**f.to_wire(), "product": self.radar.product_name(room, f.sku)}
+                          for f in self.anomaly.flags(room)],
                 "surge": self.surge.state(room)}
 
     def event(self, room: str, window: int = PUSH_WINDOW) -> RoomRadar:

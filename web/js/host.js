@@ -4,12 +4,14 @@ import { Client, staffTokenSource, gatewayUrls } from "./client.js";
 import { t, tOr, applyI18n } from "./i18n.js";
 import { $, h, icon, hydrateIcons, fmtTime, param, bindConnBadge, bindLangSwitch, toast, toastError, RoomState, bindStaffAuth, giftLine } from "./common.js";
 import { CallManager, CallView, renderIncoming } from "./call.js";
+import { RadarView } from "./radar_view.js";
 
 const ident = staffTokenSource("host", { defaultUser: "host-1", name: param("name") || "", room: param("room") || "" });
 const client = new Client({ urls: gatewayUrls(), getToken: ident.getToken });
 let room = param("room") || null;
 let rs = null;
 let editing = null; // promotion being edited (null: form hidden; {} new)
+let radar = null; // the room's question radar (radar_view.js)
 
 const ui = {
   counters: $('[data-testid="counters"]'),
@@ -163,7 +165,9 @@ ui.form.addEventListener("submit", async (ev) => {
 function renderAnnouncements() {
   const list = rs?.state?.announcements || [];
   ui.annList.replaceChildren(...list.slice().reverse().map((a) =>
-    h("li", { testid: "announcement-item" }, h("span.muted", { text: `${a.ts ? fmtTime(a.ts) : ""} ` }), a.text)));
+    // what the host (or the configured surge notice) wrote: shown as written, not translated
+    h("li", { testid: "announcement-item" }, h("span.muted", { text: `${a.ts ? fmtTime(a.ts) : ""} ` }),
+      h("span", { dataset: { userContent: "" }, text: a.text }))));
 }
 
 function renderRoom() {
@@ -186,13 +190,24 @@ function renderCall() {
 }
 
 // --- wiring --------------------------------------------------------------------------------
+function renderMe() {
+  if (client.welcome) $('[data-testid="host-me"]').textContent = `${t("role.host")} ${client.welcome.name || client.user}`;
+}
+
 client.on("welcome", async () => {
   room = room || client.welcome?.room;
-  $('[data-testid="host-me"]').textContent = `${t("role.host")} ${client.welcome?.name || client.user}`;
+  renderMe();
   if (!rs || rs.room !== room) {
     rs = new RoomState(client, room);
     rs.onChange(renderRoom);
   }
+  if (!radar || radar.room !== room) {
+    radar = new RadarView($('[data-testid="radar-body"]'), {
+      client, room, getToken: ident.getToken, pin: true,
+      roomInfo: () => ({ product: (sku) => rs?.product(sku), stock: (sku) => rs?.stock(sku) }),
+    });
+  }
+  radar.start(); // the pushes follow by themselves (the host's token names the room)
   await rs.watch();
   renderRoom();
 });
@@ -208,6 +223,7 @@ $('[data-testid="promo-new"]').addEventListener("click", () => editPromo(null));
 
 bindConnBadge(client, $('[data-testid="conn-state"]'));
 bindLangSwitch($('[data-testid="lang-switch"]'), () => {
+  renderMe();
   renderRoom();
   renderForm();
   renderCall();
@@ -217,4 +233,4 @@ applyI18n();
 bindStaffAuth(client, ident);
 client.connect();
 
-window.__ld = { client, calls, get roomState() { return rs; } };
+window.__ld = { client, calls, get roomState() { return rs; }, get radar() { return radar; } };
