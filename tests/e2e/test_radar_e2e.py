@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -135,12 +136,17 @@ async def test_twenty_viewers_one_group_pin_flag_and_surge_on_host_panel_and_das
     await dash.wait_for_selector(f'[data-testid="radar-room-{room}"] {flag}', timeout=T)
     await dash.wait_for_selector('[data-testid="dash-event"][data-kind="flag_raised"]', timeout=T)
 
-    # a promotion with starts_at: surge on at its start, then off by itself (surge_calm_s 10 s)
-    api = await gw.client("host", "host-api", room=room, name="Host")
-    r = await api.request("room.promo.upsert", room=room, promotion={
-        "id": "FLASH", "kind": "discount", "text": "冲锋衣限时秒杀", "sku": "D001",
-        "starts_at": time.time() + 1.0})
-    assert r["type"] == "ack", r
+    # the host sets up a flash sale with starts_at (the promotion form): agents are warned,
+    # surge is on at its start, then off by itself (surge_calm_s 10 s)
+    await host.click('[data-testid="promo-new"]')
+    await host.fill('[data-testid="promo-id"]', "FLASH")
+    await host.select_option('[data-testid="promo-kind"]', "discount")
+    await host.fill('[data-testid="promo-text"]', "冲锋衣限时秒杀")
+    await host.fill('[data-testid="promo-sku"]', "D001")
+    starts = datetime.fromtimestamp(time.time() + 4, UTC).isoformat(timespec="seconds")
+    await host.fill('[data-testid="promo-starts-at"]', starts)
+    await host.click('[data-testid="promo-save"]')
+    await host.wait_for_selector('[data-testid="promo-item"][data-promo="FLASH"]', timeout=T)
     await dash.wait_for_selector('[data-testid="dash-event"][data-kind="surge_warning"]', timeout=T)
     on = '[data-testid="radar-surge"][data-on="true"][data-reason="promotion:FLASH"]'
     await host.wait_for_selector(on, timeout=T)

@@ -87,6 +87,7 @@ function promoSummary(p) {
     bits.push(g ? giftLine(g) : t("host.promo.claimed", { claimed: p.claimed ?? 0, limit: p.limit ?? 0 }));
   }
   if (p.code) bits.push(p.code);
+  if (typeof p.starts_at === "number") bits.push(t("host.promo.starts.at", { t: fmtTime(p.starts_at) }));
   if (p.sku) bits.push(p.sku);
   return bits.join(" · ");
 }
@@ -113,8 +114,18 @@ function renderPromos() {
 
 const PROMO_FIELDS = [
   ["id", "text"], ["kind", "select"], ["text", "text"], ["limit", "number"], ["gift", "text"], ["sku", "text"],
-  ["threshold", "number"], ["amount", "number"], ["code", "text"], ["ends_at", "text"],
+  ["threshold", "number"], ["amount", "number"], ["code", "text"], ["starts_at", "text"], ["ends_at", "text"],
 ];
+const PROMO_LABELS = { ends_at: "ends", starts_at: "starts" };
+
+/** Unix seconds as ISO 8601 in this browser's time zone, with its offset (what starts_at takes). */
+function isoLocal(ts) {
+  const d = new Date(ts * 1000);
+  const off = -d.getTimezoneOffset();
+  const p2 = (n) => String(Math.floor(Math.abs(n))).padStart(2, "0");
+  return `${d.getFullYear()}-${p2(d.getMonth() + 1)}-${p2(d.getDate())}T${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())}`
+    + `${off >= 0 ? "+" : "-"}${p2(off / 60)}:${p2(off % 60)}`;
+}
 
 function editPromo(p) {
   editing = p ? { ...p } : { kind: "first_n_gift", active: true };
@@ -132,12 +143,15 @@ function renderForm() {
         ...["first_n_gift", "discount", "coupon", "bundle"].map((x) => h("option", { value: x, text: tOr(`kind.${x}`, x) })));
       input.value = editing.kind || "first_n_gift";
     } else {
-      input = h("input", { name: k, type, testid: `promo-${k.replace("_", "-")}`, value: editing[k] ?? "" });
+      // starts_at travels as Unix seconds; the form shows (and sends) it as ISO 8601 with the offset
+      const value = k === "starts_at" && typeof editing[k] === "number" ? isoLocal(editing[k]) : editing[k] ?? "";
+      input = h("input", { name: k, type, testid: `promo-${k.replace("_", "-")}`, value });
       if (k === "id" && editing.id) input.readOnly = true;
-      if (k === "ends_at") input.placeholder = "2026-06-30T23:59:59+08:00";
+      if (k === "ends_at" || k === "starts_at") input.placeholder = "2026-06-30T20:00:00+08:00";
     }
     input.id = `promo-field-${k}`;
-    els.push(h("label", { for: input.id, text: t(`host.promo.${k === "ends_at" ? "ends" : k}`) }), input);
+    els.push(h("label", { for: input.id, text: t(`host.promo.${PROMO_LABELS[k] || k}`) }), input);
+    if (k === "starts_at") els.push(h("div.hint.muted", { text: t("host.promo.starts.hint") }));
   }
   els.push(h("div.btns", {},
     h("button", { type: "button", text: t("common.cancel"), on: { click: () => { editing = null; renderForm(); } } }),
