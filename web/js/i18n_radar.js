@@ -11,7 +11,9 @@ const STRINGS = {
     "radar.window.900": "15 分钟",
     "radar.empty": "这段时间还没有观众提问",
     "radar.viewers": "{n} 位观众",
+    "radar.viewers.one": "{n} 位观众",
     "radar.messages": "{n} 条提问",
+    "radar.messages.one": "{n} 条提问",
     "radar.examples": "观众原话",
     "radar.noproduct": "未指明商品",
     "radar.slot": "{slot} 码",
@@ -23,6 +25,7 @@ const STRINGS = {
     "radar.unpin": "取消置顶",
     "radar.pinned": "已置顶回答",
     "radar.since_pin": "置顶后又有 {n} 位观众问",
+    "radar.since_pin.one": "置顶后又有 {n} 位观众问",
     "radar.pin.title": "置顶回答",
     "radar.pin.hint": "回答会作为公告显示在直播间，观众再问这个问题时，机器人会先引用它。",
     "radar.pin.text": "回答内容",
@@ -77,7 +80,9 @@ const STRINGS = {
     "radar.window.900": "15 min",
     "radar.empty": "No questions in this window yet",
     "radar.viewers": "{n} viewers",
+    "radar.viewers.one": "{n} viewer",
     "radar.messages": "{n} questions",
+    "radar.messages.one": "{n} question",
     "radar.examples": "In their words",
     "radar.noproduct": "no product named",
     "radar.slot": "size {slot}",
@@ -89,6 +94,7 @@ const STRINGS = {
     "radar.unpin": "Unpin",
     "radar.pinned": "Pinned answer",
     "radar.since_pin": "{n} more viewers asked since it was pinned",
+    "radar.since_pin.one": "{n} more viewer asked since it was pinned",
     "radar.pin.title": "Pin an answer",
     "radar.pin.hint": "The answer is announced in the room, and the bot quotes it first when a viewer asks this question.",
     "radar.pin.text": "Answer",
@@ -138,3 +144,8 @@ const STRINGS = {
 };
 
 export const tr = lookup(STRINGS);
+
+/** A count in words: "1 viewer", "2 viewers" (``<key>.one`` for exactly one). */
+export function trCount(key, n) {
+  return tr(n === 1 ? `${key}.one` : key, { n });
+}

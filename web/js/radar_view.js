@@ -7,7 +7,7 @@
 // seconds (windows slide with no new question). docs/workspace.md describes the UI.
 import { h, fmtTime, intentLabel, money, toast, toastError } from "./common.js";
 import { getLang, onLangChange } from "./i18n.js";
-import { tr } from "./i18n_radar.js";
+import { tr, trCount } from "./i18n_radar.js";
 
 export const WINDOWS = [60, 300, 900];
 const PUSHED = 300; // the window room.radar carries
@@ -192,8 +192,8 @@ export class RadarView {
     const trend = was === undefined ? null : g.viewers < was ? "down" : "up";
     const title = h("div.rd-title", {}, ...this.groupTitle(g));
     const count = h("div.rd-count", {},
-      h("span.rd-n", { testid: "radar-viewers", text: tr("radar.viewers", { n: g.viewers }) }),
-      h("span.rd-m.muted", { testid: "radar-messages", text: tr("radar.messages", { n: g.messages }) }),
+      h("span.rd-n", { testid: "radar-viewers", text: trCount("radar.viewers", g.viewers) }),
+      h("span.rd-m.muted", { testid: "radar-messages", text: trCount("radar.messages", g.messages) }),
       trend ? h(`span.rd-trend.${trend}`, { testid: "radar-trend", dataset: { trend }, text: `${trend === "down" ? "▼" : "▲"} ${tr(`radar.trend.${trend}`)}` }) : null);
     const examples = g.examples?.length
       ? h("ul.rd-examples", { "aria-label": tr("radar.examples") },
@@ -203,7 +203,7 @@ export class RadarView {
       ? h("div.rd-pinned", { testid: "radar-pinned" },
         h("span.rd-k", { text: `${tr("radar.pinned")}` }), " ", userText(g.pinned),
         g.viewers_since_pin !== null && g.viewers_since_pin !== undefined
-          ? h("div.rd-since", { testid: "radar-since-pin", dataset: { n: String(g.viewers_since_pin) }, text: tr("radar.since_pin", { n: g.viewers_since_pin }) })
+          ? h("div.rd-since", { testid: "radar-since-pin", dataset: { n: String(g.viewers_since_pin) }, text: trCount("radar.since_pin", g.viewers_since_pin) })
           : null)
       : null;
     const actions = this.canPin
