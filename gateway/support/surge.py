@@ -34,7 +34,7 @@ from signaling import Hub
 from signaling.events import Events
 from signaling.protocol import Event
 
-from .conversation import Author
+from .conversation import Author, server_text
 from .events import MessagePosted, SurgeChanged, SurgeWarned
 from .room import RoomRegistry
 from .service import AGENTS_TOPIC, BOT
@@ -71,6 +71,7 @@ class CallbackOffer:
     at: float
     position: int
     text: str
+    hhmm: str = ""  # the slot's local time, the keyed text's parameter
 
 
 @dataclass
@@ -195,10 +196,9 @@ class Surge:
         while r.slots.get(slot, 0) >= self.rule.callbacks_per_slot:
             slot += step
         n = r.slots[slot] = r.slots.get(slot, 0) + 1
-        offer = CallbackOffer(at=slot, position=n,
-                              text=CALLBACK_ZH.format(hhmm=time.strftime("%H:%M",
-                                                                         time.localtime(slot)),
-                                                      n=n))
+        hhmm = time.strftime("%H:%M", time.localtime(slot))
+        offer = CallbackOffer(at=slot, position=n, hhmm=hhmm,
+                              text=CALLBACK_ZH.format(hhmm=hhmm, n=n))
         r.booked[conversation] = offer
         return offer, True
 
@@ -301,7 +301,9 @@ class SurgeService:
             self.metrics.callbacks.labels(room=conv.room).inc()
         await self.rooms_service.support.post(
             conv, Author(role="bot", user=BOT.user, name=BOT.name), offer.text, kind="system",
-            meta={"callback_at": offer.at, "callback_position": offer.position})
+            meta={"callback_at": offer.at, "callback_position": offer.position,
+                  # the pages word it in their own language (docs/protocol.md "Server texts")
+                  **server_text("surge.callback", hhmm=offer.hhmm, n=offer.position)})
         return offer
 
     async def _run(self) -> None:

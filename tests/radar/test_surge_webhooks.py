@@ -91,7 +91,11 @@ async def test_surge_from_warning_to_callback_to_calm(backend: Backend):
         assert not any(f.get("type") == "call.incoming" for f in agent.frames[mark:])
         # the slot is written into the conversation for the agent who will call back
         got = await viewer.request("conversation.get", conversation=conv)
-        assert any(m.get("kind") == "system" and "回电" in m["text"] for m in got["messages"])
+        slot_msg = [m for m in got["messages"] if m.get("kind") == "system" and "回电" in m["text"]]
+        assert len(slot_msg) == 1, got["messages"]
+        # keyed, so an English page words it in English (docs/protocol.md "Server texts")
+        assert slot_msg[0]["text_key"] == "surge.callback"
+        assert slot_msg[0]["params"]["n"] == 1 and ":" in slot_msg[0]["params"]["hhmm"]
 
         # nothing much happens: surge ends by itself after surge_calm_s
         off = await agent.event("surge.state", room=room, on=False, timeout=15)
