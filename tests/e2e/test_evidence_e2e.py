@@ -34,7 +34,14 @@ from tests.conftest import free_port, start_gateway, stop_gateway
 from tests.media.rtc_client import RED, RtcClient
 
 from .conftest import DESKTOP, PHONE, open_page, wait_online
-from .page_checks import ROOT, axe_violations, blocking, data_strings, scan_problems, ui_texts
+from .page_checks import (
+    ROOT,
+    axe_violations,
+    blocking,
+    data_strings,
+    scan_problems,
+    ui_texts,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -101,7 +108,7 @@ EVIDENCE_TEXT = """() => {
   const SKIP = '[data-user-content], [data-product], script, style, noscript, template';
   const out = [];
   const visible = (el) => el.checkVisibility({checkOpacity: true, checkVisibilityCSS: true});
-  for (const root of document.querySelectorAll('%s')) {
+  for (const root of document.querySelectorAll('ROOTS')) {
     const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
     for (let n = walker.nextNode(); n; n = walker.nextNode()) {
       const el = n.parentElement;
@@ -117,7 +124,7 @@ EVIDENCE_TEXT = """() => {
     }
   }
   return out;
-}""" % EVIDENCE_UI.replace("'", "\\'")
+}""".replace("ROOTS", EVIDENCE_UI)
 
 
 class Checks:
