@@ -255,6 +255,13 @@ async def test_photos_stills_recording_with_consent_and_the_approval_card(gw, br
                                         state="visible", timeout=T)
         assert (await ind.text_content() or "").strip() == "录制中"
     assert media.recordings.started == 1
+    # minimised to the pill, the viewer's screen still says it is being recorded
+    await viewer.click('[data-testid="call-dock-minimise"]')
+    pill = await viewer.wait_for_selector('[data-testid="call-pill"][data-recording="recording"]',
+                                          state="visible", timeout=T)
+    assert "录制中" in (await pill.text_content() or "")
+    await viewer.click('[data-testid="call-pill-open"]')
+    await viewer.wait_for_selector('[data-testid="call-pill"]', state="hidden", timeout=T)
     await checks.both(agent, "agent_recording")
     await checks.both(viewer, "viewer_recording")
     await checks.both(host, "host_recording")

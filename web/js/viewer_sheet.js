@@ -22,6 +22,7 @@
 import { t } from "./i18n.js";
 import { h, icon as baseIcon } from "./common.js";
 import { fmtTimer } from "./call.js";
+import { te } from "./i18n_evidence.js";
 
 // the overlay's own icons (common.js has the rest); same markup as common.js icon()
 const MORE_ICONS = {
@@ -211,7 +212,10 @@ export class CallDock {
     const c = this.calls.call;
     if (!c) return "";
     const timer = withTimer && c.startedAt ? ` · ${fmtTimer(Date.now() - c.startedAt)}` : "";
-    return `${t(c.state === "active" ? "pill.incall" : `call.${c.state}`)}${timer}`;
+    // a recording runs: the pill says so too (here and on the shop page's pill), so the
+    // indicator is on the viewer's screen even with the call window minimised
+    const rec = this.calls.recording?.state === "recording" ? ` · ${te("rec.on")}` : "";
+    return `${t(c.state === "active" ? "pill.incall" : `call.${c.state}`)}${rec}${timer}`;
   }
 
   _renderPill() {
@@ -219,6 +223,7 @@ export class CallDock {
     const show = !!c && (this.mode === "minimised" || this.dock.classList.contains("hidden"));
     this.pill.classList.toggle("hidden", !show);
     this.pill.dataset.state = c?.state || "";
+    this.pill.dataset.recording = this.calls.recording?.state || "";
     if (!c) return;
     this.pillText.textContent = this.pillLabel();
     const cam = this.cameraOn();
