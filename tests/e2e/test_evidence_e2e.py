@@ -247,8 +247,12 @@ async def test_photos_stills_recording_with_consent_and_the_approval_card(gw, br
     for p in (viewer, agent, host):
         assert await p.get_attribute('[data-testid="call-view"]', "data-state") == "active"
 
-    # accept: the indicator on every participant's page
+    # the viewer minimised the call: a request brings it back on screen (the question must be
+    # seen); accept → the indicator on every participant's page
+    await viewer.click('[data-testid="call-dock-minimise"]')
+    await viewer.wait_for_selector('[data-testid="call-pill"]', state="visible", timeout=T)
     await agent.click('[data-testid="call-record"]')
+    await viewer.wait_for_selector('[data-testid="recording-consent"]', state="visible", timeout=T)
     await viewer.click('[data-testid="recording-accept"]', timeout=T)
     for p in (viewer, agent, host):
         ind = await p.wait_for_selector('[data-testid="recording-indicator"][data-state="recording"]',

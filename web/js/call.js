@@ -706,7 +706,8 @@ export class CallView {
     const recText = on ? te("rec.on") : asked ? te("rec.requested") : "";
     if (this.recIndicator.dataset.text !== recText) {
       this.recIndicator.dataset.text = recText;
-      this.recIndicator.replaceChildren(h("span.rec-dot", { "aria-hidden": "true" }), h("span", { text: recText }));
+      this.recIndicator.title = recText;
+      this.recIndicator.replaceChildren(h("span.rec-dot", { "aria-hidden": "true" }), h("span.rec-text", { text: recText }));
     }
     // the viewer is asked; declining keeps the call going
     const ask = asked && role === "viewer";
