@@ -47,6 +47,7 @@ pytestmark = pytest.mark.browser
 
 T = 20_000
 PHOTO_RGB = (200, 40, 150)
+AGENT_RGB = (30, 120, 200)
 
 
 @pytest.fixture
@@ -63,6 +64,12 @@ async def gw(tmp_path):
 def jpeg(rgb: tuple[int, int, int], size=(640, 480)) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, rgb).save(buf, "JPEG", quality=95)
+    return buf.getvalue()
+
+
+def png(rgb: tuple[int, int, int], size=(400, 300)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, rgb).save(buf, "PNG")
     return buf.getvalue()
 
 
@@ -216,6 +223,14 @@ async def test_photos_stills_recording_with_consent_and_the_approval_card(gw, br
     await checks._one(agent, "agent_photo_full_view", "zh")
     await agent.keyboard.press("Escape")
     await agent.wait_for_selector('[data-testid="attachment-dialog"]', state="detached", timeout=T)
+    # the agent attaches a photo too (a PNG, no text): the viewer sees it decoded
+    await pick_photo(agent, "label.png", png(AGENT_RGB), "image/png")
+    await agent.wait_for_selector('[data-testid="photo-chip"][data-status="ready"]', timeout=T)
+    await agent.click('[data-testid="chat-send"]')
+    sel = '[data-testid="msg-agent"] [data-testid="attachment-thumb"][data-loaded="1"]'
+    await viewer.wait_for_selector(sel, timeout=T)
+    vpx = await viewer.eval_on_selector(f'{sel} [data-testid="attachment-img"]', PIXEL_JS)
+    assert vpx["w"] > 0 and close_to(vpx["rgb"], AGENT_RGB, 12), vpx
     await checks.both(viewer, "viewer_photo_in_chat")
 
     # --- 2. a three-party call; recording asks the viewer first ------------------------------
