@@ -825,6 +825,7 @@ function renderAll() {
 function select(id) {
   const changed = selected !== id;
   selected = id;
+  if (changed) photos.reset();
   renderAll();
   if (changed) loadReplies();
   const c = convs.get(id);

@@ -302,6 +302,13 @@ export class PhotoPicker {
     return this.items.filter((it) => it.status === "ready");
   }
 
+  /** The composer now writes to another conversation: photos uploaded to the previous one
+   * cannot go there (message.send would refuse them as not_found), so they leave. */
+  reset() {
+    if (!this.items.length) return;
+    this.taken([...this.items]);
+  }
+
   /** Sent: the chips that went with the message leave the composer. */
   taken(items) {
     for (const it of items) URL.revokeObjectURL(it.preview);
