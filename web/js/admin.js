@@ -4,10 +4,15 @@
 import { Client, staffTokenSource, gatewayUrls } from "./client.js";
 import { $, h, bindConnBadge, bindLangSwitch, toast, bindStaffAuth, fmtDateTime, money } from "./common.js";
 import { tw, twOr, applyWorkspaceI18n } from "./i18n_workspace.js";
+import { Evidence } from "./evidence.js";
+import { te } from "./i18n_evidence.js";
 
 const ident = staffTokenSource(["admin", "supervisor"], { defaultUser: "admin-supervisor", name: "Supervisor" });
 const client = new Client({ urls: gatewayUrls(), getToken: ident.getToken });
 
+// the evidence an approval or an audited action is based on (photos, stills, recordings):
+// thumbnails, the full view and playback, read with this page's token (evidence.js)
+const evidence = new Evidence(ident.getToken);
 const approvals = new Map(); // id → approval.request
 let agents = [];
 let audit = [];
@@ -25,7 +30,10 @@ function renderApprovals() {
       h("div.amt", { text: `¥${a.amount}` }),
       h("div.grow", {},
         h("div", { text: `${tw("kind." + a.kind)} · ${a.agent.name || a.agent.user} → ${a.viewer?.name || a.viewer?.user || ""}` }),
-        h("div.muted", { text: `${a.reason} · limit ¥${a.limit} · ${a.room || ""}` })),
+        h("div.muted", { text: `${a.reason} · limit ¥${a.limit} · ${a.room || ""}` }),
+        a.attachments?.length
+          ? h("div.ws-evidence", { testid: "approval-evidence" }, h("span.muted", { text: te("approval.evidence") }), evidence.thumbs(a.attachments))
+          : null),
       h("button.green", { testid: "approve", text: tw("approve"), on: { click: () => decide(a.approval, true) } }),
       h("button.danger", { testid: "deny", text: tw("deny"), on: { click: () => decide(a.approval, false) } }))));
 }
@@ -56,11 +64,11 @@ function renderAgents() {
 }
 
 function renderAudit() {
-  const cols = ["ts", "action", "actor", "conversation", "kind", "amount", "order_id", "outcome", "reason"];
+  const cols = ["ts", "action", "actor", "conversation", "kind", "amount", "order_id", "outcome", "reason", "attachments"];
   $('[data-testid="audit"]').replaceChildren(
-    h("tr", {}, ...cols.map((c) => h("th", { scope: "col", text: tw(`audit.${c}`) }))),
+    h("tr", {}, ...cols.map((c) => h("th", { scope: "col", text: c === "attachments" ? te("att.evidence") : tw(`audit.${c}`) }))),
     ...audit.slice().reverse().slice(0, 100).map((e) =>
-      h("tr", {}, ...cols.map((c) => h("td", {
+      h("tr", {}, ...cols.map((c) => c === "attachments" ? h("td", { testid: "audit-evidence" }, e.attachments?.length ? evidence.thumbs(e.attachments) : null) : h("td", {
         // in words, in the page's language; ids, amounts and reasons as they are
         text: c === "ts" ? fmtDateTime(e.ts) : c === "action" ? twOr(`action.${e.action}`, e.action ?? "")
           : c === "outcome" ? twOr(`outcome.${e.outcome}`, e.outcome ?? "")
@@ -232,6 +240,7 @@ bindLangSwitch($('[data-testid="lang-switch"]'), () => {
   applyWorkspaceI18n();
   renderApprovals();
   renderAgents();
+  renderAudit();
   renderAccounts();
   if (accountsNote) noteAccounts(...accountsNote);
 });

@@ -9,6 +9,8 @@ import { ChatSignals } from "./chat_state.js";
 import { $, h, icon, hydrateIcons, fmtTime, joinList, serverText, locale, param, bindConnBadge, bindLangSwitch, toast, toastError, moodLabel, reasonLabel, intentLabel, clock, money, RoomState, bindStaffAuth, giftLine } from "./common.js";
 import { Alerts } from "./alerts.js";
 import { CallManager, CallView, renderIncoming } from "./call.js";
+import { Evidence, PhotoPicker, attachmentsOf, attachmentErrorText, MAX_PER_MESSAGE } from "./evidence.js";
+import { te } from "./i18n_evidence.js";
 
 const ident = staffTokenSource("agent", { name: param("name") || "" });
 // agents work with the console in a background tab: it reconnects as fast hidden as visible
@@ -50,6 +52,16 @@ const ui = {
   returnReason: $('[data-testid="return-reason"]'),
   actionList: $('[data-testid="action-list"]'),
 };
+ui.evidence = $('[data-testid="evidence-panel"]');
+// photos, stills and recordings (evidence.js), read and uploaded with this agent's token
+const evidence = new Evidence(ident.getToken);
+const photos = new PhotoPicker({
+  evidence,
+  button: $('[data-testid="photo-button"]'),
+  input: $('[data-testid="photo-input"]'),
+  chips: $('[data-testid="photo-chips"]'),
+  conversation: async () => selected,
+});
 // this agent: status and since (agent.state), authority limit if the server tells it
 const me = { status: null, since: null, load: 0, capacity: null, maxCompensation: null, breakSuggested: null };
 
@@ -293,7 +305,8 @@ function renderChat() {
       : f.role === "system" ? t("widget.system") : `${tOr(`role.${f.role}`, f.role)} ${f.name || f.user}`;
     els.push(h(`div.${cls}`, { testid: isBot && !m.kind ? "msg-bot" : mine ? "msg-mine" : `msg-${m.kind || f.role}`, dataset: { id: m.message_id, phase: i <= lastBot ? "bot" : "human" } },
       h("div.meta", { text: `${who} · ${fmtTime(m.ts)}` }),
-      h("div.bubble", { text: serverText(m), dataset: f.role === "system" || m.text_key ? {} : { userContent: "" } })));
+      m.text || !m.attachments?.length ? h("div.bubble", { text: serverText(m), dataset: f.role === "system" || m.text_key ? {} : { userContent: "" } }) : null,
+      m.attachments?.length ? evidence.thumbs(m.attachments) : null));
     if (i === lastBot && i < msgs.length - 1) els.push(h("div.divider", { testid: "human-part-label" }, icon("headset"), t("agent.human.part")));
   });
   if (c.state === "lost") els.push(h("div.msg.notice", { testid: "conv-lost-notice", dataset: { lost: c.lost || "" } }, h("div.bubble", { text: lostText(c) })));
@@ -313,6 +326,7 @@ function renderChat() {
   for (const sel of ["resolve", "transfer", "agent-video-call", "agent-voice-call"]) $(`[data-testid="${sel}"]`).disabled = !open || (sel.includes("call") && busy);
   ui.input.disabled = !open;
   $('[data-testid="chat-send"]').disabled = !open;
+  photos.button.disabled = !open || photos.count >= MAX_PER_MESSAGE;
 }
 
 function section(title, testid, ...body) {
@@ -500,7 +514,50 @@ function renderActionsPanel() {
     if (orders.some((o) => o.order_id === keep)) ui.returnOrder.value = keep;
   }
   ui.returnForm.classList.toggle("hidden", !orders.length);
+  renderEvidence(c);
   renderActionList();
+}
+
+/**
+ * The conversation's evidence (every photo, still and recording of its messages), each with a
+ * "use as evidence" box: the picked ids (≤ 5) go with the next compensation or return.
+ */
+function renderEvidence(c) {
+  const list = attachmentsOf(c.order.map((id) => c.messages.get(id)));
+  c.evidencePick ||= new Set();
+  for (const id of [...c.evidencePick]) if (!list.some((a) => a.attachment === id)) c.evidencePick.delete(id);
+  ui.evidence.classList.toggle("hidden", !list.length);
+  const sig = `${c.id}|${list.map((a) => a.attachment).join(",")}|${[...c.evidencePick].join(",")}|${getLang()}`;
+  if (ui.evidence.dataset.sig === sig) return;
+  ui.evidence.dataset.sig = sig;
+  ui.evidence.setAttribute("aria-label", te("att.evidence"));
+  ui.evidence.replaceChildren(
+    h("div.ab-evidence-head", {}, h("b", { text: te("att.evidence") }),
+      h("span.evidence-picked", { testid: "evidence-picked", text: c.evidencePick.size ? te("att.evidence.picked", { n: c.evidencePick.size }) : "" })),
+    h("ul.evidence-strip", { testid: "evidence-list" }, ...list.map((a, i) => {
+      const box = h("input", {
+        type: "checkbox", testid: "evidence-pick", checked: c.evidencePick.has(a.attachment), "aria-label": `${te("att.evidence.use")} · ${evidence.caption(a)} ${i + 1}`,
+        dataset: { attachment: a.attachment },
+        on: { change: (ev) => {
+          if (ev.target.checked && c.evidencePick.size >= MAX_PER_MESSAGE) {
+            ev.target.checked = false;
+            toast(te("att.evidence.max", { n: MAX_PER_MESSAGE }));
+            return;
+          }
+          if (ev.target.checked) c.evidencePick.add(a.attachment);
+          else c.evidencePick.delete(a.attachment);
+          renderEvidence(c);
+        } },
+      });
+      return h("li.evidence-item", { dataset: { attachment: a.attachment } }, evidence.thumb(a, i + 1), box);
+    })));
+}
+
+/** The picked evidence of ``c`` for an action (cleared once used). */
+function takeEvidence(c) {
+  const ids = [...(c.evidencePick || [])];
+  c.evidencePick = new Set();
+  return ids.length ? { attachments: ids } : {};
 }
 
 function updateCompHint() {
@@ -567,7 +624,8 @@ async function compensate(ev) {
   ui.compReason.value = "";
   updateCompHint();
   try {
-    const r = await client.request("action.compensate", { conversation: c.id, kind, amount, reason });
+    const r = await client.request("action.compensate", { conversation: c.id, kind, amount, reason, ...takeEvidence(c) });
+    renderEvidence(c);
     applyResult(r);
   } catch (e) {
     a.status = "failed";
@@ -597,7 +655,8 @@ async function startReturn(ev) {
   renderActionList();
   ui.returnReason.value = "";
   try {
-    applyResult(await client.request("action.return", { conversation: c.id, order_id, reason }));
+    applyResult(await client.request("action.return", { conversation: c.id, order_id, reason, ...takeEvidence(c) }));
+    renderEvidence(c);
     fetchContext(c.id); // the order's state moved
   } catch (e) {
     a.status = "failed";
@@ -766,6 +825,7 @@ function renderAll() {
 function select(id) {
   const changed = selected !== id;
   selected = id;
+  if (changed) photos.reset();
   renderAll();
   if (changed) loadReplies();
   const c = convs.get(id);
@@ -795,7 +855,21 @@ function hostsFor(call) {
   const conv = convs.get(call?.conversation);
   return rooms.get(conv?.room)?.state?.hosts_online || [];
 }
+/** A still of the viewer's picture: uploaded as taken from the call, then posted in the chat. */
+async function sendStill(file, takenAt) {
+  const c = convs.get(calls.call?.conversation || selected);
+  if (!c) return;
+  try {
+    const r = await evidence.upload(c.id, file, { source: "call", takenAt });
+    const m = await sendMessage(c, { text: "", attachments: [r.attachment] });
+    if (m) toast(te("still.taken"), 3000);
+  } catch (e) {
+    toast(attachmentErrorText(e), 5000);
+  }
+}
+
 const callView = new CallView($('[data-testid="call-view"]'), calls, {
+  onStill: sendStill,
   extraControls(el, call) {
     if (el.dataset.built !== call.id) {
       el.dataset.built = call.id || "";
@@ -960,12 +1034,17 @@ ui.form.addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const c = convs.get(selected);
   const text = ui.input.value.trim();
-  if (!c || !text) return;
+  if (!c || (!text && !photos.count)) return;
+  // photos: the message goes once they are uploaded; failed ones stay as chips
+  const ready = photos.count ? await photos.ready() : [];
+  if (!text && !ready.length) return;
+  if (ready.length) photos.taken(ready);
   ui.input.value = "";
   signals.sent(c.id);
   const template = composerTemplate && /\{(promo|product|room)\.[^}]+\}/.test(text);
   composerTemplate = false;
-  const m = await sendMessage(c, template ? { text, template: true } : { text });
+  const atts = ready.length ? { attachments: ready.map((it) => it.attachment.attachment) } : {};
+  const m = await sendMessage(c, template ? { text, template: true, ...atts } : { text, ...atts });
   // not sent: the text goes back where it was typed, unless something new was typed since
   if (!m && !ui.input.value && selected === c.id) ui.input.value = text;
 });
@@ -1132,4 +1211,4 @@ updateBadge();
 bindStaffAuth(client, ident);
 client.connect();
 
-window.__ld = { client, signals, convs, calls, rooms, me, alerts, applySnapshot, renderAll, select, get selected() { return selected; } };
+window.__ld = { client, signals, convs, calls, rooms, me, alerts, evidence, photos, applySnapshot, renderAll, select, get selected() { return selected; } };

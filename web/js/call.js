@@ -16,7 +16,9 @@
 // camera off, hang up, timer, reconnecting indicator) into a container.
 
 import { t } from "./i18n.js";
-import { h, icon, errorWords, reasonLabel } from "./common.js";
+import { h, icon, errorWords, reasonLabel, toast, toastError } from "./common.js";
+import { te } from "./i18n_evidence.js";
+import { stillOf } from "./evidence.js";
 
 // wall-clock milliseconds, comparable across pages (benchmarks compare tap and first frame)
 const now = () => performance.timeOrigin + performance.now();
@@ -45,9 +47,13 @@ export class CallManager {
     this.marks = {}; // timing marks for benchmarks (now())
     this.trackOwners = new Map(); // mid → user (rtc.offer/answer "tracks" extension)
     this._negotiated = false;
+    // the call's recording (call.recording / call.state recording): null, or {state:
+    // "requested"|"recording", by, startedAt}; every page shows the indicator from it
+    this.recording = null;
 
     client.on("call.incoming", (f) => this._onIncoming(f));
     client.on("call.state", (f) => this._onState(f));
+    client.on("call.recording", (f) => this._onRecording(f));
     // negotiation steps run one at a time, in arrival order
     this._chain = Promise.resolve();
     const serial = (fn) => (f) => (this._chain = this._chain.then(() => fn(f)).catch((e) => this.log(e)));
@@ -153,6 +159,33 @@ export class CallManager {
     this._changed();
   }
 
+  /** The agent asks to record (``start``), or anyone stops or cancels (``stop``). */
+  async record(action) {
+    if (!this.call?.id) return;
+    const r = await this.client.request("call.record", { call: this.call.id, action });
+    if (r?.type === "call.recording") this._onRecording(r);
+  }
+
+  /** The viewer's answer to a recording request: nothing is recorded before ``true``. */
+  async consent(accept) {
+    if (!this.call?.id) return;
+    const r = await this.client.request("call.record.consent", { call: this.call.id, accept });
+    if (r?.type === "call.recording") this._onRecording(r);
+  }
+
+  _onRecording(f) {
+    if (!this.call || f.call !== this.call.id) return;
+    const was = this.recording?.state;
+    if (f.state === "requested" || f.state === "recording") {
+      this.recording = { state: f.state, by: f.by || this.recording?.by, startedAt: f.started_at || null };
+    } else {
+      this.recording = null;
+    }
+    // the outcome as a line for the page (declined, stopped, saved, failed), once
+    if (!(f.state === "requested" || f.state === "recording") || was !== f.state) this.lastRecordingEvent = { ...f };
+    this._changed();
+  }
+
   /** Active remote video tracks, in m-line order. */
   remoteVideos() {
     return [...this.remotes.values()].filter((r) => r.kind === "video");
@@ -182,6 +215,13 @@ export class CallManager {
     if (f.ice_servers) c.iceServers = f.ice_servers;
     if (f.reason) c.reason = f.reason;
     if (f.state === "active" && !c.startedAt) c.startedAt = Date.now();
+    // call.state carries ``recording`` while one is requested or running (a reloaded page
+    // shows the indicator again); without it there is none
+    if (f.recording === "requested" || f.recording === "recording") {
+      if (this.recording?.state !== f.recording) this.recording = { state: f.recording, by: this.recording?.by, startedAt: this.recording?.startedAt || null };
+    } else if (f.state) {
+      this.recording = null;
+    }
     if (f.state === "ended") {
       this._teardown(f.reason || "hangup");
       return;
@@ -353,6 +393,7 @@ export class CallManager {
     this.localPromise = null;
     if (this.call) this.lastEnded = { reason, message, call: this.call.id };
     this.call = null;
+    this.recording = null;
     this.audioMuted = false;
     this.videoOff = false;
     this._changed();
@@ -481,10 +522,13 @@ function setCtrl(b, iconName, label, { pressed } = {}) {
  * audio level (SpeakingMeter).
  */
 export class CallView {
-  constructor(root, mgr, { extraControls } = {}) {
+  constructor(root, mgr, { extraControls, onStill } = {}) {
     this.root = root;
     this.mgr = mgr;
     this.extraControls = extraControls;
+    // evidence (issue 19): ``onStill(file, takenAt)`` stores a still of the viewer's picture
+    // (the agent's page) or of one's own camera (the viewer's page); without it, no button
+    this.onStill = onStill;
     this.videos = new Map(); // mid → tile element
     this.audios = new Map();
     this.meter = new SpeakingMeter();
@@ -507,12 +551,19 @@ export class CallView {
     this.camBtn = ctrl("call-camera", "video", "", () => mgr.toggleCamera());
     this.hangBtn = ctrl("call-hangup", "phoneoff", ".danger", () => mgr.hangup());
     this.extra = h("span.extra");
+    // recording (docs/protocol.md#recording-a-call): the indicator on every participant's
+    // page, the viewer's consent prompt, the agent's record button; a still button
+    this.recIndicator = h("span.rec-indicator.hidden", { testid: "recording-indicator", role: "status" });
+    this.consentEl = h("div.rec-consent.hidden", { testid: "recording-consent", role: "alertdialog", "aria-modal": "false", "aria-labelledby": "rec-consent-title", "aria-describedby": "rec-consent-text" });
+    this.recBtn = ctrl("call-record", "rec", ".rec", () => this._toggleRecord());
+    this.stillBtn = ctrl("call-still", "camera", "", () => this._takeStill());
     root.replaceChildren(
-      h("div.call-top", {}, this.status, this.parts, this.timer),
+      h("div.call-top", {}, this.recIndicator, this.status, this.parts, this.timer),
+      this.consentEl,
       this.reconnecting,
       this.remotesEl,
       this.voiceBar,
-      h("div.controls", { testid: "call-controls" }, this.muteBtn, this.camBtn, this.extra, this.hangBtn),
+      h("div.controls", { testid: "call-controls" }, this.muteBtn, this.camBtn, this.stillBtn, this.recBtn, this.extra, this.hangBtn),
       h("div.audios.hidden"),
     );
     this.audioBox = root.querySelector(".audios");
@@ -636,9 +687,97 @@ export class CallView {
       mgr.client.state === "reconnecting" || mgr.pcState === "disconnected" || mgr.pcState === "failed";
     this.reconnecting.classList.toggle("hidden", !reconnecting);
     this.root.dataset.reconnecting = String(reconnecting);
+    this._renderRecording(c);
     if (this.extraControls) this.extraControls(this.extra, c);
     this._renderTimer();
     this._renderSpeaking();
+  }
+
+  /** The indicator, the consent prompt (the viewer), the record and still buttons. */
+  _renderRecording(c) {
+    const mgr = this.mgr;
+    const role = mgr.client.role;
+    const rec = mgr.recording;
+    const on = rec?.state === "recording";
+    const asked = rec?.state === "requested";
+    this.root.dataset.recording = rec?.state || "";
+    this.recIndicator.classList.toggle("hidden", !rec);
+    this.recIndicator.dataset.state = rec?.state || "";
+    const recText = on ? te("rec.on") : asked ? te("rec.requested") : "";
+    if (this.recIndicator.dataset.text !== recText) {
+      this.recIndicator.dataset.text = recText;
+      this.recIndicator.title = recText;
+      this.recIndicator.replaceChildren(h("span.rec-dot", { "aria-hidden": "true" }), h("span.rec-text", { text: recText }));
+    }
+    // the viewer is asked; declining keeps the call going
+    const ask = asked && role === "viewer";
+    this.consentEl.classList.toggle("hidden", !ask);
+    if (ask && this.consentEl.dataset.lang !== te("rec.consent.title")) {
+      this.consentEl.dataset.lang = te("rec.consent.title");
+      const answer = (accept) => () => {
+        for (const b of this.consentEl.querySelectorAll("button")) b.disabled = true;
+        mgr.consent(accept).then(() => { if (!accept) toast(te("rec.consent.declined"), 4000); }, (e) => toastError(e))
+          .finally(() => { for (const b of this.consentEl.querySelectorAll("button")) b.disabled = false; });
+      };
+      this.consentEl.replaceChildren(
+        h("b#rec-consent-title", {}, icon("rec"), " ", te("rec.consent.title")),
+        h("p#rec-consent-text", { text: te("rec.consent.text") }),
+        h("div.rec-consent-btns", {},
+          h("button.green", { type: "button", testid: "recording-accept", text: te("rec.consent.accept"), on: { click: answer(true) } }),
+          h("button", { type: "button", testid: "recording-decline", text: te("rec.consent.decline"), on: { click: answer(false) } })));
+    } else if (!ask) {
+      this.consentEl.dataset.lang = "";
+      this.consentEl.replaceChildren();
+    }
+    // the agent starts and stops; the viewer may stop (withdraw consent) while it runs
+    const canRecord = c.state === "active" && (role === "agent" || (role === "viewer" && on));
+    this.recBtn.classList.toggle("hidden", !canRecord);
+    setCtrl(this.recBtn, "rec", on ? (role === "viewer" ? te("rec.withdraw") : te("rec.stop")) : asked ? te("rec.cancel") : te("rec.start"), { pressed: !!rec });
+    this.recBtn.dataset.state = rec?.state || "";
+    // a still: the agent of the viewer's picture, the viewer of their own camera
+    const canStill = !!this.onStill && !!c.video && c.state === "active" && (role === "agent" || role === "viewer");
+    this.stillBtn.classList.toggle("hidden", !canStill);
+    setCtrl(this.stillBtn, "camera", role === "viewer" ? te("still.take.self") : te("still.take"));
+    // what became of a recording, once, in words (declined, timeout, stopped, saved, failed)
+    const ev = mgr.lastRecordingEvent;
+    if (ev && ev !== this._shownRecEvent) {
+      this._shownRecEvent = ev;
+      const key = ev.state === "declined" ? (ev.reason === "timeout" ? "rec.timeout" : role === "viewer" ? null : "rec.declined")
+        : ev.state === "stopped" ? "rec.stopped" : ev.state === "saved" ? "rec.saved" : ev.state === "failed" ? "rec.failed" : null;
+      if (key) toast(te(key), 4000);
+    }
+  }
+
+  async _toggleRecord() {
+    const rec = this.mgr.recording;
+    try {
+      await this.mgr.record(rec ? "stop" : "start");
+    } catch (e) {
+      toastError(e);
+    }
+  }
+
+  /** The frame on screen: the viewer's tile on the agent's page, the self view on the viewer's. */
+  stillSource() {
+    if (this.mgr.client.role === "viewer") return this.selfVideo;
+    const tiles = [...this.videos.values()];
+    const tile = tiles.find((el) => el.dataset.role === "viewer") || tiles[0];
+    return tile?.querySelector("video") || null;
+  }
+
+  async _takeStill() {
+    const takenAt = Date.now() / 1000;
+    const file = await stillOf(this.stillSource());
+    if (!file) {
+      toast(te("still.none"), 3000);
+      return;
+    }
+    this.stillBtn.disabled = true;
+    try {
+      await this.onStill(file, takenAt);
+    } finally {
+      this.stillBtn.disabled = false;
+    }
   }
 
   _avatar(el, p) {

@@ -64,6 +64,10 @@ const ICONS = {
   done: '<circle cx="12" cy="12" r="9"/><path d="M8 12l3 3 5-6"/>',
   send: '<path d="M4 12l16-8-6 16-2-6z"/>',
   bell2: '<path d="M6 16V11a6 6 0 0 1 12 0v5l2 2H4zM10 20a2 2 0 0 0 4 0"/>',
+  // evidence (evidence.js): photos, stills, recordings
+  camera: '<path d="M4 8h3l2-3h6l2 3h3v11H4z"/><circle cx="12" cy="13" r="3.5"/>',
+  play: '<circle cx="12" cy="12" r="9"/><path d="M10 8.5v7l6-3.5z"/>',
+  rec: '<circle cx="12" cy="12" r="9"/><circle cx="12" cy="12" r="4" fill="currentColor"/>',
 };
 
 export function icon(name) {

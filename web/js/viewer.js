@@ -13,6 +13,8 @@ import { ChatSignals } from "./chat_state.js";
 import { $, h, icon, hydrateIcons, fmtTime, serverText, param, bindConnBadge, bindLangSwitch, toast, toastError, money, RoomState } from "./common.js";
 import { CallManager, CallView } from "./call.js";
 import { Sheet, CallDock, stickToBottom, publishSheetHeight } from "./viewer_sheet.js";
+import { Evidence, PhotoPicker, attachmentErrorText } from "./evidence.js";
+import { te } from "./i18n_evidence.js";
 
 const EMBED = document.body.dataset.embed === "1";
 const bridge = EMBED ? (await import("./embed.js")).startBridge() : null;
@@ -48,6 +50,17 @@ const ui = {
 
 // the chat log stays at its end when a card (rating, call) takes room below it
 const logEnd = stickToBottom(ui.log);
+
+// photos in the chat (evidence.js): uploads and reads with this viewer's token
+const evidence = new Evidence(ident.getToken);
+const photos = new PhotoPicker({
+  evidence,
+  button: $('[data-testid="photo-button"]'),
+  input: $('[data-testid="photo-input"]'),
+  chips: $('[data-testid="photo-chips"]'),
+  conversation: () => ensureOpenConversation(),
+  onChange: () => logEnd.toEnd(),
+});
 
 // --- conversation state -----------------------------------------------------------------
 const conv = {
@@ -197,18 +210,19 @@ async function onOpenConversation(fn) {
  * has, then goes again with the same client_msg_id, to a new conversation when the old one is
  * gone; so does a send to a conversation the server no longer knows (not_found).
  */
-async function sendText(text, cmid = newClientMsgId(), retried = false) {
+async function sendText(text, cmid = newClientMsgId(), retried = false, attachments = []) {
   text = text.trim();
-  if (!text) return;
-  conv.pending.set(cmid, { text, status: "pending", ts: Date.now() / 1000 });
+  if (!text && !attachments.length) return;
+  conv.pending.set(cmid, { text, attachments, status: "pending", ts: Date.now() / 1000 });
   if (csat && csat.status !== "ask" && csat.status !== "sending") setCsat(null);
   renderAll();
+  const ids = attachments.map((a) => a.attachment);
   try {
-    addMessage(await onOpenConversation((id) => client.request("message.send", { conversation: id, text, client_msg_id: cmid })));
+    addMessage(await onOpenConversation((id) => client.request("message.send", { conversation: id, text, client_msg_id: cmid, ...(ids.length ? { attachments: ids } : {}) })));
   } catch (e) {
     if (!retried && e.code === "resume_failed") {
       await restoring;
-      return sendText(text, cmid, true);
+      return sendText(text, cmid, true, attachments);
     }
     const p = conv.pending.get(cmid);
     if (p) p.status = "failed";
@@ -236,8 +250,11 @@ function messageEl(m) {
   return h(`div.${cls}`, { testid: f.role === "bot" && !m.kind ? "msg-bot" : mine ? "msg-mine" : `msg-${m.kind || f.role}`, dataset: { id: m.message_id } },
     h("div.meta", { text: `${authorLabel(m)} · ${fmtTime(m.ts)}` }),
     // what people (and the bot, in the asker's language) wrote is user content: not translated
-    h("div.bubble", { dataset: f.role === "system" || m.text_key ? {} : { userContent: "" } },
-      m.kind === "notice" ? icon("bell") : null, m.kind === "notice" ? " " : null, serverText(m)),
+    m.text || !m.attachments?.length
+      ? h("div.bubble", { dataset: f.role === "system" || m.text_key ? {} : { userContent: "" } },
+        m.kind === "notice" ? icon("bell") : null, m.kind === "notice" ? " " : null, serverText(m))
+      : null,
+    m.attachments?.length ? evidence.thumbs(m.attachments) : null,
   );
 }
 
@@ -265,11 +282,12 @@ function renderAll() {
   for (const [cmid, p] of conv.pending) {
     const el = h(`div.msg.mine.${p.status}`, { testid: "msg-pending", dataset: { cmid } },
       h("div.meta", { text: p.status === "failed" ? t("widget.failed") : t("widget.sending") }),
-      h("div.bubble", { text: p.text }));
+      p.text ? h("div.bubble", { text: p.text }) : null,
+      p.attachments?.length ? h("div.bubble", { testid: "pending-photos", text: te("photo.count", { n: p.attachments.length }) }) : null);
     if (p.status === "failed") {
       el.addEventListener("click", () => {
         conv.pending.delete(cmid);
-        sendText(p.text, cmid);
+        sendText(p.text, cmid, false, p.attachments || []);
       });
     }
     els.push(el);
@@ -630,7 +648,19 @@ async function endConversation() {
 
 // --- calls -------------------------------------------------------------------------------
 const calls = new CallManager(client, { onChange: () => renderCall(), log: console.warn });
-const callView = new CallView($('[data-testid="call-view"]'), calls);
+const callView = new CallView($('[data-testid="call-view"]'), calls, { onStill: sendStill });
+
+/** A still of the viewer's own camera: uploaded as taken from the call, then sent. */
+async function sendStill(file, takenAt) {
+  const cid = calls.call?.conversation || conv.id;
+  try {
+    const r = await evidence.upload(cid, file, { source: "call", takenAt });
+    await sendText("", newClientMsgId(), false, [{ attachment: r.attachment, content_type: r.content_type, width: r.width, height: r.height }]);
+    toast(te("still.taken"), 3000);
+  } catch (e) {
+    toast(attachmentErrorText(e), 5000);
+  }
+}
 // where the call sits (floating window, expanded, pill) and the sheet's size: viewer_sheet.js
 const dock = new CallDock(calls, $('[data-testid="call-view"]'), {
   onCall: (info) => bridge?.call(info),
@@ -816,12 +846,23 @@ if (EMBED) {
   $('[data-testid="close-support"]').addEventListener("click", () => closeWidget());
 }
 ui.end.addEventListener("click", endConversation);
-ui.form.addEventListener("submit", (ev) => {
+ui.form.addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const text = ui.input.value;
+  if (!photos.count) {
+    ui.input.value = "";
+    signals.sent(conv.id);
+    sendText(text);
+    return;
+  }
+  // with photos: the message goes once they are uploaded; failed ones stay as chips
+  if (photos.busy) toast(te("photo.sending"), 2500);
+  const ready = await photos.ready();
+  if (!ready.length && !text.trim()) return;
   ui.input.value = "";
   signals.sent(conv.id);
-  sendText(text);
+  photos.taken(ready);
+  sendText(text, newClientMsgId(), false, ready.map((it) => it.attachment));
 });
 ui.human.addEventListener("click", async () => {
   try {
@@ -839,5 +880,5 @@ if (widgetOpened) openWidget();
 renderState();
 client.connect();
 
-window.__ld = { client, conv, calls, dock, sheet, browse, cart, signals, get csat() { return csat; }, get roomState() { return roomState; } };
+window.__ld = { client, conv, calls, dock, sheet, browse, cart, signals, evidence, photos, get csat() { return csat; }, get roomState() { return roomState; } };
 if (EMBED) bridge.ready();

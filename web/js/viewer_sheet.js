@@ -22,6 +22,7 @@
 import { t } from "./i18n.js";
 import { h, icon as baseIcon } from "./common.js";
 import { fmtTimer } from "./call.js";
+import { te } from "./i18n_evidence.js";
 
 // the overlay's own icons (common.js has the rest); same markup as common.js icon()
 const MORE_ICONS = {
@@ -173,6 +174,14 @@ export class CallDock {
       this.mode = "float";
       this.closeDialog();
     }
+    // the agent asks to record: the viewer must see the question, so a minimised call comes
+    // back on screen (once per request)
+    const asked = this.calls.recording?.state === "requested" ? this.calls.call?.id : null;
+    if (asked && this.mode === "minimised" && this._askedFor !== asked) {
+      this._askedFor = asked;
+      this.mode = "float";
+      this.onOpenSheet();
+    }
     this.dock.classList.toggle("hidden", !c || this.mode === "minimised");
     // the stream page keeps its promotion lines clear of the floating window
     document.body.classList.toggle("call-floating", !!c && this.mode === "float");
@@ -211,7 +220,11 @@ export class CallDock {
     const c = this.calls.call;
     if (!c) return "";
     const timer = withTimer && c.startedAt ? ` · ${fmtTimer(Date.now() - c.startedAt)}` : "";
-    return `${t(c.state === "active" ? "pill.incall" : `call.${c.state}`)}${timer}`;
+    // a recording runs: the pill says so too (here and on the shop page's pill), so the
+    // indicator is on the viewer's screen even with the call window minimised
+    const r = this.calls.recording?.state;
+    const rec = r === "recording" ? ` · ${te("rec.on")}` : r === "requested" ? ` · ${te("rec.asked")}` : "";
+    return `${t(c.state === "active" ? "pill.incall" : `call.${c.state}`)}${rec}${timer}`;
   }
 
   _renderPill() {
@@ -219,6 +232,7 @@ export class CallDock {
     const show = !!c && (this.mode === "minimised" || this.dock.classList.contains("hidden"));
     this.pill.classList.toggle("hidden", !show);
     this.pill.dataset.state = c?.state || "";
+    this.pill.dataset.recording = this.calls.recording?.state || "";
     if (!c) return;
     this.pillText.textContent = this.pillLabel();
     const cam = this.cameraOn();
@@ -272,7 +286,7 @@ export class CallDock {
   _bindDrag() {
     let start = null;
     this.dock.addEventListener("pointerdown", (ev) => {
-      if (ev.target.closest("button, select, input")) return;
+      if (ev.target.closest("button, select, input, .rec-consent")) return;
       const r = this.dock.getBoundingClientRect();
       start = { x: ev.clientX, y: ev.clientY, left: r.left, top: r.top, dragged: false };
       this.dock.setPointerCapture(ev.pointerId);
