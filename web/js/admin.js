@@ -27,10 +27,14 @@ function renderApprovals() {
   }
   box.replaceChildren(...[...approvals.values()].map((a) =>
     h("div.ws-approval", { testid: `approval-${a.approval}`, dataset: { approval: a.approval } },
-      h("div.amt", { text: `¥${a.amount}` }),
+      h("div.amt", { text: money(a.amount) }),
       h("div.grow", {},
         h("div", { text: `${tw("kind." + a.kind)} · ${a.agent.name || a.agent.user} → ${a.viewer?.name || a.viewer?.user || ""}` }),
-        h("div.muted", { text: `${a.reason} · limit ¥${a.limit} · ${a.room || ""}` }),
+        // the agent's reason and the room are user content; the limit is worded in the page's language
+        h("div.muted", {},
+          h("span", { text: a.reason || "", dataset: { userContent: "" } }),
+          ` · ${tw("approval.limit", { amount: money(a.limit) })} · `,
+          h("span", { text: a.room || "", dataset: { userContent: "" } })),
         a.attachments?.length
           ? h("div.ws-evidence", { testid: "approval-evidence" }, h("span.muted", { text: te("approval.evidence") }), evidence.thumbs(a.attachments))
           : null),

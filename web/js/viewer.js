@@ -72,7 +72,9 @@ const conv = {
   queue: null,
   agent: null,
   pinned: [],
-  notices: [], // local lines: {after: message_id|null, text, ts}
+  // local lines: {after: message_id|null, key, vars} — worded when drawn, so a language
+  // switch rewords them too
+  notices: [],
 };
 let widgetOpened = !EMBED && localStorage.getItem("ld.viewer.widget") === "1";
 let opening = null;
@@ -96,11 +98,11 @@ function resetConversation(snap) {
   conv.queue = null;
   conv.notices = [];
   if (goneBefore && goneBefore.conversation !== snap.conversation) {
-    conv.notices.push({ after: null, text: t(`resolved.${goneBefore.why}.new`), why: goneBefore.why });
+    conv.notices.push({ after: null, key: `resolved.${goneBefore.why}.new`, why: goneBefore.why });
     goneBefore = null;
   }
   for (const m of snap.messages || []) addMessage(m, false);
-  if (snap.state === "resolved") conv.notices.push({ after: conv.order[conv.order.length - 1] || null, text: t("resolved.notice") });
+  if (snap.state === "resolved") conv.notices.push({ after: conv.order[conv.order.length - 1] || null, key: "resolved.notice" });
   renderAll();
 }
 
@@ -143,7 +145,7 @@ function conversationGone(why) {
   conv.state = "resolved";
   conv.agent = null;
   conv.queue = null;
-  conv.notices.push({ after: conv.order[conv.order.length - 1] || null, text: t(`resolved.${why}`), why });
+  conv.notices.push({ after: conv.order[conv.order.length - 1] || null, key: `resolved.${why}`, why });
   goneBefore = { conversation: conv.id, why };
   renderAll();
 }
@@ -267,7 +269,7 @@ function renderAll() {
     noticeAfter.get(k).push(n);
   }
   const pushNotices = (k) => {
-    for (const n of noticeAfter.get(k) || []) els.push(h("div.msg.notice", { testid: "msg-local-notice" }, h("div.bubble", { text: n.text })));
+    for (const n of noticeAfter.get(k) || []) els.push(h("div.msg.notice", { testid: "msg-local-notice" }, h("div.bubble", { text: t(n.key, n.vars) })));
   };
   pushNotices("");
   // typing and read state (chat_state.js): the mark goes under the viewer's last message
@@ -638,7 +640,7 @@ async function endConversation() {
     await client.request("conversation.close", { conversation: id });
     if (conv.id === id && conv.state !== "resolved") {
       conv.state = "resolved";
-      conv.notices.push({ after: conv.order[conv.order.length - 1] || null, text: t("resolved.notice") });
+      conv.notices.push({ after: conv.order[conv.order.length - 1] || null, key: "resolved.notice" });
     }
   } catch (e) {
     toastError(e);
@@ -680,9 +682,9 @@ function renderCall() {
   const ended = calls.lastEnded;
   if (ended && !calls.call && ended !== renderCall.shown) {
     renderCall.shown = ended;
-    const key = `call.ended.${ended.reason}`;
-    const text = ended.reason === "error" ? t("call.ended.error", { msg: ended.message || "" }) : tOr(key, t("call.ended"));
-    conv.notices.push({ after: conv.order[conv.order.length - 1] || null, text });
+    const own = `call.ended.${ended.reason}`;
+    const key = ended.reason === "error" ? "call.ended.error" : tOr(own, null) === null ? "call.ended" : own;
+    conv.notices.push({ after: conv.order[conv.order.length - 1] || null, key, vars: { msg: ended.message || "" } });
     renderAll();
   }
 }
@@ -711,7 +713,7 @@ client.on("conversation.state", (f) => {
   if (f.state === "resolved" && was === "resolved") return renderAll();
   if (f.agent) conv.agent = f.agent;
   if (f.state !== "queued") conv.queue = null;
-  if (f.state === "resolved") conv.notices.push({ after: conv.order[conv.order.length - 1] || null, text: t(f.reason === "state_lost" ? "resolved.lost" : "resolved.notice") });
+  if (f.state === "resolved") conv.notices.push({ after: conv.order[conv.order.length - 1] || null, key: f.reason === "state_lost" ? "resolved.lost" : "resolved.notice" });
   renderAll();
 });
 client.on("queue", (f) => {
@@ -724,7 +726,7 @@ client.on("conversation.assigned", (f) => {
   conv.agent = f.agent;
   conv.state = "assigned";
   conv.queue = null;
-  conv.notices.push({ after: conv.order[conv.order.length - 1] || null, text: t("assigned.notice", { name: f.agent?.name || f.agent?.user }) });
+  conv.notices.push({ after: conv.order[conv.order.length - 1] || null, key: "assigned.notice", vars: { name: f.agent?.name || f.agent?.user } });
   renderAll();
 });
 client.on("notice", (f) => {
