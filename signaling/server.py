@@ -262,9 +262,13 @@ class SocketEndpoint:
                 # one span per request, a trace of its own; its request id on every line
                 with bound(request_id=req_id, conversation=None, call=None), \
                         span(f"ws {msg.TYPE}", kind=SpanKind.SERVER,
+                             parent=self.hub.trace_parent(msg),
                              attributes={"livedesk.message": msg.TYPE,
                                          "livedesk.node": self.hub.node_id}):
+                    t0 = time.perf_counter()
                     await self.hub.dispatch(session, msg, req_id)
+                    log.debug("%s handled in %.1f ms", msg.TYPE,
+                              (time.perf_counter() - t0) * 1000)
                 if msg.SETTLE:
                     await self.hub.bus.settle()
         except Exception:

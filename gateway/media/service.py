@@ -61,7 +61,7 @@ from .messages import (
 from .peer import Peer, ice_servers_for_gateway
 from .port import ConversationPort
 from .recording import RecordingControl
-from .setup_trace import CallSetupTraces, in_call_setup
+from .setup_trace import CallSetupTraces
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -107,15 +107,16 @@ class MediaService:
                                            config.recording_max_s)
 
         hub.handle(CallRequest, self.on_request)
-        hub.handle(CallAccept, self.on_accept)
-        hub.handle(CallDecline, self.on_decline)
-        hub.handle(CallHangup, self.on_hangup)
+        in_setup = self.setup_traces.parent_of  # their spans join the call's setup trace
+        hub.handle(CallAccept, self.on_accept, trace_parent=in_setup)
+        hub.handle(CallDecline, self.on_decline, trace_parent=in_setup)
+        hub.handle(CallHangup, self.on_hangup, trace_parent=in_setup)
         hub.handle(CallInvite, self.on_invite)
         hub.handle(CallJoin, self.on_join)
         hub.handle(CallMute, self.on_mute)
-        hub.handle(RtcOffer, self.on_offer)
-        hub.handle(RtcAnswer, self.on_answer)
-        hub.handle(RtcCandidate, self.on_candidate)
+        hub.handle(RtcOffer, self.on_offer, trace_parent=in_setup)
+        hub.handle(RtcAnswer, self.on_answer, trace_parent=in_setup)
+        hub.handle(RtcCandidate, self.on_candidate, trace_parent=in_setup)
         hub.handle(CallRecord, self.recordings.on_record)
         hub.handle(CallRecordConsent, self.recordings.on_consent)
         hub.events.subscribe(SessionDetached, lambda e: self._on_detached(e.session))
@@ -235,7 +236,6 @@ class MediaService:
         if call.state == "ringing":
             await self._end(call, "missed")
 
-    @in_call_setup("call.accept")
     async def on_accept(self, req: Request[CallAccept]):
         call = await self._call_for(req, req.msg.call)
         if req.user in call.invited:
@@ -344,7 +344,6 @@ class MediaService:
         await self._announce(call, req)
 
     # --- rtc.* -----------------------------------------------------------------------------
-    @in_call_setup("rtc.offer")
     async def on_offer(self, req: Request[RtcOffer]):
         msg: RtcOffer = req.msg
         call = await self._call_for(req, msg.call)
@@ -423,7 +422,6 @@ class MediaService:
             self.setup_traces.active(call.id)
         await self._announce(call)
 
-    @in_call_setup("rtc.answer")
     async def on_answer(self, req: Request[RtcAnswer]):
         msg: RtcAnswer = req.msg
         call = await self._call_for(req, msg.call)

@@ -6,9 +6,10 @@ a WebSocket request and so a trace of its own. An operator asking "why did this 
 four seconds to connect" needs them in one picture. So ``call.request`` opens a
 ``call.setup`` span (a child of that request's span), kept open here until the call is
 active — two participants' peers connected, ICE and DTLS done: media flows from then on —
-or ends first. The handlers of the call's other requests run in spans that are children of
-``call.setup`` (with a link back to the request's own span), so their log lines carry the
-call's trace id.
+or ends first. The spans of the call's other requests (``call.accept``, ``rtc.offer``,
+``rtc.answer``, ``rtc.candidate``, ``call.decline``, ``call.hangup``) are opened by the edge
+as children of ``call.setup`` (:meth:`parent_of`, the hub's ``trace_parent``), so those
+requests and every line they log carry the call's trace id.
 
 State: one open span per call being set up, owned here, dropped when the call is active or
 ended. Calls that are already active get no new spans beyond their requests' own.
@@ -16,17 +17,12 @@ ended. Calls that are already active get no new spans beyond their requests' own
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
 
 from signaling import logctx, tracing
-
-R = TypeVar("R")
 
 
 class CallSetupTraces:
@@ -43,17 +39,13 @@ class CallSetupTraces:
                                                          "livedesk.node": node})
         self._open[call_id] = (s, tracing.context_with(s))
 
-    @contextmanager
-    def step(self, name: str, call_id: str) -> Iterator[None]:
-        """A request of the call's setup, in the call's trace (outside setup: no span)."""
-        logctx.bind(call=call_id)
-        entry = self._open.get(call_id)
-        if entry is None:
-            yield
-            return
-        with tracing.span(name, parent=entry[1], links=tracing.link_to_current(),
-                          attributes={"livedesk.call": call_id}):
-            yield
+    def parent_of(self, msg: Any) -> Context | None:
+        """The hub's ``trace_parent`` for the call's other requests (``call.accept``,
+        ``rtc.offer``…: ``msg.call``): while the call is being set up, the request's span is
+        a child of ``call.setup``, so the request and every line it logs are in the call's
+        trace. After that (or for an unknown call): None, a trace of its own."""
+        entry = self._open.get(getattr(msg, "call", ""))
+        return entry[1] if entry is not None else None
 
     def connected(self, call_id: str, user: str) -> None:
         entry = self._open.get(call_id)
@@ -78,19 +70,3 @@ class CallSetupTraces:
 
     def __len__(self) -> int:
         return len(self._open)
-
-
-def in_call_setup(name: str) -> Callable[[Callable[..., Awaitable[R]]],
-                                          Callable[..., Awaitable[R]]]:
-    """Decorates a media handler whose message names a ``call``: it runs in a span of that
-    call's setup trace while the call is being set up."""
-
-    def wrap(fn: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
-        @functools.wraps(fn)
-        async def handler(self: Any, req: Any) -> R:
-            with self.setup_traces.step(name, req.msg.call):
-                return await fn(self, req)
-
-        return handler
-
-    return wrap

@@ -630,6 +630,7 @@ class RedisBackend(SupportBackend):
                                       "livedesk.ops.seq": seq or 0,
                                       "livedesk.changes": len(changes)}):
             self.replica.apply(changes, seq or 0)
+            log.debug("ops entry #%s applied (%d changes)", seq, len(changes))
 
     async def _check_log(self) -> None:
         """With nothing new to read, does Redis agree with this node on how many changes

@@ -275,6 +275,8 @@ class RoomService:
             outcome = await self.ledger.place(room, order)
             span.set_attribute("livedesk.order.status", outcome.status)
             span.set_attribute("livedesk.order.repeated", outcome.repeated)
+            log.debug("order %s in room %s: %s%s", order.order_id, room.id, outcome.status,
+                      " (repeat)" if outcome.repeated else "")
             if self.metrics:
                 self.metrics.orders.labels(
                     result="repeat" if outcome.repeated else
