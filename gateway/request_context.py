@@ -53,29 +53,31 @@ def request_context(node_id: str) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         rid = request_id_of(request)
-        with logctx.bound(node=node_id, request_id=rid, session=None, user=None,
-                          conversation=None, call=None):
-            if request.headers.get("Upgrade", "").lower() == "websocket":
-                return await handler(request)
-            parent = _PROPAGATOR.extract(request.headers) \
-                if "traceparent" in request.headers else None
-            route = _route(request)
-            with tracing.span(f"HTTP {request.method} {route}", parent=parent,
-                              kind=SpanKind.SERVER,
-                              attributes={"http.request.method": request.method,
-                                          "http.route": route,
-                                          "livedesk.node": node_id}) as s:
-                try:
-                    resp = await handler(request)
-                except web.HTTPException as e:
-                    s.set_attribute("http.response.status_code", e.status)
-                    e.headers[REQUEST_ID_HEADER] = rid
-                    raise
-                s.set_attribute("http.response.status_code", resp.status)
-                if resp.status >= 500:
-                    s.set_status(Status(StatusCode.ERROR))
-                if not resp.prepared:
-                    resp.headers[REQUEST_ID_HEADER] = rid
-                return resp
+        # aiohttp runs each request in a task of its own, and writes the access log line
+        # in it after the handler: bound for the task (not a block), that line has the ids
+        logctx.bind(node=node_id, request_id=rid, session=None, user=None,
+                    conversation=None, call=None)
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await handler(request)
+        parent = _PROPAGATOR.extract(request.headers) \
+            if "traceparent" in request.headers else None
+        route = _route(request)
+        with tracing.span(f"HTTP {request.method} {route}", parent=parent,
+                          kind=SpanKind.SERVER,
+                          attributes={"http.request.method": request.method,
+                                      "http.route": route,
+                                      "livedesk.node": node_id}) as s:
+            try:
+                resp = await handler(request)
+            except web.HTTPException as e:
+                s.set_attribute("http.response.status_code", e.status)
+                e.headers[REQUEST_ID_HEADER] = rid
+                raise
+            s.set_attribute("http.response.status_code", resp.status)
+            if resp.status >= 500:
+                s.set_status(Status(StatusCode.ERROR))
+            if not resp.prepared:
+                resp.headers[REQUEST_ID_HEADER] = rid
+            return resp
 
     return middleware
