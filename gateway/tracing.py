@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 from opentelemetry import trace
 
+from signaling import tracing as spans
+
 from .config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -63,10 +65,11 @@ def configure(env: Mapping[str, str], node_id: str) -> Tracing:
     nothing. Raises :class:`ConfigError` when an endpoint is set but the exporter package
     is missing (``pip install 'livedesk[otlp]'``): asked-for traces must not vanish."""
     endpoint = wanted(env)
+    if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        spans.enable()  # installed already (an earlier node, or the embedding application)
+        return Tracing(endpoint=endpoint)
     if not endpoint:
         return Tracing()
-    if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
-        return Tracing(endpoint=endpoint)  # installed already (first node, or the embedder)
     try:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
             OTLPSpanExporter,
@@ -85,5 +88,6 @@ def configure(env: Mapping[str, str], node_id: str) -> Tracing:
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
+    spans.enable()
     log.info("tracing: exporting spans over OTLP/HTTP to %s", endpoint)
     return Tracing(exporting=True, endpoint=endpoint)

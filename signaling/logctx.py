@@ -15,8 +15,6 @@ whatever is bound here ends up in every line of the task.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar, Token
 
 FIELDS = ("node", "session", "user", "conversation", "call", "request_id")
@@ -43,22 +41,27 @@ def bind(**ids: object) -> None:
         var.set(_clean(value))
 
 
-@contextmanager
-def bound(**ids: object) -> Iterator[None]:
-    """Set ids for the ``with`` block only (an HTTP request on a keep-alive connection, one
-    WebSocket frame), restoring what was there before."""
-    tokens: list[tuple[ContextVar[str | None], Token[str | None]]] = []
-    try:
-        for name, value in ids.items():
-            var = _VARS.get(name)
-            if var is None:
+class bound:
+    """Set ids for the ``with`` block only (one WebSocket frame, a resource's start),
+    restoring what was there before. A class, not a generator: it runs for every frame."""
+
+    __slots__ = ("_ids", "_tokens")
+
+    def __init__(self, **ids: object) -> None:
+        for name in ids:
+            if name not in _VARS:
                 raise TypeError(
                     f"unknown log context field {name!r}; known: {', '.join(FIELDS)}")
-            tokens.append((var, var.set(_clean(value))))
-        yield
-    finally:
-        for var, token in reversed(tokens):
+        self._ids = ids
+        self._tokens: list[tuple[ContextVar[str | None], Token[str | None]]] = []
+
+    def __enter__(self) -> None:
+        self._tokens = [(_VARS[n], _VARS[n].set(_clean(v))) for n, v in self._ids.items()]
+
+    def __exit__(self, *exc: object) -> None:
+        for var, token in reversed(self._tokens):
             var.reset(token)
+        self._tokens = []
 
 
 def current() -> dict[str, str]:

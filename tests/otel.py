@@ -28,6 +28,7 @@ from opentelemetry.trace import Link, SpanKind
 from opentelemetry.util.types import Attributes
 
 from gateway.logs import JsonFormatter
+from signaling import tracing
 
 
 class _Switch(Sampler):
@@ -58,6 +59,7 @@ def _install() -> None:
     p.add_span_processor(SimpleSpanProcessor(_EXPORTER))
     p._livedesk_test = True  # type: ignore[attr-defined]
     trace.set_tracer_provider(p)
+    tracing.enable()
 
 
 @contextmanager

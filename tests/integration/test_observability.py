@@ -22,7 +22,9 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
 
 from signaling import TokenAuthority
 from tests import token_watch
