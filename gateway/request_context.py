@@ -69,15 +69,19 @@ def request_context(node_id: str) -> Middleware:
                                       "livedesk.node": node_id}) as s:
             try:
                 resp = await handler(request)
-            except web.HTTPException as e:
+            except web.HTTPException as e:  # a redirect or a 4xx answer, not a failure:
+                answer = e  # raised after the span, which would mark it an error
                 s.set_attribute("http.response.status_code", e.status)
-                e.headers[REQUEST_ID_HEADER] = rid
-                raise
-            s.set_attribute("http.response.status_code", resp.status)
-            if resp.status >= 500:
-                s.set_status(Status(StatusCode.ERROR))
-            if not resp.prepared:
-                resp.headers[REQUEST_ID_HEADER] = rid
-            return resp
+                if e.status >= 500:
+                    s.set_status(Status(StatusCode.ERROR))
+            else:
+                s.set_attribute("http.response.status_code", resp.status)
+                if resp.status >= 500:
+                    s.set_status(Status(StatusCode.ERROR))
+                if not resp.prepared:
+                    resp.headers[REQUEST_ID_HEADER] = rid
+                return resp
+        answer.headers[REQUEST_ID_HEADER] = rid
+        raise answer
 
     return middleware
