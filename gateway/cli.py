@@ -328,11 +328,11 @@ def _serve(args) -> int:
         print(f"livedesk: {e}", file=sys.stderr)
         return 2
     # logs (issue 22): JSON lines unless developing; the ids come from signaling.logctx
-    from .logs import FORMATS, setup_logging
-    log_format = args.log_format or ("text" if config.dev else "json")
-    if log_format not in FORMATS:
-        print(f"livedesk: --log-format/LIVEDESK_LOG_FORMAT must be text or json, "
-              f"not {log_format!r}", file=sys.stderr)
+    from .logs import format_for, setup_logging
+    try:
+        log_format = format_for(args.log_format, config.dev)
+    except ValueError as e:
+        print(f"livedesk: {e}", file=sys.stderr)
         return 2
     setup_logging(log_format, args.log_level, node=config.node_id)
     loop_factory = _loop_factory(config.loop)

@@ -80,6 +80,16 @@ class TextFormatter(logging.Formatter):
         return f"{head} [{extra}]{nl}{rest}"
 
 
+def format_for(given: str | None, dev: bool) -> str:
+    """The log format ``livedesk serve`` uses: the one asked for (``--log-format`` or
+    ``LIVEDESK_LOG_FORMAT``), else text for a developer (``--dev``) and JSON lines for
+    everyone else (a shipper parses them). Raises ``ValueError`` for an unknown one."""
+    fmt = given or ("text" if dev else "json")
+    if fmt not in FORMATS:
+        raise ValueError(f"--log-format/LIVEDESK_LOG_FORMAT must be text or json, not {fmt!r}")
+    return fmt
+
+
 def formatter(fmt: str, node: str | None = None) -> logging.Formatter:
     if fmt == "json":
         return JsonFormatter(node)

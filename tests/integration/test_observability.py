@@ -1,8 +1,8 @@
 """Issue 22 items 1 and 2 against a real ``livedesk serve`` process (loopback only):
 
-- without ``--dev`` its log output is JSON lines; every line of a small chat (viewer, bot,
-  escalation, agent) parses, names the node, and the ids are consistent: a session is
-  always the same user, the requests of the conversation name it, every request line has a
+- with ``--log-format json`` (the default without ``--dev``: ``unit/test_logs.py``) every
+  line of a small chat (viewer, bot, escalation, agent) parses, names the node, and the ids
+  are consistent: a session is always the same user, the requests of the conversation name it, every request line has a
   request id; no chat text and no token at INFO or above;
 - with ``OTEL_EXPORTER_OTLP_ENDPOINT`` set, it exports its spans over OTLP/HTTP (to a
   collector this test runs on 127.0.0.1), and the trace ids on its log lines are the ids of
@@ -97,7 +97,7 @@ async def test_json_logs_of_a_real_chat_carry_consistent_ids_and_match_exported_
     with open(log_path, "w") as err, open(out_path, "w") as out:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "gateway.cli", "serve", "--port", str(port), "--no-store",
-            "--node-id", "obs-1", "--log-level", "DEBUG", cwd=ROOT, env=env, stdout=out,
+            "--node-id", "obs-1", "--log-level", "DEBUG", "--log-format", "json", cwd=ROOT, env=env, stdout=out,
             stderr=err, preexec_fn=die_with_parent)
     base = f"http://127.0.0.1:{port}"
     tokens = TokenAuthority(SECRET)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.logs import JsonFormatter, TextFormatter, setup_logging
+from gateway.logs import JsonFormatter, TextFormatter, format_for, setup_logging
 from gateway.tracing import wanted
 from signaling import logctx, tracing
 from tests.otel import recording
@@ -142,6 +142,15 @@ def test_tracing_is_wanted_only_with_an_endpoint_and_not_disabled():
                    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:2"}).endswith("/v1/traces")
     assert wanted({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
                    "OTEL_SDK_DISABLED": "true"}) == ""
+
+
+def test_the_format_is_the_one_asked_for_else_text_for_dev_and_json_otherwise():
+    assert format_for(None, dev=True) == "text"
+    assert format_for(None, dev=False) == "json"
+    assert format_for("json", dev=True) == "json"
+    assert format_for("text", dev=False) == "text"
+    with pytest.raises(ValueError, match="not 'JSON'"):
+        format_for("JSON", dev=False)
 
 
 def test_serve_refuses_an_unknown_log_format_before_starting():
