@@ -39,9 +39,10 @@ from .protocol import Ack, Event, Message
 from .session import Prepared, Session, Transport
 
 if TYPE_CHECKING:  # only the Redis deployment builds them (and imports redis)
-    from opentelemetry.context import Context
-
     from .directory import RedisPresence, RedisSessionMirror
+
+if TYPE_CHECKING:  # a handler's trace parent (signaling/tracing.py opens the spans)
+    from opentelemetry.context import Context
 
 log = logging.getLogger(__name__)
 
