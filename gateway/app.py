@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from signaling import logctx
 from signaling.bus import Bus
 
 from .attachments_api import setup_attachment_routes
@@ -29,11 +30,16 @@ __all__ = ["GATEWAY", "Gateway", "create_app"]
 GATEWAY = web.AppKey("gateway", Gateway)
 
 
-def cleanup_context(resource: Resource) -> Callable[[web.Application], AsyncIterator[None]]:
+def cleanup_context(resource: Resource,
+                    node_id: str) -> Callable[[web.Application], AsyncIterator[None]]:
     async def run(app: web.Application) -> AsyncIterator[None]:
-        await resource.start()
+        # the node's name on every log line of the tasks a resource starts (the ops tail,
+        # the bus listener, heartbeats): two nodes in one process stay apart
+        with logctx.bound(node=node_id):
+            await resource.start()
         yield
-        await resource.close()
+        with logctx.bound(node=node_id):
+            await resource.close()
 
     run.__qualname__ = f"cleanup_context[{resource.name}]"
     return run
@@ -45,7 +51,7 @@ def create_app(config: Config, responder: Responder | None = None,
     app = web.Application()
     app[GATEWAY] = gw
     for resource in gw.resources:
-        app.cleanup_ctx.append(cleanup_context(resource))
+        app.cleanup_ctx.append(cleanup_context(resource, config.node_id))
     setup_routes(app, gw)
     setup_history_routes(app, gw)  # history, export, erasure (the durable store)
     setup_attachment_routes(app, gw)  # photos, stills, recordings (docs/protocol.md)

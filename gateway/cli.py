@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import logging
 import os
 import signal
 import sys
@@ -37,6 +36,9 @@ def _serve_parser(sub) -> None:
     p.add_argument("--node-id", default=None, help="name of this node (default host-pid)")
     p.add_argument("--public-url", default=None, help="URL browsers use to reach this node")
     p.add_argument("--log-level", default=os.environ.get("LIVEDESK_LOG_LEVEL", "INFO"))
+    p.add_argument("--log-format", default=os.environ.get("LIVEDESK_LOG_FORMAT") or None,
+                   help="text|json (LIVEDESK_LOG_FORMAT; default: text with --dev, else json "
+                        "lines: docs/operations.md#log-fields)")
     _store_args(p)
     p.add_argument("--no-store", action="store_true",
                    help="keep nothing on disk (no history; everything in memory)")
@@ -312,9 +314,6 @@ def _token(args) -> int:
 
 
 def _serve(args) -> int:
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aioice").setLevel(logging.WARNING)
     try:
         config = Config.from_env(host=args.host, port=args.port, redis_url=args.redis_url,
                                  rooms=args.room, dev=args.dev, media_mode=args.media_mode,
@@ -328,6 +327,14 @@ def _serve(args) -> int:
     except ConfigError as e:
         print(f"livedesk: {e}", file=sys.stderr)
         return 2
+    # logs (issue 22): JSON lines unless developing; the ids come from signaling.logctx
+    from .logs import format_for, setup_logging
+    try:
+        log_format = format_for(args.log_format, config.dev)
+    except ValueError as e:
+        print(f"livedesk: {e}", file=sys.stderr)
+        return 2
+    setup_logging(log_format, args.log_level, node=config.node_id)
     loop_factory = _loop_factory(config.loop)
     if loop_factory is False:
         print("livedesk: LIVEDESK_LOOP=uvloop but uvloop is not installed "

@@ -31,6 +31,7 @@ from signaling.protocol import ROLES
 from .access_log import AccessLogger, hide_server_version
 from .config import Config
 from .http_headers import SecurityHeaders
+from .request_context import request_context
 
 if TYPE_CHECKING:
     from .support.room import Room
@@ -215,6 +216,7 @@ class Pages:
 
 
 def setup_routes(app: web.Application, gw: Gateway) -> None:
+    app.middlewares.append(request_context(gw.config.node_id))  # ids + span (outermost)
     app.middlewares.append(error_middleware)
     web_root = gw.config.web_root
     app[BODY_TIMEOUT] = gw.config.http_body_timeout_s

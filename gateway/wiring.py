@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,7 @@ from .support.routing import Router
 from .support.service import SupportConfig, SupportService
 from .support.surge import NOTICE_ZH, Surge, SurgeRule, SurgeService
 from .support.workspace import Workspace
+from .tracing import configure as configure_tracing
 from .webhooks import WebhookConfig, WebhookEvents, Webhooks
 
 if TYPE_CHECKING:
@@ -425,6 +427,8 @@ def build_gateway(config: Config, responder: Responder | None = None,
     """Build one node. ``responder`` replaces the default bot (tests); ``bus`` replaces the
     backends' bus (tests)."""
     config.validate()
+    # spans: an OTLP exporter when OTEL_EXPORTER_OTLP_ENDPOINT is set (gateway/tracing.py)
+    tracing = configure_tracing(os.environ, config.node_id)
     backends = backends_for(config)
     metrics = Metrics()
     events = Events()
@@ -585,7 +589,10 @@ def build_gateway(config: Config, responder: Responder | None = None,
     # dependency order: each starts after, and closes before, what it uses; the store first
     # (it records what everything else changes) and closed last (after its feed drained)
     archiver = backends.archiver(durable, metrics, rooms)
-    resources = [Resource("store", durable.start, durable.close)] if durable else []
+    # first in, last out: spans of everything else's shutdown are flushed
+    resources = [Resource("tracing", _nothing, tracing.close)]
+    if durable:
+        resources.append(Resource("store", durable.start, durable.close))
     if archiver is not None:  # it reads Redis and writes the store: closed before the store
         resources.append(Resource("archiver", archiver.start, archiver.close))
     resources.append(Resource("auth", auth.start, auth.close))  # keys before any socket

@@ -41,6 +41,9 @@ from .session import Prepared, Session, Transport
 if TYPE_CHECKING:  # only the Redis deployment builds them (and imports redis)
     from .directory import RedisPresence, RedisSessionMirror
 
+if TYPE_CHECKING:  # a handler's trace parent (signaling/tracing.py opens the spans)
+    from opentelemetry.context import Context
+
 log = logging.getLogger(__name__)
 
 # close code of a socket whose identity was revoked (signed out, account disabled or changed)
@@ -142,6 +145,7 @@ class Hub:
         # and consecutive writes go to neighbouring connections
         self._topic_members: dict[str, dict[str, None]] = defaultdict(dict)
         self._handlers: dict[str, Handler] = {}
+        self._trace_parents: dict[str, Callable[[Any], Context | None]] = {}
         self._user_cbs: dict[str, Callback] = {}
         self._topic_cbs: dict[str, Callback] = {}
         self._reaper: asyncio.Task[None] | None = None
@@ -213,10 +217,21 @@ class Hub:
 
     # --- handlers ------------------------------------------------------------------------
     def handle(self, msg_cls: type[_M],
-               handler: Callable[[Request[_M]], Awaitable[Reply]]) -> None:
+               handler: Callable[[Request[_M]], Awaitable[Reply]],
+               trace_parent: Callable[[_M], Context | None] | None = None) -> None:
+        """``trace_parent``: for a request that is one step of a longer piece of work (a
+        call's setup), the trace it belongs to; the edge opens the request's span there
+        instead of starting a trace of its own."""
         if msg_cls.TYPE in self._handlers:
             raise ValueError(f"handler for {msg_cls.TYPE} already registered")
         self._handlers[msg_cls.TYPE] = handler
+        if trace_parent is not None:
+            self._trace_parents[msg_cls.TYPE] = trace_parent
+
+    def trace_parent(self, msg: Message) -> Context | None:
+        """The context the span of request ``msg`` continues (None: a trace of its own)."""
+        find = self._trace_parents.get(msg.TYPE)
+        return find(msg) if find is not None else None
 
     async def dispatch(self, session: Session, msg: Message, req_id: Any = None) -> None:
         """Run one request to completion; exactly one reply or error reaches the requester."""

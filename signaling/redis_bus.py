@@ -6,6 +6,8 @@ at-most-once. Two details make it behave like the in-memory bus for local traffi
 * ``publish`` delivers to this node's subscribers *immediately* (no round trip), and the copy
   that comes back from Redis is skipped by origin id. Local order and latency are therefore
   those of the memory bus; only cross-node hops pay Redis.
+* An envelope published inside a recorded span carries its W3C ``traceparent`` (``t``); the
+  receiving node delivers it in a ``bus.deliver`` span continuing that trace.
 * Subscriptions are local first; the Redis SUBSCRIBE follows in the listener task. Anything
   that must not be lost does not depend on pub/sub (Streams and resume recover it).
 
@@ -27,6 +29,7 @@ from redis.asyncio.connection import BlockingConnectionPool
 
 from .bus import Bus, Callback
 from .tasks import stop_task
+from .tracing import span, traceparent
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +92,11 @@ class RedisBus(Bus):
 
     async def publish(self, topic: str, payload: dict[str, Any]) -> None:
         self._deliver(topic, payload)
-        data = json.dumps({"o": self.node_id, "p": payload}, ensure_ascii=False,
-                          separators=(",", ":"))
+        env: dict[str, Any] = {"o": self.node_id, "p": payload}
+        tp = traceparent()
+        if tp:  # the receiving node delivers in a span continuing this one
+            env["t"] = tp
+        data = json.dumps(env, ensure_ascii=False, separators=(",", ":"))
         await self.redis.publish(PREFIX + topic, data)
 
     def _deliver(self, topic: str, payload: dict[str, Any]) -> None:
@@ -161,7 +167,14 @@ class RedisBus(Bus):
                         continue
                     ch = msg["channel"]
                     topic = as_text(ch)[len(PREFIX):]
-                    self._deliver(topic, env["p"])
+                    tp = env.get("t")
+                    if isinstance(tp, str) and tp:
+                        with span("bus.deliver", parent=tp,
+                                  attributes={"livedesk.node": self.node_id,
+                                              "livedesk.topic": topic.split(":", 1)[0]}):
+                            self._deliver(topic, env["p"])
+                    else:
+                        self._deliver(topic, env["p"])
             except asyncio.CancelledError:
                 raise
             except Exception as e:

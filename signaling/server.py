@@ -26,11 +26,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from opentelemetry.trace import SpanKind
 
 from .auth import Claims, TokenAuthority
 from .clientaddr import ClientAddress
 from .errors import ErrorCode, ProtocolError
 from .hub import Hub
+from .logctx import bind, bound
 from .protocol import (
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
@@ -49,6 +51,7 @@ from .protocol import (
 )
 from .ratelimit import TokenBucket
 from .session import Session
+from .tracing import span
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +96,7 @@ class SocketEndpoint:
         ws = web.WebSocketResponse(max_msg_size=self.config.transport_max_bytes,
                                    heartbeat=self.config.heartbeat_s)
         await ws.prepare(request)
+        bind(node=self.hub.node_id)  # this handler's task: every line it logs names the node
         self.open_sockets += 1
         addr = self.config.client_address(request.remote, request.headers)
         self.sockets_by_ip[addr] += 1
@@ -208,6 +212,7 @@ class SocketEndpoint:
                     user = claims.user
                     self.sockets_by_user[user] += 1
                     session = self.hub.new_session(claims, ws)
+                    bind(session=session.id, user=user)
                     welcome = Welcome(session=session.id, user=claims.user, role=claims.role,
                                       protocol=PROTOCOL_VERSION, ice_servers=self.ice_servers(claims),
                                       name=claims.name, room=claims.room).to_wire()
@@ -232,6 +237,7 @@ class SocketEndpoint:
                     if resumed is None:
                         continue  # error sent; the fresh session goes on
                     session = resumed
+                    bind(session=session.id)
                     continue
                 expect_resume = False
                 if not session.live:
@@ -253,7 +259,16 @@ class SocketEndpoint:
                         out["id"] = req_id
                     session.send(out)
                     continue
-                await self.hub.dispatch(session, msg, req_id)
+                # one span per request, a trace of its own; its request id on every line
+                with bound(request_id=req_id, conversation=None, call=None), \
+                        span(f"ws {msg.TYPE}", kind=SpanKind.SERVER,
+                             parent=self.hub.trace_parent(msg),
+                             attributes={"livedesk.message": msg.TYPE,
+                                         "livedesk.node": self.hub.node_id}):
+                    t0 = time.perf_counter()
+                    await self.hub.dispatch(session, msg, req_id)
+                    log.debug("%s handled in %.1f ms", msg.TYPE,
+                              (time.perf_counter() - t0) * 1000)
                 if msg.SETTLE:
                     await self.hub.bus.settle()
         except Exception:

@@ -29,7 +29,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from signaling import ErrorCode, Hub, ProtocolError, Request, Session
+from signaling import ErrorCode, Hub, ProtocolError, Request, Session, logctx
 from signaling.events import SessionDetached, SessionLive, SessionResumed
 from signaling.hub import Forward, RemoteSession
 
@@ -61,6 +61,7 @@ from .messages import (
 from .peer import Peer, ice_servers_for_gateway
 from .port import ConversationPort
 from .recording import RecordingControl
+from .setup_trace import CallSetupTraces
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -100,20 +101,22 @@ class MediaService:
             install_ice_policy()
         self.candidates = CandidatePolicy.from_config(config)  # remote candidates kept
         # call.record / call.record.consent: consent, the recorder, storing the files
+        self.setup_traces = CallSetupTraces()  # call.request → media flowing, one trace each
         self.recordings = RecordingControl(self, attachments,
                                            config.recording_consent_timeout_s,
                                            config.recording_max_s)
 
         hub.handle(CallRequest, self.on_request)
-        hub.handle(CallAccept, self.on_accept)
-        hub.handle(CallDecline, self.on_decline)
-        hub.handle(CallHangup, self.on_hangup)
+        in_setup = self.setup_traces.parent_of  # their spans join the call's setup trace
+        hub.handle(CallAccept, self.on_accept, trace_parent=in_setup)
+        hub.handle(CallDecline, self.on_decline, trace_parent=in_setup)
+        hub.handle(CallHangup, self.on_hangup, trace_parent=in_setup)
         hub.handle(CallInvite, self.on_invite)
         hub.handle(CallJoin, self.on_join)
         hub.handle(CallMute, self.on_mute)
-        hub.handle(RtcOffer, self.on_offer)
-        hub.handle(RtcAnswer, self.on_answer)
-        hub.handle(RtcCandidate, self.on_candidate)
+        hub.handle(RtcOffer, self.on_offer, trace_parent=in_setup)
+        hub.handle(RtcAnswer, self.on_answer, trace_parent=in_setup)
+        hub.handle(RtcCandidate, self.on_candidate, trace_parent=in_setup)
         hub.handle(CallRecord, self.recordings.on_record)
         hub.handle(CallRecordConsent, self.recordings.on_consent)
         hub.events.subscribe(SessionDetached, lambda e: self._on_detached(e.session))
@@ -140,6 +143,7 @@ class MediaService:
         return self.conversations.members(call.conversation)
 
     async def _call_for(self, req: Request, call_id: str) -> Call:
+        logctx.bind(call=call_id)  # this request's log lines name the call
         call = self.calls.get(call_id)
         if call is None and not _forwarded(req):
             rec = await self.directory.lookup(call_id)
@@ -220,6 +224,7 @@ class MediaService:
         callee = conv.agent if req.user == conv.viewer else conv.viewer
         call = self.calls.create(conv.id, conv.room, msg.video, req.user, req.role, callee,
                                  req.claims.name)
+        self.setup_traces.started(call.id, self.hub.node_id)
         await self.directory.record(call.id, self.hub.node_id, conv.id, [conv.viewer, conv.agent])
         call.timers["ring"] = self._later(self.config.ring_timeout_s, self._ring_timeout, call)
         await self._announce(call, req)
@@ -409,9 +414,12 @@ class MediaService:
         if not call.live or p.peer is not peer:
             return
         connected = [q for q in call.participants.values() if q.peer is not None and q.peer.connected]
+        if peer.connected:
+            self.setup_traces.connected(call.id, p.user)
         if call.state == "connecting" and len(connected) >= 2:
             call.state = "active"
             call.started_at = time.time()
+            self.setup_traces.active(call.id)
         await self._announce(call)
 
     async def on_answer(self, req: Request[RtcAnswer]):
@@ -468,6 +476,7 @@ class MediaService:
         if not call.live:
             return
         call.end(reason)
+        self.setup_traces.ended(call.id, reason)
         self.calls.remove(call)
         try:
             await self.directory.remove(call.id, self.hub.node_id)

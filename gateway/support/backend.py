@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from signaling import ErrorCode, ProtocolError
+from signaling import ErrorCode, ProtocolError, tracing
 from signaling.events import Events
 
 from . import rules
@@ -459,7 +459,8 @@ class MemoryBackend(SupportBackend):
         self._hits: dict[str, tuple[float, deque[float]]] = {}  # key → (window, times)
 
     async def _commit(self, step: rules.Step[Any]) -> None:
-        await self._apply(step.changes)
+        with tracing.span("support.step", attributes={"livedesk.changes": len(step.changes)}):
+            await self._apply(step.changes)
 
     async def _apply(self, changes: Sequence[SupportChange]) -> None:
         if not changes:

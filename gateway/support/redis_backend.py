@@ -64,7 +64,7 @@ from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
 
-from signaling import ErrorCode, ProtocolError
+from signaling import ErrorCode, ProtocolError, logctx, tracing
 from signaling.events import Events
 from signaling.tasks import stop_task
 
@@ -599,8 +599,7 @@ class RedisBackend(SupportBackend):
                                 "trimmed" if ahead else "redis_lost_data")
                             break  # the snapshot covers the rest of this batch
                         try:
-                            self.replica.apply(list_from_wire(json.loads(fields[b"c"])),
-                                               seq or 0)
+                            self._apply_entry(fields, seq)
                         except Exception:
                             log.exception("applying change %s failed", _s(eid))
                         self._last_id = _s(eid)
@@ -615,6 +614,23 @@ class RedisBackend(SupportBackend):
                 log.warning("ops tail lost Redis (%s); retrying in %.1fs", e, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
+
+    def _apply_entry(self, fields: dict[bytes, bytes], seq: int | None) -> None:
+        """One ops log entry into the replica. An entry written inside a trace (field ``t``,
+        the committing step's ``traceparent``) is applied in a span that continues it, so
+        what this node then delivers (a chat line to an agent here) is part of the trace of
+        the request that caused it, on whichever node that ran (docs/operations.md#tracing)."""
+        changes = list_from_wire(json.loads(fields[b"c"]))
+        t = fields.get(b"t")
+        if not t:
+            self.replica.apply(changes, seq or 0)
+            return
+        with tracing.span("ops.apply", parent=_s(t),
+                          attributes={"livedesk.node": logctx.current().get("node", ""),
+                                      "livedesk.ops.seq": seq or 0,
+                                      "livedesk.changes": len(changes)}):
+            self.replica.apply(changes, seq or 0)
+            log.debug("ops entry #%s applied (%d changes)", seq, len(changes))
 
     async def _check_log(self) -> None:
         """With nothing new to read, does Redis agree with this node on how many changes
@@ -715,6 +731,11 @@ class RedisBackend(SupportBackend):
         it read; else catch up with the log and run it again. A refusal (``ProtocolError``)
         or a step with nothing to change is checked the same way before it is answered.
         ``extra``: writes that go with the changes (not replicated: the heartbeat)."""
+        with tracing.span("support.step"):
+            return await self._step_traced(decide, extra)
+
+    async def _step_traced(self, decide: Callable[[GuardedView], rules.Step[T]],
+                           extra: Sequence[list[Any]]) -> rules.Step[T]:
         missing: set[str] = set()
         deadline = time.monotonic() + self.STEP_DEADLINE_S
         attempt = 0
@@ -734,9 +755,13 @@ class RedisBackend(SupportBackend):
                 assert step is not None
                 return step
             writes = self._writes(changes) + list(extra) if changes else []
-            res = await self._run("commit", json.dumps(view.guards, ensure_ascii=False),
-                                  json.dumps(writes, ensure_ascii=False) if writes else "",
-                                  list_to_json(changes) if changes else "")
+            with tracing.span("redis.commit", attributes={"livedesk.attempt": attempt,
+                                                          "livedesk.changes": len(changes)}):
+                # ARGV[6]: this span as the ops entry's parent on every node that applies it
+                res = await self._run("commit", json.dumps(view.guards, ensure_ascii=False),
+                                      json.dumps(writes, ensure_ascii=False) if writes else "",
+                                      list_to_json(changes) if changes else "", "",
+                                      tracing.traceparent())
             if _s(res[0]) == "ok":
                 if refusal is not None:
                     raise refusal

@@ -12,7 +12,9 @@ of the state; the caller lists what the decision read as *guards* and what it ch
    so a refusal or a no-op decided on it stands;
 3. with a change list (``ARGV[4]``, JSON), the change counter ``ARGV[1]..'opseq'`` is bumped
    to ``s``; the writes run in order; the change list is appended to the Stream
-   ``ARGV[1]..'ops'`` with ``s``; it returns ``{'ok', entry id, s, INCR results...}``.
+   ``ARGV[1]..'ops'`` with ``s`` (and ``t``, the W3C ``traceparent`` of the committing step,
+   when ``ARGV[6]`` is given and not empty: the trace continues on every node that applies
+   the entry); it returns ``{'ok', entry id, s, INCR results...}``.
 
 Guards: ``{'H', key, {fields}, {expected}}`` (HMGET; ``''`` = absent),
 ``{'L', key, index, expected}`` (LINDEX), ``{'C', key, expected}`` (SCARD),
@@ -84,7 +86,12 @@ for _, w in ipairs(cjson.decode(ARGV[3])) do
   end
 end
 if ARGV[4] ~= '' then
-  out[2] = redis.call('XADD', P .. 'ops', 'MAXLEN', '~', '500000', '*', 'c', ARGV[4], 's', s)
+  if ARGV[6] and ARGV[6] ~= '' then
+    out[2] = redis.call('XADD', P .. 'ops', 'MAXLEN', '~', '500000', '*', 'c', ARGV[4], 's', s,
+                        't', ARGV[6])
+  else
+    out[2] = redis.call('XADD', P .. 'ops', 'MAXLEN', '~', '500000', '*', 'c', ARGV[4], 's', s)
+  end
 end
 return out
 """

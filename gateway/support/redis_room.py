@@ -38,7 +38,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from signaling import ErrorCode, ProtocolError
+from signaling import ErrorCode, ProtocolError, tracing
 
 from .changes import (
     Change,
@@ -289,12 +289,13 @@ class RedisRoomStore:
             if placed is not None and placed.changes:
                 writes = self._writes(rid, placed.changes, cutoff)
             logged = self.change_log and bool(writes) and placed is not None
-            res = await self._commit(args=[k(rid, "") if logged else "",
-                                           json.dumps(guards, ensure_ascii=False),
-                                           json.dumps(writes, ensure_ascii=False) if writes else "",
-                                           list_to_json(placed.changes)
-                                           if logged and placed is not None else "",
-                                           json.dumps(reads, ensure_ascii=False)])
+            with tracing.span("redis.commit", attributes={"livedesk.attempt": attempt,
+                                                          "livedesk.room": rid}):
+                res = await self._commit(args=[
+                    k(rid, "") if logged else "", json.dumps(guards, ensure_ascii=False),
+                    json.dumps(writes, ensure_ascii=False) if writes else "",
+                    list_to_json(placed.changes) if logged and placed is not None else "",
+                    json.dumps(reads, ensure_ascii=False)])
             if _s(res[0]) == "ok":
                 if placed is None:
                     raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown sku {order.sku!r}")

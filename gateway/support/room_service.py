@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from signaling import ErrorCode, Hub, ProtocolError, Request
+from signaling import ErrorCode, Hub, ProtocolError, Request, logctx, tracing
 
 from .conversation import Author
 from .events import (
@@ -270,16 +270,23 @@ class RoomService:
         shop is answered. Watchers, other nodes and :class:`~.events.OrderPlaced` subscribers
         hear of any change."""
         order = _parse_order(body)
-        outcome = await self.ledger.place(room, order)
-        if self.metrics:
-            self.metrics.orders.labels(
-                result="repeat" if outcome.repeated else
-                ("accepted" if outcome.status == 200 else outcome.body.get("error", "refused"))).inc()
-        if outcome.change is not None:
-            if self.sync is not None:
-                await self.sync.announce(room, outcome.change)
-            await self.publish_change(room, outcome.change)
-            self.support.events.publish(OrderPlaced(room, order, outcome))
+        logctx.bind(user=order.user)  # the viewer it is for, on the request's log lines
+        with tracing.span("order.place", attributes={"livedesk.room": room.id}) as span:
+            outcome = await self.ledger.place(room, order)
+            span.set_attribute("livedesk.order.status", outcome.status)
+            span.set_attribute("livedesk.order.repeated", outcome.repeated)
+            log.debug("order %s in room %s: %s%s", order.order_id, room.id, outcome.status,
+                      " (repeat)" if outcome.repeated else "")
+            if self.metrics:
+                self.metrics.orders.labels(
+                    result="repeat" if outcome.repeated else
+                    ("accepted" if outcome.status == 200
+                     else outcome.body.get("error", "refused"))).inc()
+            if outcome.change is not None:
+                if self.sync is not None:
+                    await self.sync.announce(room, outcome.change)
+                await self.publish_change(room, outcome.change)
+                self.support.events.publish(OrderPlaced(room, order, outcome))
         return outcome
 
 

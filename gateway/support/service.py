@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from signaling import ErrorCode, Hub, ProtocolError, Request, Session
+from signaling import ErrorCode, Hub, ProtocolError, Request, Session, logctx
 from signaling.events import (
     Events,
     SessionDetached,
@@ -240,6 +240,7 @@ class SupportService:
         if conv is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown conversation {conv_id!r}")
         if conv.is_member(req.user) or (allow_admin and req.role == "admin"):
+            logctx.bind(conversation=conv.id)  # this request's log lines name it
             return conv
         raise ProtocolError(ErrorCode.NOT_MEMBER, f"you are not a member of conversation {conv_id!r}")
 
@@ -371,6 +372,7 @@ class SupportService:
         conv, created = await self.open_conversation(
             msg.room, req.user, name, origin=req.session.id + "|" + SKIP,
             max_open=self.limits.open_conversations_per_viewer)
+        logctx.bind(conversation=conv.id)
         if not created and conv.viewer_name == conv.viewer and name != conv.viewer:
             await self.backend.set_fields(conv, viewer_name=name)  # opened by a notice
         if nickname != conv.viewer_nickname and (created or msg.name is not None):
