@@ -34,6 +34,9 @@ install-test: $(BIN)/.installed-test
 # Debian chromium (for Playwright, never `playwright install`), redis-server and coturn (its
 # `turnserver` binary: tests/integration/test_coturn_denied_peers.py), when missing. The coturn
 # package's own service is stopped and disabled: the tests start their own on loopback.
+# promtool (`promtool check rules` / `test rules` on deploy/prometheus/, tests/deploy/) comes
+# with Debian's prometheus package: installed without its recommends (no exporters), and its
+# server's service stopped and disabled likewise (only the promtool binary is used).
 system-deps:
 	@need=""; \
 	command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium || need="$$need chromium"; \
@@ -41,13 +44,18 @@ system-deps:
 	command -v turnserver >/dev/null 2>&1 || test -x /usr/bin/turnserver || need="$$need coturn"; \
 	command -v npm >/dev/null 2>&1 || need="$$need npm"; \
 	fc-list 2>/dev/null | grep -qi 'noto.*cjk' || need="$$need fonts-noto-cjk"; \
+	command -v promtool >/dev/null 2>&1 || need="$$need prometheus"; \
 	if [ -n "$$need" ]; then \
 	  if command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing:$$need"; \
 	    SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$need >/dev/null; \
-	    case "$$need" in *coturn*) command -v systemctl >/dev/null 2>&1 && \
-	      $$SUDO systemctl disable --now coturn >/dev/null 2>&1 || true;; esac; \
+	    rest=$$(echo "$$need" | sed 's/ prometheus//'); \
+	    $$SUDO apt-get update -qq && \
+	    if [ -n "$$rest" ]; then DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$rest >/dev/null; fi && \
+	    case "$$need" in *prometheus*) DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	      --no-install-recommends prometheus >/dev/null;; esac; \
+	    for svc in coturn prometheus; do case "$$need" in *$$svc*) command -v systemctl >/dev/null 2>&1 && \
+	      $$SUDO systemctl disable --now $$svc >/dev/null 2>&1 || true;; esac; done; \
 	  else echo "warning: missing$$need and no apt-get"; fi; \
 	fi
 
