@@ -2,7 +2,8 @@
 the bot.
 
 Flags map one-to-one onto :class:`gateway.config.Config` fields; env vars
-(``LIVEDESK_*``) fill what flags leave out. See ``docs/configuration.md``.
+(``LIVEDESK_*``) fill what flags leave out, and a TOML file (``serve --config``) what both
+leave out. See ``docs/configuration.md``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import signal
 import sys
 from pathlib import Path
 
-from .config import Config, ConfigError
+from .config import Config, ConfigError, load_config_file
 
 DEFAULT_DATA_DIR = Path("data")  # relative to the working directory (docs/storage.md)
 STAFF_ROLE_CHOICES = ("agent", "host", "supervisor", "admin")
@@ -35,10 +36,14 @@ def _serve_parser(sub) -> None:
                    help="how the media gateway forwards video/audio")
     p.add_argument("--node-id", default=None, help="name of this node (default host-pid)")
     p.add_argument("--public-url", default=None, help="URL browsers use to reach this node")
-    p.add_argument("--log-level", default=os.environ.get("LIVEDESK_LOG_LEVEL", "INFO"))
+    p.add_argument("--log-level", default=None,
+                   help="DEBUG, INFO, WARNING, ERROR (default LIVEDESK_LOG_LEVEL, else INFO)")
     p.add_argument("--log-format", default=os.environ.get("LIVEDESK_LOG_FORMAT") or None,
                    help="text|json (LIVEDESK_LOG_FORMAT; default: text with --dev, else json "
                         "lines: docs/operations.md#log-fields)")
+    p.add_argument("--config", type=Path, default=None,
+                   help="TOML file of settings (docs/configuration.md; default "
+                        "LIVEDESK_CONFIG); LIVEDESK_* env vars override it, flags override both")
     _store_args(p)
     p.add_argument("--no-store", action="store_true",
                    help="keep nothing on disk (no history; everything in memory)")
@@ -140,12 +145,7 @@ def _keys_parser(sub) -> None:
     _store_args(ls)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "bot-eval":
-        from .support.bot.eval import main as bot_eval
-
-        return bot_eval(argv[1:])
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="livedesk", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     _serve_parser(sub)
@@ -156,7 +156,16 @@ def main(argv: list[str] | None = None) -> int:
     _shop_parser(sub)
     _keys_parser(sub)
     sub.add_parser("bot-eval", help="run the bot over a cases file (see docs/bot.md)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "bot-eval":
+        from .support.bot.eval import main as bot_eval
+
+        return bot_eval(argv[1:])
+    args = build_parser().parse_args(argv)
     if args.cmd == "token":
         return _token(args)
     if args.cmd in ("erase", "backup"):
@@ -313,17 +322,28 @@ def _token(args) -> int:
     return 0
 
 
+def serve_config(args) -> Config:
+    """``livedesk serve``'s configuration, checked: the file (``--config``, else
+    ``LIVEDESK_CONFIG``), then the environment, then the flags. Raises ConfigError."""
+    path = args.config
+    if path is None and os.environ.get("LIVEDESK_CONFIG"):
+        path = Path(os.environ["LIVEDESK_CONFIG"])
+    file_values = load_config_file(path) if path is not None else None
+    config = Config.from_env(file_values, host=args.host, port=args.port,
+                             redis_url=args.redis_url, rooms=args.room, dev=args.dev,
+                             media_mode=args.media_mode, node_id=args.node_id,
+                             public_url=args.public_url, data_dir=args.data_dir,
+                             log_level=args.log_level)
+    if args.no_store:
+        config.data_dir = config.database_url = None
+    elif not (config.data_dir or config.database_url or config.redis_url):
+        config.data_dir = DEFAULT_DATA_DIR  # one node: SQLite is the default
+    return config.validate()
+
+
 def _serve(args) -> int:
     try:
-        config = Config.from_env(host=args.host, port=args.port, redis_url=args.redis_url,
-                                 rooms=args.room, dev=args.dev, media_mode=args.media_mode,
-                                 node_id=args.node_id, public_url=args.public_url,
-                                 data_dir=args.data_dir)
-        if args.no_store:
-            config.data_dir = config.database_url = None
-        elif not (config.data_dir or config.database_url or config.redis_url):
-            config.data_dir = DEFAULT_DATA_DIR  # one node: SQLite is the default
-        config.validate()
+        config = serve_config(args)
     except ConfigError as e:
         print(f"livedesk: {e}", file=sys.stderr)
         return 2
@@ -334,7 +354,7 @@ def _serve(args) -> int:
     except ValueError as e:
         print(f"livedesk: {e}", file=sys.stderr)
         return 2
-    setup_logging(log_format, args.log_level, node=config.node_id)
+    setup_logging(log_format, config.log_level, node=config.node_id)
     loop_factory = _loop_factory(config.loop)
     if loop_factory is False:
         print("livedesk: LIVEDESK_LOOP=uvloop but uvloop is not installed "

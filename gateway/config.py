@@ -1,5 +1,6 @@
-"""One typed configuration object, built once from CLI flags and ``LIVEDESK_*`` env vars and
-passed down. Nothing below ``gateway.app`` reads the environment.
+"""One typed configuration object, built once from a TOML file (``--config``), ``LIVEDESK_*``
+env vars and CLI flags (each overriding the one before) and passed down. Nothing below
+``gateway.app`` reads the environment.
 
 Every field is documented in ``docs/configuration.md`` (a test checks that each field has
 an entry there).
@@ -12,8 +13,10 @@ import math
 import os
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 
@@ -110,6 +113,7 @@ class Config:
     web_root: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "web")
     node_id: str = ""
     loop: str = "auto"  # event loop of `livedesk serve`: auto (uvloop if installed) | uvloop | asyncio
+    log_level: str = "INFO"  # `livedesk serve`'s logging level (DEBUG, INFO, WARNING, ERROR)
     # state
     redis_url: str | None = None
     rooms: list[Path] = field(default_factory=list)
@@ -256,8 +260,12 @@ class Config:
         _oidc_checks(self)
 
     @classmethod
-    def from_env(cls, **overrides) -> Config:
+    def from_env(cls, file_values: Mapping[str, Any] | None = None, **overrides) -> Config:
+        """Defaults, then ``file_values`` (a checked config file: :func:`load_config_file`),
+        then ``LIVEDESK_*`` env vars, then ``overrides`` (flags; ``None`` = not given)."""
         c = cls()
+        for k, v in (file_values or {}).items():
+            setattr(c, k, v)
         env_map = {
             "host": ("HOST", str), "port": ("PORT", int), "secret": ("SECRET", str),
             "public_url": ("PUBLIC_URL", str), "node_id": ("NODE_ID", str),
@@ -288,6 +296,7 @@ class Config:
             "fatigue_threshold": ("FATIGUE_THRESHOLD", int),
             "conversion_window_s": ("CONVERSION_WINDOW_S", float),
             "idle_close_s": ("IDLE_CLOSE_S", float), "loop": ("LOOP", str),
+            "log_level": ("LOG_LEVEL", str),
             "resolved_retention_s": ("RESOLVED_RETENTION_S", float),
             "database_url": ("DATABASE_URL", str),
             "store_retention_messages_s": ("STORE_RETENTION_MESSAGES_S", float),
@@ -389,6 +398,9 @@ class Config:
             raise ConfigError("--media-mode must be passthrough or transcode")
         if self.loop not in ("auto", "uvloop", "asyncio"):
             raise ConfigError("LIVEDESK_LOOP must be auto, uvloop or asyncio")
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ConfigError(f"LIVEDESK_LOG_LEVEL={self.log_level!r}: use one of "
+                              f"{', '.join(LOG_LEVELS)}")
         if self.attachment_storage not in ("auto", "local", "database"):
             raise ConfigError("LIVEDESK_ATTACHMENT_STORAGE must be auto, local or database")
         for name, value in (("ATTACHMENT_MAX_BYTES", self.attachment_max_bytes),
@@ -621,5 +633,104 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 def field_names() -> list[str]:
     return [f.name for f in fields(Config)]
+
+
+# --- the config file: `livedesk serve --config livedesk.toml` ---------------------------
+# Keys are the field names above (docs/configuration.md lists each with its env variable),
+# at the top level of the file; tables are only the values of the dict settings.
+# Dev mode is never in a file, for the reason _dev_from_env gives for the environment.
+NOT_IN_FILE = {"dev": "dev mode is turned on only by `livedesk serve --dev` on the command "
+                      "line (loopback only), never by a file"}
+_TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a number",
+               str: "a string", Path: "a path (a string)", dict: "a table"}
+
+
+def file_keys() -> list[str]:
+    """Every key a config file may hold."""
+    return [n for n in field_names() if n not in NOT_IN_FILE]
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Read and check a TOML config file; the values come back with the fields' types.
+
+    Why checked here, whole, before anything starts: a misspelt key would otherwise be
+    ignored and the default silently used, and a string where a number belongs would fail
+    later and far from its cause. Every error names the file and the key. Relative paths
+    are relative to the file's directory, so a file means the same from any working
+    directory."""
+    import difflib
+    import tomllib
+    import typing
+
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as e:
+        raise ConfigError(f"--config {path}: cannot read it ({e.strerror or e})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    hints = typing.get_type_hints(Config)
+    allowed = file_keys()
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in NOT_IN_FILE:
+            raise ConfigError(f"{path}: key {key!r}: {NOT_IN_FILE[key]}")
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            what = "table" if isinstance(value, dict) else "key"
+            raise ConfigError(f"{path}: unknown {what} {key!r}{hint}; the keys are the "
+                              f"settings of docs/configuration.md, at the top level")
+        out[key] = _file_value(path, key, hints[key], value)
+    return out
+
+
+def _file_value(path: Path, key: str, hint: Any, value: Any) -> Any:
+    """``value`` as the field's type, or a ConfigError naming ``key``."""
+    import types
+    import typing
+
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType):  # `X | None`: a file gives X (omit the key for None)
+        (hint,) = [a for a in args if a is not type(None)]
+        args = typing.get_args(hint)
+    origin = typing.get_origin(hint) or hint
+    ok: bool
+    if origin is bool:
+        ok = isinstance(value, bool)
+    elif origin is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif origin is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif origin in (str, Path):
+        ok = isinstance(value, str)
+    elif origin is dict:
+        ok = isinstance(value, dict)
+    elif origin is list:
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    else:  # a field type this loader does not know: a bug here, not in the file
+        raise TypeError(f"config field {key} has an unsupported type {hint!r}")
+    if not ok:
+        want = (f"an array of {'paths (strings)' if args and args[0] is Path else 'strings'}"
+                if origin is list else _TYPE_WORDS[origin])
+        got = type(value).__name__ if not isinstance(value, dict) else "table"
+        raise ConfigError(f"{path}: key {key!r} must be {want}, not {got} {value!r:.60}")
+    if origin is Path:
+        return _file_path(path, value)
+    if origin is list and args and args[0] is Path:
+        return [_file_path(path, v) for v in value]
+    return value
+
+
+def _file_path(path: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (path.parent / p)

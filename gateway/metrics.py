@@ -10,7 +10,10 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
     generate_latest,
 )
 
@@ -20,6 +23,13 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 180
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
+        # The process's own figures (memory, CPU seconds, open file descriptors, GC passes,
+        # the Python version): the default registry has them, a custom one does not, and
+        # dashboards and alerts need them (media CPU, fd exhaustion, a GC storm). They read
+        # /proc and gc.get_stats() at scrape time only, so they cost nothing between scrapes.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
         self.sockets = Gauge("livedesk_sockets", "Open WebSocket connections", registry=r)
         self.sessions = Gauge("livedesk_sessions", "Sessions held by this node", registry=r)
         self.protocol_errors = Counter("livedesk_protocol_errors_total",
