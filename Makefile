@@ -121,7 +121,8 @@ bench: install-test system-deps
 	$(BIN)/python -m benchmarks.bot
 
 # docker/requirements.lock: the exact versions (with hashes) docker/Dockerfile installs,
-# resolved from [project] dependencies by pip-tools in a throw-away venv. `make lock` keeps
+# resolved from [project] dependencies and the `otlp` extra (the image can export traces) by
+# pip-tools in a throw-away venv. `make lock` keeps
 # the pinned versions that still fit and resolves what changed; `make lock LOCK_ARGS=--upgrade`
 # takes the newest versions the bounds allow (docs/deployment.md "Dependencies and the lock").
 LOCK_ARGS ?=
@@ -129,7 +130,7 @@ lock:
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	$(PY) -m venv "$$tmp/venv" && "$$tmp/venv/bin/python" -m pip install -q "pip-tools>=7.4,<8" && \
 	CUSTOM_COMPILE_COMMAND="make lock" "$$tmp/venv/bin/pip-compile" --quiet --generate-hashes \
-	  --strip-extras --no-emit-index-url --no-emit-find-links $(LOCK_ARGS) \
+	  --extra otlp --strip-extras --no-emit-index-url --no-emit-find-links $(LOCK_ARGS) \
 	  --output-file docker/requirements.lock pyproject.toml
 
 clean:
