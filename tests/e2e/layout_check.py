@@ -11,8 +11,8 @@ summary, the ARIA widget roles), heading, label/legend, badge (a class holding `
 
 - ``overflow`` — its content is wider than its own box (``scrollWidth > clientWidth``) and
   the element does not scroll by design (``overflow-x: auto/scroll``; inputs and textareas
-  scroll their value). ``text-overflow: ellipsis`` is allowed only when the element, or the
-  ancestor doing the ellipsis, carries the full text in ``title`` or ``aria-label``.
+  scroll their value). ``text-overflow: ellipsis`` is allowed only when the element or a box
+  around it carries the full text in ``title`` or ``aria-label``.
 - ``clipped`` — part of it lies outside an ancestor whose overflow is ``hidden`` or ``clip``
   on that axis (the containing-block chain is followed, so an absolutely positioned badge is
   judged by the boxes that really clip it). Scroll regions (``auto``/``scroll``) clip by
@@ -33,6 +33,28 @@ the rectangles involved — so a failure says what to fix without opening the sc
 """
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+# the screenshot matrix's sizes: a phone, a laptop, a desktop (issue 18)
+MATRIX = ((390, 844), (1280, 800), (1440, 900))
+
+
+def screens_dir() -> Path:
+    """Where the matrix's screenshots go: ``$LIVEDESK_ARTIFACTS/screens`` or, by default,
+    ``test-artifacts/screens`` at the repository's root (ignored by git)."""
+    return Path(os.environ.get("LIVEDESK_ARTIFACTS") or ROOT / "test-artifacts") / "screens"
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk: a screenshot is checked to be the size its
+    name says."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n":
+        raise AssertionError("not a PNG")
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
 
 # the tolerance for sub-pixel rounding, in CSS pixels
 SLACK = 1
@@ -76,12 +98,23 @@ LAYOUT_JS = """(slack) => {
     return t.length > 40 ? t.slice(0, 39) + '…' : t;
   };
   const fullText = (el) => (el.textContent || '').replace(/\\s+/g, ' ').trim();
+  // the full text is still there for a person: in the title (a tooltip) or aria-label of the
+  // element or of a box around it (a reply button whose title holds the cut line)
   const named = (el, t) => {
-    for (const a of ['title', 'aria-label']) {
-      const v = (el.getAttribute(a) || '').replace(/\\s+/g, ' ').trim();
-      if (v && t && v.includes(t)) return true;
+    for (let e = el; e && e !== document.body; e = e.parentElement) {
+      for (const a of ['title', 'aria-label']) {
+        const v = (e.getAttribute(a) || '').replace(/\\s+/g, ' ').trim();
+        if (v && t && v.includes(t)) return true;
+      }
     }
     return false;
+  };
+  // one computed style per element for the whole pass (ancestors are shared by many candidates)
+  const styles = new Map();
+  const getComputedStyle = (el) => {
+    let cs = styles.get(el);
+    if (!cs) { cs = window.getComputedStyle(el); styles.set(el, cs); }
+    return cs;
   };
   const visible = (el) => el.checkVisibility({checkOpacity: true, checkVisibilityCSS: true});
   const ownText = (el) => [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
@@ -89,7 +122,10 @@ LAYOUT_JS = """(slack) => {
   // 1. the candidates
   const set = new Set([...document.body.querySelectorAll(`${CONTROL}, ${HEADING}, ${LABEL}, ${BADGE}`)]);
   for (const el of document.body.querySelectorAll('*')) {
-    if (!['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEMPLATE', 'OPTION'].includes(el.tagName) && ownText(el)) set.add(el);
+    if (['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEMPLATE', 'OPTION'].includes(el.tagName)) continue;
+    if (ownText(el)) { set.add(el); continue; }
+    const cs = getComputedStyle(el);  // a scroll region: its own box must be whole
+    if (SCROLLS.has(cs.overflowX) || SCROLLS.has(cs.overflowY)) set.add(el);
   }
   let checked = 0;
   for (const el of set) {
@@ -100,6 +136,9 @@ LAYOUT_JS = """(slack) => {
     // 2. the way up: clipping ancestors (following the containing-block chain), scroll
     //    regions, fixed layers, visually hidden wrappers
     let srOnly = false, gone = false, hscroll = false, fixedLayer = null, scrollInLayer = false;
+    // past a scroll region on an axis, the element's place on that axis is the region's
+    // business (scrolled out of view is fine); the region itself is a candidate of its own
+    let scrolledX = false, scrolledY = false;
     const clips = [];
     let pos = getComputedStyle(el).position;
     let needPositioned = pos === 'absolute';
@@ -113,21 +152,22 @@ LAYOUT_JS = """(slack) => {
       needPositioned = cs.position === 'absolute';
       if (a === document.body) { if (cs.position === 'fixed') fixedLayer = a; break; }
       const ar = a.getBoundingClientRect();
-      if (CLIPS.has(cs.overflowX) || CLIPS.has(cs.overflowY)) {
+      const clipX = CLIPS.has(cs.overflowX) && !scrolledX, clipY = CLIPS.has(cs.overflowY) && !scrolledY;
+      if (clipX || clipY) {
         if (ar.width <= 1 || ar.height <= 1) { srOnly = true; break; }
-        clips.push([a, cs, ar]);
+        clips.push([a, clipX, clipY, cs, ar]);
       }
-      if (SCROLLS.has(cs.overflowX)) hscroll = true;
+      if (SCROLLS.has(cs.overflowX)) { hscroll = true; scrolledX = true; }
+      if (SCROLLS.has(cs.overflowY)) scrolledY = true;
       if (SCROLLS.has(cs.overflowY) || SCROLLS.has(cs.overflowX)) scrollInLayer = true;
       if (cs.position === 'fixed') fixedLayer = a;
     }
     if (srOnly) continue;
     // clipped away entirely by one box: a collapsed panel, not a cut-off control
-    for (const [a, cs, ar] of clips) {
+    for (const [a, clipX, clipY, , ar] of clips) {
       const cl = ar.left + a.clientLeft, ct = ar.top + a.clientTop;
       const cr = cl + a.clientWidth, cb = ct + a.clientHeight;
-      if ((CLIPS.has(cs.overflowX) && (r.right <= cl || r.left >= cr))
-          || (CLIPS.has(cs.overflowY) && (r.bottom <= ct || r.top >= cb))) { gone = true; break; }
+      if ((clipX && (r.right <= cl || r.left >= cr)) || (clipY && (r.bottom <= ct || r.top >= cb))) { gone = true; break; }
     }
     if (gone) continue;
     if (r.right <= 0 || r.left >= vw) continue;  // parked off-screen (a closed off-canvas drawer)
@@ -147,11 +187,11 @@ LAYOUT_JS = """(slack) => {
     }
 
     // 4. clipped by an ancestor
-    for (const [a, acs, ar] of clips) {
+    for (const [a, clipX, clipY, acs, ar] of clips) {
       const cl = ar.left + a.clientLeft, ct = ar.top + a.clientTop;
       const cr = cl + a.clientWidth, cb = ct + a.clientHeight;
-      const cutX = CLIPS.has(acs.overflowX) && (r.left < cl - slack || r.right > cr + slack);
-      const cutY = CLIPS.has(acs.overflowY) && (r.top < ct - slack || r.bottom > cb + slack);
+      const cutX = clipX && (r.left < cl - slack || r.right > cr + slack);
+      const cutY = clipY && (r.top < ct - slack || r.bottom > cb + slack);
       if (!cutX && !cutY) continue;
       // the ancestor ellipsizes this text and names it in full: an allowed, announced cut
       if (cutX && !cutY && acs.textOverflow === 'ellipsis' && (named(a, fullText(a)) || named(el, fullText(el)))) continue;

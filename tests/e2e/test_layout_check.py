@@ -36,7 +36,10 @@ CORRECT = """
 <label><span style="position:absolute; width:1px; height:1px; overflow:hidden; clip:rect(0 0 0 0)">Search the
    conversation history for a word</span><input value="a value longer than the field is wide, which scrolls"></label>
 <aside style="position:fixed; top:0; left:-400px; width:300px"><button>drawer</button></aside>
+<div class="box" style="height:100px; overflow:hidden; padding:0"><div id="sc" style="height:98px; overflow-y:auto">
+   <p>a chat log scrolled half-way: this line is cut by the log's top</p><p>two</p><p>three</p><p>four</p><p>five</p></div></div>
 <div style="height:2000px"><p>Long page: vertical scrolling is fine.</p></div>
+<script>document.getElementById("sc").scrollTop = 25;</script>
 """
 
 BROKEN = {
@@ -56,11 +59,14 @@ BROKEN = {
     # an absolutely positioned badge cut by its positioned, hidden-overflow card
     "abs-clipped": '<div class="box" style="position:relative; height:40px; overflow:hidden">card'
                    '<span class="badge" data-testid="bad" style="position:absolute; top:30px; left:4px">99+</span></div>',
+    # a chat log taller than the sheet that hides its overflow: the log's end is out of reach
+    "region-clipped": '<div class="box" style="height:100px; overflow:hidden; padding:0">'
+                      '<div data-testid="bad" style="height:200px; overflow-y:auto"><p>one</p></div></div>',
 }
 
 
 RULE = {"overflow": "overflow:", "clipped": "clipped:", "ellipsis": "overflow:", "off-screen": "off-screen:",
-        "fixed": "off-screen:", "abs-clipped": "clipped:"}
+        "fixed": "off-screen:", "abs-clipped": "clipped:", "region-clipped": "clipped:"}
 
 
 async def report_for(page, body: str) -> dict:
