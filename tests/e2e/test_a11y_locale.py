@@ -46,8 +46,11 @@ T = 15_000
 
 @pytest.fixture
 async def gw(tmp_path):
-    # a store (SQLite in tmp_path), so that /history has the walk's conversation to show
-    r = await start_gateway(Config(dev=True, port=free_port(), retain_s=600, data_dir=tmp_path / "data"))
+    # a store (SQLite in tmp_path), so that /history has the walk's conversation to show; a
+    # ring that waits 3 minutes, not 30 s: the two ringing pages are checked and photographed
+    # at three sizes before the agent answers, which on a loaded machine can take 30 s
+    r = await start_gateway(Config(dev=True, port=free_port(), retain_s=600, data_dir=tmp_path / "data",
+                                   ring_timeout_s=180.0))
     try:
         yield r
     finally:
