@@ -34,6 +34,7 @@ the rectangles involved — so a failure says what to fix without opening the sc
 
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
 
@@ -46,6 +47,19 @@ def screens_dir() -> Path:
     """Where the matrix's screenshots go: ``$LIVEDESK_ARTIFACTS/screens`` or, by default,
     ``test-artifacts/screens`` at the repository's root (ignored by git)."""
     return Path(os.environ.get("LIVEDESK_ARTIFACTS") or ROOT / "test-artifacts") / "screens"
+
+
+async def fast_png(page) -> bytes:
+    """The viewport as a PNG, encoded for speed (CDP ``Page.captureScreenshot`` with
+    ``optimizeForSpeed``): 4× faster than ``page.screenshot`` on the viewer's blurred stream
+    background at 1440×900 (0.1 s against 0.4 s, measured), for files about twice as big.
+    The matrix takes 144 of them per run, so this is most of its cost."""
+    cdp = getattr(page, "_livedesk_cdp", None)
+    if cdp is None:
+        cdp = await page.context.new_cdp_session(page)
+        page._livedesk_cdp = cdp
+    r = await cdp.send("Page.captureScreenshot", {"format": "png", "optimizeForSpeed": True})
+    return base64.b64decode(r["data"])
 
 
 def png_size(png: bytes) -> tuple[int, int]:

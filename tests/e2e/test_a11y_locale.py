@@ -29,7 +29,7 @@ from gateway.config import Config
 from tests.conftest import free_port, start_gateway, stop_gateway
 
 from .conftest import DESKTOP, PHONE, open_page, wait_online
-from .layout_check import MATRIX, layout_report, png_size, screens_dir
+from .layout_check import MATRIX, fast_png, layout_report, png_size, screens_dir
 from .page_checks import (
     ROOT,
     axe_violations,
@@ -95,8 +95,9 @@ class Findings:
             for p in (await layout_report(page))["problems"]:
                 self.layout.append(f"{label} {w}x{h}: {p}")
             shot = self.screens / f"{name}-{state}-{w}x{h}.png"
-            png = await page.screenshot(path=str(shot), animations="disabled")
+            png = await fast_png(page)
             assert png_size(png) == (w, h), (shot.name, png_size(png))
+            shot.write_bytes(png)
             self.shots.append(shot.name)
         if page.viewport_size != own:
             await page.set_viewport_size(own)
