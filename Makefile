@@ -75,4 +75,4 @@ bench: install-test system-deps
 	$(BIN)/python -m benchmarks.bot
 
 clean:
-	rm -rf $(VENV) build *.egg-info tests/artifacts .mypy_cache node_modules
+	rm -rf $(VENV) build *.egg-info tests/artifacts test-artifacts .mypy_cache node_modules
