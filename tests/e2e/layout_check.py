@@ -11,7 +11,8 @@ summary, the ARIA widget roles), heading, label/legend, badge (a class holding `
 
 - ``overflow`` — its content is wider than its own box (``scrollWidth > clientWidth``) and
   the element does not scroll by design (``overflow-x: auto/scroll``; inputs and textareas
-  scroll their value). ``text-overflow: ellipsis`` is allowed only when the element or a box
+  scroll their value — but an empty input's placeholder does not, so a placeholder wider than
+  its field is reported too). ``text-overflow: ellipsis`` is allowed only when the element or a box
   around it carries the full text in ``title`` or ``aria-label``.
 - ``clipped`` — part of it lies outside an ancestor whose overflow is ``hidden`` or ``clip``
   on that axis (the containing-block chain is followed, so an absolutely positioned badge is
@@ -133,6 +134,8 @@ LAYOUT_JS = """(slack) => {
   const visible = (el) => el.checkVisibility({checkOpacity: true, checkVisibilityCSS: true});
   const ownText = (el) => [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
 
+  const ctx = document.createElement('canvas').getContext('2d');  // measures placeholders
+
   // 1. the candidates
   const set = new Set([...document.body.querySelectorAll(`${CONTROL}, ${HEADING}, ${LABEL}, ${BADGE}`)]);
   for (const el of document.body.querySelectorAll('*')) {
@@ -198,6 +201,16 @@ LAYOUT_JS = """(slack) => {
       } else {
         out.push(`overflow: ${what()}: content ${el.scrollWidth} px wide in a ${el.clientWidth} px box`);
       }
+    }
+
+    // an empty field shows its placeholder, which does not scroll: cut, the hint is lost
+    // (a title holding it, shown on hover, is the only excuse)
+    if (el.tagName === 'INPUT' && !el.value && el.placeholder) {
+      ctx.font = `${cs.fontStyle} ${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
+      const need = ctx.measureText(el.placeholder).width;
+      const room = el.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+      if (need > room + slack && !(el.title || '').includes(el.placeholder))
+        out.push(`overflow: ${what()}: placeholder ${Math.ceil(need)} px wide in a ${Math.floor(room)} px field`);
     }
 
     // 4. clipped by an ancestor

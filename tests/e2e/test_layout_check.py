@@ -35,6 +35,7 @@ CORRECT = """
 <div class="box" style="max-height:0; padding:0; border:0; overflow:hidden"><button>collapsed</button></div>
 <label><span style="position:absolute; width:1px; height:1px; overflow:hidden; clip:rect(0 0 0 0)">Search the
    conversation history for a word</span><input value="a value longer than the field is wide, which scrolls"></label>
+<input style="width:120px" placeholder="Search">
 <aside style="position:fixed; top:0; left:-400px; width:300px"><button>drawer</button></aside>
 <div class="box" style="height:100px; overflow:hidden; padding:0"><div id="sc" style="height:98px; overflow-y:auto">
    <p>a chat log scrolled half-way: this line is cut by the log's top</p><p>two</p><p>three</p><p>four</p><p>five</p></div></div>
@@ -59,6 +60,8 @@ BROKEN = {
     # an absolutely positioned badge cut by its positioned, hidden-overflow card
     "abs-clipped": '<div class="box" style="position:relative; height:40px; overflow:hidden">card'
                    '<span class="badge" data-testid="bad" style="position:absolute; top:30px; left:4px">99+</span></div>',
+    # an empty field whose hint does not fit: the placeholder is cut
+    "placeholder": '<input data-testid="bad" style="width:120px" placeholder="rooms, comma-separated, e.g. demo,shop-2">',
     # a chat log taller than the sheet that hides its overflow: the log's end is out of reach
     "region-clipped": '<div class="box" style="height:100px; overflow:hidden; padding:0">'
                       '<div data-testid="bad" style="height:200px; overflow-y:auto"><p>one</p></div></div>',
@@ -66,7 +69,7 @@ BROKEN = {
 
 
 RULE = {"overflow": "overflow:", "clipped": "clipped:", "ellipsis": "overflow:", "off-screen": "off-screen:",
-        "fixed": "off-screen:", "abs-clipped": "clipped:", "region-clipped": "clipped:"}
+        "fixed": "off-screen:", "abs-clipped": "clipped:", "region-clipped": "clipped:", "placeholder": "overflow:"}
 
 
 async def report_for(page, body: str) -> dict:
