@@ -134,4 +134,4 @@ lock:
 	  --output-file docker/requirements.lock pyproject.toml
 
 clean:
-	rm -rf $(VENV) build *.egg-info tests/artifacts .mypy_cache node_modules
+	rm -rf $(VENV) build *.egg-info tests/artifacts test-artifacts .mypy_cache node_modules

@@ -80,13 +80,13 @@ EN_ALLOWED = frozenset({"中文"})
 CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
 LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
 
-# Latin tokens the Chinese UI may show: brand, protocol/technical terms Chinese UIs write in
-# Latin letters, units and currency codes, and the English switch ("EN"). Anything else in
+# Latin tokens the Chinese UI may show: brand, protocol/technical terms and file formats (JSON,
+# CSV) Chinese UIs write in Latin letters, units and currency codes, and the English switch ("EN"). Anything else in
 # Latin letters in the zh UI is an untranslated string. Documented in docs/testing.md.
 ZH_ALLOWED = frozenset({
     "LiveDesk", "EN", "ID", "SKU", "CSAT", "p50", "p", "ms", "s", "min", "h", "KB", "MB",
     "CNY", "USD", "EUR", "HKD", "TWD", "JPY", "GBP", "Wi-Fi", "WebRTC", "WebSocket", "Enter",
-    "Esc", "Ctrl", "Shift", "Alt", "Tab", "Cmd", "QR", "URL", "AI", "x",
+    "Esc", "Ctrl", "Shift", "Alt", "Tab", "Cmd", "QR", "URL", "AI", "x", "JSON", "CSV",
 })
 
 

@@ -243,6 +243,32 @@ async def test_console_layout_in_every_state_sizes_and_languages(gw, browser, ar
     assert await agent.locator('[data-testid="agent-voice-call"]').is_disabled()
     await each_size_and_lang(agent, "call_1to1", artifacts)
 
+    # the call strip is resizable from the keyboard: a focusable separator whose value is the
+    # strip's height; ↓ makes it taller by 20 px, ↑ shorter, Home/End go to its CSS limits
+    sep = agent.locator('[data-testid="call-resize"]')
+    assert await sep.get_attribute("role") == "separator" and await sep.get_attribute("aria-label")
+    strip = agent.locator('[data-testid="call-column"]')
+
+    async def strip_height() -> int:
+        return round((await strip.bounding_box())["height"])
+
+    h0 = await strip_height()
+    assert int(await sep.get_attribute("aria-valuenow")) == h0
+    await sep.focus()
+    await agent.keyboard.press("ArrowDown")
+    await agent.keyboard.press("ArrowDown")
+    assert await strip_height() == h0 + 40
+    assert int(await sep.get_attribute("aria-valuenow")) == h0 + 40
+    await agent.keyboard.press("ArrowUp")
+    assert await strip_height() == h0 + 20
+    await agent.keyboard.press("Home")
+    assert await strip_height() == int(await sep.get_attribute("aria-valuemin")) == 150
+    await agent.keyboard.press("End")
+    hmax = int(await sep.get_attribute("aria-valuemax"))
+    assert await strip_height() == hmax > h0 + 40, hmax
+    assert int(await sep.get_attribute("aria-valuenow")) == hmax
+    await strip.evaluate("el => { el.style.height = ''; }")  # back to the default for the photos
+
     # the host is picked from the room's connected hosts, and the invitation says about whom
     sel = agent.locator('[data-testid="invite-host-select"]')
     await agent.wait_for_function(

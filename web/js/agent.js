@@ -11,6 +11,7 @@ import { Alerts } from "./alerts.js";
 import { CallManager, CallView, renderIncoming } from "./call.js";
 import { Evidence, PhotoPicker, attachmentsOf, attachmentErrorText, MAX_PER_MESSAGE } from "./evidence.js";
 import { te } from "./i18n_evidence.js";
+import { keyboardResizer } from "./dock_resize.js";
 
 const ident = staffTokenSource("agent", { name: param("name") || "" });
 // agents work with the console in a background tab: it reconnects as fast hidden as visible
@@ -909,11 +910,15 @@ async function invite() {
 }
 
 const dock = ui.callCol;
+const dockSep = $('[data-testid="call-resize"]');
+const dockSize = keyboardResizer(dock, dockSep);
 function renderCall() {
   renderIncoming(ui.banner, calls);
   callView.render();
   dock.classList.toggle("hidden", !calls.call);
   dock.classList.toggle("voice", !!calls.call && !calls.call.video);
+  dockSep.classList.toggle("hidden", !calls.call || !calls.call.video);  // a voice bar has no height to set
+  if (calls.call) dockSize.sync();
   document.body.classList.toggle("in-call", !!calls.call);
   alerts.ringing(calls.incoming ? { key: calls.incoming.call, title: t("notify.ring", { name: calls.incoming.from?.name || calls.incoming.from?.user || "" }), body: ui.banner.textContent } : null);
   updateBadge();

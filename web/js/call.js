@@ -597,6 +597,7 @@ export class CallView {
     this.selfEl.classList.toggle("cam-off", selfCamOff);
     this.selfEl.dataset.user = me.user || "";
     this.selfLabel.textContent = `${t("call.self")} · ${participantLabel(me)}`;
+    this.selfLabel.title = this.selfLabel.textContent;  // a narrow tile ellipsizes: the full name on hover
     this._avatar(this.selfAvatar, me);
     // remote videos: one tile per live remote video track
     const vids = c.video ? mgr.remoteVideos() : [];
@@ -631,9 +632,11 @@ export class CallView {
       tile.dataset.role = full?.role || "";
       tile.classList.toggle("cam-off", full?.video === false);
       this._avatar(tile.querySelector(".avatar-off"), full);
-      tile.querySelector(".label").textContent = full
+      const label = tile.querySelector(".label");
+      label.textContent = full
         ? participantLabel(full) + (full.audio === false ? " · " + t("call.muted") : "")
         : "";
+      label.title = label.textContent;  // a narrow tile ellipsizes: the full name on hover
     }
     const waiting = c.video && vids.length === 0;
     let w = this.remotesEl.querySelector(".waiting");

@@ -6,7 +6,7 @@
 // the Authorization header, never in a URL; exports are fetched and saved as a blob.
 import { staffTokenSource, authMode } from "./client.js";
 import { $, h, bindLangSwitch, param, reasonLabel } from "./common.js";
-import { getLang } from "./i18n.js";
+import { getLang, tOr } from "./i18n.js";
 import { th, applyHistoryI18n } from "./i18n_history.js";
 
 const dev = authMode() === "dev";
@@ -94,10 +94,11 @@ function renderHits() {
   $('[data-testid="history-results"]').replaceChildren(head, ...lastHits.map((c) =>
     h("tr.hit", { testid: `hit-${c.conversation}`, tabindex: "0", role: "button",
       on: { click: () => open(c.conversation), keydown: (e) => e.key === "Enter" && open(c.conversation) } },
-    h("td", { text: c.conversation }), h("td", { text: c.user }), h("td", { text: c.room }),
-    h("td", { text: th("state." + c.state) }), h("td", { text: c.agent || "–" }),
+    h("td", { text: c.conversation, "data-user-content": "" }), h("td", { text: c.user, "data-user-content": "" }),
+    h("td", { text: c.room, "data-user-content": "" }),
+    h("td", { text: th("state." + c.state) }), h("td", { text: c.agent || "–", "data-user-content": "" }),
     h("td", { text: when(c.opened_at) }), h("td", { text: when(c.resolved_at) }),
-    h("td", { text: c.snippet || "" }))));
+    h("td", { text: c.snippet || "", "data-user-content": "" }))));
 }
 
 async function open(cid) {
@@ -110,24 +111,36 @@ async function open(cid) {
   }
 }
 
+// the outcome record in words ("resolved by agent · first reply 5 s"), not its raw JSON
+function outcomeText(o) {
+  if (!o) return null;
+  const parts = [o.outcome ? tOr(`outcome.${o.outcome}`, o.outcome) : null];
+  if (typeof o.frt === "number") parts.push(th("t.frt", { s: Math.round(o.frt) }));
+  return parts.filter(Boolean).join(" · ") || null;
+}
+
 let lastTranscript = null;
 function renderTranscript(t) {
   lastTranscript = t;
   const box = $('[data-testid="history-transcript"]');
   box.hidden = false;
-  $('[data-testid="t-title"]').textContent = th("t.title", { cid: t.conversation });
-  const fact = (k, v) => [h("dt", { text: th(k) }), h("dd", { text: v ?? th("t.none") })];
+  // the id inside the sentence is data: its own element, marked as such
+  const [before, after = ""] = th("t.title").split("{cid}");
+  $('[data-testid="t-title"]').replaceChildren(before, h("span", { text: t.conversation, "data-user-content": "" }), after);
   const csat = t.csat ? `${t.csat.score ?? t.csat.rating ?? ""} ${t.csat.comment ?? ""}`.trim() : null;
+  // names and ids are data (skipped by the locale scan: data-user-content); the labels are ours
+  const fact = (k, v, data = true) => [h("dt", { text: th(k) }),
+    h("dd", { text: v ?? th("t.none"), "data-user-content": v !== null && v !== undefined && data ? "" : undefined })];
   $('[data-testid="t-facts"]').replaceChildren(
     ...fact("t.viewer", t.viewer_name ? `${t.viewer_name} (${t.user})` : t.user),
     ...fact("t.room", t.room), ...fact("t.agent", t.agent_name || t.agent),
-    ...fact("t.opened", when(t.opened_at)), ...fact("t.resolved", when(t.resolved_at)),
-    ...fact("t.reason", t.escalation_reason ? reasonLabel(t.escalation_reason) : null), ...fact("t.csat", csat),
-    ...fact("t.outcome", t.outcome ? JSON.stringify(t.outcome) : null));
+    ...fact("t.opened", when(t.opened_at), false), ...fact("t.resolved", when(t.resolved_at), false),
+    ...fact("t.reason", t.escalation_reason ? reasonLabel(t.escalation_reason) : null, false), ...fact("t.csat", csat),
+    ...fact("t.outcome", outcomeText(t.outcome), false));
   $('[data-testid="t-messages"]').replaceChildren(...t.messages.map((m) =>
     h(`li.${m.from.role}`, { testid: "t-message" },
-      h("span.who", { text: `${th("from." + m.from.role)} ${m.from.name || m.from.user}` }),
-      h("span.text", { text: m.text }), h("span.at", { text: when(m.ts) }))));
+      h("span.who", {}, `${th("from." + m.from.role)} `, h("span", { text: m.from.name || m.from.user, "data-user-content": "" })),
+      h("span.text", { text: m.text, "data-user-content": "" }), h("span.at", { text: when(m.ts) }))));
   $('[data-testid="t-actions"]').replaceChildren(...(t.actions.length ? t.actions : [null]).map((a) =>
     h("li", { text: a ? JSON.stringify(a) : th("t.none") })));
   $('[data-testid="t-orders"]').replaceChildren(...(t.orders.length ? t.orders : [null]).map((o) =>

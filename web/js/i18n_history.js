@@ -19,6 +19,7 @@ const STRINGS = {
     "t.opened": "开始", "t.resolved": "结束", "t.reason": "转人工原因", "t.csat": "满意度",
     "t.outcome": "结果", "t.none": "无", "from.viewer": "观众", "from.agent": "客服",
     "from.bot": "机器人", "from.host": "主播", "from.system": "系统",
+    "t.frt": "首次回复 {s} 秒", "t.messages": "聊天记录", "page": "LiveDesk · 会话记录",
   },
   en: {
     title: "Conversation history", search: "Search", results: "Results", actions: "Actions",
@@ -38,6 +39,7 @@ const STRINGS = {
     "t.opened": "Opened", "t.resolved": "Resolved", "t.reason": "Escalation reason", "t.csat": "CSAT",
     "t.outcome": "Outcome", "t.none": "none", "from.viewer": "Viewer", "from.agent": "Agent",
     "from.bot": "Bot", "from.host": "Host", "from.system": "System",
+    "t.frt": "first reply {s} s", "t.messages": "Transcript", "page": "LiveDesk · History",
   },
 };
 
@@ -45,5 +47,7 @@ export const th = lookup(STRINGS);
 
 export function applyHistoryI18n(root = document) {
   for (const el of root.querySelectorAll("[data-th]")) el.textContent = th(el.dataset.th);
+  for (const el of root.querySelectorAll("[data-th-aria]")) el.setAttribute("aria-label", th(el.dataset.thAria));
+  document.title = th("page");
   document.documentElement.lang = getLang() === "en" ? "en" : "zh-CN";
 }
