@@ -36,7 +36,7 @@ async def launch(pw):
 @pytest.fixture
 async def browser():
     if not chromium_available():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
+        pytest.fail(f"no Chromium at {CHROMIUM} (make system-deps installs Debian chromium)")
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:

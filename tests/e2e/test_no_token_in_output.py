@@ -57,7 +57,7 @@ def wait_up(proc, base: str) -> None:
 
 async def test_no_jwt_in_server_output_after_pages_and_rest_calls(browser, tmp_path):
     if not chromium_available():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
+        pytest.fail(f"no Chromium at {CHROMIUM} (make system-deps installs Debian chromium)")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     page_failures: list[str] = []

@@ -85,7 +85,7 @@ async def shows(page, text: str) -> None:
 
 async def test_stored_payloads_render_as_text_on_every_page(browser):
     if not chromium_available():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
+        pytest.fail(f"no Chromium at {CHROMIUM} (make system-deps installs Debian chromium)")
     gw = await start(max_compensation_default=50)
     try:
         await seed(gw)

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.parity]
 
 async def test_admin_approves_and_dashboard_shows_the_rating(backend):
     if not chromium_available():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
+        pytest.fail(f"no Chromium at {CHROMIUM} (make system-deps installs Debian chromium)")
     from playwright.async_api import async_playwright, expect
 
     gw = await start(backend, max_compensation_default=50)
