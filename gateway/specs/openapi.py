@@ -35,6 +35,7 @@ from .jsonschema import schema_of
 from .protocol import SCHEMA_ID
 
 JSON = "application/json"
+TEXT = "text/plain"
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
 
@@ -66,7 +67,8 @@ class Op:
     body: dict[str, Any] | None = None
     body_type: str = JSON
     errors: tuple[int, ...] = ()
-    plain_errors: tuple[int, ...] = ()  # aiohttp's own text/plain answers (404 of a file)
+    plain_errors: tuple[int, ...] = ()  # aiohttp's own answers, not JSON (404 of a file)
+    plain_type: str = TEXT
     dev_only: bool = False
     websocket: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -86,7 +88,6 @@ S, I, N, B = {"type": "string"}, {"type": "integer"}, {"type": "number"}, {"type
 NS = {"type": ["string", "null"]}
 NN = {"type": ["number", "null"]}
 OBJ: dict[str, Any] = {"type": "object"}
-TEXT = "text/plain"
 HTML = "text/html"
 ROOM = Param("room", {"type": "string"}, "path", required=True)
 PAGES = ("agent", "host", "dashboard", "admin", "login", "history")
@@ -247,10 +248,10 @@ OPERATIONS: tuple[Op, ...] = (
        ok_schema=S),
     Op("get", "/static/{path}", "The pages' scripts, styles and images", "pages",
        params=(Param("path", S, "path", required=True),), ok_type="*/*", ok_schema=S,
-       plain_errors=(403, 404)),
+       plain_errors=(403, 404), plain_type="*/*"),
     Op("get", "/sdk/{path}", "The JavaScript SDK's modules (sdk/js/src)", "pages",
        params=(Param("path", S, "path", required=True),),
-       ok_type="application/javascript", ok_schema=S, plain_errors=(403, 404)),
+       ok_type="application/javascript", ok_schema=S, plain_errors=(403, 404), plain_type="*/*"),
 )
 
 
@@ -301,7 +302,7 @@ def _operation(op: Op) -> dict[str, Any]:
                                 "content": {JSON: {"schema": ERROR_REF}}}
     for code in op.plain_errors:
         responses[str(code)] = {"description": _status_text(code),
-                                "content": {TEXT: {"schema": S}}}
+                                "content": {op.plain_type: {"schema": S}}}
     for k, v in op.extra.items():
         if not k.startswith("x-"):
             responses[k] = v
