@@ -12,10 +12,8 @@ so a run is reproducible; about 30-60 s for the whole document on the loaded 2-c
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
