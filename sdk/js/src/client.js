@@ -159,6 +159,8 @@ export class Client {
 
   close() {
     this.closedByUser = true;
+    clearInterval(this._keepalive); // nothing keeps a closed client (or a Node process) alive
+    if (this._wakeSleep) this._wakeSleep();
     if (this.ws) this.ws.close(1000, "bye");
     this._setState("offline");
   }
@@ -594,8 +596,10 @@ export function gatewayUrls() {
  * a query reaches the server's and every proxy's logs (a ?token= is removed and ignored).
  * Kept for tools and scripts that hold a token of their own (a `livedesk token` for a wall
  * display, the test that greps the server's output); people sign in (docs/accounts.md).
+ * Outside a browser (Node) there is no address bar: null.
  */
 const FRAGMENT_TOKEN = (() => {
+  if (typeof location === "undefined" || typeof history === "undefined") return null; // Node
   const url = new URL(location.href);
   const frag = new URLSearchParams(url.hash.replace(/^#/, ""));
   const token = frag.get("token");
