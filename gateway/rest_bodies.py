@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import (
     Annotated,
     Any,
+    ClassVar,
     Literal,
     TypeVar,
     get_args,
@@ -31,7 +32,10 @@ from typing import (
 
 from signaling import ErrorCode, ProtocolError
 
+from .auth.admin import MAX_LIST_ITEMS, MAX_NAME_CHARS, MAX_SKILL_CHARS
+from .auth.issuers import STAFF_ROLES
 from .auth.signin import MAX_USER_CHARS
+from .embed_api import MAX_ROOM_CHARS
 from .support.notices import MAX_LIST, NOTICE_KINDS
 
 
@@ -50,9 +54,13 @@ class AtLeast:
 
 @dataclass(frozen=True)
 class Items:
-    """A list of at most ``max`` non-empty strings."""
+    """A list of ``min``–``max`` non-empty strings, each at most ``max_chars`` long and, if
+    ``among`` is given, one of those."""
 
     max: int
+    max_chars: int | None = None
+    among: tuple[str, ...] | None = None
+    min: int = 0
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,14 @@ class FieldSpec:
             out["minimum"] = self.at_least.n
         if self.items is not None:
             out["maxItems"] = self.items.max
-            out["items"] = {"type": "string", "minLength": 1}
+            if self.items.min:
+                out["minItems"] = self.items.min
+            item: dict[str, Any] = {"type": "string", "minLength": 1}
+            if self.items.max_chars is not None:
+                item["maxLength"] = self.items.max_chars
+            if self.items.among is not None:
+                item["enum"] = list(self.items.among)
+            out["items"] = item
         return out
 
 
@@ -126,8 +141,38 @@ class NoticeRequest:
     orders: Annotated[list[str], Items(MAX_LIST)] | None = None
 
 
+@dataclass(frozen=True)
+class NewUserRequest:
+    """``POST /api/admin/users``: parsed by ``gateway.auth.admin.new_account_from`` (one rule
+    with the ``livedesk user add`` CLI) and checked by ``add_user`` (the user id's pattern, a
+    host needs a room, the password's strength); unknown fields are refused."""
+
+    CLOSED: ClassVar[bool] = True
+    user: Annotated[str, Chars(1, 128)]
+    roles: Annotated[list[str], Items(MAX_LIST_ITEMS, 32, STAFF_ROLES, min=1)]
+    password: str
+    name: Annotated[str, Chars(0, MAX_NAME_CHARS)] | None = None
+    rooms: Annotated[list[str], Items(MAX_LIST_ITEMS, MAX_ROOM_CHARS)] | None = None
+    capacity: int | None = None
+    max_compensation: float | None = None
+    skills: Annotated[list[str], Items(MAX_LIST_ITEMS, MAX_SKILL_CHARS)] | None = None
+
+
+@dataclass(frozen=True)
+class UserChangeRequest:
+    """``PATCH /api/admin/users/{user}``: any of the three (at least one), parsed by
+    ``gateway.auth.admin.change_from``; unknown fields are refused."""
+
+    CLOSED: ClassVar[bool] = True
+    MIN_FIELDS: ClassVar[int] = 1
+    disabled: bool | None = None
+    roles: Annotated[list[str], Items(MAX_LIST_ITEMS, 32, STAFF_ROLES, min=1)] | None = None
+    password: str | None = None
+
+
 REQUESTS: dict[str, type] = {c.__name__: c for c in (
-    LoginRequest, TokenRequest, AnonymousRequest, OrderRequest, NoticeRequest)}
+    LoginRequest, TokenRequest, AnonymousRequest, OrderRequest, NoticeRequest, NewUserRequest,
+    UserChangeRequest)}
 # the notice kinds are the support plane's (one source); the Literal above must list them
 assert get_args(get_type_hints(NoticeRequest)["kind"]) == NOTICE_KINDS, NOTICE_KINDS
 
@@ -155,6 +200,14 @@ _T = TypeVar("_T")
 def parse(cls: type[_T], body: dict[str, Any]) -> _T:
     """``cls`` built from ``body`` (a parsed JSON object), or ``ProtocolError(bad_request)``
     naming the first field at fault."""
+    if getattr(cls, "CLOSED", False):
+        unknown = sorted(set(body) - {f.name for f in dataclasses.fields(cls)})  # type: ignore[arg-type]
+        if unknown:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"unknown field(s) {unknown[:5]}")
+    least = getattr(cls, "MIN_FIELDS", 0)
+    if sum(body.get(f.name) is not None for f in dataclasses.fields(cls)) < least:  # type: ignore[arg-type]
+        names = ", ".join(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"send at least {least} of {names}")
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         spec = spec_of(cls, f.name)
@@ -174,11 +227,17 @@ def _check(name: str, v: Any, spec: FieldSpec) -> Any:
             len(v) >= spec.chars.min and (spec.chars.max is None or len(v) <= spec.chars.max)))
     elif spec.hint is int:
         ok = type(v) is int and (spec.at_least is None or v >= spec.at_least.n)
+    elif spec.hint is float:
+        ok = type(v) in (int, float)
+    elif spec.hint is bool:
+        ok = type(v) is bool
     elif get_origin(spec.hint) is Literal:
         ok = type(v) is str and v in get_args(spec.hint)
     elif get_origin(spec.hint) is list:
-        ok = (type(v) is list and all(type(x) is str and x for x in v)
-              and (spec.items is None or len(v) <= spec.items.max))
+        it = spec.items or Items(max=len(v) if type(v) is list else 0)
+        ok = (type(v) is list and it.min <= len(v) <= it.max
+              and all(type(x) is str and x and (it.max_chars is None or len(x) <= it.max_chars)
+                      and (it.among is None or x in it.among) for x in v))
     else:  # pragma: no cover (a new field type needs its rule here and in the schema)
         raise TypeError(f"no rule for {spec.hint!r}")
     if not ok:
@@ -196,6 +255,8 @@ def _wants(name: str, spec: FieldSpec) -> str:
     if spec.hint is int:
         return (f"{name!r} must be an integer ≥ {spec.at_least.n}" if spec.at_least
                 else f"{name!r} must be an integer")
+    if spec.hint in (float, bool):
+        return f"{name!r} must be a {'number' if spec.hint is float else 'boolean'}"
     if get_origin(spec.hint) is Literal:
         return f"{name!r} must be one of {list(get_args(spec.hint))}"
     return f"{name!r} must be a list of up to {spec.items.max if spec.items else '?'} " \

@@ -217,10 +217,10 @@ OPERATIONS: tuple[Op, ...] = (
        roles=("admin",), ok_schema=_obj({"users": {"type": "array", "items": ACCOUNT}}),
        errors=(*BEARER_ERRORS, 503)),
     Op("post", "/api/admin/users", "Add an account", "auth", ok=201, roles=("admin",),
-       body=OBJ, ok_schema=ACCOUNT, errors=(*BEARER_ERRORS, *BODY_ERRORS, 409, 503)),
+       body=_ref("NewUserRequest"), ok_schema=ACCOUNT, errors=(*BEARER_ERRORS, *BODY_ERRORS, 409, 503)),
     Op("patch", "/api/admin/users/{user}", "Disable, enable, change roles or reset the "
        "password", "auth", roles=("admin",), params=(Param("user", S, "path", required=True),),
-       body=OBJ, ok_schema=ACCOUNT, errors=(*BEARER_ERRORS, *BODY_ERRORS, 404, 409, 503)),
+       body=_ref("UserChangeRequest"), ok_schema=ACCOUNT, errors=(*BEARER_ERRORS, *BODY_ERRORS, 404, 409, 503)),
     Op("get", "/auth/oidc", "Whether single sign-on is on", "auth",
        ok_schema=_obj({"enabled": B})),
     Op("get", "/auth/oidc/start", "Go to the identity provider", "auth", ok=302,
@@ -359,6 +359,10 @@ def _request_schema(cls: type, defs: Any) -> dict[str, Any]:
                            "properties": props}
     if required:
         out["required"] = required
+    if getattr(cls, "CLOSED", False):
+        out["additionalProperties"] = False
+    if getattr(cls, "MIN_FIELDS", 0):
+        out["minProperties"] = cls.MIN_FIELDS  # type: ignore[attr-defined]
     return out
 
 

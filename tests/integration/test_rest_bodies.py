@@ -13,9 +13,11 @@ import pytest
 
 from gateway.rest_bodies import (
     LoginRequest,
+    NewUserRequest,
     NoticeRequest,
     OrderRequest,
     TokenRequest,
+    UserChangeRequest,
     parse,
 )
 from gateway.specs import openapi_document
@@ -87,3 +89,42 @@ async def test_notice_request_schema_agrees_with_the_endpoint():
                 assert r.status == 400, (body, r.status, await r.text())
     finally:
         await stop_gateway(gw)
+
+
+NEW_USER_OK = {"user": "ann", "roles": ["agent"], "password": "correct horse battery"}
+NEW_USER_BAD = [{}, {**NEW_USER_OK, "extra": 1}, {**NEW_USER_OK, "roles": "agent"},
+                {**NEW_USER_OK, "roles": [""]}, {**NEW_USER_OK, "roles": ["r" * 33]},
+                {**NEW_USER_OK, "capacity": "3"}, {**NEW_USER_OK, "capacity": 1.5},
+                {**NEW_USER_OK, "max_compensation": True}, {**NEW_USER_OK, "password": 3},
+                {**NEW_USER_OK, "rooms": ["x"] * 33}, {**NEW_USER_OK, "skills": ["s" * 65]},
+                {k: v for k, v in NEW_USER_OK.items() if k != "user"}]
+CHANGE_BAD = [{}, {"nope": 1}, {"disabled": "yes"}, {"roles": []}, {"roles": "agent"},
+              {"password": 5}, {"roles": ["pilot"]}]
+
+
+def test_account_bodies_refuse_what_the_admin_parsers_refuse():
+    from gateway.auth import admin as A
+
+    new, change = _schema("NewUserRequest"), _schema("UserChangeRequest")
+    assert A.new_account_from(NEW_USER_OK) and parse(NewUserRequest, NEW_USER_OK)
+    assert not list(new.iter_errors(NEW_USER_OK))
+    for body in NEW_USER_BAD:
+        with pytest.raises(A.AdminError):
+            A.new_account_from(body)
+        with pytest.raises(ProtocolError):
+            parse(NewUserRequest, body)
+        assert list(new.iter_errors(body)), body
+    # a role that is not a staff role passes the body parser but not add_user: the schema
+    # says the combined rule
+    assert list(new.iter_errors({**NEW_USER_OK, "roles": ["pilot"]}))
+    with pytest.raises(A.AdminError):
+        A._roles(A.new_account_from({**NEW_USER_OK, "roles": ["pilot"]}).roles)
+    for ok in ({"disabled": True}, {"roles": ["agent", "admin"]}, {"password": "p"}):
+        assert A.change_from(ok) and parse(UserChangeRequest, ok) is not None
+        assert not list(change.iter_errors(ok)), ok
+    for body in CHANGE_BAD:
+        with pytest.raises(A.AdminError):
+            A.change_from(body)
+        with pytest.raises(ProtocolError):
+            parse(UserChangeRequest, body)
+        assert list(change.iter_errors(body)), body
