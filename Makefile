@@ -111,11 +111,18 @@ typecheck: install-test
 # `make test`: the representative tier (under 15 min on 2 cores): everything but the tests
 # marked `slow`, whose coverage a faster sibling also gives. `make test-all`: every test.
 # Which tier runs what: README.md "Tests" and docs/testing.md.
-test: system-deps install-test lint
+test: system-deps install-test lint sdk-test
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
-test-all: system-deps install-test lint
+test-all: system-deps install-test lint sdk-test
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The JavaScript SDK's tests with Node's own runner (docs/sdk.md): reconnect/resume against a
+# fake socket, the generated types' drift, one run against a real `livedesk serve --dev`.
+.PHONY: sdk-test
+sdk-test: install-test
+	@ws=""; node -e 'process.exit(typeof WebSocket === "function" ? 0 : 1)' || ws=--experimental-websocket; \
+	LIVEDESK_PYTHON=$(abspath $(BIN))/python node $$ws --test sdk/js/test/
 
 bench: install-test system-deps
 	$(BIN)/python -m benchmarks.bot

@@ -22,6 +22,7 @@ from .embed_api import setup_embed_routes
 from .history_api import setup_history_routes
 from .http_api import setup_routes
 from .radar_api import setup_radar_routes
+from .specs_api import setup_spec_routes
 from .support.responder import Responder
 from .wiring import Gateway, Resource, build_gateway
 
@@ -58,4 +59,5 @@ def create_app(config: Config, responder: Responder | None = None,
     setup_auth_routes(app, gw)  # sign-in, socket tokens, JWKS, accounts (docs/accounts.md)
     setup_embed_routes(app, gw)  # widget.js, /embed, anonymous viewers (docs/embedding.md)
     setup_radar_routes(app, gw)  # radar, its report, webhook deliveries (docs/webhooks.md)
+    setup_spec_routes(app, gw)  # OpenAPI, protocol JSON Schema, the JS SDK (docs/sdk.md)
     return app

@@ -30,12 +30,13 @@ import aiohttp
 from aiohttp import web
 
 from gateway.http_api import bearer_claims, json_body, json_error, read_json
+from gateway.rest_bodies import LoginRequest, TokenRequest, parse
 from gateway.store.accounts import Account, Failures
 from signaling import ErrorCode, ProtocolError
 
 from . import admin as A
 from .oidc import STATE_COOKIE, STATE_TTL_S, OidcError
-from .signin import MAX_USER_CHARS, SignedIn, SignIn, Throttled
+from .signin import SignedIn, SignIn, Throttled
 
 if TYPE_CHECKING:
     from gateway.wiring import Gateway
@@ -83,16 +84,6 @@ def _set_session(resp: web.StreamResponse, done: SignedIn, secure: bool) -> None
     resp.headers["Cache-Control"] = "no-store"
 
 
-def _text(body: dict, name: str, max_chars: int, required: bool = True) -> str | None:
-    v = body.get(name)
-    if v is None and not required:
-        return None
-    if type(v) is not str or not v or len(v) > max_chars:
-        raise ProtocolError(ErrorCode.BAD_REQUEST,
-                            f"{name!r} must be a string of 1–{max_chars} characters")
-    return v
-
-
 def _listed(a: Account, f: Failures | None) -> dict[str, Any]:
     """An account as the admin page lists it: never its hash; its lockout state."""
     now = time.time()
@@ -109,12 +100,8 @@ def setup_auth_routes(app: web.Application, gw: Gateway) -> None:
     async def login(request: web.Request) -> web.Response:
         _json_only(request)
         signin = _signin(gw)
-        body = await read_json(request)
-        user = _text(body, "user", MAX_USER_CHARS)
-        password = body.get("password")
-        if type(password) is not str:
-            raise ProtocolError(ErrorCode.BAD_REQUEST, "'password' must be a string")
-        assert user is not None
+        req = parse(LoginRequest, await read_json(request))
+        user, password = req.user, req.password
         address = gw.endpoint.config.client_address(request.remote, request.headers)
         try:
             done = await signin.login(user, password, address)
@@ -131,10 +118,9 @@ def setup_auth_routes(app: web.Application, gw: Gateway) -> None:
     async def token(request: web.Request) -> web.Response:
         _json_only(request)
         signin = _signin(gw)
-        body = await read_json(request) if request.can_read_body else {}
-        t = await signin.socket_token(request.cookies.get(COOKIE),
-                                      role=_text(body, "role", 32, required=False),
-                                      room=_text(body, "room", 256, required=False))
+        req = parse(TokenRequest, await read_json(request) if request.can_read_body else {})
+        t = await signin.socket_token(request.cookies.get(COOKIE), role=req.role,
+                                      room=req.room)
         return web.json_response({"token": t.token, "expires_at": t.expires_at,
                                   "role": t.role}, headers={"Cache-Control": "no-store"})
 

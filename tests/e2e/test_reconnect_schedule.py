@@ -1,7 +1,8 @@
-"""The browser client's reconnect schedule (web/js/client.js), run in headless Chromium
-against a real gateway on loopback: the delay formula, which cap applies when, the attempts'
-spacing measured against a gateway path that is not there, the immediate retry on `online`
-and `visibilitychange`, and the immediate retry with a fresh token after close 4401."""
+"""The browser client's reconnect schedule (the SDK's sdk/js/src/client.js, which the pages
+import through web/js/client.js), run in headless Chromium against a real gateway on loopback:
+the delay formula, which cap applies when, the attempts' spacing measured against a gateway path
+that is not there, the immediate retry on `online` and `visibilitychange`, the immediate retry
+with a fresh token after close 4401, and that the pages load the SDK's module itself."""
 
 from __future__ import annotations
 
@@ -146,3 +147,22 @@ async def test_a_refused_token_is_replaced_at_once(gw, browser):
     assert r["asked"] == [False, True] and r["delays"] == [0], r
     assert r["user"] == "v-sched"
     assert r["ms"] < 1000, r
+
+
+async def test_the_pages_run_the_sdk_module(gw, browser):
+    """The pages' client is the SDK's own module (sdk/js/src/client.js served at /sdk/):
+    web/js/client.js only re-exports it, so the page loaded /sdk/client.js and both imports
+    give the same class (a copy would be a second module with classes of its own)."""
+    page = await open_page(browser, f"{gw.url}/dashboard", DESKTOP)
+    r = await page.evaluate("""async () => {
+      const viaPage = await import("/static/js/client.js");
+      const sdk = await import("/sdk/client.js");
+      const index = await import("/sdk/index.js");
+      return {
+        same: viaPage.Client === sdk.Client && index.Client === sdk.Client,
+        loaded: performance.getEntriesByType("resource").map((e) => new URL(e.name).pathname),
+      };
+    }""")
+    assert r["same"]
+    assert "/sdk/client.js" in r["loaded"], r["loaded"]
+    await page.close()

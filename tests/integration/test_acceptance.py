@@ -1,7 +1,8 @@
 """The issue's acceptance walk, by a client that knows only docs/protocol.md (tests/wsclient.py):
 hello → open → message (bot answers within 1 s) → escalate → assigned (agent gets context) →
 agent reply → drop and resume with nothing missed → resolve, plus ten kinds of bad input that
-each get a typed error while the socket stays usable.
+each get a typed error while the socket stays usable; every frame received matches the generated
+protocol schema (docs/spec/protocol.schema.json).
 
 ``walk`` takes the viewer's and the agent's gateway URLs, so the cluster suite runs the very
 same walk with the two on different nodes.
@@ -15,6 +16,7 @@ import time
 import aiohttp
 import pytest
 
+from tests.spec_frames import check_frames
 from tests.wsclient import WSClient
 
 pytestmark = pytest.mark.parity
@@ -94,6 +96,8 @@ async def walk(http: aiohttp.ClientSession, viewer_url: str, agent_url: str, tok
 
     assert (await agent.request("conversation.resolve", conversation=cid))["type"] == "ack"
     await back.event("conversation.state", conversation=cid, state="resolved")
+    # every frame of the walk, errors included, is one the generated schema describes
+    assert check_frames(viewer.frames + agent.frames + back.frames) > 30
     for c in (agent, back):
         await c.close()
 

@@ -66,7 +66,8 @@ async def test_every_response_carries_the_security_headers(gw):
     service = gw.token("service", "shop")
     checks = [("GET", p, {}) for p in PAGES] + [
         ("GET", "/static/js/client.js", {}), ("GET", "/static/css/common.css", {}),
-        ("GET", "/healthz", {}), ("GET", "/readyz", {}), ("GET", "/metrics", {}),
+        ("GET", "/sdk/client.js", {}), ("GET", "/api/openapi.json", {}),
+        ("GET", "/api/protocol.schema.json", {}), ("GET", "/healthz", {}), ("GET", "/readyz", {}), ("GET", "/metrics", {}),
         ("GET", "/api/rooms", {}), ("GET", "/api/dev/token?role=viewer", {}),
         ("GET", "/no/such/page", {}), ("GET", "/api/dashboard", {}),
         ("POST", f"/api/rooms/{gw.room_id}/orders", {"Authorization": f"Bearer {service}"}),
