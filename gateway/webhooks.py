@@ -264,9 +264,10 @@ class WebhookEvents:
             "outcome": getattr(c, "resolved_by", None), "result": self.outcome_of(c.id)})
 
     def _conversion(self, e: ConversionCounted) -> None:
+        c = e.conversion
         self.webhooks.send("order.assisted", {
-            "room": e.room, "order_id": e.order_id, "viewer": e.user, "sku": e.sku,
-            "qty": e.qty, "conversation": e.conversation, "agent": e.agent, "counted_at": e.ts})
+            "room": c.room, "order_id": c.order_id, "viewer": c.user, "sku": c.sku,
+            "qty": c.qty, "conversation": c.conversation, "agent": c.agent, "counted_at": c.ts})
 
     def _action(self, e: ActionRecorded) -> None:
         self.webhooks.send("action.recorded", {"action": dict(e.entry)})

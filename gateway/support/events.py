@@ -140,18 +140,25 @@ class CsatGiven:
 
 
 @dataclass(frozen=True)
-class ConversionCounted:
+class Conversion:
     """An accepted order counted as a support-assisted sale (a conversion) of
-    ``conversation``: the buyer talked to support in that room within the window. Published
-    by the node that counted it (one per order: the room's order log is shared)."""
-    room: str
+    ``conversation``: the buyer talked to support in that room within the window. The record
+    ``Outcomes`` keeps and replicates, and what :class:`ConversionCounted` carries."""
     order_id: str
+    room: str
     user: str
     sku: str
     qty: int
     conversation: str
     agent: str | None
     ts: float
+
+
+@dataclass(frozen=True)
+class ConversionCounted:
+    """A conversion was counted. Published by the node that counted it (one per order: the
+    room's order log is shared)."""
+    conversion: Conversion
 
 
 # --- question radar, anomaly flags, surge (docs/webhooks.md, docs/protocol.md) ---------------

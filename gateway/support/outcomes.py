@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 from signaling import ErrorCode, Hub, ProtocolError, Request, Session
@@ -36,7 +36,7 @@ from signaling.events import SessionExpired
 from signaling.protocol import Message, message
 
 from .conversation import Conversation
-from .events import ConversationResolved, ConversionCounted, OrderPlaced
+from .events import ConversationResolved, Conversion, ConversionCounted, OrderPlaced
 from .messages import ConversationStateEvent
 
 log = logging.getLogger(__name__)
@@ -45,18 +45,6 @@ log = logging.getLogger(__name__)
 @message("conversation.close", roles=("viewer",))
 class ConversationClose(Message):
     conversation: str
-
-
-@dataclass
-class Conversion:
-    order_id: str
-    room: str
-    user: str
-    sku: str
-    qty: int
-    conversation: str
-    agent: str | None
-    ts: float
 
 
 def last_activity(conv: Conversation) -> float:
@@ -242,5 +230,5 @@ class Outcomes:
         self.support._spawn(self._share("conversion", key, asdict(conv_)))
         if self.metrics:
             self.metrics.conversions.labels(room=room.id).inc()
-        self.support.events.publish(ConversionCounted(**asdict(conv_)))
+        self.support.events.publish(ConversionCounted(conv_))
         return conv_
