@@ -51,6 +51,10 @@ from .seam import Forwarder, FrameConsumer, SourceKey
 
 log = logging.getLogger(__name__)
 
+def _no_source() -> None:
+    """A reserved sink's keyframe request before its source exists: nothing to ask."""
+
+
 REMB_INTERVAL_S = 0.5  # at most two bandwidth reports upstream per second, unless it drops
 
 
@@ -85,6 +89,8 @@ class PassthroughForwarder(Forwarder):
 
     def __init__(self, keyframe_interval_s: float = KEYFRAME_INTERVAL_S):
         self._sources: dict[SourceKey, Source] = {}
+        # (owner, kind, destination) → the track of an m-line waiting for that source
+        self._reserved: dict[tuple[str, str, str], RtpTrack] = {}
         self._relay = MediaRelay()
         self.keyframe_interval_s = keyframe_interval_s
 
@@ -248,6 +254,41 @@ class PassthroughForwarder(Forwarder):
                  key.owner, dest, key.kind, src.codec.mimeType if src.codec else "?")
         return proxy
 
+    # --- reservations (see Forwarder.reserve) ----------------------------------------------
+    def reserve(self, owner: str, kind: str, dest: str) -> MediaStreamTrack | None:
+        slot = (owner, kind, dest)
+        if slot in self._reserved:
+            return None
+        sink = RtpSink(kind, None, _no_source)  # codec and keyframes: from its source
+        track = RtpTrack(kind, sink)
+        self._reserved[slot] = track
+        return track
+
+    def bind_reserved(self, owner: str, kind: str, dest: str, sender) -> None:
+        track = self._reserved.get((owner, kind, dest))
+        if track is not None:
+            track.sink.attach(sender)
+
+    def adopt(self, key: SourceKey, dest: str, accepts=None) -> bool:
+        track = self._reserved.pop((key.owner, key.kind, dest), None)
+        if track is None:
+            return False
+        src = self._sources.get(key)
+        if src is None or dest in src.sinks or dest in src.decoded \
+                or not self._can_pass(src, accepts):
+            track.end()  # e.g. a codec the destination did not offer: the fallback instead
+            return False
+        track.sink.set_source(src.codec.mimeType if src.codec is not None else None,
+                              src.keyframes.request)
+        src.sinks[dest] = track.sink
+        src.tracks[dest] = track
+        return True
+
+    def release(self, owner: str, kind: str, dest: str) -> None:
+        track = self._reserved.pop((owner, kind, dest), None)
+        if track is not None:
+            track.end()
+
     def send_codec(self, key: SourceKey, dest: str):
         src = self._sources.get(key)
         if src is None or dest not in src.sinks:
@@ -321,4 +362,6 @@ class PassthroughForwarder(Forwarder):
     async def close(self) -> None:
         for key in list(self._sources):
             self.unpublish(key)
+        for slot in list(self._reserved):
+            self.release(*slot)
 
