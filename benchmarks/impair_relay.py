@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import random
 import socket
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -159,6 +161,100 @@ class ImpairRelay:
         self._ports.clear()
 
 
+# --- in its own process ------------------------------------------------------------------
+# The relay runs in a child process so that its timers are not delayed by the gateway's
+# event loop (same process, same loop: the gateway's load would become "network jitter"),
+# nor the gateway's arrival times by the relay's. One JSON command per line on stdin, one
+# JSON reply per line on stdout.
+
+SETTINGS = ("loss", "delay_ms", "jitter_ms", "reorder", "rate_kbps", "queue_ms")
+
+
+def _impairment(d: dict | None) -> Impairment:
+    return Impairment(**{k: v for k, v in (d or {}).items() if k in SETTINGS})
+
+
+def _counters(i: Impairment) -> dict:
+    return {"sent": i.sent, "dropped": i.dropped, "bytes": i.bytes}
+
+
+async def _serve() -> None:
+    relay = ImpairRelay()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    out = sys.stdout
+    while line := await reader.readline():
+        cmd = json.loads(line)
+        op = cmd.get("op")
+        reply: dict = {}
+        if op == "port":
+            reply["port"] = await relay.port_for(cmd["ip"], cmd["port"])
+        elif op == "set":
+            relay.set(_impairment(cmd.get("up")), _impairment(cmd.get("down")))
+        elif op == "outage":
+            relay.outage(bool(cmd["on"]))
+        elif op == "stats":
+            reply = {"up": _counters(relay.up), "down": _counters(relay.down)}
+        elif op == "quit":
+            break
+        else:
+            reply["error"] = f"unknown op {op!r}"
+        out.write(json.dumps(reply) + "\n")
+        out.flush()
+    relay.close()
+
+
+class RelayProcess:
+    """The parent's handle on a relay child process (``python -m benchmarks.impair_relay``)."""
+
+    def __init__(self) -> None:
+        self.proc: asyncio.subprocess.Process | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "benchmarks.impair_relay",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+
+    async def _ask(self, **cmd) -> dict:
+        assert self.proc is not None and self.proc.stdin and self.proc.stdout
+        async with self._lock:
+            self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
+            await self.proc.stdin.drain()
+            line = await self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the impairment relay process ended")
+        return json.loads(line)
+
+    async def port_for(self, ip: str, port: int) -> int | None:
+        return (await self._ask(op="port", ip=ip, port=int(port)))["port"]
+
+    async def set(self, up: Impairment, down: Impairment) -> None:
+        pick = lambda i: {k: getattr(i, k) for k in SETTINGS}  # noqa: E731
+        await self._ask(op="set", up=pick(up), down=pick(down))
+
+    async def outage(self, on: bool) -> None:
+        await self._ask(op="outage", on=on)
+
+    async def stats(self) -> dict:
+        return await self._ask(op="stats")
+
+    async def close(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            await asyncio.wait_for(self._ask(op="quit"), 2)
+        except (TimeoutError, RuntimeError, json.JSONDecodeError):
+            pass
+        try:
+            await asyncio.wait_for(self.proc.wait(), 5)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+        self.proc = None
+
+
 # The impaired browser's side: remote candidates rewritten to relay ports (through the
 # exposed binding ``__relayFor(ip, port) → port | null``), its own candidates kept back.
 IMPAIR_JS = r"""
@@ -220,3 +316,7 @@ TRACK_PCS_JS = r"""
   window.RTCPeerConnection = Tracked;
 })();
 """
+
+
+if __name__ == "__main__":
+    asyncio.run(_serve())

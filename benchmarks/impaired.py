@@ -43,7 +43,7 @@ from benchmarks.impair_relay import (  # noqa: E402
     IMPAIR_JS,
     TRACK_PCS_JS,
     Impairment,
-    ImpairRelay,
+    RelayProcess,
 )
 from tests.conftest import start_gateway, stop_gateway  # noqa: E402
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE  # noqa: E402
@@ -92,24 +92,56 @@ STATS_JS = """async (which) => {
 }"""
 
 
-async def sample(agent, viewer, relay: ImpairRelay, name: str, seconds: float) -> dict:
+async def _loop_lag(lags: list[float]) -> None:
+    """How late a 50 ms sleep wakes up: the event loop's (gateway's, here) lag."""
+    while True:
+        t = time.monotonic()
+        await asyncio.sleep(0.05)
+        lags.append(time.monotonic() - t - 0.05)
+
+
+async def sample(agent, viewer, relay: RelayProcess, name: str, seconds: float,
+                 remb_probe=None) -> dict:
     """Stats every 250 ms for ``seconds`` (the outage scenario switches the relay)."""
+    lags: list[float] = []
+    lag_task = asyncio.get_running_loop().create_task(_loop_lag(lags))
+    try:
+        res = await _sample(agent, viewer, relay, name, seconds, remb_probe)
+    finally:
+        lag_task.cancel()
+    lags.sort()
+    if lags:
+        res["loop_lag_ms_p50_p99"] = [round(lags[len(lags) // 2] * 1000, 1),
+                                      round(lags[int(len(lags) * 0.99)] * 1000, 1)]
+    return res
+
+
+async def _sample(agent, viewer, relay: RelayProcess, name: str, seconds: float,
+                  remb_probe=None) -> dict:
     t0 = time.monotonic()
-    ins, outs = [], []
+    ins, outs, rembs = [], [], []
     outage = name == "outage2s"
+    in_outage = False
     outage_end = None
     while (now := time.monotonic() - t0) < seconds:
-        if outage and now >= OUTAGE_AT_S and not relay.up.outage and outage_end is None:
-            relay.outage(True)
-        if outage and relay.up.outage and now >= OUTAGE_AT_S + OUTAGE_S:
-            relay.outage(False)
-            outage_end = now
+        if outage and now >= OUTAGE_AT_S and not in_outage and outage_end is None:
+            await relay.outage(True)
+            in_outage = True
+        if in_outage and now >= OUTAGE_AT_S + OUTAGE_S:
+            await relay.outage(False)
+            in_outage = False
+            outage_end = time.monotonic() - t0
         i = await agent.evaluate(STATS_JS, "in")
         o = await viewer.evaluate(STATS_JS, "out")
         ins.append((now, i))
         outs.append((now, o))
+        if remb_probe is not None:
+            rembs.append(remb_probe())
         await asyncio.sleep(0.25)
-    return metrics(name, ins, outs, outage_end)
+    res = metrics(name, ins, outs, outage_end)
+    if remb_probe is not None:  # the REMB the gateway last sent the viewer, once a second
+        res["gateway_remb_kbps"] = [r for k, r in enumerate(rembs) if k % 4 == 3]
+    return res
 
 
 def _at(series, t):
@@ -167,7 +199,7 @@ def metrics(name: str, ins, outs, outage_end) -> dict:
     return out
 
 
-async def _contexts(browser, relay: ImpairRelay):
+async def _contexts(browser, relay: RelayProcess):
     vctx = await browser.new_context(viewport=PHONE, permissions=["camera", "microphone"])
     actx = await browser.new_context(viewport=DESKTOP, permissions=["camera", "microphone"])
     await vctx.expose_function("__relayFor", relay.port_for)
@@ -176,8 +208,21 @@ async def _contexts(browser, relay: ImpairRelay):
     return vctx, actx
 
 
-async def gateway_call(browser, gw_url: str, relay: ImpairRelay, name: str, i: int,
+def _remb_probe(gw, viewer: str):
+    """The last REMB (kbit/s) the gateway sent ``viewer``'s video source (passthrough)."""
+    fw = gw.gw.media.forwarder
+
+    def probe():
+        for key, src in getattr(fw, "_sources", {}).items():
+            if key.owner == viewer and key.kind == "video":
+                return round(src.remb_sent[1] / 1000, 1)
+        return None
+    return probe
+
+
+async def gateway_call(browser, gw, relay: RelayProcess, name: str, i: int,
                        seconds: float) -> dict:
+    gw_url = gw.url
     vctx, actx = await _contexts(browser, relay)
     try:
         agent = await actx.new_page()
@@ -194,11 +239,12 @@ async def gateway_call(browser, gw_url: str, relay: ImpairRelay, name: str, i: i
         await viewer.click('[data-testid="talk-to-person"]')
         await viewer.wait_for_selector('[data-testid="conv-state"][data-state="assigned"]')
         await asyncio.sleep(0.3)
-        relay.set(*scenario(name))
+        await relay.set(*scenario(name))
         await viewer.click('[data-testid="video-call"]')
         if not await poll(agent, "window.__ld.calls.marks.firstFrame", 20):
             return {"error": "no remote frame at the agent within 20 s"}
-        res = await sample(agent, viewer, relay, name, seconds)
+        res = await sample(agent, viewer, relay, name, seconds,
+                           _remb_probe(gw, f"imp-viewer-{i}"))
         await viewer.evaluate("window.__ld.calls.hangup()")
         return res
     finally:
@@ -206,7 +252,8 @@ async def gateway_call(browser, gw_url: str, relay: ImpairRelay, name: str, i: i
         await actx.close()
 
 
-async def direct_call(browser, url: str, relay: ImpairRelay, name: str, seconds: float) -> dict:
+async def direct_call(browser, url: str, relay: RelayProcess, name: str,
+                      seconds: float) -> dict:
     vctx, actx = await _contexts(browser, relay)
     try:
         agent, viewer = await actx.new_page(), await vctx.new_page()
@@ -214,7 +261,7 @@ async def direct_call(browser, url: str, relay: ImpairRelay, name: str, seconds:
         await viewer.goto(f"{url}/p2p?role=viewer")
         await agent.evaluate("window.ready")
         await viewer.evaluate("window.ready")
-        relay.set(*scenario(name))
+        await relay.set(*scenario(name))
         await viewer.evaluate("window.tap()")
         if not await poll(agent, "window.marks.firstFrame", 20):
             return {"error": "no remote frame at the agent within 20 s"}
@@ -244,7 +291,8 @@ async def main(argv=None) -> dict:
     from playwright.async_api import async_playwright
 
     results: dict[str, dict] = {}
-    relay = ImpairRelay()
+    relay = RelayProcess()
+    await relay.start()
     gw = await start_gateway()
     runner, url = await start_relay()
     try:
@@ -253,10 +301,10 @@ async def main(argv=None) -> dict:
                                                args=CHROMIUM_ARGS)
             try:
                 for i, n in enumerate(names):
-                    g = await gateway_call(browser, gw.url, relay, n, i, args.seconds)
-                    g["relay"] = {"up_dropped": relay.up.dropped, "up_sent": relay.up.sent}
+                    g = await gateway_call(browser, gw, relay, n, i, args.seconds)
+                    g["relay"] = await relay.stats()
                     d = await direct_call(browser, url, relay, n, args.seconds)
-                    d["relay"] = {"up_dropped": relay.up.dropped, "up_sent": relay.up.sent}
+                    d["relay"] = await relay.stats()
                     results[n] = {"gateway": g, "direct": d,
                                   "fps_ratio": _ratio(g.get("fps"), d.get("fps")),
                                   "freeze_ratio": _ratio(g.get("freeze_s"), d.get("freeze_s"))}
@@ -265,7 +313,7 @@ async def main(argv=None) -> dict:
             finally:
                 await browser.close()
     finally:
-        relay.close()
+        await relay.close()
         await runner.cleanup()
         await stop_gateway(gw)
     out: dict = {"benchmark": "impaired", "seconds": args.seconds, "scenarios": results,

@@ -140,10 +140,13 @@ class RtpSink:
 
     # --- packets ---------------------------------------------------------------------------
     def forward(self, ssrc: int, ext: int, ts: int, marker: bool, payload: bytes,
-                key: bool | None, level=None, ntp: int | None = None) -> None:
+                key: bool | None, level=None, ntp: int | None = None,
+                ast: int | None = None) -> None:
         """One source packet (extended seq ``ext``); ``key``: it opens a key frame
         (``None``: not computed, only asked for while this sink waits for one); ``ntp``:
-        now, once for all the destinations of this packet."""
+        now, once for all the destinations of this packet; ``ast``: the source's own
+        abs-send-time (24 bits), passed on unchanged so the destination's bandwidth
+        estimator measures the whole path from the source (see docs/media.md, REMB)."""
         write = self.write
         if write is None or self.ended:
             return
@@ -173,7 +176,8 @@ class RtpSink:
         # the header and extensions, inline (this is the per-packet, per-destination cost)
         exts = self._mid
         if self._ast_id:
-            exts += (self._ast_word | ((ntp >> 14) & 0xFFFFFF)).to_bytes(4, "big")
+            exts += (self._ast_word | (ast if ast is not None else (ntp >> 14) & 0xFFFFFF)
+                     ).to_bytes(4, "big")
         if self._level_id and level is not None:
             exts += bytes([self._level_id << 4, (0x80 if level[0] else 0) | (level[1] & 0x7F)])
         pad = -len(exts) % 4

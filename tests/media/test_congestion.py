@@ -17,7 +17,7 @@ from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci, unpack_remb
 
 from tests.media.conftest import one_to_one
 
-LOW = 2_000  # bit/s: far below the gateway's own estimate here (its first is ~6 kbit/s)
+LOW = 2_000  # bit/s: a value nothing else in the call would produce
 
 
 def _remb_log(sender) -> list[int]:
@@ -58,7 +58,7 @@ async def test_a_receivers_low_estimate_reaches_the_senders_encoder(gw):
             assert loop.time() < deadline, f"the viewer's sender never saw {LOW}: {seen}"
             await receiver._send_rtcp(remb)  # repeated like a browser's (≈ 1/s and on drops)
             await asyncio.sleep(0.1)
-        # the value came from the destination (the gateway's own estimate is never that low)
+        # the value came from the destination (the gateway relays the receivers' minimum)
         key = next(k for k in gw.gw.media.forwarder.sources()
                    if k.owner == "v1" and k.kind == "video")
         assert gw.gw.media.forwarder._sources[key].sinks["a1"].remb == LOW

@@ -506,11 +506,23 @@ def test_upstream_remb_is_the_lowest_estimate_and_throttled():
     a, _ = _sink()
     b, _ = _sink()
     src.sinks = {"a": a, "b": b}
-    assert fw._upstream_remb(src, 2_000_000, [7]) == 2_000_000  # nobody reported yet
+    assert fw._upstream_remb(src, 2_000_000, [7]) is None  # nobody reported yet: nothing
     assert fw._upstream_remb(src, 2_100_000, [7]) is None  # within 0.5 s and not lower
     a._on_remb(900_000)
     b._on_remb(1_500_000)
-    assert fw._upstream_remb(src, 2_000_000, [7]) == 900_000  # dropped > 3 %: at once
+    assert fw._upstream_remb(src, 2_000_000, [7]) == 900_000  # the first report: at once
     assert fw._upstream_remb(src, 1_000_000, [7]) is None  # same value, inside the interval
     src.remb_sent = (src.remb_sent[0] - 1.0, src.remb_sent[1])
     assert fw._upstream_remb(src, 3_000_000, [7]) == 900_000  # interval over: refreshed
+    src.remb_sent = (src.remb_sent[0] - 1.0, src.remb_sent[1])
+    # the gateway's own (event-loop-timed) estimate is never the value
+    assert fw._upstream_remb(src, 50_000, [7]) == 900_000
+
+
+def test_the_sources_abs_send_time_goes_through_unchanged():
+    """The destination's estimator then measures the whole path from the source."""
+    sink, out = _sink()
+    sink.forward(7, 1, 1000, True, KEY, True, ast=0x12_3456)
+    sink.forward(7, 2, 4000, True, DELTA, False)  # none from the source: the gateway's clock
+    assert out[0].extensions.abs_send_time == 0x12_3456
+    assert out[1].extensions.abs_send_time == (0x1234_5678_9ABC_DEF0 >> 14) & 0xFFFFFF

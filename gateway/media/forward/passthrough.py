@@ -130,6 +130,7 @@ class PassthroughForwarder(Forwarder):
                 src.high = ext
         key = None
         level = None
+        ast = p.extensions.abs_send_time  # passed on: end-to-end delay for the receivers
         if src.key.kind == "video":
             for sink in sinks.values():
                 if not sink.started:
@@ -146,17 +147,26 @@ class PassthroughForwarder(Forwarder):
         ssrc, ts, marker, payload = p.ssrc, p.timestamp, p.marker, p.payload
         ntp = ntp_now()
         for sink in sinks.values():
-            sink.forward(ssrc, ext, ts, marker, payload, key, level, ntp)
+            sink.forward(ssrc, ext, ts, marker, payload, key, level, ntp, ast)
 
     def _upstream_remb(self, src: Source, bitrate: int, ssrcs) -> int | None:
-        """The REMB the gateway sends the source: its own estimate of the upstream link,
-        lowered to the lowest estimate any destination reported for its copy.
+        """The REMB the gateway sends the source: the lowest estimate any destination
+        reported for its copy; nothing until one has.
+
+        The gateway's own estimate (aiortc's, ``bitrate``) only paces these reports and is
+        not used as a value: arrival times taken on a Python event loop carry the loop's
+        scheduling jitter, which its delay-based detector reads as over-use (measured: the
+        REMB fell to ~45 kbit/s at 2 % loss, 4 fps against 10 direct; benchmarks/impaired.py).
+        The destinations' estimators see the whole path from the source, because each
+        packet keeps the source's abs-send-time (:meth:`RtpSink.forward`).
 
         Throttled like a browser's (at most one per ``REMB_INTERVAL_S`` unless the estimate
         fell by more than 3 %): aiortc's estimator asks for one on *every* packet while it
         sees over-use, which on a busy gateway was hundreds of RTCP packets a second."""
         reported = [s.remb for s in src.sinks.values() if s.remb]
-        value = min([bitrate, *reported])
+        if not reported:
+            return None
+        value = min(reported)
         now = time.monotonic()
         last_t, last = src.remb_sent
         if now - last_t < REMB_INTERVAL_S and value >= last * 0.97:
