@@ -6,8 +6,9 @@ impaired link) and the agent (receives it; every figure is what the agent decode
 the viewer's sender sends). The impairment is :mod:`benchmarks.impair_relay`, a userspace
 UDP relay the viewer's remote candidates are rewritten to (this kernel has no netem):
 
-* gateway: the real pages (``/`` and ``/agent``) through an in-process gateway; the
-  viewer↔gateway leg is impaired, the gateway↔agent leg is not;
+* gateway: the real pages (``/`` and ``/agent``) through a gateway in its own process
+  (``livedesk serve --dev``); the viewer↔gateway leg is impaired, the gateway↔agent leg
+  is not;
 * direct: the two pages of ``benchmarks/call_setup.py``'s p2p relay; the viewer↔agent link
   is impaired.
 
@@ -30,8 +31,12 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,13 +44,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.call_setup import poll, start_relay  # noqa: E402
+from benchmarks.common import free_port  # noqa: E402
 from benchmarks.impair_relay import (  # noqa: E402
     IMPAIR_JS,
     TRACK_PCS_JS,
     Impairment,
     RelayProcess,
 )
-from tests.conftest import start_gateway, stop_gateway  # noqa: E402
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE  # noqa: E402
 
 CAP_KBPS = 600.0
@@ -93,33 +98,31 @@ STATS_JS = """async (which) => {
 
 
 async def _loop_lag(lags: list[float]) -> None:
-    """How late a 50 ms sleep wakes up: the event loop's (gateway's, here) lag."""
+    """How late a 50 ms sleep wakes up in this process (Playwright, polling): its lag."""
     while True:
         t = time.monotonic()
         await asyncio.sleep(0.05)
         lags.append(time.monotonic() - t - 0.05)
 
 
-async def sample(agent, viewer, relay: RelayProcess, name: str, seconds: float,
-                 remb_probe=None) -> dict:
+async def sample(agent, viewer, relay: RelayProcess, name: str, seconds: float) -> dict:
     """Stats every 250 ms for ``seconds`` (the outage scenario switches the relay)."""
     lags: list[float] = []
     lag_task = asyncio.get_running_loop().create_task(_loop_lag(lags))
     try:
-        res = await _sample(agent, viewer, relay, name, seconds, remb_probe)
+        res = await _sample(agent, viewer, relay, name, seconds)
     finally:
         lag_task.cancel()
     lags.sort()
     if lags:
-        res["loop_lag_ms_p50_p99"] = [round(lags[len(lags) // 2] * 1000, 1),
+        res["bench_loop_lag_ms_p50_p99"] = [round(lags[len(lags) // 2] * 1000, 1),
                                       round(lags[int(len(lags) * 0.99)] * 1000, 1)]
     return res
 
 
-async def _sample(agent, viewer, relay: RelayProcess, name: str, seconds: float,
-                  remb_probe=None) -> dict:
+async def _sample(agent, viewer, relay: RelayProcess, name: str, seconds: float) -> dict:
     t0 = time.monotonic()
-    ins, outs, rembs = [], [], []
+    ins, outs = [], []
     outage = name == "outage2s"
     in_outage = False
     outage_end = None
@@ -135,13 +138,8 @@ async def _sample(agent, viewer, relay: RelayProcess, name: str, seconds: float,
         o = await viewer.evaluate(STATS_JS, "out")
         ins.append((now, i))
         outs.append((now, o))
-        if remb_probe is not None:
-            rembs.append(remb_probe())
         await asyncio.sleep(0.25)
-    res = metrics(name, ins, outs, outage_end)
-    if remb_probe is not None:  # the REMB the gateway last sent the viewer, once a second
-        res["gateway_remb_kbps"] = [r for k, r in enumerate(rembs) if k % 4 == 3]
-    return res
+    return metrics(name, ins, outs, outage_end)
 
 
 def _at(series, t):
@@ -173,6 +171,9 @@ def metrics(name: str, ins, outs, outage_end) -> dict:
             kbps.append(round((b[1].get("bytesSent", 0) - a[1].get("bytesSent", 0)) * 8 / dt
                               / 1000, 1))
     out["sent_kbps"] = kbps
+    # the viewer's encoder target (REMB and its own loss-based control), once a second
+    out["target_kbps"] = [round(_at(outs, sec)[1].get("targetBitrate", 0) / 1000, 1)
+                          for sec in range(1, int(outs[-1][0]) + 1)]
     if name == "cap600":
         # seconds until every later 1 s window is under the cap (the relay's queue drains
         # at the cap, so "under" means the sender itself adapted, not the relay dropping)
@@ -208,19 +209,47 @@ async def _contexts(browser, relay: RelayProcess):
     return vctx, actx
 
 
-def _remb_probe(gw, viewer: str):
-    """The last REMB (kbit/s) the gateway sent ``viewer``'s video source (passthrough)."""
-    fw = gw.gw.media.forwarder
+class GatewayProcess:
+    """``livedesk serve --dev`` in its own process: its event loop shares nothing with this
+    one (Playwright's client and the stats polling would otherwise delay its packets, and
+    that delay would reach the receivers' estimators as congestion)."""
 
-    def probe():
-        for key, src in getattr(fw, "_sources", {}).items():
-            if key.owner == viewer and key.kind == "video":
-                return round(src.remb_sent[1] / 1000, 1)
-        return None
-    return probe
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.dir = Path(tempfile.mkdtemp(prefix="ld-impaired-"))
+        self.log = self.dir / "gateway.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "serve", "--dev", "--host", "127.0.0.1",
+             "--port", str(self.port), "--data-dir", str(self.dir / "data"),
+             "--log-level", "WARNING"],
+            cwd=ROOT, stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
+
+    async def ready(self) -> None:
+        deadline = time.monotonic() + 60
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited: {self.log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/readyz", timeout=0.5) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("gateway did not become ready") from None
+            await asyncio.sleep(0.2)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
-async def gateway_call(browser, gw, relay: RelayProcess, name: str, i: int,
+async def gateway_call(browser, gw: GatewayProcess, relay: RelayProcess, name: str, i: int,
                        seconds: float) -> dict:
     gw_url = gw.url
     vctx, actx = await _contexts(browser, relay)
@@ -243,8 +272,7 @@ async def gateway_call(browser, gw, relay: RelayProcess, name: str, i: int,
         await viewer.click('[data-testid="video-call"]')
         if not await poll(agent, "window.__ld.calls.marks.firstFrame", 20):
             return {"error": "no remote frame at the agent within 20 s"}
-        res = await sample(agent, viewer, relay, name, seconds,
-                           _remb_probe(gw, f"imp-viewer-{i}"))
+        res = await sample(agent, viewer, relay, name, seconds)
         await viewer.evaluate("window.__ld.calls.hangup()")
         return res
     finally:
@@ -293,12 +321,13 @@ async def main(argv=None) -> dict:
     results: dict[str, dict] = {}
     relay = RelayProcess()
     await relay.start()
-    gw = await start_gateway()
+    gw = GatewayProcess()
     runner, url = await start_relay()
     try:
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
                                                args=CHROMIUM_ARGS)
+            await gw.ready()
             try:
                 for i, n in enumerate(names):
                     g = await gateway_call(browser, gw, relay, n, i, args.seconds)
@@ -315,7 +344,7 @@ async def main(argv=None) -> dict:
     finally:
         await relay.close()
         await runner.cleanup()
-        await stop_gateway(gw)
+        gw.stop()
     out: dict = {"benchmark": "impaired", "seconds": args.seconds, "scenarios": results,
                  "loadavg_before": [round(x, 2) for x in load_before],
                  "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
