@@ -185,16 +185,13 @@ def metrics(name: str, ins, outs, outage_end) -> dict:
         rate = ((before[1].get("framesDecoded", 0) - ref[1].get("framesDecoded", 0))
                 / max(before[0] - ref[0], 1e-3))
         rec = None
-        prev = _at(ins, outage_end)
-        for t, s in ins:
-            if t <= outage_end:
-                continue
-            dt = t - prev[0]
-            if dt > 0 and (s.get("framesDecoded", 0) - prev[1].get("framesDecoded", 0)) / dt \
+        after = [x for x in ins if x[0] >= outage_end]  # windows wholly after the outage
+        for a, b in zip(after, after[1:], strict=False):
+            dt = b[0] - a[0]
+            if dt > 0 and (b[1].get("framesDecoded", 0) - a[1].get("framesDecoded", 0)) / dt \
                     >= rate / 2:
-                rec = round(prev[0] - outage_end, 2)
+                rec = round(b[0] - outage_end, 2)  # decoding at half the earlier rate again
                 break
-            prev = (t, s)
         out["recovery_s"] = rec
         out["fps_before_outage"] = round(rate, 1)
     return out
