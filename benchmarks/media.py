@@ -21,7 +21,8 @@ that direct figure (the clients' own send/receive scheduling cancels out).
 Reported per mode: gateway CPU core-seconds per second per call, RSS per call, delivered
 video fps per stream, video frame loss, latency p50/p95 (through the gateway, direct, and
 added), audio packets per second per stream, and the time from a joiner's ``rtc.answer``
-(to the gateway offer carrying the other side's tracks) to the first video frame.
+(to the gateway offer carrying the other side's tracks) to the first video frame (or from the gateway's ``rtc.answer`` when that already carries
+them).
 
 Mode ``record`` is passthrough with every call recorded (docs/media.md#recording): the
 agent asks, the viewer consents before the window; both sides' encoded frames are muxed to
@@ -325,6 +326,12 @@ class BenchClient:
             reply = await self.ws.request("rtc.offer", call=call, sdp=pc.localDescription.sdp,
                                           timeout=20)
             assert reply["type"] == "rtc.answer", reply
+            # the answer may already send the other side's media on our own m-lines
+            # (docs/media.md, negotiation rule 2): those tracks are mapped from it
+            self.tracks = {t["mid"]: t for t in reply.get("tracks") or ()}
+            now = time.monotonic()
+            for mid in self.tracks:
+                self.answered_at[mid] = now
             await pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
 
     async def _offers(self) -> None:
