@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
@@ -33,6 +34,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import free_port  # noqa: E402
+from benchmarks.setup_trace import (  # noqa: E402
+    BROWSER_TRACE_JS,
+    GatewayTrace,
+    install_gateway_trace,
+    relative,
+    summarize,
+)
 from tests.conftest import start_gateway, stop_gateway  # noqa: E402
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE  # noqa: E402
 
@@ -128,11 +136,24 @@ async def poll(page, expr: str, timeout: float):
     return None
 
 
-async def gateway_runs(browser, runs: int, timeout: float) -> tuple[list[float], list[str]]:
+async def page_trace(page, who: str) -> list[tuple[str, float]]:
+    """The page's ``RTCPeerConnection`` timeline (``BROWSER_TRACE_JS``), names prefixed."""
+    try:
+        events = await page.evaluate("window.__trace || []")
+    except Exception:
+        return []
+    return [(f"{who}.{n}", t) for n, t in events]
+
+
+async def gateway_runs(browser, runs: int, timeout: float,
+                       trace: GatewayTrace | None = None,
+                       timelines: list | None = None) -> tuple[list[float], list[str]]:
     gw = await start_gateway()
     results, failures = [], []
     try:
         actx = await browser.new_context(viewport=DESKTOP, permissions=["camera", "microphone"])
+        if trace is not None:
+            await actx.add_init_script(BROWSER_TRACE_JS)
         agent = await actx.new_page()
         await agent.goto(f"{gw.url}/agent?user=bench-agent&name=Bench")
         await agent.wait_for_selector('[data-testid="conn-state"][data-state="online"]')
@@ -141,6 +162,8 @@ async def gateway_runs(browser, runs: int, timeout: float) -> tuple[list[float],
             () => setTimeout(() => window.__ld.calls.accept().catch(() => {}), 0))""")
         for i in range(runs):
             vctx = await browser.new_context(viewport=PHONE, permissions=["camera", "microphone"])
+            if trace is not None:
+                await vctx.add_init_script(BROWSER_TRACE_JS)
             viewer = await vctx.new_page()
             try:
                 await viewer.goto(f"{gw.url}/?user=bench-viewer-{i}")
@@ -153,12 +176,21 @@ async def gateway_runs(browser, runs: int, timeout: float) -> tuple[list[float],
                 await asyncio.sleep(0.3)  # let the console settle on the new conversation
                 # the previous call's marks stay until the agent accepts: never read those
                 await agent.evaluate("window.__ld.calls.marks = {}")
+                if trace is not None:
+                    trace.clear()
+                    await agent.evaluate("window.__trace && (window.__trace.length = 0)")
                 await viewer.click('[data-testid="video-call"]')
                 tap = await poll(viewer, "window.__ld.calls.marks.tap", 5)
                 first = await poll(agent, "window.__ld.calls.marks.accept && "
                                           "window.__ld.calls.marks.firstFrame", timeout)
                 if tap and first and first > tap:
                     results.append(first - tap)
+                    if trace is not None and timelines is not None:
+                        marks = await agent.evaluate("window.__ld.calls.marks")
+                        events = (list(trace.events) + await page_trace(viewer, "viewer")
+                                  + await page_trace(agent, "agent")
+                                  + [(f"agent.mark.{k}", v) for k, v in marks.items()])
+                        timelines.append(relative(events, tap))
                 else:
                     failures.append(f"run {i}: no remote frame at the agent within {timeout}s")
                 await viewer.evaluate("window.__ld.calls.hangup()")
@@ -179,13 +211,17 @@ async def gateway_runs(browser, runs: int, timeout: float) -> tuple[list[float],
     return results, failures
 
 
-async def direct_runs(browser, runs: int, timeout: float) -> tuple[list[float], list[str]]:
+async def direct_runs(browser, runs: int, timeout: float,
+                      timelines: list | None = None) -> tuple[list[float], list[str]]:
     runner, url = await start_relay()
     results, failures = [], []
     try:
         for i in range(runs):
             actx = await browser.new_context(viewport=DESKTOP, permissions=["camera", "microphone"])
             vctx = await browser.new_context(viewport=PHONE, permissions=["camera", "microphone"])
+            if timelines is not None:
+                await actx.add_init_script(BROWSER_TRACE_JS)
+                await vctx.add_init_script(BROWSER_TRACE_JS)
             agent, viewer = await actx.new_page(), await vctx.new_page()
             try:
                 await agent.goto(f"{url}/p2p?role=agent")
@@ -197,6 +233,10 @@ async def direct_runs(browser, runs: int, timeout: float) -> tuple[list[float], 
                 first = await poll(agent, "window.marks.firstFrame", timeout)
                 if first:
                     results.append(first - tap)
+                    if timelines is not None:
+                        events = (await page_trace(viewer, "viewer") + await page_trace(agent, "agent")
+                                  + [("agent.mark.firstFrame", first)])
+                        timelines.append(relative(events, tap))
                 else:
                     failures.append(f"run {i}: no remote frame within {timeout}s")
             except Exception as e:
@@ -217,14 +257,23 @@ async def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for a frame")
+    ap.add_argument("--trace", action="store_true",
+                    help="record timestamps along each set-up (pages and gateway) and print "
+                         "the median timeline of each path")
+    ap.add_argument("--trace-out", default=None,
+                    help="with --trace: write every run's timeline to this JSON file")
     args = ap.parse_args(argv)
+    load_before = os.getloadavg()
+    trace = install_gateway_trace() if args.trace else None
+    gl: list | None = [] if args.trace else None
+    dl: list | None = [] if args.trace else None
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
-            g, gfail = await gateway_runs(browser, args.runs, args.timeout)
-            d, dfail = await direct_runs(browser, args.runs, args.timeout)
+            g, gfail = await gateway_runs(browser, args.runs, args.timeout, trace, gl)
+            d, dfail = await direct_runs(browser, args.runs, args.timeout, dl)
         finally:
             await browser.close()
     gm, dm = median(g), median(d)
@@ -237,6 +286,9 @@ async def main(argv=None) -> dict:
         "ratio_gateway_over_direct": round(gm / dm, 2) if gm and dm else None,
         "gateway_ms": [round(x, 1) for x in g],
         "direct_ms": [round(x, 1) for x in d],
+        "setup_ratio": round(gm / dm, 2) if gm and dm else None,
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         "gateway_failures": gfail,
         "direct_failures": dfail,
     }
@@ -245,6 +297,15 @@ async def main(argv=None) -> dict:
     print(f"ratio gateway/direct: {out['ratio_gateway_over_direct']}")
     for f in gfail + dfail:
         print("  failure:", f)
+    if gl is not None and dl is not None:
+        if args.trace_out:
+            Path(args.trace_out).write_text(json.dumps({"gateway": gl, "direct": dl}, indent=0))
+        for name, tl in (("gateway", gl), ("direct", dl)):
+            med = summarize(tl)
+            out[f"trace_{name}_median_ms"] = med
+            print(f"--- {name}: median ms after tap of each step's first occurrence")
+            for n, t in med.items():
+                print(f"  {t:8.1f}  {n}")
     print(json.dumps(out, ensure_ascii=False))
     return out
 

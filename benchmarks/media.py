@@ -21,7 +21,8 @@ that direct figure (the clients' own send/receive scheduling cancels out).
 Reported per mode: gateway CPU core-seconds per second per call, RSS per call, delivered
 video fps per stream, video frame loss, latency p50/p95 (through the gateway, direct, and
 added), audio packets per second per stream, and the time from a joiner's ``rtc.answer``
-(to the gateway offer carrying the other side's tracks) to the first video frame.
+(to the gateway offer carrying the other side's tracks) to the first video frame (or from the gateway's ``rtc.answer`` when that already carries
+them).
 
 Mode ``record`` is passthrough with every call recorded (docs/media.md#recording): the
 agent asks, the viewer consents before the window; both sides' encoded frames are muxed to
@@ -29,7 +30,14 @@ WebM by the gateway during it, and stored after it. ``recording_cpu_ratio`` is i
 CPU per call over passthrough's in the same run (target ≤ 1.3), and
 ``recording_frame_loss_added`` its video frame loss minus passthrough's.
 
-    .venv/bin/python -m benchmarks.media [--calls 8] [--seconds 10] [--modes passthrough,transcode,record] [--json]
+    .venv/bin/python -m benchmarks.media [--calls 8[,16,32,…]] [--seconds 10] [--modes passthrough,transcode,record] [--json]
+
+Capacity ramp (``--calls 8,16,32``): after the first level (every mode), each further level
+runs passthrough alone; per level the gateway's CPU per call and in all, the load clients'
+CPU (this process: every client peer, pre-encoded media), fps, frame loss and added latency.
+``calls_max`` is the highest level the clients drove (every stream ≥ 90 % of 30 fps and
+≤ 1 % frames lost) and ``cpu_per_call_at_max`` the gateway's CPU per call there
+(``cpu_per_call_at_max_ratio``: over the first level's).
 
 The last line with ``--json`` is one JSON object (``cpu_per_call_passthrough``,
 ``cpu_per_call_transcode``, ``cpu_ratio``, ``added_latency_ms_p50_passthrough``,
@@ -318,6 +326,12 @@ class BenchClient:
             reply = await self.ws.request("rtc.offer", call=call, sdp=pc.localDescription.sdp,
                                           timeout=20)
             assert reply["type"] == "rtc.answer", reply
+            # the answer may already send the other side's media on our own m-lines
+            # (docs/media.md, negotiation rule 2): those tracks are mapped from it
+            self.tracks = {t["mid"]: t for t in reply.get("tracks") or ()}
+            now = time.monotonic()
+            for mid in self.tracks:
+                self.answered_at[mid] = now
             await pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
 
     async def _offers(self) -> None:
@@ -490,6 +504,12 @@ async def direct_pair(clip) -> tuple[ReplayVideo, Rx, list]:
     return video, got[0], [a, b]
 
 
+def _own_cpu_s() -> float:
+    """CPU seconds of this process (the load clients and their threads)."""
+    t = os.times()
+    return t.user + t.system
+
+
 async def run_mode(mode: str, calls: int, seconds: float, clip, opus, room: Path,
                    logdir: Path) -> dict:
     gw = Gateway(mode, room, logdir)
@@ -548,9 +568,9 @@ async def run_mode(mode: str, calls: int, seconds: float, clip, opus, room: Path
                 r = await vc.ws.request("call.record.consent", call=call, accept=True)
                 assert r.get("state") == "recording", r
         await asyncio.sleep(2.0)  # warm-up
-        t0, cpu0 = time.monotonic(), gw.cpu_s()
+        t0, cpu0, ccpu0 = time.monotonic(), gw.cpu_s(), _own_cpu_s()
         await asyncio.sleep(seconds)
-        t1, cpu1 = time.monotonic(), gw.cpu_s()
+        t1, cpu1, ccpu1 = time.monotonic(), gw.cpu_s(), _own_cpu_s()
         saved = 0
         if mode == "record":  # stopped after the window; the files are stored
             for (_vc, ac), call in zip(clients, calls_ids, strict=True):
@@ -584,6 +604,9 @@ async def run_mode(mode: str, calls: int, seconds: float, clip, opus, room: Path
         out = {
             "cpu_per_call": cpu / calls,
             "cpu_total": cpu,
+            # the load clients (this process, all 2·N peers): who runs out first
+            "client_cpu_total": (ccpu1 - ccpu0) / (t1 - t0),
+            "client_cpu_per_call": (ccpu1 - ccpu0) / (t1 - t0) / calls,
             "rss_per_call_mb": (rss1 - rss0) / calls,
             "rss_mb": rss1,
             "threads_per_call": (threads1 - threads0) / calls,
@@ -615,9 +638,25 @@ async def run_mode(mode: str, calls: int, seconds: float, clip, opus, room: Path
         gw.stop()
 
 
+def _level(n: int, r: dict) -> dict:
+    """One row of the capacity table (passthrough at ``n`` calls)."""
+    keys = ("cpu_per_call", "cpu_total", "client_cpu_total", "client_cpu_per_call", "fps",
+            "fps_min", "frame_loss", "added_latency_ms_p50", "latency_ms_p95",
+            "rss_per_call_mb")
+    return {"calls": n, **{k: round(r[k], 4) for k in keys}}
+
+
+def _driven(row: dict) -> bool:
+    """The clients drove this level: every stream near full rate, ≤ 1 % frames lost."""
+    return "error" not in row and row["fps"] >= 0.9 * FPS and row["frame_loss"] <= 0.01
+
+
 async def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--calls", type=int, default=8)
+    ap.add_argument("--calls", default="8",
+                    help="calls, or a ramp of levels '8,16,32,…': the first level runs every "
+                         "mode (its figures are the usual keys), each further level "
+                         "passthrough only (the per-level table, cpu_per_call_at_max)")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--modes", default="passthrough,transcode,record",
                     help="passthrough, transcode, record (passthrough + recording every call)")
@@ -627,6 +666,11 @@ async def main() -> int:
     ap.add_argument("--json", action="store_true", help="end with one JSON object")
     args = ap.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    levels = sorted({int(x) for x in str(args.calls).split(",") if x.strip()})
+    if not levels or levels[0] < 1:
+        ap.error("--calls: one or more positive numbers, e.g. 8 or 8,16,32")
+    args.calls = levels[0]
+    load_before = os.getloadavg()
 
     t = time.monotonic()
     clip, opus = encode_clip(), encode_opus()
@@ -641,8 +685,36 @@ async def main() -> int:
         results[mode] = r
         log(f"{mode}: " + ", ".join(f"{k}={v:.4g}" for k, v in r.items()))
 
+    table = []
+    if "passthrough" in results:
+        table.append(_level(args.calls, results["passthrough"]))
+    for n in levels[1:]:
+        log(f"passthrough: {n} calls (ramp), {args.seconds:.0f} s …")
+        try:
+            r = await run_mode("passthrough", n, args.seconds, clip, opus, room, logdir)
+        except Exception as e:  # a level the clients cannot even set up ends the ramp
+            log(f"passthrough @{n}: {type(e).__name__}: {e}")
+            table.append({"calls": n, "error": f"{type(e).__name__}: {e}"[:200]})
+            break
+        log(f"passthrough @{n}: " + ", ".join(f"{k}={v:.4g}" for k, v in r.items()))
+        table.append(_level(n, r))
+
     summary = {"calls": args.calls, "seconds": args.seconds, "cpus": os.cpu_count(),
-               "cpu": cpu_model(), "loadavg_end": os.getloadavg()[0]}
+               "cpu": cpu_model(), "loadavg_before": [round(x, 2) for x in load_before],
+               "loadavg_end": os.getloadavg()[0]}
+    if len(levels) > 1 and table:
+        summary["levels"] = table
+        ok = [t for t in table if _driven(t)]
+        if ok:
+            top = ok[-1]
+            summary["calls_max"] = top["calls"]
+            summary["cpu_per_call_at_max"] = top["cpu_per_call"]
+            first = table[0].get("cpu_per_call")
+            if first:
+                summary["cpu_per_call_at_max_ratio"] = round(top["cpu_per_call"] / first, 3)
+        else:
+            summary["calls_max"] = None
+            summary["cpu_per_call_at_max"] = None
     for mode, r in results.items():
         for k, v in r.items():
             summary[f"{k}_{mode}"] = round(v, 4) if isinstance(v, float) else v
@@ -670,6 +742,16 @@ async def main() -> int:
         if "passthrough" in base and "transcode" in base and base["passthrough"]["cpu_per_call"] > 0:
             summary[f"cpu_ratio_{n}calls"] = round(
                 base["transcode"]["cpu_per_call"] / base["passthrough"]["cpu_per_call"], 2)
+    if not args.json and summary.get("levels"):
+        print(f"{'calls':>5} {'gw cpu/call':>11} {'gw cpu':>7} {'clients cpu':>11} {'fps':>5} "
+              f"{'loss %':>6} {'added p50 ms':>12} {'p95 ms':>7}")
+        for t in summary["levels"]:
+            if "error" in t:
+                print(f"{t['calls']:>5} {t['error']}")
+                continue
+            print(f"{t['calls']:>5} {t['cpu_per_call']:>11.4f} {t['cpu_total']:>7.3f} "
+                  f"{t['client_cpu_total']:>11.3f} {t['fps']:>5.1f} {t['frame_loss'] * 100:>6.2f} "
+                  f"{t['added_latency_ms_p50']:>12.1f} {t['latency_ms_p95']:>7.1f}")
     if not args.json:
         for mode, r in results.items():
             print(f"{mode:12s} cpu/call {r['cpu_per_call']:.3f} core  rss/call "

@@ -2,12 +2,15 @@
 
 A :class:`Peer` owns exactly one aiortc connection and the rules for talking SDP over it:
 
-* the **client offers first** (``rtc.offer``); the gateway answers it with its m-lines
-  ``recvonly``: the answer only *takes* the client's own media. Forwarded tracks never go
-  into the client's m-lines; they always travel on m-lines the gateway creates
-  (``sendonly``) and offers right after the answer. One path for every track, whoever
-  joined first, and no dependence on how a browser treats an answer that starts sending
-  on its own m-lines;
+* the **client offers first** (``rtc.offer``); the gateway's answer takes the client's own
+  media on the client's m-lines and, on those same m-lines (``sendrecv``), already sends
+  the sources published at that moment, one per kind (:meth:`answer`'s ``forward_now``).
+  Why: a callee who offers after the caller then sees the caller at the end of *one*
+  offer/answer round; the second round (a gateway offer, the browser applying it and
+  answering) was most of the extra set-up time of a call through the gateway
+  (docs/media.md, "Call set-up time"). Everything else — a second source of the same kind,
+  whoever joins later — travels on m-lines the gateway creates (``sendonly``) and offers
+  right after the answer;
 * afterwards **only the gateway offers** (participants joining or leaving), with at most
   one offer outstanding; more changes while one is outstanding are folded into the next
   offer, sent when the answer arrives (``wanted``). Every gateway offer keeps the payload
@@ -16,7 +19,8 @@ A :class:`Peer` owns exactly one aiortc connection and the rules for talking SDP
 * a client offer while a gateway offer is outstanding is *glare*: aiortc cannot roll back,
   so the gateway is the impolite peer and the client gets ``error`` ``glare``;
 * a send slot (transceiver) whose forwarded track ended is never reused: aiortc's sender
-  task ends with its track, so a participant who leaves turns its slots ``inactive`` and a
+  task ends with its track, so a participant who leaves turns its slots ``inactive`` (a
+  client's own m-line goes back to ``recvonly``: it still carries the client's media) and a
   newcomer gets fresh m-lines.
 
 aiortc has no ICE restart: a participant that comes back after a network drop gets a new
@@ -28,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from aiortc import (
@@ -56,6 +60,9 @@ from .ice_policy import IcePolicy, applied
 log = logging.getLogger(__name__)
 
 OfferSink = Callable[["Peer", str, list], Awaitable[None]]
+# what the answer to a first offer sends on the client's own m-lines: (owner, kind, the
+# published source or None if that owner has not published it yet)
+ToSend = Callable[[], Iterable[tuple[str, str, "SourceKey | None"]]]
 
 
 @dataclass
@@ -63,8 +70,11 @@ class Slot:
     """One transceiver of the connection, as the gateway uses it to send."""
 
     transceiver: RTCRtpTransceiver
-    own: bool  # created from the client's offer (recvonly: the client's media), else sendonly
+    own: bool  # created from the client's offer (the client's media), else sendonly
     key: SourceKey | None = None  # the forwarded source it carries now
+    receives: bool = False  # own m-line the client offered to receive on (sendrecv/recvonly)
+    # (owner, kind) of a source not published yet that this slot will carry (reserved)
+    pending: tuple[str, str] | None = None
     spent: bool = False  # carried a track that ended: never reused
 
 
@@ -95,6 +105,13 @@ def _check_sdp(sdp: str, what: str) -> None:
     if not sdp.lstrip().startswith("v=0") or not any(
             m.kind in ("audio", "video") for m in parsed.media):
         raise ProtocolError(ErrorCode.BAD_SDP, f"{what}: the SDP has no audio or video m-line")
+
+
+def _client_receives(sdp: str) -> set[str]:
+    """mids of the offer's m-lines on which the client is ready to receive."""
+    parsed = sdp_module.SessionDescription.parse(sdp)
+    return {m.rtp.muxId for m in parsed.media
+            if m.direction in ("sendrecv", "recvonly") and m.rtp.muxId}
 
 
 def ice_servers_for_gateway(urls: list[str]) -> list[RTCIceServer]:
@@ -146,17 +163,26 @@ class Peer:
         return {s.key for s in self.slots if s.key is not None}
 
     def tracks(self) -> list[dict]:
-        """``[{mid, user, kind}]`` for every forwarded track on this connection."""
-        return [{"mid": s.transceiver.mid, "user": s.key.owner, "kind": s.key.kind}
-                for s in self.slots if s.key is not None and s.transceiver.mid is not None]
+        """``[{mid, user, kind}]`` for every forwarded (or reserved) track on this connection."""
+        out = []
+        for s in self.slots:
+            owner_kind = (s.key.owner, s.key.kind) if s.key is not None else s.pending
+            if owner_kind is not None and s.transceiver.mid is not None:
+                out.append({"mid": s.transceiver.mid, "user": owner_kind[0],
+                            "kind": owner_kind[1]})
+        return out
 
     # --- the client's (first) offer -------------------------------------------------------
-    async def answer(self, sdp: str) -> str:
-        """Apply the client's offer and answer it: ``recvonly``, the client's media only.
+    async def answer(self, sdp: str, to_send: ToSend | None = None) -> str:
+        """Apply the client's offer and answer it: the client's media in, and out on the
+        same m-lines what ``to_send()`` lists (asked *after* the offer is applied, so a
+        source published meanwhile is included; at most one source per kind, on an m-line
+        the client offered to receive on). A source not published yet is *reserved*: the
+        m-line carries it from the moment it is (:meth:`forward`), with no new offer.
 
-        Forwarded tracks follow in a gateway offer (:meth:`forward`, :meth:`renegotiate`).
-        Raises ``bad_sdp`` if aiortc refuses the offer; the caller then discards this peer
-        (a half-applied remote description cannot be rolled back).
+        Other forwarded tracks follow in a gateway offer (:meth:`forward`,
+        :meth:`renegotiate`). Raises ``bad_sdp`` if aiortc refuses the offer; the caller
+        then discards this peer (a half-applied remote description cannot be rolled back).
         """
         async with self.lock:
             if self.negotiated:
@@ -175,14 +201,21 @@ class Peer:
             finally:
                 self.pc.remove_listener("track", got.append)
             self.numbering = Numbering.from_sdp(sdp)
+            receives = _client_receives(sdp)
             for t in self.pc.getTransceivers():
                 self._prefer_codec(t, reorder=True)
                 t.direction = "recvonly"
-                self.slots.append(Slot(t, own=True))  # never carries forwarded tracks
+                self.slots.append(Slot(t, own=True, receives=t.mid in receives))
                 if t.receiver.track is not None and t.receiver.track in got:
                     self.forwarder.prepare(t.receiver, t.kind)  # before DTLS can start it
                     self.received.append(Received(SourceKey(self.owner, t.kind, t.mid, self.gen),
                                                   t.receiver.track, t.receiver, t))
+            if to_send is not None:
+                for owner, kind, key in to_send():
+                    if key is not None:
+                        self._forward_on_own(key)
+                    else:
+                        self._reserve_on_own(owner, kind)
             try:
                 with applied(self.ice_policy):  # gathering happens here
                     await self.pc.setLocalDescription(await self.pc.createAnswer())
@@ -203,9 +236,21 @@ class Peer:
 
     # --- forwarding changes ---------------------------------------------------------------
     def forward(self, key: SourceKey) -> None:
-        """Send ``key`` to this participant (a new m-line; needs :meth:`renegotiate`)."""
+        """Send ``key`` to this participant: on the slot reserved for it if there is one
+        (nothing to negotiate), else on a new m-line (needs :meth:`renegotiate`)."""
         if self.closed or key in self.forwarded() or key not in self.forwarder.sources():
             return
+        accepts = self.numbering.codecs.get(key.kind) if self.numbering is not None else None
+        for s in self.slots:
+            if s.pending == (key.owner, key.kind):
+                s.pending = None
+                if self.forwarder.adopt(key, self.owner, accepts=accepts):
+                    s.key = key
+                    return
+                s.spent = True  # cannot pass (codec): a new m-line with the fallback below
+                s.transceiver.direction = "recvonly"
+                self.wanted = True
+                break
         accepts = self.numbering.codecs.get(key.kind) if self.numbering is not None else None
         track = self.forwarder.subscribe(key, self.owner, accepts=accepts)
         t = self.pc.addTransceiver(track, direction="sendonly")
@@ -218,6 +263,61 @@ class Peer:
         self.slots.append(Slot(t, own=False, key=key))
         self.wanted = True
 
+    def _free_own(self, kind: str) -> Slot | None:
+        return next((s for s in self.slots if s.own and s.receives and s.key is None
+                     and s.pending is None and not s.spent and s.transceiver.kind == kind),
+                    None)
+
+    def _reserve_on_own(self, owner: str, kind: str) -> bool:
+        """Reserve a free own m-line of ``kind`` for ``owner``'s coming source."""
+        if self.closed:
+            return False
+        slot = self._free_own(kind)
+        if slot is None:
+            return False
+        track = self.forwarder.reserve(owner, kind, self.owner)
+        if track is None:
+            return False
+        t = slot.transceiver
+        t.sender.replaceTrack(track)
+        t.direction = "sendrecv"
+        self.forwarder.bind_reserved(owner, kind, self.owner, t.sender)
+        slot.pending = (owner, kind)
+        return True
+
+    def pending_owners(self) -> set[str]:
+        return {s.pending[0] for s in self.slots if s.pending is not None}
+
+    def settle(self, owner: str) -> None:
+        """``owner`` will not publish what its reserved slots wait for (it sends no such
+        track, or left): they go back to receiving only (needs :meth:`renegotiate`)."""
+        for s in self.slots:
+            if s.pending is not None and s.pending[0] == owner:
+                self.forwarder.release(owner, s.pending[1], self.owner)
+                s.pending = None
+                s.spent = True  # its sender's track ended: never reused
+                if not self.closed:
+                    s.transceiver.direction = "recvonly"
+                self.wanted = True
+
+    def _forward_on_own(self, key: SourceKey) -> bool:
+        """Send ``key`` on a free own m-line of its kind, in the answer being built."""
+        if self.closed or key in self.forwarded() or key not in self.forwarder.sources():
+            return False
+        slot = self._free_own(key.kind)
+        if slot is None:
+            return False
+        accepts = self.numbering.codecs.get(key.kind) if self.numbering is not None else None
+        track = self.forwarder.subscribe(key, self.owner, accepts=accepts)
+        t = slot.transceiver
+        t.sender.replaceTrack(track)
+        t.direction = "sendrecv"
+        # the answer's codecs are the negotiated ones (video_codec first); a passthrough sink
+        # writes with the payload type of the source's codec among them
+        self.forwarder.bind(key, self.owner, t.sender)
+        slot.key = key
+        return True
+
     def unforward(self, key: SourceKey) -> None:
         """Stop sending ``key``; its slot goes quiet for good (needs :meth:`renegotiate`)."""
         for s in self.slots:
@@ -225,8 +325,8 @@ class Peer:
                 self.forwarder.unsubscribe(key, self.owner)
                 s.key = None
                 s.spent = True
-                if not self.closed:
-                    s.transceiver.direction = "inactive"
+                if not self.closed:  # an own m-line still brings the client's media
+                    s.transceiver.direction = "recvonly" if s.own else "inactive"
                 self.wanted = True
 
     def _prefer_codec(self, t: RTCRtpTransceiver, reorder: bool = False) -> None:
@@ -322,6 +422,9 @@ class Peer:
             if s.key is not None:
                 self.forwarder.unsubscribe(s.key, self.owner)
                 s.key = None
+            if s.pending is not None:
+                self.forwarder.release(s.pending[0], s.pending[1], self.owner)
+                s.pending = None
         try:
             await self.pc.close()
         except Exception:

@@ -60,6 +60,7 @@ class RtpSink:
         self._request = request_keyframe
         self._now = now
         self.sender = None
+        self._params = None  # the sender's negotiated parameters, once it started
         self.write: Callable[[bytes], bool] | None = None
         self.pt = 0  # payload type: set with ``write`` (nothing is written before)
         self.rtx_pt: int | None = None
@@ -92,11 +93,30 @@ class RtpSink:
         self.rtx_ssrc = sender._rtx_ssrc
         on_send_parameters(sender, self._configure)
         on_retransmit(sender, self.retransmit)
-        on_keyframe_request(sender, self._request)
+        on_keyframe_request(sender, self._ask_keyframe)
         on_remb_received(sender, self._on_remb)
+
+    def _ask_keyframe(self) -> None:
+        self._request()  # looked up per call: a reserved sink gets its source later
+
+    def set_source(self, mime: str | None, request_keyframe: Callable[[], None]) -> None:
+        """A reserved sink (made before its source existed) gets its source: its codec
+        decides the payload type, its keyframe requester is asked from now on."""
+        self.mime = mime.lower() if mime else None
+        self._request = request_keyframe
+        if self._params is not None:
+            self._select(self._params)
+            if self.video:
+                self._request()
 
     def _configure(self, params) -> None:
         """The negotiated parameters (aiortc is starting the sender): from now on, write."""
+        self._params = params
+        self._select(params)
+        if self.write is not None and self.video:
+            self._request()  # a joiner starts on a fresh key frame
+
+    def _select(self, params) -> None:
         media = [c for c in params.codecs if not is_rtx(c)]
         codec = next((c for c in media if c.mimeType.lower() == self.mime), None)
         codec = codec or (media[0] if media else None)
@@ -112,19 +132,21 @@ class RtpSink:
         self._ast_id = ids.get(URI_ABS_SEND_TIME, 0)
         self._ast_word = (self._ast_id << 28) | (2 << 24)  # id, length-1 = 2 (3 bytes)
         self._level_id = ids.get(URI_AUDIO_LEVEL, 0) if not self.video else 0
-        self.write = rtp_writer(self.sender)
-        if self.video:
-            self._request()  # a joiner starts on a fresh key frame
+        if self.write is None:
+            self.write = rtp_writer(self.sender)
 
     def _on_remb(self, bitrate: int) -> None:
         self.remb = bitrate
 
     # --- packets ---------------------------------------------------------------------------
     def forward(self, ssrc: int, ext: int, ts: int, marker: bool, payload: bytes,
-                key: bool | None, level=None, ntp: int | None = None) -> None:
+                key: bool | None, level=None, ntp: int | None = None,
+                ast: int | None = None) -> None:
         """One source packet (extended seq ``ext``); ``key``: it opens a key frame
         (``None``: not computed, only asked for while this sink waits for one); ``ntp``:
-        now, once for all the destinations of this packet."""
+        now, once for all the destinations of this packet; ``ast``: the source's own
+        abs-send-time (24 bits), passed on unchanged so the destination's bandwidth
+        estimator measures the whole path from the source (see docs/media.md, REMB)."""
         write = self.write
         if write is None or self.ended:
             return
@@ -154,7 +176,8 @@ class RtpSink:
         # the header and extensions, inline (this is the per-packet, per-destination cost)
         exts = self._mid
         if self._ast_id:
-            exts += (self._ast_word | ((ntp >> 14) & 0xFFFFFF)).to_bytes(4, "big")
+            exts += (self._ast_word | (ast if ast is not None else (ntp >> 14) & 0xFFFFFF)
+                     ).to_bytes(4, "big")
         if self._level_id and level is not None:
             exts += bytes([self._level_id << 4, (0x80 if level[0] else 0) | (level[1] & 0x7F)])
         pad = -len(exts) % 4

@@ -36,7 +36,7 @@ from signaling.hub import Forward, RemoteSession
 from .call import Call, CallRegistry, Participant
 from .candidates import CandidatePolicy
 from .directory import CallDirectory, LocalCallDirectory
-from .forwarder import Forwarder, make_forwarder
+from .forwarder import Forwarder, SourceKey, make_forwarder
 from .ice_policy import IcePolicy
 from .ice_policy import install as install_ice_policy
 from .messages import (
@@ -361,8 +361,25 @@ class MediaService:
             p.gen += 1
             p.peer = self._new_peer(call, p)
         peer = p.peer
+
+        def to_send() -> list[tuple[str, str, SourceKey | None]]:
+            # the answer itself sends the others' media on the client's own m-lines: what is
+            # published by now, and what a participant who has not offered yet will publish
+            # (reserved): one offer/answer round per participant instead of two
+            published = [k for k in self.forwarder.sources() if self._forwardable(call, p, k)]
+            out: list[tuple[str, str, SourceKey | None]] = []
+            for q in call.participants.values():
+                if q is p or q.dropped:
+                    continue
+                for kind in ("audio", "video") if call.video else ("audio",):
+                    key = next((k for k in published if k.owner == q.user and k.kind == kind),
+                               None)
+                    if key is not None or q.peer is None or not q.peer.negotiated:
+                        out.append((q.user, kind, key))
+            return out
+
         try:
-            sdp = await peer.answer(msg.sdp)
+            sdp = await peer.answer(msg.sdp, to_send)
         except ProtocolError as e:
             if e.code == ErrorCode.BAD_SDP and p.peer is peer:  # discard the half-applied peer
                 p.peer = None
@@ -380,9 +397,7 @@ class MediaService:
             self.forwarder.publish(r.key, r.track, r.receiver, codec=r.codec)
         self.recordings.published(call, [r.key for r in peer.received])
         for key in self.forwarder.sources():
-            q = call.participants.get(key.owner)
-            if key.owner != p.user and q is not None and q.peer is not None \
-                    and key.gen == q.gen:
+            if self._forwardable(call, p, key):
                 peer.forward(key)
         touched = [peer]
         for q in call.participants.values():
@@ -392,8 +407,18 @@ class MediaService:
                 q.peer.forward(r.key)
             touched.append(q.peer)
         for x in touched:
+            for owner in x.pending_owners():  # reserved for a source that will not come
+                o = call.participants.get(owner)
+                if o is None or (o.peer is not None and o.peer.negotiated):
+                    x.settle(owner)
             self._spawn(x.renegotiate())
         await self._announce(call)
+
+    @staticmethod
+    def _forwardable(call: Call, p: Participant, key: SourceKey) -> bool:
+        """``key`` is another participant's current source in this call."""
+        q = call.participants.get(key.owner)
+        return key.owner != p.user and q is not None and q.peer is not None and key.gen == q.gen
 
     def _new_peer(self, call: Call, p: Participant) -> Peer:
         async def send_offer(peer: Peer, sdp: str, tracks: list) -> None:
@@ -441,16 +466,21 @@ class MediaService:
     async def _retire_peer(self, call: Call, p: Participant, renegotiate: bool = True) -> None:
         """Close ``p``'s connection: its tracks stop reaching the others, who are re-offered."""
         peer, p.peer = p.peer, None
-        if peer is None:
-            return
-        keys = [r.key for r in peer.received]
         touched = []
         for q in call.participants.values():
             if q is p or q.peer is None:
                 continue
-            for k in keys:
-                q.peer.unforward(k)
+            q.peer.settle(p.user)  # slots reserved for what it never published
+            if peer is not None:
+                for r in peer.received:
+                    q.peer.unforward(r.key)
             touched.append(q.peer)
+        if peer is None:
+            if renegotiate:
+                for x in touched:
+                    self._spawn(x.renegotiate())
+            return
+        keys = [r.key for r in peer.received]
         self.recordings.unpublished(call, keys)
         for k in keys:
             self.forwarder.unpublish(k)

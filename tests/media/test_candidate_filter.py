@@ -157,8 +157,10 @@ async def test_denied_candidates_in_an_answer_never_reach_the_ice_agent(recorder
         recorder.rtc_clients += [vc, ac]
         try:
             await vc.start(call, video=False)
-            await ac.start(call, video=False)
-            offer = await v.event("rtc.offer", call=call, timeout=10)  # the agent's audio
+            # the agent also sends video, for which the audio-only viewer needs an m-line
+            # of a gateway offer (its audio goes out in the answer's own m-line)
+            await ac.start(call, video=True)
+            offer = await v.event("rtc.offer", call=call, timeout=10)  # the agent's video
             await vc.pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
             await vc.pc.setLocalDescription(await vc.pc.createAnswer())
             sdp = inject(vc.pc.localDescription.sdp, DENIED_IN_SDP + [ALLOWED_IN_SDP])

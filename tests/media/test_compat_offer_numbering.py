@@ -81,35 +81,52 @@ def test_renumber_drops_what_the_client_did_not_offer():
 
 async def test_browser_numbered_clients_offering_together_see_each_other(gw):
     """Both first offers are answered concurrently (race: each must still get the other's
-    tracks), the gateway's re-offers follow right behind its answers (before DTLS is up:
-    receivers start after createOffer), and both clients number like Chromium."""
+    tracks), and both clients number like Chromium.
+
+    Round 0: both send video: each answer already sends the other's media on the client's
+    own m-lines (``sendrecv``, reserved for the source not published yet), so the call needs
+    no gateway offer at all. Rounds 1-2: the agent sends audio only: the viewer's reserved
+    video slot goes back to receiving and the agent gets the viewer's video on an m-line of
+    a gateway offer, which follows right behind the answer (before DTLS is up: receivers
+    start after createOffer) and keeps the client's numbering."""
     v, a, cid = await escalated(gw)
-    for _ in range(3):
+    for rnd in range(3):
         call = await ring(v, a, cid)
         vc = RtcClient(v, "v1", RED, browser_numbering=True)
         ac = RtcClient(a, "a1", GREEN, browser_numbering=True)
         try:
-            answers = await asyncio.gather(vc.start(call), ac.start(call))
-            for ans in answers:  # the answer only takes the client's media
-                assert ans["tracks"] == []
-                assert "a=sendrecv" not in ans["sdp"] and "a=sendonly" not in ans["sdp"]
-            await asyncio.gather(vc.wait_colour("a1", GREEN), ac.wait_colour("v1", RED),
-                                 vc.wait_audio("a1"), ac.wait_audio("v1"))
+            answers = await asyncio.gather(vc.start(call), ac.start(call, video=rnd == 0))
+            for ans, other in zip(answers, ("a1", "v1"), strict=True):
+                assert ans["tracks"] and {t["user"] for t in ans["tracks"]} == {other}, ans
+                assert "a=sendrecv" in ans["sdp"], ans["sdp"]
+                lines = ans["sdp"].splitlines()
+                assert "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid" in lines
+            if rnd == 0:
+                await asyncio.gather(vc.wait_colour("a1", GREEN), ac.wait_colour("v1", RED),
+                                     vc.wait_audio("a1"), ac.wait_audio("v1"))
+                assert not vc.offers and not ac.offers, "one round: no gateway offer needed"
+            else:
+                await asyncio.gather(ac.wait_colour("v1", RED), vc.wait_audio("a1"),
+                                     ac.wait_audio("v1"))
+                assert ac.offers, "the viewer's video reached the agent on a gateway m-line"
+                assert vc.offers, "the viewer's unused reserved video slot was re-offered"
             assert not (vc.errors or ac.errors)
             # every gateway offer keeps the numbering the client chose...
-            assert vc.offers and ac.offers
             for offer in vc.offers + ac.offers:
                 sdp = offer["sdp"].splitlines()
-                assert "a=rtpmap:111 opus/48000/2" in sdp and "a=rtpmap:96 VP8/90000" in sdp
+                assert "a=rtpmap:111 opus/48000/2" in sdp
                 assert "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid" in sdp
                 assert "a=rtpmap:96 opus/48000/2" not in sdp
+            for offer in vc.offers:  # (the audio-only agent chose no video numbering)
+                assert "a=rtpmap:96 VP8/90000" in offer["sdp"].splitlines()
             # ...and the gateway receives with it (aiortc reads the transceiver's codecs when
             # its receiver starts, which is after the gateway's first re-offer here; an aiortc
             # test client re-reads them too, so only this check sees a browser's view)
             for peer in gw.gw.media.peers():
                 router = peer.pc.getTransceivers()[0].receiver.transport._rtp_router
                 pts = {pt for pt, rs in router.payload_type_table.items() if rs}
-                assert {111, 96, 97} <= pts and 98 not in pts, (peer.owner, pts)
+                want = {111, 96, 97} if peer.owner == "v1" or rnd == 0 else {111}
+                assert want <= pts and 98 not in pts, (peer.owner, pts)
             end = await v.request("call.hangup", call=call)
             assert end["state"] == "ended"
         finally:

@@ -506,11 +506,66 @@ def test_upstream_remb_is_the_lowest_estimate_and_throttled():
     a, _ = _sink()
     b, _ = _sink()
     src.sinks = {"a": a, "b": b}
-    assert fw._upstream_remb(src, 2_000_000, [7]) == 2_000_000  # nobody reported yet
+    assert fw._upstream_remb(src, 2_000_000, [7]) is None  # nobody reported yet: nothing
     assert fw._upstream_remb(src, 2_100_000, [7]) is None  # within 0.5 s and not lower
     a._on_remb(900_000)
     b._on_remb(1_500_000)
-    assert fw._upstream_remb(src, 2_000_000, [7]) == 900_000  # dropped > 3 %: at once
+    assert fw._upstream_remb(src, 2_000_000, [7]) == 900_000  # the first report: at once
     assert fw._upstream_remb(src, 1_000_000, [7]) is None  # same value, inside the interval
     src.remb_sent = (src.remb_sent[0] - 1.0, src.remb_sent[1])
     assert fw._upstream_remb(src, 3_000_000, [7]) == 900_000  # interval over: refreshed
+    src.remb_sent = (src.remb_sent[0] - 1.0, src.remb_sent[1])
+    # the gateway's own (event-loop-timed) estimate is never the value
+    assert fw._upstream_remb(src, 50_000, [7]) == 900_000
+
+
+def test_the_sources_abs_send_time_goes_through_unchanged():
+    """The destination's estimator then measures the whole path from the source."""
+    sink, out = _sink()
+    sink.forward(7, 1, 1000, True, KEY, True, ast=0x12_3456)
+    sink.forward(7, 2, 4000, True, DELTA, False)  # none from the source: the gateway's clock
+    assert out[0].extensions.abs_send_time == 0x12_3456
+    assert out[1].extensions.abs_send_time == (0x1234_5678_9ABC_DEF0 >> 14) & 0xFFFFFF
+
+
+def test_a_destination_that_starts_late_gets_the_cached_key_frame_at_once():
+    """Call set-up: the source's first key frame reaches the gateway before the other
+    side's sender has started; that side starts on the cached key frame (and what followed
+    it) with the next packet, instead of waiting for a PLI and a new key frame."""
+    import time
+    from types import SimpleNamespace
+
+    from gateway.media.forward import passthrough as pt
+    from gateway.media.forward.passthrough import Source
+    from gateway.media.forward.seam import SourceKey
+
+    fw = PassthroughForwarder()
+    src = Source(SourceKey("v", "video", "1"), None, None, None, None, None)  # type: ignore[arg-type]
+    src.mimes = {96: "video/vp8"}
+    src.gop_until = time.monotonic() + pt.GOP_CACHE_S
+    sink, out = _sink()
+    write, sink.write = sink.write, None  # its sender has not started yet
+    src.sinks = {"a": sink}
+
+    def packet(seq, payload, marker=False):
+        return SimpleNamespace(sequence_number=seq, ssrc=7, timestamp=3000 * (seq // 3),
+                               marker=marker, payload=payload, payload_type=96,
+                               extensions=SimpleNamespace(abs_send_time=None, audio_level=None))
+
+    fw._on_packet(src, packet(10, KEY))
+    fw._on_packet(src, packet(11, b"rest-of-key", marker=True))
+    fw._on_packet(src, packet(12, DELTA, marker=True))
+    assert out == [] and not sink.started
+    sink.write = write  # the destination's sender starts
+    fw._on_packet(src, packet(13, DELTA, marker=True))
+    assert sink.started
+    assert [p.payload for p in out] == [KEY, b"rest-of-key", DELTA, DELTA]
+    seqs = [p.sequence_number for p in out]
+    assert seqs == [(seqs[0] + i) & 0xFFFF for i in range(4)]  # numbering continues
+
+    # an old key frame is not replayed: the late sink waits for a fresh one
+    late, out2 = _sink()
+    src.sinks["b"] = late
+    src.gop_t -= pt.GOP_MAX_AGE_S + 0.1
+    fw._on_packet(src, packet(14, DELTA, marker=True))
+    assert out2 == [] and not late.started

@@ -51,6 +51,13 @@ from .seam import Forwarder, FrameConsumer, SourceKey
 
 log = logging.getLogger(__name__)
 
+def _no_source() -> None:
+    """A reserved sink's keyframe request before its source exists: nothing to ask."""
+
+
+GOP_CACHE_S = 5.0  # a video source's first seconds: its key frame is kept for late starters
+GOP_MAX_PACKETS = 300  # a longer GOP ends the caching (a joiner then asks for a key frame)
+GOP_MAX_AGE_S = 1.0  # an older key frame is not replayed (it would show a stale picture)
 REMB_INTERVAL_S = 0.5  # at most two bandwidth reports upstream per second, unless it drops
 
 
@@ -75,6 +82,11 @@ class Source:
     pt_info: dict = field(default_factory=dict)  # payload type → (mime, time base)
     mimes: dict = field(default_factory=dict)  # payload type → lower-case MIME
     high: int | None = None  # highest extended sequence number received
+    # packets since the last key frame (ssrc, ext seq, ts, marker, payload, abs-send-time),
+    # kept until gop_until (monotonic; 0: not caching); gop_t: when that key frame came
+    gop: list = field(default_factory=list)
+    gop_until: float = 0.0
+    gop_t: float = 0.0
     remb_sent: tuple = (-1e9, 0)  # (when, bit/s) of the last REMB sent upstream
 
 
@@ -85,6 +97,8 @@ class PassthroughForwarder(Forwarder):
 
     def __init__(self, keyframe_interval_s: float = KEYFRAME_INTERVAL_S):
         self._sources: dict[SourceKey, Source] = {}
+        # (owner, kind, destination) → the track of an m-line waiting for that source
+        self._reserved: dict[tuple[str, str, str], RtpTrack] = {}
         self._relay = MediaRelay()
         self.keyframe_interval_s = keyframe_interval_s
 
@@ -107,12 +121,14 @@ class PassthroughForwarder(Forwarder):
             tap.on_end = lambda s=src: self._source_ended(s)
             if key.kind == "video":
                 on_remb(receiver, functools.partial(self._upstream_remb, src))
+                src.gop_until = time.monotonic() + GOP_CACHE_S
         self._sources[key] = src
 
     def _on_packet(self, src: Source, p) -> None:
         """A source packet: out to every passthrough destination, now."""
         sinks = src.sinks
-        if not sinks:
+        caching = src.gop_until > 0.0
+        if not sinks and not caching:
             return
         seq = p.sequence_number  # extend it once for all destinations
         if src.high is None:
@@ -124,33 +140,72 @@ class PassthroughForwarder(Forwarder):
                 src.high = ext
         key = None
         level = None
+        ast = p.extensions.abs_send_time  # passed on: end-to-end delay for the receivers
+        ssrc, ts, marker, payload = p.ssrc, p.timestamp, p.marker, p.payload
         if src.key.kind == "video":
-            for sink in sinks.values():
-                if not sink.started:
-                    mime = src.mimes.get(p.payload_type)
-                    if mime is None:
-                        tap = src.tap
-                        assert tap is not None  # packets come from the tap
-                        mime = src.mimes[p.payload_type] = (
-                            tap.mime_of(p.payload_type) or "").lower()
-                    key = starts_keyframe(mime, p.payload)
-                    break
+            if caching or any(not sink.started for sink in sinks.values()):
+                mime = src.mimes.get(p.payload_type)
+                if mime is None:
+                    tap = src.tap
+                    assert tap is not None  # packets come from the tap
+                    mime = src.mimes[p.payload_type] = (
+                        tap.mime_of(p.payload_type) or "").lower()
+                key = starts_keyframe(mime, payload)
         else:
             level = p.extensions.audio_level
-        ssrc, ts, marker, payload = p.ssrc, p.timestamp, p.marker, p.payload
         ntp = ntp_now()
         for sink in sinks.values():
-            sink.forward(ssrc, ext, ts, marker, payload, key, level, ntp)
+            if not sink.started and src.gop and sink.write is not None and not key:
+                self._replay(src, sink, ntp)  # (the cache does not hold this packet yet)
+            sink.forward(ssrc, ext, ts, marker, payload, key, level, ntp, ast)
+        if caching and src.key.kind == "video":
+            self._cache(src, key, (ssrc, ext, ts, marker, payload, ast))
+
+    # --- the first key frame, kept for a destination that starts after it went by -----------
+    @staticmethod
+    def _cache(src: Source, key: bool | None, packet: tuple) -> None:
+        """Keep the packets since the source's last key frame, during its first
+        ``GOP_CACHE_S``: at call set-up the source's first key frame usually reaches the
+        gateway before the other side's connection is up, and without it that side waits
+        for a PLI and a new key frame (a round trip plus an encode: 50–170 ms measured,
+        benchmarks/call_setup.py --trace)."""
+        now = time.monotonic()
+        if now > src.gop_until or (src.gop and len(src.gop) >= GOP_MAX_PACKETS):
+            src.gop_until = 0.0  # the window is over (or the GOP too long): stop caching
+            src.gop = []
+            return
+        if key:
+            src.gop = [packet]
+            src.gop_t = now
+        elif src.gop:
+            src.gop.append(packet)
+
+    @staticmethod
+    def _replay(src: Source, sink: RtpSink, ntp: int) -> None:
+        """Start ``sink`` on the cached key frame (if it is fresh) and what followed it."""
+        if time.monotonic() - src.gop_t > GOP_MAX_AGE_S:
+            return  # too old to show: the sink waits for the key frame it asked for
+        for i, (ssrc, ext, ts, marker, payload, ast) in enumerate(src.gop):
+            sink.forward(ssrc, ext, ts, marker, payload, i == 0, None, ntp, ast)
 
     def _upstream_remb(self, src: Source, bitrate: int, ssrcs) -> int | None:
-        """The REMB the gateway sends the source: its own estimate of the upstream link,
-        lowered to the lowest estimate any destination reported for its copy.
+        """The REMB the gateway sends the source: the lowest estimate any destination
+        reported for its copy; nothing until one has.
+
+        The gateway's own estimate (aiortc's, ``bitrate``) only paces these reports and is
+        not used as a value: arrival times taken on a Python event loop carry the loop's
+        scheduling jitter, which its delay-based detector reads as over-use (measured: the
+        REMB fell to ~45 kbit/s at 2 % loss, 4 fps against 10 direct; benchmarks/impaired.py).
+        The destinations' estimators see the whole path from the source, because each
+        packet keeps the source's abs-send-time (:meth:`RtpSink.forward`).
 
         Throttled like a browser's (at most one per ``REMB_INTERVAL_S`` unless the estimate
         fell by more than 3 %): aiortc's estimator asks for one on *every* packet while it
         sees over-use, which on a busy gateway was hundreds of RTCP packets a second."""
         reported = [s.remb for s in src.sinks.values() if s.remb]
-        value = min([bitrate, *reported])
+        if not reported:
+            return None
+        value = min(reported)
         now = time.monotonic()
         last_t, last = src.remb_sent
         if now - last_t < REMB_INTERVAL_S and value >= last * 0.97:
@@ -248,6 +303,41 @@ class PassthroughForwarder(Forwarder):
                  key.owner, dest, key.kind, src.codec.mimeType if src.codec else "?")
         return proxy
 
+    # --- reservations (see Forwarder.reserve) ----------------------------------------------
+    def reserve(self, owner: str, kind: str, dest: str) -> MediaStreamTrack | None:
+        slot = (owner, kind, dest)
+        if slot in self._reserved:
+            return None
+        sink = RtpSink(kind, None, _no_source)  # codec and keyframes: from its source
+        track = RtpTrack(kind, sink)
+        self._reserved[slot] = track
+        return track
+
+    def bind_reserved(self, owner: str, kind: str, dest: str, sender) -> None:
+        track = self._reserved.get((owner, kind, dest))
+        if track is not None:
+            track.sink.attach(sender)
+
+    def adopt(self, key: SourceKey, dest: str, accepts=None) -> bool:
+        track = self._reserved.pop((key.owner, key.kind, dest), None)
+        if track is None:
+            return False
+        src = self._sources.get(key)
+        if src is None or dest in src.sinks or dest in src.decoded \
+                or not self._can_pass(src, accepts):
+            track.end()  # e.g. a codec the destination did not offer: the fallback instead
+            return False
+        track.sink.set_source(src.codec.mimeType if src.codec is not None else None,
+                              src.keyframes.request)
+        src.sinks[dest] = track.sink
+        src.tracks[dest] = track
+        return True
+
+    def release(self, owner: str, kind: str, dest: str) -> None:
+        track = self._reserved.pop((owner, kind, dest), None)
+        if track is not None:
+            track.end()
+
     def send_codec(self, key: SourceKey, dest: str):
         src = self._sources.get(key)
         if src is None or dest not in src.sinks:
@@ -321,4 +411,6 @@ class PassthroughForwarder(Forwarder):
     async def close(self) -> None:
         for key in list(self._sources):
             self.unpublish(key)
+        for slot in list(self._reserved):
+            self.release(*slot)
 

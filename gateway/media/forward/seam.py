@@ -81,6 +81,26 @@ class Forwarder(abc.ABC):
     def bind(self, key: SourceKey, dest: str, sender) -> None:
         """The ``RTCRtpSender`` that sends ``dest``'s copy of ``key`` (hook PLI/FIR here)."""
 
+    # --- reserved sends: an m-line that will carry a source not published yet ----------
+    def reserve(self, owner: str, kind: str, dest: str) -> MediaStreamTrack | None:
+        """A track for ``dest`` that will carry ``owner``'s ``kind`` source once it is
+        published (:meth:`adopt`), or None if this forwarder cannot do that (then the source
+        goes out on an m-line of a later gateway offer). Why: the answer to a first offer
+        can then already send what the other party is about to publish, and the call needs
+        one offer/answer round, not two (docs/media.md, "Call set-up time")."""
+        return None
+
+    def bind_reserved(self, owner: str, kind: str, dest: str, sender) -> None:
+        """The ``RTCRtpSender`` holding the track :meth:`reserve` returned."""
+
+    def adopt(self, key: SourceKey, dest: str, accepts=None) -> bool:
+        """Start sending the published ``key`` on ``dest``'s reservation for its owner and
+        kind; False (and the reservation ended) if there is none or the pair cannot pass."""
+        return False
+
+    def release(self, owner: str, kind: str, dest: str) -> None:
+        """End a reservation that will not be adopted (its track ends)."""
+
     def pair_mode(self, key: SourceKey, dest: str) -> str | None:
         """``"passthrough"`` / ``"transcode"`` for a subscribed pair, else None."""
         src = key in self.sources()

@@ -1,0 +1,362 @@
+"""Calls on an impaired link: the gateway path against a direct browser↔browser call, in one
+run, under the same impairment of the viewer's link.
+
+Headless Chromium (fake camera), two pages per call: the viewer (sends its camera over the
+impaired link) and the agent (receives it; every figure is what the agent decodes, or what
+the viewer's sender sends). The impairment is :mod:`benchmarks.impair_relay`, a userspace
+UDP relay the viewer's remote candidates are rewritten to (this kernel has no netem):
+
+* gateway: the real pages (``/`` and ``/agent``) through a gateway in its own process
+  (``livedesk serve --dev``); the viewer↔gateway leg is impaired, the gateway↔agent leg
+  is not;
+* direct: the two pages of ``benchmarks/call_setup.py``'s p2p relay; the viewer↔agent link
+  is impaired.
+
+Scenarios (each direction of the viewer's link): ``loss2_rtt100`` 2 % loss, 50 ms each way;
+``loss5_jitter30`` 5 % loss, 30 ± 30 ms; ``cap600`` the viewer's uplink capped at
+600 kbit/s (400 ms queue); ``outage2s`` nothing lost, then everything for 2 s.
+
+Per scenario and path: received fps, ``freezeCount`` / ``totalFreezesDuration`` (agent's
+inbound-rtp), the viewer's sent bitrate every second, and ``adapt_s`` (cap600: seconds
+until the sent bitrate stays under the cap) / ``recovery_s`` (outage2s: seconds from the
+end of the outage until the agent decodes at half its earlier rate again). Ratios are
+gateway ÷ direct. The last line printed is one JSON object.
+
+    .venv/bin/python -m benchmarks.impaired [--seconds 20] [--scenarios loss2_rtt100,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.call_setup import poll, start_relay  # noqa: E402
+from benchmarks.common import free_port  # noqa: E402
+from benchmarks.impair_relay import (  # noqa: E402
+    IMPAIR_JS,
+    TRACK_PCS_JS,
+    Impairment,
+    RelayProcess,
+)
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE  # noqa: E402
+
+CAP_KBPS = 600.0
+OUTAGE_AT_S = 8.0
+OUTAGE_S = 2.0
+WARMUP_S = 3.0
+
+
+def scenario(name: str) -> tuple[Impairment, Impairment]:
+    """(up, down) for the viewer's link."""
+    if name == "loss2_rtt100":
+        return Impairment(loss=0.02, delay_ms=50), Impairment(loss=0.02, delay_ms=50)
+    if name == "loss5_jitter30":
+        return (Impairment(loss=0.05, delay_ms=30, jitter_ms=30),
+                Impairment(loss=0.05, delay_ms=30, jitter_ms=30))
+    if name == "cap600":
+        return Impairment(rate_kbps=CAP_KBPS, queue_ms=400), Impairment()
+    if name == "outage2s":
+        return Impairment(), Impairment()
+    raise ValueError(f"unknown scenario {name!r}")
+
+
+SCENARIOS = ("loss2_rtt100", "loss5_jitter30", "cap600", "outage2s")
+
+STATS_JS = """async (which) => {
+  const pcs = (window.__pcs || []).filter((p) => p.connectionState !== 'closed');
+  const out = {t: Date.now()};
+  for (const pc of pcs) {
+    for (const s of (await pc.getStats()).values()) {
+      if (s.kind !== 'video') continue;
+      if (which === 'in' && s.type === 'inbound-rtp' && (s.framesDecoded || 0) >= (out.framesDecoded || 0)) {
+        Object.assign(out, {framesDecoded: s.framesDecoded || 0, freezeCount: s.freezeCount || 0,
+          totalFreezesDuration: s.totalFreezesDuration || 0, packetsLost: s.packetsLost || 0,
+          packetsReceived: s.packetsReceived || 0, fps: s.framesPerSecond || 0});
+      }
+      if (which === 'out' && s.type === 'outbound-rtp' && (s.bytesSent || 0) >= (out.bytesSent || 0)) {
+        Object.assign(out, {bytesSent: s.bytesSent || 0, targetBitrate: s.targetBitrate || 0,
+          framesEncoded: s.framesEncoded || 0, qualityLimitationReason: s.qualityLimitationReason,
+          frameWidth: s.frameWidth || 0});
+      }
+    }
+  }
+  return out;
+}"""
+
+
+async def _loop_lag(lags: list[float]) -> None:
+    """How late a 50 ms sleep wakes up in this process (Playwright, polling): its lag."""
+    while True:
+        t = time.monotonic()
+        await asyncio.sleep(0.05)
+        lags.append(time.monotonic() - t - 0.05)
+
+
+async def sample(agent, viewer, relay: RelayProcess, name: str, seconds: float) -> dict:
+    """Stats every 250 ms for ``seconds`` (the outage scenario switches the relay)."""
+    lags: list[float] = []
+    lag_task = asyncio.get_running_loop().create_task(_loop_lag(lags))
+    try:
+        res = await _sample(agent, viewer, relay, name, seconds)
+    finally:
+        lag_task.cancel()
+    lags.sort()
+    if lags:
+        res["bench_loop_lag_ms_p50_p99"] = [round(lags[len(lags) // 2] * 1000, 1),
+                                      round(lags[int(len(lags) * 0.99)] * 1000, 1)]
+    return res
+
+
+async def _sample(agent, viewer, relay: RelayProcess, name: str, seconds: float) -> dict:
+    t0 = time.monotonic()
+    ins, outs = [], []
+    outage = name == "outage2s"
+    in_outage = False
+    outage_end = None
+    while (now := time.monotonic() - t0) < seconds:
+        if outage and now >= OUTAGE_AT_S and not in_outage and outage_end is None:
+            await relay.outage(True)
+            in_outage = True
+        if in_outage and now >= OUTAGE_AT_S + OUTAGE_S:
+            await relay.outage(False)
+            in_outage = False
+            outage_end = time.monotonic() - t0
+        i = await agent.evaluate(STATS_JS, "in")
+        o = await viewer.evaluate(STATS_JS, "out")
+        ins.append((now, i))
+        outs.append((now, o))
+        await asyncio.sleep(0.25)
+    return metrics(name, ins, outs, outage_end)
+
+
+def _at(series, t):
+    """The last sample at or before ``t``."""
+    best = series[0]
+    for s in series:
+        if s[0] <= t:
+            best = s
+    return best
+
+
+def metrics(name: str, ins, outs, outage_end) -> dict:
+    start, end = _at(ins, WARMUP_S), ins[-1]
+    span = end[0] - start[0]
+    frames = end[1].get("framesDecoded", 0) - start[1].get("framesDecoded", 0)
+    out = {
+        "fps": round(frames / span, 2) if span > 0 else None,
+        "freeze_count": end[1].get("freezeCount", 0) - start[1].get("freezeCount", 0),
+        "freeze_s": round(end[1].get("totalFreezesDuration", 0)
+                          - start[1].get("totalFreezesDuration", 0), 3),
+        "packets_lost": end[1].get("packetsLost", 0),
+    }
+    # sent bitrate, 1 s windows
+    kbps = []
+    for sec in range(1, int(outs[-1][0]) + 1):
+        a, b = _at(outs, sec - 1), _at(outs, sec)
+        dt = b[0] - a[0]
+        if dt > 0:
+            kbps.append(round((b[1].get("bytesSent", 0) - a[1].get("bytesSent", 0)) * 8 / dt
+                              / 1000, 1))
+    out["sent_kbps"] = kbps
+    # the viewer's encoder target (REMB and its own loss-based control), once a second
+    out["target_kbps"] = [round(_at(outs, sec)[1].get("targetBitrate", 0) / 1000, 1)
+                          for sec in range(1, int(outs[-1][0]) + 1)]
+    if name == "cap600":
+        # seconds until every later 1 s window is under the cap (the relay's queue drains
+        # at the cap, so "under" means the sender itself adapted, not the relay dropping)
+        last_over = max((i + 1 for i, k in enumerate(kbps) if k > CAP_KBPS), default=0)
+        out["adapt_s"] = float(last_over)
+    if name == "outage2s" and outage_end is not None:
+        before = _at(ins, OUTAGE_AT_S)
+        ref = _at(ins, OUTAGE_AT_S - 3.0)
+        rate = ((before[1].get("framesDecoded", 0) - ref[1].get("framesDecoded", 0))
+                / max(before[0] - ref[0], 1e-3))
+        rec = None
+        after = [x for x in ins if x[0] >= outage_end]  # windows wholly after the outage
+        for a, b in zip(after, after[1:], strict=False):
+            dt = b[0] - a[0]
+            if dt > 0 and (b[1].get("framesDecoded", 0) - a[1].get("framesDecoded", 0)) / dt \
+                    >= rate / 2:
+                rec = round(b[0] - outage_end, 2)  # decoding at half the earlier rate again
+                break
+        out["recovery_s"] = rec
+        out["fps_before_outage"] = round(rate, 1)
+    return out
+
+
+async def _contexts(browser, relay: RelayProcess):
+    vctx = await browser.new_context(viewport=PHONE, permissions=["camera", "microphone"])
+    actx = await browser.new_context(viewport=DESKTOP, permissions=["camera", "microphone"])
+    await vctx.expose_function("__relayFor", relay.port_for)
+    await vctx.add_init_script(IMPAIR_JS)
+    await actx.add_init_script(TRACK_PCS_JS)
+    return vctx, actx
+
+
+class GatewayProcess:
+    """``livedesk serve --dev`` in its own process: its event loop shares nothing with this
+    one (Playwright's client and the stats polling would otherwise delay its packets, and
+    that delay would reach the receivers' estimators as congestion)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.dir = Path(tempfile.mkdtemp(prefix="ld-impaired-"))
+        self.log = self.dir / "gateway.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "serve", "--dev", "--host", "127.0.0.1",
+             "--port", str(self.port), "--data-dir", str(self.dir / "data"),
+             "--log-level", "WARNING"],
+            cwd=ROOT, stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
+
+    async def ready(self) -> None:
+        deadline = time.monotonic() + 60
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited: {self.log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/readyz", timeout=0.5) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("gateway did not become ready") from None
+            await asyncio.sleep(0.2)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+async def gateway_call(browser, gw: GatewayProcess, relay: RelayProcess, name: str, i: int,
+                       seconds: float) -> dict:
+    gw_url = gw.url
+    vctx, actx = await _contexts(browser, relay)
+    try:
+        agent = await actx.new_page()
+        await agent.goto(f"{gw_url}/agent?user=imp-agent-{i}&name=Bench")
+        await agent.wait_for_selector('[data-testid="conn-state"][data-state="online"]')
+        await agent.evaluate("""() => window.__ld.client.on('call.incoming',
+            () => setTimeout(() => window.__ld.calls.accept().catch(() => {}), 0))""")
+        viewer = await vctx.new_page()
+        await viewer.goto(f"{gw_url}/?user=imp-viewer-{i}")
+        await viewer.wait_for_selector('[data-testid="conn-state"][data-state="online"]',
+                                       state="attached")
+        await viewer.click('[data-testid="open-support"]')
+        await viewer.wait_for_selector('[data-testid="conv-state"][data-state="bot"]')
+        await viewer.click('[data-testid="talk-to-person"]')
+        await viewer.wait_for_selector('[data-testid="conv-state"][data-state="assigned"]')
+        await asyncio.sleep(0.3)
+        await relay.set(*scenario(name))
+        await viewer.click('[data-testid="video-call"]')
+        if not await poll(agent, "window.__ld.calls.marks.firstFrame", 20):
+            return {"error": "no remote frame at the agent within 20 s"}
+        res = await sample(agent, viewer, relay, name, seconds)
+        await viewer.evaluate("window.__ld.calls.hangup()")
+        return res
+    finally:
+        await vctx.close()
+        await actx.close()
+
+
+async def direct_call(browser, url: str, relay: RelayProcess, name: str,
+                      seconds: float) -> dict:
+    vctx, actx = await _contexts(browser, relay)
+    try:
+        agent, viewer = await actx.new_page(), await vctx.new_page()
+        await agent.goto(f"{url}/p2p?role=agent")
+        await viewer.goto(f"{url}/p2p?role=viewer")
+        await agent.evaluate("window.ready")
+        await viewer.evaluate("window.ready")
+        await relay.set(*scenario(name))
+        await viewer.evaluate("window.tap()")
+        if not await poll(agent, "window.marks.firstFrame", 20):
+            return {"error": "no remote frame at the agent within 20 s"}
+        return await sample(agent, viewer, relay, name, seconds)
+    finally:
+        await vctx.close()
+        await actx.close()
+
+
+def _ratio(a, b, digits=2):
+    if a is None or b is None:
+        return None
+    if b == 0:
+        return 1.0 if a == 0 else None
+    return round(a / b, digits)
+
+
+async def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=20.0, help="measured per call")
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS))
+    args = ap.parse_args(argv)
+    names = [n for n in args.scenarios.split(",") if n]
+    for n in names:
+        scenario(n)  # unknown names fail before anything starts
+    load_before = os.getloadavg()
+    from playwright.async_api import async_playwright
+
+    results: dict[str, dict] = {}
+    relay = RelayProcess()
+    await relay.start()
+    gw = GatewayProcess()
+    runner, url = await start_relay()
+    try:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                               args=CHROMIUM_ARGS)
+            await gw.ready()
+            try:
+                for i, n in enumerate(names):
+                    g = await gateway_call(browser, gw, relay, n, i, args.seconds)
+                    g["relay"] = await relay.stats()
+                    d = await direct_call(browser, url, relay, n, args.seconds)
+                    d["relay"] = await relay.stats()
+                    results[n] = {"gateway": g, "direct": d,
+                                  "fps_ratio": _ratio(g.get("fps"), d.get("fps")),
+                                  "freeze_ratio": _ratio(g.get("freeze_s"), d.get("freeze_s"))}
+                    print(f"{n}: gateway {json.dumps(g)}\n{n}: direct  {json.dumps(d)}",
+                          flush=True)
+            finally:
+                await browser.close()
+    finally:
+        await relay.close()
+        await runner.cleanup()
+        gw.stop()
+    out: dict = {"benchmark": "impaired", "seconds": args.seconds, "scenarios": results,
+                 "loadavg_before": [round(x, 2) for x in load_before],
+                 "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
+    if "loss2_rtt100" in results:
+        out["fps_ratio"] = results["loss2_rtt100"]["fps_ratio"]
+        out["freeze_ratio"] = results["loss2_rtt100"]["freeze_ratio"]
+    if "cap600" in results:
+        out["adapt_s"] = results["cap600"]["gateway"].get("adapt_s")
+        out["adapt_s_direct"] = results["cap600"]["direct"].get("adapt_s")
+    if "outage2s" in results:
+        out["recovery_s"] = results["outage2s"]["gateway"].get("recovery_s")
+        out["recovery_s_direct"] = results["outage2s"]["direct"].get("recovery_s")
+    print(json.dumps(out, ensure_ascii=False))
+    return out
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
