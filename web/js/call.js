@@ -3,9 +3,10 @@
 // Negotiation rules (protocol v1):
 //  - the requester sends its FIRST rtc.offer only after call.state says "connecting";
 //    the accepter right after call.accept is acknowledged, a joiner after call.join;
-//  - the gateway's answer to our offer only takes our media (its m-lines are recvonly);
-//    every remote track arrives on m-lines the gateway adds in its own rtc.offer, which may
-//    come right behind that answer (messages are applied in order, see _chain);
+//  - the gateway's answer to our offer takes our media and may already send the other
+//    side's media on our own m-lines (sendrecv; its `tracks` names them); any further remote
+//    track arrives on m-lines the gateway adds in its own rtc.offer, which may come right
+//    behind that answer (messages are applied in order, see _chain);
 //  - after that only the gateway offers (participants joining/leaving); we answer with
 //    rtc.answer. The gateway is the impolite peer: if its offer meets ours, we roll back;
 //  - trickle ICE: every local candidate goes out as rtc.candidate, "" marks the end;
