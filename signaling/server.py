@@ -49,6 +49,7 @@ from .protocol import (
 )
 from .ratelimit import TokenBucket
 from .session import Session
+from .wsdeflate import DeflateResponse
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,10 @@ class SocketEndpoint:
         self.sockets_by_user: Counter[str] = Counter()  # user → authenticated sockets
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(max_msg_size=self.config.transport_max_bytes,
-                                   heartbeat=self.config.heartbeat_s)
+        # permessage-deflate as signaling/wsdeflate.py negotiates it: no context takeover
+        # server-side, so a broadcast is compressed once for every socket
+        ws = DeflateResponse(max_msg_size=self.config.transport_max_bytes,
+                             heartbeat=self.config.heartbeat_s)
         await ws.prepare(request)
         self.open_sockets += 1
         addr = self.config.client_address(request.remote, request.headers)

@@ -38,7 +38,8 @@ from aiohttp import WSMsgType
 from .auth import Claims
 from .coro import finish
 from .protocol import dumps
-from .wsframe import direct_writer
+from .wsdeflate import Deflater
+from .wsframe import DirectWriter, direct_writer
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +79,15 @@ class Prepared:
     already carry a ``seq`` key (or are empty) are not spliced: sessions serialize them.
     """
 
-    __slots__ = ("cursor", "error", "event", "head", "head_b", "ts")
+    __slots__ = ("cursor", "deflated", "error", "event", "head", "head_b", "ts")
 
     def __init__(self, event: dict[str, Any]):
         self.event = event
         self.ts = time.monotonic()  # one clock read for every session it goes to
         self.cursor = event.get("_cursor")
+        # window bits → ``head_b`` compressed once for every deflate socket (None: sent
+        # uncompressed); filled by the first such socket (wsframe.DirectWriter.splice)
+        self.deflated: dict[int, bytes | None] = {}
         self.error: BaseException | None = None  # set: no session sends it (logged once)
         body = event if "_cursor" not in event else {k: v for k, v in event.items()
                                                      if k != "_cursor"}
@@ -161,11 +165,12 @@ class Session:
     # (seq, data) waiting for the writer task; None: nothing more to write
     _out: deque[tuple[int, str | bytes]] | None = None
     _writer: asyncio.Task[None] | None = None  # only while the socket is behind (or mirroring)
-    _direct: Any = None  # wsframe.direct_writer of the attached socket (None: aiohttp's path)
+    _direct: DirectWriter | None = None  # the attached socket's direct path (None: aiohttp's)
     attrs: dict[str, Any] = field(default_factory=dict)
     cursors: dict[str, int] = field(default_factory=dict)
     mirror: Any = None  # SessionMirror when sessions must survive this node (Redis)
     on_drop: Callable[[], None] | None = None  # a frame was dropped (metrics): the hub's
+    deflater: Deflater | None = None  # compresses for permessage-deflate sockets: the hub's
 
     @property
     def user(self) -> str:
@@ -254,11 +259,12 @@ class Session:
         frames.append((seq, event.ts, None, event.head))
         if len(frames) > self.retain_frames:
             self._trim(event.ts)
-        data = head_b + b',"seq":%d}' % seq
+        suffix = b',"seq":%d}' % seq
         direct = self._direct
-        if direct is not None and self._writer is None and self._out is not None and direct(data):
+        if (direct is not None and self._writer is None and self._out is not None
+                and direct.splice(head_b, suffix, event.deflated)):
             return seq
-        self._enqueue(data, seq)
+        self._enqueue(head_b + suffix, seq)
         return seq
 
     def _enqueue(self, data: str | bytes, seq: int = 0) -> None:
@@ -269,28 +275,35 @@ class Session:
             return
         if self._writer is None and not (seq and self.mirror is not None):
             direct = self._direct
-            if direct is not None and type(data) is bytes and direct(data):
+            if direct is not None:
+                if isinstance(data, str):
+                    data = data.encode("utf-8")  # a replayed text (it was encoded before)
+                if direct.write(data):
+                    return
+                # closing or behind: the writer task waits for the transport (below)
+            else:
+                transport = self._transport
+                assert transport is not None  # attached while there is an out queue
+                coro = _send(transport, data)
+                try:
+                    yielded = coro.send(None)
+                except StopIteration:
+                    return
+                except (ConnectionError, RuntimeError):
+                    self._out = None  # the socket is going away; frames stay retained
+                    return
+                except Exception:  # this one frame; the socket and the frames after it go on
+                    log.exception("session %s: a frame could not be written; dropped",
+                                  self.id)
+                    if self.on_drop is not None:
+                        self.on_drop()
+                    return
+                # flow control (the socket is behind): the rest of this send, and whatever
+                # comes after it, is written by a task
+                self._writer = asyncio.get_running_loop().create_task(
+                    self._write_loop(transport, out, None, (coro, yielded)),
+                    name=f"ws-writer-{self.id}")
                 return
-            transport = self._transport
-            assert transport is not None  # attached while there is an out queue
-            coro = _send(transport, data)
-            try:
-                yielded = coro.send(None)
-            except StopIteration:
-                return
-            except (ConnectionError, RuntimeError):
-                self._out = None  # the socket is going away; frames stay retained for resume
-                return
-            except Exception:  # this one frame; the socket and the frames after it go on
-                log.exception("session %s: a frame could not be written; dropped", self.id)
-                if self.on_drop is not None:
-                    self.on_drop()
-                return
-            # flow control (the socket is behind): the rest of this send, and whatever comes
-            # after it, is written by a task
-            self._writer = asyncio.get_running_loop().create_task(
-                self._write_loop(transport, out, (coro, yielded)), name=f"ws-writer-{self.id}")
-            return
         if len(out) >= self.max_queue:
             # The client can't keep up; drop the socket, it will resume from its last seq.
             log.warning("session %s: send queue full, closing socket", self.id)
@@ -301,7 +314,7 @@ class Session:
             transport = self._transport
             assert transport is not None  # attached while there is an out queue
             self._writer = asyncio.get_running_loop().create_task(
-                self._write_loop(transport, out), name=f"ws-writer-{self.id}")
+                self._write_loop(transport, out, self._direct), name=f"ws-writer-{self.id}")
 
     def _trim(self, now: float) -> None:
         frames = self._frames
@@ -335,7 +348,7 @@ class Session:
     def attach(self, transport: Transport) -> None:
         self.detach(close_code=4000, reason="session taken over by a new socket")
         self._transport = transport
-        self._direct = direct_writer(transport)
+        self._direct = direct_writer(transport, self.deflater)
         self._out = deque()
         self._writer = None
         self.detached_at = None
@@ -368,7 +381,10 @@ class Session:
             asyncio.get_running_loop().create_task(close_after_flush())
 
     async def _write_loop(self, transport: Transport, out: deque[tuple[int, str | bytes]],
+                          direct: DirectWriter | None,
                           pending: tuple[Coroutine[Any, Any, Any], Any] | None = None) -> None:
+        """Drain ``out`` in order: through the socket's direct path when it has one (it
+        compresses as negotiated), else aiohttp's ``send_frame``."""
         try:
             if pending is not None:
                 await finish(*pending)
@@ -378,7 +394,11 @@ class Session:
                     # never show a client a frame that a node failure could lose
                     await self.mirror.wait_mirrored(self, seq)
                 try:
-                    await _send(transport, data)
+                    if direct is not None:
+                        await direct.send(data.encode("utf-8") if isinstance(data, str)
+                                          else data)
+                    else:
+                        await _send(transport, data)
                 except (ConnectionError, RuntimeError, asyncio.CancelledError):
                     raise
                 except Exception:  # this one frame; the writer goes on with the next

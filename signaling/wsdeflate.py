@@ -1,0 +1,157 @@
+"""permessage-deflate (RFC 7692) that costs what uncompressed sockets do.
+
+Every browser offers ``permessage-deflate; client_max_window_bits``. Accepted as aiohttp
+accepts it (context takeover), each socket owns a zlib compressor (~256 KiB of state at
+aiohttp's settings) and each broadcast is compressed once *per socket*: at 1,500 watchers
+that was 5.2× the memory and 2.7× the CPU of uncompressed sockets (issue 21). Here:
+
+* **Negotiation** (:class:`DeflateResponse`): the answer always carries
+  ``server_no_context_takeover`` (RFC 7692 §7.1.1.1 lets a server add it unasked), so no
+  message the server sends may refer to an earlier one. A compressed message is then the
+  same bytes whatever the socket has seen before: one compression serves every socket. The
+  server's window is the one the client asked for (``server_max_window_bits``, default 15):
+  it bounds nothing on this side, where there is one compressor per window size per
+  process, so it is not lowered further. Client→server messages are decompressed by
+  aiohttp as before, with or without the client's context takeover (the client's choice).
+* **aiohttp's own writes stay uncompressed** (its writer's ``compress`` is set to 0 after
+  the handshake): the pre-``hello`` errors, close and ping frames. RFC 7692 §6 lets any
+  message go uncompressed (RSV1 clear), and it means no per-socket compressor is ever made.
+* **Compression** (:class:`Deflater`): one raw-deflate compressor per window size, ended by
+  a full flush after every message (the compression state is reset: the next message
+  cannot refer back). Frames under :data:`MIN_BYTES` are sent uncompressed (deflate gains
+  nothing on them); frames over :data:`MAX_BYTES` too, so a compression never holds the
+  event loop for more than about a millisecond.
+* **One compression per broadcast, spliced per socket**: a broadcast differs per socket
+  only by its closing ``"seq":n}``. Its shared head is compressed once; a full flush leaves
+  the stream at a byte boundary right after the three header bits of an empty *stored*
+  block, whose length fields (``00 00 ff ff``) are the four bytes RFC 7692 strips. Each
+  socket's message is that prefix, then the stored block's length and the socket's own
+  suffix as its contents, then one ``00`` byte: the header bits of the empty stored block
+  the receiver completes by appending ``00 00 ff ff`` (§7.2.2). 5 bytes over the shared
+  compression, no compression per socket.
+
+aiohttp internals used (3.9–3.14): ``WebSocketResponse._handshake`` (its 4-tuple) and
+``_pre_start`` (returns the writer), ``WebSocketWriter.compress``; ``tests/unit/
+test_wsdeflate.py`` fails naming them if an upgrade changes them.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import hdrs, web
+
+LEVEL = 1  # Z_BEST_SPEED, as aiohttp: the frames are small JSON; speed is what costs
+MEM_LEVEL = 8  # zlib's default; one compressor per process, so its memory is no matter
+MIN_BYTES = 128  # a smaller message goes uncompressed: deflate's framing eats the gain
+MAX_BYTES = 256 * 1024  # a larger one goes uncompressed: ~1 ms of compression at most
+TAIL = b"\x00\x00\xff\xff"  # an empty stored block's LEN/NLEN, stripped (RFC 7692 §7.2.1)
+_STORED_LEN = struct.Struct("<HH").pack
+
+HOOKS = ("WebSocketResponse._handshake -> (headers, protocol, compress, notakeover)",
+         "WebSocketResponse._pre_start -> (protocol, writer)", "WebSocketWriter.compress")
+
+
+@dataclass(frozen=True, slots=True)
+class Deflate:
+    """What was negotiated on one socket: the server's window (``server_max_window_bits``)."""
+
+    wbits: int = 15
+
+    @property
+    def header(self) -> str:
+        """The ``Sec-WebSocket-Extensions`` answer."""
+        ext = "permessage-deflate; server_no_context_takeover"
+        if self.wbits < 15:
+            ext += f"; server_max_window_bits={self.wbits}"
+        return ext
+
+
+class Deflater:
+    """Raw-deflate compression of whole messages, stateless between calls.
+
+    One zlib compressor per window size (in practice one: browsers do not bound the server's
+    window), shared by every socket of the event loop that owns it; every call ends with
+    ``Z_FULL_FLUSH``, which resets the compression state, so no output refers to an earlier
+    one. Compressing a message costs one ``compress`` + ``flush``; the state (~256 KiB at
+    window 15, memLevel 8) exists once, not per socket.
+    """
+
+    def __init__(self, level: int = LEVEL, mem_level: int = MEM_LEVEL,
+                 min_bytes: int = MIN_BYTES, max_bytes: int = MAX_BYTES):
+        self.level = level
+        self.mem_level = mem_level
+        self.min_bytes = min_bytes
+        self.max_bytes = max_bytes
+        self._by_wbits: dict[int, Any] = {}  # wbits → zlib compressor
+
+    def _deflate(self, data: bytes, wbits: int) -> bytes:
+        """``data`` as raw deflate ending in a full flush, ``00 00 ff ff`` stripped: the
+        stream stops right after the header bits of an empty stored block."""
+        c = self._by_wbits.get(wbits)
+        if c is None:
+            c = self._by_wbits[wbits] = zlib.compressobj(self.level, zlib.DEFLATED, -wbits,
+                                                         self.mem_level)
+        try:
+            out = c.compress(data) + c.flush(zlib.Z_FULL_FLUSH)
+        except BaseException:
+            # a compressor interrupted between compress and flush holds part of a message:
+            # never reuse it
+            del self._by_wbits[wbits]
+            raise
+        if not out.endswith(TAIL):  # zlib always ends a full flush so; refuse anything else
+            del self._by_wbits[wbits]
+            raise zlib.error("full flush did not end in an empty stored block")
+        return out[:-4]
+
+    def message(self, data: bytes, wbits: int) -> bytes | None:
+        """The payload of one compressed message (RSV1 set), or ``None``: send ``data``
+        uncompressed (too small or too large to be worth it)."""
+        if not self.min_bytes <= len(data) <= self.max_bytes:
+            return None
+        return self._deflate(data, wbits)
+
+    def prefix(self, head: bytes, wbits: int) -> bytes | None:
+        """A broadcast's shared head compressed once, for :func:`splice` (``None``: too
+        large, send it uncompressed)."""
+        if len(head) > self.max_bytes:
+            return None
+        return self._deflate(head, wbits)
+
+
+def splice(prefix: bytes, suffix: bytes) -> bytes:
+    """One socket's compressed message: the shared ``prefix`` (from :meth:`Deflater.prefix`),
+    a stored block holding this socket's ``suffix`` (at most 65,535 bytes), and the header
+    bits of the empty stored block whose ``00 00 ff ff`` the receiver appends."""
+    n = len(suffix)
+    return prefix + _STORED_LEN(n, n ^ 0xFFFF) + suffix + b"\x00"
+
+
+def inflate(payload: bytes) -> bytes:
+    """What a receiver makes of one compressed message with a fresh context (tests, tools)."""
+    d = zlib.decompressobj(-15)
+    return d.decompress(payload + TAIL) + d.flush()
+
+
+class DeflateResponse(web.WebSocketResponse):
+    """aiohttp's ``WebSocketResponse`` with the negotiation above: ``deflate`` is what was
+    agreed (``None``: the client did not offer permessage-deflate, or offered only what
+    zlib cannot do, and every frame goes uncompressed as before)."""
+
+    deflate: Deflate | None = None
+
+    def _handshake(self, request: Any) -> Any:
+        headers, protocol, compress, notakeover = super()._handshake(request)
+        if compress:
+            self.deflate = Deflate(wbits=int(compress))
+            headers[hdrs.SEC_WEBSOCKET_EXTENSIONS] = self.deflate.header
+            notakeover = True
+        return headers, protocol, compress, notakeover
+
+    def _pre_start(self, request: Any) -> Any:
+        protocol, writer = super()._pre_start(request)
+        writer.compress = 0  # aiohttp's own writes go uncompressed: no compressor per socket
+        return protocol, writer
