@@ -11,8 +11,15 @@ that was 5.2× the memory and 2.7× the CPU of uncompressed sockets (issue 21). 
   same bytes whatever the socket has seen before: one compression serves every socket. The
   server's window is the one the client asked for (``server_max_window_bits``, default 15):
   it bounds nothing on this side, where there is one compressor per window size per
-  process, so it is not lowered further. Client→server messages are decompressed by
-  aiohttp as before, with or without the client's context takeover (the client's choice).
+  process, so it is not lowered further.
+* **Client→server**: the answer also carries ``client_no_context_takeover`` (§7.1.1.2: a
+  server may require it unasked; every browser implements it), so each client message is
+  self-contained and the server needs no inflater between messages. aiohttp's reader keeps
+  one per socket for ever once the client sent a compressed message (measured: +11 KB RSS
+  per socket, every browser compresses every message); the reader here
+  (:class:`FreshContextReader`, aiohttp's own pure-Python reader) decompresses with
+  aiohttp's code and drops the inflater after each message. A client that offered
+  ``client_no_context_takeover`` itself gets the same answer.
 * **aiohttp's own writes stay uncompressed** (its writer's ``compress`` is set to 0 after
   the handshake): the pre-``hello`` errors, close and ping frames. RFC 7692 §6 lets any
   message go uncompressed (RSV1 clear), and it means no per-socket compressor is ever made.
@@ -30,9 +37,12 @@ that was 5.2× the memory and 2.7× the CPU of uncompressed sockets (issue 21). 
   the receiver completes by appending ``00 00 ff ff`` (§7.2.2). 5 bytes over the shared
   compression, no compression per socket.
 
-aiohttp internals used (3.9–3.14): ``WebSocketResponse._handshake`` (its 4-tuple) and
-``_pre_start`` (returns the writer), ``WebSocketWriter.compress``; ``tests/unit/
-test_wsdeflate.py`` fails naming them if an upgrade changes them.
+aiohttp internals used (3.14): ``WebSocketResponse._handshake`` (its 4-tuple),
+``_pre_start`` (returns the writer), ``_post_start`` (sets ``_reader``/``_parser`` and the
+protocol's parser), ``WebSocketWriter.compress``, ``aiohttp._websocket.reader_py``
+(``WebSocketReader._handle_frame``/``_decompressobj``, ``WebSocketDataQueue``) and
+``RequestHandler._payload_parser``/``_data_received_cb``; ``tests/unit/test_wsdeflate.py``
+fails naming them if an upgrade changes them.
 """
 
 from __future__ import annotations
@@ -43,6 +53,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import hdrs, web
+from aiohttp._websocket.reader_py import WebSocketDataQueue as PyDataQueue
+from aiohttp._websocket.reader_py import WebSocketReader as PyReader
+from aiohttp.helpers import DEFAULT_CHUNK_SIZE
 
 LEVEL = 1  # Z_BEST_SPEED, as aiohttp: the frames are small JSON; speed is what costs
 MEM_LEVEL = 8  # zlib's default; one compressor per process, so its memory is no matter
@@ -52,7 +65,10 @@ TAIL = b"\x00\x00\xff\xff"  # an empty stored block's LEN/NLEN, stripped (RFC 76
 _STORED_LEN = struct.Struct("<HH").pack
 
 HOOKS = ("WebSocketResponse._handshake -> (headers, protocol, compress, notakeover)",
-         "WebSocketResponse._pre_start -> (protocol, writer)", "WebSocketWriter.compress")
+         "WebSocketResponse._pre_start -> (protocol, writer)",
+         "WebSocketResponse._post_start/_reader/_parser/_max_msg_size/_decode_text",
+         "WebSocketWriter.compress", "reader_py.WebSocketReader._handle_frame/_decompressobj",
+         "reader_py.WebSocketDataQueue", "RequestHandler._payload_parser/_data_received_cb")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +80,7 @@ class Deflate:
     @property
     def header(self) -> str:
         """The ``Sec-WebSocket-Extensions`` answer."""
-        ext = "permessage-deflate; server_no_context_takeover"
+        ext = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
         if self.wbits < 15:
             ext += f"; server_max_window_bits={self.wbits}"
         return ext
@@ -136,6 +152,19 @@ def inflate(payload: bytes) -> bytes:
     return d.decompress(payload + TAIL) + d.flush()
 
 
+class FreshContextReader(PyReader):
+    """aiohttp's WebSocket reader, dropping its inflater after every complete message: with
+    ``client_no_context_takeover`` no message refers to an earlier one, so none is kept
+    (a socket idles with no zlib state; a message costs one inflater set-up, microseconds)."""
+
+    def _handle_frame(self, fin: Any, opcode: Any, payload: Any, compressed: Any) -> None:
+        try:
+            super()._handle_frame(fin, opcode, payload, compressed)
+        finally:
+            if fin:
+                self._decompressobj = None
+
+
 class DeflateResponse(web.WebSocketResponse):
     """aiohttp's ``WebSocketResponse`` with the negotiation above: ``deflate`` is what was
     agreed (``None``: the client did not offer permessage-deflate, or offered only what
@@ -155,3 +184,20 @@ class DeflateResponse(web.WebSocketResponse):
         protocol, writer = super()._pre_start(request)
         writer.compress = 0  # aiohttp's own writes go uncompressed: no compressor per socket
         return protocol, writer
+
+    def _post_start(self, request: Any, protocol: Any, writer: Any) -> None:
+        super()._post_start(request, protocol, writer)
+        if self.deflate is None:
+            return
+        # the same reader aiohttp set, in its pure-Python form that lets the inflater go
+        # (nothing was read in between: no await since aiohttp set its own)
+        handler = request.protocol
+        loop = self._loop
+        assert loop is not None  # set by _pre_start
+        queue = PyDataQueue(request._protocol, DEFAULT_CHUNK_SIZE, loop=loop)
+        parser = FreshContextReader(queue, self._max_msg_size, compress=True,
+                                    decode_text=self._decode_text)
+        callback = handler._data_received_cb
+        handler._payload_parser = None
+        self._reader, self._parser = queue, parser
+        handler.set_parser(parser, data_received_cb=callback)

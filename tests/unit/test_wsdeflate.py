@@ -2,9 +2,9 @@
 real sockets: the compressed messages decompress with zlib to exactly what was sent, for a
 receiver that keeps its context between messages and for one that starts afresh each time;
 a broadcast is compressed once for every socket and spliced per socket; the answer to a
-browser's offer carries ``server_no_context_takeover``; no socket owns a compressor; the
-client's own compressed frames are read whether or not the client keeps its context; a
-socket that did not offer deflate gets plain frames."""
+browser's offer carries ``server_no_context_takeover`` and ``client_no_context_takeover``;
+no socket owns a compressor, nor an inflater between messages; the client's compressed
+frames are read; a socket that did not offer deflate gets plain frames."""
 
 from __future__ import annotations
 
@@ -174,7 +174,7 @@ async def test_a_browsers_offer_is_answered_without_server_context_takeover():
         c = RawClient()
         headers = await c.connect(srv.port, CHROMIUM_OFFER)
         assert headers["sec-websocket-extensions"] == (
-            "permessage-deflate; server_no_context_takeover")
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover")
         ws = await srv.sockets.get()
         assert ws.deflate is not None and ws.deflate.wbits == 15
         assert ws._writer.compress == 0, f"aiohttp must not compress by itself: {HOOKS}"
@@ -189,7 +189,8 @@ async def test_a_browsers_offer_is_answered_without_server_context_takeover():
         c = RawClient()
         headers = await c.connect(srv.port, "permessage-deflate; server_max_window_bits=10")
         assert headers["sec-websocket-extensions"] == (
-            "permessage-deflate; server_no_context_takeover; server_max_window_bits=10")
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+            "server_max_window_bits=10")
         ws = await srv.sockets.get()
         s = Session(id="w", claims=Claims(user="u", role="viewer"), deflater=Deflater())
         s.attach(ws)
@@ -264,14 +265,16 @@ async def test_a_broadcast_is_compressed_once_for_every_socket():
             assert s._direct._writer._compressobj is None
 
 
-async def test_aiohttp_clients_with_and_without_context_takeover_both_ways():
-    """aiohttp's client as the browser: it reads the server's compressed frames, and the
-    server reads its compressed frames whether it keeps its compressor's context (its
-    default) or starts afresh for each message (``compress=`` per call)."""
+async def test_aiohttp_clients_both_ways_and_no_inflater_kept_between_messages():
+    """aiohttp's client as the browser: it reads the server's compressed frames; it is told
+    ``client_no_context_takeover`` and obeys (a full flush per message), and the server
+    reads its compressed frames, as it does those of a client that starts a fresh
+    compressor for every message (``compress=`` per call); between messages the server's
+    reader holds no inflater (``FreshContextReader``)."""
     hub = Hub(MemoryBus())
     async with Server() as srv, aiohttp.ClientSession() as http:
         client = await http.ws_connect(f"http://127.0.0.1:{srv.port}/ws", compress=15)
-        assert client.compress == 15
+        assert client.compress == 15 and client.client_notakeover
         ws = await srv.sockets.get()
         s = hub.new_session(Claims(user="u", role="viewer"), ws)
         hub.watch(s, "t")
@@ -285,11 +288,9 @@ async def test_aiohttp_clients_with_and_without_context_takeover_both_ways():
             sent.append(dict(event, seq=i + 1))
         got = [json.loads((await client.receive(timeout=5)).data) for _ in sent]
         assert got == sent
-        # a client keeps its compressor's context or starts afresh for every message (one
-        # or the other for the whole connection): both are read
         texts = [f"client says {i} " + _text(600, i).decode() for i in range(6)]
         for t in texts:
-            await client.send_str(t)  # aiohttp's compressor keeps its context
+            await client.send_str(t)  # one compressor, fully flushed after each message
         fresh = await http.ws_connect(f"http://127.0.0.1:{srv.port}/ws", compress=15)
         for t in texts:
             await fresh.send_str(t, compress=15)  # a fresh compressor per message
@@ -299,6 +300,7 @@ async def test_aiohttp_clients_with_and_without_context_takeover_both_ways():
                 break
             await asyncio.sleep(0.02)
         assert srv.received == texts
+        assert ws._parser._decompressobj is None, "no inflater kept between messages"
         await client.close()
         await fresh.close()
 
