@@ -573,7 +573,7 @@ class Proc:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def ready(self, timeout: float = 60.0) -> None:
+    async def ready(self, timeout: float = 180.0) -> None:  # a loaded machine starts slowly
         deadline = mono() + timeout
         async with aiohttp.ClientSession() as http:
             while mono() < deadline:

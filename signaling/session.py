@@ -105,6 +105,27 @@ class Prepared:
             self.head_b = raw[:-1]
 
 
+@final
+class Spliced:
+    """A broadcast frame waiting in one socket's queue: the broadcast (its shared head and
+    compressions) and this socket's ``,"seq":n}``. Kept apart until written so a queued
+    broadcast is still compressed once for all (``DirectWriter.send_spliced``)."""
+
+    __slots__ = ("prepared", "suffix")
+
+    def __init__(self, prepared: Prepared, suffix: bytes):
+        self.prepared = prepared
+        self.suffix = suffix
+
+    def whole(self) -> bytes:
+        head_b = self.prepared.head_b
+        assert head_b is not None  # only spliceable broadcasts are queued this way
+        return head_b + self.suffix
+
+
+Frame = str | bytes | Spliced  # what a socket's queue holds: text, UTF-8, or a broadcast
+
+
 class RetainedFrame:
     """A numbered frame kept for resume (what :meth:`Session.frames_after` returns).
 
@@ -163,7 +184,7 @@ class Session:
     _frames: deque[tuple[int, float, str | None, str | None]] = field(default_factory=deque)
     _transport: Transport | None = None
     # (seq, data) waiting for the writer task; None: nothing more to write
-    _out: deque[tuple[int, str | bytes]] | None = None
+    _out: deque[tuple[int, Frame]] | None = None
     _writer: asyncio.Task[None] | None = None  # only while the socket is behind (or mirroring)
     _direct: DirectWriter | None = None  # the attached socket's direct path (None: aiohttp's)
     attrs: dict[str, Any] = field(default_factory=dict)
@@ -216,7 +237,7 @@ class Session:
         if prepared is not None:
             text, head_b = prepared.head, prepared.head_b
             assert text is not None and head_b is not None  # prepared: it splices
-            data: str | bytes = head_b + b',"seq":%d}' % seq
+            data: Frame = Spliced(prepared, b',"seq":%d}' % seq)
         else:
             body = dict(event)
             body.pop("_cursor", None)
@@ -264,10 +285,10 @@ class Session:
         if (direct is not None and self._writer is None and self._out is not None
                 and direct.splice(head_b, suffix, event.deflated)):
             return seq
-        self._enqueue(head_b + suffix, seq)
+        self._enqueue(Spliced(event, suffix), seq)
         return seq
 
-    def _enqueue(self, data: str | bytes, seq: int = 0) -> None:
+    def _enqueue(self, data: Frame, seq: int = 0) -> None:
         """Write now if the socket takes it (the common case: no task, no wake-up); else
         queue it behind what is waiting for the writer task."""
         out = self._out
@@ -276,15 +297,18 @@ class Session:
         if self._writer is None and not (seq and self.mirror is not None):
             direct = self._direct
             if direct is not None:
-                if isinstance(data, str):
-                    data = data.encode("utf-8")  # a replayed text (it was encoded before)
-                if direct.write(data):
-                    return
+                if isinstance(data, Spliced):
+                    p = data.prepared
+                    assert p.head_b is not None  # only spliceable broadcasts are Spliced
+                    if direct.splice(p.head_b, data.suffix, p.deflated):
+                        return
+                elif direct.write(data.encode("utf-8") if isinstance(data, str) else data):
+                    return  # (a str is a replayed text: it was encoded before)
                 # closing or behind: the writer task waits for the transport (below)
             else:
                 transport = self._transport
                 assert transport is not None  # attached while there is an out queue
-                coro = _send(transport, data)
+                coro = _send(transport, data.whole() if isinstance(data, Spliced) else data)
                 try:
                     yielded = coro.send(None)
                 except StopIteration:
@@ -380,7 +404,7 @@ class Session:
                     pass
             asyncio.get_running_loop().create_task(close_after_flush())
 
-    async def _write_loop(self, transport: Transport, out: deque[tuple[int, str | bytes]],
+    async def _write_loop(self, transport: Transport, out: deque[tuple[int, Frame]],
                           direct: DirectWriter | None,
                           pending: tuple[Coroutine[Any, Any, Any], Any] | None = None) -> None:
         """Drain ``out`` in order: through the socket's direct path when it has one (it
@@ -394,11 +418,16 @@ class Session:
                     # never show a client a frame that a node failure could lose
                     await self.mirror.wait_mirrored(self, seq)
                 try:
-                    if direct is not None:
+                    if direct is None:
+                        await _send(transport,
+                                    data.whole() if isinstance(data, Spliced) else data)
+                    elif isinstance(data, Spliced):
+                        p = data.prepared
+                        assert p.head_b is not None
+                        await direct.send_spliced(p.head_b, data.suffix, p.deflated)
+                    else:
                         await direct.send(data.encode("utf-8") if isinstance(data, str)
                                           else data)
-                    else:
-                        await _send(transport, data)
                 except (ConnectionError, RuntimeError, asyncio.CancelledError):
                     raise
                 except Exception:  # this one frame; the writer goes on with the next

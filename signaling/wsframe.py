@@ -92,29 +92,40 @@ class DirectWriter:
         the broadcast); ``suffix`` is this socket's own (at most 65,535 bytes)."""
         if not self._ready():
             return False
+        self._write(self._spliced(head, suffix, cache))
+        return True
+
+    def _spliced(self, head: bytes, suffix: bytes, cache: dict[int, bytes | None]) -> bytes:
         wbits = self.wbits
         if wbits is None:
-            self._write(frame(head + suffix))
-            return True
+            return frame(head + suffix)
         try:
             prefix = cache[wbits]
         except KeyError:
             prefix = cache[wbits] = self.deflater.prefix(head, wbits)
         if prefix is None:
-            self._write(frame(head + suffix))
-        else:
-            self._write(frame(splice(prefix, suffix), TEXT_FIN_RSV1))
-        return True
+            return frame(head + suffix)
+        return frame(splice(prefix, suffix), TEXT_FIN_RSV1)
 
     async def send(self, payload: bytes) -> None:
         """:meth:`write` for the writer task: waits while the transport is paused; raises
         ``ConnectionResetError`` when the socket is closing (its frames stay retained)."""
+        await self._writable()
+        self._write(self._bytes(payload))
+
+    async def send_spliced(self, head: bytes, suffix: bytes,
+                           cache: dict[int, bytes | None]) -> None:
+        """:meth:`splice` for the writer task (a broadcast queued behind flow control or the
+        session mirror keeps its one shared compression)."""
+        await self._writable()
+        self._write(self._spliced(head, suffix, cache))
+
+    async def _writable(self) -> None:
         protocol = self._protocol
         while protocol._paused:
             await protocol._drain_helper()
         if self._writer._closing or self._is_closing():
             raise ConnectionResetError("socket is closing")
-        self._write(self._bytes(payload))
 
 
 def direct_writer(ws: Any, deflater: Deflater | None = None) -> DirectWriter | None:
