@@ -47,6 +47,7 @@ fails naming them if an upgrade changes them.
 
 from __future__ import annotations
 
+import logging
 import struct
 import zlib
 from dataclasses import dataclass
@@ -56,6 +57,8 @@ from aiohttp import hdrs, web
 from aiohttp._websocket.reader_py import WebSocketDataQueue as PyDataQueue
 from aiohttp._websocket.reader_py import WebSocketReader as PyReader
 from aiohttp.helpers import DEFAULT_CHUNK_SIZE
+
+log = logging.getLogger(__name__)
 
 LEVEL = 1  # Z_BEST_SPEED, as aiohttp: the frames are small JSON; speed is what costs
 MEM_LEVEL = 8  # zlib's default; one compressor per process, so its memory is no matter
@@ -128,14 +131,23 @@ class Deflater:
         uncompressed (too small or too large to be worth it)."""
         if not self.min_bytes <= len(data) <= self.max_bytes:
             return None
-        return self._deflate(data, wbits)
+        return self._safely(data, wbits)
 
     def prefix(self, head: bytes, wbits: int) -> bytes | None:
         """A broadcast's shared head compressed once, for :func:`splice` (``None``: too
         large, send it uncompressed)."""
         if len(head) > self.max_bytes:
             return None
-        return self._deflate(head, wbits)
+        return self._safely(head, wbits)
+
+    def _safely(self, data: bytes, wbits: int) -> bytes | None:
+        """A zlib failure costs this message its compression, never the fan-out loop that
+        is writing it to thousands of sockets (the next call gets a new compressor)."""
+        try:
+            return self._deflate(data, wbits)
+        except zlib.error as e:
+            log.error("deflate failed (%s); the message goes uncompressed", e)
+            return None
 
 
 def splice(prefix: bytes, suffix: bytes) -> bytes:

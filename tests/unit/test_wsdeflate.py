@@ -105,6 +105,20 @@ def test_a_compressor_that_failed_is_not_reused():
     assert inflate(d.message(data, 15)) == data
 
 
+def test_a_zlib_failure_sends_the_message_uncompressed():
+    class Broken:
+        def compress(self, data):
+            return b"garbage"
+
+        def flush(self, mode):
+            return b""  # not the empty stored block a full flush ends with
+
+    d = Deflater()
+    d._by_wbits[15] = Broken()
+    assert d.message(_text(1_000, 5), 15) is None
+    assert d.prefix(_text(1_000, 5), 15) is not None, "a new compressor after the failure"
+
+
 # --- on real sockets -------------------------------------------------------------------------
 
 class Server:
