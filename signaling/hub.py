@@ -37,6 +37,7 @@ from .events import (
 )
 from .protocol import Ack, Event, Message
 from .session import Prepared, Session, Transport
+from .wsdeflate import Deflater
 
 if TYPE_CHECKING:  # only the Redis deployment builds them (and imports redis)
     from .directory import RedisPresence, RedisSessionMirror
@@ -126,8 +127,12 @@ class Hub:
     def __init__(self, bus: Bus, node_id: str | None = None, config: HubConfig | None = None,
                  mirror: RedisSessionMirror | None = None, presence: RedisPresence | None = None,
                  metrics: Any = None, events: Events | None = None, gates: Sequence[Gate] = (),
-                 unavailable_errors: tuple[type[BaseException], ...] = ()):
+                 unavailable_errors: tuple[type[BaseException], ...] = (),
+                 deflater: Deflater | None = None):
         self.bus = bus
+        # compresses for every permessage-deflate socket of this node (one per event loop:
+        # a broadcast is compressed once, whatever the number of sockets; signaling.wsdeflate)
+        self.deflater = deflater or Deflater()
         self.metrics = metrics  # gateway.metrics.Metrics (frames dropped), optional
         self.mirror = mirror  # RedisSessionMirror: sessions survive this node
         self.presence = presence  # RedisPresence: user → nodes registry
@@ -344,7 +349,8 @@ class Hub:
     def new_session(self, claims: Claims, transport: Transport) -> Session:
         s = Session(id="s_" + secrets.token_urlsafe(12), claims=claims,
                     retain_frames=self.config.retain_frames, retain_s=self.config.retain_s,
-                    mirror=self.mirror, on_drop=self._frame_dropped)
+                    mirror=self.mirror, on_drop=self._frame_dropped,
+                    deflater=self.deflater)
         self.sessions[s.id] = s
         s.attach(transport)
         return s
@@ -377,7 +383,7 @@ class Hub:
                                                          "node": self.node_id})
         s = Session(id=session_id, claims=rec.claims, retain_frames=self.config.retain_frames,
                     retain_s=self.config.retain_s, mirror=self.mirror,
-                    on_drop=self._frame_dropped)
+                    on_drop=self._frame_dropped, deflater=self.deflater)
         s.seq = max([rec.seq] + [f.seq for f in frames])
         s.cursors = dict(rec.cursors)
         for f in frames:

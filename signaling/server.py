@@ -52,6 +52,7 @@ from .protocol import (
 from .ratelimit import TokenBucket
 from .session import Session
 from .tracing import span
+from .wsdeflate import DeflateResponse
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +94,10 @@ class SocketEndpoint:
         self.sockets_by_user: Counter[str] = Counter()  # user → authenticated sockets
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(max_msg_size=self.config.transport_max_bytes,
-                                   heartbeat=self.config.heartbeat_s)
+        # permessage-deflate as signaling/wsdeflate.py negotiates it: no context takeover
+        # server-side, so a broadcast is compressed once for every socket
+        ws = DeflateResponse(max_msg_size=self.config.transport_max_bytes,
+                             heartbeat=self.config.heartbeat_s)
         await ws.prepare(request)
         bind(node=self.hub.node_id)  # this handler's task: every line it logs names the node
         self.open_sockets += 1

@@ -38,7 +38,8 @@ from aiohttp import WSMsgType
 from .auth import Claims
 from .coro import finish
 from .protocol import dumps
-from .wsframe import direct_writer
+from .wsdeflate import Deflater
+from .wsframe import DirectWriter, direct_writer
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +79,15 @@ class Prepared:
     already carry a ``seq`` key (or are empty) are not spliced: sessions serialize them.
     """
 
-    __slots__ = ("cursor", "error", "event", "head", "head_b", "ts")
+    __slots__ = ("cursor", "deflated", "error", "event", "head", "head_b", "ts")
 
     def __init__(self, event: dict[str, Any]):
         self.event = event
         self.ts = time.monotonic()  # one clock read for every session it goes to
         self.cursor = event.get("_cursor")
+        # window bits → ``head_b`` compressed once for every deflate socket (None: sent
+        # uncompressed); filled by the first such socket (wsframe.DirectWriter.splice)
+        self.deflated: dict[int, bytes | None] = {}
         self.error: BaseException | None = None  # set: no session sends it (logged once)
         body = event if "_cursor" not in event else {k: v for k, v in event.items()
                                                      if k != "_cursor"}
@@ -99,6 +103,27 @@ class Prepared:
                 return
             self.head = text[:-1]
             self.head_b = raw[:-1]
+
+
+@final
+class Spliced:
+    """A broadcast frame waiting in one socket's queue: the broadcast (its shared head and
+    compressions) and this socket's ``,"seq":n}``. Kept apart until written so a queued
+    broadcast is still compressed once for all (``DirectWriter.send_spliced``)."""
+
+    __slots__ = ("prepared", "suffix")
+
+    def __init__(self, prepared: Prepared, suffix: bytes):
+        self.prepared = prepared
+        self.suffix = suffix
+
+    def whole(self) -> bytes:
+        head_b = self.prepared.head_b
+        assert head_b is not None  # only spliceable broadcasts are queued this way
+        return head_b + self.suffix
+
+
+Frame = str | bytes | Spliced  # what a socket's queue holds: text, UTF-8, or a broadcast
 
 
 class RetainedFrame:
@@ -159,13 +184,14 @@ class Session:
     _frames: deque[tuple[int, float, str | None, str | None]] = field(default_factory=deque)
     _transport: Transport | None = None
     # (seq, data) waiting for the writer task; None: nothing more to write
-    _out: deque[tuple[int, str | bytes]] | None = None
+    _out: deque[tuple[int, Frame]] | None = None
     _writer: asyncio.Task[None] | None = None  # only while the socket is behind (or mirroring)
-    _direct: Any = None  # wsframe.direct_writer of the attached socket (None: aiohttp's path)
+    _direct: DirectWriter | None = None  # the attached socket's direct path (None: aiohttp's)
     attrs: dict[str, Any] = field(default_factory=dict)
     cursors: dict[str, int] = field(default_factory=dict)
     mirror: Any = None  # SessionMirror when sessions must survive this node (Redis)
     on_drop: Callable[[], None] | None = None  # a frame was dropped (metrics): the hub's
+    deflater: Deflater | None = None  # compresses for permessage-deflate sockets: the hub's
 
     @property
     def user(self) -> str:
@@ -211,7 +237,7 @@ class Session:
         if prepared is not None:
             text, head_b = prepared.head, prepared.head_b
             assert text is not None and head_b is not None  # prepared: it splices
-            data: str | bytes = head_b + b',"seq":%d}' % seq
+            data: Frame = Spliced(prepared, b',"seq":%d}' % seq)
         else:
             body = dict(event)
             body.pop("_cursor", None)
@@ -254,14 +280,15 @@ class Session:
         frames.append((seq, event.ts, None, event.head))
         if len(frames) > self.retain_frames:
             self._trim(event.ts)
-        data = head_b + b',"seq":%d}' % seq
+        suffix = b',"seq":%d}' % seq
         direct = self._direct
-        if direct is not None and self._writer is None and self._out is not None and direct(data):
+        if (direct is not None and self._writer is None and self._out is not None
+                and direct.splice(head_b, suffix, event.deflated)):
             return seq
-        self._enqueue(data, seq)
+        self._enqueue(Spliced(event, suffix), seq)
         return seq
 
-    def _enqueue(self, data: str | bytes, seq: int = 0) -> None:
+    def _enqueue(self, data: Frame, seq: int = 0) -> None:
         """Write now if the socket takes it (the common case: no task, no wake-up); else
         queue it behind what is waiting for the writer task."""
         out = self._out
@@ -269,28 +296,38 @@ class Session:
             return
         if self._writer is None and not (seq and self.mirror is not None):
             direct = self._direct
-            if direct is not None and type(data) is bytes and direct(data):
+            if direct is not None:
+                if isinstance(data, Spliced):
+                    p = data.prepared
+                    assert p.head_b is not None  # only spliceable broadcasts are Spliced
+                    if direct.splice(p.head_b, data.suffix, p.deflated):
+                        return
+                elif direct.write(data.encode("utf-8") if isinstance(data, str) else data):
+                    return  # (a str is a replayed text: it was encoded before)
+                # closing or behind: the writer task waits for the transport (below)
+            else:
+                transport = self._transport
+                assert transport is not None  # attached while there is an out queue
+                coro = _send(transport, data.whole() if isinstance(data, Spliced) else data)
+                try:
+                    yielded = coro.send(None)
+                except StopIteration:
+                    return
+                except (ConnectionError, RuntimeError):
+                    self._out = None  # the socket is going away; frames stay retained
+                    return
+                except Exception:  # this one frame; the socket and the frames after it go on
+                    log.exception("session %s: a frame could not be written; dropped",
+                                  self.id)
+                    if self.on_drop is not None:
+                        self.on_drop()
+                    return
+                # flow control (the socket is behind): the rest of this send, and whatever
+                # comes after it, is written by a task
+                self._writer = asyncio.get_running_loop().create_task(
+                    self._write_loop(transport, out, None, (coro, yielded)),
+                    name=f"ws-writer-{self.id}")
                 return
-            transport = self._transport
-            assert transport is not None  # attached while there is an out queue
-            coro = _send(transport, data)
-            try:
-                yielded = coro.send(None)
-            except StopIteration:
-                return
-            except (ConnectionError, RuntimeError):
-                self._out = None  # the socket is going away; frames stay retained for resume
-                return
-            except Exception:  # this one frame; the socket and the frames after it go on
-                log.exception("session %s: a frame could not be written; dropped", self.id)
-                if self.on_drop is not None:
-                    self.on_drop()
-                return
-            # flow control (the socket is behind): the rest of this send, and whatever comes
-            # after it, is written by a task
-            self._writer = asyncio.get_running_loop().create_task(
-                self._write_loop(transport, out, (coro, yielded)), name=f"ws-writer-{self.id}")
-            return
         if len(out) >= self.max_queue:
             # The client can't keep up; drop the socket, it will resume from its last seq.
             log.warning("session %s: send queue full, closing socket", self.id)
@@ -301,7 +338,7 @@ class Session:
             transport = self._transport
             assert transport is not None  # attached while there is an out queue
             self._writer = asyncio.get_running_loop().create_task(
-                self._write_loop(transport, out), name=f"ws-writer-{self.id}")
+                self._write_loop(transport, out, self._direct), name=f"ws-writer-{self.id}")
 
     def _trim(self, now: float) -> None:
         frames = self._frames
@@ -335,7 +372,7 @@ class Session:
     def attach(self, transport: Transport) -> None:
         self.detach(close_code=4000, reason="session taken over by a new socket")
         self._transport = transport
-        self._direct = direct_writer(transport)
+        self._direct = direct_writer(transport, self.deflater)
         self._out = deque()
         self._writer = None
         self.detached_at = None
@@ -367,8 +404,11 @@ class Session:
                     pass
             asyncio.get_running_loop().create_task(close_after_flush())
 
-    async def _write_loop(self, transport: Transport, out: deque[tuple[int, str | bytes]],
+    async def _write_loop(self, transport: Transport, out: deque[tuple[int, Frame]],
+                          direct: DirectWriter | None,
                           pending: tuple[Coroutine[Any, Any, Any], Any] | None = None) -> None:
+        """Drain ``out`` in order: through the socket's direct path when it has one (it
+        compresses as negotiated), else aiohttp's ``send_frame``."""
         try:
             if pending is not None:
                 await finish(*pending)
@@ -378,7 +418,16 @@ class Session:
                     # never show a client a frame that a node failure could lose
                     await self.mirror.wait_mirrored(self, seq)
                 try:
-                    await _send(transport, data)
+                    if direct is None:
+                        await _send(transport,
+                                    data.whole() if isinstance(data, Spliced) else data)
+                    elif isinstance(data, Spliced):
+                        p = data.prepared
+                        assert p.head_b is not None
+                        await direct.send_spliced(p.head_b, data.suffix, p.deflated)
+                    else:
+                        await direct.send(data.encode("utf-8") if isinstance(data, str)
+                                          else data)
                 except (ConnectionError, RuntimeError, asyncio.CancelledError):
                     raise
                 except Exception:  # this one frame; the writer goes on with the next

@@ -1,8 +1,10 @@
 """Broadcast frames written straight to the transport (``signaling/wsframe.py``), against a
 real aiohttp server and client: what the client reads is exactly what was written, in
-order with frames sent the ordinary way, at every length class; compression, a closing
-socket and flow control fall back to aiohttp's own path; the aiohttp internals it needs are
-named if an upgrade removes them."""
+order with frames sent the ordinary way, at every length class; a socket whose aiohttp
+writer compresses by itself is left to aiohttp; a closing socket and flow control make the
+caller queue the frame for its writer task, which waits for the transport; the aiohttp
+internals it needs are named if an upgrade removes them. (permessage-deflate through
+``signaling/wsdeflate.py``: ``tests/unit/test_wsdeflate.py``.)"""
 
 from __future__ import annotations
 
@@ -55,8 +57,9 @@ async def test_direct_frames_arrive_intact_and_in_order_with_ordinary_ones():
     async with Server() as srv, aiohttp.ClientSession() as http:
         client = await http.ws_connect(f"http://127.0.0.1:{srv.port}/ws")
         ws = await srv.sockets.get()
-        write = direct_writer(ws)
-        assert write is not None, "aiohttp changed: see signaling/wsframe.HOOKS"
+        direct = direct_writer(ws)
+        assert direct is not None, "aiohttp changed: see signaling/wsframe.HOOKS"
+        write = direct.write
         sent = []
         for n in (0, 5, 125, 126, 127, 4000, 65535, 65536, 200_000):  # every header form
             text = json.dumps({"n": n, "pad": "ü" * (n // 2)})
@@ -69,16 +72,16 @@ async def test_direct_frames_arrive_intact_and_in_order_with_ordinary_ones():
         await client.close()
 
 
-async def test_compression_closing_and_flow_control_use_aiohttps_path():
+async def test_aiohttps_own_compression_closing_and_flow_control_are_not_written_directly():
     async with Server() as srv, aiohttp.ClientSession() as http:
         client = await http.ws_connect(f"http://127.0.0.1:{srv.port}/ws", compress=15)
         ws = await srv.sockets.get()
-        assert direct_writer(ws) is None, "permessage-deflate: frames must be compressed"
+        assert direct_writer(ws) is None, "aiohttp's own deflate: its frames must be compressed"
         await client.close()
     async with Server() as srv, aiohttp.ClientSession() as http:
         client = await http.ws_connect(f"http://127.0.0.1:{srv.port}/ws")
         ws = await srv.sockets.get()
-        write = direct_writer(ws)
+        write = direct_writer(ws).write
         ws._writer.protocol._paused = True  # the transport asked us to stop
         assert write(b'{"x":1}') is False
         ws._writer.protocol._paused = False
@@ -89,7 +92,7 @@ async def test_compression_closing_and_flow_control_use_aiohttps_path():
     assert direct_writer(object()) is None  # a test double / a changed aiohttp
 
 
-async def test_session_broadcast_goes_direct_and_resumes_through_aiohttp_when_paused():
+async def test_session_broadcast_goes_direct_and_is_queued_while_paused():
     async with Server() as srv, aiohttp.ClientSession() as http:
         client = await http.ws_connect(f"http://127.0.0.1:{srv.port}/ws")
         ws = await srv.sockets.get()
@@ -107,13 +110,20 @@ async def test_session_broadcast_goes_direct_and_resumes_through_aiohttp_when_pa
         for i in range(3):
             s.send(Prepared({"type": "room.update", "i": i}))
         assert calls == [], "a broadcast to a ready socket went through aiohttp's coroutine"
-        ws._writer.protocol._paused = True
-        s.send(Prepared({"type": "room.update", "i": 3}))  # paused: aiohttp's path
-        ws._writer.protocol._paused = False
-        assert len(calls) == 1
-        got = [json.loads((await client.receive(timeout=5)).data) for _ in range(4)]
-        assert [(g["i"], g["seq"]) for g in got] == [(0, 1), (1, 2), (2, 3), (3, 4)]
-        assert [f.seq for f in s.frames_after(0)] == [1, 2, 3, 4]  # all retained for resume
+        protocol = ws._writer.protocol
+        protocol.pause_writing()
+        s.send(Prepared({"type": "room.update", "i": 3}))  # paused: queued for the writer task
+        s.send({"type": "note", "i": 4})
+        assert s._writer is not None and len(s._out) == 2
+        await asyncio.sleep(0.05)
+        assert len(s._out) == 1, "the writer task took the first frame and waits for the drain"
+        protocol.resume_writing()
+        await asyncio.sleep(0.05)
+        assert s._writer is None and not s._out
+        assert calls == [], "the direct path's writer task wrote them, not aiohttp's send_frame"
+        got = [json.loads((await client.receive(timeout=5)).data) for _ in range(5)]
+        assert [(g["i"], g["seq"]) for g in got] == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]
+        assert [f.seq for f in s.frames_after(0)] == [1, 2, 3, 4, 5]  # all retained for resume
         await client.close()
 
 
