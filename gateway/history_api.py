@@ -74,6 +74,10 @@ def message_wire(m: MessageRow) -> dict[str, Any]:
         d["kind"] = m.kind
     if m.meta:
         d["meta"] = m.meta
+    if m.meta.get("attachments"):
+        # as message.send's relay carries them (docs/protocol.md#attachments): the pages show
+        # thumbnails from the same field everywhere; ``meta`` keeps the record as stored
+        d["attachments"] = m.meta["attachments"]
     return d
 
 

@@ -36,7 +36,6 @@ from .store import Store
 from .store.records import LiveState
 from .support.backend import MemoryBackend
 from .support.changes import (
-    CONVERSATION_FIELDS,
     AgentStatus,
     Attached,
     ConversationOpened,
@@ -46,6 +45,7 @@ from .support.changes import (
     Queued,
     RecordPut,
     SupportChange,
+    is_conversation_field,
 )
 from .support.conversation import Author
 from .support.room import MemoryOrderLedger, Order, RoomRegistry
@@ -71,7 +71,7 @@ def changes_from_live_state(live: LiveState) -> list[SupportChange]:
         out.append(ConversationOpened(cid, row.room, row.viewer, row.viewer_name or row.viewer,
                                       row.opened_at))
         fields: dict[str, Any] = {k: v for k, v in row.extra.items()
-                                  if k in CONVERSATION_FIELDS and v is not None}
+                                  if is_conversation_field(k) and v is not None}
         fields.update({k: getattr(row, k) for k in _ROW_FIELDS
                        if getattr(row, k) is not None})
         out.append(FieldsSet(cid, fields))

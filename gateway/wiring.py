@@ -500,8 +500,9 @@ def build_gateway(config: Config, responder: Responder | None = None,
         metrics=metrics,
         agent_info=lambda user: {"max_compensation": authority.limit_for(user)},
         attachments=attachments)
-    # typing indicators and read marks, relayed to the conversation's other members
-    ChatSignals(hub, support.conversation_for)
+    # typing indicators and read marks, relayed to the conversation's other members; the
+    # latest read mark of each member kept in the conversation's state (backend.mark_read)
+    ChatSignals(hub, support.conversation_for, backend.mark_read)
     ledger = backends.order_ledger(durable)
     room_sync = backends.room_sync(ledger, rooms, bus)
     backends.repopulation(backend, ledger, durable, rooms, metrics)

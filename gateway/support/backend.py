@@ -38,6 +38,7 @@ from signaling.events import Events
 from . import rules
 from .changes import (
     CONVERSATION_FIELDS,
+    READ_FIELD,
     AgentStatus,
     Attached,
     ConversationOpened,
@@ -50,6 +51,7 @@ from .changes import (
     Released,
     SupportChange,
     ViewerErased,
+    read_mark_n,
     record_about,
 )
 from .conversation import Author, Conversation, ConversationStore, StoredMessage
@@ -123,7 +125,7 @@ class Replica:
     of the last log entry that touched each agent (``a:<user>``) and record
     (``r:<ns>\\n<key>``): what a guarded commit expects Redis to still hold."""
 
-    FIELDS = CONVERSATION_FIELDS
+    FIELDS = CONVERSATION_FIELDS  # plus the read marks (changes.READ_FIELD)
 
     def __init__(self, store: ConversationStore, router: Router,
                  events: Events | None = None) -> None:
@@ -200,6 +202,8 @@ class Replica:
                 for k, v in ch.fields.items():
                     if k in self.FIELDS:
                         setattr(conv, k, None if v in ("", None) and k != "mood" else v)
+                    elif k.startswith(READ_FIELD):
+                        self._read_mark(conv, k[len(READ_FIELD):], v)
                 if conv.state == "resolved":
                     self.store.closed(conv)
             case MessageAppended():
@@ -258,6 +262,19 @@ class Replica:
                 self._erase(ch.viewer)
             case _:
                 raise TypeError(f"not a support change record: {ch!r}"[:200])
+
+    @staticmethod
+    def _read_mark(conv: Conversation, user: str, v: Any) -> None:
+        """Last writer wins on the log position: an older mark (a node that applies the log
+        late, a resync) never moves a member's mark back."""
+        if not user:
+            return
+        if v in ("", None):
+            conv.read_marks.pop(user, None)
+            return
+        n = read_mark_n(v)
+        if n >= 0 and n > read_mark_n(conv.read_marks.get(user)):
+            conv.read_marks[user] = dict(v)
 
     def _erase(self, viewer: str) -> None:
         """Everything of ``viewer`` leaves this replica: its conversations (open or not,
@@ -397,6 +414,11 @@ class SupportBackend(ABC):
 
     @abstractmethod
     async def set_fields(self, conv: Conversation, **fields: Any) -> None: ...
+
+    @abstractmethod
+    async def mark_read(self, conv: Conversation, user: str, mark: dict[str, Any]) -> bool:
+        """Keep ``user``'s read mark of ``conv`` if it is later than the one held
+        (``rules.mark_read``); whether it was written."""
 
     @abstractmethod
     async def put(self, namespace: str, key: str, value: Any, *, if_absent: bool = False,
@@ -581,6 +603,11 @@ class MemoryBackend(SupportBackend):
 
     async def set_fields(self, conv, **fields):
         await self._commit(rules.set_fields(self.view, conv.id, fields))
+
+    async def mark_read(self, conv, user, mark):
+        step = rules.mark_read(self.view, conv, user, mark)
+        await self._commit(step)
+        return step.result
 
     async def put(self, namespace, key, value, *, if_absent=False, expect=None, ttl_s=None):
         step = rules.put(self.view, namespace, key, value, if_absent=if_absent, expect=expect,

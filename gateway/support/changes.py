@@ -113,6 +113,24 @@ class ConversationOpened:
 CONVERSATION_FIELDS = ("state", "agent", "agent_name", "escalated_at", "assigned_at",
                        "resolved_at", "first_agent_reply_at", "escalation_reason", "mood",
                        "pinned", "viewer_name", "viewer_nickname", "resolved_by")
+#: ``read:<user>``: a member's latest read mark, ``{n, message_id, role, ts}`` (``n``: the
+#: message's position in the log). One field per member, so that two members marking at the
+#: same time on two nodes never overwrite each other; applied last-writer-wins on ``n``: a
+#: mark with a lower or equal ``n`` never replaces the one held (docs/protocol.md "Typing and
+#: read marks").
+READ_FIELD = "read:"
+
+
+def is_conversation_field(name: str) -> bool:
+    """Whether ``name`` is a field a :class:`FieldsSet` may carry (one source for the
+    replica, the restore from the store and the Redis bootstrap)."""
+    return name in CONVERSATION_FIELDS or (name.startswith(READ_FIELD) and len(name) > 5)
+
+
+def read_mark_n(v: Any) -> int:
+    """The log position a stored read mark is at (-1 for anything that is not a mark)."""
+    n = v.get("n") if isinstance(v, dict) else None
+    return n if isinstance(n, int) and not isinstance(n, bool) else -1
 
 
 @dataclass(frozen=True)

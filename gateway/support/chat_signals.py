@@ -1,18 +1,22 @@
-"""Typing indicators and delivered/read marks: relayed to the other members, never stored.
+"""Typing indicators and delivered/read marks: relayed to the other members; the latest
+``read`` mark of each member is also kept in the conversation's state.
 
-Why not stored: both are a view of the moment. A typing indicator older than
-``TYPING_TTL_S`` is wrong; a read mark is re-sent by the reader's client whenever it shows
-the conversation again (a reload, a reconnect), so a lost one heals at the next look. Keeping
-them out of the conversation log keeps the log — and its replication, archive and restore —
-the record of what was said.
+Why typing and ``delivered`` are not stored: both are a view of the moment (an indicator
+older than ``TYPING_TTL_S`` is wrong; ``delivered`` is followed by ``read`` once the reader
+looks). Why the latest ``read`` mark is: the reader's page sends a mark only when it
+advances, so the *writer* who reloads their page would otherwise see no read mark on
+messages read long ago. It is one conversation field per member (``read:<user>``,
+changes.READ_FIELD), last-writer-wins on the message's log position, never a message of the
+log; the snapshot (``conversation.get``, the resume) carries it as ``read_marks``.
 
 Limits (docs/protocol.md "Typing and read marks"): one typing *start* per sender and
 conversation every ``TYPING_INTERVAL_S`` (a faster one is refused with ``rate_limited``; a
 client that keeps to the interval never sees it); a start expires after ``TYPING_TTL_S``
 unless renewed; a stop is relayed only after a relayed start. Read marks are relayed only
 when they advance for that reader and state (``delivered`` < ``read``), so a client may send
-one per rendered message without flooding the others. The bookkeeping is bounded by
-``MAX_TRACKED`` entries (oldest dropped first).
+one per rendered message without flooding the others, and a ``read`` mark is stored only
+when it advances past the stored one (so at most one write per message read). The
+bookkeeping is bounded by ``MAX_TRACKED`` entries (oldest dropped first).
 """
 
 from __future__ import annotations
@@ -33,15 +37,19 @@ TYPING_TTL_S = 5.0
 MAX_TRACKED = 20_000
 
 ConversationFor = Callable[..., Awaitable[Conversation]]
+# backend.mark_read: keep a member's latest read mark in the conversation's state
+MarkRead = Callable[[Conversation, str, dict[str, Any]], Awaitable[bool]]
 
 
 class ChatSignals:
     """Owner of the typing throttle and of the last relayed read mark per reader."""
 
     def __init__(self, hub: Hub, conversation_for: ConversationFor,
+                 mark_read: MarkRead | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.hub = hub
         self.conversation_for = conversation_for
+        self.mark_read = mark_read
         self.clock = clock
         self._typing: OrderedDict[tuple[str, str], float] = OrderedDict()  # (conv, user) → last start
         self._read: OrderedDict[tuple[str, str, str], int] = OrderedDict()  # (conv, user, state) → n
@@ -81,17 +89,25 @@ class ChatSignals:
                                 f"conversation.read: no message {msg.message_id!r} in "
                                 f"conversation {conv.id!r}")
         key = (conv.id, req.user, msg.state)
+        stored = False
+        now = time.time()
+        held = conv.read_marks.get(req.user, {}).get("n", -1)
+        if msg.state == "read" and self.mark_read is not None and held < n:
+            # before the relay: the ack says whether it is kept; a store that refuses
+            # (durability: unavailable) is the typed error, and nothing is relayed half-way
+            stored = await self.mark_read(conv, req.user, {"n": n, "message_id": msg.message_id,
+                                                            "role": req.role, "ts": now})
         if self._read.get(key, -1) >= n:
-            return {"type": "ack", "relayed": False}
+            return {"type": "ack", "relayed": False, "stored": stored}
         self._remember(self._read, key, n)
         if msg.state == "read":  # read implies delivered
             dkey = (conv.id, req.user, "delivered")
             if self._read.get(dkey, -1) < n:
                 self._remember(self._read, dkey, n)
         ev = ReadEvent(conversation=conv.id, message_id=msg.message_id, state=msg.state,
-                       by={"role": req.role, "user": req.user}, ts=time.time())
+                       by={"role": req.role, "user": req.user}, ts=now)
         await self._tell_others(conv, req.user, ev)
-        return {"type": "ack", "relayed": True}
+        return {"type": "ack", "relayed": True, "stored": stored}
 
     async def _tell_others(self, conv: Conversation, sender: str, ev) -> None:
         for user in conv.members():

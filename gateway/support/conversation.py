@@ -97,6 +97,9 @@ class Conversation:
     viewer_nickname: str | None = None
     resolved_by: str | None = None  # viewer | agent | system
     text_bytes: int = 0  # UTF-8 bytes of all message texts (the per-conversation limit)
+    # user → their latest read mark {n, message_id, role, ts} (changes.READ_FIELD): part of
+    # the state so that a page that reloads shows the other side's read mark again
+    read_marks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def viewer_ref(self) -> dict[str, Any]:
         """The viewer as every event shows it: the token's ``name``, and the viewer's own
@@ -116,6 +119,13 @@ class Conversation:
         if not self.agent:
             return None
         return {"user": self.agent, "name": self.agent_name or self.agent}
+
+    def read_wire(self) -> list[dict[str, Any]]:
+        """The read marks as the ``read`` event words them (without ``type``): what a
+        snapshot carries (``read_marks``), oldest mark first."""
+        return [{"by": {"role": m.get("role", ""), "user": u}, "message_id": m["message_id"],
+                 "state": "read", "ts": m.get("ts")}
+                for u, m in sorted(self.read_marks.items(), key=lambda kv: kv[1].get("n", 0))]
 
     def viewer_messages(self) -> list[str]:
         return [m.text for m in self.messages if m.author.role == "viewer" and not m.kind]

@@ -120,6 +120,9 @@ class ConversationSnapshot(Event):
     viewer: dict | None = None
     pinned: list | None = None
     omitted: int | None = None  # earlier messages left out (limit conversation_history)
+    # extension: each member's latest read mark, as the ``read`` event words it (without
+    # ``type``): a page that reloads shows the other side's read mark again
+    read_marks: list | None = None
 
 
 @dataclass

@@ -71,6 +71,7 @@ from signaling.tasks import stop_task
 from . import rules
 from .backend import Hit, ReplicaView, SupportBackend, new_conversation_id
 from .changes import (
+    READ_FIELD,
     AgentStatus,
     Attached,
     ConversationOpened,
@@ -83,8 +84,10 @@ from .changes import (
     Released,
     SupportChange,
     ViewerErased,
+    is_conversation_field,
     list_from_wire,
     list_to_json,
+    read_mark_n,
     record_about,
 )
 from .conversation import Conversation, ConversationStore
@@ -473,6 +476,8 @@ class RedisBackend(SupportBackend):
             for k in ("escalated_at", "assigned_at", "first_agent_reply_at"):
                 fields[k] = float(h[k]) if h.get(k) else None
             fields["pinned"] = json.loads(h["pinned"]) if h.get("pinned") else []
+            fields.update({k: json.loads(v) for k, v in h.items()
+                           if k.startswith(READ_FIELD) and is_conversation_field(k)})
             changes.append(FieldsSet(cid, fields))
             if h.get("agent") and h.get("state") == "assigned":
                 changes.append(Attached(cid, h["agent"], float(h.get("assigned_at", 0))))
@@ -805,6 +810,9 @@ class RedisBackend(SupportBackend):
                     for k, v in ch.fields.items():
                         if v is None:
                             unset.append(k)
+                        elif k.startswith(READ_FIELD):
+                            # one field per member, last writer wins on the log position
+                            w.append(["HMAXN", key, k, str(read_mark_n(v)), _field_text(v)])
                         else:
                             sets += [k, _field_text(v)]
                     if sets:
@@ -933,6 +941,9 @@ class RedisBackend(SupportBackend):
 
     async def set_fields(self, conv, **fields):
         await self._step(lambda s: rules.set_fields(s, conv.id, fields))
+
+    async def mark_read(self, conv, user, mark):
+        return (await self._step(lambda s: rules.mark_read(s, conv, user, mark))).result
 
     async def put(self, namespace, key, value, *, if_absent=False, expect=None, ttl_s=None):
         if "\n" in namespace:

@@ -24,6 +24,8 @@ Writes are Redis commands (all arguments strings), plus storage helpers:
 ``{'STAMP', key, field}`` (HSET to ``s``), ``{'JSET', key, field, name, value}`` (one member
 of a JSON object held in a hash field; nothing if the field is absent),
 ``{'HDELEQ', key, field, value}`` (HDEL only if it holds ``value``),
+``{'HMAXN', key, field, n, value}`` (HSET only if the field is absent or holds a JSON object
+whose ``n`` is below ``n``: last writer wins on a monotonic order, the read marks),
 ``{'ZTRIM', zset, hash, max score, n}`` (forget up to ``n`` members scored at most
 ``max score`` from the sorted set and the hash: retention).
 
@@ -78,6 +80,14 @@ for _, w in ipairs(cjson.decode(ARGV[3])) do
       redis.call('HDEL', w[3], id)
       redis.call('ZREM', w[2], id)
     end
+  elseif op == 'HMAXN' then
+    local raw = redis.call('HGET', w[2], w[3])
+    local held = -1
+    if raw then
+      local ok, o = pcall(cjson.decode, raw)
+      if ok and type(o) == 'table' and tonumber(o['n']) then held = tonumber(o['n']) end
+    end
+    if held < tonumber(w[4]) then redis.call('HSET', w[2], w[3], w[5]) end
   elseif op == 'HDELEQ' then
     if redis.call('HGET', w[2], w[3]) == w[4] then redis.call('HDEL', w[2], w[3]) end
   else

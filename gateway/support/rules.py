@@ -26,6 +26,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from signaling import ErrorCode, ProtocolError
 
 from .changes import (
+    READ_FIELD,
     AgentStatus,
     Attached,
     ConversationOpened,
@@ -36,6 +37,7 @@ from .changes import (
     RecordPut,
     Released,
     SupportChange,
+    read_mark_n,
 )
 from .conversation import Author, Conversation
 from .routing import Agent
@@ -179,6 +181,16 @@ def set_fields(s: State, cid: str, fields: Mapping[str, Any]) -> Step[bool]:
     if not s.known(cid):
         return Step((), False)
     return Step((FieldsSet(cid, dict(fields)),), True)
+
+
+def mark_read(s: State, conv: Conversation, user: str, mark: Mapping[str, Any]) -> Step[bool]:
+    """Keep ``user``'s latest read mark of ``conv`` (``mark``: ``{n, message_id, role, ts}``)
+    when it is later in the log than the one held; an earlier or equal one changes nothing.
+    Reads only whether the conversation exists: a message appended meanwhile does not make
+    the mark stale (the Redis write is itself last-writer-wins on ``n``)."""
+    if not s.known(conv.id) or read_mark_n(mark) <= read_mark_n(conv.read_marks.get(user)):
+        return Step((), False)
+    return Step((FieldsSet(conv.id, {READ_FIELD + user: dict(mark)}),), True)
 
 
 # --- routing ----------------------------------------------------------------------------------

@@ -331,7 +331,7 @@ class SupportService:
             conversation=conv.id, room=conv.room, state=conv.state,
             messages=[m.to_history() for m in msgs], agent=conv.agent_ref(),
             viewer=conv.viewer_ref(), pinned=list(conv.pinned) or None,
-            omitted=omitted or None)
+            omitted=omitted or None, read_marks=conv.read_wire() or None)
 
     def context(self, conv: Conversation) -> dict[str, Any]:
         """What an agent sees on assignment; other parts add to it on

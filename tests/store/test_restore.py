@@ -33,6 +33,7 @@ def state_of(b: MemoryBackend) -> dict:
     return {
         "convs": sorted((c.id, c.room, c.viewer, c.viewer_name, c.state, c.agent, c.agent_name,
                          c.escalation_reason, c.mood, str(c.pinned), c.viewer_nickname,
+                         str(sorted((u, sorted(m.items())) for u, m in c.read_marks.items())),
                          tuple((m.n, m.author.role, m.author.user, m.text, m.client_msg_id,
                                 m.kind) for m in c.messages))
                         for c in b.store.all() if c.state != "resolved"),
@@ -56,6 +57,14 @@ async def test_a_restarted_node_has_what_the_old_one_acknowledged(store):
     await b.append(c1, Author("agent", assigned[1].user, "A"), "我来处理", None)
     await b.set_fields(c1, mood="negative", pinned=[{"text": "today only"}],
                        viewer_nickname="小V")
+    # the members' latest read marks (last writer wins on the log position)
+    assert await b.mark_read(c1, "v1", {"n": 3, "message_id": c1.messages[2].message_id,
+                                        "role": "viewer", "ts": 5.0})
+    assert not await b.mark_read(c1, "v1", {"n": 1, "message_id": c1.messages[0].message_id,
+                                            "role": "viewer", "ts": 6.0})
+    assert await b.mark_read(c1, "a1", {"n": 2, "message_id": c1.messages[1].message_id,
+                                        "role": "agent", "ts": 4.0})
+    assert set(c1.read_marks) == {"v1", "a1"} and c1.read_marks["v1"]["n"] == 3
     c2, _ = await b.open(room.id, "v2", "Wu", (BOT, "您好"))
     await b.escalate(c2, "asked")
     c3, _ = await b.open(room.id, "v3", "Li", (BOT, "您好"))

@@ -3,9 +3,10 @@
 // and lockout; add, disable/enable, change role, reset password — /api/admin/users).
 import { Client, staffTokenSource, gatewayUrls } from "./client.js";
 import { $, h, bindConnBadge, bindLangSwitch, toast, bindStaffAuth, fmtDateTime, money } from "./common.js";
-import { tw, twOr, applyWorkspaceI18n } from "./i18n_workspace.js";
+import { tw, applyWorkspaceI18n } from "./i18n_workspace.js";
 import { Evidence } from "./evidence.js";
 import { te } from "./i18n_evidence.js";
+import { AUDIT_COLUMNS, AUDIT_DATA, auditCell, auditLabel } from "./audit_words.js";
 
 const ident = staffTokenSource(["admin", "supervisor"], { defaultUser: "admin-supervisor", name: "Supervisor" });
 const client = new Client({ urls: gatewayUrls(), getToken: ident.getToken });
@@ -68,16 +69,14 @@ function renderAgents() {
 }
 
 function renderAudit() {
-  const cols = ["ts", "action", "actor", "conversation", "kind", "amount", "order_id", "outcome", "reason", "attachments"];
+  const cols = [...AUDIT_COLUMNS, "attachments"];
   $('[data-testid="audit"]').replaceChildren(
-    h("tr", {}, ...cols.map((c) => h("th", { scope: "col", text: c === "attachments" ? te("att.evidence") : tw(`audit.${c}`) }))),
+    h("tr", {}, ...cols.map((c) => h("th", { scope: "col", text: c === "attachments" ? te("att.evidence") : auditLabel(c) }))),
     ...audit.slice().reverse().slice(0, 100).map((e) =>
       h("tr", {}, ...cols.map((c) => c === "attachments" ? h("td", { testid: "audit-evidence" }, e.attachments?.length ? evidence.thumbs(e.attachments) : null) : h("td", {
-        // in words, in the page's language; ids, amounts and reasons as they are
-        text: c === "ts" ? fmtDateTime(e.ts) : c === "action" ? twOr(`action.${e.action}`, e.action ?? "")
-          : c === "outcome" ? twOr(`outcome.${e.outcome}`, e.outcome ?? "")
-          : c === "kind" && e.kind ? twOr(`kind.${e.kind}`, e.kind) : c === "amount" && e.amount != null ? money(e.amount) : e[c] ?? "",
-        dataset: ["actor", "conversation", "order_id", "reason"].includes(c) ? { userContent: "" } : {},
+        // in words, in the page's language; ids, amounts and reasons as they are (audit_words.js)
+        text: auditCell(e, c),
+        dataset: AUDIT_DATA.has(c) ? { userContent: "" } : {},
       })))));
 }
 

@@ -122,6 +122,7 @@ function loadSnapshot(snap) {
     context: snap.context || undefined,
   });
   for (const m of snap.messages || snap.context?.messages || []) addMsg(c, m);
+  signals.seed(c.id, snap.read_marks); // the viewer's read mark, kept by the gateway
   return c;
 }
 

@@ -9,6 +9,9 @@
 //    shown), else "delivered"; each state is sent again only when it advances.
 //  - typingIn(conv) → {by} while the other side types; markOf(conv, ids, id) → "sent" |
 //    "delivered" | "read" for one's own message.
+//  - seed(conv, snapshot.read_marks): the other side's latest read marks as the gateway keeps
+//    them, so a page that reloads shows them again (the reader does not send them again:
+//    its page sends a mark only when it advances).
 import { h } from "./common.js";
 import { t } from "./i18n.js";
 
@@ -72,6 +75,14 @@ export class ChatSignals {
     this._send("conversation.read", { conversation: conv, message_id: last, state });
   }
 
+  seed(conv, marks) {
+    if (!conv || !Array.isArray(marks)) return;
+    for (const f of marks) {
+      if (!f?.message_id || f.by?.user === this.client.user) continue; // one's own: not shown
+      this._read({ ...f, conversation: conv, state: "read" }, false);
+    }
+  }
+
   typingIn(conv) {
     return this.typing.get(conv) || null;
   }
@@ -122,11 +133,11 @@ export class ChatSignals {
     if (notify) this.onChange(conv);
   }
 
-  _read(f) {
+  _read(f, notify = true) {
     const m = this.marks.get(f.conversation) || { delivered: null, read: null };
     m[f.state === "read" ? "read" : "delivered"] = f.message_id;
     if (f.state === "read" && !m.delivered) m.delivered = f.message_id;
     this.marks.set(f.conversation, m);
-    this.onChange(f.conversation);
+    if (notify) this.onChange(f.conversation);
   }
 }

@@ -1,7 +1,7 @@
 // Evidence in the pages (issue 19): uploading photos and stills, showing attachments of
 // messages as thumbnails, the full view (photos) and playback (call recordings) in one
 // accessible dialog, and the photo picker of a composer. Shared by the viewer widget, the
-// agent console, the host panel and /admin.
+// agent console, the host panel, /admin and /history.
 //
 // Why fetch() and blob: URLs instead of <img src="/api/attachments/…">: the attachment API
 // takes the token only in the Authorization header (a token in a URL ends up in logs and

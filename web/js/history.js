@@ -8,6 +8,8 @@ import { staffTokenSource, authMode } from "./client.js";
 import { $, h, bindLangSwitch, param, reasonLabel } from "./common.js";
 import { getLang, tOr } from "./i18n.js";
 import { th, applyHistoryI18n } from "./i18n_history.js";
+import { Evidence } from "./evidence.js";
+import { AUDIT_COLUMNS, AUDIT_DATA, auditCell, auditLabel } from "./audit_words.js";
 
 const dev = authMode() === "dev";
 // --dev: ?as=agent|supervisor|admin picks the demo role (?user= the id); signed in: the
@@ -15,6 +17,10 @@ const dev = authMode() === "dev";
 const roles = dev ? [param("as") || "supervisor"] : ["supervisor", "admin", "agent"];
 const ident = staffTokenSource(roles, { defaultUser: "history-supervisor", name: "History" });
 const status = $('[data-testid="history-status"]');
+// photos, stills and recordings of the transcript's messages and actions: thumbnails and the
+// full view, fetched with this page's token (evidence.js; the attachment GET endpoint decides
+// who may read them: staff who may read the conversation)
+const evidence = new Evidence(ident.getToken);
 let lastHits = [];
 let openCid = null;
 
@@ -24,8 +30,11 @@ function when(ts) {
     { dateStyle: "medium", timeStyle: "short" }).format(new Date(ts * 1000));
 }
 
-function say(text, error = false) {
-  status.textContent = text;
+// the status line is kept as a way to word it, so a language switch words it again
+let lastSay = null;
+function say(words, error = false) {
+  lastSay = { words, error };
+  status.textContent = words();
   status.classList.toggle("error", error);
 }
 
@@ -77,14 +86,14 @@ function query() {
 
 async function search(ev) {
   ev?.preventDefault();
-  say(th("busy"));
+  say(() => th("busy"));
   try {
     const d = await api(`/api/conversations?${query()}`);
     lastHits = d.conversations;
     renderHits();
-    say(lastHits.length ? th("found", { n: lastHits.length }) : th("none"));
+    say(() => (lastHits.length ? th("found", { n: lastHits.length }) : th("none")));
   } catch (e) {
-    say(errorText(e), true);
+    say(() => errorText(e), true);
   }
 }
 
@@ -107,7 +116,7 @@ async function open(cid) {
     openCid = cid;
     renderTranscript(t);
   } catch (e) {
-    say(errorText(e), true);
+    say(() => errorText(e), true);
   }
 }
 
@@ -117,6 +126,21 @@ function outcomeText(o) {
   const parts = [o.outcome ? tOr(`outcome.${o.outcome}`, o.outcome) : null];
   if (typeof o.frt === "number") parts.push(th("t.frt", { s: Math.round(o.frt) }));
   return parts.filter(Boolean).join(" · ") || null;
+}
+
+// one audit entry in words, worded as /admin's audit table words it (audit_words.js): "label
+// value" pairs of the fields it has, the ids and the reason marked as data
+function actionItem(a) {
+  const parts = [];
+  for (const c of AUDIT_COLUMNS) {
+    if (c === "conversation") continue; // the transcript's own
+    const v = auditCell(a, c);
+    if (!v) continue;
+    parts.push(h("span.hist-act-part", {}, h("span.muted", { text: `${auditLabel(c)} ` }),
+      h("span", { text: v, "data-user-content": AUDIT_DATA.has(c) ? "" : undefined })));
+  }
+  return h("li.hist-act", { testid: "t-action", dataset: { action: a.action || "" } }, ...parts,
+    a.attachments?.length ? evidence.thumbs(a.attachments, { testid: "t-action-evidence" }) : null);
 }
 
 let lastTranscript = null;
@@ -140,9 +164,10 @@ function renderTranscript(t) {
   $('[data-testid="t-messages"]').replaceChildren(...t.messages.map((m) =>
     h(`li.${m.from.role}`, { testid: "t-message" },
       h("span.who", {}, `${th("from." + m.from.role)} `, h("span", { text: m.from.name || m.from.user, "data-user-content": "" })),
-      h("span.text", { text: m.text, "data-user-content": "" }), h("span.at", { text: when(m.ts) }))));
-  $('[data-testid="t-actions"]').replaceChildren(...(t.actions.length ? t.actions : [null]).map((a) =>
-    h("li", { text: a ? JSON.stringify(a) : th("t.none") })));
+      h("span.text", { text: m.text, "data-user-content": "" }), h("span.at", { text: when(m.ts) }),
+      m.attachments?.length ? evidence.thumbs(m.attachments) : null)));
+  $('[data-testid="t-actions"]').replaceChildren(...(t.actions.length
+    ? t.actions.map(actionItem) : [h("li", { text: th("t.none") })]));
   $('[data-testid="t-orders"]').replaceChildren(...(t.orders.length ? t.orders : [null]).map((o) =>
     h("li", { testid: o ? "t-order" : undefined, text: o ? `${o.order_id} · ${o.sku} × ${o.qty} · ${when(o.at)}` : th("t.none") })));
 }
@@ -156,9 +181,9 @@ async function download(path, file) {
     a.click();
     a.remove();
     setTimeout(() => URL.revokeObjectURL(url), 10_000);
-    say(th("exported", { file }));
+    say(() => th("exported", { file }));
   } catch (e) {
-    say(errorText(e), true);
+    say(() => errorText(e), true);
   }
 }
 
@@ -183,6 +208,7 @@ bindLangSwitch($('[data-testid="lang-switch"]'), () => {
   who();
   renderHits();
   if (lastTranscript) renderTranscript(lastTranscript);
+  if (lastSay) say(lastSay.words, lastSay.error);
 });
 applyHistoryI18n();
 function who() {

@@ -102,6 +102,7 @@ function resetConversation(snap) {
     goneBefore = null;
   }
   for (const m of snap.messages || []) addMessage(m, false);
+  signals.seed(conv.id, snap.read_marks); // the agent's read mark, kept by the gateway
   if (snap.state === "resolved") conv.notices.push({ after: conv.order[conv.order.length - 1] || null, key: "resolved.notice" });
   renderAll();
 }
