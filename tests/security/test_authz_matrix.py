@@ -52,6 +52,9 @@ REST = {
     ("GET", "/api/rooms/{room}/radar"): {"host", "supervisor", "admin"},
     ("GET", "/api/rooms/{room}/radar/report"): {"host", "supervisor", "admin"},
     ("GET", "/api/webhooks/deliveries"): {"admin"},
+    # the generated specs (docs/spec/): public, like the docs they are (issue 22)
+    ("GET", "/api/openapi.json"): None,
+    ("GET", "/api/protocol.schema.json"): None,
 }
 # Cookie endpoints (sign-in): no bearer token at all; tests/auth/ covers them.
 COOKIE = {("POST", "/api/auth/login"), ("POST", "/api/auth/token"),
