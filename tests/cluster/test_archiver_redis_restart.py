@@ -24,7 +24,9 @@ from tests.cluster.test_cross_node import assigned_pair, connect
 from tests.cluster.test_redis_restart import order, wait_ready
 from tests.store.conftest import PG_SERVER, _admin, _in_thread
 
-pytestmark = pytest.mark.redis
+# slow (make test-all): cluster/test_repopulate_cluster.py runs the same two real nodes with
+# the archiver through an empty Redis restart and counts the acknowledged messages
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 
 @pytest.fixture

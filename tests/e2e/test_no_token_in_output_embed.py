@@ -26,7 +26,9 @@ from .shop_site import ShopSite
 from .test_embed import embed_frame
 from .test_no_token_in_output import SECRET, wait_up
 
-pytestmark = pytest.mark.browser
+# slow (make test-all): the run-wide token watch (tests/token_watch.py) already reads every
+# server output of make test, the embed flows' (e2e/test_embed.py) included
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
