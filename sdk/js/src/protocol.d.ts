@@ -599,6 +599,7 @@ export interface ConversationSnapshot {
   viewer?: Record<string, unknown> | null;
   pinned?: unknown[] | null;
   omitted?: number | null;
+  read_marks?: unknown[] | null;
 }
 
 export interface ConversationStateEvent {
