@@ -46,6 +46,12 @@ def cleanup_context(resource: Resource,
     return run
 
 
+async def _close_sockets(app: web.Application) -> None:
+    """Shutdown's first step: the sockets go (1001) so their handlers return at once; the
+    resources close after (cleanup_ctx)."""
+    app[GATEWAY].hub.detach_all()
+
+
 def create_app(config: Config, responder: Responder | None = None,
                bus: Bus | None = None) -> web.Application:
     gw = build_gateway(config, responder=responder, bus=bus)
@@ -53,6 +59,7 @@ def create_app(config: Config, responder: Responder | None = None,
     app[GATEWAY] = gw
     for resource in gw.resources:
         app.cleanup_ctx.append(cleanup_context(resource, config.node_id))
+    app.on_shutdown.append(_close_sockets)
     setup_routes(app, gw)
     setup_history_routes(app, gw)  # history, export, erasure (the durable store)
     setup_attachment_routes(app, gw)  # photos, stills, recordings (docs/protocol.md)

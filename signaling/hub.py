@@ -214,11 +214,20 @@ class Hub:
         await asyncio.sleep(0.1)
         return n
 
+    def detach_all(self, reason: str = "server shutting down") -> None:
+        """Close every attached socket with 1001 (going away); the sessions stay resumable.
+        Called when the web server starts shutting down (aiohttp's ``on_shutdown``), before
+        it waits for its handlers: an open socket's handler only returns once its socket
+        closes, so without this every shutdown with a connected browser waited out the
+        server's shutdown timeout."""
+        for s in list(self.sessions.values()):
+            if s.attached:
+                s.detach(close_code=1001, reason=reason)
+
     async def close(self) -> None:
         if self._reaper:
             self._reaper.cancel()
-        for s in list(self.sessions.values()):
-            s.detach(close_code=1001, reason="server shutting down")
+        self.detach_all()
 
     # --- handlers ------------------------------------------------------------------------
     def handle(self, msg_cls: type[_M],
