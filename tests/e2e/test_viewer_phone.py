@@ -82,7 +82,16 @@ async def assert_private(page) -> None:
 
 
 async def visible_share(page, sel: str = '[data-testid="stream"]') -> float:
+    """What the viewer sees of ``sel`` once the page has settled: the sheet and the product
+    card move with CSS transitions (0.2 s, longer on a busy machine), and a share measured
+    mid-way is neither the before nor the after."""
+    await page.wait_for_function(SETTLED, timeout=T)
     return await page.evaluate(VISIBLE, sel)
+
+
+# no CSS transition running (infinite decorative animations do not count)
+SETTLED = """() => document.getAnimations().every((a) =>
+  !(a instanceof CSSTransition) || a.playState !== 'running')"""
 
 
 def tag(lang: str, viewport: dict) -> str:
