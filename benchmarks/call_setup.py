@@ -3,9 +3,10 @@
 Headless Chromium (fake camera/mic), median of N runs (default 10), measured two ways in
 the same run:
 
-* **gateway**: the real pages (`/` widget and `/agent` console) through an in-process
-  LiveDesk gateway and its aiortc media plane; the agent accepts as soon as the incoming
-  call arrives (no human in the loop);
+* **gateway**: the real pages (`/` widget and `/agent` console) through a LiveDesk gateway
+  in its own process (``livedesk serve --dev``, as operators run it: its own loop, not this
+  one's, which Playwright keeps busy) and its aiortc media plane; the agent accepts as soon
+  as the incoming call arrives (no human in the loop);
 * **direct**: the same two browser contexts connected browser-to-browser, exchanging SDP
   and trickle ICE through a tiny in-process aiohttp WebSocket relay (the floor: no media
   server on the path).
@@ -34,14 +35,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import free_port  # noqa: E402
-from benchmarks.setup_trace import (  # noqa: E402
-    BROWSER_TRACE_JS,
-    GatewayTrace,
-    install_gateway_trace,
-    relative,
-    summarize,
-)
-from tests.conftest import start_gateway, stop_gateway  # noqa: E402
+from benchmarks.gateway_process import GatewayProcess  # noqa: E402
+from benchmarks.setup_trace import BROWSER_TRACE_JS, relative, summarize  # noqa: E402
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE  # noqa: E402
 
 P2P_PAGE = """<!doctype html><meta charset="utf-8"><title>p2p</title>
@@ -145,14 +140,14 @@ async def page_trace(page, who: str) -> list[tuple[str, float]]:
     return [(f"{who}.{n}", t) for n, t in events]
 
 
-async def gateway_runs(browser, runs: int, timeout: float,
-                       trace: GatewayTrace | None = None,
+async def gateway_runs(browser, runs: int, timeout: float, trace: bool = False,
                        timelines: list | None = None) -> tuple[list[float], list[str]]:
-    gw = await start_gateway()
+    gw = GatewayProcess(traced=trace, name="call-setup")
     results, failures = [], []
     try:
+        await gw.ready()
         actx = await browser.new_context(viewport=DESKTOP, permissions=["camera", "microphone"])
-        if trace is not None:
+        if trace:
             await actx.add_init_script(BROWSER_TRACE_JS)
         agent = await actx.new_page()
         await agent.goto(f"{gw.url}/agent?user=bench-agent&name=Bench")
@@ -162,7 +157,7 @@ async def gateway_runs(browser, runs: int, timeout: float,
             () => setTimeout(() => window.__ld.calls.accept().catch(() => {}), 0))""")
         for i in range(runs):
             vctx = await browser.new_context(viewport=PHONE, permissions=["camera", "microphone"])
-            if trace is not None:
+            if trace:
                 await vctx.add_init_script(BROWSER_TRACE_JS)
             viewer = await vctx.new_page()
             try:
@@ -176,8 +171,8 @@ async def gateway_runs(browser, runs: int, timeout: float,
                 await asyncio.sleep(0.3)  # let the console settle on the new conversation
                 # the previous call's marks stay until the agent accepts: never read those
                 await agent.evaluate("window.__ld.calls.marks = {}")
-                if trace is not None:
-                    trace.clear()
+                if trace:
+                    await gw.trace_clear()
                     await agent.evaluate("window.__trace && (window.__trace.length = 0)")
                 await viewer.click('[data-testid="video-call"]')
                 tap = await poll(viewer, "window.__ld.calls.marks.tap", 5)
@@ -185,9 +180,9 @@ async def gateway_runs(browser, runs: int, timeout: float,
                                           "window.__ld.calls.marks.firstFrame", timeout)
                 if tap and first and first > tap:
                     results.append(first - tap)
-                    if trace is not None and timelines is not None:
+                    if trace and timelines is not None:
                         marks = await agent.evaluate("window.__ld.calls.marks")
-                        events = (list(trace.events) + await page_trace(viewer, "viewer")
+                        events = (await gw.trace_events() + await page_trace(viewer, "viewer")
                                   + await page_trace(agent, "agent")
                                   + [(f"agent.mark.{k}", v) for k, v in marks.items()])
                         timelines.append(relative(events, tap))
@@ -207,7 +202,7 @@ async def gateway_runs(browser, runs: int, timeout: float,
                 await vctx.close()
         await actx.close()
     finally:
-        await stop_gateway(gw)
+        gw.stop()
     return results, failures
 
 
@@ -264,7 +259,6 @@ async def main(argv=None) -> dict:
                     help="with --trace: write every run's timeline to this JSON file")
     args = ap.parse_args(argv)
     load_before = os.getloadavg()
-    trace = install_gateway_trace() if args.trace else None
     gl: list | None = [] if args.trace else None
     dl: list | None = [] if args.trace else None
     from playwright.async_api import async_playwright
@@ -272,7 +266,7 @@ async def main(argv=None) -> dict:
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
-            g, gfail = await gateway_runs(browser, args.runs, args.timeout, trace, gl)
+            g, gfail = await gateway_runs(browser, args.runs, args.timeout, args.trace, gl)
             d, dfail = await direct_runs(browser, args.runs, args.timeout, dl)
         finally:
             await browser.close()

@@ -27,6 +27,17 @@ BROWSER_TRACE_JS = r"""
   const now = () => performance.timeOrigin + performance.now();
   const trace = window.__trace = [];
   const mark = (name) => trace.push([name, now()]);
+  const md = navigator.mediaDevices;
+  if (md && md.getUserMedia && !md.getUserMedia.__traced) {
+    const gum = md.getUserMedia.bind(md);
+    md.getUserMedia = async (c) => { mark('gum.start'); const s = await gum(c); mark('gum.done'); return s; };
+    md.getUserMedia.__traced = true;
+  }
+  try {  // main-thread tasks over 50 ms: what delays the page's reaction to events
+    new PerformanceObserver((l) => l.getEntries().forEach((e) =>
+      trace.push([`longtask.${Math.round(e.duration)}ms`, performance.timeOrigin + e.startTime])
+    )).observe({ type: 'longtask', buffered: false });
+  } catch (e) {}
   const Orig = window.RTCPeerConnection;
   if (!Orig || Orig.__traced) return;
   let n = 0;
