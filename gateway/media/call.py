@@ -34,6 +34,9 @@ class Participant:
     # the display name of the participant's token (tiles say "小王 · 观众", not a user id)
     name: str | None = None
     restart: bool = False  # came back after a drop: its next rtc.offer rebuilds the peer
+    # its connection was offered while the call rang (early media, the requester only): until
+    # it is up, a new rtc.offer rebuilds it (with the TURN servers call.state connecting brings)
+    early: bool = False
     grace: asyncio.TimerHandle | None = None
 
     @property

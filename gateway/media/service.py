@@ -5,6 +5,12 @@ Wires the ``call.*``/``rtc.*`` protocol (``messages.py``) to the call state
 :class:`~gateway.media.forwarder.Forwarder` that carries every participant's tracks to the
 others. It owns the call lifecycle rules:
 
+* early media: the requester may offer while its call rings; its media then reaches the
+  gateway before anyone answers (forwarded to nobody, recorded by nobody), its answer
+  reserves m-lines for the callee, and an accepting callee's first frame needs only the
+  callee's own connection (a connection set-up, ~150 ms, off the path to the first frame).
+  TURN credentials still come only with ``connecting``; an early connection not up by then
+  is re-offered;
 * ringing times out after ``ring_timeout_s`` → ``ended``/``missed``, and the conversation
   port is told (the support plane posts a system line and requeues a viewer's missed ring);
 * a call lasts at most ``max_call_s`` (→ ``ended``/``max_duration``);
@@ -158,7 +164,8 @@ class MediaService:
         return call
 
     def _participant(self, req: Request, call: Call, what: str) -> Participant:
-        if call.state == "ringing":
+        if call.state == "ringing" and not (req.user == call.requester
+                                            and what.startswith("rtc.")):
             raise ProtocolError(ErrorCode.BAD_STATE,
                                 f"{what}: the call is ringing; wait for call.state connecting")
         p = call.participants.get(req.user)
@@ -348,9 +355,13 @@ class MediaService:
         msg: RtcOffer = req.msg
         call = await self._call_for(req, msg.call)
         p = self._participant(req, call, "rtc.offer")
+        early = call.state == "ringing"  # as it arrived: the callee may accept meanwhile
         if p.peer is not None and p.peer.negotiated:
-            if p.restart or p.peer.connection_state in ("failed", "closed"):
-                await self._retire_peer(call, p)  # rebuild: aiortc has no ICE restart
+            if (p.restart or p.peer.connection_state in ("failed", "closed")
+                    or (p.early and not p.peer.connected and not p.peer.offering)):
+                # rebuild: aiortc has no ICE restart (an early connection that is not up
+                # yet comes back with the TURN servers of call.state connecting)
+                await self._retire_peer(call, p)
             elif p.peer.offering:
                 raise ProtocolError(ErrorCode.GLARE, "rtc.offer: the gateway has an offer "
                                                      "outstanding; answer it instead")
@@ -368,14 +379,17 @@ class MediaService:
             # (reserved): one offer/answer round per participant instead of two
             published = [k for k in self.forwarder.sources() if self._forwardable(call, p, k)]
             out: list[tuple[str, str, SourceKey | None]] = []
+            kinds = ("audio", "video") if call.video else ("audio",)
             for q in call.participants.values():
                 if q is p or q.dropped:
                     continue
-                for kind in ("audio", "video") if call.video else ("audio",):
+                for kind in kinds:
                     key = next((k for k in published if k.owner == q.user and k.kind == kind),
                                None)
                     if key is not None or q.peer is None or not q.peer.negotiated:
                         out.append((q.user, kind, key))
+            if call.state == "ringing":  # early media: the callee's slots, for when it accepts
+                out += [(call.callee, kind, None) for kind in kinds]
             return out
 
         try:
@@ -386,6 +400,7 @@ class MediaService:
                 self._spawn(peer.close())
             raise
         p.restart = False
+        p.early = early
         req.reply(RtcAnswerEvent(call=call.id, sdp=sdp, tracks=peer.tracks()))
         if p.peer is not peer or not call.live:
             return None  # replaced or ended while answering
@@ -409,6 +424,8 @@ class MediaService:
         for x in touched:
             for owner in x.pending_owners():  # reserved for a source that will not come
                 o = call.participants.get(owner)
+                if call.state == "ringing" and owner == call.callee:
+                    continue  # early media: kept for the callee until it accepts or not
                 if o is None or (o.peer is not None and o.peer.negotiated):
                     x.settle(owner)
             self._spawn(x.renegotiate())

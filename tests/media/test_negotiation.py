@@ -1,4 +1,4 @@
-"""Negotiation rules and refusals: bad_state while ringing, bad_sdp (the call carries on),
+"""Negotiation rules and refusals: bad_state while ringing (for the callee), bad_sdp (the call carries on),
 glare, a second client offer, and who may touch a call (not_member / forbidden)."""
 
 from __future__ import annotations
@@ -15,9 +15,13 @@ async def test_offer_while_ringing_is_bad_state(gw):
     v, a, cid = await escalated(gw)
     st = await v.request("call.request", conversation=cid, video=True)
     call = st["call"]
-    for who in (v, a):
-        e = await who.request("rtc.offer", call=call, sdp=GARBAGE_SDP)
-        assert e["type"] == "error" and e["code"] == "bad_state", e
+    # the callee has not accepted: nothing to negotiate yet
+    e = await a.request("rtc.offer", call=call, sdp=GARBAGE_SDP)
+    assert e["type"] == "error" and e["code"] == "bad_state", e
+    # the requester may offer while it rings (early media, test_early_media.py): its offer
+    # is read, and this one is refused as an SDP
+    e = await v.request("rtc.offer", call=call, sdp=GARBAGE_SDP)
+    assert e["type"] == "error" and e["code"] == "bad_sdp", e
     # a second call on the same conversation is refused while this one lives
     e = await a.request("call.request", conversation=cid, video=False)
     assert e["type"] == "error" and e["code"] == "conflict"

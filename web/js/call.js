@@ -1,7 +1,9 @@
 // Browser side of LiveDesk calls, reused by the viewer widget, agent console and host panel.
 //
 // Negotiation rules (protocol v1):
-//  - the requester sends its FIRST rtc.offer only after call.state says "connecting";
+//  - the requester sends its FIRST rtc.offer as soon as call.state says "ringing" (early
+//    media: its connection is up when the callee answers; TURN credentials come only with
+//    "connecting", and an early connection not up by then is offered again with them);
 //    the accepter right after call.accept is acknowledged, a joiner after call.join;
 //  - the gateway's answer to our offer takes our media and may already send the other
 //    side's media on our own m-lines (sendrecv; its `tracks` names them); any further remote
@@ -28,6 +30,11 @@ const now = () => performance.timeOrigin + performance.now();
  * gone, e.g. in a server restart; never the server's raw message. */
 function callErrorWords(e) {
   return e?.code === "not_found" ? t("call.failed.gone") : errorWords(e);
+}
+
+/** Does an ice_servers list (call.state's) hold a TURN server? */
+function hasTurn(servers) {
+  return (servers || []).some((sv) => [].concat(sv.urls || sv.url || []).some((u) => /^turns?:/.test(u)));
 }
 
 export class CallManager {
@@ -57,14 +64,19 @@ export class CallManager {
     client.on("call.recording", (f) => this._onRecording(f));
     // negotiation steps run one at a time, in arrival order
     this._chain = Promise.resolve();
-    const serial = (fn) => (f) => (this._chain = this._chain.then(() => fn(f)).catch((e) => this.log(e)));
-    client.on("rtc.answer", serial((f) => this._onAnswer(f)));
-    client.on("rtc.offer", serial((f) => this._onOffer(f)));
+    client.on("rtc.answer", (f) => this._serial(() => this._onAnswer(f)));
+    client.on("rtc.offer", (f) => this._serial(() => this._onOffer(f)));
+    this._skipAnswer = false; // the answer to an early offer we replaced (see _turnRebuild)
     client.on("resumed", () => this._onResumed());
     client.on("fresh", () => this._teardown("connection_lost"));
     client.onState((s) => {
       if (this.call) this._changed();
     });
+  }
+
+  /** Run a negotiation step after the ones before it (messages apply in arrival order). */
+  _serial(fn) {
+    this._chain = this._chain.then(fn).catch((e) => this.log(e));
   }
 
   get inCall() {
@@ -75,14 +87,18 @@ export class CallManager {
   async request(conversation, video) {
     if (this.inCall) return this.call;
     this.marks = { tap: now() };
+    this._getMedia(video); // the camera starts first: the re-render below takes a while
     this.call = { id: null, conversation, video, state: "ringing", participants: [], mine: "requester", startedAt: null };
     this._changed();
-    this._getMedia(video);
     try {
       const r = await this.client.request("call.request", { conversation, video });
       const id = r.call || r.call_id;
       if (this.call && !this.call.id) this.call.id = id;
       if (r.type === "call.state") this._onState(r);
+      // early media: offer while it rings, so our connection is up when they answer
+      if (this.call?.id && this.call.state === "ringing" && !this.pc) {
+        this._offer().catch((e) => this.log("offer failed", e));
+      }
       this._changed();
       return this.call;
     } catch (e) {
@@ -98,16 +114,17 @@ export class CallManager {
     this.incoming = null;
     this.marks = { accept: now() };
     const join = inc.join ?? this.client.role === "host";
+    // the camera starts first: the page's re-render below takes longer than the request
+    this._getMedia(inc.video !== false);
     this.call = {
       id: inc.call, conversation: inc.conversation, video: inc.video !== false, state: "connecting",
       participants: inc.participants || [], mine: join ? "joiner" : "accepter", startedAt: null,
     };
-    this._changed();
-    const media = this._getMedia(this.call.video);
     try {
-      const r = await this.client.request(join ? "call.join" : "call.accept", { call: inc.call });
+      const request = this.client.request(join ? "call.join" : "call.accept", { call: inc.call });
+      this._changed();
+      const r = await request;
       if (r.type === "call.state") this._onState(r);
-      await media;
       await this._offer();
     } catch (e) {
       this._teardown("error", callErrorWords(e));
@@ -227,14 +244,32 @@ export class CallManager {
       this._teardown(f.reason || "hangup");
       return;
     }
-    if (f.state === "connecting" && prev === "ringing" && c.mine === "requester" && !this.pc) {
-      this._offer().catch((e) => this.log("offer failed", e));
+    if (f.state === "connecting" && prev === "ringing" && c.mine === "requester") {
+      if (!this.pc) this._offer().catch((e) => this.log("offer failed", e));
+      else if (hasTurn(f.ice_servers)) this._serial(() => this._turnRebuild());
     }
     this._changed();
   }
 
+  /** Our early offer (made while ringing, with the welcome's STUN servers only) is not up
+   * yet and call.state connecting brought TURN: offer again on a connection that can use
+   * them (aiortc has no ICE restart; the gateway rebuilds its side). The gateway answers
+   * every offer of a socket in order, so an early answer still to come precedes the new
+   * one: it is skipped. */
+  async _turnRebuild() {
+    if (!this.pc || !this.call || this.pc.connectionState === "connected") return;
+    // skip the early answer only if our early offer went out (it may still be in the making)
+    this._skipAnswer = this._offerSent && !this._negotiated;
+    this._closePc();
+    await this._offer();
+  }
+
   async _onAnswer(f) {
     if (!this.pc || !this.call || f.call !== this.call.id) return;
+    if (this._skipAnswer) {
+      this._skipAnswer = false;
+      return;
+    }
     this._noteTracks(f.tracks);
     try {
       await this.pc.setRemoteDescription({ type: "answer", sdp: f.sdp });
@@ -315,6 +350,7 @@ export class CallManager {
     this.remotes = new Map();
     this.trackOwners = new Map();
     this._negotiated = false;
+    this._offerSent = false;
     pc.onicecandidate = (ev) => {
       if (!this.call?.id || this.pc !== pc) return;
       const c = ev.candidate;
@@ -341,22 +377,50 @@ export class CallManager {
 
   async _offer() {
     if (!this.call) return;
-    const stream = await this._getMedia(this.call.video);
-    if (!this.call) return;
+    const video = this.call.video;
+    const media = this._getMedia(video);
     const pc = this._makePc();
-    if (stream) {
+    if (this.local) {
+      // the camera and microphone are already on: their tracks go into the offer
+      const stream = this.local;
       for (const tr of stream.getTracks()) pc.addTrack(tr, stream);
+      // make sure we can receive even without a camera/microphone
+      if (!stream.getAudioTracks().length) pc.addTransceiver("audio", { direction: "recvonly" });
+      if (video && !stream.getVideoTracks().length) pc.addTransceiver("video", { direction: "recvonly" });
+    } else {
+      // Not yet (getUserMedia takes 30–70 ms even with a fake device, and the accepter
+      // starts it only at the tap): negotiate now on empty sendrecv transceivers and attach
+      // the tracks with replaceTrack when they come — no new offer/answer round, and the
+      // offer, ICE and DTLS run while the camera starts (benchmarks/call_setup.py --trace).
+      const slots = [pc.addTransceiver("audio", { direction: "sendrecv" })];
+      if (video) slots.push(pc.addTransceiver("video", { direction: "sendrecv" }));
+      media.then((stream) => this._attach(pc, slots, stream));
     }
-    // make sure we can receive even without a camera/microphone
-    if (!stream || !stream.getAudioTracks().length) pc.addTransceiver("audio", { direction: "recvonly" });
-    if (this.call.video && (!stream || !stream.getVideoTracks().length)) pc.addTransceiver("video", { direction: "recvonly" });
     // No SDP munging: the gateway answers with our own numbering and keeps our payload
     // types and header-extension ids in all its later offers (docs/media.md).
     await pc.setLocalDescription(await pc.createOffer());
     if (this.pc !== pc || !this.call) return;
     this.marks.offer = now();
+    this._offerSent = true;
     this.client.send("rtc.offer", { call: this.call.id, sdp: pc.localDescription.sdp });
     this._changed();
+  }
+
+  /** The local tracks onto the transceivers negotiated before getUserMedia resolved. A
+   * kind the device did not give (no camera, refused) stays empty and turns receive-only
+   * from the next negotiation on (only the gateway offers after the first round). */
+  _attach(pc, slots, stream) {
+    if (this.pc !== pc) return;
+    for (const t of slots) {
+      const kind = t.receiver.track.kind;
+      const track = stream && (kind === "audio" ? stream.getAudioTracks() : stream.getVideoTracks())[0];
+      if (track) {
+        t.sender.replaceTrack(track).catch((e) => this.log("attaching the local track failed", e));
+        if (t.sender.setStreams) t.sender.setStreams(stream);
+      } else {
+        t.direction = "recvonly";
+      }
+    }
   }
 
   _reconcile() {
@@ -601,7 +665,9 @@ export class CallView {
     this.selfLabel.title = this.selfLabel.textContent;  // a narrow tile ellipsizes: the full name on hover
     this._avatar(this.selfAvatar, me);
     // remote videos: one tile per live remote video track
-    const vids = c.video ? mgr.remoteVideos() : [];
+    // while it rings the early connection already has the callee's (empty) m-lines: no
+    // tile for them until the call is answered
+    const vids = c.video && c.state !== "ringing" ? mgr.remoteVideos() : [];
     const want = new Set(vids.map((r) => r.mid));
     for (const [mid, el] of this.videos) {
       if (!want.has(mid)) {
