@@ -40,7 +40,11 @@ class Numbering:
 
     @classmethod
     def from_sdp(cls, sdp: str) -> Numbering:
-        desc = sdp_module.SessionDescription.parse(sdp)
+        return cls.from_description(sdp_module.SessionDescription.parse(sdp))
+
+    @classmethod
+    def from_description(cls, desc: sdp_module.SessionDescription) -> Numbering:
+        """The same from an SDP already parsed (the gateway parses a client's offer once)."""
         codecs: dict[str, list] = {}
         extensions: dict[str, int] = {}
         for m in desc.media:
