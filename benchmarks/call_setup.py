@@ -34,6 +34,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import free_port  # noqa: E402
+from benchmarks.loopback import loopback_message  # noqa: E402
 from benchmarks.setup_trace import (  # noqa: E402
     BROWSER_TRACE_JS,
     GatewayTrace,
@@ -97,7 +98,9 @@ window.ready = new Promise((r) => ws.onopen = r);
 
 
 async def start_relay():
-    """Serve the p2p page and a two-party WebSocket relay (whatever one sends, the other gets)."""
+    """Serve the p2p page and a two-party WebSocket relay (whatever one sends, the other gets,
+    its ICE candidates moved to loopback by :func:`loopback_message`: the browsers' media
+    never uses another address; docs/testing.md#network-safety)."""
     peers: dict[str, web.WebSocketResponse] = {}
 
     async def page(request):
@@ -111,9 +114,12 @@ async def start_relay():
         async for m in ws:
             if m.type != WSMsgType.TEXT:
                 break
+            out = loopback_message(m.data)
+            if out is None:
+                continue
             for r, other in list(peers.items()):
                 if r != role and not other.closed:
-                    await other.send_str(m.data)
+                    await other.send_str(out)
         return ws
 
     app = web.Application()

@@ -12,6 +12,11 @@ UDP relay the viewer's remote candidates are rewritten to (this kernel has no ne
 * direct: the two pages of ``benchmarks/call_setup.py``'s p2p relay; the viewer↔agent link
   is impaired.
 
+Loopback only (docs/testing.md#network-safety): the gateway process keeps its media on
+127.0.0.1 (:data:`LOOPBACK_MEDIA_ENV`), Chromium runs with the tests' ``CHROMIUM_ARGS`` (one
+any-address UDP socket), the p2p relay moves the agent's candidates to 127.0.0.1, and the
+impairment relay neither relays to nor answers any other address.
+
 Scenarios (each direction of the viewer's link): ``loss2_rtt100`` 2 % loss, 50 ms each way;
 ``loss5_jitter30`` 5 % loss, 30 ± 30 ms; ``cap600`` the viewer's uplink capped at
 600 kbit/s (400 ms queue); ``outage2s`` nothing lost, then everything for 2 s.
@@ -206,6 +211,14 @@ async def _contexts(browser, relay: RelayProcess):
     return vctx, actx
 
 
+# the gateway's media on loopback, as tests.conftest.LOOPBACK_MEDIA, in its environment
+LOOPBACK_MEDIA_ENV = {
+    "LIVEDESK_MEDIA_ADDRESS": "127.0.0.1",
+    "LIVEDESK_ICE_DENIED_RANGES": "0.0.0.0/0,::/0",
+    "LIVEDESK_ICE_ALLOW_LOOPBACK": "on",
+}
+
+
 class GatewayProcess:
     """``livedesk serve --dev`` in its own process: its event loop shares nothing with this
     one (Playwright's client and the stats polling would otherwise delay its packets, and
@@ -220,7 +233,8 @@ class GatewayProcess:
             [sys.executable, "-m", "gateway.cli", "serve", "--dev", "--host", "127.0.0.1",
              "--port", str(self.port), "--data-dir", str(self.dir / "data"),
              "--log-level", "WARNING"],
-            cwd=ROOT, stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
+            cwd=ROOT, stdout=open(self.log, "w"), stderr=subprocess.STDOUT,
+            env={**os.environ, **LOOPBACK_MEDIA_ENV})
 
     async def ready(self) -> None:
         deadline = time.monotonic() + 60
