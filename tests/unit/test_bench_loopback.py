@@ -71,10 +71,10 @@ class _Sink(asyncio.DatagramProtocol):
         self.got: asyncio.Queue[tuple[bytes, tuple]] = asyncio.Queue()
         self.transport: asyncio.DatagramTransport | None = None
 
-    def connection_made(self, transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport) -> None:
         self.transport = transport
 
-    def datagram_received(self, data: bytes, addr) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr) -> None:
         self.got.put_nowait((data, addr))
 
 
