@@ -13,9 +13,9 @@ UDP relay the viewer's remote candidates are rewritten to (this kernel has no ne
   is impaired.
 
 Loopback only (docs/testing.md#network-safety): the gateway process keeps its media on
-127.0.0.1 (:data:`LOOPBACK_MEDIA_ENV`), Chromium runs with the tests' ``CHROMIUM_ARGS`` (one
-any-address UDP socket), the p2p relay moves the agent's candidates to 127.0.0.1, and the
-impairment relay neither relays to nor answers any other address.
+127.0.0.1 (``tests.conftest.LOOPBACK_MEDIA_ENV``), Chromium runs with the tests'
+``CHROMIUM_ARGS`` (one any-address UDP socket), the p2p relay moves the agent's candidates
+to 127.0.0.1, and the impairment relay neither relays to nor answers any other address.
 
 Scenarios (each direction of the viewer's link): ``loss2_rtt100`` 2 % loss, 50 ms each way;
 ``loss5_jitter30`` 5 % loss, 30 ± 30 ms; ``cap600`` the viewer's uplink capped at
@@ -56,6 +56,7 @@ from benchmarks.impair_relay import (  # noqa: E402
     Impairment,
     RelayProcess,
 )
+from tests.conftest import LOOPBACK_MEDIA_ENV  # noqa: E402
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE  # noqa: E402
 
 CAP_KBPS = 600.0
@@ -209,14 +210,6 @@ async def _contexts(browser, relay: RelayProcess):
     await vctx.add_init_script(IMPAIR_JS)
     await actx.add_init_script(TRACK_PCS_JS)
     return vctx, actx
-
-
-# the gateway's media on loopback, as tests.conftest.LOOPBACK_MEDIA, in its environment
-LOOPBACK_MEDIA_ENV = {
-    "LIVEDESK_MEDIA_ADDRESS": "127.0.0.1",
-    "LIVEDESK_ICE_DENIED_RANGES": "0.0.0.0/0,::/0",
-    "LIVEDESK_ICE_ALLOW_LOOPBACK": "on",
-}
 
 
 class GatewayProcess:

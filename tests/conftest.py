@@ -16,7 +16,7 @@ from tests import token_watch
 from tests.backends import BACKENDS, MEMORY, Backend, free_port
 from tests.wsclient import WSClient
 
-__all__ = ["ARTIFACTS", "LOOPBACK_MEDIA", "Running", "free_port", "media_on_loopback",
+__all__ = ["ARTIFACTS", "LOOPBACK_MEDIA", "LOOPBACK_MEDIA_ENV", "Running", "free_port", "media_on_loopback",
            "start_gateway", "stop_gateway"]
 
 
@@ -45,6 +45,12 @@ LOOPBACK_MEDIA: dict[str, object] = {
     "media_address": ["127.0.0.1"],
     "ice_denied_ranges": ["0.0.0.0/0", "::/0"],
     "ice_allow_loopback": True,
+}
+# the same for a `livedesk serve` process, in its environment
+LOOPBACK_MEDIA_ENV: dict[str, str] = {
+    "LIVEDESK_MEDIA_ADDRESS": "127.0.0.1",
+    "LIVEDESK_ICE_DENIED_RANGES": "0.0.0.0/0,::/0",
+    "LIVEDESK_ICE_ALLOW_LOOPBACK": "on",
 }
 # Every gateway start_gateway starts keeps its media on loopback, whatever its config says:
 # turned on for browser tests by tests/e2e/conftest.py (their modules build their own
