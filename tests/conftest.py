@@ -16,8 +16,8 @@ from tests import token_watch
 from tests.backends import BACKENDS, MEMORY, Backend, free_port
 from tests.wsclient import WSClient
 
-__all__ = ["ARTIFACTS", "LOOPBACK_MEDIA", "LOOPBACK_MEDIA_ENV", "Running", "free_port", "media_on_loopback",
-           "start_gateway", "stop_gateway"]
+__all__ = ["ARTIFACTS", "LOOPBACK_MEDIA", "LOOPBACK_MEDIA_ENV", "Running", "free_port",
+           "media_on_loopback", "start_gateway", "stop_gateway"]
 
 
 def pytest_asyncio_loop_factories(config, item):
