@@ -36,6 +36,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.common import free_port  # noqa: E402
 from benchmarks.gateway_process import GatewayProcess  # noqa: E402
+from benchmarks.loopback import loopback_message  # noqa: E402
 from benchmarks.setup_trace import BROWSER_TRACE_JS, relative, summarize  # noqa: E402
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE  # noqa: E402
 
@@ -92,7 +93,9 @@ window.ready = new Promise((r) => ws.onopen = r);
 
 
 async def start_relay():
-    """Serve the p2p page and a two-party WebSocket relay (whatever one sends, the other gets)."""
+    """Serve the p2p page and a two-party WebSocket relay (whatever one sends, the other gets,
+    its ICE candidates moved to loopback by :func:`loopback_message`: the browsers' media
+    never uses another address; docs/testing.md#network-safety)."""
     peers: dict[str, web.WebSocketResponse] = {}
 
     async def page(request):
@@ -106,9 +109,12 @@ async def start_relay():
         async for m in ws:
             if m.type != WSMsgType.TEXT:
                 break
+            out = loopback_message(m.data)
+            if out is None:
+                continue
             for r, other in list(peers.items()):
                 if r != role and not other.closed:
-                    await other.send_str(m.data)
+                    await other.send_str(out)
         return ws
 
     app = web.Application()

@@ -23,12 +23,14 @@ import urllib.request
 from pathlib import Path
 
 from benchmarks.common import free_port
+from tests.conftest import LOOPBACK_MEDIA_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 class GatewayProcess:
-    """``livedesk serve --dev`` on a free loopback port with a throw-away data directory."""
+    """``livedesk serve --dev`` on a free loopback port with a throw-away data directory,
+    its WebRTC media on loopback only (docs/testing.md#network-safety)."""
 
     def __init__(self, traced: bool = False, extra: list[str] | None = None,
                  env: dict[str, str] | None = None, name: str = "bench") -> None:
@@ -41,7 +43,7 @@ class GatewayProcess:
             [sys.executable, "-m", module, "serve", "--dev", "--host", "127.0.0.1",
              "--port", str(self.port), "--data-dir", str(self.dir / "data"),
              "--log-level", "WARNING", *(extra or [])],
-            cwd=ROOT, env={**os.environ, **(env or {})},
+            cwd=ROOT, env={**os.environ, **LOOPBACK_MEDIA_ENV, **(env or {})},
             stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
 
     async def ready(self, timeout: float = 60.0) -> None:

@@ -14,20 +14,25 @@ binding with one target: a datagram from anywhere else goes to the target; a dat
 the target goes back to whoever last sent through this port. Both directions go through the
 same :class:`Impairment` settings (``up``: towards the target, ``down``: back).
 
-Network safety: a relay port forwards only to addresses of this machine (checked by binding
-a socket to the address before the port is made); nothing else is ever a target.
+Network safety (docs/testing.md#network-safety): loopback only, both ways. A relay port is
+made only for a loopback target (``port_for`` refuses any other address: None, and the
+impaired browser drops that candidate), and it takes datagrams only from loopback sources:
+one from any other address is dropped and counted (``refused``), so it never becomes the
+port's client and nothing is ever sent back to it. (The relay binds 127.0.0.1, so only a
+process of this machine can reach it; a socket bound to eth0's address can, which is what
+Chromium's default WebRTC policy does.)
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import random
-import socket
 import sys
 import time
 from dataclasses import dataclass, field
+
+from benchmarks.loopback import is_loopback
 
 
 @dataclass
@@ -70,23 +75,6 @@ class Impairment:
         return wait + max(delay, 0.0) / 1000.0
 
 
-def is_local_address(ip: str) -> bool:
-    """True for an address of this machine (loopback, or one a socket can bind to)."""
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    if addr.is_loopback:
-        return True
-    family = socket.AF_INET6 if addr.version == 6 else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind((ip, 0))
-        except OSError:
-            return False
-    return True
-
-
 class _Port(asyncio.DatagramProtocol):
     """One relay port standing for ``target``."""
 
@@ -101,6 +89,9 @@ class _Port(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr) -> None:  # type: ignore[override]
         src = (addr[0], addr[1])
+        if not is_loopback(src[0]):
+            self.relay.refused += 1  # never a client: nothing goes back to that address
+            return
         if src == self.target:
             if self.client is None:
                 return
@@ -129,17 +120,15 @@ class ImpairRelay:
         self.down = down or Impairment()
         self.loop = asyncio.get_running_loop()
         self._ports: dict[tuple[str, int], _Port] = {}
-        self._local: dict[str, bool] = {}
+        self.refused = 0  # datagrams from a non-loopback source, dropped
 
     async def port_for(self, ip: str, port: int) -> int | None:
-        """The relay port standing for ``ip:port`` (made on first use); None if that is not
-        an address of this machine (never relayed)."""
+        """The relay port standing for ``ip:port`` (made on first use); None unless ``ip``
+        is an IPv4 loopback address (the relay binds 127.0.0.1): nothing else is relayed."""
         target = (ip, int(port))
         p = self._ports.get(target)
         if p is None:
-            if ip not in self._local:
-                self._local[ip] = is_local_address(ip)
-            if not self._local[ip] or ":" in ip:  # IPv4 only: the relay binds 127.0.0.1
+            if ":" in ip or not is_loopback(ip):
                 return None
             p = _Port(self, target)
             await self.loop.create_datagram_endpoint(lambda: p, local_addr=("127.0.0.1", 0))
@@ -195,7 +184,8 @@ async def _serve() -> None:
         elif op == "outage":
             relay.outage(bool(cmd["on"]))
         elif op == "stats":
-            reply = {"up": _counters(relay.up), "down": _counters(relay.down)}
+            reply = {"up": _counters(relay.up), "down": _counters(relay.down),
+                     "refused": relay.refused}
         elif op == "quit":
             break
         else:

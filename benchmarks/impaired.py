@@ -12,6 +12,11 @@ UDP relay the viewer's remote candidates are rewritten to (this kernel has no ne
 * direct: the two pages of ``benchmarks/call_setup.py``'s p2p relay; the viewer↔agent link
   is impaired.
 
+Loopback only (docs/testing.md#network-safety): the gateway process keeps its media on
+127.0.0.1 (``tests.conftest.LOOPBACK_MEDIA_ENV``), Chromium runs with the tests'
+``CHROMIUM_ARGS`` (one any-address UDP socket), the p2p relay moves the agent's candidates
+to 127.0.0.1, and the impairment relay neither relays to nor answers any other address.
+
 Scenarios (each direction of the viewer's link): ``loss2_rtt100`` 2 % loss, 50 ms each way;
 ``loss5_jitter30`` 5 % loss, 30 ± 30 ms; ``cap600`` the viewer's uplink capped at
 600 kbit/s (400 ms queue); ``outage2s`` nothing lost, then everything for 2 s.
@@ -31,12 +36,8 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +45,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.call_setup import poll, start_relay  # noqa: E402
-from benchmarks.common import free_port  # noqa: E402
+from benchmarks.gateway_process import GatewayProcess  # noqa: E402
 from benchmarks.impair_relay import (  # noqa: E402
     IMPAIR_JS,
     TRACK_PCS_JS,
@@ -206,46 +207,6 @@ async def _contexts(browser, relay: RelayProcess):
     return vctx, actx
 
 
-class GatewayProcess:
-    """``livedesk serve --dev`` in its own process: its event loop shares nothing with this
-    one (Playwright's client and the stats polling would otherwise delay its packets, and
-    that delay would reach the receivers' estimators as congestion)."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.dir = Path(tempfile.mkdtemp(prefix="ld-impaired-"))
-        self.log = self.dir / "gateway.log"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "serve", "--dev", "--host", "127.0.0.1",
-             "--port", str(self.port), "--data-dir", str(self.dir / "data"),
-             "--log-level", "WARNING"],
-            cwd=ROOT, stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
-
-    async def ready(self) -> None:
-        deadline = time.monotonic() + 60
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited: {self.log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(self.url + "/readyz", timeout=0.5) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("gateway did not become ready") from None
-            await asyncio.sleep(0.2)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 async def gateway_call(browser, gw: GatewayProcess, relay: RelayProcess, name: str, i: int,
                        seconds: float) -> dict:
     gw_url = gw.url
@@ -318,7 +279,7 @@ async def main(argv=None) -> dict:
     results: dict[str, dict] = {}
     relay = RelayProcess()
     await relay.start()
-    gw = GatewayProcess()
+    gw = GatewayProcess(name="impaired")
     runner, url = await start_relay()
     try:
         async with async_playwright() as pw:

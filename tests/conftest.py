@@ -16,7 +16,8 @@ from tests import token_watch
 from tests.backends import BACKENDS, MEMORY, Backend, free_port
 from tests.wsclient import WSClient
 
-__all__ = ["ARTIFACTS", "Running", "free_port", "start_gateway", "stop_gateway"]
+__all__ = ["ARTIFACTS", "LOOPBACK_MEDIA", "LOOPBACK_MEDIA_ENV", "Running", "free_port",
+           "media_on_loopback", "start_gateway", "stop_gateway"]
 
 
 def pytest_asyncio_loop_factories(config, item):
@@ -35,6 +36,33 @@ SHARED = ROOT.parent / "shared"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 # every module under these is about support state, so every one must be a parity module
 PARITY_DIRS = (ROOT / "tests" / "workspace", ROOT / "tests" / "abuse")
+
+
+# Network safety (docs/testing.md#network-safety): a gateway whose WebRTC media stays on
+# loopback. It gathers host candidates on 127.0.0.1 only, and of the candidates a browser
+# names it contacts none but 127/8 and ::1 (everything else is a denied range).
+LOOPBACK_MEDIA: dict[str, object] = {
+    "media_address": ["127.0.0.1"],
+    "ice_denied_ranges": ["0.0.0.0/0", "::/0"],
+    "ice_allow_loopback": True,
+}
+# the same for a `livedesk serve` process, in its environment
+LOOPBACK_MEDIA_ENV: dict[str, str] = {
+    "LIVEDESK_MEDIA_ADDRESS": "127.0.0.1",
+    "LIVEDESK_ICE_DENIED_RANGES": "0.0.0.0/0,::/0",
+    "LIVEDESK_ICE_ALLOW_LOOPBACK": "on",
+}
+# Every gateway start_gateway starts keeps its media on loopback, whatever its config says:
+# turned on for browser tests by tests/e2e/conftest.py (their modules build their own
+# Configs). A gateway started without a config always does.
+ALWAYS_LOOPBACK_MEDIA = False
+
+
+def media_on_loopback(config: Config) -> Config:
+    """``config`` with :data:`LOOPBACK_MEDIA` set (in place; returned for chaining)."""
+    for name, value in LOOPBACK_MEDIA.items():
+        setattr(config, name, list(value) if isinstance(value, list) else value)
+    return config
 
 
 class Running:
@@ -68,7 +96,9 @@ class Running:
 
 
 async def start_gateway(config: Config | None = None, **kw) -> Running:
-    config = config or MEMORY.config(retain_s=600)
+    config = config or media_on_loopback(MEMORY.config(retain_s=600))
+    if ALWAYS_LOOPBACK_MEDIA:
+        media_on_loopback(config)
     config.port = config.port or free_port()
     app = create_app(config, **kw)
     runner = web.AppRunner(app, **server_options(config))

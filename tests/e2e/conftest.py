@@ -1,6 +1,11 @@
 """End-to-end fixtures: a real gateway in-process and headless Chromium (fake camera/mic).
 
 Never runs ``playwright install``: Chromium is the system one at /usr/bin/chromium.
+
+Network safety (docs/testing.md#network-safety): browser calls exchange media over loopback
+only. Every gateway these tests start keeps its media on 127.0.0.1
+(``tests.conftest.LOOPBACK_MEDIA``), and Chromium runs with a WebRTC IP handling policy under
+which it never binds a socket to a non-loopback address (``CHROMIUM_ARGS``).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import shutil
 
 import pytest
 
+import tests.conftest
 from tests.conftest import ARTIFACTS, start_gateway, stop_gateway
 
 CHROMIUM = os.environ.get("LIVEDESK_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -20,6 +26,17 @@ CHROMIUM_ARGS = [
     # keep timers and media running in background tabs/contexts
     "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
     "--disable-backgrounding-occluded-windows", "--autoplay-policy=no-user-gesture-required",
+    # WebRTC on one UDP socket bound to the any address (0.0.0.0 / ::) instead of one socket
+    # per interface address. With the default policy Chromium also binds one to eth0's
+    # address and sends connectivity checks from it to the gateway's 127.0.0.1 candidate; the
+    # gateway then learns that address as peer-reflexive and answers it: media over a
+    # non-loopback address. From the any-address socket, packets to 127.0.0.1 leave with the
+    # source 127.0.0.1 (the kernel's choice), so every pair is loopback on both ends. The
+    # socket is still announced under the default route's address (a host candidate the
+    # gateway's loopback-only policy ignores; see benchmarks/call_setup.py for browser pairs).
+    # --allow-loopback-in-peer-connection is not needed (nor enough: it adds a 127.0.0.1
+    # socket but keeps the eth0 one). Checked by e2e/test_call_loopback.py.
+    "--webrtc-ip-handling-policy=default_public_and_private_interfaces",
 ]
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1440, "height": 900}
@@ -31,6 +48,13 @@ def chromium_available() -> bool:
 
 async def launch(pw):
     return await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+
+
+@pytest.fixture(autouse=True)
+def _media_on_loopback(monkeypatch):
+    """Every gateway a browser test starts keeps its media on loopback (its module's own
+    Config included)."""
+    monkeypatch.setattr(tests.conftest, "ALWAYS_LOOPBACK_MEDIA", True)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import aiohttp
 
 from tests import token_watch
 from tests.children import die_with_parent
+from tests.conftest import LOOPBACK_MEDIA_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def serve_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEDESK_")}
     env.update(PYTHONPATH=str(ROOT), LIVEDESK_DRAIN_S="0")
+    env.update(LOOPBACK_MEDIA_ENV)  # docs/testing.md#network-safety
     return env
 
 

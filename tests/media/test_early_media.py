@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection
 from aiortc.mediastreams import AudioStreamTrack
 
 from tests.media.conftest import escalated
