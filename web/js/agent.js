@@ -322,6 +322,14 @@ function renderChat() {
   ui.log.replaceChildren(...els);
   ui.log.scrollTop = ui.log.scrollHeight;
   signals.seen(c.id, c.order, authorOf, true);
+  renderChatControls(c);
+}
+
+/** The chat's buttons and input, which follow the conversation's state and the call's (a
+ * call changes only these: renderCall runs a dozen times while a call sets up, and
+ * rebuilding the whole log each time kept the console's main thread from the call's own
+ * negotiation, benchmarks/call_setup.py --trace). */
+function renderChatControls(c) {
   const open = c.state === "assigned";
   // call buttons stay disabled while any call runs or rings (one call at a time)
   const busy = calls.inCall || !!calls.incoming;
@@ -919,12 +927,16 @@ function renderCall() {
   dock.classList.toggle("hidden", !calls.call);
   dock.classList.toggle("voice", !!calls.call && !calls.call.video);
   dockSep.classList.toggle("hidden", !calls.call || !calls.call.video);  // a voice bar has no height to set
-  if (calls.call) dockSize.sync();
+  // the separator's aria values (a layout read): once per frame, not once per call change
+  if (calls.call && !renderCall.syncing) {
+    renderCall.syncing = true;
+    requestAnimationFrame(() => { renderCall.syncing = false; dockSize.sync(); });
+  }
   document.body.classList.toggle("in-call", !!calls.call);
   alerts.ringing(calls.incoming ? { key: calls.incoming.call, title: t("notify.ring", { name: calls.incoming.from?.name || calls.incoming.from?.user || "" }), body: ui.banner.textContent } : null);
   updateBadge();
   if (calls.call && calls.call.conversation && calls.call.conversation !== selected && convs.has(calls.call.conversation)) select(calls.call.conversation);
-  else renderChat();
+  else if (convs.has(selected)) renderChatControls(convs.get(selected));
 }
 
 async function agentCall(video) {
