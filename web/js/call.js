@@ -122,10 +122,14 @@ export class CallManager {
     };
     try {
       const request = this.client.request(join ? "call.join" : "call.accept", { call: inc.call });
+      // the connection and its offer are built while the request is out; the offer is
+      // applied (ICE gathering starts there, with the TURN servers the reply brings) and
+      // sent once the call is ours
+      const built = this._build();
       this._changed();
       const r = await request;
       if (r.type === "call.state") this._onState(r);
-      await this._offer();
+      await this._offer(built);
     } catch (e) {
       this._teardown("error", callErrorWords(e));
       throw e;
@@ -375,8 +379,36 @@ export class CallManager {
     return pc;
   }
 
-  async _offer() {
+  /** Send our first offer, on the connection :meth:`_build` made (``built``) or a new one. */
+  async _offer(built = null) {
     if (!this.call) return;
+    const { pc, offer } = built || this._build();
+    let desc;
+    try {
+      desc = await offer;
+    } catch (e) {
+      if (this.pc === pc) throw e;
+      return; // replaced meanwhile
+    }
+    if (this.pc !== pc || !this.call) return;
+    const iceServers = this._iceServers();
+    if (JSON.stringify(iceServers) !== JSON.stringify(pc.getConfiguration().iceServers || [])) {
+      // the TURN servers came with call.state after the connection was made: before
+      // setLocalDescription they are the ones its ICE gathering uses
+      pc.setConfiguration({ ...pc.getConfiguration(), iceServers });
+    }
+    // No SDP munging: the gateway answers with our own numbering and keeps our payload
+    // types and header-extension ids in all its later offers (docs/media.md).
+    await pc.setLocalDescription(desc);
+    if (this.pc !== pc || !this.call) return;
+    this.marks.offer = now();
+    this._offerSent = true;
+    this.client.send("rtc.offer", { call: this.call.id, sdp: pc.localDescription.sdp });
+    this._changed();
+  }
+
+  /** A new connection with our media (or empty slots for it) and its offer, not applied. */
+  _build() {
     const video = this.call.video;
     const media = this._getMedia(video);
     const pc = this._makePc();
@@ -396,14 +428,9 @@ export class CallManager {
       if (video) slots.push(pc.addTransceiver("video", { direction: "sendrecv" }));
       media.then((stream) => this._attach(pc, slots, stream));
     }
-    // No SDP munging: the gateway answers with our own numbering and keeps our payload
-    // types and header-extension ids in all its later offers (docs/media.md).
-    await pc.setLocalDescription(await pc.createOffer());
-    if (this.pc !== pc || !this.call) return;
-    this.marks.offer = now();
-    this._offerSent = true;
-    this.client.send("rtc.offer", { call: this.call.id, sdp: pc.localDescription.sdp });
-    this._changed();
+    const offer = pc.createOffer();
+    offer.catch(() => {}); // a call that failed before the offer was wanted: nobody awaits it
+    return { pc, offer };
   }
 
   /** The local tracks onto the transceivers negotiated before getUserMedia resolved. A
