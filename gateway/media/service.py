@@ -182,9 +182,11 @@ class MediaService:
                             recording=self.recordings.state_of(call.id))
         p = call.participants.get(user)
         if (call.live and call.state != "ringing" and p is not None
-                and (p.peer is None or not p.peer.negotiated or p.restart)):
-            # it has an rtc.offer to send: the only place TURN credentials are handed out,
-            # to a participant of a started call, expiring with the call
+                and (p.peer is None or not p.peer.negotiated or p.restart
+                     or (p.early and not p.peer.connected))):
+            # it has an rtc.offer to send (or may: an early connection not up yet): the only
+            # place TURN credentials are handed out, to a participant of a started call,
+            # expiring with the call
             until = call.deadline or time.time() + self.config.max_call_s
             ev.ice_servers = self.ice.for_call(user, until=until)
         return ev

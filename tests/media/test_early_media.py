@@ -101,3 +101,51 @@ async def test_early_connection_not_up_is_rebuilt_by_a_new_offer(gw):
         await stuck.close()
         await vc.close()
         await ac.close()
+
+
+async def test_turn_credentials_reach_an_early_requester_only_if_it_must_offer_again():
+    from tests.conftest import start_gateway, stop_gateway
+    from tests.media.conftest import EscalatingStub, media_config
+    # (no STUN server: the gateway would ask it for its own candidates, and none listens)
+    turn = dict(turn_urls=["turn:127.0.0.1:3478"], turn_secret="early-secret")
+    gw = await start_gateway(media_config(**turn), responder=EscalatingStub())
+    stuck = RTCPeerConnection()
+    stuck.addTrack(AudioStreamTrack())
+    await stuck.setLocalDescription(await stuck.createOffer())
+    vc = None
+    try:
+        # an early connection that is not up when the call is answered: TURN comes with it
+        v, a, cid, call = await _ringing(gw)
+        r = await v.request("rtc.offer", call=call, sdp=stuck.localDescription.sdp)
+        assert r["type"] == "rtc.answer", r
+        assert not any("credential" in s for s in r.get("ice_servers") or [])
+        await a.request("call.accept", call=call)
+        vst = await v.event("call.state", call=call, state="connecting")
+        assert any(s.get("credential") for s in vst["ice_servers"]), vst
+        await a.request("call.hangup", call=call)
+        await v.event("call.state", call=call, state="ended")
+        # an early connection that is up: nothing to offer again, no credential
+        v2, a2, cid2, call2 = await _ringing_as(gw, "v2", "a2")
+        vc = RtcClient(v2, "v2", RED)
+        await vc.start(call2)
+        peer = _peers(gw, "v2")[0]
+        for _ in range(100):
+            if peer.connected:
+                break
+            await asyncio.sleep(0.05)
+        assert peer.connected
+        await a2.request("call.accept", call=call2)
+        vst2 = await v2.event("call.state", call=call2, state="connecting")
+        assert not vst2.get("ice_servers"), vst2
+    finally:
+        await stuck.close()
+        if vc is not None:
+            await vc.close()
+        await stop_gateway(gw)
+
+
+async def _ringing_as(gw, viewer: str, agent: str):
+    v, a, cid = await escalated(gw, viewer, agent)
+    st = await v.request("call.request", conversation=cid, video=True)
+    assert st["state"] == "ringing", st
+    return v, a, cid, st["call"]
