@@ -123,3 +123,18 @@ def test_the_gateway_still_reads_aioice_own_send_path():
                                      ("x.local", False), ("", False)])
 def test_is_loopback(host, ok):
     assert loopback_ice.is_loopback(host) is ok
+
+
+def test_a_benchmark_installs_it_in_one_call():
+    """``benchmarks/loopback.py``'s hook for a benchmark with in-process aiortc peers."""
+    from benchmarks.loopback import in_process_ice_on_loopback
+
+    loopback_ice.uninstall()
+    try:
+        assert not loopback_ice.installed()
+        assert "127.0.0.1" not in aioice_ice.get_host_addresses(use_ipv4=True, use_ipv6=False)
+        in_process_ice_on_loopback()
+        assert loopback_ice.installed()
+        assert aioice_ice.get_host_addresses(use_ipv4=True, use_ipv6=False) == ["127.0.0.1"]
+    finally:
+        loopback_ice.install()  # (idempotent) the rest of the run keeps it
