@@ -1,6 +1,7 @@
-"""Browser media on loopback only, for benchmarks whose two browsers call each other
-(``benchmarks/call_setup.py``'s direct path, ``benchmarks/impaired.py``) and for the relays
-between them (docs/testing.md#network-safety).
+"""Media on loopback only, for benchmarks (docs/testing.md#network-safety): browsers that
+call each other (``benchmarks/call_setup.py``'s direct path, ``benchmarks/impaired.py``) and
+the relays between them, and aiortc peers in a benchmark's own process
+(:func:`in_process_ice_on_loopback`).
 
 Load and fault benchmarks talk only to loopback. Chromium runs with
 ``--webrtc-ip-handling-policy=default_public_and_private_interfaces``
@@ -15,6 +16,19 @@ from __future__ import annotations
 
 import ipaddress
 import json
+
+
+def in_process_ice_on_loopback() -> None:
+    """Every aiortc peer this process creates from now on gathers on 127.0.0.1 only, is never
+    given a non-loopback candidate, STUN or TURN server, and never sends to another address
+    (``tests/loopback_ice.py``, what every test process runs with). One call, before the first
+    ``RTCPeerConnection``, in a benchmark whose clients are in-process aiortc peers
+    (``benchmarks/media.py``); its gateway needs ``tests.conftest.LOOPBACK_MEDIA_ENV`` (a
+    ``livedesk serve`` process) or ``LOOPBACK_MEDIA`` (an in-process ``Config``) as well.
+    Refused datagrams are counted in ``tests.loopback_ice.REFUSED``."""
+    from tests.loopback_ice import install
+
+    install()
 
 
 def is_loopback(ip: str) -> bool:

@@ -12,7 +12,7 @@ from aiohttp import web
 from gateway.app import GATEWAY, create_app
 from gateway.config import Config
 from gateway.http_api import server_options
-from tests import token_watch
+from tests import loopback_ice, token_watch
 from tests.backends import BACKENDS, MEMORY, Backend, free_port
 from tests.wsclient import WSClient
 
@@ -185,6 +185,29 @@ def pytest_collection_modifyitems(config, items):
         raise pytest.UsageError(
             "tests in a parity module must use the backend fixture (or gateway) or be marked "
             "one_backend(name, why=...): " + ", ".join(lonely))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ice_on_loopback():
+    """Every in-process aiortc peer (test clients, bare connections, the gateways' own agents)
+    gathers on, is given and sends to loopback only, for the whole run
+    (``tests/loopback_ice.py``; docs/testing.md#network-safety)."""
+    loopback_ice.install()
+    try:
+        yield
+    finally:
+        loopback_ice.uninstall()
+
+
+@pytest.fixture(autouse=True)
+def _no_datagram_off_loopback(_ice_on_loopback):
+    """A test during which an ICE agent of this process tried to send to a non-loopback
+    address fails (nothing was sent: ``loopback_ice`` refused it)."""
+    start = len(loopback_ice.REFUSED)
+    yield
+    refused = loopback_ice.REFUSED[start:]
+    assert not refused, ("an ICE agent tried to send to a non-loopback address (refused, not "
+                         f"sent; docs/testing.md#network-safety): {refused[:10]}")
 
 
 @pytest.fixture(scope="session")

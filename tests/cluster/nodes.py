@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tests import token_watch
 from tests.children import die_with_parent
-from tests.conftest import free_port
+from tests.conftest import LOOPBACK_MEDIA_ENV, free_port
 
 SECRET = "d6d9307e0c9b29960ad06deca79deb403105c166bf027818a30fe9768aa3206b"  # 32 random bytes: the gateway refuses a weaker secret
 
@@ -32,7 +32,8 @@ class Node:
             Path(os.environ.get("TMPDIR", "/tmp")) / f"ld-node-{node_id}-{self.port}.log")
 
     def start(self) -> Node:
-        env = dict(os.environ, LIVEDESK_SECRET=SECRET, **self.extra_env)
+        # its media on loopback, as every test gateway's (docs/testing.md#network-safety)
+        env = dict(os.environ, LIVEDESK_SECRET=SECRET, **LOOPBACK_MEDIA_ENV, **self.extra_env)
         args = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(self.port),
                 "--redis-url", self.redis_url, "--node-id", self.node_id, "--log-level", "WARNING"]
         for r in self.rooms:

@@ -11,7 +11,7 @@ import pytest
 
 from gateway.config import Config
 from gateway.support.responder import BotReply
-from tests.conftest import free_port, start_gateway, stop_gateway
+from tests.conftest import LOOPBACK_MEDIA, free_port, start_gateway, stop_gateway
 from tests.media.rtc_client import GREEN, RED, RtcClient
 
 
@@ -25,10 +25,14 @@ class EscalatingStub:
 
 
 def media_config(**kw) -> Config:
+    """A media test's gateway: its media on loopback (``LOOPBACK_MEDIA``: host candidates on
+    127.0.0.1, only loopback remote candidates; docs/testing.md#network-safety) unless ``kw``
+    says otherwise for one of those settings."""
     # ring_interval_s 0: these tests place many calls from one viewer on purpose (the ring
     # limit is tested in tests/abuse/test_churn.py)
     base = dict(dev=True, port=free_port(), ring_timeout_s=30.0, call_grace_s=10.0,
                 ring_interval_s=0.0)
+    base.update({k: list(v) if isinstance(v, list) else v for k, v in LOOPBACK_MEDIA.items()})
     base.update(kw)
     return Config(**base)
 

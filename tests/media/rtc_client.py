@@ -4,6 +4,9 @@ It knows only the wire messages of docs/protocol.md: it sends one ``rtc.offer`` 
 audio track and a solid-colour video track, answers every gateway ``rtc.offer``, and keeps
 what it receives per m-line, so a test can ask "do I decode *that user's* colour?" using
 the ``tracks`` map ({mid, user, kind}) that comes with ``rtc.answer``/``rtc.offer``.
+
+Its ICE agent (like every aioice agent in a test process) gathers on 127.0.0.1 only and never
+checks another address: ``tests/loopback_ice.py``, installed by ``tests/conftest.py``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ goes through ``RTCIceTransport.addRemoteCandidate`` (SDP candidates from
 for the gateway's transports it records the candidate and passes on **only loopback ones**
 (and end-of-candidates), so even if the gateway let a denied candidate through — as it did
 before the fix — no STUN check would be sent to a non-loopback address, nor an mDNS query.
-The test's own clients get the gateway's candidates unchanged (the gateway's own addresses).
+The test's own clients get the gateway's candidates unchanged (127.0.0.1: its ``media_address``).
 """
 
 from __future__ import annotations
@@ -98,6 +98,12 @@ def recorder(monkeypatch):
 
 
 async def _gateway(**kw):
+    """The production candidate policy (the default denied ranges, not the tests'
+    loopback-only one): what these tests are about. Its host candidates stay on 127.0.0.1,
+    and the recorder (and ``tests/loopback_ice.py``) keeps every other address from a live
+    agent."""
+    kw = {"ice_denied_ranges": list(DEFAULT_ICE_DENIED_RANGES), "ice_allow_loopback": False,
+          **kw}
     return await start_gateway(media_config(**kw), responder=EscalatingStub())
 
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import asyncio
 
-from aiortc import RTCPeerConnection
 from aiortc.mediastreams import AudioStreamTrack
 
 from tests.media.conftest import escalated
-from tests.media.rtc_client import GREEN, RED, ColourTrack, RtcClient
+from tests.media.rtc_client import GREEN, RED, ColourTrack, RtcClient, bare_pc
 
 
 async def _ringing(gw):
@@ -78,7 +77,7 @@ async def test_declined_early_call_leaves_no_connection(gw):
 
 async def test_early_connection_not_up_is_rebuilt_by_a_new_offer(gw):
     v, a, cid, call = await _ringing(gw)
-    stuck = RTCPeerConnection()  # offers, never applies the answer: never connects
+    stuck = bare_pc()  # offers, never applies the answer: never connects
     stuck.addTrack(AudioStreamTrack())
     stuck.addTrack(ColourTrack(RED))
     await stuck.setLocalDescription(await stuck.createOffer())

@@ -10,6 +10,7 @@ import threading
 
 from aiortc import MediaStreamTrack, RTCPeerConnection
 
+from tests import loopback_ice
 from tests.conftest import start_gateway, stop_gateway
 from tests.media.conftest import EscalatingStub, escalated, media_config, ring
 from tests.media.rtc_client import GREEN, RED, RtcClient
@@ -175,11 +176,12 @@ async def test_twenty_calls_leave_nothing_behind(gw):
 
 
 async def test_media_address_and_udp_port_range_shape_the_gateway_candidates():
-    import ifaddr
-
-    local = next(ip.ip for ad in ifaddr.get_adapters() for ip in ad.ips
-                 if isinstance(ip.ip, str) and not ip.ip.startswith("127."))
+    # an address of this machine (bound) and one that is not (announced): loopback for the
+    # first, as every test's media (docs/testing.md#network-safety); the client never
+    # checks the announced one (tests/loopback_ice.py drops it: recorded in DROPPED)
+    local = "127.0.0.1"
     announced = "203.0.113.7"  # TEST-NET-3: advertised only, as behind a 1:1 NAT
+    dropped = len(loopback_ice.DROPPED)
     r = await start_gateway(media_config(media_address=[local, announced],
                                          udp_port_min=41000, udp_port_max=41099),
                             responder=EscalatingStub())
@@ -196,7 +198,9 @@ async def test_media_address_and_udp_port_range_shape_the_gateway_candidates():
         assert {c[4] for c in cands} == {local, announced}, cands
         assert all(41000 <= int(c[5]) <= 41099 for c in cands), cands
         await asyncio.gather(vc.wait_colour("a1", GREEN), ac.wait_colour("v1", RED))
-        # the clients (same process, no policy) still gather as aioice does
+        assert any(d.what == "candidate" and d.host == announced
+                   for d in loopback_ice.DROPPED[dropped:]), loopback_ice.DROPPED[dropped:]
+        # the clients (same process, no gateway policy) bind ephemeral ports as aioice does
         assert all(not (41000 <= int(line.split()[5]) <= 41099)
                    for line in vc.pc.localDescription.sdp.splitlines()
                    if line.startswith("a=candidate:"))
