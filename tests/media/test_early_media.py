@@ -108,7 +108,7 @@ async def test_turn_credentials_reach_an_early_requester_only_if_it_must_offer_a
     # (no STUN server: the gateway would ask it for its own candidates, and none listens)
     turn = dict(turn_urls=["turn:127.0.0.1:3478"], turn_secret="early-secret")
     gw = await start_gateway(media_config(**turn), responder=EscalatingStub())
-    stuck = RTCPeerConnection()
+    stuck = bare_pc()
     stuck.addTrack(AudioStreamTrack())
     await stuck.setLocalDescription(await stuck.createOffer())
     vc = None
