@@ -31,11 +31,22 @@ do is what a camera and a screen would do at the ends, which the gateway never s
   time is taken when it leaves, so latency figures are not touched by it.
 * **No jitter buffer, depacketizer or decoder.** A receiver is tapped at the RTP level
   (:func:`~gateway.media.compat.receiver_tap.tap_receiver` with no frame sink: its
-  statistics, NACKs, PLIs and REMB stay aiortc's), and :class:`Rx` reads three header
-  fields and one payload byte per packet: a video frame counts as received when its marker
-  packet arrives and every packet from its first (VP8 ``S`` bit, partition 0) has arrived
-  in order, which is stricter than a jitter buffer (a frame completed by a retransmission
-  counts as lost).
+  statistics for receiver reports, NACKs and PLIs stay aiortc's), and
+  :class:`~benchmarks.media_streams.Rx` reads three header fields and one payload byte per
+  packet: a video frame counts as received when its marker packet arrives and every packet
+  from its first (VP8 ``S`` bit, partition 0) has arrived in order, which is stricter than
+  a jitter buffer (a frame completed by a retransmission counts as lost).
+* **No bandwidth estimator.** Each video receiver sends a constant REMB once a second
+  (:class:`Remb`) instead of running aiortc's delay-based estimator on every packet: the
+  gateway gets the RTCP a real receiver sends at about the rate it sends it.
+
+Profiled at 8 calls in one process (cProfile, before these last two cuts): of the clients'
+CPU, sending (header, SRTP, ``sendto``) and receiving (``recvfrom``, SRTP, parse,
+statistics) were most of it; the bandwidth estimator was ~a fifth of the receive side,
+depacketizing and reassembling frames ~a tenth; timers per stream and asyncio's own loop
+(now one pacer, uvloop) the rest. What is left is the honest cost of a WebRTC endpoint
+that sends and receives 2 × ~0.7 Mbit/s: per packet a syscall and an SRTP operation each
+way.
 """
 
 from __future__ import annotations
@@ -43,6 +54,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import fractions
+import gc
 import json
 import pickle
 import random
@@ -64,9 +76,10 @@ from aiortc import (  # noqa: E402
     RTCSessionDescription,
 )
 from aiortc.codecs.vpx import Vp8Encoder  # noqa: E402
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci  # noqa: E402
 
 from benchmarks.media_streams import Rx, stream_figures  # noqa: E402
-from gateway.media.compat.receiver_tap import tap_receiver  # noqa: E402
+from gateway.media.compat.receiver_tap import receiver_tap, tap_receiver  # noqa: E402
 from gateway.media.rtp_sink import RtpSink  # noqa: E402
 from gateway.media.tracks import RtpTrack  # noqa: E402
 from tests.wsclient import WSClient  # noqa: E402
@@ -77,6 +90,9 @@ VIDEO_TB = fractions.Fraction(1, 90000)
 TICK = 90000 // FPS
 QUANTUM_S = 0.005  # the pacer's wake-up period: packets leave ≤ 5 ms after their turn
 SSRC = 0x1D  # the source SSRC handed to the sink (it writes the sender's own)
+REMB_BPS = 2_000_000  # what every video receiver reports it could take (the clip is 0.6)
+REMB_PERIOD_S = 1.0
+GC_THRESHOLDS = (50_000, 20, 20)  # gateway.cli.GC_THRESHOLDS (importing the CLI is not wanted)
 
 
 def log(*a) -> None:
@@ -199,12 +215,60 @@ class Pacer:
             self.task.cancel()
 
 
-def attach_rx(pc: RTCPeerConnection, on_track) -> None:
+# --- receiving -------------------------------------------------------------------------------
+
+_RBE = "_RTCRtpReceiver__remote_bitrate_estimator"  # aiortc 1.16, as compat.receiver_tap reads it
+_RTCP_SSRC = "_RTCRtpReceiver__rtcp_ssrc"
+
+
+class Remb:
+    """The video receivers' bandwidth feedback: a REMB of :data:`REMB_BPS` for each, every
+    :data:`REMB_PERIOD_S`, instead of aiortc's delay-based estimator run on every packet.
+
+    The gateway gets the same RTCP a real receiver sends (aiortc's estimator reports about
+    once a second on a clean link) and does the same with it; what the clients skip is
+    the estimate itself, a fifth of their receive cost, which no gateway ever sees."""
+
+    def __init__(self) -> None:
+        self.receivers: list = []
+        self.sent = 0
+        self.task: asyncio.Task | None = None
+
+    def add(self, receiver) -> None:
+        receiver.__dict__[_RBE] = None  # the tap then skips the estimator (and its REMB)
+        self.receivers.append(receiver)
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(REMB_PERIOD_S)
+            for r in list(self.receivers):
+                tap = receiver_tap(r)
+                rtcp_ssrc = r.__dict__.get(_RTCP_SSRC)
+                if tap is None or tap.ssrc is None or rtcp_ssrc is None:
+                    continue  # not receiving yet
+                try:
+                    await r._send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc,
+                                                      media_ssrc=0,
+                                                      fci=pack_remb_fci(REMB_BPS, [tap.ssrc])))
+                    self.sent += 1
+                except ConnectionError:
+                    self.receivers.remove(r)
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+
+def attach_rx(pc: RTCPeerConnection, remb: Remb, on_track) -> None:
     """Tap every receiver the moment its track appears (before it starts): RTP level."""
     def track(t: MediaStreamTrack) -> None:
         tr = next(x for x in pc.getTransceivers() if x.receiver.track is t)
         rx = Rx(t.kind)
         tap_receiver(tr.receiver, t.kind).on_packet = rx.on_packet
+        if t.kind == "video":
+            remb.add(tr.receiver)
         on_track(tr, rx)
     pc.on("track", track)
 
@@ -214,10 +278,11 @@ def attach_rx(pc: RTCPeerConnection, on_track) -> None:
 class BenchClient:
     """One participant: its /ws session, its connection, an audio and a video stream."""
 
-    def __init__(self, ws: WSClient, user: str, media: dict, pacer: Pacer):
+    def __init__(self, ws: WSClient, user: str, media: dict, pacer: Pacer, remb: Remb):
         self.ws = ws
         self.user = user
         self.pacer = pacer
+        self.remb = remb
         self.audio = Stream("audio", [[p] for p in media["opus"]], [True] * len(media["opus"]))
         self.video = Stream("video", media["payloads"], media["keyframes"])
         self.pc: RTCPeerConnection | None = None
@@ -232,7 +297,7 @@ class BenchClient:
         self.call = call
         async with self._lock:
             self.pc = pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-            attach_rx(pc, lambda tr, rx: self.rx.__setitem__(tr.mid, rx))
+            attach_rx(pc, self.remb, lambda tr, rx: self.rx.__setitem__(tr.mid, rx))
             for s in (self.audio, self.video):
                 pc.addTrack(s.placeholder)
                 s.attach(pc)
@@ -285,14 +350,14 @@ class BenchClient:
             await self.pc.close()
 
 
-async def direct_pair(media: dict, pacer: Pacer) -> tuple[Stream, Rx, list]:
+async def direct_pair(media: dict, pacer: Pacer, remb: Remb) -> tuple[Stream, Rx, list]:
     """aiortc → aiortc without the gateway, in this process: its own share of the latency
     (the same sender, pacer, tap and loop as the calls')."""
     a = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     b = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     video = Stream("video", media["payloads"], media["keyframes"])
     got: list[Rx] = []
-    attach_rx(b, lambda tr, rx: got.append(rx))
+    attach_rx(b, remb, lambda tr, rx: got.append(rx))
     a.addTrack(video.placeholder)
     video.attach(a)
     pacer.add(video)
@@ -324,7 +389,7 @@ class Share:
     sockets: list[WSClient] = field(default_factory=list)
 
 
-async def set_up(share: Share, http: aiohttp.ClientSession, pacer: Pacer) -> None:
+async def set_up(share: Share, http: aiohttp.ClientSession, pacer: Pacer, remb: Remb) -> None:
     """Calls set up in turn, one agent per conversation (the gateway runs with agent
     capacity 1, and no other process sets up calls meanwhile): agent ``i`` gets viewer ``i``."""
     async def ws(role: str, user: str, room_id: str | None = None) -> WSClient:
@@ -348,15 +413,15 @@ async def set_up(share: Share, http: aiohttp.ClientSession, pacer: Pacer) -> Non
         call = st["call"]
         await a.event("call.incoming", call=call, timeout=10)
         assert (await a.request("call.accept", call=call))["type"] == "call.state"
-        vc = BenchClient(v, f"viewer{i}", share.media, pacer)
-        ac = BenchClient(a, f"agent{i}", share.media, pacer)
+        vc = BenchClient(v, f"viewer{i}", share.media, pacer, remb)
+        ac = BenchClient(a, f"agent{i}", share.media, pacer, remb)
         await asyncio.gather(vc.start(call), ac.start(call))
         share.clients.append((vc, ac))
         share.calls.append(call)
 
 
 def figures(share: Share, direct: tuple[Stream, Rx], t0: float, t1: float,
-            pacer: Pacer) -> dict:
+            pacer: Pacer, remb: Remb) -> dict:
     """This process's raw figures over the window [t0, t1]: lists, pooled by the parent."""
     lat: list[float] = []
     fps: list[float] = []
@@ -368,8 +433,9 @@ def figures(share: Share, direct: tuple[Stream, Rx], t0: float, t1: float,
         for rxc, src in ((vc, ac), (ac, vc)):
             found = rxc.stream_of(src.user, "video")
             fig = stream_figures(found[1], src.video.sent, t0, t1) if found else None
-            if found is None or fig is None:
+            if found is None or fig is None:  # counted against the level, never skipped
                 unmatched += 1
+                fps.append(found[1].count_between(t0, t1) / (t1 - t0) if found else 0.0)
                 log(f"{share.mode}: could not match timestamps of {src.user}→{rxc.user}")
                 continue
             mid, rx = found
@@ -386,7 +452,7 @@ def figures(share: Share, direct: tuple[Stream, Rx], t0: float, t1: float,
     dfig = stream_figures(drx, video.sent, t0, t1) or {"lat": []}
     return {"lat": lat, "fps": fps, "due": due, "lost": lost, "joins": joins,
             "audio_pps": audio_pps, "direct_lat": dfig["lat"], "unmatched": unmatched,
-            "pacer_late_max_ms": pacer.late_max * 1000,
+            "pacer_late_max_ms": pacer.late_max * 1000, "remb_sent": remb.sent,
             "keyframe_requests": sum(c.video.keyframe_requests
                                      for pair in share.clients for c in pair)}
 
@@ -396,7 +462,7 @@ async def run(args) -> int:
         clip, opus = pickle.load(f)
     media = {"payloads": packetize_clip(clip), "keyframes": [k for _, k in clip], "opus": opus}
     share = Share(args.url, args.first, args.count, args.mode, media)
-    pacer = Pacer()
+    pacer, remb = Pacer(), Remb()
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
@@ -409,8 +475,8 @@ async def run(args) -> int:
 
     try:
         t = time.monotonic()
-        await set_up(share, http, pacer)
-        video, drx, pcs = await direct_pair(media, pacer)
+        await set_up(share, http, pacer, remb)
+        video, drx, pcs = await direct_pair(media, pacer, remb)
         deadline = time.monotonic() + 30
         while True:  # everyone receives the other side's video
             ready = True
@@ -429,6 +495,11 @@ async def run(args) -> int:
                 assert r.get("state") == "requested", r
                 r = await vc.ws.request("call.record.consent", call=call, accept=True)
                 assert r.get("state") == "recording", r
+        # the gateway's own GC policy (gateway.cli.tune_gc): what exists now is kept, and
+        # full collections are rare, so a collection does not stall every stream at once
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         say({"ready": True, "calls": share.count, "setup_s": round(time.monotonic() - t, 2)})
         pacer.late_max = 0.0
         while True:
@@ -446,7 +517,7 @@ async def run(args) -> int:
                                                timeout=60)
                         saved += len(ev.get("recordings") or ())
                 await asyncio.sleep(max(0.0, cmd["t1"] + 0.3 - time.monotonic()))
-                out = figures(share, (video, drx), cmd["t0"], cmd["t1"], pacer)
+                out = figures(share, (video, drx), cmd["t0"], cmd["t1"], pacer, remb)
                 out["recordings_saved"] = saved
                 say({"figures": out})
             elif cmd["cmd"] == "close":
@@ -458,6 +529,7 @@ async def run(args) -> int:
         return 1
     finally:
         pacer.stop()
+        remb.stop()
         for vc, ac in share.clients:
             await vc.close()
             await ac.close()
