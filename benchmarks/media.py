@@ -90,7 +90,7 @@ from benchmarks.common import cpu_model, free_port, pct  # noqa: E402
 from benchmarks.media_client import FPS, SECRET, H, W  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-CALLS_PER_CLIENT_PROC = 8  # --client-procs auto: one load-client process per this many calls
+CALLS_PER_CLIENT_PROC = 16  # --client-procs auto: one load-client process per this many calls
 CLIENT_SATURATED = 0.9  # core: a client process using this much may be what limits a level
 
 

@@ -62,7 +62,7 @@ def test_latency_and_loss_from_matched_timestamps():
 def test_calls_split_evenly_over_processes():
     assert shares(8, 1) == [(0, 8)]
     assert shares(17, 3) == [(0, 6), (6, 6), (12, 5)]
-    assert client_procs("auto", 32) == 4 and client_procs("auto", 2) == 1
+    assert client_procs("auto", 32) == 2 and client_procs("auto", 33) == 3 and client_procs("auto", 2) == 1
     assert client_procs("8", 3) == 3  # never more processes than calls
 
 
