@@ -43,8 +43,9 @@ CPU per call over passthrough's in the same run (target ≤ 1.3), and
 
 Capacity ramp (``--calls 8,16,24,32``): the first level runs every mode, each further
 level passthrough alone; per level (``levels``) the gateway's CPU per call and in all, the
-clients' CPU (in all and per process), fps, frame loss, added latency p50/p95 and the
-machine's load. A level is *driven* when every stream got ≥ 90 % of 30 fps with ≤ 1 %
+clients' CPU (in all and per process), fps, frame loss, added latency p50/p95, and the
+machine: ``machine_busy`` (cores busy, from /proc/stat), ``other_cpu`` (of those, neither
+the gateway nor the clients: another tenant of a shared machine) and ``loadavg``. A level is *driven* when every stream got ≥ 90 % of 30 fps with ≤ 1 %
 frames lost and no client process used ≥ :data:`CLIENT_SATURATED` of a core (a saturated
 client would make the gateway look worse, or better, than it is); the ramp stops after the
 first level that is not. ``calls_max`` is the highest driven level, ``cpu_per_call_at_max``
@@ -217,6 +218,14 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
 
+def machine_cpu_s() -> float:
+    """CPU seconds the whole machine has been busy (every core, every process, and time
+    the hypervisor gave to other guests): /proc/stat's first line less idle and iowait."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / CLK_TCK  # user … steal, less idle and iowait
+
+
 # --- the load-client processes ----------------------------------------------------------------
 
 def client_procs(arg: str, calls: int) -> int:
@@ -301,10 +310,10 @@ async def run_mode(mode: str, calls: int, seconds: float, media: Path, room: Pat
             ready = await c.read(timeout=60 + 5 * count)
             setup.append(ready["setup_s"])
         await asyncio.sleep(2.0)  # warm-up
-        t0, cpu0 = time.monotonic(), gw.cpu_s()
+        t0, cpu0, m0 = time.monotonic(), gw.cpu_s(), machine_cpu_s()
         ccpu0 = [c.cpu_s() for c in clients]
         await asyncio.sleep(seconds)
-        t1, cpu1 = time.monotonic(), gw.cpu_s()
+        t1, cpu1, m1 = time.monotonic(), gw.cpu_s(), machine_cpu_s()
         ccpu1 = [c.cpu_s() for c in clients]
         rss1 = gw.rss_mb()
         threads1 = gw.threads()
@@ -347,6 +356,10 @@ async def run_mode(mode: str, calls: int, seconds: float, media: Path, room: Pat
             "join_first_frame_ms_max": max(joins) if joins else float("nan"),
             "audio_pps": statistics.mean(audio_pps) if audio_pps else 0.0,
             "loadavg": round(os.getloadavg()[0], 2),
+            # the machine (cores busy) and what of it was neither the gateway nor the
+            # clients: on a shared machine, whether a level was starved by others
+            "machine_busy": (m1 - m0) / (t1 - t0),
+            "other_cpu": max(0.0, (m1 - m0) / (t1 - t0) - cpu - sum(per_proc)),
         }
         if mode == "record":
             out["recordings_saved"] = sum(f["recordings_saved"] for f in figs)
@@ -362,7 +375,7 @@ async def run_mode(mode: str, calls: int, seconds: float, media: Path, room: Pat
 LEVEL_KEYS = ("cpu_per_call", "cpu_total", "client_cpu_total", "client_cpu_per_call",
               "client_cpu_max", "fps", "fps_min", "frame_loss", "added_latency_ms_p50",
               "added_latency_ms_p95", "latency_ms_p95", "direct_latency_ms_p95",
-              "rss_per_call_mb")
+              "rss_per_call_mb", "machine_busy", "other_cpu")
 
 
 def level_row(n: int, r: dict) -> dict:
@@ -499,7 +512,7 @@ async def main() -> int:
     if not args.json and summary.get("levels"):
         print(f"{'calls':>5} {'gw cpu/call':>11} {'gw cpu':>7} {'clients cpu':>11} "
               f"{'max proc':>8} {'fps':>5} {'fps min':>7} {'loss %':>6} {'added p50 ms':>12} "
-              f"{'added p95':>9} {'load':>5}")
+              f"{'added p95':>9} {'others':>6} {'load':>5}")
         for t in summary["levels"]:
             if "error" in t:
                 print(f"{t['calls']:>5} {t['error']}")
@@ -508,7 +521,7 @@ async def main() -> int:
                   f"{t['client_cpu_total']:>11.3f} {t['client_cpu_max']:>8.3f} {t['fps']:>5.1f} "
                   f"{t['fps_min']:>7.1f} {t['frame_loss'] * 100:>6.2f} "
                   f"{t['added_latency_ms_p50']:>12.1f} {t['added_latency_ms_p95']:>9.1f} "
-                  f"{t['loadavg']:>5.1f}")
+                  f"{t['other_cpu']:>6.2f} {t['loadavg']:>5.1f}")
     if not args.json:
         for mode, r in results.items():
             print(f"{mode:12s} cpu/call {r['cpu_per_call']:.3f} core  rss/call "
