@@ -45,7 +45,8 @@ Capacity ramp (``--calls 8,16,24,32``): the first level runs every mode, each fu
 level passthrough alone; per level (``levels``) the gateway's CPU per call and in all, the
 clients' CPU (in all and per process), fps, frame loss, added latency p50/p95, and the
 machine: ``machine_busy`` (cores busy, from /proc/stat), ``other_cpu`` (of those, neither
-the gateway nor the clients: another tenant of a shared machine) and ``loadavg``. A level is *driven* when every stream got ≥ 90 % of 30 fps with ≤ 1 %
+the gateway nor the clients: another tenant of a shared machine), ``machine_saturated``
+(≥ 95 % of every core busy) and ``loadavg``. A level is *driven* when every stream got ≥ 90 % of 30 fps with ≤ 1 %
 frames lost and no client process used ≥ :data:`CLIENT_SATURATED` of a core (a saturated
 client would make the gateway look worse, or better, than it is); the ramp stops after the
 first level that is not. ``calls_max`` is the highest driven level, ``cpu_per_call_at_max``
@@ -93,6 +94,7 @@ from benchmarks.media_client import FPS, SECRET, H, W  # noqa: E402
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CALLS_PER_CLIENT_PROC = 16  # --client-procs auto: one load-client process per this many calls
 CLIENT_SATURATED = 0.9  # core: a client process using this much may be what limits a level
+MACHINE_SATURATED = 0.95  # of every core busy (/proc/stat): the machine had none to spare
 
 
 def log(*a) -> None:
@@ -384,6 +386,9 @@ def level_row(n: int, r: dict) -> dict:
            "client_cpu_procs": r["client_cpu_procs"], "client_procs": r["client_procs"],
            "streams_unmatched": r["streams_unmatched"], "loadavg": r["loadavg"]}
     row["clients_saturated"] = r["client_cpu_max"] >= CLIENT_SATURATED
+    # every core busy: a level that fails then may have failed for want of a core, not for
+    # the gateway's own cost (other_cpu says how much of it was not this benchmark)
+    row["machine_saturated"] = r["machine_busy"] >= MACHINE_SATURATED * (os.cpu_count() or 1)
     row["driven"] = driven(row)
     return row
 
