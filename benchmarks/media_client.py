@@ -184,7 +184,11 @@ class Pacer:
     def __init__(self) -> None:
         self.streams: list[Stream] = []
         self.task: asyncio.Task | None = None
-        self.late_max = 0.0  # the worst lateness of a turn (s): is this loop keeping up?
+        self.late: list[tuple[float, float]] = []  # (when, how late) of turns ≥ 10 ms late
+
+    def late_max(self, t0: float, t1: float) -> float:
+        """The worst lateness of a turn in [t0, t1] (s): did this loop keep up?"""
+        return max((d for t, d in self.late if t0 <= t <= t1), default=0.0)
 
     def add(self, s: Stream) -> None:
         s.due = time.monotonic()
@@ -203,7 +207,8 @@ class Pacer:
                 due = s.due
                 if due is None or due > now:
                     continue
-                self.late_max = max(self.late_max, now - due)
+                if now - due >= 0.01:
+                    self.late.append((now, now - due))
                 while due <= now:
                     s.send(now)
                     due += s.period
@@ -452,7 +457,7 @@ def figures(share: Share, direct: tuple[Stream, Rx], t0: float, t1: float,
     dfig = stream_figures(drx, video.sent, t0, t1) or {"lat": []}
     return {"lat": lat, "fps": fps, "due": due, "lost": lost, "joins": joins,
             "audio_pps": audio_pps, "direct_lat": dfig["lat"], "unmatched": unmatched,
-            "pacer_late_max_ms": pacer.late_max * 1000, "remb_sent": remb.sent,
+            "pacer_late_max_ms": pacer.late_max(t0, t1) * 1000, "remb_sent": remb.sent,
             "keyframe_requests": sum(c.video.keyframe_requests
                                      for pair in share.clients for c in pair)}
 
@@ -501,7 +506,6 @@ async def run(args) -> int:
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
         say({"ready": True, "calls": share.count, "setup_s": round(time.monotonic() - t, 2)})
-        pacer.late_max = 0.0
         while True:
             line = await reader.readline()
             if not line:
