@@ -55,6 +55,7 @@ import argparse
 import asyncio
 import fractions
 import gc
+import ipaddress
 import json
 import pickle
 import random
@@ -68,6 +69,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
+import aioice.ice as aioice_ice  # noqa: E402
 import av  # noqa: E402
 from aiortc import (  # noqa: E402
     MediaStreamTrack,
@@ -113,6 +115,35 @@ def packetize_clip(clip: list[tuple[bytes, bool]]) -> list[list[bytes]]:
         pkt.pts, pkt.time_base = 0, VIDEO_TB
         out.append(enc.pack(pkt)[0])
     return out
+
+
+# --- loopback only ---------------------------------------------------------------------------
+
+def loopback_only() -> None:
+    """This process's ICE agents gather on 127.0.0.1 only (docs/testing.md#network-safety).
+
+    aioice gathers host candidates on every interface address *but* 127.0.0.1, so two
+    aiortc peers on one machine would exchange media over its eth0 address: this host, but
+    not loopback. With this, every local candidate is 127.0.0.1 (and its socket bound
+    there); :func:`check_loopback` refuses a peer's SDP naming anything else."""
+    def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return ["127.0.0.1"]
+
+    aioice_ice.get_host_addresses = host_addresses
+
+
+def check_loopback(sdp: str) -> None:
+    """Raise unless every ICE candidate in ``sdp`` is on 127/8 or ::1: no packet of this
+    benchmark goes to another address, even one of this host."""
+    for line in sdp.splitlines():
+        if line.startswith("a=candidate:"):
+            address = line.split()[4]
+            try:
+                ok = ipaddress.ip_address(address).is_loopback
+            except ValueError:
+                ok = False
+            if not ok:
+                raise RuntimeError(f"a candidate off loopback: {line!r}")
 
 
 # --- sending -----------------------------------------------------------------------------------
@@ -308,10 +339,12 @@ class BenchClient:
                 s.attach(pc)
                 self.pacer.add(s)
             await pc.setLocalDescription(await pc.createOffer())
+            check_loopback(pc.localDescription.sdp)
             self._pump = asyncio.get_running_loop().create_task(self._offers())
             reply = await self.ws.request("rtc.offer", call=call, sdp=pc.localDescription.sdp,
                                           timeout=20)
             assert reply["type"] == "rtc.answer", reply
+            check_loopback(reply["sdp"])
             # the answer may already send the other side's media on our own m-lines
             # (docs/media.md, negotiation rule 2): those tracks are mapped from it
             self.tracks = {t["mid"]: t for t in reply.get("tracks") or ()}
@@ -329,6 +362,7 @@ class BenchClient:
             async with self._lock:
                 pc = self.pc
                 assert pc is not None
+                check_loopback(f["sdp"])
                 await pc.setRemoteDescription(RTCSessionDescription(f["sdp"], "offer"))
                 new = [t["mid"] for t in f.get("tracks") or () if t["mid"] not in self.tracks]
                 self.tracks = {t["mid"]: t for t in f.get("tracks") or ()}
@@ -367,8 +401,10 @@ async def direct_pair(media: dict, pacer: Pacer, remb: Remb) -> tuple[Stream, Rx
     video.attach(a)
     pacer.add(video)
     await a.setLocalDescription(await a.createOffer())
+    check_loopback(a.localDescription.sdp)
     await b.setRemoteDescription(a.localDescription)
     await b.setLocalDescription(await b.createAnswer())
+    check_loopback(b.localDescription.sdp)
     await a.setRemoteDescription(b.localDescription)
     deadline = time.monotonic() + 20
     while not got:
@@ -463,6 +499,7 @@ def figures(share: Share, direct: tuple[Stream, Rx], t0: float, t1: float,
 
 
 async def run(args) -> int:
+    loopback_only()
     with open(args.media, "rb") as f:
         clip, opus = pickle.load(f)
     media = {"payloads": packetize_clip(clip), "keyframes": [k for _, k in clip], "opus": opus}
