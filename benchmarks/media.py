@@ -16,7 +16,9 @@ task per process; receivers are tapped at the RTP header level (sequence, timest
 marker, the VP8 start bit), never depacketized or decoded. ICE, DTLS, SRTP and RTCP
 (reports, NACK, PLI/FIR, REMB) stay aiortc's: the gateway sees real WebRTC peers. A PLI/FIR
 restarts the clip at its keyframe. (What is skipped, and why that is honest: the
-docstring of ``benchmarks/media_client.py``.)
+docstring of ``benchmarks/media_client.py``.) Every packet stays on loopback
+(docs/testing.md#network-safety): the gateway's host candidates are on 127.0.0.1 and it
+contacts no other (:data:`LOOPBACK_MEDIA_ENV`), the clients gather on 127.0.0.1 only.
 
 Latency is carried in the media: every frame gets an RTP timestamp of ``n·3000 + random
 jitter`` (< 1500), remembered with its send time; the gateway keeps timestamps up to a
