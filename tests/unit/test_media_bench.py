@@ -1,9 +1,12 @@
 """The media benchmark's own logic: frames counted from RTP headers, send times recovered by
-timestamp matching, calls split over client processes, and the capacity verdict. A wrong
-count here would flatter or blame the gateway, so each rule is pinned by a case that breaks
-it."""
+timestamp matching, calls split over client processes, the capacity verdict, and the
+loopback guard. A wrong count here would flatter or blame the gateway, so each rule is
+pinned by a case that breaks it."""
+
+import pytest
 
 from benchmarks.media import CLIENT_SATURATED, capacity, client_procs, driven, shares
+from benchmarks.media_client import check_loopback
 from benchmarks.media_streams import Rx, stream_figures
 
 START = 0x90  # VP8 descriptor: X and S set, partition 0 (what aiortc's packetizer writes)
@@ -87,3 +90,12 @@ def test_capacity_is_the_highest_driven_level_against_the_first():
     assert capacity(table) == {"calls_max": 16, "cpu_per_call_at_max": 0.011,
                                "cpu_per_call_at_max_ratio": 1.1}
     assert capacity([_row(8, 0.01, fps_min=3.0)])["calls_max"] is None
+
+
+def test_an_sdp_naming_an_address_off_loopback_is_refused():
+    ok = ("v=0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\r\n"
+          "a=candidate:2 1 udp 2130706431 ::1 40001 typ host\r\n")
+    check_loopback(ok)
+    for address in ("192.0.2.2", "10.0.0.7", "fd00::2", "host.local"):
+        with pytest.raises(RuntimeError, match="off loopback"):
+            check_loopback(ok + f"a=candidate:3 1 udp 1 {address} 40002 typ host\r\n")
