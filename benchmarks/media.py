@@ -92,17 +92,9 @@ import numpy as np  # noqa: E402
 
 from benchmarks.common import cpu_model, free_port, pct  # noqa: E402
 from benchmarks.media_client import FPS, SECRET, H, W  # noqa: E402
+from tests.conftest import LOOPBACK_MEDIA_ENV  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-# the gateway's media on loopback only (docs/testing.md#network-safety): host candidates on
-# 127.0.0.1, and of the candidates a client names only 127/8 and ::1 are ever contacted
-# (the same settings as tests.conftest.LOOPBACK_MEDIA_ENV; the clients gather on
-# 127.0.0.1 only, media_client.loopback_only)
-LOOPBACK_MEDIA_ENV = {
-    "LIVEDESK_MEDIA_ADDRESS": "127.0.0.1",
-    "LIVEDESK_ICE_DENIED_RANGES": "0.0.0.0/0,::/0",
-    "LIVEDESK_ICE_ALLOW_LOOPBACK": "on",
-}
 CALLS_PER_CLIENT_PROC = 16  # --client-procs auto: one load-client process per this many calls
 CLIENT_SATURATED = 0.9  # core: a client process using this much may be what limits a level
 MACHINE_SATURATED = 0.95  # of every core busy (/proc/stat): the machine had none to spare

@@ -69,7 +69,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
-import aioice.ice as aioice_ice  # noqa: E402
 import av  # noqa: E402
 from aiortc import (  # noqa: E402
     MediaStreamTrack,
@@ -80,6 +79,7 @@ from aiortc import (  # noqa: E402
 from aiortc.codecs.vpx import Vp8Encoder  # noqa: E402
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci  # noqa: E402
 
+from benchmarks.loopback import in_process_ice_on_loopback  # noqa: E402
 from benchmarks.media_streams import Rx, stream_figures  # noqa: E402
 from gateway.media.compat.receiver_tap import receiver_tap, tap_receiver  # noqa: E402
 from gateway.media.rtp_sink import RtpSink  # noqa: E402
@@ -120,16 +120,11 @@ def packetize_clip(clip: list[tuple[bytes, bool]]) -> list[list[bytes]]:
 # --- loopback only ---------------------------------------------------------------------------
 
 def loopback_only() -> None:
-    """This process's ICE agents gather on 127.0.0.1 only (docs/testing.md#network-safety).
-
-    aioice gathers host candidates on every interface address *but* 127.0.0.1, so two
-    aiortc peers on one machine would exchange media over its eth0 address: this host, but
-    not loopback. With this, every local candidate is 127.0.0.1 (and its socket bound
-    there); :func:`check_loopback` refuses a peer's SDP naming anything else."""
-    def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        return ["127.0.0.1"]
-
-    aioice_ice.get_host_addresses = host_addresses
+    """This process's ICE agents on 127.0.0.1 only (docs/testing.md#network-safety): the
+    tests' own rule (``benchmarks.loopback.in_process_ice_on_loopback``: gather on
+    127.0.0.1, no other candidate or server, no packet to another address), and
+    :func:`check_loopback` refuses a peer's SDP naming anything else."""
+    in_process_ice_on_loopback()
 
 
 def check_loopback(sdp: str) -> None:
