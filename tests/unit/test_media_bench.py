@@ -5,7 +5,14 @@ pinned by a case that breaks it."""
 
 import pytest
 
-from benchmarks.media import CLIENT_SATURATED, capacity, client_procs, driven, shares
+from benchmarks.media import (
+    CLIENT_SATURATED,
+    KNEE_ADDED_P95_MS,
+    capacity,
+    client_procs,
+    driven,
+    shares,
+)
 from benchmarks.media_client import check_loopback
 from benchmarks.media_streams import Rx, stream_figures
 
@@ -83,6 +90,9 @@ def test_a_level_is_driven_only_at_full_rate_without_loss_or_saturated_clients()
     assert not _row(8, 0.01, frame_loss=0.011)["driven"]
     assert not _row(8, 0.01, streams_unmatched=1)["driven"]
     assert not _row(8, 0.01, client_cpu_max=CLIENT_SATURATED)["driven"]
+    # every frame delivered, but late: a saturated gateway is past the knee
+    assert _row(8, 0.01, added_latency_ms_p95=KNEE_ADDED_P95_MS)["driven"]
+    assert not _row(8, 0.01, added_latency_ms_p95=KNEE_ADDED_P95_MS + 1)["driven"]
 
 
 def test_capacity_is_the_highest_driven_level_against_the_first():
