@@ -27,12 +27,7 @@ from .ice_addresses import (
     gateway_agents,
     non_loopback_browser_pairs,
 )
-
-try:
-    import gateway.media.service  # noqa: F401
-    MEDIA = True
-except ImportError:
-    MEDIA = False
+from .test_call import MEDIA
 
 pytestmark = [
     pytest.mark.browser,
