@@ -170,6 +170,9 @@ def install_gateway_trace() -> GatewayTrace:
 
     def on_packet(self, src, p):
         tr.mark(f"gw.first.packet.{src.key.kind}:{src.key.owner}", once=True)
+        if src.key.kind == "video" and src.tap is not None and pt_mod.starts_keyframe(
+                (src.tap.mime_of(p.payload_type) or "").lower(), p.payload):
+            tr.mark(f"gw.first.keyframe:{src.key.owner}", once=True)
         return orig_on_packet(self, src, p)
     pt_mod.PassthroughForwarder._on_packet = on_packet
     return tr
