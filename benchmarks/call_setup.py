@@ -137,6 +137,26 @@ async def poll(page, expr: str, timeout: float):
     return None
 
 
+async def auto_accept(agent) -> None:
+    """The agent's console accepts every call as soon as it arrives (after the console has
+    shown the banner): no human in the loop."""
+    await agent.evaluate("""() => window.__ld.client.on('call.incoming',
+        () => setTimeout(() => window.__ld.calls.accept().catch(() => {}), 0))""")
+
+
+async def escalate(viewer, url: str) -> None:
+    """The viewer opens the widget at ``url``, asks for a person and is assigned (then a
+    pause, so the agent's console settles on the new conversation)."""
+    await viewer.goto(url)
+    await viewer.wait_for_selector('[data-testid="conn-state"][data-state="online"]',
+                                   state="attached")
+    await viewer.click('[data-testid="open-support"]')
+    await viewer.wait_for_selector('[data-testid="conv-state"][data-state="bot"]')
+    await viewer.click('[data-testid="talk-to-person"]')
+    await viewer.wait_for_selector('[data-testid="conv-state"][data-state="assigned"]')
+    await asyncio.sleep(0.3)
+
+
 async def page_trace(page, who: str) -> list[tuple[str, float]]:
     """The page's ``RTCPeerConnection`` timeline (``BROWSER_TRACE_JS``), names prefixed."""
     try:
@@ -158,23 +178,14 @@ async def gateway_runs(browser, runs: int, timeout: float, trace: bool = False,
         agent = await actx.new_page()
         await agent.goto(f"{gw.url}/agent?user=bench-agent&name=Bench")
         await agent.wait_for_selector('[data-testid="conn-state"][data-state="online"]')
-        # accept as soon as the call arrives (after the console has shown the banner)
-        await agent.evaluate("""() => window.__ld.client.on('call.incoming',
-            () => setTimeout(() => window.__ld.calls.accept().catch(() => {}), 0))""")
+        await auto_accept(agent)
         for i in range(runs):
             vctx = await browser.new_context(viewport=PHONE, permissions=["camera", "microphone"])
             if trace:
                 await vctx.add_init_script(BROWSER_TRACE_JS)
             viewer = await vctx.new_page()
             try:
-                await viewer.goto(f"{gw.url}/?user=bench-viewer-{i}")
-                await viewer.wait_for_selector('[data-testid="conn-state"][data-state="online"]',
-                                               state="attached")
-                await viewer.click('[data-testid="open-support"]')
-                await viewer.wait_for_selector('[data-testid="conv-state"][data-state="bot"]')
-                await viewer.click('[data-testid="talk-to-person"]')
-                await viewer.wait_for_selector('[data-testid="conv-state"][data-state="assigned"]')
-                await asyncio.sleep(0.3)  # let the console settle on the new conversation
+                await escalate(viewer, f"{gw.url}/?user=bench-viewer-{i}")
                 # the previous call's marks stay until the agent accepts: never read those
                 await agent.evaluate("window.__ld.calls.marks = {}")
                 if trace:

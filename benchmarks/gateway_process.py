@@ -28,6 +28,23 @@ from tests.conftest import LOOPBACK_MEDIA_ENV
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def wait_ready(proc: subprocess.Popen, url: str, log: Path, timeout: float = 60.0) -> None:
+    """Block until the gateway at ``url`` answers ``/readyz`` 200; raise with the end of its
+    ``log`` if it exits first, or after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gateway exited: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=0.5) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError("gateway did not become ready") from None
+        time.sleep(0.1)
+
+
 class GatewayProcess:
     """``livedesk serve --dev`` on a free loopback port with a throw-away data directory,
     its WebRTC media on loopback only (docs/testing.md#network-safety)."""
@@ -47,18 +64,7 @@ class GatewayProcess:
             stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
 
     async def ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited: {self.log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(self.url + "/readyz", timeout=0.5) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("gateway did not become ready") from None
-            await asyncio.sleep(0.2)
+        await asyncio.to_thread(wait_ready, self.proc, self.url, self.log, timeout)
 
     def _trace_request(self, method: str) -> list:
         req = urllib.request.Request(self.url + "/__bench/trace", method=method)

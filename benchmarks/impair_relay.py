@@ -293,20 +293,6 @@ IMPAIR_JS = r"""
 })();
 """
 
-# The other browser only keeps its connections reachable for stats.
-TRACK_PCS_JS = r"""
-(() => {
-  const Orig = window.RTCPeerConnection;
-  if (!Orig || Orig.__tracked) return;
-  window.__pcs = window.__pcs || [];
-  function Tracked(...args) { const pc = new Orig(...args); window.__pcs.push(pc); return pc; }
-  Tracked.prototype = Orig.prototype;
-  Tracked.__tracked = true;
-  Object.setPrototypeOf(Tracked, Orig);
-  window.RTCPeerConnection = Tracked;
-})();
-"""
-
 
 if __name__ == "__main__":
     asyncio.run(_serve())

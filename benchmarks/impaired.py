@@ -44,15 +44,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.call_setup import poll, start_relay  # noqa: E402
+from benchmarks.call_setup import auto_accept, escalate, poll, start_relay  # noqa: E402
 from benchmarks.gateway_process import GatewayProcess  # noqa: E402
-from benchmarks.impair_relay import (  # noqa: E402
-    IMPAIR_JS,
-    TRACK_PCS_JS,
-    Impairment,
-    RelayProcess,
-)
+from benchmarks.impair_relay import IMPAIR_JS, Impairment, RelayProcess  # noqa: E402
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE  # noqa: E402
+from tests.e2e.ice_addresses import TRACK_PCS_JS  # noqa: E402
 
 CAP_KBPS = 600.0
 OUTAGE_AT_S = 8.0
@@ -215,17 +211,9 @@ async def gateway_call(browser, gw: GatewayProcess, relay: RelayProcess, name: s
         agent = await actx.new_page()
         await agent.goto(f"{gw_url}/agent?user=imp-agent-{i}&name=Bench")
         await agent.wait_for_selector('[data-testid="conn-state"][data-state="online"]')
-        await agent.evaluate("""() => window.__ld.client.on('call.incoming',
-            () => setTimeout(() => window.__ld.calls.accept().catch(() => {}), 0))""")
+        await auto_accept(agent)
         viewer = await vctx.new_page()
-        await viewer.goto(f"{gw_url}/?user=imp-viewer-{i}")
-        await viewer.wait_for_selector('[data-testid="conn-state"][data-state="online"]',
-                                       state="attached")
-        await viewer.click('[data-testid="open-support"]')
-        await viewer.wait_for_selector('[data-testid="conv-state"][data-state="bot"]')
-        await viewer.click('[data-testid="talk-to-person"]')
-        await viewer.wait_for_selector('[data-testid="conv-state"][data-state="assigned"]')
-        await asyncio.sleep(0.3)
+        await escalate(viewer, f"{gw_url}/?user=imp-viewer-{i}")
         await relay.set(*scenario(name))
         await viewer.click('[data-testid="video-call"]')
         if not await poll(agent, "window.__ld.calls.marks.firstFrame", 20):

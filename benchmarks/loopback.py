@@ -17,6 +17,13 @@ from __future__ import annotations
 import ipaddress
 import json
 
+from tests.loopback_ice import (
+    is_loopback,  # the one check: 127/8, ::1, mapped, bracketed
+)
+
+__all__ = ["in_process_ice_on_loopback", "is_loopback", "loopback_candidate", "loopback_message",
+           "loopback_sdp"]
+
 
 def in_process_ice_on_loopback() -> None:
     """Every aiortc peer this process creates from now on gathers on 127.0.0.1 only, is never
@@ -29,15 +36,6 @@ def in_process_ice_on_loopback() -> None:
     from tests.loopback_ice import install
 
     install()
-
-
-def is_loopback(ip: str) -> bool:
-    """True for an IPv4 or IPv6 loopback address literal (127/8, ::1); False for anything
-    else, names included."""
-    try:
-        return ipaddress.ip_address(ip).is_loopback
-    except ValueError:
-        return False
 
 
 def loopback_candidate(candidate: str) -> str | None:

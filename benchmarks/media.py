@@ -81,7 +81,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,6 +91,7 @@ import av  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks.common import cpu_model, free_port, pct  # noqa: E402
+from benchmarks.gateway_process import wait_ready  # noqa: E402
 from benchmarks.media_client import FPS, SECRET, H, W  # noqa: E402
 from tests.conftest import LOOPBACK_MEDIA_ENV  # noqa: E402
 
@@ -181,18 +181,7 @@ class Gateway:
                 "--data-dir", str(logdir / f"data-{mode}-{self.port}")]
         self.proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=open(self.logfile, "w"),
                                      stderr=subprocess.STDOUT)
-        deadline = time.time() + 30
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited: {self.logfile.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(self.url + "/readyz", timeout=0.5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if time.time() > deadline:
-                    raise RuntimeError("gateway did not become ready") from None
-                time.sleep(0.1)
+        wait_ready(self.proc, self.url, self.logfile, timeout=30)
 
     def cpu_s(self) -> float:
         return proc_cpu_s(self.proc.pid)

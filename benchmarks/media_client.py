@@ -55,7 +55,6 @@ import argparse
 import asyncio
 import fractions
 import gc
-import ipaddress
 import json
 import pickle
 import random
@@ -79,7 +78,7 @@ from aiortc import (  # noqa: E402
 from aiortc.codecs.vpx import Vp8Encoder  # noqa: E402
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci  # noqa: E402
 
-from benchmarks.loopback import in_process_ice_on_loopback  # noqa: E402
+from benchmarks.loopback import in_process_ice_on_loopback, is_loopback  # noqa: E402
 from benchmarks.media_streams import Rx, stream_figures  # noqa: E402
 from gateway.media.compat.receiver_tap import receiver_tap, tap_receiver  # noqa: E402
 from gateway.media.rtp_sink import RtpSink  # noqa: E402
@@ -132,12 +131,7 @@ def check_loopback(sdp: str) -> None:
     benchmark goes to another address, even one of this host."""
     for line in sdp.splitlines():
         if line.startswith("a=candidate:"):
-            address = line.split()[4]
-            try:
-                ok = ipaddress.ip_address(address).is_loopback
-            except ValueError:
-                ok = False
-            if not ok:
+            if not is_loopback(line.split()[4]):
                 raise RuntimeError(f"a candidate off loopback: {line!r}")
 
 

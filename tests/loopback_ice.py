@@ -66,15 +66,16 @@ _LOOPBACK_CACHE: dict[str, bool] = {}
 
 
 def is_loopback(host: object) -> bool:
-    """A loopback IP literal (127/8, ::1, IPv4-mapped 127/8). False for names (``.local``
-    included) and anything else: the safe side."""
+    """A loopback IP literal (127/8, ::1, IPv4-mapped 127/8; an IPv6 literal may come in
+    brackets, as browsers' stats write it). False for names (``.local`` included), None and
+    anything else: the safe side. The one such check of the tests and benchmarks."""
     if not isinstance(host, str):
         return False
     known = _LOOPBACK_CACHE.get(host)
     if known is not None:
         return known
     try:
-        ip = ipaddress.ip_address(host)
+        ip = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         ok = False
     else:

@@ -10,8 +10,9 @@ given or learnt from incoming checks (peer-reflexive) and would answer.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
+
+from tests.loopback_ice import is_loopback
 
 # every RTCPeerConnection a page makes, kept in window.__pcs (an init script)
 TRACK_PCS_JS = r"""
@@ -48,19 +49,6 @@ PAIRS_JS = """async () => {
   }
   return out;
 }"""
-
-
-def is_loopback(address: str | None) -> bool:
-    """127/8 or ::1 (an IPv4-mapped 127/8 too); False for names, None and anything else."""
-    if not address:
-        return False
-    try:
-        ip = ipaddress.ip_address(address.strip("[]"))
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback
 
 
 async def browser_pairs(page) -> list[dict]:

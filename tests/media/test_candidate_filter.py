@@ -14,7 +14,6 @@ The test's own clients get the gateway's candidates unchanged (127.0.0.1: its ``
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
@@ -23,6 +22,7 @@ from aiortc.rtcicetransport import RTCIceTransport
 from gateway.config import DEFAULT_ICE_DENIED_RANGES
 from gateway.media.candidates import CandidatePolicy
 from tests.conftest import start_gateway, stop_gateway
+from tests.loopback_ice import is_loopback
 from tests.media.conftest import EscalatingStub, escalated, media_config, ring
 from tests.media.rtc_client import GREEN, RED, RtcClient
 
@@ -49,13 +49,6 @@ def inject(sdp: str, ips: list[str]) -> str:
         if x.startswith("m="):
             out += [f"a={line(n, ip)}" for n, ip in enumerate(ips)]
     return "\r\n".join(out)
-
-
-def _is_loopback(ip: str) -> bool:
-    try:
-        return ipaddress.ip_address(ip).is_loopback
-    except ValueError:
-        return False
 
 
 class Recorder:
@@ -89,7 +82,7 @@ def recorder(monkeypatch):
         if rec.is_client(self):
             return await original(self, candidate)
         rec.gateway.append(None if candidate is None else candidate.ip)
-        if candidate is None or _is_loopback(candidate.ip):
+        if candidate is None or is_loopback(candidate.ip):
             return await original(self, candidate)
         return None  # the safety net: never a non-loopback address to a live agent
 
