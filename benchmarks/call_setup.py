@@ -43,14 +43,19 @@ from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE  # noqa: 
 P2P_PAGE = """<!doctype html><meta charset="utf-8"><title>p2p</title>
 <video id="remote" autoplay playsinline muted></video>
 <script>
+// The floor: two browsers, no media server, and the same client-side order as LiveDesk's
+// pages (web/js/call.js) so that only the path differs — each side builds its connection
+// and negotiates at once on empty sendrecv transceivers and attaches the camera with
+// replaceTrack when getUserMedia resolves (no second round).
 const now = () => performance.timeOrigin + performance.now();
 const role = new URLSearchParams(location.search).get('role');
 const ws = new WebSocket(`ws://${location.host}/relay?role=${role}`);
 const send = (m) => ws.send(JSON.stringify(m));
+const CONSTRAINTS = {audio: true, video: {width: 640, height: 480}};
 window.marks = {};
-let pc = null;
+let pc = null, media = null;
 function makePc() {
-  pc = new RTCPeerConnection({iceServers: []});
+  pc = new RTCPeerConnection({iceServers: [], bundlePolicy: 'max-bundle'});
   pc.onicecandidate = (e) => send({type: 'candidate', candidate: e.candidate ? e.candidate.toJSON() : null});
   pc.ontrack = (e) => {
     const v = document.getElementById('remote');
@@ -60,28 +65,37 @@ function makePc() {
   };
   return pc;
 }
-window.reset = () => { if (pc) pc.close(); pc = null; window.marks = {}; document.getElementById('remote').srcObject = null; };
+function attach(p, stream) {      // the camera's tracks onto the negotiated transceivers
+  for (const t of p.getTransceivers()) {
+    const track = (t.receiver.track.kind === 'audio' ? stream.getAudioTracks() : stream.getVideoTracks())[0];
+    if (track) { t.sender.replaceTrack(track); t.sender.setStreams && t.sender.setStreams(stream); }
+  }
+}
+window.reset = () => { if (pc) pc.close(); pc = null; media = null; window.marks = {}; document.getElementById('remote').srcObject = null; };
 window.tap = async () => {           // the caller: the "video call" button
   window.marks.tap = now();
+  media = navigator.mediaDevices.getUserMedia(CONSTRAINTS);
   send({type: 'ring'});
-  const s = await navigator.mediaDevices.getUserMedia({audio: true, video: {width: 640, height: 480}});
-  window.stream = s;
+  window.stream = await media;
 };
 ws.onmessage = async (ev) => {
   const m = JSON.parse(ev.data);
-  if (m.type === 'ring') {          // the callee accepts at once, then offers (like the console)
-    const s = await navigator.mediaDevices.getUserMedia({audio: true, video: {width: 640, height: 480}});
-    makePc();
-    for (const t of s.getTracks()) pc.addTrack(t, s);
-    await pc.setLocalDescription(await pc.createOffer());
-    send({type: 'offer', sdp: pc.localDescription.sdp});
+  if (m.type === 'ring') {          // the callee accepts at once and offers (like the console)
+    media = navigator.mediaDevices.getUserMedia(CONSTRAINTS);
+    const p = makePc();
+    p.addTransceiver('audio', {direction: 'sendrecv'});
+    p.addTransceiver('video', {direction: 'sendrecv'});
+    media.then((s) => attach(p, s));
+    await p.setLocalDescription(await p.createOffer());
+    send({type: 'offer', sdp: p.localDescription.sdp});
   } else if (m.type === 'offer') {
-    const s = window.stream || await navigator.mediaDevices.getUserMedia({audio: true, video: true});
-    makePc();
-    for (const t of s.getTracks()) pc.addTrack(t, s);
-    await pc.setRemoteDescription({type: 'offer', sdp: m.sdp});
-    await pc.setLocalDescription(await pc.createAnswer());
-    send({type: 'answer', sdp: pc.localDescription.sdp});
+    media = media || navigator.mediaDevices.getUserMedia(CONSTRAINTS);
+    const p = makePc();
+    await p.setRemoteDescription({type: 'offer', sdp: m.sdp});
+    for (const t of p.getTransceivers()) t.direction = 'sendrecv';
+    media.then((s) => attach(p, s));
+    await p.setLocalDescription(await p.createAnswer());
+    send({type: 'answer', sdp: p.localDescription.sdp});
   } else if (m.type === 'answer') {
     await pc.setRemoteDescription({type: 'answer', sdp: m.sdp});
   } else if (m.type === 'candidate' && pc) {
@@ -117,8 +131,12 @@ async def start_relay():
                     await other.send_str(out)
         return ws
 
+    async def blank(request):  # a secure-context page with no part in any call (Camera)
+        return web.Response(text="<!doctype html><title>camera</title>", content_type="text/html")
+
     app = web.Application()
     app.router.add_get("/p2p", page)
+    app.router.add_get("/blank", blank)
     app.router.add_get("/relay", relay)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -166,99 +184,276 @@ async def page_trace(page, who: str) -> list[tuple[str, float]]:
     return [(f"{who}.{n}", t) for n, t in events]
 
 
-async def gateway_runs(browser, runs: int, timeout: float, trace: bool = False,
-                       timelines: list | None = None) -> tuple[list[float], list[str]]:
-    gw = GatewayProcess(traced=trace, name="call-setup")
-    results, failures = [], []
-    try:
-        await gw.ready()
-        actx = await browser.new_context(viewport=DESKTOP, permissions=["camera", "microphone"])
-        if trace:
-            await actx.add_init_script(BROWSER_TRACE_JS)
-        agent = await actx.new_page()
-        await agent.goto(f"{gw.url}/agent?user=bench-agent&name=Bench")
-        await agent.wait_for_selector('[data-testid="conn-state"][data-state="online"]')
-        await auto_accept(agent)
-        for i in range(runs):
-            vctx = await browser.new_context(viewport=PHONE, permissions=["camera", "microphone"])
-            if trace:
-                await vctx.add_init_script(BROWSER_TRACE_JS)
-            viewer = await vctx.new_page()
-            try:
-                await escalate(viewer, f"{gw.url}/?user=bench-viewer-{i}")
-                # the previous call's marks stay until the agent accepts: never read those
-                await agent.evaluate("window.__ld.calls.marks = {}")
-                if trace:
-                    await gw.trace_clear()
-                    await agent.evaluate("window.__trace && (window.__trace.length = 0)")
-                await viewer.click('[data-testid="video-call"]')
-                tap = await poll(viewer, "window.__ld.calls.marks.tap", 5)
-                first = await poll(agent, "window.__ld.calls.marks.accept && "
-                                          "window.__ld.calls.marks.firstFrame", timeout)
-                if tap and first and first > tap:
-                    results.append(first - tap)
-                    if trace and timelines is not None:
-                        marks = await agent.evaluate("window.__ld.calls.marks")
-                        events = (await gw.trace_events() + await page_trace(viewer, "viewer")
-                                  + await page_trace(agent, "agent")
-                                  + [(f"agent.mark.{k}", v) for k, v in marks.items()])
-                        timelines.append(relative(events, tap))
-                else:
-                    failures.append(f"run {i}: no remote frame at the agent within {timeout}s")
-                await viewer.evaluate("window.__ld.calls.hangup()")
-                await agent.wait_for_selector('[data-testid="call-view"]', state="hidden", timeout=10_000)
-                conv = await agent.evaluate("window.__ld.selected")
-                await agent.evaluate(f"window.__ld.client.request('conversation.resolve', {{conversation: '{conv}'}})")
-            except Exception as e:  # keep going: a benchmark reports, it does not stop
-                failures.append(f"run {i}: {type(e).__name__}: {e}"[:300])
+CAPTURE_IDLE_SHUTDOWN_S = 5.0
+"""Chromium stops its video-capture service about this long after the last camera closes
+(measured here: ``getUserMedia`` of the fake camera takes 4–9 ms within 4 s of the last
+one, 45–75 ms on a quiet page after 6 s or more, 200+ ms while the machine is busy). The
+next call then waits for the service to start again."""
+
+
+class Camera:
+    """The state of the browser's camera at each tap, the same for both paths.
+
+    Why: the two paths leave different gaps between one call's hang-up and the next tap (a
+    gateway run escalates a new conversation first: 2–4 s; a direct run only opens two
+    pages: < 1 s), so without this the gateway's taps found the capture service stopped
+    and the direct ones found it running, and the gateway path paid a camera start the
+    direct one did not (session 10: `getUserMedia` 240 ms median in the gateway's pages
+    against 27 ms in the direct ones, in the same run).
+
+    * ``cold`` (the default, what a viewer's tap meets): each tap waits until no camera has
+      been open for ``idle_s`` (> Chromium's shutdown delay), so both paths start the
+      capture service;
+    * ``warm`` (a camera preview just before the call): a helper page opens and closes the
+      camera right before each tap, so neither path starts it.
+    """
+
+    def __init__(self, mode: str, idle_s: float = CAPTURE_IDLE_SHUTDOWN_S + 1.5) -> None:
+        self.mode, self.idle_s = mode, idle_s
+        self._closed_at = time.monotonic()
+        self._helpers: list = []
+
+    async def open(self, browsers, url: str) -> None:
+        """``url``: a page of a secure context (loopback http is one) with no call in it;
+        ``browsers``: each browser process has its own capture service."""
+        if self.mode == "warm":
+            for browser in browsers:
+                ctx = await browser.new_context(permissions=["camera", "microphone"])
+                page = await ctx.new_page()
+                await page.goto(url)
+                self._helpers.append(page)
+
+    async def before_tap(self) -> None:
+        if self.mode == "cold":
+            left = self.idle_s - (time.monotonic() - self._closed_at)
+            if left > 0:
+                await asyncio.sleep(left)
+        for page in self._helpers:
+            await page.evaluate("""async () => {
+                const s = await navigator.mediaDevices.getUserMedia({video: {width: 640, height: 480}});
+                s.getTracks().forEach((t) => t.stop());
+            }""")
+
+    def closed(self) -> None:
+        """Every camera of the call just closed (the call hung up, its pages gone)."""
+        self._closed_at = time.monotonic()
+
+
+class Devices:
+    """Where the two browsers of a call run, the same for both paths.
+
+    * ``separate`` (the default): the viewer's browser is its own Chromium process tree
+      pinned to CPU 0 — a phone is its own device — and the agent's browser, the gateway,
+      Playwright and this harness share the other CPUs (an agent's desk and a server).
+    * ``shared``: one Chromium for both pages and every process on every CPU (sessions
+      1–9's instrument). On 2 cores, everything of both paths then competes for the same
+      CPUs at the same moment: in the gateway path the agent's console and the gateway
+      started their work while the viewer's camera was starting, and the camera came up
+      2.5× later than in the direct path (`--trace`: `viewer.gum.done`) because of CPU the
+      viewer's phone would never share with them.
+
+    Affinity is inherited: each browser is launched by its own Playwright driver, started
+    while this process is pinned to that browser's CPUs.
+    """
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.viewer = self.agent = None
+        self._pws: list = []
+        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        self.pinned = mode == "separate" and len(cpus) >= 2
+        self.viewer_cpus = set(cpus[:1])
+        self.other_cpus = set(cpus[1:]) or set(cpus)
+        self._all_cpus = set(cpus)
+
+    async def _launch(self, cpus: set[int]):
+        from playwright.async_api import async_playwright
+
+        if self.pinned:
+            os.sched_setaffinity(0, cpus)
+        pw = await async_playwright().start()
+        self._pws.append(pw)
+        return await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+
+    async def open(self) -> None:
+        if self.mode == "shared":
+            self.viewer = self.agent = await self._launch(self._all_cpus)
+            return
+        self.viewer = await self._launch(self.viewer_cpus)
+        self.agent = await self._launch(self.other_cpus)
+        # the harness and the gateway it starts stay off the viewer's CPU
+        if self.pinned:
+            os.sched_setaffinity(0, self.other_cpus)
+
+    def browsers(self) -> list:
+        return [self.viewer] if self.viewer is self.agent else [self.viewer, self.agent]
+
+    async def close(self) -> None:
+        for b in self.browsers():
+            if b is not None:
                 try:
-                    await agent.evaluate("window.__ld.calls.hangup()")
+                    await b.close()
                 except Exception:
                     pass
-            finally:
-                await vctx.close()
-        await actx.close()
-    finally:
-        gw.stop()
-    return results, failures
+        for pw in self._pws:
+            await pw.stop()
+        if self.pinned:
+            os.sched_setaffinity(0, self._all_cpus)
+
+    def describe(self) -> dict:
+        return {"devices": self.mode, "viewer_cpus": sorted(self.viewer_cpus) if self.pinned else None,
+                "other_cpus": sorted(self.other_cpus) if self.pinned else None}
 
 
-async def direct_runs(browser, runs: int, timeout: float,
-                      timelines: list | None = None) -> tuple[list[float], list[str]]:
-    runner, url = await start_relay()
-    results, failures = [], []
-    try:
-        for i in range(runs):
-            actx = await browser.new_context(viewport=DESKTOP, permissions=["camera", "microphone"])
-            vctx = await browser.new_context(viewport=PHONE, permissions=["camera", "microphone"])
-            if timelines is not None:
-                await actx.add_init_script(BROWSER_TRACE_JS)
-                await vctx.add_init_script(BROWSER_TRACE_JS)
-            agent, viewer = await actx.new_page(), await vctx.new_page()
+Outcome = tuple[float | None, str | None, list | None]  # ms, failure, timeline
+
+
+class GatewayPath:
+    """The real pages through a LiveDesk gateway in its own process; one agent console for
+    all calls, a new viewer (context, page, conversation) per call."""
+
+    name = "gateway"
+
+    def __init__(self, devices: Devices, timeout: float, trace: bool) -> None:
+        self.devices, self.timeout, self.trace = devices, timeout, trace
+        self.gw = GatewayProcess(traced=trace, name="call-setup")
+        self.actx = self.agent = None
+
+    async def open(self) -> None:
+        await self.gw.ready()
+        self.actx = await self.devices.agent.new_context(viewport=DESKTOP, permissions=["camera", "microphone"])
+        if self.trace:
+            await self.actx.add_init_script(BROWSER_TRACE_JS)
+        self.agent = await self.actx.new_page()
+        await self.agent.goto(f"{self.gw.url}/agent?user=bench-agent&name=Bench")
+        await self.agent.wait_for_selector('[data-testid="conn-state"][data-state="online"]')
+        await auto_accept(self.agent)
+
+    async def call(self, i: int, camera: Camera) -> Outcome:
+        agent = self.agent
+        vctx = await self.devices.viewer.new_context(viewport=PHONE, permissions=["camera", "microphone"])
+        if self.trace:
+            await vctx.add_init_script(BROWSER_TRACE_JS)
+        viewer = await vctx.new_page()
+        try:
+            await escalate(viewer, f"{self.gw.url}/?user=bench-viewer-{i}")
+            # the previous call's marks stay until the agent accepts: never read those
+            await agent.evaluate("window.__ld.calls.marks = {}")
+            if self.trace:
+                await self.gw.trace_clear()
+                await agent.evaluate("window.__trace && (window.__trace.length = 0)")
+            await camera.before_tap()
+            await viewer.click('[data-testid="video-call"]')
+            tap = await poll(viewer, "window.__ld.calls.marks.tap", 5)
+            first = await poll(agent, "window.__ld.calls.marks.accept && "
+                                      "window.__ld.calls.marks.firstFrame", self.timeout)
+            timeline = None
+            if tap and first and first > tap:
+                if self.trace:
+                    marks = await agent.evaluate("window.__ld.calls.marks")
+                    events = (await self.gw.trace_events() + await page_trace(viewer, "viewer")
+                              + await page_trace(agent, "agent")
+                              + [(f"agent.mark.{k}", v) for k, v in marks.items()])
+                    timeline = relative(events, tap)
+                out: Outcome = (first - tap, None, timeline)
+            else:
+                out = (None, f"run {i}: no remote frame at the agent within {self.timeout}s", None)
+            await viewer.evaluate("window.__ld.calls.hangup()")
+            await agent.wait_for_selector('[data-testid="call-view"]', state="hidden", timeout=10_000)
+            conv = await agent.evaluate("window.__ld.selected")
+            await agent.evaluate(f"window.__ld.client.request('conversation.resolve', {{conversation: '{conv}'}})")
+            return out
+        except Exception as e:  # keep going: a benchmark reports, it does not stop
             try:
-                await agent.goto(f"{url}/p2p?role=agent")
-                await viewer.goto(f"{url}/p2p?role=viewer")
-                await agent.evaluate("window.ready")
-                await viewer.evaluate("window.ready")
-                await viewer.evaluate("window.tap()")
-                tap = await viewer.evaluate("window.marks.tap")
-                first = await poll(agent, "window.marks.firstFrame", timeout)
-                if first:
-                    results.append(first - tap)
-                    if timelines is not None:
-                        events = (await page_trace(viewer, "viewer") + await page_trace(agent, "agent")
-                                  + [("agent.mark.firstFrame", first)])
-                        timelines.append(relative(events, tap))
-                else:
-                    failures.append(f"run {i}: no remote frame within {timeout}s")
-            except Exception as e:
-                failures.append(f"run {i}: {type(e).__name__}: {e}"[:300])
-            finally:
-                await actx.close()
-                await vctx.close()
+                await agent.evaluate("window.__ld.calls.hangup()")
+            except Exception:
+                pass
+            return None, f"run {i}: {type(e).__name__}: {e}"[:300], None
+        finally:
+            await vctx.close()
+
+    async def close(self) -> None:
+        try:
+            if self.actx is not None:
+                await self.actx.close()
+        finally:
+            self.gw.stop()
+
+
+class DirectPath:
+    """Two fresh browser contexts per call, connected browser-to-browser through a tiny
+    in-process signalling relay (the floor: no media server on the path)."""
+
+    name = "direct"
+
+    def __init__(self, devices: Devices, timeout: float, trace: bool) -> None:
+        self.devices, self.timeout, self.trace = devices, timeout, trace
+        self.runner = self.url = None
+
+    async def open(self) -> None:
+        self.runner, self.url = await start_relay()
+
+    async def call(self, i: int, camera: Camera) -> Outcome:
+        actx = await self.devices.agent.new_context(viewport=DESKTOP, permissions=["camera", "microphone"])
+        vctx = await self.devices.viewer.new_context(viewport=PHONE, permissions=["camera", "microphone"])
+        if self.trace:
+            await actx.add_init_script(BROWSER_TRACE_JS)
+            await vctx.add_init_script(BROWSER_TRACE_JS)
+        agent, viewer = await actx.new_page(), await vctx.new_page()
+        try:
+            await agent.goto(f"{self.url}/p2p?role=agent")
+            await viewer.goto(f"{self.url}/p2p?role=viewer")
+            await agent.evaluate("window.ready")
+            await viewer.evaluate("window.ready")
+            await camera.before_tap()
+            await viewer.evaluate("window.tap()")
+            tap = await viewer.evaluate("window.marks.tap")
+            first = await poll(agent, "window.marks.firstFrame", self.timeout)
+            if not first:
+                return None, f"run {i}: no remote frame within {self.timeout}s", None
+            timeline = None
+            if self.trace:
+                events = (await page_trace(viewer, "viewer") + await page_trace(agent, "agent")
+                          + [("agent.mark.firstFrame", first)])
+                timeline = relative(events, tap)
+            return first - tap, None, timeline
+        except Exception as e:
+            return None, f"run {i}: {type(e).__name__}: {e}"[:300], None
+        finally:
+            await actx.close()
+            await vctx.close()
+
+    async def close(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+async def run_interleaved(devices: Devices, runs: int, timeout: float, trace: bool,
+                          camera: Camera) -> dict:
+    """``runs`` calls on each path, alternating (gateway first on even calls, direct first on
+    odd ones), so a machine that slows down or speeds up during the run weighs on both
+    paths alike, and every tap meets the same camera state (:class:`Camera`)."""
+    paths = [GatewayPath(devices, timeout, trace), DirectPath(devices, timeout, trace)]
+    res: dict = {p.name: {"ms": [], "failures": [], "timelines": []} for p in paths}
+    try:
+        for p in paths:
+            await p.open()
+        await camera.open(devices.browsers(), f"{paths[1].url}/blank")
+        for i in range(runs):
+            for p in (paths if i % 2 == 0 else paths[::-1]):
+                ms, failure, timeline = await p.call(i, camera)
+                camera.closed()
+                r = res[p.name]
+                if ms is not None:
+                    r["ms"].append(ms)
+                if failure:
+                    r["failures"].append(failure)
+                if timeline is not None:
+                    r["timelines"].append(timeline)
     finally:
-        await runner.cleanup()
-    return results, failures
+        for p in paths:
+            await p.close()
+    return res
 
 
 def median(xs: list[float]) -> float | None:
@@ -274,24 +469,34 @@ async def main(argv=None) -> dict:
                          "the median timeline of each path")
     ap.add_argument("--trace-out", default=None,
                     help="with --trace: write every run's timeline to this JSON file")
+    ap.add_argument("--camera", choices=("cold", "warm"), default="cold",
+                    help="the camera's state at each tap, the same on both paths: cold (its "
+                         "capture service stopped, as a viewer's tap meets it) or warm (a "
+                         "camera opened and closed just before)")
+    ap.add_argument("--camera-idle", type=float, default=CAPTURE_IDLE_SHUTDOWN_S + 1.5,
+                    help="cold: seconds with no camera open before each tap")
+    ap.add_argument("--devices", choices=("separate", "shared"), default="separate",
+                    help="separate: the viewer's browser on its own CPU (a phone), the rest "
+                         "on the others; shared: one browser, every process on every CPU")
     args = ap.parse_args(argv)
     load_before = os.getloadavg()
-    gl: list | None = [] if args.trace else None
-    dl: list | None = [] if args.trace else None
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            g, gfail = await gateway_runs(browser, args.runs, args.timeout, args.trace, gl)
-            d, dfail = await direct_runs(browser, args.runs, args.timeout, dl)
-        finally:
-            await browser.close()
+    camera = Camera(args.camera, args.camera_idle)
+    devices = Devices(args.devices)
+    try:
+        await devices.open()
+        res = await run_interleaved(devices, args.runs, args.timeout, args.trace, camera)
+    finally:
+        await devices.close()
+    g, gfail, gl = res["gateway"]["ms"], res["gateway"]["failures"], res["gateway"]["timelines"]
+    d, dfail, dl = res["direct"]["ms"], res["direct"]["failures"], res["direct"]["timelines"]
     gm, dm = median(g), median(d)
     out = {
         "benchmark": "call_setup",
         "metric": "tap_to_first_remote_frame_at_agent_ms",
         "runs": args.runs,
+        "camera": args.camera,
+        **devices.describe(),
+        "order": "interleaved",
         "gateway_median_ms": gm,
         "direct_median_ms": dm,
         "ratio_gateway_over_direct": round(gm / dm, 2) if gm and dm else None,
@@ -308,7 +513,7 @@ async def main(argv=None) -> dict:
     print(f"ratio gateway/direct: {out['ratio_gateway_over_direct']}")
     for f in gfail + dfail:
         print("  failure:", f)
-    if gl is not None and dl is not None:
+    if args.trace:
         if args.trace_out:
             Path(args.trace_out).write_text(json.dumps({"gateway": gl, "direct": dl}, indent=0))
         for name, tl in (("gateway", gl), ("direct", dl)):
