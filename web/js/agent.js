@@ -920,18 +920,14 @@ async function invite() {
 
 const dock = ui.callCol;
 const dockSep = $('[data-testid="call-resize"]');
-const dockSize = keyboardResizer(dock, dockSep);
+keyboardResizer(dock, dockSep);
 function renderCall() {
   renderIncoming(ui.banner, calls);
   callView.render();
   dock.classList.toggle("hidden", !calls.call);
   dock.classList.toggle("voice", !!calls.call && !calls.call.video);
   dockSep.classList.toggle("hidden", !calls.call || !calls.call.video);  // a voice bar has no height to set
-  // the separator's aria values (a layout read): once per frame, not once per call change
-  if (calls.call && !renderCall.syncing) {
-    renderCall.syncing = true;
-    requestAnimationFrame(() => { renderCall.syncing = false; dockSize.sync(); });
-  }
+  // the separator's aria values follow the strip's size by themselves (dock_resize.js)
   document.body.classList.toggle("in-call", !!calls.call);
   alerts.ringing(calls.incoming ? { key: calls.incoming.call, title: t("notify.ring", { name: calls.incoming.from?.name || calls.incoming.from?.user || "" }), body: ui.banner.textContent } : null);
   updateBadge();
@@ -1119,8 +1115,11 @@ function updateBadge() {
   const unread = [...convs.values()].reduce((n, c) => n + (isOpen(c) ? c.unread || 0 : 0), 0);
   const n = unread + attention + (calls.incoming ? 1 : 0);
   const base = `LiveDesk · ${t("agent.title")}`;
-  document.title = n ? `(${n}) ${base}` : base;
-  document.body.dataset.badge = String(n);
+  const title = n ? `(${n}) ${base}` : base;
+  // only a change is written: each write of the title goes to the browser process, and a
+  // call's set-up calls this a dozen times
+  if (document.title !== title) document.title = title;
+  if (document.body.dataset.badge !== String(n)) document.body.dataset.badge = String(n);
 }
 
 // --- header menu, context drawer, keyboard shortcuts, help overlay ---------------------------

@@ -19,7 +19,7 @@
 // camera off, hang up, timer, reconnecting indicator) into a container.
 
 import { t } from "./i18n.js";
-import { h, icon, errorWords, reasonLabel, toast, toastError } from "./common.js";
+import { h, icon, setText, errorWords, reasonLabel, toast, toastError } from "./common.js";
 import { te } from "./i18n_evidence.js";
 import { stillOf } from "./evidence.js";
 
@@ -491,14 +491,31 @@ export class CallManager {
     this._changed();
   }
 
+  /** Tell the page the call changed — once per frame, however many changes the frame saw.
+   * A call's set-up is ~20 changes in its first 300 ms (each message, description and
+   * connection state); rendering each at once kept both pages' main threads busy while
+   * their camera and connection steps waited behind them (benchmarks/call_setup.py). The
+   * state itself changes at once; only the page's render is coalesced. A timer backs the
+   * frame up: a hidden tab gets no frames, and its <audio> elements must still be attached. */
   _changed() {
-    try {
-      this.onChange(this);
-    } catch (e) {
-      console.error(e);
-    }
+    if (this._renderPending) return;
+    this._renderPending = true;
+    const run = () => {
+      if (!this._renderPending) return;
+      this._renderPending = false;
+      try {
+        this.onChange(this);
+      } catch (e) {
+        console.error(e);
+      }
+    };
+    if (typeof requestAnimationFrame === "function" && document.visibilityState !== "hidden") requestAnimationFrame(run);
+    setTimeout(run, RENDER_FALLBACK_MS);
   }
 }
+
+/** The longest a call change waits for its render when no frame comes (a hidden tab). */
+const RENDER_FALLBACK_MS = 100;
 
 function pad(n) {
   return String(n).padStart(2, "0");
@@ -679,17 +696,17 @@ export class CallView {
     this.root.dataset.kind = c.video ? "video" : "voice";
     this.root.classList.toggle("voice", !c.video);
     this.root.setAttribute("aria-label", t(c.video ? "call.region.video" : "call.region.voice"));
-    this.status.textContent = t(`call.${c.state}`) || c.state;
+    setText(this.status, t(`call.${c.state}`) || c.state);
     const me = (c.participants || []).find((p) => p.user === mgr.client.user) || { user: mgr.client.user, name: mgr.client.welcome?.name, role: mgr.client.role };
     const others = (c.participants || []).filter((p) => p.user !== mgr.client.user);
-    this.parts.textContent = others.map((p) => participantLabel(p) + (p.audio === false ? ` (${t("call.muted")})` : "")).join(" / ");
+    setText(this.parts, others.map((p) => participantLabel(p) + (p.audio === false ? ` (${t("call.muted")})` : "")).join(" / "));
     // self view: a tile of the grid (never over a remote picture)
     if (mgr.local && this.selfVideo.srcObject !== mgr.local) this.selfVideo.srcObject = mgr.local;
     const selfCamOff = !mgr.local || mgr.videoOff || !mgr.local.getVideoTracks().length;
     this.selfEl.classList.toggle("cam-off", selfCamOff);
     this.selfEl.dataset.user = me.user || "";
-    this.selfLabel.textContent = `${t("call.self")} · ${participantLabel(me)}`;
-    this.selfLabel.title = this.selfLabel.textContent;  // a narrow tile ellipsizes: the full name on hover
+    setText(this.selfLabel, `${t("call.self")} · ${participantLabel(me)}`);
+    if (this.selfLabel.title !== this.selfLabel.textContent) this.selfLabel.title = this.selfLabel.textContent;  // a narrow tile ellipsizes: the full name on hover
     this._avatar(this.selfAvatar, me);
     // remote videos: one tile per live remote video track
     // while it rings the early connection already has the callee's (empty) m-lines: no
@@ -766,14 +783,19 @@ export class CallView {
         this.audioBox.append(a);
       }
     }
-    // speaking: an analyser per audio track, keyed by the user it belongs to
+    // speaking: an analyser per audio track, keyed by the user it belongs to — from the
+    // moment the connection is up: starting the AudioContext took the main thread ~13 ms
+    // and the audio service more while the call was still setting up, and nobody speaks
+    // before the connection is up anyway
     const meters = new Map();
-    for (const r of auds) {
-      const u = mgr.ownerOf(r.mid)?.user;
-      if (u) meters.set(u, r.track);
+    if (mgr.pcState === "connected") {
+      for (const r of auds) {
+        const u = mgr.ownerOf(r.mid)?.user;
+        if (u) meters.set(u, r.track);
+      }
+      const mine = mgr.local?.getAudioTracks()[0];
+      if (mine && !mgr.audioMuted) meters.set(mgr.client.user, mine);
     }
-    const mine = mgr.local?.getAudioTracks()[0];
-    if (mine && !mgr.audioMuted) meters.set(mgr.client.user, mine);
     this.meter.sync(meters);
     // controls: icons with labels and accessible names
     setCtrl(this.muteBtn, mgr.audioMuted ? "micoff" : "mic", mgr.audioMuted ? t("call.unmute") : t("call.mute"), { pressed: mgr.audioMuted });

@@ -70,12 +70,28 @@ const ICONS = {
   rec: '<circle cx="12" cy="12" r="9"/><circle cx="12" cy="12" r="4" fill="currentColor"/>',
 };
 
+const iconTemplates = new Map();
+
+/** An icon element. Each name's markup is parsed once and cloned after: a call's first
+ * renders draw dozens of icons, and parsing each one's SVG took ~10 ms of the main thread
+ * while the call was setting up (benchmarks/call_setup.py). */
 export function icon(name) {
-  const span = document.createElement("i");
-  span.className = `icon icon-${name}`;
-  span.setAttribute("aria-hidden", "true");
-  span.innerHTML = `<svg viewBox="0 0 24 24" width="1em" height="1em" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">${ICONS[name] || ""}</svg>`;
-  return span;
+  let tpl = iconTemplates.get(name);
+  if (!tpl) {
+    tpl = document.createElement("i");
+    tpl.className = `icon icon-${name}`;
+    tpl.setAttribute("aria-hidden", "true");
+    tpl.innerHTML = `<svg viewBox="0 0 24 24" width="1em" height="1em" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">${ICONS[name] || ""}</svg>`;
+    iconTemplates.set(name, tpl);
+  }
+  return tpl.cloneNode(true);
+}
+
+/** Set an element's text only when it differs: writing the same text still replaces the
+ * text node, and each replacement is a style and layout pass on the next frame — renders
+ * that run every frame while a call sets up kept the pages busy with those. */
+export function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
 }
 
 /** Fill every <i data-icon="name"> placeholder of the static HTML. */

@@ -42,7 +42,12 @@ export function keyboardResizer(dock, sep) {
     sep.addEventListener("pointermove", move);
     sep.addEventListener("pointerup", up);
   });
-  // the CSS resize handle and window resizes change the height too: keep the value true
-  new ResizeObserver(sync).observe(dock);
+  // the CSS resize handle, the strip appearing (a call) and window resizes change the height
+  // and the limits: keep the values true. A ResizeObserver reads them after the frame's own
+  // layout; reading them on each call change forced an extra layout of the whole console
+  // per frame while a call set up (benchmarks/call_setup.py).
+  const ro = new ResizeObserver(sync);
+  ro.observe(dock);
+  if (dock.parentElement) ro.observe(dock.parentElement);
   return { sync };
 }

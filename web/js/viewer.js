@@ -8,9 +8,9 @@
 // (embed.js: postMessage, never a URL), and browsing reports come from the shop's page
 // (LiveDesk.track / LiveDesk.onScreen).
 import { Client, devTokenSource, gatewayUrls } from "./client.js";
-import { t, tOr, applyI18n, duration } from "./i18n.js";
+import { t, tOr, applyI18n, duration, getLang } from "./i18n.js";
 import { ChatSignals } from "./chat_state.js";
-import { $, h, icon, hydrateIcons, fmtTime, serverText, param, bindConnBadge, bindLangSwitch, toast, toastError, money, RoomState } from "./common.js";
+import { $, h, icon, setText, hydrateIcons, fmtTime, serverText, param, bindConnBadge, bindLangSwitch, toast, toastError, money, RoomState } from "./common.js";
 import { CallManager, CallView } from "./call.js";
 import { Sheet, CallDock, stickToBottom, publishSheetHeight } from "./viewer_sheet.js";
 import { Evidence, PhotoPicker, attachmentErrorText } from "./evidence.js";
@@ -312,7 +312,7 @@ function markSeen() {
 function renderState() {
   const s = conv.state;
   ui.state.className = `badge ${s || ""}`;
-  ui.state.textContent = s ? tOr(`state.${s}`, s) : "";
+  setText(ui.state, s ? tOr(`state.${s}`, s) : "");
   ui.state.dataset.state = s || "";
   // queue
   const q = conv.queue;
@@ -331,7 +331,11 @@ function renderState() {
   // pinned announcement: the latest
   const last = conv.pinned[conv.pinned.length - 1] || roomState?.state?.announcements?.slice(-1)[0];
   ui.pinned.classList.toggle("hidden", !last);
-  if (last) ui.pinned.replaceChildren(h("b", {}, icon("pin"), " " + t("widget.pinned")), h("span", { testid: "pinned-text", text: last.text }));
+  const pinnedSig = last ? `${getLang()}\n${last.text}` : "";
+  if (last && ui.pinned.dataset.sig !== pinnedSig) {
+    ui.pinned.dataset.sig = pinnedSig;
+    ui.pinned.replaceChildren(h("b", {}, icon("pin"), " " + t("widget.pinned")), h("span", { testid: "pinned-text", text: last.text }));
+  }
   const busy = calls.inCall;
   ui.video.disabled = ui.voice.disabled = busy || !conv.id;
   const canEnd = !!conv.id && conv.state !== "resolved";
@@ -339,7 +343,7 @@ function renderState() {
   ui.end.classList.toggle("hidden", !canEnd);
   const armed = canEnd && Date.now() - endArmedAt < END_CONFIRM_MS;
   ui.end.classList.toggle("armed", armed);
-  ui.end.textContent = armed ? t("widget.end.confirm") : t("widget.end");
+  setText(ui.end, armed ? t("widget.end.confirm") : t("widget.end"));
 }
 
 function renderRoom() {

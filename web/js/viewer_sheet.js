@@ -33,12 +33,18 @@ const MORE_ICONS = {
   minimise: '<path d="M5 19h14"/>',
 };
 
+const moreIcons = new Map(); // parsed once, cloned after (as common.js icon())
+
 function icon(name) {
   if (!MORE_ICONS[name]) return baseIcon(name);
-  const el = baseIcon("x");
-  el.className = `icon icon-${name}`;
-  el.querySelector("svg").innerHTML = MORE_ICONS[name];
-  return el;
+  let tpl = moreIcons.get(name);
+  if (!tpl) {
+    tpl = baseIcon("x");
+    tpl.className = `icon icon-${name}`;
+    tpl.querySelector("svg").innerHTML = MORE_ICONS[name];
+    moreIcons.set(name, tpl);
+  }
+  return tpl.cloneNode(true);
 }
 
 /** A pointer that moved less than this (px) between down and up is a tap, not a drag. */
@@ -188,11 +194,15 @@ export class CallDock {
     this.dock.dataset.mode = this.mode;
     this._applyPos();
     this.dock.dataset.kind = c?.video === false ? "voice" : "video";
-    this.expandBtn.replaceChildren(icon(this.mode === "expanded" ? "shrink" : "expand"));
+    const expandIcon = this.mode === "expanded" ? "shrink" : "expand";
+    if (this.expandBtn.dataset.icon !== expandIcon) {
+      this.expandBtn.dataset.icon = expandIcon;
+      this.expandBtn.replaceChildren(icon(expandIcon));
+    }
     const el = this.mode === "expanded" ? t("dock.shrink") : t("dock.expand");
     this.expandBtn.setAttribute("aria-label", el);
     this.expandBtn.title = el;
-    this.minBtn.replaceChildren(icon("minimise"));
+    if (!this.minBtn.firstChild) this.minBtn.replaceChildren(icon("minimise"));
     this.minBtn.setAttribute("aria-label", t("dock.minimise"));
     this.minBtn.title = t("dock.minimise");
     this.pillHang.setAttribute("aria-label", t("call.hangup"));
