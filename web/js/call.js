@@ -744,10 +744,8 @@ export class CallView {
       tile.classList.toggle("cam-off", full?.video === false);
       this._avatar(tile.querySelector(".avatar-off"), full);
       const label = tile.querySelector(".label");
-      label.textContent = full
-        ? participantLabel(full) + (full.audio === false ? " · " + t("call.muted") : "")
-        : "";
-      label.title = label.textContent;  // a narrow tile ellipsizes: the full name on hover
+      setText(label, full ? participantLabel(full) + (full.audio === false ? " · " + t("call.muted") : "") : "");
+      if (label.title !== label.textContent) label.title = label.textContent;  // a narrow tile ellipsizes: the full name on hover
     }
     const waiting = c.video && vids.length === 0;
     let w = this.remotesEl.querySelector(".waiting");
@@ -758,7 +756,7 @@ export class CallView {
       w.remove();
       w = null;
     }
-    if (w) w.textContent = t(c.state === "ringing" ? "call.ringing" : "call.remote.waiting");
+    if (w) setText(w, t(c.state === "ringing" ? "call.ringing" : "call.remote.waiting"));
     if (c.video && this.selfEl.parentElement !== this.remotesEl) this.remotesEl.append(this.selfEl);
     else if (c.video && this.remotesEl.lastElementChild !== this.selfEl) this.remotesEl.append(this.selfEl);
     this.remotesEl.dataset.n = String(Math.max(1, vids.length) + 1);
@@ -923,13 +921,13 @@ export class CallView {
       const u = el.dataset.user;
       const on = !!u && this.meter.speaking(u);
       if (el.classList.contains("speaking") !== on) el.classList.toggle("speaking", on);
-      el.dataset.speaking = String(on);
+      if (el.dataset.speaking !== String(on)) el.dataset.speaking = String(on);
     }
   }
 
   _renderTimer() {
     const c = this.mgr.call;
-    this.timer.textContent = c && c.startedAt ? fmtTimer(Date.now() - c.startedAt) : "00:00";
+    setText(this.timer, c && c.startedAt ? fmtTimer(Date.now() - c.startedAt) : "00:00");
   }
 }
 
