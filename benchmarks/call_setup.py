@@ -7,14 +7,21 @@ the same run:
   in its own process (``livedesk serve --dev``, as operators run it: its own loop, not this
   one's, which Playwright keeps busy) and its aiortc media plane; the agent accepts as soon
   as the incoming call arrives (no human in the loop);
-* **direct**: the same two browser contexts connected browser-to-browser, exchanging SDP
+* **direct**: two fresh browser contexts per call, connected browser-to-browser, exchanging SDP
   and trickle ICE through a tiny in-process aiohttp WebSocket relay (the floor: no media
   server on the path).
+
+The paths alternate call by call, every tap meets the same camera state (``--camera``: by
+default Chromium's capture service stopped, as a viewer's tap meets it; :class:`Camera`),
+the viewer's browser runs on its own CPU (``--devices``; :class:`Devices`), and the direct
+pages negotiate before the camera as LiveDesk's do: only the path differs
+(docs/performance.md, "Call set-up").
 
 Both marks are wall-clock (`performance.timeOrigin + performance.now()`) in the two pages.
 Prints both medians and their ratio; the last line is one JSON object.
 
-    .venv/bin/python -m benchmarks.call_setup [--runs 10]
+    .venv/bin/python -m benchmarks.call_setup [--runs 10] [--trace] [--camera cold|warm]
+        [--devices separate|shared]
 """
 
 from __future__ import annotations
