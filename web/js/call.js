@@ -781,19 +781,14 @@ export class CallView {
         this.audioBox.append(a);
       }
     }
-    // speaking: an analyser per audio track, keyed by the user it belongs to — from the
-    // moment the connection is up: starting the AudioContext took the main thread ~13 ms
-    // and the audio service more while the call was still setting up, and nobody speaks
-    // before the connection is up anyway
+    // speaking: an analyser per audio track, keyed by the user it belongs to
     const meters = new Map();
-    if (mgr.pcState === "connected") {
-      for (const r of auds) {
-        const u = mgr.ownerOf(r.mid)?.user;
-        if (u) meters.set(u, r.track);
-      }
-      const mine = mgr.local?.getAudioTracks()[0];
-      if (mine && !mgr.audioMuted) meters.set(mgr.client.user, mine);
+    for (const r of auds) {
+      const u = mgr.ownerOf(r.mid)?.user;
+      if (u) meters.set(u, r.track);
     }
+    const mine = mgr.local?.getAudioTracks()[0];
+    if (mine && !mgr.audioMuted) meters.set(mgr.client.user, mine);
     this.meter.sync(meters);
     // controls: icons with labels and accessible names
     setCtrl(this.muteBtn, mgr.audioMuted ? "micoff" : "mic", mgr.audioMuted ? t("call.unmute") : t("call.mute"), { pressed: mgr.audioMuted });
