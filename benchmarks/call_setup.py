@@ -191,6 +191,15 @@ async def page_trace(page, who: str) -> list[tuple[str, float]]:
     return [(f"{who}.{n}", t) for n, t in events]
 
 
+async def media_context(browser, viewport: dict | None = None, trace: bool = False):
+    """A browser context allowed the (fake) camera and microphone, with the set-up trace's
+    init script when ``trace``."""
+    ctx = await browser.new_context(viewport=viewport, permissions=["camera", "microphone"])
+    if trace:
+        await ctx.add_init_script(BROWSER_TRACE_JS)
+    return ctx
+
+
 CAPTURE_IDLE_SHUTDOWN_S = 5.0
 """Chromium stops its video-capture service about this long after the last camera closes
 (measured here: ``getUserMedia`` of the fake camera takes 4–9 ms within 4 s of the last
@@ -225,7 +234,7 @@ class Camera:
         ``browsers``: each browser process has its own capture service."""
         if self.mode == "warm":
             for browser in browsers:
-                ctx = await browser.new_context(permissions=["camera", "microphone"])
+                ctx = await media_context(browser)
                 page = await ctx.new_page()
                 await page.goto(url)
                 self._helpers.append(page)
@@ -328,9 +337,7 @@ class GatewayPath:
 
     async def open(self) -> None:
         await self.gw.ready()
-        self.actx = await self.devices.agent.new_context(viewport=DESKTOP, permissions=["camera", "microphone"])
-        if self.trace:
-            await self.actx.add_init_script(BROWSER_TRACE_JS)
+        self.actx = await media_context(self.devices.agent, DESKTOP, self.trace)
         self.agent = await self.actx.new_page()
         await self.agent.goto(f"{self.gw.url}/agent?user=bench-agent&name=Bench")
         await self.agent.wait_for_selector('[data-testid="conn-state"][data-state="online"]')
@@ -338,9 +345,7 @@ class GatewayPath:
 
     async def call(self, i: int, camera: Camera) -> Outcome:
         agent = self.agent
-        vctx = await self.devices.viewer.new_context(viewport=PHONE, permissions=["camera", "microphone"])
-        if self.trace:
-            await vctx.add_init_script(BROWSER_TRACE_JS)
+        vctx = await media_context(self.devices.viewer, PHONE, self.trace)
         viewer = await vctx.new_page()
         try:
             await escalate(viewer, f"{self.gw.url}/?user=bench-viewer-{i}")
@@ -401,11 +406,8 @@ class DirectPath:
         self.runner, self.url = await start_relay()
 
     async def call(self, i: int, camera: Camera) -> Outcome:
-        actx = await self.devices.agent.new_context(viewport=DESKTOP, permissions=["camera", "microphone"])
-        vctx = await self.devices.viewer.new_context(viewport=PHONE, permissions=["camera", "microphone"])
-        if self.trace:
-            await actx.add_init_script(BROWSER_TRACE_JS)
-            await vctx.add_init_script(BROWSER_TRACE_JS)
+        actx = await media_context(self.devices.agent, DESKTOP, self.trace)
+        vctx = await media_context(self.devices.viewer, PHONE, self.trace)
         agent, viewer = await actx.new_page(), await vctx.new_page()
         try:
             await agent.goto(f"{self.url}/p2p?role=agent")
@@ -440,12 +442,13 @@ async def run_interleaved(devices: Devices, runs: int, timeout: float, trace: bo
     """``runs`` calls on each path, alternating (gateway first on even calls, direct first on
     odd ones), so a machine that slows down or speeds up during the run weighs on both
     paths alike, and every tap meets the same camera state (:class:`Camera`)."""
-    paths = [GatewayPath(devices, timeout, trace), DirectPath(devices, timeout, trace)]
+    direct = DirectPath(devices, timeout, trace)
+    paths = [GatewayPath(devices, timeout, trace), direct]
     res: dict = {p.name: {"ms": [], "failures": [], "timelines": []} for p in paths}
     try:
         for p in paths:
             await p.open()
-        await camera.open(devices.browsers(), f"{paths[1].url}/blank")
+        await camera.open(devices.browsers(), f"{direct.url}/blank")
         for i in range(runs):
             for p in (paths if i % 2 == 0 else paths[::-1]):
                 ms, failure, timeline = await p.call(i, camera)

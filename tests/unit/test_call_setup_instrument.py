@@ -74,5 +74,3 @@ def test_the_direct_floor_negotiates_before_the_camera_like_our_pages():
     assert ring.index("createOffer") > ring.index("addTransceiver")
     assert "await media" not in ring and "media.then((s) => attach(p, s))" in ring
     assert "replaceTrack" in page
-
-

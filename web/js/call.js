@@ -509,7 +509,7 @@ export class CallManager {
         console.error(e);
       }
     };
-    if (typeof requestAnimationFrame === "function" && document.visibilityState !== "hidden") requestAnimationFrame(run);
+    if (document.visibilityState !== "hidden") requestAnimationFrame(run);
     setTimeout(run, RENDER_FALLBACK_MS);
   }
 }

@@ -72,6 +72,12 @@ const ICONS = {
 
 const iconTemplates = new Map();
 
+/** More icons for :func:`icon` (a page's own, e.g. the viewer's overlay); a name already
+ * known keeps its markup. */
+export function addIcons(more) {
+  for (const [name, markup] of Object.entries(more)) if (!(name in ICONS)) ICONS[name] = markup;
+}
+
 /** An icon element. Each name's markup is parsed once and cloned after: a call's first
  * renders draw dozens of icons, and parsing each one's SVG took ~10 ms of the main thread
  * while the call was setting up (benchmarks/call_setup.py). */

@@ -20,11 +20,11 @@
 // the call's state is posted too (call) so widget.js shows the pill on the shop's page
 // while its sheet is hidden.
 import { t } from "./i18n.js";
-import { h, icon as baseIcon } from "./common.js";
+import { h, icon, addIcons } from "./common.js";
 import { fmtTimer } from "./call.js";
 import { te } from "./i18n_evidence.js";
 
-// the overlay's own icons (common.js has the rest); same markup as common.js icon()
+// the overlay's own icons, added to common.js's (one table, each parsed once)
 const MORE_ICONS = {
   chevronup: '<path d="M6 15l6-6 6 6"/>',
   chevrondown: '<path d="M6 9l6 6 6-6"/>',
@@ -33,19 +33,7 @@ const MORE_ICONS = {
   minimise: '<path d="M5 19h14"/>',
 };
 
-const moreIcons = new Map(); // parsed once, cloned after (as common.js icon())
-
-function icon(name) {
-  if (!MORE_ICONS[name]) return baseIcon(name);
-  let tpl = moreIcons.get(name);
-  if (!tpl) {
-    tpl = baseIcon("x");
-    tpl.className = `icon icon-${name}`;
-    tpl.querySelector("svg").innerHTML = MORE_ICONS[name];
-    moreIcons.set(name, tpl);
-  }
-  return tpl.cloneNode(true);
-}
+addIcons(MORE_ICONS);
 
 /** A pointer that moved less than this (px) between down and up is a tap, not a drag. */
 const TAP_SLOP_PX = 6;
