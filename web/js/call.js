@@ -87,6 +87,7 @@ export class CallManager {
   async request(conversation, video) {
     if (this.inCall) return this.call;
     this.marks = { tap: now() };
+    this._holdForMedia();
     this._getMedia(video); // the camera starts first: the re-render below takes a while
     this.call = { id: null, conversation, video, state: "ringing", participants: [], mine: "requester", startedAt: null };
     this._changed();
@@ -330,11 +331,13 @@ export class CallManager {
           this.local = s;
           for (const tr of s.getAudioTracks()) tr.enabled = !this.audioMuted;
           for (const tr of s.getVideoTracks()) tr.enabled = !this.videoOff;
+          this._releaseHold();
           this._changed();
           return s;
         })
         .catch((e) => {
           this.mediaError = e.message || String(e);
+          this._releaseHold();
           this._changed();
           return null;
         });
@@ -488,7 +491,34 @@ export class CallManager {
     this.recording = null;
     this.audioMuted = false;
     this.videoOff = false;
+    this._releaseHold();
     this._changed();
+  }
+
+  /** Hold the page's renders of a call we are asking for until our camera and microphone
+   * are on (or refused), at most MEDIA_HOLD_MS: the call's window opens with the self view
+   * live instead of being drawn, laid out and painted while the camera starts. Why: on a
+   * phone's CPU the capture service's start and the window's first renders compete, and
+   * our camera is what the other side's first frame waits for — getUserMedia took ~180 ms
+   * in the widget against ~90 ms in a bare page, ~120 ms with the renders held
+   * (benchmarks/call_setup.py --trace, docs/performance.md "Call set-up"). The state
+   * changes at once and the signalling goes on; only drawing waits. The cap covers a
+   * permission prompt or a slow camera: the window then opens without them. Only the
+   * requester holds: an accepter's window shows the caller, whose media already flow
+   * (early media), and holding it held the remote picture's first frame too. */
+  _holdForMedia() {
+    if (this.local || this._holdTimer) return;
+    this._holdTimer = setTimeout(() => this._releaseHold(), MEDIA_HOLD_MS);
+  }
+
+  _releaseHold() {
+    if (!this._holdTimer) return;
+    clearTimeout(this._holdTimer);
+    this._holdTimer = null;
+    if (this._renderPending) {
+      this._renderPending = false; // the held render: scheduled again, now
+      this._changed();
+    }
   }
 
   /** Tell the page the call changed — once per frame, however many changes the frame saw.
@@ -501,7 +531,7 @@ export class CallManager {
     if (this._renderPending) return;
     this._renderPending = true;
     const run = () => {
-      if (!this._renderPending) return;
+      if (!this._renderPending || this._holdTimer) return; // held: _releaseHold renders
       this._renderPending = false;
       try {
         this.onChange(this);
@@ -516,6 +546,14 @@ export class CallManager {
 
 /** The longest a call change waits for its render when no frame comes (a hidden tab). */
 const RENDER_FALLBACK_MS = 100;
+
+/** How long after a call's window first shows its speaking meters start (CallView.render). */
+const METER_DELAY_MS = 500;
+
+/** The longest a starting call's window waits for the camera and microphone
+ * (CallManager._holdForMedia): a fake camera starts in 40–250 ms here, a phone's in about
+ * as much; a permission prompt takes longer, and the window then opens without them. */
+const MEDIA_HOLD_MS = 400;
 
 function pad(n) {
   return String(n).padStart(2, "0");
@@ -690,6 +728,8 @@ export class CallView {
       this.audios.clear();
       this.selfVideo.srcObject = null;
       this.meter.sync(new Map());
+      clearTimeout(this._meterTimer);
+      this._meterTimer = this._metersAt = null;
       return;
     }
     this.root.dataset.state = c.state;
@@ -781,14 +821,26 @@ export class CallView {
         this.audioBox.append(a);
       }
     }
-    // speaking: an analyser per audio track, keyed by the user it belongs to
+    // speaking: an analyser per audio track, keyed by the user it belongs to — from
+    // METER_DELAY_MS after the call's window first shows: a page's first AudioContext took
+    // its main thread 250 ms on the benchmark's phone CPU, just as the camera's first frame
+    // was being captured and sent (benchmarks/call_setup.py --trace: viewer.longtask)
     const meters = new Map();
-    for (const r of auds) {
-      const u = mgr.ownerOf(r.mid)?.user;
-      if (u) meters.set(u, r.track);
+    this._metersAt ??= performance.now() + METER_DELAY_MS;
+    const wait = this._metersAt - performance.now();
+    if (wait > 0) {
+      this._meterTimer ??= setTimeout(() => {
+        this._meterTimer = null;
+        this.render();
+      }, wait);
+    } else {
+      for (const r of auds) {
+        const u = mgr.ownerOf(r.mid)?.user;
+        if (u) meters.set(u, r.track);
+      }
+      const mine = mgr.local?.getAudioTracks()[0];
+      if (mine && !mgr.audioMuted) meters.set(mgr.client.user, mine);
     }
-    const mine = mgr.local?.getAudioTracks()[0];
-    if (mine && !mgr.audioMuted) meters.set(mgr.client.user, mine);
     this.meter.sync(meters);
     // controls: icons with labels and accessible names
     setCtrl(this.muteBtn, mgr.audioMuted ? "micoff" : "mic", mgr.audioMuted ? t("call.unmute") : t("call.mute"), { pressed: mgr.audioMuted });

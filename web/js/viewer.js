@@ -695,12 +695,16 @@ function renderCall() {
 }
 
 async function startCall(video) {
+  // at once, before the call's window (held until the camera is on, CallManager._holdForMedia):
+  // the tap shows and cannot start a second call; renderState keeps them so while in the call
+  ui.video.disabled = ui.voice.disabled = true;
   try {
     await calls.request(await ensureOpenConversation(), video);
   } catch (e) {
     // gone: the conversation is shown closed and the call's line says why (no second toast)
     if (e.code === "not_found") conversationGone("gone");
     else toastError(e);
+    renderState(); // the buttons again (no call)
   }
 }
 
