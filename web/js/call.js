@@ -551,8 +551,9 @@ const RENDER_FALLBACK_MS = 100;
 const METER_DELAY_MS = 500;
 
 /** The longest a starting call's window waits for the camera and microphone
- * (CallManager._holdForMedia): a fake camera starts in 40–250 ms here, a phone's in about
- * as much; a permission prompt takes longer, and the window then opens without them. */
+ * (CallManager._holdForMedia): Chromium's fake camera started in 90–250 ms from cold on the
+ * benchmark's machine; a permission prompt takes longer, and the window then opens
+ * without them. */
 const MEDIA_HOLD_MS = 400;
 
 function pad(n) {
