@@ -102,3 +102,12 @@ async def open_page(browser, url: str, viewport: dict, *, phone: bool = False, l
 async def wait_online(page, timeout: float = 10_000):
     await page.wait_for_selector('[data-testid="conn-state"][data-state="online"]', state="attached",
                                  timeout=timeout)
+
+
+async def escalate(viewer, agent, timeout: float = 15_000) -> None:
+    """The viewer opens the widget, asks for a person and the agent's console shows the
+    conversation assigned (the start of every call test)."""
+    await viewer.click('[data-testid="open-support"]')
+    await viewer.wait_for_selector('[data-testid="conv-state"][data-state="bot"]', timeout=timeout)
+    await viewer.click('[data-testid="talk-to-person"]')
+    await agent.wait_for_selector('[data-testid="chat-state"][data-state="assigned"]', timeout=timeout)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import DESKTOP, PHONE, open_page, wait_online
+from .conftest import DESKTOP, PHONE, escalate, open_page, wait_online
 from .test_console_layout import MEDIA
 
 pytestmark = [
@@ -60,10 +60,7 @@ async def _escalated(gw, browser, user: str, delay: int, logs: list[str]):
     await viewer.goto(f"{gw.url}/?user=viewer-{user}&name=小王")
     for p in (agent, viewer):
         await wait_online(p)
-    await viewer.click('[data-testid="open-support"]')
-    await viewer.wait_for_selector('[data-testid="conv-state"][data-state="bot"]', timeout=T)
-    await viewer.click('[data-testid="talk-to-person"]')
-    await agent.wait_for_selector('[data-testid="chat-state"][data-state="assigned"]', timeout=T)
+    await escalate(viewer, agent, T)
     return agent, viewer
 
 

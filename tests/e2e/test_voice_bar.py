@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import DESKTOP, PHONE, open_page, wait_online
+from .conftest import DESKTOP, PHONE, escalate, open_page, wait_online
 from .test_console_layout import MEDIA
 
 pytestmark = [
@@ -27,10 +27,7 @@ async def test_voice_call_is_a_compact_bar_with_speaking(gw, browser, artifacts)
     viewer = await open_page(browser, f"{gw.url}/?user=viewer-vb&name=小王", PHONE, phone=True, logs=logs)
     for p in (agent, viewer):
         await wait_online(p)
-    await viewer.click('[data-testid="open-support"]')
-    await viewer.wait_for_selector('[data-testid="conv-state"][data-state="bot"]', timeout=T)
-    await viewer.click('[data-testid="talk-to-person"]')
-    await agent.wait_for_selector('[data-testid="chat-state"][data-state="assigned"]', timeout=T)
+    await escalate(viewer, agent, T)
 
     await viewer.click('[data-testid="voice-call"]')
     await agent.wait_for_selector('[data-testid="incoming-call"] [data-testid="call-accept"]', timeout=T)
