@@ -135,8 +135,12 @@ class AuthRefresher:
         assert self.store is not None
         keys = await self.store.keys()
         shops = await self.store.shops()
-        epochs = await self.store.epochs()
+        # revoked sessions before epochs: an account change revokes its sessions and moves
+        # its epoch in one transaction, so whatever revocation this read sees, the epoch read
+        # after it sees too, and the sockets close as "account changed". Read the other way
+        # round, a change committed between the two reads looked like a sign-out.
         revoked = await self.store.revoked_sessions(time.time() - REVOKED_WINDOW_S)
+        epochs = await self.store.epochs()
         self.state.set_keys(keys)
         self.state.shops = {s.id: s for s in shops}
         changed = self.state.set_epochs(epochs)

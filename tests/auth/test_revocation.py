@@ -112,3 +112,42 @@ async def test_changing_roles_through_the_admin_api_closes_sockets_at_once(gw):
         assert (await resp.json())["roles"] == ["supervisor"]
     assert await c.wait_closed(5) == 4403
     assert time.monotonic() - t0 < 1.0  # the changing node does not wait for its refresh
+
+
+async def test_a_change_committed_between_the_refreshs_reads_is_not_taken_for_a_sign_out(gw):
+    """The refresher reads revoked sessions and epochs in two queries; an account change
+    (one transaction: epoch moved on, sessions revoked) committed between them must close
+    the account's sockets as "account changed", not as "signed out" (seen once in CI: the
+    reads were epochs first)."""
+    await add_user(gw, "ann")
+    await _signed_in(gw, "ann")  # a sign-in: a session the change revokes
+    refresher, store = gw.gw.auth.refresher, gw.gw.auth.accounts
+    reasons: list[str] = []
+    state = refresher.state
+    publish = state.publish_revoked
+    state.publish_revoked = lambda user, reason, session=None: (
+        reasons.append(reason) if user == "ann" else None, publish(user, reason, session))[1]
+    committed = False
+
+    def between(read):
+        async def wrapped(*a, **k):
+            nonlocal committed
+            out = await read(*a, **k)
+            if not committed:  # the change lands right after the first of the two reads
+                committed = True
+                await A.disable_user(store, "ann")
+            return out
+        return wrapped
+
+    store.epochs = between(store.epochs)
+    store.revoked_sessions = between(store.revoked_sessions)
+    try:
+        await refresher.refresh()
+        await refresher.refresh()  # the next one sees everything
+    finally:
+        del store.epochs, store.revoked_sessions
+        state.publish_revoked = publish
+    assert committed
+    # the first event is what closes the sockets (a later "signed out" for the same, already
+    # revoked sign-in, when the next refresh notes it, finds them closed)
+    assert reasons and reasons[0] == "account changed", reasons
