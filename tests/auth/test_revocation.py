@@ -125,8 +125,13 @@ async def test_a_change_committed_between_the_refreshs_reads_is_not_taken_for_a_
     reasons: list[str] = []
     state = refresher.state
     publish = state.publish_revoked
-    state.publish_revoked = lambda user, reason, session=None: (
-        reasons.append(reason) if user == "ann" else None, publish(user, reason, session))[1]
+
+    def recording(user, reason, session=None):
+        if user == "ann":
+            reasons.append(reason)
+        publish(user, reason, session)
+
+    state.publish_revoked = recording
     committed = False
 
     def between(read):

@@ -547,7 +547,8 @@ export class CallManager {
 /** The longest a call change waits for its render when no frame comes (a hidden tab). */
 const RENDER_FALLBACK_MS = 100;
 
-/** How long after a call's window first shows its speaking meters start (CallView.render). */
+/** How long after a call's window first shows its speaking meters start (CallView.render,
+ * SpeakingMeter.notBefore). */
 const METER_DELAY_MS = 500;
 
 /** The longest a starting call's window waits for the camera and microphone
@@ -579,10 +580,21 @@ export class SpeakingMeter {
     this.meters = new Map(); // key → {track, analyser, source, buf, level}
     this.timer = null;
     this.onLevels = null;
+    this.notBefore = 0; // performance.now() ms before which no analyser (no AudioContext) starts
+    this._later = null;
   }
 
-  /** Keep exactly the tracks of ``want`` (key → MediaStreamTrack) analysed. */
+  /** Keep exactly the tracks of ``want`` (key → MediaStreamTrack) analysed — from
+   * ``notBefore`` on: until then the latest ``want`` waits (a page's first AudioContext is
+   * a long main-thread task, see CallView.render). */
   sync(want) {
+    clearTimeout(this._later);
+    this._later = null;
+    const wait = this.notBefore - performance.now();
+    if (wait > 0 && want.size) {
+      this._later = setTimeout(() => this.sync(want), wait);
+      return;
+    }
     for (const [key, m] of this.meters) {
       if (want.get(key) !== m.track) {
         try { m.source.disconnect(); } catch {}
@@ -728,10 +740,16 @@ export class CallView {
       for (const el of this.audios.values()) el.remove();
       this.audios.clear();
       this.selfVideo.srcObject = null;
+      this._shown = false;
       this.meter.sync(new Map());
-      clearTimeout(this._meterTimer);
-      this._meterTimer = this._metersAt = null;
       return;
+    }
+    if (!this._shown) {
+      // speaking meters from METER_DELAY_MS after the call's window first shows: a page's
+      // first AudioContext took its main thread 250 ms on the benchmark's phone CPU, just as
+      // the camera's first frame was being captured and sent (call_setup.py --trace)
+      this._shown = true;
+      this.meter.notBefore = performance.now() + METER_DELAY_MS;
     }
     this.root.dataset.state = c.state;
     this.root.dataset.kind = c.video ? "video" : "voice";
@@ -822,26 +840,15 @@ export class CallView {
         this.audioBox.append(a);
       }
     }
-    // speaking: an analyser per audio track, keyed by the user it belongs to — from
-    // METER_DELAY_MS after the call's window first shows: a page's first AudioContext took
-    // its main thread 250 ms on the benchmark's phone CPU, just as the camera's first frame
-    // was being captured and sent (benchmarks/call_setup.py --trace: viewer.longtask)
+    // speaking: an analyser per audio track, keyed by the user it belongs to (started
+    // METER_DELAY_MS after the window first showed, SpeakingMeter.notBefore)
     const meters = new Map();
-    this._metersAt ??= performance.now() + METER_DELAY_MS;
-    const wait = this._metersAt - performance.now();
-    if (wait > 0) {
-      this._meterTimer ??= setTimeout(() => {
-        this._meterTimer = null;
-        this.render();
-      }, wait);
-    } else {
-      for (const r of auds) {
-        const u = mgr.ownerOf(r.mid)?.user;
-        if (u) meters.set(u, r.track);
-      }
-      const mine = mgr.local?.getAudioTracks()[0];
-      if (mine && !mgr.audioMuted) meters.set(mgr.client.user, mine);
+    for (const r of auds) {
+      const u = mgr.ownerOf(r.mid)?.user;
+      if (u) meters.set(u, r.track);
     }
+    const mine = mgr.local?.getAudioTracks()[0];
+    if (mine && !mgr.audioMuted) meters.set(mgr.client.user, mine);
     this.meter.sync(meters);
     // controls: icons with labels and accessible names
     setCtrl(this.muteBtn, mgr.audioMuted ? "micoff" : "mic", mgr.audioMuted ? t("call.unmute") : t("call.mute"), { pressed: mgr.audioMuted });
