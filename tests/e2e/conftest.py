@@ -105,9 +105,10 @@ async def wait_online(page, timeout: float = 10_000):
 
 
 async def escalate(viewer, agent, timeout: float = 15_000) -> None:
-    """The viewer opens the widget, asks for a person and the agent's console shows the
-    conversation assigned (the start of every call test)."""
+    """The viewer opens the widget, asks for a person, and both sides show the conversation
+    assigned (the start of every chat and call test with an agent on line)."""
     await viewer.click('[data-testid="open-support"]')
     await viewer.wait_for_selector('[data-testid="conv-state"][data-state="bot"]', timeout=timeout)
     await viewer.click('[data-testid="talk-to-person"]')
+    await viewer.wait_for_selector('[data-testid="conv-state"][data-state="assigned"]', timeout=timeout)
     await agent.wait_for_selector('[data-testid="chat-state"][data-state="assigned"]', timeout=timeout)

@@ -16,7 +16,7 @@ import pytest
 from gateway.config import Config
 from tests.conftest import free_port, start_gateway, stop_gateway
 
-from .conftest import DESKTOP, PHONE, open_page, wait_online
+from .conftest import DESKTOP, PHONE, escalate, open_page, wait_online
 
 try:
     import gateway.media.service  # noqa: F401
@@ -94,11 +94,7 @@ async def test_viewer_video_call_agent_accepts_host_joins(gw, browser, artifacts
         await wait_online(p)
 
     # text first: escalate to the agent
-    await viewer.click('[data-testid="open-support"]')
-    await viewer.wait_for_selector('[data-testid="conv-state"][data-state="bot"]', timeout=T)
-    await viewer.click('[data-testid="talk-to-person"]')
-    await viewer.wait_for_selector('[data-testid="conv-state"][data-state="assigned"]', timeout=T)
-    await agent.wait_for_selector('[data-testid="chat-state"][data-state="assigned"]', timeout=T)
+    await escalate(viewer, agent, T)
 
     # one tap: video call → ringing at the viewer, banner at the agent
     await viewer.click('[data-testid="video-call"]')

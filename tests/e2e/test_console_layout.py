@@ -17,7 +17,7 @@ import pytest
 from gateway.config import Config
 from tests.conftest import free_port, start_gateway, stop_gateway
 
-from .conftest import PHONE, open_page, wait_online
+from .conftest import PHONE, escalate, open_page, wait_online
 from .test_call import wait_frames
 
 try:
@@ -169,10 +169,7 @@ async def test_console_layout_in_every_state_sizes_and_languages(gw, browser, ar
         await wait_online(p)
     await each_size_and_lang(agent, "idle", artifacts)
 
-    await viewer.click('[data-testid="open-support"]')
-    await viewer.wait_for_selector('[data-testid="conv-state"][data-state="bot"]', timeout=T)
-    await viewer.click('[data-testid="talk-to-person"]')
-    await agent.wait_for_selector('[data-testid="chat-state"][data-state="assigned"]', timeout=T)
+    await escalate(viewer, agent, T)
 
     # a canned reply goes into the composer for editing; nothing is sent until Enter, and
     # its placeholders are filled from the live room when it is sent

@@ -33,7 +33,7 @@ from gateway.config import Config
 from tests.conftest import free_port, start_gateway, stop_gateway
 from tests.media.rtc_client import RED, RtcClient
 
-from .conftest import DESKTOP, PHONE, open_page, wait_online
+from .conftest import DESKTOP, PHONE, escalate, open_page, wait_online
 from .page_checks import (
     ROOT,
     axe_violations,
@@ -185,11 +185,7 @@ async def test_photos_stills_recording_with_consent_and_the_approval_card(gw, br
         await wait_online(p)
 
     # --- 1. photos in the chat ----------------------------------------------------------------
-    await viewer.click('[data-testid="open-support"]')
-    await viewer.wait_for_selector('[data-testid="conv-state"][data-state="bot"]', timeout=T)
-    await viewer.click('[data-testid="talk-to-person"]')
-    await viewer.wait_for_selector('[data-testid="conv-state"][data-state="assigned"]', timeout=T)
-    await agent.wait_for_selector('[data-testid="chat-state"][data-state="assigned"]', timeout=T)
+    await escalate(viewer, agent, T)
 
     # a text file named .jpg: refused by content (415), said in the viewer's words, nothing sent
     await pick_photo(viewer, "fake.jpg", b"just some text, not an image\n" * 20)

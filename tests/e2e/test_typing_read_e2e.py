@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import DESKTOP, PHONE, open_page, wait_online
+from .conftest import DESKTOP, PHONE, escalate, open_page, wait_online
 
 pytestmark = pytest.mark.browser
 
@@ -34,11 +34,7 @@ async def test_typing_indicator_within_300ms_and_read_marks_update(gw, browser, 
     for p in (agent, viewer):
         await wait_online(p)
     await agent.wait_for_selector('[data-testid="agent-item"][data-user="agent-tr"]', timeout=T)
-    await viewer.click('[data-testid="open-support"]')
-    await viewer.wait_for_selector('[data-testid="conv-state"][data-state="bot"]', timeout=T)
-    await viewer.click('[data-testid="talk-to-person"]')
-    await viewer.wait_for_selector('[data-testid="conv-state"][data-state="assigned"]', timeout=T)
-    await agent.wait_for_selector('[data-testid="chat-state"][data-state="assigned"]', timeout=T)
+    await escalate(viewer, agent, T)
 
     # the viewer types: the agent sees it, within 300 ms
     await viewer.bring_to_front()
