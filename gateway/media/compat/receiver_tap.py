@@ -49,6 +49,7 @@ from aiortc.rtp import (
 from signaling.coro import drive
 
 from ..assembler import FrameAssembler
+from ..nack_retry import NackRetries
 from .fast_receive import TAP_ATTR, install_fast_receive
 from .hooks import source_of
 from .lean_rate import lean_bitrate_estimator
@@ -182,12 +183,15 @@ class ReceiverTap:
         self.assembler = FrameAssembler(kind, self._emit, self.mime_of)
         self.decoder_queue = _IdleDecoderQueue(self._ended)
         self._codecs: dict = {}
+        self.nack_retries = NackRetries()  # aiortc NACKs a gap once; this asks again
 
     def receive(self, packet, arrival_ms: int) -> None:
         """The fast path's ``RTCRtpReceiver._handle_rtp_packet`` for a tapped receiver: the
         same steps in the same order (bitrate estimate and REMB, statistics for receiver
         reports, RTX unwrap, NACKs, PLI), synchronously, and without what only a decoder
-        needs (depacketization, unless the per-pair fallback assembles frames)."""
+        needs (depacketization, unless the per-pair fallback assembles frames). One step
+        more than aiortc's: a packet still missing is NACKed again once per round trip
+        (:mod:`gateway.media.nack_retry`)."""
         r, d = self.receiver, self._state
         if not r._enabled:
             return
@@ -227,8 +231,18 @@ class ReceiverTap:
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original)
             codec = codecs[apt]
         nack = d[_K_NACK_GENERATOR]
-        if nack is not None and nack.add(packet):
-            drive(r._send_rtcp_nack(packet.ssrc, sorted(nack.missing)))
+        if nack is not None:
+            retries = self.nack_retries
+            if retries.asked:
+                retries.arrived(packet.sequence_number, arrival_ms)
+            if nack.add(packet):
+                lost = sorted(nack.missing)
+                retries.sent(lost, arrival_ms)
+                drive(r._send_rtcp_nack(packet.ssrc, lost))
+            elif nack.missing:  # asked before and still missing: again, once per round trip
+                again = retries.due(nack.missing, arrival_ms)
+                if again:
+                    drive(r._send_rtcp_nack(packet.ssrc, again))
         if self.sink is not None:  # frames wanted (decode fallback): depacketize for them
             try:
                 packet._data = depayload(codec, packet.payload) if packet.payload else b""
