@@ -25,7 +25,9 @@ Per scenario and path: received fps, ``freezeCount`` / ``totalFreezesDuration`` 
 inbound-rtp), the viewer's sent bitrate every second, and ``adapt_s`` (cap600: seconds
 until the sent bitrate stays under the cap) / ``recovery_s`` (outage2s: seconds from the
 end of the outage until the agent decodes at half its earlier rate again). Ratios are
-gateway ÷ direct. The last line printed is one JSON object.
+gateway ÷ direct. Diagnostics per path, to tell a freeze's cause: the agent's NACKs and
+PLIs sent, key frames decoded, mean jitter-buffer time per frame (``jitter_buffer_ms``)
+and the round trip it measures on its own leg (``agent_rtt_ms``). The last line printed is one JSON object.
 
     .venv/bin/python -m benchmarks.impaired [--seconds 20] [--scenarios loss2_rtt100,...]
 """
@@ -81,7 +83,14 @@ STATS_JS = """async (which) => {
       if (which === 'in' && s.type === 'inbound-rtp' && (s.framesDecoded || 0) >= (out.framesDecoded || 0)) {
         Object.assign(out, {framesDecoded: s.framesDecoded || 0, freezeCount: s.freezeCount || 0,
           totalFreezesDuration: s.totalFreezesDuration || 0, packetsLost: s.packetsLost || 0,
-          packetsReceived: s.packetsReceived || 0, fps: s.framesPerSecond || 0});
+          packetsReceived: s.packetsReceived || 0, fps: s.framesPerSecond || 0,
+          nackCount: s.nackCount || 0, pliCount: s.pliCount || 0,
+          keyFramesDecoded: s.keyFramesDecoded || 0,
+          jitterBufferDelay: s.jitterBufferDelay || 0,
+          jitterBufferEmittedCount: s.jitterBufferEmittedCount || 0});
+      }
+      if (which === 'in' && s.type === 'candidate-pair' && s.nominated && s.currentRoundTripTime !== undefined) {
+        out.rtt = s.currentRoundTripTime;
       }
       if (which === 'out' && s.type === 'outbound-rtp' && (s.bytesSent || 0) >= (out.bytesSent || 0)) {
         Object.assign(out, {bytesSent: s.bytesSent || 0, targetBitrate: s.targetBitrate || 0,
@@ -159,6 +168,18 @@ def metrics(name: str, ins, outs, outage_end) -> dict:
                           - start[1].get("totalFreezesDuration", 0), 3),
         "packets_lost": end[1].get("packetsLost", 0),
     }
+    # why a path froze (diagnostics, not must-shows): what the agent asked for, how long its
+    # jitter buffer held frames on average, and the round trip it measured on its own leg
+    for key, stat in (("nack_count", "nackCount"), ("pli_count", "pliCount"),
+                      ("keyframes_decoded", "keyFramesDecoded")):
+        out[key] = end[1].get(stat, 0) - start[1].get(stat, 0)
+    emitted = (end[1].get("jitterBufferEmittedCount", 0)
+               - start[1].get("jitterBufferEmittedCount", 0))
+    out["jitter_buffer_ms"] = (round((end[1].get("jitterBufferDelay", 0)
+                                      - start[1].get("jitterBufferDelay", 0))
+                                     / emitted * 1000, 1) if emitted > 0 else None)
+    rtt = end[1].get("rtt")
+    out["agent_rtt_ms"] = round(rtt * 1000, 1) if rtt is not None else None
     # sent bitrate, 1 s windows
     kbps = []
     for sec in range(1, int(outs[-1][0]) + 1):

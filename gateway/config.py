@@ -183,6 +183,9 @@ class Config:
     udp_port_max: int = 0
     video_codec: str = "VP8"
     media_mode: str = "passthrough"
+    # a lossy source's destinations are asked to buffer its round trip (docs/media.md,
+    # "Playout delay"): "auto" (default) or "off"
+    playout_delay: str = "auto"
     max_call_s: float = 3600.0
     ring_timeout_s: float = 30.0
     call_grace_s: float = 10.0
@@ -278,6 +281,7 @@ class Config:
             "turn_ttl_s": ("TURN_TTL_S", int), "udp_port_min": ("UDP_PORT_MIN", int),
             "udp_port_max": ("UDP_PORT_MAX", int), "video_codec": ("VIDEO_CODEC", str),
             "media_mode": ("MEDIA_MODE", str), "max_call_s": ("MAX_CALL_S", float),
+            "playout_delay": ("PLAYOUT_DELAY", str),
             "attachment_storage": ("ATTACHMENT_STORAGE", str),
             "attachment_max_bytes": ("ATTACHMENT_MAX_BYTES", int),
             "attachment_max_pixels": ("ATTACHMENT_MAX_PIXELS", int),
@@ -396,6 +400,8 @@ class Config:
         self.gateway_origins = [_origin("GATEWAY_ORIGINS", o) for o in self.gateway_origins]
         if self.media_mode not in ("passthrough", "transcode"):
             raise ConfigError("--media-mode must be passthrough or transcode")
+        if self.playout_delay not in ("auto", "off"):
+            raise ConfigError("LIVEDESK_PLAYOUT_DELAY must be auto or off")
         if self.loop not in ("auto", "uvloop", "asyncio"):
             raise ConfigError("LIVEDESK_LOOP must be auto, uvloop or asyncio")
         if self.log_level.upper() not in LOG_LEVELS:

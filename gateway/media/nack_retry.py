@@ -20,6 +20,13 @@ not on a timer: a stream that stopped has nothing to recover, and a running one 
 packet every ~20 ms, libwebrtc's own processing interval. Only a stream with packets
 outstanding pays for it: a few dictionary entries looked at per packet until they come.
 
+It also says how long a destination should be ready to wait for such a retransmission
+(:attr:`NackRetries.playout_ms`): as a libwebrtc receiver adds its round trip to its jitter
+buffer once a stream has needed :data:`LOSSES_FOR_DELAY` NACKs, and drops it after
+:data:`DELAY_HOLD_MS` without one, the gateway tells the destinations of a lossy source the
+source's round trip (the playout-delay extension, :mod:`.compat.playout_delay`), which they
+cannot measure behind the gateway.
+
 Pure bookkeeping (no aiortc, no I/O): the receiver tap feeds it and sends the NACKs.
 """
 
@@ -29,13 +36,16 @@ DEFAULT_RTT_MS = 100.0  # libwebrtc's kDefaultRttMs: the retry interval before a
 MIN_INTERVAL_MS = 20  # never re-ask more often than this (libwebrtc's process interval)
 MAX_RETRIES = 10  # libwebrtc's kMaxNackRetries: asked this many times after the first, then given up
 RTT_GAIN = 0.125  # weight of a new sample (RFC 6298's alpha)
+LOSSES_FOR_DELAY = 3  # libwebrtc's nack limit: the round trip joins the jitter buffer after 3
+DELAY_HOLD_MS = 60_000  # ... and leaves it after 60 s without a loss (kNackCountTimeout)
 
 
 class NackRetries:
     """Per received stream: when each missing sequence number was asked for, how often,
     and the round trip those answers took."""
 
-    __slots__ = ("rtt_ms", "asked", "retries", "given_up")
+    __slots__ = ("rtt_ms", "asked", "retries", "given_up", "losses", "last_loss_ms",
+                 "playout_ms")
 
     def __init__(self, rtt_ms: float = DEFAULT_RTT_MS) -> None:
         self.rtt_ms = rtt_ms
@@ -44,9 +54,19 @@ class NackRetries:
         self.asked: dict[int, list[int]] = {}
         self.retries = 0  # NACKs sent again (each sequence number counted)
         self.given_up = 0  # sequence numbers dropped after MAX_RETRIES
+        self.losses = 0  # NACKs for new losses since the stream was last clean
+        self.last_loss_ms = 0
+        # the minimum playout delay the destinations are asked for (ms, 10 ms steps; 0: none)
+        self.playout_ms = 0
 
     def sent(self, seqs: list[int], now_ms: int) -> None:
-        """``seqs`` were just NACKed (aiortc's own NACK of the whole missing list)."""
+        """``seqs`` were just NACKed (aiortc's own NACK of the whole missing list: a new loss)."""
+        if now_ms - self.last_loss_ms > DELAY_HOLD_MS:
+            self.losses = 0  # the earlier losses are too old to count
+        self.losses += 1
+        self.last_loss_ms = now_ms
+        if self.losses >= LOSSES_FOR_DELAY:
+            self._set_playout()
         for seq in seqs:
             entry = self.asked.get(seq)
             if entry is None:
@@ -61,6 +81,17 @@ class NackRetries:
         if entry is not None and entry[2] == 1:
             sample = max(0, now_ms - entry[0])
             self.rtt_ms += RTT_GAIN * (sample - self.rtt_ms)
+            if self.playout_ms:
+                self._set_playout()
+
+    def _set_playout(self) -> None:
+        self.playout_ms = max(10, -int(-self.rtt_ms // 10) * 10)  # rounded up to 10 ms
+
+    def expire(self, now_ms: int) -> None:
+        """Called per packet while :attr:`playout_ms` is set: clean long enough, drop it."""
+        if now_ms - self.last_loss_ms > DELAY_HOLD_MS:
+            self.playout_ms = 0
+            self.losses = 0
 
     def due(self, missing: set[int], now_ms: int) -> list[int]:
         """The sequence numbers to NACK again now (sorted), their retries counted. Those

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from .clock import ntp_now
 from .codecs import is_rtx, starts_keyframe
+from .compat.playout_delay import URI_PLAYOUT_DELAY
 from .compat.rtp_forwarding import (
     on_keyframe_request,
     on_remb_received,
@@ -30,6 +31,7 @@ URI_MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
 URI_ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 URI_AUDIO_LEVEL = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 HISTORY = 512  # packets kept per destination for NACK (~1.5 s of 640×480 video)
+PLAYOUT_MAX_UNITS = 0xFFF  # playout-delay maximum, 10 ms units: 40.95 s, i.e. no cap
 _pack_header = struct.Struct("!BBHIIHH").pack  # fixed header + one-byte extension profile
 _PAD = {1: b"\0", 2: b"\0\0", 3: b"\0\0\0"}
 
@@ -70,6 +72,9 @@ class RtpSink:
         self._ast_id = 0  # abs-send-time id (0: not negotiated)
         self._ast_word = 0
         self._level_id = 0  # ssrc-audio-level id (0: not negotiated)
+        self._pd_id = 0  # playout-delay id (0: not negotiated)
+        self._pd = b""  # the playout-delay element, ready to send (empty: none asked for)
+        self.playout_ms = 0  # the minimum playout delay asked of the destination (ms)
         self.started = False
         self._in_ssrc: int | None = None
         self._start_ext = 0
@@ -132,8 +137,22 @@ class RtpSink:
         self._ast_id = ids.get(URI_ABS_SEND_TIME, 0)
         self._ast_word = (self._ast_id << 28) | (2 << 24)  # id, length-1 = 2 (3 bytes)
         self._level_id = ids.get(URI_AUDIO_LEVEL, 0) if not self.video else 0
+        self._pd_id = ids.get(URI_PLAYOUT_DELAY, 0) if self.video else 0
+        self.set_playout_delay(self.playout_ms)
         if self.write is None:
             self.write = rtp_writer(self.sender)
+
+    def set_playout_delay(self, min_ms: int) -> None:
+        """Ask the destination to play out no sooner than ``min_ms`` after capture (0: as
+        soon as it likes): the source's round trip when the source is lossy (docs/media.md,
+        "Playout delay"). Written on every packet while set, when negotiated."""
+        self.playout_ms = min_ms
+        if self._pd_id and min_ms > 0:
+            units = min(min_ms // 10, PLAYOUT_MAX_UNITS)
+            self._pd = bytes([(self._pd_id << 4) | 2]) + (
+                (units << 12) | PLAYOUT_MAX_UNITS).to_bytes(3, "big")
+        else:
+            self._pd = b""
 
     def _on_remb(self, bitrate: int) -> None:
         self.remb = bitrate
@@ -180,6 +199,8 @@ class RtpSink:
                      ).to_bytes(4, "big")
         if self._level_id and level is not None:
             exts += bytes([self._level_id << 4, (0x80 if level[0] else 0) | (level[1] & 0x7F)])
+        if self._pd:
+            exts += self._pd
         pad = -len(exts) % 4
         if pad:
             exts += _PAD[pad]

@@ -92,7 +92,8 @@ class MediaService:
         self.config = config
         self.ice = ice
         self.metrics = metrics
-        self.forwarder = forwarder or make_forwarder(config.media_mode)
+        self.forwarder = forwarder or make_forwarder(config.media_mode,
+                                                     config.playout_delay == "auto")
         self.calls = CallRegistry()
         # RedisCallDirectory with several nodes
         self.directory: CallDirectory = directory or LocalCallDirectory()

@@ -7,6 +7,8 @@ its own, so an aiortc upgrade that moves or fixes one fails loudly with the hook
 ==========================  ==========================================================
 ``parse_guard``             a malformed RTP header extension drops the packet, not the
                             transport (class patch: installed here, on import)
+``playout_delay``           the playout-delay header extension is negotiated on video
+                            (aiortc's extension table: installed here, on import)
 ``offer_numbering``         gateway offers keep the client's payload types and extmap ids,
                             and ``createOffer``'s side effect is undone (per offer, ``Peer``)
 ``answer_codecs``           the preferred codec first in an answer (per answer, ``Peer``)
@@ -20,12 +22,15 @@ its own, so an aiortc upgrade that moves or fixes one fails loudly with the hook
 ``hooks``                   calls without pylibsrtp's wrapper, reading aiortc's source
 ==========================  ==========================================================
 
-Only the parse guard changes aiortc for the whole process, so only it is applied here;
-every other patch changes the one object it is given, at the moment its caller names.
+Only the parse guard and the playout-delay extension change aiortc for the whole process,
+so only they are applied here; every other patch changes the one object it is given, at the
+moment its caller names.
 """
 
 from __future__ import annotations
 
 from .parse_guard import install_parse_guard
+from .playout_delay import install_playout_delay_extension
 
 install_parse_guard()
+install_playout_delay_extension()

@@ -243,6 +243,8 @@ class ReceiverTap:
                 again = retries.due(nack.missing, arrival_ms)
                 if again:
                     drive(r._send_rtcp_nack(packet.ssrc, again))
+            if retries.playout_ms:  # the destinations' minimum playout delay: until clean
+                retries.expire(arrival_ms)
         if self.sink is not None:  # frames wanted (decode fallback): depacketize for them
             try:
                 packet._data = depayload(codec, packet.payload) if packet.payload else b""

@@ -16,10 +16,11 @@ __all__ = ["Forwarder", "PassthroughForwarder", "RelayForwarder", "SourceKey",
            "make_forwarder"]
 
 
-def make_forwarder(mode: str) -> Forwarder:
-    """The forwarder for ``Config.media_mode`` (``passthrough`` | ``transcode``)."""
+def make_forwarder(mode: str, playout_delay: bool = True) -> Forwarder:
+    """The forwarder for ``Config.media_mode`` (``passthrough`` | ``transcode``);
+    ``playout_delay``: ``Config.playout_delay`` is ``auto`` (passthrough only)."""
     if mode == "passthrough":
-        return PassthroughForwarder()
+        return PassthroughForwarder(playout_delay=playout_delay)
     if mode == "transcode":
         return RelayForwarder()
     raise ValueError(f"unknown media mode {mode!r}")

@@ -95,8 +95,11 @@ class PassthroughForwarder(Forwarder):
 
     mode = "passthrough"
 
-    def __init__(self, keyframe_interval_s: float = KEYFRAME_INTERVAL_S):
+    def __init__(self, keyframe_interval_s: float = KEYFRAME_INTERVAL_S,
+                 playout_delay: bool = True):
         self._sources: dict[SourceKey, Source] = {}
+        # ask a lossy source's destinations to buffer its round trip (docs/media.md)
+        self.playout_delay = playout_delay
         # (owner, kind, destination) → the track of an m-line waiting for that source
         self._reserved: dict[tuple[str, str, str], RtpTrack] = {}
         self._relay = MediaRelay()
@@ -154,7 +157,12 @@ class PassthroughForwarder(Forwarder):
         else:
             level = p.extensions.audio_level
         ntp = ntp_now()
+        # a lossy source: its destinations wait a round trip for what the gateway recovers
+        playout = (src.tap.nack_retries.playout_ms
+                   if self.playout_delay and src.tap is not None else 0)
         for sink in sinks.values():
+            if sink.playout_ms != playout:
+                sink.set_playout_delay(playout)
             if not sink.started and src.gop and sink.write is not None and not key:
                 self._replay(src, sink, ntp)  # (the cache does not hold this packet yet)
             sink.forward(ssrc, ext, ts, marker, payload, key, level, ntp, ast)
