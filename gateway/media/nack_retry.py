@@ -21,11 +21,11 @@ packet every ~20 ms, libwebrtc's own processing interval. Only a stream with pac
 outstanding pays for it: a few dictionary entries looked at per packet until they come.
 
 It also says how long a destination should be ready to wait for such a retransmission
-(:attr:`NackRetries.playout_ms`): as a libwebrtc receiver adds its round trip to its jitter
-buffer once a stream has needed :data:`LOSSES_FOR_DELAY` NACKs, and drops it after
-:data:`DELAY_HOLD_MS` without one, the gateway tells the destinations of a lossy source the
-source's round trip (the playout-delay extension, :mod:`.compat.playout_delay`), which they
-cannot measure behind the gateway.
+(:attr:`NackRetries.playout_ms`): the destinations of a lossy source are told the source's
+round trip (the playout-delay extension, :mod:`.compat.playout_delay`), which they cannot
+measure behind the gateway. "Lossy" borrows the thresholds of libwebrtc's jitter estimator,
+which adds the round trip to its buffer once a stream has needed :data:`LOSSES_FOR_DELAY`
+NACKs and drops it after :data:`DELAY_HOLD_MS` without one.
 
 Pure bookkeeping (no aiortc, no I/O): the receiver tap feeds it and sends the NACKs.
 """

@@ -3,12 +3,11 @@
 A destination behind the gateway measures the round trip of its own leg only (~1 ms on a
 LAN), so its jitter buffer plans for retransmissions that take that long; a packet the
 gateway recovers from a lossy source a round trip later arrives after its frame was due,
-and the picture freezes where a direct call, whose receiver measures the whole path and
-adds it to its buffer once it needs NACKs, does not (docs/media.md, "Playout delay").
+and the picture freezes (docs/media.md, "Playout delay").
 libwebrtc receivers take a minimum playout delay from this extension
 (``http://www.webrtc.org/experiments/rtp-hdrext/playout-delay``: 12-bit minimum and maximum
 in 10 ms units), so the gateway can tell them how long the path behind it is
-(:class:`~gateway.media.rtp_sink.RtpSink` writes it).
+(:class:`~gateway.media.rtp_sink.RtpSink` writes it; ``LIVEDESK_PLAYOUT_DELAY=off``: never).
 
 aiortc answers and offers only the header extensions in its table
 ``aiortc.codecs.HEADER_EXTENSIONS`` (and ignores the values of ones it does not parse), so
