@@ -4,11 +4,10 @@ aiortc's receiver NACKs a missing packet once, when it first sees the gap
 (``NackGenerator.add``), and again only if a later loss happens to resend the whole list.
 When that one NACK or its retransmission is lost as well (on a 2 % loss link about one lost
 packet in 25), the gateway holds a hole until the next loss (~1 s at 2 % and 50 packets a
-second). The far side NACKs the gateway meanwhile, whose history cannot have the packet,
-gives up first and asks for a key frame: the picture freezes for a round trip to the
-sender and an encode. A browser receiving directly asks again every round trip
-(libwebrtc's ``NackRequester``, up to 10 times), so the gateway path froze where the direct
-call did not (docs/media.md, "NACK retries"; docs/performance.md, "Impairment").
+second), while the far side NACKs the gateway in vain (its history cannot have the packet)
+and its picture waits. A browser receiving directly asks again every round trip
+(libwebrtc's ``NackRequester``, up to 10 times) (docs/media.md, "NACK retries";
+docs/performance.md, "Impairment").
 
 :class:`NackRetries` does what libwebrtc does: every missing sequence number is NACKed
 again once per round trip, at most :data:`MAX_RETRIES` times, then given up on (the far

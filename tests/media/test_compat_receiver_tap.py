@@ -8,6 +8,7 @@ import asyncio
 
 from gateway.media.compat.receiver_tap import missing_hooks, receiver_tap, tap_receiver
 from gateway.media.compat.rtp_forwarding import HOOK_SEND_KEYFRAME, on_keyframe_request
+from tests.media.fake_receiver import tapped_video_receiver
 from tests.media.rtc_client import bare_pc
 
 
@@ -38,25 +39,11 @@ async def test_tapped_receiver_yields_encoded_frames_through_aiortcs_own_receive
     """A tapped receiver, driven through aiortc's ``_handle_rtp_packet`` (routing, RTX,
     NACK, depacketization stay aiortc's), hands complete VP8 frames to the sink and never
     creates a decoder; stopping it ends its track as aiortc does."""
-    from aiortc import RTCRtpCodecParameters, RTCRtpReceiver
-    from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
-    from aiortc.rtcrtpreceiver import RemoteStreamTrack
     from aiortc.rtp import RtpPacket
 
-    class FakeTransport:  # what RTCRtpReceiver needs of an RTCDtlsTransport here
-        state = "new"
-
-        def _register_rtp_receiver(self, *a): ...
-
-        def _unregister_rtp_receiver(self, *a): ...
-
-    receiver = RTCRtpReceiver("video", FakeTransport())
-    receiver._track = RemoteStreamTrack("video")
-    tap = tap_receiver(receiver, "video")
+    receiver, tap = await tapped_video_receiver()
     got = []
     tap.sink = lambda data, pts, key, pt: got.append((data, pts, key, pt))
-    vp8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
-    await receiver.receive(RTCRtpReceiveParameters(codecs=[vp8]))
     for seq, marker, payload in ((10, 0, b"\x10\x00key-"), (11, 1, b"\x00rest")):
         p = RtpPacket(payload_type=96, sequence_number=seq, timestamp=5000, ssrc=7,
                       marker=marker)

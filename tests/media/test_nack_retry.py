@@ -4,13 +4,13 @@ as a browser receiving directly does, instead of waiting for the next loss."""
 
 from __future__ import annotations
 
-from gateway.media.compat.receiver_tap import tap_receiver
 from gateway.media.nack_retry import (
     DEFAULT_RTT_MS,
     MAX_RETRIES,
     MIN_INTERVAL_MS,
     NackRetries,
 )
+from tests.media.fake_receiver import tapped_video_receiver
 
 
 def test_a_missing_packet_is_asked_again_once_per_round_trip_then_given_up():
@@ -62,21 +62,9 @@ async def test_the_tapped_receiver_nacks_a_lost_packet_again_until_it_comes():
     """Through the receiver tap (the gateway's fast receive path): a gap is NACKed at once
     (aiortc's behaviour), again a round trip later when nothing came (aiortc alone would
     not), and not again once the retransmission arrived."""
-    from aiortc import RTCRtpCodecParameters, RTCRtpReceiver
-    from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
-    from aiortc.rtcrtpreceiver import RemoteStreamTrack
     from aiortc.rtp import RtpPacket
 
-    class FakeTransport:  # what RTCRtpReceiver needs of an RTCDtlsTransport here
-        state = "new"
-
-        def _register_rtp_receiver(self, *a): ...
-
-        def _unregister_rtp_receiver(self, *a): ...
-
-    receiver = RTCRtpReceiver("video", FakeTransport())
-    receiver._track = RemoteStreamTrack("video")
-    tap = tap_receiver(receiver, "video")
+    receiver, tap = await tapped_video_receiver()
     nacks: list[tuple[int, list[int]]] = []
     now = [0]
 
@@ -84,8 +72,6 @@ async def test_the_tapped_receiver_nacks_a_lost_packet_again_until_it_comes():
         nacks.append((now[0], list(lost)))
 
     receiver._send_rtcp_nack = send_nack  # what would go on the wire
-    vp8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
-    await receiver.receive(RTCRtpReceiveParameters(codecs=[vp8]))
 
     def packet(seq: int, at: int) -> None:
         p = RtpPacket(payload_type=96, sequence_number=seq, timestamp=seq * 3000, ssrc=7,

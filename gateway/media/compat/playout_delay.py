@@ -27,7 +27,10 @@ _ID = 6  # in aiortc's own offers (1 mid, 2 audio level, 3 abs-send-time); answe
 
 def install_playout_delay_extension() -> None:
     """Negotiate playout-delay on video from now on (idempotent)."""
-    video = codecs.HEADER_EXTENSIONS["video"]
+    table = getattr(codecs, "HEADER_EXTENSIONS", None)
+    video = table.get("video") if isinstance(table, dict) else None
+    if not isinstance(video, list):
+        raise RuntimeError(f"aiortc changed: {HOOK_EXTENSIONS}; revisit compat.playout_delay")
     if not any(x.uri == URI_PLAYOUT_DELAY for x in video):
         assert all(x.id != _ID for ext in codecs.HEADER_EXTENSIONS.values() for x in ext)
         video.append(RTCRtpHeaderExtensionParameters(id=_ID, uri=URI_PLAYOUT_DELAY))
