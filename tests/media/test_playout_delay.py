@@ -5,6 +5,7 @@ the sink on every packet while asked (``rtp_sink.py``)."""
 from __future__ import annotations
 
 from aiortc import RTCPeerConnection
+from aiortc.rtp import unpack_header_extensions
 
 from gateway.media.compat.playout_delay import (
     URI_PLAYOUT_DELAY,
@@ -53,22 +54,13 @@ def test_a_lossy_source_asks_for_its_round_trip_and_a_clean_one_for_nothing():
 
 
 def _playout_element(data: bytes, ext_id: int) -> bytes | None:
-    """The value of one-byte header extension ``ext_id`` in an RTP packet, if present."""
+    """The value of header extension ``ext_id`` in an RTP packet, if present (aiortc's own
+    RFC 8285 element parser; its packet parser drops extensions it does not know)."""
     assert data[0] & 0x10, "no header extension"
-    cc = data[0] & 0x0F
-    at = 12 + 4 * cc
-    assert data[at:at + 2] == b"\xbe\xde"
+    at = 12 + 4 * (data[0] & 0x0F)
+    profile = int.from_bytes(data[at:at + 2], "big")
     end = at + 4 + 4 * int.from_bytes(data[at + 2:at + 4], "big")
-    i = at + 4
-    while i < end:
-        if data[i] == 0:
-            i += 1
-            continue
-        eid, length = data[i] >> 4, (data[i] & 0x0F) + 1
-        if eid == ext_id:
-            return data[i + 1:i + 1 + length]
-        i += 1 + length
-    return None
+    return dict(unpack_header_extensions(profile, data[at + 4:end])).get(ext_id)
 
 
 def test_the_sink_writes_the_asked_delay_only_when_negotiated_and_asked():
