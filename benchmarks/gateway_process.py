@@ -66,8 +66,8 @@ class GatewayProcess:
     async def ready(self, timeout: float = 60.0) -> None:
         await asyncio.to_thread(wait_ready, self.proc, self.url, self.log, timeout)
 
-    def _trace_request(self, method: str) -> list:
-        req = urllib.request.Request(self.url + "/__bench/trace", method=method)
+    def _trace_request(self, method: str, path: str = "/__bench/trace") -> list:
+        req = urllib.request.Request(self.url + path, method=method)
         with urllib.request.urlopen(req, timeout=5) as r:
             return list(json.loads(r.read() or b"[]"))
 
@@ -75,6 +75,10 @@ class GatewayProcess:
         """The traced gateway's events since the last :meth:`trace_clear`."""
         got = await asyncio.to_thread(self._trace_request, "GET")
         return [(str(n), float(t)) for n, t in got]
+
+    async def packet_events(self) -> list[list]:
+        """The packet trace since the last call (``LIVEDESK_BENCH_PACKET_TRACE=1``), cleared."""
+        return await asyncio.to_thread(self._trace_request, "DELETE", "/__bench/packets")
 
     async def trace_clear(self) -> None:
         await asyncio.to_thread(self._trace_request, "DELETE")

@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass, field
 
 from benchmarks.loopback import is_loopback
+from benchmarks.packet_trace import datagram_fields
 
 
 @dataclass
@@ -100,6 +101,12 @@ class _Port(asyncio.DatagramProtocol):
             self.client = src
             dest, imp = self.target, self.relay.up
         wait = imp.schedule(len(data), time.monotonic())
+        log = self.relay.log
+        if log is not None:  # --trace: the datagram's cleartext header, passed or dropped
+            f = datagram_fields(data)
+            if f is not None:
+                log.append([time.time() * 1000.0, "up" if imp is self.relay.up else "down",
+                            int(wait is None), *f])
         if wait is None:
             return
         if wait <= 0.0005:
@@ -121,6 +128,7 @@ class ImpairRelay:
         self.loop = asyncio.get_running_loop()
         self._ports: dict[tuple[str, int], _Port] = {}
         self.refused = 0  # datagrams from a non-loopback source, dropped
+        self.log: list[list] | None = None  # --trace: one entry per RTP/RTCP datagram
 
     async def port_for(self, ip: str, port: int) -> int | None:
         """The relay port standing for ``ip:port`` (made on first use); None unless ``ip``
@@ -186,6 +194,12 @@ async def _serve() -> None:
         elif op == "stats":
             reply = {"up": _counters(relay.up), "down": _counters(relay.down),
                      "refused": relay.refused}
+        elif op == "trace":  # start (again) recording datagrams
+            relay.log = [] if cmd.get("on", True) else None
+        elif op == "log":  # what was recorded since the last "trace" or "log"
+            reply = {"log": relay.log or []}
+            if relay.log is not None:
+                relay.log = []
         elif op == "quit":
             break
         else:
@@ -205,7 +219,8 @@ class RelayProcess:
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "benchmarks.impair_relay",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            limit=1 << 26)  # a --trace log is one line of a few MB
 
     async def _ask(self, **cmd) -> dict:
         assert self.proc is not None and self.proc.stdin and self.proc.stdout
@@ -229,6 +244,12 @@ class RelayProcess:
 
     async def stats(self) -> dict:
         return await self._ask(op="stats")
+
+    async def trace(self, on: bool = True) -> None:
+        await self._ask(op="trace", on=on)
+
+    async def log(self) -> list[list]:
+        return (await self._ask(op="log"))["log"]
 
     async def close(self) -> None:
         if self.proc is None:

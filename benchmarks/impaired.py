@@ -49,6 +49,7 @@ if str(ROOT) not in sys.path:
 from benchmarks.call_setup import auto_accept, escalate, poll, start_relay  # noqa: E402
 from benchmarks.gateway_process import GatewayProcess  # noqa: E402
 from benchmarks.impair_relay import IMPAIR_JS, Impairment, RelayProcess  # noqa: E402
+from benchmarks.packet_trace import FRAME_LOG_JS, freezes  # noqa: E402
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE  # noqa: E402
 from tests.e2e.ice_addresses import TRACK_PCS_JS  # noqa: E402
 
@@ -87,7 +88,9 @@ STATS_JS = """async (which) => {
           nackCount: s.nackCount || 0, pliCount: s.pliCount || 0,
           keyFramesDecoded: s.keyFramesDecoded || 0,
           jitterBufferDelay: s.jitterBufferDelay || 0,
-          jitterBufferEmittedCount: s.jitterBufferEmittedCount || 0});
+          jitterBufferEmittedCount: s.jitterBufferEmittedCount || 0,
+          fecPacketsReceived: s.fecPacketsReceived || 0,
+          retransmittedPacketsReceived: s.retransmittedPacketsReceived || 0});
       }
       if (which === 'in' && s.type === 'candidate-pair' && s.nominated && s.currentRoundTripTime !== undefined) {
         out.rtt = s.currentRoundTripTime;
@@ -95,7 +98,8 @@ STATS_JS = """async (which) => {
       if (which === 'out' && s.type === 'outbound-rtp' && (s.bytesSent || 0) >= (out.bytesSent || 0)) {
         Object.assign(out, {bytesSent: s.bytesSent || 0, targetBitrate: s.targetBitrate || 0,
           framesEncoded: s.framesEncoded || 0, qualityLimitationReason: s.qualityLimitationReason,
-          frameWidth: s.frameWidth || 0});
+          frameWidth: s.frameWidth || 0, nackCount: s.nackCount || 0,
+          retransmittedPacketsSent: s.retransmittedPacketsSent || 0});
       }
     }
   }
@@ -111,14 +115,32 @@ async def _loop_lag(lags: list[float]) -> None:
         lags.append(time.monotonic() - t - 0.05)
 
 
-async def sample(agent, viewer, relay: RelayProcess, name: str, seconds: float) -> dict:
-    """Stats every 250 ms for ``seconds`` (the outage scenario switches the relay)."""
+async def sample(agent, viewer, relay: RelayProcess, name: str, seconds: float,
+                 trace: dict | None = None, gw: GatewayProcess | None = None) -> dict:
+    """Stats every 250 ms for ``seconds`` (the outage scenario switches the relay).
+
+    ``trace`` (``--trace``): filled with the agent's rendered frames, the relay's datagrams
+    and (``gw``) the gateway's packet events, and ``freezes`` lined up from them."""
     lags: list[float] = []
     lag_task = asyncio.get_running_loop().create_task(_loop_lag(lags))
+    if trace is not None:
+        await relay.trace(True)
+        if gw is not None:
+            await gw.packet_events()  # cleared; starts its loop-lag monitor
+        await agent.evaluate(FRAME_LOG_JS)
+        start_ms = time.time() * 1000.0 + WARMUP_S * 1000.0
     try:
         res = await _sample(agent, viewer, relay, name, seconds)
     finally:
         lag_task.cancel()
+    if trace is not None:
+        trace["frames"] = await agent.evaluate("window.__frames || []")
+        trace["relay"] = await relay.log()
+        await relay.trace(False)
+        trace["gateway"] = await gw.packet_events() if gw is not None else None
+        res["freezes"] = freezes(trace["frames"], trace["relay"], trace["gateway"], start_ms)
+        res["gateway_loop_lag_ms"] = sorted(
+            (e[2] for e in trace["gateway"] or [] if e[0] == "lag"), reverse=True)[:5]
     lags.sort()
     if lags:
         res["bench_loop_lag_ms_p50_p99"] = [round(lags[len(lags) // 2] * 1000, 1),
@@ -171,8 +193,14 @@ def metrics(name: str, ins, outs, outage_end) -> dict:
     # why a path froze (diagnostics, not must-shows): what the agent asked for, how long its
     # jitter buffer held frames on average, and the round trip it measured on its own leg
     for key, stat in (("nack_count", "nackCount"), ("pli_count", "pliCount"),
-                      ("keyframes_decoded", "keyFramesDecoded")):
+                      ("keyframes_decoded", "keyFramesDecoded"),
+                      ("fec_packets_received", "fecPacketsReceived"),
+                      ("rtx_packets_received", "retransmittedPacketsReceived")):
         out[key] = end[1].get(stat, 0) - start[1].get(stat, 0)
+    o0, o1 = _at(outs, WARMUP_S)[1], outs[-1][1]
+    out["sender_nacks_received"] = o1.get("nackCount", 0) - o0.get("nackCount", 0)
+    out["sender_rtx_sent"] = (o1.get("retransmittedPacketsSent", 0)
+                              - o0.get("retransmittedPacketsSent", 0))
     emitted = (end[1].get("jitterBufferEmittedCount", 0)
                - start[1].get("jitterBufferEmittedCount", 0))
     out["jitter_buffer_ms"] = (round((end[1].get("jitterBufferDelay", 0)
@@ -225,7 +253,7 @@ async def _contexts(browser, relay: RelayProcess):
 
 
 async def gateway_call(browser, gw: GatewayProcess, relay: RelayProcess, name: str, i: int,
-                       seconds: float) -> dict:
+                       seconds: float, trace: dict | None = None) -> dict:
     gw_url = gw.url
     vctx, actx = await _contexts(browser, relay)
     try:
@@ -239,7 +267,7 @@ async def gateway_call(browser, gw: GatewayProcess, relay: RelayProcess, name: s
         await viewer.click('[data-testid="video-call"]')
         if not await poll(agent, "window.__ld.calls.marks.firstFrame", 20):
             return {"error": "no remote frame at the agent within 20 s"}
-        res = await sample(agent, viewer, relay, name, seconds)
+        res = await sample(agent, viewer, relay, name, seconds, trace, gw)
         await viewer.evaluate("window.__ld.calls.hangup()")
         return res
     finally:
@@ -248,7 +276,7 @@ async def gateway_call(browser, gw: GatewayProcess, relay: RelayProcess, name: s
 
 
 async def direct_call(browser, url: str, relay: RelayProcess, name: str,
-                      seconds: float) -> dict:
+                      seconds: float, trace: dict | None = None) -> dict:
     vctx, actx = await _contexts(browser, relay)
     try:
         agent, viewer = await actx.new_page(), await vctx.new_page()
@@ -260,7 +288,7 @@ async def direct_call(browser, url: str, relay: RelayProcess, name: str,
         await viewer.evaluate("window.tap()")
         if not await poll(agent, "window.marks.firstFrame", 20):
             return {"error": "no remote frame at the agent within 20 s"}
-        return await sample(agent, viewer, relay, name, seconds)
+        return await sample(agent, viewer, relay, name, seconds, trace)
     finally:
         await vctx.close()
         await actx.close()
@@ -278,6 +306,11 @@ async def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=20.0, help="measured per call")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run the scenarios this many times (the JSON keeps the last run)")
+    ap.add_argument("--trace", metavar="FILE",
+                    help="record per-packet timelines (benchmarks/packet_trace.py) to FILE "
+                         "(JSON lines) and line up each freeze; diagnostics, slower gateway")
     args = ap.parse_args(argv)
     names = [n for n in args.scenarios.split(",") if n]
     for n in names:
@@ -288,7 +321,9 @@ async def main(argv=None) -> dict:
     results: dict[str, dict] = {}
     relay = RelayProcess()
     await relay.start()
-    gw = GatewayProcess(name="impaired")
+    gw = GatewayProcess(name="impaired", traced=bool(args.trace),
+                        env={"LIVEDESK_BENCH_PACKET_TRACE": "1"} if args.trace else None)
+    trace_file = open(args.trace, "a") if args.trace else None  # noqa: SIM115
     runner, url = await start_relay()
     try:
         async with async_playwright() as pw:
@@ -296,11 +331,18 @@ async def main(argv=None) -> dict:
                                                args=CHROMIUM_ARGS)
             await gw.ready()
             try:
-                for i, n in enumerate(names):
-                    g = await gateway_call(browser, gw, relay, n, i, args.seconds)
+                for i, n in enumerate(names * args.repeat):
+                    gt: dict | None = {} if trace_file else None
+                    dt: dict | None = {} if trace_file else None
+                    g = await gateway_call(browser, gw, relay, n, i, args.seconds, gt)
                     g["relay"] = await relay.stats()
-                    d = await direct_call(browser, url, relay, n, args.seconds)
+                    d = await direct_call(browser, url, relay, n, args.seconds, dt)
                     d["relay"] = await relay.stats()
+                    if trace_file is not None:
+                        for path, t in (("gateway", gt), ("direct", dt)):
+                            trace_file.write(json.dumps({"scenario": n, "run": i, "path": path,
+                                                         **(t or {})}) + "\n")
+                        trace_file.flush()
                     results[n] = {"gateway": g, "direct": d,
                                   "fps_ratio": _ratio(g.get("fps"), d.get("fps")),
                                   "freeze_ratio": _ratio(g.get("freeze_s"), d.get("freeze_s"))}
@@ -312,6 +354,8 @@ async def main(argv=None) -> dict:
         await relay.close()
         await runner.cleanup()
         gw.stop()
+        if trace_file is not None:
+            trace_file.close()
     out: dict = {"benchmark": "impaired", "seconds": args.seconds, "scenarios": results,
                  "loadavg_before": [round(x, 2) for x in load_before],
                  "loadavg_after": [round(x, 2) for x in os.getloadavg()]}

@@ -186,6 +186,9 @@ class Config:
     # a lossy source's destinations are asked to buffer its round trip (docs/media.md,
     # "Playout delay"): "auto" (default) or "off"
     playout_delay: str = "auto"
+    # senders may protect video with RED/ULPFEC, repaired at the gateway (docs/media.md,
+    # "Forward error correction"): "on" (default) or "off"
+    fec: str = "on"
     max_call_s: float = 3600.0
     ring_timeout_s: float = 30.0
     call_grace_s: float = 10.0
@@ -282,6 +285,7 @@ class Config:
             "udp_port_max": ("UDP_PORT_MAX", int), "video_codec": ("VIDEO_CODEC", str),
             "media_mode": ("MEDIA_MODE", str), "max_call_s": ("MAX_CALL_S", float),
             "playout_delay": ("PLAYOUT_DELAY", str),
+            "fec": ("FEC", str),
             "attachment_storage": ("ATTACHMENT_STORAGE", str),
             "attachment_max_bytes": ("ATTACHMENT_MAX_BYTES", int),
             "attachment_max_pixels": ("ATTACHMENT_MAX_PIXELS", int),
@@ -402,6 +406,8 @@ class Config:
             raise ConfigError("--media-mode must be passthrough or transcode")
         if self.playout_delay not in ("auto", "off"):
             raise ConfigError("LIVEDESK_PLAYOUT_DELAY must be auto or off")
+        if self.fec not in ("on", "off"):
+            raise ConfigError("LIVEDESK_FEC must be on or off")
         if self.loop not in ("auto", "uvloop", "asyncio"):
             raise ConfigError("LIVEDESK_LOOP must be auto, uvloop or asyncio")
         if self.log_level.upper() not in LOG_LEVELS:

@@ -83,6 +83,11 @@ class NackRetries:
             if self.playout_ms:
                 self._set_playout()
 
+    def recovered(self, seq: int) -> None:
+        """A packet rebuilt from parity (ULPFEC): no longer asked for, and no sample (the
+        sender's answer, if it comes, is a duplicate)."""
+        self.asked.pop(seq, None)
+
     def _set_playout(self) -> None:
         self.playout_ms = max(10, -int(-self.rtt_ms // 10) * 10)  # rounded up to 10 ms
 

@@ -54,6 +54,7 @@ from signaling.errors import ErrorCode, ProtocolError
 from .candidates import CandidatePolicy
 from .compat.answer_codecs import negotiated_codec, prefer_codec_in_answer
 from .compat.offer_numbering import Numbering, create_offer
+from .compat.red_fec import accept_red_fec
 from .forward.seam import Forwarder, SourceKey
 from .ice_policy import IcePolicy, applied
 
@@ -89,6 +90,12 @@ class Received:
     def codec(self):
         """The codec the client sends this track with (first of the gateway's answer)."""
         return negotiated_codec(self.transceiver) if self.transceiver is not None else None
+
+
+def _offered_codecs(parsed: sdp_module.SessionDescription, mid: str | None) -> list:
+    """The codecs the client offered on the m-line ``mid`` (all of them: aiortc's
+    transceiver keeps only those it knows)."""
+    return next((m.rtp.codecs for m in parsed.media if m.rtp.muxId == mid), [])
 
 
 def _check_sdp(sdp: str, what: str) -> sdp_module.SessionDescription:
@@ -206,6 +213,8 @@ class Peer:
             receives = _client_receives(parsed)
             for t in self.pc.getTransceivers():
                 self._prefer_codec(t, reorder=True)
+                if t.kind == "video" and self.forwarder.repairs_fec:
+                    accept_red_fec(t, _offered_codecs(parsed, t.mid))  # docs/media.md
                 t.direction = "recvonly"
                 self.slots.append(Slot(t, own=True, receives=t.mid in receives))
                 if t.receiver.track is not None and t.receiver.track in got:

@@ -93,7 +93,8 @@ class MediaService:
         self.ice = ice
         self.metrics = metrics
         self.forwarder = forwarder or make_forwarder(config.media_mode,
-                                                     config.playout_delay == "auto")
+                                                     config.playout_delay == "auto",
+                                                     config.fec == "on")
         self.calls = CallRegistry()
         # RedisCallDirectory with several nodes
         self.directory: CallDirectory = directory or LocalCallDirectory()

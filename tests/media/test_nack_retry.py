@@ -95,3 +95,35 @@ async def test_the_tapped_receiver_nacks_a_lost_packet_again_until_it_comes():
     assert nacks == [(20, [11]), (120, [11])], nacks  # nothing more: it came
     assert tap.nack_retries.retries == 1 and not tap.nack_retries.asked
     await receiver.stop()
+
+
+async def test_a_jump_in_sequence_numbers_costs_the_window_not_the_jump():
+    """A sender (broken or hostile) jumping 30,000 numbers per packet: aiortc's NACK
+    generator would add every number in between to its missing set and then drop all but
+    the last 128 (~18 ms a packet); the tap starts the window where it ends anyway. The
+    NACKs sent are the same: the last 128 numbers before the packet."""
+    from aiortc.rtp import RtpPacket
+
+    receiver, tap = await tapped_video_receiver()
+    nacks: list[list[int]] = []
+
+    async def send_nack(media_ssrc: int, lost: list[int]) -> None:
+        nacks.append(list(lost))
+
+    receiver._send_rtcp_nack = send_nack
+    gen = receiver._RTCRtpReceiver__nack_generator
+    added = [0]
+
+    class Counting(set):
+        def add(self, x):
+            added[0] += 1
+            super().add(x)
+
+    gen.missing = Counting()
+    for i, seq in enumerate((100, 30_100, 60_100)):
+        p = RtpPacket(payload_type=96, sequence_number=seq, timestamp=i * 3000, ssrc=7)
+        p.payload = b"\x10\x00frame"
+        tap.receive(p, i * 20)
+    assert added[0] <= 2 * 128, added[0]
+    assert nacks[-1] == list(range(60_100 - 128, 60_100))
+    await receiver.stop()

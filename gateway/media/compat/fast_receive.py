@@ -83,7 +83,8 @@ def parse_rtp(data: bytes, ast_id, level_id):
     """``RtpPacket.parse`` for the fast path: the same checks (``None`` where aiortc raises
     ``ValueError``) and the same fields, but only the extensions a tapped receiver reads
     (abs-send-time, audio level) and no ``HeaderExtensions`` dataclasses built per packet.
-    The result is an aiortc ``RtpPacket`` (its helpers, e.g. ``unwrap_rtx``, take it)."""
+    The result is an aiortc ``RtpPacket`` (its helpers, e.g. ``unwrap_rtx``, take it), with
+    the datagram itself as ``_raw``."""
     n = len(data)
     if n < 12:
         return None
@@ -147,6 +148,7 @@ def parse_rtp(data: bytes, ast_id, level_id):
     p.extensions = extensions
     p.payload = data[pos:n - padding] if padding else data[pos:]
     p.padding_size = padding
+    p._raw = data  # type: ignore[attr-defined]  # as received: what ULPFEC protects
     return p
 
 

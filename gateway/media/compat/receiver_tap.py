@@ -40,6 +40,7 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import (
     RTCP_PSFB_APP,
+    RTP_HISTORY_SIZE,
     RtcpPsfbPacket,
     RtpPacket,
     pack_remb_fci,
@@ -50,7 +51,8 @@ from signaling.coro import drive
 
 from ..assembler import FrameAssembler
 from ..nack_retry import NackRetries
-from .fast_receive import TAP_ATTR, install_fast_receive
+from ..ulpfec import FecDecoder, Rebuilt, SeqCompactor, unred, zero_extensions
+from .fast_receive import TAP_ATTR, install_fast_receive, parse_rtp
 from .hooks import source_of
 from .lean_rate import lean_bitrate_estimator
 from .rtp_forwarding import HOOK_SEND_KEYFRAME
@@ -116,7 +118,8 @@ def _missing_class_hooks() -> tuple[str, ...]:
 
 
 class _JitterShim:
-    """Stands in for the receiver's ``JitterBuffer``: hands every packet to the tap."""
+    """Stands in for the receiver's ``JitterBuffer``: hands every packet to the tap (only
+    until the fast path takes over, which its first packet installs)."""
 
     def __init__(self, tap) -> None:
         self.tap = tap
@@ -124,7 +127,43 @@ class _JitterShim:
         self.capacity = tap.assembler.capacity
 
     def add(self, packet):
-        return self.tap.add(packet), None  # nothing for aiortc's decoder, ever
+        return self.tap.add_unfast(packet), None  # nothing for aiortc's decoder, ever
+
+
+_MEDIA, _RTX, _RED, _FEC = range(4)  # what a payload type carries
+
+
+def _role_of(codec) -> int:
+    mime = codec.mimeType.lower()
+    if mime.endswith("/rtx"):
+        return _RTX
+    if mime.endswith("/red"):
+        return _RED
+    if mime.endswith("/ulpfec"):
+        return _FEC
+    return _MEDIA
+
+
+class _RedStream:
+    """One RED stream's repairs and numbering (:mod:`gateway.media.ulpfec`)."""
+
+    __slots__ = ("decoder", "compactor", "mutable")
+
+    def __init__(self, ssrc: int, mutable: frozenset[int]) -> None:
+        self.decoder = FecDecoder(ssrc)
+        self.compactor = SeqCompactor()
+        self.mutable = mutable  # extension ids zeroed in what parity covers
+
+    def rebuilt(self, got: list[Rebuilt]) -> list[RtpPacket]:
+        """Rebuilt packets as the tap's packets (no abs-send-time: its value was zeroed,
+        so the sinks stamp their own; see :meth:`RtpSink.forward`)."""
+        out = []
+        for x in got:
+            p = parse_rtp(x.data, None, None)
+            if p is not None:
+                p._red = self
+                out.append(p)
+        return out
 
 
 class _IdleDecoderQueue:
@@ -178,7 +217,8 @@ class ReceiverTap:
         self._fast = False
         self._state = receiver.__dict__  # its name-mangled attributes, read per packet
         self._active: dict[int, int] = {}  # SSRC → when its "last seen" was stamped (ms)
-        self._is_rtx: dict[int, bool] = {}  # payload type → is it RTX
+        self._role: dict[int, int] = {}  # payload type → _MEDIA, _RTX, _RED or _FEC
+        self._red: dict[int, _RedStream] = {}  # SSRC → its RED/ULPFEC state
         lean_bitrate_estimator(self._state.get(_R + "remote_bitrate_estimator"))
         self.assembler = FrameAssembler(kind, self._emit, self.mime_of)
         self.decoder_queue = _IdleDecoderQueue(self._ended)
@@ -219,10 +259,11 @@ class ReceiverTap:
         if stats is None:
             stats = streams[ssrc] = StreamStatistics(codec.clockRate)
         stats.add(packet)
-        rtx = self._is_rtx.get(codec.payloadType)
-        if rtx is None:  # once per payload type (a receiver's codecs are fixed once it runs)
-            rtx = self._is_rtx[codec.payloadType] = codec.mimeType.lower().endswith("/rtx")
-        if rtx:
+        role = self._role.get(codec.payloadType)
+        if role is None:  # once per payload type (a receiver's codecs are fixed once it runs)
+            role = self._role[codec.payloadType] = _role_of(codec)
+        raw = getattr(packet, "_raw", None)  # as received: what ULPFEC protects
+        if role == _RTX:
             original = d[_K_RTX_SSRC].get(ssrc)
             apt = codec.parameters.get("apt")
             if (original is None or len(packet.payload) < 2 or not isinstance(apt, int)
@@ -230,12 +271,33 @@ class ReceiverTap:
                 return
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original)
             codec = codecs[apt]
+            role = self._role.get(apt) or _role_of(codec)
+            raw = None  # its header is the retransmission's: no use to parity
+        rebuilt: list = []
+        media = packet
+        if role == _RED:  # RED/ULPFEC (docs/media.md, "Forward error correction")
+            got = self._unred(packet, codecs, raw)
+            if got is None:
+                return
+            media, rebuilt = got
         nack = d[_K_NACK_GENERATOR]
         if nack is not None:
             retries = self.nack_retries
+            missed = False
+            for x in rebuilt:  # repaired: no longer missing, and no round-trip sample
+                if retries.asked:
+                    retries.recovered(x.sequence_number)
+                missed = nack.add(x) or missed
             if retries.asked:
                 retries.arrived(packet.sequence_number, arrival_ms)
-            if nack.add(packet):
+            high = nack.max_seq
+            if high is not None and RTP_HISTORY_SIZE < (packet.sequence_number - high) & 0xFFFF \
+                    < 0x8000:
+                # a jump ahead: aiortc would add every number in between, one by one, to
+                # keep only the last RTP_HISTORY_SIZE (a sender jumping 30,000 numbers per
+                # packet cost ~18 ms each); start the window where it would end anyway
+                nack.max_seq = (packet.sequence_number - RTP_HISTORY_SIZE - 1) & 0xFFFF
+            if nack.add(packet) or (missed and nack.missing):
                 lost = sorted(nack.missing)
                 retries.sent(lost, arrival_ms)
                 drive(r._send_rtcp_nack(packet.ssrc, lost))
@@ -245,16 +307,111 @@ class ReceiverTap:
                     drive(r._send_rtcp_nack(packet.ssrc, again))
             if retries.playout_ms:  # the destinations' minimum playout delay: until clean
                 retries.expire(arrival_ms)
+        if role == _RED:
+            for x in rebuilt:
+                self._pass(r, x, codecs)
+            if media is not None:
+                self._pass(r, media, codecs)
+            return
+        self._pass(r, packet, codecs, codec)
+
+    def _pass(self, receiver, packet, codecs, codec=None) -> None:
+        """On to the forwarder (and the per-pair decoder, while one wants frames)."""
         if self.sink is not None:  # frames wanted (decode fallback): depacketize for them
+            codec = codec or codecs.get(packet.payload_type)
             try:
                 packet._data = depayload(codec, packet.payload) if packet.payload else b""
             except ValueError:
                 return
         if self.add(packet):
-            drive(r._send_rtcp_pli(packet.ssrc))
+            drive(receiver._send_rtcp_pli(packet.ssrc))
+
+    def _unred(self, packet, codecs, raw) -> tuple[RtpPacket | None, list[RtpPacket]] | None:
+        """A RED packet: (its media packet or None for parity, the packets parity rebuilt),
+        all with their sender's sequence numbers; None: not a RED packet we can read.
+
+        The media packet and the rebuilt ones are renumbered for the destinations only in
+        :meth:`add` (:class:`~gateway.media.ulpfec.SeqCompactor`), after the NACK
+        bookkeeping has seen the sender's numbers."""
+        block = unred(packet.payload)
+        if block is None:
+            return None
+        pt, data = block
+        inner = codecs.get(pt)
+        if inner is None:
+            return None
+        inner_role = self._role.get(pt)
+        if inner_role is None:
+            inner_role = self._role[pt] = _role_of(inner)
+        if inner_role not in (_MEDIA, _FEC):
+            return None  # RED in RED, RTX in RED: libwebrtc sends neither
+        red = self._red.get(packet.ssrc)
+        if red is None:
+            red = self._red[packet.ssrc] = _RedStream(packet.ssrc, self._mutable_ids())
+        seq = red.decoder.ext(packet.sequence_number)
+        if inner_role == _FEC:
+            red.compactor.parity(seq)
+            return None, self._media_only(red.rebuilt(red.decoder.parity(seq, data)), codecs)
+        body = None
+        if raw is not None:
+            head = raw[12:len(raw) - len(packet.payload) - packet.padding_size]
+            if raw[0] & 0x10 and red.mutable:
+                head = zero_extensions(head, raw[0] & 0x0F, red.mutable)
+            body = head + data + (raw[len(raw) - packet.padding_size:]
+                                  if packet.padding_size else b"")
+        b1 = (0x80 if packet.marker else 0) | pt
+        rebuilt = red.decoder.media(seq, raw[0] if raw is not None else 0x80, b1,
+                                    packet.timestamp, body)
+        if rebuilt is None:  # rebuilt from parity already: its retransmission came late
+            return None, []
+        packet.payload_type = pt
+        packet.payload = data
+        packet._red = red  # renumbered in add()
+        return packet, self._media_only(red.rebuilt(rebuilt), codecs)
+
+    def _media_only(self, rebuilt: list[RtpPacket], codecs) -> list[RtpPacket]:
+        """Rebuilt packets of a media codec of this receiver (a corrupt or hostile parity
+        packet can rebuild anything: not forwarded)."""
+        out = []
+        for p in rebuilt:
+            c = codecs.get(p.payload_type)
+            if c is not None and _role_of(c) == _MEDIA:
+                out.append(p)
+        return out
+
+    def _mutable_ids(self) -> frozenset[int]:
+        """The ids of the header extensions a sender writes after FEC (zeroed for it)."""
+        ids = getattr(getattr(self.receiver.transport, "_rtp_header_extensions_map", None),
+                      "_HeaderExtensionsMap__ids", None)
+        if ids is None:
+            return frozenset()
+        return frozenset(i for i in (ids.abs_send_time, ids.transmission_offset,
+                                     ids.transport_sequence_number) if i)
+
+    def add_unfast(self, packet) -> bool:
+        """A packet through aiortc's own handler (RTX unwrapped and NACKed there): RED is
+        unwrapped here (no repairs: its bytes as received are not known)."""
+        codec = self._codec(packet.payload_type)
+        if codec is None or _role_of(codec) != _RED:
+            return self.add(packet)
+        got = self._unred(packet, getattr(self.receiver, _R + "codecs", {}), None)
+        if got is None:
+            return False
+        media, rebuilt = got
+        pli = False
+        for p in (*rebuilt, media):
+            if p is not None:
+                pli = self.add(p) or pli
+        return pli
 
     def add(self, packet) -> bool:
-        """One received packet (RTX unwrapped, depacketized). ``True``: send a PLI."""
+        """One received packet (RTX and RED unwrapped, depacketized). ``True``: send a PLI."""
+        red = getattr(packet, "_red", None)
+        if red is not None:  # numbered for the destinations without the parity packets
+            out = red.compactor.media(red.decoder.ext(packet.sequence_number))
+            if out is None:
+                return False
+            packet.sequence_number = out & 0xFFFF
         self.ssrc = packet.ssrc
         self.packets += 1
         if not self._fast:

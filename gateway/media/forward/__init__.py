@@ -16,11 +16,12 @@ __all__ = ["Forwarder", "PassthroughForwarder", "RelayForwarder", "SourceKey",
            "make_forwarder"]
 
 
-def make_forwarder(mode: str, playout_delay: bool = True) -> Forwarder:
+def make_forwarder(mode: str, playout_delay: bool = True, fec: bool = True) -> Forwarder:
     """The forwarder for ``Config.media_mode`` (``passthrough`` | ``transcode``);
-    ``playout_delay``: ``Config.playout_delay`` is ``auto`` (passthrough only)."""
+    ``playout_delay``: ``Config.playout_delay`` is ``auto``; ``fec``: ``Config.fec`` is
+    ``on`` (both passthrough only)."""
     if mode == "passthrough":
-        return PassthroughForwarder(playout_delay=playout_delay)
+        return PassthroughForwarder(playout_delay=playout_delay, fec=fec)
     if mode == "transcode":
         return RelayForwarder()
     raise ValueError(f"unknown media mode {mode!r}")

@@ -96,10 +96,12 @@ class PassthroughForwarder(Forwarder):
     mode = "passthrough"
 
     def __init__(self, keyframe_interval_s: float = KEYFRAME_INTERVAL_S,
-                 playout_delay: bool = True):
+                 playout_delay: bool = True, fec: bool = True):
         self._sources: dict[SourceKey, Source] = {}
         # ask a lossy source's destinations to buffer its round trip (docs/media.md)
         self.playout_delay = playout_delay
+        # senders may protect video with RED/ULPFEC; the taps repair (docs/media.md)
+        self.repairs_fec = fec
         # (owner, kind, destination) → the track of an m-line waiting for that source
         self._reserved: dict[tuple[str, str, str], RtpTrack] = {}
         self._relay = MediaRelay()

@@ -55,6 +55,8 @@ class Forwarder(abc.ABC):
     """Per-source publish, per-destination subscribe, keyframe requests upstream."""
 
     mode = "transcode"
+    # the receive side unwraps RED and repairs with ULPFEC (Peer accepts them in answers)
+    repairs_fec = False
 
     def prepare(self, receiver: RTCRtpReceiver, kind: str) -> None:
         """A new receiver, before its connection is up (encoded forwarding taps it here)."""
