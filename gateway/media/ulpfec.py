@@ -32,6 +32,7 @@ from bisect import bisect_left, insort
 from dataclasses import dataclass
 
 MEDIA_WINDOW = 192  # media packets kept for repairs (libwebrtc: 4 × 48 tracked)
+PRUNE_SLACK = 64  # ...forgotten in batches this large
 FEC_WINDOW = 48  # parity packets kept while they miss something (libwebrtc: 48)
 FEC_HEADER = 10  # ULPFEC header: E L P X CC | M PT | SN base | TS | length recovery
 MAX_PACKET = 1500  # a rebuilt packet longer than this is refused (corrupt parity)
@@ -139,11 +140,13 @@ class FecDecoder:
         return e
 
     def _prune(self, high: int) -> None:
+        """Forget what is older than :data:`MEDIA_WINDOW` behind ``high``, in batches of
+        :data:`PRUNE_SLACK` (a stream holds at most ~256 packets, ~300 KB at 1.2 KB each)."""
         floor = high - MEDIA_WINDOW
-        if len(self._have) > 2 * MEDIA_WINDOW:
+        if len(self._have) > MEDIA_WINDOW + PRUNE_SLACK:
             self._have = {s for s in self._have if s >= floor}
-            for s in [s for s in self._media if s < floor]:
-                del self._media[s]
+        if len(self._media) > MEDIA_WINDOW + PRUNE_SLACK:
+            self._media = {s: m for s, m in self._media.items() if s >= floor}
         if self._parity and self._parity[0].seq < floor:
             self._parity = [p for p in self._parity if p.seq >= floor]
 

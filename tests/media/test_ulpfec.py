@@ -229,3 +229,28 @@ async def test_random_bytes_on_a_red_stream_never_break_the_tap():
             w.send(GROUPS[0][0])
     assert w.out and {p.payload_type for p in w.out} == {96}, {p.payload_type for p in w.out}
     await w.receiver.stop()
+
+
+def test_a_long_stream_keeps_a_bounded_window():
+    """Memory per RED stream: at most MEDIA_WINDOW + PRUNE_SLACK packets are kept, however
+    long the stream; a repair inside the window still works after a long run."""
+    from gateway.media.ulpfec import MEDIA_WINDOW, PRUNE_SLACK
+
+    d = FecDecoder(9)
+    for seq in range(10_000):
+        d.ext(seq & 0xFFFF)
+        d.media(seq, 0x80, 96, seq * 3000, bytes([seq & 0xFF]) * 100)
+        assert len(d._media) <= MEDIA_WINDOW + PRUNE_SLACK + 1
+        assert len(d._have) <= MEDIA_WINDOW + PRUNE_SLACK + 1
+    # parity over 10_000 and 10_001 (10_000 lost): rebuilt from the kept 10_001
+    body0, body1 = bytes([1]) * 100, bytes([2]) * 100
+    d.ext(10_001 & 0xFFFF)
+    d.media(10_001, 0x80, 96, 7, body1)
+    x = bytes(a ^ b for a, b in zip(body0, body1, strict=True))
+    hdr = bytes([0x80 ^ 0x80, 96 ^ 96]) + (10_000 & 0xFFFF).to_bytes(2, "big") + \
+        (5 ^ 7).to_bytes(4, "big") + (100 ^ 100).to_bytes(2, "big")
+    fec = hdr + (100).to_bytes(2, "big") + b"\xc0\x00" + x
+    d.ext(10_002 & 0xFFFF)
+    (r,) = d.parity(10_002, fec)
+    assert r.seq == 10_000 and r.data[12:] == body0
+    assert int.from_bytes(r.data[4:8], "big") == 5

@@ -271,7 +271,9 @@ class ReceiverTap:
                 return
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original)
             codec = codecs[apt]
-            role = self._role.get(apt) or _role_of(codec)
+            role = self._role.get(apt)
+            if role is None:
+                role = self._role[apt] = _role_of(codec)
             raw = None  # its header is the retransmission's: no use to parity
         rebuilt: list = []
         media = packet
