@@ -28,7 +28,7 @@ Three pieces, pure bookkeeping (bytes in, bytes out; the receiver tap feeds them
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from dataclasses import dataclass
 
 MEDIA_WINDOW = 192  # media packets kept for repairs (libwebrtc: 4 × 48 tracked)
@@ -143,12 +143,15 @@ class FecDecoder:
         """Forget what is older than :data:`MEDIA_WINDOW` behind ``high``, in batches of
         :data:`PRUNE_SLACK` (a stream holds at most ~256 packets, ~300 KB at 1.2 KB each)."""
         floor = high - MEDIA_WINDOW
-        if len(self._have) > MEDIA_WINDOW + PRUNE_SLACK:
+        if len(self._have) > MEDIA_WINDOW + PRUNE_SLACK or \
+                len(self._media) > MEDIA_WINDOW + PRUNE_SLACK:  # together: one floor
             self._have = {s for s in self._have if s >= floor}
-        if len(self._media) > MEDIA_WINDOW + PRUNE_SLACK:
             self._media = {s: m for s, m in self._media.items() if s >= floor}
         if self._parity and self._parity[0].seq < floor:
             self._parity = [p for p in self._parity if p.seq >= floor]
+
+    def seen(self, seq: int) -> bool:
+        return seq in self._have
 
     def media(self, seq: int, b0: int, b1: int, ts: int,
               body: bytes | None) -> list[Rebuilt] | None:
@@ -181,7 +184,10 @@ class FecDecoder:
         mask = int.from_bytes(data[12:12 + mask_len], "big")
         bits = mask_len * 8
         protected = tuple(base + i for i in range(bits) if mask >> (bits - 1 - i) & 1)
-        if not protected or protection > len(data) - start:
+        # parity follows what it protects (libwebrtc: right after the frame); anything
+        # else is corrupt or hostile (a "rebuilt" packet far ahead would jump the stream)
+        if not protected or protection > len(data) - start or protected[-1] >= seq or \
+                protected[0] < seq - MEDIA_WINDOW:
             self.refused += 1
             return []
         p = _Parity(seq, protected, bytes(data[:FEC_HEADER]),
@@ -211,6 +217,14 @@ class FecDecoder:
                     progress = True
             self._parity = keep
         return out
+
+    def discard(self, seq: int) -> None:
+        """A rebuilt packet the caller refused (not a media packet it can forward): as if
+        never rebuilt, so its retransmission is still taken and it feeds no repair."""
+        self._have.discard(seq)
+        self._media.pop(seq, None)
+        self.recovered -= 1
+        self.refused += 1
 
     def _rebuild(self, p: _Parity, seq: int) -> Rebuilt | None:
         h = p.header
@@ -261,7 +275,10 @@ class SeqCompactor:
 
     def parity(self, seq: int) -> None:
         if self.high_media is None or seq > self.high_media:
-            insort(self._skipped, seq)
+            i = bisect_left(self._skipped, seq)
+            if i < len(self._skipped) and self._skipped[i] == seq:
+                return  # a duplicate (the network's, or a hostile sender's): skipped once
+            self._skipped.insert(i, seq)
             if len(self._skipped) > self.KEEP:
                 half = self.KEEP // 2
                 self._dropped += half

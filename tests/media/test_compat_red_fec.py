@@ -66,3 +66,34 @@ async def test_red_without_ulpfec_is_not_answered():
     answer, peer = await answer_for("passthrough", True, {"118": EXTRA["118"]})
     assert "red/90000" not in answer
     await peer.close()
+
+
+async def test_a_gateway_re_offer_keeps_red_and_ulpfec():
+    """aiortc writes offers from its own table; without them the client's answer to a
+    gateway re-offer (a host joining, a new m-line) would switch its sender back to
+    unprotected VP8 mid-call."""
+    from aiortc import RTCPeerConnection as PC
+    from aiortc import RTCSessionDescription
+
+    from gateway.media.compat.offer_numbering import create_offer
+
+    client, offer = await chromium_like_offer(EXTRA)
+
+    async def on_offer(peer, sdp):
+        raise AssertionError("no gateway offer expected")
+
+    peer = Peer("viewer", 1, make_forwarder("passthrough"), on_offer)
+    answer = await peer.answer(offer)
+    await client.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    again = await create_offer(peer.pc, peer.numbering)
+    video = again.split("m=video", 1)[1]
+    for line in ("a=rtpmap:118 red/90000", "a=fmtp:119 apt=118", "a=rtpmap:120 ulpfec/90000"):
+        assert line in video, (line, video)
+    assert video.split("\r\n", 1)[0].split()[3] not in ("118", "119", "120")
+    # and the client still takes it (its parser, its numbering)
+    other = PC()
+    other.addTransceiver("video", direction="sendrecv")
+    await other.setRemoteDescription(RTCSessionDescription(sdp=again, type="offer"))
+    await other.close()
+    await client.close()
+    await peer.close()

@@ -254,3 +254,58 @@ def test_a_long_stream_keeps_a_bounded_window():
     (r,) = d.parity(10_002, fec)
     assert r.seq == 10_000 and r.data[12:] == body0
     assert int.from_bytes(r.data[4:8], "big") == 5
+
+
+async def test_a_duplicated_parity_packet_is_skipped_once():
+    """The network (or a sender) repeats a parity packet: numbered once, or two forwarded
+    packets would share a number and the destination would drop one."""
+    g = GROUPS[0]
+    w = await wire()
+    for raw in g:
+        w.send(raw)
+    w.send(g[-1])  # the parity again
+    for raw in GROUPS[1]:
+        w.send(raw)
+    seqs = [p.sequence_number for p in w.out]
+    assert len(seqs) == len(set(seqs)), seqs
+    assert seqs[len(g) - 1] == seqs[len(g) - 2] + 1 + (
+        _parse(GROUPS[1][0]).sequence_number - _parse(g[-1]).sequence_number - 1)
+    await w.receiver.stop()
+
+
+def test_parity_must_protect_what_came_just_before_it():
+    """A parity packet whose mask reaches past itself, or further back than the window, is
+    refused: a "rebuilt" packet far ahead would make the stream jump."""
+    d = FecDecoder(1)
+    d.media(100, 0x80, 96, 1, b"x" * 10)
+    ahead = bytes(2) + (30_100).to_bytes(2, "big") + bytes(6) + (4).to_bytes(2, "big") + \
+        b"\x80\x00" + b"abcd"
+    assert d.parity(101, ahead) == [] and d.refused == 1
+    behind = bytes(2) + (100 - 300).to_bytes(2, "big", signed=True) + bytes(6) + \
+        (4).to_bytes(2, "big") + b"\x80\x00" + b"abcd"
+    assert d.parity(102, behind) == [] and d.refused == 2
+
+
+async def test_a_rebuild_the_tap_refuses_does_not_block_the_retransmission():
+    """Parity that rebuilds a packet of no media payload type (corrupt): not forwarded,
+    and the packet's retransmission is still taken when it comes."""
+    w = await wire()
+    red = None
+    # media 10 (VP8) here, 11 lost; parity over both whose payload-type recovery gives 5
+    first = RtpPacket(payload_type=118, sequence_number=10, timestamp=1, ssrc=0x42, marker=1)
+    first.payload = b"\x60" + b"\x10" + b"a" * 9  # RED byte (VP8), then 10 bytes
+    w.send(first.serialize())  # as if from the wire: its bytes as sent are known
+    body10 = b"\x10" + b"a" * 9
+    x = bytes(a ^ b for a, b in zip(body10, b"\x10" + b"b" * 9, strict=True))
+    hdr = bytes([0, (0x80 | 96) ^ 5]) + (10).to_bytes(2, "big") + bytes(4) + bytes(2)
+    fec = RtpPacket(payload_type=118, sequence_number=12, timestamp=1, ssrc=0x42)
+    fec.payload = bytes([120]) + hdr + (10).to_bytes(2, "big") + b"\xc0\x00" + x
+    w.send(fec.serialize())
+    red = w.tap._red[0x42]
+    assert red.decoder.refused == 1 and not red.decoder.seen(11)
+    assert [p.sequence_number for p in w.out] == [10]
+    rtx = RtpPacket(payload_type=118, sequence_number=11, timestamp=1, ssrc=0x42, marker=1)
+    rtx.payload = b"\x60\x10" + b"b" * 9  # the packet itself comes after all
+    w.send(rtx.serialize())
+    assert [p.payload for p in w.out][-1] == b"\x10" + b"b" * 9
+    await w.receiver.stop()

@@ -29,6 +29,7 @@ from aiortc import sdp as sdp_module
 from aiortc.rtcpeerconnection import is_codec_compatible
 
 from ..codecs import is_rtx
+from .red_fec import _red_family, restore_red_fec
 
 
 class Numbering:
@@ -112,7 +113,14 @@ async def create_offer(pc, numbering: Numbering | None) -> str:
              if t.currentDirection is not None}
     offer = await pc.createOffer()
     sdp = renumber_offer(offer.sdp, numbering)
-    media = sdp_module.SessionDescription.parse(sdp).media
+    desc = sdp_module.SessionDescription.parse(sdp)
+    if any(_red_family(saved[t][0]) for t in saved):  # accepted in the answer: kept
+        for t in saved:
+            i = t._get_mline_index()
+            if i is not None and i < len(desc.media) and desc.media[i].kind == t.kind:
+                restore_red_fec(desc.media[i], saved[t][0])
+        sdp = str(desc)
+    media = desc.media
     for t in pc.getTransceivers():
         if t in saved:
             t._codecs, t._headerExtensions = saved[t]

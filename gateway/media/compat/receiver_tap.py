@@ -133,6 +133,16 @@ class _JitterShim:
 _MEDIA, _RTX, _RED, _FEC = range(4)  # what a payload type carries
 
 
+def _clamp_jump(nack, seq: int) -> None:
+    """Before ``nack.add`` of ``seq``: on a jump ahead, aiortc's NACK generator would add
+    every number in between, one by one, to keep only the last RTP_HISTORY_SIZE (a sender
+    jumping 30,000 numbers per packet cost ~18 ms each); start the window where it would
+    end anyway. The same NACKs result."""
+    high = nack.max_seq
+    if high is not None and RTP_HISTORY_SIZE < (seq - high) & 0xFFFF < 0x8000:
+        nack.max_seq = (seq - RTP_HISTORY_SIZE - 1) & 0xFFFF
+
+
 def _role_of(codec) -> int:
     mime = codec.mimeType.lower()
     if mime.endswith("/rtx"):
@@ -154,15 +164,19 @@ class _RedStream:
         self.compactor = SeqCompactor()
         self.mutable = mutable  # extension ids zeroed in what parity covers
 
-    def rebuilt(self, got: list[Rebuilt]) -> list[RtpPacket]:
+    def rebuilt(self, got: list[Rebuilt], media_pts) -> list[RtpPacket]:
         """Rebuilt packets as the tap's packets (no abs-send-time: its value was zeroed,
-        so the sinks stamp their own; see :meth:`RtpSink.forward`)."""
+        so the sinks stamp their own; see :meth:`RtpSink.forward`). Only those of a media
+        payload type of the connection (``media_pts``): a corrupt or hostile parity packet
+        can rebuild anything; the others are given back to the decoder as never rebuilt."""
         out = []
         for x in got:
             p = parse_rtp(x.data, None, None)
-            if p is not None:
-                p._red = self
-                out.append(p)
+            if p is None or p.payload_type not in media_pts:
+                self.decoder.discard(x.seq)
+                continue
+            p._red = self
+            out.append(p)
         return out
 
 
@@ -219,6 +233,7 @@ class ReceiverTap:
         self._active: dict[int, int] = {}  # SSRC → when its "last seen" was stamped (ms)
         self._role: dict[int, int] = {}  # payload type → _MEDIA, _RTX, _RED or _FEC
         self._red: dict[int, _RedStream] = {}  # SSRC → its RED/ULPFEC state
+        self._media_pt_set: frozenset[int] | None = None
         lean_bitrate_estimator(self._state.get(_R + "remote_bitrate_estimator"))
         self.assembler = FrameAssembler(kind, self._emit, self.mime_of)
         self.decoder_queue = _IdleDecoderQueue(self._ended)
@@ -289,16 +304,11 @@ class ReceiverTap:
             for x in rebuilt:  # repaired: no longer missing, and no round-trip sample
                 if retries.asked:
                     retries.recovered(x.sequence_number)
+                _clamp_jump(nack, x.sequence_number)
                 missed = nack.add(x) or missed
             if retries.asked:
                 retries.arrived(packet.sequence_number, arrival_ms)
-            high = nack.max_seq
-            if high is not None and RTP_HISTORY_SIZE < (packet.sequence_number - high) & 0xFFFF \
-                    < 0x8000:
-                # a jump ahead: aiortc would add every number in between, one by one, to
-                # keep only the last RTP_HISTORY_SIZE (a sender jumping 30,000 numbers per
-                # packet cost ~18 ms each); start the window where it would end anyway
-                nack.max_seq = (packet.sequence_number - RTP_HISTORY_SIZE - 1) & 0xFFFF
+            _clamp_jump(nack, packet.sequence_number)
             if nack.add(packet) or (missed and nack.missing):
                 lost = sorted(nack.missing)
                 retries.sent(lost, arrival_ms)
@@ -315,6 +325,8 @@ class ReceiverTap:
             if media is not None:
                 self._pass(r, media, codecs)
             return
+        if self._red:  # plain media where RED was (a renegotiation): the same numbering
+            packet._red = self._red.get(packet.ssrc)
         self._pass(r, packet, codecs, codec)
 
     def _pass(self, receiver, packet, codecs, codec=None) -> None:
@@ -352,8 +364,10 @@ class ReceiverTap:
             red = self._red[packet.ssrc] = _RedStream(packet.ssrc, self._mutable_ids())
         seq = red.decoder.ext(packet.sequence_number)
         if inner_role == _FEC:
+            if red.decoder.seen(seq):
+                return None, []  # a duplicate: numbered and used once
             red.compactor.parity(seq)
-            return None, self._media_only(red.rebuilt(red.decoder.parity(seq, data)), codecs)
+            return None, red.rebuilt(red.decoder.parity(seq, data), self._media_pts(codecs))
         body = None
         if raw is not None:
             head = raw[12:len(raw) - len(packet.payload) - packet.padding_size]
@@ -369,17 +383,14 @@ class ReceiverTap:
         packet.payload_type = pt
         packet.payload = data
         packet._red = red  # renumbered in add()
-        return packet, self._media_only(red.rebuilt(rebuilt), codecs)
+        return packet, red.rebuilt(rebuilt, self._media_pts(codecs)) if rebuilt else []
 
-    def _media_only(self, rebuilt: list[RtpPacket], codecs) -> list[RtpPacket]:
-        """Rebuilt packets of a media codec of this receiver (a corrupt or hostile parity
-        packet can rebuild anything: not forwarded)."""
-        out = []
-        for p in rebuilt:
-            c = codecs.get(p.payload_type)
-            if c is not None and _role_of(c) == _MEDIA:
-                out.append(p)
-        return out
+    def _media_pts(self, codecs) -> frozenset[int]:
+        """The payload types of this receiver's media codecs (fixed once it runs)."""
+        if self._media_pt_set is None:
+            self._media_pt_set = frozenset(pt for pt, c in codecs.items()
+                                           if _role_of(c) == _MEDIA)
+        return self._media_pt_set
 
     def _mutable_ids(self) -> frozenset[int]:
         """The ids of the header extensions a sender writes after FEC (zeroed for it)."""
@@ -400,10 +411,18 @@ class ReceiverTap:
         if got is None:
             return False
         media, rebuilt = got
+        codecs = getattr(self.receiver, _R + "codecs", {})
         pli = False
         for p in (*rebuilt, media):
-            if p is not None:
-                pli = self.add(p) or pli
+            if p is None:
+                continue
+            if self.sink is not None:  # aiortc depacketized the RED payload: again, inside
+                try:
+                    data = depayload(codecs[p.payload_type], p.payload) if p.payload else b""
+                except (KeyError, ValueError):
+                    continue
+                p._data = data  # type: ignore[attr-defined]
+            pli = self.add(p) or pli
         return pli
 
     def add(self, packet) -> bool:

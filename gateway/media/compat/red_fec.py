@@ -8,7 +8,9 @@ the client's own ``red``, its RTX (``apt`` = red) and ``ulpfec`` to the codecs t
 built from, with the client's payload types; the receiver tap then unwraps and repairs
 (:mod:`gateway.media.ulpfec`). Only for a tapped receiver: aiortc's own decoder cannot
 read RED. Applied per answer, by ``Peer``, when the forwarder repairs
-(``Forwarder.repairs_fec``).
+(``Forwarder.repairs_fec``). Gateway re-offers carry them again (:func:`restore_red_fec`,
+from ``create_offer``): aiortc writes offers from its own table, and an answer to an offer
+without them would switch the client's sender back to unprotected media mid-call.
 """
 
 from __future__ import annotations
@@ -38,3 +40,22 @@ def accept_red_fec(t: RTCRtpTransceiver, offered) -> bool:
         if c is not None and c.payloadType not in have:
             codecs.append(c)
     return True
+
+
+def _red_family(codecs) -> list:
+    """RED, its RTX and ULPFEC among ``codecs`` (a transceiver's negotiated list)."""
+    red = {c.payloadType for c in codecs if c.mimeType.lower() == "video/red"}
+    return [c for c in codecs if c.payloadType in red
+            or c.mimeType.lower() == "video/ulpfec"
+            or (c.mimeType.lower() == "video/rtx" and c.parameters.get("apt") in red)]
+
+
+def restore_red_fec(media, codecs) -> None:
+    """Put the RED, its RTX and ULPFEC that a transceiver accepted (``codecs``, in the
+    client's numbering) back into its m-line ``media`` (``aiortc.sdp.MediaDescription``)
+    of a gateway offer."""
+    have = {c.payloadType for c in media.rtp.codecs}
+    for c in _red_family(codecs):
+        if c.payloadType not in have:
+            media.rtp.codecs.append(c)
+            media.fmt.append(c.payloadType)
