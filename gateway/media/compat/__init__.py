@@ -12,6 +12,8 @@ its own, so an aiortc upgrade that moves or fixes one fails loudly with the hook
 ``offer_numbering``         gateway offers keep the client's payload types and extmap ids,
                             and ``createOffer``'s side effect is undone (per offer, ``Peer``)
 ``answer_codecs``           the preferred codec first in an answer (per answer, ``Peer``)
+``red_fec``                 a client's RED/RTX/ULPFEC accepted in answers and kept in
+                            gateway re-offers (per answer / offer, ``Peer``)
 ``receiver_tap``            encoded passthrough: a receiver that hands out packets and
                             never decodes (per receiver, the passthrough forwarder)
 ``fast_receive``            SRTP handled in the socket callback for tapped connections
