@@ -21,7 +21,8 @@ Both marks are wall-clock (`performance.timeOrigin + performance.now()`) in the 
 Prints both medians and their ratio; the last line is one JSON object.
 
     .venv/bin/python -m benchmarks.call_setup [--runs 10] [--trace] [--camera cold|warm]
-        [--devices separate|shared]
+        [--devices separate|shared] [--cpu-throttle 1] [--cpu-quota F]
+        [--gateway-nice N] [--cpu-account]
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import os
 import statistics
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from aiohttp import WSMsgType, web
@@ -41,7 +43,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import cpu_account  # noqa: E402
 from benchmarks.common import free_port  # noqa: E402
+from benchmarks.cpu_quota import CpuQuota  # noqa: E402
 from benchmarks.gateway_process import GatewayProcess  # noqa: E402
 from benchmarks.loopback import loopback_message  # noqa: E402
 from benchmarks.setup_trace import BROWSER_TRACE_JS, relative, summarize  # noqa: E402
@@ -153,13 +157,28 @@ async def start_relay():
 
 
 async def poll(page, expr: str, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = await page.evaluate(expr)
-        if v:
-            return v
-        await asyncio.sleep(0.02)
-    return None
+    """``expr``'s value in ``page`` once it is truthy (None after ``timeout`` seconds).
+
+    Checked in the page every ``POLL_MS``, not by a round trip from here every 20 ms as
+    before: the marks are timestamps the pages take themselves, so how soon we notice them
+    changes nothing measured, while each round trip was a task in the page and work for the
+    driver and this harness on the CPU the agent's browser uses — on a slow machine, during
+    the very set-up being measured (both paths alike). A function evaluated through the
+    driver (not ``wait_for_function``, whose string predicates the pages' CSP refuses)."""
+    js = f"""(ms) => new Promise((resolve) => {{
+      const get = () => {{ try {{ return ({expr}); }} catch (e) {{ return undefined; }} }};
+      const t0 = performance.now();
+      const tick = () => {{
+        const v = get();
+        if (v || performance.now() - t0 > ms) resolve(v || null);
+        else setTimeout(tick, {POLL_MS});
+      }};
+      tick();
+    }})"""
+    return await page.evaluate(js, timeout * 1000)
+
+
+POLL_MS = 100
 
 
 async def auto_accept(agent) -> None:
@@ -189,6 +208,16 @@ async def page_trace(page, who: str) -> list[tuple[str, float]]:
     except Exception:
         return []
     return [(f"{who}.{n}", t) for n, t in events]
+
+
+async def throttle(page, rate: float) -> None:
+    """Slow ``page``'s renderer (its main thread) ``rate`` times, as DevTools' CPU
+    throttling does (``Emulation.setCPUThrottlingRate``): a diagnostic that shows on a
+    fast machine what a slower one's pages do (``--cpu-throttle``; both paths' pages
+    alike). The browsers' other processes and the gateway run at full speed."""
+    if rate > 1:
+        cdp = await page.context.new_cdp_session(page)
+        await cdp.send("Emulation.setCPUThrottlingRate", {"rate": rate})
 
 
 async def media_context(browser, viewport: dict | None = None, trace: bool = False):
@@ -255,6 +284,28 @@ class Camera:
         self._closed_at = time.monotonic()
 
 
+class CpuAccount:
+    """``--cpu-account``: every process's CPU time from the tap to the first frame seen at
+    the agent, summed over a path's calls (``benchmarks/cpu_account.py``); off, it costs
+    nothing."""
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
+        self.total: Counter = Counter()
+        self.calls = 0
+
+    def start(self):
+        return cpu_account.snapshot() if self.on else None
+
+    def stop(self, before, ok: bool) -> None:
+        if before is not None and ok:
+            self.total.update(cpu_account.diff(cpu_account.snapshot(), before))
+            self.calls += 1
+
+    def table(self) -> dict[str, float]:
+        return cpu_account.table(self.total, self.calls)
+
+
 class Devices:
     """Where the two browsers of a call run, the same for both paths.
 
@@ -272,8 +323,9 @@ class Devices:
     while this process is pinned to that browser's CPUs.
     """
 
-    def __init__(self, mode: str) -> None:
+    def __init__(self, mode: str, quota: CpuQuota | None = None) -> None:
         self.mode = mode
+        self.quota = quota  # --cpu-quota: every process tree on a fraction of its CPUs
         self.viewer = self.agent = None
         self._pws: list = []
         cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
@@ -287,6 +339,8 @@ class Devices:
 
         if self.pinned:
             os.sched_setaffinity(0, cpus)
+        if self.quota is not None:
+            self.quota.enter("-".join(map(str, sorted(cpus))), len(cpus))
         pw = await async_playwright().start()
         self._pws.append(pw)
         return await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
@@ -297,9 +351,12 @@ class Devices:
             return
         self.viewer = await self._launch(self.viewer_cpus)
         self.agent = await self._launch(self.other_cpus)
-        # the harness and the gateway it starts stay off the viewer's CPU
+        # the harness and the gateway it starts stay off the viewer's CPU (and in the
+        # others' CPU group)
         if self.pinned:
             os.sched_setaffinity(0, self.other_cpus)
+        if self.quota is not None:
+            self.quota.enter("-".join(map(str, sorted(self.other_cpus))), len(self.other_cpus))
 
     def browsers(self) -> list:
         return [self.viewer] if self.viewer is self.agent else [self.viewer, self.agent]
@@ -315,10 +372,13 @@ class Devices:
             await pw.stop()
         if self.pinned:
             os.sched_setaffinity(0, self._all_cpus)
+        if self.quota is not None:
+            self.quota.close()
 
     def describe(self) -> dict:
         return {"devices": self.mode, "viewer_cpus": sorted(self.viewer_cpus) if self.pinned else None,
-                "other_cpus": sorted(self.other_cpus) if self.pinned else None}
+                "other_cpus": sorted(self.other_cpus) if self.pinned else None,
+                **(self.quota.describe() if self.quota is not None else {})}
 
 
 Outcome = tuple[float | None, str | None, list | None]  # ms, failure, timeline
@@ -330,15 +390,21 @@ class GatewayPath:
 
     name = "gateway"
 
-    def __init__(self, devices: Devices, timeout: float, trace: bool) -> None:
+    def __init__(self, devices: Devices, timeout: float, trace: bool, cpu_throttle: float = 1,
+                 gateway_nice: int = 0) -> None:
         self.devices, self.timeout, self.trace = devices, timeout, trace
+        self.cpu_throttle = cpu_throttle
+        self.account = CpuAccount(False)
         self.gw = GatewayProcess(traced=trace, name="call-setup")
+        if gateway_nice:
+            os.setpriority(os.PRIO_PROCESS, self.gw.proc.pid, gateway_nice)
         self.actx = self.agent = None
 
     async def open(self) -> None:
         await self.gw.ready()
         self.actx = await media_context(self.devices.agent, DESKTOP, self.trace)
         self.agent = await self.actx.new_page()
+        await throttle(self.agent, self.cpu_throttle)
         await self.agent.goto(f"{self.gw.url}/agent?user=bench-agent&name=Bench")
         await self.agent.wait_for_selector('[data-testid="conn-state"][data-state="online"]')
         await auto_accept(self.agent)
@@ -347,6 +413,7 @@ class GatewayPath:
         agent = self.agent
         vctx = await media_context(self.devices.viewer, PHONE, self.trace)
         viewer = await vctx.new_page()
+        await throttle(viewer, self.cpu_throttle)
         try:
             await escalate(viewer, f"{self.gw.url}/?user=bench-viewer-{i}")
             # the previous call's marks stay until the agent accepts: never read those
@@ -355,10 +422,12 @@ class GatewayPath:
                 await self.gw.trace_clear()
                 await agent.evaluate("window.__trace && (window.__trace.length = 0)")
             await camera.before_tap()
+            cpu = self.account.start()
             await viewer.click('[data-testid="video-call"]')
             tap = await poll(viewer, "window.__ld.calls.marks.tap", 5)
             first = await poll(agent, "window.__ld.calls.marks.accept && "
                                       "window.__ld.calls.marks.firstFrame", self.timeout)
+            self.account.stop(cpu, ok=bool(first))
             timeline = None
             if tap and first and first > tap:
                 if self.trace:
@@ -398,8 +467,10 @@ class DirectPath:
 
     name = "direct"
 
-    def __init__(self, devices: Devices, timeout: float, trace: bool) -> None:
+    def __init__(self, devices: Devices, timeout: float, trace: bool, cpu_throttle: float = 1) -> None:
         self.devices, self.timeout, self.trace = devices, timeout, trace
+        self.cpu_throttle = cpu_throttle
+        self.account = CpuAccount(False)
         self.runner = self.url = None
 
     async def open(self) -> None:
@@ -409,15 +480,19 @@ class DirectPath:
         actx = await media_context(self.devices.agent, DESKTOP, self.trace)
         vctx = await media_context(self.devices.viewer, PHONE, self.trace)
         agent, viewer = await actx.new_page(), await vctx.new_page()
+        await throttle(agent, self.cpu_throttle)
+        await throttle(viewer, self.cpu_throttle)
         try:
             await agent.goto(f"{self.url}/p2p?role=agent")
             await viewer.goto(f"{self.url}/p2p?role=viewer")
             await agent.evaluate("window.ready")
             await viewer.evaluate("window.ready")
             await camera.before_tap()
+            cpu = self.account.start()
             await viewer.evaluate("window.tap()")
             tap = await viewer.evaluate("window.marks.tap")
             first = await poll(agent, "window.marks.firstFrame", self.timeout)
+            self.account.stop(cpu, ok=bool(first))
             if not first:
                 return None, f"run {i}: no remote frame within {self.timeout}s", None
             timeline = None
@@ -438,12 +513,15 @@ class DirectPath:
 
 
 async def run_interleaved(devices: Devices, runs: int, timeout: float, trace: bool,
-                          camera: Camera) -> dict:
+                          camera: Camera, cpu_throttle: float = 1, gateway_nice: int = 0,
+                          account: bool = False) -> dict:
     """``runs`` calls on each path, alternating (gateway first on even calls, direct first on
     odd ones), so a machine that slows down or speeds up during the run weighs on both
     paths alike, and every tap meets the same camera state (:class:`Camera`)."""
-    direct = DirectPath(devices, timeout, trace)
-    paths = [GatewayPath(devices, timeout, trace), direct]
+    direct = DirectPath(devices, timeout, trace, cpu_throttle)
+    paths = [GatewayPath(devices, timeout, trace, cpu_throttle, gateway_nice), direct]
+    for p in paths:
+        p.account = CpuAccount(account)
     res: dict = {p.name: {"ms": [], "failures": [], "timelines": []} for p in paths}
     try:
         for p in paths:
@@ -463,6 +541,9 @@ async def run_interleaved(devices: Devices, runs: int, timeout: float, trace: bo
     finally:
         for p in paths:
             await p.close()
+    for p in paths:
+        if account:
+            res[p.name]["cpu_ms_per_call"] = p.account.table()
     return res
 
 
@@ -488,13 +569,29 @@ async def main(argv=None) -> dict:
     ap.add_argument("--devices", choices=("separate", "shared"), default="separate",
                     help="separate: the viewer's browser on its own CPU (a phone), the rest "
                          "on the others; shared: one browser, every process on every CPU")
+    ap.add_argument("--cpu-throttle", type=float, default=1,
+                    help="slow every page's renderer this many times (DevTools' CPU "
+                         "throttling, both paths alike): what a slower machine's pages do; "
+                         "1 (the default) is off")
+    ap.add_argument("--cpu-quota", type=float, default=None,
+                    help="run every process tree (both browsers, the gateway, this harness) "
+                         "on this fraction of its CPUs (cgroup CPU bandwidth, 1 ms period): "
+                         "a slower machine on this one, e.g. 0.33 for CPUs a third as fast "
+                         "(benchmarks/cpu_quota.py; needs root and a cgroup cpu controller)")
+    ap.add_argument("--gateway-nice", type=int, default=0,
+                    help="the gateway process's nice value (e.g. -10: it runs before the "
+                         "agent's browser on their shared CPU, as on a server of its own)")
+    ap.add_argument("--cpu-account", action="store_true",
+                    help="report every process's CPU time (ms per call, by the CPUs it runs "
+                         "on and its kind) from the tap to the first frame seen at the agent")
     args = ap.parse_args(argv)
     load_before = os.getloadavg()
     camera = Camera(args.camera, args.camera_idle)
-    devices = Devices(args.devices)
+    devices = Devices(args.devices, CpuQuota(args.cpu_quota) if args.cpu_quota else None)
     try:
         await devices.open()
-        res = await run_interleaved(devices, args.runs, args.timeout, args.trace, camera)
+        res = await run_interleaved(devices, args.runs, args.timeout, args.trace, camera,
+                                    args.cpu_throttle, args.gateway_nice, args.cpu_account)
     finally:
         await devices.close()
     g, gfail, gl = res["gateway"]["ms"], res["gateway"]["failures"], res["gateway"]["timelines"]
@@ -507,6 +604,8 @@ async def main(argv=None) -> dict:
         "camera": args.camera,
         **devices.describe(),
         "order": "interleaved",
+        "cpu_throttle": args.cpu_throttle,
+        "gateway_nice": args.gateway_nice,
         "gateway_median_ms": gm,
         "direct_median_ms": dm,
         "ratio_gateway_over_direct": round(gm / dm, 2) if gm and dm else None,
@@ -523,6 +622,12 @@ async def main(argv=None) -> dict:
     print(f"ratio gateway/direct: {out['ratio_gateway_over_direct']}")
     for f in gfail + dfail:
         print("  failure:", f)
+    if args.cpu_account:
+        for name in ("gateway", "direct"):
+            out[f"cpu_ms_per_call_{name}"] = res[name]["cpu_ms_per_call"]
+            print(f"--- {name}: CPU ms per call, tap → first frame seen, by CPUs and process")
+            for k, v in res[name]["cpu_ms_per_call"].items():
+                print(f"  {v:8.1f}  {k}")
     if args.trace:
         if args.trace_out:
             Path(args.trace_out).write_text(json.dumps({"gateway": gl, "direct": dl}, indent=0))

@@ -5,6 +5,8 @@
   wrapped by an init script that records every construction and passes the real permission
   through, so the assertions fail if the page does not notify (or notifies without it).
 * An unanswered ring notifies again (every 10 s while it rings); the title carries a badge.
+  Declined mid-tone, the ring's notes stop at once and the page's AudioContext is suspended
+  once no tone plays (web/js/alerts.js).
 * A closed agent tab is offline within 15 s: gone from signaling presence at once, and the
   gateway's agent status (what queue.update tells every agent and the dashboard) turns
   ``offline`` after ``agent_offline_after_s`` (10 s).
@@ -94,8 +96,18 @@ async def test_agent_notified_for_assignment_and_ring_and_renotified(gw, browser
 
     # declined from the keyboard ("d"): the ring stops, so do its notifications and the badge
     await agent.locator("body").click(position={"x": 5, "y": 300})
+    # a ring tone is playing (0.48 s of notes) when the agent declines: it stops at once
+    ringing = "[...window.__ld.alerts.voices.values()].filter((t) => t === 'ring').length"
+    before = await agent.evaluate(ringing)  # the re-notify's notes may still be playing
+    await agent.evaluate("window.__ld.alerts.beep('ring')")
+    assert await agent.evaluate("window.__ld.alerts.audio.state") == "running"
+    assert await agent.evaluate(ringing) == before + 3
     await agent.keyboard.press("d")
     await agent.wait_for_selector('[data-testid="incoming-call"]', state="hidden", timeout=T)
+    assert await agent.evaluate("window.__ld.alerts.voices.size") == 0
+    # with no tone left the page's AudioContext is suspended (a running one renders silence
+    # through the audio service for as long as the console is open)
+    await agent.wait_for_function("() => window.__ld.alerts.audio.state === 'suspended'", timeout=2_000)
     # the re-notify timer is gone (no 10 s wait needed to see that nothing follows)
     assert await agent.evaluate("window.__ld.alerts.ring") is None
     n_after = len(await notes(agent))

@@ -6,7 +6,7 @@
 import { Client, staffTokenSource, gatewayUrls } from "./client.js";
 import { t, tOr, applyI18n, duration, getLang } from "./i18n.js";
 import { ChatSignals } from "./chat_state.js";
-import { $, h, icon, hydrateIcons, fmtTime, joinList, serverText, locale, param, bindConnBadge, bindLangSwitch, toast, toastError, moodLabel, reasonLabel, intentLabel, clock, money, RoomState, bindStaffAuth, giftLine } from "./common.js";
+import { $, h, icon, hydrateIcons, setText, fmtTime, joinList, serverText, locale, param, bindConnBadge, bindLangSwitch, toast, toastError, moodLabel, reasonLabel, intentLabel, clock, money, RoomState, bindStaffAuth, giftLine } from "./common.js";
 import { Alerts } from "./alerts.js";
 import { CallManager, CallView, renderIncoming } from "./call.js";
 import { Evidence, PhotoPicker, attachmentsOf, attachmentErrorText, MAX_PER_MESSAGE } from "./evidence.js";
@@ -679,10 +679,10 @@ async function startReturn(ev) {
 // --- status, time in status, the break banner ------------------------------------------------
 function renderMe() {
   const since = typeof me.since === "number" ? Math.max(0, Date.now() / 1000 - me.since) : null;
-  ui.since.textContent = since === null ? "" : t("agent.since", { t: clock(since) });
+  setText(ui.since, since === null ? "" : t("agent.since", { t: clock(since) }));
   ui.since.dataset.status = me.status || "";
   ui.limit.classList.toggle("hidden", !limitKnown());
-  if (limitKnown()) ui.limit.textContent = t("agent.me.limit", { limit: me.maxCompensation });
+  if (limitKnown()) setText(ui.limit, t("agent.me.limit", { limit: me.maxCompensation }));
   const b = me.breakSuggested;
   ui.breakBanner.classList.toggle("hidden", !b);
   if (b) {
@@ -710,7 +710,7 @@ setInterval(() => {
   renderMe();
   for (const el of document.querySelectorAll('[data-testid="agent-item-status"]')) {
     const a = agents.find((x) => x.user === el.closest("li")?.dataset.user);
-    if (a) el.textContent = agentLine(a);
+    if (a) setText(el, agentLine(a)); // only a change: a rewrite is a layout, every second
   }
 }, 1000);
 
@@ -889,8 +889,10 @@ const callView = new CallView($('[data-testid="call-view"]'), calls, {
     }
     const [sel, btn] = el.children;
     const hosts = hostsFor(call).filter((x) => !(call.participants || []).some((p) => p.user === x.user));
-    sel.setAttribute("aria-label", t("call.host.pick"));
-    sel.title = t("call.host.pick");
+    if (sel.title !== t("call.host.pick")) {
+      sel.setAttribute("aria-label", t("call.host.pick"));
+      sel.title = t("call.host.pick");
+    }
     const sig = hosts.map((x) => `${x.user}:${x.name}`).join(",") + getLang();
     if (sel.dataset.sig !== sig) {
       sel.dataset.sig = sig;
@@ -901,8 +903,13 @@ const callView = new CallView($('[data-testid="call-view"]'), calls, {
     if (!hosts.some((x) => x.user === inviteUser)) inviteUser = hosts[0]?.user || null;
     sel.value = inviteUser || "";
     sel.disabled = !hosts.length;
-    btn.replaceChildren(icon("plus"), " " + t("call.invitehost"));
-    btn.setAttribute("aria-label", t("call.invitehost"));
+    // written only when the words change (each call change renders this: a rebuilt button
+    // is a style, layout and paint of the call bar, several times during a call's set-up)
+    if (btn.dataset.label !== t("call.invitehost")) {
+      btn.dataset.label = t("call.invitehost");
+      btn.replaceChildren(icon("plus"), " " + t("call.invitehost"));
+      btn.setAttribute("aria-label", t("call.invitehost"));
+    }
     btn.disabled = call.state === "ringing" || !call.id || !inviteUser;
   },
 });

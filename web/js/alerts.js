@@ -8,7 +8,12 @@
 //    penalise a prompt without one) and from the header's "Enable alerts" button;
 //  - a ring re-notifies every ``reringMs`` (10 s) until it is answered, declined or ends
 //    (the gateway drops an unanswered ring after ring_timeout_s, 30 s: three alerts);
-//  - without permission the sound and the title badge still work.
+//  - without permission the sound and the title badge still work;
+//  - a ring's tone stops the moment the ring does (answered, declined, gone), and the page's
+//    AudioContext is suspended whenever no tone plays: a running context renders silence
+//    through the browser's audio service for as long as the page is open — CPU the agent's
+//    machine needs during the call that follows (benchmarks/call_setup.py, docs/performance.md
+//    "Call set-up").
 
 export class Alerts {
   constructor({ reringMs = 10_000, onClick = null } = {}) {
@@ -16,6 +21,7 @@ export class Alerts {
     this.onClick = onClick;
     this.ring = null; // {key, title, body, timer}
     this.audio = null;
+    this.voices = new Map(); // oscillator → its tone ("ring" | "assign"), while scheduled
     this.sent = []; // what was notified (for the page's own diagnostics): [{title, body, tag, at}]
   }
 
@@ -75,7 +81,10 @@ export class Alerts {
    */
   ringing(r) {
     if (!r) {
-      if (this.ring) clearInterval(this.ring.timer);
+      if (this.ring) {
+        clearInterval(this.ring.timer);
+        this.hush("ring");
+      }
       this.ring = null;
       return;
     }
@@ -110,11 +119,33 @@ export class Alerts {
         g.gain.exponentialRampToValueAtTime(0.15, at + 0.02);
         g.gain.exponentialRampToValueAtTime(0.0001, at + 0.14);
         o.connect(g).connect(ctx.destination);
+        this.voices.set(o, tone);
+        o.onended = () => this._ended(o);
         o.start(at);
         o.stop(at + 0.15);
       });
     } catch {
       // no audio output: the notification and the title badge remain
     }
+  }
+
+  /** Stop every scheduled note of ``tone`` now (a ring answered mid-tone goes quiet). */
+  hush(tone) {
+    for (const [o, t] of this.voices) {
+      if (t !== tone) continue;
+      try {
+        o.stop();
+        o.disconnect();
+      } catch {
+        // already stopped or never started: it is dropped below all the same
+      }
+      this._ended(o);
+    }
+  }
+
+  _ended(o) {
+    o.onended = null;
+    this.voices.delete(o);
+    if (!this.voices.size && this.audio && this.audio.state === "running") this.audio.suspend().catch(() => {});
   }
 }

@@ -79,6 +79,11 @@ export class CallManager {
     this._chain = this._chain.then(fn).catch((e) => this.log(e));
   }
 
+  /** Is our media connection down (the page shows "reconnecting")? */
+  get troubled() {
+    return this.pcState === "disconnected" || this.pcState === "failed";
+  }
+
   get inCall() {
     return !!this.call && this.call.state !== "ended";
   }
@@ -305,7 +310,11 @@ export class CallManager {
   }
 
   _noteTracks(tracks) {
-    for (const tr of tracks || []) if (tr.mid != null) this.trackOwners.set(String(tr.mid), tr.user);
+    for (const tr of tracks || []) {
+      if (tr.mid == null || this.trackOwners.get(String(tr.mid)) === tr.user) continue;
+      this.trackOwners.set(String(tr.mid), tr.user);
+      this._changed(); // a tile's name
+    }
   }
 
   /** The participant whose media arrives on m-line ``mid`` (when the gateway says). */
@@ -376,8 +385,11 @@ export class CallManager {
       this._changed();
     };
     pc.onconnectionstatechange = () => {
+      const was = this.troubled;
       this.pcState = pc.connectionState;
-      this._changed();
+      // only the reconnecting indicator shows the connection's state: render when it turns
+      // (new → connecting → connected is three renders less of a call's set-up)
+      if (this.troubled !== was) this._changed();
     };
     return pc;
   }
@@ -407,7 +419,7 @@ export class CallManager {
     this.marks.offer = now();
     this._offerSent = true;
     this.client.send("rtc.offer", { call: this.call.id, sdp: pc.localDescription.sdp });
-    this._changed();
+    // nothing on screen shows that an offer went out: no render
   }
 
   /** A new connection with our media (or empty slots for it) and its offer, not applied. */
@@ -455,6 +467,7 @@ export class CallManager {
 
   _reconcile() {
     if (!this.pc) return;
+    const before = new Set(this.remotes.keys());
     const live = new Set();
     for (const tr of this.pc.getTransceivers()) {
       const d = tr.currentDirection;
@@ -467,7 +480,8 @@ export class CallManager {
       }
     }
     for (const mid of [...this.remotes.keys()]) if (!live.has(mid)) this.remotes.delete(mid);
-    this._changed();
+    // a render only for a track come or gone (ontrack renders the ones it adds itself)
+    if (this.remotes.size !== before.size || [...before].some((mid) => !this.remotes.has(mid))) this._changed();
   }
 
   _closePc() {
