@@ -64,16 +64,25 @@ FRAMES_JS = """async (want) => {
 DIAG_JS = """async () => {
   const m = window.__ld.calls;
   if (!m.pc) return {pc: null, call: m.call && m.call.state};
-  const inbound = [];
-  (await m.pc.getStats()).forEach((r) => { if (r.type === 'inbound-rtp') inbound.push(
-      {mid: r.mid, kind: r.kind, packets: r.packetsReceived, decoded: r.framesDecoded, pli: r.pliCount}); });
-  return {sig: m.pc.signalingState, conn: m.pc.connectionState, call: m.call && m.call.state,
-          tx: m.pc.getTransceivers().map((t) => [t.mid, t.currentDirection, t.receiver.track.muted]),
-          owners: [...m.trackOwners], inbound};
+  const inbound = [], outbound = [];
+  (await m.pc.getStats()).forEach((r) => {
+    if (r.type === 'inbound-rtp') inbound.push(
+      {mid: r.mid, kind: r.kind, packets: r.packetsReceived, decoded: r.framesDecoded, pli: r.pliCount});
+    if (r.type === 'outbound-rtp') outbound.push(
+      {mid: r.mid, kind: r.kind, packets: r.packetsSent, encoded: r.framesEncoded, pli: r.pliCount});
+  });
+  return {user: m.client.user, sig: m.pc.signalingState, conn: m.pc.connectionState, call: m.call && m.call.state,
+          tx: m.pc.getTransceivers().map((t) => [t.mid, t.currentDirection, t.receiver.track.muted,
+                                                  t.sender.track ? t.sender.track.readyState : null]),
+          owners: [...m.trackOwners], media_error: m.mediaError, inbound, outbound};
 }"""
 
 
-async def wait_frames(page, want: int, timeout: float = 25.0) -> dict:
+async def wait_frames(page, want: int, timeout: float = 25.0, senders=()) -> dict:
+    """Every remote video of ``page`` presents frames (``want`` of them) within ``timeout``;
+    failing, the message holds the connection's state of ``page`` and of each page in
+    ``senders`` (what they send: a picture that never comes is told apart from one that
+    comes and is not shown)."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -82,7 +91,9 @@ async def wait_frames(page, want: int, timeout: float = 25.0) -> dict:
             return last
         await asyncio.sleep(0.3)
     diag = await page.evaluate(DIAG_JS)
-    raise AssertionError(f"{page.url}: remote video not rendering ({want} expected): {last}; {diag}")
+    sent = [await p.evaluate(DIAG_JS) for p in senders]
+    raise AssertionError(f"{page.url}: remote video not rendering ({want} expected): {last}; "
+                         f"{diag}; senders: {sent}")
 
 
 async def test_viewer_video_call_agent_accepts_host_joins(gw, browser, artifacts):
@@ -120,7 +131,7 @@ async def test_viewer_video_call_agent_accepts_host_joins(gw, browser, artifacts
 
     h2 = await wait_frames(host, 2)
     v2 = await wait_frames(viewer, 2)
-    a2 = await wait_frames(agent, 2)
+    a2 = await wait_frames(agent, 2, senders=[host, viewer])
     await viewer.screenshot(path=str(artifacts / "e2e_call_viewer_3way.png"))
     await agent.screenshot(path=str(artifacts / "e2e_call_agent_3way.png"))
     await host.screenshot(path=str(artifacts / "e2e_call_host_3way.png"))

@@ -278,8 +278,8 @@ async def test_console_layout_in_every_state_sizes_and_languages(gw, browser, ar
     invite_text = await host.locator('[data-testid="incoming-text"]').inner_text()
     assert "小王" in invite_text and "Alice Zhang" in invite_text, invite_text
     await host.click('[data-testid="call-join"]')
-    await wait_frames(agent, 2)
-    await wait_frames(host, 2)
+    await wait_frames(agent, 2, senders=[host, viewer])
+    await wait_frames(host, 2, senders=[agent, viewer])
 
     # tiles are named "name · role"
     labels = await agent.eval_on_selector_all('[data-testid="call-tile"] .label', "els => els.map(e => e.textContent)")

@@ -89,9 +89,24 @@ def _holds_loopback(arg: str) -> bool:
     return lo_ip.version == 4 and lo_ip <= one <= hi_ip
 
 
+def _free_udp_tcp_port() -> int:
+    """A loopback port free for UDP *and* TCP right now: turnserver listens on both (a free
+    UDP port whose TCP twin was taken left it retrying the TCP bind, never answering — a CI
+    run failed so)."""
+    for _ in range(200):
+        port = _free_udp_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            try:
+                t.bind((LOOPBACK, port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no port free for both UDP and TCP on loopback")
+
+
 class Coturn:
     def __init__(self, tmp: Path, extra: list[str]) -> None:
-        self.port = _free_udp_port()
+        self.port = _free_udp_tcp_port()
         lo, hi = _free_relay_range()
         conf = tmp / "turnserver.conf"
         conf.write_text("")  # never /etc/turnserver.conf
