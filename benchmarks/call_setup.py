@@ -35,6 +35,7 @@ import statistics
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import WSMsgType, web
@@ -284,6 +285,15 @@ class Camera:
         self._closed_at = time.monotonic()
 
 
+@dataclass(frozen=True)
+class Diagnostics:
+    """What the diagnostic flags change, the same for both paths (none by default)."""
+
+    cpu_throttle: float = 1  # --cpu-throttle: every page's main thread this many times slower
+    gateway_nice: int = 0  # --gateway-nice: the gateway process's nice value
+    cpu_account: bool = False  # --cpu-account: CPU time per process, tap to first frame
+
+
 class CpuAccount:
     """``--cpu-account``: every process's CPU time from the tap to the first frame seen at
     the agent, summed over a path's calls (``benchmarks/cpu_account.py``); off, it costs
@@ -390,14 +400,14 @@ class GatewayPath:
 
     name = "gateway"
 
-    def __init__(self, devices: Devices, timeout: float, trace: bool, cpu_throttle: float = 1,
-                 gateway_nice: int = 0) -> None:
+    def __init__(self, devices: Devices, timeout: float, trace: bool,
+                 diag: Diagnostics = Diagnostics()) -> None:
         self.devices, self.timeout, self.trace = devices, timeout, trace
-        self.cpu_throttle = cpu_throttle
-        self.account = CpuAccount(False)
+        self.cpu_throttle = diag.cpu_throttle
+        self.account = CpuAccount(diag.cpu_account)
         self.gw = GatewayProcess(traced=trace, name="call-setup")
-        if gateway_nice:
-            os.setpriority(os.PRIO_PROCESS, self.gw.proc.pid, gateway_nice)
+        if diag.gateway_nice:
+            os.setpriority(os.PRIO_PROCESS, self.gw.proc.pid, diag.gateway_nice)
         self.actx = self.agent = None
 
     async def open(self) -> None:
@@ -467,10 +477,11 @@ class DirectPath:
 
     name = "direct"
 
-    def __init__(self, devices: Devices, timeout: float, trace: bool, cpu_throttle: float = 1) -> None:
+    def __init__(self, devices: Devices, timeout: float, trace: bool,
+                 diag: Diagnostics = Diagnostics()) -> None:
         self.devices, self.timeout, self.trace = devices, timeout, trace
-        self.cpu_throttle = cpu_throttle
-        self.account = CpuAccount(False)
+        self.cpu_throttle = diag.cpu_throttle
+        self.account = CpuAccount(diag.cpu_account)
         self.runner = self.url = None
 
     async def open(self) -> None:
@@ -513,15 +524,12 @@ class DirectPath:
 
 
 async def run_interleaved(devices: Devices, runs: int, timeout: float, trace: bool,
-                          camera: Camera, cpu_throttle: float = 1, gateway_nice: int = 0,
-                          account: bool = False) -> dict:
+                          camera: Camera, diag: Diagnostics = Diagnostics()) -> dict:
     """``runs`` calls on each path, alternating (gateway first on even calls, direct first on
     odd ones), so a machine that slows down or speeds up during the run weighs on both
     paths alike, and every tap meets the same camera state (:class:`Camera`)."""
-    direct = DirectPath(devices, timeout, trace, cpu_throttle)
-    paths = [GatewayPath(devices, timeout, trace, cpu_throttle, gateway_nice), direct]
-    for p in paths:
-        p.account = CpuAccount(account)
+    direct = DirectPath(devices, timeout, trace, diag)
+    paths = [GatewayPath(devices, timeout, trace, diag), direct]
     res: dict = {p.name: {"ms": [], "failures": [], "timelines": []} for p in paths}
     try:
         for p in paths:
@@ -542,7 +550,7 @@ async def run_interleaved(devices: Devices, runs: int, timeout: float, trace: bo
         for p in paths:
             await p.close()
     for p in paths:
-        if account:
+        if diag.cpu_account:
             res[p.name]["cpu_ms_per_call"] = p.account.table()
     return res
 
@@ -591,7 +599,8 @@ async def main(argv=None) -> dict:
     try:
         await devices.open()
         res = await run_interleaved(devices, args.runs, args.timeout, args.trace, camera,
-                                    args.cpu_throttle, args.gateway_nice, args.cpu_account)
+                                    Diagnostics(args.cpu_throttle, args.gateway_nice,
+                                                args.cpu_account))
     finally:
         await devices.close()
     g, gfail, gl = res["gateway"]["ms"], res["gateway"]["failures"], res["gateway"]["timelines"]

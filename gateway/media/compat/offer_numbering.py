@@ -29,7 +29,7 @@ from aiortc import sdp as sdp_module
 from aiortc.rtcpeerconnection import is_codec_compatible
 
 from ..codecs import is_rtx
-from .red_fec import _red_family, restore_red_fec
+from .red_fec import restore_red_fec
 
 
 class Numbering:
@@ -114,22 +114,19 @@ async def create_offer(pc, numbering: Numbering | None) -> str:
     offer = await pc.createOffer()
     sdp = renumber_offer(offer.sdp, numbering)
     desc = sdp_module.SessionDescription.parse(sdp)
-    if any(_red_family(saved[t][0]) for t in saved):  # accepted in the answer: kept
-        for t in saved:
-            i = t._get_mline_index()
-            if i is not None and i < len(desc.media) and desc.media[i].kind == t.kind:
-                restore_red_fec(desc.media[i], saved[t][0])
-        sdp = str(desc)
-    media = desc.media
+    restored = False
     for t in pc.getTransceivers():
+        i = t._get_mline_index()
+        m = desc.media[i] if i is not None and i < len(desc.media) \
+            and desc.media[i].kind == t.kind else None
         if t in saved:
             t._codecs, t._headerExtensions = saved[t]
-            continue
-        i = t._get_mline_index()
-        if i is not None and i < len(media) and media[i].kind == t.kind:
-            t._codecs = list(media[i].rtp.codecs)
-            t._headerExtensions = list(media[i].rtp.headerExtensions)
-    return sdp
+            if m is not None:  # RED/ULPFEC accepted in the answer: kept (compat.red_fec)
+                restored = restore_red_fec(m, t._codecs) or restored
+        elif m is not None:
+            t._codecs = list(m.rtp.codecs)
+            t._headerExtensions = list(m.rtp.headerExtensions)
+    return str(desc) if restored else sdp
 
 
 def renumber_offer(sdp: str, numbering: Numbering | None) -> str:

@@ -407,11 +407,11 @@ class ReceiverTap:
         codec = self._codec(packet.payload_type)
         if codec is None or _role_of(codec) != _RED:
             return self.add(packet)
-        got = self._unred(packet, getattr(self.receiver, _R + "codecs", {}), None)
+        codecs = getattr(self.receiver, _R + "codecs", {})
+        got = self._unred(packet, codecs, None)
         if got is None:
             return False
         media, rebuilt = got
-        codecs = getattr(self.receiver, _R + "codecs", {})
         pli = False
         for p in (*rebuilt, media):
             if p is None:

@@ -42,7 +42,7 @@ def accept_red_fec(t: RTCRtpTransceiver, offered) -> bool:
     return True
 
 
-def _red_family(codecs) -> list:
+def red_family(codecs) -> list:
     """RED, its RTX and ULPFEC among ``codecs`` (a transceiver's negotiated list)."""
     red = {c.payloadType for c in codecs if c.mimeType.lower() == "video/red"}
     return [c for c in codecs if c.payloadType in red
@@ -50,12 +50,15 @@ def _red_family(codecs) -> list:
             or (c.mimeType.lower() == "video/rtx" and c.parameters.get("apt") in red)]
 
 
-def restore_red_fec(media, codecs) -> None:
+def restore_red_fec(media, codecs) -> bool:
     """Put the RED, its RTX and ULPFEC that a transceiver accepted (``codecs``, in the
     client's numbering) back into its m-line ``media`` (``aiortc.sdp.MediaDescription``)
-    of a gateway offer."""
+    of a gateway offer; True if any was missing from it."""
     have = {c.payloadType for c in media.rtp.codecs}
-    for c in _red_family(codecs):
+    added = False
+    for c in red_family(codecs):
         if c.payloadType not in have:
             media.rtp.codecs.append(c)
             media.fmt.append(c.payloadType)
+            added = True
+    return added
