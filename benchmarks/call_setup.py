@@ -291,7 +291,9 @@ class Diagnostics:
 
     cpu_throttle: float = 1  # --cpu-throttle: every page's main thread this many times slower
     gateway_nice: int = 0  # --gateway-nice: the gateway process's nice value
-    cpu_account: bool = False  # --cpu-account: CPU time per process, tap to first frame
+    # --cpu-account: CPU time per process ("process") or per thread ("threads"), tap to first
+    # frame; "" is off
+    cpu_account: str = ""
 
 
 class CpuAccount:
@@ -299,17 +301,19 @@ class CpuAccount:
     the agent, summed over a path's calls (``benchmarks/cpu_account.py``); off, it costs
     nothing."""
 
-    def __init__(self, on: bool) -> None:
-        self.on = on
+    def __init__(self, how: str) -> None:
+        self.on = bool(how)
+        self.threads = how == "threads"
         self.total: Counter = Counter()
         self.calls = 0
 
     def start(self):
-        return cpu_account.snapshot() if self.on else None
+        return cpu_account.snapshot(threads=self.threads) if self.on else None
 
     def stop(self, before, ok: bool) -> None:
         if before is not None and ok:
-            self.total.update(cpu_account.diff(cpu_account.snapshot(), before))
+            self.total.update(cpu_account.diff(cpu_account.snapshot(threads=self.threads),
+                                               before))
             self.calls += 1
 
     def table(self) -> dict[str, float]:
@@ -589,9 +593,11 @@ async def main(argv=None) -> dict:
     ap.add_argument("--gateway-nice", type=int, default=0,
                     help="the gateway process's nice value (e.g. -10: it runs before the "
                          "agent's browser on their shared CPU, as on a server of its own)")
-    ap.add_argument("--cpu-account", action="store_true",
+    ap.add_argument("--cpu-account", nargs="?", const="process", default="",
+                    choices=("process", "threads"),
                     help="report every process's CPU time (ms per call, by the CPUs it runs "
-                         "on and its kind) from the tap to the first frame seen at the agent")
+                         "on and its kind) from the tap to the first frame seen at the agent; "
+                         "'threads': by each process's threads too")
     args = ap.parse_args(argv)
     load_before = os.getloadavg()
     camera = Camera(args.camera, args.camera_idle)

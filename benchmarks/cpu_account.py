@@ -9,6 +9,11 @@ browsers' processes, the gateway, Playwright's drivers — and names each by wha
 (Chromium's ``--type``, a utility's service) and by the CPUs it may run on (the benchmark's
 "devices"), so two snapshots around a call say which device's which process used how much.
 
+With ``threads``, each process kind is split by its threads' names (``/proc/.../comm``,
+digits dropped: ``renderer/CrRendererMain``, ``renderer/WebRTC_Worker``…): a renderer's
+time is its page's main thread, its compositor and WebRTC's encoder and network threads, and
+only the split says which one a page change moved.
+
 Linux only (``/proc``); a process that ends between two snapshots is missing from the
 second (its time is not counted, never negative).
 """
@@ -16,15 +21,17 @@ second (its time is not counted, never negative).
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from pathlib import Path
 
 Key = tuple[str, str]  # (CPUs allowed, e.g. "0" or "1"; kind, e.g. "renderer")
 
 
-def snapshot(root: int | None = None) -> Counter[Key]:
+def snapshot(root: int | None = None, threads: bool = False) -> Counter[Key]:
     """CPU nanoseconds so far of every descendant of ``root`` (default: this process) and of
-    ``root`` itself, summed by (CPUs allowed, kind)."""
+    ``root`` itself, summed by (CPUs allowed, kind), or by (CPUs allowed, kind/thread name)
+    with ``threads``."""
     root = os.getpid() if root is None else root
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -43,7 +50,8 @@ def snapshot(root: int | None = None) -> Counter[Key]:
         key = (_cpus(pid), "harness" if pid == root else _kind(pid))
         for task in Path(f"/proc/{pid}/task").glob("*/schedstat"):
             try:
-                out[key] += int(task.read_text().split()[0])
+                ns = int(task.read_text().split()[0])
+                out[(key[0], f"{key[1]}/{_thread(task.parent)}") if threads else key] += ns
             except (OSError, ValueError, IndexError):
                 pass
     return out
@@ -58,6 +66,14 @@ def table(total: Counter[Key], calls: int, floor_ms: float = 2.0) -> dict[str, f
     rows = sorted(total.items(), key=lambda kv: -kv[1])
     return {f"cpu{c} {k}": round(v / calls / 1e6, 1) for (c, k), v in rows
             if calls and v / calls / 1e6 >= floor_ms}
+
+
+def _thread(task: Path) -> str:
+    """A thread's name without its number (Chromium's pools name threads ``…Worker3``)."""
+    try:
+        return re.sub(r"[0-9]+", "", (task / "comm").read_text().strip()) or "?"
+    except OSError:
+        return "gone"
 
 
 def _cpus(pid: int) -> str:

@@ -37,6 +37,13 @@ CHROMIUM_ARGS = [
     # --allow-loopback-in-peer-connection is not needed (nor enough: it adds a 127.0.0.1
     # socket but keeps the eth0 one). Checked by e2e/test_call_loopback.py.
     "--webrtc-ip-handling-policy=default_public_and_private_interfaces",
+    # Chromium 156's desktop UI preloads its omnibox popup (a WebUI page,
+    # chrome://omnibox-popup.top-chrome/omnibox_popup_aim.html, in a renderer of its own) for
+    # every window, i.e. for every Playwright page, a few seconds after the page opens:
+    # ~150 ms of main-thread work (custom elements, style sheets) that landed inside the call
+    # set-up benchmark's window on the viewer's CPU, and on the CPU of every e2e test. No
+    # phone browser and no page of ours has it (docs/performance.md, "Call set-up").
+    "--disable-features=WebUIOmniboxAimPopup,WebUIOmniboxPopup,WebUIOmniboxFullPopup",
 ]
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1440, "height": 900}

@@ -48,6 +48,31 @@ def test_cpu_account_charges_a_spinning_child_to_its_cpus_and_kind():
     assert any(k.endswith(f" {name}") and v >= 50 for k, v in rows.items()), rows
 
 
+SPIN_THREAD = ("import ctypes, threading, time\n"
+               "def spin():\n"
+               "    ctypes.CDLL(None).prctl(15, b'spinner7', 0, 0, 0)  # PR_SET_NAME: comm\n"
+               + "".join("    " + line + "\n" for line in SPIN.format(s=0.4).splitlines())
+               + "t = threading.Thread(target=spin, name='spinner7')\n"
+               "t.start(); t.join()\n")
+
+
+def test_cpu_account_by_threads_names_the_thread_that_spun():
+    """``threads=True`` splits a process's time by its threads' names, digits dropped: the
+    child's spinning thread (named ``spinner7`` with ``prctl(PR_SET_NAME)``, as Chromium
+    names its threads) carries the time, not its idle main thread."""
+    before = cpu_account.snapshot(threads=True)
+    child = subprocess.Popen([sys.executable, "-c", SPIN_THREAD])
+    time.sleep(0.3)
+    after = cpu_account.snapshot(threads=True)
+    child.wait()
+    used = cpu_account.diff(after, before)
+    name = os.path.basename(sys.executable)
+    spinner = sum(v for (_, k), v in used.items() if k == f"{name}/spinner")
+    main = sum(v for (_, k), v in used.items() if k.startswith(f"{name}/") and k != f"{name}/spinner")
+    assert spinner >= 50e6, used
+    assert spinner > 3 * main, used
+
+
 def test_cpu_quota_holds_a_spinning_child_to_its_fraction():
     """A child spinning for 1 s of wall time in a group of a quarter of one CPU gets about a
     quarter of a second of CPU (without the limit, on a quiet machine, about one second)."""
