@@ -22,7 +22,7 @@ Prints both medians and their ratio; the last line is one JSON object.
 
     .venv/bin/python -m benchmarks.call_setup [--runs 10] [--trace] [--camera cold|warm]
         [--devices separate|shared] [--cpu-throttle 1] [--cpu-quota F]
-        [--gateway-nice N] [--cpu-account]
+        [--gateway-nice N] [--cpu-account [threads]] [--page-css CSS]
 """
 
 from __future__ import annotations
@@ -221,12 +221,22 @@ async def throttle(page, rate: float) -> None:
         await cdp.send("Emulation.setCPUThrottlingRate", {"rate": rate})
 
 
-async def media_context(browser, viewport: dict | None = None, trace: bool = False):
+PAGE_CSS_JS = """document.addEventListener('DOMContentLoaded', () => {
+  const s = document.createElement('style'); s.textContent = %s; document.head.append(s);
+});"""
+
+
+async def media_context(browser, viewport: dict | None = None, trace: bool = False,
+                        css: str = ""):
     """A browser context allowed the (fake) camera and microphone, with the set-up trace's
-    init script when ``trace``."""
-    ctx = await browser.new_context(viewport=viewport, permissions=["camera", "microphone"])
+    init script when ``trace``, and ``css`` added to every page (``--page-css``: what a
+    piece of the pages costs, measured by hiding it; the pages' CSP is bypassed then)."""
+    ctx = await browser.new_context(viewport=viewport, permissions=["camera", "microphone"],
+                                    bypass_csp=bool(css))
     if trace:
         await ctx.add_init_script(BROWSER_TRACE_JS)
+    if css:
+        await ctx.add_init_script(PAGE_CSS_JS % json.dumps(css))
     return ctx
 
 
@@ -294,6 +304,7 @@ class Diagnostics:
     # --cpu-account: CPU time per process ("process") or per thread ("threads"), tap to first
     # frame; "" is off
     cpu_account: str = ""
+    page_css: str = ""  # --page-css: a style sheet added to both paths' pages
 
 
 class CpuAccount:
@@ -408,6 +419,7 @@ class GatewayPath:
                  diag: Diagnostics = Diagnostics()) -> None:
         self.devices, self.timeout, self.trace = devices, timeout, trace
         self.cpu_throttle = diag.cpu_throttle
+        self.css = diag.page_css
         self.account = CpuAccount(diag.cpu_account)
         self.gw = GatewayProcess(traced=trace, name="call-setup")
         if diag.gateway_nice:
@@ -416,7 +428,7 @@ class GatewayPath:
 
     async def open(self) -> None:
         await self.gw.ready()
-        self.actx = await media_context(self.devices.agent, DESKTOP, self.trace)
+        self.actx = await media_context(self.devices.agent, DESKTOP, self.trace, self.css)
         self.agent = await self.actx.new_page()
         await throttle(self.agent, self.cpu_throttle)
         await self.agent.goto(f"{self.gw.url}/agent?user=bench-agent&name=Bench")
@@ -425,7 +437,7 @@ class GatewayPath:
 
     async def call(self, i: int, camera: Camera) -> Outcome:
         agent = self.agent
-        vctx = await media_context(self.devices.viewer, PHONE, self.trace)
+        vctx = await media_context(self.devices.viewer, PHONE, self.trace, self.css)
         viewer = await vctx.new_page()
         await throttle(viewer, self.cpu_throttle)
         try:
@@ -485,6 +497,7 @@ class DirectPath:
                  diag: Diagnostics = Diagnostics()) -> None:
         self.devices, self.timeout, self.trace = devices, timeout, trace
         self.cpu_throttle = diag.cpu_throttle
+        self.css = diag.page_css
         self.account = CpuAccount(diag.cpu_account)
         self.runner = self.url = None
 
@@ -492,8 +505,8 @@ class DirectPath:
         self.runner, self.url = await start_relay()
 
     async def call(self, i: int, camera: Camera) -> Outcome:
-        actx = await media_context(self.devices.agent, DESKTOP, self.trace)
-        vctx = await media_context(self.devices.viewer, PHONE, self.trace)
+        actx = await media_context(self.devices.agent, DESKTOP, self.trace, self.css)
+        vctx = await media_context(self.devices.viewer, PHONE, self.trace, self.css)
         agent, viewer = await actx.new_page(), await vctx.new_page()
         await throttle(agent, self.cpu_throttle)
         await throttle(viewer, self.cpu_throttle)
@@ -598,6 +611,10 @@ async def main(argv=None) -> dict:
                     help="report every process's CPU time (ms per call, by the CPUs it runs "
                          "on and its kind) from the tap to the first frame seen at the agent; "
                          "'threads': by each process's threads too")
+    ap.add_argument("--page-css", default="",
+                    help="a style sheet added to every page of both paths (a diagnostic: "
+                         "what a piece of the pages costs, e.g. "
+                         "'[data-testid=self-video]{visibility:hidden}')")
     args = ap.parse_args(argv)
     load_before = os.getloadavg()
     camera = Camera(args.camera, args.camera_idle)
@@ -606,7 +623,7 @@ async def main(argv=None) -> dict:
         await devices.open()
         res = await run_interleaved(devices, args.runs, args.timeout, args.trace, camera,
                                     Diagnostics(args.cpu_throttle, args.gateway_nice,
-                                                args.cpu_account))
+                                                args.cpu_account, args.page_css))
     finally:
         await devices.close()
     g, gfail, gl = res["gateway"]["ms"], res["gateway"]["failures"], res["gateway"]["timelines"]
@@ -621,6 +638,7 @@ async def main(argv=None) -> dict:
         "order": "interleaved",
         "cpu_throttle": args.cpu_throttle,
         "gateway_nice": args.gateway_nice,
+        "page_css": args.page_css or None,
         "gateway_median_ms": gm,
         "direct_median_ms": dm,
         "ratio_gateway_over_direct": round(gm / dm, 2) if gm and dm else None,

@@ -1,4 +1,5 @@
-"""Issue 21, call set-up: the caller's call window opens with its camera, not before it.
+"""Issue 21, call set-up: the caller's call window opens with its camera, not before it; the
+accepter's once its offer is out.
 
 Real Chromium (fake camera and microphone). The widget holds the drawing of a call it asks for
 until getUserMedia settles, at most MEDIA_HOLD_MS (400 ms), so the camera's start does not
@@ -6,7 +7,10 @@ compete with the window's first layout and paint on a phone's CPU (web/js/call.j
 ``CallManager._holdForMedia``; docs/performance.md, "Call set-up"); its speaking meters start
 METER_DELAY_MS (500 ms) after the window shows, since a page's first AudioContext holds the
 main thread just as the first frame goes out. The camera is slowed (a delay around the real
-``getUserMedia``) so that a window drawn before it would be seen without it.
+``getUserMedia``) so that a window drawn before it would be seen without it. The accepter
+(the agent's console) holds its window until its first ``rtc.offer`` is sent
+(``CallManager._holdForOffer``): the console's biggest render no longer runs while the
+offer is made.
 """
 
 from __future__ import annotations
@@ -53,8 +57,26 @@ WATCH_JS = """
 """
 
 
+# The accepter's side: the first animation frame where its call window is visible.
+SHOWN_JS = """
+(() => {
+  window.__shown = null;
+  const watch = () => {
+    const v = document.querySelector('[data-testid="call-view"]');
+    if (!window.__shown && v && !v.classList.contains('hidden') && v.getClientRects().length) {
+      window.__shown = {at: performance.timeOrigin + performance.now()};
+    }
+    requestAnimationFrame(watch);
+  };
+  requestAnimationFrame(watch);
+})();
+"""
+
+
 async def _escalated(gw, browser, user: str, delay: int, logs: list[str]):
-    agent = await open_page(browser, f"{gw.url}/agent?user=agent-{user}&name=Alice", DESKTOP, logs=logs)
+    agent = await open_page(browser, "about:blank", DESKTOP, logs=logs)
+    await agent.context.add_init_script(SHOWN_JS)
+    await agent.goto(f"{gw.url}/agent?user=agent-{user}&name=Alice")
     viewer = await open_page(browser, "about:blank", PHONE, phone=True, logs=logs)
     await viewer.context.add_init_script(WATCH_JS % {"delay": delay})
     await viewer.goto(f"{gw.url}/?user=viewer-{user}&name=小王")
@@ -79,6 +101,12 @@ async def test_the_call_window_opens_with_the_camera_and_meters_start_later(gw, 
 
     await agent.wait_for_selector('[data-testid="incoming-call"] [data-testid="call-accept"]', timeout=T)
     await agent.click('[data-testid="call-accept"]')
+    await agent.wait_for_function("() => window.__shown && window.__ld.calls.marks.offer", timeout=T)
+    a_shown = await agent.evaluate("window.__shown.at")
+    a_marks = await agent.evaluate("window.__ld.calls.marks")
+    # the accepter's window: drawn once its offer is out, not in the frame after the tap
+    assert a_shown >= a_marks["offer"], (a_shown, a_marks)
+    assert a_shown - a_marks["accept"] < 1500, (a_shown, a_marks)
     await viewer.wait_for_selector('[data-testid="call-view"][data-state="active"]', timeout=T)
     await viewer.wait_for_function("() => window.__acAt", timeout=T)
     ac = await viewer.evaluate("window.__acAt")
@@ -86,9 +114,17 @@ async def test_the_call_window_opens_with_the_camera_and_meters_start_later(gw, 
     # first animation frame after it, which a slow CPU's long tasks delay (438 ms measured
     # on a 2-core EPYC in CI): "later" is what is checked, not the exact delay
     assert ac - shown["at"] >= 300, f"speaking meter's AudioContext {ac - shown['at']:.0f} ms after the window"
+    # the stream's decoration holds still while the call is on, and moves again after it
+    assert await viewer.evaluate(PLAY_STATES) == ["paused"] * 4
     await viewer.click('[data-testid="call-hangup"]')
     await viewer.wait_for_selector('[data-testid="call-view"]', state="hidden", timeout=T)
+    assert await viewer.evaluate(PLAY_STATES) == ["running"] * 4
     assert not [e for e in logs if e.startswith("pageerror")], logs
+
+
+# the stream page's background blobs and the live badge's pulse
+PLAY_STATES = """[...document.querySelectorAll('.stream-bg .blob')].map((e) => getComputedStyle(e).animationPlayState)
+  .concat([getComputedStyle(document.querySelector('.live-badge'), '::before').animationPlayState])"""
 
 
 async def test_a_camera_that_never_answers_holds_the_window_only_briefly(gw, browser):

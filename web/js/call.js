@@ -132,6 +132,7 @@ export class CallManager {
       // applied (ICE gathering starts there, with the TURN servers the reply brings) and
       // sent once the call is ours
       const built = this._build();
+      this._holdForOffer();
       this._changed();
       const r = await request;
       if (r.type === "call.state") this._onState(r);
@@ -419,6 +420,7 @@ export class CallManager {
     this.marks.offer = now();
     this._offerSent = true;
     this.client.send("rtc.offer", { call: this.call.id, sdp: pc.localDescription.sdp });
+    if (this.call.mine !== "requester") this._releaseHold(); // _holdForOffer
     // nothing on screen shows that an offer went out: no render
   }
 
@@ -518,10 +520,26 @@ export class CallManager {
    * (benchmarks/call_setup.py --trace, docs/performance.md "Call set-up"). The state
    * changes at once and the signalling goes on; only drawing waits. The cap covers a
    * permission prompt or a slow camera: the window then opens without them. Only the
-   * requester holds: an accepter's window shows the caller, whose media already flow
-   * (early media), and holding it held the remote picture's first frame too. */
+   * requester holds for its camera: an accepter's window shows the caller, whose media
+   * already flow (early media), and holding it for the camera held the remote picture's
+   * first frame too; an accepter holds for its offer only (_holdForOffer). */
   _holdForMedia() {
     if (this.local || this._holdTimer) return;
+    this._holdTimer = setTimeout(() => this._releaseHold(), MEDIA_HOLD_MS);
+  }
+
+  /** Hold the page's renders of a call we accept (or join) until our offer is out, at most
+   * MEDIA_HOLD_MS. Why: the accept's first render is the console's biggest (the call's
+   * window, its tiles and controls, the conversation's layout around them) and it ran as
+   * the connection's offer was being made: on a slow CPU (benchmarks/call_setup.py
+   * --cpu-quota 0.4) the agent's createOffer took 83 ms against 12 in a bare page, behind
+   * 50–80 ms long tasks, and its offer went out at 189 ms after the tap; held, at 139 ms
+   * (docs/performance.md, "Call set-up"). The offer needs no camera (empty transceivers,
+   * _build), so the hold is one description's making: ~20 ms on a fast machine. Unlike a
+   * hold for the camera, it ends before any remote track can arrive (they come with the
+   * answer to this offer), so the remote picture's first frame never waits for it. */
+  _holdForOffer() {
+    if (this._holdTimer) return;
     this._holdTimer = setTimeout(() => this._releaseHold(), MEDIA_HOLD_MS);
   }
 
@@ -566,7 +584,7 @@ const RENDER_FALLBACK_MS = 100;
 const METER_DELAY_MS = 500;
 
 /** The longest a starting call's window waits for the camera and microphone
- * (CallManager._holdForMedia): Chromium's fake camera started in 90–250 ms from cold on the
+ * (CallManager._holdForMedia), or an accepted one for its offer (_holdForOffer): Chromium's fake camera started in 90–250 ms from cold on the
  * benchmark's machine; a permission prompt takes longer, and the window then opens
  * without them. */
 const MEDIA_HOLD_MS = 400;

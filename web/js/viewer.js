@@ -681,6 +681,10 @@ const sheet = new Sheet(ui.widget, {
   onDragClose: () => closeWidget(),
 });
 function renderCall() {
+  // the stream's decoration (the background's drift, the live badge's pulse) holds still
+  // while a call is on: a phone's CPU goes to its camera, encoder and the call's pictures,
+  // not to re-compositing the screen behind them (docs/performance.md, "Call set-up")
+  document.body.classList.toggle("in-call", calls.inCall);
   callView.render();
   dock.update();
   renderState();
