@@ -22,7 +22,7 @@ Prints both medians and their ratio; the last line is one JSON object.
 
     .venv/bin/python -m benchmarks.call_setup [--runs 10] [--trace] [--camera cold|warm]
         [--devices separate|shared] [--cpu-throttle 1] [--cpu-quota F]
-        [--gateway-nice N] [--cpu-account [threads]] [--page-css CSS]
+        [--gateway-nice N] [--cpu-account [threads]] [--page-css CSS] [--floor bare|full]
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE  # noqa: 
 
 P2P_PAGE = """<!doctype html><meta charset="utf-8"><title>p2p</title>
 <video id="remote" autoplay playsinline muted></video>
+<video id="self" autoplay playsinline muted style="width:120px;height:90px;transform:scaleX(-1)"></video>
 <script>
 // The floor: two browsers, no media server, and the same client-side order as LiveDesk's
 // pages (web/js/call.js) so that only the path differs — each side builds its connection
@@ -61,6 +62,9 @@ P2P_PAGE = """<!doctype html><meta charset="utf-8"><title>p2p</title>
 // replaceTrack when getUserMedia resolves (no second round).
 const now = () => performance.timeOrigin + performance.now();
 const role = new URLSearchParams(location.search).get('role');
+// --floor full: what every call UI also does — its own camera in a self view, the other
+// side's sound played (the bare floor shows the remote picture only)
+const full = new URLSearchParams(location.search).get('floor') === 'full';
 const ws = new WebSocket(`ws://${location.host}/relay?role=${role}`);
 const send = (m) => ws.send(JSON.stringify(m));
 const CONSTRAINTS = {audio: true, video: {width: 640, height: 480}};
@@ -71,6 +75,10 @@ function makePc() {
   pc.onicecandidate = (e) => send({type: 'candidate', candidate: e.candidate ? e.candidate.toJSON() : null});
   pc.ontrack = (e) => {
     const v = document.getElementById('remote');
+    if (e.track.kind === 'audio' && full) {
+      const a = document.createElement('audio'); a.autoplay = true;
+      a.srcObject = new MediaStream([e.track]); document.body.append(a);
+    }
     if (e.track.kind !== 'video') return;
     v.srcObject = new MediaStream([e.track]);
     v.requestVideoFrameCallback(() => { if (!window.marks.firstFrame) window.marks.firstFrame = now(); });
@@ -78,6 +86,7 @@ function makePc() {
   return pc;
 }
 function attach(p, stream) {      // the camera's tracks onto the negotiated transceivers
+  if (full) document.getElementById('self').srcObject = stream;
   for (const t of p.getTransceivers()) {
     const track = (t.receiver.track.kind === 'audio' ? stream.getAudioTracks() : stream.getVideoTracks())[0];
     if (track) { t.sender.replaceTrack(track); t.sender.setStreams && t.sender.setStreams(stream); }
@@ -305,6 +314,7 @@ class Diagnostics:
     # frame; "" is off
     cpu_account: str = ""
     page_css: str = ""  # --page-css: a style sheet added to both paths' pages
+    floor: str = "bare"  # --floor: the direct pages show the remote picture only, or "full"
 
 
 class CpuAccount:
@@ -498,6 +508,7 @@ class DirectPath:
         self.devices, self.timeout, self.trace = devices, timeout, trace
         self.cpu_throttle = diag.cpu_throttle
         self.css = diag.page_css
+        self.floor = diag.floor
         self.account = CpuAccount(diag.cpu_account)
         self.runner = self.url = None
 
@@ -511,8 +522,8 @@ class DirectPath:
         await throttle(agent, self.cpu_throttle)
         await throttle(viewer, self.cpu_throttle)
         try:
-            await agent.goto(f"{self.url}/p2p?role=agent")
-            await viewer.goto(f"{self.url}/p2p?role=viewer")
+            await agent.goto(f"{self.url}/p2p?role=agent&floor={self.floor}")
+            await viewer.goto(f"{self.url}/p2p?role=viewer&floor={self.floor}")
             await agent.evaluate("window.ready")
             await viewer.evaluate("window.ready")
             await camera.before_tap()
@@ -615,6 +626,11 @@ async def main(argv=None) -> dict:
                     help="a style sheet added to every page of both paths (a diagnostic: "
                          "what a piece of the pages costs, e.g. "
                          "'[data-testid=self-video]{visibility:hidden}')")
+    ap.add_argument("--floor", choices=("bare", "full"), default="bare",
+                    help="the direct path's pages: bare (the remote picture only, the "
+                         "default) or full (also a self view of their camera and the other "
+                         "side's sound played, as every call UI does): how much of the "
+                         "ratio is the pages' weight rather than the path")
     args = ap.parse_args(argv)
     load_before = os.getloadavg()
     camera = Camera(args.camera, args.camera_idle)
@@ -623,7 +639,8 @@ async def main(argv=None) -> dict:
         await devices.open()
         res = await run_interleaved(devices, args.runs, args.timeout, args.trace, camera,
                                     Diagnostics(args.cpu_throttle, args.gateway_nice,
-                                                args.cpu_account, args.page_css))
+                                                args.cpu_account, args.page_css,
+                                                args.floor))
     finally:
         await devices.close()
     g, gfail, gl = res["gateway"]["ms"], res["gateway"]["failures"], res["gateway"]["timelines"]
@@ -639,6 +656,7 @@ async def main(argv=None) -> dict:
         "cpu_throttle": args.cpu_throttle,
         "gateway_nice": args.gateway_nice,
         "page_css": args.page_css or None,
+        "floor": args.floor,
         "gateway_median_ms": gm,
         "direct_median_ms": dm,
         "ratio_gateway_over_direct": round(gm / dm, 2) if gm and dm else None,
