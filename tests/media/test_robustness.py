@@ -200,10 +200,15 @@ async def test_media_address_and_udp_port_range_shape_the_gateway_candidates():
         await asyncio.gather(vc.wait_colour("a1", GREEN), ac.wait_colour("v1", RED))
         assert any(d.what == "candidate" and d.host == announced
                    for d in loopback_ice.DROPPED[dropped:]), loopback_ice.DROPPED[dropped:]
-        # the clients (same process, no gateway policy) bind ephemeral ports as aioice does
-        assert all(not (41000 <= int(line.split()[5]) <= 41099)
-                   for line in vc.pc.localDescription.sdp.splitlines()
-                   if line.startswith("a=candidate:"))
+        # the clients (same process, no gateway policy) gather as aioice does: the policy
+        # would announce its address for them too and bind all their ports in the range.
+        # (Not "no port in the range": an ephemeral port lands there by chance, ~0.35 % of
+        # sockets here, and failed a CI run so; all of several by chance is not a risk.)
+        mine = [line.split() for line in vc.pc.localDescription.sdp.splitlines()
+                if line.startswith("a=candidate:")]
+        assert mine and announced not in {c[4] for c in mine}, mine
+        if len(mine) >= 2:
+            assert not all(41000 <= int(c[5]) <= 41099 for c in mine), mine
     finally:
         for c in (vc, ac):
             if c is not None:
