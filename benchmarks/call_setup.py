@@ -54,7 +54,6 @@ from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE  # noqa: 
 
 P2P_PAGE = """<!doctype html><meta charset="utf-8"><title>p2p</title>
 <video id="remote" autoplay playsinline muted></video>
-<video id="self" autoplay playsinline muted style="width:120px;height:90px;transform:scaleX(-1)"></video>
 <script>
 // The floor: two browsers, no media server, and the same client-side order as LiveDesk's
 // pages (web/js/call.js) so that only the path differs — each side builds its connection
@@ -86,7 +85,12 @@ function makePc() {
   return pc;
 }
 function attach(p, stream) {      // the camera's tracks onto the negotiated transceivers
-  if (full) document.getElementById('self').srcObject = stream;
+  if (full) {                      // a self view, as the widget's tile
+    const v = document.createElement('video');
+    Object.assign(v, {autoplay: true, playsInline: true, muted: true, srcObject: stream});
+    v.style.cssText = 'width:120px;height:90px;transform:scaleX(-1)';
+    document.body.append(v);
+  }
   for (const t of p.getTransceivers()) {
     const track = (t.receiver.track.kind === 'audio' ? stream.getAudioTracks() : stream.getVideoTracks())[0];
     if (track) { t.sender.replaceTrack(track); t.sender.setStreams && t.sender.setStreams(stream); }

@@ -613,8 +613,12 @@ class MediaService:
         self._came_back(session.user)
 
     def _came_back(self, user: str) -> None:
+        # a new socket (a reload, a second tab) has not heard the last call.state: the next
+        # one goes to it whatever it says — participant, invited host or member (a call on
+        # another node hears of it over the bus, after the socket's own node)
+        for call in self.calls.all():
+            call.announced.pop(user, None)
         for call in self.calls.with_participant(user):
-            call.announced.pop(user, None)  # a new socket may not have heard the last one
             p = call.participants[user]
             if not p.dropped:
                 continue

@@ -4,12 +4,12 @@ accepter's once its offer is out.
 Real Chromium (fake camera and microphone). The widget holds the drawing of a call it asks for
 until getUserMedia settles, at most MEDIA_HOLD_MS (400 ms), so the camera's start does not
 compete with the window's first layout and paint on a phone's CPU (web/js/call.js
-``CallManager._holdForMedia``; docs/performance.md, "Call set-up"); its speaking meters start
+``CallManager._hold("media")``; docs/performance.md, "Call set-up"); its speaking meters start
 METER_DELAY_MS (500 ms) after the window shows, since a page's first AudioContext holds the
 main thread just as the first frame goes out. The camera is slowed (a delay around the real
 ``getUserMedia``) so that a window drawn before it would be seen without it. The accepter
 (the agent's console) holds its window until its first ``rtc.offer`` is sent
-(``CallManager._holdForOffer``): the console's biggest render no longer runs while the
+(``CallManager._hold("offer")``; the camera's answer does not end it): the console's biggest render no longer runs while the
 offer is made.
 """
 
@@ -57,9 +57,20 @@ WATCH_JS = """
 """
 
 
-# The accepter's side: the first animation frame where its call window is visible.
+# The accepter's side: the first animation frame where its call window is visible. Its
+# camera answers at once (a stream opened with the page, a clone per call) and its offer
+# is slowed by 150 ms (a slow CPU's): a camera's answer must not end the hold for the offer.
 SHOWN_JS = """
 (() => {
+  const md = navigator.mediaDevices;
+  const gum = md.getUserMedia.bind(md);
+  let open = null;
+  md.getUserMedia = (c) => (open ||= gum({audio: true, video: true})).then((s) => s.clone());
+  md.getUserMedia({audio: true, video: true});
+  const sld = RTCPeerConnection.prototype.setLocalDescription;
+  RTCPeerConnection.prototype.setLocalDescription = function (...a) {
+    return new Promise((r) => setTimeout(r, 150)).then(() => sld.apply(this, a));
+  };
   window.__shown = null;
   const watch = () => {
     const v = document.querySelector('[data-testid="call-view"]');

@@ -104,3 +104,7 @@ async def test_call_set_up_announces_no_call_state_twice(gw):
             assert len(said) >= 3, said  # ringing (or incoming) … connecting … active
             repeats = [b for a, b in zip(said, said[1:], strict=False) if a == b]
             assert not repeats, repeats
+            # and nothing was left out: the last one says what is so
+            last = json.loads(said[-1])
+            assert last["state"] == "active", last
+            assert {p["status"] for p in last["participants"]} == {"connected"}, last

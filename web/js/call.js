@@ -92,7 +92,7 @@ export class CallManager {
   async request(conversation, video) {
     if (this.inCall) return this.call;
     this.marks = { tap: now() };
-    this._holdForMedia();
+    if (!this.local) this._hold("media");
     this._getMedia(video); // the camera starts first: the re-render below takes a while
     this.call = { id: null, conversation, video, state: "ringing", participants: [], mine: "requester", startedAt: null };
     this._changed();
@@ -132,7 +132,7 @@ export class CallManager {
       // applied (ICE gathering starts there, with the TURN servers the reply brings) and
       // sent once the call is ours
       const built = this._build();
-      this._holdForOffer();
+      this._hold("offer");
       this._changed();
       const r = await request;
       if (r.type === "call.state") this._onState(r);
@@ -341,13 +341,13 @@ export class CallManager {
           this.local = s;
           for (const tr of s.getAudioTracks()) tr.enabled = !this.audioMuted;
           for (const tr of s.getVideoTracks()) tr.enabled = !this.videoOff;
-          this._releaseHold();
+          this._releaseHold("media");
           this._changed();
           return s;
         })
         .catch((e) => {
           this.mediaError = e.message || String(e);
-          this._releaseHold();
+          this._releaseHold("media");
           this._changed();
           return null;
         });
@@ -420,7 +420,7 @@ export class CallManager {
     this.marks.offer = now();
     this._offerSent = true;
     this.client.send("rtc.offer", { call: this.call.id, sdp: pc.localDescription.sdp });
-    if (this.call.mine !== "requester") this._releaseHold(); // _holdForOffer
+    this._releaseHold("offer");
     // nothing on screen shows that an offer went out: no render
   }
 
@@ -511,42 +511,41 @@ export class CallManager {
     this._changed();
   }
 
-  /** Hold the page's renders of a call we are asking for until our camera and microphone
-   * are on (or refused), at most MEDIA_HOLD_MS: the call's window opens with the self view
-   * live instead of being drawn, laid out and painted while the camera starts. Why: on a
-   * phone's CPU the capture service's start and the window's first renders compete, and
-   * our camera is what the other side's first frame waits for — getUserMedia took ~180 ms
-   * in the widget against ~90 ms in a bare page, ~120 ms with the renders held
-   * (benchmarks/call_setup.py --trace, docs/performance.md "Call set-up"). The state
-   * changes at once and the signalling goes on; only drawing waits. The cap covers a
-   * permission prompt or a slow camera: the window then opens without them. Only the
-   * requester holds for its camera: an accepter's window shows the caller, whose media
-   * already flow (early media), and holding it for the camera held the remote picture's
-   * first frame too; an accepter holds for its offer only (_holdForOffer). */
-  _holdForMedia() {
-    if (this.local || this._holdTimer) return;
-    this._holdTimer = setTimeout(() => this._releaseHold(), MEDIA_HOLD_MS);
-  }
-
-  /** Hold the page's renders of a call we accept (or join) until our offer is out, at most
-   * MEDIA_HOLD_MS. Why: the accept's first render is the console's biggest (the call's
-   * window, its tiles and controls, the conversation's layout around them) and it ran as
-   * the connection's offer was being made: on a slow CPU (benchmarks/call_setup.py
-   * --cpu-quota 0.4) the agent's createOffer took 83 ms against 12 in a bare page, behind
-   * 50–80 ms long tasks, and its offer went out at 189 ms after the tap; held, at 139 ms
-   * (docs/performance.md, "Call set-up"). The offer needs no camera (empty transceivers,
-   * _build), so the hold is one description's making: ~20 ms on a fast machine. Unlike a
-   * hold for the camera, it ends before any remote track can arrive (they come with the
-   * answer to this offer), so the remote picture's first frame never waits for it. */
-  _holdForOffer() {
+  /** Hold the page's renders of a call until ``reason`` is over, at most MEDIA_HOLD_MS; the
+   * call's state changes at once and its signalling goes on, only drawing waits. It ends at
+   * its own event (``_releaseHold(reason)``: a camera's answer does not end a hold for the
+   * offer), at the cap, or at a teardown (``_releaseHold()``).
+   *
+   * - ``"media"`` (a call we ask for): until our camera and microphone are on (or
+   *   refused). The window opens with the self view live instead of being drawn, laid out
+   *   and painted while the camera starts: on a phone's CPU the capture service's start and
+   *   the window's first renders compete, and our camera is what the other side's first
+   *   frame waits for — getUserMedia took ~180 ms in the widget against ~90 ms in a bare
+   *   page, ~120 ms with the renders held. The cap covers a permission prompt or a slow
+   *   camera: the window then opens without them.
+   * - ``"offer"`` (a call we accept or join): until our first offer is out. The accept's
+   *   render is the console's biggest (the call's window, its tiles and controls, the
+   *   conversation's layout around them) and it ran as the offer was being made: under
+   *   --cpu-quota 0.4 the agent's createOffer took 83 ms against 12 in a bare page and its
+   *   offer went out 189 ms after the tap; held, 139 ms. The offer needs no camera (empty
+   *   transceivers, _build): ~20 ms on a fast machine; the cap covers a slow accept round
+   *   trip. An accepter is never held for its camera: its window shows the caller, whose
+   *   media already flow (early media), and that hold (tried) held the remote picture's
+   *   first frame too; the remote tracks come only with the answer to this offer.
+   *
+   * (benchmarks/call_setup.py --trace, docs/performance.md "Call set-up".) */
+  _hold(reason) {
     if (this._holdTimer) return;
+    this._holdFor = reason;
     this._holdTimer = setTimeout(() => this._releaseHold(), MEDIA_HOLD_MS);
   }
 
-  _releaseHold() {
-    if (!this._holdTimer) return;
+  /** End the hold: the held render is scheduled now. With a ``reason``, only a hold for it. */
+  _releaseHold(reason = null) {
+    if (!this._holdTimer || (reason && reason !== this._holdFor)) return;
     clearTimeout(this._holdTimer);
     this._holdTimer = null;
+    this._holdFor = null;
     if (this._renderPending) {
       this._renderPending = false; // the held render: scheduled again, now
       this._changed();
@@ -583,10 +582,10 @@ const RENDER_FALLBACK_MS = 100;
  * SpeakingMeter.notBefore). */
 const METER_DELAY_MS = 500;
 
-/** The longest a starting call's window waits for the camera and microphone
- * (CallManager._holdForMedia), or an accepted one for its offer (_holdForOffer): Chromium's fake camera started in 90–250 ms from cold on the
- * benchmark's machine; a permission prompt takes longer, and the window then opens
- * without them. */
+/** The longest a starting call's window is held (CallManager._hold): for the camera,
+ * Chromium's fake camera started in 90–250 ms from cold on the benchmark's machine and a
+ * permission prompt takes longer (the window then opens without them); for an accepter's
+ * offer, ~20 ms on a fast machine and 100–150 ms under --cpu-quota 0.4. */
 const MEDIA_HOLD_MS = 400;
 
 function pad(n) {

@@ -699,7 +699,7 @@ function renderCall() {
 }
 
 async function startCall(video) {
-  // at once, before the call's window (held until the camera is on, CallManager._holdForMedia):
+  // at once, before the call's window (held until the camera is on, CallManager._hold):
   // the tap shows and cannot start a second call; renderState keeps them so while in the call
   ui.video.disabled = ui.voice.disabled = true;
   try {
