@@ -75,9 +75,6 @@ class Call:
     deadline: float | None = None
     ended_at: float | None = None
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
-    # per user, what its last call.state said (service.py's _announce): a connection's
-    # state changes that show nothing new are not announced again
-    announced: dict[str, str] = field(default_factory=dict)
 
     @property
     def live(self) -> bool:

@@ -29,7 +29,6 @@ Conversations are read, and missed rings reported, only through the
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import OrderedDict
@@ -74,14 +73,6 @@ if TYPE_CHECKING:
     from ..config import Config
 
 log = logging.getLogger(__name__)
-
-
-def _said(ev: CallStateEvent) -> str:
-    """What a ``call.state`` tells its recipient, to compare with the last one: the wire
-    form, with TURN credentials (minted anew each time) reduced to whether there are any."""
-    wire = ev.to_wire()
-    wire["ice_servers"] = bool(wire.get("ice_servers"))
-    return json.dumps(wire, sort_keys=True, default=str)
 
 
 def _forwarded(req: Request) -> bool:
@@ -203,23 +194,12 @@ class MediaService:
         return ev
 
     async def _announce(self, call: Call, req: Request | None = None,
-                        extra: Sequence[str] = (), changes_only: bool = False) -> None:
-        """``call.state`` to everyone concerned; the requester's copy is its reply.
-
-        ``changes_only``: not to a user whose last ``call.state`` said the same. A call's
-        set-up moves each connection through new → connecting → connected, and an answer
-        settles the offerer's negotiation; most of those steps change nothing a participant
-        sees, and each repeat cost the gateway a serialisation per socket and every page a
-        message to handle while its camera and first frames compete for the same CPU (a
-        1:1 set-up sent 13 ``call.state``, 6 of them distinct: docs/performance.md)."""
+                        extra: Sequence[str] = ()) -> None:
+        """``call.state`` to everyone concerned; the requester's copy is its reply."""
         users = call.audience(self._members(call))
         users += [u for u in extra if u not in users]
         for user in users:
             ev = self._state_for(call, user)
-            said = _said(ev)
-            if changes_only and req is None and call.announced.get(user) == said:
-                continue
-            call.announced[user] = said
             if req is not None and user == req.user:
                 req.reply(ev)
                 await self.hub.send_to_user(user, ev, exclude_session=req.session.id)
@@ -453,7 +433,7 @@ class MediaService:
                 if o is None or (o.peer is not None and o.peer.negotiated):
                     x.settle(owner)
             self._spawn(x.renegotiate())
-        await self._announce(call, changes_only=True)
+        await self._announce(call)
 
     @staticmethod
     def _forwardable(call: Call, p: Participant, key: SourceKey) -> bool:
@@ -486,7 +466,7 @@ class MediaService:
             call.state = "active"
             call.started_at = time.time()
             self.setup_traces.active(call.id)
-        await self._announce(call, changes_only=True)
+        await self._announce(call)
 
     async def on_answer(self, req: Request[RtcAnswer]):
         msg: RtcAnswer = req.msg
@@ -613,11 +593,6 @@ class MediaService:
         self._came_back(session.user)
 
     def _came_back(self, user: str) -> None:
-        # a new socket (a reload, a second tab) has not heard the last call.state: the next
-        # one goes to it whatever it says — participant, invited host or member (a call on
-        # another node hears of it over the bus, after the socket's own node)
-        for call in self.calls.all():
-            call.announced.pop(user, None)
         for call in self.calls.with_participant(user):
             p = call.participants[user]
             if not p.dropped:

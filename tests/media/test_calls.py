@@ -4,9 +4,8 @@ decodes the *other* participants' colours and receives their audio; hangup clean
 from __future__ import annotations
 
 import asyncio
-import json
 
-from tests.media.conftest import escalated, one_to_one, ring
+from tests.media.conftest import escalated, ring
 from tests.media.rtc_client import BLUE, GREEN, RED, RtcClient
 
 
@@ -80,31 +79,3 @@ async def test_one_to_one_then_host_joins_then_hangup(gw):
     finally:
         for c in (vc, ac, hc):
             await c.close()
-
-
-def _said(frame: dict) -> str:
-    """A call.state as its recipient reads it: without its sequence number and request id,
-    TURN credentials (minted anew each time) reduced to whether there are any."""
-    f = {k: v for k, v in frame.items() if k not in ("seq", "id")}
-    f["ice_servers"] = bool(f.get("ice_servers"))
-    return json.dumps(f, sort_keys=True)
-
-
-async def test_call_set_up_announces_no_call_state_twice(gw):
-    """Every ``call.state`` a participant gets through a call's set-up says something new:
-    the connections' steps that change nothing shown are not announced (each repeat is a
-    message every page handles while its camera starts; docs/performance.md)."""
-    async with one_to_one(gw) as c:
-        await c.v.event("call.state", call=c.call, state="active")
-        await c.a.event("call.state", call=c.call, state="active")
-        await asyncio.sleep(0.3)  # whatever else the set-up announces
-        for who in (c.v, c.a):
-            said = [_said(f) for f in who.frames
-                    if f.get("type") == "call.state" and f.get("call") == c.call]
-            assert len(said) >= 3, said  # ringing (or incoming) … connecting … active
-            repeats = [b for a, b in zip(said, said[1:], strict=False) if a == b]
-            assert not repeats, repeats
-            # and nothing was left out: the last one says what is so
-            last = json.loads(said[-1])
-            assert last["state"] == "active", last
-            assert {p["status"] for p in last["participants"]} == {"connected"}, last
