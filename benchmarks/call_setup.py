@@ -378,8 +378,7 @@ class Devices:
 
         if self.pinned:
             os.sched_setaffinity(0, cpus)
-        if self.quota is not None:
-            self.quota.enter("-".join(map(str, sorted(cpus))), len(cpus))
+        self._enter_quota(cpus)
         pw = await async_playwright().start()
         self._pws.append(pw)
         return await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
@@ -394,8 +393,12 @@ class Devices:
         # others' CPU group)
         if self.pinned:
             os.sched_setaffinity(0, self.other_cpus)
+        self._enter_quota(self.other_cpus)
+
+    def _enter_quota(self, cpus: set[int]) -> None:
+        """This process (and what it starts next) into the quota group of ``cpus``."""
         if self.quota is not None:
-            self.quota.enter("-".join(map(str, sorted(self.other_cpus))), len(self.other_cpus))
+            self.quota.enter("-".join(map(str, sorted(cpus))), len(cpus))
 
     def browsers(self) -> list:
         return [self.viewer] if self.viewer is self.agent else [self.viewer, self.agent]
@@ -431,9 +434,7 @@ class GatewayPath:
 
     def __init__(self, devices: Devices, timeout: float, trace: bool,
                  diag: Diagnostics = Diagnostics()) -> None:
-        self.devices, self.timeout, self.trace = devices, timeout, trace
-        self.cpu_throttle = diag.cpu_throttle
-        self.css = diag.page_css
+        self.devices, self.timeout, self.trace, self.diag = devices, timeout, trace, diag
         self.account = CpuAccount(diag.cpu_account)
         self.gw = GatewayProcess(traced=trace, name="call-setup")
         if diag.gateway_nice:
@@ -442,18 +443,18 @@ class GatewayPath:
 
     async def open(self) -> None:
         await self.gw.ready()
-        self.actx = await media_context(self.devices.agent, DESKTOP, self.trace, self.css)
+        self.actx = await media_context(self.devices.agent, DESKTOP, self.trace, self.diag.page_css)
         self.agent = await self.actx.new_page()
-        await throttle(self.agent, self.cpu_throttle)
+        await throttle(self.agent, self.diag.cpu_throttle)
         await self.agent.goto(f"{self.gw.url}/agent?user=bench-agent&name=Bench")
         await self.agent.wait_for_selector('[data-testid="conn-state"][data-state="online"]')
         await auto_accept(self.agent)
 
     async def call(self, i: int, camera: Camera) -> Outcome:
         agent = self.agent
-        vctx = await media_context(self.devices.viewer, PHONE, self.trace, self.css)
+        vctx = await media_context(self.devices.viewer, PHONE, self.trace, self.diag.page_css)
         viewer = await vctx.new_page()
-        await throttle(viewer, self.cpu_throttle)
+        await throttle(viewer, self.diag.cpu_throttle)
         try:
             await escalate(viewer, f"{self.gw.url}/?user=bench-viewer-{i}")
             # the previous call's marks stay until the agent accepts: never read those
@@ -509,10 +510,7 @@ class DirectPath:
 
     def __init__(self, devices: Devices, timeout: float, trace: bool,
                  diag: Diagnostics = Diagnostics()) -> None:
-        self.devices, self.timeout, self.trace = devices, timeout, trace
-        self.cpu_throttle = diag.cpu_throttle
-        self.css = diag.page_css
-        self.floor = diag.floor
+        self.devices, self.timeout, self.trace, self.diag = devices, timeout, trace, diag
         self.account = CpuAccount(diag.cpu_account)
         self.runner = self.url = None
 
@@ -520,14 +518,14 @@ class DirectPath:
         self.runner, self.url = await start_relay()
 
     async def call(self, i: int, camera: Camera) -> Outcome:
-        actx = await media_context(self.devices.agent, DESKTOP, self.trace, self.css)
-        vctx = await media_context(self.devices.viewer, PHONE, self.trace, self.css)
+        actx = await media_context(self.devices.agent, DESKTOP, self.trace, self.diag.page_css)
+        vctx = await media_context(self.devices.viewer, PHONE, self.trace, self.diag.page_css)
         agent, viewer = await actx.new_page(), await vctx.new_page()
-        await throttle(agent, self.cpu_throttle)
-        await throttle(viewer, self.cpu_throttle)
+        await throttle(agent, self.diag.cpu_throttle)
+        await throttle(viewer, self.diag.cpu_throttle)
         try:
-            await agent.goto(f"{self.url}/p2p?role=agent&floor={self.floor}")
-            await viewer.goto(f"{self.url}/p2p?role=viewer&floor={self.floor}")
+            await agent.goto(f"{self.url}/p2p?role=agent&floor={self.diag.floor}")
+            await viewer.goto(f"{self.url}/p2p?role=viewer&floor={self.diag.floor}")
             await agent.evaluate("window.ready")
             await viewer.evaluate("window.ready")
             await camera.before_tap()
@@ -581,8 +579,8 @@ async def run_interleaved(devices: Devices, runs: int, timeout: float, trace: bo
     finally:
         for p in paths:
             await p.close()
-    for p in paths:
-        if diag.cpu_account:
+    if diag.cpu_account:
+        for p in paths:
             res[p.name]["cpu_ms_per_call"] = p.account.table()
     return res
 

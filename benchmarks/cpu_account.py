@@ -10,7 +10,8 @@ browsers' processes, the gateway, Playwright's drivers — and names each by wha
 "devices"), so two snapshots around a call say which device's which process used how much.
 
 With ``threads``, each process kind is split by its threads' names (``/proc/.../comm``,
-digits dropped: ``renderer/CrRendererMain``, ``renderer/WebRTC_Worker``…): a renderer's
+digits dropped: ``renderer/chromium`` — a process's main thread carries the program's
+name —, ``renderer/Compositor``, ``renderer/WebRTC_W_and_N``…): a renderer's
 time is its page's main thread, its compositor and WebRTC's encoder and network threads, and
 only the split says which one a page change moved.
 

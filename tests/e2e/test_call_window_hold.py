@@ -9,8 +9,8 @@ METER_DELAY_MS (500 ms) after the window shows, since a page's first AudioContex
 main thread just as the first frame goes out. The camera is slowed (a delay around the real
 ``getUserMedia``) so that a window drawn before it would be seen without it. The accepter
 (the agent's console) holds its window until its first ``rtc.offer`` is sent
-(``CallManager._hold("offer")``; the camera's answer does not end it): the console's biggest render no longer runs while the
-offer is made.
+(``CallManager._hold("offer")``; the camera's answer does not end it): the console's
+biggest render no longer runs while the offer is made.
 """
 
 from __future__ import annotations

@@ -55,6 +55,8 @@ export class CallManager {
     this.marks = {}; // timing marks for benchmarks (now())
     this.trackOwners = new Map(); // mid → user (rtc.offer/answer "tracks" extension)
     this._negotiated = false;
+    this._holdTimer = null; // a held render's cap (_hold)
+    this._holdFor = null; // what it waits for: "media" | "offer"
     // the call's recording (call.recording / call.state recording): null, or {state:
     // "requested"|"recording", by, startedAt}; every page shows the indicator from it
     this.recording = null;
